@@ -1,0 +1,138 @@
+"""FastAPI dependencies: the request's unit of work and the acting user."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from directory import audit
+from directory.errors import DomainError
+from directory.models import Actor, Purpose, Role
+
+log = logging.getLogger("childindex.api")
+DEV_ACTOR_HEADER = "X-Dev-Actor"
+PURPOSE_HEADER = "X-Purpose-Of-Use"
+
+
+def get_engine(request: Request) -> Engine:
+    """The database engine wired by create_app."""
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def _target(request: Request) -> tuple[str | None, str | None]:
+    params = request.path_params
+    if "child_id" in params:
+        return "child", str(params["child_id"])
+    for key in ("caf_id", "tac_id", "involvement_id", "consent_id"):
+        if key in params:
+            return key.removesuffix("_id"), str(params[key])
+    return None, None
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: commit on success, roll back and audit the refusal on error."""
+    engine = get_engine(request)
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except DomainError as exc:
+        session.rollback()
+        actor: Actor | None = getattr(request.state, "actor", None)
+        if actor is not None:
+            route = request.scope.get("route")
+            target_type, target_id = _target(request)
+            audit.append_alone(
+                engine, actor=actor, action=f"refused.{getattr(route, 'name', 'request')}",
+                outcome="refused", target_type=target_type,
+                target_id=target_id,
+                detail={"error": exc.code},
+            )
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+_DEV_FIELD = re.compile(r"^[A-Za-z0-9_.@:\- ]{1,200}$")
+
+
+def parse_dev_actor(header: str, purpose: str | None, request_id: str | None) -> Actor:
+    """Read 'subject=alice; role=practitioner; org=X; practitioner=<uuid>' from the dev header."""
+    fields: dict[str, Any] = {}
+    for part in header.split(";"):
+        if not part.strip():
+            continue
+        key, _, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not _DEV_FIELD.match(value):
+            raise HTTPException(400, f"{DEV_ACTOR_HEADER}: the value of '{key}' is not acceptable")
+        fields[key] = value
+    if "subject" not in fields or "role" not in fields:
+        raise HTTPException(400, f"{DEV_ACTOR_HEADER} needs at least subject=... and role=...")
+    try:
+        role = Role(fields["role"])
+    except ValueError:
+        raise HTTPException(
+            400, f"{DEV_ACTOR_HEADER}: unknown role; use one of {', '.join(r.value for r in Role)}"
+        ) from None
+    practitioner_id = None
+    if "practitioner" in fields:
+        try:
+            practitioner_id = uuid.UUID(fields["practitioner"])
+        except ValueError:
+            raise HTTPException(400, f"{DEV_ACTOR_HEADER}: practitioner must be a uuid") from None
+    return Actor(
+        subject=fields["subject"], role=role, organisation=fields.get("org"),
+        display_name=fields.get("name"), client_id="dev-header", purpose=parse_purpose(purpose),
+        request_id=request_id, practitioner_id=practitioner_id,
+        shield_override_reason=fields.get("override"),
+    )
+
+
+def parse_purpose(value: str | None) -> Purpose | None:
+    """A purpose of use from its code, or a 400 listing the codes."""
+    if value is None or value == "":
+        return None
+    try:
+        return Purpose(value)
+    except ValueError:
+        raise HTTPException(
+            400, f"Unknown purpose of use; use one of {', '.join(p.value for p in Purpose)}"
+        ) from None
+
+
+def current_actor(request: Request) -> Actor:
+    """Who is acting. Until OAuth lands, the development-only header; refused otherwise."""
+    resolver = getattr(request.app.state, "actor_resolver", None)
+    if resolver is not None:
+        actor: Actor = resolver(request)
+    else:
+        header = request.headers.get(DEV_ACTOR_HEADER)
+        if not request.app.state.settings.environment == "development":
+            raise HTTPException(
+                401, "Sign-in is required: the development actor header is refused outside "
+                "development mode.", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if header is None:
+            raise HTTPException(
+                401, f"Say who you are: send the {DEV_ACTOR_HEADER} header (development mode).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        actor = parse_dev_actor(header, request.headers.get(PURPOSE_HEADER), request.state.request_id)
+    request.state.actor = actor
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]

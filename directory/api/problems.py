@@ -1,0 +1,119 @@
+"""RFC 9457 problem+json for every error the app API returns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from directory.errors import (
+    CafAlreadyOpen,
+    Conflict,
+    ConsentRequired,
+    DomainError,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    RuleBroken,
+)
+
+log = logging.getLogger("childindex.api")
+PROBLEM = "application/problem+json"
+TYPE_BASE = "https://childindex.example/problems/"
+
+_STATUS: list[tuple[type[DomainError], int]] = [
+    (NotFound, 404),
+    (CafAlreadyOpen, 409),
+    (Conflict, 409),
+    (NotAllowed, 403),
+    (ConsentRequired, 422),
+    (RuleBroken, 422),
+    (InvalidInput, 422),
+]
+
+
+def status_for(error: DomainError) -> int:
+    """The HTTP status a domain error maps to."""
+    for kind, status in _STATUS:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def problem(status: int, title: str, detail: str, *, code: str, request: Request, **extra: Any) -> JSONResponse:
+    """Build a problem+json response."""
+    body = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": getattr(request.state, "request_id", None),
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "request"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into problem+json."""
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        return problem(status_for(exc), exc.title, exc.message, code=exc.code, request=request, **exc.data)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _where(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem(422, "The details given are not valid", summary, code="invalid-input",
+                       request=request, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "The request was refused."
+        code = {401: "unauthenticated", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
+                429: "too-many-requests"}.get(exc.status_code, "http-error")
+        response = problem(exc.status_code, detail, detail, code=code, request=request)
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error in request %s", getattr(request.state, "request_id", "-"))
+        return problem(500, "Something went wrong on our side",
+                       "The change was not saved. Try again; if it keeps happening tell the service desk "
+                       "and quote the instance id.", code="internal-error", request=request)
+
+
+def install_database_handlers(app: FastAPI) -> None:
+    """A database rule that the domain did not catch first is still a clear 409, not a 500."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        log.warning("integrity rule refused a write in request %s", getattr(request.state, "request_id", "-"))
+        return problem(409, "This conflicts with the record as it stands",
+                       "The directory refused the change because it breaks one of its rules "
+                       "(for example a second open CAF, a duplicate identifier, or a TAC too small "
+                       "to convene). Reload the record and try again.",
+                       code="conflict", request=request)
+
+    @app.exception_handler(OperationalError)
+    async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable or busy in request %s", getattr(request.state, "request_id", "-"))
+        response = problem(503, "The directory is busy", "Nothing was changed. Try again in a moment.",
+                           code="busy", request=request)
+        response.headers["Retry-After"] = "2"
+        return response

@@ -1,0 +1,54 @@
+"""create_app(): the one place that wires settings, storage, auth, search, interop, api and web."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy.engine import Engine
+
+from directory.api import problems
+from directory.api.routes import router as api_router
+from directory.db import make_engine
+from directory.settings import Settings
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9\-]{8,64}$")
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the ASGI app for the given settings (and, in tests, an existing engine)."""
+    settings = settings or Settings()
+    engine = engine or make_engine(settings.database_url)
+    app = FastAPI(
+        title="childindex",
+        version="0.1.0",
+        summary="Who is already working with this child, is a CAF open, who is the Lead Professional?",
+        description="The practitioner's API. Every read and change is audited; errors are RFC 9457 "
+        "problem+json.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    problems.install(app)
+    problems.install_database_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        given = request.headers.get("X-Request-ID", "")
+        request.state.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    app.include_router(api_router)
+    logging.getLogger("childindex").setLevel(settings.log_level.upper())
+    return app

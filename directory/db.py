@@ -1,0 +1,130 @@
+"""Engines and sessions for SQLite (embedded default) and PostgreSQL, and the database-side rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
+
+from directory import models  # noqa: F401  (registers the tables)
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
+    """Create an engine; SQLite gets WAL, FULL sync, foreign keys and BEGIN IMMEDIATE."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+        )
+        _tune_sqlite(engine)
+        return engine
+    return sa.create_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy (not the driver) issue BEGIN, so we can make it IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL, not NORMAL: the audit log lives here and must survive power loss.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers queue for the lock up front instead of failing on upgrade from a read.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(engine_or_session: Engine | Session) -> bool:
+    """True when the database is PostgreSQL."""
+    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    return bind.dialect.name == "postgresql"
+
+
+@contextmanager
+def unit_of_work(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit when the block succeeds, roll back when it raises."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+# The rules the database enforces itself, beyond keys, checks and partial unique indexes.
+SQLITE_RULES = [
+    """CREATE TRIGGER IF NOT EXISTS audit_event_no_update BEFORE UPDATE ON audit_event
+       BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_event_no_delete BEFORE DELETE ON audit_event
+       BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS tac_convened_needs_three BEFORE UPDATE OF status ON tac
+       WHEN NEW.status = 'convened' AND (SELECT count(*) FROM tac_member
+            WHERE tac_id = NEW.id AND left_at IS NULL) < 3
+       BEGIN SELECT RAISE(ABORT, 'a TAC needs more than two practitioners to be convened'); END""",
+    """CREATE TRIGGER IF NOT EXISTS tac_member_leave_keeps_three BEFORE UPDATE OF left_at
+       ON tac_member
+       WHEN NEW.left_at IS NOT NULL AND OLD.left_at IS NULL
+            AND (SELECT status FROM tac WHERE id = NEW.tac_id) = 'convened'
+            AND (SELECT count(*) FROM tac_member WHERE tac_id = NEW.tac_id
+                 AND left_at IS NULL) <= 3
+       BEGIN SELECT RAISE(ABORT, 'a convened TAC needs more than two practitioners'); END""",
+]
+
+POSTGRES_RULES = [
+    """CREATE OR REPLACE FUNCTION childindex_append_only() RETURNS trigger AS $$
+       BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
+    """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
+       FOR EACH ROW EXECUTE FUNCTION childindex_append_only()""",
+    """CREATE OR REPLACE FUNCTION childindex_tac_convene_check() RETURNS trigger AS $$
+       BEGIN
+         IF NEW.status = 'convened' AND (SELECT count(*) FROM tac_member
+             WHERE tac_id = NEW.id AND left_at IS NULL) < 3 THEN
+           RAISE EXCEPTION 'a TAC needs more than two practitioners to be convened';
+         END IF;
+         RETURN NEW;
+       END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS tac_convened_needs_three ON tac",
+    """CREATE TRIGGER tac_convened_needs_three BEFORE UPDATE OF status ON tac
+       FOR EACH ROW EXECUTE FUNCTION childindex_tac_convene_check()""",
+    """CREATE OR REPLACE FUNCTION childindex_tac_member_leave_check() RETURNS trigger AS $$
+       BEGIN
+         IF NEW.left_at IS NOT NULL AND OLD.left_at IS NULL
+            AND (SELECT status FROM tac WHERE id = NEW.tac_id) = 'convened'
+            AND (SELECT count(*) FROM tac_member WHERE tac_id = NEW.tac_id
+                 AND left_at IS NULL) <= 3 THEN
+           RAISE EXCEPTION 'a convened TAC needs more than two practitioners';
+         END IF;
+         RETURN NEW;
+       END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS tac_member_leave_keeps_three ON tac_member",
+    """CREATE TRIGGER tac_member_leave_keeps_three BEFORE UPDATE OF left_at ON tac_member
+       FOR EACH ROW EXECUTE FUNCTION childindex_tac_member_leave_check()""",
+]
+
+
+def install_rules(conn: sa.Connection) -> None:
+    """Create the triggers that make the database refuse what the domain refuses."""
+    rules = POSTGRES_RULES if conn.dialect.name == "postgresql" else SQLITE_RULES
+    for ddl in rules:
+        conn.exec_driver_sql(ddl)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every table and rule directly (tests and throwaway databases; prefer migrate)."""
+    SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        install_rules(conn)

@@ -1,0 +1,255 @@
+"""Every query the domain runs lives here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy.exc import NoResultFound
+from sqlmodel import Session, col, select
+
+from directory.identifiers import postcode_district, postcode_sector
+from directory.models import (
+    OPEN_CAF_STATUSES,
+    Assessment,
+    Child,
+    ChildAddress,
+    ChildIdentifier,
+    ChildName,
+    Consent,
+    Involvement,
+    LeadProfessionalAssignment,
+    Locality,
+    LocalityArea,
+    Organisation,
+    Practitioner,
+    RelatedPerson,
+    Service,
+    Tac,
+    TacMember,
+)
+
+_OPEN = [s.value for s in OPEN_CAF_STATUSES]
+
+
+def get(session: Session, model: type, id_: uuid.UUID, *, for_update: bool = False):  # type: ignore[no-untyped-def]
+    """Load one row by primary key, optionally locking it for the rest of the transaction."""
+    stmt = select(model).where(model.id == id_)  # type: ignore[attr-defined]
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.exec(stmt).first()
+
+
+def child_names(session: Session, child_id: uuid.UUID) -> Sequence[ChildName]:
+    """Current names first, then previous names and aliases."""
+    order = {"official": 0, "usual": 1, "alias": 2, "previous": 3}
+    rows = session.exec(select(ChildName).where(ChildName.child_id == child_id)).all()
+    return sorted(rows, key=lambda n: (order.get(n.use, 9), n.until or date.max))
+
+
+def child_identifiers(session: Session, child_id: uuid.UUID) -> Sequence[ChildIdentifier]:
+    """All identifiers of a child."""
+    return session.exec(
+        select(ChildIdentifier).where(ChildIdentifier.child_id == child_id).order_by(
+            col(ChildIdentifier.system)
+        )
+    ).all()
+
+
+def child_by_identifier(session: Session, system: str, value: str) -> Child | None:
+    """The child holding an identifier, if any."""
+    return session.exec(
+        select(Child)
+        .join(ChildIdentifier, col(ChildIdentifier.child_id) == col(Child.id))
+        .where(ChildIdentifier.system == system, ChildIdentifier.value == value)
+    ).first()
+
+
+def identifier_owner(session: Session, system: str, value: str) -> uuid.UUID | None:
+    """The id of the child that already holds an identifier."""
+    return session.exec(
+        select(ChildIdentifier.child_id).where(
+            ChildIdentifier.system == system, ChildIdentifier.value == value
+        )
+    ).first()
+
+
+def current_address(session: Session, child_id: uuid.UUID) -> ChildAddress | None:
+    """The address with no end date."""
+    return session.exec(
+        select(ChildAddress).where(
+            ChildAddress.child_id == child_id, col(ChildAddress.until).is_(None)
+        )
+    ).first()
+
+
+def related_people(session: Session, child_id: uuid.UUID) -> Sequence[RelatedPerson]:
+    """Parents and carers of a child."""
+    return session.exec(
+        select(RelatedPerson).where(RelatedPerson.child_id == child_id).order_by(
+            col(RelatedPerson.parental_responsibility).desc(), col(RelatedPerson.name)
+        )
+    ).all()
+
+
+def locality_for_postcode(session: Session, postcode: str) -> Locality | None:
+    """The locality of a postcode: by its sector first, then by its district."""
+    for area in (postcode_sector(postcode), postcode_district(postcode)):
+        locality = session.exec(
+            select(Locality)
+            .join(LocalityArea, col(LocalityArea.locality_id) == col(Locality.id))
+            .where(LocalityArea.area == area)
+        ).first()
+        if locality is not None:
+            return locality
+    return None
+
+
+def open_caf(session: Session, child_id: uuid.UUID, *, for_update: bool = False) -> Assessment | None:
+    """The child's open CAF (signalled, in progress, or completed and not closed)."""
+    stmt = select(Assessment).where(
+        Assessment.child_id == child_id, col(Assessment.status).in_(_OPEN)
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.exec(stmt).first()
+
+
+def latest_caf(session: Session, child_id: uuid.UUID) -> Assessment | None:
+    """The most recent CAF of a child, open or not."""
+    return session.exec(
+        select(Assessment)
+        .where(Assessment.child_id == child_id)
+        .order_by(col(Assessment.signalled_at).desc())
+    ).first()
+
+
+def current_lead(session: Session, child_id: uuid.UUID) -> LeadProfessionalAssignment | None:
+    """The child's current Lead Professional assignment."""
+    return session.exec(
+        select(LeadProfessionalAssignment).where(
+            LeadProfessionalAssignment.child_id == child_id,
+            col(LeadProfessionalAssignment.ended_at).is_(None),
+        )
+    ).first()
+
+
+def lead_history(session: Session, assessment_id: uuid.UUID) -> Sequence[LeadProfessionalAssignment]:
+    """Every Lead Professional spell of one CAF, oldest first."""
+    return session.exec(
+        select(LeadProfessionalAssignment)
+        .where(LeadProfessionalAssignment.assessment_id == assessment_id)
+        .order_by(col(LeadProfessionalAssignment.started_at))
+    ).all()
+
+
+def tac_for_caf(session: Session, assessment_id: uuid.UUID, *, for_update: bool = False) -> Tac | None:
+    """The TAC formed from a CAF."""
+    stmt = select(Tac).where(Tac.assessment_id == assessment_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.exec(stmt).first()
+
+
+def tac_members(session: Session, tac_id: uuid.UUID) -> Sequence[TacMember]:
+    """Current members of a TAC."""
+    return session.exec(
+        select(TacMember).where(TacMember.tac_id == tac_id, col(TacMember.left_at).is_(None))
+    ).all()
+
+
+def involvements_with_service(
+    session: Session, child_id: uuid.UUID, *, include_ended: bool = False
+) -> Sequence[tuple[Involvement, Service, Organisation, Practitioner | None, Consent | None]]:
+    """A child's involvements with their service, organisation, practitioner and consent."""
+    stmt = (
+        select(Involvement, Service, Organisation, Practitioner, Consent)
+        .join(Service, col(Service.id) == col(Involvement.service_id))
+        .join(Organisation, col(Organisation.id) == col(Service.organisation_id))
+        .outerjoin(Practitioner, col(Practitioner.id) == col(Involvement.practitioner_id))
+        .outerjoin(Consent, col(Consent.id) == col(Involvement.consent_id))
+        .where(Involvement.child_id == child_id)
+        .order_by(col(Service.level_of_need).desc(), col(Involvement.start_date))
+    )
+    if not include_ended:
+        stmt = stmt.where(Involvement.status == "active")
+    return session.exec(stmt).all()  # type: ignore[return-value]
+
+
+def active_involvement(
+    session: Session, child_id: uuid.UUID, service_id: uuid.UUID
+) -> Involvement | None:
+    """A child's active involvement with one service."""
+    return session.exec(
+        select(Involvement).where(
+            Involvement.child_id == child_id,
+            Involvement.service_id == service_id,
+            Involvement.status == "active",
+        )
+    ).first()
+
+
+def consents(session: Session, child_id: uuid.UUID) -> Sequence[Consent]:
+    """All consents of a child, newest first."""
+    return session.exec(
+        select(Consent).where(Consent.child_id == child_id).order_by(col(Consent.given_at).desc())
+    ).all()
+
+
+def practitioner_contact(
+    session: Session, practitioner_id: uuid.UUID
+) -> tuple[Practitioner, Organisation]:
+    """A practitioner and their organisation."""
+    row = session.exec(
+        select(Practitioner, Organisation)
+        .join(Organisation, col(Organisation.id) == col(Practitioner.organisation_id))
+        .where(Practitioner.id == practitioner_id)
+    ).first()
+    if row is None:
+        raise NoResultFound(str(practitioner_id))
+    return row
+
+
+def expired_signals(session: Session, now: datetime) -> Sequence[Assessment]:
+    """Signals of intent whose time ran out without a start."""
+    return session.exec(
+        select(Assessment).where(
+            Assessment.status == "signalled", col(Assessment.signal_expires_at) <= now
+        )
+    ).all()
+
+
+def aged_out_children(session: Session, born_on_or_before: date, limit: int) -> Sequence[Child]:
+    """Active children born on or before a date (i.e. past their 19th year)."""
+    return session.exec(
+        select(Child)
+        .where(Child.status == "active", col(Child.date_of_birth) <= born_on_or_before)
+        .limit(limit)
+    ).all()
+
+
+def services(session: Session, *, service_type: str | None = None) -> Sequence[Service]:
+    """The service catalogue."""
+    stmt = select(Service).order_by(col(Service.name))
+    if service_type:
+        stmt = stmt.where(Service.service_type == service_type)
+    return session.exec(stmt).all()
+
+
+def practitioners(session: Session, *, organisation_id: uuid.UUID | None = None) -> Sequence[Practitioner]:
+    """Practitioners, optionally of one organisation."""
+    stmt = select(Practitioner).where(Practitioner.active == True).order_by(col(Practitioner.name))  # noqa: E712
+    if organisation_id:
+        stmt = stmt.where(Practitioner.organisation_id == organisation_id)
+    return session.exec(stmt).all()
+
+
+def practitioner_by_subject(session: Session, subject: str) -> Practitioner | None:
+    """The practitioner a sign-in subject belongs to."""
+    return session.exec(select(Practitioner).where(Practitioner.subject == subject)).first()
+
+
+def localities(session: Session) -> Sequence[Locality]:
+    """All localities."""
+    return session.exec(select(Locality).order_by(col(Locality.name))).all()
