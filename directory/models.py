@@ -266,7 +266,8 @@ class Child(SQLModel, table=True):
     date_of_birth: date | None = Field(default=None, index=True)
     expected_delivery_date: date | None = None
     sex: str = Field(default=Sex.UNKNOWN.value, max_length=8)
-    mother_id: uuid.UUID | None = Field(default=None, foreign_key="related_person.id")
+    # No foreign key: related_person already points at child; the domain checks this link.
+    mother_id: uuid.UUID | None = Field(default=None)
     locality_id: uuid.UUID | None = Field(default=None, foreign_key="locality.id", index=True)
     school_id: uuid.UUID | None = Field(default=None, foreign_key="organisation.id")
     gp_practice_id: uuid.UUID | None = Field(default=None, foreign_key="organisation.id")

@@ -1,0 +1,91 @@
+"""The `childindex` command: serve, demo, seed, import, migrate, audit verify and upkeep."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from directory import audit, service
+from directory.db import make_engine, unit_of_work
+from directory.migrations import upgrade
+from directory.models import Actor, Purpose, Role, utcnow
+from directory.settings import Settings
+
+app = typer.Typer(help="childindex: who is already working with this child?", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+console = Console()
+
+
+def cli_actor(action_purpose: Purpose = Purpose.ADMINISTRATION) -> Actor:
+    """The operator running a command, as recorded in the audit log."""
+    return Actor(subject=f"cli:{getpass.getuser()}", role=Role.DIRECTORY_ADMIN, client_id="childindex-cli",
+                 purpose=action_purpose)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    settings = Settings()
+    upgrade(make_engine(settings.database_url))
+    console.print("[green]Schema is up to date.[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+) -> None:
+    """Migrate the database and serve the app."""
+    import uvicorn
+
+    from directory.app import create_app
+
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    uvicorn.run(create_app(settings, engine=engine), host=host or settings.host, port=port or settings.port,
+                log_level=settings.log_level, access_log=False)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit chain; exit 1 when any event was edited, removed or inserted."""
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    with unit_of_work(engine) as session:
+        result = audit.verify(session)
+    if result.ok:
+        console.print(f"[green]Audit chain intact:[/green] {result.checked} events verified.")
+        return
+    console.print(f"[red]Audit chain broken[/red] after checking {result.checked} events:")
+    for problem in result.problems:
+        console.print(f"  - {problem}")
+    raise typer.Exit(1)
+
+
+@app.command("expire-signals")
+def expire_signals() -> None:
+    """Expire signals of intent that were never started (run daily)."""
+    engine = make_engine(Settings().database_url)
+    with unit_of_work(engine) as session:
+        count = service.expire_signals(session, actor=cli_actor(), now=utcnow())
+    console.print(f"{count} signal(s) of intent expired.")
+
+
+@app.command("archive-aged-out")
+def archive_aged_out() -> None:
+    """Archive (never delete) records of young people past their 19th year (run daily)."""
+    engine = make_engine(Settings().database_url)
+    with unit_of_work(engine) as session:
+        count = service.archive_aged_out(session, actor=cli_actor(), today=date.today())
+    console.print(f"{count} record(s) archived.")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()

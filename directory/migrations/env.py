@@ -1,0 +1,24 @@
+"""Alembic environment: uses the engine handed over in config.attributes."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlmodel import SQLModel
+
+from directory import models  # noqa: F401
+
+config = context.config
+target_metadata = SQLModel.metadata
+
+
+def run() -> None:
+    engine = config.attributes["engine"]
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata,
+                          render_as_batch=connection.dialect.name == "sqlite")
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+run()
