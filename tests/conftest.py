@@ -1,0 +1,103 @@
+"""Shared fixtures: the same tests run on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
+
+from directory.app import create_app
+from directory.db import make_engine
+from directory.migrations import upgrade
+from directory.settings import Settings
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_URL = os.environ.get("CHILDINDEX_TEST_POSTGRES_URL")
+
+
+def need_service(name: str, env: str) -> None:
+    """Skip when a real service was not started locally; in CI that is a failure."""
+    message = f"{name} is not available: set {env} (the README's test command starts it)"
+    if IN_CI:
+        pytest.fail(message + " - in CI a missing service fails the run")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # closing the last connection checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine]:
+    """A PostgreSQL engine with the schema migrated once for the run."""
+    if not POSTGRES_URL:
+        need_service("PostgreSQL", "CHILDINDEX_TEST_POSTGRES_URL")
+    engine = make_engine(POSTGRES_URL or "", pool_size=20)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _truncate_all(engine: Engine) -> None:
+    names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[Engine]:
+    """A clean database for one test, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(sqlite_template, path)
+        eng = make_engine(f"sqlite:///{path}")
+        yield eng
+        eng.dispose()
+    else:
+        pg: Engine = request.getfixturevalue("postgres_engine")
+        _truncate_all(pg)
+        yield pg
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session whose work the test commits explicitly (or not)."""
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+        s.rollback()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Development settings (the dev actor header is accepted)."""
+    return Settings(environment="development", database_url="sqlite://")
+
+
+@pytest.fixture
+def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
+    """An HTTP client for the app on the test database."""
+    app = create_app(settings, engine=engine)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def count(engine: Engine, table: str) -> int:
+    """Rows in a table."""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
