@@ -1,0 +1,29 @@
+# One command per job; the README and CI call exactly these.
+SHELL := /bin/bash
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+
+.PHONY: install demo serve test lint bench clean
+
+install:  ## Install uv (if missing) and every pinned dependency from uv.lock
+	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --quiet
+
+demo: install  ## Start the service on the embedded default (SQLite) with demo data
+	@$(UV) run childindex demo
+
+serve: install  ## Start the service with the configuration in CHILDINDEX_* variables
+	@$(UV) run childindex serve
+
+test: install  ## Run the whole suite, starting a real PostgreSQL (and Elasticsearch) first
+	@$(UV) run bash tests/services/run-tests.sh
+
+lint: install  ## ruff and the import rules
+	@$(UV) run ruff check directory search auth interop
+	@$(UV) run lint-imports
+
+bench: install  ## Benchmarks at the scales the README reports (long: see README)
+	@$(UV) run bash bench/run.sh
+
+clean:
+	rm -rf var .pytest_cache test-artifacts

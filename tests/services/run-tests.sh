@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Start the real services the suite needs, run pytest, stop them whatever happens.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/../.."
+
+cleanup() { bash "$here/postgres.sh" stop || true; }
+trap cleanup EXIT
+
+echo "Starting PostgreSQL for the PostgreSQL tests..."
+CHILDINDEX_TEST_POSTGRES_URL="$(bash "$here/postgres.sh" start | tail -n 1)"
+export CHILDINDEX_TEST_POSTGRES_URL
+
+set +e
+python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+fi
+exit "$status"
