@@ -1,1 +1,5 @@
-"""OAuth 2.0 authorization and resource server, access grants, purpose of use. May import directory; never imported by the domain core."""
+"""OAuth 2.0 authorization and resource server, access grants, purpose of use.
+
+Import rule: auth may import directory (models, audit, api deps); the domain core never
+imports auth. Only directory/app.py wires it in (auth.wiring.install).
+"""

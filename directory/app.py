@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.engine import Engine
 
+from auth.wiring import install as install_auth
 from directory.api import problems
 from directory.api.routes import router as api_router
 from directory.db import make_engine
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    install_auth(app, settings, engine)
     app.include_router(api_router)
     logging.getLogger("childindex").setLevel(settings.log_level.upper())
     return app

@@ -29,3 +29,44 @@ class Settings(BaseSettings):
     delivery_team_phone: str | None = "01632 960000"
     delivery_team_email: str | None = "earlyhelp@demoshire.example.gov.uk"
     log_level: str = "info"
+
+    # --- auth/: the built-in authorization server and the resource server
+    audience: str | None = Field(
+        default=None, description="The 'aud' access tokens must carry; defaults to the issuer."
+    )
+    access_token_minutes: int = Field(default=10, ge=1, le=60)
+    refresh_token_hours: int = Field(default=12, ge=1, le=24 * 30)
+    signing_alg: Literal["ES256", "RS256"] = "ES256"
+    signing_key_max_age_days: int = Field(
+        default=90, ge=1, description="A signing key older than this is rotated at start-up."
+    )
+    secret_key: str | None = Field(
+        default=None, description="Signs sign-in form CSRF tokens and upstream state; "
+        "random per process when unset (set it when running more than one process)."
+    )
+    training_valid_days: int = Field(
+        default=365, ge=1, description="Information-sharing training older than this is refused."
+    )
+    vetting_valid_days: int = Field(
+        default=3 * 365, ge=1, description="A vetting (DBS) check older than this is refused."
+    )
+    token_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    external_issuer: str | None = Field(
+        default=None, description="Accept access tokens from this issuer too (e.g. the "
+        "authority's Keycloak); its subjects still need a grant here."
+    )
+    external_jwks_url: str | None = None
+    external_audience: str | None = None
+    upstream_oidc_issuer: str | None = Field(
+        default=None, description="Let users sign in through this OpenID Connect provider."
+    )
+    upstream_oidc_client_id: str | None = None
+    upstream_oidc_client_secret: str | None = None
+    upstream_oidc_subject_claim: str = "preferred_username"
+    upstream_oidc_require_mfa: bool = True
+    search_rate_per_minute: int = Field(default=30, ge=1)
+    trawl_window_minutes: int = Field(default=60, ge=1)
+    trawl_distinct_children: int = Field(
+        default=50, ge=2, description="Raise a trawling alert when one subject looks at this "
+        "many distinct children in the window with few repeat looks."
+    )

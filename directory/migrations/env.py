@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+from auth import models as auth_models  # noqa: F401
 from directory import models  # noqa: F401
 
 config = context.config

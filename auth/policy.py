@@ -1,0 +1,108 @@
+"""Route policies: which scopes and roles each route needs. Deny by default.
+
+Every route of the app either has a policy here (by route name), declares one with a
+`RequireScope` dependency, or is explicitly public. tests/auth/test_policy.py walks
+`app.routes` and fails when a route has none, so a new route cannot ship unprotected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from directory.models import Role
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Scopes (any one of them suffices) and roles (any one) a route needs."""
+
+    scopes: frozenset[str]
+    roles: frozenset[Role]
+    rate_limited: bool = False  # per-subject limit and trawling detection (searches, card reads)
+
+
+PUBLIC = "public"
+
+ALL_ROLES = frozenset(Role)
+PRACTICE = frozenset(
+    {
+        Role.PRACTITIONER,
+        Role.DESIGNATED_PRACTITIONER,
+        Role.CHILD_PROTECTION,
+        Role.LOCAL_DELIVERY_TEAM,
+        Role.DIRECTORY_ADMIN,
+        Role.SYSTEM,
+    }
+)
+LOG_READERS = frozenset({Role.AUDITOR, Role.DIRECTORY_ADMIN, Role.DESIGNATED_PRACTITIONER})
+ADMINS = frozenset({Role.DIRECTORY_ADMIN})
+
+_READ = Policy(frozenset({"directory.search"}), PRACTICE)
+_WRITE = Policy(frozenset({"directory.write"}), PRACTICE)
+_CATALOGUE = Policy(frozenset({"directory.search", "audit.read"}), ALL_ROLES)
+
+# The policies of routes that do not declare their own (the directory's /api/v1 routes, and
+# the search and FHIR routes once they land), by route name.
+ROUTE_POLICIES: dict[str, Policy | str] = {
+    # public: liveness, the API docs, OAuth endpoints and metadata
+    "healthz": PUBLIC,
+    "openapi": PUBLIC,
+    "swagger_ui_html": PUBLIC,
+    "swagger_ui_redirect": PUBLIC,
+    "redoc_html": PUBLIC,
+    "oauth_metadata": PUBLIC,
+    "smart_configuration": PUBLIC,
+    "oauth_jwks": PUBLIC,
+    "oauth_token": PUBLIC,
+    "oauth_authorize_form": PUBLIC,
+    "oauth_authorize_submit": PUBLIC,
+    "oauth_upstream_callback": PUBLIC,
+    "oauth_revoke": PUBLIC,
+    "oauth_introspect": PUBLIC,
+    # the directory's app API
+    "create_child": _WRITE,
+    "read_child": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
+    "child_access_log": Policy(frozenset({"audit.read"}), LOG_READERS),
+    "shield_child": _WRITE,
+    "unshield_child": _WRITE,
+    "record_involvement": _WRITE,
+    "end_involvement": _WRITE,
+    "confirm_involvement": _WRITE,
+    "record_consent": _WRITE,
+    "withdraw_consent": _WRITE,
+    "signal_caf": _WRITE,
+    "start_caf": _WRITE,
+    "complete_caf": _WRITE,
+    "close_caf": _WRITE,
+    "hand_over_lead": _WRITE,
+    "update_tac": _WRITE,
+    "convene_tac": _WRITE,
+    "list_services": _CATALOGUE,
+    "list_practitioners": _CATALOGUE,
+    "list_localities": _CATALOGUE,
+    # search (issue 3) when it lands: the same checks as a card read
+    "search_children": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
+}
+
+
+def declared_policy(route: Any) -> Policy | str | None:
+    """The route's policy: from a RequireScope dependency, else from ROUTE_POLICIES, else None."""
+    from auth.deps import RequireScope  # late: deps imports this module
+
+    dependant = getattr(route, "dependant", None)
+    stack = [dependant] if dependant is not None else []
+    while stack:
+        dep = stack.pop()
+        call = getattr(dep, "call", None)
+        if isinstance(call, RequireScope):
+            return call.policy
+        stack.extend(getattr(dep, "dependencies", []))
+    return ROUTE_POLICIES.get(getattr(route, "name", ""))
+
+
+def all_routes(app: Any) -> list[Any]:
+    """Every route of the app, included routers flattened (each with its effective path)."""
+    from fastapi.routing import iter_route_contexts
+
+    return list(iter_route_contexts(app.routes))

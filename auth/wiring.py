@@ -1,0 +1,59 @@
+"""install(): what create_app calls to put the whole app behind auth/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+
+from auth import admin, server
+from auth.config import AuthConfig
+from auth.deps import AuthState, actor_resolver
+from auth.errors import AuthRefused, OAuthError
+from auth.keys import KeyStore
+from auth.ratelimit import SubjectLimiter
+from auth.tokens import TokenValidator
+from directory.api.problems import problem
+
+
+def install(app: FastAPI, settings: Any, engine: Engine) -> AuthState:
+    """Wire the resource server (actor resolver), the /oauth routes and the grants admin API."""
+    cfg = AuthConfig.from_settings(settings)
+    keys = KeyStore(engine, alg=cfg.signing_alg, max_age_days=cfg.signing_key_max_age_days)
+    state = AuthState(
+        cfg=cfg,
+        engine=engine,
+        keys=keys,
+        validator=TokenValidator(cfg, keys),
+        limiter=SubjectLimiter(
+            per_minute=cfg.search_rate_per_minute,
+            trawl_window_seconds=cfg.trawl_window_seconds,
+            trawl_distinct=cfg.trawl_distinct_children,
+        ),
+    )
+    app.state.auth = state
+    app.state.actor_resolver = actor_resolver
+
+    @app.exception_handler(AuthRefused)
+    async def _refused(request: Request, exc: AuthRefused) -> JSONResponse:
+        titles = {401: "Sign-in is required", 403: "Access refused", 429: "Too many requests"}
+        response = problem(
+            exc.status,
+            titles.get(exc.status, "Refused"),
+            exc.message,
+            code=exc.code,
+            request=request,
+        )
+        for key, value in exc.headers.items():
+            response.headers[key] = value
+        return response
+
+    @app.exception_handler(OAuthError)
+    async def _oauth(request: Request, exc: OAuthError) -> JSONResponse:
+        return server._oauth_error_response(exc)
+
+    app.include_router(server.router)
+    app.include_router(admin.router)
+    return state
