@@ -198,6 +198,9 @@ async def oauth_token(request: Request) -> Response:
 
 def _token(state: AuthState, authorization: str | None, form: dict[str, str]) -> dict[str, Any]:
     grant_type = form.get("grant_type")
+    # Load (or create) the signing key before taking the write lock: on SQLite a key created
+    # inside this transaction would wait on the lock this transaction holds.
+    state.keys.current()
     with Session(state.engine, expire_on_commit=False) as session:
         try:
             public_ok = grant_type in ("authorization_code", "refresh_token")
