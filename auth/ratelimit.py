@@ -20,7 +20,7 @@ MAX_TRACKED = 2000  # per subject: bounds memory whatever a client does
 class _Trail:
     hits: deque[float] = field(default_factory=deque)
     looks: deque[tuple[float, str]] = field(default_factory=deque)
-    alerted_at: float = 0.0
+    alerted_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,8 @@ class SubjectLimiter:
             distinct = len({c for _, c in trail.looks})
             repeats = len(trail.looks) - distinct
             looks_like_trawling = distinct >= self.trawl_distinct and repeats * 5 < len(trail.looks)
-            if looks_like_trawling and now - trail.alerted_at > self.window:
+            recently = trail.alerted_at is not None and now - trail.alerted_at <= self.window
+            if looks_like_trawling and not recently:
                 trail.alerted_at = now
                 return TrawlAlert(subject, distinct, len(trail.looks), self.window)
             return None

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from auth.cli import app as grants_app
 from directory import audit, service
 from directory.db import make_engine, unit_of_work
 from directory.migrations import upgrade
@@ -18,6 +19,7 @@ from directory.settings import Settings
 app = typer.Typer(help="childindex: who is already working with this child?", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(grants_app, name="grants")
 console = Console()
 
 

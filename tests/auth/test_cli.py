@@ -1,0 +1,101 @@
+"""`childindex grants ...` and the demo accounts, on the test database."""
+
+from __future__ import annotations
+
+import re
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from auth.demo import create_demo_accounts
+from directory.cli import app as cli
+from directory.db import unit_of_work
+from tests.fixtures.auth_builders import make_grant
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db_env(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """Point the CLI at the test database."""
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("CHILDINDEX_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    return engine
+
+
+def test_grant_renew_suspend_revoke_and_expiring(db_env: Engine) -> None:
+    r = runner.invoke(
+        cli,
+        [
+            "grants",
+            "grant",
+            "pat",
+            "--role",
+            "practitioner",
+            "--reason",
+            "new starter",
+            "--training",
+            "2026-01-05",
+            "--vetting",
+            "2025-12-01",
+            "--days",
+            "20",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    grant_id = re.search(r"[0-9a-f-]{36}", r.output)
+    assert grant_id
+    r = runner.invoke(cli, ["grants", "expiring", "--days", "30"])
+    assert r.exit_code == 0 and "pat" in r.output
+    r = runner.invoke(
+        cli, ["grants", "renew", grant_id.group(0), "--reason", "annual", "--days", "90"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "pat" not in runner.invoke(cli, ["grants", "expiring", "--days", "30"]).output
+    r = runner.invoke(cli, ["grants", "suspend", grant_id.group(0), "--reason", "on leave"])
+    assert r.exit_code == 0 and "suspended" in r.output
+    r = runner.invoke(cli, ["grants", "revoke", grant_id.group(0), "--reason", "left"])
+    assert r.exit_code == 0 and "revoked" in r.output
+    r = runner.invoke(cli, ["grants", "renew", grant_id.group(0), "--reason", "oops"])
+    assert r.exit_code == 1 and "revoked" in r.output
+    with db_env.connect() as conn:
+        acts = [
+            a
+            for (a,) in conn.execute(
+                sa.text(
+                    "SELECT action FROM audit_event WHERE actor_subject LIKE 'cli:%' ORDER BY seq"
+                )
+            )
+        ]
+    assert acts == ["grant.create", "grant.renew", "grant.suspend", "grant.revoke"]
+
+
+def test_list_filters(db_env: Engine) -> None:
+    with unit_of_work(db_env) as s:
+        make_grant(s, "someone")
+    r = runner.invoke(cli, ["grants", "list", "--subject", "someone"])
+    assert r.exit_code == 0 and "someone" in r.output
+
+
+def test_demo_accounts_sign_in(engine: Engine, api: TestClient) -> None:
+    with unit_of_work(engine) as s:
+        lines = create_demo_accounts(s, issuer="http://testserver")
+    text = "\n".join(lines)
+    password = re.search(r"password for every demo user: (\S+)", text)
+    totp = re.search(r"demo.practitioner\s+role practitioner\s+TOTP secret (\w+)", text)
+    secret = re.search(r"client_secret (\S+)", text)
+    assert password and totp and secret
+    r = api.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=("demo-trust-system", secret.group(1)),
+    )
+    assert r.status_code == 200, r.text
+    assert pyotp.TOTP(totp.group(1)).now().isdigit()
+    with unit_of_work(engine) as s:
+        again = create_demo_accounts(s)
+    assert "already exist" in again[0]
