@@ -1056,3 +1056,30 @@ def configure_localities(
     audit.append(session, actor=actor, action="localities.configure",
                  detail={"localities": localities, "areas": len(seen_areas)})
     return localities, len(seen_areas)
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+def merge_children(
+    session: Session, *, actor: Actor, duplicate_id: uuid.UUID, into_id: uuid.UUID
+) -> Child:
+    """Mark a duplicate record as merged into the record that is kept (never deletes either)."""
+    if actor.role != Role.DIRECTORY_ADMIN:
+        raise NotAllowed("Only a directory admin can merge duplicate records.")
+    if duplicate_id == into_id:
+        raise InvalidInput("A record cannot be merged into itself.")
+    duplicate = _active_child(session, duplicate_id, for_update=True)
+    kept = _active_child(session, into_id, for_update=True)
+    if repo.open_caf(session, duplicate.id) is not None and repo.open_caf(session, kept.id) is not None:
+        raise CafAlreadyOpen(
+            "Both records have an open CAF: the practitioners must agree which one continues and "
+            "close the other before the records can be merged."
+        )
+    duplicate.status = RecordStatus.MERGED.value
+    duplicate.merged_into_id = kept.id
+    _touch(session, duplicate)
+    session.flush()
+    audit.append(session, actor=actor, action="child.merge", target_type="child", target_id=duplicate.id,
+                 detail={"into": kept.id.hex}, children=[kept.id])
+    return duplicate
