@@ -88,6 +88,27 @@ def archive_aged_out() -> None:
     console.print(f"{count} record(s) archived.")
 
 
+@app.command("localities")
+def localities(
+    file: Annotated[typer.FileText, typer.Argument(help="CSV: code,name,authority,team_name,team_phone,team_email,areas")],
+) -> None:
+    """Configure the authority's localities and which postcode districts/sectors belong to each."""
+    import csv
+
+    from directory.errors import DomainError
+
+    rows = list(csv.DictReader(file))
+    engine = make_engine(Settings().database_url)
+    upgrade(engine)
+    try:
+        with unit_of_work(engine) as session:
+            count, areas = service.configure_localities(session, actor=cli_actor(), rows=rows)
+    except DomainError as exc:
+        console.print(f"[red]Nothing changed:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    console.print(f"{count} localities and {areas} postcode areas configured.")
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()

@@ -695,6 +695,12 @@ class TacConvene(_Input):
     next_review_date: date
 
 
+class MergeInto(_Input):
+    """The record a duplicate is merged into."""
+
+    into_id: uuid.UUID
+
+
 class ShieldSet(_Input):
     reason: str = PField(min_length=1, max_length=500)
 

@@ -27,6 +27,7 @@ from directory.models import (
     InvolvementCreate,
     InvolvementEnd,
     LocalityRead,
+    MergeInto,
     PractitionerRead,
     ServiceRead,
     ShieldSet,
@@ -87,6 +88,12 @@ def shield_child(child_id: uuid.UUID, data: ShieldSet, session: SessionDep, acto
 def unshield_child(child_id: uuid.UUID, session: SessionDep, actor: CurrentActor) -> ChildRef:
     """Lift the shield from a child's record."""
     return service.child_ref(service.clear_shield(session, actor=actor, child_id=child_id))
+
+
+@router.post("/children/{child_id}/merge", response_model=ChildRef, tags=["children"])
+def merge_child(child_id: uuid.UUID, data: MergeInto, session: SessionDep, actor: CurrentActor) -> ChildRef:
+    """Mark this record a duplicate of another (directory admins); it is kept, marked merged."""
+    return service.child_ref(service.merge_children(session, actor=actor, duplicate_id=child_id, into_id=data.into_id))
 
 
 @router.post("/children/{child_id}/involvements", status_code=201, response_model=Created, tags=["involvements"])

@@ -223,3 +223,17 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
 def test_health_and_request_id(client: TestClient) -> None:
     r = client.get("/healthz", headers={"X-Request-ID": "abcdef12-3456"})
     assert r.json() == {"status": "ok"} and r.headers["X-Request-ID"] == "abcdef12-3456"
+
+
+def test_merging_a_duplicate_keeps_both_and_points_to_the_survivor(client: TestClient, engine: Engine) -> None:
+    keep = new_child(client)
+    dup = new_child(client)
+    assert client.post(f"/api/v1/children/{dup}/merge", headers=who(), json={"into_id": keep}).status_code == 403
+    r = client.post(f"/api/v1/children/{dup}/merge", headers=who("directory_admin"), json={"into_id": keep})
+    assert r.status_code == 200 and r.json()["status"] == "merged"
+    card = client.get(f"/api/v1/children/{dup}", headers=who()).json()
+    assert card["status"] == "merged" and card["merged_into_id"] == keep
+    ids = catalogue(engine)
+    r = client.post(f"/api/v1/children/{dup}/caf", headers=who(), json={"practitioner_id": ids["p0"]})
+    assert r.status_code == 422 and "merged" in r.json()["detail"]
+    assert count(engine, "child") == 2
