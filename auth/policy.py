@@ -66,6 +66,7 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "child_access_log": Policy(frozenset({"audit.read"}), LOG_READERS),
     "shield_child": _WRITE,
     "unshield_child": _WRITE,
+    "merge_child": Policy(frozenset({"directory.write"}), ADMINS),
     "record_involvement": _WRITE,
     "end_involvement": _WRITE,
     "confirm_involvement": _WRITE,
