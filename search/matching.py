@@ -59,8 +59,13 @@ CERTAIN_AT = 0.985
 """At or above, with nothing disagreeing and names + date of birth (or an identifier) agreeing."""
 PROBABLE_AT = 0.90
 """At or above: likely the same child, a person should still check."""
-POSSIBLE_AT = 0.50
-"""At or above: shown as possible; below: not shown at all."""
+POSSIBLE_AT = 0.40
+"""At or above: shown as possible; below: not shown at all.
+
+Set so that a name and a date of birth agreeing loosely (e.g. given name and a date one
+digit out, family name different) stay hidden: at a local authority's size several
+unrelated children agree that much with any query.
+"""
 
 # The weight total that maps to a score of 0.5, and how quickly the score rises around it.
 _MIDPOINT = 12.0
@@ -261,11 +266,14 @@ def _keys(
         for g in giv_tokens:
             keys[f"gy|{g}|{year}"] = None
     for d in dates:
-        ds = d.strftime("%Y%m%d")
+        ds, md = d.strftime("%Y%m%d"), d.strftime("%m%d")
         for g in giv_tokens:
             keys[f"gd|{g}|{ds}"] = None
+            keys[f"gm|{g}|{md}"] = None  # survives a slip in the year
         for i in fam_initials:
             keys[f"fd|{i}|{ds}"] = None
+        for f in fam_primary:
+            keys[f"fm|{f}|{md}"] = None
     for f in fam_primary:
         for g in giv_tokens:
             keys[f"fg|{f}|{g}"] = None
