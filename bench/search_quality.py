@@ -40,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.elasticsearch:
             from search.elasticsearch import ElasticsearchBackend
 
-            backend = ElasticsearchBackend.from_url(args.elasticsearch,
-                                                    alias="childindex-bench")
+            backend = ElasticsearchBackend.from_url(args.elasticsearch, alias="childindex-bench")
         else:
             db = args.db or Path(tmp) / "bench.db"
             backend = EmbeddedBackend(create_engine(f"sqlite:///{db}"))
@@ -53,13 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         backend.rebuild(population)
         indexed = time.perf_counter() - started
-        print(f"{backend.name}: {len(population)} children generated in {generated:.1f}s, "
-              f"indexed in {indexed:.1f}s")
+        print(
+            f"{backend.name}: {len(population)} children generated in {generated:.1f}s, "
+            f"indexed in {indexed:.1f}s"
+        )
 
         engine = MatchingEngine(backend)
         for corruptions in (1, 2):
-            cases = generate_cases(population, args.cases, corruptions=corruptions,
-                                   seed=args.seed + 10 + corruptions)
+            cases = generate_cases(
+                population, args.cases, corruptions=corruptions, seed=args.seed + 10 + corruptions
+            )
             report = evaluate(engine, cases, keep_misses=args.misses)
             print(format_report(f"{corruptions} corruption(s)", report))
             for case, top in report.misses:

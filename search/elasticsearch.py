@@ -115,12 +115,16 @@ class ElasticsearchBackend:
             "person": stored.to_dict(),
         }
 
-    def _index_actions(self, records: Iterable[PersonFields], index: str) -> Iterator[
-        dict[str, Any]
-    ]:
+    def _index_actions(
+        self, records: Iterable[PersonFields], index: str
+    ) -> Iterator[dict[str, Any]]:
         for rec in records:
-            yield {"_op_type": "index", "_index": index, "_id": rec.child_id,
-                   "_source": self._doc(rec)}
+            yield {
+                "_op_type": "index",
+                "_index": index,
+                "_id": rec.child_id,
+                "_source": self._doc(rec),
+            }
 
     def upsert(self, records: Sequence[PersonFields]) -> None:
         """Index (replace) each record by child id; idempotent."""
@@ -144,7 +148,10 @@ class ElasticsearchBackend:
         failures = [
             item
             for ok, item in helpers.streaming_bulk(
-                self.client, actions, chunk_size=CHUNK_SIZE, raise_on_error=False,
+                self.client,
+                actions,
+                chunk_size=CHUNK_SIZE,
+                raise_on_error=False,
                 refresh=self.refresh,
             )
             if not ok and item.get("delete", {}).get("status") != 404
@@ -167,7 +174,7 @@ class ElasticsearchBackend:
         )
         done = 0
         try:
-            for ok, item in helpers.streaming_bulk(
+            for ok, _item in helpers.streaming_bulk(
                 self.client,
                 self._index_actions(records, new_index),
                 chunk_size=CHUNK_SIZE,
@@ -183,8 +190,9 @@ class ElasticsearchBackend:
             actions: list[dict[str, Any]] = [
                 {"remove": {"index": index, "alias": self.alias}} for index in old
             ]
-            actions.append({"add": {"index": new_index, "alias": self.alias,
-                                    "is_write_index": True}})
+            actions.append(
+                {"add": {"index": new_index, "alias": self.alias, "is_write_index": True}}
+            )
             self.client.indices.update_aliases(actions=actions)
         except BaseException:
             self.client.indices.delete(index=new_index, ignore_unavailable=True)
@@ -203,18 +211,19 @@ class ElasticsearchBackend:
         if not unique or limit <= 0:
             return []
         should = [
-            {"constant_score": {"filter": {"term": {"keys": key}}, "boost": 1.0}}
-            for key in unique
+            {"constant_score": {"filter": {"term": {"keys": key}}, "boost": 1.0}} for key in unique
         ]
         response = self.client.search(
             index=self.alias,
             query={"bool": {"should": should, "minimum_should_match": 1}},
             sort=[{"_score": "desc"}, {"child_id": "asc"}],
             size=limit,
-            source=["person"],
+            source_includes=["person"],
             track_total_hits=False,
         )
-        return [PersonFields.from_dict(hit["_source"]["person"]) for hit in response["hits"]["hits"]]
+        return [
+            PersonFields.from_dict(hit["_source"]["person"]) for hit in response["hits"]["hits"]
+        ]
 
     def by_identifier(self, system: str, value: str) -> list[PersonFields]:
         """Children holding exactly this identifier (system and normalised value)."""
@@ -224,10 +233,12 @@ class ElasticsearchBackend:
             query={"bool": {"filter": [{"term": {"identifiers": term}}]}},
             sort=[{"child_id": "asc"}],
             size=50,
-            source=["person"],
+            source_includes=["person"],
             track_total_hits=False,
         )
-        return [PersonFields.from_dict(hit["_source"]["person"]) for hit in response["hits"]["hits"]]
+        return [
+            PersonFields.from_dict(hit["_source"]["person"]) for hit in response["hits"]["hits"]
+        ]
 
     def count(self) -> int:
         """Number of indexed children (as of the last refresh)."""

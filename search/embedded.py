@@ -142,7 +142,9 @@ class EmbeddedBackend:
             conn.execute(delete(search_record))
             seen: set[str] = set()
             for batch in _chunks(records, BATCH_SIZE):
-                fresh = [r for r in {r.child_id: r for r in batch}.values() if r.child_id not in seen]
+                fresh = [
+                    r for r in {r.child_id: r for r in batch}.values() if r.child_id not in seen
+                ]
                 seen.update(r.child_id for r in fresh)
                 self._insert(conn, fresh)
                 done += len(fresh)

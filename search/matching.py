@@ -73,15 +73,38 @@ _SCALE = 3.0
 
 # --- field weights ---------------------------------------------------------------------------
 
-W_FAMILY = {"exact": 8.0, "part": 7.0, "phonetic": 5.5, "similar": 5.0, "weak": 1.0,
-            "differs": -4.0}
-W_GIVEN = {"exact": 7.0, "part": 6.0, "nickname": 6.0, "phonetic": 5.0, "similar": 4.5,
-           "initial": 2.0, "weak": 1.0, "differs": -6.0}
+W_FAMILY = {
+    "exact": 8.0,
+    "part": 7.0,
+    "phonetic": 5.5,
+    "similar": 5.0,
+    "weak": 1.0,
+    "differs": -4.0,
+}
+W_GIVEN = {
+    "exact": 7.0,
+    "part": 6.0,
+    "nickname": 6.0,
+    "phonetic": 5.0,
+    "similar": 4.5,
+    "initial": 2.0,
+    "weak": 1.0,
+    "differs": -6.0,
+}
 W_PREVIOUS_NAME = -0.5
 """Added when the agreement is with a previous name or alias rather than the current one."""
 W_NAMES_SWAPPED = -1.0
-W_DOB = {"exact": 10.0, "swapped": 6.0, "digit": 5.5, "transposed": 5.0, "in_range": 4.0,
-         "edd_close": 6.0, "edd_near": 3.0, "differs": -8.0, "edd_differs": -4.0}
+W_DOB = {
+    "exact": 10.0,
+    "swapped": 6.0,
+    "digit": 5.5,
+    "transposed": 5.0,
+    "in_range": 4.0,
+    "edd_close": 6.0,
+    "edd_near": 3.0,
+    "differs": -8.0,
+    "edd_differs": -4.0,
+}
 W_SEX = {"agrees": 1.0, "differs": -3.0}
 W_POSTCODE = {"full": 4.0, "sector": 2.5, "district": 1.5, "differs": -0.5}
 W_POSTCODE_PREVIOUS = -1.0
@@ -148,9 +171,7 @@ def validate_criteria(q: SearchQuery) -> None:
     has_date = q.birth_date is not None or has_range
 
     if q.sex is not None and q.sex not in SEXES:
-        raise CriteriaError(
-            f"Sex must be one of {', '.join(sorted(SEXES))}.", field="sex"
-        )
+        raise CriteriaError(f"Sex must be one of {', '.join(sorted(SEXES))}.", field="sex")
     if q.postcode and q.postcode.strip() and parse_postcode(q.postcode) is None:
         raise CriteriaError(
             "The postcode is not a UK postcode: give a full postcode such as OX4 1AB "
@@ -372,9 +393,9 @@ def _compare_name(query: str, names: Sequence[str], *, given: bool) -> _NameVerd
     return best
 
 
-def _name_level(q_forms: tuple[str, ...], r_forms: tuple[str, ...], *, given: bool) -> tuple[
-    str, str
-]:
+def _name_level(
+    q_forms: tuple[str, ...], r_forms: tuple[str, ...], *, given: bool
+) -> tuple[str, str]:
     q_full, r_full = q_forms[0], r_forms[0]
     if q_full == r_full:
         return "exact", ""
@@ -388,9 +409,7 @@ def _name_level(q_forms: tuple[str, ...], r_forms: tuple[str, ...], *, given: bo
                 if are_equivalent(a, b):
                     return "nickname", b
     best_jw = max(_jw(a, b) for a in q_forms for b in r_forms)
-    same_sound = any(
-        not set(phonetic(a)).isdisjoint(phonetic(b)) for a in q_forms for b in r_forms
-    )
+    same_sound = any(not set(phonetic(a)).isdisjoint(phonetic(b)) for a in q_forms for b in r_forms)
     if same_sound and best_jw >= JW_WEAK:
         return "phonetic", ""
     if best_jw >= JW_SIMILAR:
@@ -433,21 +452,25 @@ def _dob_field(q: SearchQuery, rec: PersonFields) -> _Field | None:
             if q.birth_date == born:
                 return _Field("birth_date", W_DOB["exact"], "date of birth exact", "exact")
             if swapped_day_month(q.birth_date) == born:
-                return _Field("birth_date", W_DOB["swapped"], "date of birth day/month swapped",
-                              "swapped")
+                return _Field(
+                    "birth_date", W_DOB["swapped"], "date of birth day/month swapped", "swapped"
+                )
             if digit_differences(q.birth_date, born) == 1 or abs((q.birth_date - born).days) == 1:
-                return _Field("birth_date", W_DOB["digit"], "date of birth one digit different",
-                              "digit")
+                return _Field(
+                    "birth_date", W_DOB["digit"], "date of birth one digit different", "digit"
+                )
             if _adjacent_digits_transposed(q.birth_date, born):
-                return _Field("birth_date", W_DOB["transposed"],
-                              "date of birth two digits transposed", "transposed")
+                return _Field(
+                    "birth_date",
+                    W_DOB["transposed"],
+                    "date of birth two digits transposed",
+                    "transposed",
+                )
             return _Field("birth_date", W_DOB["differs"], "date of birth differs", "differs")
         if q.birth_date_from and q.birth_date_to:
             if q.birth_date_from <= born <= q.birth_date_to:
-                return _Field("birth_date", W_DOB["in_range"], "date of birth in range",
-                              "in_range")
-            return _Field("birth_date", W_DOB["differs"], "date of birth outside range",
-                          "differs")
+                return _Field("birth_date", W_DOB["in_range"], "date of birth in range", "in_range")
+            return _Field("birth_date", W_DOB["differs"], "date of birth outside range", "differs")
         return None
     edd = rec.expected_delivery_date
     if edd is None:
@@ -459,20 +482,26 @@ def _dob_field(q: SearchQuery, rec: PersonFields) -> _Field | None:
     else:
         return None
     if gap <= EDD_CLOSE_DAYS:
-        return _Field("birth_date", W_DOB["edd_close"], "close to the expected delivery date",
-                      "edd_close")
+        return _Field(
+            "birth_date", W_DOB["edd_close"], "close to the expected delivery date", "edd_close"
+        )
     if gap <= EDD_NEAR_DAYS:
-        return _Field("birth_date", W_DOB["edd_near"], "near the expected delivery date",
-                      "edd_near")
-    return _Field("birth_date", W_DOB["edd_differs"], "far from the expected delivery date",
-                  "edd_differs")
+        return _Field(
+            "birth_date", W_DOB["edd_near"], "near the expected delivery date", "edd_near"
+        )
+    return _Field(
+        "birth_date", W_DOB["edd_differs"], "far from the expected delivery date", "edd_differs"
+    )
 
 
 def _adjacent_digits_transposed(a: date, b: date) -> bool:
     sa, sb = a.strftime("%Y%m%d"), b.strftime("%Y%m%d")
     diff = [i for i in range(8) if sa[i] != sb[i]]
-    return len(diff) == 2 and diff[1] == diff[0] + 1 and sa[diff[0]] == sb[diff[1]] and (
-        sa[diff[1]] == sb[diff[0]]
+    return (
+        len(diff) == 2
+        and diff[1] == diff[0] + 1
+        and sa[diff[0]] == sb[diff[1]]
+        and (sa[diff[1]] == sb[diff[0]])
     )
 
 

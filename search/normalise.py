@@ -42,8 +42,35 @@ _NON_LETTERS = re.compile(r"[^a-z]+")
 # Family-name particles: kept inside the full name, never a key on their own
 # (every "De La Cruz" would otherwise share a key with every "De Souza").
 PARTICLES = frozenset(
-    {"de", "da", "di", "del", "della", "der", "den", "van", "von", "la", "le", "du", "dos", "das",
-     "al", "el", "bin", "ibn", "ben", "st", "mac", "mc", "ap", "ni", "nic", "o", "y"}
+    {
+        "de",
+        "da",
+        "di",
+        "del",
+        "della",
+        "der",
+        "den",
+        "van",
+        "von",
+        "la",
+        "le",
+        "du",
+        "dos",
+        "das",
+        "al",
+        "el",
+        "bin",
+        "ibn",
+        "ben",
+        "st",
+        "mac",
+        "mc",
+        "ap",
+        "ni",
+        "nic",
+        "o",
+        "y",
+    }
 )
 
 

@@ -179,4 +179,3 @@ class SearchBackend(Protocol):
     def count(self) -> int:
         """Return how many records are indexed."""
         ...
-

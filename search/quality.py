@@ -25,59 +25,67 @@ from search.port import PersonFields, SearchQuery
 
 # --- name stock --------------------------------------------------------------------------------
 
-FEMALE = (
-    "Olivia Amelia Isla Ava Mia Ivy Lily Isabella Rosie Sophia Grace Freya Willow Florence "
-    "Emily Ella Poppy Evie Elsie Charlotte Evelyn Sienna Sofia Daisy Phoebe Sophie Alice "
-    "Harper Matilda Ruby Emilia Maya Millie Isabelle Eva Luna Jessica Aria Hallie Esme Erin "
-    "Imogen Scarlett Layla Chloe Eliza Holly Lucy Orla Aisha Maryam Fatima Zainab Hannah "
-    "Eleanor Katherine Elizabeth Margaret Rebecca Victoria Abigail Alexandra Jennifer Samantha "
-    "Natalie Rachel Laura Megan Bethany Amy Caitlin Niamh Siobhan Aoife Zoe Leah Jasmine "
-    "Georgia Harriet Penelope Beatrice Josephine Susan Patricia Deborah Caroline Nicola "
-    "Kayleigh Paige Tamsin Chantelle Shannon Jade Courtney Demi Mollie Lacey"
-).split()
-MALE = (
-    "Muhammad Noah Oliver George Leo Arthur Oscar Harry Archie Jack Henry Charlie Freddie "
-    "Theodore Thomas Finley Theo Alfie Jacob William Isaac Tommy Lucas Elijah Teddy Arlo "
-    "James Joshua Max Roman Ezra Albie Alexander Edward Reuben Samuel Daniel Mason Benjamin "
-    "Rory Louie Ronnie Jude Hugo Joseph Sebastian Ethan Adam Tobias Liam Dylan Callum Kyle "
-    "Jayden Ryan Connor Michael Christopher Matthew Andrew Robert Richard David Stephen "
-    "Nicholas Jonathan Patrick Anthony Kieran Declan Ciaran Rhys Owen Gethin Ibrahim Yusuf "
-    "Omar Hamza Ali Ahmed Zachary Nathan Nathaniel Gabriel Frederick Alfred Lewis Bradley "
-    "Harvey Jaxon Kai Brandon Aaron Jason Kenneth Lawrence Timothy Victor Vincent Dominic"
-).split()
-SURNAMES = (
-    "Smith Jones Williams Taylor Brown Davies Evans Wilson Thomas Johnson Roberts Robinson "
-    "Thompson Wright Walker White Edwards Hughes Green Hall Lewis Harris Clarke Patel Jackson "
-    "Wood Turner Martin Cooper Hill Ward Morris Moore Clark Lee King Baker Harrison Morgan "
-    "Allen James Scott Phillips Watson Davis Parker Price Bennett Young Griffiths Mitchell "
-    "Kelly Cook Carter Richardson Bailey Collins Bell Shaw Murphy Miller Cox Richards Khan "
-    "Marshall Anderson Simpson Ellis Adams Singh Begum Wilkinson Foster Chapman Powell Webb "
-    "Rogers Gray Mason Ali Hunt Hussain Campbell Matthews Owen Palmer Holmes Mills Barnes "
-    "Knight Lloyd Butler Russell Barker Fisher Stevens Jenkins Murray Dixon Harvey Graham "
-    "Pearson Ahmed Fletcher Walsh Kaur Gibson Howard Andrews Stewart Elliott Reynolds Saunders "
-    "Payne Fox Ford Pearce Day Brooks West Lawrence Cole Atkinson Bradley Spencer Gill Dawson "
-    "Ball Burton O'Brien Watts Rose Booth Perry Ryan Grant Wells Armstrong Francis Rees Hayes "
-    "Hart Hudson Newman Barrett Webster Hunter Gregory Carr Lowe Page Marsh Riley Dunn "
-    "Woods Parsons Berry Stone Reid Holland Hawkins Harding Porter Robertson Newton Oliver "
-    "Reed Kennedy Williamson Bird Gardner Shah Dean Lane Cooke Bates Henderson Parry Burgess "
-    "Bishop Walton Burns Nicholson Shepherd Ross Cross Long Freeman Warren Nicholls Hamilton "
-    "Byrne Sutton McDonald Yates Hodgson Robson Curtis Hopkins O'Connor Harper Coleman Watkins "
-    "Moss McCarthy Chambers O'Neill Griffin Sharp Hardy Wheeler Potter Osborne Johnston "
-    "Gordon Doyle Wallace George Jordan Hutchinson Rowe Burke May Pritchard Gilbert Willis "
-    "Higgins Read Miles Stevenson Stephenson Hammond Arnold Buckley Walters Hewitt Barber "
-    "Nowak Kowalski Wisniewski Nguyen Okafor Adeyemi Mensah Achterberg Da Silva Dos Santos "
-    "Smith-Jones Taylor-Brown Lloyd-Webber Ashby-de-la-Zouch Fernandez-Garcia"
-).split()
-_DOUBLE = ("Da Silva", "Dos Santos")
+
+def _words(text: str) -> tuple[str, ...]:
+    """Whitespace-separated names; an underscore stands for a space inside one name."""
+    return tuple(word.replace("_", " ") for word in text.split())
+
+
+FEMALE = _words(
+    """
+Olivia Amelia Isla Ava Mia Ivy Lily Isabella Rosie Sophia Grace Freya Willow Florence Emily Ella
+Poppy Evie Elsie Charlotte Evelyn Sienna Sofia Daisy Phoebe Sophie Alice Harper Matilda Ruby
+Emilia Maya Millie Isabelle Eva Luna Jessica Aria Hallie Esme Erin Imogen Scarlett Layla Chloe
+Eliza Holly Lucy Orla Aisha Maryam Fatima Zainab Hannah Eleanor Katherine Elizabeth Margaret
+Rebecca Victoria Abigail Alexandra Jennifer Samantha Natalie Rachel Laura Megan Bethany Amy
+Caitlin Niamh Siobhan Aoife Zoe Leah Jasmine Georgia Harriet Penelope Beatrice Josephine Susan
+Patricia Deborah Caroline Nicola Kayleigh Paige Tamsin Chantelle Shannon Jade Courtney Demi
+Mollie Lacey
+"""
+)
+MALE = _words(
+    """
+Muhammad Noah Oliver George Leo Arthur Oscar Harry Archie Jack Henry Charlie Freddie Theodore
+Thomas Finley Theo Alfie Jacob William Isaac Tommy Lucas Elijah Teddy Arlo James Joshua Max
+Roman Ezra Albie Alexander Edward Reuben Samuel Daniel Mason Benjamin Rory Louie Ronnie Jude
+Hugo Joseph Sebastian Ethan Adam Tobias Liam Dylan Callum Kyle Jayden Ryan Connor Michael
+Christopher Matthew Andrew Robert Richard David Stephen Nicholas Jonathan Patrick Anthony Kieran
+Declan Ciaran Rhys Owen Gethin Ibrahim Yusuf Omar Hamza Ali Ahmed Zachary Nathan Nathaniel
+Gabriel Frederick Alfred Lewis Bradley Harvey Jaxon Kai Brandon Aaron Jason Kenneth Lawrence
+Timothy Victor Vincent Dominic
+"""
+)
+SURNAMES = _words(
+    """
+Smith Jones Williams Taylor Brown Davies Evans Wilson Thomas Johnson Roberts Robinson Thompson
+Wright Walker White Edwards Hughes Green Hall Lewis Harris Clarke Patel Jackson Wood Turner
+Martin Cooper Hill Ward Morris Moore Clark Lee King Baker Harrison Morgan Allen James Scott
+Phillips Watson Davis Parker Price Bennett Young Griffiths Mitchell Kelly Cook Carter Richardson
+Bailey Collins Bell Shaw Murphy Miller Cox Richards Khan Marshall Anderson Simpson Ellis Adams
+Singh Begum Wilkinson Foster Chapman Powell Webb Rogers Gray Mason Ali Hunt Hussain Campbell
+Matthews Owen Palmer Holmes Mills Barnes Knight Lloyd Butler Russell Barker Fisher Stevens
+Jenkins Murray Dixon Harvey Graham Pearson Ahmed Fletcher Walsh Kaur Gibson Howard Andrews
+Stewart Elliott Reynolds Saunders Payne Fox Ford Pearce Day Brooks West Lawrence Cole Atkinson
+Bradley Spencer Gill Dawson Ball Burton O'Brien Watts Rose Booth Perry Ryan Grant Wells
+Armstrong Francis Rees Hayes Hart Hudson Newman Barrett Webster Hunter Gregory Carr Lowe Page
+Marsh Riley Dunn Woods Parsons Berry Stone Reid Holland Hawkins Harding Porter Robertson Newton
+Oliver Reed Kennedy Williamson Bird Gardner Shah Dean Lane Cooke Bates Henderson Parry Burgess
+Bishop Walton Burns Nicholson Shepherd Ross Cross Long Freeman Warren Nicholls Hamilton Byrne
+Sutton McDonald Yates Hodgson Robson Curtis Hopkins O'Connor Harper Coleman Watkins Moss
+McCarthy Chambers O'Neill Griffin Sharp Hardy Wheeler Potter Osborne Johnston Gordon Doyle
+Wallace George Jordan Hutchinson Rowe Burke May Pritchard Gilbert Willis Higgins Read Miles
+Stevenson Stephenson Hammond Arnold Buckley Walters Hewitt Barber Nowak Kowalski Wisniewski
+Nguyen Okafor Adeyemi Mensah Achterberg Smith-Jones Taylor-Brown Lloyd-Webber Ashby-de-la-Zouch
+Fernandez-Garcia Da_Silva Dos_Santos
+"""
+)
 
 _AREAS = ("OX", "SW", "M", "B", "LS", "NE", "CB", "BS", "L", "S", "NG", "LE", "CV", "PO", "EX")
 _UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 
 
 def _surname_pool() -> list[str]:
-    names = [n for n in SURNAMES if n not in ("Da", "Silva", "Dos", "Santos")]
-    names.extend(_DOUBLE)
-    return names
+    return list(SURNAMES)
 
 
 def _random_postcode(rng: random.Random) -> str:
@@ -251,8 +259,9 @@ def _date_range(q: SearchQuery, rec: PersonFields, rng: random.Random) -> Search
     if not q.birth_date:
         return None
     start = q.birth_date - timedelta(days=rng.randint(0, 365))
-    return replace(q, birth_date=None, birth_date_from=start,
-                   birth_date_to=start + timedelta(days=365))
+    return replace(
+        q, birth_date=None, birth_date_from=start, birth_date_to=start + timedelta(days=365)
+    )
 
 
 def _name_order(q: SearchQuery, rec: PersonFields, rng: random.Random) -> SearchQuery | None:
@@ -370,9 +379,9 @@ class QualityReport:
         return self.false_certain / self.cases if self.cases else 0.0
 
 
-def evaluate(engine: MatchingEngine, cases: Sequence[Case], *, keep_misses: int = 20) -> (
-    QualityReport
-):
+def evaluate(
+    engine: MatchingEngine, cases: Sequence[Case], *, keep_misses: int = 20
+) -> QualityReport:
     """Run every case through the engine and count what came back."""
     report = QualityReport()
     started = time.perf_counter()
@@ -422,7 +431,5 @@ def format_report(title: str, report: QualityReport) -> str:
     ]
     for name in sorted(report.by_corruption):
         total = report.by_corruption[name]
-        lines.append(
-            f"    {name:<16} {report.top1_by_corruption[name] / total:8.2%}  {total:6d}"
-        )
+        lines.append(f"    {name:<16} {report.top1_by_corruption[name] / total:8.2%}  {total:6d}")
     return "\n".join(lines)

@@ -61,15 +61,31 @@ def test_delete_removes_and_is_idempotent(backend: SearchBackend, make_person: B
 def test_candidates_rank_by_shared_keys_and_respect_the_limit(
     backend: SearchBackend, make_person: Builder
 ) -> None:
-    target = make_person(given_names=("Kate",), family_names=("Achterberg",), sex="female",
-                         birth_date=date(2012, 11, 5), identifiers=())
-    sibling = make_person(given_names=("Tom",), family_names=("Achterberg",),
-                          birth_date=date(2014, 1, 9), identifiers=())
-    stranger = make_person(given_names=("Zainab",), family_names=("Okafor",), sex="female",
-                           birth_date=date(2012, 11, 5), postcodes=("M1 1AE",), identifiers=())
+    target = make_person(
+        given_names=("Kate",),
+        family_names=("Achterberg",),
+        sex="female",
+        birth_date=date(2012, 11, 5),
+        identifiers=(),
+    )
+    sibling = make_person(
+        given_names=("Tom",),
+        family_names=("Achterberg",),
+        birth_date=date(2014, 1, 9),
+        identifiers=(),
+    )
+    stranger = make_person(
+        given_names=("Zainab",),
+        family_names=("Okafor",),
+        sex="female",
+        birth_date=date(2012, 11, 5),
+        postcodes=("M1 1AE",),
+        identifiers=(),
+    )
     backend.upsert([stranger, sibling, target])
-    keys = query_keys(SearchQuery(given="Katherine", family="Achterberg",
-                                  birth_date=date(2012, 11, 5)))
+    keys = query_keys(
+        SearchQuery(given="Katherine", family="Achterberg", birth_date=date(2012, 11, 5))
+    )
     found = backend.candidates(keys, 10)
     assert found[0] == target
     assert {p.child_id for p in found} <= {target.child_id, sibling.child_id, stranger.child_id}
@@ -81,8 +97,9 @@ def test_candidates_rank_by_shared_keys_and_respect_the_limit(
 def test_by_identifier_finds_exactly_that_identifier(
     backend: SearchBackend, make_person: Builder
 ) -> None:
-    child = make_person(identifiers=(("nhs", "9434765919"), ("upn", "A123456789012"),
-                                     ("local:mosaic", "M-778")))
+    child = make_person(
+        identifiers=(("nhs", "9434765919"), ("upn", "A123456789012"), ("local:mosaic", "M-778"))
+    )
     other = make_person(given_names=("Ivy",), identifiers=(("nhs", "9434765870"),))
     backend.upsert([child, other])
     assert backend.by_identifier("nhs", "943 476 5919") == [child]
@@ -107,7 +124,9 @@ def test_rebuild_replaces_everything_and_reports_progress(
     assert backend.count() == 0
 
 
-def test_rebuild_swaps_the_elasticsearch_alias(backend: SearchBackend, make_person: Builder) -> None:
+def test_rebuild_swaps_the_elasticsearch_alias(
+    backend: SearchBackend, make_person: Builder
+) -> None:
     if backend.name != "elasticsearch":
         return
     from search.elasticsearch import ElasticsearchBackend
@@ -129,9 +148,7 @@ def test_shielded_child_is_never_found_by_postcode(
     hidden = make_person(shielded=True, postcodes=("OX4 1AB", "OX3 9DU"))
     backend.upsert([hidden])
     visible = replace(hidden, shielded=False)
-    postcode_keys = sorted(
-        k for k in blocking_keys(visible) if k.startswith(("pg|", "dp|"))
-    )
+    postcode_keys = sorted(k for k in blocking_keys(visible) if k.startswith(("pg|", "dp|")))
     assert postcode_keys
     assert backend.candidates(postcode_keys, 10) == []
     (stored,) = backend.candidates(sorted(blocking_keys(visible)), 10)
@@ -140,10 +157,17 @@ def test_shielded_child_is_never_found_by_postcode(
 
 
 def test_engine_searches_through_the_backend(backend: SearchBackend, make_person: Builder) -> None:
-    child = make_person(given_names=("William",), family_names=("O'Brien",),
-                        birth_date=date(2013, 4, 2))
-    twin = replace(make_person(), given_names=("Harriet",), family_names=("O'Brien",),
-                   birth_date=date(2013, 4, 2), sex="female", identifiers=())
+    child = make_person(
+        given_names=("William",), family_names=("O'Brien",), birth_date=date(2013, 4, 2)
+    )
+    twin = replace(
+        make_person(),
+        given_names=("Harriet",),
+        family_names=("O'Brien",),
+        birth_date=date(2013, 4, 2),
+        sex="female",
+        identifiers=(),
+    )
     backend.upsert([child, twin])
     engine = MatchingEngine(backend)
     result = engine.search(SearchQuery(given="Bill", family="obrien", birth_date=date(2013, 2, 4)))

@@ -54,8 +54,14 @@ def test_name_forms_split_double_barrelled_and_drop_particles() -> None:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("smith", "smyth"), ("catherine", "kathryn"), ("stephen", "steven"),
-     ("mohammed", "muhammad"), ("obrien", "obrian"), ("phillips", "philips")],
+    [
+        ("smith", "smyth"),
+        ("catherine", "kathryn"),
+        ("stephen", "steven"),
+        ("mohammed", "muhammad"),
+        ("obrien", "obrian"),
+        ("phillips", "philips"),
+    ],
 )
 def test_phonetic_codes_agree_for_sound_alikes(a: str, b: str) -> None:
     assert set(phonetic(a)) & set(phonetic(b))
@@ -135,12 +141,27 @@ def test_nickname_table_is_large_and_well_formed() -> None:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        ("alex", "alexander"), ("alex", "alexandra"), ("sasha", "alexander"),
-        ("bill", "william"), ("will", "william"), ("billy", "william"), ("liam", "william"),
-        ("kate", "katherine"), ("katie", "catherine"), ("kathryn", "catherine"),
-        ("liz", "elizabeth"), ("beth", "elizabeth"), ("jack", "john"), ("harry", "henry"),
-        ("peggy", "margaret"), ("alfie", "alfred"), ("bob", "robert"), ("ted", "edward"),
-        ("sam", "samantha"), ("mo", "mohammed"), ("muhammad", "mohammed"),
+        ("alex", "alexander"),
+        ("alex", "alexandra"),
+        ("sasha", "alexander"),
+        ("bill", "william"),
+        ("will", "william"),
+        ("billy", "william"),
+        ("liam", "william"),
+        ("kate", "katherine"),
+        ("katie", "catherine"),
+        ("kathryn", "catherine"),
+        ("liz", "elizabeth"),
+        ("beth", "elizabeth"),
+        ("jack", "john"),
+        ("harry", "henry"),
+        ("peggy", "margaret"),
+        ("alfie", "alfred"),
+        ("bob", "robert"),
+        ("ted", "edward"),
+        ("sam", "samantha"),
+        ("mo", "mohammed"),
+        ("muhammad", "mohammed"),
     ],
 )
 def test_nicknames_are_equivalent(a: str, b: str) -> None:
@@ -150,8 +171,13 @@ def test_nicknames_are_equivalent(a: str, b: str) -> None:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("alexander", "alexandra"), ("john", "sean"), ("samuel", "samantha"),
-     ("william", "robert"), ("charles", "charlotte")],
+    [
+        ("alexander", "alexandra"),
+        ("john", "sean"),
+        ("samuel", "samantha"),
+        ("william", "robert"),
+        ("charles", "charlotte"),
+    ],
 )
 def test_different_names_are_not_equivalent(a: str, b: str) -> None:
     assert not are_equivalent(a, b)

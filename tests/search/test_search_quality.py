@@ -37,8 +37,18 @@ def test_every_corruption_kind_is_exercised() -> None:
     population = generate_population(200, seed=3)
     cases = generate_cases(population, 400, corruptions=1, seed=4)
     kinds = {c.corruptions[0] for c in cases}
-    assert kinds >= {"typo_given", "typo_family", "nickname", "dob_swap", "dob_digit", "moved",
-                     "surname_change", "missing", "date_range", "name_order"}
+    assert kinds >= {
+        "typo_given",
+        "typo_family",
+        "nickname",
+        "dob_swap",
+        "dob_digit",
+        "moved",
+        "surname_change",
+        "missing",
+        "date_range",
+        "name_order",
+    }
 
 
 def test_population_is_deterministic_and_unique() -> None:
