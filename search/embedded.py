@@ -49,6 +49,9 @@ search_key = Table(
     Column("key", String(160), primary_key=True),
     Column("child_id", String(64), primary_key=True),
     Index("ix_search_key_child_id", "child_id"),
+    # On SQLite the primary key is the table itself (no hidden rowid copy): a third less disk
+    # at tens of millions of keys. Other dialects ignore this.
+    sqlite_with_rowid=False,
 )
 
 BATCH_SIZE = 2000

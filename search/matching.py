@@ -56,7 +56,10 @@ MAX_DATE_RANGE_DAYS = 366
 # --- grade thresholds on the [0, 1] score ------------------------------------------------------
 
 CERTAIN_AT = 0.985
-"""At or above, with nothing disagreeing and names + date of birth (or an identifier) agreeing."""
+"""At or above, with nothing disagreeing, names + date of birth + postcode sector agreeing.
+
+An agreeing identifier with nothing disagreeing is certain whatever the score.
+"""
 PROBABLE_AT = 0.90
 """At or above: likely the same child, a person should still check."""
 POSSIBLE_AT = 0.40
@@ -618,7 +621,17 @@ def _grade(value: float, fields: dict[str, _Field], *, disagreed: bool, swapped:
         and dob is not None
         and dob.level == "exact"
     )
-    if value >= CERTAIN_AT and strong_demographics and not disagreed and not swapped:
+    # Names and a date of birth can coincide for two children in a large authority (two
+    # Oliver Smiths born the same day); certain also needs the address to agree.
+    postcode = fields.get("postcode")
+    corroborated = postcode is not None and postcode.level in ("full", "sector")
+    if (
+        value >= CERTAIN_AT
+        and strong_demographics
+        and corroborated
+        and not disagreed
+        and not (swapped)
+    ):
         return "certain"
     if value >= PROBABLE_AT:
         return "probable"

@@ -84,8 +84,38 @@ _AREAS = ("OX", "SW", "M", "B", "LS", "NE", "CB", "BS", "L", "S", "NG", "LE", "C
 _UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 
 
+# Real registers have tens of thousands of family names; these syllables make a long tail
+# of plausible ones (Ashworth, Kettleby...) so that large populations are not unrealistically
+# full of namesakes.
+_HEADS = _words(
+    """
+Ash Bar Black Brad Brom Cal Carl Chad Cole Dal Dun Eld Fair Farn Gar Glen Hal Hart Hol Kett
+Kirk Lang Lind Mar Mid Mor New North Oak Pen Rad Red Roth Shel South Stan Thorn Wal West Whit
+Wyn
+"""
+)
+_TAILS = _words(
+    """
+by bridge brook burn bury combe croft dale den don field ford gate ham hill hurst ington ley
+low more over ridge shaw stead stock ston thorpe ton well wick wood worth
+"""
+)
+LONG_TAIL_SHARE = 0.4
+"""Share of households whose family name comes from the long tail."""
+
+
 def _surname_pool() -> list[str]:
     return list(SURNAMES)
+
+
+def _long_tail_surname(rng: random.Random) -> str:
+    return rng.choice(_HEADS) + rng.choice(_TAILS)
+
+
+def _family_name(rng: random.Random, surnames: Sequence[str]) -> str:
+    if rng.random() < LONG_TAIL_SHARE:
+        return _long_tail_surname(rng)
+    return _weighted(rng, surnames, 10)
 
 
 def _random_postcode(rng: random.Random) -> str:
@@ -125,7 +155,7 @@ def generate_population(
     seen: set[tuple[str, str, date | None]] = set()
     counter = 0
     while len(people) < n:
-        family = _weighted(rng, surnames, 10)
+        family = _family_name(rng, surnames)
         postcode = _random_postcode(rng)
         previous_postcodes = (_random_postcode(rng),) if rng.random() < 0.2 else ()
         first_born = today - timedelta(days=rng.randint(0, 19 * 365))
@@ -150,7 +180,7 @@ def generate_population(
                 birth_date, edd = None, born
             families: tuple[str, ...] = (family,)
             if rng.random() < 0.05:
-                families = (family, _weighted(rng, surnames, 10))
+                families = (family, _family_name(rng, surnames))
             givens: tuple[str, ...] = (given,)
             key = (given, family, birth_date)
             if key in seen:

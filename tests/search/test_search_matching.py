@@ -93,6 +93,11 @@ def test_exact_name_and_birth_date_is_certain(make_person: Builder) -> None:
     )
 
 
+def test_names_and_birth_date_without_an_address_are_only_probable(make_person: Builder) -> None:
+    value, grade, _ = _match(q(sex="male"), make_person())
+    assert value >= CERTAIN_AT and grade == "probable"
+
+
 def test_explanation_names_each_kind_of_agreement(make_person: Builder) -> None:
     rec = make_person(family_names=("Smith",))
     m = score(q(given="Alex", family="Smith", birth_date=date(2015, 7, 3), postcode="OX4 1ZZ"), rec)
@@ -279,6 +284,7 @@ def test_engine_caps_and_reports_too_many(
             birth_date=olivers[3].birth_date,
             birth_date_from=None,
             birth_date_to=None,
+            postcode="OX4 1AB",
             limit=3,
         )
     )
