@@ -1,1 +1,5 @@
-"""Matching engine and search backends. Imports directory models only through the port; only elasticsearch.py imports the Elasticsearch client."""
+"""Matching engine and search backends.
+
+Import rule: search/ imports the directory only through the port (search.port); only
+search/elasticsearch.py imports the Elasticsearch client.
+"""

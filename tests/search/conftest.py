@@ -1,0 +1,113 @@
+"""Fixtures for the search tests: backends on real SQLite, PostgreSQL and Elasticsearch."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from sqlalchemy import create_engine
+
+from search.embedded import EmbeddedBackend, metadata
+from search.port import PersonFields, SearchBackend
+
+ES_URL_ENV = "CHILDINDEX_TEST_ELASTICSEARCH_URL"
+PG_URL_ENV = "CHILDINDEX_TEST_POSTGRES_URL"
+
+
+def require_env(name: str, what: str) -> str:
+    """The variable's value; skip without it locally, fail without it in CI (CI=true)."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    message = f"{what} not configured: set {name}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (required in CI)")
+    pytest.skip(message)
+
+
+def build_person(**overrides: Any) -> PersonFields:
+    """A typical child; override any field."""
+    fields: dict[str, Any] = {
+        "child_id": uuid.uuid4().hex,
+        "given_names": ("Alexander",),
+        "family_names": ("Smith-Jones",),
+        "birth_date": date(2015, 3, 7),
+        "expected_delivery_date": None,
+        "sex": "male",
+        "postcodes": ("OX4 1AB",),
+        "identifiers": (("nhs", "9434765919"),),
+        "shielded": False,
+    }
+    fields.update(overrides)
+    return PersonFields(**fields)
+
+
+def _sqlite_backend(tmp_path: Path) -> Iterator[SearchBackend]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'search.db'}")
+    backend = EmbeddedBackend(engine)
+    backend.ensure_ready()
+    yield backend
+    engine.dispose()
+
+
+def _postgres_backend() -> Iterator[SearchBackend]:
+    engine = create_engine(require_env(PG_URL_ENV, "PostgreSQL"))
+    metadata.drop_all(engine)
+    backend = EmbeddedBackend(engine)
+    backend.ensure_ready()
+    yield backend
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
+def _elasticsearch_backend() -> Iterator[SearchBackend]:
+    from search.elasticsearch import ElasticsearchBackend
+
+    url = require_env(ES_URL_ENV, "Elasticsearch")
+    alias = f"childindex-test-{uuid.uuid4().hex[:12]}"
+    backend = ElasticsearchBackend.from_url(url, alias=alias, refresh="wait_for")
+    backend.ensure_ready()
+    yield backend
+    backend.client.indices.delete(index=f"{alias}-*", ignore_unavailable=True)
+    backend.client.close()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="embedded-sqlite"),
+        pytest.param("postgres", id="embedded-postgres", marks=pytest.mark.postgres),
+        pytest.param("elasticsearch", id="elasticsearch", marks=pytest.mark.elasticsearch),
+    ]
+)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchBackend]:
+    """Every SearchBackend implementation, each on the real thing."""
+    kind = request.param
+    if kind == "sqlite":
+        yield from _sqlite_backend(tmp_path)
+    elif kind == "postgres":
+        yield from _postgres_backend()
+    else:
+        yield from _elasticsearch_backend()
+
+
+class PersonBuilder(Protocol):
+    """Signature of the `make_person` fixture."""
+
+    def __call__(self, **overrides: Any) -> PersonFields: ...
+
+
+@pytest.fixture
+def make_person() -> PersonBuilder:
+    """Builder for PersonFields: `make_person(given_names=("Kate",))`."""
+    return build_person
+
+
+@pytest.fixture
+def sqlite_backend(tmp_path: Path) -> Iterator[SearchBackend]:
+    """The embedded backend on a temporary SQLite file."""
+    yield from _sqlite_backend(tmp_path)
