@@ -82,8 +82,9 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "list_services": _CATALOGUE,
     "list_practitioners": _CATALOGUE,
     "list_localities": _CATALOGUE,
-    # search (issue 3) when it lands: the same checks as a card read
+    # search: the same checks as a card read
     "search_children": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
+    "search_children_get": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
 }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.engine import Engine
@@ -15,6 +16,10 @@ from directory.api import problems
 from directory.api.routes import router as api_router
 from directory.db import make_engine
 from directory.settings import Settings
+from search.api import router as search_router
+from search.indexer import BackgroundIndexer
+from search.matching import MatchingEngine
+from search.port import SearchBackend
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9\-]{8,64}$")
 
@@ -23,7 +28,20 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """Build the ASGI app for the given settings (and, in tests, an existing engine)."""
     settings = settings or Settings()
     engine = engine or make_engine(settings.database_url)
+    backend = build_search_backend(settings, engine)
+    indexer = BackgroundIndexer(engine, backend)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        backend.ensure_ready()
+        indexer.start()
+        try:
+            yield
+        finally:
+            indexer.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="childindex",
         version="0.1.0",
         summary="Who is already working with this child, is a CAF open, who is the Lead Professional?",
@@ -32,6 +50,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.search_backend = backend
+    key = settings.audit_fingerprint_key
+    app.state.search_engine = MatchingEngine(backend, fingerprint_key=key.encode() if key else None)
+    app.state.indexer = indexer
     problems.install(app)
     problems.install_database_handlers(app)
 
@@ -51,6 +73,20 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return {"status": "ok"}
 
     install_auth(app, settings, engine)
+    app.include_router(search_router)  # before /children/{child_id}, which would swallow /search
     app.include_router(api_router)
     logging.getLogger("childindex").setLevel(settings.log_level.upper())
     return app
+
+
+def build_search_backend(settings: Settings, engine: Engine) -> SearchBackend:
+    """The configured search backend: embedded in the directory's database, or Elasticsearch."""
+    if settings.search_backend == "elasticsearch":
+        from search.elasticsearch import ElasticsearchBackend
+
+        if not settings.elasticsearch_url:
+            raise ValueError("CHILDINDEX_ELASTICSEARCH_URL is required for the elasticsearch backend")
+        return ElasticsearchBackend.from_url(settings.elasticsearch_url)
+    from search.embedded import EmbeddedBackend
+
+    return EmbeddedBackend(engine)

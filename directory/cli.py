@@ -88,6 +88,59 @@ def archive_aged_out() -> None:
     console.print(f"{count} record(s) archived.")
 
 
+@app.command()
+def reindex(
+    batch: Annotated[int, typer.Option(help="Children per batch")] = 5000,
+) -> None:
+    """Rebuild the search index from the database (the source of truth), with a progress bar."""
+    import sqlalchemy as sa
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from directory.app import build_search_backend
+    from directory.models import Outbox
+    from search.indexer import drain
+    from search.projection import all_children, count_active
+
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    backend = build_search_backend(settings, engine)
+    backend.ensure_ready()
+    outbox = Outbox.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        mark = conn.execute(sa.select(sa.func.coalesce(sa.func.max(outbox.c.id), 0))).scalar_one()
+    total = count_active(engine)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task("Indexing children", total=total)
+        count = backend.rebuild(all_children(engine, batch=batch),
+                                progress=lambda n: progress.update(task, completed=n))
+    # Changes made while the rebuild ran may have gone to the old index: replay them.
+    with engine.begin() as conn:
+        conn.execute(sa.update(outbox).where(outbox.c.id > mark).values(processed_at=None))
+        conn.execute(sa.update(outbox).where(outbox.c.id <= mark, outbox.c.processed_at.is_(None))
+                     .values(processed_at=utcnow()))
+    replayed = drain(engine, backend, wait=True)
+    with unit_of_work(engine) as session:
+        audit.append(session, actor=cli_actor(), action="search.reindex",
+                     detail={"children": count, "backend": backend.name, "replayed": replayed})
+    console.print(f"[green]Indexed {count} children[/green] into the {backend.name} backend "
+                  f"({replayed} change(s) made during the rebuild replayed).")
+
+
+@app.command("index")
+def index_pending() -> None:
+    """Apply pending directory changes (the outbox) to the search index once, then exit."""
+    from directory.app import build_search_backend
+    from search.indexer import drain
+
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    backend = build_search_backend(settings, engine)
+    backend.ensure_ready()
+    console.print(f"{drain(engine, backend, wait=True)} change(s) applied to the search index.")
+
+
 @app.command("localities")
 def localities(
     file: Annotated[typer.FileText, typer.Argument(help="CSV: code,name,authority,team_name,team_phone,team_email,areas")],

@@ -14,6 +14,10 @@ from sqlmodel import Session, SQLModel
 from directory import models  # noqa: F401  (registers the tables)
 
 
+READ_ONLY = "childindex_read_only"
+"""Execution option for connections that only read (e.g. a bulk export while a writer runs)."""
+
+
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     """Create an engine; SQLite gets WAL, FULL sync, foreign keys and BEGIN IMMEDIATE."""
     if url.startswith("sqlite"):
@@ -42,8 +46,10 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Writers queue for the lock up front instead of failing on upgrade from a read.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers queue for the lock up front instead of failing on upgrade from a read;
+        # connections marked read-only read a WAL snapshot beside a running writer.
+        readonly = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def is_postgres(engine_or_session: Engine | Session) -> bool:

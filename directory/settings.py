@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     signing_key_max_age_days: int = Field(
         default=90, ge=1, description="A signing key older than this is rotated at start-up."
     )
+    audit_fingerprint_key: str | None = Field(
+        default=None, description="Keys the HMAC of search fingerprints in the audit log, so a "
+        "fingerprint cannot be reversed by guessing names and dates; set it in production.",
+    )
     secret_key: str | None = Field(
         default=None, description="Signs sign-in form CSRF tokens and upstream state; "
         "random per process when unset (set it when running more than one process)."

@@ -7,9 +7,11 @@ from sqlmodel import SQLModel
 
 from auth import models as auth_models  # noqa: F401
 from directory import models  # noqa: F401
+from search.embedded import metadata as search_metadata
 
 config = context.config
-target_metadata = SQLModel.metadata
+# The embedded search index lives in the directory's database, so its tables are migrated too.
+target_metadata = [SQLModel.metadata, search_metadata]
 
 
 def run() -> None:

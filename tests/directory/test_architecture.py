@@ -11,6 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+from search.embedded import metadata as search_metadata
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,6 +31,6 @@ def test_top_level_layout() -> None:
 
 def test_migrations_match_the_models(engine: Engine) -> None:
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), [SQLModel.metadata, search_metadata])
     # Ignore tables owned by other packages' metadata (none here) and pure type-affinity noise.
     assert diff == [], diff

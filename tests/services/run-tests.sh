@@ -4,12 +4,18 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
 
-cleanup() { bash "$here/postgres.sh" stop || true; }
+cleanup() {
+  bash "$here/elasticsearch.sh" stop >/dev/null 2>&1 || true
+  bash "$here/postgres.sh" stop || true
+}
 trap cleanup EXIT
 
 echo "Starting PostgreSQL for the PostgreSQL tests..."
 CHILDINDEX_TEST_POSTGRES_URL="$(bash "$here/postgres.sh" start | tail -n 1)"
 export CHILDINDEX_TEST_POSTGRES_URL
+echo "Starting Elasticsearch (integ-test distribution from Maven Central) for the backend tests..."
+CHILDINDEX_TEST_ELASTICSEARCH_URL="$(bash "$here/elasticsearch.sh" start | tail -n 1)"
+export CHILDINDEX_TEST_ELASTICSEARCH_URL
 
 set +e
 python -m pytest "$@"

@@ -1,0 +1,192 @@
+"""GET/POST /api/v1/children/search: ranked matches with score, grade, why, and who is involved."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+
+from directory import audit
+from directory import repository as repo
+from directory.api.deps import CurrentActor, SessionDep
+from directory.errors import InvalidInput, NotAllowed
+from directory.models import Actor, Child, Locality, Role
+from directory.service import SHIELD_VIEWERS, age_on
+from search.matching import MatchingEngine, validate_criteria
+from search.port import CriteriaError, SearchQuery
+
+router = APIRouter(prefix="/api/v1", tags=["search"])
+
+
+class SearchCriteria(BaseModel):
+    """What the practitioner knows. Minimum: an identifier, or a name plus a date of birth or a range."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    given: str | None = Field(default=None, max_length=100, description="Given name, nickname or initial")
+    family: str | None = Field(default=None, max_length=100, description="Family name, current or previous")
+    birth_date: date | None = Field(default=None, description="Exact date of birth")
+    birth_date_from: date | None = Field(default=None, description="Start of a date-of-birth range")
+    birth_date_to: date | None = Field(default=None, description="End of a range (at most a year wide)")
+    sex: Literal["female", "male", "other", "unknown"] | None = None
+    postcode: str | None = Field(default=None, max_length=10, description="Full postcode, sector or district")
+    nhs_number: str | None = Field(default=None, max_length=14)
+    upn: str | None = Field(default=None, max_length=13, description="Unique Pupil Number")
+    local_id: str | None = Field(default=None, max_length=64, description="A local id as 'system:value'")
+    limit: int = Field(default=10, ge=1, le=10)
+
+    def to_query(self) -> SearchQuery:
+        """The engine's query."""
+        system = value = None
+        if self.nhs_number:
+            system, value = "nhs", self.nhs_number
+        elif self.upn:
+            system, value = "upn", self.upn
+        elif self.local_id:
+            name, sep, val = self.local_id.partition(":")
+            if not sep or not name or not val:
+                raise CriteriaError("local_id must look like 'mosaic:12345' (system, colon, value)",
+                                    field="local_id")
+            system, value = f"local:{name}", val
+        return SearchQuery(given=self.given, family=self.family, birth_date=self.birth_date,
+                           birth_date_from=self.birth_date_from, birth_date_to=self.birth_date_to,
+                           sex=self.sex, postcode=self.postcode, identifier_system=system,
+                           identifier_value=value, limit=self.limit)
+
+
+class Involved(BaseModel):
+    """At a glance: is a CAF open, who is Lead Professional, how many services are involved."""
+
+    caf_status: str | None
+    caf_holder: str | None
+    lead_professional: str | None
+    lead_professional_phone: str | None
+    services_involved: int | None
+    highest_level_of_need: int | None
+    ask: str | None = None
+
+
+class SearchHit(BaseModel):
+    """One ranked match."""
+
+    child_id: uuid.UUID
+    score: float
+    grade: Literal["certain", "probable", "possible"]
+    agreed: list[str]
+    explanation: str
+    name: str
+    date_of_birth: date | None
+    expected_delivery_date: date | None
+    age_years: int | None
+    sex: str
+    shielded: bool
+    postcode_district: str | None
+    involvement: Involved
+
+
+class SearchResponse(BaseModel):
+    """The ranked hits (at most 10) and what was searched."""
+
+    hits: list[SearchHit]
+    total: int
+    fingerprint: str
+    advice: str | None = None
+
+
+def get_matcher(request: Request) -> MatchingEngine:
+    """The matching engine wired by create_app."""
+    return request.app.state.search_engine  # type: ignore[no-any-return]
+
+
+Matcher = Annotated[MatchingEngine, Depends(get_matcher)]
+
+
+def _summary(session: Session, actor: Actor, child: Child, fallback: str) -> Involved:
+    entitled = not child.shielded or actor.role in SHIELD_VIEWERS
+    caf = repo.open_caf(session, child.id)
+    if not entitled:
+        ask = fallback
+        if child.locality_id:
+            loc = repo.get(session, Locality, child.locality_id)
+            ask = loc.team_name if loc else fallback
+        return Involved(caf_status=caf.status if caf else None, caf_holder=None, lead_professional=None,
+                        lead_professional_phone=None, services_involved=None, highest_level_of_need=None,
+                        ask=f"This record is shielded: ask {ask} to broker contact.")
+    lead = repo.current_lead(session, child.id)
+    lead_contact = repo.practitioner_contact(session, lead.practitioner_id) if lead else None
+    holder = repo.practitioner_contact(session, caf.lead_practitioner_id or caf.initiator_id) if caf else None
+    involvements = [row for row in repo.involvements_with_service(session, child.id) if not row[0].sensitive]
+    return Involved(
+        caf_status=caf.status if caf else None,
+        caf_holder=f"{holder[0].name}, {holder[1].name}" if holder else None,
+        lead_professional=f"{lead_contact[0].name}, {lead_contact[1].name}" if lead_contact else None,
+        lead_professional_phone=(lead_contact[0].phone or lead_contact[1].phone) if lead_contact else None,
+        services_involved=len(involvements),
+        highest_level_of_need=max((row[0].level_of_need for row in involvements), default=None),
+    )
+
+
+def run_search(session: Session, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine,
+               fallback_team: str) -> SearchResponse:
+    """Validate, match, summarise and audit one search (fingerprint and returned children, not the query)."""
+    if actor.purpose is None:
+        raise InvalidInput("Say why you are searching: give a purpose of use (X-Purpose-Of-Use).")
+    if actor.role in (Role.AUDITOR,):
+        raise NotAllowed("Auditors review the audit log; they do not search the directory.")
+    try:
+        query = criteria.to_query()
+        validate_criteria(query)
+    except CriteriaError as exc:
+        raise InvalidInput(exc.message, field=exc.field) from None
+    result = matcher.search(query)
+    if result.too_many:
+        audit.append(session, actor=actor, action="search", outcome="too-many",
+                     detail={"fingerprint": result.fingerprint})
+        return SearchResponse(hits=[], total=0, fingerprint=result.fingerprint,
+                              advice="Too many children match these details: add more detail, for example "
+                              "a given name, the exact date of birth, a postcode or an NHS number.")
+    hits: list[SearchHit] = []
+    for match in result.matches:
+        child = session.get(Child, uuid.UUID(hex=match.child_id))
+        if child is None or child.status != "active":
+            continue  # the index is behind the database; the database wins
+        names = repo.child_names(session, child.id)
+        address = repo.current_address(session, child.id)
+        entitled = not child.shielded or actor.role in SHIELD_VIEWERS
+        hits.append(SearchHit(
+            child_id=child.id, score=round(match.score, 4), grade=match.grade, agreed=list(match.agreed),
+            explanation=match.explanation,
+            name=f"{names[0].given} {names[0].family}" if names else "",
+            date_of_birth=child.date_of_birth, expected_delivery_date=child.expected_delivery_date,
+            age_years=age_on(child.date_of_birth, date.today()) if child.date_of_birth else None,
+            sex=child.sex, shielded=child.shielded,
+            postcode_district=address.postcode.split(" ")[0] if address and entitled else None,
+            involvement=_summary(session, actor, child, fallback_team),
+        ))
+    audit.append(session, actor=actor, action="search", outcome="success",
+                 detail={"fingerprint": result.fingerprint, "returned": len(hits)},
+                 children=[h.child_id for h in hits])
+    advice = None if hits else ("No child matches. Check the spelling and the date of birth, try a previous "
+                                "surname or a date range; if the child is new to the area, no one may be "
+                                "involved yet.")
+    return SearchResponse(hits=hits, total=len(hits), fingerprint=result.fingerprint, advice=advice)
+
+
+@router.post("/children/search", response_model=SearchResponse)
+def search_children(criteria: SearchCriteria, request: Request, session: SessionDep, actor: CurrentActor,
+                    matcher: Matcher) -> SearchResponse:
+    """Find a child by what you know (preferred: keeps personal details out of URLs). Audited."""
+    return run_search(session, actor=actor, criteria=criteria, matcher=matcher,
+                      fallback_team=request.app.state.settings.delivery_team_name)
+
+
+@router.get("/children/search", response_model=SearchResponse)
+def search_children_get(criteria: Annotated[SearchCriteria, Query()], request: Request, session: SessionDep,
+                        actor: CurrentActor, matcher: Matcher) -> SearchResponse:
+    """The same search with query parameters, for simple clients. Prefer POST: URLs get logged."""
+    return run_search(session, actor=actor, criteria=criteria, matcher=matcher,
+                      fallback_team=request.app.state.settings.delivery_team_name)
