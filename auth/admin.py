@@ -52,9 +52,7 @@ def list_grants(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=GrantRead)
-def create_grant(
-    data: GrantCreate, request: Request, session: SessionDep, actor: GrantsAdmin
-) -> GrantRead:
+def create_grant(data: GrantCreate, request: Request, session: SessionDep, actor: GrantsAdmin) -> GrantRead:
     """Grant access; you cannot grant a role, scopes or localities beyond your own."""
     grant = svc.create_grant(
         session,
@@ -72,9 +70,7 @@ def renew_grant(
 ) -> GrantRead:
     """Extend a grant and record fresh training or vetting dates."""
     return GrantRead.of(
-        svc.renew_grant(
-            session, actor=actor, admin_grant=_admin_grant(request), grant_id=grant_id, data=data
-        )
+        svc.renew_grant(session, actor=actor, admin_grant=_admin_grant(request), grant_id=grant_id, data=data)
     )
 
 

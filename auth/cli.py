@@ -23,8 +23,7 @@ from directory.db import make_engine, unit_of_work
 from directory.errors import DomainError
 from directory.models import Actor, Purpose, Role, utcnow
 
-app = typer.Typer(help="Access grants: who may use the directory, how, and until when.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Access grants: who may use the directory, how, and until when.", no_args_is_help=True)
 console = Console()
 
 
@@ -35,8 +34,12 @@ def _database_url() -> str:
 
 
 def _operator() -> Actor:
-    return Actor(subject=f"cli:{getpass.getuser()}", role=Role.DIRECTORY_ADMIN,
-                 client_id="childindex-cli", purpose=Purpose.ADMINISTRATION)
+    return Actor(
+        subject=f"cli:{getpass.getuser()}",
+        role=Role.DIRECTORY_ADMIN,
+        client_id="childindex-cli",
+        purpose=Purpose.ADMINISTRATION,
+    )
 
 
 def _authority() -> str:
@@ -46,12 +49,19 @@ def _authority() -> str:
 
 
 def _show(rows: list[AccessGrant]) -> None:
-    table = Table("id", "subject", "kind", "role", "scopes", "until", "status", "training",
-                  "vetting")
+    table = Table("id", "subject", "kind", "role", "scopes", "until", "status", "training", "vetting")
     for g in rows:
-        table.add_row(str(g.id), g.subject, g.subject_kind, g.role, g.scopes,
-                      g.valid_until.date().isoformat(), g.status,
-                      str(g.training_completed_on or "-"), str(g.vetting_checked_on or "-"))
+        table.add_row(
+            str(g.id),
+            g.subject,
+            g.subject_kind,
+            g.role,
+            g.scopes,
+            g.valid_until.date().isoformat(),
+            g.status,
+            str(g.training_completed_on or "-"),
+            str(g.vetting_checked_on or "-"),
+        )
     Console().print(table)  # a fresh console picks up the terminal's current width
 
 
@@ -67,13 +77,11 @@ def _run(action: Callable[[], None]) -> None:
 def list_(
     subject: Annotated[str | None, typer.Option(help="Only this subject")] = None,
     status: Annotated[GrantStatus | None, typer.Option(help="Only this status")] = None,
-    expiring: Annotated[int | None, typer.Option(help="Only active grants ending within N days")]
-    = None,
+    expiring: Annotated[int | None, typer.Option(help="Only active grants ending within N days")] = None,
 ) -> None:
     """List grants."""
     with unit_of_work(make_engine(_database_url())) as session:
-        rows = svc.list_grants(session, subject=subject, status=status,
-                               expiring_within_days=expiring)
+        rows = svc.list_grants(session, subject=subject, status=status, expiring_within_days=expiring)
         _show(rows)
 
 
@@ -93,14 +101,15 @@ def grant(
     scopes: Annotated[str | None, typer.Option(help="Space-separated; default: the role's")] = None,
     localities: Annotated[str, typer.Option(help="Comma-separated locality codes")] = "",
     days: Annotated[int, typer.Option(help="Valid for N days from now")] = 365,
-    training: Annotated[datetime | None, typer.Option(help="Training completed on (YYYY-MM-DD)")]
-    = None,
-    vetting: Annotated[datetime | None, typer.Option(help="Vetting checked on (YYYY-MM-DD)")]
-    = None,
+    training: Annotated[datetime | None, typer.Option(help="Training completed on (YYYY-MM-DD)")] = None,
+    vetting: Annotated[datetime | None, typer.Option(help="Vetting checked on (YYYY-MM-DD)")] = None,
 ) -> None:
     """Grant access to a user or a client."""
     data = GrantCreate(
-        subject=subject, subject_kind=kind, role=role, reason=reason,
+        subject=subject,
+        subject_kind=kind,
+        role=role,
+        reason=reason,
         scopes=scopes.split() if scopes else None,
         localities=[x.strip() for x in localities.split(",") if x.strip()],
         training_completed_on=training.date() if training else None,
@@ -110,8 +119,9 @@ def grant(
 
     def act() -> None:
         with unit_of_work(make_engine(_database_url())) as session:
-            row = svc.create_grant(session, actor=_operator(), admin_grant=None, data=data,
-                                   default_authority=_authority())
+            row = svc.create_grant(
+                session, actor=_operator(), admin_grant=None, data=data, default_authority=_authority()
+            )
             console.print(f"[green]Granted[/green] {row.role} to {row.subject}: {row.id}")
 
     _run(act)
@@ -126,14 +136,16 @@ def renew(
     vetting: Annotated[datetime | None, typer.Option(help="New vetting date")] = None,
 ) -> None:
     """Extend a grant and record fresh training or vetting dates."""
-    data = GrantRenew(valid_until=utcnow() + timedelta(days=days), reason=reason,
-                      training_completed_on=training.date() if training else None,
-                      vetting_checked_on=vetting.date() if vetting else None)
+    data = GrantRenew(
+        valid_until=utcnow() + timedelta(days=days),
+        reason=reason,
+        training_completed_on=training.date() if training else None,
+        vetting_checked_on=vetting.date() if vetting else None,
+    )
 
     def act() -> None:
         with unit_of_work(make_engine(_database_url())) as session:
-            row = svc.renew_grant(session, actor=_operator(), admin_grant=None, grant_id=grant_id,
-                                  data=data)
+            row = svc.renew_grant(session, actor=_operator(), admin_grant=None, grant_id=grant_id, data=data)
             console.print(f"[green]Renewed[/green] until {row.valid_until.date()}")
 
     _run(act)
@@ -142,8 +154,9 @@ def renew(
 def _status(grant_id: uuid.UUID, status: GrantStatus, reason: str) -> None:
     def act() -> None:
         with unit_of_work(make_engine(_database_url())) as session:
-            row = svc.set_status(session, actor=_operator(), admin_grant=None, grant_id=grant_id,
-                                 status=status, reason=reason)
+            row = svc.set_status(
+                session, actor=_operator(), admin_grant=None, grant_id=grant_id, status=status, reason=reason
+            )
             console.print(f"Grant {row.id} is now [bold]{row.status}[/bold].")
 
     _run(act)
@@ -165,4 +178,3 @@ def reinstate(grant_id: uuid.UUID, reason: Annotated[str, typer.Option(help="Why
 def revoke(grant_id: uuid.UUID, reason: Annotated[str, typer.Option(help="Why")]) -> None:
     """Revoke a grant for good."""
     _status(grant_id, GrantStatus.REVOKED, reason)
-

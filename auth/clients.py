@@ -87,9 +87,7 @@ def authenticate_client(
         if client is None or not client.active:
             raise _invalid_client("Unknown client.")
         if client.auth_method != ClientAuthMethod.NONE:
-            raise _invalid_client(
-                "This client must authenticate (private_key_jwt or client_secret_basic)."
-            )
+            raise _invalid_client("This client must authenticate (private_key_jwt or client_secret_basic).")
         return client
     raise _invalid_client("Client authentication is required.")
 
@@ -103,11 +101,7 @@ def _basic(session: Session, authorization: str) -> OAuthClient:
     if not sep:
         raise _invalid_client("The Basic credentials cannot be read.")
     client = session.get(OAuthClient, unquote(client_id))
-    if (
-        client is None
-        or not client.active
-        or client.auth_method != ClientAuthMethod.CLIENT_SECRET_BASIC
-    ):
+    if client is None or not client.active or client.auth_method != ClientAuthMethod.CLIENT_SECRET_BASIC:
         # Spend the same time as a real check so unknown ids are not told apart by timing.
         verify_secret(_DUMMY_HASH, unquote(secret))
         raise _invalid_client("The client credentials are not valid.")
@@ -132,9 +126,7 @@ def _client_keys(client: OAuthClient, kid: str | None) -> Key | KeySet:
     raise _invalid_client("The client has registered no keys.")
 
 
-def _private_key_jwt(
-    session: Session, cfg: AuthConfig, assertion: str, client_id: str | None
-) -> OAuthClient:
+def _private_key_jwt(session: Session, cfg: AuthConfig, assertion: str, client_id: str | None) -> OAuthClient:
     parts = assertion.split(".")
     if len(parts) != 3:
         raise _invalid_client("The client assertion is not a signed JWT.")
@@ -150,11 +142,7 @@ def _private_key_jwt(
     if not isinstance(issuer, str) or (client_id and client_id != issuer):
         raise _invalid_client("The client assertion's issuer is not the client.")
     client = session.get(OAuthClient, issuer)
-    if (
-        client is None
-        or not client.active
-        or client.auth_method != ClientAuthMethod.PRIVATE_KEY_JWT
-    ):
+    if client is None or not client.active or client.auth_method != ClientAuthMethod.PRIVATE_KEY_JWT:
         raise _invalid_client("Unknown client, or it does not use private_key_jwt.")
     try:
         token = jwt.decode(
@@ -171,9 +159,7 @@ def _private_key_jwt(
             jti={"essential": True},
         ).validate(token.claims)
     except JoseError as exc:
-        raise _invalid_client(
-            f"The client assertion was refused: {exc.description or exc.error}."
-        ) from None
+        raise _invalid_client(f"The client assertion was refused: {exc.description or exc.error}.") from None
     now = datetime.now(UTC)
     exp = datetime.fromtimestamp(int(token.claims["exp"]), UTC)
     if exp > now + timedelta(seconds=MAX_ASSERTION_LIFETIME + cfg.leeway_seconds):
@@ -190,6 +176,4 @@ def _use_jti_once(session: Session, key: str, expires_at: datetime) -> None:
         with session.begin_nested():
             session.add(SeenJti(key=key, expires_at=expires_at))
     except IntegrityError:
-        raise _invalid_client(
-            "This client assertion was already used (its jti is spent)."
-        ) from None
+        raise _invalid_client("This client assertion was already used (its jti is spent).") from None

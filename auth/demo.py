@@ -26,13 +26,25 @@ _USERS = [
 
 def _grant(session: Session, subject: str, kind: SubjectKind, role: Role) -> None:
     now = utcnow()
-    session.add(AccessGrant(
-        subject=subject, subject_kind=kind.value, role=role.value, authority=DEMO_AUTHORITY,
-        organisation="Demoshire (demo)", localities=json.dumps([]),
-        scopes=" ".join(ROLE_SCOPES[role]), training_completed_on=date.today(),
-        vetting_checked_on=date.today(), valid_from=now - timedelta(minutes=1),
-        valid_until=now + timedelta(days=30), granted_by="demo", reason="demo account",
-        created_at=now, updated_at=now))
+    session.add(
+        AccessGrant(
+            subject=subject,
+            subject_kind=kind.value,
+            role=role.value,
+            authority=DEMO_AUTHORITY,
+            organisation="Demoshire (demo)",
+            localities=json.dumps([]),
+            scopes=" ".join(ROLE_SCOPES[role]),
+            training_completed_on=date.today(),
+            vetting_checked_on=date.today(),
+            valid_from=now - timedelta(minutes=1),
+            valid_until=now + timedelta(days=30),
+            granted_by="demo",
+            reason="demo account",
+            created_at=now,
+            updated_at=now,
+        )
+    )
 
 
 def create_demo_accounts(session: Session, *, issuer: str = "http://127.0.0.1:8000") -> list[str]:
@@ -40,33 +52,49 @@ def create_demo_accounts(session: Session, *, issuer: str = "http://127.0.0.1:80
     if session.exec(select(LocalUser).where(LocalUser.username == _USERS[0][0])).first():
         return ["Demo accounts already exist (their secrets were printed when they were made)."]
     password = secrets.token_urlsafe(12)
-    lines = ["Demo sign-in (demo data only; never use these accounts with real data):",
-             f"  sign-in page: {issuer}/oauth/authorize (reached from an app; see below)",
-             f"  password for every demo user: {password}"]
+    lines = [
+        "Demo sign-in (demo data only; never use these accounts with real data):",
+        f"  sign-in page: {issuer}/oauth/authorize (reached from an app; see below)",
+        f"  password for every demo user: {password}",
+    ]
     for username, name, role in _USERS:
-        user = create_user(session, username=username, password=password, display_name=name,
-                           organisation="Demoshire (demo)")
+        user = create_user(
+            session, username=username, password=password, display_name=name, organisation="Demoshire (demo)"
+        )
         _grant(session, username, SubjectKind.USER, role)
         lines.append(f"  {username:<18} role {role.value:<24} TOTP secret {user.totp_secret}")
         lines.append(f"    authenticator: {provisioning_uri(user)}")
-        lines.append(f"    code right now: {pyotp.TOTP(user.totp_secret).now()}"
-                     "  (python -c \"import pyotp; print(pyotp.TOTP('<secret>').now())\")")
+        lines.append(
+            f"    code right now: {pyotp.TOTP(user.totp_secret).now()}"
+            "  (python -c \"import pyotp; print(pyotp.TOTP('<secret>').now())\")"
+        )
     secret = secrets.token_urlsafe(24)
-    session.add(OAuthClient(
-        client_id="demo-trust-system", name="Demo health trust EPR (system)",
-        auth_method="client_secret_basic", secret_hash=hash_secret(secret),
-        allowed_scopes=" ".join(ROLE_SCOPES[Role.SYSTEM]), grant_types="client_credentials"))
+    session.add(
+        OAuthClient(
+            client_id="demo-trust-system",
+            name="Demo health trust EPR (system)",
+            auth_method="client_secret_basic",
+            secret_hash=hash_secret(secret),
+            allowed_scopes=" ".join(ROLE_SCOPES[Role.SYSTEM]),
+            grant_types="client_credentials",
+        )
+    )
     _grant(session, "demo-trust-system", SubjectKind.CLIENT, Role.SYSTEM)
-    session.add(OAuthClient(
-        client_id="demo-app", name="Demo practitioner app (public, PKCE)", auth_method="none",
-        allowed_scopes="directory.search directory.write grants.admin audit.read",
-        grant_types="authorization_code refresh_token", redirect_uris=DEMO_REDIRECT))
+    session.add(
+        OAuthClient(
+            client_id="demo-app",
+            name="Demo practitioner app (public, PKCE)",
+            auth_method="none",
+            allowed_scopes="directory.search directory.write grants.admin audit.read",
+            grant_types="authorization_code refresh_token",
+            redirect_uris=DEMO_REDIRECT,
+        )
+    )
     session.flush()
     lines += [
         "System client (client credentials, client_secret_basic):",
         f"  client_id demo-trust-system  client_secret {secret}",
-        f"  curl -s -u demo-trust-system:{secret} -d grant_type=client_credentials "
-        f"{issuer}/oauth/token",
+        f"  curl -s -u demo-trust-system:{secret} -d grant_type=client_credentials {issuer}/oauth/token",
         "Practitioner app (authorization code + PKCE S256, public client):",
         f"  client_id demo-app  redirect_uri {DEMO_REDIRECT}",
         f"  metadata: {issuer}/.well-known/oauth-authorization-server",

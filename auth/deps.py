@@ -65,9 +65,7 @@ def _route_policy(request: Request) -> Policy | str | None:
     return declared_policy(route) if route is not None else None
 
 
-def _refusal_actor(
-    request: Request, subject: str, grant: AccessGrant | None, client_id: str | None
-) -> Actor:
+def _refusal_actor(request: Request, subject: str, grant: AccessGrant | None, client_id: str | None) -> Actor:
     purpose = None
     try:
         purpose = parse_purpose(request.headers.get(PURPOSE_HEADER))
@@ -122,9 +120,7 @@ def _bearer(request: Request) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise unauthenticated(
-            "invalid-token", "Send the access token as 'Authorization: Bearer ...'."
-        )
+        raise unauthenticated("invalid-token", "Send the access token as 'Authorization: Bearer ...'.")
     return token.strip()
 
 
@@ -145,9 +141,7 @@ def check_policy(policy: Policy | str | None, *, role: Role, scopes: frozenset[s
     if policy == PUBLIC:
         return
     if policy is None or isinstance(policy, str):
-        raise forbidden(
-            "no-policy", "This route has no access policy, so it is closed to everyone."
-        )
+        raise forbidden("no-policy", "This route has no access policy, so it is closed to everyone.")
     if role not in policy.roles:
         raise forbidden(
             "role-not-allowed",
@@ -175,12 +169,8 @@ def actor_resolver(request: Request) -> Actor:
         subject, client_id = info.subject, info.client_id
         with Session(state.engine, expire_on_commit=False) as session:
             if info.jti and session.get(SeenJti, f"revoked:{info.jti}") is not None:
-                raise unauthenticated(
-                    "token-revoked", "This access token was revoked; sign in again."
-                )
-            grant = current_grant(
-                session, subject=info.subject, kind=info.subject_kind, cfg=state.cfg
-            )
+                raise unauthenticated("token-revoked", "This access token was revoked; sign in again.")
+            grant = current_grant(session, subject=info.subject, kind=info.subject_kind, cfg=state.cfg)
             practitioner_id = _practitioner_id(session, info)
         role = Role(grant.role)
         scopes = frozenset(info.scopes & grant.scope_set())
@@ -217,8 +207,7 @@ def _dev_or_refuse(request: Request, state: AuthState) -> Actor:
     if state.cfg.environment != "development":
         raise unauthenticated(
             "dev-header-refused",
-            f"The {DEV_ACTOR_HEADER} header is refused "
-            "outside development mode; send an access token.",
+            f"The {DEV_ACTOR_HEADER} header is refused outside development mode; send an access token.",
         )
     actor = parse_dev_actor(
         header, request.headers.get(PURPOSE_HEADER), getattr(request.state, "request_id", None)
@@ -231,9 +220,7 @@ def _dev_or_refuse(request: Request, state: AuthState) -> Actor:
     return actor
 
 
-def _rate_limit(
-    request: Request, state: AuthState, policy: Policy | str | None, actor: Actor
-) -> None:
+def _rate_limit(request: Request, state: AuthState, policy: Policy | str | None, actor: Actor) -> None:
     if not isinstance(policy, Policy) or not policy.rate_limited:
         return
     child = request.path_params.get("child_id")

@@ -70,9 +70,7 @@ def current_grant(
             f"You have no access grant for this directory. {ASK_ADMIN} for "
             "one; you will need your information-sharing training and vetting dates.",
         )
-    live = [
-        g for g in grants if g.status == GrantStatus.ACTIVE and g.valid_from <= now < g.valid_until
-    ]
+    live = [g for g in grants if g.status == GrantStatus.ACTIVE and g.valid_from <= now < g.valid_until]
     if not live:
         raise _why_not(grants[0], now)
     grant = max(live, key=lambda g: g.valid_until)
@@ -96,9 +94,7 @@ def _why_not(grant: AccessGrant, now: datetime) -> AuthRefused:
             f"{_d(grant.updated_at)}{why}. {ASK_ADMIN} to lift the suspension.",
         )
     if grant.valid_from > now:
-        return forbidden(
-            "grant-not-yet-valid", f"Your access grant starts on {_d(grant.valid_from)}."
-        )
+        return forbidden("grant-not-yet-valid", f"Your access grant starts on {_d(grant.valid_from)}.")
     return forbidden(
         "grant-expired",
         f"Your access grant expired on {_d(grant.valid_until)}. {ASK_ADMIN} to renew it.",
@@ -124,8 +120,7 @@ def check_checks(grant: AccessGrant, *, cfg: AuthConfig, today: date) -> None:
     if grant.vetting_checked_on is None:
         raise forbidden(
             "vetting-missing",
-            "There is no record of your vetting (DBS) check. "
-            f"{ASK_ADMIN} to record it once it is done.",
+            f"There is no record of your vetting (DBS) check. {ASK_ADMIN} to record it once it is done.",
         )
     if grant.vetting_checked_on < today - timedelta(days=cfg.vetting_valid_days):
         raise forbidden(
@@ -151,9 +146,7 @@ class GrantCreate(_In):
     authority: str | None = PField(default=None, max_length=120)
     organisation: str | None = PField(default=None, max_length=200)
     localities: list[str] = PField(default_factory=list, max_length=50)
-    scopes: list[str] | None = PField(
-        default=None, description="Defaults to the role's usual scopes"
-    )
+    scopes: list[str] | None = PField(default=None, description="Defaults to the role's usual scopes")
     training_completed_on: date | None = None
     vetting_checked_on: date | None = None
     valid_from: datetime | None = None
@@ -426,9 +419,7 @@ def list_grants(
             col(AccessGrant.valid_until) > now,
             col(AccessGrant.valid_until) <= now + timedelta(days=expiring_within_days),
         )
-    return list(
-        session.exec(stmt.order_by(col(AccessGrant.valid_until), col(AccessGrant.subject))).all()
-    )
+    return list(session.exec(stmt.order_by(col(AccessGrant.valid_until), col(AccessGrant.subject))).all())
 
 
 def _touch(grant: AccessGrant, now: datetime) -> None:
@@ -436,9 +427,7 @@ def _touch(grant: AccessGrant, now: datetime) -> None:
     grant.version += 1
 
 
-def _audit(
-    session: Session, actor: Actor, action: str, grant: AccessGrant, detail: dict[str, Any]
-) -> None:
+def _audit(session: Session, actor: Actor, action: str, grant: AccessGrant, detail: dict[str, Any]) -> None:
     audit.append(
         session,
         actor=actor,

@@ -82,9 +82,7 @@ class KeyStore:
         live = [
             (row, key)
             for row, key in self._keys.values()
-            if row.retired_at is None
-            and row.alg == self.alg
-            and row.created_at > utcnow() - self.max_age
+            if row.retired_at is None and row.alg == self.alg and row.created_at > utcnow() - self.max_age
         ]
         if not live:
             return None

@@ -111,9 +111,7 @@ class OAuthClient(SQLModel, table=True):
     """A registered application or system (e.g. a health trust's EPR)."""
 
     __tablename__ = "oauth_client"
-    __table_args__ = (
-        sa.CheckConstraint(_in("auth_method", ClientAuthMethod), name="client_auth_method"),
-    )
+    __table_args__ = (sa.CheckConstraint(_in("auth_method", ClientAuthMethod), name="client_auth_method"),)
     client_id: str = Field(primary_key=True, max_length=100)
     name: str = Field(max_length=160)
     auth_method: str = Field(max_length=24)
@@ -176,7 +174,5 @@ class SeenJti(SQLModel, table=True):
     """A client assertion id already used (replay protection) or an access token revoked."""
 
     __tablename__ = "seen_jti"
-    key: str = Field(
-        primary_key=True, max_length=120
-    )  # "assertion:<client>:<jti>" or "revoked:<jti>"
+    key: str = Field(primary_key=True, max_length=120)  # "assertion:<client>:<jti>" or "revoked:<jti>"
     expires_at: datetime = _ts(index=True)

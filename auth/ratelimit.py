@@ -75,9 +75,7 @@ class SubjectLimiter:
             trail.hits.append(now)
             if child_id is None:
                 return None
-            while trail.looks and (
-                trail.looks[0][0] <= now - self.window or len(trail.looks) >= MAX_TRACKED
-            ):
+            while trail.looks and (trail.looks[0][0] <= now - self.window or len(trail.looks) >= MAX_TRACKED):
                 trail.looks.popleft()
             trail.looks.append((now, child_id))
             distinct = len({c for _, c in trail.looks})

@@ -104,8 +104,7 @@ def _granted_scope(requested: list[str], client: OAuthClient, grant_scopes: set[
     if not scope:
         raise OAuthError(
             "invalid_scope",
-            "None of the scopes asked for is covered by the access "
-            "grant; ask your directory administrator.",
+            "None of the scopes asked for is covered by the access grant; ask your directory administrator.",
         )
     return " ".join(scope)
 
@@ -167,8 +166,7 @@ def _issue(
                 scope=scope,
                 amr=" ".join(amr),
                 issued_at=now,
-                expires_at=refresh_expires
-                or now + timedelta(seconds=state.cfg.refresh_token_seconds),
+                expires_at=refresh_expires or now + timedelta(seconds=state.cfg.refresh_token_seconds),
             )
         )
         body["refresh_token"] = raw
@@ -234,9 +232,7 @@ def _client_credentials(
     if client.auth_method == ClientAuthMethod.NONE:
         raise OAuthError("unauthorized_client", "Public clients cannot use client_credentials.")
     try:
-        grant = current_grant(
-            session, subject=client.client_id, kind=SubjectKind.CLIENT, cfg=state.cfg
-        )
+        grant = current_grant(session, subject=client.client_id, kind=SubjectKind.CLIENT, cfg=state.cfg)
     except AuthRefused as exc:
         raise _refused_grant(exc) from None
     scope = _granted_scope(_scopes(form.get("scope")), client, grant.scope_set())
@@ -294,14 +290,10 @@ def _authorization_code(
     )
 
 
-def _refresh(
-    state: AuthState, session: Session, client: OAuthClient, form: dict[str, str]
-) -> dict[str, Any]:
+def _refresh(state: AuthState, session: Session, client: OAuthClient, form: dict[str, str]) -> dict[str, Any]:
     raw = form.get("refresh_token", "")
     now = utcnow()
-    row = session.exec(
-        select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw))
-    ).first()
+    row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw))).first()
     if row is None or row.client_id != client.client_id:
         raise OAuthError("invalid_grant", "The refresh token is not valid.")
     if row.revoked_at is not None:
@@ -384,9 +376,7 @@ def _revoke(state: AuthState, authorization: str | None, form: dict[str, str]) -
             session, state.cfg, authorization=authorization, form=form, allow_public=True
         )
         now = utcnow()
-        row = session.exec(
-            select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))
-        ).first()
+        row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))).first()
         if row is not None and row.client_id == client.client_id:
             _revoke_family(session, row.family_id, now)
             audit.append(
@@ -410,9 +400,7 @@ def _revoke(state: AuthState, authorization: str | None, form: dict[str, str]) -
                     SeenJti(
                         key=f"revoked:{info.jti}",
                         expires_at=now
-                        + timedelta(
-                            seconds=max(0, info.expires_at - time.time()) + state.cfg.leeway_seconds
-                        ),
+                        + timedelta(seconds=max(0, info.expires_at - time.time()) + state.cfg.leeway_seconds),
                     )
                 )
                 audit.append(
@@ -430,33 +418,22 @@ async def oauth_introspect(request: Request) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
     state = auth_state(request)
     try:
-        body = await run_in_threadpool(
-            _introspect, state, request.headers.get("Authorization"), form
-        )
+        body = await run_in_threadpool(_introspect, state, request.headers.get("Authorization"), form)
     except OAuthError as exc:
         return _oauth_error_response(exc)
     return _token_response(body)
 
 
-def _introspect(
-    state: AuthState, authorization: str | None, form: dict[str, str]
-) -> dict[str, Any]:
+def _introspect(state: AuthState, authorization: str | None, form: dict[str, str]) -> dict[str, Any]:
     token = form.get("token", "")
     inactive = {"active": False}
     with Session(state.engine, expire_on_commit=False) as session:
         client = authenticate_client(session, state.cfg, authorization=authorization, form=form)
         session.commit()
         now = utcnow()
-        row = session.exec(
-            select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))
-        ).first()
+        row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))).first()
         if row is not None:
-            if (
-                row.client_id != client.client_id
-                or row.revoked_at
-                or row.rotated_at
-                or row.expires_at <= now
-            ):
+            if row.client_id != client.client_id or row.revoked_at or row.rotated_at or row.expires_at <= now:
                 return inactive
             return {
                 "active": True,
@@ -474,9 +451,7 @@ def _introspect(
             info = state.validator.validate(token)
             if info.jti and session.get(SeenJti, f"revoked:{info.jti}") is not None:
                 return inactive
-            grant = current_grant(
-                session, subject=info.subject, kind=info.subject_kind, cfg=state.cfg
-            )
+            grant = current_grant(session, subject=info.subject, kind=info.subject_kind, cfg=state.cfg)
         except AuthRefused:
             return inactive
         claims = info.claims
@@ -525,9 +500,7 @@ def _check_request(session: Session, params: dict[str, str]) -> OAuthClient:
     if params.get("redirect_uri") not in client.redirect_uris.split():
         raise _BadRequest("redirect_uri is not registered for this client.")
     if "authorization_code" not in client.grant_types.split():
-        raise OAuthError(
-            "unauthorized_client", "This client may not use the authorization code flow."
-        )
+        raise OAuthError("unauthorized_client", "This client may not use the authorization code flow.")
     if params.get("response_type") != "code":
         raise OAuthError("unsupported_response_type", "Only response_type=code is supported.")
     if params.get("code_challenge_method") != "S256" or len(params.get("code_challenge", "")) < 43:
@@ -635,9 +608,7 @@ async def oauth_authorize_submit(request: Request) -> Response:
 def _authorize_submit(state: AuthState, form: dict[str, str], csrf_cookie: str | None) -> Response:
     params = {k: form.get(k, "") for k in _AUTH_PARAMS}
     nonce = csrf_cookie or secrets.token_urlsafe(24)
-    if not csrf_cookie or not hmac.compare_digest(
-        _sign(state, csrf_cookie), form.get("csrf_token", "")
-    ):
+    if not csrf_cookie or not hmac.compare_digest(_sign(state, csrf_cookie), form.get("csrf_token", "")):
         return _login_form(
             state, params, nonce, message="Your sign-in page expired; please try again.", status=400
         )
@@ -658,9 +629,7 @@ def _authorize_submit(state: AuthState, form: dict[str, str], csrf_cookie: str |
         except SignInFailed as exc:
             audit.append(
                 session,
-                actor=_system_actor(
-                    form.get("username", "")[:100] or "unknown", params["client_id"]
-                ),
+                actor=_system_actor(form.get("username", "")[:100] or "unknown", params["client_id"]),
                 action="auth.signin",
                 outcome="denied",
                 detail={"method": "local"},
@@ -781,9 +750,7 @@ def oauth_upstream_callback(request: Request) -> Response:
     """Where the upstream provider returns: validate its ID token, then finish our sign-in."""
     state = auth_state(request)
     flow = _unseal(state, request.cookies.get(UPSTREAM_COOKIE))
-    if flow is None or not hmac.compare_digest(
-        flow["state"], request.query_params.get("state", "")
-    ):
+    if flow is None or not hmac.compare_digest(flow["state"], request.query_params.get("state", "")):
         return _page("Sign-in expired", "<p>Start again from the application.</p>", 400)
     if request.query_params.get("error"):
         return _page(
@@ -816,9 +783,7 @@ def oauth_upstream_callback(request: Request) -> Response:
         try:
             _check_request(session, params)
         except (_BadRequest, OAuthError):
-            return _page(
-                "This sign-in link is not valid", "<p>Start again from the application.</p>", 400
-            )
+            return _page("This sign-in link is not valid", "<p>Start again from the application.</p>", 400)
         response = _finish_sign_in(
             state,
             session,

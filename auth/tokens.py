@@ -127,9 +127,7 @@ class TokenValidator:
         self.cfg = cfg
         self.keys = keys
         self.external = (
-            RemoteJwks(cfg.external_jwks_url)
-            if (cfg.external_issuer and cfg.external_jwks_url)
-            else None
+            RemoteJwks(cfg.external_jwks_url) if (cfg.external_issuer and cfg.external_jwks_url) else None
         )
 
     def validate(self, token: str) -> TokenInfo:
@@ -154,9 +152,7 @@ class TokenValidator:
         try:
             verified = jwt.decode(token, key, algorithms=list(ACCESS_TOKEN_ALGS))
         except JoseError:
-            raise unauthenticated(
-                "invalid-token", "The access token's signature is not valid."
-            ) from None
+            raise unauthenticated("invalid-token", "The access token's signature is not valid.") from None
         claims = verified.claims
         registry = jwt.JWTClaimsRegistry(
             leeway=self.cfg.leeway_seconds,
@@ -168,9 +164,7 @@ class TokenValidator:
         try:
             registry.validate(claims)
         except ExpiredTokenError:
-            raise unauthenticated(
-                "token-expired", "The access token has expired; get a new one."
-            ) from None
+            raise unauthenticated("token-expired", "The access token has expired; get a new one.") from None
         except JoseError as exc:
             raise unauthenticated(
                 "invalid-token", f"The access token was refused: {exc.description}."
@@ -197,26 +191,18 @@ class TokenValidator:
                 "The access token comes from an issuer this service does not trust.",
             )
         if key is None:
-            raise unauthenticated(
-                "invalid-token", "The access token was signed with an unknown key."
-            )
+            raise unauthenticated("invalid-token", "The access token was signed with an unknown key.")
         return key, audience
 
 
 def _info(claims: dict[str, Any], *, issuer: str) -> TokenInfo:
     raw_scope = claims.get("scope", claims.get("scp", ""))
-    scopes = frozenset(
-        raw_scope.split() if isinstance(raw_scope, str) else [str(s) for s in raw_scope or []]
-    )
+    scopes = frozenset(raw_scope.split() if isinstance(raw_scope, str) else [str(s) for s in raw_scope or []])
     subject = str(claims["sub"])
     client_id = claims.get("client_id") or claims.get("azp")
     kind = claims.get("sub_kind")
     if kind not in (SubjectKind.USER.value, SubjectKind.CLIENT.value):
-        kind = (
-            SubjectKind.CLIENT.value
-            if client_id and client_id == subject
-            else SubjectKind.USER.value
-        )
+        kind = SubjectKind.CLIENT.value if client_id and client_id == subject else SubjectKind.USER.value
     amr = claims.get("amr") or []
     return TokenInfo(
         subject=subject,

@@ -58,9 +58,7 @@ class UpstreamOIDC:
                 except (httpx.HTTPError, ValueError) as exc:
                     raise UpstreamError(f"The sign-in provider cannot be reached ({url}).") from exc
                 if meta.get("issuer", "").rstrip("/") != self.issuer:
-                    raise UpstreamError(
-                        "The sign-in provider's discovery document names another issuer."
-                    )
+                    raise UpstreamError("The sign-in provider's discovery document names another issuer.")
                 self._meta = meta
                 self._jwks = RemoteJwks(meta["jwks_uri"])
             return self._meta
@@ -85,11 +83,7 @@ class UpstreamOIDC:
     def exchange(self, *, code: str, verifier: str, nonce: str) -> dict[str, Any]:
         """Swap the code for tokens and return the validated ID token's claims."""
         meta = self.metadata()
-        auth = (
-            (self.client_id, self.cfg.upstream_client_secret)
-            if self.cfg.upstream_client_secret
-            else None
-        )
+        auth = (self.client_id, self.cfg.upstream_client_secret) if self.cfg.upstream_client_secret else None
         data = {
             "grant_type": "authorization_code",
             "code": code,
@@ -134,9 +128,7 @@ class UpstreamOIDC:
                 nonce={"essential": True, "value": nonce},
             ).validate(token.claims)
         except JoseError as exc:
-            raise UpstreamError(
-                f"The ID token was refused: {exc.description or exc.error}."
-            ) from exc
+            raise UpstreamError(f"The ID token was refused: {exc.description or exc.error}.") from exc
         claims = token.claims
         azp = claims.get("azp")
         if azp is not None and azp != self.client_id:

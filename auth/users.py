@@ -46,9 +46,7 @@ def create_user(
 
 def provisioning_uri(user: LocalUser, issuer_name: str = "childindex") -> str:
     """The otpauth:// URI an authenticator app scans."""
-    return pyotp.TOTP(user.totp_secret).provisioning_uri(
-        name=user.username, issuer_name=issuer_name
-    )
+    return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.username, issuer_name=issuer_name)
 
 
 def _totp_step(user: LocalUser, code: str, now: datetime) -> int | None:
@@ -73,11 +71,7 @@ def sign_in(
     if not user.active or (user.locked_until is not None and user.locked_until > now):
         raise refused
     step = _totp_step(user, totp_code, now)
-    if (
-        not verify_secret(user.password_hash, password)
-        or step is None
-        or step <= user.totp_last_step
-    ):
+    if not verify_secret(user.password_hash, password) or step is None or step <= user.totp_last_step:
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILURES:
             user.locked_until = now + LOCK_FOR

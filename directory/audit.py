@@ -85,9 +85,7 @@ def append(
         target_type=target_type,
         target_id=str(target_id) if target_id is not None else None,
         outcome=outcome,
-        detail=json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
-        if detail
-        else None,
+        detail=json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str) if detail else None,
         prev_hash=head.hash,
         hash="",
     )
@@ -137,9 +135,7 @@ def verify(session: Session, *, batch: int = 5000) -> Verification:
             break
         for event in rows:
             if event.seq != expected_seq:
-                problems.append(
-                    f"events {expected_seq}..{event.seq - 1} are missing (deleted)"
-                )
+                problems.append(f"events {expected_seq}..{event.seq - 1} are missing (deleted)")
             if event.prev_hash != expected_prev:
                 problems.append(f"event {event.seq} does not follow the event before it")
             if event_hash(event) != event.hash:

@@ -13,7 +13,6 @@ from sqlmodel import Session, SQLModel
 
 from directory import models  # noqa: F401  (registers the tables)
 
-
 READ_ONLY = "childindex_read_only"
 """Execution option for connections that only read (e.g. a bulk export while a writer runs)."""
 
@@ -21,14 +20,10 @@ READ_ONLY = "childindex_read_only"
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     """Create an engine; SQLite gets WAL, FULL sync, foreign keys and BEGIN IMMEDIATE."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
-        )
+        engine = sa.create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
         _tune_sqlite(engine)
         return engine
-    return sa.create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    return sa.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def _tune_sqlite(engine: Engine) -> None:

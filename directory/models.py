@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, EmailStr, Field as PField, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, field_validator
+from pydantic import Field as PField
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -252,9 +253,7 @@ class Child(SQLModel, table=True):
             name="child_born_or_expected",
         ),
         sa.CheckConstraint("status IN ('active', 'archived', 'merged')", name="child_status"),
-        sa.CheckConstraint(
-            "status <> 'merged' OR merged_into_id IS NOT NULL", name="child_merged_into"
-        ),
+        sa.CheckConstraint("status <> 'merged' OR merged_into_id IS NOT NULL", name="child_merged_into"),
         sa.CheckConstraint(
             "NOT shielded OR (shielded_reason IS NOT NULL AND shielded_by IS NOT NULL)",
             name="child_shield_reason",
@@ -346,9 +345,7 @@ class Consent(SQLModel, table=True):
     """A consent given by a parent/carer or a competent young person, until withdrawn."""
 
     __table_args__ = (
-        sa.CheckConstraint(
-            "given_by_kind IN ('parent_carer', 'young_person')", name="consent_giver_kind"
-        ),
+        sa.CheckConstraint("given_by_kind IN ('parent_carer', 'young_person')", name="consent_giver_kind"),
     )
     id: uuid.UUID = Field(default_factory=_id, primary_key=True)
     child_id: uuid.UUID = Field(foreign_key="child.id", index=True)
@@ -369,9 +366,7 @@ class Involvement(SQLModel, table=True):
         sa.CheckConstraint("NOT sensitive OR consent_id IS NOT NULL", name="sensitive_has_consent"),
         sa.CheckConstraint("level_of_need BETWEEN 1 AND 4", name="involvement_level_1_4"),
         sa.CheckConstraint("status IN ('active', 'ended')", name="involvement_status"),
-        sa.CheckConstraint(
-            "status <> 'ended' OR end_date IS NOT NULL", name="ended_involvement_has_end"
-        ),
+        sa.CheckConstraint("status <> 'ended' OR end_date IS NOT NULL", name="ended_involvement_has_end"),
     )
     id: uuid.UUID = Field(default_factory=_id, primary_key=True)
     child_id: uuid.UUID = Field(foreign_key="child.id", index=True)
@@ -457,9 +452,7 @@ class LeadProfessionalAssignment(SQLModel, table=True):
 class Tac(SQLModel, table=True):
     """A Team Around the Child: practitioners and the family with a plan and review dates."""
 
-    __table_args__ = (
-        sa.CheckConstraint("status IN ('forming', 'convened', 'closed')", name="tac_status"),
-    )
+    __table_args__ = (sa.CheckConstraint("status IN ('forming', 'convened', 'closed')", name="tac_status"),)
     id: uuid.UUID = Field(default_factory=_id, primary_key=True)
     child_id: uuid.UUID = Field(foreign_key="child.id", index=True)
     assessment_id: uuid.UUID = Field(foreign_key="assessment.id", unique=True)

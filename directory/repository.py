@@ -51,9 +51,9 @@ def child_names(session: Session, child_id: uuid.UUID) -> Sequence[ChildName]:
 def child_identifiers(session: Session, child_id: uuid.UUID) -> Sequence[ChildIdentifier]:
     """All identifiers of a child."""
     return session.exec(
-        select(ChildIdentifier).where(ChildIdentifier.child_id == child_id).order_by(
-            col(ChildIdentifier.system)
-        )
+        select(ChildIdentifier)
+        .where(ChildIdentifier.child_id == child_id)
+        .order_by(col(ChildIdentifier.system))
     ).all()
 
 
@@ -78,18 +78,16 @@ def identifier_owner(session: Session, system: str, value: str) -> uuid.UUID | N
 def current_address(session: Session, child_id: uuid.UUID) -> ChildAddress | None:
     """The address with no end date."""
     return session.exec(
-        select(ChildAddress).where(
-            ChildAddress.child_id == child_id, col(ChildAddress.until).is_(None)
-        )
+        select(ChildAddress).where(ChildAddress.child_id == child_id, col(ChildAddress.until).is_(None))
     ).first()
 
 
 def related_people(session: Session, child_id: uuid.UUID) -> Sequence[RelatedPerson]:
     """Parents and carers of a child."""
     return session.exec(
-        select(RelatedPerson).where(RelatedPerson.child_id == child_id).order_by(
-            col(RelatedPerson.parental_responsibility).desc(), col(RelatedPerson.name)
-        )
+        select(RelatedPerson)
+        .where(RelatedPerson.child_id == child_id)
+        .order_by(col(RelatedPerson.parental_responsibility).desc(), col(RelatedPerson.name))
     ).all()
 
 
@@ -108,9 +106,7 @@ def locality_for_postcode(session: Session, postcode: str) -> Locality | None:
 
 def open_caf(session: Session, child_id: uuid.UUID, *, for_update: bool = False) -> Assessment | None:
     """The child's open CAF (signalled, in progress, or completed and not closed)."""
-    stmt = select(Assessment).where(
-        Assessment.child_id == child_id, col(Assessment.status).in_(_OPEN)
-    )
+    stmt = select(Assessment).where(Assessment.child_id == child_id, col(Assessment.status).in_(_OPEN))
     if for_update:
         stmt = stmt.with_for_update()
     return session.exec(stmt).first()
@@ -177,9 +173,7 @@ def involvements_with_service(
     return session.exec(stmt).all()  # type: ignore[return-value]
 
 
-def active_involvement(
-    session: Session, child_id: uuid.UUID, service_id: uuid.UUID
-) -> Involvement | None:
+def active_involvement(session: Session, child_id: uuid.UUID, service_id: uuid.UUID) -> Involvement | None:
     """A child's active involvement with one service."""
     return session.exec(
         select(Involvement).where(
@@ -197,9 +191,7 @@ def consents(session: Session, child_id: uuid.UUID) -> Sequence[Consent]:
     ).all()
 
 
-def practitioner_contact(
-    session: Session, practitioner_id: uuid.UUID
-) -> tuple[Practitioner, Organisation]:
+def practitioner_contact(session: Session, practitioner_id: uuid.UUID) -> tuple[Practitioner, Organisation]:
     """A practitioner and their organisation."""
     row = session.exec(
         select(Practitioner, Organisation)
@@ -214,9 +206,7 @@ def practitioner_contact(
 def expired_signals(session: Session, now: datetime) -> Sequence[Assessment]:
     """Signals of intent whose time ran out without a start."""
     return session.exec(
-        select(Assessment).where(
-            Assessment.status == "signalled", col(Assessment.signal_expires_at) <= now
-        )
+        select(Assessment).where(Assessment.status == "signalled", col(Assessment.signal_expires_at) <= now)
     ).all()
 
 

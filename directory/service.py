@@ -160,8 +160,7 @@ def _touch(session: Session, child: Child) -> None:
 def _require_purpose(actor: Actor) -> None:
     if actor.purpose is None:
         raise InvalidInput(
-            "Say why you are looking: give a purpose of use (for example 'considering-caf' "
-            "or 'direct-care')."
+            "Say why you are looking: give a purpose of use (for example 'considering-caf' or 'direct-care')."
         )
 
 
@@ -176,14 +175,10 @@ def _current_consent_covers(consent: Consent, scope: str) -> bool:
 # --------------------------------------------------------------------------- children
 
 
-def validate_birth(
-    *, date_of_birth: date | None, expected_delivery_date: date | None, today: date
-) -> None:
+def validate_birth(*, date_of_birth: date | None, expected_delivery_date: date | None, today: date) -> None:
     """Refuse dates outside pre-birth..19 inclusive with a message naming the rule."""
     if date_of_birth is None and expected_delivery_date is None:
-        raise InvalidInput(
-            "Give a date of birth, or an expected date of delivery for an unborn child."
-        )
+        raise InvalidInput("Give a date of birth, or an expected date of delivery for an unborn child.")
     if date_of_birth is not None:
         if date_of_birth > today:
             raise InvalidInput(
@@ -199,8 +194,7 @@ def validate_birth(
     elif expected_delivery_date is not None:
         if expected_delivery_date < today - timedelta(days=62):
             raise InvalidInput(
-                "The expected date of delivery is more than two months ago: record the "
-                "date of birth instead."
+                "The expected date of delivery is more than two months ago: record the date of birth instead."
             )
         if expected_delivery_date > today + timedelta(days=300):
             raise InvalidInput("The expected date of delivery is more than 10 months away.")
@@ -232,9 +226,7 @@ def create_child(session: Session, *, actor: Actor, data: ChildCreate, today: da
     if data.address is not None:
         postcode = normalise_postcode(data.address.postcode)
         if postcode is None:
-            raise InvalidInput(
-                f"'{data.address.postcode}' is not a UK postcode (for example 'OX4 1AB')."
-            )
+            raise InvalidInput(f"'{data.address.postcode}' is not a UK postcode (for example 'OX4 1AB').")
     if data.mother_id is not None and repo.get(session, RelatedPerson, data.mother_id) is None:
         raise NotFound("No related person has the mother_id given.")
     for org_id in (data.school_id, data.gp_practice_id):
@@ -255,8 +247,12 @@ def create_child(session: Session, *, actor: Actor, data: ChildCreate, today: da
     for name in data.names:
         session.add(
             ChildName(
-                child_id=child.id, given=name.given, middle=name.middle, family=name.family,
-                use=name.use.value, until=name.until,
+                child_id=child.id,
+                given=name.given,
+                middle=name.middle,
+                family=name.family,
+                use=name.use.value,
+                until=name.until,
             )
         )
     for system, value in identifiers:
@@ -264,8 +260,12 @@ def create_child(session: Session, *, actor: Actor, data: ChildCreate, today: da
     if data.address is not None and postcode is not None:
         session.add(
             ChildAddress(
-                child_id=child.id, line1=data.address.line1, line2=data.address.line2,
-                town=data.address.town, postcode=postcode, since=data.address.since,
+                child_id=child.id,
+                line1=data.address.line1,
+                line2=data.address.line2,
+                town=data.address.town,
+                postcode=postcode,
+                since=data.address.since,
             )
         )
     for person in data.related_people:
@@ -284,8 +284,15 @@ def create_child(session: Session, *, actor: Actor, data: ChildCreate, today: da
 
 
 def change_address(
-    session: Session, *, actor: Actor, child_id: uuid.UUID, line1: str, postcode: str,
-    town: str | None = None, line2: str | None = None, since: date,
+    session: Session,
+    *,
+    actor: Actor,
+    child_id: uuid.UUID,
+    line1: str,
+    postcode: str,
+    town: str | None = None,
+    line2: str | None = None,
+    since: date,
 ) -> ChildAddress:
     """Move a child to a new address, keeping the old one as history."""
     child = _active_child(session, child_id, for_update=True)
@@ -365,9 +372,7 @@ def archive_aged_out(session: Session, *, actor: Actor, today: date, limit: int 
 # --------------------------------------------------------------------------- consent
 
 
-def record_consent(
-    session: Session, *, actor: Actor, child_id: uuid.UUID, data: ConsentCreate
-) -> Consent:
+def record_consent(session: Session, *, actor: Actor, child_id: uuid.UUID, data: ConsentCreate) -> Consent:
     """Record a consent given by a parent/carer or a competent young person."""
     child = _active_child(session, child_id)
     if data.given_by_kind == ConsentGiver.YOUNG_PERSON:
@@ -403,7 +408,11 @@ def record_consent(
     session.add(consent)
     session.flush()
     audit.append(
-        session, actor=actor, action="consent.record", target_type="child", target_id=child.id,
+        session,
+        actor=actor,
+        action="consent.record",
+        target_type="child",
+        target_id=child.id,
         detail={"consent_id": consent.id.hex, "scope": consent.scope},
     )
     return consent
@@ -423,8 +432,12 @@ def withdraw_consent(
     session.add(consent)
     session.flush()
     audit.append(
-        session, actor=actor, action="consent.withdraw", target_type="child",
-        target_id=consent.child_id, detail={"consent_id": consent.id.hex},
+        session,
+        actor=actor,
+        action="consent.withdraw",
+        target_type="child",
+        target_id=consent.child_id,
+        detail={"consent_id": consent.id.hex},
     )
     return consent  # type: ignore[no-any-return]
 
@@ -483,8 +496,12 @@ def record_involvement(
     session.add(involvement)
     session.flush()
     audit.append(
-        session, actor=actor, action="involvement.record", target_type="child",
-        target_id=child.id, detail={"involvement_id": involvement.id.hex},
+        session,
+        actor=actor,
+        action="involvement.record",
+        target_type="child",
+        target_id=child.id,
+        detail={"involvement_id": involvement.id.hex},
     )
     return involvement
 
@@ -506,8 +523,12 @@ def end_involvement(
     session.add(involvement)
     session.flush()
     audit.append(
-        session, actor=actor, action="involvement.end", target_type="child",
-        target_id=involvement.child_id, detail={"involvement_id": involvement.id.hex},
+        session,
+        actor=actor,
+        action="involvement.end",
+        target_type="child",
+        target_id=involvement.child_id,
+        detail={"involvement_id": involvement.id.hex},
     )
     return involvement  # type: ignore[no-any-return]
 
@@ -521,8 +542,12 @@ def confirm_involvement(session: Session, *, actor: Actor, involvement_id: uuid.
     session.add(involvement)
     session.flush()
     audit.append(
-        session, actor=actor, action="involvement.confirm", target_type="child",
-        target_id=involvement.child_id, detail={"involvement_id": involvement.id.hex},
+        session,
+        actor=actor,
+        action="involvement.confirm",
+        target_type="child",
+        target_id=involvement.child_id,
+        detail={"involvement_id": involvement.id.hex},
     )
     return involvement  # type: ignore[no-any-return]
 
@@ -583,8 +608,13 @@ def expire_signals(session: Session, *, actor: Actor, now: datetime) -> int:
 
 
 def signal_caf(
-    session: Session, *, actor: Actor, child_id: uuid.UUID, data: CafSignal,
-    signal_days: int, now: datetime,
+    session: Session,
+    *,
+    actor: Actor,
+    child_id: uuid.UUID,
+    data: CafSignal,
+    signal_days: int,
+    now: datetime,
 ) -> Assessment:
     """Signal the intent to start a CAF; refuse, naming the holder, when one is open."""
     child = _active_child(session, child_id)
@@ -613,14 +643,23 @@ def signal_caf(
         raise _caf_conflict(session, winner) from None
     session.add(
         LeadProfessionalAssignment(
-            child_id=child.id, assessment_id=caf.id, practitioner_id=practitioner.id,
+            child_id=child.id,
+            assessment_id=caf.id,
+            practitioner_id=practitioner.id,
             reason="CAF initiator is Lead Professional until a TAC or panel appoints one",
-            assigned_by=actor.subject, started_at=now,
+            assigned_by=actor.subject,
+            started_at=now,
         )
     )
     session.flush()
-    audit.append(session, actor=actor, action="caf.signal", target_type="child", target_id=child.id,
-                 detail={"caf_id": caf.id.hex})
+    audit.append(
+        session,
+        actor=actor,
+        action="caf.signal",
+        target_type="child",
+        target_id=child.id,
+        detail={"caf_id": caf.id.hex},
+    )
     return caf
 
 
@@ -639,8 +678,7 @@ def start_caf(
     _active_child(session, caf.child_id)
     if caf.status == CafStatus.SIGNALLED.value and caf.signal_expires_at and caf.signal_expires_at <= now:
         raise RuleBroken(
-            "The signal of intent for this CAF expired before it was started; signal again "
-            "to start one.",
+            "The signal of intent for this CAF expired before it was started; signal again to start one.",
             caf_id=str(caf.id),
         )
     if caf.status != CafStatus.SIGNALLED.value:
@@ -662,8 +700,14 @@ def start_caf(
     caf.version += 1
     session.add(caf)
     session.flush()
-    audit.append(session, actor=actor, action="caf.start", target_type="child", target_id=caf.child_id,
-                 detail={"caf_id": caf.id.hex})
+    audit.append(
+        session,
+        actor=actor,
+        action="caf.start",
+        target_type="child",
+        target_id=caf.child_id,
+        detail={"caf_id": caf.id.hex},
+    )
     return caf
 
 
@@ -680,8 +724,14 @@ def complete_caf(
     caf.version += 1
     session.add(caf)
     session.flush()
-    audit.append(session, actor=actor, action="caf.complete", target_type="child", target_id=caf.child_id,
-                 detail={"caf_id": caf.id.hex, "outcome": caf.outcome})
+    audit.append(
+        session,
+        actor=actor,
+        action="caf.complete",
+        target_type="child",
+        target_id=caf.child_id,
+        detail={"caf_id": caf.id.hex, "outcome": caf.outcome},
+    )
     return caf
 
 
@@ -709,8 +759,14 @@ def close_caf(
         lead.ended_at = now
         session.add(lead)
     session.flush()
-    audit.append(session, actor=actor, action="caf.close", target_type="child", target_id=caf.child_id,
-                 detail={"caf_id": caf.id.hex, "status": caf.status})
+    audit.append(
+        session,
+        actor=actor,
+        action="caf.close",
+        target_type="child",
+        target_id=caf.child_id,
+        detail={"caf_id": caf.id.hex, "status": caf.status},
+    )
     return caf
 
 
@@ -730,26 +786,34 @@ def hand_over_lead(
         session.add(current)
         session.flush()
     assignment = LeadProfessionalAssignment(
-        child_id=caf.child_id, assessment_id=caf.id, practitioner_id=to.id,
+        child_id=caf.child_id,
+        assessment_id=caf.id,
+        practitioner_id=to.id,
         from_practitioner_id=current.practitioner_id if current else None,
-        reason=data.reason, assigned_by=actor.subject, started_at=now,
+        reason=data.reason,
+        assigned_by=actor.subject,
+        started_at=now,
     )
     session.add(assignment)
     caf.lead_practitioner_id = to.id
     caf.version += 1
     session.add(caf)
     session.flush()
-    audit.append(session, actor=actor, action="lead-professional.hand-over", target_type="child",
-                 target_id=caf.child_id, detail={"caf_id": caf.id.hex})
+    audit.append(
+        session,
+        actor=actor,
+        action="lead-professional.hand-over",
+        target_type="child",
+        target_id=caf.child_id,
+        detail={"caf_id": caf.id.hex},
+    )
     return assignment
 
 
 # --------------------------------------------------------------------------- TAC
 
 
-def update_tac(
-    session: Session, *, actor: Actor, caf_id: uuid.UUID, data: TacUpdate, now: datetime
-) -> Tac:
+def update_tac(session: Session, *, actor: Actor, caf_id: uuid.UUID, data: TacUpdate, now: datetime) -> Tac:
     """Form a TAC for an open CAF or change its members and review date."""
     caf = _load_caf(session, caf_id)
     if caf.status not in (CafStatus.IN_PROGRESS.value, CafStatus.COMPLETED.value):
@@ -765,7 +829,9 @@ def update_tac(
     for member in data.add_members:
         _practitioner(session, member.practitioner_id)
         if member.practitioner_id not in current:
-            row = TacMember(tac_id=tac.id, practitioner_id=member.practitioner_id, role=member.role, joined_at=now)
+            row = TacMember(
+                tac_id=tac.id, practitioner_id=member.practitioner_id, role=member.role, joined_at=now
+            )
             session.add(row)
             current[member.practitioner_id] = row
     remaining = len(current) - len({p for p in data.remove_practitioner_ids if p in current})
@@ -788,14 +854,18 @@ def update_tac(
     tac.version += 1
     session.add(tac)
     session.flush()
-    audit.append(session, actor=actor, action="tac.update", target_type="child", target_id=caf.child_id,
-                 detail={"tac_id": tac.id.hex})
+    audit.append(
+        session,
+        actor=actor,
+        action="tac.update",
+        target_type="child",
+        target_id=caf.child_id,
+        detail={"tac_id": tac.id.hex},
+    )
     return tac
 
 
-def convene_tac(
-    session: Session, *, actor: Actor, tac_id: uuid.UUID, data: TacConvene, now: datetime
-) -> Tac:
+def convene_tac(session: Session, *, actor: Actor, tac_id: uuid.UUID, data: TacConvene, now: datetime) -> Tac:
     """Mark a TAC convened: it needs more than two practitioners and a review date."""
     tac = repo.get(session, Tac, tac_id, for_update=True)
     if tac is None:
@@ -820,8 +890,14 @@ def convene_tac(
     tac.version += 1
     session.add(tac)
     session.flush()
-    audit.append(session, actor=actor, action="tac.convene", target_type="child", target_id=tac.child_id,
-                 detail={"tac_id": tac.id.hex})
+    audit.append(
+        session,
+        actor=actor,
+        action="tac.convene",
+        target_type="child",
+        target_id=tac.child_id,
+        detail={"tac_id": tac.id.hex},
+    )
     return tac  # type: ignore[no-any-return]
 
 
@@ -847,8 +923,11 @@ def _ask_contact(session: Session, child: Child, fallback: Contact) -> Contact:
     if locality is None:
         return fallback
     return Contact(
-        name=locality.team_name, role="local delivery team", organisation=locality.authority,
-        phone=locality.team_phone, email=locality.team_email,
+        name=locality.team_name,
+        role="local delivery team",
+        organisation=locality.authority,
+        phone=locality.team_phone,
+        email=locality.team_email,
     )
 
 
@@ -856,17 +935,23 @@ def build_card(
     session: Session, *, actor: Actor, child: Child, now: datetime, fallback_team: Contact
 ) -> ChildCard:
     """Assemble the involvement card as this actor may see it (no audit: see read_card)."""
-    entitled = not child.shielded or actor.role in SHIELD_VIEWERS or (
-        actor.role == Role.CHILD_PROTECTION and bool(actor.shield_override_reason)
+    entitled = (
+        not child.shielded
+        or actor.role in SHIELD_VIEWERS
+        or (actor.role == Role.CHILD_PROTECTION and bool(actor.shield_override_reason))
     )
     names = [NameRead.model_validate(n) for n in repo.child_names(session, child.id)]
     card = ChildCard(
-        id=child.id, status=child.status, names=names,
-        date_of_birth=child.date_of_birth, expected_delivery_date=child.expected_delivery_date,
+        id=child.id,
+        status=child.status,
+        names=names,
+        date_of_birth=child.date_of_birth,
+        expected_delivery_date=child.expected_delivery_date,
         age_years=age_on(child.date_of_birth, now.date()) if child.date_of_birth else None,
         sex=child.sex,
         identifiers=[IdentifierRead.model_validate(i) for i in repo.child_identifiers(session, child.id)],
-        shielded=child.shielded, merged_into_id=child.merged_into_id,
+        shielded=child.shielded,
+        merged_into_id=child.merged_into_id,
     )
     caf = repo.open_caf(session, child.id) or repo.latest_caf(session, child.id)
     if not entitled:
@@ -879,8 +964,12 @@ def build_card(
             ask=ask,
         )
         if caf is not None:
-            card.caf = CafRead(id=caf.id, status=caf.status, signalled_at=caf.signalled_at,
-                               advice=f"Ask {ask.name} before starting an assessment.")
+            card.caf = CafRead(
+                id=caf.id,
+                status=caf.status,
+                signalled_at=caf.signalled_at,
+                advice=f"Ask {ask.name} before starting an assessment.",
+            )
         return card
     address = repo.current_address(session, child.id)
     card.address = AddressRead.model_validate(address) if address else None
@@ -890,7 +979,9 @@ def build_card(
     card.gp_practice = _org_contact(
         repo.get(session, Organisation, child.gp_practice_id) if child.gp_practice_id else None
     )
-    card.related_people = [RelatedPersonRead.model_validate(p) for p in repo.related_people(session, child.id)]
+    card.related_people = [
+        RelatedPersonRead.model_validate(p) for p in repo.related_people(session, child.id)
+    ]
     involvements: list[InvolvementRead] = []
     for inv, service, org, practitioner, consent in repo.involvements_with_service(session, child.id):
         if inv.sensitive and not _may_see_sensitive(actor, inv, consent):
@@ -904,11 +995,21 @@ def build_card(
         )
         involvements.append(
             InvolvementRead(
-                id=inv.id, service_id=service.id, service_name=service.name,
-                service_type=service.service_type, tier=service.tier, role=inv.role,
-                level_of_need=inv.level_of_need, start_date=inv.start_date, end_date=inv.end_date,
-                status=inv.status, sensitive=inv.sensitive, source=inv.source,
-                last_confirmed_at=inv.last_confirmed_at, contact=contact, version=inv.version,
+                id=inv.id,
+                service_id=service.id,
+                service_name=service.name,
+                service_type=service.service_type,
+                tier=service.tier,
+                role=inv.role,
+                level_of_need=inv.level_of_need,
+                start_date=inv.start_date,
+                end_date=inv.end_date,
+                status=inv.status,
+                sensitive=inv.sensitive,
+                source=inv.source,
+                last_confirmed_at=inv.last_confirmed_at,
+                contact=contact,
+                version=inv.version,
             )
         )
     card.involvements = involvements
@@ -917,43 +1018,66 @@ def build_card(
         holder = _contact(session, caf.lead_practitioner_id or caf.initiator_id)
         advice = None
         if caf.status in {s.value for s in OPEN_CAF_STATUSES}:
-            advice = (f"A CAF is open: contact {holder.name} before starting another "
-                      "assessment, and join it.")
+            advice = f"A CAF is open: contact {holder.name} before starting another assessment, and join it."
         card.caf = CafRead(
-            id=caf.id, status=caf.status, holder=holder, signalled_at=caf.signalled_at,
-            signal_expires_at=caf.signal_expires_at, started_at=caf.started_at,
-            completed_at=caf.completed_at, closed_at=caf.closed_at, outcome=caf.outcome, advice=advice,
+            id=caf.id,
+            status=caf.status,
+            holder=holder,
+            signalled_at=caf.signalled_at,
+            signal_expires_at=caf.signal_expires_at,
+            started_at=caf.started_at,
+            completed_at=caf.completed_at,
+            closed_at=caf.closed_at,
+            outcome=caf.outcome,
+            advice=advice,
         )
         history = repo.lead_history(session, caf.id)
         card.lead_professional_history = [
             HandOverRead(
-                from_practitioner=_contact(session, h.from_practitioner_id).name if h.from_practitioner_id else None,
+                from_practitioner=_contact(session, h.from_practitioner_id).name
+                if h.from_practitioner_id
+                else None,
                 to_practitioner=_contact(session, h.practitioner_id).name,
-                at=h.started_at, reason=h.reason, by=h.assigned_by,
+                at=h.started_at,
+                reason=h.reason,
+                by=h.assigned_by,
             )
             for h in history
         ]
         tac = repo.tac_for_caf(session, caf.id)
         if tac is not None and tac.status != TacStatus.CLOSED.value:
             card.tac = TacRead(
-                id=tac.id, status=tac.status, family_participating=tac.family_participating,
-                convened_at=tac.convened_at, next_review_date=tac.next_review_date,
+                id=tac.id,
+                status=tac.status,
+                family_participating=tac.family_participating,
+                convened_at=tac.convened_at,
+                next_review_date=tac.next_review_date,
                 members=[
-                    TacMemberRead(practitioner_id=m.practitioner_id, role=m.role,
-                                  contact=_contact(session, m.practitioner_id))
+                    TacMemberRead(
+                        practitioner_id=m.practitioner_id,
+                        role=m.role,
+                        contact=_contact(session, m.practitioner_id),
+                    )
                     for m in repo.tac_members(session, tac.id)
                 ],
             )
     lead = repo.current_lead(session, child.id)
     if lead is not None:
         card.lead_professional = LeadProfessionalRead(
-            practitioner_id=lead.practitioner_id, contact=_contact(session, lead.practitioner_id),
-            since=lead.started_at, reason=lead.reason,
+            practitioner_id=lead.practitioner_id,
+            contact=_contact(session, lead.practitioner_id),
+            since=lead.started_at,
+            reason=lead.reason,
         )
     card.consents = [
         ConsentRead(
-            id=c.id, scope=c.scope, given_by_kind=c.given_by_kind, given_by_name=c.given_by_name,
-            given_at=c.given_at, withdrawn_at=c.withdrawn_at, withdrawn_reason=c.withdrawn_reason,
+            id=c.id,
+            scope=c.scope,
+            given_by_kind=c.given_by_kind,
+            given_by_name=c.given_by_name,
+            given_at=c.given_at,
+            withdrawn_at=c.withdrawn_at,
+            withdrawn_reason=c.withdrawn_reason,
             current=c.withdrawn_at is None,
         )
         for c in repo.consents(session, child.id)
@@ -970,17 +1094,33 @@ def read_card(
     if child.status == RecordStatus.ACTIVE.value:
         lapse_expired_signal(session, child_id=child.id, now=now)
     card = build_card(session, actor=actor, child=child, now=now, fallback_team=fallback_team)
-    override = (
-        child.shielded and actor.role == Role.CHILD_PROTECTION and bool(actor.shield_override_reason)
-    )
+    override = child.shielded and actor.role == Role.CHILD_PROTECTION and bool(actor.shield_override_reason)
     if override:
-        audit.append(session, actor=actor, action="child.read.shield-override", target_type="child",
-                     target_id=child.id, detail={"reason": actor.shield_override_reason})
-        audit.append(session, actor=actor, action="alert.shield-override", outcome="alert",
-                     target_type="child", target_id=child.id)
+        audit.append(
+            session,
+            actor=actor,
+            action="child.read.shield-override",
+            target_type="child",
+            target_id=child.id,
+            detail={"reason": actor.shield_override_reason},
+        )
+        audit.append(
+            session,
+            actor=actor,
+            action="alert.shield-override",
+            outcome="alert",
+            target_type="child",
+            target_id=child.id,
+        )
     else:
-        audit.append(session, actor=actor, action="child.read", target_type="child", target_id=child.id,
-                     detail={"shield_withheld": True} if card.shield_notice else None)
+        audit.append(
+            session,
+            actor=actor,
+            action="child.read",
+            target_type="child",
+            target_id=child.id,
+            detail={"shield_withheld": True} if card.shield_notice else None,
+        )
     return card
 
 
@@ -988,13 +1128,17 @@ def access_log(session: Session, *, actor: Actor, child_id: uuid.UUID) -> list[A
     """Who has looked at this child's record: an audited read of the audit log."""
     if actor.role not in ACCESS_LOG_READERS:
         raise NotAllowed(
-            "Only auditors, directory admins and designated practitioners can see who has "
-            "looked at a record."
+            "Only auditors, directory admins and designated practitioners can see who has looked at a record."
         )
     _load_child(session, child_id)
     events = audit.who_looked(session, child_id=child_id)
-    audit.append(session, actor=actor, action="child.access-log.read", target_type="child-access-log",
-                 target_id=child_id)
+    audit.append(
+        session,
+        actor=actor,
+        action="child.access-log.read",
+        target_type="child-access-log",
+        target_id=child_id,
+    )
     return [AccessLogEntry.model_validate(e) for e in events]
 
 
@@ -1006,9 +1150,7 @@ def child_ref(child: Child) -> ChildRef:
 # --------------------------------------------------------------------------- localities
 
 
-def configure_localities(
-    session: Session, *, actor: Actor, rows: list[dict[str, str]]
-) -> tuple[int, int]:
+def configure_localities(session: Session, *, actor: Actor, rows: list[dict[str, str]]) -> tuple[int, int]:
     """Create or update localities and their postcode areas from an authority's table.
 
     Each row: code, name, authority, team_name, team_phone, team_email, areas (postcode districts
@@ -1053,17 +1195,19 @@ def configure_localities(
             existing.locality_id = by_code[code].id
             session.add(existing)
     session.flush()
-    audit.append(session, actor=actor, action="localities.configure",
-                 detail={"localities": localities, "areas": len(seen_areas)})
+    audit.append(
+        session,
+        actor=actor,
+        action="localities.configure",
+        detail={"localities": localities, "areas": len(seen_areas)},
+    )
     return localities, len(seen_areas)
 
 
 # --------------------------------------------------------------------------- duplicates
 
 
-def merge_children(
-    session: Session, *, actor: Actor, duplicate_id: uuid.UUID, into_id: uuid.UUID
-) -> Child:
+def merge_children(session: Session, *, actor: Actor, duplicate_id: uuid.UUID, into_id: uuid.UUID) -> Child:
     """Mark a duplicate record as merged into the record that is kept (never deletes either)."""
     if actor.role != Role.DIRECTORY_ADMIN:
         raise NotAllowed("Only a directory admin can merge duplicate records.")
@@ -1080,6 +1224,13 @@ def merge_children(
     duplicate.merged_into_id = kept.id
     _touch(session, duplicate)
     session.flush()
-    audit.append(session, actor=actor, action="child.merge", target_type="child", target_id=duplicate.id,
-                 detail={"into": kept.id.hex}, children=[kept.id])
+    audit.append(
+        session,
+        actor=actor,
+        action="child.merge",
+        target_type="child",
+        target_id=duplicate.id,
+        detail={"into": kept.id.hex},
+        children=[kept.id],
+    )
     return duplicate

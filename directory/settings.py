@@ -41,12 +41,14 @@ class Settings(BaseSettings):
         default=90, ge=1, description="A signing key older than this is rotated at start-up."
     )
     audit_fingerprint_key: str | None = Field(
-        default=None, description="Keys the HMAC of search fingerprints in the audit log, so a "
+        default=None,
+        description="Keys the HMAC of search fingerprints in the audit log, so a "
         "fingerprint cannot be reversed by guessing names and dates; set it in production.",
     )
     secret_key: str | None = Field(
-        default=None, description="Signs sign-in form CSRF tokens and upstream state; "
-        "random per process when unset (set it when running more than one process)."
+        default=None,
+        description="Signs sign-in form CSRF tokens and upstream state; "
+        "random per process when unset (set it when running more than one process).",
     )
     training_valid_days: int = Field(
         default=365, ge=1, description="Information-sharing training older than this is refused."
@@ -56,8 +58,9 @@ class Settings(BaseSettings):
     )
     token_leeway_seconds: int = Field(default=30, ge=0, le=300)
     external_issuer: str | None = Field(
-        default=None, description="Accept access tokens from this issuer too (e.g. the "
-        "authority's Keycloak); its subjects still need a grant here."
+        default=None,
+        description="Accept access tokens from this issuer too (e.g. the "
+        "authority's Keycloak); its subjects still need a grant here.",
     )
     external_jwks_url: str | None = None
     external_audience: str | None = None
@@ -71,6 +74,8 @@ class Settings(BaseSettings):
     search_rate_per_minute: int = Field(default=30, ge=1)
     trawl_window_minutes: int = Field(default=60, ge=1)
     trawl_distinct_children: int = Field(
-        default=50, ge=2, description="Raise a trawling alert when one subject looks at this "
-        "many distinct children in the window with few repeat looks."
+        default=50,
+        ge=2,
+        description="Raise a trawling alert when one subject looks at this "
+        "many distinct children in the window with few repeat looks.",
     )

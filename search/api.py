@@ -49,13 +49,22 @@ class SearchCriteria(BaseModel):
         elif self.local_id:
             name, sep, val = self.local_id.partition(":")
             if not sep or not name or not val:
-                raise CriteriaError("local_id must look like 'mosaic:12345' (system, colon, value)",
-                                    field="local_id")
+                raise CriteriaError(
+                    "local_id must look like 'mosaic:12345' (system, colon, value)", field="local_id"
+                )
             system, value = f"local:{name}", val
-        return SearchQuery(given=self.given, family=self.family, birth_date=self.birth_date,
-                           birth_date_from=self.birth_date_from, birth_date_to=self.birth_date_to,
-                           sex=self.sex, postcode=self.postcode, identifier_system=system,
-                           identifier_value=value, limit=self.limit)
+        return SearchQuery(
+            given=self.given,
+            family=self.family,
+            birth_date=self.birth_date,
+            birth_date_from=self.birth_date_from,
+            birth_date_to=self.birth_date_to,
+            sex=self.sex,
+            postcode=self.postcode,
+            identifier_system=system,
+            identifier_value=value,
+            limit=self.limit,
+        )
 
 
 class Involved(BaseModel):
@@ -113,9 +122,15 @@ def _summary(session: Session, actor: Actor, child: Child, fallback: str) -> Inv
         if child.locality_id:
             loc = repo.get(session, Locality, child.locality_id)
             ask = loc.team_name if loc else fallback
-        return Involved(caf_status=caf.status if caf else None, caf_holder=None, lead_professional=None,
-                        lead_professional_phone=None, services_involved=None, highest_level_of_need=None,
-                        ask=f"This record is shielded: ask {ask} to broker contact.")
+        return Involved(
+            caf_status=caf.status if caf else None,
+            caf_holder=None,
+            lead_professional=None,
+            lead_professional_phone=None,
+            services_involved=None,
+            highest_level_of_need=None,
+            ask=f"This record is shielded: ask {ask} to broker contact.",
+        )
     lead = repo.current_lead(session, child.id)
     lead_contact = repo.practitioner_contact(session, lead.practitioner_id) if lead else None
     holder = repo.practitioner_contact(session, caf.lead_practitioner_id or caf.initiator_id) if caf else None
@@ -130,8 +145,9 @@ def _summary(session: Session, actor: Actor, child: Child, fallback: str) -> Inv
     )
 
 
-def run_search(session: Session, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine,
-               fallback_team: str) -> SearchResponse:
+def run_search(
+    session: Session, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
+) -> SearchResponse:
     """Validate, match, summarise and audit one search (fingerprint and returned children, not the query)."""
     if actor.purpose is None:
         raise InvalidInput("Say why you are searching: give a purpose of use (X-Purpose-Of-Use).")
@@ -144,11 +160,20 @@ def run_search(session: Session, *, actor: Actor, criteria: SearchCriteria, matc
         raise InvalidInput(exc.message, field=exc.field) from None
     result = matcher.search(query)
     if result.too_many:
-        audit.append(session, actor=actor, action="search", outcome="too-many",
-                     detail={"fingerprint": result.fingerprint})
-        return SearchResponse(hits=[], total=0, fingerprint=result.fingerprint,
-                              advice="Too many children match these details: add more detail, for example "
-                              "a given name, the exact date of birth, a postcode or an NHS number.")
+        audit.append(
+            session,
+            actor=actor,
+            action="search",
+            outcome="too-many",
+            detail={"fingerprint": result.fingerprint},
+        )
+        return SearchResponse(
+            hits=[],
+            total=0,
+            fingerprint=result.fingerprint,
+            advice="Too many children match these details: add more detail, for example "
+            "a given name, the exact date of birth, a postcode or an NHS number.",
+        )
     hits: list[SearchHit] = []
     for match in result.matches:
         child = session.get(Child, uuid.UUID(hex=match.child_id))
@@ -157,36 +182,70 @@ def run_search(session: Session, *, actor: Actor, criteria: SearchCriteria, matc
         names = repo.child_names(session, child.id)
         address = repo.current_address(session, child.id)
         entitled = not child.shielded or actor.role in SHIELD_VIEWERS
-        hits.append(SearchHit(
-            child_id=child.id, score=round(match.score, 4), grade=match.grade, agreed=list(match.agreed),
-            explanation=match.explanation,
-            name=f"{names[0].given} {names[0].family}" if names else "",
-            date_of_birth=child.date_of_birth, expected_delivery_date=child.expected_delivery_date,
-            age_years=age_on(child.date_of_birth, date.today()) if child.date_of_birth else None,
-            sex=child.sex, shielded=child.shielded,
-            postcode_district=address.postcode.split(" ")[0] if address and entitled else None,
-            involvement=_summary(session, actor, child, fallback_team),
-        ))
-    audit.append(session, actor=actor, action="search", outcome="success",
-                 detail={"fingerprint": result.fingerprint, "returned": len(hits)},
-                 children=[h.child_id for h in hits])
-    advice = None if hits else ("No child matches. Check the spelling and the date of birth, try a previous "
-                                "surname or a date range; if the child is new to the area, no one may be "
-                                "involved yet.")
+        hits.append(
+            SearchHit(
+                child_id=child.id,
+                score=round(match.score, 4),
+                grade=match.grade,
+                agreed=list(match.agreed),
+                explanation=match.explanation,
+                name=f"{names[0].given} {names[0].family}" if names else "",
+                date_of_birth=child.date_of_birth,
+                expected_delivery_date=child.expected_delivery_date,
+                age_years=age_on(child.date_of_birth, date.today()) if child.date_of_birth else None,
+                sex=child.sex,
+                shielded=child.shielded,
+                postcode_district=address.postcode.split(" ")[0] if address and entitled else None,
+                involvement=_summary(session, actor, child, fallback_team),
+            )
+        )
+    audit.append(
+        session,
+        actor=actor,
+        action="search",
+        outcome="success",
+        detail={"fingerprint": result.fingerprint, "returned": len(hits)},
+        children=[h.child_id for h in hits],
+    )
+    advice = (
+        None
+        if hits
+        else (
+            "No child matches. Check the spelling and the date of birth, try a previous "
+            "surname or a date range; if the child is new to the area, no one may be "
+            "involved yet."
+        )
+    )
     return SearchResponse(hits=hits, total=len(hits), fingerprint=result.fingerprint, advice=advice)
 
 
 @router.post("/children/search", response_model=SearchResponse)
-def search_children(criteria: SearchCriteria, request: Request, session: SessionDep, actor: CurrentActor,
-                    matcher: Matcher) -> SearchResponse:
+def search_children(
+    criteria: SearchCriteria, request: Request, session: SessionDep, actor: CurrentActor, matcher: Matcher
+) -> SearchResponse:
     """Find a child by what you know (preferred: keeps personal details out of URLs). Audited."""
-    return run_search(session, actor=actor, criteria=criteria, matcher=matcher,
-                      fallback_team=request.app.state.settings.delivery_team_name)
+    return run_search(
+        session,
+        actor=actor,
+        criteria=criteria,
+        matcher=matcher,
+        fallback_team=request.app.state.settings.delivery_team_name,
+    )
 
 
 @router.get("/children/search", response_model=SearchResponse)
-def search_children_get(criteria: Annotated[SearchCriteria, Query()], request: Request, session: SessionDep,
-                        actor: CurrentActor, matcher: Matcher) -> SearchResponse:
+def search_children_get(
+    criteria: Annotated[SearchCriteria, Query()],
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    matcher: Matcher,
+) -> SearchResponse:
     """The same search with query parameters, for simple clients. Prefer POST: URLs get logged."""
-    return run_search(session, actor=actor, criteria=criteria, matcher=matcher,
-                      fallback_team=request.app.state.settings.delivery_team_name)
+    return run_search(
+        session,
+        actor=actor,
+        criteria=criteria,
+        matcher=matcher,
+        fallback_team=request.app.state.settings.delivery_team_name,
+    )

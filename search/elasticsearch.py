@@ -115,9 +115,7 @@ class ElasticsearchBackend:
             "person": stored.to_dict(),
         }
 
-    def _index_actions(
-        self, records: Iterable[PersonFields], index: str
-    ) -> Iterator[dict[str, Any]]:
+    def _index_actions(self, records: Iterable[PersonFields], index: str) -> Iterator[dict[str, Any]]:
         for rec in records:
             yield {
                 "_op_type": "index",
@@ -190,9 +188,7 @@ class ElasticsearchBackend:
             actions: list[dict[str, Any]] = [
                 {"remove": {"index": index, "alias": self.alias}} for index in old
             ]
-            actions.append(
-                {"add": {"index": new_index, "alias": self.alias, "is_write_index": True}}
-            )
+            actions.append({"add": {"index": new_index, "alias": self.alias, "is_write_index": True}})
             self.client.indices.update_aliases(actions=actions)
         except BaseException:
             self.client.indices.delete(index=new_index, ignore_unavailable=True)
@@ -210,9 +206,7 @@ class ElasticsearchBackend:
         unique = list(dict.fromkeys(keys))
         if not unique or limit <= 0:
             return []
-        should = [
-            {"constant_score": {"filter": {"term": {"keys": key}}, "boost": 1.0}} for key in unique
-        ]
+        should = [{"constant_score": {"filter": {"term": {"keys": key}}, "boost": 1.0}} for key in unique]
         response = self.client.search(
             index=self.alias,
             query={"bool": {"should": should, "minimum_should_match": 1}},
@@ -221,9 +215,7 @@ class ElasticsearchBackend:
             source_includes=["person"],
             track_total_hits=False,
         )
-        return [
-            PersonFields.from_dict(hit["_source"]["person"]) for hit in response["hits"]["hits"]
-        ]
+        return [PersonFields.from_dict(hit["_source"]["person"]) for hit in response["hits"]["hits"]]
 
     def by_identifier(self, system: str, value: str) -> list[PersonFields]:
         """Children holding exactly this identifier (system and normalised value)."""
@@ -236,9 +228,7 @@ class ElasticsearchBackend:
             source_includes=["person"],
             track_total_hits=False,
         )
-        return [
-            PersonFields.from_dict(hit["_source"]["person"]) for hit in response["hits"]["hits"]
-        ]
+        return [PersonFields.from_dict(hit["_source"]["person"]) for hit in response["hits"]["hits"]]
 
     def count(self) -> int:
         """Number of indexed children (as of the last refresh)."""

@@ -145,9 +145,7 @@ class EmbeddedBackend:
             conn.execute(delete(search_record))
             seen: set[str] = set()
             for batch in _chunks(records, BATCH_SIZE):
-                fresh = [
-                    r for r in {r.child_id: r for r in batch}.values() if r.child_id not in seen
-                ]
+                fresh = [r for r in {r.child_id: r for r in batch}.values() if r.child_id not in seen]
                 seen.update(r.child_id for r in fresh)
                 self._insert(conn, fresh)
                 done += len(fresh)
@@ -188,9 +186,7 @@ class EmbeddedBackend:
     def _rank_in_python(conn: Connection, keys: Sequence[str], limit: int) -> list[str]:
         counts: dict[str, int] = {}
         for chunk in _chunks(keys, _IN_CHUNK):
-            for (child_id,) in conn.execute(
-                select(search_key.c.child_id).where(search_key.c.key.in_(chunk))
-            ):
+            for (child_id,) in conn.execute(select(search_key.c.child_id).where(search_key.c.key.in_(chunk))):
                 counts[child_id] = counts.get(child_id, 0) + 1
         return sorted(counts, key=lambda c: (-counts[c], c))[:limit]
 

@@ -51,7 +51,11 @@ def _only_indexer(engine: Engine, *, wait: bool) -> Iterator[bool]:
 
 
 def drain(
-    engine: Engine, backend: SearchBackend, *, batch: int = 500, max_batches: int | None = None,
+    engine: Engine,
+    backend: SearchBackend,
+    *,
+    batch: int = 500,
+    max_batches: int | None = None,
     wait: bool = False,
 ) -> int:
     """Apply pending outbox rows to the backend until none are left; return how many were applied.
@@ -85,7 +89,9 @@ def drain(
                 backend.delete(removed)
             with engine.begin() as conn:
                 conn.execute(
-                    sa.update(_OUTBOX).where(_OUTBOX.c.id.in_([r.id for r in rows])).values(processed_at=utcnow())
+                    sa.update(_OUTBOX)
+                    .where(_OUTBOX.c.id.in_([r.id for r in rows]))
+                    .values(processed_at=utcnow())
                 )
             applied += len(rows)
             batches += 1
@@ -95,9 +101,9 @@ def drain(
 def pending(engine: Engine) -> int:
     """Outbox rows not yet applied."""
     with engine.connect() as conn:
-        return int(conn.execute(
-            sa.select(sa.func.count()).where(_OUTBOX.c.processed_at.is_(None))
-        ).scalar_one())
+        return int(
+            conn.execute(sa.select(sa.func.count()).where(_OUTBOX.c.processed_at.is_(None))).scalar_one()
+        )
 
 
 class BackgroundIndexer:

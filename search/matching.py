@@ -195,9 +195,7 @@ def validate_criteria(q: SearchQuery) -> None:
             field="birth_date",
         )
     if has_date:
-        raise CriteriaError(
-            "Add a family name or a given name to search by date of birth.", field="family"
-        )
+        raise CriteriaError("Add a family name or a given name to search by date of birth.", field="family")
     raise CriteriaError(
         "Enter an NHS number, Unique Pupil Number or local identifier; or a family or given "
         "name with a date of birth (or a date-of-birth range of at most 366 days).",
@@ -246,9 +244,7 @@ def _family_codes(names: Iterable[str | None]) -> list[str]:
 
 
 def _family_primary(names: Iterable[str | None]) -> list[str]:
-    return list(
-        dict.fromkeys(primary_phonetic(form) for name in names for form in name_forms(name))
-    )
+    return list(dict.fromkeys(primary_phonetic(form) for name in names for form in name_forms(name)))
 
 
 def _family_initials(names: Iterable[str | None]) -> list[str]:
@@ -396,9 +392,7 @@ def _compare_name(query: str, names: Sequence[str], *, given: bool) -> _NameVerd
     return best
 
 
-def _name_level(
-    q_forms: tuple[str, ...], r_forms: tuple[str, ...], *, given: bool
-) -> tuple[str, str]:
+def _name_level(q_forms: tuple[str, ...], r_forms: tuple[str, ...], *, given: bool) -> tuple[str, str]:
     q_full, r_full = q_forms[0], r_forms[0]
     if q_full == r_full:
         return "exact", ""
@@ -455,13 +449,9 @@ def _dob_field(q: SearchQuery, rec: PersonFields) -> _Field | None:
             if q.birth_date == born:
                 return _Field("birth_date", W_DOB["exact"], "date of birth exact", "exact")
             if swapped_day_month(q.birth_date) == born:
-                return _Field(
-                    "birth_date", W_DOB["swapped"], "date of birth day/month swapped", "swapped"
-                )
+                return _Field("birth_date", W_DOB["swapped"], "date of birth day/month swapped", "swapped")
             if digit_differences(q.birth_date, born) == 1 or abs((q.birth_date - born).days) == 1:
-                return _Field(
-                    "birth_date", W_DOB["digit"], "date of birth one digit different", "digit"
-                )
+                return _Field("birth_date", W_DOB["digit"], "date of birth one digit different", "digit")
             if _adjacent_digits_transposed(q.birth_date, born):
                 return _Field(
                     "birth_date",
@@ -485,16 +475,10 @@ def _dob_field(q: SearchQuery, rec: PersonFields) -> _Field | None:
     else:
         return None
     if gap <= EDD_CLOSE_DAYS:
-        return _Field(
-            "birth_date", W_DOB["edd_close"], "close to the expected delivery date", "edd_close"
-        )
+        return _Field("birth_date", W_DOB["edd_close"], "close to the expected delivery date", "edd_close")
     if gap <= EDD_NEAR_DAYS:
-        return _Field(
-            "birth_date", W_DOB["edd_near"], "near the expected delivery date", "edd_near"
-        )
-    return _Field(
-        "birth_date", W_DOB["edd_differs"], "far from the expected delivery date", "edd_differs"
-    )
+        return _Field("birth_date", W_DOB["edd_near"], "near the expected delivery date", "edd_near")
+    return _Field("birth_date", W_DOB["edd_differs"], "far from the expected delivery date", "edd_differs")
 
 
 def _adjacent_digits_transposed(a: date, b: date) -> bool:
@@ -625,13 +609,7 @@ def _grade(value: float, fields: dict[str, _Field], *, disagreed: bool, swapped:
     # Oliver Smiths born the same day); certain also needs the address to agree.
     postcode = fields.get("postcode")
     corroborated = postcode is not None and postcode.level in ("full", "sector")
-    if (
-        value >= CERTAIN_AT
-        and strong_demographics
-        and corroborated
-        and not disagreed
-        and not (swapped)
-    ):
+    if value >= CERTAIN_AT and strong_demographics and corroborated and not disagreed and not (swapped):
         return "certain"
     if value >= PROBABLE_AT:
         return "probable"
@@ -655,9 +633,7 @@ def normalised_query(q: SearchQuery) -> dict[str, str | int | None]:
         "postcode": (postcode.full or postcode.outward) if postcode else None,
         "identifier_system": system,
         "identifier_value": (
-            normalise_identifier(system, q.identifier_value)
-            if system and q.identifier_value
-            else None
+            normalise_identifier(system, q.identifier_value) if system and q.identifier_value else None
         ),
         "limit": q.limit,
     }

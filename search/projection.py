@@ -20,14 +20,20 @@ def project(conn: Connection, child_ids: Sequence[uuid.UUID]) -> tuple[list[Pers
     """PersonFields for the active children among `child_ids`, and the ids to remove from the index."""
     if not child_ids:
         return [], []
-    children = conn.execute(
-        sa.select(Child.__table__).where(Child.__table__.c.id.in_(child_ids))  # type: ignore[attr-defined]
-    ).mappings().all()
+    children = (
+        conn.execute(
+            sa.select(Child.__table__).where(Child.__table__.c.id.in_(child_ids))  # type: ignore[attr-defined]
+        )
+        .mappings()
+        .all()
+    )
     names: dict[uuid.UUID, list[tuple[int, str, str | None, str]]] = defaultdict(list)
     for row in conn.execute(
         sa.select(ChildName.__table__).where(ChildName.__table__.c.child_id.in_(child_ids))  # type: ignore[attr-defined]
     ).mappings():
-        names[row["child_id"]].append((_NAME_ORDER.get(row["use"], 9), row["given"], row["middle"], row["family"]))
+        names[row["child_id"]].append(
+            (_NAME_ORDER.get(row["use"], 9), row["given"], row["middle"], row["family"])
+        )
     idents: dict[uuid.UUID, list[tuple[str, str]]] = defaultdict(list)
     for row in conn.execute(
         sa.select(ChildIdentifier.__table__).where(ChildIdentifier.__table__.c.child_id.in_(child_ids))  # type: ignore[attr-defined]

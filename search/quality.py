@@ -145,9 +145,7 @@ def _weighted(rng: random.Random, items: Sequence[str], offset: int) -> str:
 # --- population --------------------------------------------------------------------------------
 
 
-def generate_population(
-    n: int, *, seed: int = 1, today: date = date(2026, 1, 1)
-) -> list[PersonFields]:
+def generate_population(n: int, *, seed: int = 1, today: date = date(2026, 1, 1)) -> list[PersonFields]:
     """n children in households; no two share given name, family name and date of birth."""
     rng = random.Random(seed)
     surnames = _surname_pool()
@@ -289,9 +287,7 @@ def _date_range(q: SearchQuery, rec: PersonFields, rng: random.Random) -> Search
     if not q.birth_date:
         return None
     start = q.birth_date - timedelta(days=rng.randint(0, 365))
-    return replace(
-        q, birth_date=None, birth_date_from=start, birth_date_to=start + timedelta(days=365)
-    )
+    return replace(q, birth_date=None, birth_date_from=start, birth_date_to=start + timedelta(days=365))
 
 
 def _name_order(q: SearchQuery, rec: PersonFields, rng: random.Random) -> SearchQuery | None:
@@ -409,9 +405,7 @@ class QualityReport:
         return self.false_certain / self.cases if self.cases else 0.0
 
 
-def evaluate(
-    engine: MatchingEngine, cases: Sequence[Case], *, keep_misses: int = 20
-) -> QualityReport:
+def evaluate(engine: MatchingEngine, cases: Sequence[Case], *, keep_misses: int = 20) -> QualityReport:
     """Run every case through the engine and count what came back."""
     report = QualityReport()
     started = time.perf_counter()

@@ -50,8 +50,11 @@ def get_session(request: Request) -> Iterator[Session]:
             route = request.scope.get("route")
             target_type, target_id = _target(request)
             audit.append_alone(
-                engine, actor=actor, action=f"refused.{getattr(route, 'name', 'request')}",
-                outcome="refused", target_type=target_type,
+                engine,
+                actor=actor,
+                action=f"refused.{getattr(route, 'name', 'request')}",
+                outcome="refused",
+                target_type=target_type,
                 target_id=target_id,
                 detail={"error": exc.code},
             )
@@ -94,9 +97,14 @@ def parse_dev_actor(header: str, purpose: str | None, request_id: str | None) ->
         except ValueError:
             raise HTTPException(400, f"{DEV_ACTOR_HEADER}: practitioner must be a uuid") from None
     return Actor(
-        subject=fields["subject"], role=role, organisation=fields.get("org"),
-        display_name=fields.get("name"), client_id="dev-header", purpose=parse_purpose(purpose),
-        request_id=request_id, practitioner_id=practitioner_id,
+        subject=fields["subject"],
+        role=role,
+        organisation=fields.get("org"),
+        display_name=fields.get("name"),
+        client_id="dev-header",
+        purpose=parse_purpose(purpose),
+        request_id=request_id,
+        practitioner_id=practitioner_id,
         shield_override_reason=fields.get("override"),
     )
 
@@ -122,12 +130,14 @@ def current_actor(request: Request) -> Actor:
         header = request.headers.get(DEV_ACTOR_HEADER)
         if not request.app.state.settings.environment == "development":
             raise HTTPException(
-                401, "Sign-in is required: the development actor header is refused outside "
-                "development mode.", headers={"WWW-Authenticate": "Bearer"}
+                401,
+                "Sign-in is required: the development actor header is refused outside development mode.",
+                headers={"WWW-Authenticate": "Bearer"},
             )
         if header is None:
             raise HTTPException(
-                401, f"Say who you are: send the {DEV_ACTOR_HEADER} header (development mode).",
+                401,
+                f"Say who you are: send the {DEV_ACTOR_HEADER} header (development mode).",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         actor = parse_dev_actor(header, request.headers.get(PURPOSE_HEADER), request.state.request_id)

@@ -44,7 +44,9 @@ def status_for(error: DomainError) -> int:
     return 400
 
 
-def problem(status: int, title: str, detail: str, *, code: str, request: Request, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, *, code: str, request: Request, **extra: Any
+) -> JSONResponse:
     """Build a problem+json response."""
     body = {
         "type": TYPE_BASE + code,
@@ -76,14 +78,25 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return problem(422, "The details given are not valid", summary, code="invalid-input",
-                       request=request, errors=errors)
+        return problem(
+            422,
+            "The details given are not valid",
+            summary,
+            code="invalid-input",
+            request=request,
+            errors=errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "The request was refused."
-        code = {401: "unauthenticated", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-                429: "too-many-requests"}.get(exc.status_code, "http-error")
+        code = {
+            401: "unauthenticated",
+            403: "forbidden",
+            404: "not-found",
+            405: "method-not-allowed",
+            429: "too-many-requests",
+        }.get(exc.status_code, "http-error")
         response = problem(exc.status_code, detail, detail, code=code, request=request)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
@@ -92,9 +105,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error in request %s", getattr(request.state, "request_id", "-"))
-        return problem(500, "Something went wrong on our side",
-                       "The change was not saved. Try again; if it keeps happening tell the service desk "
-                       "and quote the instance id.", code="internal-error", request=request)
+        return problem(
+            500,
+            "Something went wrong on our side",
+            "The change was not saved. Try again; if it keeps happening tell the service desk "
+            "and quote the instance id.",
+            code="internal-error",
+            request=request,
+        )
 
 
 def install_database_handlers(app: FastAPI) -> None:
@@ -104,16 +122,25 @@ def install_database_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         log.warning("integrity rule refused a write in request %s", getattr(request.state, "request_id", "-"))
-        return problem(409, "This conflicts with the record as it stands",
-                       "The directory refused the change because it breaks one of its rules "
-                       "(for example a second open CAF, a duplicate identifier, or a TAC too small "
-                       "to convene). Reload the record and try again.",
-                       code="conflict", request=request)
+        return problem(
+            409,
+            "This conflicts with the record as it stands",
+            "The directory refused the change because it breaks one of its rules "
+            "(for example a second open CAF, a duplicate identifier, or a TAC too small "
+            "to convene). Reload the record and try again.",
+            code="conflict",
+            request=request,
+        )
 
     @app.exception_handler(OperationalError)
     async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable or busy in request %s", getattr(request.state, "request_id", "-"))
-        response = problem(503, "The directory is busy", "Nothing was changed. Try again in a moment.",
-                           code="busy", request=request)
+        response = problem(
+            503,
+            "The directory is busy",
+            "Nothing was changed. Try again in a moment.",
+            code="busy",
+            request=request,
+        )
         response.headers["Retry-After"] = "2"
         return response

@@ -50,8 +50,13 @@ class Created(BaseModel):
 
 def _fallback_team(request: Request) -> Contact:
     s = request.app.state.settings
-    return Contact(name=s.delivery_team_name, role="local delivery team", organisation=s.authority_name,
-                   phone=s.delivery_team_phone, email=s.delivery_team_email)
+    return Contact(
+        name=s.delivery_team_name,
+        role="local delivery team",
+        organisation=s.authority_name,
+        phone=s.delivery_team_phone,
+        email=s.delivery_team_email,
+    )
 
 
 def _signal_days(request: Request) -> int:
@@ -68,8 +73,9 @@ def create_child(data: ChildCreate, session: SessionDep, actor: CurrentActor) ->
 @router.get("/children/{child_id}", response_model=ChildCard, tags=["children"])
 def read_child(child_id: uuid.UUID, request: Request, session: SessionDep, actor: CurrentActor) -> ChildCard:
     """The involvement card: who is involved, CAF status and holder, Lead Professional, TAC. Audited."""
-    return service.read_card(session, actor=actor, child_id=child_id, now=utcnow(),
-                             fallback_team=_fallback_team(request))
+    return service.read_card(
+        session, actor=actor, child_id=child_id, now=utcnow(), fallback_team=_fallback_team(request)
+    )
 
 
 @router.get("/children/{child_id}/access-log", response_model=list[AccessLogEntry], tags=["audit"])
@@ -93,10 +99,14 @@ def unshield_child(child_id: uuid.UUID, session: SessionDep, actor: CurrentActor
 @router.post("/children/{child_id}/merge", response_model=ChildRef, tags=["children"])
 def merge_child(child_id: uuid.UUID, data: MergeInto, session: SessionDep, actor: CurrentActor) -> ChildRef:
     """Mark this record a duplicate of another (directory admins); it is kept, marked merged."""
-    return service.child_ref(service.merge_children(session, actor=actor, duplicate_id=child_id, into_id=data.into_id))
+    return service.child_ref(
+        service.merge_children(session, actor=actor, duplicate_id=child_id, into_id=data.into_id)
+    )
 
 
-@router.post("/children/{child_id}/involvements", status_code=201, response_model=Created, tags=["involvements"])
+@router.post(
+    "/children/{child_id}/involvements", status_code=201, response_model=Created, tags=["involvements"]
+)
 def record_involvement(
     child_id: uuid.UUID, data: InvolvementCreate, session: SessionDep, actor: CurrentActor
 ) -> Created:
@@ -122,7 +132,9 @@ def confirm_involvement(involvement_id: uuid.UUID, session: SessionDep, actor: C
 
 
 @router.post("/children/{child_id}/consents", status_code=201, response_model=Created, tags=["consent"])
-def record_consent(child_id: uuid.UUID, data: ConsentCreate, session: SessionDep, actor: CurrentActor) -> Created:
+def record_consent(
+    child_id: uuid.UUID, data: ConsentCreate, session: SessionDep, actor: CurrentActor
+) -> Created:
     """Record a consent from a parent/carer or a competent young person."""
     consent = service.record_consent(session, actor=actor, child_id=child_id, data=data)
     return Created(id=consent.id, child_id=consent.child_id, status="current")
@@ -142,8 +154,9 @@ def signal_caf(
     child_id: uuid.UUID, data: CafSignal, request: Request, session: SessionDep, actor: CurrentActor
 ) -> Created:
     """Signal the intent to start a CAF. 409 names who holds the open one and how to reach them."""
-    caf = service.signal_caf(session, actor=actor, child_id=child_id, data=data,
-                             signal_days=_signal_days(request), now=utcnow())
+    caf = service.signal_caf(
+        session, actor=actor, child_id=child_id, data=data, signal_days=_signal_days(request), now=utcnow()
+    )
     return Created(id=caf.id, child_id=caf.child_id, status=caf.status, version=caf.version)
 
 
@@ -190,7 +203,9 @@ def convene_tac(tac_id: uuid.UUID, data: TacConvene, session: SessionDep, actor:
 
 
 @router.get("/services", response_model=list[ServiceRead], tags=["catalogue"])
-def list_services(session: SessionDep, actor: CurrentActor, service_type: str | None = None) -> list[ServiceRead]:
+def list_services(
+    session: SessionDep, actor: CurrentActor, service_type: str | None = None
+) -> list[ServiceRead]:
     """The service catalogue."""
     return [ServiceRead.model_validate(s) for s in repo.services(session, service_type=service_type)]
 
@@ -200,7 +215,10 @@ def list_practitioners(
     session: SessionDep, actor: CurrentActor, organisation_id: uuid.UUID | None = None
 ) -> list[PractitionerRead]:
     """Practitioners, optionally of one organisation."""
-    return [PractitionerRead.model_validate(p) for p in repo.practitioners(session, organisation_id=organisation_id)]
+    return [
+        PractitionerRead.model_validate(p)
+        for p in repo.practitioners(session, organisation_id=organisation_id)
+    ]
 
 
 @router.get("/localities", response_model=list[LocalityRead], tags=["catalogue"])

@@ -19,8 +19,13 @@ ISSUER = "http://testserver"
 @pytest.fixture
 def prod_settings() -> Settings:
     """Production settings: only access tokens get in."""
-    return Settings(environment="production", database_url="sqlite://", issuer=ISSUER,
-                    secret_key="test-secret-key", search_rate_per_minute=1000)
+    return Settings(
+        environment="production",
+        database_url="sqlite://",
+        issuer=ISSUER,
+        secret_key="test-secret-key",
+        search_rate_per_minute=1000,
+    )
 
 
 @pytest.fixture

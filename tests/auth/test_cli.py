@@ -51,9 +51,7 @@ def test_grant_renew_suspend_revoke_and_expiring(db_env: Engine) -> None:
     assert grant_id
     r = runner.invoke(cli, ["grants", "expiring", "--days", "30"])
     assert r.exit_code == 0 and "pat" in r.output
-    r = runner.invoke(
-        cli, ["grants", "renew", grant_id.group(0), "--reason", "annual", "--days", "90"]
-    )
+    r = runner.invoke(cli, ["grants", "renew", grant_id.group(0), "--reason", "annual", "--days", "90"])
     assert r.exit_code == 0, r.output
     assert "pat" not in runner.invoke(cli, ["grants", "expiring", "--days", "30"]).output
     r = runner.invoke(cli, ["grants", "suspend", grant_id.group(0), "--reason", "on leave"])
@@ -66,9 +64,7 @@ def test_grant_renew_suspend_revoke_and_expiring(db_env: Engine) -> None:
         acts = [
             a
             for (a,) in conn.execute(
-                sa.text(
-                    "SELECT action FROM audit_event WHERE actor_subject LIKE 'cli:%' ORDER BY seq"
-                )
+                sa.text("SELECT action FROM audit_event WHERE actor_subject LIKE 'cli:%' ORDER BY seq")
             )
         ]
     assert acts == ["grant.create", "grant.renew", "grant.suspend", "grant.revoke"]

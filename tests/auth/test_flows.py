@@ -35,14 +35,30 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
     return {"Authorization": f"Basic {raw}"}
 
 
-def assertion(key: RSAKey | ECKey, client_id: str, *, alg: str = "RS384", aud: str | None = None,
-              jti: str | None = None, exp_in: int = 240) -> str:
+def assertion(
+    key: RSAKey | ECKey,
+    client_id: str,
+    *,
+    alg: str = "RS384",
+    aud: str | None = None,
+    jti: str | None = None,
+    exp_in: int = 240,
+) -> str:
     """A SMART Backend Services client assertion."""
     now = int(time.time())
-    return jwt.encode({"alg": alg, "kid": key.kid, "typ": "JWT"},
-                      {"iss": client_id, "sub": client_id, "aud": aud or f"{ISSUER}/oauth/token",
-                       "jti": jti or uuid.uuid4().hex, "iat": now, "exp": now + exp_in},
-                      key, algorithms=[alg])
+    return jwt.encode(
+        {"alg": alg, "kid": key.kid, "typ": "JWT"},
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": aud or f"{ISSUER}/oauth/token",
+            "jti": jti or uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + exp_in,
+        },
+        key,
+        algorithms=[alg],
+    )
 
 
 @pytest.fixture
@@ -55,18 +71,24 @@ def trust_key() -> RSAKey:
 
 def register_trust(engine: Engine, key: RSAKey) -> None:
     with unit_of_work(engine) as s:
-        make_client(s, "trust-epr", method="private_key_jwt",
-                    jwks={"keys": [key.as_dict(private=False)]},
-                    scopes=("system/Patient.rs", "directory.search"))
+        make_client(
+            s,
+            "trust-epr",
+            method="private_key_jwt",
+            jwks={"keys": [key.as_dict(private=False)]},
+            scopes=("system/Patient.rs", "directory.search"),
+        )
         make_grant(s, "trust-epr", kind=SubjectKind.CLIENT, role=Role.SYSTEM)
 
 
-def test_client_credentials_with_private_key_jwt(api: TestClient, engine: Engine,
-                                                 trust_key: RSAKey) -> None:
+def test_client_credentials_with_private_key_jwt(api: TestClient, engine: Engine, trust_key: RSAKey) -> None:
     register_trust(engine, trust_key)
-    form = {"grant_type": "client_credentials", "scope": "system/Patient.rs directory.search",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion(trust_key, "trust-epr")}
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "system/Patient.rs directory.search",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion(trust_key, "trust-epr"),
+    }
     r = api.post(TOKEN_URL, data=form)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -82,8 +104,9 @@ def test_client_credentials_with_private_key_jwt(api: TestClient, engine: Engine
 
 
 @pytest.mark.parametrize("case", ["wrong key", "wrong audience", "too long", "HS256"])
-def test_bad_client_assertions_are_refused(api: TestClient, engine: Engine, trust_key: RSAKey,
-                                           case: str) -> None:
+def test_bad_client_assertions_are_refused(
+    api: TestClient, engine: Engine, trust_key: RSAKey, case: str
+) -> None:
     register_trust(engine, trust_key)
     if case == "wrong key":
         other = RSAKey.generate_key(2048, private=True, parameters={"kid": trust_key.kid})
@@ -95,10 +118,14 @@ def test_bad_client_assertions_are_refused(api: TestClient, engine: Engine, trus
     else:
         head = base64.urlsafe_b64encode(b'{"alg":"HS256"}').rstrip(b"=").decode()
         token = f"{head}.{assertion(trust_key, 'trust-epr').split('.', 1)[1]}"
-    r = api.post(TOKEN_URL, data={
-        "grant_type": "client_credentials",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": token})
+    r = api.post(
+        TOKEN_URL,
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": token,
+        },
+    )
     assert r.status_code == 401 and r.json()["error"] == "invalid_client", r.text
 
 
@@ -106,22 +133,28 @@ def test_client_credentials_with_client_secret_basic(api: TestClient, engine: En
     with unit_of_work(engine) as s:
         make_client(s, "simple-system", secret="s3cret-value", scopes=("directory.search",))
         make_grant(s, "simple-system", kind=SubjectKind.CLIENT, role=Role.SYSTEM)
-    ok = api.post(TOKEN_URL, data={"grant_type": "client_credentials"},
-                  headers=basic("simple-system", "s3cret-value"))
+    ok = api.post(
+        TOKEN_URL, data={"grant_type": "client_credentials"}, headers=basic("simple-system", "s3cret-value")
+    )
     assert ok.status_code == 200 and ok.json()["scope"] == "directory.search"
-    bad = api.post(TOKEN_URL, data={"grant_type": "client_credentials"},
-                   headers=basic("simple-system", "wrong"))
+    bad = api.post(
+        TOKEN_URL, data={"grant_type": "client_credentials"}, headers=basic("simple-system", "wrong")
+    )
     assert bad.status_code == 401 and bad.headers["WWW-Authenticate"].startswith("Basic")
-    wide = api.post(TOKEN_URL, data={"grant_type": "client_credentials", "scope": "grants.admin"},
-                    headers=basic("simple-system", "s3cret-value"))
+    wide = api.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials", "scope": "grants.admin"},
+        headers=basic("simple-system", "s3cret-value"),
+    )
     assert wide.status_code == 400 and wide.json()["error"] == "invalid_scope"
 
 
 def test_client_without_a_grant_gets_no_token(api: TestClient, engine: Engine) -> None:
     with unit_of_work(engine) as s:
         make_client(s, "ungranted", secret="s3cret-value")
-    r = api.post(TOKEN_URL, data={"grant_type": "client_credentials"},
-                 headers=basic("ungranted", "s3cret-value"))
+    r = api.post(
+        TOKEN_URL, data={"grant_type": "client_credentials"}, headers=basic("ungranted", "s3cret-value")
+    )
     assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
     assert "administrator" in r.json()["error_description"]
 
@@ -132,30 +165,48 @@ def test_client_without_a_grant_gets_no_token(api: TestClient, engine: Engine) -
 def practitioner_app(engine: Engine) -> str:
     """A public practitioner app and a user with a grant; returns the user's TOTP secret."""
     with unit_of_work(engine) as s:
-        make_client(s, "practice-app", method="none",
-                    grant_types="authorization_code refresh_token", redirect_uris=REDIRECT,
-                    scopes=("directory.search", "directory.write"))
+        make_client(
+            s,
+            "practice-app",
+            method="none",
+            grant_types="authorization_code refresh_token",
+            redirect_uris=REDIRECT,
+            scopes=("directory.search", "directory.write"),
+        )
         user = make_user(s, "hannah")
         make_grant(s, "hannah", role=Role.PRACTITIONER)
         return user.totp_secret
 
 
-def sign_in(api: TestClient, totp_secret: str, *, username: str = "hannah",
-            password: str = PASSWORD) -> tuple[str, str]:
+def sign_in(
+    api: TestClient, totp_secret: str, *, username: str = "hannah", password: str = PASSWORD
+) -> tuple[str, str]:
     """Walk the authorization code + PKCE flow; return (code, verifier)."""
     verifier = secrets.token_urlsafe(48)
-    params = {"response_type": "code", "client_id": "practice-app", "redirect_uri": REDIRECT,
-              "scope": "directory.search directory.write", "state": "xyz",
-              "code_challenge": create_s256_code_challenge(verifier),
-              "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": "practice-app",
+        "redirect_uri": REDIRECT,
+        "scope": "directory.search directory.write",
+        "state": "xyz",
+        "code_challenge": create_s256_code_challenge(verifier),
+        "code_challenge_method": "S256",
+    }
     page = api.get("/oauth/authorize", params=params)
     assert page.status_code == 200 and "Sign in" in page.text
     csrf = re.search(r"name='csrf_token' value='([^']+)'", page.text)
     assert csrf
-    done = api.post("/oauth/authorize", data={**params, "csrf_token": csrf.group(1),
-                                              "username": username, "password": password,
-                                              "totp": pyotp.TOTP(totp_secret).now()},
-                    follow_redirects=False)
+    done = api.post(
+        "/oauth/authorize",
+        data={
+            **params,
+            "csrf_token": csrf.group(1),
+            "username": username,
+            "password": password,
+            "totp": pyotp.TOTP(totp_secret).now(),
+        },
+        follow_redirects=False,
+    )
     assert done.status_code == 303, done.text
     location = urlparse(done.headers["location"])
     query = parse_qs(location.query)
@@ -167,73 +218,137 @@ def sign_in(api: TestClient, totp_secret: str, *, username: str = "hannah",
 def test_authorization_code_with_pkce_and_totp(api: TestClient, engine: Engine) -> None:
     secret = practitioner_app(engine)
     code, verifier = sign_in(api, secret)
-    r = api.post(TOKEN_URL, data={"grant_type": "authorization_code", "code": code,
-                                  "redirect_uri": REDIRECT, "client_id": "practice-app",
-                                  "code_verifier": verifier})
+    r = api.post(
+        TOKEN_URL,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "practice-app",
+            "code_verifier": verifier,
+        },
+    )
     assert r.status_code == 200, r.text
     tokens = r.json()
     assert tokens["refresh_token"] and tokens["scope"] == "directory.search directory.write"
     assert api.get("/api/v1/localities", headers=bearer(tokens["access_token"])).status_code == 200
     # A code is good once.
-    again = api.post(TOKEN_URL, data={"grant_type": "authorization_code", "code": code,
-                                      "redirect_uri": REDIRECT, "client_id": "practice-app",
-                                      "code_verifier": verifier})
+    again = api.post(
+        TOKEN_URL,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "practice-app",
+            "code_verifier": verifier,
+        },
+    )
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
 
 def test_wrong_verifier_or_totp_or_csrf_is_refused(api: TestClient, engine: Engine) -> None:
     secret = practitioner_app(engine)
     code, _ = sign_in(api, secret)
-    r = api.post(TOKEN_URL, data={"grant_type": "authorization_code", "code": code,
-                                  "redirect_uri": REDIRECT, "client_id": "practice-app",
-                                  "code_verifier": secrets.token_urlsafe(48)})
+    r = api.post(
+        TOKEN_URL,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "practice-app",
+            "code_verifier": secrets.token_urlsafe(48),
+        },
+    )
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
-    params = {"response_type": "code", "client_id": "practice-app", "redirect_uri": REDIRECT,
-              "scope": "directory.search", "code_challenge": "x" * 43,
-              "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": "practice-app",
+        "redirect_uri": REDIRECT,
+        "scope": "directory.search",
+        "code_challenge": "x" * 43,
+        "code_challenge_method": "S256",
+    }
     page = api.get("/oauth/authorize", params=params)
     csrf = re.search(r"name='csrf_token' value='([^']+)'", page.text)
     assert csrf
-    wrong_totp = api.post("/oauth/authorize", data={**params, "csrf_token": csrf.group(1),
-                                                    "username": "hannah", "password": PASSWORD,
-                                                    "totp": "000000"}, follow_redirects=False)
+    wrong_totp = api.post(
+        "/oauth/authorize",
+        data={
+            **params,
+            "csrf_token": csrf.group(1),
+            "username": "hannah",
+            "password": PASSWORD,
+            "totp": "000000",
+        },
+        follow_redirects=False,
+    )
     assert wrong_totp.status_code == 401 and "not right" in wrong_totp.text
-    no_csrf = api.post("/oauth/authorize", data={**params, "csrf_token": "forged",
-                                                 "username": "hannah", "password": PASSWORD,
-                                                 "totp": pyotp.TOTP(secret).now()},
-                       follow_redirects=False)
+    no_csrf = api.post(
+        "/oauth/authorize",
+        data={
+            **params,
+            "csrf_token": "forged",
+            "username": "hannah",
+            "password": PASSWORD,
+            "totp": pyotp.TOTP(secret).now(),
+        },
+        follow_redirects=False,
+    )
     assert no_csrf.status_code == 400
 
 
 def test_plain_pkce_and_unregistered_redirects_are_refused(api: TestClient, engine: Engine) -> None:
     practitioner_app(engine)
-    base = {"response_type": "code", "client_id": "practice-app", "redirect_uri": REDIRECT,
-            "code_challenge": "x" * 43}
-    plain = api.get("/oauth/authorize", params={**base, "code_challenge_method": "plain"},
-                    follow_redirects=False)
+    base = {
+        "response_type": "code",
+        "client_id": "practice-app",
+        "redirect_uri": REDIRECT,
+        "code_challenge": "x" * 43,
+    }
+    plain = api.get(
+        "/oauth/authorize", params={**base, "code_challenge_method": "plain"}, follow_redirects=False
+    )
     assert plain.status_code == 303 and "error=invalid_request" in plain.headers["location"]
-    evil = api.get("/oauth/authorize", params={**base, "code_challenge_method": "S256",
-                                               "redirect_uri": "https://evil.example/cb"},
-                   follow_redirects=False)
+    evil = api.get(
+        "/oauth/authorize",
+        params={**base, "code_challenge_method": "S256", "redirect_uri": "https://evil.example/cb"},
+        follow_redirects=False,
+    )
     assert evil.status_code == 400  # never redirected to an unregistered URI
 
 
 def test_user_without_training_is_told_why_at_sign_in(api: TestClient, engine: Engine) -> None:
     with unit_of_work(engine) as s:
-        make_client(s, "practice-app", method="none", grant_types="authorization_code",
-                    redirect_uris=REDIRECT, scopes=("directory.search",))
+        make_client(
+            s,
+            "practice-app",
+            method="none",
+            grant_types="authorization_code",
+            redirect_uris=REDIRECT,
+            scopes=("directory.search",),
+        )
         user = make_user(s, "hannah")
         make_grant(s, "hannah", no_training=True)
         secret = user.totp_secret
     verifier = secrets.token_urlsafe(48)
-    params = {"response_type": "code", "client_id": "practice-app", "redirect_uri": REDIRECT,
-              "scope": "directory.search", "code_challenge": create_s256_code_challenge(verifier),
-              "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": "practice-app",
+        "redirect_uri": REDIRECT,
+        "scope": "directory.search",
+        "code_challenge": create_s256_code_challenge(verifier),
+        "code_challenge_method": "S256",
+    }
     page = api.get("/oauth/authorize", params=params)
     csrf = re.search(r"name='csrf_token' value='([^']+)'", page.text)
     assert csrf
-    form = {**params, "csrf_token": csrf.group(1), "username": "hannah", "password": PASSWORD,
-            "totp": pyotp.TOTP(secret).now()}
+    form = {
+        **params,
+        "csrf_token": csrf.group(1),
+        "username": "hannah",
+        "password": PASSWORD,
+        "totp": pyotp.TOTP(secret).now(),
+    }
     r = api.post("/oauth/authorize", data=form, follow_redirects=False)
     assert r.status_code == 403 and "information-sharing" in r.text
 
@@ -244,16 +359,24 @@ def test_user_without_training_is_told_why_at_sign_in(api: TestClient, engine: E
 def tokens_for_hannah(api: TestClient, engine: Engine) -> dict[str, str]:
     secret = practitioner_app(engine)
     code, verifier = sign_in(api, secret)
-    r = api.post(TOKEN_URL, data={"grant_type": "authorization_code", "code": code,
-                                  "redirect_uri": REDIRECT, "client_id": "practice-app",
-                                  "code_verifier": verifier})
+    r = api.post(
+        TOKEN_URL,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "practice-app",
+            "code_verifier": verifier,
+        },
+    )
     assert r.status_code == 200
     return r.json()  # type: ignore[no-any-return]
 
 
 def refresh(api: TestClient, token: str) -> tuple[int, dict[str, str]]:
-    r = api.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": token,
-                                  "client_id": "practice-app"})
+    r = api.post(
+        TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": token, "client_id": "practice-app"}
+    )
     return r.status_code, r.json()
 
 
@@ -272,8 +395,9 @@ def test_refresh_rotates_and_reuse_revokes_the_family(api: TestClient, engine: E
     with engine.connect() as conn:
         import sqlalchemy as sa
 
-        alerts = conn.execute(sa.text(
-            "SELECT count(*) FROM audit_event WHERE action = 'auth.refresh.reused'")).scalar_one()
+        alerts = conn.execute(
+            sa.text("SELECT count(*) FROM audit_event WHERE action = 'auth.refresh.reused'")
+        ).scalar_one()
     assert alerts == 1
 
 
@@ -285,13 +409,18 @@ def test_revocation_of_refresh_and_access_tokens(api: TestClient, engine: Engine
     assert r.status_code == 200
     refused = api.get("/api/v1/localities", headers=bearer(access))
     assert refused.status_code == 401 and refused.json()["type"].endswith("token-revoked")
-    assert api.post("/oauth/revoke", data={"token": tokens["refresh_token"],
-                                           "client_id": "practice-app"}).status_code == 200
+    assert (
+        api.post(
+            "/oauth/revoke", data={"token": tokens["refresh_token"], "client_id": "practice-app"}
+        ).status_code
+        == 200
+    )
     status, body = refresh(api, tokens["refresh_token"])
     assert status == 400
     # Unknown tokens are "revoked" too (RFC 7009 section 2.2).
-    assert api.post("/oauth/revoke", data={"token": "nonsense",
-                                           "client_id": "practice-app"}).status_code == 200
+    assert (
+        api.post("/oauth/revoke", data={"token": "nonsense", "client_id": "practice-app"}).status_code == 200
+    )
 
 
 def test_introspection(api: TestClient, engine: Engine, state: AuthState) -> None:
@@ -299,8 +428,7 @@ def test_introspection(api: TestClient, engine: Engine, state: AuthState) -> Non
     with unit_of_work(engine) as s:
         make_client(s, "gateway", secret="gateway-secret", grant_types="client_credentials")
     creds = basic("gateway", "gateway-secret")
-    live = api.post("/oauth/introspect", data={"token": tokens["access_token"]},
-                    headers=creds).json()
+    live = api.post("/oauth/introspect", data={"token": tokens["access_token"]}, headers=creds).json()
     assert live["active"] is True and live["sub"] == "hannah" and live["role"] == "practitioner"
     assert live["client_id"] == "practice-app" and live["iss"] == ISSUER
     dead = api.post("/oauth/introspect", data={"token": "nope"}, headers=creds).json()
@@ -309,8 +437,9 @@ def test_introspection(api: TestClient, engine: Engine, state: AuthState) -> Non
     assert anonymous.status_code == 401
 
 
-def test_signing_key_rotation_keeps_old_tokens_valid(api: TestClient, engine: Engine,
-                                                     state: AuthState) -> None:
+def test_signing_key_rotation_keeps_old_tokens_valid(
+    api: TestClient, engine: Engine, state: AuthState
+) -> None:
     from auth.keys import rotate
     from tests.fixtures.auth_builders import token_for
 

@@ -55,9 +55,7 @@ def test_grant_lifecycle_is_audited_and_takes_effect(
     assert grant["granted_by"] == "ada" and "directory.search" in grant["scopes"]
     pat = bearer(token_for(state, "pat"))
     assert api.get("/api/v1/localities", headers=pat).status_code == 200
-    r = api.post(
-        f"/api/v1/grants/{grant['id']}/suspend", json={"reason": "on leave"}, headers=headers
-    )
+    r = api.post(f"/api/v1/grants/{grant['id']}/suspend", json={"reason": "on leave"}, headers=headers)
     assert r.status_code == 200 and r.json()["status"] == "suspended"
     refused = api.get("/api/v1/localities", headers=pat)
     assert refused.status_code == 403 and "on leave" in refused.json()["detail"]
@@ -93,9 +91,7 @@ def test_list_and_expiring(api: TestClient, engine: Engine, state: AuthState) ->
     assert {g["subject"] for g in everyone} == {"ada", "soon", "later"}
 
 
-def test_an_admin_cannot_grant_more_than_they_hold(
-    api: TestClient, engine: Engine, state: AuthState
-) -> None:
+def test_an_admin_cannot_grant_more_than_they_hold(api: TestClient, engine: Engine, state: AuthState) -> None:
     headers = admin(engine, state, scopes=("directory.search", "grants.admin"), localities=["EAST"])
     too_many = api.post(
         "/api/v1/grants",
@@ -127,17 +123,13 @@ def test_a_designated_practitioner_cannot_grant_an_admin_role(
     api: TestClient, engine: Engine, state: AuthState
 ) -> None:
     with unit_of_work(engine) as s:
-        make_grant(
-            s, "dee", role=Role.DESIGNATED_PRACTITIONER, scopes=("directory.search", "grants.admin")
-        )
+        make_grant(s, "dee", role=Role.DESIGNATED_PRACTITIONER, scopes=("directory.search", "grants.admin"))
     headers = bearer(token_for(state, "dee", scopes=("directory.search", "grants.admin")))
     r = api.post("/api/v1/grants", json=new_grant(role="directory_admin"), headers=headers)
     assert r.status_code == 403 and r.json()["type"].endswith("role-not-allowed")
 
 
-def test_a_practitioner_cannot_use_the_grants_api(
-    api: TestClient, engine: Engine, state: AuthState
-) -> None:
+def test_a_practitioner_cannot_use_the_grants_api(api: TestClient, engine: Engine, state: AuthState) -> None:
     with unit_of_work(engine) as s:
         make_grant(s, "pat")
     r = api.get("/api/v1/grants", headers=bearer(token_for(state, "pat")))

@@ -35,10 +35,24 @@ from tests.fixtures.auth_builders import (
     token_for,
 )
 
-AUTH_CODES = {"no-token", "invalid-token", "token-expired", "token-revoked", "no-grant",
-              "grant-expired", "grant-revoked", "grant-suspended", "training-missing",
-              "training-expired", "vetting-missing", "vetting-expired", "role-not-allowed",
-              "insufficient-scope", "no-policy", "dev-header-refused"}
+AUTH_CODES = {
+    "no-token",
+    "invalid-token",
+    "token-expired",
+    "token-revoked",
+    "no-grant",
+    "grant-expired",
+    "grant-revoked",
+    "grant-suspended",
+    "training-missing",
+    "training-expired",
+    "vetting-missing",
+    "vetting-expired",
+    "role-not-allowed",
+    "insufficient-scope",
+    "no-policy",
+    "dev-header-refused",
+}
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str, Any]]:
@@ -73,14 +87,19 @@ def _setup_subjects(engine: Engine) -> None:
         for role in Role:
             kind = "client" if role == Role.SYSTEM else "user"
             make_grant(s, f"{role.value}-user", role=role, kind=SubjectKind(kind))
-        make_grant(s, "expired-user", valid_from=utcnow() - timedelta(days=100),
-                   valid_until=utcnow() - timedelta(days=1))
+        make_grant(
+            s,
+            "expired-user",
+            valid_from=utcnow() - timedelta(days=100),
+            valid_until=utcnow() - timedelta(days=1),
+        )
         make_grant(s, "untrained-user", no_training=True)
         make_grant(s, "stale-training-user", training=date.today() - timedelta(days=400))
 
 
-def test_every_api_route_x_every_caller(api: TestClient, app: FastAPI, state: AuthState,
-                                        engine: Engine) -> None:
+def test_every_api_route_x_every_caller(
+    api: TestClient, app: FastAPI, state: AuthState, engine: Engine
+) -> None:
     _setup_subjects(engine)
     routes = api_routes(app)
     assert len(routes) >= 20
@@ -106,10 +125,12 @@ def test_every_api_route_x_every_caller(api: TestClient, app: FastAPI, state: Au
             status, code = call(api, method, path, headers())
             assert status == 401, (case, method, path, status, code)
             refusals += 1
-        for subject, expected_code in [("expired-user", "grant-expired"),
-                                       ("untrained-user", "training-missing"),
-                                       ("stale-training-user", "training-expired"),
-                                       ("nobody", "no-grant")]:
+        for subject, expected_code in [
+            ("expired-user", "grant-expired"),
+            ("untrained-user", "training-missing"),
+            ("stale-training-user", "training-expired"),
+            ("nobody", "no-grant"),
+        ]:
             status, code = call(api, method, path, bearer(token_for(state, subject)))
             assert (status, code) == (403, expected_code), (subject, method, path)
             refusals += 1
@@ -124,19 +145,24 @@ def test_every_api_route_x_every_caller(api: TestClient, app: FastAPI, state: Au
                 assert code not in AUTH_CODES, (role, method, path, status, code)
                 assert status != 401
             else:
-                assert status == 403 and code in {"role-not-allowed", "insufficient-scope"}, \
-                    (role, method, path, status, code)
+                assert status == 403 and code in {"role-not-allowed", "insufficient-scope"}, (
+                    role,
+                    method,
+                    path,
+                    status,
+                    code,
+                )
                 refusals += 1
     # Every refusal is in the audit log as "denied".
     with engine.connect() as conn:
-        denied = conn.execute(sa.text("SELECT count(*) FROM audit_event WHERE outcome = 'denied'")
-                              ).scalar_one()
+        denied = conn.execute(
+            sa.text("SELECT count(*) FROM audit_event WHERE outcome = 'denied'")
+        ).scalar_one()
     assert denied >= refusals
     assert count(engine, "audit_event") > denied_before
 
 
-def test_a_token_without_the_scope_is_refused(api: TestClient, state: AuthState,
-                                              engine: Engine) -> None:
+def test_a_token_without_the_scope_is_refused(api: TestClient, state: AuthState, engine: Engine) -> None:
     with unit_of_work(engine) as s:
         make_grant(s, "reader", scopes=("directory.search",))
     token = token_for(state, "reader", scopes=("directory.search",))
@@ -149,8 +175,9 @@ def test_a_token_without_the_scope_is_refused(api: TestClient, state: AuthState,
 
 
 @pytest.mark.parametrize("status", ["suspended", "revoked"])
-def test_suspended_or_revoked_grant_says_so(api: TestClient, state: AuthState, engine: Engine,
-                                            status: str) -> None:
+def test_suspended_or_revoked_grant_says_so(
+    api: TestClient, state: AuthState, engine: Engine, status: str
+) -> None:
     with unit_of_work(engine) as s:
         make_grant(s, "sam", status=status)
     r = api.get("/api/v1/localities", headers=bearer(token_for(state, "sam")))

@@ -33,11 +33,7 @@ def undeclared(app: FastAPI) -> list[str]:
         policy = declared_policy(route)
         if policy is None:
             problems.append(f"{ctx.path} ({getattr(route, 'name', '?')}): no policy")
-        elif (
-            isinstance(policy, Policy)
-            and isinstance(route, APIRoute)
-            and not _uses_current_actor(route)
-        ):
+        elif isinstance(policy, Policy) and isinstance(route, APIRoute) and not _uses_current_actor(route):
             problems.append(f"{ctx.path}: has a policy but does not depend on current_actor")
     return problems
 
@@ -65,8 +61,6 @@ def test_a_route_added_without_a_policy_fails_the_check(engine: Engine) -> None:
     dev = create_app(Settings(environment="development", database_url="sqlite://"), engine=engine)
     dev.include_router(extra)
     with TestClient(dev, raise_server_exceptions=False) as client:
-        r = client.get(
-            "/api/v1/forgotten", headers={"X-Dev-Actor": "subject=a; role=directory_admin"}
-        )
+        r = client.get("/api/v1/forgotten", headers={"X-Dev-Actor": "subject=a; role=directory_admin"})
         assert r.status_code == 403 and r.json()["type"].endswith("no-policy")
     assert count(engine, "audit_event") == 1

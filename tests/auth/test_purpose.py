@@ -13,9 +13,7 @@ from tests.fixtures.auth_builders import bearer, make_grant, token_for
 from tests.fixtures.builders import make_child
 
 
-def test_purpose_lands_in_the_audit_event(
-    api: TestClient, engine: Engine, state: AuthState
-) -> None:
+def test_purpose_lands_in_the_audit_event(api: TestClient, engine: Engine, state: AuthState) -> None:
     with unit_of_work(engine) as s:
         make_grant(s, "pat")
         child = make_child(s)

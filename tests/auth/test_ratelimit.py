@@ -24,17 +24,13 @@ class Clock:
         return self.t
 
 
-def test_the_limit_answers_429_with_retry_after(
-    api: TestClient, engine: Engine, state: AuthState
-) -> None:
+def test_the_limit_answers_429_with_retry_after(api: TestClient, engine: Engine, state: AuthState) -> None:
     state.limiter = SubjectLimiter(per_minute=3, trawl_window_seconds=3600, trawl_distinct=100)
     with unit_of_work(engine) as s:
         make_grant(s, "pat")
         make_grant(s, "sam")
     pat, sam = bearer(token_for(state, "pat")), bearer(token_for(state, "sam"))
-    statuses = [
-        api.get(f"/api/v1/children/{uuid.uuid4()}", headers=pat).status_code for _ in range(4)
-    ]
+    statuses = [api.get(f"/api/v1/children/{uuid.uuid4()}", headers=pat).status_code for _ in range(4)]
     assert statuses == [404, 404, 404, 429]
     r = api.get(f"/api/v1/children/{uuid.uuid4()}", headers=pat)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
@@ -56,18 +52,14 @@ def test_many_distinct_children_raise_one_trawling_alert(
         api.get(f"/api/v1/children/{uuid.uuid4()}", headers=pat)
     with engine.connect() as conn:
         alerts = conn.execute(
-            sa.text(
-                "SELECT actor_subject, outcome FROM audit_event WHERE action = 'alert.trawling'"
-            )
+            sa.text("SELECT actor_subject, outcome FROM audit_event WHERE action = 'alert.trawling'")
         ).all()
     assert [tuple(a) for a in alerts] == [("pat", "alert")]
 
 
 def test_repeat_looks_at_the_same_children_are_not_trawling() -> None:
     clock = Clock()
-    limiter = SubjectLimiter(
-        per_minute=1000, trawl_window_seconds=3600, trawl_distinct=5, clock=clock
-    )
+    limiter = SubjectLimiter(per_minute=1000, trawl_window_seconds=3600, trawl_distinct=5, clock=clock)
     regulars = [str(uuid.uuid4()) for _ in range(3)]
     alerts = []
     for _ in range(4):  # a caseload looked at again and again

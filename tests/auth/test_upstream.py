@@ -154,10 +154,7 @@ def test_sign_in_through_the_upstream_provider(engine: Engine, idp: dict[str, An
             },
         )
         assert r.status_code == 200, r.text
-        assert (
-            api.get("/api/v1/localities", headers=bearer(r.json()["access_token"])).status_code
-            == 200
-        )
+        assert api.get("/api/v1/localities", headers=bearer(r.json()["access_token"])).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -215,9 +212,7 @@ def test_tokens_of_the_external_issuer_are_accepted_and_keys_refetched(
         # The provider rotates: a new kid makes us refetch its JWKS once.
         idp["keys"].append(idp_key("idp-2"))
         rotated = idp["keys"][1]
-        token2 = jwt.encode(
-            {"alg": "RS256", "kid": rotated.kid}, claims, rotated, algorithms=["RS256"]
-        )
+        token2 = jwt.encode({"alg": "RS256", "kid": rotated.kid}, claims, rotated, algorithms=["RS256"])
         validator = api.app.state.auth.validator  # type: ignore[attr-defined]
         validator.external.min_refresh = 0
         assert api.get("/api/v1/localities", headers=bearer(token2)).status_code == 200

@@ -24,13 +24,23 @@ def who(role: str = "practitioner", subject: str = "alice", **extra: str) -> dic
 
 def new_child(client: TestClient, **overrides: object) -> str:
     body: dict[str, object] = {
-        "names": [{"given": "Amelia", "family": "Khan"}, {"given": "Amelia", "family": "Brown", "use": "previous"}],
+        "names": [
+            {"given": "Amelia", "family": "Khan"},
+            {"given": "Amelia", "family": "Brown", "use": "previous"},
+        ],
         "date_of_birth": (date.today() - timedelta(days=365 * 6)).isoformat(),
         "sex": "female",
         "identifiers": [{"system": "nhs", "value": next_nhs_number()}],
         "address": {"line1": "2 Temple Road", "town": "Oxford", "postcode": "ox4 2ab"},
-        "related_people": [{"name": "Sara Khan", "relationship": "mother", "parental_responsibility": True,
-                            "phone": "07700 900777", "email": "sara@example.com"}],
+        "related_people": [
+            {
+                "name": "Sara Khan",
+                "relationship": "mother",
+                "parental_responsibility": True,
+                "phone": "07700 900777",
+                "email": "sara@example.com",
+            }
+        ],
     }
     body.update(overrides)
     r = client.post("/api/v1/children", json=body, headers=who("directory_admin"))
@@ -42,50 +52,87 @@ def catalogue(engine: Engine) -> dict[str, str]:
     with unit_of_work(engine) as s:
         make_locality(s, code="EAST", areas=("OX4",))
         hv = make_service(s)
-        sh = make_service(s, name="Sexual Health", service_type="sexual_health", level_of_need=2,
-                          tier="specialist", sensitive=True, sensitive_category="sexual_health")
-        people = [make_practitioner(s, name=n, phone=f"07700 90010{i}") for i, n in
-                  enumerate(["Hannah Visitor", "Sam Senco", "Yusuf Youth", "Nora Nurse"])]
+        sh = make_service(
+            s,
+            name="Sexual Health",
+            service_type="sexual_health",
+            level_of_need=2,
+            tier="specialist",
+            sensitive=True,
+            sensitive_category="sexual_health",
+        )
+        people = [
+            make_practitioner(s, name=n, phone=f"07700 90010{i}")
+            for i, n in enumerate(["Hannah Visitor", "Sam Senco", "Yusuf Youth", "Nora Nurse"])
+        ]
     return {"hv": str(hv.id), "sh": str(sh.id), **{f"p{i}": str(p.id) for i, p in enumerate(people)}}
 
 
 def test_full_caf_journey_and_card(client: TestClient, engine: Engine) -> None:
     ids = catalogue(engine)
     child = new_child(client)
-    r = client.post(f"/api/v1/children/{child}/involvements", headers=who(), json={
-        "service_id": ids["hv"], "practitioner_id": ids["p0"], "role": "health visitor",
-        "level_of_need": 1, "start_date": date.today().isoformat()})
+    r = client.post(
+        f"/api/v1/children/{child}/involvements",
+        headers=who(),
+        json={
+            "service_id": ids["hv"],
+            "practitioner_id": ids["p0"],
+            "role": "health visitor",
+            "level_of_need": 1,
+            "start_date": date.today().isoformat(),
+        },
+    )
     assert r.status_code == 201, r.text
     caf = client.post(f"/api/v1/children/{child}/caf", headers=who(), json={"practitioner_id": ids["p1"]})
     assert caf.status_code == 201 and caf.json()["status"] == "signalled"
     caf_id = caf.json()["id"]
 
     # The whole point: a second practitioner is told who holds it and how to reach them.
-    second = client.post(f"/api/v1/children/{child}/caf", headers=who(subject="bob"), json={"practitioner_id": ids["p2"]})
+    second = client.post(
+        f"/api/v1/children/{child}/caf", headers=who(subject="bob"), json={"practitioner_id": ids["p2"]}
+    )
     assert second.status_code == 409
     assert second.headers["content-type"] == "application/problem+json"
     problem = second.json()
     assert "Sam Senco" in problem["detail"] and "07700 900101" in problem["detail"]
     assert problem["holder"]["name"] == "Sam Senco"
 
-    no_consent = client.post(f"/api/v1/cafs/{caf_id}/start", headers=who(), json={"consent_id": str(uuid.uuid4())})
+    no_consent = client.post(
+        f"/api/v1/cafs/{caf_id}/start", headers=who(), json={"consent_id": str(uuid.uuid4())}
+    )
     assert no_consent.status_code == 422 and "consent" in no_consent.json()["detail"].lower()
-    consent = client.post(f"/api/v1/children/{child}/consents", headers=who(), json={
-        "scope": "caf", "given_by_kind": "parent_carer", "given_by_name": "Sara Khan"})
+    consent = client.post(
+        f"/api/v1/children/{child}/consents",
+        headers=who(),
+        json={"scope": "caf", "given_by_kind": "parent_carer", "given_by_name": "Sara Khan"},
+    )
     assert consent.status_code == 201
-    started = client.post(f"/api/v1/cafs/{caf_id}/start", headers=who(), json={"consent_id": consent.json()["id"]})
+    started = client.post(
+        f"/api/v1/cafs/{caf_id}/start", headers=who(), json={"consent_id": consent.json()["id"]}
+    )
     assert started.json()["status"] == "in_progress"
-    handed = client.post(f"/api/v1/cafs/{caf_id}/lead-professional", headers=who(),
-                         json={"to_practitioner_id": ids["p2"], "reason": "young person prefers youth worker"})
+    handed = client.post(
+        f"/api/v1/cafs/{caf_id}/lead-professional",
+        headers=who(),
+        json={"to_practitioner_id": ids["p2"], "reason": "young person prefers youth worker"},
+    )
     assert handed.status_code == 200, handed.text
-    tac = client.post(f"/api/v1/cafs/{caf_id}/tac", headers=who(), json={"add_members": [
-        {"practitioner_id": ids[p], "role": "member"} for p in ("p1", "p2")]})
+    tac = client.post(
+        f"/api/v1/cafs/{caf_id}/tac",
+        headers=who(),
+        json={"add_members": [{"practitioner_id": ids[p], "role": "member"} for p in ("p1", "p2")]},
+    )
     tac_id = tac.json()["id"]
     review = (date.today() + timedelta(days=30)).isoformat()
-    too_small = client.post(f"/api/v1/tacs/{tac_id}/convene", headers=who(), json={"next_review_date": review})
+    too_small = client.post(
+        f"/api/v1/tacs/{tac_id}/convene", headers=who(), json={"next_review_date": review}
+    )
     assert too_small.status_code == 422 and "more than two" in too_small.json()["detail"]
-    client.post(f"/api/v1/cafs/{caf_id}/tac", headers=who(), json={"add_members": [
-        {"practitioner_id": ids["p3"], "role": "school nurse"}]})
+    client.post(
+        f"/api/v1/cafs/{caf_id}/tac",
+        headers=who(),
+        json={"add_members": [{"practitioner_id": ids["p3"], "role": "school nurse"}]},
+    )
     convened = client.post(f"/api/v1/tacs/{tac_id}/convene", headers=who(), json={"next_review_date": review})
     assert convened.json()["status"] == "convened"
 
@@ -109,8 +156,10 @@ def test_card_read_is_audited_and_access_log_is_restricted(client: TestClient) -
     log = client.get(f"/api/v1/children/{child}/access-log", headers=who("auditor", subject="aud"))
     assert log.status_code == 200
     entries = log.json()
-    assert any(e["actor_subject"] == "reader" and e["action"] == "child.read" and e["purpose"] == "considering-caf"
-               for e in entries)
+    assert any(
+        e["actor_subject"] == "reader" and e["action"] == "child.read" and e["purpose"] == "considering-caf"
+        for e in entries
+    )
 
 
 def test_purpose_is_required_and_validated(client: TestClient) -> None:
@@ -144,10 +193,16 @@ def test_bad_input_is_a_clear_422_and_writes_nothing(client: TestClient, engine:
     cases = [
         {"names": [], "date_of_birth": "2020-01-01"},
         {"names": [{"given": "A", "family": "B"}], "date_of_birth": "not-a-date"},
-        {"names": [{"given": "A", "family": "B"}], "date_of_birth": "2020-01-01",
-         "identifiers": [{"system": "nhs", "value": "9434765918"}]},
-        {"names": [{"given": "A", "family": "B"}], "date_of_birth": "2020-01-01",
-         "address": {"line1": "x", "postcode": "ZZ99 9ZZZ"}},
+        {
+            "names": [{"given": "A", "family": "B"}],
+            "date_of_birth": "2020-01-01",
+            "identifiers": [{"system": "nhs", "value": "9434765918"}],
+        },
+        {
+            "names": [{"given": "A", "family": "B"}],
+            "date_of_birth": "2020-01-01",
+            "address": {"line1": "x", "postcode": "ZZ99 9ZZZ"},
+        },
         {"names": [{"given": "A", "family": "B"}], "date_of_birth": "2020-01-01", "unexpected": 1},
         {"names": [{"given": "A" * 500, "family": "B"}], "date_of_birth": "2020-01-01"},
         {"names": [{"given": "A", "family": "B"}]},
@@ -157,7 +212,9 @@ def test_bad_input_is_a_clear_422_and_writes_nothing(client: TestClient, engine:
         assert r.status_code == 422, (body, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["detail"]
-    r = client.post("/api/v1/children", content=b"{not json", headers={**who(), "Content-Type": "application/json"})
+    r = client.post(
+        "/api/v1/children", content=b"{not json", headers={**who(), "Content-Type": "application/json"}
+    )
     assert r.status_code == 422
     assert count(engine, "child") == before
     assert count(engine, "child_name") == 0
@@ -168,14 +225,28 @@ def test_failed_write_leaves_nothing_behind_and_is_audited(client: TestClient, e
     nhs = next_nhs_number()
     new_child(client, identifiers=[{"system": "nhs", "value": nhs}])
     names_before = count(engine, "child_name")
-    r = client.post("/api/v1/children", headers=who("directory_admin"), json={
-        "names": [{"given": "Dup", "family": "Licate"}], "date_of_birth": "2019-05-05",
-        "identifiers": [{"system": "upn", "value": "A801200001001"}, {"system": "nhs", "value": nhs}]})
+    r = client.post(
+        "/api/v1/children",
+        headers=who("directory_admin"),
+        json={
+            "names": [{"given": "Dup", "family": "Licate"}],
+            "date_of_birth": "2019-05-05",
+            "identifiers": [{"system": "upn", "value": "A801200001001"}, {"system": "nhs", "value": nhs}],
+        },
+    )
     assert r.status_code in (409, 422)
     assert count(engine, "child_name") == names_before
     child = new_child(client)
-    r = client.post(f"/api/v1/children/{child}/involvements", headers=who(subject="sneaky"), json={
-        "service_id": ids["sh"], "role": "nurse", "level_of_need": 2, "start_date": date.today().isoformat()})
+    r = client.post(
+        f"/api/v1/children/{child}/involvements",
+        headers=who(subject="sneaky"),
+        json={
+            "service_id": ids["sh"],
+            "role": "nurse",
+            "level_of_need": 2,
+            "start_date": date.today().isoformat(),
+        },
+    )
     assert r.status_code == 422 and "consent" in r.json()["detail"]
     assert count(engine, "involvement") == 0
     log = client.get(f"/api/v1/children/{child}/access-log", headers=who("auditor", subject="aud")).json()
@@ -202,15 +273,23 @@ def test_shielding_through_the_api(client: TestClient, engine: Engine) -> None:
     child = new_child(client)
     r = client.post(f"/api/v1/children/{child}/shielding", headers=who(), json={"reason": "refuge"})
     assert r.status_code == 403
-    r = client.post(f"/api/v1/children/{child}/shielding", headers=who("designated_practitioner"),
-                    json={"reason": "refuge"})
+    r = client.post(
+        f"/api/v1/children/{child}/shielding",
+        headers=who("designated_practitioner"),
+        json={"reason": "refuge"},
+    )
     assert r.status_code == 200
     card = client.get(f"/api/v1/children/{child}", headers=who()).json()
     assert card["address"] is None and card["related_people"] == []
     assert card["shield_notice"]["ask"]["name"] == "East Early Help Team"
     full = client.get(f"/api/v1/children/{child}", headers=who("designated_practitioner")).json()
     assert full["address"]["postcode"] == "OX4 2AB"
-    assert client.delete(f"/api/v1/children/{child}/shielding", headers=who("designated_practitioner")).status_code == 200
+    assert (
+        client.delete(
+            f"/api/v1/children/{child}/shielding", headers=who("designated_practitioner")
+        ).status_code
+        == 200
+    )
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:
@@ -225,10 +304,14 @@ def test_health_and_request_id(client: TestClient) -> None:
     assert r.json() == {"status": "ok"} and r.headers["X-Request-ID"] == "abcdef12-3456"
 
 
-def test_merging_a_duplicate_keeps_both_and_points_to_the_survivor(client: TestClient, engine: Engine) -> None:
+def test_merging_a_duplicate_keeps_both_and_points_to_the_survivor(
+    client: TestClient, engine: Engine
+) -> None:
     keep = new_child(client)
     dup = new_child(client)
-    assert client.post(f"/api/v1/children/{dup}/merge", headers=who(), json={"into_id": keep}).status_code == 403
+    assert (
+        client.post(f"/api/v1/children/{dup}/merge", headers=who(), json={"into_id": keep}).status_code == 403
+    )
     r = client.post(f"/api/v1/children/{dup}/merge", headers=who("directory_admin"), json={"into_id": keep})
     assert r.status_code == 200 and r.json()["status"] == "merged"
     card = client.get(f"/api/v1/children/{dup}", headers=who()).json()

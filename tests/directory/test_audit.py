@@ -17,8 +17,14 @@ from tests.fixtures.builders import actor, make_child
 def _events(engine: Engine, n: int) -> None:
     with Session(engine) as s:
         for i in range(n):
-            audit.append(s, actor=actor(subject=f"user{i}"), action="child.read", target_type="child",
-                         target_id="0" * 32, outcome="success")
+            audit.append(
+                s,
+                actor=actor(subject=f"user{i}"),
+                action="child.read",
+                target_type="child",
+                target_id="0" * 32,
+                outcome="success",
+            )
         s.commit()
 
 
@@ -35,7 +41,10 @@ def test_chain_verifies_and_links(engine: Engine) -> None:
 def test_database_refuses_edits_and_deletes(engine: Engine) -> None:
     _events(engine, 2)
     with engine.connect() as conn:
-        for stmt in ("UPDATE audit_event SET outcome = 'x' WHERE seq = 1", "DELETE FROM audit_event WHERE seq = 1"):
+        for stmt in (
+            "UPDATE audit_event SET outcome = 'x' WHERE seq = 1",
+            "DELETE FROM audit_event WHERE seq = 1",
+        ):
             try:
                 conn.exec_driver_sql(stmt)
                 raise AssertionError("the database allowed " + stmt)
@@ -96,8 +105,12 @@ def test_cli_audit_verify_exit_codes(engine: Engine, monkeypatch) -> None:  # ty
 def test_who_looked_lists_reads_of_that_child_only(session: Session) -> None:
     a = make_child(session)
     b = make_child(session)
-    audit.append(session, actor=actor(subject="reader-a"), action="child.read", target_type="child", target_id=a)
-    audit.append(session, actor=actor(subject="reader-b"), action="child.read", target_type="child", target_id=b)
+    audit.append(
+        session, actor=actor(subject="reader-a"), action="child.read", target_type="child", target_id=a
+    )
+    audit.append(
+        session, actor=actor(subject="reader-b"), action="child.read", target_type="child", target_id=b
+    )
     audit.append(session, actor=actor(subject="searcher"), action="search", children=[a, b])
     looked = {e.actor_subject for e in audit.who_looked(session, child_id=a)}
     assert "reader-a" in looked and "searcher" in looked and "reader-b" not in looked
@@ -105,7 +118,18 @@ def test_who_looked_lists_reads_of_that_child_only(session: Session) -> None:
 
 def test_actor_fields_are_recorded(session: Session) -> None:
     child = make_child(session)
-    event = audit.append(session, actor=actor(Role.PRACTITIONER, subject="sam", client_id="web"),
-                         action="child.read", target_type="child", target_id=child)
-    assert (event.actor_subject, event.actor_role, event.actor_organisation, event.client_id, event.purpose,
-            event.request_id) == ("sam", "practitioner", "Test Org", "web", "considering-caf", "test")
+    event = audit.append(
+        session,
+        actor=actor(Role.PRACTITIONER, subject="sam", client_id="web"),
+        action="child.read",
+        target_type="child",
+        target_id=child,
+    )
+    assert (
+        event.actor_subject,
+        event.actor_role,
+        event.actor_organisation,
+        event.client_id,
+        event.purpose,
+        event.request_id,
+    ) == ("sam", "practitioner", "Test Org", "web", "considering-caf", "test")

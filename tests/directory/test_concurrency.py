@@ -34,8 +34,14 @@ def test_parallel_caf_signals_exactly_one_wins(engine: Engine) -> None:
         barrier.wait()
         try:
             with unit_of_work(engine) as s:
-                service.signal_caf(s, actor=actor(subject=str(practitioner_id)), child_id=child,
-                                   data=CafSignal(practitioner_id=practitioner_id), signal_days=14, now=utcnow())
+                service.signal_caf(
+                    s,
+                    actor=actor(subject=str(practitioner_id)),
+                    child_id=child,
+                    data=CafSignal(practitioner_id=practitioner_id),
+                    signal_days=14,
+                    now=utcnow(),
+                )
             return "won"
         except CafAlreadyOpen as exc:
             assert exc.data["holder"]["name"].startswith("Practitioner ")
@@ -48,24 +54,38 @@ def test_parallel_caf_signals_exactly_one_wins(engine: Engine) -> None:
     with Session(engine) as s:
         open_cafs = s.exec(sa.select(Assessment).where(Assessment.child_id == child)).scalars().all()
         assert len(open_cafs) == 1
-        leads = s.exec(sa.select(LeadProfessionalAssignment).where(
-            LeadProfessionalAssignment.child_id == child)).scalars().all()
+        leads = (
+            s.exec(sa.select(LeadProfessionalAssignment).where(LeadProfessionalAssignment.child_id == child))
+            .scalars()
+            .all()
+        )
         assert len(leads) == 1 and leads[0].practitioner_id == open_cafs[0].lead_practitioner_id
 
 
 def test_parallel_hand_overs_leave_exactly_one_current_lead(engine: Engine) -> None:
     child, people = _setup(engine, 8)
     with unit_of_work(engine) as s:
-        caf = service.signal_caf(s, actor=actor(), child_id=child, data=CafSignal(practitioner_id=people[0]),
-                                 signal_days=14, now=utcnow())
+        caf = service.signal_caf(
+            s,
+            actor=actor(),
+            child_id=child,
+            data=CafSignal(practitioner_id=people[0]),
+            signal_days=14,
+            now=utcnow(),
+        )
     barrier = threading.Barrier(7)
 
     def hand_over(to: uuid.UUID) -> str:
         barrier.wait()
         try:
             with unit_of_work(engine) as s:
-                service.hand_over_lead(s, actor=actor(), caf_id=caf.id, now=utcnow(),
-                                       data=HandOver(to_practitioner_id=to, reason="rebalancing"))
+                service.hand_over_lead(
+                    s,
+                    actor=actor(),
+                    caf_id=caf.id,
+                    now=utcnow(),
+                    data=HandOver(to_practitioner_id=to, reason="rebalancing"),
+                )
             return "ok"
         except Conflict:
             return "conflict"
@@ -74,12 +94,22 @@ def test_parallel_hand_overs_leave_exactly_one_current_lead(engine: Engine) -> N
         outcomes = list(pool.map(hand_over, people[1:]))
     assert outcomes.count("ok") >= 1
     with Session(engine) as s:
-        current = s.exec(sa.select(LeadProfessionalAssignment).where(
-            LeadProfessionalAssignment.child_id == child,
-            LeadProfessionalAssignment.ended_at.is_(None))).scalars().all()
+        current = (
+            s.exec(
+                sa.select(LeadProfessionalAssignment).where(
+                    LeadProfessionalAssignment.child_id == child,
+                    LeadProfessionalAssignment.ended_at.is_(None),
+                )
+            )
+            .scalars()
+            .all()
+        )
         assert len(current) == 1
         final = s.get(Assessment, caf.id)
         assert final is not None and final.lead_practitioner_id == current[0].practitioner_id
-        history = s.exec(sa.select(LeadProfessionalAssignment).where(
-            LeadProfessionalAssignment.child_id == child)).scalars().all()
+        history = (
+            s.exec(sa.select(LeadProfessionalAssignment).where(LeadProfessionalAssignment.child_id == child))
+            .scalars()
+            .all()
+        )
         assert len(history) == 1 + outcomes.count("ok")

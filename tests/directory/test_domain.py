@@ -40,16 +40,24 @@ TEAM = Contact(name="Early Help Hub", phone="01632 960000")
 
 def _consent(session: Session, child_id: uuid.UUID, scope: str = "caf") -> uuid.UUID:
     return service.record_consent(
-        session, actor=actor(), child_id=child_id,
+        session,
+        actor=actor(),
+        child_id=child_id,
         data=ConsentCreate(scope=scope, given_by_kind="parent_carer", given_by_name="Jane Smith"),
     ).id
 
 
-def _signal(session: Session, child_id: uuid.UUID, practitioner_id: uuid.UUID, *, days: int = 14,
-            now=None) -> Assessment:
-    return service.signal_caf(session, actor=actor(), child_id=child_id,
-                              data=CafSignal(practitioner_id=practitioner_id), signal_days=days,
-                              now=now or utcnow())
+def _signal(
+    session: Session, child_id: uuid.UUID, practitioner_id: uuid.UUID, *, days: int = 14, now=None
+) -> Assessment:
+    return service.signal_caf(
+        session,
+        actor=actor(),
+        child_id=child_id,
+        data=CafSignal(practitioner_id=practitioner_id),
+        signal_days=days,
+        now=now or utcnow(),
+    )
 
 
 def test_second_caf_is_refused_naming_the_holder(session: Session) -> None:
@@ -70,8 +78,15 @@ def test_database_refuses_a_second_open_caf_on_its_own(session: Session) -> None
     _signal(session, child, p.id)
     session.commit()
     with pytest.raises(IntegrityError):
-        session.add(Assessment(child_id=child, status="in_progress", initiator_id=p.id,
-                               lead_practitioner_id=p.id, consent_id=_consent(session, child)))
+        session.add(
+            Assessment(
+                child_id=child,
+                status="in_progress",
+                initiator_id=p.id,
+                lead_practitioner_id=p.id,
+                consent_id=_consent(session, child),
+            )
+        )
         session.flush()
 
 
@@ -79,15 +94,14 @@ def test_database_refuses_an_open_caf_without_lead_or_started_without_consent(se
     child = make_child(session)
     p = make_practitioner(session)
     session.commit()
-    with pytest.raises(IntegrityError):
-        with session.begin_nested():
-            session.add(Assessment(child_id=child, status="signalled", initiator_id=p.id))
-            session.flush()
-    with pytest.raises(IntegrityError):
-        with session.begin_nested():
-            session.add(Assessment(child_id=child, status="in_progress", initiator_id=p.id,
-                                   lead_practitioner_id=p.id))
-            session.flush()
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.add(Assessment(child_id=child, status="signalled", initiator_id=p.id))
+        session.flush()
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.add(
+            Assessment(child_id=child, status="in_progress", initiator_id=p.id, lead_practitioner_id=p.id)
+        )
+        session.flush()
 
 
 def test_signal_expires_unless_started(session: Session) -> None:
@@ -97,8 +111,13 @@ def test_signal_expires_unless_started(session: Session) -> None:
     caf = _signal(session, child, p.id, now=past)
     assert caf.signal_expires_at == past + timedelta(days=14)
     with pytest.raises(RuleBroken, match="expired"):
-        service.start_caf(session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=_consent(session, child)),
-                          now=utcnow())
+        service.start_caf(
+            session,
+            actor=actor(),
+            caf_id=caf.id,
+            data=CafStart(consent_id=_consent(session, child)),
+            now=utcnow(),
+        )
     # A new signal is allowed: the old one lapses first.
     other = make_practitioner(session, name="Other")
     new = _signal(session, child, other.id)
@@ -121,23 +140,37 @@ def test_caf_start_needs_consent(session: Session) -> None:
     caf = _signal(session, child, p.id)
     sharing = _consent(session, child, scope="information_sharing")
     with pytest.raises(ConsentRequired, match="scope 'caf'"):
-        service.start_caf(session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=sharing), now=utcnow())
+        service.start_caf(
+            session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=sharing), now=utcnow()
+        )
     with pytest.raises(ConsentRequired):
-        service.start_caf(session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=uuid.uuid4()),
-                          now=utcnow())
+        service.start_caf(
+            session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=uuid.uuid4()), now=utcnow()
+        )
     consent = _consent(session, child)
-    started = service.start_caf(session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=consent),
-                                now=utcnow())
+    started = service.start_caf(
+        session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=consent), now=utcnow()
+    )
     assert started.status == "in_progress" and started.consent_id == consent
 
 
 def test_young_person_consent_needs_competence(session: Session) -> None:
     child = make_child(session)
     with pytest.raises(InvalidInput, match="competent"):
-        service.record_consent(session, actor=actor(), child_id=child, data=ConsentCreate(
-            scope="caf", given_by_kind="young_person", given_by_name="Olivia"))
-    consent = service.record_consent(session, actor=actor(), child_id=child, data=ConsentCreate(
-        scope="caf", given_by_kind="young_person", given_by_name="Olivia", young_person_competent=True))
+        service.record_consent(
+            session,
+            actor=actor(),
+            child_id=child,
+            data=ConsentCreate(scope="caf", given_by_kind="young_person", given_by_name="Olivia"),
+        )
+    consent = service.record_consent(
+        session,
+        actor=actor(),
+        child_id=child,
+        data=ConsentCreate(
+            scope="caf", given_by_kind="young_person", given_by_name="Olivia", young_person_competent=True
+        ),
+    )
     assert consent.given_by_kind == "young_person"
 
 
@@ -146,19 +179,33 @@ def test_initiator_is_lead_and_hand_over_is_recorded(session: Session) -> None:
     a = make_practitioner(session, name="Ann Lead")
     b = make_practitioner(session, name="Ben Next")
     caf = _signal(session, child, a.id)
-    card = service.build_card(session, actor=actor(), child=session.get(Child, child), now=utcnow(),
-                              fallback_team=TEAM)
+    card = service.build_card(
+        session, actor=actor(), child=session.get(Child, child), now=utcnow(), fallback_team=TEAM
+    )
     assert card.lead_professional and card.lead_professional.contact.name == "Ann Lead"
-    service.hand_over_lead(session, actor=actor(subject="manager"), caf_id=caf.id,
-                           data=HandOver(to_practitioner_id=b.id, reason="TAC appointed Ben"), now=utcnow())
-    card = service.build_card(session, actor=actor(), child=session.get(Child, child), now=utcnow(),
-                              fallback_team=TEAM)
+    service.hand_over_lead(
+        session,
+        actor=actor(subject="manager"),
+        caf_id=caf.id,
+        data=HandOver(to_practitioner_id=b.id, reason="TAC appointed Ben"),
+        now=utcnow(),
+    )
+    card = service.build_card(
+        session, actor=actor(), child=session.get(Child, child), now=utcnow(), fallback_team=TEAM
+    )
     assert card.lead_professional and card.lead_professional.contact.name == "Ben Next"
     last = card.lead_professional_history[-1]
     assert (last.from_practitioner, last.to_practitioner, last.reason, last.by) == (
-        "Ann Lead", "Ben Next", "TAC appointed Ben", "manager")
-    current = session.exec(sa.select(LeadProfessionalAssignment).where(
-        LeadProfessionalAssignment.child_id == child, LeadProfessionalAssignment.ended_at.is_(None))).all()
+        "Ann Lead",
+        "Ben Next",
+        "TAC appointed Ben",
+        "manager",
+    )
+    current = session.exec(
+        sa.select(LeadProfessionalAssignment).where(
+            LeadProfessionalAssignment.child_id == child, LeadProfessionalAssignment.ended_at.is_(None)
+        )
+    ).all()
     assert len(current) == 1
 
 
@@ -168,8 +215,11 @@ def test_database_allows_only_one_current_lead(session: Session) -> None:
     caf = _signal(session, child, a.id)
     session.commit()
     with pytest.raises(IntegrityError):
-        session.add(LeadProfessionalAssignment(child_id=child, assessment_id=caf.id, practitioner_id=a.id,
-                                               reason="x", assigned_by="x"))
+        session.add(
+            LeadProfessionalAssignment(
+                child_id=child, assessment_id=caf.id, practitioner_id=a.id, reason="x", assigned_by="x"
+            )
+        )
         session.flush()
 
 
@@ -177,15 +227,26 @@ def test_closing_caf_ends_lead_and_tac(session: Session) -> None:
     child = make_child(session)
     people = [make_practitioner(session, name=f"P{i}") for i in range(3)]
     caf = _signal(session, child, people[0].id)
-    service.start_caf(session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=_consent(session, child)),
-                      now=utcnow())
-    tac = service.update_tac(session, actor=actor(), caf_id=caf.id, now=utcnow(), data=TacUpdate(
-        add_members=[TacMemberIn(practitioner_id=p.id, role="member") for p in people]))
+    service.start_caf(
+        session,
+        actor=actor(),
+        caf_id=caf.id,
+        data=CafStart(consent_id=_consent(session, child)),
+        now=utcnow(),
+    )
+    tac = service.update_tac(
+        session,
+        actor=actor(),
+        caf_id=caf.id,
+        now=utcnow(),
+        data=TacUpdate(add_members=[TacMemberIn(practitioner_id=p.id, role="member") for p in people]),
+    )
     service.close_caf(session, actor=actor(), caf_id=caf.id, data=CafClose(reason="needs met"), now=utcnow())
     session.refresh(tac)
     assert tac.status == "closed"
-    card = service.build_card(session, actor=actor(), child=session.get(Child, child), now=utcnow(),
-                              fallback_team=TEAM)
+    card = service.build_card(
+        session, actor=actor(), child=session.get(Child, child), now=utcnow(), fallback_team=TEAM
+    )
     assert card.lead_professional is None and card.caf and card.caf.status == "closed"
 
 
@@ -193,32 +254,60 @@ def test_tac_needs_more_than_two_practitioners(session: Session) -> None:
     child = make_child(session)
     people = [make_practitioner(session, name=f"P{i}") for i in range(4)]
     caf = _signal(session, child, people[0].id)
-    service.start_caf(session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=_consent(session, child)),
-                      now=utcnow())
-    service.complete_caf(session, actor=actor(), caf_id=caf.id, data=CafComplete(outcome="multi_agency_response"),
-                         now=utcnow())
-    tac = service.update_tac(session, actor=actor(), caf_id=caf.id, now=utcnow(), data=TacUpdate(
-        add_members=[TacMemberIn(practitioner_id=p.id, role="member") for p in people[:2]]))
+    service.start_caf(
+        session,
+        actor=actor(),
+        caf_id=caf.id,
+        data=CafStart(consent_id=_consent(session, child)),
+        now=utcnow(),
+    )
+    service.complete_caf(
+        session, actor=actor(), caf_id=caf.id, data=CafComplete(outcome="multi_agency_response"), now=utcnow()
+    )
+    tac = service.update_tac(
+        session,
+        actor=actor(),
+        caf_id=caf.id,
+        now=utcnow(),
+        data=TacUpdate(add_members=[TacMemberIn(practitioner_id=p.id, role="member") for p in people[:2]]),
+    )
     review = date.today() + timedelta(days=42)
     with pytest.raises(RuleBroken, match="more than two"):
-        service.convene_tac(session, actor=actor(), tac_id=tac.id, data=TacConvene(next_review_date=review),
-                            now=utcnow())
-    service.update_tac(session, actor=actor(), caf_id=caf.id, now=utcnow(), data=TacUpdate(
-        add_members=[TacMemberIn(practitioner_id=people[2].id, role="youth worker")]))
-    convened = service.convene_tac(session, actor=actor(), tac_id=tac.id,
-                                   data=TacConvene(next_review_date=review), now=utcnow())
+        service.convene_tac(
+            session, actor=actor(), tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
+        )
+    service.update_tac(
+        session,
+        actor=actor(),
+        caf_id=caf.id,
+        now=utcnow(),
+        data=TacUpdate(add_members=[TacMemberIn(practitioner_id=people[2].id, role="youth worker")]),
+    )
+    convened = service.convene_tac(
+        session, actor=actor(), tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
+    )
     assert convened.status == "convened"
     with pytest.raises(RuleBroken, match="more than two"):
-        service.update_tac(session, actor=actor(), caf_id=caf.id, now=utcnow(),
-                           data=TacUpdate(remove_practitioner_ids=[people[2].id]))
+        service.update_tac(
+            session,
+            actor=actor(),
+            caf_id=caf.id,
+            now=utcnow(),
+            data=TacUpdate(remove_practitioner_ids=[people[2].id]),
+        )
 
 
 def test_database_refuses_convening_a_small_tac(session: Session) -> None:
     child = make_child(session)
     p = make_practitioner(session)
     caf = _signal(session, child, p.id)
-    service.start_caf(session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=_consent(session, child)),
-                      now=utcnow())
+    service.start_caf(
+        session,
+        actor=actor(),
+        caf_id=caf.id,
+        data=CafStart(consent_id=_consent(session, child)),
+        now=utcnow(),
+    )
     tac = Tac(child_id=child, assessment_id=caf.id)
     session.add(tac)
     session.commit()
@@ -229,22 +318,32 @@ def test_database_refuses_convening_a_small_tac(session: Session) -> None:
 
 def test_sensitive_involvement_needs_consent_and_withdrawal_hides_it(session: Session) -> None:
     child = make_child(session)
-    svc = make_service(session, name="Sexual Health Clinic", service_type="sexual_health", level_of_need=2,
-                       tier="specialist", sensitive=True, sensitive_category="sexual_health")
+    svc = make_service(
+        session,
+        name="Sexual Health Clinic",
+        service_type="sexual_health",
+        level_of_need=2,
+        tier="specialist",
+        sensitive=True,
+        sensitive_category="sexual_health",
+    )
     body = {"service_id": svc.id, "role": "nurse", "level_of_need": 2, "start_date": date.today()}
     with pytest.raises(ConsentRequired):
         service.record_involvement(session, actor=actor(), child_id=child, data=InvolvementCreate(**body))
     caf_consent = _consent(session, child, "caf")
     with pytest.raises(ConsentRequired, match="does not cover"):
-        service.record_involvement(session, actor=actor(), child_id=child,
-                                   data=InvolvementCreate(**body, consent_id=caf_consent))
+        service.record_involvement(
+            session, actor=actor(), child_id=child, data=InvolvementCreate(**body, consent_id=caf_consent)
+        )
     consent = _consent(session, child, "sensitive:sexual_health")
-    service.record_involvement(session, actor=actor(), child_id=child,
-                               data=InvolvementCreate(**body, consent_id=consent))
+    service.record_involvement(
+        session, actor=actor(), child_id=child, data=InvolvementCreate(**body, consent_id=consent)
+    )
 
     def visible(role: Role) -> int:
-        card = service.build_card(session, actor=actor(role), child=session.get(Child, child), now=utcnow(),
-                                  fallback_team=TEAM)
+        card = service.build_card(
+            session, actor=actor(role), child=session.get(Child, child), now=utcnow(), fallback_team=TEAM
+        )
         return sum(1 for i in card.involvements if i.sensitive)
 
     assert visible(Role.DESIGNATED_PRACTITIONER) == 1
@@ -260,8 +359,17 @@ def test_database_refuses_sensitive_without_consent(session: Session) -> None:
     svc = make_service(session)
     session.commit()
     with pytest.raises(IntegrityError):
-        session.add(Involvement(child_id=child, service_id=svc.id, role="x", level_of_need=2,
-                                start_date=date.today(), sensitive=True, recorded_by="x"))
+        session.add(
+            Involvement(
+                child_id=child,
+                service_id=svc.id,
+                role="x",
+                level_of_need=2,
+                start_date=date.today(),
+                sensitive=True,
+                recorded_by="x",
+            )
+        )
         session.flush()
 
 
@@ -269,28 +377,47 @@ def test_shielded_record_hides_location_from_most_users(session: Session) -> Non
     make_locality(session, code="EAST", areas=("OX4 1",))
     child = make_child(session)
     svc = make_service(session)
-    service.record_involvement(session, actor=actor(), child_id=child, data=InvolvementCreate(
-        service_id=svc.id, role="health visitor", level_of_need=1, start_date=date.today()))
+    service.record_involvement(
+        session,
+        actor=actor(),
+        child_id=child,
+        data=InvolvementCreate(
+            service_id=svc.id, role="health visitor", level_of_need=1, start_date=date.today()
+        ),
+    )
     with pytest.raises(NotAllowed):
-        service.set_shield(session, actor=actor(Role.PRACTITIONER), child_id=child, data=ShieldSet(reason="x"))
-    service.set_shield(session, actor=actor(Role.DESIGNATED_PRACTITIONER), child_id=child,
-                       data=ShieldSet(reason="family fleeing violence"))
+        service.set_shield(
+            session, actor=actor(Role.PRACTITIONER), child_id=child, data=ShieldSet(reason="x")
+        )
+    service.set_shield(
+        session,
+        actor=actor(Role.DESIGNATED_PRACTITIONER),
+        child_id=child,
+        data=ShieldSet(reason="family fleeing violence"),
+    )
     row = session.get(Child, child)
     other = service.build_card(session, actor=actor(), child=row, now=utcnow(), fallback_team=TEAM)
     assert other.address is None and other.involvements == [] and other.related_people == []
     assert other.shield_notice and other.shield_notice.ask.name == "East Early Help Team"
-    designated = service.build_card(session, actor=actor(Role.DESIGNATED_PRACTITIONER), child=row, now=utcnow(),
-                                    fallback_team=TEAM)
+    designated = service.build_card(
+        session, actor=actor(Role.DESIGNATED_PRACTITIONER), child=row, now=utcnow(), fallback_team=TEAM
+    )
     assert designated.address and designated.address.postcode == "OX4 1AB"
     assert len(designated.involvements) == 1
 
 
 def test_child_protection_override_is_audited_as_such(session: Session) -> None:
     child = make_child(session)
-    service.set_shield(session, actor=actor(Role.DESIGNATED_PRACTITIONER), child_id=child,
-                       data=ShieldSet(reason="refuge"))
-    card = service.read_card(session, actor=actor(Role.CHILD_PROTECTION, shield_override_reason="s47 enquiry"),
-                             child_id=child, now=utcnow(), fallback_team=TEAM)
+    service.set_shield(
+        session, actor=actor(Role.DESIGNATED_PRACTITIONER), child_id=child, data=ShieldSet(reason="refuge")
+    )
+    card = service.read_card(
+        session,
+        actor=actor(Role.CHILD_PROTECTION, shield_override_reason="s47 enquiry"),
+        child_id=child,
+        now=utcnow(),
+        fallback_team=TEAM,
+    )
     assert card.address is not None
     from directory.audit import who_looked
 
@@ -313,7 +440,9 @@ def test_age_range_is_pre_birth_to_nineteen(session: Session) -> None:
 
 def test_aged_out_records_are_archived_not_deleted(session: Session) -> None:
     today = date.today()
-    child = make_child(session, date_of_birth=(today.replace(year=today.year - 19) - timedelta(days=10)).isoformat())
+    child = make_child(
+        session, date_of_birth=(today.replace(year=today.year - 19) - timedelta(days=10)).isoformat()
+    )
     later = today.replace(year=today.year + 1)
     assert service.archive_aged_out(session, actor=actor(Role.DIRECTORY_ADMIN), today=later) == 1
     row = session.get(Child, child)
@@ -334,4 +463,6 @@ def test_identifiers_are_unique_per_system(session: Session) -> None:
 def test_card_read_requires_purpose(session: Session) -> None:
     child = make_child(session)
     with pytest.raises(InvalidInput, match="purpose"):
-        service.read_card(session, actor=actor(purpose=None), child_id=child, now=utcnow(), fallback_team=TEAM)
+        service.read_card(
+            session, actor=actor(purpose=None), child_id=child, now=utcnow(), fallback_team=TEAM
+        )

@@ -25,8 +25,11 @@ def test_invalid_nhs_numbers(value: str) -> None:
 
 def test_nhs_number_whose_check_would_be_ten_is_invalid() -> None:
     # 9 digits whose weighted sum leaves remainder 1 -> check digit 10 -> never issued.
-    body = next(f"{n:09d}" for n in range(100000000, 100001000)
-                if sum(int(d) * (10 - i) for i, d in enumerate(f"{n:09d}")) % 11 == 1)
+    body = next(
+        f"{n:09d}"
+        for n in range(100000000, 100001000)
+        if sum(int(d) * (10 - i) for i, d in enumerate(f"{n:09d}")) % 11 == 1
+    )
     assert not any(is_valid_nhs_number(body + str(d)) for d in range(10))
 
 
@@ -39,8 +42,10 @@ def test_upn_check_letter_round_trip() -> None:
     assert not is_valid_upn("I801200001001")  # I, O and S are never check letters
 
 
-@pytest.mark.parametrize(("raw", "canonical"), [("ox41ab", "OX4 1AB"), ("SW1A 1AA", "SW1A 1AA"),
-                                                ("  m1 1ae ", "M1 1AE"), ("b33 8th", "B33 8TH")])
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [("ox41ab", "OX4 1AB"), ("SW1A 1AA", "SW1A 1AA"), ("  m1 1ae ", "M1 1AE"), ("b33 8th", "B33 8TH")],
+)
 def test_postcodes_normalise(raw: str, canonical: str) -> None:
     assert normalise_postcode(raw) == canonical
 

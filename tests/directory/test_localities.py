@@ -12,10 +12,24 @@ from directory.models import Role
 from tests.fixtures.builders import actor
 
 ROWS = [
-    {"code": "NORTH", "name": "North", "authority": "Demoshire", "team_name": "North team",
-     "team_phone": "01632 960101", "team_email": "n@example.gov.uk", "areas": "DM1; DM3 4"},
-    {"code": "SOUTH", "name": "South", "authority": "Demoshire", "team_name": "South team",
-     "team_phone": "", "team_email": "", "areas": "DM3"},
+    {
+        "code": "NORTH",
+        "name": "North",
+        "authority": "Demoshire",
+        "team_name": "North team",
+        "team_phone": "01632 960101",
+        "team_email": "n@example.gov.uk",
+        "areas": "DM1; DM3 4",
+    },
+    {
+        "code": "SOUTH",
+        "name": "South",
+        "authority": "Demoshire",
+        "team_name": "South team",
+        "team_phone": "",
+        "team_email": "",
+        "areas": "DM3",
+    },
 ]
 
 
@@ -38,8 +52,9 @@ def test_bad_rows_name_the_line(session: Session, bad: dict[str, str]) -> None:
 
 def test_an_area_cannot_belong_to_two_localities(session: Session) -> None:
     with pytest.raises(InvalidInput, match="already given"):
-        service.configure_localities(session, actor=actor(Role.DIRECTORY_ADMIN),
-                                     rows=[ROWS[0], ROWS[1] | {"areas": "DM1"}])
+        service.configure_localities(
+            session, actor=actor(Role.DIRECTORY_ADMIN), rows=[ROWS[0], ROWS[1] | {"areas": "DM1"}]
+        )
 
 
 def test_cli_configures_from_csv(engine, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

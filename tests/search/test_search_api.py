@@ -20,11 +20,22 @@ def _index(client: TestClient, engine: Engine) -> None:
     assert pending(engine) == 0
 
 
-def _child(client: TestClient, given: str, family: str, *, dob: str = DOB, postcode: str = "OX4 2AB",
-           nhs: str | None = None) -> str:
-    return new_child(client, names=[{"given": given, "family": family}], date_of_birth=dob,
-                     identifiers=[{"system": "nhs", "value": nhs or next_nhs_number()}],
-                     address={"line1": "1 Road", "postcode": postcode})
+def _child(
+    client: TestClient,
+    given: str,
+    family: str,
+    *,
+    dob: str = DOB,
+    postcode: str = "OX4 2AB",
+    nhs: str | None = None,
+) -> str:
+    return new_child(
+        client,
+        names=[{"given": given, "family": family}],
+        date_of_birth=dob,
+        identifiers=[{"system": "nhs", "value": nhs or next_nhs_number()}],
+        address={"line1": "1 Road", "postcode": postcode},
+    )
 
 
 def test_finds_the_right_child_first_with_grade_and_summary(client: TestClient, engine: Engine) -> None:
@@ -34,8 +45,11 @@ def test_finds_the_right_child_first_with_grade_and_summary(client: TestClient, 
     _child(client, "Peter", "Fitzgerald", dob="2012-03-04")
     client.post(f"/api/v1/children/{target}/caf", headers=who(), json={"practitioner_id": ids["p1"]})
     _index(client, engine)
-    r = client.post("/api/v1/children/search", headers=who(),
-                    json={"given": "alex", "family": "fitzgerald jones", "birth_date": DOB})
+    r = client.post(
+        "/api/v1/children/search",
+        headers=who(),
+        json={"given": "alex", "family": "fitzgerald jones", "birth_date": DOB},
+    )
     assert r.status_code == 200, r.text
     hits = r.json()["hits"]
     assert hits[0]["child_id"].replace("-", "") == target.replace("-", "")
@@ -43,8 +57,11 @@ def test_finds_the_right_child_first_with_grade_and_summary(client: TestClient, 
     assert 0 < hits[0]["score"] <= 1 and hits[0]["explanation"]
     assert hits[0]["involvement"]["caf_status"] == "signalled"
     assert hits[0]["involvement"]["lead_professional"].startswith("Sam Senco")
-    get = client.get("/api/v1/children/search", headers=who(),
-                     params={"given": "alex", "family": "fitzgerald jones", "birth_date": DOB})
+    get = client.get(
+        "/api/v1/children/search",
+        headers=who(),
+        params={"given": "alex", "family": "fitzgerald jones", "birth_date": DOB},
+    )
     assert get.status_code == 200 and get.json()["hits"][0]["child_id"] == hits[0]["child_id"]
 
 
@@ -57,8 +74,12 @@ def test_identifier_short_circuits(client: TestClient, engine: Engine) -> None:
 
 
 def test_minimum_criteria_are_enforced_with_a_clear_message(client: TestClient) -> None:
-    for body in ({"family": "Smith"}, {"given": "Olivia"}, {"postcode": "OX4 2AB"},
-                 {"family": "Smith", "birth_date_from": "2010-01-01", "birth_date_to": "2014-01-01"}):
+    for body in (
+        {"family": "Smith"},
+        {"given": "Olivia"},
+        {"postcode": "OX4 2AB"},
+        {"family": "Smith", "birth_date_from": "2010-01-01", "birth_date_to": "2014-01-01"},
+    ):
         r = client.post("/api/v1/children/search", headers=who(), json=body)
         assert r.status_code == 422, body
         assert r.headers["content-type"] == "application/problem+json"
@@ -83,18 +104,27 @@ def test_changes_reach_the_index_through_the_outbox(client: TestClient, engine: 
     assert child
 
 
-def test_shielded_child_is_not_found_by_postcode_and_hides_location(client: TestClient, engine: Engine) -> None:
+def test_shielded_child_is_not_found_by_postcode_and_hides_location(
+    client: TestClient, engine: Engine
+) -> None:
     catalogue(engine)
     child = _child(client, "Ruby", "Holt", postcode="OX4 9ZZ")
-    client.post(f"/api/v1/children/{child}/shielding", headers=who("designated_practitioner"),
-                json={"reason": "refuge"})
+    client.post(
+        f"/api/v1/children/{child}/shielding",
+        headers=who("designated_practitioner"),
+        json={"reason": "refuge"},
+    )
     _index(client, engine)
-    by_postcode = client.post("/api/v1/children/search", headers=who(),
-                              json={"family": "Holt", "birth_date": DOB, "postcode": "OX4 9ZZ"}).json()
+    by_postcode = client.post(
+        "/api/v1/children/search",
+        headers=who(),
+        json={"family": "Holt", "birth_date": DOB, "postcode": "OX4 9ZZ"},
+    ).json()
     for hit in by_postcode["hits"]:
         assert "postcode" not in hit["agreed"]
-    by_name = client.post("/api/v1/children/search", headers=who(),
-                          json={"given": "Ruby", "family": "Holt", "birth_date": DOB}).json()["hits"]
+    by_name = client.post(
+        "/api/v1/children/search", headers=who(), json={"given": "Ruby", "family": "Holt", "birth_date": DOB}
+    ).json()["hits"]
     assert len(by_name) == 1 and by_name[0]["shielded"]
     assert by_name[0]["postcode_district"] is None and by_name[0]["involvement"]["lead_professional"] is None
     assert "East Early Help Team" in by_name[0]["involvement"]["ask"]
@@ -103,8 +133,11 @@ def test_shielded_child_is_not_found_by_postcode_and_hides_location(client: Test
 def test_search_is_audited_by_fingerprint_not_query(client: TestClient, engine: Engine) -> None:
     child = _child(client, "Isla", "Murray")
     _index(client, engine)
-    client.post("/api/v1/children/search", headers=who(subject="searcher"),
-                json={"given": "Isla", "family": "Murray", "birth_date": DOB})
+    client.post(
+        "/api/v1/children/search",
+        headers=who(subject="searcher"),
+        json={"given": "Isla", "family": "Murray", "birth_date": DOB},
+    )
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT detail FROM audit_event WHERE action = 'search'")).scalars().all()
     assert rows and all("Murray" not in (d or "") and "Isla" not in (d or "") for d in rows)
@@ -116,7 +149,15 @@ def test_search_is_audited_by_fingerprint_not_query(client: TestClient, engine: 
 def test_search_needs_purpose_and_is_refused_to_auditors(client: TestClient) -> None:
     headers = who()
     del headers["X-Purpose-Of-Use"]
-    assert client.post("/api/v1/children/search", headers=headers,
-                       json={"family": "X", "birth_date": DOB}).status_code == 422
-    assert client.post("/api/v1/children/search", headers=who("auditor"),
-                       json={"family": "X", "birth_date": DOB}).status_code == 403
+    assert (
+        client.post(
+            "/api/v1/children/search", headers=headers, json={"family": "X", "birth_date": DOB}
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            "/api/v1/children/search", headers=who("auditor"), json={"family": "X", "birth_date": DOB}
+        ).status_code
+        == 403
+    )

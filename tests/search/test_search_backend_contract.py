@@ -32,9 +32,7 @@ def test_upsert_is_idempotent(backend: SearchBackend, make_person: Builder) -> N
     assert backend.candidates(sorted(blocking_keys(child)), 10) == [child]
 
 
-def test_upsert_replaces_the_record_and_its_keys(
-    backend: SearchBackend, make_person: Builder
-) -> None:
+def test_upsert_replaces_the_record_and_its_keys(backend: SearchBackend, make_person: Builder) -> None:
     before = make_person(family_names=("Wójcik",))
     backend.upsert([before])
     after = replace(before, family_names=("Okafor",), birth_date=date(2016, 1, 2))
@@ -53,9 +51,7 @@ def test_delete_removes_and_is_idempotent(backend: SearchBackend, make_person: B
     backend.delete([drop.child_id])
     backend.delete([])
     assert backend.count() == 1
-    assert [p.child_id for p in backend.candidates(sorted(blocking_keys(drop)), 10)] == [
-        keep.child_id
-    ]
+    assert [p.child_id for p in backend.candidates(sorted(blocking_keys(drop)), 10)] == [keep.child_id]
 
 
 def test_candidates_rank_by_shared_keys_and_respect_the_limit(
@@ -83,9 +79,7 @@ def test_candidates_rank_by_shared_keys_and_respect_the_limit(
         identifiers=(),
     )
     backend.upsert([stranger, sibling, target])
-    keys = query_keys(
-        SearchQuery(given="Katherine", family="Achterberg", birth_date=date(2012, 11, 5))
-    )
+    keys = query_keys(SearchQuery(given="Katherine", family="Achterberg", birth_date=date(2012, 11, 5)))
     found = backend.candidates(keys, 10)
     assert found[0] == target
     assert {p.child_id for p in found} <= {target.child_id, sibling.child_id, stranger.child_id}
@@ -94,9 +88,7 @@ def test_candidates_rank_by_shared_keys_and_respect_the_limit(
     assert backend.candidates(["no|such|key"], 10) == []
 
 
-def test_by_identifier_finds_exactly_that_identifier(
-    backend: SearchBackend, make_person: Builder
-) -> None:
+def test_by_identifier_finds_exactly_that_identifier(backend: SearchBackend, make_person: Builder) -> None:
     child = make_person(
         identifiers=(("nhs", "9434765919"), ("upn", "A123456789012"), ("local:mosaic", "M-778"))
     )
@@ -124,9 +116,7 @@ def test_rebuild_replaces_everything_and_reports_progress(
     assert backend.count() == 0
 
 
-def test_rebuild_swaps_the_elasticsearch_alias(
-    backend: SearchBackend, make_person: Builder
-) -> None:
+def test_rebuild_swaps_the_elasticsearch_alias(backend: SearchBackend, make_person: Builder) -> None:
     if backend.name != "elasticsearch":
         return
     from search.elasticsearch import ElasticsearchBackend
@@ -142,9 +132,7 @@ def test_rebuild_swaps_the_elasticsearch_alias(
     assert backend.count() == 2
 
 
-def test_shielded_child_is_never_found_by_postcode(
-    backend: SearchBackend, make_person: Builder
-) -> None:
+def test_shielded_child_is_never_found_by_postcode(backend: SearchBackend, make_person: Builder) -> None:
     hidden = make_person(shielded=True, postcodes=("OX4 1AB", "OX3 9DU"))
     backend.upsert([hidden])
     visible = replace(hidden, shielded=False)
@@ -157,9 +145,7 @@ def test_shielded_child_is_never_found_by_postcode(
 
 
 def test_engine_searches_through_the_backend(backend: SearchBackend, make_person: Builder) -> None:
-    child = make_person(
-        given_names=("William",), family_names=("O'Brien",), birth_date=date(2013, 4, 2)
-    )
+    child = make_person(given_names=("William",), family_names=("O'Brien",), birth_date=date(2013, 4, 2))
     twin = replace(
         make_person(),
         given_names=("Harriet",),

@@ -24,8 +24,14 @@ DOB = date.today() - timedelta(days=365 * 5)
 
 def _children(engine: Engine, n: int) -> list[str]:
     with Session(engine) as s:
-        ids = [make_child(s, names=[{"given": f"Child{i}", "family": "Ashworth"}],
-                          date_of_birth=(DOB - timedelta(days=i)).isoformat()).hex for i in range(n)]
+        ids = [
+            make_child(
+                s,
+                names=[{"given": f"Child{i}", "family": "Ashworth"}],
+                date_of_birth=(DOB - timedelta(days=i)).isoformat(),
+            ).hex
+            for i in range(n)
+        ]
         s.commit()
     return ids
 
@@ -44,8 +50,9 @@ def test_a_crash_mid_run_loses_nothing(engine: Engine) -> None:
         conn.execute(sa.text("UPDATE outbox SET processed_at = NULL"))
     drain(engine, backend, wait=True)
     assert backend.count() == 7
-    found = MatchingEngine(backend).search(SearchQuery(given="Child3", family="Ashworth",
-                                                       birth_date=DOB - timedelta(days=3)))
+    found = MatchingEngine(backend).search(
+        SearchQuery(given="Child3", family="Ashworth", birth_date=DOB - timedelta(days=3))
+    )
     assert found.matches[0].child_id == ids[3]
 
 
@@ -57,10 +64,18 @@ def test_shielding_and_archiving_reach_the_index(engine: Engine) -> None:
     with Session(engine) as s:
         import uuid
 
-        service.set_shield(s, actor=actor(Role.DESIGNATED_PRACTITIONER), child_id=uuid.UUID(hex=ids[0]),
-                           data=ShieldSet(reason="refuge"))
-        service.merge_children(s, actor=actor(Role.DIRECTORY_ADMIN), duplicate_id=uuid.UUID(hex=ids[1]),
-                               into_id=uuid.UUID(hex=ids[0]))
+        service.set_shield(
+            s,
+            actor=actor(Role.DESIGNATED_PRACTITIONER),
+            child_id=uuid.UUID(hex=ids[0]),
+            data=ShieldSet(reason="refuge"),
+        )
+        service.merge_children(
+            s,
+            actor=actor(Role.DIRECTORY_ADMIN),
+            duplicate_id=uuid.UUID(hex=ids[1]),
+            into_id=uuid.UUID(hex=ids[0]),
+        )
         s.commit()
     drain(engine, backend, wait=True)
     assert backend.count() == 1
@@ -70,7 +85,9 @@ def test_shielding_and_archiving_reach_the_index(engine: Engine) -> None:
 
 def _nhs_of(engine: Engine, child_hex: str) -> tuple[str, str]:
     with engine.connect() as conn:
-        value = conn.execute(sa.text("SELECT value FROM child_identifier WHERE system = 'nhs'")).scalars().all()
+        value = (
+            conn.execute(sa.text("SELECT value FROM child_identifier WHERE system = 'nhs'")).scalars().all()
+        )
     import uuid
 
     with Session(engine) as s:

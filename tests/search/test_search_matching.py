@@ -87,10 +87,7 @@ def _match(query: SearchQuery, rec: PersonFields) -> tuple[float, str, str]:
 def test_exact_name_and_birth_date_is_certain(make_person: Builder) -> None:
     value, grade, why = _match(q(sex="male", postcode="OX4 1AB"), make_person())
     assert value >= CERTAIN_AT and grade == "certain"
-    assert (
-        why == "family name exact; given name exact; date of birth exact; sex matches; "
-        "postcode exact"
-    )
+    assert why == "family name exact; given name exact; date of birth exact; sex matches; postcode exact"
 
 
 def test_names_and_birth_date_without_an_address_are_only_probable(make_person: Builder) -> None:
@@ -177,11 +174,7 @@ def test_identifier_agreement_is_certain_and_disagreement_sinks(make_person: Bui
     agree = score(SearchQuery(identifier_system="nhs", identifier_value="943 476 5919"), rec)
     assert agree is not None and agree.score == 1.0 and agree.grade == "certain"
     clash = score(q(identifier_system="nhs", identifier_value="4010232137"), rec)
-    assert (
-        clash is not None
-        and clash.score < POSSIBLE_AT
-        and "NHS number differs" in (clash.explanation)
-    )
+    assert clash is not None and clash.score < POSSIBLE_AT and "NHS number differs" in (clash.explanation)
 
 
 def test_sex_other_or_unknown_is_not_evidence(make_person: Builder) -> None:
@@ -227,9 +220,7 @@ def test_allowed_criteria(query: SearchQuery) -> None:
             "swap them",
         ),
         (
-            SearchQuery(
-                family="Smith", birth_date_from=DOB, birth_date_to=DOB + timedelta(days=367)
-            ),
+            SearchQuery(family="Smith", birth_date_from=DOB, birth_date_to=DOB + timedelta(days=367)),
             "at most 366 days (it spans 367 days)",
         ),
         (
@@ -254,9 +245,7 @@ def test_refused_criteria_say_what_to_do(query: SearchQuery, advice: str) -> Non
 # --- engine -----------------------------------------------------------------------------------
 
 
-def test_engine_caps_and_reports_too_many(
-    sqlite_backend: SearchBackend, make_person: Builder
-) -> None:
+def test_engine_caps_and_reports_too_many(sqlite_backend: SearchBackend, make_person: Builder) -> None:
     olivers = [
         make_person(
             given_names=("Oliver",),

@@ -22,9 +22,7 @@ def engine(sqlite_backend: SearchBackend) -> MatchingEngine:
     ("corruptions", "min_recall"),
     [pytest.param(1, 0.99, id="single"), pytest.param(2, 0.95, id="double")],
 )
-def test_top1_recall_and_false_certain(
-    engine: MatchingEngine, corruptions: int, min_recall: float
-) -> None:
+def test_top1_recall_and_false_certain(engine: MatchingEngine, corruptions: int, min_recall: float) -> None:
     population = generate_population(POPULATION, seed=1)
     cases = generate_cases(population, CASES, corruptions=corruptions, seed=10 + corruptions)
     report = evaluate(engine, cases)
