@@ -84,7 +84,9 @@ def check_jwks(text: str) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def register_client(session: Session, *, actor: Actor, data: ClientRegister) -> tuple[OAuthClient, str | None]:
+def register_client(
+    session: Session, *, actor: Actor, data: ClientRegister
+) -> tuple[OAuthClient, str | None]:
     """Register a system client (client credentials); returns it and, for a secret client, the secret once."""
     if session.get(OAuthClient, data.client_id) is not None:
         raise Conflict("A client with this client_id is already registered.", field="client_id")
@@ -92,7 +94,9 @@ def register_client(session: Session, *, actor: Actor, data: ClientRegister) -> 
     jwks = jwks_url = None
     if data.auth_method == ClientAuthMethod.PRIVATE_KEY_JWT.value:
         if bool(data.jwks) == bool(data.jwks_url):
-            raise InvalidInput("Give either a JWKS URL or the public keys (JWKS), not both.", field="jwks_url")
+            raise InvalidInput(
+                "Give either a JWKS URL or the public keys (JWKS), not both.", field="jwks_url"
+            )
         jwks = check_jwks(data.jwks) if data.jwks else None
         jwks_url = _check_jwks_url(data.jwks_url) if data.jwks_url else None
     else:
@@ -166,7 +170,12 @@ def update_client(
     session.add(client)
     session.flush()
     audit.append(
-        session, actor=actor, action="client.update", target_type="client", target_id=client_id, detail=changed
+        session,
+        actor=actor,
+        action="client.update",
+        target_type="client",
+        target_id=client_id,
+        detail=changed,
     )
     return client
 

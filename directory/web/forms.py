@@ -76,8 +76,10 @@ def build(model: type[M], data: dict[str, Any], labels: dict[str, str] | None = 
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "form"
             label = (labels or {}).get(field, field.replace("_", " "))
-            if err["type"] in ("missing", "string_too_short", "uuid_parsing", "uuid_type"):
-                errors.setdefault(field, f"Enter {label}" if err["type"] != "uuid_parsing" else f"Choose {label}")
+            if err["type"] in ("uuid_parsing", "uuid_type", "enum", "literal_error"):
+                errors.setdefault(field, f"Choose {label}")
+            elif err["type"] in ("missing", "string_too_short", "string_type", "none_required"):
+                errors.setdefault(field, f"Enter {label}")
             else:
                 errors.setdefault(field, f"{label[0].upper()}{label[1:]}: {err['msg']}")
         raise FormErrors(errors) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -89,8 +88,9 @@ CONSENT_SCOPES = [
 
 
 def _refused(request: Request, actor: Actor | None, exc: DomainError, status_code: int = 409) -> Response:
-    return render(request, "message.html", actor=actor, title=exc.title, message=exc.message,
-                  status_code=status_code)
+    return render(
+        request, "message.html", actor=actor, title=exc.title, message=exc.message, status_code=status_code
+    )
 
 
 def _csrf_refused(request: Request, actor: Actor | None) -> Response:
@@ -111,8 +111,15 @@ def _csrf_refused(request: Request, actor: Actor | None) -> Response:
 def web_search_form(request: Request, actor: Practice) -> Response:
     """The search form: what the practitioner knows, and why they are looking."""
     session = web_session(request)
-    return render(request, "search.html", actor=actor, purposes=PURPOSES, values={},
-                  purpose=session.purpose if session else None, errors={})
+    return render(
+        request,
+        "search.html",
+        actor=actor,
+        purposes=PURPOSES,
+        values={},
+        purpose=session.purpose if session else None,
+        errors={},
+    )
 
 
 def _criteria(form: dict[str, Any]) -> dict[str, Any]:
@@ -149,8 +156,16 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
         errors.update(exc.errors)
         criteria_data = {}
     if errors:
-        return render(request, "search.html", actor=actor, purposes=PURPOSES, values=values,
-                      purpose=purpose_code, errors=errors, status_code=400)
+        return render(
+            request,
+            "search.html",
+            actor=actor,
+            purposes=PURPOSES,
+            values=values,
+            purpose=purpose_code,
+            errors=errors,
+            status_code=400,
+        )
     assert purpose_code is not None and session is not None
     session.purpose = purpose_code
     acting = actor.model_copy(update={"purpose": Purpose(purpose_code)})
@@ -165,14 +180,39 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
                 fallback_team=request.app.state.settings.delivery_team_name,
             )
     except FormErrors as exc:
-        return render(request, "search.html", actor=actor, purposes=PURPOSES, values=values,
-                      purpose=purpose_code, errors=exc.errors, status_code=400)
+        return render(
+            request,
+            "search.html",
+            actor=actor,
+            purposes=PURPOSES,
+            values=values,
+            purpose=purpose_code,
+            errors=exc.errors,
+            status_code=400,
+        )
     except InvalidInput as exc:
         field = {"birth_date": "dob", "nhs_number": "nhs_number"}.get(str(exc.data.get("field")), "given")
-        return render(request, "search.html", actor=actor, purposes=PURPOSES, values=values,
-                      purpose=purpose_code, errors={field: exc.message}, status_code=400)
-    return render(request, "search.html", actor=actor, purposes=PURPOSES, values=values,
-                  purpose=purpose_code, errors={}, result=result, searched=True)
+        return render(
+            request,
+            "search.html",
+            actor=actor,
+            purposes=PURPOSES,
+            values=values,
+            purpose=purpose_code,
+            errors={field: exc.message},
+            status_code=400,
+        )
+    return render(
+        request,
+        "search.html",
+        actor=actor,
+        purposes=PURPOSES,
+        values=values,
+        purpose=purpose_code,
+        errors={},
+        result=result,
+        searched=True,
+    )
 
 
 # --------------------------------------------------------------------------- the card
@@ -199,8 +239,14 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
         actor=actor,
         card=card,
         open_caf=open_caf,
-        may_write=actor.role in {Role.PRACTITIONER, Role.DESIGNATED_PRACTITIONER, Role.CHILD_PROTECTION,
-                                 Role.LOCAL_DELIVERY_TEAM, Role.DIRECTORY_ADMIN},
+        may_write=actor.role
+        in {
+            Role.PRACTITIONER,
+            Role.DESIGNATED_PRACTITIONER,
+            Role.CHILD_PROTECTION,
+            Role.LOCAL_DELIVERY_TEAM,
+            Role.DIRECTORY_ADMIN,
+        },
         may_see_log=actor.role in ACCESS_LOG_READERS,
         may_override=actor.role == Role.CHILD_PROTECTION and card.shield_notice is not None,
         purpose_label=dict(PURPOSES).get(actor.purpose, actor.purpose),
@@ -220,8 +266,15 @@ def web_card_purpose(child_id: uuid.UUID, request: Request, actor: Practice, for
         return _csrf_refused(request, actor)
     code = text(form, "purpose")
     if code not in {p.value for p, _ in PURPOSES}:
-        return render(request, "purpose.html", actor=actor, child_id=child_id, purposes=PURPOSES,
-                      errors={"purpose": "Select why you are looking at this record"}, status_code=400)
+        return render(
+            request,
+            "purpose.html",
+            actor=actor,
+            child_id=child_id,
+            purposes=PURPOSES,
+            errors={"purpose": "Select why you are looking at this record"},
+            status_code=400,
+        )
     session = web_session(request)
     assert session is not None
     session.purpose = code
@@ -234,13 +287,17 @@ ShieldOverrider = Annotated[
 
 
 @router.post("/children/{child_id}/override", name="web_card_override")
-def web_card_override(child_id: uuid.UUID, request: Request, actor: ShieldOverrider, form: FormData) -> Response:
+def web_card_override(
+    child_id: uuid.UUID, request: Request, actor: ShieldOverrider, form: FormData
+) -> Response:
     """Child protection: see a shielded record once, with a reason (audited and alerted)."""
     if not check_csrf(request, form):
         return _csrf_refused(request, actor)
     reason = text(form, "reason")
     if not reason:
-        return _refused(request, actor, InvalidInput("Give the reason you need to see the shielded details."), 400)
+        return _refused(
+            request, actor, InvalidInput("Give the reason you need to see the shielded details."), 400
+        )
     return _show_card(request, actor.model_copy(update={"shield_override_reason": reason[:500]}), child_id)
 
 
@@ -295,16 +352,26 @@ def _signal(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any]
     errors: dict[str, str] = {}
     if not text(form, "not_safeguarding"):
         errors["not_safeguarding"] = "Confirm that the child is not at risk of significant harm"
-    practitioner = text(form, "practitioner_id") or (str(actor.practitioner_id) if actor.practitioner_id else None)
+    practitioner = text(form, "practitioner_id") or (
+        str(actor.practitioner_id) if actor.practitioner_id else None
+    )
     if errors:
         raise FormErrors(errors)
-    data = build(CafSignal, {"practitioner_id": practitioner}, {"practitioner_id": "who will carry out the CAF"})
-    service.signal_caf(
-        db, actor=actor, child_id=child_id, data=data,
-        signal_days=int(request.app.state.settings.signal_expiry_days), now=utcnow(),
+    data = build(
+        CafSignal, {"practitioner_id": practitioner}, {"practitioner_id": "who will carry out the CAF"}
     )
-    return ("You have signalled that a CAF is starting. Everyone who looks at this record now sees "
-            "it and who to contact. Record the consent, then start the assessment.")
+    service.signal_caf(
+        db,
+        actor=actor,
+        child_id=child_id,
+        data=data,
+        signal_days=int(request.app.state.settings.signal_expiry_days),
+        now=utcnow(),
+    )
+    return (
+        "You have signalled that a CAF is starting. Everyone who looks at this record now sees "
+        "it and who to contact. Record the consent, then start the assessment."
+    )
 
 
 def _start(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
@@ -364,11 +431,15 @@ def _convene(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any
     if tac is None:
         raise NotFound("This CAF has no Team Around the Child yet: add its members first.")
     review = date_field(form, "review", "the next review date", required=True)
-    service.convene_tac(db, actor=actor, tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow())
+    service.convene_tac(
+        db, actor=actor, tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
+    )
     return "The Team Around the Child is convened. The local delivery team is told."
 
 
-def _involvement(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+def _involvement(
+    db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request
+) -> str:
     start = date_field(form, "start", "the start date", required=True)
     data = build(
         InvolvementCreate,
@@ -381,8 +452,13 @@ def _involvement(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str,
             "consent_id": text(form, "consent_id"),
             "source": "web",
         },
-        {"service_id": "the service", "role": "the role", "level_of_need": "the level of need",
-         "practitioner_id": "the practitioner", "consent_id": "the consent"},
+        {
+            "service_id": "the service",
+            "role": "the role",
+            "level_of_need": "the level of need",
+            "practitioner_id": "the practitioner",
+            "consent_id": "the consent",
+        },
     )
     service.record_involvement(db, actor=actor, child_id=child_id, data=data)
     return "The involvement is recorded."
@@ -393,8 +469,12 @@ def _end_involvement(
 ) -> str:
     involvement = _item_of(db, Involvement, child_id, form)
     end = date_field(form, "end", "the end date", required=True)
-    service.end_involvement(db, actor=actor, involvement_id=involvement.id,
-                            data=InvolvementEnd(end_date=end, reason=text(form, "reason")))  # type: ignore[arg-type]
+    service.end_involvement(
+        db,
+        actor=actor,
+        involvement_id=involvement.id,
+        data=InvolvementEnd(end_date=end, reason=text(form, "reason")),
+    )  # type: ignore[arg-type]
     return "The involvement is ended."
 
 
@@ -408,8 +488,11 @@ def _consent(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any
             "related_person_id": text(form, "related_person_id"),
             "young_person_competent": True if text(form, "competent") else None,
         },
-        {"scope": "what the consent covers", "given_by_kind": "who gave the consent",
-         "given_by_name": "the name of the person who gave consent"},
+        {
+            "scope": "what the consent covers",
+            "given_by_kind": "who gave the consent",
+            "given_by_name": "the name of the person who gave consent",
+        },
     )
     service.record_consent(db, actor=actor, child_id=child_id, data=data)
     return "The consent is recorded."
@@ -443,12 +526,18 @@ ACTIONS = [
     Action("caf-start", "Start the CAF", "actions/caf_start.html", _start),
     Action("caf-complete", "Record the CAF's outcome", "actions/caf_complete.html", _complete),
     Action("caf-close", "Close the CAF", "actions/caf_close.html", _close),
-    Action("lead-professional", "Hand over the Lead Professional role", "actions/hand_over.html",
-           _hand_over, _people),
+    Action(
+        "lead-professional",
+        "Hand over the Lead Professional role",
+        "actions/hand_over.html",
+        _hand_over,
+        _people,
+    ),
     Action("tac", "Team Around the Child", "actions/tac.html", _tac, _people),
     Action("tac-convene", "Convene the Team Around the Child", "actions/tac_convene.html", _convene),
-    Action("involvement-new", "Record an involvement", "actions/involvement_new.html", _involvement,
-           _catalogue),
+    Action(
+        "involvement-new", "Record an involvement", "actions/involvement_new.html", _involvement, _catalogue
+    ),
     Action("involvement-end", "End an involvement", "actions/involvement_end.html", _end_involvement),
     Action("consent-new", "Record a consent", "actions/consent_new.html", _consent),
     Action("consent-withdraw", "Withdraw a consent", "actions/consent_withdraw.html", _withdraw),
@@ -474,8 +563,14 @@ def _action_page(
         )
         extra = action.extra(db, actor, card, request) if action.extra else {}
     if card.shield_notice is not None:
-        return render(request, "message.html", actor=actor, title="This record is shielded",
-                      message=card.shield_notice.message, status_code=403)
+        return render(
+            request,
+            "message.html",
+            actor=actor,
+            title="This record is shielded",
+            message=card.shield_notice.message,
+            status_code=403,
+        )
     return render(
         request,
         action.template,
@@ -508,22 +603,26 @@ def _make_routes(action: Action) -> None:
             with unit_of_work(request) as db:
                 message = action.perform(db, actor, child_id, form, request)
         except FormErrors as exc:
-            return _action_page(request, actor, action, child_id, values=values, errors=exc.errors,
-                                status_code=400)
+            return _action_page(
+                request, actor, action, child_id, values=values, errors=exc.errors, status_code=400
+            )
         except CafAlreadyOpen as exc:
-            return _action_page(request, actor, action, child_id, values=values, conflict=exc,
-                                status_code=409)
+            return _action_page(
+                request, actor, action, child_id, values=values, conflict=exc, status_code=409
+            )
         except DomainError as exc:
-            return _action_page(request, actor, action, child_id, values=values,
-                                errors={"form": exc.message}, status_code=409)
+            return _action_page(
+                request, actor, action, child_id, values=values, errors={"form": exc.message}, status_code=409
+            )
         flash(request, message)
         return RedirectResponse(f"/children/{child_id}", status_code=303)
 
     name = "web_" + action.slug.replace("-", "_")
     form_page.__doc__ = f"{action.title}: the confirmation form."
     submit.__doc__ = f"{action.title}: carry it out (audited) and go back to the record."
-    router.add_api_route(f"/children/{{child_id}}/{action.slug}", form_page, methods=["GET"],
-                         name=f"{name}_form")
+    router.add_api_route(
+        f"/children/{{child_id}}/{action.slug}", form_page, methods=["GET"], name=f"{name}_form"
+    )
     router.add_api_route(f"/children/{{child_id}}/{action.slug}", submit, methods=["POST"], name=name)
 
 

@@ -87,7 +87,9 @@ class Sealer:
     def seal(self, data: bytes) -> str:
         """Encrypt and authenticate; URL-safe base64 without padding."""
         nonce = os.urandom(12)
-        return base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, data, self._aad)).decode().rstrip("=")
+        return (
+            base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, data, self._aad)).decode().rstrip("=")
+        )
 
     def open(self, value: str | None) -> bytes | None:
         """The plaintext, or None when the value was not sealed by us (or was altered)."""
@@ -254,7 +256,11 @@ class WebSessionMiddleware:
         had_cookie = _cookie(original, self.cookies.session_name) is not None
         session = self.load(original)
         state: dict[str, Any] = scope.setdefault("state", {})
-        if session is not None and session.refresh_token and session.access_expires - time.time() < REFRESH_MARGIN_SECONDS:
+        if (
+            session is not None
+            and session.refresh_token
+            and session.access_expires - time.time() < REFRESH_MARGIN_SECONDS
+        ):
             body = await self.tokens.refresh(scope["app"], session.refresh_token)
             if body is None:
                 state["web_signed_out_reason"] = "Your sign-in has ended; please sign in again."

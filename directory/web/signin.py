@@ -65,7 +65,9 @@ def web_signin_start(request: Request) -> Response:
         "verifier": secrets.token_urlsafe(48),
         "exp": time.time() + FLOW_SECONDS,
     }
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(flow["verifier"].encode()).digest()).decode().rstrip("=")
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(flow["verifier"].encode()).digest()).decode().rstrip("=")
+    )
     query = {
         "response_type": "code",
         "client_id": settings.web_client_id,
@@ -89,8 +91,7 @@ def web_signin_start(request: Request) -> Response:
 
 
 def _problem_page(request: Request, title: str, message: str, status_code: int) -> Response:
-    return render(request, "message.html", title=title, message=message, status_code=status_code,
-                  again=True)
+    return render(request, "message.html", title=title, message=message, status_code=status_code, again=True)
 
 
 @router.get("/signin/callback", name="web_signin_callback")
@@ -101,17 +102,28 @@ async def web_signin_callback(request: Request) -> Response:
     raw = sealer.open(request.cookies.get(cookies.flow_name))
     flow = json.loads(raw) if raw else None
     params = request.query_params
-    if flow is None or flow.get("exp", 0) < time.time() or not hmac.compare_digest(
-        str(flow.get("state", "")), params.get("state", "")
+    if (
+        flow is None
+        or flow.get("exp", 0) < time.time()
+        or not hmac.compare_digest(str(flow.get("state", "")), params.get("state", ""))
     ):
-        return _problem_page(request, "Sign-in expired", "Your sign-in took too long or was started "
-                             "elsewhere. Start again.", 400)
+        return _problem_page(
+            request,
+            "Sign-in expired",
+            "Your sign-in took too long or was started elsewhere. Start again.",
+            400,
+        )
     if params.get("iss") and params.get("iss") != request.app.state.auth.cfg.issuer:
-        return _problem_page(request, "Sign-in refused", "The sign-in answer came from an unexpected "
-                             "server.", 400)
+        return _problem_page(
+            request, "Sign-in refused", "The sign-in answer came from an unexpected server.", 400
+        )
     if params.get("error"):
-        return _problem_page(request, "Sign-in was not completed",
-                             params.get("error_description") or "The sign-in was refused.", 403)
+        return _problem_page(
+            request,
+            "Sign-in was not completed",
+            params.get("error_description") or "The sign-in was refused.",
+            403,
+        )
     answer = await tokens.exchange(
         request.app, code=params.get("code", ""), verifier=flow["verifier"], redirect_uri=redirect_uri
     )
@@ -136,9 +148,13 @@ async def web_signout(request: Request) -> Response:
         await tokens.revoke(request.app, session.access_token)
         request.state.web_session = None
     elif session is not None:
-        return render(request, "message.html", title="Sign out again",
-                      message="That sign-out form had expired. Use the sign-out button once more.",
-                      status_code=400)
+        return render(
+            request,
+            "message.html",
+            title="Sign out again",
+            message="That sign-out form had expired. Use the sign-out button once more.",
+            status_code=400,
+        )
     return render(request, "signed_out.html")
 
 

@@ -70,8 +70,13 @@ def _page_errors(app: FastAPI) -> None:
             return await _delegate(request, exc, AuthRefused)
         if exc.status == 401:
             reason = getattr(request.state, "web_signed_out_reason", None)
-            return render(request, "start.html", reason=reason, status_code=401,
-                          upstream=bool(request.app.state.auth.cfg.upstream_issuer))
+            return render(
+                request,
+                "start.html",
+                reason=reason,
+                status_code=401,
+                upstream=bool(request.app.state.auth.cfg.upstream_issuer),
+            )
         title = "Too many requests" if exc.status == 429 else "You cannot do this"
         response = render(request, "message.html", title=title, message=exc.message, status_code=exc.status)
         for key, value in exc.headers.items():
@@ -83,21 +88,31 @@ def _page_errors(app: FastAPI) -> None:
     async def _domain(request: Request, exc: DomainError) -> Response:
         if not is_page(request.url.path):
             return await _delegate(request, exc, DomainError)
-        return render(request, "message.html", title=exc.title, message=exc.message,
-                      status_code=status_for(exc))
+        return render(
+            request, "message.html", title=exc.title, message=exc.message, status_code=status_for(exc)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         if not is_page(request.url.path):
             return await _delegate(request, exc, RequestValidationError)
-        return render(request, "message.html", title="Page not found",
-                      message="Check the address, or go back and use the links on the page.", status_code=404)
+        return render(
+            request,
+            "message.html",
+            title="Page not found",
+            message="Check the address, or go back and use the links on the page.",
+            status_code=404,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if not is_page(request.url.path) or request.url.path.startswith("/static"):
             return await _delegate(request, exc, StarletteHTTPException)
         title = "Page not found" if exc.status_code == 404 else "Something went wrong"
-        return render(request, "message.html", title=title,
-                      message="Check the address, or go back and use the links on the page.",
-                      status_code=exc.status_code)
+        return render(
+            request,
+            "message.html",
+            title=title,
+            message="Check the address, or go back and use the links on the page.",
+            status_code=exc.status_code,
+        )

@@ -22,7 +22,14 @@ from directory.models import InvolvementCreate, Role, ShieldSet
 from directory.settings import Settings
 from search.indexer import drain
 from tests.fixtures.auth_builders import PASSWORD, make_grant, make_user
-from tests.fixtures.builders import actor, make_locality, make_org, make_practitioner, make_service, make_child
+from tests.fixtures.builders import (
+    actor,
+    make_child,
+    make_locality,
+    make_org,
+    make_practitioner,
+    make_service,
+)
 
 SECRET = "test-web-secret-key"
 
@@ -80,22 +87,37 @@ def build_world(engine: Engine) -> World:
         sen = make_service(s, school, name="Cowley SEN support", service_type="education", level_of_need=2)
         yw = make_service(s, youth, name="Targeted Youth Support", service_type="youth_work", level_of_need=2)
         people = {
-            "pat": make_practitioner(s, school, name="Pat Okafor", role="SENCO", email="pat@cowley.example.sch.uk"),
-            "hana": make_practitioner(s, health, name="Hana Begum", role="health visitor",
-                                      phone="07700 900222", email="hana.begum@health.example.nhs.uk"),
+            "pat": make_practitioner(
+                s, school, name="Pat Okafor", role="SENCO", email="pat@cowley.example.sch.uk"
+            ),
+            "hana": make_practitioner(
+                s,
+                health,
+                name="Hana Begum",
+                role="health visitor",
+                phone="07700 900222",
+                email="hana.begum@health.example.nhs.uk",
+            ),
             "dee": make_practitioner(s, youth, name="Dee Walsh", role="youth worker", phone="07700 900333"),
-            "sam": make_practitioner(s, school, name="Sam Carter", role="class teacher", phone="07700 900444"),
+            "sam": make_practitioner(
+                s, school, name="Sam Carter", role="class teacher", phone="07700 900444"
+            ),
         }
         world.practitioners = {k: p.id for k, p in people.items()}
         world.children["olivia"] = make_child(
             s, names=[{"given": "Olivia", "family": "Smith"}], date_of_birth="2017-03-27"
         )
         world.children["noah"] = make_child(
-            s, names=[{"given": "Noah", "family": "Jones"}], date_of_birth="2016-05-02", sex="male",
+            s,
+            names=[{"given": "Noah", "family": "Jones"}],
+            date_of_birth="2016-05-02",
+            sex="male",
             address={"line1": "9 Hidden Lane", "town": "Oxford", "postcode": "OX4 2ZZ"},
         )
         world.children["amara"] = make_child(
-            s, names=[{"given": "Amara", "family": "Smith"}], date_of_birth="2019-11-11",
+            s,
+            names=[{"given": "Amara", "family": "Smith"}],
+            date_of_birth="2019-11-11",
             address={"line1": "4 North Road", "town": "Oxford", "postcode": "OX2 6AA"},
         )
         for key, svc, who, role, level in (
@@ -105,12 +127,20 @@ def build_world(engine: Engine) -> World:
             ("amara", hv, "hana", "health visitor", 1),
         ):
             service.record_involvement(
-                s, actor=admin, child_id=world.children[key],
-                data=InvolvementCreate(service_id=svc.id, practitioner_id=people[who].id, role=role,
-                                       level_of_need=level, start_date=date.today() - timedelta(days=90)),
+                s,
+                actor=admin,
+                child_id=world.children[key],
+                data=InvolvementCreate(
+                    service_id=svc.id,
+                    practitioner_id=people[who].id,
+                    role=role,
+                    level_of_need=level,
+                    start_date=date.today() - timedelta(days=90),
+                ),
             )
-        service.set_shield(s, actor=admin, child_id=world.children["noah"],
-                           data=ShieldSet(reason="family fleeing violence"))
+        service.set_shield(
+            s, actor=admin, child_id=world.children["noah"], data=ShieldSet(reason="family fleeing violence")
+        )
         for username, role, pkey in USERS:
             user: LocalUser = make_user(s, username, practitioner_id=people[pkey].id if pkey else None)
             world.totp[username] = user.totp_secret
