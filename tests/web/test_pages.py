@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import timedelta
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from joserfc.jwk import ECKey
 from sqlalchemy.engine import Engine
 
 from directory.app import create_app
@@ -29,7 +32,14 @@ def search(client: TestClient, **fields: str) -> str:
     return r.text
 
 
-def post_form(client: TestClient, path: str, data: dict[str, str]) -> object:
+def caf_id_on(html: str) -> str:
+    """The CAF id an action form carries."""
+    match = re.search(r'name="caf_id" value="([^"]+)"', html)
+    assert match
+    return match.group(1)
+
+
+def post_form(client: TestClient, path: str, data: dict[str, str]) -> httpx.Response:
     """GET the form page for its CSRF token, then POST it."""
     page = client.get(path)
     assert page.status_code == 200, page.text
@@ -44,8 +54,8 @@ def test_signal_conflict_and_hand_over(browser: TestClient, world: World, web_ap
     card = browser.get(f"/children/{olivia}")
     assert "Hana Begum" in card.text and "07700 900222" in card.text and "No CAF is open" in card.text
     done = post_form(browser, f"/children/{olivia}/caf-signal", {"not_safeguarding": "yes"})
-    assert done.status_code == 200 and "You have signalled" in done.text  # type: ignore[attr-defined]
-    assert "Pat Okafor" in done.text  # type: ignore[attr-defined]
+    assert done.status_code == 200 and "You have signalled" in done.text
+    assert "Pat Okafor" in done.text
 
     with page_client(web_app, "http://testserver") as second:
         sign_in(second, world, "hana")
@@ -53,9 +63,9 @@ def test_signal_conflict_and_hand_over(browser: TestClient, world: World, web_ap
         card = second.get(f"/children/{olivia}")
         assert "contact Pat Okafor before starting another" in card.text
         refused = post_form(second, f"/children/{olivia}/caf-signal", {"not_safeguarding": "yes"})
-        assert refused.status_code == 409  # type: ignore[attr-defined]
-        assert "A CAF is already open for this child" in refused.text  # type: ignore[attr-defined]
-        assert "pat@cowley.example.sch.uk" in refused.text  # type: ignore[attr-defined]
+        assert refused.status_code == 409
+        assert "A CAF is already open for this child" in refused.text
+        assert "pat@cowley.example.sch.uk" in refused.text
 
     handed = post_form(
         browser,
@@ -68,7 +78,7 @@ def test_signal_conflict_and_hand_over(browser: TestClient, world: World, web_ap
             "reason": "agreed at the first meeting",
         },
     )
-    assert "Hana Begum (Demoshire Health) is now the Lead Professional" in handed.text  # type: ignore[attr-defined]
+    assert "Hana Begum (Demoshire Health) is now the Lead Professional" in handed.text
 
 
 def test_consent_start_complete_tac_and_close(browser: TestClient, world: World) -> None:
@@ -79,7 +89,7 @@ def test_consent_start_complete_tac_and_close(browser: TestClient, world: World)
     caf_id = re.search(r'name="caf_id" value="([^"]+)"', browser.get(f"/children/{olivia}/caf-start").text)
     assert caf_id
     no_consent = post_form(browser, f"/children/{olivia}/caf-start", {"caf_id": caf_id.group(1)})
-    assert no_consent.status_code == 400 and "Choose the consent" in no_consent.text  # type: ignore[attr-defined]
+    assert no_consent.status_code == 400 and "Choose the consent" in no_consent.text
     post_form(
         browser,
         f"/children/{olivia}/consent-new",
@@ -93,7 +103,7 @@ def test_consent_start_complete_tac_and_close(browser: TestClient, world: World)
         f"/children/{olivia}/caf-start",
         {"caf_id": caf_id.group(1), "consent_id": consent_id.group(1)},
     )
-    assert "The CAF is in progress" in started.text  # type: ignore[attr-defined]
+    assert "The CAF is in progress" in started.text
     members = {"caf_id": caf_id.group(1)}
     page = browser.get(f"/children/{olivia}/tac").text
     form = {"csrf_token": csrf_of(page), **members}
@@ -113,13 +123,13 @@ def test_consent_start_complete_tac_and_close(browser: TestClient, world: World)
             "review-year": str(soon.year),
         },
     )
-    assert "convened" in convened.text and "Next review" in convened.text  # type: ignore[attr-defined]
+    assert "convened" in convened.text and "Next review" in convened.text
     done = post_form(
         browser, f"/children/{olivia}/caf-complete", {**members, "outcome": "multi_agency_response"}
     )
-    assert "completed" in done.text  # type: ignore[attr-defined]
+    assert "completed" in done.text
     closed = post_form(browser, f"/children/{olivia}/caf-close", {**members, "reason": "plan achieved"})
-    assert "The CAF is closed" in closed.text and "No CAF is open" in closed.text  # type: ignore[attr-defined]
+    assert "The CAF is closed" in closed.text and "No CAF is open" in closed.text
 
 
 def test_a_form_without_the_session_csrf_token_is_refused(
@@ -253,19 +263,20 @@ def test_admin_grants_and_clients(browser: TestClient, world: World) -> None:
             "until-year": str(utcnow().year + 1),
         },
     )
-    assert "Access granted to newbie" in created.text  # type: ignore[attr-defined]
-    grant_path = str(created.url.path)  # type: ignore[attr-defined]
+    assert "Access granted to newbie" in created.text
+    grant_path = str(created.url.path)
     r = browser.post(
         f"{grant_path}/suspend", data={"csrf_token": csrf_of(created.text), "suspend-reason": "leave"}
-    )  # type: ignore[attr-defined]
+    )
     assert "The grant is suspended" in r.text
     r = browser.post(f"{grant_path}/revoke", data={"csrf_token": csrf_of(r.text), "revoke-reason": "left"})
     assert "The grant is revoked" in r.text
     assert "newbie" in browser.get("/admin/grants?status=revoked").text
     assert browser.get("/admin/grants?expiring=30").status_code == 200
     missing = post_form(browser, "/admin/grants/new", {"subject": "x", "role": "practitioner"})
-    assert missing.status_code == 400 and "Enter the end date" in missing.text  # type: ignore[attr-defined]
-    jwks = '{"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}'
+    assert missing.status_code == 400 and "Enter the end date" in missing.text
+    public = ECKey.generate_key("P-256", private=True).as_dict(private=False)
+    jwks = json.dumps({"keys": [{**public, "kid": "k1"}]})
     registered = post_form(
         browser,
         "/admin/clients/new",
@@ -277,14 +288,14 @@ def test_admin_grants_and_clients(browser: TestClient, world: World) -> None:
             "scopes": "system/Patient.rs",
         },
     )
-    assert "trust-epr is registered" in registered.text  # type: ignore[attr-defined]
+    assert "trust-epr is registered" in registered.text
     private = jwks.replace('"kid": "k1"', '"kid": "k2", "d": "secret"')
     refused = post_form(
         browser,
         "/admin/clients/new",
         {"client_id": "leaky", "name": "Leaky", "jwks": private, "scopes": "system/Patient.rs"},
     )
-    assert refused.status_code == 409 and "register only the public keys" in refused.text  # type: ignore[attr-defined]
+    assert refused.status_code == 409 and "register only the public keys" in refused.text
     assert "trust-epr" in browser.get("/admin/clients").text
 
 
