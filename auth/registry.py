@@ -78,7 +78,7 @@ def check_jwks(text: str) -> str:
                 field="jwks",
             )
     try:
-        KeySet.import_key_set(data)
+        KeySet.import_key_set(data)  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError) as exc:
         raise InvalidInput(f"The keys cannot be read: {exc}", field="jwks") from None
     return json.dumps(data, sort_keys=True)

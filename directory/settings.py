@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     )
     web_cookie_secure: bool | None = Field(
         default=None,
-        description="Mark session cookies Secure; by default when the issuer is https (always in production).",
+        description="Mark session cookies Secure (by default: when the issuer is https).",
     )
     trawl_window_minutes: int = Field(default=60, ge=1)
     trawl_distinct_children: int = Field(

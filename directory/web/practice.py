@@ -474,7 +474,7 @@ def _end_involvement(
         actor=actor,
         involvement_id=involvement.id,
         data=InvolvementEnd(end_date=end, reason=text(form, "reason")),
-    )  # type: ignore[arg-type]
+    )
     return "The involvement is ended."
 
 

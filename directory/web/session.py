@@ -138,7 +138,7 @@ class TokenClient:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def _post(self, app: ASGIApp, path: str, form: dict[str, str]) -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=self.issuer) as client:
             return await client.post(path, data={**form, "client_id": self.client_id})
 

@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from auth.registry import ensure_public_client
+from directory.api.deps import current_actor
+from directory.models import Role
 from directory.web.deps import check_csrf, render, web_session
 from directory.web.session import Sealer, TokenClient, session_from_tokens
 
@@ -28,15 +30,20 @@ def _web(request: Request) -> tuple[Sealer, TokenClient, str]:
     return web.flow_sealer, web.tokens, web.redirect_uri
 
 
-def _home_for(request: Request) -> str:
+def _home_for(role: Role) -> str:
+    if role == Role.AUDITOR:
+        return "/audit"
+    if role == Role.LOCAL_DELIVERY_TEAM:
+        return "/localities"
     return "/search"
 
 
 @router.get("/", name="web_home", response_class=HTMLResponse)
 def web_home(request: Request) -> Response:
-    """The start page: sign in, or go on to the pages this person uses."""
+    """The start page: sign in, or go on to the page this person's role starts from."""
     if web_session(request) is not None:
-        return RedirectResponse("/search", status_code=303)
+        actor = current_actor(request)  # a lapsed grant is refused here, with its reason
+        return RedirectResponse(_home_for(actor.role), status_code=303)
     reason = getattr(request.state, "web_signed_out_reason", None)
     upstream = bool(request.app.state.auth.cfg.upstream_issuer)
     return render(request, "start.html", reason=reason, upstream=upstream)
@@ -60,14 +67,9 @@ def web_signin_start(request: Request) -> Response:
             scopes=WEB_SCOPES,
         )
         session.commit()
-    flow = {
-        "state": secrets.token_urlsafe(24),
-        "verifier": secrets.token_urlsafe(48),
-        "exp": time.time() + FLOW_SECONDS,
-    }
-    challenge = (
-        base64.urlsafe_b64encode(hashlib.sha256(flow["verifier"].encode()).digest()).decode().rstrip("=")
-    )
+    verifier = secrets.token_urlsafe(48)
+    flow = {"state": secrets.token_urlsafe(24), "verifier": verifier, "exp": time.time() + FLOW_SECONDS}
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     query = {
         "response_type": "code",
         "client_id": settings.web_client_id,
@@ -131,7 +133,7 @@ async def web_signin_callback(request: Request) -> Response:
         detail = answer.json().get("error_description", "The sign-in could not be completed.")
         return _problem_page(request, "You cannot use the directory yet", detail, 403)
     request.state.web_session = session_from_tokens(answer.json())
-    response = RedirectResponse(_home_for(request), status_code=303)
+    response = RedirectResponse("/", status_code=303)
     response.headers.append("set-cookie", cookies.header(cookies.flow_name, "", max_age=0).decode())
     return response
 

@@ -1,4 +1,4 @@
-"""The main journeys in a real browser (Debian's Chromium driven by Playwright), with an axe-core scan of every page.
+"""The main journeys in Debian's Chromium driven by Playwright, with an axe-core scan of every page.
 
 The app runs under uvicorn on 127.0.0.1 in a thread, on a temporary SQLite database seeded through the
 domain services. Screenshots of the key pages go to test-artifacts/ (kept out of git).
@@ -47,7 +47,7 @@ AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practi
 def _need(path: Path, what: str) -> None:
     if path.exists():
         return
-    message = f"{what} is missing ({path}): the test command installs it (tests/services/chromium.sh, make web)"
+    message = f"{what} is missing ({path}): the test command installs it (tests/services/, make web)"
     if IN_CI:
         pytest.fail(message + " - in CI that is a failure")
     pytest.skip(message)
@@ -112,9 +112,7 @@ class Person:
         """Scan the page with axe-core (no serious or critical violation) and save a screenshot."""
         page = self.page
         page.add_script_tag(path=str(AXE))
-        result = page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
-        )
+        result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
         bad = [
             f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
             for v in result["violations"]
@@ -141,7 +139,10 @@ class Person:
         self.context.close()
 
 
-def test_search_card_signal_conflict_and_hand_over(chromium: object, server: tuple[str, World, sa.Engine]) -> None:
+Served = tuple[str, World, sa.Engine]
+
+
+def test_search_card_signal_conflict_and_hand_over(chromium: object, server: Served) -> None:
     base, world, _ = server
     pat = Person(chromium, base, world, "pat")
     pat.check("01-search-form")
@@ -177,8 +178,9 @@ def test_search_card_signal_conflict_and_hand_over(chromium: object, server: tup
     hana.check("07-conflict")
 
     pat.page.get_by_role("link", name="Hand over Lead Professional").click()
-    pat.page.get_by_label("Who takes over as Lead Professional?").select_option(label="Hana Begum, health visitor")
-    pat.page.get_by_label("Why is the role handed over?").fill("Agreed with the family: health visiting leads")
+    who = pat.page.get_by_label("Who takes over as Lead Professional?")
+    who.select_option(label="Hana Begum, health visitor")
+    pat.page.get_by_label("Why is the role handed over?").fill("Agreed with the family")
     pat.check("08-hand-over")
     pat.page.get_by_role("button", name="Hand over the role").click()
     expect(pat.page.get_by_text("Hana Begum (Demoshire Health) is now the Lead Professional")).to_be_visible()
@@ -189,7 +191,7 @@ def test_search_card_signal_conflict_and_hand_over(chromium: object, server: tup
     hana.close()
 
 
-def test_an_expired_grant_blocks_search(chromium: object, server: tuple[str, World, sa.Engine]) -> None:
+def test_an_expired_grant_blocks_search(chromium: object, server: Served) -> None:
     base, world, engine = server
     cora = Person(chromium, base, world, "cora")
     cora.search("Amara", "Smith", "11", "11", "2019")
@@ -210,7 +212,7 @@ def test_an_expired_grant_blocks_search(chromium: object, server: tuple[str, Wor
     cora.close()
 
 
-def test_shielded_view(chromium: object, server: tuple[str, World, sa.Engine]) -> None:
+def test_shielded_view(chromium: object, server: Served) -> None:
     base, world, _ = server
     pat = Person(chromium, base, world, "pat")
     pat.search("Noah", "Jones", "2", "5", "2016")
@@ -231,7 +233,7 @@ def test_shielded_view(chromium: object, server: tuple[str, World, sa.Engine]) -
     dee.close()
 
 
-def test_admin_auditor_and_locality_pages(chromium: object, server: tuple[str, World, sa.Engine]) -> None:
+def test_admin_auditor_and_locality_pages(chromium: object, server: Served) -> None:
     base, world, _ = server
     anonymous = chromium.new_context(base_url=base, bypass_csp=True)  # type: ignore[attr-defined]
     page = anonymous.new_page()
@@ -269,7 +271,8 @@ def test_admin_auditor_and_locality_pages(chromium: object, server: tuple[str, W
 
     lena = Person(chromium, base, world, "lena")
     lena.page.goto("/localities")
-    expect(lena.page.get_by_role("img", name="Children by level of need in City locality", exact=False)).to_be_visible()
+    chart = lena.page.get_by_role("img", name="Children by level of need in City locality", exact=False)
+    expect(chart).to_be_visible()
     lena.check("40-localities")
     with lena.page.expect_download() as download:
         lena.page.get_by_role("link", name="Download these figures (CSV)").click()

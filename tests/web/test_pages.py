@@ -336,3 +336,25 @@ def test_unknown_record_is_a_page_not_json(browser: TestClient, world: World) ->
     r = browser.get(f"/children/{uuid.uuid4()}")
     assert r.status_code == 404 and "text/html" in r.headers["content-type"]
     assert browser.get("/children/not-a-uuid").status_code == 404
+
+
+def test_each_role_lands_on_its_own_start_page(browser: TestClient, world: World) -> None:
+    sign_in(browser, world, "aud")
+    r = browser.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/audit"
+
+
+def test_an_expiring_access_token_is_refreshed_behind_the_page(engine: Engine, world: World) -> None:
+    settings = web_settings("http://testserver").model_copy(update={"access_token_minutes": 1})
+    app = create_app(settings, engine=engine)
+    with page_client(app, "http://testserver") as client:
+        sign_in(client, world, "pat")
+        issued = "SELECT count(*) FROM audit_event WHERE action = 'auth.token.issued'"
+        with engine.connect() as conn:
+            before = conn.execute(sa.text(issued)).scalar_one()
+        for _ in range(2):  # a one-minute token is inside the refresh margin: each page refreshes it
+            assert client.get("/search").status_code == 200
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(issued)).scalar_one() == before + 2
+            reused = "SELECT count(*) FROM audit_event WHERE action = 'auth.refresh.reused'"
+            assert conn.execute(sa.text(reused)).scalar_one() == 0
