@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import getpass
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -117,6 +119,68 @@ def seed_command(
     total = sum(result.rows.values())
     console.print(f"[green]Seeded[/green] {result.children} children (seed {result.seed}): "
                   f"{total} rows in {len(result.rows)} tables.")
+
+
+@app.command("import")
+def import_command(
+    files: Annotated[list[Path], typer.Argument(help="CSV or FHIR NDJSON files", exists=True,
+                                                dir_okay=False, readable=True)],
+    format: Annotated[
+        str | None, typer.Option("--format", help="csv or fhir (default: from the file name)")
+    ] = None,
+    all_or_nothing: Annotated[
+        bool, typer.Option("--all-or-nothing", help="Apply nothing when any row is rejected")
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write every rejection to this CSV file")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Defaults to CHILDINDEX_DATABASE_URL")
+    ] = None,
+) -> None:
+    """Import children from CSV or FHIR NDJSON; exit 1 when any row was rejected."""
+    from directory.importer import import_files
+
+    fmt = format or ("csv" if all(f.suffix.lower() == ".csv" for f in files) else "fhir")
+    if fmt not in ("csv", "fhir"):
+        raise typer.BadParameter("use --format csv or --format fhir")
+    engine = make_engine(_database_url(database_url))
+    upgrade(engine)
+    total = sum(_count_lines(f) for f in files)
+    with _progress() as progress:
+        task = progress.add_task("Importing rows", total=total)
+        result = import_files(engine, files, fmt=fmt, actor=cli_actor(),
+                              all_or_nothing=all_or_nothing,
+                              progress=lambda n: progress.advance(task, n))
+    # Only counts, line numbers, field names and reasons: never a child's details.
+    if result.applied:
+        console.print(f"[green]Imported[/green] {result.created} new children "
+                      f"({result.related_people} parents/carers); {result.unchanged} already "
+                      f"in the directory were left unchanged; {len(result.rejected)} rejected.")
+    else:
+        console.print(f"[red]Nothing imported[/red] (--all-or-nothing): {len(result.rejected)} "
+                      f"of {result.read} rows rejected.")
+    for rejection in result.rejected[:50]:
+        console.print(f"  {rejection.source} line {rejection.line}: {rejection.field}: "
+                      f"{rejection.reason}", markup=False, highlight=False)
+    if len(result.rejected) > 50:
+        console.print(f"  … and {len(result.rejected) - 50} more"
+                      + (f" (all in {report})" if report else " (use --report FILE)"))
+    if report is not None:
+        with report.open("w", newline="", encoding="utf-8") as handle:
+            out = csv.writer(handle)
+            out.writerow(["file", "line", "field", "reason"])
+            out.writerows([r.source, r.line, r.field, r.reason] for r in result.rejected)
+    if result.rejected:
+        raise typer.Exit(1)
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
 
 
 @app.command()
