@@ -1,7 +1,7 @@
 """Seed N synthetic children into a fresh database and print the rate.
 
-    uv run python bench/seed_rate.py [--children 1000000] [--db /tmp/seed-bench.db]
-    uv run python bench/seed_rate.py --children 100000 --url postgresql+psycopg://...
+uv run python bench/seed_rate.py [--children 1000000] [--db /tmp/seed-bench.db]
+uv run python bench/seed_rate.py --children 100000 --url postgresql+psycopg://...
 """
 
 from __future__ import annotations
@@ -35,14 +35,23 @@ def main() -> None:
     engine = make_engine(url)
     actor = Actor(subject="bench:seed", role=Role.DIRECTORY_ADMIN)
     started = time.perf_counter()
-    result = seed(engine, children=args.children, seed=args.seed, actor=actor,
-                  parallel=False if args.in_process else None)
+    result = seed(
+        engine,
+        children=args.children,
+        seed=args.seed,
+        actor=actor,
+        parallel=False if args.in_process else None,
+    )
     elapsed = time.perf_counter() - started
     rows = sum(result.rows.values())
-    print(f"machine: {os.cpu_count()} cores, {platform.python_implementation()} "
-          f"{platform.python_version()}, {engine.dialect.name}")
-    print(f"seeded {args.children:,} children ({rows:,} rows) in {elapsed:.1f} s: "
-          f"{args.children / elapsed:,.0f} children/s, {rows / elapsed:,.0f} rows/s")
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}, {engine.dialect.name}"
+    )
+    print(
+        f"seeded {args.children:,} children ({rows:,} rows) in {elapsed:.1f} s: "
+        f"{args.children / elapsed:,.0f} children/s, {rows / elapsed:,.0f} rows/s"
+    )
     if not args.url:
         size = Path(args.db).stat().st_size
         print(f"database file: {size / 2**30:.2f} GiB")

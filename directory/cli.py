@@ -125,7 +125,7 @@ def seed_command(
 def import_command(
     files: Annotated[list[Path], typer.Argument(help="CSV or FHIR NDJSON files", exists=True,
                                                 dir_okay=False, readable=True)],
-    format: Annotated[
+    fmt: Annotated[
         str | None, typer.Option("--format", help="csv or fhir (default: from the file name)")
     ] = None,
     all_or_nothing: Annotated[
@@ -141,12 +141,12 @@ def import_command(
     """Import children from CSV or FHIR NDJSON; exit 1 when any row was rejected."""
     from directory.importer import import_files
 
-    fmt = format or ("csv" if all(f.suffix.lower() == ".csv" for f in files) else "fhir")
+    fmt = fmt or ("csv" if all(f.suffix.lower() == ".csv" for f in files) else "fhir")
     if fmt not in ("csv", "fhir"):
         raise typer.BadParameter("use --format csv or --format fhir")
     engine = make_engine(_database_url(database_url))
     upgrade(engine)
-    total = sum(_count_lines(f) for f in files)
+    total = sum(_count_lines(f) - (fmt == "csv") for f in files)
     with _progress() as progress:
         task = progress.add_task("Importing rows", total=total)
         result = import_files(engine, files, fmt=fmt, actor=cli_actor(),
@@ -260,13 +260,13 @@ Try to start a second CAF for the same child (refused, naming who holds the open
   curl -s -X POST {base}/api/v1/children/{child_id}/caf -H 'Content-Type: application/json' \\
     {header} \\
     -d '{{"practitioner_id": "{me}"}}'
-""")
+""", soft_wrap=True, highlight=False)
     if shielded_id is not None:
         console.print(f"""A shielded child (details withheld; you are told whom to ask):
   curl -s {base}/api/v1/children/{shielded_id} \\
     {header} \\
     {purpose}
-""")
+""", soft_wrap=True, highlight=False)
 
 
 @audit_app.command("verify")

@@ -343,7 +343,9 @@ class _Ids:
 
 
 def _slug(text: str) -> str:
-    return "".join(c for c in text.lower().replace(" ", "-") if c.isalnum() or c == "-")
+    return "".join(
+        c for c in text.lower().replace(" ", "-") if c.isascii() and (c.isalnum() or c in "-.")
+    )
 
 
 def _person_name(rng: random.Random, female: bool) -> tuple[str, str]:

@@ -52,7 +52,7 @@ BAD_NHS = "9434765918,,,Oliver,,Smith,,,2014-01-01,,M,1 Church Street,Wyvernford
 GOOD_2 = f"{nhs(2)},,,Seán,,O'Brien,,,14/07/2019,,male,3 Swan Lane,Fenwick,DS19 4QT,,,,,"
 BAD_POSTCODE = f"{nhs(3)},,,Ava,,Patel,,,2012-05-05,,female,9 Beech Grove,Redbury,NOT A PC,,,,,"
 NO_IDENTIFIER = ",,,Leo,,Brown,,,2016-02-02,,m,,,,,,,,"
-UNBORN = f",,local:mosaic:MOS0000009,Baby,,Ward,,,,2027-02-01,u,12 Mill Lane,Demchester,DS1 2AB,,,,,"
+UNBORN = ",,local:mosaic:MOS0000009,Baby,,Ward,,,,2027-02-01,u,12 Mill Lane,Demchester,DS1 2AB,,,,,"
 TOO_OLD = f"{nhs(4)},,,Jack,,Green,,,2001-01-01,,m,,,,,,,,"
 
 
@@ -71,11 +71,16 @@ def test_csv_good_rows_go_in_and_bad_rows_are_reported_by_line(
     db: Engine,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    path = write_csv(tmp_path, GOOD_1, BAD_NHS, GOOD_2, BAD_POSTCODE, NO_IDENTIFIER, UNBORN, TOO_OLD)
+    path = write_csv(
+        tmp_path, GOOD_1, BAD_NHS, GOOD_2, BAD_POSTCODE, NO_IDENTIFIER, UNBORN, TOO_OLD
+    )
     result = run(db, [path])
     assert result.applied and result.created == 3 and result.related_people == 1
     assert [(r.line, r.field) for r in result.rejected] == [
-        (3, "nhs_number"), (5, "postcode"), (6, "identifier"), (8, "date_of_birth"),
+        (3, "nhs_number"),
+        (5, "postcode"),
+        (6, "identifier"),
+        (8, "date_of_birth"),
     ]
     text = " ".join(r.reason for r in result.rejected)
     for secret in ("9434765918", "Oliver", "Patel", "NOT A PC", "2001-01-01", "Green"):
@@ -110,8 +115,10 @@ def test_all_or_nothing_applies_nothing_when_a_row_is_bad(
 def test_reimporting_the_same_file_changes_nothing(db: Engine, tmp_path: Path) -> None:  # noqa: F811
     path = write_csv(tmp_path, GOOD_1, GOOD_2, UNBORN)
     first = run(db, [path])
-    counts = {t: scalar(db, f"SELECT count(*) FROM {t}") for t in
-              ("child", "child_name", "child_identifier", "child_address", "related_person")}
+    counts = {
+        t: scalar(db, f"SELECT count(*) FROM {t}")
+        for t in ("child", "child_name", "child_identifier", "child_address", "related_person")
+    }
     second = run(db, [path])
     assert (first.created, second.created, second.unchanged) == (3, 0, 3)
     assert not second.rejected
@@ -146,10 +153,19 @@ def _patient(pid: str, **extra: object) -> dict[str, object]:
         "gender": "female",
         "birthDate": "2013-09-30",
         "address": [
-            {"line": ["4 Heron Court"], "city": "Saltmouth", "postalCode": "DS16 3HT",
-             "period": {"start": "2021-04-01"}},
-            {"use": "old", "line": ["7 Ropewalk"], "city": "Gullhaven", "postalCode": "DS17 1AB",
-             "period": {"start": "2014-01-01", "end": "2021-03-31"}},
+            {
+                "line": ["4 Heron Court"],
+                "city": "Saltmouth",
+                "postalCode": "DS16 3HT",
+                "period": {"start": "2021-04-01"},
+            },
+            {
+                "use": "old",
+                "line": ["7 Ropewalk"],
+                "city": "Gullhaven",
+                "postalCode": "DS17 1AB",
+                "period": {"start": "2014-01-01", "end": "2021-03-31"},
+            },
         ],
     }
     resource.update(extra)
@@ -167,28 +183,53 @@ def test_fhir_patients_and_related_people_from_a_bulk_export(
     tmp_path: Path,
 ) -> None:
     seed(db, children=0, seed=1, actor=ACTOR)  # the localities, so postcodes find theirs
-    p1 = _patient("p1", name=[
-        {"use": "official", "family": "Kowalska", "given": ["Zofia", "Anna"]},
-        {"use": "nickname", "family": "Kowalska", "given": ["Zosia"]},
-        {"use": "old", "family": "Nowak", "given": ["Zofia"], "period": {"end": "2019-06-01"}},
-    ], identifier=[{"system": NHS_SYSTEM_URI, "value": nhs(1)},
-                   {"system": UPN_SYSTEM_URI, "value": upn(5)},
-                   {"system": "https://mosaic.demoshire.example/Id/mosaic", "value": "MOS77"}])
+    p1 = _patient(
+        "p1",
+        name=[
+            {"use": "official", "family": "Kowalska", "given": ["Zofia", "Anna"]},
+            {"use": "nickname", "family": "Kowalska", "given": ["Zosia"]},
+            {"use": "old", "family": "Nowak", "given": ["Zofia"], "period": {"end": "2019-06-01"}},
+        ],
+        identifier=[
+            {"system": NHS_SYSTEM_URI, "value": nhs(1)},
+            {"system": UPN_SYSTEM_URI, "value": upn(5)},
+            {"system": "https://mosaic.demoshire.example/Id/mosaic", "value": "MOS77"},
+        ],
+    )
     partial_date = _patient("p2", birthDate="2013")
     p3 = _patient("p3", gender="male", name=[{"family": "Osei", "given": ["Kwame"]}])
-    patients = write_ndjson(tmp_path / "Patient.ndjson", p1, partial_date, p3,
-                            {"resourceType": "Observation", "id": "o1"})
+    patients = write_ndjson(
+        tmp_path / "Patient.ndjson",
+        p1,
+        partial_date,
+        p3,
+        {"resourceType": "Observation", "id": "o1"},
+    )
     mother = {
-        "resourceType": "RelatedPerson", "id": "r1", "patient": {"reference": "Patient/p1"},
-        "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
-                                      "code": "MTH"}]}],
+        "resourceType": "RelatedPerson",
+        "id": "r1",
+        "patient": {"reference": "Patient/p1"},
+        "relationship": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}
+                ]
+            }
+        ],
         "name": [{"family": "Kowalska", "given": ["Ewa"]}],
-        "telecom": [{"system": "phone", "value": "07700 900456"},
-                    {"system": "email", "value": "ewa@mail.example"}],
+        "telecom": [
+            {"system": "phone", "value": "07700 900456"},
+            {"system": "email", "value": "ewa@mail.example"},
+        ],
     }
-    uncle = {**mother, "id": "r2", "relationship": [{"coding": [{"code": "UNCLE"}]}],
-             "extension": [{"url": PR_EXTENSION, "valueBoolean": False}],
-             "patient": {"reference": "Patient/p3"}, "telecom": []}
+    uncle = {
+        **mother,
+        "id": "r2",
+        "relationship": [{"coding": [{"code": "UNCLE"}]}],
+        "extension": [{"url": PR_EXTENSION, "valueBoolean": False}],
+        "patient": {"reference": "Patient/p3"},
+        "telecom": [],
+    }
     orphan = {**mother, "id": "r3", "patient": {"reference": "Patient/p9"}}
     of_rejected = {**mother, "id": "r4", "patient": {"reference": "Patient/p2"}}
     people = write_ndjson(tmp_path / "RelatedPerson.ndjson", mother, uncle, orphan, of_rejected)
@@ -196,7 +237,8 @@ def test_fhir_patients_and_related_people_from_a_bulk_export(
     result = run(db, [patients, people], fmt="fhir")
     assert result.created == 2 and result.related_people == 2
     assert [(r.source, r.line, r.field) for r in result.rejected] == [
-        ("Patient.ndjson", 2, "birthDate"), ("Patient.ndjson", 4, "resourceType"),
+        ("Patient.ndjson", 2, "birthDate"),
+        ("Patient.ndjson", 4, "resourceType"),
         ("RelatedPerson.ndjson", 3, "patient.reference"),
         ("RelatedPerson.ndjson", 4, "patient.reference"),
     ]
@@ -204,8 +246,11 @@ def test_fhir_patients_and_related_people_from_a_bulk_export(
     with db.connect() as conn:
         names = sorted(conn.execute(sa.text("SELECT use, given, middle, family FROM child_name")))
         idents = sorted(r[0] for r in conn.execute(sa.text("SELECT system FROM child_identifier")))
-        pr = sorted(conn.execute(sa.text(
-            "SELECT relationship, parental_responsibility FROM related_person")))
+        pr = sorted(
+            conn.execute(
+                sa.text("SELECT relationship, parental_responsibility FROM related_person")
+            )
+        )
     assert ("alias", "Zosia", None, "Kowalska") in names
     assert ("previous", "Zofia", None, "Nowak") in names
     assert ("official", "Zofia", "Anna", "Kowalska") in names

@@ -35,7 +35,13 @@ def _rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
 
 def _seed(engine: Engine, *, children: int = N, seed_: int = 7, parallel: bool = False) -> None:
     seed(
-        engine, children=children, seed=seed_, actor=ACTOR, today=TODAY, now=NOW, batch=400,
+        engine,
+        children=children,
+        seed=seed_,
+        actor=ACTOR,
+        today=TODAY,
+        now=NOW,
+        batch=400,
         parallel=parallel,
     )
 
@@ -71,42 +77,96 @@ def test_practice_rules_hold_in_the_seeded_county(db: Engine) -> None:  # noqa: 
     _seed(db)
     open_ = "('signalled', 'in_progress', 'completed')"
     # never more than one open CAF, and each open CAF has its Lead Professional
-    assert scalar(db, f"""SELECT count(*) FROM (SELECT child_id FROM assessment
-        WHERE status IN {open_} GROUP BY child_id HAVING count(*) > 1) x""") == 0
-    assert scalar(db, f"""SELECT count(*) FROM assessment a WHERE a.status IN {open_}
+    assert (
+        scalar(
+            db,
+            f"""SELECT count(*) FROM (SELECT child_id FROM assessment
+        WHERE status IN {open_} GROUP BY child_id HAVING count(*) > 1) x""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            db,
+            f"""SELECT count(*) FROM assessment a WHERE a.status IN {open_}
         AND NOT EXISTS (SELECT 1 FROM lead_professional_assignment l WHERE l.child_id = a.child_id
         AND l.ended_at IS NULL AND l.practitioner_id = a.lead_practitioner_id
-        AND l.assessment_id = a.id)""") == 0
-    assert scalar(db, f"""SELECT count(*) FROM lead_professional_assignment l
+        AND l.assessment_id = a.id)""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            db,
+            f"""SELECT count(*) FROM lead_professional_assignment l
         WHERE l.ended_at IS NULL AND NOT EXISTS (SELECT 1 FROM assessment a
-        WHERE a.id = l.assessment_id AND a.status IN {open_})""") == 0
+        WHERE a.id = l.assessment_id AND a.status IN {open_})""",
+        )
+        == 0
+    )
     # started CAFs have a 'caf' consent of the same child; signals have not expired yet
-    assert scalar(db, """SELECT count(*) FROM assessment a LEFT JOIN consent c
+    assert (
+        scalar(
+            db,
+            """SELECT count(*) FROM assessment a LEFT JOIN consent c
         ON c.id = a.consent_id AND c.child_id = a.child_id AND c.scope = 'caf'
-        WHERE a.started_at IS NOT NULL AND c.id IS NULL""") == 0
+        WHERE a.started_at IS NOT NULL AND c.id IS NULL""",
+        )
+        == 0
+    )
     signals = _rows(db, "SELECT signal_expires_at FROM assessment WHERE status = 'signalled'")
     assert all(str(s[0]) > NOW.strftime("%Y-%m-%d %H:%M:%S") for s in signals)
     statuses = {r[0] for r in _rows(db, "SELECT DISTINCT status FROM assessment")}
     assert {"signalled", "in_progress", "completed", "closed"} <= statuses
     # hand-overs are recorded with who handed over and why
-    assert scalar(db, "SELECT count(*) FROM lead_professional_assignment "
-                      "WHERE from_practitioner_id IS NOT NULL") > 0
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM lead_professional_assignment "
+            "WHERE from_practitioner_id IS NOT NULL",
+        )
+        > 0
+    )
     # convened TACs have more than two practitioners, the Lead Professional among them
-    assert scalar(db, """SELECT count(*) FROM tac t WHERE t.status = 'convened' AND
-        (SELECT count(*) FROM tac_member m WHERE m.tac_id = t.id AND m.left_at IS NULL) < 3""") == 0
-    assert scalar(db, """SELECT count(*) FROM tac t JOIN assessment a ON a.id = t.assessment_id
+    assert (
+        scalar(
+            db,
+            """SELECT count(*) FROM tac t WHERE t.status = 'convened' AND
+        (SELECT count(*) FROM tac_member m WHERE m.tac_id = t.id AND m.left_at IS NULL) < 3""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            db,
+            """SELECT count(*) FROM tac t JOIN assessment a ON a.id = t.assessment_id
         WHERE t.status = 'convened' AND NOT EXISTS (SELECT 1 FROM tac_member m
-        WHERE m.tac_id = t.id AND m.practitioner_id = a.lead_practitioner_id)""") == 0
+        WHERE m.tac_id = t.id AND m.practitioner_id = a.lead_practitioner_id)""",
+        )
+        == 0
+    )
     # sensitive involvements are covered by a consent of the child for their category
-    assert scalar(db, """SELECT count(*) FROM involvement i JOIN service s ON s.id = i.service_id
+    assert (
+        scalar(
+            db,
+            """SELECT count(*) FROM involvement i JOIN service s ON s.id = i.service_id
         LEFT JOIN consent c ON c.id = i.consent_id AND c.child_id = i.child_id
         AND c.scope = 'sensitive:' || s.sensitive_category
-        WHERE i.sensitive AND c.id IS NULL""") == 0
+        WHERE i.sensitive AND c.id IS NULL""",
+        )
+        == 0
+    )
     assert scalar(db, "SELECT count(*) FROM involvement WHERE sensitive") > 0
     # shielded children say why and who
     assert scalar(db, "SELECT count(*) FROM child WHERE shielded") == N // 500 + (N % 500 > 7)
-    assert scalar(db, "SELECT count(*) FROM child WHERE shielded AND "
-                      "(shielded_reason IS NULL OR shielded_by IS NULL)") == 0
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM child WHERE shielded AND "
+            "(shielded_reason IS NULL OR shielded_by IS NULL)",
+        )
+        == 0
+    )
 
 
 def test_identifiers_are_valid_and_unique(db: Engine) -> None:  # noqa: F811
@@ -131,18 +191,39 @@ def test_children_are_in_range_with_an_address_in_their_locality(db: Engine) -> 
         )
     unborn = [c for c in children if c[2] is not None]
     assert unborn and all(c[3] is not None for c in unborn)
-    assert scalar(db, """SELECT count(*) FROM child c WHERE c.mother_id IS NOT NULL AND NOT EXISTS
+    assert (
+        scalar(
+            db,
+            """SELECT count(*) FROM child c WHERE c.mother_id IS NOT NULL AND NOT EXISTS
         (SELECT 1 FROM related_person r WHERE r.id = c.mother_id AND r.child_id = c.id
-         AND r.relationship = 'mother')""") == 0
-    assert scalar(db, """SELECT count(*) FROM child c WHERE (SELECT count(*) FROM child_address a
-        WHERE a.child_id = c.id AND a.until IS NULL) <> 1""") == 0
-    assert scalar(db, """SELECT count(*) FROM child c WHERE NOT EXISTS (SELECT 1 FROM child_name n
-        WHERE n.child_id = c.id AND n.use = 'official')""") == 0
+         AND r.relationship = 'mother')""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            db,
+            """SELECT count(*) FROM child c WHERE (SELECT count(*) FROM child_address a
+        WHERE a.child_id = c.id AND a.until IS NULL) <> 1""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            db,
+            """SELECT count(*) FROM child c WHERE NOT EXISTS (SELECT 1 FROM child_name n
+        WHERE n.child_id = c.id AND n.use = 'official')""",
+        )
+        == 0
+    )
     assert scalar(db, "SELECT count(*) FROM child_name WHERE use = 'previous'") > 0
     assert scalar(db, "SELECT count(*) FROM child_address WHERE until IS NOT NULL") > 0
     with Session(db) as session:
-        sample = _rows(db, """SELECT c.id, c.locality_id, a.postcode FROM child c JOIN child_address a
-            ON a.child_id = c.id AND a.until IS NULL ORDER BY c.id LIMIT 300""")
+        sample = _rows(
+            db,
+            """SELECT c.id, c.locality_id, a.postcode FROM child c JOIN child_address a
+            ON a.child_id = c.id AND a.until IS NULL ORDER BY c.id LIMIT 300""",
+        )
         for _, locality_id, postcode in sample:
             assert normalise_postcode(postcode) == postcode
             locality = repo.locality_for_postcode(session, postcode)
