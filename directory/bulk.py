@@ -104,8 +104,14 @@ class BulkWriter:
 
 
 @contextmanager
-def loading(engine: Engine) -> Iterator[Connection]:
-    """A connection tuned for a bulk load; SQLite durability is restored before it is returned."""
+def loading(engine: Engine, *, empty_database: bool = False) -> Iterator[Connection]:
+    """A connection tuned for a bulk load; SQLite durability is restored before it is returned.
+
+    Only a load into an empty database (the seed) skips fsyncs altogether: if the machine
+    fails, that file is simply made again. An import into a live directory keeps WAL's
+    NORMAL level, which cannot corrupt the file; at worst the last batches are lost, and
+    re-running the (idempotent) import restores them.
+    """
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         # PRAGMAs go to the driver directly: SQLAlchemy would open a transaction first, and
@@ -113,9 +119,9 @@ def loading(engine: Engine) -> Iterator[Connection]:
         raw = conn.connection.driver_connection
         assert raw is not None
         if sqlite:
-            # A bulk load into a file we can load again: skip the fsyncs and keep the indexes
-            # in memory. The connection goes back to FULL afterwards, as db.make_engine set it.
-            raw.execute("PRAGMA synchronous=OFF")
+            # Keep the indexes in memory; the connection goes back to FULL afterwards, as
+            # db.make_engine set it.
+            raw.execute(f"PRAGMA synchronous={'OFF' if empty_database else 'NORMAL'}")
             raw.execute("PRAGMA cache_size=-2000000")
             raw.execute("PRAGMA temp_store=MEMORY")
         try:

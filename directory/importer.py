@@ -58,6 +58,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -69,6 +70,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
 
 from directory import audit
 from directory.bulk import BulkWriter, loading
@@ -703,6 +705,21 @@ def _rejection(res: dict[str, Any], source: str, line: int, field_: str, reason:
 # --------------------------------------------------------------------------- writing
 
 
+class _Uuids:
+    """Random (version 4) uuids, drawing the operating system's randomness in blocks."""
+
+    def __init__(self) -> None:
+        self._block = b""
+        self._at = 0
+
+    def __call__(self) -> uuid.UUID:
+        if self._at >= len(self._block):
+            self._block, self._at = os.urandom(16 * 4096), 0
+        raw = self._block[self._at : self._at + 16]
+        self._at += 16
+        return uuid.UUID(bytes=raw, version=4)
+
+
 class _Writer:
     """Looks up existing identifiers a batch at a time and bulk-inserts new children."""
 
@@ -711,6 +728,7 @@ class _Writer:
         self.bulk = BulkWriter(conn)
         self.result = result
         self.now = now
+        self.uuid = _Uuids()
         self.seen: dict[tuple[str, str], tuple[str, int]] = {}  # identifier -> where first seen
         self.patients: dict[str, uuid.UUID | Rejection | None] = {}  # None: already present
         area = LocalityArea.__table__  # type: ignore[attr-defined]
@@ -788,7 +806,7 @@ class _Writer:
 
     def _rows(self, child: _Child, rows: dict[str, list[dict[str, Any]]]) -> None:
         data = child.data
-        cid = uuid.uuid4()
+        cid = self.uuid()
         current = next((a for a in child.addresses if a.until is None), None)
         rows["child"].append(
             {
@@ -815,7 +833,7 @@ class _Writer:
         for name in data.names:
             rows["child_name"].append(
                 {
-                    "id": uuid.uuid4(),
+                    "id": self.uuid(),
                     "child_id": cid,
                     "use": name.use.value,
                     "given": name.given,
@@ -826,12 +844,12 @@ class _Writer:
             )
         for system, value in child.identifiers:
             rows["child_identifier"].append(
-                {"id": uuid.uuid4(), "child_id": cid, "system": system, "value": value}
+                {"id": self.uuid(), "child_id": cid, "system": system, "value": value}
             )
         for a in child.addresses:
             rows["child_address"].append(
                 {
-                    "id": uuid.uuid4(),
+                    "id": self.uuid(),
                     "child_id": cid,
                     "line1": a.line1,
                     "line2": a.line2,
@@ -853,7 +871,7 @@ class _Writer:
     def _person_row(self, child_id: uuid.UUID, person: dict[str, Any]) -> dict[str, Any]:
         self.result.related_people += 1
         return {
-            "id": uuid.uuid4(),
+            "id": self.uuid(),
             "child_id": child_id,
             "name": person["name"],
             "relationship": person["relationship"],
@@ -865,7 +883,7 @@ class _Writer:
 
     def _insert(self, rows: dict[str, list[dict[str, Any]]]) -> None:
         for model in (Child, ChildName, ChildIdentifier, ChildAddress, RelatedPerson, Outbox):
-            table = model.__table__  # type: ignore[attr-defined]
+            table = SQLModel.metadata.tables[str(model.__tablename__)]
             self.bulk.insert(table, rows[table.name])
 
     def link_people(self, people: Sequence[_Person]) -> None:

@@ -771,7 +771,7 @@ class ChildFactory:
         heritage = _pick_heritage(rng)
         _, girls, boys, surnames = HERITAGES[heritage]
         given_heritage = heritage if rng.random() < 0.85 else "english"
-        pool = HERITAGES[given_heritage][1 if female else 2]
+        pool = HERITAGES[given_heritage][1] if female else HERITAGES[given_heritage][2]
         family = _gendered_surname(rng.choice(surnames), female, heritage)
         if rng.random() < 0.04:
             second = rng.choice(HERITAGES[_pick_heritage(rng)][3])
@@ -1396,13 +1396,21 @@ def _email(rng: random.Random, given: str, family: str) -> str | None:
 def is_empty(engine: Engine) -> bool:
     """True when the directory holds no localities and no children yet."""
     with engine.connect() as conn:
-        for table in (Locality.__table__, Child.__table__):
+        for name in ("locality", "child"):
+            table = SQLModel.metadata.tables[name]
             if conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
                 return False
     return True
 
 
-CATALOGUE_TABLES = [Locality, LocalityArea, Organisation, Service, ServiceLocality, Practitioner]
+CATALOGUE_TABLES: list[type[SQLModel]] = [
+    Locality,
+    LocalityArea,
+    Organisation,
+    Service,
+    ServiceLocality,
+    Practitioner,
+]
 
 
 def generate(
@@ -1494,7 +1502,7 @@ def seed(
     parallel = children >= 50_000 if parallel is None else parallel
     batches = _from_process(kwargs) if parallel else generate(**kwargs)
     tables = {t.name: t for t in SQLModel.metadata.sorted_tables}
-    with loading(engine) as conn:
+    with loading(engine, empty_database=True) as conn:
         writer = BulkWriter(conn)
         tx = conn.begin()
         try:
