@@ -871,7 +871,10 @@ class ChildFactory:
                 or (age == 18 and rng.random() < 0.25)
             ):
                 school = rng.choice(cat.specials[loc] if special else cat.secondaries[loc])
-        gp = rng.choice(cat.gps[loc]) if not unborn and rng.random() < 0.98 else None
+        # 2% are not registered with a GP, unless that would leave them with no universal
+        # service at all (no health visitor, no school): every child keeps one.
+        registered = rng.random() < 0.98 or (school is None and age is not None and age >= 5)
+        gp = rng.choice(cat.gps[loc]) if not unborn and registered else None
 
         # identifiers
         if not unborn and rng.random() < 0.99:

@@ -157,6 +157,18 @@ def test_practice_rules_hold_in_the_seeded_county(db: Engine) -> None:  # noqa: 
         == 0
     )
     assert scalar(db, "SELECT count(*) FROM involvement WHERE sensitive") > 0
+    # every child keeps a universal service (GP, health visitor, midwife, school or nursery)
+    assert (
+        scalar(
+            db,
+            """SELECT count(*) FROM child c WHERE NOT EXISTS (SELECT 1 FROM involvement i
+            WHERE i.child_id = c.id AND i.status = 'active' AND i.level_of_need = 1)
+            AND NOT EXISTS (SELECT 1 FROM involvement i JOIN service s ON s.id = i.service_id
+            WHERE i.child_id = c.id AND i.status = 'active'
+            AND s.service_type IN ('gp', 'school', 'early_years'))""",
+        )
+        == 0
+    )
     # shielded children say why and who
     assert scalar(db, "SELECT count(*) FROM child WHERE shielded") == N // 500 + (N % 500 > 7)
     assert (
