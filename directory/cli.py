@@ -205,10 +205,42 @@ def demo(
             task = progress.add_task("Seeding the demo county", total=children)
             run_seed(engine, children=children, seed=DEMO_SEED, actor=cli_actor(),
                      progress=lambda n: progress.advance(task, n))
+        _build_search_index(settings, engine)
     else:
         console.print("The database already holds data: serving it as it is.")
     _print_demo_help(engine, host or settings.host, port or settings.port)
+    _print_demo_accounts(settings, engine)
     _serve(settings, engine, host=host, port=port)
+
+
+def _build_search_index(settings: Settings, engine: Engine) -> None:
+    """Index every child (the seed bulk-loads without the outbox)."""
+    from directory.app import build_search_backend
+    from search.projection import all_children
+
+    backend = build_search_backend(settings, engine)
+    backend.ensure_ready()
+    count = backend.rebuild(all_children(engine))
+    console.print(f"Search index built: {count} children.")
+
+
+def _print_demo_accounts(settings: Settings, engine: Engine) -> None:
+    """Create the demo sign-in accounts once; keep their secrets in var/ so a re-run can show them."""
+    from pathlib import Path
+
+    from auth.demo import create_demo_accounts
+
+    saved = Path("var/demo-credentials.txt")
+    with unit_of_work(engine) as session:
+        lines = create_demo_accounts(session, issuer=settings.issuer)
+    if len(lines) > 1:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text("\n".join(lines) + "\n")
+        saved.chmod(0o600)
+    elif saved.exists():
+        lines = saved.read_text().splitlines()
+    console.print("\n".join(lines), soft_wrap=True, highlight=False, markup=False)
+    console.print(f"(These demo secrets are kept in {saved}.)\n")
 
 
 DEMO_SEED = 2024
