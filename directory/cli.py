@@ -279,9 +279,12 @@ def _print_demo_help(engine: Engine, host: str, port: int) -> None:
     purpose = "-H 'X-Purpose-Of-Use: considering-caf'"
     console.print(f"""
 [bold]childindex demo[/bold] (synthetic data, development mode) on [link]{base}[/link]
+Web pages: open {base}/ and choose Sign in, with a demo account printed below
+(username, password, then a code from an authenticator app or the 'code right now' shown).
 API documentation: {base}/docs
 
-Act as a practitioner with the development headers (OAuth sign-in will replace them):
+The API takes a Bearer token (see the system client below), or in development mode only,
+these headers:
   X-Dev-Actor: subject=<you>; role=practitioner; practitioner=<practitioner id>
   X-Purpose-Of-Use: considering-caf
 
