@@ -138,7 +138,6 @@ def mint_token(database_url: str, env: dict[str, str]) -> str:
     settings = Settings()
     engine = make_engine(database_url)
     cfg = AuthConfig.from_settings(settings)
-    cfg.access_token_seconds = 3600
     keys = KeyStore(engine, alg=cfg.signing_alg, max_age_days=cfg.signing_key_max_age_days)
     with unit_of_work(engine) as s:
         make_grant(s, "bench.practitioner", role=Role.PRACTITIONER)
@@ -178,6 +177,7 @@ def main() -> None:
         "CHILDINDEX_SEARCH_RATE_PER_MINUTE": "100000000",  # one bench subject sends everything
         "CHILDINDEX_TRAWL_DISTINCT_CHILDREN": "100000000",
         "CHILDINDEX_SECRET_KEY": "bench",
+        "CHILDINDEX_ACCESS_TOKEN_MINUTES": "60",
         "CHILDINDEX_LOG_LEVEL": "warning",
     })
     if args.elasticsearch_url:

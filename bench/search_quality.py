@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import create_engine
 
 from search.embedded import EmbeddedBackend
-from search.matching import MatchingEngine
+from search.matching import CANDIDATE_LIMIT, MatchingEngine
 from search.port import SearchBackend
 from search.quality import evaluate, format_report, generate_cases, generate_population
 
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--db", type=Path, help="SQLite file (default: a temporary one)")
     parser.add_argument("--elasticsearch", metavar="URL", help="use Elasticsearch at URL")
+    parser.add_argument("--candidate-limit", type=int, default=CANDIDATE_LIMIT, help="candidates scored per search")
     parser.add_argument("--misses", type=int, default=0, help="print this many misses")
     args = parser.parse_args(argv)
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             f"indexed in {indexed:.1f}s"
         )
 
-        engine = MatchingEngine(backend)
+        engine = MatchingEngine(backend, candidate_limit=args.candidate_limit)
         for corruptions in (1, 2):
             cases = generate_cases(
                 population, args.cases, corruptions=corruptions, seed=args.seed + 10 + corruptions

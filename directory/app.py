@@ -30,12 +30,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     settings = settings or Settings()
     engine = engine or make_engine(settings.database_url)
     backend = build_search_backend(settings, engine)
-    indexer = BackgroundIndexer(engine, backend)
+    indexer = BackgroundIndexer(engine, backend, interval=settings.indexer_interval_seconds or 0.5)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         backend.ensure_ready()
-        indexer.start()
+        if settings.indexer_interval_seconds > 0:
+            indexer.start()
         try:
             yield
         finally:

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/childindex.db"
     search_backend: Literal["embedded", "elasticsearch"] = "embedded"
     elasticsearch_url: str | None = None
+    indexer_interval_seconds: float = Field(
+        default=0.5, ge=0, description="How often serve applies directory changes to the search index; "
+        "0 turns the background indexer off (run `childindex index` instead).",
+    )
     issuer: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000

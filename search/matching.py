@@ -9,6 +9,8 @@ true match agrees that way rather than a random child) and the sum is squashed i
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import hashlib
 import hmac
 import json
@@ -47,7 +49,7 @@ from search.port import (
 
 MAX_RESULTS = 10
 """Never show more children than this for one search."""
-CANDIDATE_LIMIT = 500
+CANDIDATE_LIMIT = 200
 """How many candidates a backend may hand to the scorer for one search."""
 MAX_DATE_RANGE_DAYS = 366
 """The widest date-of-birth range a name search may use."""
@@ -391,6 +393,7 @@ def _compare_name(query: str, names: Sequence[str], *, given: bool) -> _NameVerd
     return best
 
 
+@lru_cache(maxsize=262144)
 def _name_level(q_forms: tuple[str, ...], r_forms: tuple[str, ...], *, given: bool) -> tuple[str, str]:
     q_full, r_full = q_forms[0], r_forms[0]
     if q_full == r_full:

@@ -74,6 +74,7 @@ PARTICLES = frozenset(
 )
 
 
+@lru_cache(maxsize=131072)
 def fold(text: str | None) -> str:
     """Lower-case, strip accents and apostrophes, turn other punctuation into single spaces."""
     if not text:
@@ -84,6 +85,7 @@ def fold(text: str | None) -> str:
     return _NON_LETTERS.sub(" ", ascii_only).strip()
 
 
+@lru_cache(maxsize=131072)
 def name_parts(name: str | None) -> tuple[str, ...]:
     """Words of a name after folding: "Smith-Jones" -> ("smith", "jones")."""
     return tuple(fold(name).split())
@@ -94,6 +96,7 @@ def compact(name: str | None) -> str:
     return "".join(name_parts(name))
 
 
+@lru_cache(maxsize=131072)
 def name_forms(name: str | None) -> tuple[str, ...]:
     """Every form a name may be searched by: the whole name, then each non-particle part.
 

@@ -88,7 +88,8 @@ def session(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def settings() -> Settings:
     """Development settings (the dev actor header is accepted)."""
-    return Settings(environment="development", database_url="sqlite://")
+    # No background indexer: tests apply the outbox themselves, so they never race it.
+    return Settings(environment="development", database_url="sqlite://", indexer_interval_seconds=0)
 
 
 @pytest.fixture
