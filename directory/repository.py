@@ -19,6 +19,7 @@ from directory.models import (
     ChildName,
     Consent,
     Involvement,
+    InvolvementVersion,
     LeadProfessionalAssignment,
     Locality,
     LocalityArea,
@@ -243,3 +244,12 @@ def practitioner_by_subject(session: Session, subject: str) -> Practitioner | No
 def localities(session: Session) -> Sequence[Locality]:
     """All localities."""
     return session.exec(select(Locality).order_by(col(Locality.name))).all()
+
+
+def involvement_history(session: Session, involvement_id: uuid.UUID) -> Sequence[InvolvementVersion]:
+    """Every version of an involvement, newest first."""
+    return session.exec(
+        select(InvolvementVersion)
+        .where(InvolvementVersion.involvement_id == involvement_id)
+        .order_by(col(InvolvementVersion.version).desc())
+    ).all()
