@@ -1056,7 +1056,8 @@ def convene_tac(session: Session, *, actor: Actor, tac_id: uuid.UUID, data: TacC
 # --------------------------------------------------------------------------- reading
 
 
-def _may_see_sensitive(actor: Actor, involvement: Involvement, consent: Consent | None) -> bool:
+def may_see_sensitive(actor: Actor, involvement: Involvement, consent: Consent | None) -> bool:
+    """Whether this actor may see a sensitive involvement (the card's rule; FHIR reuses it)."""
     if consent is None or consent.withdrawn_at is not None:
         return False  # withdrawing consent hides it from everyone, at once
     if actor.role in SENSITIVE_VIEWERS:
@@ -1136,7 +1137,7 @@ def build_card(
     ]
     involvements: list[InvolvementRead] = []
     for inv, service, org, practitioner, consent in repo.involvements_with_service(session, child.id):
-        if inv.sensitive and not _may_see_sensitive(actor, inv, consent):
+        if inv.sensitive and not may_see_sensitive(actor, inv, consent):
             continue
         contact = Contact(
             name=practitioner.name if practitioner else service.name,
