@@ -1160,6 +1160,40 @@ def _entry_error(err: FhirError | DomainError, i: int) -> FhirError:
     return fe
 
 
+def _refs_in(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["reference"]} if isinstance(node.get("reference"), str) else set()
+        return found.union(*(_refs_in(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs_in(v) for v in node))
+    return set()
+
+
+def _processing_order(entries: list[Any]) -> list[int]:
+    """FHIR's order (POST, PUT, GET), and within it an entry after the entries it references by fullUrl."""
+
+    def method(i: int) -> int:
+        entry = entries[i] if isinstance(entries[i], dict) else {}
+        return _ORDER.get(str((entry.get("request") or {}).get("method", "")).upper(), 9)
+
+    full = {e.get("fullUrl"): i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("fullUrl")}
+    depends = {
+        i: {full[r] for r in _refs_in(e.get("resource")) if r in full and full[r] != i}
+        if isinstance(e, dict) else set()
+        for i, e in enumerate(entries)
+    }
+    done: list[int] = []
+    pending = sorted(range(len(entries)), key=method)
+    while pending:
+        ready = [i for i in pending if depends[i] <= set(done)]
+        if not ready:
+            raise FhirError(400, "invalid", "Entries of the Bundle reference each other in a circle.",
+                            where="Bundle.entry")
+        done.append(ready[0])
+        pending.remove(ready[0])
+    return done
+
+
 def run_bundle(ctx: Ctx, body: dict[str, Any], max_entries: int) -> dict[str, Any]:
     """A transaction (all or nothing) or a batch (each entry on its own) Bundle."""
     if body.get("resourceType") != "Bundle":
@@ -1185,10 +1219,7 @@ def run_bundle(ctx: Ctx, body: dict[str, Any], max_entries: int) -> dict[str, An
             "in one call (split it into several Bundles).",
             where="Bundle.entry",
         )
-    order = sorted(
-        range(len(entries)),
-        key=lambda i: _ORDER.get(str((entries[i].get("request") or {}).get("method", "")).upper(), 9),
-    )
+    order = _processing_order(entries)
     ids: dict[str, str] = {}
     results: dict[int, dict[str, Any]] = {}
     for i in order:

@@ -87,7 +87,9 @@ def ref_id(reference: Any, kind: str, *, where: str) -> uuid.UUID:
     if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
         raise MappingError(f"Give a reference to a {kind}.", where=where)
     parts = reference["reference"].rstrip("/").split("/")
-    if len(parts) < 2 or parts[-2] != kind:
+    # a PractitionerRole shares its practitioner's id here, so it may stand for the Practitioner
+    same = parts[-2] == kind or (kind == "Practitioner" and parts[-2] == "PractitionerRole")
+    if len(parts) < 2 or not same:
         raise MappingError(f"The reference must point at a {kind} ('{kind}/<id>').", where=where)
     try:
         return uuid.UUID(parts[-1])
