@@ -520,7 +520,7 @@ def _included(ctx: Ctx, rows: list[dict[str, Any]], param: str, target: str) -> 
 
 
 def search_catalogue(ctx: Ctx, kind: str, q: P.Query) -> Found:
-    """Practitioner, PractitionerRole, Organization, HealthcareService or Location (not audited: no child data)."""
+    """Search the catalogue (not audited: it holds no child data, as in the app API)."""
     ids = [_uuid(v, kind) for v in q.values("_id")]
     limit = 0 if q.summary == "count" else q.count
     rows: list[dict[str, Any]] = []
@@ -550,7 +550,7 @@ def search_catalogue(ctx: Ctx, kind: str, q: P.Query) -> Found:
                 if kind == "Practitioner"
                 else m.practitioner_role(p, org.name if org else None)
             )
-            for _s, param, target in q.includes:
+            for _s, _param, target in q.includes:
                 ctx.need(target, "r")
                 if target == "Organization" and org is not None:
                     includes.append(m.organization(org))
@@ -1179,7 +1179,8 @@ def _processing_order(entries: list[Any]) -> list[int]:
     full = {e.get("fullUrl"): i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("fullUrl")}
     depends = {
         i: {full[r] for r in _refs_in(e.get("resource")) if r in full and full[r] != i}
-        if isinstance(e, dict) else set()
+        if isinstance(e, dict)
+        else set()
         for i, e in enumerate(entries)
     }
     done: list[int] = []
@@ -1187,8 +1188,12 @@ def _processing_order(entries: list[Any]) -> list[int]:
     while pending:
         ready = [i for i in pending if depends[i] <= set(done)]
         if not ready:
-            raise FhirError(400, "invalid", "Entries of the Bundle reference each other in a circle.",
-                            where="Bundle.entry")
+            raise FhirError(
+                400,
+                "invalid",
+                "Entries of the Bundle reference each other in a circle.",
+                where="Bundle.entry",
+            )
         done.append(ready[0])
         pending.remove(ready[0])
     return done

@@ -1193,7 +1193,7 @@ AUDIT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 
 
 def audit_event_in(resource: dict[str, Any]) -> dict[str, Any]:
-    """AuditEvent -> the audit fields it carries (for round-trip checks; the log is never written from FHIR)."""
+    """AuditEvent -> its audit fields (for round-trip checks; the log is never written from FHIR)."""
     validated(resource)
     agent = resource["agent"][0]
     purpose = ((agent.get("purposeOfUse") or [{}])[0]).get("text")

@@ -59,11 +59,7 @@ _DOMAIN: list[tuple[type[DomainError], int, str]] = [
 
 def from_domain(exc: DomainError) -> FhirError:
     """The FHIR status and issue type of a domain error."""
-    for kind, status, code in _DOMAIN:
-        if isinstance(exc, kind):
-            break
-    else:
-        status, code = 400, "processing"
+    status, code = next(((s, c) for kind, s, c in _DOMAIN if isinstance(exc, kind)), (400, "processing"))
     message = exc.message
     where = exc.data.get("where") if isinstance(exc.data.get("where"), str) else None
     return FhirError(status, code, message, where=where)

@@ -129,7 +129,7 @@ class DateTest:
 
 @dataclass
 class Query:
-    """A parsed search: criteria by parameter (each a list of OR-ed values per occurrence), and result controls."""
+    """A parsed search: criteria (per occurrence, a list of OR-ed values) and result controls."""
 
     resource: str
     criteria: dict[str, list[list[str]]] = field(default_factory=dict)
@@ -267,9 +267,8 @@ def _result_param(q: Query, name: str, value: str, refuse: object) -> None:
         q.summary = None if value == "false" else value
     elif name == "_elements":
         q.elements = [e.strip() for e in value.split(",") if e.strip()]
-    elif name == "_format":
-        if value not in ("json", "application/fhir+json", "application/json"):
-            raise FhirError(406, "not-supported", "This server speaks FHIR JSON only.", where="_format")
+    elif name == "_format" and value not in ("json", "application/fhir+json", "application/json"):
+        raise FhirError(406, "not-supported", "This server speaks FHIR JSON only.", where="_format")
     # _total: the total is always counted exactly; nothing to do
 
 

@@ -48,7 +48,7 @@ def patient_ids(
     postcodes: Sequence[str] = (),
     location_of_shielded: bool = False,
 ) -> list[uuid.UUID]:
-    """Ids of children matching every criterion (values within one list are OR-ed), by id; at most MAX_MATCHES + 1."""
+    """Ids of children matching every criterion (values in one list OR-ed), by id; at most MAX_MATCHES + 1."""
     stmt = select(Child.id)
     if ids:
         stmt = stmt.where(col(Child.id).in_(list(ids)))

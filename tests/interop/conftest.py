@@ -20,7 +20,14 @@ from directory.db import unit_of_work
 from directory.models import CafSignal, ConsentCreate, InvolvementCreate, Role, ServiceLocality, utcnow
 from directory.settings import Settings
 from tests.fixtures.auth_builders import make_grant, token_for
-from tests.fixtures.builders import actor, make_child, make_locality, make_org, make_practitioner, make_service
+from tests.fixtures.builders import (
+    actor,
+    make_child,
+    make_locality,
+    make_org,
+    make_practitioner,
+    make_service,
+)
 
 ISSUER = "http://testserver"
 TRUST_SCOPES = (
@@ -75,8 +82,12 @@ def state(app: FastAPI) -> AuthState:
 
 
 def system_headers(
-    state: AuthState, engine: Engine, subject: str = "trust-hv", scopes: tuple[str, ...] = TRUST_SCOPES,
-    purpose: str | None = "direct-care", role: Role = Role.SYSTEM,
+    state: AuthState,
+    engine: Engine,
+    subject: str = "trust-hv",
+    scopes: tuple[str, ...] = TRUST_SCOPES,
+    purpose: str | None = "direct-care",
+    role: Role = Role.SYSTEM,
 ) -> dict[str, str]:
     """Headers of a connected system with a grant and a token carrying `scopes`."""
     kind = SubjectKind.CLIENT if role == Role.SYSTEM else SubjectKind.USER
@@ -124,47 +135,109 @@ def world(engine: Engine) -> World:
         gp = make_org(s, name="Cowley Road Surgery", kind="gp_practice", ods_code="K84001")
         hv_service = make_service(s, trust)
         s.add(ServiceLocality(service_id=hv_service.id, locality_id=loc.id))
-        school_service = make_service(s, school, name="Cowley Pastoral Care", service_type="school", level_of_need=2)
-        sexual = make_service(s, trust, name="Young People's Sexual Health", service_type="sexual_health",
-                              level_of_need=2, tier="aligned", sensitive=True, sensitive_category="sexual_health")
+        school_service = make_service(
+            s, school, name="Cowley Pastoral Care", service_type="school", level_of_need=2
+        )
+        sexual = make_service(
+            s,
+            trust,
+            name="Young People's Sexual Health",
+            service_type="sexual_health",
+            level_of_need=2,
+            tier="aligned",
+            sensitive=True,
+            sensitive_category="sexual_health",
+        )
         hv = make_practitioner(s, trust, name="Hannah Vale", role="health visitor")
         senco = make_practitioner(s, school, name="Sam Carter", role="SENCO")
         child = make_child(
             s,
             identifiers=[{"system": "nhs", "value": nhs}, {"system": "local:mosaic", "value": "M-1001"}],
-            names=[{"given": "Olivia", "family": "Smith"}, {"given": "Olivia", "family": "Jones", "use": "previous",
-                                                           "until": "2020-01-01"}],
+            names=[
+                {"given": "Olivia", "family": "Smith"},
+                {"given": "Olivia", "family": "Jones", "use": "previous", "until": "2020-01-01"},
+            ],
             gp_practice_id=gp.id,
         )
-        shielded = make_child(s, identifiers=[{"system": "nhs", "value": shielded_nhs}],
-                              names=[{"given": "Amira", "family": "Khan"}])
+        shielded = make_child(
+            s,
+            identifiers=[{"system": "nhs", "value": shielded_nhs}],
+            names=[{"given": "Amira", "family": "Khan"}],
+        )
         inv = service.record_involvement(
-            s, actor=admin, child_id=child,
-            data=InvolvementCreate(service_id=hv_service.id, practitioner_id=hv.id, role="health visitor",
-                                   level_of_need=1, start_date=date.today() - timedelta(days=100)),
+            s,
+            actor=admin,
+            child_id=child,
+            data=InvolvementCreate(
+                service_id=hv_service.id,
+                practitioner_id=hv.id,
+                role="health visitor",
+                level_of_need=1,
+                start_date=date.today() - timedelta(days=100),
+            ),
         )
         consent = service.record_consent(
-            s, actor=admin, child_id=child,
-            data=ConsentCreate(scope="sensitive:sexual_health", given_by_kind="young_person",
-                               given_by_name="Olivia Smith", young_person_competent=True),
+            s,
+            actor=admin,
+            child_id=child,
+            data=ConsentCreate(
+                scope="sensitive:sexual_health",
+                given_by_kind="young_person",
+                given_by_name="Olivia Smith",
+                young_person_competent=True,
+            ),
         )
         sensitive = service.record_involvement(
-            s, actor=admin, child_id=child,
-            data=InvolvementCreate(service_id=sexual.id, role="sexual health nurse", level_of_need=2,
-                                   start_date=date.today() - timedelta(days=10), sensitive=True,
-                                   consent_id=consent.id),
+            s,
+            actor=admin,
+            child_id=child,
+            data=InvolvementCreate(
+                service_id=sexual.id,
+                role="sexual health nurse",
+                level_of_need=2,
+                start_date=date.today() - timedelta(days=10),
+                sensitive=True,
+                consent_id=consent.id,
+            ),
         )
-        caf = service.signal_caf(s, actor=admin, child_id=child, data=CafSignal(practitioner_id=senco.id),
-                                 signal_days=14, now=utcnow())
+        caf = service.signal_caf(
+            s,
+            actor=admin,
+            child_id=child,
+            data=CafSignal(practitioner_id=senco.id),
+            signal_days=14,
+            now=utcnow(),
+        )
         service.record_involvement(
-            s, actor=admin, child_id=shielded,
-            data=InvolvementCreate(service_id=school_service.id, role="SENCO", level_of_need=2,
-                                   start_date=date.today() - timedelta(days=5)),
+            s,
+            actor=admin,
+            child_id=shielded,
+            data=InvolvementCreate(
+                service_id=school_service.id,
+                role="SENCO",
+                level_of_need=2,
+                start_date=date.today() - timedelta(days=5),
+            ),
         )
         from directory.models import ShieldSet
 
-        service.set_shield(s, actor=admin, child_id=shielded, data=ShieldSet(reason="family fleeing violence"))
-        return World(child=child, nhs=nhs, shielded_child=shielded, shielded_nhs=shielded_nhs, trust=trust.id,
-                     school=school.id, hv_service=hv_service.id, school_service=school_service.id,
-                     sexual_health=sexual.id, locality=loc.id, hv=hv.id, senco=senco.id, involvement=inv.id,
-                     sensitive_involvement=sensitive.id, caf=caf.id)
+        service.set_shield(
+            s, actor=admin, child_id=shielded, data=ShieldSet(reason="family fleeing violence")
+        )
+        return World(
+            child=child,
+            nhs=nhs,
+            shielded_child=shielded,
+            shielded_nhs=shielded_nhs,
+            trust=trust.id,
+            school=school.id,
+            hv_service=hv_service.id,
+            school_service=school_service.id,
+            sexual_health=sexual.id,
+            locality=loc.id,
+            hv=hv.id,
+            senco=senco.id,
+            involvement=inv.id,
+            sensitive_involvement=sensitive.id,
+            caf=caf.id,
+        )

@@ -53,7 +53,13 @@ def test_metadata_is_a_truthful_public_capability_statement(api: TestClient) -> 
     rest = cs["rest"][0]
     by_type = {x["type"]: x for x in rest["resource"]}
     assert {i["code"] for i in by_type["EpisodeOfCare"]["interaction"]} == {
-        "read", "search-type", "create", "update", "vread", "history-instance"}
+        "read",
+        "search-type",
+        "create",
+        "update",
+        "vread",
+        "history-instance",
+    }
     assert {i["code"] for i in by_type["Patient"]["interaction"]} == {"read", "search-type"}
     assert "EpisodeOfCare:patient" in by_type["Patient"]["searchRevInclude"]
     assert {p["name"] for p in by_type["Patient"]["searchParam"]} >= {"identifier", "birthdate", "family"}
@@ -68,8 +74,9 @@ def test_metadata_is_a_truthful_public_capability_statement(api: TestClient) -> 
                 assert api.get(f"/fhir/{kind}/x").status_code == 401, kind
 
 
-def test_read_patient_is_audited_and_validates(api: TestClient, engine: Engine, state: AuthState,
-                                               world: World) -> None:
+def test_read_patient_is_audited_and_validates(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
     h = system_headers(state, engine)
     r = api.get(f"/fhir/Patient/{world.child}", headers=h)
     assert r.status_code == 200, r.text
@@ -85,24 +92,40 @@ def test_whole_picture_in_one_call_hides_the_sensitive_involvement(
     api: TestClient, engine: Engine, state: AuthState, world: World
 ) -> None:
     h = system_headers(state, engine)
-    q = (f"/fhir/Patient?identifier={S.NHS_NUMBER}|{world.nhs}&_revinclude=EpisodeOfCare:patient"
-         "&_revinclude=Flag:patient&_revinclude=CareTeam:patient&_revinclude=RelatedPerson:patient"
-         "&_include=Patient:general-practitioner")
+    q = (
+        f"/fhir/Patient?identifier={S.NHS_NUMBER}|{world.nhs}&_revinclude=EpisodeOfCare:patient"
+        "&_revinclude=Flag:patient&_revinclude=CareTeam:patient&_revinclude=RelatedPerson:patient"
+        "&_include=Patient:general-practitioner"
+    )
     r = api.get(q, headers=h)
     assert r.status_code == 200, r.text
     bundle = valid(r.json())
     assert bundle["total"] == 1
-    assert sorted(types(bundle)) == ["EpisodeOfCare", "Flag", "Flag", "Organization", "Patient", "RelatedPerson"]
+    assert sorted(types(bundle)) == [
+        "EpisodeOfCare",
+        "Flag",
+        "Flag",
+        "Organization",
+        "Patient",
+        "RelatedPerson",
+    ]
     episodes = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "EpisodeOfCare"]
     assert [e["id"] for e in episodes] == [str(world.involvement)]  # the sexual-health one is not shown
-    flags = {e["resource"]["code"]["coding"][0]["code"] for e in bundle["entry"]
-             if e["resource"]["resourceType"] == "Flag"}
+    flags = {
+        e["resource"]["code"]["coding"][0]["code"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Flag"
+    }
     assert flags == {"caf-signalled", "lead-professional-in-place"}
     assert [e["search"]["mode"] for e in bundle["entry"]][0] == "match"
     # one audit event for the search, naming the child
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT e.action, e.detail, s.child_id FROM audit_event e JOIN audit_subject s "
-                                   "ON s.seq = e.seq ORDER BY e.seq DESC LIMIT 1")).one()
+        row = conn.execute(
+            sa.text(
+                "SELECT e.action, e.detail, s.child_id FROM audit_event e JOIN audit_subject s "
+                "ON s.seq = e.seq ORDER BY e.seq DESC LIMIT 1"
+            )
+        ).one()
     assert row.action == "fhir.search" and json.loads(row.detail)["resource"] == "Patient"
     assert str(row.child_id).replace("-", "") == world.child.hex
 
@@ -112,8 +135,9 @@ def test_sensitive_involvement_is_read_only_by_those_the_card_allows(
 ) -> None:
     system = system_headers(state, engine)
     outcome(api.get(f"/fhir/EpisodeOfCare/{world.sensitive_involvement}", headers=system), 404, "not-found")
-    designated = system_headers(state, engine, subject="dp", role=Role.DESIGNATED_PRACTITIONER,
-                                scopes=("user/EpisodeOfCare.rs",))
+    designated = system_headers(
+        state, engine, subject="dp", role=Role.DESIGNATED_PRACTITIONER, scopes=("user/EpisodeOfCare.rs",)
+    )
     r = api.get(f"/fhir/EpisodeOfCare/{world.sensitive_involvement}", headers=designated)
     assert r.status_code == 200, r.text
     assert valid(r.json())["meta"]["security"][0]["code"] == "R"
@@ -130,29 +154,41 @@ def test_shielded_child_shows_no_address_and_no_involvements(
     assert "address" not in patient
     assert any(e["url"] == S.EXT_ASK for e in patient["extension"])
     # nor can the address be found by searching on it
-    r = api.get(f"/fhir/Patient?family=Khan&address-postalcode=OX4 1AB", headers=h)
+    r = api.get("/fhir/Patient?family=Khan&address-postalcode=OX4 1AB", headers=h)
     assert valid(r.json())["total"] == 0
-    designated = system_headers(state, engine, subject="dp", role=Role.DESIGNATED_PRACTITIONER,
-                                scopes=("user/Patient.rs",))
+    designated = system_headers(
+        state, engine, subject="dp", role=Role.DESIGNATED_PRACTITIONER, scopes=("user/Patient.rs",)
+    )
     r = api.get(f"/fhir/Patient/{world.shielded_child}", headers=designated)
     assert r.json()["address"][0]["postalCode"] == "OX4 1AB"
 
 
-def test_birthdate_prefixes_family_and_paging(api: TestClient, engine: Engine, state: AuthState,
-                                              world: World) -> None:
+def test_birthdate_prefixes_family_and_paging(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
     h = system_headers(state, engine)
     dob = api.get(f"/fhir/Patient/{world.child}", headers=h).json()["birthDate"]
     year = dob[:4]
     assert api.get(f"/fhir/Patient?family=smi&birthdate={dob}", headers=h).json()["total"] == 1
     assert api.get(f"/fhir/Patient?family=SMITH&birthdate=eq{year}", headers=h).json()["total"] == 1
-    assert api.get(f"/fhir/Patient?family=smith&birthdate=eq{year}&given=amira", headers=h).json()["total"] == 0
-    assert api.get(f"/fhir/Patient?family=jones&birthdate={year}", headers=h).json()["total"] == 1  # previous name
+    assert (
+        api.get(f"/fhir/Patient?family=smith&birthdate=eq{year}&given=amira", headers=h).json()["total"] == 0
+    )
+    assert (
+        api.get(f"/fhir/Patient?family=jones&birthdate={year}", headers=h).json()["total"] == 1
+    )  # previous name
     assert api.get(f"/fhir/Patient?family:exact=Smit&birthdate={dob}", headers=h).json()["total"] == 0
     after = (date.fromisoformat(dob) + timedelta(days=1)).isoformat()
-    assert api.get(f"/fhir/Patient?family=smith&birthdate=eq{year}&birthdate=lt{after}&birthdate=ge{dob}",
-                   headers=h).json()["total"] >= 1
-    assert api.get(f"/fhir/Patient?family=smith&birthdate=eq{year}&birthdate=gt{dob}",
-                   headers=h).json()["total"] == 0
+    assert (
+        api.get(
+            f"/fhir/Patient?family=smith&birthdate=eq{year}&birthdate=lt{after}&birthdate=ge{dob}", headers=h
+        ).json()["total"]
+        >= 1
+    )
+    assert (
+        api.get(f"/fhir/Patient?family=smith&birthdate=eq{year}&birthdate=gt{dob}", headers=h).json()["total"]
+        == 0
+    )
     page1 = valid(api.get(f"/fhir/Patient?name=olivia,amira&birthdate={year}&_count=1", headers=h).json())
     assert page1["total"] == 2 and len(page1["entry"]) == 1
     links = {x["relation"]: x["url"] for x in page1["link"]}
@@ -162,7 +198,9 @@ def test_birthdate_prefixes_family_and_paging(api: TestClient, engine: Engine, s
     assert "previous" in {x["relation"] for x in page2["link"]}
     count_only = api.get(f"/fhir/Patient?name=olivia,amira&birthdate={year}&_summary=count", headers=h).json()
     assert count_only["total"] == 2 and "entry" not in count_only
-    subset = api.post("/fhir/Patient/_search", headers=h, data={"_id": str(world.child), "_elements": "gender"})
+    subset = api.post(
+        "/fhir/Patient/_search", headers=h, data={"_id": str(world.child), "_elements": "gender"}
+    )
     resource = subset.json()["entry"][0]["resource"]
     assert set(resource) == {"resourceType", "id", "meta", "gender"}
     assert resource["meta"]["tag"][0]["code"] == "SUBSETTED"
@@ -173,14 +211,18 @@ def test_search_refusals(api: TestClient, engine: Engine, state: AuthState, worl
     outcome(api.get("/fhir/Patient?gender=female", headers=h), 400, "too-costly")
     outcome(api.get("/fhir/Patient?family=smith&birthdate=ge2010", headers=h), 400, "too-costly")
     outcome(api.get("/fhir/EpisodeOfCare?status=active", headers=h), 400, "too-costly")
-    assert "Prefer: handling=lenient" in outcome(api.get(f"/fhir/Patient?_id={world.child}&colour=red",
-                                                         headers=h), 400, "not-supported")
+    assert "Prefer: handling=lenient" in outcome(
+        api.get(f"/fhir/Patient?_id={world.child}&colour=red", headers=h), 400, "not-supported"
+    )
     outcome(api.get(f"/fhir/Patient?_id={world.child}&family:phonetic=x", headers=h), 400, "not-supported")
     outcome(api.get(f"/fhir/Patient?_id={world.child}&gender=woman", headers=h), 400, "code-invalid")
-    outcome(api.get(f"/fhir/Patient?family=x&birthdate=2019-13-01", headers=h), 400, "invalid")
+    outcome(api.get("/fhir/Patient?family=x&birthdate=2019-13-01", headers=h), 400, "invalid")
     outcome(api.get(f"/fhir/Patient?identifier={S.NHS_NUMBER}|1234567890", headers=h), 400, "invalid")
-    outcome(api.get(f"/fhir/Patient?_id={world.child}&_revinclude=Observation:patient", headers=h), 400,
-            "not-supported")
+    outcome(
+        api.get(f"/fhir/Patient?_id={world.child}&_revinclude=Observation:patient", headers=h),
+        400,
+        "not-supported",
+    )
     outcome(api.get(f"/fhir/Patient?_id={world.child}&_format=xml", headers=h), 406, "not-supported")
     lenient = {**h, "Prefer": "handling=lenient"}
     r = api.get(f"/fhir/Patient?_id={world.child}&colour=red", headers=lenient)
@@ -193,19 +235,27 @@ def test_search_refusals(api: TestClient, engine: Engine, state: AuthState, worl
     outcome(api.get(f"/fhir/Patient?_id={world.child}", headers=no_purpose), 400, "invalid")
 
 
-def test_scopes_decide_what_a_client_may_read_and_write(api: TestClient, engine: Engine, state: AuthState,
-                                                        world: World) -> None:
+def test_scopes_decide_what_a_client_may_read_and_write(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
     outcome(api.get(f"/fhir/Patient/{world.child}"), 401, "login")
     patient_only = system_headers(state, engine, subject="po", scopes=("system/Patient.rs",))
     assert api.get(f"/fhir/Patient/{world.child}", headers=patient_only).status_code == 200
     outcome(api.get(f"/fhir/EpisodeOfCare?patient={world.child}", headers=patient_only), 403, "forbidden")
-    outcome(api.get(f"/fhir/Patient?_id={world.child}&_revinclude=EpisodeOfCare:patient", headers=patient_only),
-            403, "forbidden")
+    outcome(
+        api.get(f"/fhir/Patient?_id={world.child}&_revinclude=EpisodeOfCare:patient", headers=patient_only),
+        403,
+        "forbidden",
+    )
     read_only = system_headers(state, engine, subject="ro", scopes=("system/EpisodeOfCare.rs",))
-    outcome(api.post("/fhir/EpisodeOfCare", headers={**read_only, "Content-Type": FHIR}, json=_episode(world)),
-            403, "forbidden")
-    auditor = system_headers(state, engine, subject="aud", role=Role.AUDITOR, scopes=("user/AuditEvent.rs",),
-                             purpose="audit")
+    outcome(
+        api.post("/fhir/EpisodeOfCare", headers={**read_only, "Content-Type": FHIR}, json=_episode(world)),
+        403,
+        "forbidden",
+    )
+    auditor = system_headers(
+        state, engine, subject="aud", role=Role.AUDITOR, scopes=("user/AuditEvent.rs",), purpose="audit"
+    )
     outcome(api.get(f"/fhir/Patient/{world.child}", headers=auditor), 403, "forbidden")
     r = api.get(f"/fhir/AuditEvent?patient=Patient/{world.child}", headers=auditor)
     assert r.status_code == 200, r.text
@@ -219,7 +269,10 @@ def _episode(world: World, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "resourceType": "EpisodeOfCare",
         "extension": [
-            {"url": S.EXT_HEALTHCARE_SERVICE, "valueReference": {"reference": f"HealthcareService/{world.school_service}"}},
+            {
+                "url": S.EXT_HEALTHCARE_SERVICE,
+                "valueReference": {"reference": f"HealthcareService/{world.school_service}"},
+            },
             {"url": S.EXT_INVOLVEMENT_ROLE, "valueString": "school nurse"},
             {"url": S.EXT_LEVEL_OF_NEED, "valueCoding": {"system": S.LEVEL_OF_NEED, "code": "2"}},
         ],
@@ -232,8 +285,9 @@ def _episode(world: World, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def test_create_update_if_match_and_history(api: TestClient, engine: Engine, state: AuthState,
-                                            world: World) -> None:
+def test_create_update_if_match_and_history(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
     h = {**system_headers(state, engine), "Content-Type": FHIR}
     r = api.post("/fhir/EpisodeOfCare", headers=h, json=_episode(world))
     assert r.status_code == 201, r.text
@@ -242,28 +296,51 @@ def test_create_update_if_match_and_history(api: TestClient, engine: Engine, sta
     assert r.headers["location"].endswith(f"/fhir/EpisodeOfCare/{rid}/_history/1")
     assert r.headers["etag"] == 'W/"1"'
     assert api.get(f"/fhir/EpisodeOfCare/{rid}", headers=h).json()["careManager"]["reference"] == (
-        f"Practitioner/{world.senco}")
+        f"Practitioner/{world.senco}"
+    )
     # a second active involvement with the same service is a conflict
     outcome(api.post("/fhir/EpisodeOfCare", headers=h, json=_episode(world)), 409, "conflict")
     # conditional create finds the existing one
-    cond = api.post("/fhir/EpisodeOfCare", headers={**h, "If-None-Exist": f"patient={world.child}&_id={rid}"},
-                    json=_episode(world))
+    cond = api.post(
+        "/fhir/EpisodeOfCare",
+        headers={**h, "If-None-Exist": f"patient={world.child}&_id={rid}"},
+        json=_episode(world),
+    )
     assert cond.status_code == 200 and cond.json()["id"] == rid
     # update: raise the level, with the version read
-    changed = {**created, "extension": [e if e["url"] != S.EXT_LEVEL_OF_NEED else
-                                        {**e, "valueCoding": {"system": S.LEVEL_OF_NEED, "code": "3"}}
-                                        for e in created["extension"]]}
+    changed = {
+        **created,
+        "extension": [
+            e
+            if e["url"] != S.EXT_LEVEL_OF_NEED
+            else {**e, "valueCoding": {"system": S.LEVEL_OF_NEED, "code": "3"}}
+            for e in created["extension"]
+        ],
+    }
     r = api.put(f"/fhir/EpisodeOfCare/{rid}", headers={**h, "If-Match": 'W/"1"'}, json=changed)
     assert r.status_code == 200, r.text
     assert r.headers["etag"] == 'W/"2"'
     # a stale If-Match is refused with 412 and nothing changes
-    ended = {**changed, "status": "finished", "period": {**changed["period"], "end": date.today().isoformat()}}
-    outcome(api.put(f"/fhir/EpisodeOfCare/{rid}", headers={**h, "If-Match": 'W/"1"'}, json=ended), 412, "conflict")
+    ended = {
+        **changed,
+        "status": "finished",
+        "period": {**changed["period"], "end": date.today().isoformat()},
+    }
+    outcome(
+        api.put(f"/fhir/EpisodeOfCare/{rid}", headers={**h, "If-Match": 'W/"1"'}, json=ended), 412, "conflict"
+    )
     assert api.get(f"/fhir/EpisodeOfCare/{rid}", headers=h).json()["status"] == "active"
     r = api.put(f"/fhir/EpisodeOfCare/{rid}", headers={**h, "If-Match": 'W/"2"'}, json=ended)
     assert r.status_code == 200 and r.json()["status"] == "finished"
-    outcome(api.put(f"/fhir/EpisodeOfCare/{rid}", headers=h,
-                    json={**ended, "patient": {"reference": f"Patient/{world.shielded_child}"}}), 422, "business-rule")
+    outcome(
+        api.put(
+            f"/fhir/EpisodeOfCare/{rid}",
+            headers=h,
+            json={**ended, "patient": {"reference": f"Patient/{world.shielded_child}"}},
+        ),
+        422,
+        "business-rule",
+    )
     history = valid(api.get(f"/fhir/EpisodeOfCare/{rid}/_history", headers=h).json())
     assert history["type"] == "history"
     assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["3", "2", "1"]
@@ -272,36 +349,58 @@ def test_create_update_if_match_and_history(api: TestClient, engine: Engine, sta
     assert v1.status_code == 200 and v1.headers["etag"] == 'W/"1"'
     outcome(api.get(f"/fhir/EpisodeOfCare/{rid}/_history/9", headers=h), 404, "not-found")
     # the finished one is found by status and date
-    found = api.get(f"/fhir/EpisodeOfCare?patient=Patient/{world.child}&status=finished"
-                    f"&date=ge{date.today().isoformat()}&_include=EpisodeOfCare:care-manager", headers=h).json()
+    found = api.get(
+        f"/fhir/EpisodeOfCare?patient=Patient/{world.child}&status=finished"
+        f"&date=ge{date.today().isoformat()}&_include=EpisodeOfCare:care-manager",
+        headers=h,
+    ).json()
     assert found["total"] == 1 and sorted(types(found)) == ["EpisodeOfCare", "Practitioner"]
 
 
-def test_bad_bodies_get_clear_outcomes(api: TestClient, engine: Engine, state: AuthState, world: World) -> None:
+def test_bad_bodies_get_clear_outcomes(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
     h = {**system_headers(state, engine), "Content-Type": FHIR}
     outcome(api.post("/fhir/EpisodeOfCare", headers=h, content=b"{not json"), 400, "structure")
     outcome(api.post("/fhir/EpisodeOfCare", headers=h, content=b"[1, 2]"), 400, "structure")
     outcome(api.post("/fhir/EpisodeOfCare", headers=h, json={"resourceType": "Patient"}), 400, "invalid")
-    outcome(api.post("/fhir/EpisodeOfCare", headers=h, json=_episode(world, status="paused")), 400, "code-invalid")
-    outcome(api.post("/fhir/EpisodeOfCare", headers=h, json=_episode(world, period={"start": "soon"})), 400,
-            "invalid")
+    outcome(
+        api.post("/fhir/EpisodeOfCare", headers=h, json=_episode(world, status="paused")), 400, "code-invalid"
+    )
+    outcome(
+        api.post("/fhir/EpisodeOfCare", headers=h, json=_episode(world, period={"start": "soon"})),
+        400,
+        "invalid",
+    )
     outcome(api.post("/fhir/EpisodeOfCare", headers=h, json=_episode(world, colour="red")), 400, "invalid")
-    outcome(api.post("/fhir/EpisodeOfCare", headers={**h, "Content-Type": "text/plain"}, content=b"x"), 415,
-            "not-supported")
-    outcome(api.post("/fhir/EpisodeOfCare", headers=h,
-                     json=_episode(world, patient={"reference": "Patient/00000000-0000-0000-0000-000000000000"})),
-            404, "not-found")
+    outcome(
+        api.post("/fhir/EpisodeOfCare", headers={**h, "Content-Type": "text/plain"}, content=b"x"),
+        415,
+        "not-supported",
+    )
+    outcome(
+        api.post(
+            "/fhir/EpisodeOfCare",
+            headers=h,
+            json=_episode(world, patient={"reference": "Patient/00000000-0000-0000-0000-000000000000"}),
+        ),
+        404,
+        "not-found",
+    )
 
 
-def _entry(resource: dict[str, Any], full_url: str | None = None, method: str = "POST",
-           url: str = "EpisodeOfCare") -> dict[str, Any]:
+def _entry(
+    resource: dict[str, Any], full_url: str | None = None, method: str = "POST", url: str = "EpisodeOfCare"
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"resource": resource, "request": {"method": method, "url": url}}
     if full_url:
         entry["fullUrl"] = full_url
     return entry
 
 
-def test_transaction_is_all_or_nothing(api: TestClient, engine: Engine, state: AuthState, world: World) -> None:
+def test_transaction_is_all_or_nothing(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
     h = {**system_headers(state, engine), "Content-Type": FHIR}
     role = {
         "resourceType": "PractitionerRole",
@@ -310,13 +409,19 @@ def test_transaction_is_all_or_nothing(api: TestClient, engine: Engine, state: A
         "code": [{"text": "school nurse"}],
         "telecom": [{"system": "phone", "value": "07700 900555"}],
     }
-    good = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        _entry(_episode(world, careManager={"reference": "urn:uuid:nia"})),
-        _entry(role, "urn:uuid:nia", url="PractitionerRole"),
-    ]}
+    good = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            _entry(_episode(world, careManager={"reference": "urn:uuid:nia"})),
+            _entry(role, "urn:uuid:nia", url="PractitionerRole"),
+        ],
+    }
     before = count(engine, "involvement"), count(engine, "practitioner")
     bad = json.loads(json.dumps(good))
-    bad["entry"].append(_entry(_episode(world, patient={"reference": "Patient/00000000-0000-0000-0000-000000000000"})))
+    bad["entry"].append(
+        _entry(_episode(world, patient={"reference": "Patient/00000000-0000-0000-0000-000000000000"}))
+    )
     r = api.post("/fhir", headers=h, json=bad)
     assert outcome(r, 404, "not-found").startswith("Entry 2:")
     assert (count(engine, "involvement"), count(engine, "practitioner")) == before  # nothing changed
@@ -330,15 +435,20 @@ def test_transaction_is_all_or_nothing(api: TestClient, engine: Engine, state: A
     assert (count(engine, "involvement"), count(engine, "practitioner")) == (before[0] + 1, before[1] + 1)
 
 
-def test_batch_entries_succeed_or_fail_on_their_own(api: TestClient, engine: Engine, state: AuthState,
-                                                    world: World) -> None:
+def test_batch_entries_succeed_or_fail_on_their_own(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
     h = {**system_headers(state, engine), "Content-Type": FHIR}
-    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
-        _entry(_episode(world)),
-        _entry(_episode(world, status="nonsense")),
-        {"request": {"method": "GET", "url": f"Patient/{world.child}"}},
-        {"request": {"method": "DELETE", "url": f"EpisodeOfCare/{world.involvement}"}},
-    ]}
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            _entry(_episode(world)),
+            _entry(_episode(world, status="nonsense")),
+            {"request": {"method": "GET", "url": f"Patient/{world.child}"}},
+            {"request": {"method": "DELETE", "url": f"EpisodeOfCare/{world.involvement}"}},
+        ],
+    }
     r = api.post("/fhir", headers=h, json=batch)
     assert r.status_code == 200, r.text
     body = valid(r.json())
@@ -346,29 +456,43 @@ def test_batch_entries_succeed_or_fail_on_their_own(api: TestClient, engine: Eng
     assert body["entry"][1]["response"]["outcome"]["issue"][0]["code"] == "code-invalid"
 
 
-def test_huge_and_malformed_bundles_are_refused(api: TestClient, engine: Engine, state: AuthState,
-                                                world: World) -> None:
+def test_huge_and_malformed_bundles_are_refused(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
     h = {**system_headers(state, engine), "Content-Type": FHIR}
     huge = {"resourceType": "Bundle", "type": "transaction", "entry": [_entry(_episode(world))] * 21}
     assert "at most 20" in outcome(api.post("/fhir", headers=h, json=huge), 413, "too-costly")
-    outcome(api.post("/fhir", headers=h, json={"resourceType": "Bundle", "type": "collection"}), 400, "invalid")
+    outcome(
+        api.post("/fhir", headers=h, json={"resourceType": "Bundle", "type": "collection"}), 400, "invalid"
+    )
     outcome(api.post("/fhir", headers=h, json={"resourceType": "Patient"}), 400, "invalid")
     assert count(engine, "involvement") == 3
 
 
-def test_match_returns_scores_and_grades(api: TestClient, engine: Engine, state: AuthState, world: World,
-                                         app: Any) -> None:
+def test_match_returns_scores_and_grades(
+    api: TestClient, engine: Engine, state: AuthState, world: World, app: Any
+) -> None:
     from search.indexer import drain
 
     drain(engine, app.state.search_backend, wait=True)
     h = {**system_headers(state, engine), "Content-Type": FHIR}
     dob = api.get(f"/fhir/Patient/{world.child}", headers=h).json()["birthDate"]
-    params = {"resourceType": "Parameters", "parameter": [
-        {"name": "resource", "resource": {"resourceType": "Patient", "name": [{"family": "Smith", "given": ["Olivia"]}],
-                                          "birthDate": dob, "gender": "female",
-                                          "address": [{"postalCode": "OX4 1AB"}]}},
-        {"name": "count", "valueInteger": 5},
-    ]}
+    params = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "resource",
+                "resource": {
+                    "resourceType": "Patient",
+                    "name": [{"family": "Smith", "given": ["Olivia"]}],
+                    "birthDate": dob,
+                    "gender": "female",
+                    "address": [{"postalCode": "OX4 1AB"}],
+                },
+            },
+            {"name": "count", "valueInteger": 5},
+        ],
+    }
     r = api.post("/fhir/Patient/$match", headers=h, json=params)
     assert r.status_code == 200, r.text
     bundle = valid(r.json())
@@ -377,6 +501,8 @@ def test_match_returns_scores_and_grades(api: TestClient, engine: Engine, state:
     assert 0 < top["search"]["score"] <= 1
     assert top["search"]["extension"][0] == {"url": S.MATCH_GRADE, "valueCode": "certain"}
     assert audit_actions(engine)[-1] == "search"
-    thin = {"resourceType": "Parameters", "parameter": [
-        {"name": "resource", "resource": {"resourceType": "Patient", "gender": "female"}}]}
+    thin = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "resource", "resource": {"resourceType": "Patient", "gender": "female"}}],
+    }
     outcome(api.post("/fhir/Patient/$match", headers=h, json=thin), 400, "invalid")
