@@ -19,19 +19,18 @@ from datetime import date
 
 from rapidfuzz.distance import JaroWinkler
 
+from directory.identifiers import is_valid_nhs_number, is_valid_upn
 from search.nicknames import are_equivalent, groups_of
 from search.normalise import (
     compact,
     digit_differences,
     fold,
     name_forms,
-    nhs_number_is_valid,
     normalise_identifier,
     parse_postcode,
     phonetic,
     primary_phonetic,
     swapped_day_month,
-    upn_is_well_formed,
 )
 from search.port import (
     SEXES,
@@ -205,17 +204,17 @@ def validate_criteria(q: SearchQuery) -> None:
 def _validate_identifier(system: str, value: str) -> None:
     normalised = normalise_identifier(system, value)
     if system == "nhs":
-        if not nhs_number_is_valid(normalised):
+        if not is_valid_nhs_number(normalised):
             raise CriteriaError(
                 "That is not a valid NHS number: it must be 10 digits and its last digit is "
                 "a check digit. Check it against the source and try again.",
                 field="identifier_value",
             )
     elif system == "upn":
-        if not upn_is_well_formed(normalised):
+        if not is_valid_upn(normalised):
             raise CriteriaError(
-                "That is not a Unique Pupil Number: it is 13 characters, a letter followed by "
-                "11 digits and a final digit or letter.",
+                "That is not a valid Unique Pupil Number: it is 13 characters, a check letter "
+                "followed by 11 digits and a final digit or letter.",
                 field="identifier_value",
             )
     elif system.startswith("local:") and len(system) > len("local:"):

@@ -203,29 +203,6 @@ def digit_differences(a: date, b: date) -> int:
 # --- identifiers ---------------------------------------------------------------------------
 
 
-def nhs_number_is_valid(value: str) -> bool:
-    """True for a 10-digit NHS number whose modulus-11 check digit is right."""
-    digits = re.sub(r"[\s-]", "", value)
-    if len(digits) != 10 or not digits.isdigit():
-        return False
-    total = sum(int(d) * (10 - i) for i, d in enumerate(digits[:9]))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(digits[9])
-
-
-_UPN = re.compile(r"^[A-Z][0-9]{11}[0-9A-Z]$")
-
-
-def upn_is_well_formed(value: str) -> bool:
-    """True for the shape of a Unique Pupil Number: a letter, 11 digits, then a digit or letter.
-
-    Only the shape is checked; the check letter is the DfE's to verify.
-    """
-    return bool(_UPN.match(value.strip().upper()))
-
-
 def normalise_identifier(system: str, value: str) -> str:
     """Canonical identifier value: NHS digits only, UPN upper case, local ids trimmed."""
     if system == "nhs":

@@ -1,0 +1,238 @@
+"""Search through real HTTP at scale: the app (auth + audit) beside a minimal FastAPI endpoint.
+
+Runs, one after another in the same invocation, against uvicorn on 127.0.0.1 with `wrk`
+(16 connections by default):
+  1. ceiling  - bench/ceiling.py, a FastAPI endpoint that only parses JSON and answers;
+  2. app      - POST /api/v1/children/search with a Bearer token (JWT validation, grant check,
+                policy, purpose, rate limiter) and the audit append, on the given database;
+  3. dev      - the same app in development mode with the X-Dev-Actor header (no token or grant
+                checks), to show what auth costs.
+Needs a seeded database with a built index: `childindex seed --children N` then `childindex reindex`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA = """
+local bodies = {}
+local i = 0
+for line in io.lines("%(queries)s") do bodies[#bodies + 1] = line end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+%(headers)s
+request = function()
+  i = (i %% #bodies) + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sample_queries(engine: sa.Engine, n: int, seed: int) -> list[dict[str, str]]:
+    """Realistic searches for children that exist: given + family + date of birth, some misspelt."""
+    rng = random.Random(seed)
+    with engine.connect() as conn:
+        total = conn.execute(sa.text("SELECT count(*) FROM child WHERE status='active' AND date_of_birth IS NOT NULL")).scalar_one()
+        rows = []
+        for _ in range(n):
+            offset = rng.randrange(total)
+            row = conn.execute(sa.text(
+                "SELECT n.given, n.family, c.date_of_birth FROM child c JOIN child_name n ON n.child_id = c.id "
+                "WHERE c.status='active' AND c.date_of_birth IS NOT NULL AND n.use='official' "
+                "LIMIT 1 OFFSET :o"), {"o": offset}).first()
+            if row is not None:
+                rows.append(row)
+    queries = []
+    for given, family, dob in rows:
+        dob = str(dob)[:10]
+        if rng.random() < 0.3 and len(family) > 4:  # a typo in the family name
+            k = rng.randrange(1, len(family) - 1)
+            family = family[:k] + family[k + 1] + family[k] + family[k + 2:]
+        queries.append({"given": given, "family": family, "birth_date": dob})
+    return queries
+
+
+def wrk(url: str, queries: Path, headers: dict[str, str], *, duration: int, connections: int) -> dict[str, float]:
+    """Run wrk with the given headers and return throughput and latency percentiles (ms)."""
+    header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(LUA % {"queries": queries, "headers": header_lines})
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s", "-s", script.name, url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    m = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
+    if not m:
+        raise RuntimeError(out)
+    reqs, dur_us, p50, p95, p99, status_errors, socket_errors = (int(x) for x in m.groups())
+    return {"rps": reqs / (dur_us / 1e6), "p50": p50 / 1000, "p95": p95 / 1000, "p99": p99 / 1000,
+            "requests": reqs, "non_2xx": status_errors, "socket_errors": socket_errors}
+
+
+def serve(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """Start a server and wait until it answers."""
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died")
+            time.sleep(0.5)
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server and its workers."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def mint_token(database_url: str, env: dict[str, str]) -> str:
+    """A practitioner's grant and a signed access token, made the way the app makes them."""
+    os.environ.update({k: v for k, v in env.items() if k.startswith("CHILDINDEX_")})
+    from auth.config import AuthConfig
+    from auth.grants import ROLE_SCOPES
+    from auth.keys import KeyStore
+    from auth.models import SubjectKind
+    from auth.tokens import issue_access_token
+    from directory.db import make_engine, unit_of_work
+    from directory.models import Role
+    from directory.settings import Settings
+    from tests.fixtures.auth_builders import make_grant
+
+    settings = Settings()
+    engine = make_engine(database_url)
+    cfg = AuthConfig.from_settings(settings)
+    cfg.access_token_seconds = 3600
+    keys = KeyStore(engine, alg=cfg.signing_alg, max_age_days=cfg.signing_key_max_age_days)
+    with unit_of_work(engine) as s:
+        make_grant(s, "bench.practitioner", role=Role.PRACTITIONER)
+    token, _ = issue_access_token(keys, cfg, subject="bench.practitioner", subject_kind=SubjectKind.USER,
+                                  client_id="bench", scope=" ".join(ROLE_SCOPES[Role.PRACTITIONER]))
+    return token
+
+
+def main() -> None:
+    """Run the three servers one after another and print a table."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--database-url", default="sqlite:///var/bench-1m.db")
+    ap.add_argument("--backend", default="embedded", choices=["embedded", "elasticsearch"])
+    ap.add_argument("--elasticsearch-url", default=None)
+    ap.add_argument("--duration", type=int, default=20)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["ceiling", "app", "dev"])
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+
+    from directory.db import make_engine
+
+    engine = make_engine(args.database_url)
+    queries = sample_queries(engine, args.queries, seed=7)
+    qfile = Path(tempfile.mkdtemp()) / "queries.jsonl"
+    qfile.write_text("\n".join(json.dumps(q) for q in queries) + "\n")
+    with engine.connect() as conn:
+        children = conn.execute(sa.text("SELECT count(*) FROM child")).scalar_one()
+
+    base_env = dict(os.environ)
+    base_env.update({
+        "CHILDINDEX_DATABASE_URL": args.database_url,
+        "CHILDINDEX_SEARCH_BACKEND": args.backend,
+        "CHILDINDEX_SEARCH_RATE_PER_MINUTE": "100000000",  # one bench subject sends everything
+        "CHILDINDEX_TRAWL_DISTINCT_CHILDREN": "100000000",
+        "CHILDINDEX_SECRET_KEY": "bench",
+        "CHILDINDEX_LOG_LEVEL": "warning",
+    })
+    if args.elasticsearch_url:
+        base_env["CHILDINDEX_ELASTICSEARCH_URL"] = args.elasticsearch_url
+    results: dict[str, dict[str, float]] = {}
+    uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log",
+               "--workers", str(args.workers)]
+
+    if "ceiling" not in args.skip:
+        port = free_port()
+        proc = serve([*uvicorn, "--port", str(port), "bench.ceiling:app"], base_env, port)
+        try:
+            results["ceiling (minimal FastAPI)"] = wrk(f"http://127.0.0.1:{port}/api/v1/children/search", qfile, {},
+                                                        duration=args.duration, connections=args.connections)
+        finally:
+            stop(proc)
+    app_cmd = [*uvicorn, "--factory", "directory.app:create_app"]
+    if "app" not in args.skip:
+        env = {**base_env, "CHILDINDEX_ENVIRONMENT": "production"}
+        token = mint_token(args.database_url, env)
+        port = free_port()
+        proc = serve([*app_cmd, "--port", str(port)], env, port)
+        try:
+            results["app: search + auth + audit"] = wrk(
+                f"http://127.0.0.1:{port}/api/v1/children/search", qfile,
+                {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "considering-caf"},
+                duration=args.duration, connections=args.connections)
+        finally:
+            stop(proc)
+    if "dev" not in args.skip:
+        env = {**base_env, "CHILDINDEX_ENVIRONMENT": "development"}
+        port = free_port()
+        proc = serve([*app_cmd, "--port", str(port)], env, port)
+        try:
+            results["app without token/grant checks (dev header)"] = wrk(
+                f"http://127.0.0.1:{port}/api/v1/children/search", qfile,
+                {"X-Dev-Actor": "subject=bench; role=practitioner", "X-Purpose-Of-Use": "considering-caf"},
+                duration=args.duration, connections=args.connections)
+        finally:
+            stop(proc)
+
+    print(f"\nchildren in database: {children:,}; backend: {args.backend}; {args.connections} connections; "
+          f"{args.duration}s each; {args.workers} uvicorn worker(s); {os.cpu_count()} cores")
+    print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, r in results.items():
+        print(f"{name:48} {r['rps']:8.1f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f} {int(r['non_2xx']):8d}")
+    ceiling = results.get("ceiling (minimal FastAPI)")
+    app = results.get("app: search + auth + audit")
+    dev = results.get("app without token/grant checks (dev header)")
+    if ceiling and app:
+        print(f"app / ceiling throughput: {app['rps'] / ceiling['rps']:.1%}")
+    if app and dev:
+        print(f"auth cost: throughput with/without auth {app['rps'] / dev['rps']:.1%}; "
+              f"p50 +{app['p50'] - dev['p50']:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
