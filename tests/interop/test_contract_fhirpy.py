@@ -33,7 +33,9 @@ def _free_port() -> int:
 def base_url(app: FastAPI) -> Iterator[str]:
     """The app served by uvicorn on 127.0.0.1 in a thread; its FHIR base URL."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(200):
@@ -70,7 +72,9 @@ def test_search_with_includes(fhir: SyncFHIRClient, world: World) -> None:
     assert kinds == ["EpisodeOfCare", "Flag", "Flag", "Organization", "Patient"]
     patient = fhir.resources("Patient").search(_id=str(world.child)).first()
     assert patient is not None and patient["birthDate"]
-    episodes = fhir.resources("EpisodeOfCare").search(patient=f"Patient/{world.child}", status="active").fetch()
+    episodes = (
+        fhir.resources("EpisodeOfCare").search(patient=f"Patient/{world.child}", status="active").fetch()
+    )
     assert [e["id"] for e in episodes] == [str(world.involvement)]
 
 
@@ -87,15 +91,21 @@ def test_transaction_and_an_error_as_operation_outcome(fhir: SyncFHIRClient, wor
     episode = {
         "resourceType": "EpisodeOfCare",
         "extension": [
-            {"url": S.EXT_HEALTHCARE_SERVICE, "valueReference": {"reference": f"HealthcareService/{world.school_service}"}},
+            {
+                "url": S.EXT_HEALTHCARE_SERVICE,
+                "valueReference": {"reference": f"HealthcareService/{world.school_service}"},
+            },
             {"url": S.EXT_INVOLVEMENT_ROLE, "valueString": "school nurse"},
         ],
         "status": "active",
         "patient": {"reference": f"Patient/{world.child}"},
         "period": {"start": (date.today() - timedelta(days=1)).isoformat()},
     }
-    bundle = {"resourceType": "Bundle", "type": "transaction",
-              "entry": [{"resource": episode, "request": {"method": "POST", "url": "EpisodeOfCare"}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": episode, "request": {"method": "POST", "url": "EpisodeOfCare"}}],
+    }
     response = fhir.execute("", method="post", data=bundle)
     assert response["type"] == "transaction-response"
     assert response["entry"][0]["response"]["status"].startswith("201")
