@@ -456,8 +456,8 @@ def search_child_resources(ctx: Ctx, kind: str, q: P.Query) -> Found:
     refs = q.values("patient") + q.values("subject")
     child_ids = _ref_ids(refs, "Patient", "patient")
     if not child_ids and kind == "EpisodeOfCare" and q.values("_id"):
-        rows = [ctx.session.get(Involvement, _uuid(v, kind)) for v in q.values("_id")]
-        child_ids = [r.child_id for r in rows if r is not None]
+        involvements = [ctx.session.get(Involvement, _uuid(v, kind)) for v in q.values("_id")]
+        child_ids = [r.child_id for r in involvements if r is not None]
         if not child_ids:
             return Found(0, [], [], [])
     if not child_ids:
@@ -609,9 +609,9 @@ def search_catalogue(ctx: Ctx, kind: str, q: P.Query) -> Found:
                 else:
                     includes += [read_catalogue_resource(ctx, "Location", str(x)) for x in areas[s.id]]
     else:  # Location
-        code = (q.first("identifier") or "").split("|")[-1] or None
+        locality_code = (q.first("identifier") or "").split("|")[-1] or None
         total, found_locs = repo.localities(
-            ctx.session, ids=ids, code=code, name=q.first("name"), offset=q.offset, limit=limit
+            ctx.session, ids=ids, code=locality_code, name=q.first("name"), offset=q.offset, limit=limit
         )
         rows = [m.location(x, repo.locality_areas(ctx.session, x.id)) for x in found_locs]
     return Found(total, rows, _dedupe(includes), [])

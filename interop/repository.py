@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -27,9 +28,9 @@ MAX_MATCHES = 1000
 """A Patient search that matches more children than this is refused as too costly."""
 
 
-def _starts(column: object, value: str, exact: bool) -> sa.ColumnElement[bool]:
+def _starts(column: Any, value: str, exact: bool) -> sa.ColumnElement[bool]:
     if exact:
-        return column == value  # type: ignore[no-any-return, operator]
+        return cast(sa.ColumnElement[bool], column == value)
     escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return sa.func.lower(column).like(escaped + "%", escape="\\")
 
@@ -55,9 +56,9 @@ def patient_ids(
     if identifiers:
         ors = []
         for system, value in identifiers:
-            cond = ChildIdentifier.value == value
+            cond: sa.ColumnElement[bool] = col(ChildIdentifier.value) == value
             if system is not None:
-                cond = sa.and_(cond, ChildIdentifier.system == system)
+                cond = sa.and_(cond, col(ChildIdentifier.system) == system)
             ors.append(cond)
         stmt = stmt.where(col(Child.id).in_(select(ChildIdentifier.child_id).where(sa.or_(*ors))))
     for values, columns, key in (
@@ -69,12 +70,12 @@ def patient_ids(
             conds = [_starts(c, v, key in exact) for v in values for c in columns]
             stmt = stmt.where(col(Child.id).in_(select(ChildName.child_id).where(sa.or_(*conds))))
     for low, high, negate in birth:
-        cond = sa.true()
+        when: sa.ColumnElement[bool] = sa.true()
         if low is not None:
-            cond = sa.and_(cond, col(Child.date_of_birth) >= low)
+            when = sa.and_(when, col(Child.date_of_birth) >= low)
         if high is not None:
-            cond = sa.and_(cond, col(Child.date_of_birth) <= high)
-        stmt = stmt.where(sa.not_(cond) if negate else cond, col(Child.date_of_birth).is_not(None))
+            when = sa.and_(when, col(Child.date_of_birth) <= high)
+        stmt = stmt.where(sa.not_(when) if negate else when, col(Child.date_of_birth).is_not(None))
     if gender:
         stmt = stmt.where(col(Child.sex).in_(list(gender)))
     if postcodes:
@@ -130,15 +131,16 @@ def organisations(
         system, value = identifier
         if system in (None, "ods"):
             stmt = stmt.where(
-                sa.or_(Organisation.ods_code == value, Organisation.urn == value)
+                sa.or_(col(Organisation.ods_code) == value, col(Organisation.urn) == value)
                 if system is None
-                else Organisation.ods_code == value
+                else col(Organisation.ods_code) == value
             )
         else:
             stmt = stmt.where(Organisation.urn == value)
     if kind:
         stmt = stmt.where(Organisation.kind == kind)
-    return _page(session, stmt, col(Organisation.name), offset, limit)
+    page: tuple[int, list[Organisation]] = _page(session, stmt, col(Organisation.name), offset, limit)
+    return page
 
 
 def _page(session: Session, stmt, order, offset: int, limit: int):  # type: ignore[no-untyped-def]
@@ -165,7 +167,7 @@ def practitioners(
     if name:
         stmt = stmt.where(
             sa.or_(
-                *[_starts(Practitioner.name, p, False) for p in [name]],
+                _starts(Practitioner.name, name, False),
                 sa.func.lower(Practitioner.name).like(f"% {name.lower()}%"),
             )
         )
@@ -175,7 +177,8 @@ def practitioners(
         stmt = stmt.where(sa.func.lower(Practitioner.role) == role.replace("-", " ").lower())
     if active is not None:
         stmt = stmt.where(Practitioner.active == active)
-    return _page(session, stmt, col(Practitioner.name), offset, limit)
+    page: tuple[int, list[Practitioner]] = _page(session, stmt, col(Practitioner.name), offset, limit)
+    return page
 
 
 def services(
@@ -210,7 +213,8 @@ def services(
         stmt = stmt.where(Service.level_of_need == level)
     if tier:
         stmt = stmt.where(Service.tier == tier)
-    return _page(session, stmt, col(Service.name), offset, limit)
+    page: tuple[int, list[Service]] = _page(session, stmt, col(Service.name), offset, limit)
+    return page
 
 
 def service_localities(
@@ -243,7 +247,8 @@ def localities(
         stmt = stmt.where(Locality.code == code)
     if name:
         stmt = stmt.where(_starts(Locality.name, name, False))
-    return _page(session, stmt, col(Locality.name), offset, limit)
+    page: tuple[int, list[Locality]] = _page(session, stmt, col(Locality.name), offset, limit)
+    return page
 
 
 def locality_areas(session: Session, locality_id: uuid.UUID) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -90,7 +90,8 @@ def install_fhir(app: FastAPI, settings: Any, engine: Engine) -> None:
         Exception,
     ]
     for kind in kinds:
-        app.exception_handlers[kind] = _fhir_first(app.exception_handlers.get(kind))  # type: ignore[assignment]
+        previous = cast(Handler | None, app.exception_handlers.get(kind))
+        app.exception_handlers[kind] = _fhir_first(previous)
     if settings.notify_enabled:
         from interop.notify import NotificationWorker
 
