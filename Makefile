@@ -3,19 +3,22 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: install demo serve test lint bench clean
+.PHONY: install web demo serve test lint bench clean
 
 install:  ## Install uv (if missing) and every pinned dependency from uv.lock
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
 	@$(UV) sync --frozen --quiet
 
-demo: install  ## Start the service on the embedded default (SQLite) with demo data
+web:  ## Build the pages' static assets (GOV.UK Frontend from npm) into directory/web/static
+	@cd directory/web/frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+demo: install web  ## Start the service on the embedded default (SQLite) with demo data
 	@$(UV) run childindex demo
 
-serve: install  ## Start the service with the configuration in CHILDINDEX_* variables
+serve: install web  ## Start the service with the configuration in CHILDINDEX_* variables
 	@$(UV) run childindex serve
 
-test: install  ## Run the whole suite, starting a real PostgreSQL (and Elasticsearch) first
+test: install web  ## Run the whole suite, starting a real PostgreSQL (and Elasticsearch) first
 	@$(UV) run bash tests/services/run-tests.sh
 
 lint: install  ## ruff and the import rules

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import csv
 import getpass
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy.engine import Engine
 
 from auth.cli import app as grants_app
 from directory import audit, service
 from directory.db import make_engine, unit_of_work
 from directory.migrations import upgrade
-from directory.models import Actor, Purpose, Role, utcnow
+from directory.models import Actor, Assessment, Child, Purpose, Role, utcnow
 from directory.settings import Settings
 
 app = typer.Typer(help="childindex: who is already working with this child?", no_args_is_help=True)
@@ -25,8 +41,8 @@ console = Console()
 
 def cli_actor(action_purpose: Purpose = Purpose.ADMINISTRATION) -> Actor:
     """The operator running a command, as recorded in the audit log."""
-    return Actor(subject=f"cli:{getpass.getuser()}", role=Role.DIRECTORY_ADMIN, client_id="childindex-cli",
-                 purpose=action_purpose)
+    return Actor(subject=f"cli:{getpass.getuser()}", role=Role.DIRECTORY_ADMIN,
+                 client_id="childindex-cli", purpose=action_purpose)
 
 
 @app.command()
@@ -43,15 +59,251 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
 ) -> None:
     """Migrate the database and serve the app."""
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    _serve(settings, engine, host=host, port=port)
+
+
+def _serve(settings: Settings, engine: Engine, *, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from directory.app import create_app
 
-    settings = Settings()
-    engine = make_engine(settings.database_url)
+    uvicorn.run(create_app(settings, engine=engine), host=host or settings.host,
+                port=port or settings.port, log_level=settings.log_level, access_log=False)
+
+
+def _database_url(given: str | None) -> str:
+    url = given or Settings().database_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        # A relative file such as the default var/childindex.db: create its folder.
+        folder = os.path.dirname(url.removeprefix("sqlite:///"))
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+    return url
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        yield progress
+
+
+@app.command("seed")
+def seed_command(
+    children: Annotated[int, typer.Option("--children", min=0, help="Children to create")],
+    seed: Annotated[int, typer.Option("--seed", help="The same seed gives the same data")] = 1,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Defaults to CHILDINDEX_DATABASE_URL")
+    ] = None,
+) -> None:
+    """Load a synthetic county (Demoshire) with N children into an empty database."""
+    from directory.seed import SeedError, is_empty
+    from directory.seed import seed as run_seed
+
+    engine = make_engine(_database_url(database_url))
     upgrade(engine)
-    uvicorn.run(create_app(settings, engine=engine), host=host or settings.host, port=port or settings.port,
-                log_level=settings.log_level, access_log=False)
+    if not is_empty(engine):
+        console.print("[red]Not seeded:[/red] the database already holds data; seed into an "
+                      "empty database.")
+        raise typer.Exit(1)
+    with _progress() as progress:
+        task = progress.add_task("Seeding children", total=children)
+        try:
+            result = run_seed(engine, children=children, seed=seed, actor=cli_actor(),
+                              progress=lambda n: progress.advance(task, n))
+        except SeedError as exc:
+            console.print(f"[red]Not seeded:[/red] {exc}.")
+            raise typer.Exit(1) from None
+    total = sum(result.rows.values())
+    console.print(f"[green]Seeded[/green] {result.children} children (seed {result.seed}): "
+                  f"{total} rows in {len(result.rows)} tables.")
+
+
+@app.command("import")
+def import_command(
+    files: Annotated[list[Path], typer.Argument(help="CSV or FHIR NDJSON files", exists=True,
+                                                dir_okay=False, readable=True)],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv or fhir (default: from the file name)")
+    ] = None,
+    all_or_nothing: Annotated[
+        bool, typer.Option("--all-or-nothing", help="Apply nothing when any row is rejected")
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write every rejection to this CSV file")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Defaults to CHILDINDEX_DATABASE_URL")
+    ] = None,
+) -> None:
+    """Import children from CSV or FHIR NDJSON; exit 1 when any row was rejected."""
+    from directory.importer import import_files
+
+    fmt = fmt or ("csv" if all(f.suffix.lower() == ".csv" for f in files) else "fhir")
+    if fmt not in ("csv", "fhir"):
+        raise typer.BadParameter("use --format csv or --format fhir")
+    engine = make_engine(_database_url(database_url))
+    upgrade(engine)
+    total = sum(_count_lines(f) - (fmt == "csv") for f in files)
+    with _progress() as progress:
+        task = progress.add_task("Importing rows", total=total)
+        result = import_files(engine, files, fmt=fmt, actor=cli_actor(),
+                              all_or_nothing=all_or_nothing,
+                              progress=lambda n: progress.advance(task, n))
+    # Only counts, line numbers, field names and reasons: never a child's details.
+    if result.applied:
+        console.print(f"[green]Imported[/green] {result.created} new children "
+                      f"({result.related_people} parents/carers); {result.unchanged} already "
+                      f"in the directory were left unchanged; {len(result.rejected)} rejected.")
+    else:
+        console.print(f"[red]Nothing imported[/red] (--all-or-nothing): {len(result.rejected)} "
+                      f"of {result.read} rows rejected.")
+    for rejection in result.rejected[:50]:
+        console.print(f"  {rejection.source} line {rejection.line}: {rejection.field}: "
+                      f"{rejection.reason}", markup=False, highlight=False)
+    if len(result.rejected) > 50:
+        console.print(f"  … and {len(result.rejected) - 50} more"
+                      + (f" (all in {report})" if report else " (use --report FILE)"))
+    if report is not None:
+        with report.open("w", newline="", encoding="utf-8") as handle:
+            out = csv.writer(handle)
+            out.writerow(["file", "line", "field", "reason"])
+            out.writerows([r.source, r.line, r.field, r.reason] for r in result.rejected)
+    if result.rejected:
+        raise typer.Exit(1)
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    children: Annotated[int, typer.Option(help="Children to seed into an empty database")] = 2000,
+) -> None:
+    """Seed a small synthetic county if the database is empty, then serve it in development mode."""
+    from directory.seed import is_empty
+    from directory.seed import seed as run_seed
+
+    # The demo accepts the development actor header; it is never a production setting.
+    os.environ["CHILDINDEX_ENVIRONMENT"] = "development"
+    settings = Settings(environment="development")
+    engine = make_engine(_database_url(settings.database_url))
+    upgrade(engine)
+    if is_empty(engine):
+        with _progress() as progress:
+            task = progress.add_task("Seeding the demo county", total=children)
+            run_seed(engine, children=children, seed=DEMO_SEED, actor=cli_actor(),
+                     progress=lambda n: progress.advance(task, n))
+        _build_search_index(settings, engine)
+    else:
+        console.print("The database already holds data: serving it as it is.")
+    _print_demo_help(engine, host or settings.host, port or settings.port)
+    _print_demo_accounts(settings, engine)
+    _serve(settings, engine, host=host, port=port)
+
+
+def _build_search_index(settings: Settings, engine: Engine) -> None:
+    """Index every child (the seed bulk-loads without the outbox)."""
+    from directory.app import build_search_backend
+    from search.projection import all_children
+
+    backend = build_search_backend(settings, engine)
+    backend.ensure_ready()
+    count = backend.rebuild(all_children(engine))
+    console.print(f"Search index built: {count} children.")
+
+
+def _print_demo_accounts(settings: Settings, engine: Engine) -> None:
+    """Create the demo sign-in accounts once; keep their secrets in var/ so a re-run can show them."""
+    from pathlib import Path
+
+    from auth.demo import create_demo_accounts
+
+    saved = Path("var/demo-credentials.txt")
+    with unit_of_work(engine) as session:
+        lines = create_demo_accounts(session, issuer=settings.issuer)
+    if len(lines) > 1:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text("\n".join(lines) + "\n")
+        saved.chmod(0o600)
+    elif saved.exists():
+        lines = saved.read_text().splitlines()
+    console.print("\n".join(lines), soft_wrap=True, highlight=False, markup=False)
+    console.print(f"(These demo secrets are kept in {saved}.)\n")
+
+
+DEMO_SEED = 2024
+
+
+def _demo_examples(
+    engine: Engine,
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID | None, uuid.UUID | None]:
+    """A CAF's Lead Professional and child, another practitioner and a shielded child (ids only)."""
+    caf = Assessment.__table__  # type: ignore[attr-defined]
+    child = Child.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(caf.c.child_id, caf.c.lead_practitioner_id, caf.c.initiator_id)
+            .where(caf.c.status == "in_progress").order_by(caf.c.id).limit(1)
+        ).first()
+        if row is None:
+            raise typer.BadParameter("the database has no CAF in progress to show")
+        other = conn.execute(
+            sa.select(caf.c.lead_practitioner_id)
+            .where(caf.c.lead_practitioner_id != row.lead_practitioner_id,
+                   caf.c.lead_practitioner_id.is_not(None))
+            .order_by(caf.c.id).limit(1)
+        ).scalar()
+        shielded = conn.execute(
+            sa.select(child.c.id).where(child.c.shielded.is_(True)).order_by(child.c.id).limit(1)
+        ).scalar()
+    return row.child_id, row.lead_practitioner_id, other, shielded
+
+
+def _print_demo_help(engine: Engine, host: str, port: int) -> None:
+    child_id, lead_id, other_id, shielded_id = _demo_examples(engine)
+    base = f"http://{host}:{port}"
+    me = other_id or lead_id
+    header = f"-H 'X-Dev-Actor: subject=demo-practitioner; role=practitioner; practitioner={me}'"
+    purpose = "-H 'X-Purpose-Of-Use: considering-caf'"
+    console.print(f"""
+[bold]childindex demo[/bold] (synthetic data, development mode) on [link]{base}[/link]
+Web pages: open {base}/ and choose Sign in, with a demo account printed below
+(username, password, then a code from an authenticator app or the 'code right now' shown).
+API documentation: {base}/docs
+
+The API takes a Bearer token (see the system client below), or in development mode only,
+these headers:
+  X-Dev-Actor: subject=<you>; role=practitioner; practitioner=<practitioner id>
+  X-Purpose-Of-Use: considering-caf
+
+Who is working with this child, is a CAF open, who is the Lead Professional?
+  curl -s {base}/api/v1/children/{child_id} \\
+    {header} \\
+    {purpose}
+
+Try to start a second CAF for the same child (refused, naming who holds the open one):
+  curl -s -X POST {base}/api/v1/children/{child_id}/caf -H 'Content-Type: application/json' \\
+    {header} \\
+    -d '{{"practitioner_id": "{me}"}}'
+""", soft_wrap=True, highlight=False)
+    if shielded_id is not None:
+        console.print(f"""A shielded child (details withheld; you are told whom to ask):
+  curl -s {base}/api/v1/children/{shielded_id} \\
+    {header} \\
+    {purpose}
+""", soft_wrap=True, highlight=False)
 
 
 @audit_app.command("verify")

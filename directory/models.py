@@ -239,7 +239,6 @@ class Practitioner(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=254)
     subject: str | None = Field(default=None, max_length=200, unique=True)  # sign-in subject
     active: bool = True
-    version: int = 1
 
 
 # --------------------------------------------------------------------------- the child

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 
+from sqlalchemy import func, or_
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
@@ -13,6 +14,8 @@ from directory.identifiers import postcode_district, postcode_sector
 from directory.models import (
     OPEN_CAF_STATUSES,
     Assessment,
+    AuditEvent,
+    AuditSubject,
     Child,
     ChildAddress,
     ChildIdentifier,
@@ -244,6 +247,107 @@ def practitioner_by_subject(session: Session, subject: str) -> Practitioner | No
 def localities(session: Session) -> Sequence[Locality]:
     """All localities."""
     return session.exec(select(Locality).order_by(col(Locality.name))).all()
+
+
+# --------------------------------------------------------------------------- aggregates (locality overview)
+# Counts only, never a child: the local delivery team's view of its area.
+
+
+def children_by_level_per_locality(session: Session) -> list[tuple[uuid.UUID | None, int, int]]:
+    """(locality, highest active level of need (1 when none), children) over active children."""
+    highest = (
+        select(Involvement.child_id, func.max(Involvement.level_of_need).label("level"))
+        .where(Involvement.status == "active", Involvement.sensitive == False)  # noqa: E712
+        .group_by(col(Involvement.child_id))
+        .subquery()
+    )
+    level = func.coalesce(highest.c.level, 1)
+    rows = session.exec(
+        select(Child.locality_id, level, func.count())
+        .select_from(Child)
+        .outerjoin(highest, highest.c.child_id == col(Child.id))
+        .where(Child.status == "active")
+        .group_by(col(Child.locality_id), level)
+    ).all()
+    return [(loc, int(lvl), int(n)) for loc, lvl, n in rows]
+
+
+def cafs_per_locality(session: Session, today: date) -> list[tuple[uuid.UUID | None, str, int]]:
+    """(locality, measure, count): open CAFs, CAFs awaiting a TAC, TACs past their review date."""
+    out: list[tuple[uuid.UUID | None, str, int]] = []
+    open_rows = session.exec(
+        select(Child.locality_id, func.count())
+        .join(Assessment, col(Assessment.child_id) == col(Child.id))
+        .where(col(Assessment.status).in_(_OPEN), Child.status == "active")
+        .group_by(col(Child.locality_id))
+    ).all()
+    out += [(loc, "open_cafs", int(n)) for loc, n in open_rows]
+    convened = select(Tac.assessment_id).where(col(Tac.status).in_(["convened"]))
+    awaiting = session.exec(
+        select(Child.locality_id, func.count())
+        .join(Assessment, col(Assessment.child_id) == col(Child.id))
+        .where(
+            col(Assessment.status).in_(["in_progress", "completed"]),
+            or_(col(Assessment.outcome).is_(None), Assessment.outcome == "multi_agency_response"),
+            col(Assessment.id).not_in(convened),
+            Child.status == "active",
+        )
+        .group_by(col(Child.locality_id))
+    ).all()
+    out += [(loc, "awaiting_tac", int(n)) for loc, n in awaiting]
+    overdue = session.exec(
+        select(Child.locality_id, func.count())
+        .join(Tac, col(Tac.child_id) == col(Child.id))
+        .where(Tac.status == "convened", col(Tac.next_review_date) < today, Child.status == "active")
+        .group_by(col(Child.locality_id))
+    ).all()
+    out += [(loc, "tac_review_overdue", int(n)) for loc, n in overdue]
+    return out
+
+
+def involvements_by_service_per_locality(session: Session) -> list[tuple[uuid.UUID | None, str, int]]:
+    """(locality, service type, active involvements), sensitive services left out."""
+    rows = session.exec(
+        select(Child.locality_id, Service.service_type, func.count())
+        .join(Involvement, col(Involvement.child_id) == col(Child.id))
+        .join(Service, col(Service.id) == col(Involvement.service_id))
+        .where(Involvement.status == "active", Involvement.sensitive == False, Child.status == "active")  # noqa: E712
+        .group_by(col(Child.locality_id), col(Service.service_type))
+    ).all()
+    return [(loc, str(kind), int(n)) for loc, kind, n in rows]
+
+
+# --------------------------------------------------------------------------- the audit log, searched
+
+
+def audit_events(
+    session: Session,
+    *,
+    child_id: uuid.UUID | None = None,
+    subject: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    actions: Sequence[str] | None = None,
+    action_prefix: str | None = None,
+    limit: int = 200,
+) -> Sequence[AuditEvent]:
+    """Audit events, newest first, by child, user, time window and action."""
+    stmt = select(AuditEvent)
+    if child_id is not None:
+        stmt = stmt.join(AuditSubject, col(AuditSubject.seq) == col(AuditEvent.seq)).where(
+            AuditSubject.child_id == child_id
+        )
+    if subject:
+        stmt = stmt.where(AuditEvent.actor_subject == subject)
+    if since is not None:
+        stmt = stmt.where(col(AuditEvent.at) >= since)
+    if until is not None:
+        stmt = stmt.where(col(AuditEvent.at) < until)
+    if actions:
+        stmt = stmt.where(col(AuditEvent.action).in_(list(actions)))
+    if action_prefix:
+        stmt = stmt.where(col(AuditEvent.action).startswith(action_prefix))
+    return session.exec(stmt.order_by(col(AuditEvent.seq).desc()).limit(limit)).all()
 
 
 def involvement_history(session: Session, involvement_id: uuid.UUID) -> Sequence[InvolvementVersion]:

@@ -678,7 +678,6 @@ def update_practitioner(
     actor: Actor,
     practitioner_id: uuid.UUID,
     data: PractitionerCreate,
-    expected_version: int | None = None,
 ) -> Practitioner:
     """Change a practitioner's role, organisation or contact point, or mark them inactive."""
     if actor.role not in PRACTITIONER_REGISTRARS:
@@ -686,12 +685,10 @@ def update_practitioner(
     practitioner = repo.get(session, Practitioner, practitioner_id, for_update=True)
     if practitioner is None:
         raise NotFound("No practitioner has that id.", practitioner_id=str(practitioner_id))
-    check_version("practitioner", practitioner.version, expected_version)
     if repo.get(session, Organisation, data.organisation_id) is None:
         raise NotFound("No organisation has that id.", organisation_id=str(data.organisation_id))
     for key, value in data.model_dump().items():
         setattr(practitioner, key, value)
-    practitioner.version += 1
     session.add(practitioner)
     session.flush()
     audit.append(

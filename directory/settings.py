@@ -72,6 +72,18 @@ class Settings(BaseSettings):
     upstream_oidc_subject_claim: str = "preferred_username"
     upstream_oidc_require_mfa: bool = True
     search_rate_per_minute: int = Field(default=30, ge=1)
+    # --- directory/web/: the pages under /
+    web_client_id: str = Field(
+        default="childindex-web",
+        description="The pages sign people in as this OAuth client of the built-in authorization server.",
+    )
+    web_session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="A page session unused this long is signed out."
+    )
+    web_cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark session cookies Secure (by default: when the issuer is https).",
+    )
     trawl_window_minutes: int = Field(default=60, ge=1)
     trawl_distinct_children: int = Field(
         default=50,

@@ -24,7 +24,7 @@ def _resource(kind: str) -> dict[str, Any]:
     res: dict[str, Any] = {
         "type": kind,
         "interaction": interactions,
-        "versioning": "versioned-update" if kind in FHIR_WRITE_TYPES else "no-version",
+        "versioning": "versioned-update" if kind in HISTORY_TYPES else "no-version",
         "readHistory": kind in HISTORY_TYPES,
         "updateCreate": False,
         "conditionalCreate": kind == "EpisodeOfCare",

@@ -473,7 +473,6 @@ def practitioner(p: Practitioner) -> dict[str, Any]:
     res = {
         "resourceType": "Practitioner",
         "id": _rid(p.id),
-        "meta": _meta(p.version),
         "active": p.active,
         "name": [{"text": p.name}],
     }
@@ -485,7 +484,6 @@ def practitioner_role(p: Practitioner, org_name: str | None = None) -> dict[str,
     res = {
         "resourceType": "PractitionerRole",
         "id": _rid(p.id),
-        "meta": _meta(p.version),
         "active": p.active,
         "practitioner": _ref("Practitioner", p.id, p.name),
         "organization": _ref("Organization", p.organisation_id, org_name),

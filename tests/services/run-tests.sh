@@ -17,6 +17,8 @@ echo "Starting Elasticsearch (integ-test distribution from Maven Central) for th
 CHILDINDEX_TEST_ELASTICSEARCH_URL="$(bash "$here/elasticsearch.sh" start | tail -n 1)"
 export CHILDINDEX_TEST_ELASTICSEARCH_URL
 
+bash "$here/chromium.sh"
+
 set +e
 python -m pytest "$@"
 status=$?

@@ -1,0 +1,119 @@
+"""What every page handler shares: templates, the signed-in actor by role, CSRF, the unit of work."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session
+
+from auth.deps import RequireScope
+from auth.policy import ADMINS, LOG_READERS, PRACTICE
+from directory.api.deps import get_session
+from directory.models import Actor, Contact, Role
+from directory.web.session import WebSession, csrf_ok
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+LOCALITY_VIEWERS = frozenset({Role.LOCAL_DELIVERY_TEAM, Role.DIRECTORY_ADMIN})
+AUDITORS = frozenset({Role.AUDITOR, Role.DIRECTORY_ADMIN})
+
+# The signed-in person, checked against the route's policy by the same resolver as the API.
+Reader = Annotated[Actor, Depends(RequireScope("directory.search", roles=PRACTICE, rate_limited=True))]
+Practice = Annotated[Actor, Depends(RequireScope("directory.search", roles=PRACTICE))]
+Writer = Annotated[Actor, Depends(RequireScope("directory.write", roles=PRACTICE))]
+LogReader = Annotated[Actor, Depends(RequireScope("audit.read", roles=LOG_READERS))]
+Auditor = Annotated[Actor, Depends(RequireScope("audit.read", roles=AUDITORS))]
+GrantsAdmin = Annotated[Actor, Depends(RequireScope("grants.admin", roles=ADMINS))]
+LocalityTeam = Annotated[Actor, Depends(RequireScope("directory.search", roles=LOCALITY_VIEWERS))]
+
+
+def web_session(request: Request) -> WebSession | None:
+    """The session the middleware opened for this page request."""
+    return getattr(request.state, "web_session", None)
+
+
+def flash(request: Request, message: str) -> None:
+    """A one-time message shown on the next page (kept in the sealed session, not in the URL)."""
+    session = web_session(request)
+    if session is not None:
+        session.flash = message
+
+
+def check_csrf(request: Request, form: dict[str, Any]) -> bool:
+    """True when the form carries this session's CSRF token."""
+    return csrf_ok(web_session(request), form.get("csrf_token"))
+
+
+@contextlib.contextmanager
+def unit_of_work(request: Request) -> Iterator[Session]:
+    """The API's own per-request transaction: commit, or roll back and audit the refusal, then re-raise."""
+    with contextlib.contextmanager(get_session)(request) as session:
+        yield session
+
+
+def fallback_team(request: Request) -> Contact:
+    """Whom to ask when a child has no locality team on record (the authority's delivery team)."""
+    s = request.app.state.settings
+    return Contact(
+        name=s.delivery_team_name,
+        role="local delivery team",
+        organisation=s.authority_name,
+        phone=s.delivery_team_phone,
+        email=s.delivery_team_email,
+    )
+
+
+def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
+    """The service navigation for this person's role."""
+    if actor is None:
+        return []
+    items: list[tuple[str, str]] = []
+    if actor.role in PRACTICE:
+        items.append(("Find a child", "/search"))
+    if actor.role in LOCALITY_VIEWERS:
+        items.append(("Locality overview", "/localities"))
+    if actor.role in ADMINS:
+        items += [("Access grants", "/admin/grants"), ("System clients", "/admin/clients")]
+    if actor.role in AUDITORS:
+        items.append(("Audit", "/audit"))
+    return items
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    actor: Actor | None = None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """Render a page with the layout's context: who is signed in, navigation, CSRF token, flash."""
+    session = web_session(request)
+    message = None
+    if session is not None and session.flash:
+        message, session.flash = session.flash, None
+    settings = request.app.state.settings
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "actor": actor,
+            "session": session,
+            "csrf_token": session.csrf if session else "",
+            "nav": nav_items(actor),
+            "path": request.url.path,
+            "flash": message,
+            "authority": settings.authority_name,
+            "today": date.today(),
+            **context,
+        },
+        status_code=status_code,
+    )

@@ -1,0 +1,630 @@
+"""The practitioner's pages: find a child, read the involvement card, and act on it.
+
+Every page calls the same use cases as the JSON API (directory.service, search.api.run_search) in the
+same kind of transaction; nothing about cards, shields or CAF rules is decided here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session
+
+from auth.deps import RequireScope
+from directory import repository as repo
+from directory import service
+from directory.errors import CafAlreadyOpen, DomainError, InvalidInput, NotFound
+from directory.models import (
+    OPEN_CAF_STATUSES,
+    Actor,
+    Assessment,
+    CafClose,
+    CafComplete,
+    CafOutcome,
+    CafSignal,
+    CafStart,
+    ChildCard,
+    Consent,
+    ConsentCreate,
+    ConsentScope,
+    ConsentWithdraw,
+    HandOver,
+    Involvement,
+    InvolvementCreate,
+    InvolvementEnd,
+    Practitioner,
+    Purpose,
+    Role,
+    TacConvene,
+    TacMemberIn,
+    TacUpdate,
+    utcnow,
+)
+from directory.service import ACCESS_LOG_READERS
+from directory.web.deps import (
+    LogReader,
+    Practice,
+    Reader,
+    Writer,
+    check_csrf,
+    fallback_team,
+    flash,
+    render,
+    unit_of_work,
+    web_session,
+)
+from directory.web.forms import FormData, FormErrors, build, date_field, many, text
+from search.api import SearchCriteria, run_search
+
+router = APIRouter(include_in_schema=False)
+
+PURPOSES = [
+    (Purpose.CONSIDERING_CAF, "I am considering an early help assessment (CAF)"),
+    (Purpose.DIRECT_CARE, "I am working with the child or family now"),
+    (Purpose.CAF_COORDINATION, "I am co-ordinating a CAF or Team Around the Child"),
+    (Purpose.SAFEGUARDING_CONCERN, "I have a safeguarding concern"),
+    (Purpose.ADMINISTRATION, "Directory administration"),
+]
+SEARCH_FIELDS = ("given", "family", "sex", "postcode", "nhs_number", "upn", "local_id")
+OUTCOMES = [
+    (CafOutcome.NO_FURTHER_ACTION, "No further action"),
+    (CafOutcome.NEEDS_MET_IN_SERVICE, "Needs met within the service"),
+    (CafOutcome.MULTI_AGENCY_RESPONSE, "Multi-agency response needed (Team Around the Child)"),
+    (CafOutcome.STEPPED_UP_TO_SOCIAL_CARE, "Stepped up to social care"),
+]
+CONSENT_SCOPES = [
+    (ConsentScope.CAF, "An early help assessment (CAF) and the sharing it needs"),
+    (ConsentScope.INFORMATION_SHARING, "Sharing information between services"),
+    (ConsentScope.SENSITIVE_SEXUAL_HEALTH, "Recording a sexual health service"),
+    (ConsentScope.SENSITIVE_SUBSTANCE_MISUSE, "Recording a substance misuse service"),
+    (ConsentScope.SENSITIVE_MENTAL_HEALTH, "Recording a mental health service"),
+    (ConsentScope.SENSITIVE_ALL, "Recording any sensitive service"),
+]
+
+
+def _refused(request: Request, actor: Actor | None, exc: DomainError, status_code: int = 409) -> Response:
+    return render(
+        request, "message.html", actor=actor, title=exc.title, message=exc.message, status_code=status_code
+    )
+
+
+def _csrf_refused(request: Request, actor: Actor | None) -> Response:
+    return render(
+        request,
+        "message.html",
+        actor=actor,
+        title="This form has expired",
+        message="For your security the form could not be accepted. Go back, reload the page and try again.",
+        status_code=400,
+    )
+
+
+# --------------------------------------------------------------------------- search
+
+
+@router.get("/search", name="web_search_form")
+def web_search_form(request: Request, actor: Practice) -> Response:
+    """The search form: what the practitioner knows, and why they are looking."""
+    session = web_session(request)
+    return render(
+        request,
+        "search.html",
+        actor=actor,
+        purposes=PURPOSES,
+        values={},
+        purpose=session.purpose if session else None,
+        errors={},
+    )
+
+
+def _criteria(form: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {k: text(form, k) for k in SEARCH_FIELDS}
+    errors: dict[str, str] = {}
+    for key, prefix, label in (
+        ("birth_date", "dob", "the date of birth"),
+        ("birth_date_from", "dob-from", "the start of the range"),
+        ("birth_date_to", "dob-to", "the end of the range"),
+    ):
+        try:
+            data[key] = date_field(form, prefix, label)
+        except FormErrors as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise FormErrors(errors)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+@router.post("/search", name="web_search")
+def web_search(request: Request, actor: Reader, form: FormData) -> Response:
+    """Run the search (the details stay in the request body, never in the URL); audited by fingerprint."""
+    if not check_csrf(request, form):
+        return _csrf_refused(request, actor)
+    session = web_session(request)
+    values = {k: v for k, v in form.items() if k != "csrf_token"}
+    errors: dict[str, str] = {}
+    purpose_code = text(form, "purpose")
+    if purpose_code not in {p.value for p, _ in PURPOSES}:
+        errors["purpose"] = "Select why you are looking for this child"
+    try:
+        criteria_data = _criteria(form)
+    except FormErrors as exc:
+        errors.update(exc.errors)
+        criteria_data = {}
+    if errors:
+        return render(
+            request,
+            "search.html",
+            actor=actor,
+            purposes=PURPOSES,
+            values=values,
+            purpose=purpose_code,
+            errors=errors,
+            status_code=400,
+        )
+    assert purpose_code is not None and session is not None
+    session.purpose = purpose_code
+    acting = actor.model_copy(update={"purpose": Purpose(purpose_code)})
+    try:
+        criteria = build(SearchCriteria, criteria_data)
+        with unit_of_work(request) as db:
+            result = run_search(
+                db,
+                actor=acting,
+                criteria=criteria,
+                matcher=request.app.state.search_engine,
+                fallback_team=request.app.state.settings.delivery_team_name,
+            )
+    except FormErrors as exc:
+        return render(
+            request,
+            "search.html",
+            actor=actor,
+            purposes=PURPOSES,
+            values=values,
+            purpose=purpose_code,
+            errors=exc.errors,
+            status_code=400,
+        )
+    except InvalidInput as exc:
+        field = {"birth_date": "dob", "nhs_number": "nhs_number"}.get(str(exc.data.get("field")), "given")
+        return render(
+            request,
+            "search.html",
+            actor=actor,
+            purposes=PURPOSES,
+            values=values,
+            purpose=purpose_code,
+            errors={field: exc.message},
+            status_code=400,
+        )
+    return render(
+        request,
+        "search.html",
+        actor=actor,
+        purposes=PURPOSES,
+        values=values,
+        purpose=purpose_code,
+        errors={},
+        result=result,
+        searched=True,
+    )
+
+
+# --------------------------------------------------------------------------- the card
+
+
+def _read_card(request: Request, actor: Actor, child_id: uuid.UUID) -> ChildCard:
+    with unit_of_work(request) as db:
+        return service.read_card(
+            db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=fallback_team(request)
+        )
+
+
+def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
+    if actor.purpose is None:
+        return render(request, "purpose.html", actor=actor, child_id=child_id, purposes=PURPOSES, errors={})
+    try:
+        card = _read_card(request, actor, child_id)
+    except NotFound as exc:
+        return _refused(request, actor, exc, 404)
+    open_caf = card.caf is not None and card.caf.status in {s.value for s in OPEN_CAF_STATUSES}
+    return render(
+        request,
+        "card.html",
+        actor=actor,
+        card=card,
+        open_caf=open_caf,
+        may_write=actor.role
+        in {
+            Role.PRACTITIONER,
+            Role.DESIGNATED_PRACTITIONER,
+            Role.CHILD_PROTECTION,
+            Role.LOCAL_DELIVERY_TEAM,
+            Role.DIRECTORY_ADMIN,
+        },
+        may_see_log=actor.role in ACCESS_LOG_READERS,
+        may_override=actor.role == Role.CHILD_PROTECTION and card.shield_notice is not None,
+        purpose_label=dict(PURPOSES).get(actor.purpose, actor.purpose),
+    )
+
+
+@router.get("/children/{child_id}", name="web_card")
+def web_card(child_id: uuid.UUID, request: Request, actor: Reader) -> Response:
+    """The involvement card (audited). Asks the purpose of use first if none was given."""
+    return _show_card(request, actor, child_id)
+
+
+@router.post("/children/{child_id}/purpose", name="web_card_purpose")
+def web_card_purpose(child_id: uuid.UUID, request: Request, actor: Practice, form: FormData) -> Response:
+    """Record why you are looking, then show the card."""
+    if not check_csrf(request, form):
+        return _csrf_refused(request, actor)
+    code = text(form, "purpose")
+    if code not in {p.value for p, _ in PURPOSES}:
+        return render(
+            request,
+            "purpose.html",
+            actor=actor,
+            child_id=child_id,
+            purposes=PURPOSES,
+            errors={"purpose": "Select why you are looking at this record"},
+            status_code=400,
+        )
+    session = web_session(request)
+    assert session is not None
+    session.purpose = code
+    return RedirectResponse(f"/children/{child_id}", status_code=303)
+
+
+ShieldOverrider = Annotated[
+    Actor, Depends(RequireScope("directory.search", roles={Role.CHILD_PROTECTION}, rate_limited=True))
+]
+
+
+@router.post("/children/{child_id}/override", name="web_card_override")
+def web_card_override(
+    child_id: uuid.UUID, request: Request, actor: ShieldOverrider, form: FormData
+) -> Response:
+    """Child protection: see a shielded record once, with a reason (audited and alerted)."""
+    if not check_csrf(request, form):
+        return _csrf_refused(request, actor)
+    reason = text(form, "reason")
+    if not reason:
+        return _refused(
+            request, actor, InvalidInput("Give the reason you need to see the shielded details."), 400
+        )
+    return _show_card(request, actor.model_copy(update={"shield_override_reason": reason[:500]}), child_id)
+
+
+@router.get("/children/{child_id}/access-log", name="web_access_log")
+def web_access_log(child_id: uuid.UUID, request: Request, actor: LogReader) -> Response:
+    """Who has looked at this record (auditors, directory admins, designated practitioners). Audited."""
+    try:
+        with unit_of_work(request) as db:
+            entries = service.access_log(db, actor=actor, child_id=child_id)
+    except DomainError as exc:
+        return _refused(request, actor, exc, 404 if isinstance(exc, NotFound) else 403)
+    return render(request, "access_log.html", actor=actor, child_id=child_id, entries=entries)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change to a child's record: a confirmation form (GET) and its submission (POST)."""
+
+    slug: str
+    title: str
+    template: str
+    perform: Callable[[Session, Actor, uuid.UUID, dict[str, Any], Request], str]
+    extra: Callable[[Session, Actor, ChildCard, Request], dict[str, Any]] | None = None
+
+
+def _caf_of(db: Session, child_id: uuid.UUID, form: dict[str, Any]) -> Assessment:
+    try:
+        caf_id = uuid.UUID(text(form, "caf_id") or "")
+    except ValueError:
+        raise NotFound("This form does not name a CAF; go back to the record and start again.") from None
+    caf = repo.get(db, Assessment, caf_id)
+    if caf is None or caf.child_id != child_id:
+        raise NotFound("That CAF is not this child's; go back to the record and start again.")
+    return caf  # type: ignore[no-any-return]
+
+
+def _item_of(db: Session, model: type, child_id: uuid.UUID, form: dict[str, Any]) -> Any:
+    try:
+        item_id = uuid.UUID(text(form, "item") or "")
+    except ValueError:
+        raise NotFound("This form does not say which entry; go back to the record.") from None
+    row = repo.get(db, model, item_id)
+    if row is None or row.child_id != child_id:
+        raise NotFound("That entry is not on this child's record; go back to the record.")
+    return row
+
+
+def _signal(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    errors: dict[str, str] = {}
+    if not text(form, "not_safeguarding"):
+        errors["not_safeguarding"] = "Confirm that the child is not at risk of significant harm"
+    practitioner = text(form, "practitioner_id") or (
+        str(actor.practitioner_id) if actor.practitioner_id else None
+    )
+    if errors:
+        raise FormErrors(errors)
+    data = build(
+        CafSignal, {"practitioner_id": practitioner}, {"practitioner_id": "who will carry out the CAF"}
+    )
+    service.signal_caf(
+        db,
+        actor=actor,
+        child_id=child_id,
+        data=data,
+        signal_days=int(request.app.state.settings.signal_expiry_days),
+        now=utcnow(),
+    )
+    return (
+        "You have signalled that a CAF is starting. Everyone who looks at this record now sees "
+        "it and who to contact. Record the consent, then start the assessment."
+    )
+
+
+def _start(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    caf = _caf_of(db, child_id, form)
+    data = build(CafStart, {"consent_id": text(form, "consent_id")}, {"consent_id": "the consent"})
+    service.start_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
+    return "The CAF is in progress."
+
+
+def _complete(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    caf = _caf_of(db, child_id, form)
+    data = build(CafComplete, {"outcome": text(form, "outcome")}, {"outcome": "the outcome"})
+    service.complete_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
+    return "The CAF is completed. It stays open until it is closed."
+
+
+def _close(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    caf = _caf_of(db, child_id, form)
+    data = build(CafClose, {"reason": text(form, "reason")}, {"reason": "the reason"})
+    closed = service.close_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
+    return "The signal was withdrawn." if closed.status == "withdrawn" else "The CAF is closed."
+
+
+def _hand_over(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    caf = _caf_of(db, child_id, form)
+    data = build(
+        HandOver,
+        {"to_practitioner_id": text(form, "to_practitioner_id"), "reason": text(form, "reason")},
+        {"to_practitioner_id": "the new Lead Professional", "reason": "the reason for the hand-over"},
+    )
+    assignment = service.hand_over_lead(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
+    practitioner, org = repo.practitioner_contact(db, assignment.practitioner_id)
+    return f"{practitioner.name} ({org.name}) is now the Lead Professional."
+
+
+def _tac(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    caf = _caf_of(db, child_id, form)
+    add = []
+    for pid in many(form, "add"):
+        practitioner = repo.get(db, Practitioner, uuid.UUID(pid)) if _is_uuid(pid) else None
+        if practitioner is None:
+            raise NotFound("One of the practitioners chosen is not in the directory.")
+        add.append(TacMemberIn(practitioner_id=practitioner.id, role=practitioner.role))
+    data = TacUpdate(
+        add_members=add,
+        remove_practitioner_ids=[uuid.UUID(p) for p in many(form, "remove") if _is_uuid(p)],
+        next_review_date=date_field(form, "review", "the next review date"),
+        family_participating=text(form, "family") == "yes" if text(form, "family") else None,
+    )
+    service.update_tac(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
+    return "The Team Around the Child is updated."
+
+
+def _convene(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    caf = _caf_of(db, child_id, form)
+    tac = repo.tac_for_caf(db, caf.id)
+    if tac is None:
+        raise NotFound("This CAF has no Team Around the Child yet: add its members first.")
+    review = date_field(form, "review", "the next review date", required=True)
+    service.convene_tac(
+        db, actor=actor, tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
+    )
+    return "The Team Around the Child is convened. The local delivery team is told."
+
+
+def _involvement(
+    db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request
+) -> str:
+    start = date_field(form, "start", "the start date", required=True)
+    data = build(
+        InvolvementCreate,
+        {
+            "service_id": text(form, "service_id"),
+            "practitioner_id": text(form, "practitioner_id"),
+            "role": text(form, "role"),
+            "level_of_need": text(form, "level_of_need"),
+            "start_date": start,
+            "consent_id": text(form, "consent_id"),
+            "source": "web",
+        },
+        {
+            "service_id": "the service",
+            "role": "the role",
+            "level_of_need": "the level of need",
+            "practitioner_id": "the practitioner",
+            "consent_id": "the consent",
+        },
+    )
+    service.record_involvement(db, actor=actor, child_id=child_id, data=data)
+    return "The involvement is recorded."
+
+
+def _end_involvement(
+    db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request
+) -> str:
+    involvement = _item_of(db, Involvement, child_id, form)
+    end = date_field(form, "end", "the end date", required=True)
+    service.end_involvement(
+        db,
+        actor=actor,
+        involvement_id=involvement.id,
+        data=InvolvementEnd(end_date=end, reason=text(form, "reason")),
+    )
+    return "The involvement is ended."
+
+
+def _consent(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    data = build(
+        ConsentCreate,
+        {
+            "scope": text(form, "scope"),
+            "given_by_kind": text(form, "given_by_kind"),
+            "given_by_name": text(form, "given_by_name"),
+            "related_person_id": text(form, "related_person_id"),
+            "young_person_competent": True if text(form, "competent") else None,
+        },
+        {
+            "scope": "what the consent covers",
+            "given_by_kind": "who gave the consent",
+            "given_by_name": "the name of the person who gave consent",
+        },
+    )
+    service.record_consent(db, actor=actor, child_id=child_id, data=data)
+    return "The consent is recorded."
+
+
+def _withdraw(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    consent = _item_of(db, Consent, child_id, form)
+    data = build(ConsentWithdraw, {"reason": text(form, "reason")}, {"reason": "the reason"})
+    service.withdraw_consent(db, actor=actor, consent_id=consent.id, data=data)
+    return "The consent is withdrawn. Anything it covered is hidden at once."
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _people(db: Session, actor: Actor, card: ChildCard, request: Request) -> dict[str, Any]:
+    return {"practitioners": repo.practitioners(db)}
+
+
+def _catalogue(db: Session, actor: Actor, card: ChildCard, request: Request) -> dict[str, Any]:
+    return {"services": repo.services(db), "practitioners": repo.practitioners(db)}
+
+
+ACTIONS = [
+    Action("caf-signal", "Signal that you are starting a CAF", "actions/caf_signal.html", _signal, _people),
+    Action("caf-start", "Start the CAF", "actions/caf_start.html", _start),
+    Action("caf-complete", "Record the CAF's outcome", "actions/caf_complete.html", _complete),
+    Action("caf-close", "Close the CAF", "actions/caf_close.html", _close),
+    Action(
+        "lead-professional",
+        "Hand over the Lead Professional role",
+        "actions/hand_over.html",
+        _hand_over,
+        _people,
+    ),
+    Action("tac", "Team Around the Child", "actions/tac.html", _tac, _people),
+    Action("tac-convene", "Convene the Team Around the Child", "actions/tac_convene.html", _convene),
+    Action(
+        "involvement-new", "Record an involvement", "actions/involvement_new.html", _involvement, _catalogue
+    ),
+    Action("involvement-end", "End an involvement", "actions/involvement_end.html", _end_involvement),
+    Action("consent-new", "Record a consent", "actions/consent_new.html", _consent),
+    Action("consent-withdraw", "Withdraw a consent", "actions/consent_withdraw.html", _withdraw),
+]
+
+
+def _action_page(
+    request: Request,
+    actor: Actor,
+    action: Action,
+    child_id: uuid.UUID,
+    *,
+    values: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    conflict: CafAlreadyOpen | None = None,
+    status_code: int = 200,
+) -> Response:
+    if actor.purpose is None:
+        return RedirectResponse(f"/children/{child_id}", status_code=303)
+    with unit_of_work(request) as db:
+        card = service.read_card(
+            db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=fallback_team(request)
+        )
+        extra = action.extra(db, actor, card, request) if action.extra else {}
+    if card.shield_notice is not None:
+        return render(
+            request,
+            "message.html",
+            actor=actor,
+            title="This record is shielded",
+            message=card.shield_notice.message,
+            status_code=403,
+        )
+    return render(
+        request,
+        action.template,
+        actor=actor,
+        action=action,
+        card=card,
+        values=values,
+        errors=errors or {},
+        conflict=conflict,
+        outcomes=OUTCOMES,
+        consent_scopes=CONSENT_SCOPES,
+        status_code=status_code,
+        **extra,
+    )
+
+
+def _make_routes(action: Action) -> None:
+    def form_page(child_id: uuid.UUID, request: Request, actor: Writer) -> Response:
+        values = {k: v for k, v in request.query_params.items() if k in ("item", "scope")}
+        try:
+            return _action_page(request, actor, action, child_id, values=values)
+        except DomainError as exc:
+            return _refused(request, actor, exc, 404 if isinstance(exc, NotFound) else 409)
+
+    def submit(child_id: uuid.UUID, request: Request, actor: Writer, form: FormData) -> Response:
+        if not check_csrf(request, form):
+            return _csrf_refused(request, actor)
+        values = {k: v for k, v in form.items() if k != "csrf_token"}
+        try:
+            with unit_of_work(request) as db:
+                message = action.perform(db, actor, child_id, form, request)
+        except FormErrors as exc:
+            return _action_page(
+                request, actor, action, child_id, values=values, errors=exc.errors, status_code=400
+            )
+        except CafAlreadyOpen as exc:
+            return _action_page(
+                request, actor, action, child_id, values=values, conflict=exc, status_code=409
+            )
+        except DomainError as exc:
+            return _action_page(
+                request, actor, action, child_id, values=values, errors={"form": exc.message}, status_code=409
+            )
+        flash(request, message)
+        return RedirectResponse(f"/children/{child_id}", status_code=303)
+
+    name = "web_" + action.slug.replace("-", "_")
+    form_page.__doc__ = f"{action.title}: the confirmation form."
+    submit.__doc__ = f"{action.title}: carry it out (audited) and go back to the record."
+    router.add_api_route(
+        f"/children/{{child_id}}/{action.slug}", form_page, methods=["GET"], name=f"{name}_form"
+    )
+    router.add_api_route(f"/children/{{child_id}}/{action.slug}", submit, methods=["POST"], name=name)
+
+
+for _action in ACTIONS:
+    _make_routes(_action)

@@ -1,0 +1,118 @@
+"""install(): what create_app calls to serve the pages under / and their assets under /static."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from auth.errors import AuthRefused
+from directory.api.problems import status_for
+from directory.errors import DomainError
+from directory.web import admin, audit_pages, localities, practice, signin
+from directory.web.deps import HERE, render
+from directory.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
+
+
+@dataclass(frozen=True)
+class WebState:
+    """What the pages share, kept on app.state.web."""
+
+    cookies: CookieConfig
+    flow_sealer: Sealer
+    tokens: TokenClient
+    redirect_uri: str
+
+
+def install(app: FastAPI, settings: Any) -> WebState:
+    """Add the session middleware, the page routers, /static and HTML error pages for page paths."""
+    cfg = app.state.auth.cfg  # the same issuer and secret key as the authorization server
+    secure = settings.web_cookie_secure
+    cookies = CookieConfig(
+        secure=cfg.issuer.startswith("https://") if secure is None else bool(secure),
+        idle_seconds=settings.web_session_idle_minutes * 60,
+        max_seconds=settings.refresh_token_hours * 3600,
+    )
+    state = WebState(
+        cookies=cookies,
+        flow_sealer=Sealer(cfg.secret_key, "signin"),
+        tokens=TokenClient(cfg.issuer, settings.web_client_id),
+        redirect_uri=f"{cfg.issuer}/signin/callback",
+    )
+    app.state.web = state
+    app.add_middleware(
+        WebSessionMiddleware, sealer=Sealer(cfg.secret_key, "session"), cookies=cookies, tokens=state.tokens
+    )
+    # Built by `make web`; a missing build leaves the pages usable, only unstyled.
+    app.mount("/static", StaticFiles(directory=HERE / "static", check_dir=False), name="static")
+    for router in (signin.router, practice.router, admin.router, audit_pages.router, localities.router):
+        app.include_router(router)
+    _page_errors(app)
+    return state
+
+
+def _page_errors(app: FastAPI) -> None:
+    """Pages answer refusals and errors with a page; the API keeps its problem+json."""
+    api_handlers = dict(app.exception_handlers)
+
+    async def _delegate(request: Request, exc: Exception, kind: type) -> Response:
+        handler = api_handlers[kind]
+        return await handler(request, exc)  # type: ignore[no-any-return]
+
+    @app.exception_handler(AuthRefused)
+    async def _refused(request: Request, exc: AuthRefused) -> Response:
+        if not is_page(request.url.path):
+            return await _delegate(request, exc, AuthRefused)
+        if exc.status == 401:
+            reason = getattr(request.state, "web_signed_out_reason", None)
+            return render(
+                request,
+                "start.html",
+                reason=reason,
+                status_code=401,
+                upstream=bool(request.app.state.auth.cfg.upstream_issuer),
+            )
+        title = "Too many requests" if exc.status == 429 else "You cannot do this"
+        response = render(request, "message.html", title=title, message=exc.message, status_code=exc.status)
+        for key, value in exc.headers.items():
+            if key.lower() == "retry-after":
+                response.headers[key] = value
+        return response
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        if not is_page(request.url.path):
+            return await _delegate(request, exc, DomainError)
+        return render(
+            request, "message.html", title=exc.title, message=exc.message, status_code=status_for(exc)
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if not is_page(request.url.path):
+            return await _delegate(request, exc, RequestValidationError)
+        return render(
+            request,
+            "message.html",
+            title="Page not found",
+            message="Check the address, or go back and use the links on the page.",
+            status_code=404,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if not is_page(request.url.path) or request.url.path.startswith("/static"):
+            return await _delegate(request, exc, StarletteHTTPException)
+        title = "Page not found" if exc.status_code == 404 else "Something went wrong"
+        return render(
+            request,
+            "message.html",
+            title=title,
+            message="Check the address, or go back and use the links on the page.",
+            status_code=exc.status_code,
+        )

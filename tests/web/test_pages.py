@@ -1,0 +1,360 @@
+"""The pages without a browser: the journeys, and the protections (CSRF, cookies, CSP, URLs, refusals)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import timedelta
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from joserfc.jwk import ECKey
+from sqlalchemy.engine import Engine
+
+from directory.app import create_app
+from directory.models import utcnow
+from tests.conftest import count
+from tests.web.world import World, csrf_of, page_client, sign_in, web_settings
+
+DOB = {"dob-day": "27", "dob-month": "3", "dob-year": "2017"}
+
+
+def search(client: TestClient, **fields: str) -> str:
+    """Submit the search form; return the results page."""
+    token = csrf_of(client.get("/search").text)
+    data = {"csrf_token": token, "purpose": "considering-caf", **fields}
+    r = client.post("/search", data=data)
+    assert r.status_code in (200, 400), r.text
+    return r.text
+
+
+def caf_id_on(html: str) -> str:
+    """The CAF id an action form carries."""
+    match = re.search(r'name="caf_id" value="([^"]+)"', html)
+    assert match
+    return match.group(1)
+
+
+def post_form(client: TestClient, path: str, data: dict[str, str]) -> httpx.Response:
+    """GET the form page for its CSRF token, then POST it."""
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    return client.post(path, data={"csrf_token": csrf_of(page.text), **data})
+
+
+def test_signal_conflict_and_hand_over(browser: TestClient, world: World, web_app: FastAPI) -> None:
+    olivia = world.children["olivia"]
+    sign_in(browser, world, "pat")
+    results = search(browser, given="Olivia", family="Smith", **DOB)
+    assert f'href="/children/{olivia}"' in results and "Probable match" in results
+    card = browser.get(f"/children/{olivia}")
+    assert "Hana Begum" in card.text and "07700 900222" in card.text and "No CAF is open" in card.text
+    done = post_form(browser, f"/children/{olivia}/caf-signal", {"not_safeguarding": "yes"})
+    assert done.status_code == 200 and "You have signalled" in done.text
+    assert "Pat Okafor" in done.text
+
+    with page_client(web_app, "http://testserver") as second:
+        sign_in(second, world, "hana")
+        search(second, given="Olivia", family="Smith", **DOB)
+        card = second.get(f"/children/{olivia}")
+        assert "contact Pat Okafor before starting another" in card.text
+        refused = post_form(second, f"/children/{olivia}/caf-signal", {"not_safeguarding": "yes"})
+        assert refused.status_code == 409
+        assert "A CAF is already open for this child" in refused.text
+        assert "pat@cowley.example.sch.uk" in refused.text
+
+    handed = post_form(
+        browser,
+        f"/children/{olivia}/lead-professional",
+        {
+            "caf_id": re.search(
+                r'name="caf_id" value="([^"]+)"', browser.get(f"/children/{olivia}/caf-close").text
+            ).group(1),  # type: ignore[union-attr]
+            "to_practitioner_id": str(world.practitioners["hana"]),
+            "reason": "agreed at the first meeting",
+        },
+    )
+    assert "Hana Begum (Demoshire Health) is now the Lead Professional" in handed.text
+
+
+def test_consent_start_complete_tac_and_close(browser: TestClient, world: World) -> None:
+    olivia = world.children["olivia"]
+    sign_in(browser, world, "pat")
+    search(browser, given="Olivia", family="Smith", **DOB)
+    post_form(browser, f"/children/{olivia}/caf-signal", {"not_safeguarding": "yes"})
+    caf_id = re.search(r'name="caf_id" value="([^"]+)"', browser.get(f"/children/{olivia}/caf-start").text)
+    assert caf_id
+    no_consent = post_form(browser, f"/children/{olivia}/caf-start", {"caf_id": caf_id.group(1)})
+    assert no_consent.status_code == 400 and "Choose the consent" in no_consent.text
+    post_form(
+        browser,
+        f"/children/{olivia}/consent-new",
+        {"scope": "caf", "given_by_kind": "parent_carer", "given_by_name": "Jane Smith"},
+    )
+    start_page = browser.get(f"/children/{olivia}/caf-start").text
+    consent_id = re.search(r'name="consent_id" type="radio" value="([^"]+)"', start_page)
+    assert consent_id
+    started = post_form(
+        browser,
+        f"/children/{olivia}/caf-start",
+        {"caf_id": caf_id.group(1), "consent_id": consent_id.group(1)},
+    )
+    assert "The CAF is in progress" in started.text
+    members = {"caf_id": caf_id.group(1)}
+    page = browser.get(f"/children/{olivia}/tac").text
+    form = {"csrf_token": csrf_of(page), **members}
+    r = browser.post(
+        f"/children/{olivia}/tac",
+        data={**form, "add": [str(world.practitioners[k]) for k in ("pat", "hana", "sam")], "family": "yes"},
+    )
+    assert "Team Around the Child is updated" in r.text
+    soon = utcnow().date() + timedelta(days=28)
+    convened = post_form(
+        browser,
+        f"/children/{olivia}/tac-convene",
+        {
+            **members,
+            "review-day": str(soon.day),
+            "review-month": str(soon.month),
+            "review-year": str(soon.year),
+        },
+    )
+    assert "convened" in convened.text and "Next review" in convened.text
+    done = post_form(
+        browser, f"/children/{olivia}/caf-complete", {**members, "outcome": "multi_agency_response"}
+    )
+    assert "completed" in done.text
+    closed = post_form(browser, f"/children/{olivia}/caf-close", {**members, "reason": "plan achieved"})
+    assert "The CAF is closed" in closed.text and "No CAF is open" in closed.text
+
+
+def test_a_form_without_the_session_csrf_token_is_refused(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    olivia = world.children["olivia"]
+    sign_in(browser, world, "pat")
+    search(browser, given="Olivia", family="Smith", **DOB)
+    for token in ("", "forged-token"):
+        r = browser.post(
+            f"/children/{olivia}/caf-signal", data={"csrf_token": token, "not_safeguarding": "yes"}
+        )
+        assert r.status_code == 400 and "This form has expired" in r.text
+        r = browser.post("/search", data={"csrf_token": token, "given": "Olivia", "purpose": "direct-care"})
+        assert r.status_code == 400
+    assert count(engine, "assessment") == 0
+
+
+def test_session_cookie_flags_and_security_headers(engine: Engine, world: World) -> None:
+    app = create_app(web_settings("https://testserver"), engine=engine)
+    with page_client(app, "https://testserver") as client:
+        sign_in(client, world, "pat")
+        r = client.get("/search")
+        cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie")
+        assert cookie.startswith("__Host-childindex_session=")
+        for flag in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/"):
+            assert flag in cookie
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["cache-control"] == "no-store"
+        assert "max-age" in r.headers["strict-transport-security"]
+        # The session value is sealed: neither a token nor a name can be read out of it.
+        value = cookie.split(";")[0].split("=", 1)[1]
+        assert "eyJ" not in value and "pat" not in value
+
+
+def test_no_child_data_in_urls(browser: TestClient, world: World) -> None:
+    sign_in(browser, world, "pat")
+    page = browser.get("/search").text
+    assert 'method="post" action="/search"' in page
+    results = search(browser, given="Olivia", family="Smith", **DOB)
+    links = re.findall(r'href="([^"]+)"', results)
+    assert links
+    for link in links:
+        assert "olivia" not in link.lower() and "smith" not in link.lower() and "2017" not in link
+    r = browser.get("/search?given=Olivia&family=Smith")
+    assert "Olivia" not in r.text  # query strings are ignored, never searched
+
+
+def test_pages_refuse_without_a_session_and_ignore_headers(browser: TestClient, world: World) -> None:
+    olivia = world.children["olivia"]
+    for path in ("/search", f"/children/{olivia}", "/admin/grants", "/audit", "/localities"):
+        r = browser.get(path, headers={"X-Dev-Actor": "subject=x; role=directory_admin"})
+        assert r.status_code == 401 and "Sign in" in r.text, path
+        assert "Olivia" not in r.text
+
+
+def test_roles_are_refused_pages_outside_their_grant(browser: TestClient, world: World) -> None:
+    sign_in(browser, world, "pat")
+    for path in ("/admin/grants", "/admin/clients", "/audit", "/localities"):
+        r = browser.get(path)
+        assert r.status_code == 403 and "may not do this" in r.text, path
+
+
+def test_an_expired_grant_blocks_search(browser: TestClient, world: World, engine: Engine) -> None:
+    sign_in(browser, world, "pat")
+    token = csrf_of(browser.get("/search").text)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE access_grant SET valid_until = :t WHERE subject = 'pat'"),
+            {"t": (utcnow() - timedelta(days=1)).replace(tzinfo=None)},
+        )
+    r = browser.post(
+        "/search", data={"csrf_token": token, "purpose": "direct-care", "given": "Olivia", **DOB}
+    )
+    assert r.status_code == 403 and "Your access grant expired on" in r.text
+    assert "Olivia Smith" not in r.text
+
+
+def test_shielded_record_names_whom_to_ask(browser: TestClient, web_app: FastAPI, world: World) -> None:
+    noah = world.children["noah"]
+    sign_in(browser, world, "pat")
+    results = search(
+        browser, given="Noah", family="Jones", **{"dob-day": "2", "dob-month": "5", "dob-year": "2016"}
+    )
+    assert "This record is shielded" in results and "Hidden Lane" not in results
+    card = browser.get(f"/children/{noah}").text
+    assert "City Early Help Team" in card and "01632 960100" in card
+    assert "Hidden Lane" not in card and "Dee Walsh" not in card
+    with page_client(web_app, "http://testserver") as designated:
+        sign_in(designated, world, "dee")
+        search(designated, given="Noah", family="Jones")
+        card = designated.get(f"/children/{noah}").text
+        assert "9 Hidden Lane" in card and "Dee Walsh" in card
+        assert "Who has looked at this record" in card
+        log = designated.get(f"/children/{noah}/access-log").text
+        assert "pat" in log and "child.read" in log
+
+
+def test_sign_out_revokes_the_session(browser: TestClient, world: World, engine: Engine) -> None:
+    sign_in(browser, world, "pat")
+    page = browser.get("/search")
+    old_cookie = browser.cookies.get("childindex_session")
+    r = browser.post("/signout", data={"csrf_token": csrf_of(page.text)})
+    assert "You have signed out" in r.text
+    assert browser.get("/search").status_code == 401
+    # Replaying the old cookie does not get back in: its tokens were revoked.
+    browser.cookies.set("childindex_session", old_cookie or "")
+    assert browser.get("/search").status_code == 401
+    with engine.connect() as conn:
+        assert conn.execute(
+            sa.text("SELECT count(*) FROM audit_event WHERE action = 'auth.token.revoked'")
+        ).scalar()
+
+
+def test_admin_grants_and_clients(browser: TestClient, world: World) -> None:
+    sign_in(browser, world, "ada")
+    page = browser.get("/admin/grants")
+    assert page.status_code == 200 and "pat" in page.text
+    created = post_form(
+        browser,
+        "/admin/grants/new",
+        {
+            "subject": "newbie",
+            "subject_kind": "user",
+            "role": "practitioner",
+            "reason": "new SENCO",
+            "until-day": "1",
+            "until-month": "1",
+            "until-year": str(utcnow().year + 1),
+        },
+    )
+    assert "Access granted to newbie" in created.text
+    grant_path = str(created.url.path)
+    r = browser.post(
+        f"{grant_path}/suspend", data={"csrf_token": csrf_of(created.text), "suspend-reason": "leave"}
+    )
+    assert "The grant is suspended" in r.text
+    r = browser.post(f"{grant_path}/revoke", data={"csrf_token": csrf_of(r.text), "revoke-reason": "left"})
+    assert "The grant is revoked" in r.text
+    assert "newbie" in browser.get("/admin/grants?status=revoked").text
+    assert browser.get("/admin/grants?expiring=30").status_code == 200
+    missing = post_form(browser, "/admin/grants/new", {"subject": "x", "role": "practitioner"})
+    assert missing.status_code == 400 and "Enter the end date" in missing.text
+    public = ECKey.generate_key("P-256", private=True).as_dict(private=False)
+    jwks = json.dumps({"keys": [{**public, "kid": "k1"}]})
+    registered = post_form(
+        browser,
+        "/admin/clients/new",
+        {
+            "client_id": "trust-epr",
+            "name": "Trust EPR",
+            "auth_method": "private_key_jwt",
+            "jwks": jwks,
+            "scopes": "system/Patient.rs",
+        },
+    )
+    assert "trust-epr is registered" in registered.text
+    private = jwks.replace('"kid": "k1"', '"kid": "k2", "d": "secret"')
+    refused = post_form(
+        browser,
+        "/admin/clients/new",
+        {"client_id": "leaky", "name": "Leaky", "jwks": private, "scopes": "system/Patient.rs"},
+    )
+    assert refused.status_code == 409 and "register only the public keys" in refused.text
+    assert "trust-epr" in browser.get("/admin/clients").text
+
+
+def test_auditor_pages(browser: TestClient, world: World) -> None:
+    olivia = world.children["olivia"]
+    sign_in(browser, world, "aud")
+    found = browser.get(f"/audit?child={olivia}")
+    assert found.status_code == 200 and "involvement.record" in found.text
+    assert "seed" in browser.get("/audit?user=seed").text
+    assert "The chain is intact" in browser.get("/audit/verify").text
+    assert browser.get("/audit/alerts").status_code == 200
+    assert browser.get("/audit?child=not-an-id").status_code == 200
+    assert browser.get("/search").status_code == 403  # auditors review; they do not search
+
+
+def test_locality_overview_is_aggregate_only(browser: TestClient, world: World) -> None:
+    sign_in(browser, world, "lena")
+    page = browser.get("/localities")
+    assert page.status_code == 200 and "City locality" in page.text and "<svg" in page.text
+    for name in ("Olivia", "Amara", "Noah", "Smith", "Jones"):
+        assert name not in page.text
+    csv = browser.get("/localities/overview.csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert "CITY,City locality,children_by_level_of_need,2,2" in csv.text
+    assert "CITY,City locality,involvements_by_service,health_visiting,1" in csv.text
+    assert "Olivia" not in csv.text
+
+
+@pytest.mark.parametrize("path", ["/", "/accessibility", "/static/app.css"])
+def test_public_pages(browser: TestClient, path: str) -> None:
+    r = browser.get(path)
+    assert r.status_code in (200, 404)  # the stylesheet exists once `make web` has run
+
+
+def test_unknown_record_is_a_page_not_json(browser: TestClient, world: World) -> None:
+    sign_in(browser, world, "pat")
+    search(browser, given="Olivia", family="Smith", **DOB)
+    r = browser.get(f"/children/{uuid.uuid4()}")
+    assert r.status_code == 404 and "text/html" in r.headers["content-type"]
+    assert browser.get("/children/not-a-uuid").status_code == 404
+
+
+def test_each_role_lands_on_its_own_start_page(browser: TestClient, world: World) -> None:
+    sign_in(browser, world, "aud")
+    r = browser.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/audit"
+
+
+def test_an_expiring_access_token_is_refreshed_behind_the_page(engine: Engine, world: World) -> None:
+    settings = web_settings("http://testserver").model_copy(update={"access_token_minutes": 1})
+    app = create_app(settings, engine=engine)
+    with page_client(app, "http://testserver") as client:
+        sign_in(client, world, "pat")
+        issued = "SELECT count(*) FROM audit_event WHERE action = 'auth.token.issued'"
+        with engine.connect() as conn:
+            before = conn.execute(sa.text(issued)).scalar_one()
+        for _ in range(2):  # a one-minute token is inside the refresh margin: each page refreshes it
+            assert client.get("/search").status_code == 200
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(issued)).scalar_one() == before + 2
+            reused = "SELECT count(*) FROM audit_event WHERE action = 'auth.refresh.reused'"
+            assert conn.execute(sa.text(reused)).scalar_one() == 0
