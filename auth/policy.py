@@ -95,6 +95,57 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
 }
 
 
+# --- the FHIR surface (/fhir): SMART v2 scopes per resource type and interaction ---------------
+
+FHIR_CHILD_TYPES = ("Patient", "EpisodeOfCare", "Flag", "CareTeam", "Consent", "RelatedPerson")
+FHIR_CATALOGUE_TYPES = ("Practitioner", "PractitionerRole", "Organization", "HealthcareService", "Location")
+FHIR_WRITE_TYPES = ("EpisodeOfCare", "PractitionerRole")
+_LETTERS = "cruds"
+_V1 = {"c": "write", "u": "write", "r": "read", "s": "read"}
+
+
+def smart_scopes(resource: str, letter: str) -> frozenset[str]:
+    """Every SMART scope (v2 'system/Patient.rs' in any valid letter set, wildcard, v1) that grants `letter`."""
+    sets = []
+    for mask in range(1, 32):
+        perms = "".join(ch for i, ch in enumerate(_LETTERS) if mask & (1 << i))
+        if letter in perms:
+            sets.append(perms)
+    out = set()
+    for context in ("system", "user"):
+        for kind in (resource, "*"):
+            out.update(f"{context}/{kind}.{perms}" for perms in sets)
+            out.update({f"{context}/{kind}.{_V1[letter]}", f"{context}/{kind}.*"})
+    return frozenset(out)
+
+
+def _fhir_policies() -> dict[str, Policy | str]:
+    out: dict[str, Policy | str] = {"fhir_metadata": PUBLIC}
+    for kind in FHIR_CHILD_TYPES + FHIR_CATALOGUE_TYPES + ("AuditEvent",):
+        roles = LOG_READERS if kind == "AuditEvent" else PRACTICE if kind in FHIR_CHILD_TYPES else ALL_ROLES
+        read, search = smart_scopes(kind, "r"), smart_scopes(kind, "s")
+        # reads of a child's record share the card's per-subject limit and trawling detection
+        limited = kind in FHIR_CHILD_TYPES
+        out[f"fhir_read_{kind}"] = Policy(read, roles, rate_limited=limited)
+        out[f"fhir_search_{kind}"] = Policy(search, roles, rate_limited=limited)
+        out[f"fhir_search_post_{kind}"] = Policy(search, roles, rate_limited=limited)
+    for kind in FHIR_WRITE_TYPES:
+        out[f"fhir_create_{kind}"] = Policy(smart_scopes(kind, "c"), PRACTICE)
+        out[f"fhir_update_{kind}"] = Policy(smart_scopes(kind, "u"), PRACTICE)
+    history = Policy(smart_scopes("EpisodeOfCare", "r"), PRACTICE, rate_limited=True)
+    out["fhir_history_EpisodeOfCare"] = history
+    out["fhir_vread_EpisodeOfCare"] = history
+    out["fhir_match_Patient"] = Policy(smart_scopes("Patient", "s"), PRACTICE, rate_limited=True)
+    # a Bundle needs some write scope; each entry is then checked against its own type's scope
+    out["fhir_bundle"] = Policy(
+        frozenset().union(*(smart_scopes(k, c) for k in FHIR_WRITE_TYPES for c in "cu")), PRACTICE
+    )
+    return out
+
+
+ROUTE_POLICIES.update(_fhir_policies())
+
+
 def declared_policy(route: Any) -> Policy | str | None:
     """The route's policy: from a RequireScope dependency, else from ROUTE_POLICIES, else None."""
     from auth.deps import RequireScope  # late: deps imports this module

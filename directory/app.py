@@ -17,6 +17,7 @@ from directory.api.routes import router as api_router
 from directory.db import make_engine
 from directory.settings import Settings
 from directory.web.wiring import install as install_web
+from interop.wiring import install_fhir
 from search.api import router as search_router
 from search.indexer import BackgroundIndexer
 from search.matching import MatchingEngine
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_auth(app, settings, engine)
     app.include_router(search_router)  # before /children/{child_id}, which would swallow /search
     app.include_router(api_router)
+    install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
     logging.getLogger("childindex").setLevel(settings.log_level.upper())
     return app

@@ -537,6 +537,65 @@ class Outbox(SQLModel, table=True):
     processed_at: datetime | None = _ts(default=None, index=True)
 
 
+class InvolvementVersion(SQLModel, table=True):
+    """An involvement as it stood at one version: its history, written with each change."""
+
+    __tablename__ = "involvement_version"
+    involvement_id: uuid.UUID = Field(foreign_key="involvement.id", primary_key=True)
+    version: int = Field(primary_key=True)
+    child_id: uuid.UUID = Field(index=True)
+    change: str = Field(max_length=20)  # record | update | end
+    snapshot: str  # canonical JSON of the involvement's columns
+    recorded_at: datetime = _ts(default_factory=utcnow)
+    recorded_by: str = Field(max_length=200)
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+class Subscription(SQLModel, table=True):
+    """Who wants to be told about CAF, Lead Professional and shielded-record events, and where."""
+
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('webhook', 'rest-hook')", name="subscription_kind"),
+        sa.CheckConstraint("status IN ('active', 'off')", name="subscription_status"),
+    )
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    owner: str = Field(max_length=200)  # the client or subject that registered it
+    endpoint: str = Field(max_length=500)
+    kind: str = Field(default="webhook", max_length=10)
+    events: str = Field(max_length=300)  # space-separated event codes
+    secret: str | None = Field(default=None, max_length=200)  # keys the HMAC signature
+    status: str = Field(default="active", max_length=8)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Notification(SQLModel, table=True):
+    """One event for one subscriber: delivered by a worker with retries, then dead-lettered."""
+
+    __table_args__ = (sa.UniqueConstraint("subscription_id", "audit_seq", name="notification_once"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: uuid.UUID = Field(foreign_key="subscription.id", index=True)
+    audit_seq: int
+    event: str = Field(max_length=40)
+    child_id: uuid.UUID | None = None
+    payload: str  # JSON, never names or other child data
+    status: str = Field(default="pending", max_length=10, index=True)  # pending | delivered | dead
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(default_factory=utcnow)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts(default_factory=utcnow)
+    delivered_at: datetime | None = _ts(default=None)
+
+
+class NotificationCursor(SQLModel, table=True):
+    """How far the notifier has read the audit log (one row)."""
+
+    __tablename__ = "notification_cursor"
+    id: int = Field(default=1, primary_key=True)
+    audit_seq: int = 0
+
+
 # --------------------------------------------------------------------------- who is acting
 
 
@@ -621,6 +680,26 @@ class InvolvementCreate(_Input):
     sensitive: bool = False
     consent_id: uuid.UUID | None = None
     source: str = PField(default="app", max_length=80)
+
+
+class InvolvementUpdate(_Input):
+    """Change an involvement: who is working with the child, in what role, at what level, or end it."""
+
+    practitioner_id: uuid.UUID | None = None
+    role: str = PField(min_length=1, max_length=80)
+    level_of_need: int = PField(ge=1, le=4)
+    end_date: date | None = None
+
+
+class PractitionerCreate(_Input):
+    """A practitioner and the contact point to reach them."""
+
+    name: str = PField(min_length=1, max_length=160)
+    role: str = PField(min_length=1, max_length=80, examples=["health visitor"])
+    organisation_id: uuid.UUID
+    phone: str | None = PField(default=None, max_length=40)
+    email: str | None = PField(default=None, max_length=254)
+    active: bool = True
 
 
 class InvolvementEnd(_Input):

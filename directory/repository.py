@@ -22,6 +22,7 @@ from directory.models import (
     ChildName,
     Consent,
     Involvement,
+    InvolvementVersion,
     LeadProfessionalAssignment,
     Locality,
     LocalityArea,
@@ -347,3 +348,12 @@ def audit_events(
     if action_prefix:
         stmt = stmt.where(col(AuditEvent.action).startswith(action_prefix))
     return session.exec(stmt.order_by(col(AuditEvent.seq).desc()).limit(limit)).all()
+
+
+def involvement_history(session: Session, involvement_id: uuid.UUID) -> Sequence[InvolvementVersion]:
+    """Every version of an involvement, newest first."""
+    return session.exec(
+        select(InvolvementVersion)
+        .where(InvolvementVersion.involvement_id == involvement_id)
+        .order_by(col(InvolvementVersion.version).desc())
+    ).all()

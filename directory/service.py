@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date, datetime, timedelta
 
@@ -18,6 +19,7 @@ from directory.errors import (
     NotAllowed,
     NotFound,
     RuleBroken,
+    StaleVersion,
 )
 from directory.identifiers import normalise_identifier, normalise_postcode
 from directory.models import (
@@ -54,6 +56,8 @@ from directory.models import (
     InvolvementEnd,
     InvolvementRead,
     InvolvementStatus,
+    InvolvementUpdate,
+    InvolvementVersion,
     LeadProfessionalAssignment,
     LeadProfessionalRead,
     Locality,
@@ -61,6 +65,7 @@ from directory.models import (
     Organisation,
     Outbox,
     Practitioner,
+    PractitionerCreate,
     RecordStatus,
     RelatedPerson,
     RelatedPersonRead,
@@ -155,6 +160,46 @@ def _touch(session: Session, child: Child) -> None:
     child.version += 1
     session.add(child)
     session.add(Outbox(topic="child", entity_id=child.id.hex))
+
+
+def check_version(kind: str, current: int, expected: int | None) -> None:
+    """Refuse a change made against an older version of a record (optimistic locking)."""
+    if expected is not None and expected != current:
+        raise StaleVersion(
+            f"This {kind} changed since you read it (you sent version {expected}, it is now at "
+            f"version {current}); read it again and reapply your change.",
+            current_version=current,
+        )
+
+
+def _snapshot(session: Session, involvement: Involvement, *, actor: Actor, change: str) -> None:
+    body = {
+        c: getattr(involvement, c)
+        for c in (
+            "child_id",
+            "service_id",
+            "practitioner_id",
+            "role",
+            "level_of_need",
+            "start_date",
+            "end_date",
+            "status",
+            "sensitive",
+            "consent_id",
+            "source",
+            "last_confirmed_at",
+        )
+    }
+    session.add(
+        InvolvementVersion(
+            involvement_id=involvement.id,
+            version=involvement.version,
+            child_id=involvement.child_id,
+            change=change,
+            snapshot=json.dumps(body, sort_keys=True, default=str),
+            recorded_by=actor.subject,
+        )
+    )
 
 
 def _require_purpose(actor: Actor) -> None:
@@ -495,6 +540,7 @@ def record_involvement(
     )
     session.add(involvement)
     session.flush()
+    _snapshot(session, involvement, actor=actor, change="record")
     audit.append(
         session,
         actor=actor,
@@ -507,12 +553,18 @@ def record_involvement(
 
 
 def end_involvement(
-    session: Session, *, actor: Actor, involvement_id: uuid.UUID, data: InvolvementEnd
+    session: Session,
+    *,
+    actor: Actor,
+    involvement_id: uuid.UUID,
+    data: InvolvementEnd,
+    expected_version: int | None = None,
 ) -> Involvement:
     """End an involvement: the service is no longer working with the child."""
     involvement = repo.get(session, Involvement, involvement_id, for_update=True)
     if involvement is None:
         raise NotFound("No involvement has that id.")
+    check_version("involvement", involvement.version, expected_version)
     if involvement.status == InvolvementStatus.ENDED.value:
         raise Conflict("This involvement has already ended.")
     if data.end_date < involvement.start_date:
@@ -522,10 +574,54 @@ def end_involvement(
     involvement.version += 1
     session.add(involvement)
     session.flush()
+    _snapshot(session, involvement, actor=actor, change="end")
     audit.append(
         session,
         actor=actor,
         action="involvement.end",
+        target_type="child",
+        target_id=involvement.child_id,
+        detail={"involvement_id": involvement.id.hex},
+    )
+    return involvement  # type: ignore[no-any-return]
+
+
+def update_involvement(
+    session: Session,
+    *,
+    actor: Actor,
+    involvement_id: uuid.UUID,
+    data: InvolvementUpdate,
+    expected_version: int | None = None,
+) -> Involvement:
+    """Change who is working with the child, their role or the level of need; or end it."""
+    involvement = repo.get(session, Involvement, involvement_id, for_update=True)
+    if involvement is None:
+        raise NotFound("No involvement has that id.")
+    check_version("involvement", involvement.version, expected_version)
+    if involvement.status == InvolvementStatus.ENDED.value:
+        raise Conflict("This involvement has ended; record a new one instead of changing it.")
+    if data.practitioner_id is not None and data.practitioner_id != involvement.practitioner_id:
+        _practitioner(session, data.practitioner_id)
+    involvement.practitioner_id = data.practitioner_id
+    involvement.role = data.role
+    involvement.level_of_need = data.level_of_need
+    change = "update"
+    if data.end_date is not None:
+        if data.end_date < involvement.start_date:
+            raise InvalidInput("An involvement cannot end before it started.")
+        involvement.status = InvolvementStatus.ENDED.value
+        involvement.end_date = data.end_date
+        change = "end"
+    involvement.last_confirmed_at = utcnow()
+    involvement.version += 1
+    session.add(involvement)
+    session.flush()
+    _snapshot(session, involvement, actor=actor, change=change)
+    audit.append(
+        session,
+        actor=actor,
+        action=f"involvement.{change}",
         target_type="child",
         target_id=involvement.child_id,
         detail={"involvement_id": involvement.id.hex},
@@ -550,6 +646,59 @@ def confirm_involvement(session: Session, *, actor: Actor, involvement_id: uuid.
         detail={"involvement_id": involvement.id.hex},
     )
     return involvement  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- practitioners
+
+PRACTITIONER_REGISTRARS = {Role.DIRECTORY_ADMIN, Role.SYSTEM}
+
+
+def register_practitioner(session: Session, *, actor: Actor, data: PractitionerCreate) -> Practitioner:
+    """Add a practitioner (and how to reach them) to the catalogue."""
+    if actor.role not in PRACTITIONER_REGISTRARS:
+        raise NotAllowed("Only a directory admin or a connected system can add practitioners.")
+    if repo.get(session, Organisation, data.organisation_id) is None:
+        raise NotFound("No organisation has that id.", organisation_id=str(data.organisation_id))
+    practitioner = Practitioner(**data.model_dump())
+    session.add(practitioner)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="practitioner.register",
+        target_type="practitioner",
+        target_id=practitioner.id,
+    )
+    return practitioner
+
+
+def update_practitioner(
+    session: Session,
+    *,
+    actor: Actor,
+    practitioner_id: uuid.UUID,
+    data: PractitionerCreate,
+) -> Practitioner:
+    """Change a practitioner's role, organisation or contact point, or mark them inactive."""
+    if actor.role not in PRACTITIONER_REGISTRARS:
+        raise NotAllowed("Only a directory admin or a connected system can change practitioners.")
+    practitioner = repo.get(session, Practitioner, practitioner_id, for_update=True)
+    if practitioner is None:
+        raise NotFound("No practitioner has that id.", practitioner_id=str(practitioner_id))
+    if repo.get(session, Organisation, data.organisation_id) is None:
+        raise NotFound("No organisation has that id.", organisation_id=str(data.organisation_id))
+    for key, value in data.model_dump().items():
+        setattr(practitioner, key, value)
+    session.add(practitioner)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="practitioner.update",
+        target_type="practitioner",
+        target_id=practitioner.id,
+    )
+    return practitioner  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- CAF
@@ -904,7 +1053,8 @@ def convene_tac(session: Session, *, actor: Actor, tac_id: uuid.UUID, data: TacC
 # --------------------------------------------------------------------------- reading
 
 
-def _may_see_sensitive(actor: Actor, involvement: Involvement, consent: Consent | None) -> bool:
+def may_see_sensitive(actor: Actor, involvement: Involvement, consent: Consent | None) -> bool:
+    """Whether this actor may see a sensitive involvement (the card's rule; FHIR reuses it)."""
     if consent is None or consent.withdrawn_at is not None:
         return False  # withdrawing consent hides it from everyone, at once
     if actor.role in SENSITIVE_VIEWERS:
@@ -984,7 +1134,7 @@ def build_card(
     ]
     involvements: list[InvolvementRead] = []
     for inv, service, org, practitioner, consent in repo.involvements_with_service(session, child.id):
-        if inv.sensitive and not _may_see_sensitive(actor, inv, consent):
+        if inv.sensitive and not may_see_sensitive(actor, inv, consent):
             continue
         contact = Contact(
             name=practitioner.name if practitioner else service.name,

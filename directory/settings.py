@@ -95,3 +95,22 @@ class Settings(BaseSettings):
         description="Raise a trawling alert when one subject looks at this "
         "many distinct children in the window with few repeat looks.",
     )
+
+    # --- interop/: the FHIR surface and outbound clients
+    fhir_max_bundle_entries: int = Field(
+        default=100, ge=1, le=1000, description="The most entries a transaction or batch Bundle may carry."
+    )
+    fhir_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="The largest /fhir body.")
+    pds_base_url: str | None = Field(
+        default=None, description="The PDS-style FHIR demographics service, e.g. https://.../personal-demographics/FHIR/R4"
+    )
+    pds_token_url: str | None = Field(default=None, description="Its OAuth 2.0 token endpoint.")
+    pds_client_id: str | None = None
+    pds_client_secret: str | None = None
+    pds_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    pds_retries: int = Field(default=2, ge=0, le=5)
+    notify_enabled: bool = Field(
+        default=False, description="Run the notification worker (signed webhooks / FHIR rest-hooks)."
+    )
+    notify_interval_seconds: float = Field(default=5.0, gt=0)
+    notify_max_attempts: int = Field(default=6, ge=1, le=20, description="Then a notification is dead-lettered.")

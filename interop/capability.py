@@ -1,0 +1,121 @@
+"""The CapabilityStatement, built from the same tables the routes and the search parser use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_WRITE_TYPES
+from interop import params as P
+from interop import systems as S
+from interop.mapping import validated
+
+SEARCH_TYPE_URL = "http://hl7.org/fhir/SearchParameter/{kind}-{name}"
+_COMMON = {"_id": "http://hl7.org/fhir/SearchParameter/Resource-id"}
+HISTORY_TYPES = {"EpisodeOfCare"}
+READABLE = (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent")
+
+
+def _resource(kind: str) -> dict[str, Any]:
+    interactions = [{"code": "read"}, {"code": "search-type"}]
+    if kind in FHIR_WRITE_TYPES:
+        interactions += [{"code": "create"}, {"code": "update"}]
+    if kind in HISTORY_TYPES:
+        interactions += [{"code": "vread"}, {"code": "history-instance"}]
+    res: dict[str, Any] = {
+        "type": kind,
+        "interaction": interactions,
+        "versioning": "versioned-update" if kind in HISTORY_TYPES else "no-version",
+        "readHistory": kind in HISTORY_TYPES,
+        "updateCreate": False,
+        "conditionalCreate": kind == "EpisodeOfCare",
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchInclude": [f"{kind}:{p}" for p in P.INCLUDES.get(kind, {})],
+        "searchRevInclude": sorted(f"{s}:{p}" for s, p in P.REVINCLUDES.get(kind, set())),
+        "searchParam": [
+            {
+                "name": name,
+                "definition": _COMMON.get(name, SEARCH_TYPE_URL.format(kind=kind, name=name)),
+                "type": ptype if ptype != "reference" else "reference",
+                **({"documentation": P.PARAM_DOCS[name]} if name in P.PARAM_DOCS else {}),
+            }
+            for name, ptype in P.SEARCH_PARAMS[kind].items()
+        ],
+    }
+    if kind == "Patient":
+        res["operation"] = [
+            {"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match"}
+        ]
+    if kind in FHIR_CHILD_TYPES:
+        res["documentation"] = (
+            "Send X-Purpose-Of-Use with every read and search. Shielded records and sensitive "
+            "involvements are shown exactly as in the app API; every read and search is audited."
+        )
+    if kind == "AuditEvent":
+        res["documentation"] = "Read-only, for auditors: search by patient (who has looked at this record)."
+    return res
+
+
+def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
+    """A truthful CapabilityStatement: only what is implemented, with the OAuth endpoints."""
+    body = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-23",
+        "publisher": "childindex",
+        "kind": "instance",
+        "software": {"name": "childindex", "version": "0.1.0"},
+        "implementation": {"description": "childindex FHIR R4 interface", "url": base},
+        "fhirVersion": S.FHIR_VERSION,
+        "format": [S.FHIR_JSON, "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Identifier systems: NHS number "
+                    + S.NHS_NUMBER
+                    + "; UPN "
+                    + S.UPN
+                    + "; local ids under "
+                    + S.LOCAL_PREFIX
+                    + "<system>; ODS "
+                    + S.ODS_CODE
+                    + "; school URN "
+                    + S.SCHOOL_URN
+                    + ". Unknown search parameters are refused unless 'Prefer: handling=lenient'."
+                ),
+                "security": {
+                    "cors": False,
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "SMART-on-FHIR",
+                                }
+                            ]
+                        }
+                    ],
+                    "extension": [
+                        {
+                            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                            "extension": [
+                                {"url": "token", "valueUri": f"{issuer}/oauth/token"},
+                                {"url": "authorize", "valueUri": f"{issuer}/oauth/authorize"},
+                                {"url": "revoke", "valueUri": f"{issuer}/oauth/revoke"},
+                                {"url": "introspect", "valueUri": f"{issuer}/oauth/introspect"},
+                            ],
+                        }
+                    ],
+                    "description": (
+                        "OAuth 2.0 bearer tokens with SMART v2 scopes (e.g. system/Patient.rs, "
+                        "system/EpisodeOfCare.cru); see " + issuer + "/.well-known/smart-configuration."
+                    ),
+                },
+                "resource": [_resource(kind) for kind in READABLE],
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
+    }
+    return validated(body)

@@ -1,0 +1,271 @@
+"""A client for a PDS-style FHIR R4 demographics service: verify an NHS number, refresh demographics.
+
+Configured with a base URL and OAuth 2.0 client credentials (the token is cached until shortly
+before it expires, and fetched again once on a 401). Timeouts, 429 and 5xx are retried with
+back-off (honouring Retry-After); 4xx other than 401/408/429 are answered at once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import httpx
+
+from directory.identifiers import is_valid_nhs_number, normalise_nhs_number
+from interop import systems as S
+
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+
+
+class PdsError(Exception):
+    """The demographics service could not answer; `code` says why (unavailable, refused, invalid...)."""
+
+    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PdsConfig:
+    """Where the service is and how to get a token for it."""
+
+    base_url: str
+    token_url: str
+    client_id: str
+    client_secret: str
+    timeout_seconds: float = 5.0
+    retries: int = 2
+    backoff_seconds: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PdsConfig | None:
+        """The config from Settings, or None when no service is configured."""
+        if not settings.pds_base_url:
+            return None
+        return cls(
+            base_url=settings.pds_base_url.rstrip("/"),
+            token_url=settings.pds_token_url or "",
+            client_id=settings.pds_client_id or "",
+            client_secret=settings.pds_client_secret or "",
+            timeout_seconds=settings.pds_timeout_seconds,
+            retries=settings.pds_retries,
+        )
+
+
+@dataclass(frozen=True)
+class Demographics:
+    """What the directory takes from a PDS Patient."""
+
+    nhs_number: str
+    version: str | None
+    family: str | None
+    given: list[str]
+    previous_names: list[tuple[str, str]]
+    birth_date: date | None
+    sex: str
+    address_lines: list[str]
+    postcode: str | None
+    gp_ods_code: str | None
+    restricted: bool  # PDS marks a restricted (flagged) record: no address or GP is passed on
+    deceased: bool = False
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Whether an NHS number is known, and its current form when it was superseded."""
+
+    status: str  # verified | superseded | not-found | invalid
+    nhs_number: str
+    current_nhs_number: str | None = None
+    demographics: Demographics | None = None
+
+
+def demographics_from_pds(resource: dict[str, Any]) -> Demographics:
+    """A PDS Patient -> Demographics (pure; withholds address and GP of a restricted record)."""
+    restricted = any(s.get("code") in ("R", "V") for s in (resource.get("meta") or {}).get("security") or [])
+    nhs = resource.get("id", "")
+    for ident in resource.get("identifier") or []:
+        if ident.get("system") == S.NHS_NUMBER:
+            nhs = ident.get("value", nhs)
+    family, given, previous = None, [], []
+    for name in resource.get("name") or []:
+        if (
+            name.get("use") in ("usual", "official", None)
+            and family is None
+            and not (name.get("period") or {}).get("end")
+        ):
+            family, given = name.get("family"), list(name.get("given") or [])
+        elif name.get("family"):
+            previous.append(((name.get("given") or [""])[0], name["family"]))
+    address_lines: list[str] = []
+    postcode = None
+    if not restricted:
+        for a in resource.get("address") or []:
+            if a.get("use") == "home" and not (a.get("period") or {}).get("end"):
+                address_lines, postcode = list(a.get("line") or []), a.get("postalCode")
+                break
+    gp = None
+    if not restricted:
+        for g in resource.get("generalPractitioner") or []:
+            gp = (g.get("identifier") or {}).get("value")
+    birth = resource.get("birthDate")
+    return Demographics(
+        nhs_number=nhs,
+        version=(resource.get("meta") or {}).get("versionId"),
+        family=family,
+        given=given,
+        previous_names=previous,
+        birth_date=date.fromisoformat(birth) if birth else None,
+        sex=resource.get("gender", "unknown"),
+        address_lines=address_lines,
+        postcode=postcode,
+        gp_ods_code=gp,
+        restricted=restricted,
+        deceased=bool(resource.get("deceasedDateTime") or resource.get("deceasedBoolean")),
+    )
+
+
+@dataclass
+class PdsClient:
+    """Talks to the service; give it an httpx.Client in tests (respx mocks the HTTP boundary)."""
+
+    cfg: PdsConfig
+    http: httpx.Client = field(default_factory=lambda: httpx.Client())
+    sleep: Callable[[float], None] = time.sleep
+    _token: str | None = None
+    _token_expires: float = 0.0
+
+    def _access_token(self, *, fresh: bool = False) -> str:
+        if self._token and not fresh and time.monotonic() < self._token_expires - 30:
+            return self._token
+        try:
+            r = self.http.post(
+                self.cfg.token_url,
+                data={"grant_type": "client_credentials"},
+                auth=(self.cfg.client_id, self.cfg.client_secret),
+                timeout=self.cfg.timeout_seconds,
+            )
+        except httpx.HTTPError as exc:
+            raise PdsError(
+                "unavailable", f"The demographics service's token endpoint did not answer: {exc}"
+            ) from None
+        if r.status_code != 200:
+            raise PdsError(
+                "refused",
+                f"The demographics service refused our credentials (HTTP {r.status_code}).",
+                status=r.status_code,
+            )
+        body = r.json()
+        self._token = str(body["access_token"])
+        self._token_expires = time.monotonic() + float(body.get("expires_in", 300))
+        return self._token
+
+    def _get(self, path: str) -> httpx.Response:
+        attempt = 0
+        refreshed = False
+        while True:
+            headers = {
+                "Authorization": f"Bearer {self._access_token()}",
+                "Accept": S.FHIR_JSON,
+                "X-Request-ID": str(uuid.uuid4()),
+            }
+            try:
+                r = self.http.get(
+                    f"{self.cfg.base_url}/{path}", headers=headers, timeout=self.cfg.timeout_seconds
+                )
+            except httpx.TimeoutException:
+                r = None
+            except httpx.HTTPError as exc:
+                raise PdsError("unavailable", f"The demographics service did not answer: {exc}") from None
+            if r is not None and r.status_code == 401 and not refreshed:
+                refreshed = True
+                self._access_token(fresh=True)
+                continue
+            if r is not None and r.status_code not in RETRY_STATUSES:
+                return r
+            if attempt >= self.cfg.retries:
+                if r is None:
+                    raise PdsError("timeout", "The demographics service timed out; try again later.")
+                raise PdsError(
+                    "unavailable",
+                    f"The demographics service is unavailable (HTTP {r.status_code}).",
+                    status=r.status_code,
+                )
+            attempt += 1
+            wait = self.cfg.backoff_seconds * 2 ** (attempt - 1)
+            if r is not None and r.headers.get("Retry-After", "").isdigit():
+                wait = max(wait, float(r.headers["Retry-After"]))
+            self.sleep(min(wait, 30.0))
+
+    def patient(self, nhs_number: str) -> dict[str, Any] | None:
+        """The service's Patient for an NHS number, or None when it does not know it."""
+        r = self._get(f"Patient/{nhs_number}")
+        if r.status_code == 404:
+            return None
+        if r.status_code == 400:
+            raise PdsError(
+                "invalid", f"The demographics service refused the NHS number: {_diagnostics(r)}", status=400
+            )
+        if r.status_code != 200:
+            raise PdsError(
+                "refused",
+                f"The demographics service answered HTTP {r.status_code}: {_diagnostics(r)}",
+                status=r.status_code,
+            )
+        body: dict[str, Any] = r.json()
+        return body
+
+    def verify(self, nhs_number: str) -> Verification:
+        """Check an NHS number against the service (superseded numbers name the current one)."""
+        value = normalise_nhs_number(nhs_number)
+        if not is_valid_nhs_number(value):
+            return Verification("invalid", value)
+        resource = self.patient(value)
+        if resource is None:
+            return Verification("not-found", value)
+        demo = demographics_from_pds(resource)
+        if demo.nhs_number != value:
+            return Verification("superseded", value, demo.nhs_number, demo)
+        return Verification("verified", value, value, demo)
+
+    def demographics(self, nhs_number: str) -> Demographics | None:
+        """Current demographics for a (verified) NHS number, or None when unknown."""
+        resource = self.patient(normalise_nhs_number(nhs_number))
+        return demographics_from_pds(resource) if resource is not None else None
+
+
+def _diagnostics(r: httpx.Response) -> str:
+    try:
+        issue = r.json()["issue"][0]
+        details = (issue.get("details") or {}).get("coding") or [{}]
+        return str(issue.get("diagnostics") or details[0].get("display") or issue.get("code"))
+    except Exception:
+        return r.text[:200]
+
+
+def differences(
+    demo: Demographics,
+    *,
+    family: str | None,
+    given: str | None,
+    birth_date: date | None,
+    postcode: str | None,
+) -> list[str]:
+    """What the directory holds that the service says differently (names the fields, not the values)."""
+    out = []
+    if demo.family and family and demo.family.lower() != family.lower():
+        out.append("family name")
+    if demo.given and given and demo.given[0].lower() != given.lower():
+        out.append("given name")
+    if demo.birth_date and birth_date and demo.birth_date != birth_date:
+        out.append("date of birth")
+    if demo.postcode and postcode and demo.postcode.replace(" ", "") != postcode.replace(" ", ""):
+        out.append("postcode")
+    return out

@@ -1,0 +1,151 @@
+"""A child's whole picture as one caller may see it, as FHIR resources.
+
+The visibility rules are the app API's: the card from directory.service.build_card decides
+what is shown (shielding, sensitive involvements, withdrawn consent); this module only adds
+the ids and versions FHIR needs for what the card already shows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from directory import repository as repo
+from directory import service
+from directory.models import (
+    Actor,
+    Assessment,
+    Child,
+    ChildCard,
+    Contact,
+    Involvement,
+    Organisation,
+    Practitioner,
+    Service,
+    Tac,
+)
+from interop import mapping as m
+
+
+@dataclass
+class Picture:
+    """The FHIR resources of one child, keyed by type then id."""
+
+    child: Child
+    card: ChildCard
+    resources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        """The resources of one type."""
+        return list(self.resources.get(kind, {}).values())
+
+    def get(self, kind: str, id_: str) -> dict[str, Any] | None:
+        """One resource, if the caller may see it."""
+        return self.resources.get(kind, {}).get(id_)
+
+
+def episode_row(
+    inv: Involvement, svc: Service, org: Organisation, practitioner: Practitioner | None
+) -> m.EpisodeRow:
+    """The mapper's view of an involvement and its service, organisation and practitioner."""
+    return m.EpisodeRow(
+        id=inv.id,
+        child_id=inv.child_id,
+        service_id=svc.id,
+        service_name=svc.name,
+        service_type=svc.service_type,
+        organisation_id=org.id,
+        organisation_name=org.name,
+        practitioner_id=inv.practitioner_id,
+        practitioner_name=practitioner.name if practitioner else None,
+        role=inv.role,
+        level_of_need=inv.level_of_need,
+        start_date=inv.start_date,
+        end_date=inv.end_date,
+        status=inv.status,
+        sensitive=inv.sensitive,
+        consent_id=inv.consent_id,
+        source=inv.source,
+        last_confirmed_at=inv.last_confirmed_at,
+        version=inv.version,
+    )
+
+
+def visible_involvements(
+    session: Session, actor: Actor, card: ChildCard
+) -> list[tuple[Involvement, Service, Organisation, Practitioner | None]]:
+    """The child's involvements, ended ones included, that the card's rules let this actor see."""
+    if card.shield_notice is not None:
+        return []
+    out = []
+    for inv, svc, org, practitioner, consent in repo.involvements_with_service(
+        session, card.id, include_ended=True
+    ):
+        if inv.sensitive and not service.may_see_sensitive(actor, inv, consent):
+            continue
+        out.append((inv, svc, org, practitioner))
+    return out
+
+
+def build(session: Session, *, actor: Actor, child: Child, card: ChildCard) -> Picture:
+    """Every resource of a child the card lets this actor see."""
+    pic = Picture(child=child, card=card)
+
+    def put(res: dict[str, Any]) -> None:
+        pic.resources.setdefault(res["resourceType"], {})[res["id"]] = res
+
+    put(
+        m.patient(
+            card,
+            m.PatientExtras(
+                version=child.version,
+                updated_at=child.updated_at,
+                gp_practice_id=child.gp_practice_id,
+                merged_into_id=child.merged_into_id,
+            ),
+        )
+    )
+    for person in card.related_people:
+        put(m.related_person(person, child.id))
+    for row in visible_involvements(session, actor, card):
+        put(m.episode_of_care(episode_row(*row)))
+    holder_id = None
+    if card.caf is not None and card.caf.holder is not None:
+        caf = session.get(Assessment, card.caf.id)
+        holder_id = (caf.lead_practitioner_id or caf.initiator_id) if caf else None
+    for flag in m.flags(card, caf_holder_id=holder_id):
+        put(flag)
+    if card.tac is not None:
+        tac = session.get(Tac, card.tac.id)
+        if tac is not None:
+            members = [
+                m.TeamMember(x.practitioner_id, x.contact.name, x.role, x.contact.organisation)
+                for x in card.tac.members
+            ]
+            lead = card.lead_professional.practitioner_id if card.lead_professional else None
+            put(m.care_team(tac, members, lead_practitioner_id=lead))
+    for c in card.consents:
+        put(m.consent(c, child.id))
+    return pic
+
+
+def for_child(
+    session: Session, *, actor: Actor, child_id: uuid.UUID, now: datetime, fallback: Contact, audited: bool
+) -> Picture:
+    """The picture of one child: audited as a read of the record (service.read_card) or, for searches, not."""
+    if audited:
+        card = service.read_card(session, actor=actor, child_id=child_id, now=now, fallback_team=fallback)
+        child = session.get(Child, child_id)
+        assert child is not None
+    else:
+        child = session.get(Child, child_id)
+        if child is None:
+            from directory.errors import NotFound
+
+            raise NotFound("No child record has that id.")
+        card = service.build_card(session, actor=actor, child=child, now=now, fallback_team=fallback)
+    return build(session, actor=actor, child=child, card=card)
