@@ -60,14 +60,13 @@ def sample_queries(engine: sa.Engine, n: int, seed: int) -> list[dict[str, str]]
     """Realistic searches for children that exist: given + family + date of birth, some misspelt."""
     rng = random.Random(seed)
     with engine.connect() as conn:
-        total = conn.execute(sa.text("SELECT count(*) FROM child WHERE status='active' AND date_of_birth IS NOT NULL")).scalar_one()
+        ids = conn.execute(sa.text(
+            "SELECT id FROM child WHERE status='active' AND date_of_birth IS NOT NULL")).scalars().all()
         rows = []
-        for _ in range(n):
-            offset = rng.randrange(total)
+        for child_id in rng.sample(list(ids), min(n, len(ids))):
             row = conn.execute(sa.text(
                 "SELECT n.given, n.family, c.date_of_birth FROM child c JOIN child_name n ON n.child_id = c.id "
-                "WHERE c.status='active' AND c.date_of_birth IS NOT NULL AND n.use='official' "
-                "LIMIT 1 OFFSET :o"), {"o": offset}).first()
+                "WHERE c.id = :id AND n.use = 'official'"), {"id": child_id}).first()
             if row is not None:
                 rows.append(row)
     queries = []
