@@ -105,7 +105,7 @@ _V1 = {"c": "write", "u": "write", "r": "read", "s": "read"}
 
 
 def smart_scopes(resource: str, letter: str) -> frozenset[str]:
-    """Every SMART scope (v2 'system/Patient.rs' in any valid letter set, wildcard, v1) that grants `letter`."""
+    """Every SMART scope (v2 'system/Patient.rs' in any letter set, wildcard, v1) granting `letter`."""
     sets = []
     for mask in range(1, 32):
         perms = "".join(ch for i, ch in enumerate(_LETTERS) if mask & (1 << i))

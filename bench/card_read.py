@@ -60,11 +60,7 @@ def main() -> None:
     with engine.connect() as conn:
         ids = [uuid.UUID(str(r[0])) for r in conn.execute(sa.text("SELECT id FROM child"))]
         practitioner = uuid.UUID(
-            str(
-                conn.execute(
-                    sa.text("SELECT id FROM practitioner ORDER BY id LIMIT 1")
-                ).scalar_one()
-            )
+            str(conn.execute(sa.text("SELECT id FROM practitioner ORDER BY id LIMIT 1")).scalar_one())
         )
     print(f"{len(ids):,} children in {args.db}; {os.cpu_count()} cores")
     actor = Actor(
@@ -77,9 +73,7 @@ def main() -> None:
 
     def read(child_id: uuid.UUID) -> None:
         with unit_of_work(engine) as session:
-            service.read_card(
-                session, actor=actor, child_id=child_id, now=utcnow(), fallback_team=TEAM
-            )
+            service.read_card(session, actor=actor, child_id=child_id, now=utcnow(), fallback_team=TEAM)
 
     for child_id in rng.sample(ids, 50):  # warm the page cache and the statement cache
         read(child_id)

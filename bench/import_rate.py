@@ -46,9 +46,7 @@ def people(rows: int, seed_: int) -> list[dict[str, str]]:
         out.append(
             {
                 "nhs_number": nhs,
-                "upn": upn_check_letter(upn_body) + upn_body
-                if born < today - timedelta(days=1600)
-                else "",
+                "upn": upn_check_letter(upn_body) + upn_body if born < today - timedelta(days=1600) else "",
                 "given": rng.choice(HERITAGES[heritage][1 if female else 2]),
                 "family": rng.choice(HERITAGES[heritage][3]),
                 "date_of_birth": born.isoformat(),
@@ -88,9 +86,7 @@ def write_ndjson(folder: Path, rows: list[dict[str, str]]) -> list[Path]:
                         "resourceType": "Patient",
                         "id": f"p{i}",
                         "identifier": ids,
-                        "name": [
-                            {"use": "official", "family": row["family"], "given": [row["given"]]}
-                        ],
+                        "name": [{"use": "official", "family": row["family"], "given": [row["given"]]}],
                         "gender": row["sex"],
                         "birthDate": row["date_of_birth"],
                         "address": [

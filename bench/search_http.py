@@ -44,7 +44,8 @@ end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(95), latency:percentile(99),
-    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+    summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 """
 
@@ -60,13 +61,20 @@ def sample_queries(engine: sa.Engine, n: int, seed: int) -> list[dict[str, str]]
     """Realistic searches for children that exist: given + family + date of birth, some misspelt."""
     rng = random.Random(seed)
     with engine.connect() as conn:
-        ids = conn.execute(sa.text(
-            "SELECT id FROM child WHERE status='active' AND date_of_birth IS NOT NULL")).scalars().all()
+        ids = (
+            conn.execute(sa.text("SELECT id FROM child WHERE status='active' AND date_of_birth IS NOT NULL"))
+            .scalars()
+            .all()
+        )
         rows = []
         for child_id in rng.sample(list(ids), min(n, len(ids))):
-            row = conn.execute(sa.text(
-                "SELECT n.given, n.family, c.date_of_birth FROM child c JOIN child_name n ON n.child_id = c.id "
-                "WHERE c.id = :id AND n.use = 'official'"), {"id": child_id}).first()
+            row = conn.execute(
+                sa.text(
+                    "SELECT n.given, n.family, c.date_of_birth FROM child c "
+                    "JOIN child_name n ON n.child_id = c.id WHERE c.id = :id AND n.use = 'official'"
+                ),
+                {"id": child_id},
+            ).first()
             if row is not None:
                 rows.append(row)
     queries = []
@@ -74,32 +82,57 @@ def sample_queries(engine: sa.Engine, n: int, seed: int) -> list[dict[str, str]]
         dob = str(dob)[:10]
         if rng.random() < 0.3 and len(family) > 4:  # a typo in the family name
             k = rng.randrange(1, len(family) - 1)
-            family = family[:k] + family[k + 1] + family[k] + family[k + 2:]
+            family = family[:k] + family[k + 1] + family[k] + family[k + 2 :]
         queries.append({"given": given, "family": family, "birth_date": dob})
     return queries
 
 
-def wrk(url: str, queries: Path, headers: dict[str, str], *, duration: int, connections: int) -> dict[str, float]:
+def wrk(
+    url: str, queries: Path, headers: dict[str, str], *, duration: int, connections: int
+) -> dict[str, float]:
     """Run wrk with the given headers and return throughput and latency percentiles (ms)."""
     header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(LUA % {"queries": queries, "headers": header_lines})
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s", "-s", script.name, url],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            script.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     m = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
     if not m:
         raise RuntimeError(out)
     reqs, dur_us, p50, p95, p99, status_errors, socket_errors = (int(x) for x in m.groups())
-    return {"rps": reqs / (dur_us / 1e6), "p50": p50 / 1000, "p95": p95 / 1000, "p99": p99 / 1000,
-            "requests": reqs, "non_2xx": status_errors, "socket_errors": socket_errors}
+    return {
+        "rps": reqs / (dur_us / 1e6),
+        "p50": p50 / 1000,
+        "p95": p95 / 1000,
+        "p99": p99 / 1000,
+        "requests": reqs,
+        "non_2xx": status_errors,
+        "socket_errors": socket_errors,
+    }
 
 
 def serve(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     """Start a server and wait until it answers."""
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.time() + 600
     while time.time() < deadline:
         try:
@@ -107,7 +140,7 @@ def serve(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[by
             return proc
         except httpx.HTTPError:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died")
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died") from None
             time.sleep(0.5)
     raise RuntimeError("server did not start")
 
@@ -140,8 +173,14 @@ def mint_token(database_url: str, env: dict[str, str]) -> str:
     keys = KeyStore(engine, alg=cfg.signing_alg, max_age_days=cfg.signing_key_max_age_days)
     with unit_of_work(engine) as s:
         make_grant(s, "bench.practitioner", role=Role.PRACTITIONER)
-    token, _ = issue_access_token(keys, cfg, subject="bench.practitioner", subject_kind=SubjectKind.USER,
-                                  client_id="bench", scope=" ".join(ROLE_SCOPES[Role.PRACTITIONER]))
+    token, _ = issue_access_token(
+        keys,
+        cfg,
+        subject="bench.practitioner",
+        subject_kind=SubjectKind.USER,
+        client_id="bench",
+        scope=" ".join(ROLE_SCOPES[Role.PRACTITIONER]),
+    )
     return token
 
 
@@ -170,27 +209,42 @@ def main() -> None:
         children = conn.execute(sa.text("SELECT count(*) FROM child")).scalar_one()
 
     base_env = dict(os.environ)
-    base_env.update({
-        "CHILDINDEX_DATABASE_URL": args.database_url,
-        "CHILDINDEX_SEARCH_BACKEND": args.backend,
-        "CHILDINDEX_SEARCH_RATE_PER_MINUTE": "100000000",  # one bench subject sends everything
-        "CHILDINDEX_TRAWL_DISTINCT_CHILDREN": "100000000",
-        "CHILDINDEX_SECRET_KEY": "bench",
-        "CHILDINDEX_ACCESS_TOKEN_MINUTES": "60",
-        "CHILDINDEX_LOG_LEVEL": "warning",
-    })
+    base_env.update(
+        {
+            "CHILDINDEX_DATABASE_URL": args.database_url,
+            "CHILDINDEX_SEARCH_BACKEND": args.backend,
+            "CHILDINDEX_SEARCH_RATE_PER_MINUTE": "100000000",  # one bench subject sends everything
+            "CHILDINDEX_TRAWL_DISTINCT_CHILDREN": "100000000",
+            "CHILDINDEX_SECRET_KEY": "bench",
+            "CHILDINDEX_ACCESS_TOKEN_MINUTES": "60",
+            "CHILDINDEX_LOG_LEVEL": "warning",
+        }
+    )
     if args.elasticsearch_url:
         base_env["CHILDINDEX_ELASTICSEARCH_URL"] = args.elasticsearch_url
     results: dict[str, dict[str, float]] = {}
-    uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log",
-               "--workers", str(args.workers)]
+    uvicorn = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--workers",
+        str(args.workers),
+    ]
 
     if "ceiling" not in args.skip:
         port = free_port()
         proc = serve([*uvicorn, "--port", str(port), "bench.ceiling:app"], base_env, port)
         try:
-            results["ceiling (minimal FastAPI)"] = wrk(f"http://127.0.0.1:{port}/api/v1/children/search", qfile, {},
-                                                        duration=args.duration, connections=args.connections)
+            results["ceiling (minimal FastAPI)"] = wrk(
+                f"http://127.0.0.1:{port}/api/v1/children/search",
+                qfile,
+                {},
+                duration=args.duration,
+                connections=args.connections,
+            )
         finally:
             stop(proc)
     app_cmd = [*uvicorn, "--factory", "directory.app:create_app"]
@@ -201,9 +255,12 @@ def main() -> None:
         proc = serve([*app_cmd, "--port", str(port)], env, port)
         try:
             results["app: search + auth + audit"] = wrk(
-                f"http://127.0.0.1:{port}/api/v1/children/search", qfile,
+                f"http://127.0.0.1:{port}/api/v1/children/search",
+                qfile,
                 {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "considering-caf"},
-                duration=args.duration, connections=args.connections)
+                duration=args.duration,
+                connections=args.connections,
+            )
         finally:
             stop(proc)
     if "dev" not in args.skip:
@@ -212,25 +269,33 @@ def main() -> None:
         proc = serve([*app_cmd, "--port", str(port)], env, port)
         try:
             results["app without token/grant checks (dev header)"] = wrk(
-                f"http://127.0.0.1:{port}/api/v1/children/search", qfile,
+                f"http://127.0.0.1:{port}/api/v1/children/search",
+                qfile,
                 {"X-Dev-Actor": "subject=bench; role=practitioner", "X-Purpose-Of-Use": "considering-caf"},
-                duration=args.duration, connections=args.connections)
+                duration=args.duration,
+                connections=args.connections,
+            )
         finally:
             stop(proc)
 
-    print(f"\nchildren in database: {children:,}; backend: {args.backend}; {args.connections} connections; "
-          f"{args.duration}s each; {args.workers} uvicorn worker(s); {os.cpu_count()} cores")
+    print(
+        f"\nchildren in database: {children:,}; backend: {args.backend}; {args.connections} connections; "
+        f"{args.duration}s each; {args.workers} uvicorn worker(s); {os.cpu_count()} cores"
+    )
     print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for name, r in results.items():
-        print(f"{name:48} {r['rps']:8.1f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f} {int(r['non_2xx']):8d}")
+        cells = f"{r['rps']:8.1f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f} {int(r['non_2xx']):8d}"
+        print(f"{name:48} {cells}")
     ceiling = results.get("ceiling (minimal FastAPI)")
     app = results.get("app: search + auth + audit")
     dev = results.get("app without token/grant checks (dev header)")
     if ceiling and app:
         print(f"app / ceiling throughput: {app['rps'] / ceiling['rps']:.1%}")
     if app and dev:
-        print(f"auth cost: throughput with/without auth {app['rps'] / dev['rps']:.1%}; "
-              f"p50 +{app['p50'] - dev['p50']:.2f} ms")
+        print(
+            f"auth cost: throughput with/without auth {app['rps'] / dev['rps']:.1%}; "
+            f"p50 +{app['p50'] - dev['p50']:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

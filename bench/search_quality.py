@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--db", type=Path, help="SQLite file (default: a temporary one)")
     parser.add_argument("--elasticsearch", metavar="URL", help="use Elasticsearch at URL")
-    parser.add_argument("--candidate-limit", type=int, default=CANDIDATE_LIMIT, help="candidates scored per search")
+    parser.add_argument(
+        "--candidate-limit", type=int, default=CANDIDATE_LIMIT, help="candidates scored per search"
+    )
     parser.add_argument("--misses", type=int, default=0, help="print this many misses")
     args = parser.parse_args(argv)
 

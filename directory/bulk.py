@@ -49,9 +49,7 @@ def prepare(dialect: Dialect, table: sa.Table, rows: Sequence[Row]) -> Prepared:
         else:
             # Each column's own bind processor, so a uuid, date or UTC datetime is stored
             # exactly as the ORM stores it.
-            processor: Callable[[Any], Any] | None = table.c[name].type._cached_bind_processor(
-                dialect
-            )
+            processor: Callable[[Any], Any] | None = table.c[name].type._cached_bind_processor(dialect)
             if processor is not None:
                 values = [None if v is None else processor(v) for v in values]
         values_by_column.append(values)

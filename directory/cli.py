@@ -41,8 +41,12 @@ console = Console()
 
 def cli_actor(action_purpose: Purpose = Purpose.ADMINISTRATION) -> Actor:
     """The operator running a command, as recorded in the audit log."""
-    return Actor(subject=f"cli:{getpass.getuser()}", role=Role.DIRECTORY_ADMIN,
-                 client_id="childindex-cli", purpose=action_purpose)
+    return Actor(
+        subject=f"cli:{getpass.getuser()}",
+        role=Role.DIRECTORY_ADMIN,
+        client_id="childindex-cli",
+        purpose=action_purpose,
+    )
 
 
 @app.command()
@@ -70,8 +74,13 @@ def _serve(settings: Settings, engine: Engine, *, host: str | None, port: int | 
 
     from directory.app import create_app
 
-    uvicorn.run(create_app(settings, engine=engine), host=host or settings.host,
-                port=port or settings.port, log_level=settings.log_level, access_log=False)
+    uvicorn.run(
+        create_app(settings, engine=engine),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
 
 
 def _database_url(given: str | None) -> str:
@@ -86,8 +95,13 @@ def _database_url(given: str | None) -> str:
 
 @contextmanager
 def _progress() -> Iterator[Progress]:
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=console, transient=False) as progress:
         yield progress
 
@@ -107,26 +121,34 @@ def seed_command(
     engine = make_engine(_database_url(database_url))
     upgrade(engine)
     if not is_empty(engine):
-        console.print("[red]Not seeded:[/red] the database already holds data; seed into an "
-                      "empty database.")
+        console.print("[red]Not seeded:[/red] the database already holds data; seed into an empty database.")
         raise typer.Exit(1)
     with _progress() as progress:
         task = progress.add_task("Seeding children", total=children)
         try:
-            result = run_seed(engine, children=children, seed=seed, actor=cli_actor(),
-                              progress=lambda n: progress.advance(task, n))
+            result = run_seed(
+                engine,
+                children=children,
+                seed=seed,
+                actor=cli_actor(),
+                progress=lambda n: progress.advance(task, n),
+            )
         except SeedError as exc:
             console.print(f"[red]Not seeded:[/red] {exc}.")
             raise typer.Exit(1) from None
     total = sum(result.rows.values())
-    console.print(f"[green]Seeded[/green] {result.children} children (seed {result.seed}): "
-                  f"{total} rows in {len(result.rows)} tables.")
+    console.print(
+        f"[green]Seeded[/green] {result.children} children (seed {result.seed}): "
+        f"{total} rows in {len(result.rows)} tables."
+    )
 
 
 @app.command("import")
 def import_command(
-    files: Annotated[list[Path], typer.Argument(help="CSV or FHIR NDJSON files", exists=True,
-                                                dir_okay=False, readable=True)],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="CSV or FHIR NDJSON files", exists=True, dir_okay=False, readable=True),
+    ],
     fmt: Annotated[
         str | None, typer.Option("--format", help="csv or fhir (default: from the file name)")
     ] = None,
@@ -151,23 +173,37 @@ def import_command(
     total = sum(_count_lines(f) - (fmt == "csv") for f in files)
     with _progress() as progress:
         task = progress.add_task("Importing rows", total=total)
-        result = import_files(engine, files, fmt=fmt, actor=cli_actor(),
-                              all_or_nothing=all_or_nothing,
-                              progress=lambda n: progress.advance(task, n))
+        result = import_files(
+            engine,
+            files,
+            fmt=fmt,
+            actor=cli_actor(),
+            all_or_nothing=all_or_nothing,
+            progress=lambda n: progress.advance(task, n),
+        )
     # Only counts, line numbers, field names and reasons: never a child's details.
     if result.applied:
-        console.print(f"[green]Imported[/green] {result.created} new children "
-                      f"({result.related_people} parents/carers); {result.unchanged} already "
-                      f"in the directory were left unchanged; {len(result.rejected)} rejected.")
+        console.print(
+            f"[green]Imported[/green] {result.created} new children "
+            f"({result.related_people} parents/carers); {result.unchanged} already "
+            f"in the directory were left unchanged; {len(result.rejected)} rejected."
+        )
     else:
-        console.print(f"[red]Nothing imported[/red] (--all-or-nothing): {len(result.rejected)} "
-                      f"of {result.read} rows rejected.")
+        console.print(
+            f"[red]Nothing imported[/red] (--all-or-nothing): {len(result.rejected)} "
+            f"of {result.read} rows rejected."
+        )
     for rejection in result.rejected[:50]:
-        console.print(f"  {rejection.source} line {rejection.line}: {rejection.field}: "
-                      f"{rejection.reason}", markup=False, highlight=False)
+        console.print(
+            f"  {rejection.source} line {rejection.line}: {rejection.field}: {rejection.reason}",
+            markup=False,
+            highlight=False,
+        )
     if len(result.rejected) > 50:
-        console.print(f"  … and {len(result.rejected) - 50} more"
-                      + (f" (all in {report})" if report else " (use --report FILE)"))
+        console.print(
+            f"  … and {len(result.rejected) - 50} more"
+            + (f" (all in {report})" if report else " (use --report FILE)")
+        )
     if report is not None:
         with report.open("w", newline="", encoding="utf-8") as handle:
             out = csv.writer(handle)
@@ -203,8 +239,13 @@ def demo(
     if is_empty(engine):
         with _progress() as progress:
             task = progress.add_task("Seeding the demo county", total=children)
-            run_seed(engine, children=children, seed=DEMO_SEED, actor=cli_actor(),
-                     progress=lambda n: progress.advance(task, n))
+            run_seed(
+                engine,
+                children=children,
+                seed=DEMO_SEED,
+                actor=cli_actor(),
+                progress=lambda n: progress.advance(task, n),
+            )
         _build_search_index(settings, engine)
     else:
         console.print("The database already holds data: serving it as it is.")
@@ -255,15 +296,20 @@ def _demo_examples(
     with engine.connect() as conn:
         row = conn.execute(
             sa.select(caf.c.child_id, caf.c.lead_practitioner_id, caf.c.initiator_id)
-            .where(caf.c.status == "in_progress").order_by(caf.c.id).limit(1)
+            .where(caf.c.status == "in_progress")
+            .order_by(caf.c.id)
+            .limit(1)
         ).first()
         if row is None:
             raise typer.BadParameter("the database has no CAF in progress to show")
         other = conn.execute(
             sa.select(caf.c.lead_practitioner_id)
-            .where(caf.c.lead_practitioner_id != row.lead_practitioner_id,
-                   caf.c.lead_practitioner_id.is_not(None))
-            .order_by(caf.c.id).limit(1)
+            .where(
+                caf.c.lead_practitioner_id != row.lead_practitioner_id,
+                caf.c.lead_practitioner_id.is_not(None),
+            )
+            .order_by(caf.c.id)
+            .limit(1)
         ).scalar()
         shielded = conn.execute(
             sa.select(child.c.id).where(child.c.shielded.is_(True)).order_by(child.c.id).limit(1)
@@ -277,7 +323,8 @@ def _print_demo_help(engine: Engine, host: str, port: int) -> None:
     me = other_id or lead_id
     header = f"-H 'X-Dev-Actor: subject=demo-practitioner; role=practitioner; practitioner={me}'"
     purpose = "-H 'X-Purpose-Of-Use: considering-caf'"
-    console.print(f"""
+    console.print(
+        f"""
 [bold]childindex demo[/bold] (synthetic data, development mode) on [link]{base}[/link]
 Web pages: open {base}/ and choose Sign in, with a demo account printed below
 (username, password, then a code from an authenticator app or the 'code right now' shown).
@@ -297,13 +344,20 @@ Try to start a second CAF for the same child (refused, naming who holds the open
   curl -s -X POST {base}/api/v1/children/{child_id}/caf -H 'Content-Type: application/json' \\
     {header} \\
     -d '{{"practitioner_id": "{me}"}}'
-""", soft_wrap=True, highlight=False)
+""",
+        soft_wrap=True,
+        highlight=False,
+    )
     if shielded_id is not None:
-        console.print(f"""A shielded child (details withheld; you are told whom to ask):
+        console.print(
+            f"""A shielded child (details withheld; you are told whom to ask):
   curl -s {base}/api/v1/children/{shielded_id} \\
     {header} \\
     {purpose}
-""", soft_wrap=True, highlight=False)
+""",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @audit_app.command("verify")
@@ -362,22 +416,37 @@ def reindex(
     with engine.connect() as conn:
         mark = conn.execute(sa.select(sa.func.coalesce(sa.func.max(outbox.c.id), 0))).scalar_one()
     total = count_active(engine)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console) as progress:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("Indexing children", total=total)
-        count = backend.rebuild(all_children(engine, batch=batch),
-                                progress=lambda n: progress.update(task, completed=n))
+        count = backend.rebuild(
+            all_children(engine, batch=batch), progress=lambda n: progress.update(task, completed=n)
+        )
     # Changes made while the rebuild ran may have gone to the old index: replay them.
     with engine.begin() as conn:
         conn.execute(sa.update(outbox).where(outbox.c.id > mark).values(processed_at=None))
-        conn.execute(sa.update(outbox).where(outbox.c.id <= mark, outbox.c.processed_at.is_(None))
-                     .values(processed_at=utcnow()))
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id <= mark, outbox.c.processed_at.is_(None))
+            .values(processed_at=utcnow())
+        )
     replayed = drain(engine, backend, wait=True)
     with unit_of_work(engine) as session:
-        audit.append(session, actor=cli_actor(), action="search.reindex",
-                     detail={"children": count, "backend": backend.name, "replayed": replayed})
-    console.print(f"[green]Indexed {count} children[/green] into the {backend.name} backend "
-                  f"({replayed} change(s) made during the rebuild replayed).")
+        audit.append(
+            session,
+            actor=cli_actor(),
+            action="search.reindex",
+            detail={"children": count, "backend": backend.name, "replayed": replayed},
+        )
+    console.print(
+        f"[green]Indexed {count} children[/green] into the {backend.name} backend "
+        f"({replayed} change(s) made during the rebuild replayed)."
+    )
 
 
 @app.command("index")
@@ -395,7 +464,9 @@ def index_pending() -> None:
 
 @app.command("localities")
 def localities(
-    file: Annotated[typer.FileText, typer.Argument(help="CSV: code,name,authority,team_name,team_phone,team_email,areas")],
+    file: Annotated[
+        typer.FileText, typer.Argument(help="CSV: code,name,authority,team_name,team_phone,team_email,areas")
+    ],
 ) -> None:
     """Configure the authority's localities and which postcode districts/sectors belong to each."""
     import csv

@@ -313,8 +313,7 @@ def _checked(
     if not identifiers:
         raise _Bad(
             "identifier",
-            "no identifier: give an NHS number, UPN or local id so that "
-            "a re-import finds the same child",
+            "no identifier: give an NHS number, UPN or local id so that a re-import finds the same child",
         )
     seen: set[tuple[str, str]] = set()
     for ident in identifiers:
@@ -349,9 +348,7 @@ def _checked(
                 None,
             )
         )
-    return _Child(
-        source=source, line=line, key=key, data=data, identifiers=identifiers, addresses=addresses
-    )
+    return _Child(source=source, line=line, key=key, data=data, identifiers=identifiers, addresses=addresses)
 
 
 def _csv_field(loc: tuple[Any, ...]) -> str:
@@ -426,9 +423,7 @@ def _csv_child(v: dict[str, str], source: str, line: int, today: date) -> _Child
         "names": names,
         "sex": sex,
         "date_of_birth": _parse_date(get("date_of_birth", ""), "date_of_birth"),
-        "expected_delivery_date": _parse_date(
-            get("expected_delivery_date", ""), "expected_delivery_date"
-        ),
+        "expected_delivery_date": _parse_date(get("expected_delivery_date", ""), "expected_delivery_date"),
     }
     if get("postcode") or get("address_line1"):
         payload["address"] = {
@@ -530,9 +525,7 @@ def _fhir_patient(res: dict[str, Any], source: str, line: int, today: date) -> _
                 "middle": " ".join(given[1:]) or None,
                 "family": name.get("family") or "",
                 "use": use.value,
-                "until": _period(name, "end", f"name[{i}].period.end")
-                if use == NameUse.PREVIOUS
-                else None,
+                "until": _period(name, "end", f"name[{i}].period.end") if use == NameUse.PREVIOUS else None,
             }
         )
     names.sort(key=lambda n: n["use"] != "official")  # the official name first
@@ -579,9 +572,7 @@ def _fhir_patient(res: dict[str, Any], source: str, line: int, today: date) -> _
             }
         else:
             previous.append(
-                _Address(
-                    line1[:200], line2, addr.get("city"), postcode, since, until or since or today
-                )
+                _Address(line1[:200], line2, addr.get("city"), postcode, since, until or since or today)
             )
     payload: dict[str, Any] = {
         "names": names,
@@ -614,9 +605,7 @@ def _fhir_related(res: dict[str, Any], source: str, line: int) -> _Person:
     for concept in res.get("relationship") or []:
         for coding in concept.get("coding") or []:
             code = coding.get("code") or code
-            relationship = (
-                relationship or _ROLE_CODES.get(code, "") or (coding.get("display") or "")
-            )
+            relationship = relationship or _ROLE_CODES.get(code, "") or (coding.get("display") or "")
         relationship = relationship or concept.get("text") or ""
     pr = code in ("MTH", "NMTH")  # a birth mother always has parental responsibility
     for ext in res.get("extension") or []:
@@ -691,9 +680,7 @@ def read_ndjson(path: Path, *, today: date) -> Iterator[_Child | _Person | Rejec
             except _Bad as bad:
                 yield _rejection(res, source, line, bad.field, bad.reason)
             except (AttributeError, TypeError):
-                yield _rejection(
-                    res, source, line, "resource", "not a valid FHIR R4 resource shape"
-                )
+                yield _rejection(res, source, line, "resource", "not a valid FHIR R4 resource shape")
 
 
 def _rejection(res: dict[str, Any], source: str, line: int, field_: str, reason: str) -> Rejection:
@@ -735,9 +722,7 @@ class _Writer:
         self.areas = {a: loc for a, loc in conn.execute(sa.select(area.c.area, area.c.locality_id))}
 
     def _locality(self, postcode: str) -> uuid.UUID | None:
-        return self.areas.get(postcode_sector(postcode)) or self.areas.get(
-            postcode_district(postcode)
-        )
+        return self.areas.get(postcode_sector(postcode)) or self.areas.get(postcode_district(postcode))
 
     def _existing(self, idents: Iterable[tuple[str, str]]) -> dict[tuple[str, str], uuid.UUID]:
         table = ChildIdentifier.__table__  # type: ignore[attr-defined]

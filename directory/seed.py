@@ -343,9 +343,7 @@ class _Ids:
 
 
 def _slug(text: str) -> str:
-    return "".join(
-        c for c in text.lower().replace(" ", "-") if c.isascii() and (c.isalnum() or c in "-.")
-    )
+    return "".join(c for c in text.lower().replace(" ", "-") if c.isascii() and (c.isalnum() or c in "-."))
 
 
 def _person_name(rng: random.Random, female: bool) -> tuple[str, str]:
@@ -406,9 +404,7 @@ def build_catalogue(rng: random.Random, children: int) -> Catalogue:
             rows["locality_area"].append({"area": f"DS{d}", "locality_id": locality_ids[i]})
     for sector, code in SECTOR_OVERRIDES.items():
         area_locality[sector] = code_index[code]
-        rows["locality_area"].append(
-            {"area": sector, "locality_id": locality_ids[code_index[code]]}
-        )
+        rows["locality_area"].append({"area": sector, "locality_id": locality_ids[code_index[code]]})
 
     def org(
         name: str,
@@ -520,9 +516,7 @@ def build_catalogue(rng: random.Random, children: int) -> Catalogue:
             )
         per_loc = max(2, round(per_100k * scale / n_loc))
         for loc in range(n_loc):
-            pools[(stype, loc)] = [
-                practitioner(role, org_ids[okey], domain) for _ in range(per_loc)
-            ]
+            pools[(stype, loc)] = [practitioner(role, org_ids[okey], domain) for _ in range(per_loc)]
 
     used_urns: set[str] = set()
     used_ods: set[str] = set()
@@ -706,9 +700,7 @@ class ChildFactory:
         district = rng.choice(self.cat.districts[loc])
         sector = rng.randint(1, 9)
         postcode = f"DS{district} {sector}{rng.choice(INWARD_LETTERS)}{rng.choice(INWARD_LETTERS)}"
-        owner = self.cat.area_locality.get(
-            f"DS{district} {sector}", self.cat.area_locality[f"DS{district}"]
-        )
+        owner = self.cat.area_locality.get(f"DS{district} {sector}", self.cat.area_locality[f"DS{district}"])
         return postcode, owner
 
     # ---- one child
@@ -726,15 +718,7 @@ class ChildFactory:
             dob = self.oldest + timedelta(days=rng.randrange(self.span + 1))
             age = age_on(dob, today)
             r = rng.random()
-            sex = (
-                "male"
-                if r < 0.51
-                else "female"
-                if r < 0.998
-                else "other"
-                if r < 0.999
-                else "unknown"
-            )
+            sex = "male" if r < 0.51 else "female" if r < 0.998 else "other" if r < 0.999 else "unknown"
         female = sex == "female" or (sex in ("unknown", "other") and rng.random() < 0.5)
 
         # where they live
@@ -789,15 +773,11 @@ class ChildFactory:
         if not unborn:
             if given in NICKNAMES and rng.random() < 0.3:
                 rows["child_name"].append(
-                    _name(
-                        ids.uuid(), cid, "usual", rng.choice(NICKNAMES[given]), None, family, None
-                    )
+                    _name(ids.uuid(), cid, "usual", rng.choice(NICKNAMES[given]), None, family, None)
                 )
             if given in SPELLINGS and rng.random() < 0.2:
                 rows["child_name"].append(
-                    _name(
-                        ids.uuid(), cid, "alias", rng.choice(SPELLINGS[given]), middle, family, None
-                    )
+                    _name(ids.uuid(), cid, "alias", rng.choice(SPELLINGS[given]), middle, family, None)
                 )
             if rng.random() < 0.04 and dob is not None and (today - dob).days > 30:
                 until = dob + timedelta(days=rng.randrange(30, (today - dob).days))
@@ -879,15 +859,9 @@ class ChildFactory:
         # identifiers
         if not unborn and rng.random() < 0.99:
             rows["child_identifier"].append(_ident(ids.uuid(), cid, "nhs", self.nhs_number()))
-        if (
-            age is not None
-            and age >= 4
-            and (school is not None and school.estab or rng.random() < 0.9)
-        ):
+        if age is not None and age >= 4 and (school is not None and school.estab or rng.random() < 0.9):
             estab = (
-                school.estab
-                if school is not None and school.estab
-                else rng.choice(cat.primaries[loc]).estab
+                school.estab if school is not None and school.estab else rng.choice(cat.primaries[loc]).estab
             )
             rows["child_identifier"].append(
                 _ident(ids.uuid(), cid, "upn", self.upn(estab, (dob or today).year + 4))
@@ -907,9 +881,7 @@ class ChildFactory:
                 "school_id": school.org_id if school else None,
                 "gp_practice_id": gp.org_id if gp else None,
                 "shielded": shielded,
-                "shielded_reason": "family in a refuge: fleeing domestic abuse"
-                if shielded
-                else None,
+                "shielded_reason": "family in a refuge: fleeing domestic abuse" if shielded else None,
                 "shielded_by": SEEDED_BY if shielded else None,
                 "shielded_at": self._dt(10, 400) if shielded else None,
                 "archived_reason": None,
@@ -1029,11 +1001,7 @@ class ChildFactory:
             senco = level >= 2 and school.senco is not None and rng.random() < 0.4
             school_level = 2 if senco else 1
             kind = "early_years" if school.estab == "" else "school"
-            who = (
-                school.senco
-                if senco
-                else (rng.choice(school.staff) if rng.random() < 0.5 else None)
-            )
+            who = school.senco if senco else (rng.choice(school.staff) if rng.random() < 0.5 else None)
             add(
                 kind,
                 school.service_id,
@@ -1099,9 +1067,7 @@ class ChildFactory:
 
         if level >= 3 and rng.random() < 0.5:
             self.mosaic += 1
-            rows["child_identifier"].append(
-                _ident(ids.uuid(), cid, "local:mosaic", f"MOS{self.mosaic:07d}")
-            )
+            rows["child_identifier"].append(_ident(ids.uuid(), cid, "local:mosaic", f"MOS{self.mosaic:07d}"))
 
         # an early help assessment for some of those with additional needs
         if level == 4 and age is not None and age >= 1 and rng.random() < 0.3:
@@ -1148,9 +1114,7 @@ class ChildFactory:
     ) -> None:
         rng, ids = self.rng, self.ids
         candidates = [
-            (p, role)
-            for p, role in named
-            if role not in ("social worker", "GP", "detective constable")
+            (p, role) for p, role in named if role not in ("social worker", "GP", "detective constable")
         ]
         initiator = rng.choice(candidates)[0] if candidates else pool("early_help")
         caf_id = ids.uuid()
@@ -1173,9 +1137,7 @@ class ChildFactory:
             consent_id = consent("caf", started - timedelta(hours=rng.uniform(0, 48)))
         if status in ("completed", "closed"):
             assert started is not None
-            completed = min(
-                started + timedelta(days=rng.uniform(14, 45)), self.now - timedelta(days=1)
-            )
+            completed = min(started + timedelta(days=rng.uniform(14, 45)), self.now - timedelta(days=1))
             outcome = (
                 "stepped_up_to_social_care"
                 if stepped_up
@@ -1186,9 +1148,7 @@ class ChildFactory:
             )
         if status == "closed":
             assert completed is not None
-            closed = min(
-                completed + timedelta(days=rng.uniform(60, 400)), self.now - timedelta(hours=1)
-            )
+            closed = min(completed + timedelta(days=rng.uniform(60, 400)), self.now - timedelta(hours=1))
             closed_reason = (
                 "stepped up to children's social care"
                 if stepped_up
@@ -1526,7 +1486,5 @@ def seed(
                 tx.rollback()
         counts = dict(writer.counts)
     with unit_of_work(engine) as session:
-        audit.append(
-            session, actor=actor, action="seed", detail={"children": children, "seed": seed}
-        )
+        audit.append(session, actor=actor, action="seed", detail={"children": children, "seed": seed})
     return SeedResult(children=children, seed=seed, rows=counts)

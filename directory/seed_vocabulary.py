@@ -47,8 +47,7 @@ HERITAGES: dict[str, tuple[float, tuple[str, ...], tuple[str, ...], tuple[str, .
         _words("Rhiannon Seren Ffion Carys Nia Cerys Megan Alys Elin Lowri"),
         _words("Rhys Dafydd Osian Gethin Iwan Cai Ioan Tomos Macsen Harri"),
         _words(
-            "Jones Williams Davies Evans Pritchard Vaughan Llewellyn Price Powell Griffiths Morgan "
-            "Hughes"
+            "Jones Williams Davies Evans Pritchard Vaughan Llewellyn Price Powell Griffiths Morgan Hughes"
         ),
     ),
     "irish_scottish": (

@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     search_backend: Literal["embedded", "elasticsearch"] = "embedded"
     elasticsearch_url: str | None = None
     indexer_interval_seconds: float = Field(
-        default=0.5, ge=0, description="How often serve applies directory changes to the search index; "
+        default=0.5,
+        ge=0,
+        description="How often serve applies directory changes to the search index; "
         "0 turns the background indexer off (run `childindex index` instead).",
     )
     issuer: str = "http://127.0.0.1:8000"
@@ -102,7 +104,8 @@ class Settings(BaseSettings):
     )
     fhir_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="The largest /fhir body.")
     pds_base_url: str | None = Field(
-        default=None, description="The PDS-style FHIR demographics service, e.g. https://.../personal-demographics/FHIR/R4"
+        default=None,
+        description="The PDS-style FHIR demographics service, e.g. https://.../personal-demographics/FHIR/R4",
     )
     pds_token_url: str | None = Field(default=None, description="Its OAuth 2.0 token endpoint.")
     pds_client_id: str | None = None
@@ -113,4 +116,6 @@ class Settings(BaseSettings):
         default=False, description="Run the notification worker (signed webhooks / FHIR rest-hooks)."
     )
     notify_interval_seconds: float = Field(default=5.0, gt=0)
-    notify_max_attempts: int = Field(default=6, ge=1, le=20, description="Then a notification is dead-lettered.")
+    notify_max_attempts: int = Field(
+        default=6, ge=1, le=20, description="Then a notification is dead-lettered."
+    )

@@ -9,8 +9,6 @@ true match agrees that way rather than a random child) and the sum is squashed i
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import hashlib
 import hmac
 import json
@@ -18,6 +16,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from rapidfuzz.distance import JaroWinkler
 

@@ -67,9 +67,7 @@ def postgres_engine(schema_url: str) -> Engine:
                 "AND tablename <> 'alembic_version'"
             )
         ]
-        conn.exec_driver_sql(
-            "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
-        )
+        conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
     return engine
 
 

@@ -32,9 +32,7 @@ def test_import_command_reports_lines_not_contents_and_fails_on_rejections(
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     path = write_csv(tmp_path, GOOD_1, BAD_NHS, GOOD_2)
     report = tmp_path / "rejected.csv"
-    result = runner.invoke(
-        app, ["import", str(path), "--database-url", url, "--report", str(report)]
-    )
+    result = runner.invoke(app, ["import", str(path), "--database-url", url, "--report", str(report)])
     assert result.exit_code == 1, result.output
     assert "Imported 2 new children" in result.output
     assert "children.csv line 3: nhs_number" in result.output

@@ -71,9 +71,7 @@ def test_csv_good_rows_go_in_and_bad_rows_are_reported_by_line(
     db: Engine,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    path = write_csv(
-        tmp_path, GOOD_1, BAD_NHS, GOOD_2, BAD_POSTCODE, NO_IDENTIFIER, UNBORN, TOO_OLD
-    )
+    path = write_csv(tmp_path, GOOD_1, BAD_NHS, GOOD_2, BAD_POSTCODE, NO_IDENTIFIER, UNBORN, TOO_OLD)
     result = run(db, [path])
     assert result.applied and result.created == 3 and result.related_people == 1
     assert [(r.line, r.field) for r in result.rejected] == [
@@ -210,11 +208,7 @@ def test_fhir_patients_and_related_people_from_a_bulk_export(
         "id": "r1",
         "patient": {"reference": "Patient/p1"},
         "relationship": [
-            {
-                "coding": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}
-                ]
-            }
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}
         ],
         "name": [{"family": "Kowalska", "given": ["Ewa"]}],
         "telecom": [
@@ -246,11 +240,7 @@ def test_fhir_patients_and_related_people_from_a_bulk_export(
     with db.connect() as conn:
         names = sorted(conn.execute(sa.text("SELECT use, given, middle, family FROM child_name")))
         idents = sorted(r[0] for r in conn.execute(sa.text("SELECT system FROM child_identifier")))
-        pr = sorted(
-            conn.execute(
-                sa.text("SELECT relationship, parental_responsibility FROM related_person")
-            )
-        )
+        pr = sorted(conn.execute(sa.text("SELECT relationship, parental_responsibility FROM related_person")))
     assert ("alias", "Zosia", None, "Kowalska") in names
     assert ("previous", "Zofia", None, "Nowak") in names
     assert ("official", "Zofia", "Anna", "Kowalska") in names

@@ -122,8 +122,7 @@ def test_practice_rules_hold_in_the_seeded_county(db: Engine) -> None:  # noqa: 
     assert (
         scalar(
             db,
-            "SELECT count(*) FROM lead_professional_assignment "
-            "WHERE from_practitioner_id IS NOT NULL",
+            "SELECT count(*) FROM lead_professional_assignment WHERE from_practitioner_id IS NOT NULL",
         )
         > 0
     )
@@ -174,8 +173,7 @@ def test_practice_rules_hold_in_the_seeded_county(db: Engine) -> None:  # noqa: 
     assert (
         scalar(
             db,
-            "SELECT count(*) FROM child WHERE shielded AND "
-            "(shielded_reason IS NULL OR shielded_by IS NULL)",
+            "SELECT count(*) FROM child WHERE shielded AND (shielded_reason IS NULL OR shielded_by IS NULL)",
         )
         == 0
     )
@@ -239,17 +237,15 @@ def test_children_are_in_range_with_an_address_in_their_locality(db: Engine) -> 
         for _, locality_id, postcode in sample:
             assert normalise_postcode(postcode) == postcode
             locality = repo.locality_for_postcode(session, postcode)
-            assert locality is not None and str(locality.id).replace("-", "") == str(
-                locality_id
-            ).replace("-", "")
+            assert locality is not None and str(locality.id).replace("-", "") == str(locality_id).replace(
+                "-", ""
+            )
 
 
 def test_the_seed_run_is_audited_once(db: Engine) -> None:  # noqa: F811
     _seed(db, children=200)
     assert scalar(db, "SELECT count(*) FROM audit_event") == 1
-    assert _rows(db, "SELECT action, detail FROM audit_event") == [
-        ("seed", '{"children":200,"seed":7}')
-    ]
+    assert _rows(db, "SELECT action, detail FROM audit_event") == [("seed", '{"children":200,"seed":7}')]
     assert scalar(db, "SELECT count(*) FROM outbox") == 0
     with Session(db) as session:
         assert audit.verify(session).ok
