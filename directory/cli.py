@@ -26,6 +26,7 @@ from rich.progress import (
 from sqlalchemy.engine import Engine
 
 from auth.cli import app as grants_app
+from auth.users_cli import app as users_app
 from directory import audit, service
 from directory.db import make_engine, unit_of_work
 from directory.migrations import upgrade
@@ -36,6 +37,7 @@ app = typer.Typer(help="childindex: who is already working with this child?", no
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(grants_app, name="grants")
+app.add_typer(users_app, name="users")
 console = Console()
 
 

@@ -1,0 +1,95 @@
+"""`childindex users ...`: create, disable and enable local sign-in accounts (password + TOTP)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlmodel import select
+
+from auth.cli import _database_url, _operator
+from auth.models import LocalUser
+from auth.users import create_user, provisioning_uri
+from directory import audit
+from directory.db import make_engine, unit_of_work
+from directory.migrations import upgrade
+
+app = typer.Typer(
+    help="Local sign-in accounts (password + TOTP); access itself comes from a grant.", no_args_is_help=True
+)
+console = Console()
+MIN_PASSWORD = 12
+
+
+def _password() -> str:
+    given = os.environ.get("CHILDINDEX_NEW_USER_PASSWORD")
+    if given is not None:
+        return given
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@app.command()
+def create(
+    username: str,
+    name: Annotated[str, typer.Option(help="Display name")],
+    organisation: Annotated[str | None, typer.Option(help="Organisation")] = None,
+    practitioner_id: Annotated[uuid.UUID | None, typer.Option(help="Their practitioner record")] = None,
+) -> None:
+    """Create an account; prints the TOTP enrolment link once. Give it a grant with `grants grant`."""
+    password = _password()
+    if len(password) < MIN_PASSWORD:
+        console.print(f"[red]Nothing created:[/red] the password needs at least {MIN_PASSWORD} characters.")
+        raise typer.Exit(1)
+    engine = make_engine(_database_url())
+    upgrade(engine)
+    with unit_of_work(engine) as session:
+        if session.exec(select(LocalUser).where(LocalUser.username == username)).first() is not None:
+            console.print(f"[red]Nothing created:[/red] an account named {username} already exists.")
+            raise typer.Exit(1)
+        user = create_user(
+            session,
+            username=username,
+            password=password,
+            display_name=name,
+            organisation=organisation,
+            practitioner_id=practitioner_id,
+        )
+        audit.append(session, actor=_operator(), action="user.create", target_type="user", target_id=username)
+        uri = provisioning_uri(user)
+    console.print(f"Account {username} created. Enrol their authenticator app with (shown once):")
+    console.print(uri, soft_wrap=True, highlight=False, markup=False)
+    console.print("They can search only once they hold a current grant: childindex grants grant ...")
+
+
+def _set_active(username: str, active: bool) -> None:
+    engine = make_engine(_database_url())
+    with unit_of_work(engine) as session:
+        user = session.exec(select(LocalUser).where(LocalUser.username == username)).first()
+        if user is None:
+            console.print(f"[red]No account named {username}.[/red]")
+            raise typer.Exit(1)
+        user.active = active
+        session.add(user)
+        audit.append(
+            session,
+            actor=_operator(),
+            action="user.enable" if active else "user.disable",
+            target_type="user",
+            target_id=username,
+        )
+    console.print(f"Account {username} {'enabled' if active else 'disabled'}.")
+
+
+@app.command()
+def disable(username: str) -> None:
+    """Stop an account from signing in (its grant stays, for the record)."""
+    _set_active(username, False)
+
+
+@app.command()
+def enable(username: str) -> None:
+    """Let a disabled account sign in again."""
+    _set_active(username, True)
