@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Literal
 
@@ -13,11 +14,12 @@ from sqlmodel import Session
 from directory import audit
 from directory import repository as repo
 from directory.api.deps import CurrentActor, SessionDep
+from directory.db import READ_ONLY
 from directory.errors import InvalidInput, NotAllowed
 from directory.models import Actor, Child, Locality, Role
 from directory.service import SHIELD_VIEWERS, age_on
 from search.matching import MatchingEngine, validate_criteria
-from search.port import CriteriaError, SearchQuery
+from search.port import CriteriaError, Match, SearchQuery
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -145,6 +147,36 @@ def _summary(session: Session, actor: Actor, child: Child, fallback: str) -> Inv
     )
 
 
+def _hits(reader: Session, *, actor: Actor, matches: Sequence[Match], fallback_team: str) -> list[SearchHit]:
+    """The hits as this actor may see them, with their involvement summaries."""
+    hits: list[SearchHit] = []
+    for match in matches:
+        child = reader.get(Child, uuid.UUID(hex=match.child_id))
+        if child is None or child.status != "active":
+            continue  # the index is behind the database; the database wins
+        names = repo.child_names(reader, child.id)
+        address = repo.current_address(reader, child.id)
+        entitled = not child.shielded or actor.role in SHIELD_VIEWERS
+        hits.append(
+            SearchHit(
+                child_id=child.id,
+                score=round(match.score, 4),
+                grade=match.grade,
+                agreed=list(match.agreed),
+                explanation=match.explanation,
+                name=f"{names[0].given} {names[0].family}" if names else "",
+                date_of_birth=child.date_of_birth,
+                expected_delivery_date=child.expected_delivery_date,
+                age_years=age_on(child.date_of_birth, date.today()) if child.date_of_birth else None,
+                sex=child.sex,
+                shielded=child.shielded,
+                postcode_district=address.postcode.split(" ")[0] if address and entitled else None,
+                involvement=_summary(reader, actor, child, fallback_team),
+            )
+        )
+    return hits
+
+
 def run_search(
     session: Session, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
 ) -> SearchResponse:
@@ -174,31 +206,13 @@ def run_search(
             advice="Too many children match these details: add more detail, for example "
             "a given name, the exact date of birth, a postcode or an NHS number.",
         )
-    hits: list[SearchHit] = []
-    for match in result.matches:
-        child = session.get(Child, uuid.UUID(hex=match.child_id))
-        if child is None or child.status != "active":
-            continue  # the index is behind the database; the database wins
-        names = repo.child_names(session, child.id)
-        address = repo.current_address(session, child.id)
-        entitled = not child.shielded or actor.role in SHIELD_VIEWERS
-        hits.append(
-            SearchHit(
-                child_id=child.id,
-                score=round(match.score, 4),
-                grade=match.grade,
-                agreed=list(match.agreed),
-                explanation=match.explanation,
-                name=f"{names[0].given} {names[0].family}" if names else "",
-                date_of_birth=child.date_of_birth,
-                expected_delivery_date=child.expected_delivery_date,
-                age_years=age_on(child.date_of_birth, date.today()) if child.date_of_birth else None,
-                sex=child.sex,
-                shielded=child.shielded,
-                postcode_district=address.postcode.split(" ")[0] if address and entitled else None,
-                involvement=_summary(session, actor, child, fallback_team),
-            )
-        )
+    # Read on a connection of its own (a WAL snapshot on SQLite), so the request takes the write
+    # lock only for the audit append at the end instead of for the whole search.
+    with (
+        session.get_bind().connect().execution_options(**{READ_ONLY: True}) as conn,
+        Session(bind=conn) as reader,
+    ):
+        hits = _hits(reader, actor=actor, matches=result.matches, fallback_team=fallback_team)
     audit.append(
         session,
         actor=actor,
