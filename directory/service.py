@@ -202,6 +202,13 @@ def _snapshot(session: Session, involvement: Involvement, *, actor: Actor, chang
     )
 
 
+def _audit_change(
+    session: Session, actor: Actor, action: str, child_id: uuid.UUID, detail: dict[str, str] | None = None
+) -> None:
+    """Append the audit event of a change to one child: the last write of every use case."""
+    audit.append(session, actor=actor, action=action, target_type="child", target_id=child_id, detail=detail)
+
+
 def _require_purpose(actor: Actor) -> None:
     if actor.purpose is None:
         raise InvalidInput(
@@ -324,7 +331,7 @@ def create_child(session: Session, *, actor: Actor, data: ChildCreate, today: da
             "instead of creating a second record."
         ) from None
     session.add(Outbox(topic="child", entity_id=child.id.hex))
-    audit.append(session, actor=actor, action="child.create", target_type="child", target_id=child.id)
+    _audit_change(session, actor, "child.create", child.id)
     return child
 
 
@@ -357,7 +364,7 @@ def change_address(
     child.locality_id = locality.id if locality else None
     _touch(session, child)
     session.flush()
-    audit.append(session, actor=actor, action="child.address.change", target_type="child", target_id=child.id)
+    _audit_change(session, actor, "child.address.change", child.id)
     return address
 
 
@@ -375,7 +382,7 @@ def set_shield(session: Session, *, actor: Actor, child_id: uuid.UUID, data: Shi
     child.shielded_at = utcnow()
     _touch(session, child)
     session.flush()
-    audit.append(session, actor=actor, action="child.shield.set", target_type="child", target_id=child.id)
+    _audit_change(session, actor, "child.shield.set", child.id)
     return child
 
 
@@ -395,7 +402,7 @@ def clear_shield(session: Session, *, actor: Actor, child_id: uuid.UUID) -> Chil
     child.shielded_at = None
     _touch(session, child)
     session.flush()
-    audit.append(session, actor=actor, action="child.shield.clear", target_type="child", target_id=child.id)
+    _audit_change(session, actor, "child.shield.clear", child.id)
     return child
 
 
@@ -452,13 +459,8 @@ def record_consent(session: Session, *, actor: Actor, child_id: uuid.UUID, data:
     )
     session.add(consent)
     session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="consent.record",
-        target_type="child",
-        target_id=child.id,
-        detail={"consent_id": consent.id.hex, "scope": consent.scope},
+    _audit_change(
+        session, actor, "consent.record", child.id, {"consent_id": consent.id.hex, "scope": consent.scope}
     )
     return consent
 
@@ -476,14 +478,7 @@ def withdraw_consent(
     consent.withdrawn_reason = data.reason
     session.add(consent)
     session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="consent.withdraw",
-        target_type="child",
-        target_id=consent.child_id,
-        detail={"consent_id": consent.id.hex},
-    )
+    _audit_change(session, actor, "consent.withdraw", consent.child_id, {"consent_id": consent.id.hex})
     return consent  # type: ignore[no-any-return]
 
 
@@ -541,14 +536,7 @@ def record_involvement(
     session.add(involvement)
     session.flush()
     _snapshot(session, involvement, actor=actor, change="record")
-    audit.append(
-        session,
-        actor=actor,
-        action="involvement.record",
-        target_type="child",
-        target_id=child.id,
-        detail={"involvement_id": involvement.id.hex},
-    )
+    _audit_change(session, actor, "involvement.record", child.id, {"involvement_id": involvement.id.hex})
     return involvement
 
 
@@ -575,13 +563,8 @@ def end_involvement(
     session.add(involvement)
     session.flush()
     _snapshot(session, involvement, actor=actor, change="end")
-    audit.append(
-        session,
-        actor=actor,
-        action="involvement.end",
-        target_type="child",
-        target_id=involvement.child_id,
-        detail={"involvement_id": involvement.id.hex},
+    _audit_change(
+        session, actor, "involvement.end", involvement.child_id, {"involvement_id": involvement.id.hex}
     )
     return involvement  # type: ignore[no-any-return]
 
@@ -618,13 +601,8 @@ def update_involvement(
     session.add(involvement)
     session.flush()
     _snapshot(session, involvement, actor=actor, change=change)
-    audit.append(
-        session,
-        actor=actor,
-        action=f"involvement.{change}",
-        target_type="child",
-        target_id=involvement.child_id,
-        detail={"involvement_id": involvement.id.hex},
+    _audit_change(
+        session, actor, f"involvement.{change}", involvement.child_id, {"involvement_id": involvement.id.hex}
     )
     return involvement  # type: ignore[no-any-return]
 
@@ -637,13 +615,8 @@ def confirm_involvement(session: Session, *, actor: Actor, involvement_id: uuid.
     involvement.last_confirmed_at = utcnow()
     session.add(involvement)
     session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="involvement.confirm",
-        target_type="child",
-        target_id=involvement.child_id,
-        detail={"involvement_id": involvement.id.hex},
+    _audit_change(
+        session, actor, "involvement.confirm", involvement.child_id, {"involvement_id": involvement.id.hex}
     )
     return involvement  # type: ignore[no-any-return]
 
@@ -801,14 +774,7 @@ def signal_caf(
         )
     )
     session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="caf.signal",
-        target_type="child",
-        target_id=child.id,
-        detail={"caf_id": caf.id.hex},
-    )
+    _audit_change(session, actor, "caf.signal", child.id, {"caf_id": caf.id.hex})
     return caf
 
 
@@ -849,14 +815,7 @@ def start_caf(
     caf.version += 1
     session.add(caf)
     session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="caf.start",
-        target_type="child",
-        target_id=caf.child_id,
-        detail={"caf_id": caf.id.hex},
-    )
+    _audit_change(session, actor, "caf.start", caf.child_id, {"caf_id": caf.id.hex})
     return caf
 
 
@@ -873,13 +832,8 @@ def complete_caf(
     caf.version += 1
     session.add(caf)
     session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="caf.complete",
-        target_type="child",
-        target_id=caf.child_id,
-        detail={"caf_id": caf.id.hex, "outcome": caf.outcome},
+    _audit_change(
+        session, actor, "caf.complete", caf.child_id, {"caf_id": caf.id.hex, "outcome": caf.outcome}
     )
     return caf
 
@@ -908,14 +862,7 @@ def close_caf(
         lead.ended_at = now
         session.add(lead)
     session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="caf.close",
-        target_type="child",
-        target_id=caf.child_id,
-        detail={"caf_id": caf.id.hex, "status": caf.status},
-    )
+    _audit_change(session, actor, "caf.close", caf.child_id, {"caf_id": caf.id.hex, "status": caf.status})
     return caf
 
 
@@ -948,14 +895,7 @@ def hand_over_lead(
     caf.version += 1
     session.add(caf)
     session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="lead-professional.hand-over",
-        target_type="child",
-        target_id=caf.child_id,
-        detail={"caf_id": caf.id.hex},
-    )
+    _audit_change(session, actor, "lead-professional.hand-over", caf.child_id, {"caf_id": caf.id.hex})
     return assignment
 
 
@@ -1003,14 +943,7 @@ def update_tac(session: Session, *, actor: Actor, caf_id: uuid.UUID, data: TacUp
     tac.version += 1
     session.add(tac)
     session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="tac.update",
-        target_type="child",
-        target_id=caf.child_id,
-        detail={"tac_id": tac.id.hex},
-    )
+    _audit_change(session, actor, "tac.update", caf.child_id, {"tac_id": tac.id.hex})
     return tac
 
 
@@ -1039,14 +972,7 @@ def convene_tac(session: Session, *, actor: Actor, tac_id: uuid.UUID, data: TacC
     tac.version += 1
     session.add(tac)
     session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="tac.convene",
-        target_type="child",
-        target_id=tac.child_id,
-        detail={"tac_id": tac.id.hex},
-    )
+    _audit_change(session, actor, "tac.convene", tac.child_id, {"tac_id": tac.id.hex})
     return tac  # type: ignore[no-any-return]
 
 
@@ -1246,13 +1172,8 @@ def read_card(
     card = build_card(session, actor=actor, child=child, now=now, fallback_team=fallback_team)
     override = child.shielded and actor.role == Role.CHILD_PROTECTION and bool(actor.shield_override_reason)
     if override:
-        audit.append(
-            session,
-            actor=actor,
-            action="child.read.shield-override",
-            target_type="child",
-            target_id=child.id,
-            detail={"reason": actor.shield_override_reason},
+        _audit_change(
+            session, actor, "child.read.shield-override", child.id, {"reason": actor.shield_override_reason}
         )
         audit.append(
             session,
