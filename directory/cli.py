@@ -248,23 +248,12 @@ def demo(
                 actor=cli_actor(),
                 progress=lambda n: progress.advance(task, n),
             )
-        _build_search_index(settings, engine)
+        reindex()  # the seed bulk-loads without the outbox: index everything once
     else:
         console.print("The database already holds data: serving it as it is.")
     _print_demo_help(engine, host or settings.host, port or settings.port)
     _print_demo_accounts(settings, engine)
     _serve(settings, engine, host=host, port=port)
-
-
-def _build_search_index(settings: Settings, engine: Engine) -> None:
-    """Index every child (the seed bulk-loads without the outbox)."""
-    from directory.app import build_search_backend
-    from search.projection import all_children
-
-    backend = build_search_backend(settings, engine)
-    backend.ensure_ready()
-    count = backend.rebuild(all_children(engine))
-    console.print(f"Search index built: {count} children.")
 
 
 def _print_demo_accounts(settings: Settings, engine: Engine) -> None:
