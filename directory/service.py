@@ -994,7 +994,8 @@ def _org_contact(org: Organisation | None) -> Contact | None:
     return Contact(name=org.name, organisation=org.name, phone=org.phone, email=org.email)
 
 
-def _ask_contact(session: Session, child: Child, fallback: Contact) -> Contact:
+def ask_contact(session: Session, child: Child, fallback: Contact) -> Contact:
+    """Whom to ask about a shielded child: its locality's delivery team, else the fallback team."""
     locality = repo.get(session, Locality, child.locality_id) if child.locality_id else None
     if locality is None:
         return fallback
@@ -1031,7 +1032,7 @@ def build_card(
     )
     caf = repo.open_caf(session, child.id) or repo.latest_caf(session, child.id)
     if not entitled:
-        ask = _ask_contact(session, child, fallback_team)
+        ask = ask_contact(session, child, fallback_team)
         card.shield_notice = ShieldNotice(
             message=(
                 "This record is shielded: address, contact details and the services involved "

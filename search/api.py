@@ -16,8 +16,8 @@ from directory import repository as repo
 from directory.api.deps import CurrentActor, SessionDep
 from directory.db import READ_ONLY
 from directory.errors import InvalidInput, NotAllowed
-from directory.models import Actor, Child, Locality, Role
-from directory.service import SHIELD_VIEWERS, age_on
+from directory.models import Actor, Child, Contact, Role
+from directory.service import SHIELD_VIEWERS, age_on, ask_contact
 from search.matching import MatchingEngine, validate_criteria
 from search.port import CriteriaError, Match, SearchQuery
 
@@ -120,10 +120,7 @@ def _summary(session: Session, actor: Actor, child: Child, fallback: str) -> Inv
     entitled = not child.shielded or actor.role in SHIELD_VIEWERS
     caf = repo.open_caf(session, child.id)
     if not entitled:
-        ask = fallback
-        if child.locality_id:
-            loc = repo.get(session, Locality, child.locality_id)
-            ask = loc.team_name if loc else fallback
+        ask = ask_contact(session, child, Contact(name=fallback)).name
         return Involved(
             caf_status=caf.status if caf else None,
             caf_holder=None,
