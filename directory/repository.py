@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func, or_
@@ -35,6 +36,20 @@ from directory.models import (
 )
 
 _OPEN = [s.value for s in OPEN_CAF_STATUSES]
+
+
+@dataclass(frozen=True)
+class Glance:
+    """What a search hit shows of one child, loaded for a page of hits at once (see at_a_glance)."""
+
+    child: Child
+    names: list[ChildName]
+    address: ChildAddress | None
+    caf: Assessment | None
+    caf_holder: tuple[Practitioner, Organisation] | None
+    lead: tuple[Practitioner, Organisation] | None
+    services_involved: int
+    highest_level_of_need: int | None
 
 
 def get(session: Session, model: type, id_: uuid.UUID, *, for_update: bool = False):  # type: ignore[no-untyped-def]
@@ -205,6 +220,84 @@ def practitioner_contact(session: Session, practitioner_id: uuid.UUID) -> tuple[
     if row is None:
         raise NoResultFound(str(practitioner_id))
     return row
+
+
+def at_a_glance(session: Session, child_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Glance]:
+    """For a page of search hits, in a handful of queries: each child, its names, current address,
+    open CAF and its holder, current Lead Professional, and the count and highest level of need of
+    its active involvements that are not sensitive. Children not found are absent."""
+    ids = list(dict.fromkeys(child_ids))
+    if not ids:
+        return {}
+    children = {c.id: c for c in session.exec(select(Child).where(col(Child.id).in_(ids))).all()}
+    ids = [i for i in ids if i in children]
+    order = {"official": 0, "usual": 1, "alias": 2, "previous": 3}
+    names: dict[uuid.UUID, list[ChildName]] = {i: [] for i in ids}
+    for name in session.exec(select(ChildName).where(col(ChildName.child_id).in_(ids))).all():
+        names[name.child_id].append(name)
+    addresses = {
+        a.child_id: a
+        for a in session.exec(
+            select(ChildAddress).where(col(ChildAddress.child_id).in_(ids), col(ChildAddress.until).is_(None))
+        ).all()
+    }
+    cafs = {
+        a.child_id: a
+        for a in session.exec(
+            select(Assessment).where(col(Assessment.child_id).in_(ids), col(Assessment.status).in_(_OPEN))
+        ).all()
+    }
+    leads = {
+        lp.child_id: lp
+        for lp in session.exec(
+            select(LeadProfessionalAssignment).where(
+                col(LeadProfessionalAssignment.child_id).in_(ids),
+                col(LeadProfessionalAssignment.ended_at).is_(None),
+            )
+        ).all()
+    }
+    wanted = {lp.practitioner_id for lp in leads.values()} | {
+        c.lead_practitioner_id or c.initiator_id for c in cafs.values()
+    }
+    contacts = (
+        {
+            p.id: (p, o)
+            for p, o in session.exec(
+                select(Practitioner, Organisation)
+                .join(Organisation, col(Organisation.id) == col(Practitioner.organisation_id))
+                .where(col(Practitioner.id).in_(wanted))
+            ).all()
+        }
+        if wanted
+        else {}
+    )
+    involved = {
+        row[0]: (int(row[1]), row[2])
+        for row in session.exec(
+            select(Involvement.child_id, func.count(), func.max(Involvement.level_of_need))
+            .where(
+                col(Involvement.child_id).in_(ids),
+                Involvement.status == "active",
+                col(Involvement.sensitive).is_(False),
+            )
+            .group_by(col(Involvement.child_id))
+        ).all()
+    }
+    glances: dict[uuid.UUID, Glance] = {}
+    for i in ids:
+        caf, lead = cafs.get(i), leads.get(i)
+        count, highest = involved.get(i, (0, None))
+        glances[i] = Glance(
+            child=children[i],
+            names=sorted(names[i], key=lambda n: (order.get(n.use, 9), n.until or date.max)),
+            address=addresses.get(i),
+            caf=caf,
+            caf_holder=contacts.get(caf.lead_practitioner_id or caf.initiator_id) if caf else None,
+            lead=contacts.get(lead.practitioner_id) if lead else None,
+            services_involved=count,
+            highest_level_of_need=highest,
+        )
+    return glances
 
 
 def expired_signals(session: Session, now: datetime) -> Sequence[Assessment]:

@@ -16,7 +16,7 @@ from directory import repository as repo
 from directory.api.deps import CurrentActor, SessionDep
 from directory.db import READ_ONLY
 from directory.errors import InvalidInput, NotAllowed
-from directory.models import Actor, Child, Contact, Role
+from directory.models import Actor, Contact, Role
 from directory.service import SHIELD_VIEWERS, age_on, ask_contact
 from search.matching import MatchingEngine, validate_criteria
 from search.port import CriteriaError, Match, SearchQuery
@@ -116,11 +116,10 @@ def get_matcher(request: Request) -> MatchingEngine:
 Matcher = Annotated[MatchingEngine, Depends(get_matcher)]
 
 
-def _summary(session: Session, actor: Actor, child: Child, fallback: str) -> Involved:
-    entitled = not child.shielded or actor.role in SHIELD_VIEWERS
-    caf = repo.open_caf(session, child.id)
-    if not entitled:
-        ask = ask_contact(session, child, Contact(name=fallback)).name
+def _summary(reader: Session, actor: Actor, glance: repo.Glance, fallback: str) -> Involved:
+    child, caf = glance.child, glance.caf
+    if child.shielded and actor.role not in SHIELD_VIEWERS:
+        ask = ask_contact(reader, child, Contact(name=fallback)).name
         return Involved(
             caf_status=caf.status if caf else None,
             caf_holder=None,
@@ -130,29 +129,27 @@ def _summary(session: Session, actor: Actor, child: Child, fallback: str) -> Inv
             highest_level_of_need=None,
             ask=f"This record is shielded: ask {ask} to broker contact.",
         )
-    lead = repo.current_lead(session, child.id)
-    lead_contact = repo.practitioner_contact(session, lead.practitioner_id) if lead else None
-    holder = repo.practitioner_contact(session, caf.lead_practitioner_id or caf.initiator_id) if caf else None
-    involvements = [row for row in repo.involvements_with_service(session, child.id) if not row[0].sensitive]
+    holder, lead = glance.caf_holder, glance.lead
     return Involved(
         caf_status=caf.status if caf else None,
         caf_holder=f"{holder[0].name}, {holder[1].name}" if holder else None,
-        lead_professional=f"{lead_contact[0].name}, {lead_contact[1].name}" if lead_contact else None,
-        lead_professional_phone=(lead_contact[0].phone or lead_contact[1].phone) if lead_contact else None,
-        services_involved=len(involvements),
-        highest_level_of_need=max((row[0].level_of_need for row in involvements), default=None),
+        lead_professional=f"{lead[0].name}, {lead[1].name}" if lead else None,
+        lead_professional_phone=(lead[0].phone or lead[1].phone) if lead else None,
+        services_involved=glance.services_involved,
+        highest_level_of_need=glance.highest_level_of_need,
     )
 
 
 def _hits(reader: Session, *, actor: Actor, matches: Sequence[Match], fallback_team: str) -> list[SearchHit]:
-    """The hits as this actor may see them, with their involvement summaries."""
+    """The hits as this actor may see them, with their involvement summaries (a few queries in all)."""
+    glances = repo.at_a_glance(reader, [uuid.UUID(hex=m.child_id) for m in matches])
+    today = date.today()
     hits: list[SearchHit] = []
     for match in matches:
-        child = reader.get(Child, uuid.UUID(hex=match.child_id))
-        if child is None or child.status != "active":
+        glance = glances.get(uuid.UUID(hex=match.child_id))
+        if glance is None or glance.child.status != "active":
             continue  # the index is behind the database; the database wins
-        names = repo.child_names(reader, child.id)
-        address = repo.current_address(reader, child.id)
+        child, names, address = glance.child, glance.names, glance.address
         entitled = not child.shielded or actor.role in SHIELD_VIEWERS
         hits.append(
             SearchHit(
@@ -164,11 +161,11 @@ def _hits(reader: Session, *, actor: Actor, matches: Sequence[Match], fallback_t
                 name=f"{names[0].given} {names[0].family}" if names else "",
                 date_of_birth=child.date_of_birth,
                 expected_delivery_date=child.expected_delivery_date,
-                age_years=age_on(child.date_of_birth, date.today()) if child.date_of_birth else None,
+                age_years=age_on(child.date_of_birth, today) if child.date_of_birth else None,
                 sex=child.sex,
                 shielded=child.shielded,
                 postcode_district=address.postcode.split(" ")[0] if address and entitled else None,
-                involvement=_summary(reader, actor, child, fallback_team),
+                involvement=_summary(reader, actor, glance, fallback_team),
             )
         )
     return hits

@@ -32,6 +32,7 @@ from search.normalise import (
     phonetic,
     primary_phonetic,
     swapped_day_month,
+    ymd,
 )
 from search.port import (
     SEXES,
@@ -349,7 +350,7 @@ def query_keys(q: SearchQuery) -> list[str]:
 # --- scoring ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Field:
     """One field's verdict: its weight and the words for the explanation."""
 
@@ -357,6 +358,23 @@ class _Field:
     weight: float
     phrase: str
     level: str
+
+
+@dataclass(slots=True)
+class _NameField:
+    """A name's verdict; the words are only put together for a candidate that is shown."""
+
+    name: str
+    weight: float
+    what: str
+    level: str
+    detail: str
+    previous: bool
+
+    @property
+    def phrase(self) -> str:
+        text = _NAME_PHRASES[self.level].format(what=self.what, detail=self.detail.title())
+        return text + " (previous name or alias)" if self.previous else text
 
 
 @dataclass
@@ -431,16 +449,13 @@ _NAME_PHRASES = {
 
 def _name_field(
     field_name: str, what: str, query: str | None, names: Sequence[str], *, given: bool
-) -> _Field | None:
+) -> _NameField | None:
     if not query or not fold(query):
         return None
     verdict = _compare_name(query, names, given=given)
     if verdict is None:
         return None
-    phrase = _NAME_PHRASES[verdict.level].format(what=what, detail=verdict.detail.title())
-    if verdict.previous:
-        phrase += " (previous name or alias)"
-    return _Field(field_name, verdict.weight, phrase, verdict.level)
+    return _NameField(field_name, verdict.weight, what, verdict.level, verdict.detail, verdict.previous)
 
 
 def _dob_field(q: SearchQuery, rec: PersonFields) -> _Field | None:
@@ -483,7 +498,7 @@ def _dob_field(q: SearchQuery, rec: PersonFields) -> _Field | None:
 
 
 def _adjacent_digits_transposed(a: date, b: date) -> bool:
-    sa, sb = a.strftime("%Y%m%d"), b.strftime("%Y%m%d")
+    sa, sb = ymd(a), ymd(b)
     diff = [i for i in range(8) if sa[i] != sb[i]]
     return (
         len(diff) == 2
@@ -550,50 +565,68 @@ def _logistic(total: float) -> float:
     return 1.0 / (1.0 + math.exp(-(total - _MIDPOINT) / _SCALE))
 
 
-def _fields(q: SearchQuery, rec: PersonFields, *, swap: bool) -> list[_Field]:
+_Verdict = _Field | _NameField
+
+_MAX_NAME_WEIGHT = W_FAMILY["exact"] + W_GIVEN["exact"]
+"""The most two names can add: swapping them can only win over names that agree less than this."""
+
+
+def _names(q: SearchQuery, rec: PersonFields, *, swap: bool) -> list[_Verdict]:
     given, family = (q.family, q.given) if swap else (q.given, q.family)
     found = [
-        _identifier_field(q, rec),
         _name_field("family", "family name", family, rec.family_names, given=False),
         _name_field("given", "given name", given, rec.given_names, given=True),
-        _dob_field(q, rec),
-        _sex_field(q, rec),
-        _postcode_field(q, rec),
     ]
     return [f for f in found if f is not None]
 
 
-def score(q: SearchQuery, rec: PersonFields) -> Match | None:
-    """Compare a query with one record field by field; None if nothing at all is comparable."""
-    fields = _fields(q, rec, swap=False)
+def _assess(q: SearchQuery, rec: PersonFields) -> tuple[float, list[_Verdict], bool] | None:
+    """The score in [0, 1], the fields compared and whether the names were swapped; None if nothing
+    at all is comparable."""
+    identifier = _identifier_field(q, rec)
+    others = [f for f in (_dob_field(q, rec), _sex_field(q, rec), _postcode_field(q, rec)) if f is not None]
+    names = _names(q, rec, swap=False)
     swapped = False
     if q.given and q.family:
-        alt = _fields(q, rec, swap=True)
-        if sum(f.weight for f in alt) + W_NAMES_SWAPPED > sum(f.weight for f in fields):
-            fields, swapped = alt, True
+        direct = sum(f.weight for f in names)
+        # Swapped names cost W_NAMES_SWAPPED (negative), so they can only win below this bound.
+        if direct < _MAX_NAME_WEIGHT + W_NAMES_SWAPPED:
+            alt = _names(q, rec, swap=True)
+            if sum(f.weight for f in alt) + W_NAMES_SWAPPED > direct:
+                names, swapped = alt, True
+    fields: list[_Verdict] = [*([identifier] if identifier else []), *names, *others]
     if not fields:
         return None
     total = sum(f.weight for f in fields) + (W_NAMES_SWAPPED if swapped else 0.0)
     value = _logistic(total)
+    if identifier is not None and identifier.level == "agrees" and all(f.weight >= 0 for f in fields):
+        value = 1.0
+    return round(value, 4), fields, swapped
+
+
+def _match(rec: PersonFields, value: float, fields: list[_Verdict], swapped: bool) -> Match:
     by_name = {f.name: f for f in fields}
     disagreed = any(f.weight < 0 for f in fields)
-    identifier = by_name.get("identifier")
-    if identifier is not None and identifier.level == "agrees" and not disagreed:
-        value = 1.0
     grade = _grade(value, by_name, disagreed=disagreed, swapped=swapped)
     phrases = [f.phrase for f in fields]
     if swapped:
         phrases.insert(0, "given and family names swapped")
     return Match(
         child_id=rec.child_id,
-        score=round(value, 4),
+        score=value,
         grade=grade,
         agreed=tuple(f.name for f in fields if f.weight > 0),
         explanation="; ".join(phrases),
     )
 
 
-def _grade(value: float, fields: dict[str, _Field], *, disagreed: bool, swapped: bool) -> Grade:
+def score(q: SearchQuery, rec: PersonFields) -> Match | None:
+    """Compare a query with one record field by field; None if nothing at all is comparable."""
+    assessed = _assess(q, rec)
+    return _match(rec, *assessed) if assessed is not None else None
+
+
+def _grade(value: float, fields: dict[str, _Verdict], *, disagreed: bool, swapped: bool) -> Grade:
     identifier = fields.get("identifier")
     if not disagreed and identifier is not None and identifier.level == "agrees":
         return "certain"
@@ -656,9 +689,9 @@ def rank(q: SearchQuery, records: Iterable[PersonFields]) -> list[Match]:
         if rec.child_id in seen:
             continue
         seen.add(rec.child_id)
-        m = score(q, rec)
-        if m is not None and m.score >= POSSIBLE_AT:
-            matches.append(m)
+        assessed = _assess(q, rec)
+        if assessed is not None and assessed[0] >= POSSIBLE_AT:
+            matches.append(_match(rec, *assessed))
     matches.sort(key=lambda m: (-m.score, m.child_id))
     return matches
 

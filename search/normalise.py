@@ -163,6 +163,7 @@ class Postcode:
         return re.match(r"[A-Z]+", self.outward).group(0)  # type: ignore[union-attr]
 
 
+@lru_cache(maxsize=65536)
 def parse_postcode(text: str | None) -> Postcode | None:
     """Parse a full UK postcode or an outward code ("ox4 1ab", "OX41AB", "ox4"); None if neither."""
     if not text:
@@ -198,9 +199,15 @@ def swapped_day_month(value: date) -> date | None:
         return None
 
 
+@lru_cache(maxsize=65536)
+def ymd(value: date) -> str:
+    """The date as its eight YYYYMMDD digits."""
+    return value.strftime("%Y%m%d")
+
+
 def digit_differences(a: date, b: date) -> int:
     """How many of the eight YYYYMMDD digits differ (a typing slip changes one)."""
-    return sum(x != y for x, y in zip(a.strftime("%Y%m%d"), b.strftime("%Y%m%d"), strict=True))
+    return sum(x != y for x, y in zip(ymd(a), ymd(b), strict=True))
 
 
 # --- identifiers ---------------------------------------------------------------------------
