@@ -33,6 +33,7 @@ from directory.api.deps import (
     parse_dev_actor,
     parse_purpose,
 )
+from directory.db import read_only
 from directory.models import Actor, Practitioner, Role
 
 SHIELD_OVERRIDE_HEADER = "X-Shield-Override-Reason"
@@ -167,7 +168,7 @@ def actor_resolver(request: Request) -> Actor:
             return _dev_or_refuse(request, state)
         info = state.validator.validate(token)
         subject, client_id = info.subject, info.client_id
-        with Session(state.engine, expire_on_commit=False) as session:
+        with read_only(state.engine) as session:
             if info.jti and session.get(SeenJti, f"revoked:{info.jti}") is not None:
                 raise unauthenticated("token-revoked", "This access token was revoked; sign in again.")
             grant = current_grant(session, subject=info.subject, kind=info.subject_kind, cfg=state.cfg)

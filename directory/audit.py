@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
+import weakref
+from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -109,6 +112,90 @@ def append_alone(engine: Engine, **kwargs: Any) -> None:
     with Session(engine) as session:
         append(session, **kwargs)
         session.commit()
+
+
+def record(session: Session, **event: Any) -> None:
+    """Append an event and return once it is committed, for reads that change nothing else.
+
+    If the session already has a transaction open (and so, on SQLite, may hold the write lock),
+    the event joins it. Otherwise it goes to the engine's group commit: one thread appends every
+    event queued meanwhile in a single transaction, so a busy service takes the write lock once per
+    batch instead of once per search, and each caller still waits until its own event is durable.
+    """
+    if session.in_transaction():
+        append(session, **event)
+        return
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)
+    with _WRITERS_LOCK:
+        writer = _WRITERS.get(bind)
+        if writer is None:
+            writer = _WRITERS[bind] = _GroupCommit(bind)
+    writer.append(event)
+
+
+@dataclass(eq=False)
+class _Pending:
+    event: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class _GroupCommit:
+    """One writer thread per engine, started on demand and gone after a second with nothing to do."""
+
+    MAX_BATCH = 200
+    IDLE_SECONDS = 1.0
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = weakref.ref(engine)
+        self._queue: deque[_Pending] = deque()
+        self._ready = threading.Condition()
+        self._running = False
+
+    def append(self, event: dict[str, Any]) -> None:
+        pending = _Pending(event)
+        with self._ready:
+            self._queue.append(pending)
+            if self._running:
+                self._ready.notify()
+            else:
+                self._running = True
+                threading.Thread(target=self._run, name="audit-group-commit", daemon=True).start()
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                if not self._queue and not self._ready.wait_for(lambda: bool(self._queue), self.IDLE_SECONDS):
+                    self._running = False
+                    return
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.MAX_BATCH))]
+            engine = self._engine()
+            if engine is None:  # nobody can be waiting on an engine that is gone
+                return
+            self._write(engine, batch)
+
+    def _write(self, engine: Engine, batch: list[_Pending]) -> None:
+        try:
+            with Session(engine) as session:
+                for pending in batch:
+                    append(session, **pending.event)
+                session.commit()
+        except BaseException as exc:
+            if len(batch) > 1:  # one bad event must not lose the others: write them one by one
+                for pending in batch:
+                    self._write(engine, [pending])
+                return
+            batch[0].error = exc
+        for pending in batch:
+            pending.done.set()
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, _GroupCommit] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)

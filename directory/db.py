@@ -58,6 +58,16 @@ def is_postgres(engine_or_session: Engine | Session) -> bool:
 
 
 @contextmanager
+def read_only(engine: Engine) -> Iterator[Session]:
+    """A session that only reads: on SQLite a WAL snapshot that never takes the write lock."""
+    with (
+        engine.connect().execution_options(**{READ_ONLY: True}) as conn,
+        Session(bind=conn, expire_on_commit=False) as session,
+    ):
+        yield session
+
+
+@contextmanager
 def unit_of_work(engine: Engine) -> Iterator[Session]:
     """One transaction: commit when the block succeeds, roll back when it raises."""
     with Session(engine, expire_on_commit=False) as session:

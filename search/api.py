@@ -14,7 +14,7 @@ from sqlmodel import Session
 from directory import audit
 from directory import repository as repo
 from directory.api.deps import CurrentActor, SessionDep
-from directory.db import READ_ONLY
+from directory.db import read_only
 from directory.errors import InvalidInput, NotAllowed
 from directory.models import Actor, Contact, Role
 from directory.service import SHIELD_VIEWERS, age_on, ask_contact
@@ -186,7 +186,7 @@ def run_search(
         raise InvalidInput(exc.message, field=exc.field) from None
     result = matcher.search(query)
     if result.too_many:
-        audit.append(
+        audit.record(
             session,
             actor=actor,
             action="search",
@@ -200,14 +200,11 @@ def run_search(
             advice="Too many children match these details: add more detail, for example "
             "a given name, the exact date of birth, a postcode or an NHS number.",
         )
-    # Read on a connection of its own (a WAL snapshot on SQLite), so the request takes the write
-    # lock only for the audit append at the end instead of for the whole search.
-    with (
-        session.get_bind().connect().execution_options(**{READ_ONLY: True}) as conn,
-        Session(bind=conn) as reader,
-    ):
+    # Read on a connection of its own (a WAL snapshot on SQLite) and audit through the group
+    # commit: a search never holds the write lock itself, yet answers only once it is audited.
+    with read_only(session.get_bind()) as reader:  # type: ignore[arg-type]
         hits = _hits(reader, actor=actor, matches=result.matches, fallback_team=fallback_team)
-    audit.append(
+    audit.record(
         session,
         actor=actor,
         action="search",

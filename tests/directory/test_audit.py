@@ -133,3 +133,53 @@ def test_actor_fields_are_recorded(session: Session) -> None:
         event.purpose,
         event.request_id,
     ) == ("sam", "practitioner", "Test Org", "web", "considering-caf", "test")
+
+
+def test_group_commit_records_every_concurrent_search_once_in_one_chain(engine: Engine) -> None:
+    """Twenty threads audit at once through audit.record: every event lands, the chain verifies,
+    and the events shared transactions (fewer commits than events) without losing one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def look(i: int) -> None:
+        with Session(engine) as s:  # no transaction open: goes through the group commit
+            audit.record(s, actor=actor(subject=f"user{i}"), action="search", detail={"n": i})
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(look, range(200)))
+    with Session(engine) as s:
+        result = audit.verify(s)
+        assert result.ok and result.checked == 200
+        subjects = s.exec(sa.select(audit.AuditEvent.actor_subject)).scalars().all()
+        assert sorted(subjects) == sorted(f"user{i}" for i in range(200))
+
+
+def test_group_commit_reports_a_failed_event_to_its_caller_and_keeps_the_rest(engine: Engine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pytest
+
+    def look(i: int) -> None:
+        with Session(engine) as s:
+            # An event that cannot be stored: a child id that is not a UUID fails in every dialect.
+            children = ["not-a-uuid"] if i == 7 else []
+            audit.record(s, actor=actor(subject=f"user{i}"), action="search", children=children)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        futures = [pool.submit(look, i) for i in range(30)]
+    failed = [i for i, f in enumerate(futures) if f.exception() is not None]
+    assert failed == [7]
+    with pytest.raises(Exception):  # noqa: B017 - the caller gets the error itself
+        futures[7].result()
+    with Session(engine) as s:
+        result = audit.verify(s)
+        assert result.ok and result.checked == 29
+
+
+def test_record_joins_an_open_transaction_instead_of_waiting_for_it(engine: Engine) -> None:
+    """A caller already holding the write lock must not wait for a writer that needs that lock."""
+    with Session(engine) as s:
+        make_child(s)  # the session now has a transaction open
+        audit.record(s, actor=actor(), action="search")
+        s.rollback()  # ... and the event shares its fate
+    with Session(engine) as s:
+        assert audit.verify(s).checked == 0
