@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
 )
 
+from directory.db import READ_ONLY
 from search.matching import blocking_keys, identifier_key
 from search.normalise import normalise_identifier
 from search.port import PersonFields
@@ -104,7 +105,7 @@ class EmbeddedBackend:
         if not unique or limit <= 0:
             return []
         shared = func.count().label("shared")
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             if len(unique) <= _IN_CHUNK:
                 rows = conn.execute(
                     select(search_key.c.child_id, shared)
@@ -155,10 +156,14 @@ class EmbeddedBackend:
 
     def count(self) -> int:
         """Number of indexed children."""
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return int(conn.execute(select(func.count()).select_from(search_record)).scalar_one())
 
     # --- internals ---------------------------------------------------------------------
+
+    def _reader(self) -> Connection:
+        """A connection for reads only: on SQLite a WAL snapshot that never takes the write lock."""
+        return self.engine.connect().execution_options(**{READ_ONLY: True})
 
     @staticmethod
     def _insert(conn: Connection, batch: Sequence[PersonFields]) -> None:

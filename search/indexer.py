@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from directory.db import READ_ONLY
 from directory.models import Outbox, utcnow
 from search.port import SearchBackend
 from search.projection import project
@@ -72,7 +73,8 @@ def drain(
         if not mine:
             return 0
         while max_batches is None or batches < max_batches:
-            with engine.begin() as conn:
+            # Looking for work (every half second in `serve`) only reads: no write lock for it.
+            with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
                 rows = conn.execute(
                     sa.select(_OUTBOX.c.id, _OUTBOX.c.entity_id)
                     .where(_OUTBOX.c.processed_at.is_(None), _OUTBOX.c.topic == "child")
@@ -100,7 +102,7 @@ def drain(
 
 def pending(engine: Engine) -> int:
     """Outbox rows not yet applied."""
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
         return int(
             conn.execute(sa.select(sa.func.count()).where(_OUTBOX.c.processed_at.is_(None))).scalar_one()
         )
