@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import getpass
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
 import typer
@@ -32,6 +33,10 @@ from directory.db import make_engine, unit_of_work
 from directory.migrations import upgrade
 from directory.models import Actor, Assessment, Child, Purpose, Role, utcnow
 from directory.settings import Settings
+
+if TYPE_CHECKING:
+    from interop.notify import NotificationWorker
+    from search.indexer import BackgroundIndexer
 
 app = typer.Typer(help="childindex: who is already working with this child?", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
@@ -63,26 +68,66 @@ def migrate() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="Processes (CHILDINDEX_WORKERS)")] = None,
 ) -> None:
     """Migrate the database and serve the app."""
     settings = Settings()
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    _serve(settings, engine, host=host, port=port)
+    _serve(settings, engine, host=host, port=port, workers=workers or settings.workers)
 
 
-def _serve(settings: Settings, engine: Engine, *, host: str | None, port: int | None) -> None:
+def _serve(
+    settings: Settings, engine: Engine, *, host: str | None, port: int | None, workers: int = 1
+) -> None:
     import uvicorn
 
     from directory.app import create_app
 
-    uvicorn.run(
-        create_app(settings, engine=engine),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-    )
+    where = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
+    if workers <= 1:
+        uvicorn.run(create_app(settings, engine=engine), **where)  # type: ignore[arg-type]
+        return
+    # Several processes read their settings from the environment. They must share the key that
+    # signs sessions and CSRF tokens; and the background jobs run once, here in the supervisor,
+    # so two indexers never race to project one child and no notification goes out twice.
+    os.environ.setdefault("CHILDINDEX_SECRET_KEY", secrets.token_urlsafe(32))
+    os.environ["CHILDINDEX_INDEXER_INTERVAL_SECONDS"] = "0"
+    os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
+    jobs = _background_jobs(settings, engine)
+    try:
+        uvicorn.run("directory.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
+    finally:
+        for job in jobs:
+            job.stop()
+
+
+def _background_jobs(settings: Settings, engine: Engine) -> list[BackgroundIndexer | NotificationWorker]:
+    from directory.app import build_search_backend
+    from interop.notify import NotificationWorker
+    from search.indexer import BackgroundIndexer
+
+    jobs: list[BackgroundIndexer | NotificationWorker] = []
+    if settings.indexer_interval_seconds > 0:
+        backend = build_search_backend(settings, engine)
+        backend.ensure_ready()
+        jobs.append(BackgroundIndexer(engine, backend, interval=settings.indexer_interval_seconds))
+    if settings.notify_enabled:
+        jobs.append(
+            NotificationWorker(
+                engine,
+                interval_seconds=settings.notify_interval_seconds,
+                max_attempts=settings.notify_max_attempts,
+            )
+        )
+    for job in jobs:
+        job.start()
+    return jobs
 
 
 def _database_url(given: str | None) -> str:

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes `serve` runs behind one socket (about one per core); the indexer "
+        "and the notification sender then run once, in the supervising process.",
+    )
     signal_expiry_days: int = Field(default=14, ge=1, le=90)
     authority_name: str = "Demoshire County Council"
     delivery_team_name: str = "Early Help Hub"

@@ -1,0 +1,87 @@
+"""`childindex serve --workers 2`: several processes behind one socket, one indexer for all of them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.fixtures.builders import child_create
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_two_workers_answer_and_one_indexer_keeps_search_current(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CHILDINDEX_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "CHILDINDEX_ENVIRONMENT": "development",
+        "CHILDINDEX_PORT": str(port),
+        "CHILDINDEX_INDEXER_INTERVAL_SECONDS": "0.2",
+        "CHILDINDEX_LOG_LEVEL": "warning",
+    }
+    cli = [sys.executable, "-c", "from directory.cli import main; main()", "serve", "--workers", "2"]
+    proc = subprocess.Popen(cli, env=env, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "serve exited"
+            assert time.monotonic() < deadline, "serve did not answer within 90 s"
+            time.sleep(0.3)
+        # uvicorn's supervisor spawns the workers (plus multiprocessing's resource tracker).
+        workers = [
+            p
+            for p in _children_of(proc.pid)
+            if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        assert len(workers) == 2
+
+        admin = {"X-Dev-Actor": "subject=admin; role=directory_admin", "X-Purpose-Of-Use": "administration"}
+        body = child_create(names=[{"given": "Peregrine", "family": "Quillfeather"}]).model_dump(mode="json")
+        created = httpx.post(f"{base}/api/v1/children", json=body, headers=admin, timeout=10)
+        assert created.status_code == 201, created.text
+
+        reader = {"X-Dev-Actor": "subject=hv; role=practitioner", "X-Purpose-Of-Use": "considering-caf"}
+        query = {"given": "Peregrine", "family": "Quillfeather", "birth_date": body["date_of_birth"]}
+        deadline = time.monotonic() + 20
+        while True:  # the supervisor's indexer brings the new child into the index
+            found = httpx.post(f"{base}/api/v1/children/search", json=query, headers=reader, timeout=10)
+            assert found.status_code == 200, found.text
+            if found.json()["hits"]:
+                break
+            assert time.monotonic() < deadline, "the new child never reached the search index"
+            time.sleep(0.3)
+        assert found.json()["hits"][0]["child_id"] == created.json()["id"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
