@@ -20,6 +20,20 @@ python bench/fhir_revinclude.py --db "sqlite:///$DB" --requests 1000
 echo "== search through HTTP: app (auth + audit) beside a minimal FastAPI endpoint ($N children)"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000
+echo "== the same with two uvicorn workers (one per core), app and ceiling alike"
+python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --workers 2 --skip dev
+echo "== Elasticsearch backend: index build, memory and search through HTTP ($N children)"
+ES_PORT="${BENCH_ES_PORT:-9290}"
+ES_URL="$(CHILDINDEX_ES_PORT=$ES_PORT CHILDINDEX_ES_EXTRA_JAVA_OPTS="-Xms2g -Xmx2g" \
+  bash tests/services/elasticsearch.sh start | tail -n 1)"
+trap 'CHILDINDEX_ES_PORT=$ES_PORT bash tests/services/elasticsearch.sh stop >/dev/null 2>&1 || true' EXIT
+/usr/bin/time -v env CHILDINDEX_DATABASE_URL="sqlite:///$DB" CHILDINDEX_SEARCH_BACKEND=elasticsearch \
+  CHILDINDEX_ELASTICSEARCH_URL="$ES_URL" childindex reindex 2>&1 | grep -E "Indexed|Elapsed|Maximum resident"
+python bench/es_footprint.py --url "$ES_URL"
+python bench/search_http.py --database-url "sqlite:///$DB" --backend elasticsearch \
+  --elasticsearch-url "$ES_URL" --duration 20 --queries 1000 --skip dev
+python bench/search_http.py --database-url "sqlite:///$DB" --backend elasticsearch \
+  --elasticsearch-url "$ES_URL" --duration 20 --queries 1000 --workers 2 --skip dev
 echo "== match quality (labelled set of 50,000 people)"
 python bench/search_quality.py --people 50000 --cases 2000
 echo "== import rate ($N CSV rows)"
