@@ -239,6 +239,9 @@ class Practitioner(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=254)
     subject: str | None = Field(default=None, max_length=200, unique=True)  # sign-in subject
     active: bool = True
+    # optimistic locking for updates from connected systems (PractitionerRole If-Match); the
+    # server default lets bulk loaders leave it out
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 # --------------------------------------------------------------------------- the child

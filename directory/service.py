@@ -651,17 +651,27 @@ def update_practitioner(
     actor: Actor,
     practitioner_id: uuid.UUID,
     data: PractitionerCreate,
+    expected_version: int | None = None,
 ) -> Practitioner:
-    """Change a practitioner's role, organisation or contact point, or mark them inactive."""
+    """Change a practitioner's role, organisation or contact point, or mark them inactive.
+
+    A change against an older version is refused (StaleVersion); an update that changes nothing
+    keeps the version.
+    """
     if actor.role not in PRACTITIONER_REGISTRARS:
         raise NotAllowed("Only a directory admin or a connected system can change practitioners.")
     practitioner = repo.get(session, Practitioner, practitioner_id, for_update=True)
     if practitioner is None:
         raise NotFound("No practitioner has that id.", practitioner_id=str(practitioner_id))
+    check_version("practitioner", practitioner.version, expected_version)
     if repo.get(session, Organisation, data.organisation_id) is None:
         raise NotFound("No organisation has that id.", organisation_id=str(data.organisation_id))
-    for key, value in data.model_dump().items():
+    changes = {k: v for k, v in data.model_dump().items() if getattr(practitioner, k) != v}
+    if not changes:
+        return practitioner  # type: ignore[no-any-return]
+    for key, value in changes.items():
         setattr(practitioner, key, value)
+    practitioner.version += 1
     session.add(practitioner)
     session.flush()
     audit.append(
