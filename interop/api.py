@@ -442,6 +442,11 @@ def _filter(kind: str, res: dict[str, Any], q: P.Query) -> bool:
         return False
     if q.values("_id") and res["id"] not in q.values("_id"):
         return False
+    if kind == "Flag" and q.values("code"):
+        codes = {f"{c.get('system')}|{c.get('code')}" for c in (res.get("code") or {}).get("coding", [])}
+        codes |= {c.split("|")[1] for c in codes}
+        if not any(v in codes for v in q.values("code")):
+            return False
     if kind == "EpisodeOfCare":
         if q.values("date") and not _period_matches(
             res.get("period", {}), [P.parse_date(v, "date") for v in q.values("date")]
