@@ -112,7 +112,7 @@ FHIR_CATALOGUE_TYPES = ("Practitioner", "PractitionerRole", "Organization", "Hea
 FHIR_WRITE_TYPES = ("EpisodeOfCare", "PractitionerRole", "Flag", "Consent", "CareTeam")
 FHIR_HISTORY_TYPES = ("EpisodeOfCare",)
 _LETTERS = "cruds"
-_V1 = {"c": "write", "u": "write", "r": "read", "s": "read"}
+_V1 = {"c": "write", "u": "write", "d": "write", "r": "read", "s": "read"}
 
 
 def smart_scopes(resource: str, letter: str) -> frozenset[str]:
@@ -156,6 +156,12 @@ def _fhir_policies() -> dict[str, Policy | str]:
         out[f"fhir_history_{kind}"] = history
         out[f"fhir_vread_{kind}"] = history
     out["fhir_match_Patient"] = _smart("Patient", "s", PRACTICE, rate_limited=True)
+    # rest-hook subscriptions: connected systems (and admins, local delivery teams) manage their own
+    subscribers = frozenset({Role.SYSTEM, Role.DIRECTORY_ADMIN, Role.LOCAL_DELIVERY_TEAM})
+    out["fhir_create_Subscription"] = _smart("Subscription", "c", subscribers)
+    out["fhir_read_Subscription"] = _smart("Subscription", "r", subscribers)
+    out["fhir_search_Subscription"] = _smart("Subscription", "s", subscribers)
+    out["fhir_delete_Subscription"] = _smart("Subscription", "d", subscribers)
     # a Bundle needs some write scope; each entry is then checked against its own type's scope
     out["fhir_bundle"] = Policy(
         frozenset().union(*(smart_scopes(k, c) for k in FHIR_WRITE_TYPES for c in "cu")),

@@ -571,6 +571,9 @@ class Subscription(SQLModel, table=True):
     secret: str | None = Field(default=None, max_length=200)  # keys the HMAC signature
     status: str = Field(default="active", max_length=8)
     created_at: datetime = _ts(default_factory=utcnow)
+    # as a FHIR Subscription was registered (None for subscriptions configured in code)
+    reason: str | None = Field(default=None, max_length=500)
+    criteria: str | None = Field(default=None, max_length=500)
 
 
 class Notification(SQLModel, table=True):

@@ -1776,6 +1776,10 @@ def build_router() -> APIRouter:
         res = entries[0]["resource"]
         return fhir_json(res, headers=_etag(res))
 
+    from interop.subscriptions import add_subscription_routes  # late: it builds on this module
+
+    add_subscription_routes(router)
+
     @router.post("", name="fhir_bundle")
     def bundle(ctx: CtxDep, body: Body, request: Request) -> Response:
         """A transaction (atomic: all or nothing) or batch Bundle of creates, updates and reads."""

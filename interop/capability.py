@@ -80,6 +80,32 @@ def _resource(kind: str) -> dict[str, Any]:
     return res
 
 
+def _subscription_resource() -> dict[str, Any]:
+    from interop.mapping import CRITERIA_HELP
+
+    return {
+        "type": "Subscription",
+        "interaction": [{"code": c} for c in ("create", "read", "search-type", "delete")],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "documentation": (
+            "rest-hook only, for connected systems (scopes system/Subscription.c, .r, .s, .d); each "
+            "client sees its own. "
+            + CRITERIA_HELP
+            + " Each notification is an id-only history Bundle (the Patient and, for CAF and Lead "
+            "Professional events, the CAF's Flag), tagged with the event, posted in the background "
+            "with retries; give a secret in extension " + S.EXT_SIGNING_SECRET + " to have it signed "
+            "(X-Childindex-Signature: sha256=HMAC(secret, X-Childindex-Timestamp + '.' + body)). "
+            "shielded-record-viewed also needs the audit.read scope."
+        ),
+    }
+
+
 def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
     """A truthful CapabilityStatement: only what is implemented, with the OAuth endpoints."""
     body = {
@@ -136,7 +162,7 @@ def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
                         "system/EpisodeOfCare.cru); see " + issuer + "/.well-known/smart-configuration."
                     ),
                 },
-                "resource": [_resource(kind) for kind in READABLE],
+                "resource": [*(_resource(kind) for kind in READABLE), _subscription_resource()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],

@@ -75,6 +75,7 @@ EXT_CAF_OUTCOME = f"{BASE}/StructureDefinition/caf-outcome"  # Flag: the outcome
 EXT_CHANGE_REASON = f"{BASE}/StructureDefinition/change-reason"  # why: close, withdraw, hand over
 EXT_CONSENT_GIVER = f"{BASE}/StructureDefinition/consent-giver"
 EXT_YOUNG_PERSON_COMPETENT = f"{BASE}/StructureDefinition/young-person-competent"
+EXT_SIGNING_SECRET = f"{BASE}/StructureDefinition/signing-secret"  # Subscription: write-only
 
 
 def fhir_identifier_system(domain_system: str) -> str:

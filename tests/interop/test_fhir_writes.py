@@ -376,3 +376,121 @@ def test_fhir_reads_searches_and_match_count_towards_trawling(
             sa.text("SELECT actor_subject FROM audit_event WHERE action = 'alert.trawling'")
         ).scalar_one()
     assert who == "trawler"
+
+
+HOOK = "https://ehr.example.nhs.uk/fhir/childindex-hook"
+
+
+def _subscription(criteria: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "tell the health visiting team about CAFs",
+        "criteria": criteria,
+        "channel": {"type": "rest-hook", "endpoint": HOOK, "payload": FHIR},
+        **extra,
+    }
+
+
+def test_subscriptions_are_managed_over_fhir_and_delivered_in_the_background(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
+    import json
+
+    import httpx
+    import respx
+
+    from interop import notify
+
+    scopes = (*WRITE_SCOPES, "system/Subscription.crds")
+    h = {**system_headers(state, engine, subject="trust-sub", scopes=scopes), "Content-Type": FHIR}
+    other = {**system_headers(state, engine, subject="other", scopes=scopes), "Content-Type": FHIR}
+    assert "Subscription" in {r["type"] for r in api.get("/fhir/metadata").json()["rest"][0]["resource"]}
+    # criteria this server cannot deliver are refused, naming what it can
+    said = outcome(
+        api.post("/fhir/Subscription", headers=h, json=_subscription("EpisodeOfCare?status=active")),
+        422,
+        "not-supported",
+    )
+    assert "caf-signalled" in said
+    outcome(
+        api.post("/fhir/Subscription", headers=h, json=_subscription("Flag?code=caf-expired")),
+        422,
+        "not-supported",
+    )
+    outcome(
+        api.post(
+            "/fhir/Subscription",
+            headers=h,
+            json={
+                **_subscription("Flag?code=caf-signalled"),
+                "channel": {"type": "email", "endpoint": "mailto:x@y"},
+            },
+        ),
+        422,
+        "not-supported",
+    )
+    bad_endpoint = _subscription("Flag?code=caf-signalled")
+    bad_endpoint["channel"] = {**bad_endpoint["channel"], "endpoint": "http://ehr.example.nhs.uk/hook"}
+    outcome(api.post("/fhir/Subscription", headers=h, json=bad_endpoint), 400, "invalid")
+    # shielded-record events need audit.read as well
+    outcome(
+        api.post(
+            "/fhir/Subscription", headers=h, json=_subscription("AuditEvent?subtype=shielded-record-viewed")
+        ),
+        403,
+        "forbidden",
+    )
+    # no Subscription scope: the refusal names it
+    said = outcome(
+        api.post(
+            "/fhir/Subscription",
+            headers={**system_headers(state, engine), "Content-Type": FHIR},
+            json=_subscription("Flag?code=caf-signalled"),
+        ),
+        403,
+        "forbidden",
+    )
+    assert "system/Subscription.c" in said
+    secret = {"extension": [{"url": S.EXT_SIGNING_SECRET, "valueString": "hook-secret"}]}
+    r = api.post(
+        "/fhir/Subscription",
+        headers=h,
+        json=_subscription(
+            "Flag?code=caf-signalled,caf-in-progress,caf-closed,lead-professional-in-place", **secret
+        ),
+    )
+    assert r.status_code == 201, r.text
+    sub = valid(r.json())
+    assert sub["status"] == "active" and "extension" not in sub  # the secret is never shown
+    assert r.headers["location"].endswith(f"/fhir/Subscription/{sub['id']}")
+    assert valid(api.get(f"/fhir/Subscription/{sub['id']}", headers=h).json())["criteria"] == sub["criteria"]
+    outcome(api.get(f"/fhir/Subscription/{sub['id']}", headers=other), 404, "not-found")  # only your own
+    listed = valid(api.get("/fhir/Subscription", headers=h).json())
+    assert [e["resource"]["id"] for e in listed["entry"]] == [sub["id"]]
+    assert "subscription.create" in audit_actions(engine)
+    # a CAF signalled over FHIR is delivered by the worker, not by the request
+    child = _new_child(engine)
+    assert api.post("/fhir/Flag", headers=h, json=_signal(child, world.hv)).status_code == 201
+    assert count(engine, "notification") == 0
+    assert notify.fan_out(engine) >= 1
+    with respx.mock() as mock:
+        route = mock.post(HOOK).respond(200)
+        with httpx.Client() as client:
+            notify.deliver_due(engine, client, base_url="http://testserver/fhir")
+    bodies = [json.loads(c.request.content) for c in route.calls]
+    mine = [b for b in bodies if b["entry"][0]["request"]["url"] == f"Patient/{child}"]
+    assert len(mine) == 1
+    bundle = valid(mine[0])
+    assert bundle["type"] == "history" and bundle["meta"]["tag"][0]["code"] == "caf-signalled"
+    assert bundle["entry"][1]["request"]["url"].startswith("Flag/caf-")
+    assert "Noah" not in route.calls[0].request.content.decode()  # ids only, never names
+    # delete: 204, then gone, and nothing more is queued for it
+    assert api.delete(f"/fhir/Subscription/{sub['id']}", headers=other).status_code == 404
+    assert api.delete(f"/fhir/Subscription/{sub['id']}", headers=h).status_code == 204
+    outcome(api.get(f"/fhir/Subscription/{sub['id']}", headers=h), 404, "not-found")
+    queued = count(engine, "notification")
+    other_child = _new_child(engine)
+    assert api.post("/fhir/Flag", headers=h, json=_signal(other_child, world.hv)).status_code == 201
+    notify.fan_out(engine)
+    assert count(engine, "notification") == queued
