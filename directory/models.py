@@ -773,6 +773,21 @@ class TacConvene(_Input):
     next_review_date: date
 
 
+class DemographicsUpdate(_Input):
+    """Demographics from a national service (PDS) to bring a record up to date; None = keep ours."""
+
+    source: str = PField(min_length=1, max_length=80, examples=["pds"])
+    nhs_number: str | None = PField(default=None, max_length=12)  # the current number, when superseded
+    given: str | None = PField(default=None, max_length=100)
+    family: str | None = PField(default=None, max_length=100)
+    date_of_birth: date | None = None
+    sex: Sex | None = None
+    address_line1: str | None = PField(default=None, max_length=200)
+    address_line2: str | None = PField(default=None, max_length=200)
+    town: str | None = PField(default=None, max_length=100)
+    postcode: str | None = PField(default=None, max_length=10)
+
+
 class MergeInto(_Input):
     """The record a duplicate is merged into."""
 
