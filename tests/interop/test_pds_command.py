@@ -76,7 +76,7 @@ def test_verify_reports_differences_without_changing_anything(env: Engine) -> No
 
 
 def test_refresh_brings_the_record_up_to_date_through_the_domain(env: Engine) -> None:
-    child = _child(env, "9000000009")
+    _child(env, "9000000009")
     with respx.mock() as mock:
         _token(mock)
         mock.get(f"{BASE}/Patient/9000000009").respond(200, json=body("pds_patient_9000000009.json"))
@@ -157,7 +157,8 @@ def test_dead_letters_are_listed_and_retried(env: Engine) -> None:
         for seq in (1, 2):
             conn.execute(
                 sa.text(
-                    "INSERT INTO notification (subscription_id, audit_seq, event, payload, status, attempts, "
+                    "INSERT INTO notification (subscription_id, audit_seq, event, payload, status, "
+                    "attempts, "
                     "next_attempt_at, last_error, created_at) VALUES (:s, :q, 'caf-signalled', '{}', 'dead', 6, "
                     ":t, 'HTTP 500', :t)"
                 ),
