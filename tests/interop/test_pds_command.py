@@ -158,8 +158,8 @@ def test_dead_letters_are_listed_and_retried(env: Engine) -> None:
             conn.execute(
                 sa.text(
                     "INSERT INTO notification (subscription_id, audit_seq, event, payload, status, "
-                    "attempts, "
-                    "next_attempt_at, last_error, created_at) VALUES (:s, :q, 'caf-signalled', '{}', 'dead', 6, "
+                    "attempts, next_attempt_at, last_error, created_at) "
+                    "VALUES (:s, :q, 'caf-signalled', '{}', 'dead', 6, "
                     ":t, 'HTTP 500', :t)"
                 ),
                 {

@@ -1,4 +1,4 @@
-"""practitioner version (optimistic locking of PractitionerRole updates); FHIR Subscription reason and criteria
+"""practitioner version (PractitionerRole If-Match); FHIR Subscription reason and criteria
 
 Revision ID: 0005
 Revises: 0004
