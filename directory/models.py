@@ -240,7 +240,7 @@ class Practitioner(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=200, unique=True)  # sign-in subject
     active: bool = True
     # optimistic locking for updates from connected systems (PractitionerRole If-Match); the
-    # server default lets bulk loaders leave it out
+    # server default sets rows that existed before the column at 1
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
