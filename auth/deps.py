@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -150,11 +151,12 @@ def check_policy(policy: Policy | str | None, *, role: Role, scopes: frozenset[s
             f"one of: {', '.join(sorted(r.value for r in policy.roles))}.",
         )
     if scopes is not None and not (scopes & policy.scopes):
+        named = policy.scopes_to_name(system=role == Role.SYSTEM)
         raise forbidden(
             "insufficient-scope",
-            "Your access token lacks the scope this needs: "
-            f"one of {', '.join(sorted(policy.scopes))}. Sign in again asking for it, "
-            "or ask your administrator to add it to your grant.",
+            f"Your access token lacks the scope this needs: {' or '.join(named)}"
+            f"{' (or a wider one granting the same)' if policy.hint else ''}. Ask for it when you "
+            "request a token, or ask your administrator to add it to your grant.",
         )
 
 
@@ -230,17 +232,35 @@ def _rate_limit(request: Request, state: AuthState, policy: Policy | str | None,
         _audit_trawl(state, actor, alert)
 
 
+def note_looks(request: Request, session: Session, actor: Actor, child_ids: Iterable[uuid.UUID]) -> None:
+    """Count the children a request showed (FHIR reads, searches, $match) towards trawling detection.
+
+    The alert is appended on the request's own session: the request already holds the database
+    for its audit append, so a second connection would only wait for it.
+    """
+    ids = [str(c) for c in child_ids]
+    alert = auth_state(request).limiter.look(actor.subject, ids) if ids else None
+    if alert is not None:
+        audit.append(
+            session, actor=actor, action="alert.trawling", outcome="alert", detail=_trawl_detail(alert)
+        )
+
+
+def _trawl_detail(alert: TrawlAlert) -> dict[str, int]:
+    return {
+        "distinct_children": alert.distinct_children,
+        "looks": alert.looks,
+        "window_seconds": alert.window_seconds,
+    }
+
+
 def _audit_trawl(state: AuthState, actor: Actor, alert: TrawlAlert) -> None:
     audit.append_alone(
         state.engine,
         actor=actor,
         action="alert.trawling",
         outcome="alert",
-        detail={
-            "distinct_children": alert.distinct_children,
-            "looks": alert.looks,
-            "window_seconds": alert.window_seconds,
-        },
+        detail=_trawl_detail(alert),
     )
 
 

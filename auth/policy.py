@@ -20,6 +20,16 @@ class Policy:
     scopes: frozenset[str]
     roles: frozenset[Role]
     rate_limited: bool = False  # per-subject limit and trawling detection (searches, card reads)
+    # The one or few scopes to name when refusing (SMART sets hold dozens of equivalent spellings);
+    # "{context}" becomes "system" or "user" after the caller's kind.
+    hint: tuple[str, ...] = ()
+
+    def scopes_to_name(self, *, system: bool) -> list[str]:
+        """The scopes a refusal names: the hint (in the caller's context) or, for short sets, all of them."""
+        if self.hint:
+            context = "system" if system else "user"
+            return [h.format(context=context) for h in self.hint]
+        return sorted(self.scopes)
 
 
 PUBLIC = "public"
@@ -99,9 +109,10 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
 
 FHIR_CHILD_TYPES = ("Patient", "EpisodeOfCare", "Flag", "CareTeam", "Consent", "RelatedPerson")
 FHIR_CATALOGUE_TYPES = ("Practitioner", "PractitionerRole", "Organization", "HealthcareService", "Location")
-FHIR_WRITE_TYPES = ("EpisodeOfCare", "PractitionerRole")
+FHIR_WRITE_TYPES = ("EpisodeOfCare", "PractitionerRole", "Flag", "Consent", "CareTeam")
+FHIR_HISTORY_TYPES = ("EpisodeOfCare",)
 _LETTERS = "cruds"
-_V1 = {"c": "write", "u": "write", "r": "read", "s": "read"}
+_V1 = {"c": "write", "u": "write", "d": "write", "r": "read", "s": "read"}
 
 
 def smart_scopes(resource: str, letter: str) -> frozenset[str]:
@@ -119,26 +130,43 @@ def smart_scopes(resource: str, letter: str) -> frozenset[str]:
     return frozenset(out)
 
 
+def smart_hint(resource: str, letter: str) -> tuple[str, ...]:
+    """The narrowest v2 scope granting `letter` on `resource`, and its v1 spelling."""
+    return (f"{{context}}/{resource}.{letter}", f"{{context}}/{resource}.{_V1[letter]}")
+
+
+def _smart(resource: str, letter: str, roles: frozenset[Role], *, rate_limited: bool = False) -> Policy:
+    return Policy(smart_scopes(resource, letter), roles, rate_limited, smart_hint(resource, letter))
+
+
 def _fhir_policies() -> dict[str, Policy | str]:
     out: dict[str, Policy | str] = {"fhir_metadata": PUBLIC}
     for kind in FHIR_CHILD_TYPES + FHIR_CATALOGUE_TYPES + ("AuditEvent",):
         roles = LOG_READERS if kind == "AuditEvent" else PRACTICE if kind in FHIR_CHILD_TYPES else ALL_ROLES
-        read, search = smart_scopes(kind, "r"), smart_scopes(kind, "s")
         # reads of a child's record share the card's per-subject limit and trawling detection
         limited = kind in FHIR_CHILD_TYPES
-        out[f"fhir_read_{kind}"] = Policy(read, roles, rate_limited=limited)
-        out[f"fhir_search_{kind}"] = Policy(search, roles, rate_limited=limited)
-        out[f"fhir_search_post_{kind}"] = Policy(search, roles, rate_limited=limited)
+        out[f"fhir_read_{kind}"] = _smart(kind, "r", roles, rate_limited=limited)
+        out[f"fhir_search_{kind}"] = _smart(kind, "s", roles, rate_limited=limited)
+        out[f"fhir_search_post_{kind}"] = _smart(kind, "s", roles, rate_limited=limited)
     for kind in FHIR_WRITE_TYPES:
-        out[f"fhir_create_{kind}"] = Policy(smart_scopes(kind, "c"), PRACTICE)
-        out[f"fhir_update_{kind}"] = Policy(smart_scopes(kind, "u"), PRACTICE)
-    history = Policy(smart_scopes("EpisodeOfCare", "r"), PRACTICE, rate_limited=True)
-    out["fhir_history_EpisodeOfCare"] = history
-    out["fhir_vread_EpisodeOfCare"] = history
-    out["fhir_match_Patient"] = Policy(smart_scopes("Patient", "s"), PRACTICE, rate_limited=True)
+        out[f"fhir_create_{kind}"] = _smart(kind, "c", PRACTICE)
+        out[f"fhir_update_{kind}"] = _smart(kind, "u", PRACTICE)
+    for kind in FHIR_HISTORY_TYPES:
+        history = _smart(kind, "r", PRACTICE if kind in FHIR_CHILD_TYPES else ALL_ROLES, rate_limited=True)
+        out[f"fhir_history_{kind}"] = history
+        out[f"fhir_vread_{kind}"] = history
+    out["fhir_match_Patient"] = _smart("Patient", "s", PRACTICE, rate_limited=True)
+    # rest-hook subscriptions: connected systems (and admins, local delivery teams) manage their own
+    subscribers = frozenset({Role.SYSTEM, Role.DIRECTORY_ADMIN, Role.LOCAL_DELIVERY_TEAM})
+    out["fhir_create_Subscription"] = _smart("Subscription", "c", subscribers)
+    out["fhir_read_Subscription"] = _smart("Subscription", "r", subscribers)
+    out["fhir_search_Subscription"] = _smart("Subscription", "s", subscribers)
+    out["fhir_delete_Subscription"] = _smart("Subscription", "d", subscribers)
     # a Bundle needs some write scope; each entry is then checked against its own type's scope
     out["fhir_bundle"] = Policy(
-        frozenset().union(*(smart_scopes(k, c) for k in FHIR_WRITE_TYPES for c in "cu")), PRACTICE
+        frozenset().union(*(smart_scopes(k, c) for k in FHIR_WRITE_TYPES for c in "cu")),
+        PRACTICE,
+        hint=tuple(f"{{context}}/{k}.cu" for k in FHIR_WRITE_TYPES),
     )
     return out
 

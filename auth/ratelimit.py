@@ -73,11 +73,23 @@ class SubjectLimiter:
                     headers={"Retry-After": str(retry)},
                 )
             trail.hits.append(now)
-            if child_id is None:
-                return None
-            while trail.looks and (trail.looks[0][0] <= now - self.window or len(trail.looks) >= MAX_TRACKED):
-                trail.looks.popleft()
-            trail.looks.append((now, child_id))
+        if child_id is None:
+            return None
+        return self.look(subject, [child_id])
+
+    def look(self, subject: str, child_ids: list[str]) -> TrawlAlert | None:
+        """Count looks at children (a card read, a FHIR read, the Patients a search showed); maybe alert."""
+        if not child_ids:
+            return None
+        now = self.now()
+        with self._lock:
+            trail = self._trails.setdefault(subject, _Trail())
+            for child_id in child_ids:
+                while trail.looks and (
+                    trail.looks[0][0] <= now - self.window or len(trail.looks) >= MAX_TRACKED
+                ):
+                    trail.looks.popleft()
+                trail.looks.append((now, child_id))
             distinct = len({c for _, c in trail.looks})
             repeats = len(trail.looks) - distinct
             looks_like_trawling = distinct >= self.trawl_distinct and repeats * 5 < len(trail.looks)

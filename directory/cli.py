@@ -33,6 +33,7 @@ from directory.db import make_engine, unit_of_work
 from directory.migrations import upgrade
 from directory.models import Actor, Assessment, Child, Purpose, Role, utcnow
 from directory.settings import Settings
+from interop.cli import notifications_app, pds_app
 
 if TYPE_CHECKING:
     from interop.notify import NotificationWorker
@@ -43,6 +44,8 @@ audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True
 app.add_typer(audit_app, name="audit")
 app.add_typer(grants_app, name="grants")
 app.add_typer(users_app, name="users")
+app.add_typer(pds_app, name="pds")
+app.add_typer(notifications_app, name="notifications")
 console = Console()
 
 

@@ -239,6 +239,9 @@ class Practitioner(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=254)
     subject: str | None = Field(default=None, max_length=200, unique=True)  # sign-in subject
     active: bool = True
+    # optimistic locking for updates from connected systems (PractitionerRole If-Match); the
+    # server default sets rows that existed before the column at 1
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 # --------------------------------------------------------------------------- the child
@@ -568,6 +571,9 @@ class Subscription(SQLModel, table=True):
     secret: str | None = Field(default=None, max_length=200)  # keys the HMAC signature
     status: str = Field(default="active", max_length=8)
     created_at: datetime = _ts(default_factory=utcnow)
+    # as a FHIR Subscription was registered (None for subscriptions configured in code)
+    reason: str | None = Field(default=None, max_length=500)
+    criteria: str | None = Field(default=None, max_length=500)
 
 
 class Notification(SQLModel, table=True):
@@ -765,6 +771,21 @@ class TacUpdate(_Input):
 
 class TacConvene(_Input):
     next_review_date: date
+
+
+class DemographicsUpdate(_Input):
+    """Demographics from a national service (PDS) to bring a record up to date; None = keep ours."""
+
+    source: str = PField(min_length=1, max_length=80, examples=["pds"])
+    nhs_number: str | None = PField(default=None, max_length=12)  # the current number, when superseded
+    given: str | None = PField(default=None, max_length=100)
+    family: str | None = PField(default=None, max_length=100)
+    date_of_birth: date | None = None
+    sex: Sex | None = None
+    address_line1: str | None = PField(default=None, max_length=200)
+    address_line2: str | None = PField(default=None, max_length=200)
+    town: str | None = PField(default=None, max_length=100)
+    postcode: str | None = PField(default=None, max_length=10)
 
 
 class MergeInto(_Input):

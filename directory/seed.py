@@ -483,6 +483,7 @@ def build_catalogue(rng: random.Random, children: int) -> Catalogue:
                 "email": email,
                 "subject": None,
                 "active": True,
+                "version": 1,
             }
         )
         return pid

@@ -48,6 +48,7 @@ from directory.models import (
     ConsentScope,
     ConsentWithdraw,
     Contact,
+    DemographicsUpdate,
     HandOver,
     HandOverRead,
     IdentifierRead,
@@ -62,6 +63,7 @@ from directory.models import (
     LeadProfessionalRead,
     Locality,
     NameRead,
+    NameUse,
     Organisation,
     Outbox,
     Practitioner,
@@ -368,6 +370,82 @@ def change_address(
     return address
 
 
+DEMOGRAPHICS_UPDATERS = {Role.DIRECTORY_ADMIN, Role.SYSTEM}
+
+
+def apply_demographics(
+    session: Session, *, actor: Actor, child_id: uuid.UUID, data: DemographicsUpdate, today: date
+) -> list[str]:
+    """Bring a record up to date with a national service's demographics; return what changed.
+
+    A superseded NHS number is replaced by the current one; a new official name keeps the old one
+    as a previous name; a new postcode moves the child (the old address stays as history). The
+    audit event names the fields that changed, never their values.
+    """
+    if actor.role not in DEMOGRAPHICS_UPDATERS:
+        raise NotAllowed("Only a directory admin or a connected system can refresh demographics.")
+    child = _active_child(session, child_id, for_update=True)
+    changed: list[str] = []
+    if data.nhs_number is not None:
+        value = normalise_identifier("nhs", data.nhs_number)
+        held = [i for i in repo.child_identifiers(session, child.id) if i.system == "nhs"]
+        if not held or held[0].value != value:
+            clash = repo.child_by_identifier(session, "nhs", value)
+            if clash is not None and clash.id != child.id:
+                raise Conflict(
+                    "Another record holds the current NHS number: the two records are probably the "
+                    "same child; merge them instead.",
+                    other_child_id=str(clash.id),
+                )
+            if held:
+                held[0].value = value
+                session.add(held[0])
+            else:
+                session.add(ChildIdentifier(child_id=child.id, system="nhs", value=value))
+            changed.append("nhs number")
+    official = next((n for n in repo.child_names(session, child.id) if n.use == NameUse.OFFICIAL.value), None)
+    given = data.given or (official.given if official else None)
+    family = data.family or (official.family if official else None)
+    if given and family and (official is None or (official.given, official.family) != (given, family)):
+        if official is not None:
+            official.use, official.until = NameUse.PREVIOUS.value, today
+            session.add(official)
+        session.add(ChildName(child_id=child.id, use=NameUse.OFFICIAL.value, given=given, family=family))
+        changed.append("name")
+    if data.date_of_birth is not None and data.date_of_birth != child.date_of_birth:
+        validate_birth(date_of_birth=data.date_of_birth, expected_delivery_date=None, today=today)
+        child.date_of_birth, child.expected_delivery_date = data.date_of_birth, None
+        changed.append("date of birth")
+    if data.sex is not None and data.sex.value != child.sex:
+        child.sex = data.sex.value
+        changed.append("sex")
+    if changed:
+        _touch(session, child)
+        session.flush()
+    current = repo.current_address(session, child.id)
+    moved = data.postcode and (current is None or normalise_postcode(data.postcode) != current.postcode)
+    if moved and data.address_line1 and data.postcode:
+        change_address(
+            session,
+            actor=actor,
+            child_id=child.id,
+            line1=data.address_line1,
+            line2=data.address_line2,
+            town=data.town,
+            postcode=data.postcode,
+            since=today,
+        )
+        changed.append("address")
+    _audit_change(
+        session,
+        actor,
+        "child.demographics.refresh",
+        child.id,
+        {"source": data.source, "changed": ", ".join(changed) or "nothing"},
+    )
+    return changed
+
+
 def set_shield(session: Session, *, actor: Actor, child_id: uuid.UUID, data: ShieldSet) -> Child:
     """Shield a child's location and contacts (e.g. a family fleeing violence)."""
     if actor.role not in SHIELD_SETTERS:
@@ -651,17 +729,27 @@ def update_practitioner(
     actor: Actor,
     practitioner_id: uuid.UUID,
     data: PractitionerCreate,
+    expected_version: int | None = None,
 ) -> Practitioner:
-    """Change a practitioner's role, organisation or contact point, or mark them inactive."""
+    """Change a practitioner's role, organisation or contact point, or mark them inactive.
+
+    A change against an older version is refused (StaleVersion); an update that changes nothing
+    keeps the version.
+    """
     if actor.role not in PRACTITIONER_REGISTRARS:
         raise NotAllowed("Only a directory admin or a connected system can change practitioners.")
     practitioner = repo.get(session, Practitioner, practitioner_id, for_update=True)
     if practitioner is None:
         raise NotFound("No practitioner has that id.", practitioner_id=str(practitioner_id))
+    check_version("practitioner", practitioner.version, expected_version)
     if repo.get(session, Organisation, data.organisation_id) is None:
         raise NotFound("No organisation has that id.", organisation_id=str(data.organisation_id))
-    for key, value in data.model_dump().items():
+    changes = {k: v for k, v in data.model_dump().items() if getattr(practitioner, k) != v}
+    if not changes:
+        return practitioner  # type: ignore[no-any-return]
+    for key, value in changes.items():
         setattr(practitioner, key, value)
+    practitioner.version += 1
     session.add(practitioner)
     session.flush()
     audit.append(

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import ValidationError
 from sqlmodel import Session
 
-from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, smart_scopes
+from auth.deps import note_looks
+from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYPES, smart_hint, smart_scopes
 from directory import audit, service
 from directory import repository as drepo
 from directory.api.deps import CurrentActor, SessionDep
@@ -29,8 +31,16 @@ from directory.models import (
     Actor,
     Assessment,
     AuditEvent,
+    CafClose,
+    CafComplete,
+    CafOutcome,
+    CafSignal,
+    CafStart,
     Consent,
+    ConsentCreate,
+    ConsentWithdraw,
     Contact,
+    HandOver,
     Involvement,
     InvolvementCreate,
     InvolvementEnd,
@@ -40,6 +50,9 @@ from directory.models import (
     Role,
     Service,
     Tac,
+    TacConvene,
+    TacMemberIn,
+    TacUpdate,
     utcnow,
 )
 from interop import mapping as m
@@ -98,11 +111,13 @@ class Ctx:
         """Refuse (403 forbidden) unless the scopes grant `letter` on `kind`."""
         if not self.may(kind, letter):
             word = {"c": "create", "r": "read", "u": "update", "s": "search"}[letter]
+            context = "system" if self.actor.role == Role.SYSTEM else "user"
+            named = " or ".join(h.format(context=context) for h in smart_hint(kind, letter))
             raise FhirError(
                 403,
                 "forbidden",
-                f"Your access token does not let you {word} {kind}: it needs a scope such as "
-                f"system/{kind}.{'cru' if letter in 'cu' else 'rs'}.",
+                f"Your access token does not let you {word} {kind}: it needs {named} "
+                "(or a wider scope granting the same).",
             )
 
 
@@ -220,6 +235,7 @@ def read_child_resource(ctx: Ctx, kind: str, rid: str) -> dict[str, Any]:
     pic = picture.for_child(
         ctx.session, actor=ctx.actor, child_id=child_id, now=utcnow(), fallback=ctx.fallback, audited=True
     )
+    note_looks(ctx.request, ctx.session, ctx.actor, [child_id])  # trawling detection, as a card read
     res = pic.get(kind, rid)
     if res is None:
         raise FhirError(404, "not-found", f"No {kind} has the id '{rid}', or it is not shown to you.")
@@ -426,6 +442,11 @@ def _filter(kind: str, res: dict[str, Any], q: P.Query) -> bool:
         return False
     if q.values("_id") and res["id"] not in q.values("_id"):
         return False
+    if kind == "Flag" and q.values("code"):
+        codes = {f"{c.get('system')}|{c.get('code')}" for c in (res.get("code") or {}).get("coding", [])}
+        codes |= {c.split("|")[1] for c in codes}
+        if not any(v in codes for v in q.values("code")):
+            return False
     if kind == "EpisodeOfCare":
         if q.values("date") and not _period_matches(
             res.get("period", {}), [P.parse_date(v, "date") for v in q.values("date")]
@@ -649,6 +670,7 @@ def run_search(ctx: Ctx, kind: str, items: list[tuple[str, str]]) -> dict[str, A
     else:
         found = search_catalogue(ctx, kind, q)
     if kind in FHIR_CHILD_TYPES:
+        note_looks(ctx.request, ctx.session, ctx.actor, found.children)
         audit.append(
             ctx.session,
             actor=ctx.actor,
@@ -813,6 +835,7 @@ def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> d
                 },
             }
         )
+    note_looks(ctx.request, ctx.session, ctx.actor, children)
     audit.append(
         ctx.session,
         actor=ctx.actor,
@@ -837,18 +860,35 @@ def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> d
 
 @dataclass
 class Written:
-    """The outcome of a create or update."""
+    """The outcome of a create or update: the resource as the caller may see it.
+
+    `ref` names what was written when the body is not it (an informational OperationOutcome
+    when the record's rules do not show the result to this caller).
+    """
 
     status: int
     resource: dict[str, Any]
+    ref: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """'Type/id' of what was written."""
+        return self.ref or f"{self.resource['resourceType']}/{self.resource['id']}"
 
     def headers(self, base: str) -> dict[str, str]:
-        """Location and ETag."""
-        r = self.resource
-        h = _etag(r)
-        version = (r.get("meta") or {}).get("versionId")
-        h["Location"] = f"{base}/{r['resourceType']}/{r['id']}" + (f"/_history/{version}" if version else "")
+        """Location (with the version for types that keep history) and ETag."""
+        h = _etag(self.resource) if self.ref is None else {}
+        version = (self.resource.get("meta") or {}).get("versionId") if self.ref is None else None
+        kind = self.reference.split("/")[0]
+        history = f"/_history/{version}" if version and kind in FHIR_HISTORY_TYPES else ""
+        h["Location"] = f"{base}/{self.reference}{history}"
         return h
+
+
+def _body_version(body: dict[str, Any]) -> int | None:
+    """The meta.versionId a client sent in the body (a stand-in for If-Match)."""
+    value = str((body.get("meta") or {}).get("versionId") or "")
+    return int(value) if value.isdigit() else None
 
 
 def _mapping(fn: Callable[[dict[str, Any]], Any], body: dict[str, Any]) -> Any:
@@ -877,16 +917,9 @@ def create_episode(ctx: Ctx, body: dict[str, Any], *, if_none_exist: str | None 
     """Record an involvement from an EpisodeOfCare (conditionally, with If-None-Exist)."""
     ctx.need("EpisodeOfCare", "c")
     ep: m.EpisodeIn = _mapping(m.episode_of_care_in, body)
-    if if_none_exist:
-        items = [tuple(p.split("=", 1)) for p in if_none_exist.lstrip("?").split("&") if "=" in p]
-        q = P.parse("EpisodeOfCare", items, lenient=False)  # type: ignore[arg-type]
-        existing = search_child_resources(ctx, "EpisodeOfCare", q)
-        if existing.total == 1:
-            return Written(200, existing.matches[0])
-        if existing.total > 1:
-            raise FhirError(
-                412, "duplicate", "If-None-Exist matches more than one EpisodeOfCare: be more specific."
-            )
+    found = _conditional(ctx, "EpisodeOfCare", if_none_exist)
+    if found is not None:
+        return found
     svc = ctx.session.get(Service, ep.service_id)
     if svc is None:
         raise FhirError(
@@ -926,8 +959,8 @@ def update_episode(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | 
     if body.get("id") not in (None, rid):
         raise FhirError(400, "invalid", "The resource's id does not match the URL.", where="EpisodeOfCare.id")
     ep: m.EpisodeIn = _mapping(m.episode_of_care_in, body)
-    if expected is None and (body.get("meta") or {}).get("versionId"):
-        expected = int(body["meta"]["versionId"]) if str(body["meta"]["versionId"]).isdigit() else None
+    if expected is None:
+        expected = _body_version(body)
     actor = ctx.actor.model_copy(update={"shield_override_reason": None})
     pic = picture.for_child(
         ctx.session, actor=actor, child_id=inv.child_id, now=utcnow(), fallback=ctx.fallback, audited=False
@@ -984,28 +1017,437 @@ def update_practitioner_role(ctx: Ctx, rid: str, body: dict[str, Any], *, expect
         raise FhirError(
             400, "invalid", "The resource's id does not match the URL.", where="PractitionerRole.id"
         )
-    if expected is not None:
-        raise FhirError(
-            400,
-            "not-supported",
-            "PractitionerRole is not versioned here: send the update without If-Match.",
-            where="If-Match",
-        )
     data = _mapping(m.practitioner_role_in, body)
+    if expected is None:
+        expected = _body_version(body)
     p = service.update_practitioner(
-        ctx.session, actor=ctx.actor, practitioner_id=_uuid(rid, "PractitionerRole"), data=data
+        ctx.session,
+        actor=ctx.actor,
+        practitioner_id=_uuid(rid, "PractitionerRole"),
+        data=data,
+        expected_version=expected,
     )
     org = ctx.session.get(Organisation, p.organisation_id)
     return Written(200, m.practitioner_role(p, org.name if org else None))
 
 
+def _conditional(ctx: Ctx, kind: str, if_none_exist: str | None) -> Written | None:
+    """Conditional create: the one existing match (200), None when there is none, 412 when several."""
+    if not if_none_exist:
+        return None
+    items = parse_qsl(if_none_exist.lstrip("?"), keep_blank_values=True)
+    existing = search_child_resources(ctx, kind, P.parse(kind, items, lenient=False))
+    if existing.total == 1:
+        return Written(200, existing.matches[0])
+    if existing.total > 1:
+        raise FhirError(412, "duplicate", f"If-None-Exist matches more than one {kind}: be more specific.")
+    return None
+
+
+# ----------------------------------------------------------------- CAF (Flag), Consent, TAC (CareTeam)
+#
+# Each write is a use case of directory/service.py (signal/start/complete/close a CAF, hand over
+# the Lead Professional, record/withdraw consent, form/change/convene a TAC): the rules, the
+# audit events (and so the notifications) are the domain's. The answer is the resource as this
+# caller may see it (shielding applies to what comes back).
+
+
+def _as_caller_sees(ctx: Ctx, child_id: uuid.UUID) -> picture.Picture:
+    actor = ctx.actor.model_copy(update={"shield_override_reason": None})
+    return picture.for_child(
+        ctx.session, actor=actor, child_id=child_id, now=utcnow(), fallback=ctx.fallback, audited=False
+    )
+
+
+def _shown(ctx: Ctx, status: int, kind: str, rid: str, child_id: uuid.UUID) -> Written:
+    """The written resource as the caller may see it, or a note that the record's rules hide it."""
+    res = _as_caller_sees(ctx, child_id).get(kind, rid)
+    if res is None:
+        res = operation_outcome(
+            "informational",
+            f"Done: {kind}/{rid}. The record's rules (shielding) do not show it to you.",
+            severity="information",
+        )
+        return Written(status, res, ref=f"{kind}/{rid}")
+    return Written(status, res)
+
+
+def _visible(ctx: Ctx, kind: str, rid: str) -> tuple[uuid.UUID, dict[str, Any]]:
+    """The child and the current resource, when this caller may see it (404 otherwise)."""
+    child_id = child_of(ctx.session, kind, rid)
+    res = _as_caller_sees(ctx, child_id).get(kind, rid)
+    if res is None:
+        raise FhirError(404, "not-found", f"No {kind} has the id '{rid}', or it is not shown to you.")
+    return child_id, res
+
+
+def _same_id(kind: str, rid: str, body: dict[str, Any]) -> None:
+    if body.get("id") not in (None, rid):
+        raise FhirError(400, "invalid", "The resource's id does not match the URL.", where=f"{kind}.id")
+
+
+def _same_patient(kind: str, given: uuid.UUID, held: uuid.UUID, where: str) -> None:
+    if given != held:
+        raise FhirError(
+            422, "business-rule", f"The patient of a {kind} cannot change; record a new one.", where=where
+        )
+
+
+def _domain_input(model: type[Any], where: str, **fields: Any) -> Any:
+    """A domain input model, its validation errors answered as 400 invalid."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        raise FhirError(400, "invalid", f"{field}: {first.get('msg', 'invalid')}", where=where) from None
+
+
+def _via(ctx: Ctx) -> str:
+    return f"recorded over FHIR by {ctx.actor.client_id or ctx.actor.subject}"[:500]
+
+
+_CAF_PATH = ("signalled", "in_progress", "completed")
+
+
+def create_flag(ctx: Ctx, body: dict[str, Any], *, if_none_exist: str | None = None) -> Written:
+    """Signal the intent to start a CAF (Flag caf-signalled); a second open CAF is refused (409)."""
+    ctx.need("Flag", "c")
+    f: m.FlagIn = _mapping(m.flag_in, body)
+    if f.kind != "caf" or f.caf_status != "signalled":
+        raise FhirError(
+            422,
+            "business-rule",
+            "A CAF begins with a signal of intent: create a Flag with code caf-signalled and author = "
+            "the practitioner starting it, then move it on with PUT (caf-in-progress, caf-completed, "
+            "caf-closed). The Lead Professional flag follows the CAF; change it with PUT.",
+            where="Flag.code",
+        )
+    if f.practitioner_id is None:
+        raise FhirError(
+            400,
+            "required",
+            "Name the practitioner who is starting the CAF in Flag.author (Practitioner/<id>).",
+            where="Flag.author",
+        )
+    found = _conditional(ctx, "Flag", if_none_exist)
+    if found is not None:
+        return found
+    caf = service.signal_caf(
+        ctx.session,
+        actor=ctx.actor,
+        child_id=f.child_id,
+        data=CafSignal(practitioner_id=f.practitioner_id),
+        signal_days=int(ctx.request.app.state.settings.signal_expiry_days),
+        now=utcnow(),
+    )
+    return _shown(ctx, 201, "Flag", f"caf-{caf.id.hex}", caf.child_id)
+
+
+def _move_caf(ctx: Ctx, caf: Assessment, f: m.FlagIn) -> None:
+    """Walk a CAF to the status a Flag asks for, one domain use case per step."""
+    now = utcnow()
+    target = f.caf_status or caf.status
+    if not f.active and target in _CAF_PATH:
+        target = "withdrawn" if caf.status == "signalled" else "closed"
+    if target == caf.status:
+        return
+    if target in ("closed", "withdrawn"):
+        if target == "withdrawn" and caf.status != "signalled":
+            raise FhirError(
+                409,
+                "conflict",
+                f"Only a signalled CAF can be withdrawn; this one is {caf.status}: close it (caf-closed).",
+                where="Flag.code",
+            )
+        service.close_caf(
+            ctx.session,
+            actor=ctx.actor,
+            caf_id=caf.id,
+            data=_domain_input(CafClose, "Flag.extension", reason=f.reason or _via(ctx)),
+            now=now,
+        )
+        return
+    if target not in _CAF_PATH or caf.status not in _CAF_PATH:
+        raise FhirError(
+            409,
+            "conflict",
+            f"This CAF is {caf.status}; it cannot become {target}. A CAF moves signalled -> in progress "
+            "-> completed -> closed (signal a new one once it is closed).",
+            where="Flag.code",
+        )
+    here, there = _CAF_PATH.index(caf.status), _CAF_PATH.index(target)
+    if there < here:
+        raise FhirError(
+            409, "conflict", f"A CAF cannot go back from {caf.status} to {target}.", where="Flag.code"
+        )
+    for step in _CAF_PATH[here + 1 : there + 1]:
+        if step == "in_progress":
+            if f.consent_id is None:
+                raise FhirError(
+                    422,
+                    "business-rule",
+                    "A CAF is started with consent: give the Consent (scope caf) of a parent/carer or "
+                    f"the competent young person in the extension {S.EXT_CAF_CONSENT}.",
+                    where="Flag.extension",
+                )
+            service.start_caf(
+                ctx.session, actor=ctx.actor, caf_id=caf.id, data=CafStart(consent_id=f.consent_id), now=now
+            )
+        else:
+            if f.outcome is None:
+                raise FhirError(
+                    422,
+                    "business-rule",
+                    f"Say how the CAF completed: the extension {S.EXT_CAF_OUTCOME} with one of "
+                    f"{', '.join(m.CAF_OUTCOMES)}.",
+                    where="Flag.extension",
+                )
+            service.complete_caf(
+                ctx.session,
+                actor=ctx.actor,
+                caf_id=caf.id,
+                data=CafComplete(outcome=CafOutcome(f.outcome)),
+                now=now,
+            )
+
+
+def _hand_over_if_asked(ctx: Ctx, caf: Assessment, to: uuid.UUID | None, reason: str | None) -> None:
+    """Hand the Lead Professional role to `to` when it is someone other than the current one."""
+    if to is None or caf.status not in _CAF_PATH:
+        return
+    lead = drepo.current_lead(ctx.session, caf.child_id)
+    if lead is not None and lead.practitioner_id == to:
+        return
+    service.hand_over_lead(
+        ctx.session,
+        actor=ctx.actor,
+        caf_id=caf.id,
+        data=_domain_input(HandOver, "author", to_practitioner_id=to, reason=reason or _via(ctx)),
+        now=utcnow(),
+    )
+
+
+def update_flag(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | None) -> Written:
+    """Move a CAF on (start / complete / close / withdraw) or hand over the Lead Professional, from a Flag."""
+    ctx.need("Flag", "u")
+    _same_id("Flag", rid, body)
+    f: m.FlagIn = _mapping(m.flag_in, body)
+    child_id, _current = _visible(ctx, "Flag", rid)
+    _same_patient("Flag", f.child_id, child_id, "Flag.subject")
+    expected = expected if expected is not None else _body_version(body)
+    prefix, _, hexid = rid.partition("-")
+    if (prefix == "lp") != (f.kind == "lead-professional"):
+        raise FhirError(
+            422,
+            "business-rule",
+            "A Flag cannot change between CAF status and Lead Professional.",
+            where="Flag.code",
+        )
+    if prefix == "lp":
+        caf = drepo.open_caf(ctx.session, child_id)
+        if caf is None:
+            raise FhirError(
+                409, "conflict", "This child has no open CAF, so no Lead Professional to hand over."
+            )
+        service.check_version("Lead Professional flag", caf.version, expected)
+        if not f.active:
+            raise FhirError(
+                422,
+                "business-rule",
+                "There is always one Lead Professional while a CAF is open: hand the role over "
+                "(change Flag.author), or close the CAF.",
+                where="Flag.status",
+            )
+        _hand_over_if_asked(ctx, caf, f.practitioner_id, f.reason)
+        return _shown(ctx, 200, "Flag", rid, child_id)
+    caf = ctx.session.get(Assessment, _uuid(hexid, "Flag"))
+    assert caf is not None  # _visible found it
+    service.check_version("CAF", caf.version, expected)
+    _move_caf(ctx, caf, f)
+    _hand_over_if_asked(ctx, caf, f.practitioner_id, f.reason)
+    return _shown(ctx, 200, "Flag", rid, child_id)
+
+
+def create_consent(ctx: Ctx, body: dict[str, Any], *, if_none_exist: str | None = None) -> Written:
+    """Record a consent given by a parent/carer or a competent young person."""
+    ctx.need("Consent", "c")
+    c: m.ConsentIn = _mapping(m.consent_in, body)
+    if not c.active:
+        raise FhirError(
+            422,
+            "business-rule",
+            "Record a consent as given (status active); withdraw it later with PUT (status inactive).",
+            where="Consent.status",
+        )
+    found = _conditional(ctx, "Consent", if_none_exist)
+    if found is not None:
+        return found
+    data = _domain_input(ConsentCreate, "Consent", **c.create_fields())
+    consent = service.record_consent(ctx.session, actor=ctx.actor, child_id=c.child_id, data=data)
+    return _shown(ctx, 201, "Consent", str(consent.id), consent.child_id)
+
+
+def update_consent(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | None) -> Written:
+    """Withdraw a consent (status inactive); nothing else about a consent changes."""
+    ctx.need("Consent", "u")
+    _same_id("Consent", rid, body)
+    if expected is not None:
+        raise FhirError(
+            400,
+            "not-supported",
+            "Consent is not versioned here: send the update without If-Match.",
+            where="If-Match",
+        )
+    c: m.ConsentIn = _mapping(m.consent_in, body)
+    child_id, current = _visible(ctx, "Consent", rid)
+    _same_patient("Consent", c.child_id, child_id, "Consent.patient")
+    row = ctx.session.get(Consent, _uuid(rid, "Consent"))
+    assert row is not None
+    changed = [
+        name
+        for name, new, old in (
+            ("scope", c.scope, row.scope),
+            ("who gave it", c.given_by_kind, row.given_by_kind),
+            ("their name", c.given_by_name, row.given_by_name),
+        )
+        if new is not None and new != old
+    ]
+    if changed:
+        raise FhirError(
+            422,
+            "business-rule",
+            f"A consent cannot change ({', '.join(changed)}): withdraw it (status inactive) "
+            "and record a new one.",
+            where="Consent",
+        )
+    if c.active:
+        if row.withdrawn_at is not None:
+            raise FhirError(
+                409,
+                "conflict",
+                "A withdrawn consent cannot be given again: record a new consent.",
+                where="Consent.status",
+            )
+        return Written(200, current)
+    if row.withdrawn_at is None:
+        service.withdraw_consent(
+            ctx.session,
+            actor=ctx.actor,
+            consent_id=row.id,
+            data=_domain_input(ConsentWithdraw, "Consent.extension", reason=c.withdrawn_reason or _via(ctx)),
+        )
+    return _shown(ctx, 200, "Consent", rid, child_id)
+
+
+def _apply_team(ctx: Ctx, caf: Assessment, tac: Tac | None, t: m.CareTeamIn) -> Tac:
+    """Bring a TAC to what a CareTeam says: add members, hand over the LP, remove members, convene."""
+    now = utcnow()
+    if t.status == "closed":
+        raise FhirError(
+            422,
+            "business-rule",
+            "A TAC closes with its CAF: close the CAF (PUT its Flag with code caf-closed).",
+            where="CareTeam.status",
+        )
+    if tac is not None and tac.status == "convened" and t.status == "forming":
+        raise FhirError(
+            422, "business-rule", "A convened TAC cannot go back to proposed.", where="CareTeam.status"
+        )
+    current = {x.practitioner_id for x in drepo.tac_members(ctx.session, tac.id)} if tac else set()
+    wanted = dict(t.members)
+    add = [TacMemberIn(practitioner_id=p, role=r[:80]) for p, r in t.members if p not in current]
+    review = t.next_review_date if tac is None or t.next_review_date != tac.next_review_date else None
+    family = (
+        t.family_participating
+        if tac is None
+        or (t.family_participating is not None and t.family_participating != tac.family_participating)
+        else None
+    )
+    if tac is None or add or review is not None or family is not None:
+        data = _domain_input(
+            TacUpdate, "CareTeam", add_members=add, next_review_date=review, family_participating=family
+        )
+        tac = service.update_tac(ctx.session, actor=ctx.actor, caf_id=caf.id, data=data, now=now)
+    _hand_over_if_asked(ctx, caf, t.lead_practitioner_id, t.reason or "appointed by the TAC")
+    remove = [p for p in current if p not in wanted]
+    if remove:
+        data = _domain_input(TacUpdate, "CareTeam.participant", remove_practitioner_ids=remove)
+        tac = service.update_tac(ctx.session, actor=ctx.actor, caf_id=caf.id, data=data, now=now)
+    if t.status == "convened" and tac.status == "forming":
+        when = t.next_review_date or tac.next_review_date
+        if when is None:
+            raise FhirError(
+                400,
+                "required",
+                f"A TAC is convened with a review date: give the extension {S.EXT_NEXT_REVIEW}.",
+                where="CareTeam.extension",
+            )
+        tac = service.convene_tac(
+            ctx.session, actor=ctx.actor, tac_id=tac.id, data=TacConvene(next_review_date=when), now=now
+        )
+    return tac
+
+
+def create_care_team(ctx: Ctx, body: dict[str, Any], *, if_none_exist: str | None = None) -> Written:
+    """Form the TAC of the child's open CAF (status proposed) or form and convene it (active)."""
+    ctx.need("CareTeam", "c")
+    t: m.CareTeamIn = _mapping(m.care_team_in, body)
+    found = _conditional(ctx, "CareTeam", if_none_exist)
+    if found is not None:
+        return found
+    service.lapse_expired_signal(ctx.session, child_id=t.child_id, now=utcnow())
+    caf = drepo.open_caf(ctx.session, t.child_id, for_update=True)
+    if caf is None:
+        raise FhirError(
+            409,
+            "conflict",
+            "A TAC is formed from the child's open CAF, and this child has none: "
+            "signal and start one first (Flag).",
+            where="CareTeam.subject",
+        )
+    existing = drepo.tac_for_caf(ctx.session, caf.id)
+    if existing is not None:
+        raise FhirError(
+            409,
+            "conflict",
+            f"This child's CAF already has a TAC: CareTeam/{existing.id}. Change it with PUT.",
+            where="CareTeam",
+        )
+    tac = _apply_team(ctx, caf, None, t)
+    return _shown(ctx, 201, "CareTeam", str(tac.id), caf.child_id)
+
+
+def update_care_team(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | None) -> Written:
+    """Change a TAC's members, its Lead Professional (a formal hand-over) or review date; convene it."""
+    ctx.need("CareTeam", "u")
+    _same_id("CareTeam", rid, body)
+    t: m.CareTeamIn = _mapping(m.care_team_in, body)
+    child_id, _current = _visible(ctx, "CareTeam", rid)
+    _same_patient("CareTeam", t.child_id, child_id, "CareTeam.subject")
+    tac = ctx.session.get(Tac, _uuid(rid, "CareTeam"))
+    assert tac is not None
+    expected = expected if expected is not None else _body_version(body)
+    service.check_version("TAC", picture.care_team_version(ctx.session, tac), expected)
+    caf = ctx.session.get(Assessment, tac.assessment_id)
+    assert caf is not None
+    _apply_team(ctx, caf, tac, t)
+    return _shown(ctx, 200, "CareTeam", rid, child_id)
+
+
 CREATE: dict[str, Callable[..., Written]] = {
     "EpisodeOfCare": create_episode,
     "PractitionerRole": create_practitioner_role,
+    "Flag": create_flag,
+    "Consent": create_consent,
+    "CareTeam": create_care_team,
 }
 UPDATE: dict[str, Callable[..., Written]] = {
     "EpisodeOfCare": update_episode,
     "PractitionerRole": update_practitioner_role,
+    "Flag": update_flag,
+    "Consent": update_consent,
+    "CareTeam": update_care_team,
 }
 
 
@@ -1158,16 +1600,17 @@ def _entry(ctx: Ctx, i: int, entry: dict[str, Any], ids: dict[str, str]) -> dict
         _check_type(kind, body)
         w = UPDATE[kind](ctx, parts[1], body, expected=if_match(request.get("ifMatch")))
     if entry.get("fullUrl"):
-        ids[entry["fullUrl"]] = f"{w.resource['resourceType']}/{w.resource['id']}"
+        ids[entry["fullUrl"]] = w.reference
     headers = w.headers(ctx.base)
-    response = {"status": "201 Created" if w.status == 201 else "200 OK", "location": headers["Location"]}
+    response: dict[str, Any] = {
+        "status": "201 Created" if w.status == 201 else "200 OK",
+        "location": headers["Location"],
+    }
     if "ETag" in headers:
         response["etag"] = headers["ETag"]
-    return {
-        "fullUrl": f"{ctx.base}/{w.resource['resourceType']}/{w.resource['id']}",
-        "resource": w.resource,
-        "response": response,
-    }
+    if w.ref is not None:  # the record's rules hide the result from this caller: say so, show nothing
+        return {"response": {**response, "outcome": w.resource}}
+    return {"fullUrl": f"{ctx.base}/{w.reference}", "resource": w.resource, "response": response}
 
 
 def _entry_error(err: FhirError | DomainError, i: int) -> FhirError:
@@ -1332,6 +1775,10 @@ def build_router() -> APIRouter:
             raise FhirError(404, "not-found", f"EpisodeOfCare/{rid} has no version {vid}.")
         res = entries[0]["resource"]
         return fhir_json(res, headers=_etag(res))
+
+    from interop.subscriptions import add_subscription_routes  # late: it builds on this module
+
+    add_subscription_routes(router)
 
     @router.post("", name="fhir_bundle")
     def bundle(ctx: CtxDep, body: Body, request: Request) -> Response:

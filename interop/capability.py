@@ -4,15 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_WRITE_TYPES
+from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYPES, FHIR_WRITE_TYPES
 from interop import params as P
 from interop import systems as S
 from interop.mapping import validated
 
 SEARCH_TYPE_URL = "http://hl7.org/fhir/SearchParameter/{kind}-{name}"
 _COMMON = {"_id": "http://hl7.org/fhir/SearchParameter/Resource-id"}
-HISTORY_TYPES = {"EpisodeOfCare"}
+HISTORY_TYPES = set(FHIR_HISTORY_TYPES)
+VERSIONED_TYPES = {"EpisodeOfCare", "PractitionerRole", "Flag", "CareTeam"}  # meta.versionId, If-Match
+CONDITIONAL_CREATE = {"EpisodeOfCare", "Flag", "Consent", "CareTeam"}  # If-None-Exist, as a search
 READABLE = (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent")
+
+
+WRITE_DOCS = {
+    "Flag": (
+        "Create a Flag caf-signalled (author = the practitioner starting it) to signal a CAF; a second "
+        "open CAF is refused with 409 naming whom to contact. PUT Flag/caf-<id> moves it on "
+        "(caf-in-progress with extension caf-consent, caf-completed with caf-outcome, caf-closed or "
+        "status inactive with change-reason); a new author hands over the Lead Professional, as does "
+        "PUT Flag/lp-<patient> with a new author. The version is the CAF's."
+    ),
+    "Consent": "Create to record a consent; PUT with status inactive (and change-reason) to withdraw it.",
+    "CareTeam": (
+        "Create to form the TAC of the child's open CAF (status active also convenes it); PUT to add or "
+        "remove participants, change the review date, convene, or hand over the Lead Professional "
+        "(the participant with role care-team-role#lead-professional). The version is TAC + CAF."
+    ),
+    "PractitionerRole": "Versioned: send If-Match with the version read (412 when it moved on).",
+}
 
 
 def _resource(kind: str) -> dict[str, Any]:
@@ -24,10 +44,10 @@ def _resource(kind: str) -> dict[str, Any]:
     res: dict[str, Any] = {
         "type": kind,
         "interaction": interactions,
-        "versioning": "versioned-update" if kind in HISTORY_TYPES else "no-version",
+        "versioning": "versioned-update" if kind in VERSIONED_TYPES else "no-version",
         "readHistory": kind in HISTORY_TYPES,
         "updateCreate": False,
-        "conditionalCreate": kind == "EpisodeOfCare",
+        "conditionalCreate": kind in CONDITIONAL_CREATE and kind in FHIR_WRITE_TYPES,
         "conditionalRead": "not-supported",
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
@@ -52,9 +72,38 @@ def _resource(kind: str) -> dict[str, Any]:
             "Send X-Purpose-Of-Use with every read and search. Shielded records and sensitive "
             "involvements are shown exactly as in the app API; every read and search is audited."
         )
+    if kind in WRITE_DOCS:
+        res["documentation"] = res.get("documentation", "") + " " + WRITE_DOCS[kind]
+        res["documentation"] = res["documentation"].strip()
     if kind == "AuditEvent":
         res["documentation"] = "Read-only, for auditors: search by patient (who has looked at this record)."
     return res
+
+
+def _subscription_resource() -> dict[str, Any]:
+    from interop.mapping import CRITERIA_HELP
+
+    return {
+        "type": "Subscription",
+        "interaction": [{"code": c} for c in ("create", "read", "search-type", "delete")],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "documentation": (
+            "rest-hook only, for connected systems (scopes system/Subscription.c, .r, .s, .d); each "
+            "client sees its own. "
+            + CRITERIA_HELP
+            + " Each notification is an id-only history Bundle (the Patient and, for CAF and Lead "
+            "Professional events, the CAF's Flag), tagged with the event, posted in the background "
+            "with retries; give a secret in extension " + S.EXT_SIGNING_SECRET + " to have it signed "
+            "(X-Childindex-Signature: sha256=HMAC(secret, X-Childindex-Timestamp + '.' + body)). "
+            "shielded-record-viewed also needs the audit.read scope."
+        ),
+    }
 
 
 def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
@@ -113,7 +162,7 @@ def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
                         "system/EpisodeOfCare.cru); see " + issuer + "/.well-known/smart-configuration."
                     ),
                 },
-                "resource": [_resource(kind) for kind in READABLE],
+                "resource": [*(_resource(kind) for kind in READABLE), _subscription_resource()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from directory.models import (
     AuditEvent,
+    CafOutcome,
     CafRead,
     ChildCard,
     ConsentRead,
@@ -484,6 +485,7 @@ def practitioner_role(p: Practitioner, org_name: str | None = None) -> dict[str,
     res = {
         "resourceType": "PractitionerRole",
         "id": _rid(p.id),
+        "meta": _meta(p.version),
         "active": p.active,
         "practitioner": _ref("Practitioner", p.id, p.name),
         "organization": _ref("Organization", p.organisation_id, org_name),
@@ -832,9 +834,17 @@ class TeamMember:
 
 
 def care_team(
-    tac: Tac, members: Sequence[TeamMember], *, lead_practitioner_id: uuid.UUID | None
+    tac: Tac,
+    members: Sequence[TeamMember],
+    *,
+    lead_practitioner_id: uuid.UUID | None,
+    version: int | None = None,
 ) -> dict[str, Any]:
-    """TAC -> CareTeam: each practitioner with their role; the Lead Professional carries the coded LP role."""
+    """TAC -> CareTeam: each practitioner with their role; the Lead Professional carries the coded LP role.
+
+    `version` defaults to the TAC's; the FHIR surface passes TAC version + CAF version, so that a
+    Lead Professional hand-over (which moves the CAF on) also moves the CareTeam's version.
+    """
     participants = []
     for m in members:
         roles: list[dict[str, Any]] = [{"text": m.role}]
@@ -858,7 +868,7 @@ def care_team(
     res: dict[str, Any] = {
         "resourceType": "CareTeam",
         "id": _rid(tac.id),
-        "meta": _meta(tac.version),
+        "meta": _meta(tac.version if version is None else version),
         "extension": extensions,
         "status": _TAC_STATUS[tac.status],
         "category": [
@@ -889,8 +899,9 @@ class CareTeamIn:
     status: str
     members: list[tuple[uuid.UUID, str]]
     lead_practitioner_id: uuid.UUID | None
-    family_participating: bool
+    family_participating: bool | None  # None when the resource does not say
     next_review_date: date | None
+    reason: str | None = None  # why the Lead Professional changes, when it does
 
 
 def care_team_in(resource: dict[str, Any]) -> CareTeamIn:
@@ -920,16 +931,18 @@ def care_team_in(resource: dict[str, Any]) -> CareTeamIn:
         status=status,
         members=members,
         lead_practitioner_id=lead,
-        family_participating=bool(_ext_value(resource, S.EXT_FAMILY_PARTICIPATING, "valueBoolean")),
+        family_participating=_ext_value(resource, S.EXT_FAMILY_PARTICIPATING, "valueBoolean"),
         next_review_date=_parse_date(
             _ext_value(resource, S.EXT_NEXT_REVIEW, "valueDate"), "CareTeam.extension"
         ),
+        reason=_ext_value(resource, S.EXT_CHANGE_REASON, "valueString"),
     )
 
 
 # --------------------------------------------------------------------------- Flag (CAF status, LP in place)
 
 _CAF_OPEN = {"signalled", "in_progress", "completed"}
+CAF_OUTCOMES = tuple(o.value for o in CafOutcome)
 _CAF_DISPLAY = {
     "signalled": "A practitioner has signalled that they are starting a CAF",
     "in_progress": "CAF (early help assessment) in progress",
@@ -940,7 +953,9 @@ _CAF_DISPLAY = {
 }
 
 
-def caf_flag(child_id: uuid.UUID, caf: CafRead, *, holder_id: uuid.UUID | None) -> dict[str, Any]:
+def caf_flag(
+    child_id: uuid.UUID, caf: CafRead, *, holder_id: uuid.UUID | None, version: int | None = None
+) -> dict[str, Any]:
     """CAF status -> Flag 'caf-<status>': active while the CAF is open, naming the holder to contact."""
     text = _CAF_DISPLAY[caf.status]
     if caf.holder is not None:
@@ -955,6 +970,7 @@ def caf_flag(child_id: uuid.UUID, caf: CafRead, *, holder_id: uuid.UUID | None) 
     res: dict[str, Any] = {
         "resourceType": "Flag",
         "id": f"caf-{caf.id.hex}",
+        "meta": _meta(version),
         "status": "active" if caf.status in _CAF_OPEN else "inactive",
         "category": [{"coding": [{"system": S.FLAG_CATEGORY, "code": "admin", "display": "Administrative"}]}],
         "code": {
@@ -972,11 +988,20 @@ def caf_flag(child_id: uuid.UUID, caf: CafRead, *, holder_id: uuid.UUID | None) 
     }
     if holder_id is not None and caf.holder is not None:
         res["author"] = _ref("Practitioner", holder_id, caf.holder.name)
+    if caf.outcome:
+        res["extension"] = [_ext(S.EXT_CAF_OUTCOME, valueCode=caf.outcome)]
+    if not res["meta"]:
+        del res["meta"]
     return validated(res)
 
 
-def lead_flag(child_id: uuid.UUID, lead: LeadProfessionalRead) -> dict[str, Any]:
-    """A current Lead Professional -> Flag 'lead-professional-in-place' naming them and how to reach them."""
+def lead_flag(
+    child_id: uuid.UUID, lead: LeadProfessionalRead, *, version: int | None = None
+) -> dict[str, Any]:
+    """A current Lead Professional -> Flag 'lead-professional-in-place' naming them and how to reach them.
+
+    Its version is the CAF's: a hand-over moves the CAF on a version.
+    """
     how = " or ".join(x for x in (lead.contact.phone, lead.contact.email) if x)
     text = f"Lead Professional in place: {lead.contact.name}"
     if lead.contact.organisation:
@@ -986,6 +1011,7 @@ def lead_flag(child_id: uuid.UUID, lead: LeadProfessionalRead) -> dict[str, Any]
     res = {
         "resourceType": "Flag",
         "id": f"lp-{child_id.hex}",
+        **({"meta": _meta(version)} if version is not None else {}),
         "status": "active",
         "category": [{"coding": [{"system": S.FLAG_CATEGORY, "code": "admin", "display": "Administrative"}]}],
         "code": {
@@ -1005,13 +1031,15 @@ def lead_flag(child_id: uuid.UUID, lead: LeadProfessionalRead) -> dict[str, Any]
     return validated(res)
 
 
-def flags(card: ChildCard, *, caf_holder_id: uuid.UUID | None) -> list[dict[str, Any]]:
+def flags(
+    card: ChildCard, *, caf_holder_id: uuid.UUID | None, caf_version: int | None = None
+) -> list[dict[str, Any]]:
     """The at-a-glance Flags of a card: CAF status, and Lead Professional in place."""
     out = []
     if card.caf is not None:
-        out.append(caf_flag(card.id, card.caf, holder_id=caf_holder_id))
+        out.append(caf_flag(card.id, card.caf, holder_id=caf_holder_id, version=caf_version))
     if card.lead_professional is not None:
-        out.append(lead_flag(card.id, card.lead_professional))
+        out.append(lead_flag(card.id, card.lead_professional, version=caf_version))
     return out
 
 
@@ -1024,6 +1052,9 @@ class FlagIn:
     caf_status: str | None
     active: bool
     practitioner_id: uuid.UUID | None
+    consent_id: uuid.UUID | None = None  # the consent a CAF is started with
+    outcome: str | None = None  # the outcome a CAF is completed with
+    reason: str | None = None  # why it is closed or handed over
 
 
 def flag_in(resource: dict[str, Any]) -> FlagIn:
@@ -1036,13 +1067,32 @@ def flag_in(resource: dict[str, Any]) -> FlagIn:
     author = resource.get("author")
     pid = ref_id(author, "Practitioner", where="Flag.author") if author else None
     child_id = ref_id(resource.get("subject"), "Patient", where="Flag.subject")
+    reason = _ext_value(resource, S.EXT_CHANGE_REASON, "valueString")
+    active = resource.get("status") == "active"
     if value == "lead-professional-in-place":
-        return FlagIn("lead-professional", child_id, None, resource.get("status") == "active", pid)
+        return FlagIn("lead-professional", child_id, None, active, pid, reason=reason)
     if value.startswith("caf-"):
         status = value.removeprefix("caf-").replace("-", "_")
         if status not in _CAF_DISPLAY:
             raise MappingError(f"Unknown CAF status '{status}'.", where="Flag.code", code="code-invalid")
-        return FlagIn("caf", child_id, status, resource.get("status") == "active", pid)
+        consent_ref = _ext_value(resource, S.EXT_CAF_CONSENT, "valueReference")
+        outcome = _ext_value(resource, S.EXT_CAF_OUTCOME, "valueCode")
+        if outcome is not None and outcome not in CAF_OUTCOMES:
+            raise MappingError(
+                f"'{outcome}' is not a CAF outcome ({', '.join(CAF_OUTCOMES)}).",
+                where="Flag.extension",
+                code="code-invalid",
+            )
+        return FlagIn(
+            "caf",
+            child_id,
+            status,
+            active,
+            pid,
+            consent_id=ref_id(consent_ref, "Consent", where="Flag.extension") if consent_ref else None,
+            outcome=outcome,
+            reason=reason,
+        )
     raise MappingError(f"Unknown flag '{value}'.", where="Flag.code", code="code-invalid")
 
 
@@ -1074,7 +1124,7 @@ def consent(c: ConsentRead, child_id: uuid.UUID) -> dict[str, Any]:
         "performer": [
             {
                 "display": c.given_by_name,
-                "extension": [_ext(f"{S.BASE}/StructureDefinition/consent-giver", valueCode=c.given_by_kind)],
+                "extension": [_ext(S.EXT_CONSENT_GIVER, valueCode=c.given_by_kind)],
             }
         ],
         "policy": [{"uri": S.CONSENT_POLICY}],
@@ -1083,9 +1133,46 @@ def consent(c: ConsentRead, child_id: uuid.UUID) -> dict[str, Any]:
     return validated(res)
 
 
-def consent_in(resource: dict[str, Any]) -> dict[str, Any]:
-    """Consent -> ConsentCreate fields (plus withdrawn_at when it was withdrawn)."""
+@dataclass(frozen=True)
+class ConsentIn:
+    """A Consent read back: what the domain's ConsentCreate takes, and whether it is withdrawn."""
+
+    child_id: uuid.UUID
+    scope: str
+    given_by_kind: str | None
+    given_by_name: str | None
+    related_person_id: uuid.UUID | None
+    given_at: datetime | None
+    young_person_competent: bool | None
+    active: bool
+    withdrawn_reason: str | None
+
+    def create_fields(self) -> dict[str, Any]:
+        """The fields of the domain's ConsentCreate."""
+        return {
+            "scope": self.scope,
+            "given_by_kind": self.given_by_kind,
+            "given_by_name": self.given_by_name,
+            "related_person_id": self.related_person_id,
+            "given_at": self.given_at,
+            "young_person_competent": self.young_person_competent,
+        }
+
+
+CONSENT_STATUSES = ("draft", "proposed", "active", "rejected", "inactive", "entered-in-error")
+
+
+def consent_in(resource: dict[str, Any]) -> ConsentIn:
+    """Consent -> the domain's consent fields; status active (given) or inactive (withdrawn)."""
     validated(resource)
+    status = resource.get("status")
+    if status not in ("active", "inactive"):
+        raise MappingError(
+            "The directory records consents that are active (given) or inactive (withdrawn), "
+            f"not '{status}'.",
+            where="Consent.status",
+            code="not-supported" if status in CONSENT_STATUSES else "code-invalid",
+        )
     scope = None
     for cat in resource.get("category") or []:
         for coding in cat.get("coding") or []:
@@ -1098,16 +1185,30 @@ def consent_in(resource: dict[str, Any]) -> dict[str, Any]:
             code="required",
         )
     performer = (resource.get("performer") or [{}])[0]
-    kind = _ext_value(performer, f"{S.BASE}/StructureDefinition/consent-giver", "valueCode")
-    period = (resource.get("provision") or {}).get("period") or {}
-    return {
-        "child_id": ref_id(resource.get("patient"), "Patient", where="Consent.patient"),
-        "scope": scope,
-        "given_by_kind": kind,
-        "given_by_name": performer.get("display"),
-        "given_at": datetime.fromisoformat(resource["dateTime"]) if resource.get("dateTime") else None,
-        "withdrawn_at": datetime.fromisoformat(period["end"]) if period.get("end") else None,
-    }
+    kind = _ext_value(performer, S.EXT_CONSENT_GIVER, "valueCode")
+    related = performer.get("reference")
+    related_id = (
+        ref_id(performer, "RelatedPerson", where="Consent.performer")
+        if isinstance(related, str) and "RelatedPerson/" in related
+        else None
+    )
+    given_at = None
+    if resource.get("dateTime"):
+        try:
+            given_at = datetime.fromisoformat(str(resource["dateTime"]))
+        except ValueError:
+            raise MappingError("Consent.dateTime is not a date-time.", where="Consent.dateTime") from None
+    return ConsentIn(
+        child_id=ref_id(resource.get("patient"), "Patient", where="Consent.patient"),
+        scope=scope,
+        given_by_kind=kind,
+        given_by_name=performer.get("display"),
+        related_person_id=related_id,
+        given_at=given_at,
+        young_person_competent=_ext_value(resource, S.EXT_YOUNG_PERSON_COMPETENT, "valueBoolean"),
+        active=status == "active",
+        withdrawn_reason=_ext_value(resource, S.EXT_CHANGE_REASON, "valueString"),
+    )
 
 
 # --------------------------------------------------------------------------- AuditEvent
@@ -1216,3 +1317,119 @@ def audit_event_in(resource: dict[str, Any]) -> dict[str, Any]:
         "hash": details.get("hash"),
         "request_id": details.get("request_id"),
     }
+
+
+# --------------------------------------------------------------------------- Subscription (notifications)
+
+# What a rest-hook Subscription may ask for: exactly the events interop/notify.py delivers.
+SUBSCRIPTION_CRITERIA: dict[tuple[str, str], str] = {
+    ("Flag", "caf-signalled"): "caf-signalled",
+    ("Flag", "caf-in-progress"): "caf-started",
+    ("Flag", "caf-closed"): "caf-closed",  # also a signal withdrawn
+    ("Flag", "lead-professional-in-place"): "lead-professional-changed",
+    ("AuditEvent", "shielded-record-viewed"): "shielded-record-viewed",
+}
+_CRITERIA_PARAM = {"Flag": "code", "AuditEvent": "subtype"}
+SIGNATURE_HEADER_NAME = "X-Childindex-Signature"  # as interop/notify.py signs
+_CRITERIA_SYSTEM = {"Flag": S.FLAG_CODE, "AuditEvent": S.SUBSCRIPTION_EVENT}
+CRITERIA_HELP = (
+    "Supported criteria: Flag?code= one or more (comma-separated) of caf-signalled, caf-in-progress, "
+    "caf-closed, lead-professional-in-place; or AuditEvent?subtype=shielded-record-viewed."
+)
+
+
+@dataclass(frozen=True)
+class SubscriptionIn:
+    """A rest-hook Subscription read back: the events it asks for and where to post them."""
+
+    events: list[str]
+    criteria: str
+    endpoint: str
+    reason: str
+    secret: str | None
+
+
+def subscription_events(criteria: str) -> list[str]:
+    """The notify.py event codes a criteria string asks for; MappingError when it asks for more."""
+    kind, _, query = criteria.strip().partition("?")
+    name, eq, values = query.partition("=")
+    if kind not in _CRITERIA_PARAM or not eq or name != _CRITERIA_PARAM[kind] or "&" in values or not values:
+        raise MappingError(
+            f"This server cannot notify on '{criteria}'. {CRITERIA_HELP}",
+            where="Subscription.criteria",
+            code="not-supported",
+        )
+    events = []
+    for token in values.split(","):
+        system, bar, code = token.partition("|")
+        if not bar:
+            system, code = "", token
+        event = SUBSCRIPTION_CRITERIA.get((kind, code))
+        if event is None or (system and system != _CRITERIA_SYSTEM[kind]):
+            raise MappingError(
+                f"This server cannot notify on '{token}'. {CRITERIA_HELP}",
+                where="Subscription.criteria",
+                code="not-supported",
+            )
+        events.append(event)
+    return sorted(set(events))
+
+
+def subscription_in(resource: dict[str, Any]) -> SubscriptionIn:
+    """Subscription -> what notify.subscribe takes (rest-hook only; the notification is id-only)."""
+    validated(resource)
+    channel = resource.get("channel") or {}
+    if channel.get("type") != "rest-hook":
+        raise MappingError(
+            "Only rest-hook channels are supported.", where="Subscription.channel.type", code="not-supported"
+        )
+    if channel.get("payload") not in (None, S.FHIR_JSON, "application/json"):
+        raise MappingError(
+            f"Notifications are sent as {S.FHIR_JSON} (an id-only history Bundle).",
+            where="Subscription.channel.payload",
+            code="not-supported",
+        )
+    if channel.get("header"):
+        raise MappingError(
+            "Custom headers are not sent: give a signing secret in the extension "
+            f"{S.EXT_SIGNING_SECRET} and check the {SIGNATURE_HEADER_NAME} header instead.",
+            where="Subscription.channel.header",
+            code="not-supported",
+        )
+    if resource.get("status") not in ("requested", "active"):
+        raise MappingError(
+            "Create a Subscription with status requested (or active).", where="Subscription.status"
+        )
+    if resource.get("end"):
+        raise MappingError(
+            "Subscriptions here do not end by date: delete it instead.",
+            where="Subscription.end",
+            code="not-supported",
+        )
+    endpoint = channel.get("endpoint")
+    if not endpoint:
+        raise MappingError(
+            "Give the endpoint to post to.", where="Subscription.channel.endpoint", code="required"
+        )
+    criteria = str(resource.get("criteria", ""))
+    secret = _ext_value(resource, S.EXT_SIGNING_SECRET, "valueString")
+    return SubscriptionIn(
+        events=subscription_events(criteria),
+        criteria=criteria,
+        endpoint=str(endpoint),
+        reason=str(resource.get("reason", "")),
+        secret=secret,
+    )
+
+
+def subscription(sub: Any) -> dict[str, Any]:
+    """A notify subscription -> Subscription (the signing secret is never shown)."""
+    res = {
+        "resourceType": "Subscription",
+        "id": _rid(sub.id),
+        "status": "active" if sub.status == "active" else "off",
+        "reason": sub.reason or "childindex notifications",
+        "criteria": sub.criteria or "",
+        "channel": {"type": "rest-hook", "endpoint": sub.endpoint, "payload": S.FHIR_JSON},
+    }
+    return validated(res)

@@ -51,6 +51,8 @@ def subscribe(
     events: list[str],
     kind: str = "webhook",
     secret: str | None = None,
+    reason: str | None = None,
+    criteria: str | None = None,
 ) -> Subscription:
     """Register an endpoint for some events (flushes; the caller commits)."""
     unknown = set(events) - EVENT_CODES
@@ -61,7 +63,13 @@ def subscribe(
     if not endpoint.startswith("https://") and not endpoint.startswith("http://127.0.0.1"):
         raise ValueError("deliveries go to https:// endpoints only")
     sub = Subscription(
-        owner=owner, endpoint=endpoint, kind=kind, events=" ".join(sorted(events)), secret=secret
+        owner=owner,
+        endpoint=endpoint,
+        kind=kind,
+        events=" ".join(sorted(events)),
+        secret=secret,
+        reason=reason,
+        criteria=criteria,
     )
     session.add(sub)
     session.flush()
@@ -156,14 +164,21 @@ def _request(sub: Subscription, note: Notification, base_url: str) -> tuple[byte
     payload = json.loads(note.payload)
     if sub.kind == "rest-hook":
         # A FHIR R4 rest-hook: an id-only history Bundle; the receiver reads the rest with its own token.
-        entry = {"fullUrl": f"{base_url}/{payload['patient']}"} if payload.get("patient") else {}
+        # It names the Patient and, for a CAF or Lead Professional event, the CAF's Flag; never more.
+        refs = [payload["patient"]] if payload.get("patient") else []
+        if payload.get("caf"):
+            refs.append(f"Flag/caf-{uuid.UUID(payload['caf']).hex}")
         body = {
             "resourceType": "Bundle",
             "type": "history",
             "meta": {
-                "tag": [{"system": "https://fhir.childindex.example/CodeSystem/event", "code": note.event}]
+                "lastUpdated": payload.get("at"),
+                "tag": [{"system": "https://fhir.childindex.example/CodeSystem/event", "code": note.event}],
             },
-            "entry": [{**entry, "request": {"method": "PUT", "url": payload.get("patient") or "Patient"}}],
+            "entry": [
+                {"fullUrl": f"{base_url}/{ref}", "request": {"method": "PUT", "url": ref}} for ref in refs
+            ]
+            or [{"request": {"method": "PUT", "url": "Patient"}}],
         }
         content_type = "application/fhir+json"
     else:
@@ -247,13 +262,31 @@ def replay(engine: Engine, notification_id: int) -> None:
         session.commit()
 
 
+def replay_all(engine: Engine) -> int:
+    """Put every dead-lettered notification back in the queue; return how many."""
+    with Session(engine) as session:
+        rows = session.exec(select(Notification).where(Notification.status == "dead")).all()
+        for row in rows:
+            row.status, row.attempts, row.next_attempt_at = "pending", 0, utcnow()
+            session.add(row)
+        session.commit()
+        return len(rows)
+
+
 class NotificationWorker:
     """A background thread: fan out, then deliver, every `interval_seconds`."""
 
     def __init__(
-        self, engine: Engine, *, interval_seconds: float = 5.0, max_attempts: int = 6, timeout: float = 5.0
+        self,
+        engine: Engine,
+        *,
+        interval_seconds: float = 5.0,
+        max_attempts: int = 6,
+        timeout: float = 5.0,
+        base_url: str = "",
     ) -> None:
         self.engine = engine
+        self.base_url = base_url  # this server's FHIR base, for the fullUrls of rest-hook Bundles
         self.interval = interval_seconds
         self.max_attempts = max_attempts
         self.timeout = timeout
@@ -263,7 +296,7 @@ class NotificationWorker:
     def run_once(self, client: httpx.Client) -> Delivered:
         """One round: queue what is new, deliver what is due."""
         fan_out(self.engine)
-        return deliver_due(self.engine, client, max_attempts=self.max_attempts)
+        return deliver_due(self.engine, client, max_attempts=self.max_attempts, base_url=self.base_url)
 
     def _loop(self) -> None:
         with httpx.Client(timeout=self.timeout) as client:

@@ -47,7 +47,9 @@ class FhirError(Exception):
 # (domain error, HTTP status, issue type); the first that matches wins, so subclasses come first.
 _DOMAIN: list[tuple[type[DomainError], int, str]] = [
     (NotFound, 404, "not-found"),
-    (CafAlreadyOpen, 409, "duplicate"),
+    # "conflict", not "duplicate": the caller did not send the same resource twice, the child's
+    # one open CAF is held by someone else, and the message names whom to contact
+    (CafAlreadyOpen, 409, "conflict"),
     (StaleVersion, 412, "conflict"),
     (Conflict, 409, "conflict"),
     (NotAllowed, 403, "forbidden"),

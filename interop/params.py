@@ -36,9 +36,9 @@ SEARCH_PARAMS: dict[str, dict[str, ParamType]] = {
         "care-manager": "reference",
         "type": "token",
     },
-    "Flag": {"patient": "reference", "status": "token"},
-    "CareTeam": {"patient": "reference", "subject": "reference", "status": "token"},
-    "Consent": {"patient": "reference", "status": "token"},
+    "Flag": {"_id": "token", "patient": "reference", "status": "token", "code": "token"},
+    "CareTeam": {"_id": "token", "patient": "reference", "subject": "reference", "status": "token"},
+    "Consent": {"_id": "token", "patient": "reference", "status": "token"},
     "RelatedPerson": {"patient": "reference"},
     "Practitioner": {"_id": "token", "name": "string", "active": "token"},
     "PractitionerRole": {

@@ -3,6 +3,9 @@
 Configured with a base URL and OAuth 2.0 client credentials (the token is cached until shortly
 before it expires, and fetched again once on a 401). Timeouts, 429 and 5xx are retried with
 back-off (honouring Retry-After); 4xx other than 401/408/429 are answered at once.
+
+`check_child` is the directory's use of it (the `childindex pds` command): verify a child's NHS
+number and, when asked, refresh the record through the domain (directory.service.apply_demographics).
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ from datetime import date
 from typing import Any
 
 import httpx
+from sqlmodel import Session
 
+from directory import audit, service
+from directory import repository as drepo
+from directory.errors import NotFound
 from directory.identifiers import is_valid_nhs_number, normalise_nhs_number
+from directory.models import Actor, Child, DemographicsUpdate
 from interop import systems as S
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -269,3 +277,105 @@ def differences(
     if demo.postcode and postcode and demo.postcode.replace(" ", "") != postcode.replace(" ", ""):
         out.append("postcode")
     return out
+
+
+# --------------------------------------------------------------------------- the directory's use of it
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What verifying (and maybe refreshing) one child against the service found and did."""
+
+    child_id: uuid.UUID
+    status: str  # verified | superseded | not-found | invalid | no-nhs-number
+    changed: list[str]  # the fields brought up to date (names of fields, never values)
+    differences: list[str]  # fields the service holds differently, left for a person to check
+
+
+def child_nhs_number(session: Session, child_id: uuid.UUID) -> str | None:
+    """The NHS number the directory holds for a child (NotFound when there is no such child)."""
+    if session.get(Child, child_id) is None:
+        raise NotFound("No child record has that id.")
+    held = [i.value for i in drepo.child_identifiers(session, child_id) if i.system == "nhs"]
+    return held[0] if held else None
+
+
+def _update_from(demo: Demographics, *, nhs_number: str | None) -> DemographicsUpdate:
+    address = demo.address_lines
+    return DemographicsUpdate(
+        source="pds",
+        nhs_number=nhs_number,
+        given=demo.given[0][:100] if demo.given else None,
+        family=demo.family[:100] if demo.family else None,
+        date_of_birth=demo.birth_date,
+        sex=demo.sex if demo.sex in ("female", "male", "other", "unknown") else None,
+        # a restricted record passes on no address (demographics_from_pds withholds it)
+        address_line1=address[0][:200] if address else None,
+        address_line2=address[1][:200] if len(address) > 1 else None,
+        town=address[-1][:100] if len(address) > 2 else None,
+        postcode=demo.postcode,
+    )
+
+
+def check_child(
+    session: Session, client: PdsClient, *, actor: Actor, child_id: uuid.UUID, refresh: bool, today: date
+) -> Checked:
+    """Verify a child's NHS number with the service; with `refresh`, bring the record up to date.
+
+    A superseded number is always replaced by the current one (through the domain); demographics
+    change only with `refresh`. Either way the check is audited (child.nhs-number.verify, with the
+    result), and any change by the domain's own event.
+    """
+    nhs = child_nhs_number(session, child_id)
+    if nhs is None:
+        audit.append(
+            session,
+            actor=actor,
+            action="child.nhs-number.verify",
+            outcome="refused",
+            target_type="child",
+            target_id=child_id,
+            detail={"result": "no-nhs-number"},
+        )
+        return Checked(child_id, "no-nhs-number", [], [])
+    result = client.verify(nhs)
+    audit.append(
+        session,
+        actor=actor,
+        action="child.nhs-number.verify",
+        target_type="child",
+        target_id=child_id,
+        detail={"result": result.status},
+    )
+    changed: list[str] = []
+    differ: list[str] = []
+    if result.demographics is not None:
+        official = next((n for n in drepo.child_names(session, child_id) if n.use == "official"), None)
+        child = session.get(Child, child_id)
+        current = drepo.current_address(session, child_id)
+        differ = differences(
+            result.demographics,
+            family=official.family if official else None,
+            given=official.given if official else None,
+            birth_date=child.date_of_birth if child else None,
+            postcode=current.postcode if current else None,
+        )
+        superseded = result.current_nhs_number if result.status == "superseded" else None
+        if refresh:
+            changed = service.apply_demographics(
+                session,
+                actor=actor,
+                child_id=child_id,
+                data=_update_from(result.demographics, nhs_number=superseded),
+                today=today,
+            )
+            differ = []
+        elif superseded:
+            changed = service.apply_demographics(
+                session,
+                actor=actor,
+                child_id=child_id,
+                data=DemographicsUpdate(source="pds", nhs_number=superseded),
+                today=today,
+            )
+    return Checked(child_id, result.status, changed, differ)

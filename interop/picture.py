@@ -91,6 +91,12 @@ def visible_involvements(
     return out
 
 
+def care_team_version(session: Session, tac: Tac) -> int:
+    """A CareTeam's version: TAC version + CAF version (a Lead Professional hand-over moves the CAF)."""
+    caf = session.get(Assessment, tac.assessment_id)
+    return tac.version + (caf.version if caf else 0)
+
+
 def build(session: Session, *, actor: Actor, child: Child, card: ChildCard) -> Picture:
     """Every resource of a child the card lets this actor see."""
     pic = Picture(child=child, card=card)
@@ -113,11 +119,13 @@ def build(session: Session, *, actor: Actor, child: Child, card: ChildCard) -> P
         put(m.related_person(person, child.id))
     for row in visible_involvements(session, actor, card):
         put(m.episode_of_care(episode_row(*row)))
-    holder_id = None
-    if card.caf is not None and card.caf.holder is not None:
+    holder_id = caf_version = None
+    if card.caf is not None:
         caf = session.get(Assessment, card.caf.id)
-        holder_id = (caf.lead_practitioner_id or caf.initiator_id) if caf else None
-    for flag in m.flags(card, caf_holder_id=holder_id):
+        caf_version = caf.version if caf else None
+        if caf is not None and card.caf.holder is not None:
+            holder_id = caf.lead_practitioner_id or caf.initiator_id
+    for flag in m.flags(card, caf_holder_id=holder_id, caf_version=caf_version):
         put(flag)
     if card.tac is not None:
         tac = session.get(Tac, card.tac.id)
@@ -127,7 +135,7 @@ def build(session: Session, *, actor: Actor, child: Child, card: ChildCard) -> P
                 for x in card.tac.members
             ]
             lead = card.lead_professional.practitioner_id if card.lead_professional else None
-            put(m.care_team(tac, members, lead_practitioner_id=lead))
+            put(m.care_team(tac, members, lead_practitioner_id=lead, version=care_team_version(session, tac)))
     for c in card.consents:
         put(m.consent(c, child.id))
     return pic

@@ -33,6 +33,8 @@ CONSENT_GIVER = f"{BASE}/CodeSystem/consent-giver"
 PRACTITIONER_ROLE = f"{BASE}/CodeSystem/practitioner-role"
 AUDIT_ACTION = f"{BASE}/CodeSystem/audit-action"
 RELATIONSHIP_LOCAL = f"{BASE}/CodeSystem/relationship"
+CAF_OUTCOME = f"{BASE}/CodeSystem/caf-outcome"
+SUBSCRIPTION_EVENT = f"{BASE}/CodeSystem/event"
 
 V3_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 V3_ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
@@ -68,6 +70,12 @@ EXT_FAMILY_PARTICIPATING = f"{BASE}/StructureDefinition/family-participating"
 EXT_NEXT_REVIEW = f"{BASE}/StructureDefinition/next-review-date"
 EXT_SHIELDED = f"{BASE}/StructureDefinition/shielded"
 EXT_ASK = f"{BASE}/StructureDefinition/ask-contact"
+EXT_CAF_CONSENT = f"{BASE}/StructureDefinition/caf-consent"  # Flag: the consent a CAF starts with
+EXT_CAF_OUTCOME = f"{BASE}/StructureDefinition/caf-outcome"  # Flag: the outcome a CAF completes with
+EXT_CHANGE_REASON = f"{BASE}/StructureDefinition/change-reason"  # why: close, withdraw, hand over
+EXT_CONSENT_GIVER = f"{BASE}/StructureDefinition/consent-giver"
+EXT_YOUNG_PERSON_COMPETENT = f"{BASE}/StructureDefinition/young-person-competent"
+EXT_SIGNING_SECRET = f"{BASE}/StructureDefinition/signing-secret"  # Subscription: write-only
 
 
 def fhir_identifier_system(domain_system: str) -> str:

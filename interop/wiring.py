@@ -99,6 +99,7 @@ def install_fhir(app: FastAPI, settings: Any, engine: Engine) -> None:
             engine,
             interval_seconds=settings.notify_interval_seconds,
             max_attempts=settings.notify_max_attempts,
+            base_url=str(settings.issuer).rstrip("/") + "/fhir",
         )
         app.state.notifier = worker
         inner = app.router.lifespan_context

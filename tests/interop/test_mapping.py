@@ -407,13 +407,14 @@ def test_consent_round_trip_including_withdrawal() -> None:
     res = _valid(m.consent(c, child))
     assert res["status"] == "inactive"
     back = m.consent_in(res)
-    assert back == {
-        "child_id": child,
+    assert (back.child_id, back.active) == (child, False)
+    assert back.create_fields() == {
         "scope": "caf",
         "given_by_kind": "parent_carer",
         "given_by_name": "Jane Smith",
+        "related_person_id": None,
         "given_at": NOW,
-        "withdrawn_at": c.withdrawn_at,
+        "young_person_competent": None,
     }
 
 
@@ -456,7 +457,7 @@ def test_audit_event_round_trip_carries_the_chain() -> None:
     ("error", "status", "code"),
     [
         (NotFound("x"), 404, "not-found"),
-        (CafAlreadyOpen("x"), 409, "duplicate"),
+        (CafAlreadyOpen("x"), 409, "conflict"),
         (StaleVersion("x"), 412, "conflict"),
         (Conflict("x"), 409, "conflict"),
         (NotAllowed("x"), 403, "forbidden"),
