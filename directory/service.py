@@ -765,7 +765,28 @@ def update_practitioner(
 # --------------------------------------------------------------------------- CAF
 
 
-def _caf_conflict(session: Session, caf: Assessment) -> CafAlreadyOpen:
+def may_see_shielded(child: Child, actor: Actor) -> bool:
+    """Whether this actor sees a child's location, contacts and practitioners (always, unless shielded)."""
+    return (
+        not child.shielded
+        or actor.role in SHIELD_VIEWERS
+        or (actor.role == Role.CHILD_PROTECTION and bool(actor.shield_override_reason))
+    )
+
+
+def _caf_conflict(session: Session, caf: Assessment, child: Child, actor: Actor) -> CafAlreadyOpen:
+    if not may_see_shielded(child, actor):
+        # Naming the holder would say who works with a shielded child, and where: refer instead.
+        ask = ask_contact(session, child, Contact(name="the local delivery team", role="local delivery team"))
+        how = " or ".join(x for x in (ask.phone, ask.email) if x)
+        return CafAlreadyOpen(
+            "A CAF is already open for this child. The record is shielded, so whoever holds it is "
+            f"not named here: ask {ask.name}{' on ' + how if how else ''} to put you in touch, and "
+            "join it instead of starting another.",
+            caf_id=str(caf.id),
+            caf_status=caf.status,
+            holder=ask.model_dump(),
+        )
     holder = _contact(session, caf.lead_practitioner_id or caf.initiator_id)
     state = {
         "signalled": "has signalled that they are starting one",
@@ -832,7 +853,7 @@ def signal_caf(
     lapse_expired_signal(session, child_id=child.id, now=now)
     existing = repo.open_caf(session, child.id)
     if existing is not None:
-        raise _caf_conflict(session, existing)
+        raise _caf_conflict(session, existing, child, actor)
     caf = Assessment(
         child_id=child.id,
         status=CafStatus.SIGNALLED.value,
@@ -850,7 +871,7 @@ def signal_caf(
         winner = repo.open_caf(session, child.id)
         if winner is None:
             raise
-        raise _caf_conflict(session, winner) from None
+        raise _caf_conflict(session, winner, child, actor) from None
     session.add(
         LeadProfessionalAssignment(
             child_id=child.id,
@@ -1100,11 +1121,7 @@ def build_card(
     session: Session, *, actor: Actor, child: Child, now: datetime, fallback_team: Contact
 ) -> ChildCard:
     """Assemble the involvement card as this actor may see it (no audit: see read_card)."""
-    entitled = (
-        not child.shielded
-        or actor.role in SHIELD_VIEWERS
-        or (actor.role == Role.CHILD_PROTECTION and bool(actor.shield_override_reason))
-    )
+    entitled = may_see_shielded(child, actor)
     names = [NameRead.model_validate(n) for n in repo.child_names(session, child.id)]
     card = ChildCard(
         id=child.id,

@@ -72,6 +72,33 @@ def test_second_caf_is_refused_naming_the_holder(session: Session) -> None:
     assert err.value.data["holder"]["name"] == "Priya Patel"
 
 
+def test_second_caf_on_a_shielded_child_refers_instead_of_naming_the_holder(session: Session) -> None:
+    make_locality(session, code="EAST", areas=("OX4 1",))
+    child = make_child(session)
+    first = make_practitioner(session, name="Priya Patel", role="health visitor", phone="07700 900555")
+    second = make_practitioner(session, name="Tom Jones")
+    _signal(session, child, first.id)
+    service.set_shield(
+        session, actor=actor(Role.DESIGNATED_PRACTITIONER), child_id=child, data=ShieldSet(reason="refuge")
+    )
+    with pytest.raises(CafAlreadyOpen) as err:
+        _signal(session, child, second.id)
+    assert "Priya Patel" not in err.value.message and "07700 900555" not in err.value.message
+    assert "East Early Help Team" in err.value.message
+    assert err.value.data["holder"]["name"] == "East Early Help Team"
+    # A designated practitioner may see who holds it.
+    with pytest.raises(CafAlreadyOpen) as err:
+        service.signal_caf(
+            session,
+            actor=actor(Role.DESIGNATED_PRACTITIONER),
+            child_id=child,
+            data=CafSignal(practitioner_id=second.id),
+            signal_days=14,
+            now=utcnow(),
+        )
+    assert "Priya Patel" in err.value.message
+
+
 def test_database_refuses_a_second_open_caf_on_its_own(session: Session) -> None:
     child = make_child(session)
     p = make_practitioner(session)
