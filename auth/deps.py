@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -22,6 +22,7 @@ from auth.errors import AuthRefused, forbidden, unauthenticated
 from auth.grants import ROLE_SCOPES, current_grant
 from auth.keys import KeyStore
 from auth.models import AccessGrant, SeenJti, SubjectKind
+from auth.pages import PlainPages, SignInPages
 from auth.policy import PUBLIC, Policy, declared_policy
 from auth.ratelimit import SubjectLimiter, TrawlAlert
 from auth.tokens import TokenInfo, TokenValidator
@@ -53,6 +54,7 @@ class AuthState:
     keys: KeyStore
     validator: TokenValidator
     limiter: SubjectLimiter
+    pages: SignInPages = field(default_factory=PlainPages)  # the app may install its own layout
 
 
 def auth_state(request: Request) -> AuthState:

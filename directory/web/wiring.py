@@ -16,6 +16,7 @@ from directory.api.problems import status_for
 from directory.errors import DomainError
 from directory.web import admin, audit_pages, localities, practice, signin
 from directory.web.deps import HERE, render
+from directory.web.oauth_pages import GovukSignInPages
 from directory.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 
 
@@ -45,6 +46,8 @@ def install(app: FastAPI, settings: Any) -> WebState:
         redirect_uri=f"{cfg.issuer}/signin/callback",
     )
     app.state.web = state
+    # The authorization server's sign-in page takes the pages' layout, assets and CSP.
+    app.state.auth.pages = GovukSignInPages(settings.authority_name)
     app.add_middleware(
         WebSessionMiddleware, sealer=Sealer(cfg.secret_key, "session"), cookies=cookies, tokens=state.tokens
     )

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from directory.app import create_app
 from directory.models import utcnow
 from tests.conftest import count
-from tests.web.world import World, csrf_of, page_client, sign_in, web_settings
+from directory.web.session import CSP
+from tests.web.world import World, _hidden_inputs as _hidden, csrf_of, page_client, sign_in, web_settings
 
 DOB = {"dob-day": "27", "dob-month": "3", "dob-year": "2017"}
 
@@ -358,3 +359,76 @@ def test_an_expiring_access_token_is_refreshed_behind_the_page(engine: Engine, w
             assert conn.execute(sa.text(issued)).scalar_one() == before + 2
             reused = "SELECT count(*) FROM audit_event WHERE action = 'auth.refresh.reused'"
             assert conn.execute(sa.text(reused)).scalar_one() == 0
+
+
+def _authorize_page(client: TestClient) -> httpx.Response:
+    start = client.get("/signin/start", follow_redirects=False)
+    return client.get(start.headers["location"])
+
+
+def test_the_sign_in_page_uses_the_pages_layout(browser: TestClient) -> None:
+    page = _authorize_page(browser)
+    html = page.text
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == CSP
+    assert '<link rel="stylesheet" href="/static/app.css">' in html and "govuk-template" in html
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "no inline scripts"
+    assert 'for="username"' in html and 'autocomplete="username"' in html
+    assert 'type="password"' in html and 'autocomplete="current-password"' in html
+    assert 'for="totp"' in html and 'autocomplete="one-time-code"' in html and 'inputmode="numeric"' in html
+    assert "Sign in with your organisation" not in html  # no upstream provider configured here
+
+
+def _submit_sign_in(client: TestClient, **fields: str) -> httpx.Response:
+    page = _authorize_page(client)
+    form = _hidden(page.text)
+    return client.post("/oauth/authorize", data={**form, **fields}, follow_redirects=False)
+
+
+def test_sign_in_errors_use_the_error_summary(browser: TestClient, world: World) -> None:
+    missing = _submit_sign_in(browser, username="pat", password="", totp="")
+    assert missing.status_code == 400
+    assert "govuk-error-summary" in missing.text and missing.text.count("govuk-error-message") == 2
+    assert '<a href="#password">Enter your password</a>' in missing.text
+    assert 'href="#totp"' in missing.text and 'value="pat"' in missing.text
+    assert "<title>Error: Sign in" in missing.text
+    wrong = _submit_sign_in(browser, username="pat", password="wrong", totp="123456")
+    assert wrong.status_code == 401 and "govuk-error-summary" in wrong.text
+    assert '<a href="#username">The username, password or code is not right' in wrong.text
+    assert wrong.headers["content-security-policy"] == CSP
+    forged = _submit_sign_in(browser, username="pat", password="x", totp="1", csrf_token="forged")
+    assert forged.status_code == 400 and "Your sign-in page expired" in forged.text
+    bad_link = browser.get("/oauth/authorize?client_id=nobody")
+    assert bad_link.status_code == 400 and "govuk-heading-l" in bad_link.text
+    assert "This sign-in link is not valid" in bad_link.text
+
+
+def test_sign_in_page_lets_the_form_reach_a_registered_client_elsewhere(engine: Engine, world: World) -> None:
+    from sqlmodel import Session
+
+    from auth.registry import ensure_public_client
+
+    with Session(engine) as s:
+        ensure_public_client(
+            s,
+            client_id="phone-app",
+            name="app",
+            redirect_uri="https://app.example/cb",
+            scopes=("directory.search",),
+        )
+        s.commit()
+    app = create_app(web_settings("http://testserver"), engine=engine)
+    with page_client(app, "http://testserver") as client:
+        page = client.get(
+            "/oauth/authorize",
+            params={
+                "response_type": "code",
+                "client_id": "phone-app",
+                "redirect_uri": "https://app.example/cb",
+                "scope": "directory.search",
+                "code_challenge": "x" * 43,
+                "code_challenge_method": "S256",
+            },
+        )
+    assert page.status_code == 200
+    assert "form-action 'self' https://app.example;" in page.headers["content-security-policy"]
