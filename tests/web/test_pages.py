@@ -432,3 +432,56 @@ def test_sign_in_page_lets_the_form_reach_a_registered_client_elsewhere(engine: 
         )
     assert page.status_code == 200
     assert "form-action 'self' https://app.example;" in page.headers["content-security-policy"]
+
+
+def test_shield_and_lift_a_shield(
+    browser: TestClient, web_app: FastAPI, world: World, engine: Engine
+) -> None:
+    olivia, noah = world.children["olivia"], world.children["noah"]
+    sign_in(browser, world, "dee")
+    search(browser, given="Olivia", family="Smith", **DOB)
+    card = browser.get(f"/children/{olivia}").text
+    assert "This record is not shielded" in card and f"/children/{olivia}/shield" in card
+    empty = post_form(browser, f"/children/{olivia}/shield", {"reason": ""})
+    assert empty.status_code == 400 and "govuk-error-summary" in empty.text
+    assert "Enter why the record is shielded" in empty.text
+    assert "Confirm that the record should be shielded" in empty.text
+    no_csrf = browser.post(f"/children/{olivia}/shield", data={"reason": "x", "confirm": "yes"})
+    assert no_csrf.status_code == 400 and "This form has expired" in no_csrf.text
+    done = post_form(
+        browser, f"/children/{olivia}/shield", {"reason": "family fleeing violence", "confirm": "yes"}
+    )
+    assert done.status_code == 200 and "The record is shielded" in done.text
+    assert "Lift the shield" in done.text
+    with page_client(web_app, "http://testserver") as pat:
+        sign_in(pat, world, "pat")
+        search(pat, given="Olivia", family="Smith", **DOB)
+        seen = pat.get(f"/children/{olivia}").text
+        assert "This record is shielded" in seen and "Hana Begum" not in seen
+        assert "Shielding" not in seen
+        assert pat.get(f"/children/{olivia}/shield").status_code == 403
+        assert pat.get(f"/children/{olivia}/shield-clear").status_code == 403
+    lifted = post_form(
+        browser, f"/children/{noah}/shield-clear", {"reason": "rehoused safely", "confirm": "yes"}
+    )
+    assert lifted.status_code == 200 and "The shield is lifted" in lifted.text
+    assert "9 Hidden Lane" in lifted.text
+    again = post_form(browser, f"/children/{noah}/shield-clear", {"reason": "again", "confirm": "yes"})
+    assert again.status_code == 409 and "This record is not shielded" in again.text
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT action, actor_subject, detail FROM audit_event "
+                "WHERE action LIKE 'child.shield.%' AND actor_subject = 'dee' ORDER BY seq"
+            )
+        ).all()
+    assert [r[0] for r in rows] == ["child.shield.set", "child.shield.clear"]
+    assert "rehoused safely" in str(rows[1][2])
+
+
+def test_child_protection_may_lift_a_shield_it_cannot_see_behind(browser: TestClient, world: World) -> None:
+    noah = world.children["noah"]
+    sign_in(browser, world, "cora")
+    search(browser, given="Noah", family="Jones", **{"dob-day": "2", "dob-month": "5", "dob-year": "2016"})
+    page = browser.get(f"/children/{noah}/shield-clear")
+    assert page.status_code == 200 and "Lift the shield" in page.text and "Hidden Lane" not in page.text
