@@ -64,6 +64,7 @@ from directory.web.forms import FormData, FormErrors, M, build, date_field, many
 from search.api import SearchCriteria, run_search
 
 router = APIRouter(include_in_schema=False)
+WRITERS = PRACTICE - {Role.SYSTEM}  # the people who may record and change children from the pages
 SHIELD_ROLES = frozenset(SHIELD_SETTERS)  # designated practitioner, child protection, directory admin
 
 PURPOSES = [
@@ -122,6 +123,7 @@ def web_search_form(request: Request, actor: Practice) -> Response:
         values={},
         purpose=session.purpose if session else None,
         errors={},
+        may_add=actor.role in WRITERS,
     )
 
 
@@ -215,6 +217,7 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
         errors={},
         result=result,
         searched=True,
+        may_add=actor.role in WRITERS,
     )
 
 

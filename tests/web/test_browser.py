@@ -307,6 +307,43 @@ def test_shielded_view(chromium: object, server: Served) -> None:
     dee.close()
 
 
+def test_add_a_child(chromium: object, server: Served) -> None:
+    base, world, _ = server
+    pat = Person(chromium, base, world, "pat")
+    page = pat.page
+    page.goto("/search")
+    page.get_by_role("link", name="Add a child").click()
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator(".govuk-error-summary")).to_contain_text("Enter the child's given name")
+    pat.check("18-add-child-errors")
+    page.get_by_label("Given name").fill("Amara")
+    page.get_by_label("Family name").fill("Smith")
+    page.get_by_role("group", name="Has the child been born?").get_by_label("Yes").check()
+    birth = page.get_by_role("group", name="Date of birth")
+    birth.get_by_label("Day").fill("11")
+    birth.get_by_label("Month").fill("11")
+    birth.get_by_label("Year").fill("2019")
+    page.get_by_label("Female").check()
+    page.get_by_label("I am working with the child or family now").check()
+    pat.check("19-add-child")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_text("This child may already be on the directory")).to_be_visible()
+    expect(page.get_by_role("link", name="Amara Smith")).to_be_visible()
+    pat.check("19a-add-child-duplicate")
+    page.get_by_role("button", name="Change the details").click()
+    page.get_by_label("Given name").fill("Zara")
+    page.get_by_label("Family name").fill("Quinton-Hale")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Check the details before adding the child")).to_be_visible()
+    expect(page.get_by_text("This child may already be on the directory")).to_have_count(0)
+    pat.check("19b-add-child-check")
+    page.get_by_role("button", name="Add the child").click()
+    expect(page.get_by_text("The child is recorded")).to_be_visible()
+    expect(page.get_by_role("heading", name="Zara Quinton-Hale")).to_be_visible()
+    assert "Zara" not in page.url
+    pat.close()
+
+
 def test_admin_auditor_and_locality_pages(chromium: object, server: Served) -> None:
     base, world, _ = server
     anonymous = chromium.new_context(base_url=base, bypass_csp=True)  # type: ignore[attr-defined]

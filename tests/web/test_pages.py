@@ -485,3 +485,130 @@ def test_child_protection_may_lift_a_shield_it_cannot_see_behind(browser: TestCl
     search(browser, given="Noah", family="Jones", **{"dob-day": "2", "dob-month": "5", "dob-year": "2016"})
     page = browser.get(f"/children/{noah}/shield-clear")
     assert page.status_code == 200 and "Lift the shield" in page.text and "Hidden Lane" not in page.text
+
+
+NEW_CHILD = {
+    "given": "Ruby",
+    "family": "Fletcher",
+    "born": "yes",
+    "dob-day": "4",
+    "dob-month": "6",
+    "dob-year": "2020",
+    "sex": "female",
+    "nhs_number": "943 476 5919",
+    "line1": "12 Elm Close",
+    "town": "Oxford",
+    "postcode": "ox4 3qq",
+    "purpose": "direct-care",
+}
+
+
+def test_add_a_child_with_a_check_step(browser: TestClient, world: World, engine: Engine) -> None:
+    sign_in(browser, world, "pat")
+    form = browser.get("/children/new")
+    assert form.status_code == 200 and 'name="nhs_number"' in form.text
+    token = csrf_of(form.text)
+    empty = browser.post("/children/new", data={"csrf_token": token})
+    assert empty.status_code == 400 and "govuk-error-summary" in empty.text
+    for message in (
+        "Enter the child&#39;s given name",
+        "Select whether the child has been born",
+        "Select why you are recording this child",
+    ):
+        assert message in empty.text
+    bad = browser.post(
+        "/children/new",
+        data={**NEW_CHILD, "csrf_token": token, "nhs_number": "943 476 5918", "postcode": "nowhere"},
+    )
+    assert bad.status_code == 400
+    assert "Enter a real NHS number" in bad.text and "Enter a real UK postcode" in bad.text
+    assert 'value="Ruby"' in bad.text  # what was typed is kept
+    check = browser.post("/children/new", data={**NEW_CHILD, "csrf_token": token})
+    assert check.status_code == 200 and "Check the details before adding the child" in check.text
+    assert "City locality" in check.text and "OX4 3QQ" in check.text
+    assert "may already be on the directory" not in check.text
+    with engine.connect() as conn:
+        assert not conn.execute(sa.text("SELECT count(*) FROM child_name WHERE given = 'Ruby'")).scalar()
+    change = browser.post("/children/new", data={**NEW_CHILD, "csrf_token": token, "step": "change"})
+    assert change.status_code == 200 and 'value="Fletcher"' in change.text
+    made = browser.post(
+        "/children/new", data={**NEW_CHILD, "csrf_token": token, "step": "create"}, follow_redirects=False
+    )
+    assert made.status_code == 303 and "Ruby" not in made.headers["location"]
+    card = browser.get(made.headers["location"])
+    assert "The child is recorded" in card.text and "Ruby" in card.text and "City locality" in card.text
+    with engine.connect() as conn:
+        events = (
+            conn.execute(sa.text("SELECT action FROM audit_event WHERE actor_subject = 'pat' ORDER BY seq"))
+            .scalars()
+            .all()
+        )
+    assert "child.create" in events and "search" in events
+    from search.embedded import EmbeddedBackend
+    from search.indexer import drain
+
+    drain(engine, EmbeddedBackend(engine), wait=True)  # as the background indexer does
+    again = {**NEW_CHILD, "csrf_token": token, "step": "create", "given": "Rubie"}
+    shown = browser.post("/children/new", data=again)  # the NHS number finds the record just made
+    assert shown.status_code == 400 and "may already be on the directory" in shown.text
+    assert made.headers["location"] in shown.text
+    refused = browser.post("/children/new", data={**again, "not_a_duplicate": "yes"})
+    assert refused.status_code == 409 and "already holds this nhs identifier" in refused.text
+
+
+def test_adding_a_child_already_on_record_asks_first(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    sign_in(browser, world, "hana")
+    token = csrf_of(browser.get("/children/new").text)
+    olivia = {
+        **NEW_CHILD,
+        "given": "Olivia",
+        "family": "Smith",
+        "dob-day": "27",
+        "dob-month": "3",
+        "dob-year": "2017",
+        "nhs_number": "",
+        "line1": "",
+        "town": "",
+        "postcode": "",
+    }
+    check = browser.post("/children/new", data={**olivia, "csrf_token": token})
+    assert check.status_code == 200 and "may already be on the directory" in check.text
+    assert f'href="/children/{world.children["olivia"]}"' in check.text
+    unconfirmed = browser.post("/children/new", data={**olivia, "csrf_token": token, "step": "create"})
+    assert unconfirmed.status_code == 400
+    assert "Confirm that none of these children is the child you are recording" in unconfirmed.text
+
+    def olivias() -> int:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(sa.text("SELECT count(*) FROM child_name WHERE given = 'Olivia'")).scalar() or 0
+            )
+
+    assert olivias() == 1
+    made = browser.post(
+        "/children/new",
+        data={**olivia, "csrf_token": token, "step": "create", "not_a_duplicate": "yes"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303 and olivias() == 2
+
+
+def test_add_a_child_refusals(browser: TestClient, world: World) -> None:
+    sign_in(browser, world, "aud")
+    assert browser.get("/children/new").status_code == 403
+    with page_client(browser.app, "http://testserver") as other:  # type: ignore[arg-type]
+        sign_in(other, world, "pat")
+        token = csrf_of(other.get("/children/new").text)
+        assert other.post("/children/new", data=NEW_CHILD).status_code == 400  # no CSRF token
+        old = other.post(
+            "/children/new",
+            data={**NEW_CHILD, "csrf_token": token, "dob-year": "1990", "nhs_number": ""},
+        )
+        assert old.status_code == 400 and "outside that range" in old.text
+        unborn = other.post(
+            "/children/new",
+            data={**NEW_CHILD, "csrf_token": token, "born": "no", "nhs_number": "", "step": "create"},
+        )
+        assert unborn.status_code == 400 and "Enter the expected date of delivery" in unborn.text
