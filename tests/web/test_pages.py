@@ -318,11 +318,26 @@ def test_locality_overview_is_aggregate_only(browser: TestClient, world: World) 
     assert page.status_code == 200 and "City locality" in page.text and "<svg" in page.text
     for name in ("Olivia", "Amara", "Noah", "Smith", "Jones"):
         assert name not in page.text
+    assert "fewer than 5" in page.text
     csv = browser.get("/localities/overview.csv")
     assert csv.headers["content-type"].startswith("text/csv")
-    assert "CITY,City locality,children_by_level_of_need,2,2" in csv.text
-    assert "CITY,City locality,involvements_by_service,health_visiting,1" in csv.text
+    # Two children in the city: the total is small, so the whole row is withheld.
+    assert "CITY,City locality,children,,,fewer than 5" in csv.text
+    assert "CITY,City locality,children_by_level_of_need,2,,withheld" in csv.text
+    assert "CITY,City locality,involvements_by_service,health_visiting,,fewer than 5" in csv.text
+    assert "CITY,City locality,open_cafs,,0," in csv.text  # a zero names no one
     assert "Olivia" not in csv.text
+
+
+def test_locality_overview_unsuppressed_when_configured(engine: Engine, world: World) -> None:
+    app = create_app(
+        web_settings("http://testserver").model_copy(update={"suppress_below": 0}), engine=engine
+    )
+    with page_client(app, "http://testserver") as client:
+        sign_in(client, world, "lena")
+        csv = client.get("/localities/overview.csv").text
+    assert "CITY,City locality,children_by_level_of_need,2,2," in csv
+    assert "CITY,City locality,involvements_by_service,health_visiting,1," in csv
 
 
 @pytest.mark.parametrize("path", ["/", "/accessibility", "/static/app.css"])
