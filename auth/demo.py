@@ -7,13 +7,13 @@ import secrets
 from datetime import date, timedelta
 
 import pyotp
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from auth.clients import hash_secret
 from auth.grants import ROLE_SCOPES
 from auth.models import AccessGrant, LocalUser, OAuthClient, SubjectKind
 from auth.users import create_user, provisioning_uri
-from directory.models import Role, utcnow
+from directory.models import Practitioner, Role, utcnow
 
 DEMO_AUTHORITY = "Demoshire County Council"
 DEMO_REDIRECT = "http://127.0.0.1:8765/callback"
@@ -22,6 +22,59 @@ _USERS = [
     ("demo.designated", "Dee Designated (demo)", Role.DESIGNATED_PRACTITIONER),
     ("demo.admin", "Ada Admin (demo)", Role.DIRECTORY_ADMIN),
 ]
+# The seeded practitioner record each practice account acts as (preferred roles, first found).
+_LINKS = {
+    "demo.practitioner": ("SENCO", "family support worker"),
+    "demo.designated": ("health visitor", "family support worker"),
+}
+
+
+def _practitioner_for(session: Session, roles: tuple[str, ...]) -> Practitioner | None:
+    """A seeded practitioner with a phone and an email, not yet linked to a sign-in (deterministic)."""
+    free = (
+        select(Practitioner)
+        .where(
+            Practitioner.active,
+            col(Practitioner.subject).is_(None),
+            col(Practitioner.phone).is_not(None),
+            col(Practitioner.email).is_not(None),
+        )
+        .order_by(col(Practitioner.name), col(Practitioner.id))
+    )
+    for role in roles:
+        found = session.exec(free.where(Practitioner.role == role)).first()
+        if found is not None:
+            return found
+    return session.exec(free).first()
+
+
+def link_demo_practitioners(session: Session) -> list[str]:
+    """Link each demo practice account to a seeded practitioner record (both ways); lines to print.
+
+    The account's practitioner_id goes into its access tokens, and Practitioner.subject names the
+    account, so a CAF signalled or an involvement recorded from the pages is attributed to a real
+    practitioner whose phone and email the card shows. Accounts already linked are left alone.
+    """
+    lines = []
+    for username, roles in _LINKS.items():
+        user = session.exec(select(LocalUser).where(LocalUser.username == username)).first()
+        if user is None:
+            continue
+        practitioner = session.get(Practitioner, user.practitioner_id) if user.practitioner_id else None
+        if practitioner is None:
+            practitioner = _practitioner_for(session, roles)
+            if practitioner is None:
+                lines.append(f"  {username} is not linked to a practitioner (no practitioners seeded)")
+                continue
+            user.practitioner_id = practitioner.id
+            practitioner.subject = username
+            session.add_all([user, practitioner])
+            session.flush()
+        lines.append(
+            f"  {username} acts as {practitioner.name}, {practitioner.role} "
+            f"({practitioner.phone}, {practitioner.email})"
+        )
+    return lines
 
 
 def _grant(session: Session, subject: str, kind: SubjectKind, role: Role) -> None:
@@ -50,7 +103,10 @@ def _grant(session: Session, subject: str, kind: SubjectKind, role: Role) -> Non
 def create_demo_accounts(session: Session, *, issuer: str = "http://127.0.0.1:8000") -> list[str]:
     """Create demo users (password + TOTP), grants and clients; return the lines to print."""
     if session.exec(select(LocalUser).where(LocalUser.username == _USERS[0][0])).first():
-        return ["Demo accounts already exist (their secrets were printed when they were made)."]
+        return [
+            "Demo accounts already exist (their secrets were printed when they were made).",
+            *link_demo_practitioners(session),
+        ]
     password = secrets.token_urlsafe(12)
     lines = [
         "Demo sign-in (demo data only; never use these accounts with real data):",
@@ -68,6 +124,8 @@ def create_demo_accounts(session: Session, *, issuer: str = "http://127.0.0.1:80
             f"    code right now: {pyotp.TOTP(user.totp_secret).now()}"
             "  (python -c \"import pyotp; print(pyotp.TOTP('<secret>').now())\")"
         )
+    lines.append("Practitioner records the demo accounts act as (their contacts appear on cards):")
+    lines += link_demo_practitioners(session)
     secret = secrets.token_urlsafe(24)
     session.add(
         OAuthClient(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -23,6 +23,7 @@ from auth.errors import AuthRefused, forbidden, unauthenticated
 from auth.grants import ROLE_SCOPES, current_grant
 from auth.keys import KeyStore
 from auth.models import AccessGrant, SeenJti, SubjectKind
+from auth.pages import PlainPages, SignInPages
 from auth.policy import PUBLIC, Policy, declared_policy
 from auth.ratelimit import SubjectLimiter, TrawlAlert
 from auth.tokens import TokenInfo, TokenValidator
@@ -55,6 +56,7 @@ class AuthState:
     keys: KeyStore
     validator: TokenValidator
     limiter: SubjectLimiter
+    pages: SignInPages = field(default_factory=PlainPages)  # the app may install its own layout
 
 
 def auth_state(request: Request) -> AuthState:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import html
 import json
 import secrets
 import time
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 import sqlalchemy as sa
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -41,6 +40,7 @@ from auth.models import (
     SeenJti,
     SubjectKind,
 )
+from auth.pages import SignInForm
 from auth.tokens import issue_access_token
 from auth.upstream import UpstreamError, UpstreamOIDC
 from auth.users import SignInFailed, sign_in
@@ -521,18 +521,25 @@ def _redirect_error(params: dict[str, str], exc: OAuthError, issuer: str) -> Red
     return RedirectResponse(f"{params['redirect_uri']}?{urlencode(query)}", status_code=303)
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}"
-        "</title><meta name='viewport' content='width=device-width'></head><body>"
-        f"<main><h1>{html.escape(title)}</h1>{body}</main></body></html>",
-        status_code=status,
-        headers={
-            "Content-Security-Policy": "default-src 'none'; form-action 'self'",
-            "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer",
-        },
-    )
+def _headers(state: AuthState, form_target: str | None = None) -> dict[str, str]:
+    csp = state.pages.csp
+    if form_target:
+        # Chromium applies form-action to the redirect after the POST: allow the client's origin.
+        target, issuer = urlparse(form_target), urlparse(state.cfg.issuer)
+        origin = f"{target.scheme}://{target.netloc}"
+        same = (target.scheme, target.netloc) == (issuer.scheme, issuer.netloc)
+        if target.scheme in ("http", "https") and not same:
+            csp = csp.replace("form-action 'self'", f"form-action 'self' {origin}")
+    return {
+        "Content-Security-Policy": csp,
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+def _page(state: AuthState, title: str, message: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(state.pages.message(title, message), status_code=status, headers=_headers(state))
 
 
 def _login_form(
@@ -540,33 +547,26 @@ def _login_form(
     params: dict[str, str],
     csrf_nonce: str,
     *,
-    message: str = "",
+    errors: dict[str, str] | None = None,
+    username: str = "",
     status: int = 200,
 ) -> HTMLResponse:
-    hidden = "".join(
-        f"<input type='hidden' name='{k}' value='{html.escape(params.get(k, ''), quote=True)}'>"
-        for k in _AUTH_PARAMS
-    )
-    upstream = ""
+    upstream = None
     if state.cfg.upstream_issuer:
-        query = urlencode({**{k: params.get(k, "") for k in _AUTH_PARAMS}, "idp": "upstream"})
-        upstream = (
-            f"<p><a href='/oauth/authorize?{html.escape(query, quote=True)}'>Sign in with "
-            "your organisation's account</a></p>"
+        upstream = "/oauth/authorize?" + urlencode(
+            {**{k: params.get(k, "") for k in _AUTH_PARAMS}, "idp": "upstream"}
         )
-    note = f"<p role='alert'>{html.escape(message)}</p>" if message else ""
-    response = _page(
-        "Sign in to childindex",
-        f"""{note}
-<form method='post' action='/oauth/authorize'>{hidden}
-<input type='hidden' name='csrf_token' value='{_sign(state, csrf_nonce)}'>
-<p><label>Username <input name='username' autocomplete='username' required></label></p>
-<p><label>Password <input name='password' type='password'
- autocomplete='current-password' required></label></p>
-<p><label>Code from your authenticator app <input name='totp' inputmode='numeric'
- autocomplete='one-time-code' pattern='[0-9]{{6}}' required></label></p>
-<p><button type='submit'>Sign in</button></p></form>{upstream}""",
-        status,
+    form = SignInForm(
+        hidden={k: params.get(k, "") for k in _AUTH_PARAMS},
+        csrf_token=_sign(state, csrf_nonce),
+        username=username[:100],
+        errors=errors or {},
+        upstream_href=upstream,
+    )
+    response = HTMLResponse(
+        state.pages.sign_in(form),
+        status_code=status,
+        headers=_headers(state, params.get("redirect_uri")),
     )
     response.set_cookie(
         CSRF_COOKIE,
@@ -589,7 +589,7 @@ def oauth_authorize_form(request: Request) -> Response:
         try:
             _check_request(session, params)
         except _BadRequest as exc:
-            return _page("This sign-in link is not valid", f"<p>{html.escape(str(exc))}</p>", 400)
+            return _page(state, "This sign-in link is not valid", str(exc), 400)
         except OAuthError as exc:
             return _redirect_error(params, exc, state.cfg.issuer)
     if request.query_params.get("idp") == "upstream" and state.cfg.upstream_issuer:
@@ -605,37 +605,50 @@ async def oauth_authorize_submit(request: Request) -> Response:
     return await run_in_threadpool(_authorize_submit, state, form, request.cookies.get(CSRF_COOKIE))
 
 
+_MISSING = {
+    "username": "Enter your username",
+    "password": "Enter your password",
+    "totp": "Enter the 6-digit code from your authenticator app",
+}
+
+
 def _authorize_submit(state: AuthState, form: dict[str, str], csrf_cookie: str | None) -> Response:
     params = {k: form.get(k, "") for k in _AUTH_PARAMS}
     nonce = csrf_cookie or secrets.token_urlsafe(24)
-    if not csrf_cookie or not hmac.compare_digest(_sign(state, csrf_cookie), form.get("csrf_token", "")):
-        return _login_form(
-            state, params, nonce, message="Your sign-in page expired; please try again.", status=400
-        )
+    username = form.get("username", "").strip()
     with Session(state.engine, expire_on_commit=False) as session:
         try:
             _check_request(session, params)
         except _BadRequest as exc:
-            return _page("This sign-in link is not valid", f"<p>{html.escape(str(exc))}</p>", 400)
+            return _page(state, "This sign-in link is not valid", str(exc), 400)
         except OAuthError as exc:
             return _redirect_error(params, exc, state.cfg.issuer)
+        if not csrf_cookie or not hmac.compare_digest(_sign(state, csrf_cookie), form.get("csrf_token", "")):
+            expired = {"form": "Your sign-in page expired; please try again."}
+            return _login_form(state, params, nonce, errors=expired, username=username, status=400)
+        missing = {k: m for k, m in _MISSING.items() if not form.get(k, "").strip()}
+        if missing:
+            return _login_form(state, params, nonce, errors=missing, username=username, status=400)
         try:
             user = sign_in(
                 session,
-                username=form.get("username", ""),
+                username=username,
                 password=form.get("password", ""),
                 totp_code=form.get("totp", ""),
             )
         except SignInFailed as exc:
             audit.append(
                 session,
-                actor=_system_actor(form.get("username", "")[:100] or "unknown", params["client_id"]),
+                actor=_system_actor(username[:100] or "unknown", params["client_id"]),
                 action="auth.signin",
                 outcome="denied",
                 detail={"method": "local"},
             )
             session.commit()
-            return _login_form(state, params, nonce, message=str(exc), status=401)
+            # One message for the whole form: it never says which factor was wrong.
+            return _login_form(
+                state, params, nonce, errors={"username": str(exc)}, username=username, status=401
+            )
         session.commit()
         return _finish_sign_in(
             state, session, params, subject=user.username, amr=["pwd", "otp", "mfa"], method="local"
@@ -662,7 +675,7 @@ def _finish_sign_in(
             detail={"method": method, "code": exc.code},
         )
         session.commit()
-        return _page("You cannot use the directory yet", f"<p>{html.escape(exc.message)}</p>", 403)
+        return _page(state, "You cannot use the directory yet", exc.message, 403)
     code = secrets.token_urlsafe(32)
     session.add(
         AuthorizationCode(
@@ -730,7 +743,7 @@ def _start_upstream(state: AuthState, params: dict[str, str]) -> Response:
             state=flow["state"], nonce=flow["nonce"], verifier=flow["verifier"]
         )
     except UpstreamError as exc:
-        return _page("Sign-in is not available", f"<p>{html.escape(str(exc))}</p>", 502)
+        return _page(state, "Sign-in is not available", str(exc), 502)
     response = RedirectResponse(url, status_code=303)
     # Lax, not Strict: the provider's redirect back is a top-level cross-site navigation.
     response.set_cookie(
@@ -751,11 +764,12 @@ def oauth_upstream_callback(request: Request) -> Response:
     state = auth_state(request)
     flow = _unseal(state, request.cookies.get(UPSTREAM_COOKIE))
     if flow is None or not hmac.compare_digest(flow["state"], request.query_params.get("state", "")):
-        return _page("Sign-in expired", "<p>Start again from the application.</p>", 400)
+        return _page(state, "Sign-in expired", "Start again from the application.", 400)
     if request.query_params.get("error"):
         return _page(
+            state,
             "Sign-in was not completed",
-            f"<p>{html.escape(request.query_params.get('error_description', ''))}</p>",
+            request.query_params.get("error_description", "") or "The provider did not complete the sign-in.",
             400,
         )
     params: dict[str, str] = flow["params"]
@@ -775,15 +789,15 @@ def oauth_upstream_callback(request: Request) -> Response:
                 detail={"method": "upstream", "why": str(exc)[:200]},
             )
             session.commit()
-        return _page("Sign-in refused", f"<p>{html.escape(str(exc))}</p>", 403)
+        return _page(state, "Sign-in refused", str(exc), 403)
     subject = str(claims.get(state.cfg.upstream_subject_claim) or "")
     if not subject:
-        return _page("Sign-in refused", "<p>The provider did not say who you are.</p>", 403)
+        return _page(state, "Sign-in refused", "The provider did not say who you are.", 403)
     with Session(state.engine, expire_on_commit=False) as session:
         try:
             _check_request(session, params)
         except (_BadRequest, OAuthError):
-            return _page("This sign-in link is not valid", "<p>Start again from the application.</p>", 400)
+            return _page(state, "This sign-in link is not valid", "Start again from the application.", 400)
         response = _finish_sign_in(
             state,
             session,

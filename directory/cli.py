@@ -313,7 +313,7 @@ def _print_demo_accounts(settings: Settings, engine: Engine) -> None:
     saved = Path("var/demo-credentials.txt")
     with unit_of_work(engine) as session:
         lines = create_demo_accounts(session, issuer=settings.issuer)
-    if len(lines) > 1:
+    if not lines[0].startswith("Demo accounts already exist"):
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text("\n".join(lines) + "\n")
         saved.chmod(0o600)

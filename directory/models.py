@@ -805,6 +805,19 @@ class ShieldSet(_Input):
         return v
 
 
+class ShieldClear(_Input):
+    """Why a shield is lifted (kept in the audit event of the change)."""
+
+    reason: str = PField(min_length=1, max_length=500)
+
+    @field_validator("reason")
+    @classmethod
+    def _no_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("give the reason the shield is lifted")
+        return v
+
+
 # --------------------------------------------------------------------------- outputs
 
 

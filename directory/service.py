@@ -73,6 +73,7 @@ from directory.models import (
     RelatedPersonRead,
     Role,
     Service,
+    ShieldClear,
     ShieldNotice,
     ShieldSet,
     Tac,
@@ -464,8 +465,10 @@ def set_shield(session: Session, *, actor: Actor, child_id: uuid.UUID, data: Shi
     return child
 
 
-def clear_shield(session: Session, *, actor: Actor, child_id: uuid.UUID) -> Child:
-    """Lift the shield from a child's record."""
+def clear_shield(
+    session: Session, *, actor: Actor, child_id: uuid.UUID, data: ShieldClear | None = None
+) -> Child:
+    """Lift the shield from a child's record (the reason, when given, goes into the audit event)."""
     if actor.role not in SHIELD_SETTERS:
         raise NotAllowed(
             "Only a designated practitioner, a child-protection practitioner or a directory "
@@ -480,7 +483,9 @@ def clear_shield(session: Session, *, actor: Actor, child_id: uuid.UUID) -> Chil
     child.shielded_at = None
     _touch(session, child)
     session.flush()
-    _audit_change(session, actor, "child.shield.clear", child.id)
+    _audit_change(
+        session, actor, "child.shield.clear", child.id, {"reason": data.reason.strip()} if data else None
+    )
     return child
 
 

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         default="childindex-web",
         description="The pages sign people in as this OAuth client of the built-in authorization server.",
     )
+    suppress_below: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description="The locality overview shows counts from 1 to this minus 1 as 'fewer than N' "
+        "(and withholds others so that no total reveals them); 0 or 1 shows every count.",
+    )
     web_session_idle_minutes: int = Field(
         default=30, ge=1, le=24 * 60, description="A page session unused this long is signed out."
     )

@@ -30,6 +30,7 @@ from directory.models import (
     MergeInto,
     PractitionerRead,
     ServiceRead,
+    ShieldClear,
     ShieldSet,
     TacConvene,
     TacUpdate,
@@ -91,9 +92,11 @@ def shield_child(child_id: uuid.UUID, data: ShieldSet, session: SessionDep, acto
 
 
 @router.delete("/children/{child_id}/shielding", response_model=ChildRef, tags=["children"])
-def unshield_child(child_id: uuid.UUID, session: SessionDep, actor: CurrentActor) -> ChildRef:
-    """Lift the shield from a child's record."""
-    return service.child_ref(service.clear_shield(session, actor=actor, child_id=child_id))
+def unshield_child(
+    child_id: uuid.UUID, session: SessionDep, actor: CurrentActor, data: ShieldClear | None = None
+) -> ChildRef:
+    """Lift the shield from a child's record; an optional body gives the reason (kept in the audit)."""
+    return service.child_ref(service.clear_shield(session, actor=actor, child_id=child_id, data=data))
 
 
 @router.post("/children/{child_id}/merge", response_model=ChildRef, tags=["children"])

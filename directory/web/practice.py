@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
 from auth.deps import RequireScope
+from auth.policy import PRACTICE
 from directory import repository as repo
 from directory import service
 from directory.errors import CafAlreadyOpen, DomainError, InvalidInput, NotFound
@@ -40,17 +41,18 @@ from directory.models import (
     Practitioner,
     Purpose,
     Role,
+    ShieldClear,
+    ShieldSet,
     TacConvene,
     TacMemberIn,
     TacUpdate,
     utcnow,
 )
-from directory.service import ACCESS_LOG_READERS
+from directory.service import ACCESS_LOG_READERS, SHIELD_SETTERS
 from directory.web.deps import (
     LogReader,
     Practice,
     Reader,
-    Writer,
     check_csrf,
     fallback_team,
     flash,
@@ -58,10 +60,12 @@ from directory.web.deps import (
     unit_of_work,
     web_session,
 )
-from directory.web.forms import FormData, FormErrors, build, date_field, many, text
+from directory.web.forms import FormData, FormErrors, M, build, date_field, many, text
 from search.api import SearchCriteria, run_search
 
 router = APIRouter(include_in_schema=False)
+WRITERS = PRACTICE - {Role.SYSTEM}  # the people who may record and change children from the pages
+SHIELD_ROLES = frozenset(SHIELD_SETTERS)  # designated practitioner, child protection, directory admin
 
 PURPOSES = [
     (Purpose.CONSIDERING_CAF, "I am considering an early help assessment (CAF)"),
@@ -119,6 +123,7 @@ def web_search_form(request: Request, actor: Practice) -> Response:
         values={},
         purpose=session.purpose if session else None,
         errors={},
+        may_add=actor.role in WRITERS,
     )
 
 
@@ -212,6 +217,7 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
         errors={},
         result=result,
         searched=True,
+        may_add=actor.role in WRITERS,
     )
 
 
@@ -248,6 +254,7 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
             Role.DIRECTORY_ADMIN,
         },
         may_see_log=actor.role in ACCESS_LOG_READERS,
+        may_shield=actor.role in SHIELD_ROLES and card.status == "active",
         may_override=actor.role == Role.CHILD_PROTECTION and card.shield_notice is not None,
         purpose_label=dict(PURPOSES).get(actor.purpose, actor.purpose),
     )
@@ -324,6 +331,8 @@ class Action:
     template: str
     perform: Callable[[Session, Actor, uuid.UUID, dict[str, Any], Request], str]
     extra: Callable[[Session, Actor, ChildCard, Request], dict[str, Any]] | None = None
+    roles: frozenset[Role] = PRACTICE  # who may open and submit it (the route's policy)
+    on_shielded: bool = False  # offered even when the card hides a shielded record's details
 
 
 def _caf_of(db: Session, child_id: uuid.UUID, form: dict[str, Any]) -> Assessment:
@@ -505,6 +514,39 @@ def _withdraw(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, An
     return "The consent is withdrawn. Anything it covered is hidden at once."
 
 
+def _confirmed(form: dict[str, Any], model: type[M], unconfirmed: str, reason_label: str) -> M:
+    """A reason model from the form, reporting a missing reason and a missing confirmation together."""
+    errors: dict[str, str] = {}
+    try:
+        data = build(model, {"reason": text(form, "reason")}, {"reason": reason_label})
+    except FormErrors as exc:
+        errors.update(exc.errors)
+    if not text(form, "confirm"):
+        errors["confirm"] = unconfirmed
+    if errors:
+        raise FormErrors(errors)
+    return data
+
+
+def _shield(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    data = _confirmed(
+        form, ShieldSet, "Confirm that the record should be shielded", "why the record is shielded"
+    )
+    service.set_shield(db, actor=actor, child_id=child_id, data=data)
+    return (
+        "The record is shielded. Only designated practitioners now see its address, contacts and the "
+        "services involved; everyone else is told whom to ask."
+    )
+
+
+def _unshield(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
+    data = _confirmed(
+        form, ShieldClear, "Confirm that it is safe to lift the shield", "why the shield is lifted"
+    )
+    service.clear_shield(db, actor=actor, child_id=child_id, data=data)
+    return "The shield is lifted. Everyone allowed to see the record now sees its address and contacts."
+
+
 def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
@@ -541,6 +583,15 @@ ACTIONS = [
     Action("involvement-end", "End an involvement", "actions/involvement_end.html", _end_involvement),
     Action("consent-new", "Record a consent", "actions/consent_new.html", _consent),
     Action("consent-withdraw", "Withdraw a consent", "actions/consent_withdraw.html", _withdraw),
+    Action("shield", "Shield this record", "actions/shield.html", _shield, roles=SHIELD_ROLES),
+    Action(
+        "shield-clear",
+        "Lift the shield",
+        "actions/shield_clear.html",
+        _unshield,
+        roles=SHIELD_ROLES,
+        on_shielded=True,
+    ),
 ]
 
 
@@ -562,7 +613,7 @@ def _action_page(
             db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=fallback_team(request)
         )
         extra = action.extra(db, actor, card, request) if action.extra else {}
-    if card.shield_notice is not None:
+    if card.shield_notice is not None and not action.on_shielded:
         return render(
             request,
             "message.html",
@@ -588,14 +639,17 @@ def _action_page(
 
 
 def _make_routes(action: Action) -> None:
-    def form_page(child_id: uuid.UUID, request: Request, actor: Writer) -> Response:
+    # A default, not an annotation: each action carries its own policy (who may shield differs).
+    allowed = Depends(RequireScope("directory.write", roles=action.roles))
+
+    def form_page(child_id: uuid.UUID, request: Request, actor: Actor = allowed) -> Response:
         values = {k: v for k, v in request.query_params.items() if k in ("item", "scope")}
         try:
             return _action_page(request, actor, action, child_id, values=values)
         except DomainError as exc:
             return _refused(request, actor, exc, 404 if isinstance(exc, NotFound) else 409)
 
-    def submit(child_id: uuid.UUID, request: Request, actor: Writer, form: FormData) -> Response:
+    def submit(child_id: uuid.UUID, request: Request, form: FormData, actor: Actor = allowed) -> Response:
         if not check_csrf(request, form):
             return _csrf_refused(request, actor)
         values = {k: v for k, v in form.items() if k != "csrf_token"}

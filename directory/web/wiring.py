@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from auth.errors import AuthRefused
 from directory.api.problems import status_for
 from directory.errors import DomainError
-from directory.web import admin, audit_pages, localities, practice, signin
+from directory.web import admin, audit_pages, localities, practice, register, signin
 from directory.web.deps import HERE, render
+from directory.web.oauth_pages import GovukSignInPages
 from directory.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 
 
@@ -45,12 +46,21 @@ def install(app: FastAPI, settings: Any) -> WebState:
         redirect_uri=f"{cfg.issuer}/signin/callback",
     )
     app.state.web = state
+    # The authorization server's sign-in page takes the pages' layout, assets and CSP.
+    app.state.auth.pages = GovukSignInPages(settings.authority_name)
     app.add_middleware(
         WebSessionMiddleware, sealer=Sealer(cfg.secret_key, "session"), cookies=cookies, tokens=state.tokens
     )
     # Built by `make web`; a missing build leaves the pages usable, only unstyled.
     app.mount("/static", StaticFiles(directory=HERE / "static", check_dir=False), name="static")
-    for router in (signin.router, practice.router, admin.router, audit_pages.router, localities.router):
+    for router in (
+        signin.router,
+        register.router,
+        practice.router,
+        admin.router,
+        audit_pages.router,
+        localities.router,
+    ):
         app.include_router(router)
     _page_errors(app)
     return state

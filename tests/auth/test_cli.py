@@ -9,12 +9,16 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from auth.demo import create_demo_accounts
+from auth.models import LocalUser
 from directory.cli import app as cli
 from directory.db import unit_of_work
+from directory.models import Practitioner
 from tests.fixtures.auth_builders import make_grant
+from tests.fixtures.builders import make_org, make_practitioner
 
 runner = CliRunner()
 
@@ -95,3 +99,31 @@ def test_demo_accounts_sign_in(engine: Engine, api: TestClient) -> None:
     with unit_of_work(engine) as s:
         again = create_demo_accounts(s)
     assert "already exist" in again[0]
+
+
+def test_demo_practice_accounts_act_as_seeded_practitioners(engine: Engine, api: TestClient) -> None:
+    with unit_of_work(engine) as s:
+        school = make_org(s, name="Cowley School", kind="school")
+        senco = make_practitioner(s, school, name="Sally Senco", role="SENCO", email="s@school.example")
+        hv = make_practitioner(
+            s,
+            school,
+            name="Harriet Visitor",
+            role="health visitor",
+            email="h@nhs.example",
+            phone="07700 900111",
+        )
+        senco_id, hv_id = senco.id, hv.id
+        lines = create_demo_accounts(s, issuer="http://testserver")
+    text = "\n".join(lines)
+    assert "demo.practitioner acts as Sally Senco, SENCO" in text
+    assert "demo.designated acts as Harriet Visitor, health visitor (07700 900111, h@nhs.example)" in text
+    with Session(engine) as s:
+        users = {u.username: u for u in s.exec(select(LocalUser)).all()}
+        assert users["demo.practitioner"].practitioner_id == senco_id
+        assert users["demo.designated"].practitioner_id == hv_id
+        assert users["demo.admin"].practitioner_id is None
+        assert s.get(Practitioner, senco_id).subject == "demo.practitioner"  # type: ignore[union-attr]
+    with unit_of_work(engine) as s:  # a second run keeps the links and says so
+        again = "\n".join(create_demo_accounts(s))
+    assert "demo.practitioner acts as Sally Senco" in again

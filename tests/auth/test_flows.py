@@ -194,7 +194,7 @@ def sign_in(
     }
     page = api.get("/oauth/authorize", params=params)
     assert page.status_code == 200 and "Sign in" in page.text
-    csrf = re.search(r"name='csrf_token' value='([^']+)'", page.text)
+    csrf = re.search(r"name=[\"']csrf_token[\"'] value=[\"']([^\"']+)[\"']", page.text)
     assert csrf
     done = api.post(
         "/oauth/authorize",
@@ -269,7 +269,7 @@ def test_wrong_verifier_or_totp_or_csrf_is_refused(api: TestClient, engine: Engi
         "code_challenge_method": "S256",
     }
     page = api.get("/oauth/authorize", params=params)
-    csrf = re.search(r"name='csrf_token' value='([^']+)'", page.text)
+    csrf = re.search(r"name=[\"']csrf_token[\"'] value=[\"']([^\"']+)[\"']", page.text)
     assert csrf
     wrong_totp = api.post(
         "/oauth/authorize",
@@ -340,7 +340,7 @@ def test_user_without_training_is_told_why_at_sign_in(api: TestClient, engine: E
         "code_challenge_method": "S256",
     }
     page = api.get("/oauth/authorize", params=params)
-    csrf = re.search(r"name='csrf_token' value='([^']+)'", page.text)
+    csrf = re.search(r"name=[\"']csrf_token[\"'] value=[\"']([^\"']+)[\"']", page.text)
     assert csrf
     form = {
         **params,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -290,6 +291,31 @@ def test_shielding_through_the_api(client: TestClient, engine: Engine) -> None:
         ).status_code
         == 200
     )
+    client.post(
+        f"/api/v1/children/{child}/shielding",
+        headers=who("designated_practitioner"),
+        json={"reason": "again"},
+    )
+    # A reason for lifting the shield may come in the body; it is kept in the audit event.
+    r = client.request(
+        "DELETE",
+        f"/api/v1/children/{child}/shielding",
+        headers=who("designated_practitioner"),
+        json={"reason": "family rehoused safely"},
+    )
+    assert r.status_code == 200, r.text
+    with engine.connect() as conn:
+        detail = conn.execute(
+            sa.text("SELECT detail FROM audit_event WHERE action = 'child.shield.clear' ORDER BY seq DESC")
+        ).scalar()
+    assert "family rehoused safely" in str(detail)
+    blank = client.request(
+        "DELETE",
+        f"/api/v1/children/{child}/shielding",
+        headers=who("designated_practitioner"),
+        json={"reason": " "},
+    )
+    assert blank.status_code == 422
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from directory.app import create_app
 from directory.models import utcnow
 from tests.conftest import count
-from tests.web.world import World, csrf_of, page_client, sign_in, web_settings
+from directory.web.session import CSP
+from tests.web.world import World, _hidden_inputs as _hidden, csrf_of, page_client, sign_in, web_settings
 
 DOB = {"dob-day": "27", "dob-month": "3", "dob-year": "2017"}
 
@@ -317,11 +318,26 @@ def test_locality_overview_is_aggregate_only(browser: TestClient, world: World) 
     assert page.status_code == 200 and "City locality" in page.text and "<svg" in page.text
     for name in ("Olivia", "Amara", "Noah", "Smith", "Jones"):
         assert name not in page.text
+    assert "fewer than 5" in page.text
     csv = browser.get("/localities/overview.csv")
     assert csv.headers["content-type"].startswith("text/csv")
-    assert "CITY,City locality,children_by_level_of_need,2,2" in csv.text
-    assert "CITY,City locality,involvements_by_service,health_visiting,1" in csv.text
+    # Two children in the city: the total is small, so the whole row is withheld.
+    assert "CITY,City locality,children,,,fewer than 5" in csv.text
+    assert "CITY,City locality,children_by_level_of_need,2,,withheld" in csv.text
+    assert "CITY,City locality,involvements_by_service,health_visiting,,fewer than 5" in csv.text
+    assert "CITY,City locality,open_cafs,,0," in csv.text  # a zero names no one
     assert "Olivia" not in csv.text
+
+
+def test_locality_overview_unsuppressed_when_configured(engine: Engine, world: World) -> None:
+    app = create_app(
+        web_settings("http://testserver").model_copy(update={"suppress_below": 0}), engine=engine
+    )
+    with page_client(app, "http://testserver") as client:
+        sign_in(client, world, "lena")
+        csv = client.get("/localities/overview.csv").text
+    assert "CITY,City locality,children_by_level_of_need,2,2," in csv
+    assert "CITY,City locality,involvements_by_service,health_visiting,1," in csv
 
 
 @pytest.mark.parametrize("path", ["/", "/accessibility", "/static/app.css"])
@@ -358,3 +374,256 @@ def test_an_expiring_access_token_is_refreshed_behind_the_page(engine: Engine, w
             assert conn.execute(sa.text(issued)).scalar_one() == before + 2
             reused = "SELECT count(*) FROM audit_event WHERE action = 'auth.refresh.reused'"
             assert conn.execute(sa.text(reused)).scalar_one() == 0
+
+
+def _authorize_page(client: TestClient) -> httpx.Response:
+    start = client.get("/signin/start", follow_redirects=False)
+    return client.get(start.headers["location"])
+
+
+def test_the_sign_in_page_uses_the_pages_layout(browser: TestClient) -> None:
+    page = _authorize_page(browser)
+    html = page.text
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == CSP
+    assert '<link rel="stylesheet" href="/static/app.css">' in html and "govuk-template" in html
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "no inline scripts"
+    assert 'for="username"' in html and 'autocomplete="username"' in html
+    assert 'type="password"' in html and 'autocomplete="current-password"' in html
+    assert 'for="totp"' in html and 'autocomplete="one-time-code"' in html and 'inputmode="numeric"' in html
+    assert "Sign in with your organisation" not in html  # no upstream provider configured here
+
+
+def _submit_sign_in(client: TestClient, **fields: str) -> httpx.Response:
+    page = _authorize_page(client)
+    form = _hidden(page.text)
+    return client.post("/oauth/authorize", data={**form, **fields}, follow_redirects=False)
+
+
+def test_sign_in_errors_use_the_error_summary(browser: TestClient, world: World) -> None:
+    missing = _submit_sign_in(browser, username="pat", password="", totp="")
+    assert missing.status_code == 400
+    assert "govuk-error-summary" in missing.text and missing.text.count("govuk-error-message") == 2
+    assert '<a href="#password">Enter your password</a>' in missing.text
+    assert 'href="#totp"' in missing.text and 'value="pat"' in missing.text
+    assert "<title>Error: Sign in" in missing.text
+    wrong = _submit_sign_in(browser, username="pat", password="wrong", totp="123456")
+    assert wrong.status_code == 401 and "govuk-error-summary" in wrong.text
+    assert '<a href="#username">The username, password or code is not right' in wrong.text
+    assert wrong.headers["content-security-policy"] == CSP
+    forged = _submit_sign_in(browser, username="pat", password="x", totp="1", csrf_token="forged")
+    assert forged.status_code == 400 and "Your sign-in page expired" in forged.text
+    bad_link = browser.get("/oauth/authorize?client_id=nobody")
+    assert bad_link.status_code == 400 and "govuk-heading-l" in bad_link.text
+    assert "This sign-in link is not valid" in bad_link.text
+
+
+def test_sign_in_page_lets_the_form_reach_a_registered_client_elsewhere(engine: Engine, world: World) -> None:
+    from sqlmodel import Session
+
+    from auth.registry import ensure_public_client
+
+    with Session(engine) as s:
+        ensure_public_client(
+            s,
+            client_id="phone-app",
+            name="app",
+            redirect_uri="https://app.example/cb",
+            scopes=("directory.search",),
+        )
+        s.commit()
+    app = create_app(web_settings("http://testserver"), engine=engine)
+    with page_client(app, "http://testserver") as client:
+        page = client.get(
+            "/oauth/authorize",
+            params={
+                "response_type": "code",
+                "client_id": "phone-app",
+                "redirect_uri": "https://app.example/cb",
+                "scope": "directory.search",
+                "code_challenge": "x" * 43,
+                "code_challenge_method": "S256",
+            },
+        )
+    assert page.status_code == 200
+    assert "form-action 'self' https://app.example;" in page.headers["content-security-policy"]
+
+
+def test_shield_and_lift_a_shield(
+    browser: TestClient, web_app: FastAPI, world: World, engine: Engine
+) -> None:
+    olivia, noah = world.children["olivia"], world.children["noah"]
+    sign_in(browser, world, "dee")
+    search(browser, given="Olivia", family="Smith", **DOB)
+    card = browser.get(f"/children/{olivia}").text
+    assert "This record is not shielded" in card and f"/children/{olivia}/shield" in card
+    empty = post_form(browser, f"/children/{olivia}/shield", {"reason": ""})
+    assert empty.status_code == 400 and "govuk-error-summary" in empty.text
+    assert "Enter why the record is shielded" in empty.text
+    assert "Confirm that the record should be shielded" in empty.text
+    no_csrf = browser.post(f"/children/{olivia}/shield", data={"reason": "x", "confirm": "yes"})
+    assert no_csrf.status_code == 400 and "This form has expired" in no_csrf.text
+    done = post_form(
+        browser, f"/children/{olivia}/shield", {"reason": "family fleeing violence", "confirm": "yes"}
+    )
+    assert done.status_code == 200 and "The record is shielded" in done.text
+    assert "Lift the shield" in done.text
+    with page_client(web_app, "http://testserver") as pat:
+        sign_in(pat, world, "pat")
+        search(pat, given="Olivia", family="Smith", **DOB)
+        seen = pat.get(f"/children/{olivia}").text
+        assert "This record is shielded" in seen and "Hana Begum" not in seen
+        assert "Shielding" not in seen
+        assert pat.get(f"/children/{olivia}/shield").status_code == 403
+        assert pat.get(f"/children/{olivia}/shield-clear").status_code == 403
+    lifted = post_form(
+        browser, f"/children/{noah}/shield-clear", {"reason": "rehoused safely", "confirm": "yes"}
+    )
+    assert lifted.status_code == 200 and "The shield is lifted" in lifted.text
+    assert "9 Hidden Lane" in lifted.text
+    again = post_form(browser, f"/children/{noah}/shield-clear", {"reason": "again", "confirm": "yes"})
+    assert again.status_code == 409 and "This record is not shielded" in again.text
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT action, actor_subject, detail FROM audit_event "
+                "WHERE action LIKE 'child.shield.%' AND actor_subject = 'dee' ORDER BY seq"
+            )
+        ).all()
+    assert [r[0] for r in rows] == ["child.shield.set", "child.shield.clear"]
+    assert "rehoused safely" in str(rows[1][2])
+
+
+def test_child_protection_may_lift_a_shield_it_cannot_see_behind(browser: TestClient, world: World) -> None:
+    noah = world.children["noah"]
+    sign_in(browser, world, "cora")
+    search(browser, given="Noah", family="Jones", **{"dob-day": "2", "dob-month": "5", "dob-year": "2016"})
+    page = browser.get(f"/children/{noah}/shield-clear")
+    assert page.status_code == 200 and "Lift the shield" in page.text and "Hidden Lane" not in page.text
+
+
+NEW_CHILD = {
+    "given": "Ruby",
+    "family": "Fletcher",
+    "born": "yes",
+    "dob-day": "4",
+    "dob-month": "6",
+    "dob-year": "2020",
+    "sex": "female",
+    "nhs_number": "943 476 5919",
+    "line1": "12 Elm Close",
+    "town": "Oxford",
+    "postcode": "ox4 3qq",
+    "purpose": "direct-care",
+}
+
+
+def test_add_a_child_with_a_check_step(browser: TestClient, world: World, engine: Engine) -> None:
+    sign_in(browser, world, "pat")
+    form = browser.get("/children/new")
+    assert form.status_code == 200 and 'name="nhs_number"' in form.text
+    token = csrf_of(form.text)
+    empty = browser.post("/children/new", data={"csrf_token": token})
+    assert empty.status_code == 400 and "govuk-error-summary" in empty.text
+    for message in (
+        "Enter the child&#39;s given name",
+        "Select whether the child has been born",
+        "Select why you are recording this child",
+    ):
+        assert message in empty.text
+    bad = browser.post(
+        "/children/new",
+        data={**NEW_CHILD, "csrf_token": token, "nhs_number": "943 476 5918", "postcode": "nowhere"},
+    )
+    assert bad.status_code == 400
+    assert "Enter a real NHS number" in bad.text and "Enter a real UK postcode" in bad.text
+    assert 'value="Ruby"' in bad.text  # what was typed is kept
+    check = browser.post("/children/new", data={**NEW_CHILD, "csrf_token": token})
+    assert check.status_code == 200 and "Check the details before adding the child" in check.text
+    assert "City locality" in check.text and "OX4 3QQ" in check.text
+    assert "may already be on the directory" not in check.text
+    with engine.connect() as conn:
+        assert not conn.execute(sa.text("SELECT count(*) FROM child_name WHERE given = 'Ruby'")).scalar()
+    change = browser.post("/children/new", data={**NEW_CHILD, "csrf_token": token, "step": "change"})
+    assert change.status_code == 200 and 'value="Fletcher"' in change.text
+    made = browser.post(
+        "/children/new", data={**NEW_CHILD, "csrf_token": token, "step": "create"}, follow_redirects=False
+    )
+    assert made.status_code == 303 and "Ruby" not in made.headers["location"]
+    card = browser.get(made.headers["location"])
+    assert "The child is recorded" in card.text and "Ruby" in card.text and "City locality" in card.text
+    with engine.connect() as conn:
+        events = (
+            conn.execute(sa.text("SELECT action FROM audit_event WHERE actor_subject = 'pat' ORDER BY seq"))
+            .scalars()
+            .all()
+        )
+    assert "child.create" in events and "search" in events
+    from search.embedded import EmbeddedBackend
+    from search.indexer import drain
+
+    drain(engine, EmbeddedBackend(engine), wait=True)  # as the background indexer does
+    again = {**NEW_CHILD, "csrf_token": token, "step": "create", "given": "Rubie"}
+    shown = browser.post("/children/new", data=again)  # the NHS number finds the record just made
+    assert shown.status_code == 400 and "may already be on the directory" in shown.text
+    assert made.headers["location"] in shown.text
+    refused = browser.post("/children/new", data={**again, "not_a_duplicate": "yes"})
+    assert refused.status_code == 409 and "already holds this nhs identifier" in refused.text
+
+
+def test_adding_a_child_already_on_record_asks_first(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    sign_in(browser, world, "hana")
+    token = csrf_of(browser.get("/children/new").text)
+    olivia = {
+        **NEW_CHILD,
+        "given": "Olivia",
+        "family": "Smith",
+        "dob-day": "27",
+        "dob-month": "3",
+        "dob-year": "2017",
+        "nhs_number": "",
+        "line1": "",
+        "town": "",
+        "postcode": "",
+    }
+    check = browser.post("/children/new", data={**olivia, "csrf_token": token})
+    assert check.status_code == 200 and "may already be on the directory" in check.text
+    assert f'href="/children/{world.children["olivia"]}"' in check.text
+    unconfirmed = browser.post("/children/new", data={**olivia, "csrf_token": token, "step": "create"})
+    assert unconfirmed.status_code == 400
+    assert "Confirm that none of these children is the child you are recording" in unconfirmed.text
+
+    def olivias() -> int:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(sa.text("SELECT count(*) FROM child_name WHERE given = 'Olivia'")).scalar() or 0
+            )
+
+    assert olivias() == 1
+    made = browser.post(
+        "/children/new",
+        data={**olivia, "csrf_token": token, "step": "create", "not_a_duplicate": "yes"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303 and olivias() == 2
+
+
+def test_add_a_child_refusals(browser: TestClient, world: World) -> None:
+    sign_in(browser, world, "aud")
+    assert browser.get("/children/new").status_code == 403
+    with page_client(browser.app, "http://testserver") as other:  # type: ignore[arg-type]
+        sign_in(other, world, "pat")
+        token = csrf_of(other.get("/children/new").text)
+        assert other.post("/children/new", data=NEW_CHILD).status_code == 400  # no CSRF token
+        old = other.post(
+            "/children/new",
+            data={**NEW_CHILD, "csrf_token": token, "dob-year": "1990", "nhs_number": ""},
+        )
+        assert old.status_code == 400 and "outside that range" in old.text
+        unborn = other.post(
+            "/children/new",
+            data={**NEW_CHILD, "csrf_token": token, "born": "no", "nhs_number": "", "step": "create"},
+        )
+        assert unborn.status_code == 400 and "Enter the expected date of delivery" in unborn.text

@@ -155,11 +155,11 @@ def build_world(engine: Engine) -> World:
     return world
 
 
+_HIDDEN = re.compile(r"""<input type=["']hidden["'] name=["']([^"']+)["'] value=["']([^"']*)["']>""")
+
+
 def _hidden_inputs(html: str) -> dict[str, str]:
-    return {
-        m.group(1): unescape(m.group(2))
-        for m in re.finditer(r"<input type='hidden' name='([^']+)' value='([^']*)'>", html)
-    }
+    return {m.group(1): unescape(m.group(2)) for m in re.finditer(_HIDDEN, html)}
 
 
 def sign_in(client: TestClient, world: World, username: str, *, password: str = PASSWORD) -> None:
