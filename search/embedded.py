@@ -21,10 +21,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     insert,
     select,
+    text,
 )
 
 from directory.db import READ_ONLY
@@ -61,6 +63,15 @@ _IN_CHUNK = 500
 """Bound parameters per IN (...) list; well under SQLite's and PostgreSQL's limits."""
 
 T = TypeVar("T")
+
+_RANKED = text(
+    "WITH ranked AS (SELECT child_id, count(*) AS shared FROM search_key WHERE key IN :keys "
+    "GROUP BY child_id ORDER BY shared DESC, child_id LIMIT :limit) "
+    "SELECT r.child_id, s.fields FROM ranked r JOIN search_record s ON s.child_id = r.child_id "
+    "ORDER BY r.shared DESC, r.child_id"
+).bindparams(bindparam("keys", expanding=True))
+"""The children sharing the most keys, with their stored fields, in one statement (one plan,
+compiled once, for SQLite and PostgreSQL alike)."""
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -104,20 +115,11 @@ class EmbeddedBackend:
         unique = list(dict.fromkeys(keys))
         if not unique or limit <= 0:
             return []
-        shared = func.count().label("shared")
         with self._reader() as conn:
             if len(unique) <= _IN_CHUNK:
-                rows = conn.execute(
-                    select(search_key.c.child_id, shared)
-                    .where(search_key.c.key.in_(unique))
-                    .group_by(search_key.c.child_id)
-                    .order_by(shared.desc(), search_key.c.child_id)
-                    .limit(limit)
-                ).all()
-                ranked = [row.child_id for row in rows]
-            else:
-                ranked = self._rank_in_python(conn, unique, limit)
-            return self._load(conn, ranked)
+                rows = conn.execute(_RANKED, {"keys": unique, "limit": limit})
+                return [PersonFields.from_dict(json.loads(fields)) for _, fields in rows]
+            return self._load(conn, self._rank_in_python(conn, unique, limit))
 
     def by_identifier(self, system: str, value: str) -> list[PersonFields]:
         """Children holding exactly this identifier (system and normalised value)."""

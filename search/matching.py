@@ -580,11 +580,25 @@ def _names(q: SearchQuery, rec: PersonFields, *, swap: bool) -> list[_Verdict]:
     return [f for f in found if f is not None]
 
 
-def _assess(q: SearchQuery, rec: PersonFields) -> tuple[float, list[_Verdict], bool] | None:
+_POSSIBLE_TOTAL = _MIDPOINT + _SCALE * math.log((POSSIBLE_AT - 0.00005) / (1 - (POSSIBLE_AT - 0.00005)))
+"""The weight total below which a score rounds to less than POSSIBLE_AT."""
+
+
+def _assess(
+    q: SearchQuery, rec: PersonFields, *, floor: float | None = None
+) -> tuple[float, list[_Verdict], bool] | None:
     """The score in [0, 1], the fields compared and whether the names were swapped; None if nothing
-    at all is comparable."""
+    at all is comparable, or if the score cannot reach `floor` (a weight total) whatever the names."""
     identifier = _identifier_field(q, rec)
     others = [f for f in (_dob_field(q, rec), _sex_field(q, rec), _postcode_field(q, rec)) if f is not None]
+    if floor is not None:
+        # Names are the dear part: skip them when even two exact names could not lift the total.
+        best_names = (W_FAMILY["exact"] if fold(q.family) else 0.0) + (
+            W_GIVEN["exact"] if fold(q.given) else 0.0
+        )
+        known = sum(f.weight for f in others) + (identifier.weight if identifier else 0.0)
+        if known + best_names < floor:
+            return None
     names = _names(q, rec, swap=False)
     swapped = False
     if q.given and q.family:
@@ -689,7 +703,7 @@ def rank(q: SearchQuery, records: Iterable[PersonFields]) -> list[Match]:
         if rec.child_id in seen:
             continue
         seen.add(rec.child_id)
-        assessed = _assess(q, rec)
+        assessed = _assess(q, rec, floor=_POSSIBLE_TOTAL - 1e-6)
         if assessed is not None and assessed[0] >= POSSIBLE_AT:
             matches.append(_match(rec, *assessed))
     matches.sort(key=lambda m: (-m.score, m.child_id))
