@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.engine import Engine
 
@@ -35,6 +36,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Requests run in a thread pool; CPU-bound searches only fight over the GIL when there
+        # are many more threads than cores, so keep the pool small (the rest wait their turn).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         backend.ensure_ready()
         if settings.indexer_interval_seconds > 0:
             indexer.start()

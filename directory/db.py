@@ -17,10 +17,27 @@ READ_ONLY = "childindex_read_only"
 """Execution option for connections that only read (e.g. a bulk export while a writer runs)."""
 
 
+SQLITE_POOL_SIZE = 40
+"""Connections kept open per engine on SQLite (anyio runs at most 40 request threads at once)."""
+
+
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     """Create an engine; SQLite gets WAL, FULL sync, foreign keys and BEGIN IMMEDIATE."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        # Each connection has its own page cache: keep as many as the server has threads (one
+        # opened for a burst and closed after it starts cold) and reuse the most recent first, so
+        # a few connections stay warm instead of all of them taking turns.
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = sa.create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **(
+                {}
+                if in_memory
+                else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE, "pool_use_lifo": True}
+            ),
+        )
         _tune_sqlite(engine)
         return engine
     return sa.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
@@ -40,7 +57,7 @@ def _tune_sqlite(engine: Engine) -> None:
         # Read through a memory map (capped by SQLite's build, usually 2 GiB) and keep a larger
         # page cache per connection: a search touches a few hundred scattered pages.
         cur.execute("PRAGMA mmap_size=8589934592")
-        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA cache_size=-32768")
         cur.close()
 
     @event.listens_for(engine, "begin")
