@@ -74,9 +74,63 @@ def append(
     at: datetime | None = None,
 ) -> AuditEvent:
     """Append one event to the chain in the caller's transaction."""
+    return append_many(
+        session,
+        [
+            {
+                "actor": actor,
+                "action": action,
+                "outcome": outcome,
+                "target_type": target_type,
+                "target_id": target_id,
+                "detail": detail,
+                "children": children,
+                "at": at,
+            }
+        ],
+    )[0]
+
+
+def append_many(session: Session, events: Sequence[dict[str, Any]]) -> list[AuditEvent]:
+    """Append events (each the keyword arguments of `append`) in order, with one statement per table."""
     head = _lock_head(session)
+    made: list[AuditEvent] = []
+    subjects: list[dict[str, Any]] = []
+    seq, prev = head.seq, head.hash
+    for spec in events:
+        event = _event(seq + 1, prev, **spec)
+        seq, prev = event.seq, event.hash
+        made.append(event)
+        about = set(spec.get("children") or ())
+        if spec.get("target_type") == "child" and spec.get("target_id") is not None:
+            about.add(uuid.UUID(str(spec["target_id"])))
+        subjects.extend({"seq": event.seq, "child_id": child_id} for child_id in about)
+    if not made:
+        return made
+    session.execute(sa.insert(AuditEvent), [e.model_dump() for e in made])
+    if subjects:
+        session.execute(sa.insert(AuditSubject), subjects)
+    head.seq, head.hash = seq, prev
+    session.add(head)
+    session.flush()
+    return made
+
+
+def _event(
+    seq: int,
+    prev_hash: str,
+    *,
+    actor: Actor,
+    action: str,
+    outcome: str = "success",
+    target_type: str | None = None,
+    target_id: uuid.UUID | str | None = None,
+    detail: dict[str, Any] | None = None,
+    children: Iterable[uuid.UUID] = (),
+    at: datetime | None = None,
+) -> AuditEvent:
     event = AuditEvent(
-        seq=head.seq + 1,
+        seq=seq,
         at=(at or utcnow()),
         request_id=actor.request_id,
         actor_subject=actor.subject,
@@ -89,21 +143,10 @@ def append(
         target_id=str(target_id) if target_id is not None else None,
         outcome=outcome,
         detail=json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str) if detail else None,
-        prev_hash=head.hash,
+        prev_hash=prev_hash,
         hash="",
     )
     event.hash = event_hash(event)
-    session.add(event)
-    head.seq, head.hash = event.seq, event.hash
-    session.add(head)
-    session.flush()
-    subjects = {c for c in children}
-    if target_type == "child" and target_id is not None:
-        subjects.add(uuid.UUID(str(target_id)))
-    for child_id in subjects:
-        session.add(AuditSubject(seq=event.seq, child_id=child_id))
-    if subjects:
-        session.flush()
     return event
 
 
@@ -181,8 +224,7 @@ class _GroupCommit:
     def _write(self, engine: Engine, batch: list[_Pending]) -> None:
         try:
             with Session(engine) as session:
-                for pending in batch:
-                    append(session, **pending.event)
+                append_many(session, [pending.event for pending in batch])
                 session.commit()
         except BaseException as exc:
             if len(batch) > 1:  # one bad event must not lose the others: write them one by one
