@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark the README reports, at the scale it reports (about 45 minutes on
+# `make bench`: every benchmark the README reports, at the scale it reports (about 70 minutes on
 # 2 cores). BENCH_CHILDREN=100000 make bench runs a quicker, smaller pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
