@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
+from directory import repository as repo
 from directory import service
 from directory.errors import CafAlreadyOpen, Conflict, ConsentRequired, InvalidInput, NotAllowed, RuleBroken
 from directory.models import (
@@ -24,6 +25,7 @@ from directory.models import (
     Contact,
     HandOver,
     InvolvementCreate,
+    InvolvementEnd,
     LeadProfessionalAssignment,
     Role,
     ShieldSet,
@@ -493,3 +495,58 @@ def test_card_read_requires_purpose(session: Session) -> None:
         service.read_card(
             session, actor=actor(purpose=None), child_id=child, now=utcnow(), fallback_team=TEAM
         )
+
+
+def test_at_a_glance_loads_a_page_of_hits_as_the_per_child_queries_would(session: Session) -> None:
+    """The search hits' summaries, loaded for many children at once, agree child by child with the
+    one-child queries: open CAF and its holder, current Lead Professional, and the count and highest
+    level of need of active involvements that are not sensitive."""
+    busy, quiet, other = make_child(session), make_child(session), make_child(session)
+    holder = make_practitioner(session, name="Priya Patel")
+    _signal(session, busy, holder.id)
+    services = [make_service(session, name=f"Service {i}") for i in range(4)]
+    for svc, level, sensitive in zip(services, (1, 3, 4, 2), (False, False, True, False), strict=True):
+        involvement = service.record_involvement(
+            session,
+            actor=actor(),
+            child_id=busy,
+            data=InvolvementCreate(
+                service_id=svc.id,
+                role="worker",
+                level_of_need=level,
+                start_date=date.today() - timedelta(days=30),
+                sensitive=sensitive,
+                consent_id=_consent(session, busy, scope="sensitive:all") if sensitive else None,
+            ),
+        )
+        if level == 2:  # ended: not counted
+            service.end_involvement(
+                session,
+                actor=actor(),
+                involvement_id=involvement.id,
+                data=InvolvementEnd(end_date=date.today()),
+            )
+    service.record_involvement(
+        session,
+        actor=actor(),
+        child_id=other,
+        data=InvolvementCreate(
+            service_id=services[0].id, role="worker", level_of_need=1, start_date=date.today()
+        ),
+    )
+    glances = repo.at_a_glance(session, [busy, quiet, other, uuid.uuid4()])
+    assert set(glances) == {busy, quiet, other}  # an unknown id is simply absent
+    for child_id, glance in glances.items():
+        caf, lead = repo.open_caf(session, child_id), repo.current_lead(session, child_id)
+        active = [r for r in repo.involvements_with_service(session, child_id) if not r[0].sensitive]
+        assert glance.caf == caf and glance.names == list(repo.child_names(session, child_id))
+        assert glance.address == repo.current_address(session, child_id)
+        assert glance.caf_holder == (
+            repo.practitioner_contact(session, caf.lead_practitioner_id or caf.initiator_id) if caf else None
+        )
+        assert glance.lead == (repo.practitioner_contact(session, lead.practitioner_id) if lead else None)
+        assert glance.services_involved == len(active)
+        assert glance.highest_level_of_need == max((r[0].level_of_need for r in active), default=None)
+    assert glances[busy].services_involved == 2 and glances[busy].highest_level_of_need == 3
+    assert glances[busy].caf_holder is not None and glances[busy].caf_holder[0].name == "Priya Patel"
+    assert glances[quiet].caf is None and glances[quiet].services_involved == 0
