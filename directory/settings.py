@@ -29,12 +29,12 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
-    request_threads: int = Field(
+    search_concurrency: int = Field(
         default=4,
         ge=1,
         le=200,
-        description="Requests one process works on at once; more wait their turn. CPU-bound "
-        "searches go fastest with a few per core (measured: 4 beat 2, 8 and 40 on 2 cores).",
+        description="Searches one process computes at once; more wait their turn. CPU-bound "
+        "searches go fastest with a few per core (other requests are not limited by this).",
     )
     workers: int = Field(
         default=1,
