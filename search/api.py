@@ -184,8 +184,7 @@ def run_search(
         validate_criteria(query)
     except CriteriaError as exc:
         raise InvalidInput(exc.message, field=exc.field) from None
-    with matcher.slot():
-        result = matcher.search(query)
+    result = matcher.search(query)
     if result.too_many:
         audit.record(
             session,
@@ -203,7 +202,7 @@ def run_search(
         )
     # Read on a connection of its own (a WAL snapshot on SQLite) and audit through the group
     # commit: a search never holds the write lock itself, yet answers only once it is audited.
-    with matcher.slot(), read_only(session.get_bind()) as reader:  # type: ignore[arg-type]
+    with read_only(session.get_bind()) as reader:  # type: ignore[arg-type]
         hits = _hits(reader, actor=actor, matches=result.matches, fallback_team=fallback_team)
     audit.record(
         session,

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import math
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -718,16 +717,6 @@ class MatchingEngine:
     backend: SearchBackend
     candidate_limit: int = CANDIDATE_LIMIT
     fingerprint_key: bytes | None = field(default=None, repr=False)
-    concurrency: int = 4
-    """Searches computed at once in this process: CPU-bound work in many threads only fights
-    over the GIL, so the rest wait their turn (see `slot`)."""
-
-    def __post_init__(self) -> None:
-        self._slots = threading.BoundedSemaphore(self.concurrency)
-
-    def slot(self) -> threading.BoundedSemaphore:
-        """Hold while computing a search and its hits: `with engine.slot(): ...`."""
-        return self._slots
 
     def search(self, q: SearchQuery) -> SearchResult:
         """Find the children matching a query; too_many (and no matches) if it is too loose."""

@@ -85,3 +85,19 @@ def test_two_workers_answer_and_one_indexer_keeps_search_current(tmp_path: Path)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_a_process_works_on_at_most_request_threads_requests_at_once(tmp_path: Path) -> None:
+    import anyio.to_thread
+    from fastapi.testclient import TestClient
+
+    from directory.app import create_app
+    from directory.settings import Settings
+
+    async def tokens() -> float:
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'threads.db'}", request_threads=3)
+    with TestClient(create_app(settings)) as client:
+        assert client.portal is not None
+        assert client.portal.call(tokens) == 3
