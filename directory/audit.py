@@ -98,7 +98,7 @@ def append_many(session: Session, events: Sequence[dict[str, Any]]) -> list[Audi
     subjects: list[dict[str, Any]] = []
     seq, prev = head.seq, head.hash
     for spec in events:
-        event = _event(seq + 1, prev, **spec)
+        event = _event(seq + 1, prev, spec)
         seq, prev = event.seq, event.hash
         made.append(event)
         about = set(spec.get("children") or ())
@@ -116,32 +116,23 @@ def append_many(session: Session, events: Sequence[dict[str, Any]]) -> list[Audi
     return made
 
 
-def _event(
-    seq: int,
-    prev_hash: str,
-    *,
-    actor: Actor,
-    action: str,
-    outcome: str = "success",
-    target_type: str | None = None,
-    target_id: uuid.UUID | str | None = None,
-    detail: dict[str, Any] | None = None,
-    children: Iterable[uuid.UUID] = (),
-    at: datetime | None = None,
-) -> AuditEvent:
+def _event(seq: int, prev_hash: str, spec: dict[str, Any]) -> AuditEvent:
+    """One event from the keyword arguments of `append`, linked to the one before it."""
+    actor: Actor = spec["actor"]
+    target_id, detail = spec.get("target_id"), spec.get("detail")
     event = AuditEvent(
         seq=seq,
-        at=(at or utcnow()),
+        at=(spec.get("at") or utcnow()),
         request_id=actor.request_id,
         actor_subject=actor.subject,
         actor_role=actor.role.value,
         actor_organisation=actor.organisation,
         client_id=actor.client_id,
         purpose=actor.purpose.value if actor.purpose else None,
-        action=action,
-        target_type=target_type,
+        action=spec["action"],
+        target_type=spec.get("target_type"),
         target_id=str(target_id) if target_id is not None else None,
-        outcome=outcome,
+        outcome=spec.get("outcome", "success"),
         detail=json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str) if detail else None,
         prev_hash=prev_hash,
         hash="",
