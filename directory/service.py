@@ -632,24 +632,11 @@ def end_involvement(
     expected_version: int | None = None,
 ) -> Involvement:
     """End an involvement: the service is no longer working with the child."""
-    involvement = repo.get(session, Involvement, involvement_id, for_update=True)
-    if involvement is None:
-        raise NotFound("No involvement has that id.")
-    check_version("involvement", involvement.version, expected_version)
-    if involvement.status == InvolvementStatus.ENDED.value:
-        raise Conflict("This involvement has already ended.")
-    if data.end_date < involvement.start_date:
-        raise InvalidInput("An involvement cannot end before it started.")
-    involvement.status = InvolvementStatus.ENDED.value
-    involvement.end_date = data.end_date
-    involvement.version += 1
-    session.add(involvement)
-    session.flush()
-    _snapshot(session, involvement, actor=actor, change="end")
-    _audit_change(
-        session, actor, "involvement.end", involvement.child_id, {"involvement_id": involvement.id.hex}
+    involvement = _involvement_to_change(
+        session, involvement_id, expected_version, if_ended="This involvement has already ended."
     )
-    return involvement  # type: ignore[no-any-return]
+    _end(involvement, data.end_date)
+    return _save_involvement_change(session, actor, involvement, "end")
 
 
 def update_involvement(
@@ -661,12 +648,12 @@ def update_involvement(
     expected_version: int | None = None,
 ) -> Involvement:
     """Change who is working with the child, their role or the level of need; or end it."""
-    involvement = repo.get(session, Involvement, involvement_id, for_update=True)
-    if involvement is None:
-        raise NotFound("No involvement has that id.")
-    check_version("involvement", involvement.version, expected_version)
-    if involvement.status == InvolvementStatus.ENDED.value:
-        raise Conflict("This involvement has ended; record a new one instead of changing it.")
+    involvement = _involvement_to_change(
+        session,
+        involvement_id,
+        expected_version,
+        if_ended="This involvement has ended; record a new one instead of changing it.",
+    )
     if data.practitioner_id is not None and data.practitioner_id != involvement.practitioner_id:
         _practitioner(session, data.practitioner_id)
     involvement.practitioner_id = data.practitioner_id
@@ -674,12 +661,36 @@ def update_involvement(
     involvement.level_of_need = data.level_of_need
     change = "update"
     if data.end_date is not None:
-        if data.end_date < involvement.start_date:
-            raise InvalidInput("An involvement cannot end before it started.")
-        involvement.status = InvolvementStatus.ENDED.value
-        involvement.end_date = data.end_date
+        _end(involvement, data.end_date)
         change = "end"
     involvement.last_confirmed_at = utcnow()
+    return _save_involvement_change(session, actor, involvement, change)
+
+
+def _involvement_to_change(
+    session: Session, involvement_id: uuid.UUID, expected_version: int | None, *, if_ended: str
+) -> Involvement:
+    """The involvement, locked, at the version the caller saw and not yet ended."""
+    involvement = repo.get(session, Involvement, involvement_id, for_update=True)
+    if involvement is None:
+        raise NotFound("No involvement has that id.")
+    check_version("involvement", involvement.version, expected_version)
+    if involvement.status == InvolvementStatus.ENDED.value:
+        raise Conflict(if_ended)
+    return involvement  # type: ignore[no-any-return]
+
+
+def _end(involvement: Involvement, end_date: date) -> None:
+    if end_date < involvement.start_date:
+        raise InvalidInput("An involvement cannot end before it started.")
+    involvement.status = InvolvementStatus.ENDED.value
+    involvement.end_date = end_date
+
+
+def _save_involvement_change(
+    session: Session, actor: Actor, involvement: Involvement, change: str
+) -> Involvement:
+    """A new version of the involvement, with its snapshot in the history and its audit event."""
     involvement.version += 1
     session.add(involvement)
     session.flush()
@@ -687,7 +698,7 @@ def update_involvement(
     _audit_change(
         session, actor, f"involvement.{change}", involvement.child_id, {"involvement_id": involvement.id.hex}
     )
-    return involvement  # type: ignore[no-any-return]
+    return involvement
 
 
 def confirm_involvement(session: Session, *, actor: Actor, involvement_id: uuid.UUID) -> Involvement:
