@@ -387,14 +387,10 @@ def search_patients(ctx: Ctx, q: P.Query) -> Found:
     if len(found_ids) > repo.MAX_MATCHES:
         raise _too_costly(f"More than {repo.MAX_MATCHES} children match: add detail to the search.")
     page = found_ids[q.offset : q.offset + q.count] if q.summary != "count" else []
-    # overrides of a shield are for one viewing of one record (a read), never for a search
-    actor = ctx.actor.model_copy(update={"shield_override_reason": None})
     matches: list[dict[str, Any]] = []
     includes: list[dict[str, Any]] = []
     for child_id in page:
-        pic = picture.for_child(
-            ctx.session, actor=actor, child_id=child_id, now=utcnow(), fallback=ctx.fallback, audited=False
-        )
+        pic = _as_caller_sees(ctx, child_id)
         matches.append(pic.of("Patient")[0])
         for source, _param in q.revincludes:
             ctx.need(source, "r")
@@ -488,20 +484,12 @@ def search_child_resources(ctx: Ctx, kind: str, q: P.Query) -> Found:
         )
     if len(set(child_ids)) > MAX_PATIENTS_PER_SEARCH:
         raise _too_costly(f"Name at most {MAX_PATIENTS_PER_SEARCH} patients in one search.")
-    actor = ctx.actor.model_copy(update={"shield_override_reason": None})
     matches: list[dict[str, Any]] = []
     includes: list[dict[str, Any]] = []
     seen_children = []
     for child_id in dict.fromkeys(child_ids):
         try:
-            pic = picture.for_child(
-                ctx.session,
-                actor=actor,
-                child_id=child_id,
-                now=utcnow(),
-                fallback=ctx.fallback,
-                audited=False,
-            )
+            pic = _as_caller_sees(ctx, child_id)
         except NotFound:
             continue
         seen_children.append(child_id)
@@ -802,7 +790,6 @@ def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> d
             "Too many children match these details: add a given name, the exact birth date, "
             "a postcode or an NHS number."
         )
-    actor = ctx.actor.model_copy(update={"shield_override_reason": None})
     entries = []
     children = []
     for match in result.matches:
@@ -810,14 +797,7 @@ def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> d
             continue
         child_id = uuid.UUID(hex=match.child_id)
         try:
-            pic = picture.for_child(
-                ctx.session,
-                actor=actor,
-                child_id=child_id,
-                now=utcnow(),
-                fallback=ctx.fallback,
-                audited=False,
-            )
+            pic = _as_caller_sees(ctx, child_id)
         except NotFound:
             continue  # the index is behind the database; the database wins
         if pic.child.status != "active":
@@ -961,10 +941,7 @@ def update_episode(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | 
     ep: m.EpisodeIn = _mapping(m.episode_of_care_in, body)
     if expected is None:
         expected = _body_version(body)
-    actor = ctx.actor.model_copy(update={"shield_override_reason": None})
-    pic = picture.for_child(
-        ctx.session, actor=actor, child_id=inv.child_id, now=utcnow(), fallback=ctx.fallback, audited=False
-    )
+    pic = _as_caller_sees(ctx, inv.child_id)
     if pic.get("EpisodeOfCare", rid) is None:
         raise FhirError(404, "not-found", f"No EpisodeOfCare has the id '{rid}', or it is not shown to you.")
     fixed = {
@@ -1053,6 +1030,9 @@ def _conditional(ctx: Ctx, kind: str, if_none_exist: str | None) -> Written | No
 
 
 def _as_caller_sees(ctx: Ctx, child_id: uuid.UUID) -> picture.Picture:
+    """A child's picture as this caller may see it, unaudited (the caller audits what it shows).
+    An override of a shield is for one viewing of one record (a read), never for a search or a
+    write, so it is dropped here."""
     actor = ctx.actor.model_copy(update={"shield_override_reason": None})
     return picture.for_child(
         ctx.session, actor=actor, child_id=child_id, now=utcnow(), fallback=ctx.fallback, audited=False
