@@ -160,7 +160,9 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
     except FormErrors as exc:
         errors.update(exc.errors)
         criteria_data = {}
-    if errors:
+
+    def again(problems: dict[str, str]) -> Response:
+        """The form once more, as filled in, with what to fix."""
         return render(
             request,
             "search.html",
@@ -168,9 +170,12 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
             purposes=PURPOSES,
             values=values,
             purpose=purpose_code,
-            errors=errors,
+            errors=problems,
             status_code=400,
         )
+
+    if errors:
+        return again(errors)
     assert purpose_code is not None and session is not None
     session.purpose = purpose_code
     acting = actor.model_copy(update={"purpose": Purpose(purpose_code)})
@@ -185,28 +190,10 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
                 fallback_team=request.app.state.settings.delivery_team_name,
             )
     except FormErrors as exc:
-        return render(
-            request,
-            "search.html",
-            actor=actor,
-            purposes=PURPOSES,
-            values=values,
-            purpose=purpose_code,
-            errors=exc.errors,
-            status_code=400,
-        )
+        return again(exc.errors)
     except InvalidInput as exc:
         field = {"birth_date": "dob", "nhs_number": "nhs_number"}.get(str(exc.data.get("field")), "given")
-        return render(
-            request,
-            "search.html",
-            actor=actor,
-            purposes=PURPOSES,
-            values=values,
-            purpose=purpose_code,
-            errors={field: exc.message},
-            status_code=400,
-        )
+        return again({field: exc.message})
     return render(
         request,
         "search.html",
