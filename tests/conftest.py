@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
+from auth.deps import AuthState
 from directory.app import create_app
 from directory.db import make_engine
 from directory.migrations import upgrade
@@ -104,3 +106,22 @@ def count(engine: Engine, table: str) -> int:
     """Rows in a table."""
     with engine.connect() as conn:
         return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+@pytest.fixture
+def app(engine: Engine, prod_settings: Settings) -> FastAPI:
+    """The app in production mode, with the `prod_settings` of the test package asking for it."""
+    return create_app(prod_settings, engine=engine)
+
+
+@pytest.fixture
+def api(app: FastAPI) -> Iterator[TestClient]:
+    """An HTTP client for the production-mode app."""
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def state(app: FastAPI) -> AuthState:
+    """The app's auth state (keys, validator, config)."""
+    return app.state.auth  # type: ignore[no-any-return]

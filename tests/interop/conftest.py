@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from auth.deps import AuthState
 from auth.models import SubjectKind
 from directory import service
-from directory.app import create_app
 from directory.db import unit_of_work
 from directory.models import CafSignal, ConsentCreate, InvolvementCreate, Role, ServiceLocality, utcnow
 from directory.settings import Settings
@@ -60,25 +56,6 @@ def prod_settings() -> Settings:
         trawl_distinct_children=10_000,
         fhir_max_bundle_entries=20,
     )
-
-
-@pytest.fixture
-def app(engine: Engine, prod_settings: Settings) -> FastAPI:
-    """The app under test."""
-    return create_app(prod_settings, engine=engine)
-
-
-@pytest.fixture
-def api(app: FastAPI) -> Iterator[TestClient]:
-    """An HTTP client for the production-mode app."""
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture
-def state(app: FastAPI) -> AuthState:
-    """The app's auth state."""
-    return app.state.auth  # type: ignore[no-any-return]
 
 
 def system_headers(

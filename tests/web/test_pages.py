@@ -17,9 +17,10 @@ from sqlalchemy.engine import Engine
 
 from directory.app import create_app
 from directory.models import utcnow
-from tests.conftest import count
 from directory.web.session import CSP
-from tests.web.world import World, _hidden_inputs as _hidden, csrf_of, page_client, sign_in, web_settings
+from tests.conftest import count
+from tests.web.world import World, csrf_of, page_client, sign_in, web_settings
+from tests.web.world import _hidden_inputs as _hidden
 
 DOB = {"dob-day": "27", "dob-month": "3", "dob-year": "2017"}
 
