@@ -158,7 +158,8 @@ def mint_token(database_url: str, env: dict[str, str]) -> str:
     """A practitioner's grant and a signed access token, made the way the app makes them."""
     os.environ.update({k: v for k, v in env.items() if k.startswith("CHILDINDEX_")})
     from auth.config import AuthConfig
-    from auth.grants import ROLE_SCOPES
+    from auth.errors import AuthRefused
+    from auth.grants import ROLE_SCOPES, current_grant
     from auth.keys import KeyStore
     from auth.models import SubjectKind
     from auth.tokens import issue_access_token
@@ -172,7 +173,10 @@ def mint_token(database_url: str, env: dict[str, str]) -> str:
     cfg = AuthConfig.from_settings(settings)
     keys = KeyStore(engine, alg=cfg.signing_alg, max_age_days=cfg.signing_key_max_age_days)
     with unit_of_work(engine) as s:
-        make_grant(s, "bench.practitioner", role=Role.PRACTITIONER)
+        try:  # one grant, made on the first run and reused after, as a real practitioner has
+            current_grant(s, subject="bench.practitioner", kind=SubjectKind.USER, cfg=cfg)
+        except AuthRefused:
+            make_grant(s, "bench.practitioner", role=Role.PRACTITIONER)
     token, _ = issue_access_token(
         keys,
         cfg,

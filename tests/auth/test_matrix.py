@@ -18,7 +18,7 @@ from joserfc import jwt
 from sqlalchemy.engine import Engine
 
 from auth.deps import AuthState
-from auth.grants import ROLE_SCOPES
+from auth.grants import ROLE_SCOPES, current_grant
 from auth.models import SubjectKind
 from auth.policy import PUBLIC, Policy, all_routes, declared_policy
 from directory.db import unit_of_work
@@ -207,3 +207,24 @@ def test_public_routes_need_nothing(api: TestClient, app: FastAPI) -> None:
         public = declared_policy(route.original_route) == PUBLIC
         if public and "GET" in (route.methods or ()) and "{" not in route.path:
             assert api.get(route.path).status_code not in (401, 403), route.path
+
+
+def test_the_live_grant_wins_over_newer_dead_ones_and_the_newest_says_why(
+    api: TestClient, state: AuthState, engine: Engine
+) -> None:
+    now = utcnow()
+    with unit_of_work(engine) as s:
+        make_grant(s, "gil", role=Role.AUDITOR, valid_until=now + timedelta(days=10))
+        make_grant(s, "gil", role=Role.PRACTITIONER, valid_until=now + timedelta(days=300))
+        # Changed later, but expired: a live grant still lets them in, the longest-lasting first.
+        make_grant(s, "gil", valid_from=now - timedelta(days=9), valid_until=now - timedelta(days=1))
+    with unit_of_work(engine) as s:
+        chosen = current_grant(s, subject="gil", kind=SubjectKind.USER, cfg=state.cfg)
+    assert chosen.role == Role.PRACTITIONER.value
+    r = api.get("/api/v1/localities", headers=bearer(token_for(state, "gil")))
+    assert r.status_code == 200
+    with unit_of_work(engine) as s:
+        make_grant(s, "hal", valid_from=now - timedelta(days=9), valid_until=now - timedelta(days=1))
+        make_grant(s, "hal", status="revoked")
+    r = api.get("/api/v1/localities", headers=bearer(token_for(state, "hal")))
+    assert r.status_code == 403 and r.json()["type"].endswith("grant-revoked")
