@@ -87,8 +87,13 @@ def main() -> None:
         from directory.settings import Settings
 
         # One bench subject reads everything: lift the per-subject limit and the trawling alert.
-        settings = Settings(environment="development", database_url=url, search_rate_per_minute=10**9,
-                            trawl_distinct_children=10**9, indexer_interval_seconds=0)
+        settings = Settings(
+            environment="development",
+            database_url=url,
+            search_rate_per_minute=10**9,
+            trawl_distinct_children=10**9,
+            indexer_interval_seconds=0,
+        )
         app = create_app(settings, engine=engine)
         headers = {
             "X-Dev-Actor": f"subject=bench:card; role=practitioner; practitioner={practitioner}",
