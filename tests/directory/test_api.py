@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, timedelta
 
@@ -328,6 +329,11 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
 def test_health_and_request_id(client: TestClient) -> None:
     r = client.get("/healthz", headers={"X-Request-ID": "abcdef12-3456"})
     assert r.json() == {"status": "ok"} and r.headers["X-Request-ID"] == "abcdef12-3456"
+    # A malformed id is replaced, never echoed; errors carry the same headers as answers.
+    r = client.get("/api/v1/children/not-a-uuid", headers={**who(), "X-Request-ID": "<script>"})
+    assert r.status_code == 422 and re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-ID"])
+    assert r.headers["Cache-Control"] == "no-store" and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers.get_list("Cache-Control") == ["no-store"]
 
 
 def test_merging_a_duplicate_keeps_both_and_points_to_the_survivor(
