@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -128,6 +129,11 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
+# Asked on every request: built once, since building and keying a statement costs more than running it.
+_PRACTITIONER_OF = select(Practitioner.id).where(Practitioner.subject == bindparam("subject"))
+_REVOKED = select(SeenJti.key).where(SeenJti.key == bindparam("key"))
+
+
 def _practitioner_id(session: Session, info: TokenInfo) -> uuid.UUID | None:
     claimed = info.claims.get("practitioner_id")
     if claimed:
@@ -137,7 +143,7 @@ def _practitioner_id(session: Session, info: TokenInfo) -> uuid.UUID | None:
             return None
     if info.subject_kind != SubjectKind.USER:
         return None
-    return session.exec(select(Practitioner.id).where(Practitioner.subject == info.subject)).first()
+    return session.exec(_PRACTITIONER_OF, params={"subject": info.subject}).first()
 
 
 def check_policy(policy: Policy | str | None, *, role: Role, scopes: frozenset[str] | None) -> None:
@@ -173,7 +179,7 @@ def actor_resolver(request: Request) -> Actor:
         info = state.validator.validate(token)
         subject, client_id = info.subject, info.client_id
         with read_only(state.engine) as session:
-            if info.jti and session.get(SeenJti, f"revoked:{info.jti}") is not None:
+            if info.jti and session.exec(_REVOKED, params={"key": f"revoked:{info.jti}"}).first():
                 raise unauthenticated("token-revoked", "This access token was revoked; sign in again.")
             grant = current_grant(session, subject=info.subject, kind=info.subject_kind, cfg=state.cfg)
             practitioner_id = _practitioner_id(session, info)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, or_
+from sqlalchemy import BindParameter, bindparam, func, or_
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
@@ -222,6 +222,36 @@ def practitioner_contact(session: Session, practitioner_id: uuid.UUID) -> tuple[
     return row
 
 
+# A search answers with a page of these: the statements are built once (building and keying a
+# statement costs more than running it on a page of ten children).
+_IDS: BindParameter[list[uuid.UUID]] = bindparam("ids", expanding=True)
+_GLANCE_CHILDREN = select(Child).where(col(Child.id).in_(_IDS))
+_GLANCE_NAMES = select(ChildName).where(col(ChildName.child_id).in_(_IDS))
+_GLANCE_ADDRESSES = select(ChildAddress).where(
+    col(ChildAddress.child_id).in_(_IDS), col(ChildAddress.until).is_(None)
+)
+_GLANCE_CAFS = select(Assessment).where(
+    col(Assessment.child_id).in_(_IDS), col(Assessment.status).in_(bindparam("open", expanding=True))
+)
+_GLANCE_LEADS = select(LeadProfessionalAssignment).where(
+    col(LeadProfessionalAssignment.child_id).in_(_IDS), col(LeadProfessionalAssignment.ended_at).is_(None)
+)
+_GLANCE_CONTACTS = (
+    select(Practitioner, Organisation)
+    .join(Organisation, col(Organisation.id) == col(Practitioner.organisation_id))
+    .where(col(Practitioner.id).in_(_IDS))
+)
+_GLANCE_INVOLVED = (
+    select(Involvement.child_id, func.count(), func.max(Involvement.level_of_need))
+    .where(
+        col(Involvement.child_id).in_(_IDS),
+        Involvement.status == "active",
+        col(Involvement.sensitive).is_(False),
+    )
+    .group_by(col(Involvement.child_id))
+)
+
+
 def at_a_glance(session: Session, child_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Glance]:
     """For a page of search hits, in a handful of queries: each child, its names, current address,
     open CAF and its holder, current Lead Professional, and the count and highest level of need of
@@ -229,59 +259,25 @@ def at_a_glance(session: Session, child_ids: Sequence[uuid.UUID]) -> dict[uuid.U
     ids = list(dict.fromkeys(child_ids))
     if not ids:
         return {}
-    children = {c.id: c for c in session.exec(select(Child).where(col(Child.id).in_(ids))).all()}
+    children = {c.id: c for c in session.exec(_GLANCE_CHILDREN, params={"ids": ids}).all()}
     ids = [i for i in ids if i in children]
     order = {"official": 0, "usual": 1, "alias": 2, "previous": 3}
     names: dict[uuid.UUID, list[ChildName]] = {i: [] for i in ids}
-    for name in session.exec(select(ChildName).where(col(ChildName.child_id).in_(ids))).all():
+    for name in session.exec(_GLANCE_NAMES, params={"ids": ids}).all():
         names[name.child_id].append(name)
-    addresses = {
-        a.child_id: a
-        for a in session.exec(
-            select(ChildAddress).where(col(ChildAddress.child_id).in_(ids), col(ChildAddress.until).is_(None))
-        ).all()
-    }
-    cafs = {
-        a.child_id: a
-        for a in session.exec(
-            select(Assessment).where(col(Assessment.child_id).in_(ids), col(Assessment.status).in_(_OPEN))
-        ).all()
-    }
-    leads = {
-        lp.child_id: lp
-        for lp in session.exec(
-            select(LeadProfessionalAssignment).where(
-                col(LeadProfessionalAssignment.child_id).in_(ids),
-                col(LeadProfessionalAssignment.ended_at).is_(None),
-            )
-        ).all()
-    }
+    addresses = {a.child_id: a for a in session.exec(_GLANCE_ADDRESSES, params={"ids": ids}).all()}
+    cafs = {a.child_id: a for a in session.exec(_GLANCE_CAFS, params={"ids": ids, "open": _OPEN}).all()}
+    leads = {lp.child_id: lp for lp in session.exec(_GLANCE_LEADS, params={"ids": ids}).all()}
     wanted = {lp.practitioner_id for lp in leads.values()} | {
         c.lead_practitioner_id or c.initiator_id for c in cafs.values()
     }
     contacts = (
-        {
-            p.id: (p, o)
-            for p, o in session.exec(
-                select(Practitioner, Organisation)
-                .join(Organisation, col(Organisation.id) == col(Practitioner.organisation_id))
-                .where(col(Practitioner.id).in_(wanted))
-            ).all()
-        }
+        {p.id: (p, o) for p, o in session.exec(_GLANCE_CONTACTS, params={"ids": list(wanted)}).all()}
         if wanted
         else {}
     )
     involved = {
-        row[0]: (int(row[1]), row[2])
-        for row in session.exec(
-            select(Involvement.child_id, func.count(), func.max(Involvement.level_of_need))
-            .where(
-                col(Involvement.child_id).in_(ids),
-                Involvement.status == "active",
-                col(Involvement.sensitive).is_(False),
-            )
-            .group_by(col(Involvement.child_id))
-        ).all()
+        row[0]: (int(row[1]), row[2]) for row in session.exec(_GLANCE_INVOLVED, params={"ids": ids}).all()
     }
     glances: dict[uuid.UUID, Glance] = {}
     for i in ids:
