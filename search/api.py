@@ -108,8 +108,8 @@ class SearchResponse(BaseModel):
     advice: str | None = None
 
 
-def get_matcher(request: Request) -> MatchingEngine:
-    """The matching engine wired by create_app."""
+async def get_matcher(request: Request) -> MatchingEngine:
+    """The matching engine wired by create_app (async: no thread hop to read app.state)."""
     return request.app.state.search_engine  # type: ignore[no-any-return]
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -36,7 +38,8 @@ def _target(request: Request) -> tuple[str | None, str | None]:
     return None, None
 
 
-def get_session(request: Request) -> Iterator[Session]:
+@contextmanager
+def request_transaction(request: Request) -> Iterator[Session]:
     """One transaction per request: commit on success, roll back and audit the refusal on error."""
     engine = get_engine(request)
     session = Session(engine, expire_on_commit=False)
@@ -64,6 +67,33 @@ def get_session(request: Request) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's transaction (see request_transaction), opened on the event loop.
+
+    Opening a Session does no I/O, and a request that wrote nothing through it (a search: its
+    audit goes through the group commit) has nothing to commit, so only a commit, a rollback or a
+    refusal to audit is handed to a worker thread. A sync dependency would cost two thread hops
+    per request, measurable on the search path.
+    """
+    transaction = request_transaction(request)
+    session = transaction.__enter__()
+    try:
+        yield session
+    except Exception as exc:
+        if session.in_transaction() or isinstance(exc, DomainError):
+            await anyio.to_thread.run_sync(transaction.__exit__, type(exc), exc, exc.__traceback__)
+        else:
+            transaction.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    except BaseException as exc:  # cancelled: roll back where we stand
+        transaction.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    if session.in_transaction():
+        await anyio.to_thread.run_sync(transaction.__exit__, None, None, None)
+    else:
+        transaction.__exit__(None, None, None)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from auth.deps import RequireScope
 from auth.policy import ADMINS, LOG_READERS, PRACTICE
-from directory.api.deps import get_session
+from directory.api.deps import request_transaction
 from directory.models import Actor, Contact, Role
 from directory.web.session import WebSession, csrf_ok
 
@@ -55,7 +55,7 @@ def check_csrf(request: Request, form: dict[str, Any]) -> bool:
 @contextlib.contextmanager
 def unit_of_work(request: Request) -> Iterator[Session]:
     """The API's own per-request transaction: commit, or roll back and audit the refusal, then re-raise."""
-    with contextlib.contextmanager(get_session)(request) as session:
+    with request_transaction(request) as session:
         yield session
 
 
