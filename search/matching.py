@@ -24,7 +24,7 @@ from directory.identifiers import is_valid_nhs_number, is_valid_upn
 from search.nicknames import are_equivalent, groups_of
 from search.normalise import (
     compact,
-    digit_differences,
+    differing_digits,
     fold,
     name_forms,
     normalise_identifier,
@@ -466,9 +466,11 @@ def _dob_field(q: SearchQuery, rec: PersonFields) -> _Field | None:
                 return _Field("birth_date", W_DOB["exact"], "date of birth exact", "exact")
             if swapped_day_month(q.birth_date) == born:
                 return _Field("birth_date", W_DOB["swapped"], "date of birth day/month swapped", "swapped")
-            if digit_differences(q.birth_date, born) == 1 or abs((q.birth_date - born).days) == 1:
+            # Most candidates land here (they share a name and a year): compare the digits once.
+            diff = differing_digits(q.birth_date, born)
+            if len(diff) == 1 or abs((q.birth_date - born).days) == 1:
                 return _Field("birth_date", W_DOB["digit"], "date of birth one digit different", "digit")
-            if _adjacent_digits_transposed(q.birth_date, born):
+            if _adjacent_digits_transposed(ymd(q.birth_date), ymd(born), diff):
                 return _Field(
                     "birth_date",
                     W_DOB["transposed"],
@@ -497,9 +499,8 @@ def _dob_field(q: SearchQuery, rec: PersonFields) -> _Field | None:
     return _Field("birth_date", W_DOB["edd_differs"], "far from the expected delivery date", "edd_differs")
 
 
-def _adjacent_digits_transposed(a: date, b: date) -> bool:
-    sa, sb = ymd(a), ymd(b)
-    diff = [i for i in range(8) if sa[i] != sb[i]]
+def _adjacent_digits_transposed(sa: str, sb: str, diff: list[int]) -> bool:
+    """Two YYYYMMDD strings differing (at `diff`) only by two neighbouring digits exchanged."""
     return (
         len(diff) == 2
         and diff[1] == diff[0] + 1

@@ -205,9 +205,15 @@ def ymd(value: date) -> str:
     return value.strftime("%Y%m%d")
 
 
+def differing_digits(a: date, b: date) -> list[int]:
+    """The positions (0-7) of the YYYYMMDD digits where two dates differ."""
+    sa, sb = ymd(a), ymd(b)
+    return [i for i in range(8) if sa[i] != sb[i]]
+
+
 def digit_differences(a: date, b: date) -> int:
     """How many of the eight YYYYMMDD digits differ (a typing slip changes one)."""
-    return sum(x != y for x, y in zip(ymd(a), ymd(b), strict=True))
+    return len(differing_digits(a, b))
 
 
 # --- identifiers ---------------------------------------------------------------------------
