@@ -305,3 +305,14 @@ def test_the_app_starts_the_copy_when_the_setting_is_on(tmp_path: Path) -> None:
                 assert backend._resident is not None and backend._resident.wait_ready(30)
         assert backend._resident is None  # stopped with the app
     engine.dispose()
+
+
+def test_a_key_holding_the_load_separator_still_finds_its_child(
+    writer: EmbeddedBackend, searcher: EmbeddedBackend, make_person: PersonBuilder
+) -> None:
+    odd = make_person(identifiers=(("local:mosaic", "M\x1f778"),))
+    writer.upsert([odd, make_person()])
+    _loaded(searcher)
+    assert searcher.by_identifier("local:mosaic", "M\x1f778") == [odd]
+    keys = sorted(blocking_keys(odd))
+    assert searcher.candidates(keys, 10) == _sql(searcher).candidates(keys, 10)
