@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     search_resident: bool = Field(
         default=True,
         description="With the embedded backend, each serving process keeps a copy of the search "
-        "index in memory (about 0.6 GiB per million children), loaded in the background at start "
+        "index in memory (about 0.7 GiB per million children), loaded in the background at start "
         "and kept fresh through the search_log table; searches use SQL until it is loaded.",
     )
     elasticsearch_url: str | None = None

@@ -8,13 +8,16 @@ a fraction of a millisecond and touches no disk. The database stays the truth; t
 with a change log, and every search checks the log first, so a search never sees older data
 than the SQL path would.
 
-What it holds (about 0.6 GiB per million children, most of it the postings):
+What it holds (0.57 GiB of arrays per million children, 0.7 GiB resident in all; most of it
+the postings and the stored records):
 
 - the *base*, loaded once: the postings as a sorted int64 array of key hashes (Python's `hash`
-  of the key: the copy lives in one process; a collision only adds a candidate that is then
-  scored) with an aligned int32 array of child ordinals; the children's ids, sorted, as a numpy
-  bytes array (ordinal = position, so ordinal order is child_id order for ties); and their
-  stored JSON in one blob with start and end offsets;
+  of the key: the copy lives in one process; a 64-bit collision, vanishingly rare, would at
+  worst count one more shared key for a candidate that is then scored anyway) with an aligned
+  int32 array of child ordinals; the children's ids, sorted, as a numpy bytes array (ordinal =
+  position, so ordinal order is child_id order for ties: byte order, which is SQLite's and, for
+  the directory's lowercase hex ids, PostgreSQL's whatever its collation); and their stored JSON
+  in one blob with start and end offsets;
 - an `alive` mask over base ordinals and a small *delta* for children changed since the load.
 
 Searches read an immutable snapshot (base, alive, delta, last seq applied). Applying changes
