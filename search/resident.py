@@ -18,7 +18,8 @@ the postings and the stored records):
   position, so ordinal order is child_id order for ties: byte order, which is SQLite's and, for
   the directory's lowercase hex ids, PostgreSQL's whatever its collation); and their stored JSON
   in one blob with start and end offsets;
-- an `alive` mask over base ordinals and a small *delta* for children changed since the load.
+- an `alive` mask over base ordinals and a small *delta* for children changed since the load
+  (dicts: child_id -> record and key hashes, key hash -> child_ids; see `_Snapshot`).
 
 Searches read an immutable snapshot (base, alive, delta, last seq applied). Applying changes
 builds a new snapshot under a lock and swaps the reference, so concurrent searches never see a
@@ -55,6 +56,8 @@ POLL_ROWS = 1_000
 """Log rows applied per round trip."""
 MAX_DELTA = 50_000
 """More changed children than this since the load: load afresh instead of growing the delta."""
+RECENT_MAX = 2_000
+"""Children in the delta's small level before it is folded into the large one."""
 RETRY_SECONDS = 30.0
 """Wait after a failed load before trying again (searches use SQL meanwhile)."""
 _IN_CHUNK = 500
@@ -124,25 +127,83 @@ class _Base:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class _Delta:
+    """Children changed since the load: each one's record and key hashes (None: deleted), and the
+    children holding each key hash. Immutable; `with_changes` copies (at C speed, about 0.3 ms per
+    1,000 children held) and shares every unchanged tuple."""
+
+    children: Mapping[str, Change]
+    postings: Mapping[int, tuple[str, ...]]
+    """Key hash -> children holding it (tuples: nothing for the garbage collector to trace)."""
+
+    def with_changes(self, changes: Mapping[str, Change], *, keep_deletions: bool) -> _Delta:
+        """A new delta with these children replaced or deleted."""
+        children = dict(self.children)
+        postings: dict[int, tuple[str, ...] | set[str]] = dict(self.postings)
+        copied: set[int] = set()  # hashes whose children are a set of the new delta's, for now
+
+        def own(h: int) -> set[str]:
+            current = postings.get(h, ())
+            if h not in copied:
+                copied.add(h)
+                current = postings[h] = set(current)
+            assert isinstance(current, set)
+            return current
+
+        for child_id, change in changes.items():
+            old = children.pop(child_id, None)
+            if old is not None:
+                for h in old[1]:
+                    own(h).discard(child_id)
+            if change is not None:
+                children[child_id] = change
+                for h in change[1]:
+                    own(h).add(child_id)
+            elif keep_deletions:
+                children[child_id] = None
+        for h in copied:
+            held = postings[h]
+            if held:
+                postings[h] = tuple(held)
+            else:
+                del postings[h]
+        frozen: dict[int, tuple[str, ...]] = postings  # type: ignore[assignment]
+        return _Delta(children, frozen)
+
+
+_NO_CHANGES = _Delta({}, {})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class _Snapshot:
     """One consistent state: the base, which base rows are alive, and the delta since the load.
 
-    Immutable once published: `apply` returns a new snapshot (copying the alive mask and the
-    delta's dicts, and sharing the base), so a search holding this one is never disturbed.
+    Immutable once published, so a search holding one is never disturbed. The delta has two
+    levels: `recent` (small, copied by every `apply`) over `settled` (large, copied only when
+    `recent` passes RECENT_MAX children and is folded into it). A child in `recent` hides its
+    entry in `settled`; a deletion in `recent` is kept for that, one folded into `settled` is
+    dropped (its base row, if any, is dead already). So a batch costs in proportion to
+    RECENT_MAX, not to the whole delta (measured at 50,000 children held: one level, 16 ms a
+    batch; two, well under 1 ms but for one fold in every RECENT_MAX changes).
     """
 
     base: _Base
     alive: npt.NDArray[np.bool_]
     dead: int
-    records: Mapping[str, PersonFields]
-    child_keys: Mapping[str, tuple[int, ...]]
-    postings: Mapping[int, frozenset[str]]
+    settled: _Delta
+    recent: _Delta
     last: int
 
     @property
     def changed(self) -> int:
-        """The delta's weight: children held in it plus base rows marked dead."""
-        return len(self.records) + self.dead
+        """The delta's weight: entries in both levels plus base rows marked dead."""
+        return len(self.settled.children) + len(self.recent.children) + self.dead
+
+    def delta_children(self) -> int:
+        """Children the delta holds a record for now."""
+        recent = self.recent.children
+        settled = sum(1 for c in self.settled.children if c not in recent)
+        return settled + sum(change is not None for change in recent.values())
 
     def candidates(self, keys: Sequence[str], limit: int) -> list[PersonFields]:
         """As `EmbeddedBackend.candidates`: most shared keys first, ties by child_id ascending."""
@@ -150,7 +211,12 @@ class _Snapshot:
         ordinals = [r for r in ranked if isinstance(r, int)]
         if len(ordinals) == len(ranked):
             return self.base.fields(ordinals)
-        return [self.base.fields([r])[0] if isinstance(r, int) else self.records[r] for r in ranked]
+        return [self.base.fields([r])[0] if isinstance(r, int) else self._record(r) for r in ranked]
+
+    def _record(self, child_id: str) -> PersonFields:
+        change = self.recent.children.get(child_id) or self.settled.children.get(child_id)
+        assert change is not None, "a ranked delta child is present"
+        return change[0]
 
     def rank(self, keys: Sequence[str], limit: int) -> list[int | str]:
         """The candidates in order, each a base ordinal or the child_id of a delta child."""
@@ -171,10 +237,15 @@ class _Snapshot:
             order = np.argsort(-counts, kind="stable")[:limit]
             top, top_counts = ordinals[order].tolist(), counts[order].tolist()
         delta: dict[str, int] = {}
-        if self.postings:
+        settled, recent = self.settled.postings, self.recent.postings
+        if settled or recent:
+            hidden = self.recent.children
             for h in wanted.tolist():
-                for child_id in self.postings.get(h, ()):
+                for child_id in recent.get(h, ()):
                     delta[child_id] = delta.get(child_id, 0) + 1
+                for child_id in settled.get(h, ()):
+                    if child_id not in hidden:
+                        delta[child_id] = delta.get(child_id, 0) + 1
         if not delta:
             return list(top)
         # A delta child's base row (if any) is dead, so the base's top `limit` and the whole delta
@@ -187,38 +258,20 @@ class _Snapshot:
         merged.sort(key=lambda m: (m[0], m[1]))
         return [m[2] for m in merged[:limit]]
 
-    def apply(self, changes: Mapping[str, Change], last: int) -> _Snapshot:
+    def apply(self, changes: Mapping[str, Change], last: int, *, recent_max: int = RECENT_MAX) -> _Snapshot:
         """A new snapshot with these children replaced (a record and its key hashes) or deleted."""
         alive, dead = self.alive, self.dead
-        records = dict(self.records)
-        child_keys = dict(self.child_keys)
-        postings: dict[int, frozenset[str] | set[str]] = dict(self.postings)
-        copied: set[int] = set()  # sets already copied for this snapshot, changed in place
-
-        def own(h: int) -> set[str]:
-            current = postings.get(h, frozenset())
-            if h not in copied:
-                copied.add(h)
-                current = postings[h] = set(current)
-            assert isinstance(current, set)
-            return current
-
-        for child_id, change in changes.items():
+        for child_id in changes:
             o = self.base.ordinal(child_id)
             if o is not None and alive[o]:
                 if alive is self.alive:
                     alive = alive.copy()
                 alive[o] = False
                 dead += 1
-            records.pop(child_id, None)
-            for h in child_keys.pop(child_id, ()):
-                own(h).discard(child_id)
-            if change is not None:
-                records[child_id], child_keys[child_id] = change
-                for h in change[1]:
-                    own(h).add(child_id)
-        frozen = {h: frozenset(s) for h, s in postings.items() if s}
-        return _Snapshot(self.base, alive, dead, records, child_keys, frozen, last)
+        settled, recent = self.settled, self.recent.with_changes(changes, keep_deletions=True)
+        if len(recent.children) > recent_max:
+            settled, recent = settled.with_changes(recent.children, keep_deletions=False), _NO_CHANGES
+        return _Snapshot(self.base, alive, dead, settled, recent, last)
 
 
 class ResidentIndex:
@@ -234,10 +287,12 @@ class ResidentIndex:
         *,
         chunk: int = LOAD_CHUNK,
         max_delta: int = MAX_DELTA,
+        recent_max: int = RECENT_MAX,
         retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.engine = engine
-        self.chunk, self.max_delta, self.retry_seconds = chunk, max_delta, retry_seconds
+        self.chunk, self.max_delta, self.recent_max = chunk, max_delta, recent_max
+        self.retry_seconds = retry_seconds
         self._snap: _Snapshot | None = None
         self._apply = threading.Lock()  # one thread applies changes (or starts a load) at a time
         self._stop = threading.Event()
@@ -285,7 +340,7 @@ class ResidentIndex:
             "children": len(snap.base.ids),
             "postings": len(snap.base.hashes),
             "base_bytes": snap.base.nbytes,
-            "delta_children": len(snap.records),
+            "delta_children": snap.delta_children(),
             "dead": snap.dead,
             "last_seq": snap.last,
             "load_seconds": round(self.last_load_seconds, 2),
@@ -327,7 +382,7 @@ class ResidentIndex:
                         self._snap = None
                         self._start_loader()
                         return None
-                    snap = snap.apply(self._read(conn, ids), last=rows[-1][0])
+                    snap = snap.apply(self._read(conn, ids), rows[-1][0], recent_max=self.recent_max)
                     more, rows = len(rows) == POLL_ROWS, None
                     if not more:
                         break
@@ -479,7 +534,7 @@ class ResidentIndex:
         del order
         base = _Base(ids, blob, starts, ends, hashes, ordinals)
         _release_freed_memory()
-        return _Snapshot(base, np.ones(len(ids), dtype=np.bool_), 0, {}, {}, {}, last)
+        return _Snapshot(base, np.ones(len(ids), dtype=np.bool_), 0, _NO_CHANGES, _NO_CHANGES, last)
 
 
 def _split(conn: Connection, child_id: str, count: int, joined: str | None) -> list[str]:

@@ -113,6 +113,36 @@ def test_same_candidates_as_sql_before_and_after_changes(
     assert stats["ready"] and stats["loads"] == 1 and stats["delta_children"] >= 250
 
 
+def test_changes_in_many_batches_fold_into_the_settled_delta(
+    writer: EmbeddedBackend, searcher: EmbeddedBackend
+) -> None:
+    people = generate_population(600, seed=13)
+    writer.upsert(people[:400])
+    resident = _loaded(searcher)
+    resident.recent_max = 40  # fold every other batch: children move between the two levels
+    sql = _sql(searcher)
+    queries = _queries(people, 40, seed=17)
+    rng = random.Random(19)
+    movers = people[:30]  # changed again and again: in the settled level and the recent one
+    for batch in range(12):
+        writer.upsert(people[400 + batch * 15 : 400 + (batch + 1) * 15])  # new children
+        movers = [
+            replace(p, given_names=rng.choice(people).given_names, birth_date=rng.choice(movers).birth_date)
+            for p in movers
+        ]
+        writer.upsert(rng.sample(movers, 12))
+        writer.delete([p.child_id for p in rng.sample(people[30:], 4)])
+        for keys in queries + [query_keys(_as_query(p)) for p in movers]:
+            assert searcher.candidates(keys, CANDIDATE_LIMIT) == sql.candidates(keys, CANDIDATE_LIMIT)
+    snap = resident._snap
+    assert snap is not None and snap.settled.children
+    assert resident.loads == 1
+
+
+def _as_query(p: PersonFields) -> SearchQuery:
+    return SearchQuery(given=p.given_names[0], family=p.family_names[0], birth_date=p.birth_date)
+
+
 def test_a_change_through_another_engine_is_seen_on_the_next_search(
     writer: EmbeddedBackend, searcher: EmbeddedBackend, make_person: PersonBuilder
 ) -> None:
