@@ -5,7 +5,8 @@
 Loads the copy (as `serve` does, in a background thread) while sampling this process's resident
 memory, then runs the same queries through both paths in the same run, warm (each query once
 before timing), and checks that the candidate lists are identical. Queries are JSON lines with
-`given`, `family` and `birth_date`. The database gains an empty `search_log` if it lacks one.
+`given`, `family` and `birth_date`. The database gains an empty `search_log` if it lacks one;
+with `--changes N` it is written to (N children renamed), so use a copy.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import json
 import statistics
 import threading
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+from sqlalchemy import select
+
 from directory.db import make_engine
-from search.embedded import EmbeddedBackend
+from search.embedded import EmbeddedBackend, search_record
 from search.matching import CANDIDATE_LIMIT, query_keys
-from search.port import SearchQuery
+from search.port import PersonFields, SearchQuery
 
 
 def rss_mib(field: str = "VmRSS") -> float:
@@ -38,6 +42,7 @@ def main() -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--queries", required=True)
     parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--changes", type=int, default=0, help="then change this many children (writes!)")
     args = parser.parse_args()
 
     queries = []
@@ -107,6 +112,30 @@ def main() -> None:
         values.sort()
         mean, p50, p95 = statistics.mean(values), values[len(values) // 2], values[int(len(values) * 0.95)]
         print(f"{name:>9}: mean {mean * 1e3:.3f} ms, p50 {p50 * 1e3:.3f} ms, p95 {p95 * 1e3:.3f} ms")
+    if args.changes:
+        # Another backend (as the indexer in another process) changes children; the next search
+        # applies them from the log.
+        with engine.connect() as conn:
+            stored = conn.execute(
+                select(search_record.c.fields).order_by(search_record.c.child_id).limit(args.changes)
+            ).scalars()
+            changed = [
+                replace(PersonFields.from_dict(json.loads(f)), given_names=("Resident",)) for f in stored
+            ]
+        t0 = time.perf_counter()
+        sql.upsert(changed)
+        t1 = time.perf_counter()
+        resident_backend.candidates(queries[0], CANDIDATE_LIMIT)
+        t2 = time.perf_counter()
+        same = sum(
+            sql.candidates(keys, CANDIDATE_LIMIT) == resident_backend.candidates(keys, CANDIDATE_LIMIT)
+            for keys in queries
+        )
+        print(
+            f"{args.changes} children changed through another backend in {t1 - t0:.2f} s; the next search "
+            f"applied them in {(t2 - t1) * 1e3:.1f} ms; identical candidate lists after: "
+            f"{same} of {len(queries)}"
+        )
     print(f"at the end: RSS {rss_mib():.0f} MiB, RssAnon {rss_mib('RssAnon'):.0f} MiB")
     resident_backend.stop_resident()
 
