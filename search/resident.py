@@ -377,8 +377,9 @@ class ResidentIndex:
                     if not rows:
                         break
                     ids = [c for c in dict.fromkeys(c for _, c in rows) if c is not None]
-                    if len(ids) < len({c for _, c in rows}) or snap.changed + len(ids) > self.max_delta:
-                        # A rebuild, a pruned gap, or too much to carry as a delta: load afresh.
+                    reload = any(c is None for _, c in rows)  # a rebuild, or rows pruned unseen
+                    if reload or snap.changed + len(ids) > self.max_delta:
+                        # Load afresh rather than carry (or guess) the change.
                         self._snap = None
                         self._start_loader()
                         return None
