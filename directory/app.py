@@ -21,6 +21,7 @@ from directory.settings import Settings
 from directory.web.wiring import install as install_web
 from interop.wiring import install_fhir
 from search.api import router as search_router
+from search.embedded import EmbeddedBackend
 from search.indexer import BackgroundIndexer
 from search.matching import MatchingEngine
 from search.port import SearchBackend
@@ -41,12 +42,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # GIL (measured: more CPU per search, and fewer searches a second, than with a handful).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         backend.ensure_ready()
+        if settings.search_resident and isinstance(backend, EmbeddedBackend):
+            backend.start_resident()  # loads in the background; searches use SQL until then
         if settings.indexer_interval_seconds > 0:
             indexer.start()
         try:
             yield
         finally:
             indexer.stop()
+            if isinstance(backend, EmbeddedBackend):
+                backend.stop_resident()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -119,6 +124,4 @@ def build_search_backend(settings: Settings, engine: Engine) -> SearchBackend:
         if not settings.elasticsearch_url:
             raise ValueError("CHILDINDEX_ELASTICSEARCH_URL is required for the elasticsearch backend")
         return ElasticsearchBackend.from_url(settings.elasticsearch_url)
-    from search.embedded import EmbeddedBackend
-
     return EmbeddedBackend(engine)

@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     )
     database_url: str = "sqlite:///var/childindex.db"
     search_backend: Literal["embedded", "elasticsearch"] = "embedded"
+    search_resident: bool = Field(
+        default=True,
+        description="With the embedded backend, each serving process keeps a copy of the search "
+        "index in memory (about 0.7 GiB per million children), loaded in the background at start "
+        "and kept fresh through the search_log table; searches use SQL until it is loaded.",
+    )
     elasticsearch_url: str | None = None
     indexer_interval_seconds: float = Field(
         default=0.5,

@@ -3,6 +3,11 @@
 Works on SQLite and PostgreSQL through SQLAlchemy Core. `search_key` holds one row per
 (key, child); its primary key (key, child_id) is the index every candidate lookup uses, and
 a second index on child_id makes replacing or deleting one child's keys cheap.
+
+Every write also appends to `search_log`, in the same transaction, the children it changed (or
+one NULL row for a rebuild): a process holding a memory-resident copy of the index
+(`search.resident`, started with `EmbeddedBackend.start_resident`) reads the log before each
+search to follow changes made by any process.
 """
 
 from __future__ import annotations
@@ -10,13 +15,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     Column,
     Connection,
     Engine,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -27,12 +33,16 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 
 from directory.db import READ_ONLY
 from search.matching import blocking_keys, identifier_key
 from search.normalise import normalise_identifier
 from search.port import PersonFields
+
+if TYPE_CHECKING:
+    from search.resident import ResidentIndex
 
 metadata = MetaData()
 """The search tables; create them with `EmbeddedBackend.ensure_ready` or an Alembic migration."""
@@ -56,6 +66,23 @@ search_key = Table(
     # at tens of millions of keys. Other dialects ignore this.
     sqlite_with_rowid=False,
 )
+
+search_log = Table(
+    "search_log",
+    metadata,
+    # Never reused, even after the oldest rows are pruned (AUTOINCREMENT on SQLite, a sequence
+    # on PostgreSQL): a reader remembers the last seq it applied and asks for what follows.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    # The child whose record and keys changed; NULL: everything changed (a rebuild, or rows a
+    # reader may have missed were pruned) and a resident copy must load afresh.
+    Column("child_id", String(64), nullable=True),
+    sqlite_autoincrement=True,
+)
+
+LOG_KEEP = 100_000
+"""The log keeps (about) the newest this many seqs; a reader further behind loads afresh."""
+LOG_PRUNE_EVERY = 10_000
+"""Prune when this many seqs beyond LOG_KEEP have piled up, so a delete runs now and then."""
 
 BATCH_SIZE = 2000
 """Records per executemany batch in upsert and rebuild."""
@@ -85,12 +112,37 @@ class EmbeddedBackend:
 
     name = "embedded"
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, resident: bool = False) -> None:
         self.engine = engine
+        self.resident = resident
+        self._resident: ResidentIndex | None = None
 
     def ensure_ready(self) -> None:
-        """Create the search tables and indexes if they do not exist."""
+        """Create the search tables and indexes if they do not exist (then, if asked, start the
+        resident copy)."""
         metadata.create_all(self.engine, checkfirst=True)
+        if self.resident:
+            self.start_resident()
+
+    def start_resident(self) -> ResidentIndex:
+        """Start loading a memory-resident copy of the index in a background thread.
+
+        Searches use SQL until the copy is loaded, then the copy (kept fresh through
+        `search_log`). Idempotent; the tables must exist.
+        """
+        from search.resident import ResidentIndex  # numpy only where a copy is kept
+
+        if self._resident is None:
+            self._resident = ResidentIndex(self.engine)
+            self.resident = True
+        self._resident.start()
+        return self._resident
+
+    def stop_resident(self) -> None:
+        """Stop the resident copy's loader and go back to SQL for every search."""
+        if self._resident is not None:
+            self._resident.stop()
+            self._resident = None
 
     def upsert(self, records: Sequence[PersonFields]) -> None:
         """Replace each record and all its keys, in one transaction; idempotent."""
@@ -98,23 +150,32 @@ class EmbeddedBackend:
             return
         latest = {r.child_id: r for r in records}  # the last version of a child wins
         with self.engine.begin() as conn:
+            self._lock_log(conn)
             ids = list(latest)
             self._delete(conn, ids)
             for batch in _chunks(latest.values(), BATCH_SIZE):
                 self._insert(conn, batch)
+            self._log(conn, ids)
 
     def delete(self, child_ids: Sequence[str]) -> None:
         """Remove records and their keys; unknown ids are ignored."""
         if not child_ids:
             return
+        ids = list(dict.fromkeys(child_ids))
         with self.engine.begin() as conn:
-            self._delete(conn, list(dict.fromkeys(child_ids)))
+            self._lock_log(conn)
+            self._delete(conn, ids)
+            self._log(conn, ids)
 
     def candidates(self, keys: Sequence[str], limit: int) -> list[PersonFields]:
         """Children sharing the most keys with `keys`, most first, at most `limit`."""
         unique = list(dict.fromkeys(keys))
         if not unique or limit <= 0:
             return []
+        if self._resident is not None:
+            found = self._resident.candidates(unique, limit)
+            if found is not None:
+                return found
         with self._reader() as conn:
             if len(unique) <= _IN_CHUNK:
                 rows = conn.execute(_RANKED, {"keys": unique, "limit": limit})
@@ -144,8 +205,12 @@ class EmbeddedBackend:
         self.ensure_ready()
         done = 0
         with self.engine.begin() as conn:
+            self._lock_log(conn)
             conn.execute(delete(search_key))
             conn.execute(delete(search_record))
+            # One NULL row says "reload" to every resident copy; older rows no longer matter.
+            conn.execute(delete(search_log))
+            conn.execute(insert(search_log).values(child_id=None))
             seen: set[str] = set()
             for batch in _chunks(records, BATCH_SIZE):
                 fresh = [r for r in {r.child_id: r for r in batch}.values() if r.child_id not in seen]
@@ -166,6 +231,33 @@ class EmbeddedBackend:
     def _reader(self) -> Connection:
         """A connection for reads only: on SQLite a WAL snapshot that never takes the write lock."""
         return self.engine.connect().execution_options(**{READ_ONLY: True})
+
+    @staticmethod
+    def _lock_log(conn: Connection) -> None:
+        """Serialise the writers of `search_log` until this transaction ends.
+
+        On PostgreSQL a sequence hands out seqs in the order transactions ask, not the order
+        they commit: without the lock a reader could see seq 12 committed, move past it, and
+        miss seq 11 committed a moment later. EXCLUSIVE mode blocks other writers only; plain
+        SELECTs go on. SQLite's BEGIN IMMEDIATE already lets one writer in at a time.
+        """
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("LOCK TABLE search_log IN EXCLUSIVE MODE"))
+
+    @staticmethod
+    def _log(conn: Connection, ids: Sequence[str]) -> None:
+        """Record the changed children, then prune the log if it has grown past LOG_KEEP."""
+        for chunk in _chunks(ids, BATCH_SIZE):
+            conn.execute(insert(search_log), [{"child_id": c} for c in chunk])
+        oldest, newest = conn.execute(select(func.min(search_log.c.seq), func.max(search_log.c.seq))).one()
+        if newest is None or newest - oldest < LOG_KEEP + LOG_PRUNE_EVERY:
+            return
+        cut = conn.execute(select(func.max(search_log.c.seq)).where(search_log.c.seq <= newest - LOG_KEEP))
+        cut_seq = cut.scalar_one()
+        # The row at the cut becomes NULL ("reload"): a reader whose last seq is older than the
+        # cut may have missed a deleted row, and it reaches this one first.
+        conn.execute(delete(search_log).where(search_log.c.seq < cut_seq))
+        conn.execute(update(search_log).where(search_log.c.seq == cut_seq).values(child_id=None))
 
     @staticmethod
     def _insert(conn: Connection, batch: Sequence[PersonFields]) -> None:

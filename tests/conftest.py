@@ -58,7 +58,7 @@ def postgres_engine() -> Iterator[Engine]:
 
 def _truncate_all(engine: Engine) -> None:
     tables = [t.name for t in SQLModel.metadata.sorted_tables]
-    tables += [t for t in ("search_record", "search_key") if sa.inspect(engine).has_table(t)]
+    tables += [t for t in ("search_record", "search_key", "search_log") if sa.inspect(engine).has_table(t)]
     names = ", ".join(f'"{t}"' for t in tables)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 
 from search.embedded import EmbeddedBackend, metadata
 from search.port import PersonFields, SearchBackend
@@ -47,20 +47,28 @@ def build_person(**overrides: Any) -> PersonFields:
     return PersonFields(**fields)
 
 
-def _sqlite_backend(tmp_path: Path) -> Iterator[SearchBackend]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'search.db'}")
-    backend = EmbeddedBackend(engine)
+def _embedded(engine: Engine, *, resident: bool) -> Iterator[EmbeddedBackend]:
+    """The embedded backend; with `resident`, once its memory-resident copy is loaded."""
+    backend = EmbeddedBackend(engine, resident=resident)
     backend.ensure_ready()
-    yield backend
+    if resident:
+        assert backend.start_resident().wait_ready(30), "the resident copy did not load"
+    try:
+        yield backend
+    finally:
+        backend.stop_resident()
+
+
+def _sqlite_backend(tmp_path: Path, *, resident: bool = False) -> Iterator[EmbeddedBackend]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'search.db'}")
+    yield from _embedded(engine, resident=resident)
     engine.dispose()
 
 
-def _postgres_backend() -> Iterator[SearchBackend]:
+def _postgres_backend(*, resident: bool = False) -> Iterator[EmbeddedBackend]:
     engine = create_engine(require_env(PG_URL_ENV, "PostgreSQL"))
     metadata.drop_all(engine)
-    backend = EmbeddedBackend(engine)
-    backend.ensure_ready()
-    yield backend
+    yield from _embedded(engine, resident=resident)
     metadata.drop_all(engine)
     engine.dispose()
 
@@ -81,16 +89,19 @@ def _elasticsearch_backend() -> Iterator[SearchBackend]:
     params=[
         pytest.param("sqlite", id="embedded-sqlite"),
         pytest.param("postgres", id="embedded-postgres", marks=pytest.mark.postgres),
+        pytest.param("sqlite-resident", id="embedded-sqlite-resident"),
+        pytest.param("postgres-resident", id="embedded-postgres-resident", marks=pytest.mark.postgres),
         pytest.param("elasticsearch", id="elasticsearch", marks=pytest.mark.elasticsearch),
     ]
 )
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchBackend]:
-    """Every SearchBackend implementation, each on the real thing."""
+    """Every SearchBackend implementation, each on the real thing (the embedded one also with
+    its memory-resident copy)."""
     kind = request.param
-    if kind == "sqlite":
-        yield from _sqlite_backend(tmp_path)
-    elif kind == "postgres":
-        yield from _postgres_backend()
+    if kind.startswith("sqlite"):
+        yield from _sqlite_backend(tmp_path, resident=kind.endswith("resident"))
+    elif kind.startswith("postgres"):
+        yield from _postgres_backend(resident=kind.endswith("resident"))
     else:
         yield from _elasticsearch_backend()
 
