@@ -57,6 +57,7 @@ _CATALOGUE = Policy(frozenset({"directory.search", "audit.read"}), ALL_ROLES)
 ROUTE_POLICIES: dict[str, Policy | str] = {
     # public: liveness, the API docs, OAuth endpoints and metadata
     "healthz": PUBLIC,
+    "readyz": PUBLIC,
     "openapi": PUBLIC,
     "swagger_ui_html": PUBLIC,
     "swagger_ui_redirect": PUBLIC,

@@ -134,10 +134,14 @@ def serve(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[by
         cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     deadline = time.time() + 600
+    ready_in_a_row = 0  # with several workers, each must have loaded its copy of the index
     while time.time() < deadline:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
-            return proc
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code in (200, 404)
+            ready_in_a_row = ready_in_a_row + 1 if ready else 0
+            if ready_in_a_row >= 30:
+                return proc
+            time.sleep(0.02 if ready else 0.5)
         except httpx.HTTPError:
             if proc.poll() is not None:
                 raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died") from None

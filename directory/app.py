@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -76,6 +76,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "Still loading"}})
+    async def readyz(response: Response) -> dict[str, str]:
+        """Readiness: 200 once this process searches at full speed; 503 while its resident copy of
+        the search index loads (searches meanwhile are right, only slower: they read SQL)."""
+        if isinstance(backend, EmbeddedBackend) and not backend.warm:
+            response.status_code = 503
+            response.headers["Retry-After"] = "5"
+            return {"status": "loading the search index"}
+        return {"status": "ready"}
 
     install_auth(app, settings, engine)
     app.include_router(search_router)  # before /children/{child_id}, which would swallow /search

@@ -138,6 +138,12 @@ class EmbeddedBackend:
         self._resident.start()
         return self._resident
 
+    @property
+    def warm(self) -> bool:
+        """False while a wanted resident copy is still loading (searches then read SQL: right,
+        but slower)."""
+        return self._resident is None or self._resident.ready
+
     def stop_resident(self) -> None:
         """Stop the resident copy's loader and go back to SQL for every search."""
         if self._resident is not None:

@@ -35,7 +35,17 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Paths that are not pages: the API, FHIR, OAuth, docs and static files keep their own rules.
-NOT_PAGES = ("/api/", "/fhir", "/oauth/", "/.well-known/", "/docs", "/redoc", "/openapi.json", "/healthz")
+NOT_PAGES = (
+    "/api/",
+    "/fhir",
+    "/oauth/",
+    "/.well-known/",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/healthz",
+    "/readyz",
+)
 STATIC_PREFIX = "/static/"
 _DROPPED = {b"authorization", b"x-dev-actor", b"x-purpose-of-use", b"x-shield-override-reason", b"cookie"}
 REFRESH_MARGIN_SECONDS = 60

@@ -327,12 +327,18 @@ def test_the_app_starts_the_copy_when_the_setting_is_on(tmp_path: Path) -> None:
             search_resident=on,
         )
         app = create_app(settings, engine=engine)
-        with TestClient(app):
+        with TestClient(app) as client:
             backend = app.state.search_backend
             assert isinstance(backend, EmbeddedBackend)
             assert (backend._resident is not None) is on
             if on:
                 assert backend._resident is not None and backend._resident.wait_ready(30)
+            assert client.get("/readyz").json() == {"status": "ready"}
+            if on:  # as while a reload after a rebuild runs: not ready, searches read SQL
+                assert backend._resident is not None
+                backend._resident._snap = None
+                r = client.get("/readyz")
+                assert r.status_code == 503 and r.headers["Retry-After"] == "5"
         assert backend._resident is None  # stopped with the app
     engine.dispose()
 
