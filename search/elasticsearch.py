@@ -19,7 +19,7 @@ from elasticsearch import Elasticsearch, NotFoundError, helpers
 
 from search.matching import blocking_keys
 from search.normalise import normalise_identifier
-from search.port import PersonFields
+from search.port import BirthFilter, PersonFields
 
 DEFAULT_ALIAS = "childindex-children"
 CHUNK_SIZE = 1000
@@ -201,8 +201,11 @@ class ElasticsearchBackend:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def candidates(self, keys: Sequence[str], limit: int) -> list[PersonFields]:
-        """Children sharing the most keys, most first: each shared key scores exactly 1."""
+    def candidates(
+        self, keys: Sequence[str], limit: int, *, keep_birth: BirthFilter | None = None
+    ) -> list[PersonFields]:
+        """Children sharing the most keys, most first: each shared key scores exactly 1 (all of
+        them: the node returns whole records, so `keep_birth` would save nothing here)."""
         unique = list(dict.fromkeys(keys))
         if not unique or limit <= 0:
             return []

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from directory.db import READ_ONLY
 from search.matching import blocking_keys, identifier_key
 from search.normalise import normalise_identifier
-from search.port import PersonFields
+from search.port import BirthFilter, PersonFields
 
 if TYPE_CHECKING:
     from search.resident import ResidentIndex
@@ -173,13 +173,16 @@ class EmbeddedBackend:
             self._delete(conn, ids)
             self._log(conn, ids)
 
-    def candidates(self, keys: Sequence[str], limit: int) -> list[PersonFields]:
-        """Children sharing the most keys with `keys`, most first, at most `limit`."""
+    def candidates(
+        self, keys: Sequence[str], limit: int, *, keep_birth: BirthFilter | None = None
+    ) -> list[PersonFields]:
+        """Children sharing the most keys with `keys`, most first, at most `limit` (the resident
+        copy leaves out those `keep_birth` rules out; SQL returns them, for the scorer to drop)."""
         unique = list(dict.fromkeys(keys))
         if not unique or limit <= 0:
             return []
         if self._resident is not None:
-            found = self._resident.candidates(unique, limit)
+            found = self._resident.candidates(unique, limit, keep_birth=keep_birth)
             if found is not None:
                 return found
         with self._reader() as conn:

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -459,8 +459,11 @@ def _name_field(
 
 
 def _dob_field(q: SearchQuery, rec: PersonFields) -> _Field | None:
-    if rec.birth_date is not None:
-        born = rec.birth_date
+    return _birth_field(q, rec.birth_date, rec.expected_delivery_date)
+
+
+def _birth_field(q: SearchQuery, born: date | None, edd: date | None) -> _Field | None:
+    if born is not None:
         if q.birth_date is not None:
             if q.birth_date == born:
                 return _Field("birth_date", W_DOB["exact"], "date of birth exact", "exact")
@@ -483,7 +486,6 @@ def _dob_field(q: SearchQuery, rec: PersonFields) -> _Field | None:
                 return _Field("birth_date", W_DOB["in_range"], "date of birth in range", "in_range")
             return _Field("birth_date", W_DOB["differs"], "date of birth outside range", "differs")
         return None
-    edd = rec.expected_delivery_date
     if edd is None:
         return None
     if q.birth_date is not None:
@@ -585,6 +587,45 @@ _POSSIBLE_TOTAL = _MIDPOINT + _SCALE * math.log((POSSIBLE_AT - 0.00005) / (1 - (
 """The weight total below which a score rounds to less than POSSIBLE_AT."""
 
 
+_FLOOR = _POSSIBLE_TOTAL - 1e-6
+"""What `rank` asks of a record's weight total."""
+
+
+def _best_names(q: SearchQuery) -> float:
+    """The most the names can add: both exact."""
+    return (W_FAMILY["exact"] if fold(q.family) else 0.0) + (W_GIVEN["exact"] if fold(q.given) else 0.0)
+
+
+def birth_filter(q: SearchQuery) -> Callable[[date | None, date | None], bool] | None:
+    """A test a backend may run on a candidate's date of birth and expected delivery date before
+    loading the rest of it: False only when those dates leave the record no way to reach
+    "possible", whatever its names, sex, postcodes and identifiers (so exactly records `rank`
+    would drop unscored: the answer is the same with or without it). None when the query gives
+    no date to test.
+
+    Most candidates share a name and a year with the query, not its date of birth: this lets the
+    resident index skip reading most of them back (see search.resident).
+    """
+    if q.birth_date is None and not (q.birth_date_from and q.birth_date_to):
+        return None
+    others = (
+        (max(W_SEX.values()) if q.sex else 0.0)
+        + (max(W_POSTCODE.values()) if q.postcode else 0.0)
+        + (max(W_IDENTIFIER.values()) if q.identifier_system and q.identifier_value else 0.0)
+    )
+    needed = _FLOOR - _best_names(q) - others
+    seen: dict[tuple[date | None, date | None], bool] = {}  # candidates often share a date
+
+    def keep(born: date | None, edd: date | None) -> bool:
+        known = seen.get((born, edd))
+        if known is None:
+            field = _birth_field(q, born, edd)
+            known = seen[(born, edd)] = (field.weight if field else 0.0) >= needed
+        return known
+
+    return keep
+
+
 def _assess(
     q: SearchQuery, rec: PersonFields, *, floor: float | None = None
 ) -> tuple[float, list[_Verdict], bool] | None:
@@ -594,11 +635,8 @@ def _assess(
     others = [f for f in (_dob_field(q, rec), _sex_field(q, rec), _postcode_field(q, rec)) if f is not None]
     if floor is not None:
         # Names are the dear part: skip them when even two exact names could not lift the total.
-        best_names = (W_FAMILY["exact"] if fold(q.family) else 0.0) + (
-            W_GIVEN["exact"] if fold(q.given) else 0.0
-        )
         known = sum(f.weight for f in others) + (identifier.weight if identifier else 0.0)
-        if known + best_names < floor:
+        if known + _best_names(q) < floor:
             return None
     names = _names(q, rec, swap=False)
     swapped = False
@@ -704,7 +742,7 @@ def rank(q: SearchQuery, records: Iterable[PersonFields]) -> list[Match]:
         if rec.child_id in seen:
             continue
         seen.add(rec.child_id)
-        assessed = _assess(q, rec, floor=_POSSIBLE_TOTAL - 1e-6)
+        assessed = _assess(q, rec, floor=_FLOOR)
         if assessed is not None and assessed[0] >= POSSIBLE_AT:
             matches.append(_match(rec, *assessed))
     matches.sort(key=lambda m: (-m.score, m.child_id))
@@ -739,7 +777,7 @@ class MatchingEngine:
             # beside it may just be mistyped, so the demographics still get their search.
             if matches or not has_demographics:
                 return SearchResult(tuple(matches[:cap]), False, fingerprint, scored)
-        candidates = self.backend.candidates(query_keys(q), self.candidate_limit)
+        candidates = self.backend.candidates(query_keys(q), self.candidate_limit, keep_birth=birth_filter(q))
         scored += len(candidates)
         matches = rank(q, candidates)
         if sum(1 for m in matches if m.score >= PROBABLE_AT) > cap:

@@ -13,6 +13,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 Grade = Literal["certain", "probable", "possible"]
 
+BirthFilter = Callable[[date | None, date | None], bool]
+"""Whether a candidate with this date of birth and expected delivery date could still match."""
+
 SEXES = frozenset({"female", "male", "other", "unknown"})
 
 
@@ -160,8 +163,15 @@ class SearchBackend(Protocol):
         """Remove records; ids not present are ignored."""
         ...
 
-    def candidates(self, keys: Sequence[str], limit: int) -> list[PersonFields]:
-        """Return up to `limit` records sharing any key, most shared keys first."""
+    def candidates(
+        self, keys: Sequence[str], limit: int, *, keep_birth: BirthFilter | None = None
+    ) -> list[PersonFields]:
+        """Return up to `limit` records sharing any key, most shared keys first.
+
+        Of those `limit`, a backend may leave out any for which `keep_birth(birth_date,
+        expected_delivery_date)` is False (see `search.matching.birth_filter`: they could not
+        match anyway); it must not bring in others instead.
+        """
         ...
 
     def by_identifier(self, system: str, value: str) -> list[PersonFields]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
@@ -9,11 +10,14 @@ from datetime import date, timedelta
 import pytest
 
 from search.matching import (
+    _FLOOR,
     CERTAIN_AT,
     MAX_RESULTS,
     POSSIBLE_AT,
     PROBABLE_AT,
     MatchingEngine,
+    _assess,
+    birth_filter,
     blocking_keys,
     normalised_query,
     query_fingerprint,
@@ -22,6 +26,7 @@ from search.matching import (
     validate_criteria,
 )
 from search.port import CriteriaError, PersonFields, SearchBackend, SearchQuery, TooManyMatches
+from tests.search.conftest import build_person
 
 Builder = Callable[..., PersonFields]
 DOB = date(2015, 3, 7)
@@ -309,3 +314,44 @@ def test_fingerprint_is_of_the_normalised_query_and_keyable() -> None:
     assert "obrien" not in query_fingerprint(a)
     assert query_fingerprint(a, b"k1") != query_fingerprint(a, b"k2") != query_fingerprint(a)
     assert normalised_query(a)["postcode"] == "OX4 1AB"
+
+
+def test_the_birth_filter_rules_out_only_records_that_could_not_match() -> None:
+    """keep_birth False means rank would have dropped the record unscored, whatever else it holds."""
+    rng = random.Random(29)
+    day = date(2015, 3, 7)
+    dates = [day, date(2015, 7, 3), date(2015, 3, 8), date(2015, 3, 17), date(2051, 3, 7), date(2016, 3, 7)]
+    dates += [day + timedelta(days=rng.randrange(-800, 800)) for _ in range(60)]
+    queries = [
+        SearchQuery(given="Alex", family="Smith", birth_date=day),
+        SearchQuery(given="Alex", family="Smith", birth_date=day, sex="male"),
+        SearchQuery(given="Alex", family="Smith", birth_date=day, postcode="OX4 1AB"),
+        SearchQuery(family="Smith", birth_date_from=date(2015, 1, 1), birth_date_to=date(2015, 12, 31)),
+        SearchQuery(
+            given="Alex",
+            family="Smith",
+            birth_date=day,
+            identifier_system="nhs",
+            identifier_value="9434765919",
+        ),
+    ]
+    assert birth_filter(SearchQuery(given="A", family="B")) is None  # no date: nothing to test
+    ruled_out = 0
+    for q in queries:
+        keep = birth_filter(q)
+        assert keep is not None
+        for _ in range(400):
+            born = rng.choice([*dates, None])
+            rec = build_person(
+                given_names=(rng.choice(["Alexander", "Alex", "Sam", "Al"]),),
+                family_names=(rng.choice(["Smith", "Smyth", "Jones"]),),
+                birth_date=born,
+                expected_delivery_date=None if born else rng.choice([None, *dates]),
+                sex=rng.choice(["male", "female", None]),
+                postcodes=(rng.choice(["OX4 1AB", "OX4 1ZZ", "OX1 2CD"]),),
+                identifiers=(("nhs", rng.choice(["9434765919", "9434765870"])),),
+            )
+            if not keep(rec.birth_date, rec.expected_delivery_date):
+                ruled_out += 1
+                assert _assess(q, rec, floor=_FLOOR) is None, (q, rec)
+    assert ruled_out > 100  # the test exercised the filter, not just its "keep" side
