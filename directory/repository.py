@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import sqlalchemy as sa
 from sqlalchemy import BindParameter, bindparam, func, or_
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
@@ -38,16 +39,34 @@ from directory.models import (
 _OPEN = [s.value for s in OPEN_CAF_STATUSES]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Contactable:
+    """A practitioner as a search hit names them: who, where, and the number to ring."""
+
+    name: str
+    organisation: str
+    phone: str | None
+    """The practitioner's own number, else their organisation's."""
+
+
+@dataclass(frozen=True, slots=True)
 class Glance:
     """What a search hit shows of one child, loaded for a page of hits at once (see at_a_glance)."""
 
-    child: Child
-    names: list[ChildName]
-    address: ChildAddress | None
-    caf: Assessment | None
-    caf_holder: tuple[Practitioner, Organisation] | None
-    lead: tuple[Practitioner, Organisation] | None
+    child_id: uuid.UUID
+    status: str
+    shielded: bool
+    sex: str
+    date_of_birth: date | None
+    expected_delivery_date: date | None
+    locality_id: uuid.UUID | None
+    name: tuple[str, str] | None
+    """(given, family) of the name child_names puts first."""
+    postcode: str | None
+    """The current address's postcode."""
+    caf_status: str | None
+    caf_holder: Contactable | None
+    lead: Contactable | None
     services_involved: int
     highest_level_of_need: int | None
 
@@ -222,74 +241,96 @@ def practitioner_contact(session: Session, practitioner_id: uuid.UUID) -> tuple[
     return row
 
 
-# A search answers with a page of these: the statements are built once (building and keying a
-# statement costs more than running it on a page of ten children).
+# A search answers with a page of these, so they are Core statements built once: the ORM's
+# identity map and row-to-object machinery cost more than the queries on a page of ten children.
 _IDS: BindParameter[list[uuid.UUID]] = bindparam("ids", expanding=True)
-_GLANCE_CHILDREN = select(Child).where(col(Child.id).in_(_IDS))
-_GLANCE_NAMES = select(ChildName).where(col(ChildName.child_id).in_(_IDS))
-_GLANCE_ADDRESSES = select(ChildAddress).where(
-    col(ChildAddress.child_id).in_(_IDS), col(ChildAddress.until).is_(None)
+_C, _A, _N = Child.__table__, ChildAddress.__table__, ChildName.__table__  # type: ignore[attr-defined]
+_CAF, _LP = Assessment.__table__, LeadProfessionalAssignment.__table__  # type: ignore[attr-defined]
+_P, _O, _I = Practitioner.__table__, Organisation.__table__, Involvement.__table__  # type: ignore[attr-defined]
+_GLANCE_CHILDREN = (
+    sa.select(
+        _C.c.id,
+        _C.c.status,
+        _C.c.shielded,
+        _C.c.sex,
+        _C.c.date_of_birth,
+        _C.c.expected_delivery_date,
+        _C.c.locality_id,
+        _A.c.postcode,
+    )
+    .outerjoin(_A, sa.and_(_A.c.child_id == _C.c.id, _A.c.until.is_(None)))  # one at most: unique index
+    .where(_C.c.id.in_(_IDS))
 )
-_GLANCE_CAFS = select(Assessment).where(
-    col(Assessment.child_id).in_(_IDS), col(Assessment.status).in_(bindparam("open", expanding=True))
+_GLANCE_NAMES = sa.select(_N.c.child_id, _N.c.use, _N.c.until, _N.c.given, _N.c.family).where(
+    _N.c.child_id.in_(_IDS)
 )
-_GLANCE_LEADS = select(LeadProfessionalAssignment).where(
-    col(LeadProfessionalAssignment.child_id).in_(_IDS), col(LeadProfessionalAssignment.ended_at).is_(None)
+_CONTACT = (_P.c.name, _O.c.name, sa.func.coalesce(_P.c.phone, _O.c.phone))
+_GLANCE_CAFS = (
+    sa.select(_CAF.c.child_id, _CAF.c.status, *_CONTACT)
+    .outerjoin(_P, _P.c.id == sa.func.coalesce(_CAF.c.lead_practitioner_id, _CAF.c.initiator_id))
+    .outerjoin(_O, _O.c.id == _P.c.organisation_id)
+    .where(_CAF.c.child_id.in_(_IDS), _CAF.c.status.in_(bindparam("open", expanding=True)))
 )
-_GLANCE_CONTACTS = (
-    select(Practitioner, Organisation)
-    .join(Organisation, col(Organisation.id) == col(Practitioner.organisation_id))
-    .where(col(Practitioner.id).in_(_IDS))
+_GLANCE_LEADS = (
+    sa.select(_LP.c.child_id, *_CONTACT)
+    .join(_P, _P.c.id == _LP.c.practitioner_id)
+    .join(_O, _O.c.id == _P.c.organisation_id)
+    .where(_LP.c.child_id.in_(_IDS), _LP.c.ended_at.is_(None))
 )
 _GLANCE_INVOLVED = (
-    select(Involvement.child_id, func.count(), func.max(Involvement.level_of_need))
-    .where(
-        col(Involvement.child_id).in_(_IDS),
-        Involvement.status == "active",
-        col(Involvement.sensitive).is_(False),
-    )
-    .group_by(col(Involvement.child_id))
+    sa.select(_I.c.child_id, sa.func.count(), sa.func.max(_I.c.level_of_need))
+    .where(_I.c.child_id.in_(_IDS), _I.c.status == "active", _I.c.sensitive.is_(False))
+    .group_by(_I.c.child_id)
 )
+_NAME_ORDER = {"official": 0, "usual": 1, "alias": 2, "previous": 3}
+
+
+def _contactable(name: str | None, organisation: str | None, phone: str | None) -> Contactable | None:
+    return Contactable(name, organisation or "", phone) if name is not None else None
 
 
 def at_a_glance(session: Session, child_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Glance]:
-    """For a page of search hits, in a handful of queries: each child, its names, current address,
-    open CAF and its holder, current Lead Professional, and the count and highest level of need of
-    its active involvements that are not sensitive. Children not found are absent."""
+    """For a page of search hits, in five queries: each child with its current postcode, the name
+    to show, open CAF and its holder, current Lead Professional, and the count and highest level of
+    need of its active involvements that are not sensitive. Children not found are absent."""
     ids = list(dict.fromkeys(child_ids))
     if not ids:
         return {}
-    children = {c.id: c for c in session.exec(_GLANCE_CHILDREN, params={"ids": ids}).all()}
+    conn = session.connection()
+    children = {row.id: row for row in conn.execute(_GLANCE_CHILDREN, {"ids": ids})}
     ids = [i for i in ids if i in children]
-    order = {"official": 0, "usual": 1, "alias": 2, "previous": 3}
-    names: dict[uuid.UUID, list[ChildName]] = {i: [] for i in ids}
-    for name in session.exec(_GLANCE_NAMES, params={"ids": ids}).all():
-        names[name.child_id].append(name)
-    addresses = {a.child_id: a for a in session.exec(_GLANCE_ADDRESSES, params={"ids": ids}).all()}
-    cafs = {a.child_id: a for a in session.exec(_GLANCE_CAFS, params={"ids": ids, "open": _OPEN}).all()}
-    leads = {lp.child_id: lp for lp in session.exec(_GLANCE_LEADS, params={"ids": ids}).all()}
-    wanted = {lp.practitioner_id for lp in leads.values()} | {
-        c.lead_practitioner_id or c.initiator_id for c in cafs.values()
+    if not ids:
+        return {}
+    first: dict[uuid.UUID, tuple[tuple[int, date], str, str]] = {}
+    for child_id, use, until, given, family in conn.execute(_GLANCE_NAMES, {"ids": ids}):
+        rank = (_NAME_ORDER.get(use, 9), until or date.max)
+        if child_id not in first or rank < first[child_id][0]:
+            first[child_id] = (rank, given, family)
+    cafs = {
+        row[0]: (row[1], _contactable(*row[2:]))
+        for row in conn.execute(_GLANCE_CAFS, {"ids": ids, "open": _OPEN})
     }
-    contacts = (
-        {p.id: (p, o) for p, o in session.exec(_GLANCE_CONTACTS, params={"ids": list(wanted)}).all()}
-        if wanted
-        else {}
-    )
-    involved = {
-        row[0]: (int(row[1]), row[2]) for row in session.exec(_GLANCE_INVOLVED, params={"ids": ids}).all()
-    }
+    leads = {row[0]: _contactable(*row[1:]) for row in conn.execute(_GLANCE_LEADS, {"ids": ids})}
+    involved = {row[0]: (int(row[1]), row[2]) for row in conn.execute(_GLANCE_INVOLVED, {"ids": ids})}
     glances: dict[uuid.UUID, Glance] = {}
     for i in ids:
-        caf, lead = cafs.get(i), leads.get(i)
+        child = children[i]
+        caf_status, holder = cafs.get(i, (None, None))
         count, highest = involved.get(i, (0, None))
+        name = first.get(i)
         glances[i] = Glance(
-            child=children[i],
-            names=sorted(names[i], key=lambda n: (order.get(n.use, 9), n.until or date.max)),
-            address=addresses.get(i),
-            caf=caf,
-            caf_holder=contacts.get(caf.lead_practitioner_id or caf.initiator_id) if caf else None,
-            lead=contacts.get(lead.practitioner_id) if lead else None,
+            child_id=i,
+            status=child.status,
+            shielded=bool(child.shielded),
+            sex=child.sex,
+            date_of_birth=child.date_of_birth,
+            expected_delivery_date=child.expected_delivery_date,
+            locality_id=child.locality_id,
+            name=(name[1], name[2]) if name else None,
+            postcode=child.postcode,
+            caf_status=caf_status,
+            caf_holder=holder,
+            lead=leads.get(i),
             services_involved=count,
             highest_level_of_need=highest,
         )

@@ -16,7 +16,7 @@ from directory import repository as repo
 from directory.api.deps import CurrentActor, SessionDep
 from directory.db import read_only
 from directory.errors import InvalidInput, NotAllowed
-from directory.models import Actor, Contact, Role
+from directory.models import Actor, Child, Contact, Role
 from directory.service import SHIELD_VIEWERS, age_on, ask_contact
 from search.matching import MatchingEngine, validate_criteria
 from search.port import CriteriaError, Match, SearchQuery
@@ -117,11 +117,11 @@ Matcher = Annotated[MatchingEngine, Depends(get_matcher)]
 
 
 def _summary(reader: Session, actor: Actor, glance: repo.Glance, fallback: str) -> Involved:
-    child, caf = glance.child, glance.caf
-    if child.shielded and actor.role not in SHIELD_VIEWERS:
+    if glance.shielded and actor.role not in SHIELD_VIEWERS:
+        child = repo.get(reader, Child, glance.child_id)
         ask = ask_contact(reader, child, Contact(name=fallback)).name
         return Involved(
-            caf_status=caf.status if caf else None,
+            caf_status=glance.caf_status,
             caf_holder=None,
             lead_professional=None,
             lead_professional_phone=None,
@@ -131,10 +131,10 @@ def _summary(reader: Session, actor: Actor, glance: repo.Glance, fallback: str) 
         )
     holder, lead = glance.caf_holder, glance.lead
     return Involved(
-        caf_status=caf.status if caf else None,
-        caf_holder=f"{holder[0].name}, {holder[1].name}" if holder else None,
-        lead_professional=f"{lead[0].name}, {lead[1].name}" if lead else None,
-        lead_professional_phone=(lead[0].phone or lead[1].phone) if lead else None,
+        caf_status=glance.caf_status,
+        caf_holder=f"{holder.name}, {holder.organisation}" if holder else None,
+        lead_professional=f"{lead.name}, {lead.organisation}" if lead else None,
+        lead_professional_phone=lead.phone if lead else None,
         services_involved=glance.services_involved,
         highest_level_of_need=glance.highest_level_of_need,
     )
@@ -147,24 +147,24 @@ def _hits(reader: Session, *, actor: Actor, matches: Sequence[Match], fallback_t
     hits: list[SearchHit] = []
     for match in matches:
         glance = glances.get(uuid.UUID(hex=match.child_id))
-        if glance is None or glance.child.status != "active":
+        if glance is None or glance.status != "active":
             continue  # the index is behind the database; the database wins
-        child, names, address = glance.child, glance.names, glance.address
-        entitled = not child.shielded or actor.role in SHIELD_VIEWERS
+        entitled = not glance.shielded or actor.role in SHIELD_VIEWERS
+        born = glance.date_of_birth
         hits.append(
             SearchHit(
-                child_id=child.id,
+                child_id=glance.child_id,
                 score=round(match.score, 4),
                 grade=match.grade,
                 agreed=list(match.agreed),
                 explanation=match.explanation,
-                name=f"{names[0].given} {names[0].family}" if names else "",
-                date_of_birth=child.date_of_birth,
-                expected_delivery_date=child.expected_delivery_date,
-                age_years=age_on(child.date_of_birth, today) if child.date_of_birth else None,
-                sex=child.sex,
-                shielded=child.shielded,
-                postcode_district=address.postcode.split(" ")[0] if address and entitled else None,
+                name=" ".join(glance.name) if glance.name else "",
+                date_of_birth=born,
+                expected_delivery_date=glance.expected_delivery_date,
+                age_years=age_on(born, today) if born else None,
+                sex=glance.sex,
+                shielded=glance.shielded,
+                postcode_district=glance.postcode.split(" ")[0] if glance.postcode and entitled else None,
                 involvement=_summary(reader, actor, glance, fallback_team),
             )
         )
