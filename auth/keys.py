@@ -55,11 +55,13 @@ class KeyStore:
         self.max_age = timedelta(days=max_age_days)
         self._lock = threading.Lock()
         self._keys: dict[str, tuple[SigningKey, Key]] = {}
+        self._public: dict[str, Key] = {}  # every request verifies with one: made once per key
 
     def _load(self) -> None:
         with Session(self.engine, expire_on_commit=False) as session:
             rows = session.exec(select(SigningKey)).all()
         self._keys = {row.kid: (row, import_key(json.loads(row.private_jwk))) for row in rows}
+        self._public = {kid: import_key(key.as_dict(private=False)) for kid, (_, key) in self._keys.items()}
 
     def current(self) -> tuple[str, str, Key]:
         """The kid, alg and private key that sign now; creates or rotates the key when due."""
@@ -94,13 +96,13 @@ class KeyStore:
         with self._lock:
             if kid not in self._keys:
                 self._load()
-            pair = self._keys.get(kid)
-        if pair is None:
+            pair, public = self._keys.get(kid), self._public.get(kid)
+        if pair is None or public is None:
             return None
-        row, key = pair
+        row, _ = pair
         if row.retired_at is not None and row.retired_at < utcnow() - PUBLISH_RETIRED_FOR:
             return None
-        return import_key(key.as_dict(private=False))
+        return public
 
     def jwks(self) -> dict[str, Any]:
         """The public JSON Web Key Set: the current key and recently retired ones."""
@@ -118,7 +120,7 @@ class KeyStore:
     def forget(self) -> None:
         """Drop the cache (after a rotation done elsewhere)."""
         with self._lock:
-            self._keys = {}
+            self._keys, self._public = {}, {}
 
 
 def keyset(jwks: dict[str, Any]) -> KeySet:

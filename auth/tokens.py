@@ -120,6 +120,10 @@ class RemoteJwks:
         return None
 
 
+VERIFIED_TOKENS_KEPT = 4096
+"""Access tokens whose signature a process remembers having checked (a few MiB at most)."""
+
+
 class TokenValidator:
     """Validates bearer access tokens from the local issuer and an optional external one."""
 
@@ -129,6 +133,8 @@ class TokenValidator:
         self.external = (
             RemoteJwks(cfg.external_jwks_url) if (cfg.external_issuer and cfg.external_jwks_url) else None
         )
+        self._seen: dict[str, dict[str, Any]] = {}  # token -> claims, signature checked
+        self._lock = threading.Lock()
 
     def validate(self, token: str) -> TokenInfo:
         """Return what the token says, or raise a 401 AuthRefused saying why it is not accepted."""
@@ -149,11 +155,7 @@ class TokenValidator:
             raise unauthenticated("invalid-token", "The access token names no signing key (kid).")
         issuer = unverified.get("iss")
         key, audience = self._key_for(issuer, kid)
-        try:
-            verified = jwt.decode(token, key, algorithms=list(ACCESS_TOKEN_ALGS))
-        except JoseError:
-            raise unauthenticated("invalid-token", "The access token's signature is not valid.") from None
-        claims = verified.claims
+        claims = self._verified_claims(token, key)
         registry = jwt.JWTClaimsRegistry(
             leeway=self.cfg.leeway_seconds,
             iss={"essential": True, "value": issuer},
@@ -170,6 +172,29 @@ class TokenValidator:
                 "invalid-token", f"The access token was refused: {exc.description}."
             ) from None
         return _info(claims, issuer=str(issuer))
+
+    def _verified_claims(self, token: str, key: Key) -> dict[str, Any]:
+        """The token's claims once its signature checks out with `key`.
+
+        A client sends the same token with every request until it expires: the signature is
+        checked the first time and the token remembered (the token itself is the cache key, so
+        a changed byte is a new token). The key is looked up, and the claims (expiry first)
+        validated, on every request all the same: a retired key or an expired token is refused
+        at once.
+        """
+        with self._lock:
+            claims = self._seen.get(token)
+        if claims is not None:
+            return claims
+        try:
+            claims = jwt.decode(token, key, algorithms=list(ACCESS_TOKEN_ALGS)).claims
+        except JoseError:
+            raise unauthenticated("invalid-token", "The access token's signature is not valid.") from None
+        with self._lock:
+            if len(self._seen) >= VERIFIED_TOKENS_KEPT:
+                del self._seen[next(iter(self._seen))]  # the oldest
+            self._seen[token] = claims
+        return claims
 
     def _key_for(self, issuer: object, kid: str) -> tuple[Key, str]:
         if issuer == self.cfg.issuer:

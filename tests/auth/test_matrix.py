@@ -228,3 +228,29 @@ def test_the_live_grant_wins_over_newer_dead_ones_and_the_newest_says_why(
         make_grant(s, "hal", status="revoked")
     r = api.get("/api/v1/localities", headers=bearer(token_for(state, "hal")))
     assert r.status_code == 403 and r.json()["type"].endswith("grant-revoked")
+
+
+def test_a_remembered_signature_still_gets_every_other_check(
+    api: TestClient, state: AuthState, engine: Engine
+) -> None:
+    """The validator checks a token's signature once; expiry, keys and forgeries are checked always."""
+    with unit_of_work(engine) as s:
+        make_grant(s, "tess")
+    # Valid for a moment past the leeway: accepted, remembered, then refused once it has expired.
+    leeway = state.cfg.leeway_seconds
+    brief = signed(state, claims_for(state, "tess", exp=int(time.time()) - leeway + 2))
+    assert api.get("/api/v1/localities", headers=bearer(brief)).status_code == 200
+    assert api.get("/api/v1/localities", headers=bearer(brief)).status_code == 200
+    time.sleep(2.5)
+    r = api.get("/api/v1/localities", headers=bearer(brief))
+    assert r.status_code == 401 and r.json()["type"].endswith("token-expired")
+    # A remembered token with one byte of its signature changed is a new token: refused.
+    good = token_for(state, "tess")
+    assert api.get("/api/v1/localities", headers=bearer(good)).status_code == 200
+    head, body, signature = good.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    r = api.get("/api/v1/localities", headers=bearer(f"{head}.{body}.{flipped}"))
+    assert r.status_code == 401 and r.json()["type"].endswith("invalid-token")
+    # A forged token naming the real key, sent after good ones, is still checked and refused.
+    r = api.get("/api/v1/localities", headers=bearer(forged_bad_signature(state, claims_for(state, "tess"))))
+    assert r.status_code == 401 and r.json()["type"].endswith("invalid-token")
