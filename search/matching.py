@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 
 from rapidfuzz.distance import JaroWinkler
@@ -614,16 +614,51 @@ def birth_filter(q: SearchQuery) -> Callable[[date | None, date | None], bool] |
         + (max(W_IDENTIFIER.values()) if q.identifier_system and q.identifier_value else 0.0)
     )
     needed = _FLOOR - _best_names(q) - others
-    seen: dict[tuple[date | None, date | None], bool] = {}  # candidates often share a date
+    weight: dict[tuple[date | None, date | None], float] = {}
+
+    def weigh(born: date | None, edd: date | None) -> float:
+        found = weight.get((born, edd))
+        if found is None:
+            field = _birth_field(q, born, edd)
+            found = weight[(born, edd)] = field.weight if field else 0.0
+        return found
+
+    if q.birth_date is None:  # a range: few distinct dates, each weighed once
+        return lambda born, edd: weigh(born, edd) >= needed
+    # An exact date: every date of birth but the few near it (the same, a day either side, day and
+    # month swapped, one digit changed, two neighbouring digits swapped) simply "differs", so weigh
+    # those few once and the rest need no work.
+    near = {born: weigh(born, None) >= needed for born in _near_dates(q.birth_date)}
+    far = W_DOB["differs"] >= needed
 
     def keep(born: date | None, edd: date | None) -> bool:
-        known = seen.get((born, edd))
-        if known is None:
-            field = _birth_field(q, born, edd)
-            known = seen[(born, edd)] = (field.weight if field else 0.0) >= needed
-        return known
+        if born is None:
+            return weigh(None, edd) >= needed
+        return near.get(born, far)
 
     return keep
+
+
+def _near_dates(day: date) -> set[date]:
+    """The dates `_birth_field` grades other than "differs" against an exact date of birth."""
+    digits = ymd(day)
+    texts = {digits[:i] + d + digits[i + 1 :] for i in range(8) for d in "0123456789"}
+    texts |= {digits[:i] + digits[i + 1] + digits[i] + digits[i + 2 :] for i in range(7)}
+    near: set[date] = set()
+    for step in (1, -1):
+        try:
+            near.add(day + timedelta(days=step))
+        except OverflowError:
+            continue  # the first or last day there is
+    swapped = swapped_day_month(day)
+    if swapped:
+        near.add(swapped)
+    for text in texts:
+        try:
+            near.add(date(int(text[:4]), int(text[4:6]), int(text[6:])))
+        except ValueError:
+            continue  # not a date
+    return near
 
 
 def _assess(

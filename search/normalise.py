@@ -201,8 +201,8 @@ def swapped_day_month(value: date) -> date | None:
 
 @lru_cache(maxsize=65536)
 def ymd(value: date) -> str:
-    """The date as its eight YYYYMMDD digits."""
-    return value.strftime("%Y%m%d")
+    """The date as its eight YYYYMMDD digits (zero-padded: strftime drops a leading zero of a year)."""
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}"
 
 
 def differing_digits(a: date, b: date) -> list[int]:

@@ -355,3 +355,20 @@ def test_the_birth_filter_rules_out_only_records_that_could_not_match() -> None:
                 ruled_out += 1
                 assert _assess(q, rec, floor=_FLOOR) is None, (q, rec)
     assert ruled_out > 100  # the test exercised the filter, not just its "keep" side
+
+
+def test_every_date_near_an_exact_date_of_birth_is_listed() -> None:
+    """The birth filter weighs only the dates _near_dates lists: every other date must "differ"."""
+    from search.matching import _birth_field, _near_dates
+
+    rng = random.Random(31)
+    for _ in range(40):
+        day = date(2000, 1, 1) + timedelta(days=rng.randrange(0, 9000))
+        q = SearchQuery(given="Alex", family="Smith", birth_date=day)
+        near = _near_dates(day)
+        others = [day + timedelta(days=rng.randrange(-4000, 4000)) for _ in range(300)]
+        others += [date(int(str(day.year)[::-1][:4].rjust(4, "1")), day.month, 1), day.replace(day=1)]
+        for born in [*near, *others]:
+            field = _birth_field(q, born, None)
+            assert field is not None
+            assert (born in near) == (field.level != "differs"), (day, born, field.level)
