@@ -9,6 +9,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -168,18 +169,23 @@ def record(session: Session, **event: Any) -> None:
         return
     bind = session.get_bind()
     assert isinstance(bind, Engine)
+    submit(bind, **event).result()
+
+
+def submit(engine: Engine, **event: Any) -> Future[None]:
+    """Queue an event for the engine's group commit (see `record`); the future is done once the
+    event is durable, or holds the error. An async caller can await it without holding a thread."""
     with _WRITERS_LOCK:
-        writer = _WRITERS.get(bind)
+        writer = _WRITERS.get(engine)
         if writer is None:
-            writer = _WRITERS[bind] = _GroupCommit(bind)
-    writer.append(event)
+            writer = _WRITERS[engine] = _GroupCommit(engine)
+    return writer.append(event)
 
 
 @dataclass(eq=False)
 class _Pending:
     event: dict[str, Any]
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
+    done: Future[None] = field(default_factory=Future)
 
 
 class _GroupCommit:
@@ -194,8 +200,11 @@ class _GroupCommit:
         self._ready = threading.Condition()
         self._running = False
 
-    def append(self, event: dict[str, Any]) -> None:
+    def append(self, event: dict[str, Any]) -> Future[None]:
         pending = _Pending(event)
+        # Running from the start, so it cannot be cancelled: a caller that stops waiting (a client
+        # gone) does not stop its event being written.
+        pending.done.set_running_or_notify_cancel()
         with self._ready:
             self._queue.append(pending)
             if self._running:
@@ -203,9 +212,7 @@ class _GroupCommit:
             else:
                 self._running = True
                 threading.Thread(target=self._run, name="audit-group-commit", daemon=True).start()
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
+        return pending.done
 
     def _run(self) -> None:
         while True:
@@ -229,9 +236,10 @@ class _GroupCommit:
                 for pending in batch:
                     self._write(engine, [pending])
                 return
-            batch[0].error = exc
+            batch[0].done.set_exception(exc)
+            return
         for pending in batch:
-            pending.done.set()
+            pending.done.set_result(None)
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, _GroupCommit] = weakref.WeakKeyDictionary()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Literal
+from functools import partial
+from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
@@ -171,10 +175,19 @@ def _hits(reader: Session, *, actor: Actor, matches: Sequence[Match], fallback_t
     return hits
 
 
-def run_search(
+@dataclass(frozen=True)
+class Found:
+    """A search's answer and the audit event to make durable before it is given."""
+
+    response: SearchResponse
+    event: dict[str, Any]
+
+
+def find(
     session: Session, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
-) -> SearchResponse:
-    """Validate, match, summarise and audit one search (fingerprint and returned children, not the query)."""
+) -> Found:
+    """Validate, match and summarise one search; the audit event (fingerprint and returned children,
+    not the query) is the caller's to record before answering."""
     if actor.purpose is None:
         raise InvalidInput("Say why you are searching: give a purpose of use (X-Purpose-Of-Use).")
     if actor.role in (Role.AUDITOR,):
@@ -186,32 +199,24 @@ def run_search(
         raise InvalidInput(exc.message, field=exc.field) from None
     result = matcher.search(query)
     if result.too_many:
-        audit.record(
-            session,
-            actor=actor,
-            action="search",
-            outcome="too-many",
-            detail={"fingerprint": result.fingerprint},
+        return Found(
+            SearchResponse(
+                hits=[],
+                total=0,
+                fingerprint=result.fingerprint,
+                advice="Too many children match these details: add more detail, for example "
+                "a given name, the exact date of birth, a postcode or an NHS number.",
+            ),
+            {
+                "actor": actor,
+                "action": "search",
+                "outcome": "too-many",
+                "detail": {"fingerprint": result.fingerprint},
+            },
         )
-        return SearchResponse(
-            hits=[],
-            total=0,
-            fingerprint=result.fingerprint,
-            advice="Too many children match these details: add more detail, for example "
-            "a given name, the exact date of birth, a postcode or an NHS number.",
-        )
-    # Read on a connection of its own (a WAL snapshot on SQLite) and audit through the group
-    # commit: a search never holds the write lock itself, yet answers only once it is audited.
+    # Read on a connection of its own (a WAL snapshot on SQLite): a search never holds the write lock.
     with read_only(session.get_bind()) as reader:  # type: ignore[arg-type]
         hits = _hits(reader, actor=actor, matches=result.matches, fallback_team=fallback_team)
-    audit.record(
-        session,
-        actor=actor,
-        action="search",
-        outcome="success",
-        detail={"fingerprint": result.fingerprint, "returned": len(hits)},
-        children=[h.child_id for h in hits],
-    )
     advice = (
         None
         if hits
@@ -221,25 +226,57 @@ def run_search(
             "involved yet."
         )
     )
-    return SearchResponse(hits=hits, total=len(hits), fingerprint=result.fingerprint, advice=advice)
-
-
-@router.post("/children/search", response_model=SearchResponse)
-def search_children(
-    criteria: SearchCriteria, request: Request, session: SessionDep, actor: CurrentActor, matcher: Matcher
-) -> SearchResponse:
-    """Find a child by what you know (preferred: keeps personal details out of URLs). Audited."""
-    return run_search(
-        session,
-        actor=actor,
-        criteria=criteria,
-        matcher=matcher,
-        fallback_team=request.app.state.settings.delivery_team_name,
+    return Found(
+        SearchResponse(hits=hits, total=len(hits), fingerprint=result.fingerprint, advice=advice),
+        {
+            "actor": actor,
+            "action": "search",
+            "outcome": "success",
+            "detail": {"fingerprint": result.fingerprint, "returned": len(hits)},
+            "children": [h.child_id for h in hits],
+        },
     )
 
 
+def run_search(
+    session: Session, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
+) -> SearchResponse:
+    """Validate, match, summarise and audit one search; answers once the audit is durable."""
+    found = find(session, actor=actor, criteria=criteria, matcher=matcher, fallback_team=fallback_team)
+    audit.record(session, **found.event)
+    return found.response
+
+
+async def _search(
+    request: Request, session: Session, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine
+) -> SearchResponse:
+    """The routes' search: the work in a worker thread, then the wait for the audit on the event loop.
+
+    The audit goes through the group commit and the answer waits until it is durable, but no thread
+    waits with it: the worker is free for the next search meanwhile, so one thread keeps the CPU busy
+    while commits for earlier searches are still on their way to disk.
+    """
+    fallback = request.app.state.settings.delivery_team_name
+    found = await anyio.to_thread.run_sync(
+        partial(find, session, actor=actor, criteria=criteria, matcher=matcher, fallback_team=fallback)
+    )
+    if session.in_transaction():  # joins the request's own transaction, as audit.record does
+        await anyio.to_thread.run_sync(partial(audit.record, session, **found.event))
+    else:
+        await asyncio.wrap_future(audit.submit(session.get_bind(), **found.event))  # type: ignore[arg-type]
+    return found.response
+
+
+@router.post("/children/search", response_model=SearchResponse)
+async def search_children(
+    criteria: SearchCriteria, request: Request, session: SessionDep, actor: CurrentActor, matcher: Matcher
+) -> SearchResponse:
+    """Find a child by what you know (preferred: keeps personal details out of URLs). Audited."""
+    return await _search(request, session, actor, criteria, matcher)
+
+
 @router.get("/children/search", response_model=SearchResponse)
-def search_children_get(
+async def search_children_get(
     criteria: Annotated[SearchCriteria, Query()],
     request: Request,
     session: SessionDep,
@@ -247,10 +284,4 @@ def search_children_get(
     matcher: Matcher,
 ) -> SearchResponse:
     """The same search with query parameters, for simple clients. Prefer POST: URLs get logged."""
-    return run_search(
-        session,
-        actor=actor,
-        criteria=criteria,
-        matcher=matcher,
-        fallback_team=request.app.state.settings.delivery_team_name,
-    )
+    return await _search(request, session, actor, criteria, matcher)
