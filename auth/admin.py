@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from auth import grants as svc
 from auth.deps import RequireScope
-from auth.grants import GrantCreate, GrantRead, GrantRenew, GrantStatusChange
+from auth.grants import GrantCreate, GrantRead, GrantRenew, GrantStatusChange, LiveGrant
 from auth.models import AccessGrant, GrantStatus
 from auth.policy import ADMINS
 from directory.api.deps import SessionDep
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1/grants", tags=["grants"])
 GrantsAdmin = Annotated[Actor, Depends(RequireScope("grants.admin", roles=ADMINS))]
 
 
-def _admin_grant(request: Request) -> AccessGrant | None:
+def _admin_grant(request: Request) -> AccessGrant | LiveGrant | None:
     """The admin's own grant (None for the development header, which has no grant row)."""
     return getattr(request.state, "grant", None)
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
@@ -21,7 +22,7 @@ from sqlmodel import Session, select
 
 from auth.config import AuthConfig
 from auth.errors import AuthRefused, forbidden, unauthenticated
-from auth.grants import ROLE_SCOPES, current_grant
+from auth.grants import ROLE_SCOPES, LiveGrant, caller_facts, check_checks, current_grant
 from auth.keys import KeyStore
 from auth.models import AccessGrant, SeenJti, SubjectKind
 from auth.pages import PlainPages, SignInPages
@@ -36,8 +37,8 @@ from directory.api.deps import (
     parse_dev_actor,
     parse_purpose,
 )
-from directory.db import read_only
-from directory.models import Actor, Practitioner, Role
+from directory.db import read_only, reader
+from directory.models import Actor, Practitioner, Role, utcnow
 
 SHIELD_OVERRIDE_HEADER = "X-Shield-Override-Reason"
 
@@ -70,7 +71,9 @@ def _route_policy(request: Request) -> Policy | str | None:
     return declared_policy(route) if route is not None else None
 
 
-def _refusal_actor(request: Request, subject: str, grant: AccessGrant | None, client_id: str | None) -> Actor:
+def _refusal_actor(
+    request: Request, subject: str, grant: AccessGrant | LiveGrant | None, client_id: str | None
+) -> Actor:
     purpose = None
     try:
         purpose = parse_purpose(request.headers.get(PURPOSE_HEADER))
@@ -97,7 +100,7 @@ def _audit_refusal(
     exc: AuthRefused,
     *,
     subject: str,
-    grant: AccessGrant | None,
+    grant: AccessGrant | LiveGrant | None,
     client_id: str | None,
 ) -> None:
     route = request.scope.get("route")
@@ -134,7 +137,7 @@ _PRACTITIONER_OF = select(Practitioner.id).where(Practitioner.subject == bindpar
 _REVOKED = select(SeenJti.key).where(SeenJti.key == bindparam("key"))
 
 
-def _practitioner_id(session: Session, info: TokenInfo) -> uuid.UUID | None:
+def _practitioner_id(info: TokenInfo, by_subject: Callable[[], uuid.UUID | None]) -> uuid.UUID | None:
     claimed = info.claims.get("practitioner_id")
     if claimed:
         try:
@@ -143,7 +146,34 @@ def _practitioner_id(session: Session, info: TokenInfo) -> uuid.UUID | None:
             return None
     if info.subject_kind != SubjectKind.USER:
         return None
-    return session.exec(_PRACTITIONER_OF, params={"subject": info.subject}).first()
+    return by_subject()
+
+
+def _grant_of(
+    state: AuthState, info: TokenInfo, caller: _Caller
+) -> tuple[AccessGrant | LiveGrant, uuid.UUID | None]:
+    """The caller's live grant and practitioner id, or the refusal that says why not.
+
+    Every request asks this, so it is one query (`caller_facts`); only a caller it finds no live
+    grant for, or whose token was revoked, is looked at again, to be told why.
+    """
+    now = utcnow()
+    with reader(state.engine) as conn:
+        facts = caller_facts(conn, subject=info.subject, kind=info.subject_kind, jti=info.jti, now=now)
+    if facts is not None and not facts.revoked:
+        caller.grant = facts.grant
+        if info.subject_kind == SubjectKind.USER:
+            check_checks(facts.grant, cfg=state.cfg, today=now.date())
+        return facts.grant, _practitioner_id(info, lambda: facts.practitioner_id)
+    with read_only(state.engine) as session:
+        if info.jti and session.exec(_REVOKED, params={"key": f"revoked:{info.jti}"}).first():
+            raise unauthenticated("token-revoked", "This access token was revoked; sign in again.")
+        caller.grant = grant = current_grant(
+            session, subject=info.subject, kind=info.subject_kind, cfg=state.cfg
+        )
+        return grant, _practitioner_id(
+            info, lambda: session.exec(_PRACTITIONER_OF, params={"subject": info.subject}).first()
+        )
 
 
 def check_policy(policy: Policy | str | None, *, role: Role, scopes: frozenset[str] | None) -> None:
@@ -168,46 +198,88 @@ def check_policy(policy: Policy | str | None, *, role: Role, scopes: frozenset[s
         )
 
 
-def actor_resolver(request: Request) -> Actor:
-    """Who is calling: bearer token -> current grant -> route policy -> Actor (refusals audited)."""
-    state = auth_state(request)
-    subject, grant, client_id = "anonymous", None, None
-    try:
-        token = _bearer(request)
-        if token is None:
-            return _dev_or_refuse(request, state)
-        info = state.validator.validate(token)
-        subject, client_id = info.subject, info.client_id
-        with read_only(state.engine) as session:
-            if info.jti and session.exec(_REVOKED, params={"key": f"revoked:{info.jti}"}).first():
-                raise unauthenticated("token-revoked", "This access token was revoked; sign in again.")
-            grant = current_grant(session, subject=info.subject, kind=info.subject_kind, cfg=state.cfg)
-            practitioner_id = _practitioner_id(session, info)
-        role = Role(grant.role)
-        scopes = frozenset(info.scopes & grant.scope_set())
-        policy = _route_policy(request)
-        check_policy(policy, role=role, scopes=scopes)
-        actor = Actor(
-            subject=info.subject,
-            role=role,
-            organisation=grant.organisation or grant.authority,
-            display_name=info.claims.get("name"),
-            client_id=info.client_id,
-            purpose=parse_purpose(request.headers.get(PURPOSE_HEADER)),
-            request_id=getattr(request.state, "request_id", None),
-            practitioner_id=practitioner_id,
-            shield_override_reason=request.headers.get(SHIELD_OVERRIDE_HEADER) or None,
-        )
-        request.state.scopes = scopes
-        request.state.grant = grant
-        _rate_limit(request, state, policy, actor)
+@dataclass
+class _Caller:
+    """What is known of the caller so far: a refusal is audited with it."""
+
+    subject: str = "anonymous"
+    grant: AccessGrant | LiveGrant | None = None
+    client_id: str | None = None
+    alert: TrawlAlert | None = None  # to append once the actor is known
+
+
+def _resolve(request: Request, state: AuthState, caller: _Caller) -> Actor:
+    """Bearer token -> current grant -> route policy -> Actor. Reads only: writing is the caller's."""
+    token = _bearer(request)
+    if token is None:
+        return _dev_or_refuse(request, state, caller)
+    info = state.validator.validate(token)
+    caller.subject, caller.client_id = info.subject, info.client_id
+    grant, practitioner_id = _grant_of(state, info, caller)
+    role = Role(grant.role)
+    scopes = frozenset(info.scopes & grant.scope_set())
+    policy = _route_policy(request)
+    check_policy(policy, role=role, scopes=scopes)
+    actor = Actor(
+        subject=info.subject,
+        role=role,
+        organisation=grant.organisation or grant.authority,
+        display_name=info.claims.get("name"),
+        client_id=info.client_id,
+        purpose=parse_purpose(request.headers.get(PURPOSE_HEADER)),
+        request_id=getattr(request.state, "request_id", None),
+        practitioner_id=practitioner_id,
+        shield_override_reason=request.headers.get(SHIELD_OVERRIDE_HEADER) or None,
+    )
+    request.state.scopes = scopes
+    request.state.grant = grant
+    _rate_limit(request, state, policy, actor, caller)
+    return actor
+
+
+def _refused(request: Request, state: AuthState, caller: _Caller, exc: AuthRefused) -> None:
+    _audit_refusal(
+        request, state, exc, subject=caller.subject, grant=caller.grant, client_id=caller.client_id
+    )
+
+
+class ActorResolver:
+    """Who is calling, installed as `app.state.actor_resolver` (refusals and alerts audited).
+
+    `resolve` is for sync callers (the pages). `aresolve` is `current_actor`'s: it reads on the
+    event loop, since a few indexed lookups cost less than handing the request to a worker thread
+    and back (measured on the search path), and hands only a write (a refusal or an alert) to one.
+    """
+
+    def resolve(self, request: Request) -> Actor:
+        """Resolve and audit in the calling thread."""
+        state, caller = auth_state(request), _Caller()
+        try:
+            actor = _resolve(request, state, caller)
+        except AuthRefused as exc:
+            _refused(request, state, caller, exc)
+            raise
+        if caller.alert is not None:
+            _audit_trawl(state, actor, caller.alert)
         return actor
-    except AuthRefused as exc:
-        _audit_refusal(request, state, exc, subject=subject, grant=grant, client_id=client_id)
-        raise
+
+    async def aresolve(self, request: Request) -> Actor:
+        """Resolve on the event loop; audit a refusal or an alert in a worker thread."""
+        state, caller = auth_state(request), _Caller()
+        try:
+            actor = _resolve(request, state, caller)
+        except AuthRefused as exc:
+            await anyio.to_thread.run_sync(_refused, request, state, caller, exc)
+            raise
+        if caller.alert is not None:
+            await anyio.to_thread.run_sync(_audit_trawl, state, actor, caller.alert)
+        return actor
 
 
-def _dev_or_refuse(request: Request, state: AuthState) -> Actor:
+actor_resolver = ActorResolver()
+
+
+def _dev_or_refuse(request: Request, state: AuthState, caller: _Caller) -> Actor:
     header = request.headers.get(DEV_ACTOR_HEADER)
     if header is None:
         raise unauthenticated(
@@ -227,17 +299,17 @@ def _dev_or_refuse(request: Request, state: AuthState) -> Actor:
     policy = _route_policy(request)
     check_policy(policy, role=actor.role, scopes=frozenset(ROLE_SCOPES[actor.role]))
     request.state.scopes = frozenset(ROLE_SCOPES[actor.role])
-    _rate_limit(request, state, policy, actor)
+    _rate_limit(request, state, policy, actor, caller)
     return actor
 
 
-def _rate_limit(request: Request, state: AuthState, policy: Policy | str | None, actor: Actor) -> None:
+def _rate_limit(
+    request: Request, state: AuthState, policy: Policy | str | None, actor: Actor, caller: _Caller
+) -> None:
     if not isinstance(policy, Policy) or not policy.rate_limited:
         return
     child = request.path_params.get("child_id")
-    alert = state.limiter.hit(actor.subject, str(child) if child is not None else None)
-    if alert is not None:
-        _audit_trawl(state, actor, alert)
+    caller.alert = state.limiter.hit(actor.subject, str(child) if child is not None else None)
 
 
 def note_looks(request: Request, session: Session, actor: Actor, child_ids: Iterable[uuid.UUID]) -> None:
@@ -290,7 +362,7 @@ class RequireScope:
             rate_limited=rate_limited,
         )
 
-    def __call__(self, request: Request, actor: CurrentActor) -> Actor:
+    async def __call__(self, request: Request, actor: CurrentActor) -> Actor:
         """Return the actor once the resolver has applied this policy (checked again here)."""
         check_policy(self.policy, role=actor.role, scopes=getattr(request.state, "scopes", None))
         return actor

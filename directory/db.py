@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel
 
 from directory import models  # noqa: F401  (registers the tables)
@@ -74,13 +74,16 @@ def is_postgres(engine_or_session: Engine | Session) -> bool:
     return bind.dialect.name == "postgresql"
 
 
+def reader(engine: Engine) -> Connection:
+    """A connection that only reads (use it as a context manager): on SQLite a WAL snapshot that
+    never takes the write lock."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
+
 @contextmanager
 def read_only(engine: Engine) -> Iterator[Session]:
-    """A session that only reads: on SQLite a WAL snapshot that never takes the write lock."""
-    with (
-        engine.connect().execution_options(**{READ_ONLY: True}) as conn,
-        Session(bind=conn, expire_on_commit=False) as session,
-    ):
+    """A session that only reads (see `reader`)."""
+    with reader(engine) as conn, Session(bind=conn, expire_on_commit=False) as session:
         yield session
 
 

@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy import BindParameter, bindparam, func, or_
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
@@ -247,6 +248,19 @@ _IDS: BindParameter[list[uuid.UUID]] = bindparam("ids", expanding=True)
 _C, _A, _N = Child.__table__, ChildAddress.__table__, ChildName.__table__  # type: ignore[attr-defined]
 _CAF, _LP = Assessment.__table__, LeadProfessionalAssignment.__table__  # type: ignore[attr-defined]
 _P, _O, _I = Practitioner.__table__, Organisation.__table__, Involvement.__table__  # type: ignore[attr-defined]
+_N2 = _N.alias("ranked")
+_FIRST_NAME = (  # the name child_names puts first
+    sa.select(_N2.c.id)
+    .where(_N2.c.child_id == _C.c.id)
+    .order_by(
+        sa.case({"official": 0, "usual": 1, "alias": 2, "previous": 3}, value=_N2.c.use, else_=9),
+        sa.func.coalesce(_N2.c.until, sa.literal(date.max, sa.Date)),
+    )
+    .limit(1)
+    .correlate(_C)
+    .scalar_subquery()
+)
+_SHOWN = (_I.c.child_id == _C.c.id, _I.c.status == "active", _I.c.sensitive.is_(False))
 _GLANCE_CHILDREN = (
     sa.select(
         _C.c.id,
@@ -257,81 +271,73 @@ _GLANCE_CHILDREN = (
         _C.c.expected_delivery_date,
         _C.c.locality_id,
         _A.c.postcode,
+        _N.c.given,
+        _N.c.family,
+        sa.select(sa.func.count()).where(*_SHOWN).scalar_subquery(),
+        sa.select(sa.func.max(_I.c.level_of_need)).where(*_SHOWN).scalar_subquery(),
     )
     .outerjoin(_A, sa.and_(_A.c.child_id == _C.c.id, _A.c.until.is_(None)))  # one at most: unique index
+    .outerjoin(_N, _N.c.id == _FIRST_NAME)
     .where(_C.c.id.in_(_IDS))
 )
-_GLANCE_NAMES = sa.select(_N.c.child_id, _N.c.use, _N.c.until, _N.c.given, _N.c.family).where(
-    _N.c.child_id.in_(_IDS)
-)
 _CONTACT = (_P.c.name, _O.c.name, sa.func.coalesce(_P.c.phone, _O.c.phone))
-_GLANCE_CAFS = (
-    sa.select(_CAF.c.child_id, _CAF.c.status, *_CONTACT)
+_GLANCE_PEOPLE = sa.union_all(  # the open CAF and its holder, and the current Lead Professional
+    sa.select(sa.literal("caf"), _CAF.c.child_id, _CAF.c.status, *_CONTACT)
     .outerjoin(_P, _P.c.id == sa.func.coalesce(_CAF.c.lead_practitioner_id, _CAF.c.initiator_id))
     .outerjoin(_O, _O.c.id == _P.c.organisation_id)
-    .where(_CAF.c.child_id.in_(_IDS), _CAF.c.status.in_(bindparam("open", expanding=True)))
-)
-_GLANCE_LEADS = (
-    sa.select(_LP.c.child_id, *_CONTACT)
+    .where(_CAF.c.child_id.in_(_IDS), _CAF.c.status.in_(bindparam("open", expanding=True))),
+    sa.select(sa.literal("lead"), _LP.c.child_id, sa.null(), *_CONTACT)
     .join(_P, _P.c.id == _LP.c.practitioner_id)
     .join(_O, _O.c.id == _P.c.organisation_id)
-    .where(_LP.c.child_id.in_(_IDS), _LP.c.ended_at.is_(None))
+    .where(_LP.c.child_id.in_(_IDS), _LP.c.ended_at.is_(None)),
 )
-_GLANCE_INVOLVED = (
-    sa.select(_I.c.child_id, sa.func.count(), sa.func.max(_I.c.level_of_need))
-    .where(_I.c.child_id.in_(_IDS), _I.c.status == "active", _I.c.sensitive.is_(False))
-    .group_by(_I.c.child_id)
-)
-_NAME_ORDER = {"official": 0, "usual": 1, "alias": 2, "previous": 3}
 
 
 def _contactable(name: str | None, organisation: str | None, phone: str | None) -> Contactable | None:
     return Contactable(name, organisation or "", phone) if name is not None else None
 
 
-def at_a_glance(session: Session, child_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Glance]:
-    """For a page of search hits, in five queries: each child with its current postcode, the name
-    to show, open CAF and its holder, current Lead Professional, and the count and highest level of
-    need of its active involvements that are not sensitive. Children not found are absent."""
+def at_a_glance(db: Session | Connection, child_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Glance]:
+    """For a page of search hits, in two queries: each child with its current postcode, the name
+    to show (the one child_names puts first), the count and highest level of need of its active
+    involvements that are not sensitive; then open CAFs with their holders and current Lead
+    Professionals. Children not found are absent."""
     ids = list(dict.fromkeys(child_ids))
     if not ids:
         return {}
-    conn = session.connection()
-    children = {row.id: row for row in conn.execute(_GLANCE_CHILDREN, {"ids": ids})}
-    ids = [i for i in ids if i in children]
-    if not ids:
+    conn = db.connection() if isinstance(db, Session) else db
+    children = {row[0]: row for row in conn.execute(_GLANCE_CHILDREN, {"ids": ids})}
+    if not children:
         return {}
-    first: dict[uuid.UUID, tuple[tuple[int, date], str, str]] = {}
-    for child_id, use, until, given, family in conn.execute(_GLANCE_NAMES, {"ids": ids}):
-        rank = (_NAME_ORDER.get(use, 9), until or date.max)
-        if child_id not in first or rank < first[child_id][0]:
-            first[child_id] = (rank, given, family)
-    cafs = {
-        row[0]: (row[1], _contactable(*row[2:]))
-        for row in conn.execute(_GLANCE_CAFS, {"ids": ids, "open": _OPEN})
-    }
-    leads = {row[0]: _contactable(*row[1:]) for row in conn.execute(_GLANCE_LEADS, {"ids": ids})}
-    involved = {row[0]: (int(row[1]), row[2]) for row in conn.execute(_GLANCE_INVOLVED, {"ids": ids})}
+    cafs: dict[uuid.UUID, tuple[str, Contactable | None]] = {}
+    leads: dict[uuid.UUID, Contactable | None] = {}
+    for kind, child_id, status, *contact in conn.execute(
+        _GLANCE_PEOPLE, {"ids": list(children), "open": _OPEN}
+    ):
+        if kind == "caf":
+            cafs[child_id] = (status, _contactable(*contact))
+        else:
+            leads[child_id] = _contactable(*contact)
     glances: dict[uuid.UUID, Glance] = {}
     for i in ids:
-        child = children[i]
+        if i not in children:
+            continue
+        _, status, shielded, sex, born, due, locality, postcode, given, family, count, highest = children[i]
         caf_status, holder = cafs.get(i, (None, None))
-        count, highest = involved.get(i, (0, None))
-        name = first.get(i)
         glances[i] = Glance(
             child_id=i,
-            status=child.status,
-            shielded=bool(child.shielded),
-            sex=child.sex,
-            date_of_birth=child.date_of_birth,
-            expected_delivery_date=child.expected_delivery_date,
-            locality_id=child.locality_id,
-            name=(name[1], name[2]) if name else None,
-            postcode=child.postcode,
+            status=status,
+            shielded=bool(shielded),
+            sex=sex,
+            date_of_birth=born,
+            expected_delivery_date=due,
+            locality_id=locality,
+            name=(given, family) if given is not None else None,
+            postcode=postcode,
             caf_status=caf_status,
             caf_holder=holder,
             lead=leads.get(i),
-            services_involved=count,
+            services_involved=int(count or 0),
             highest_level_of_need=highest,
         )
     return glances

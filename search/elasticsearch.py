@@ -49,6 +49,7 @@ class ElasticsearchBackend:
     """SearchBackend over an Elasticsearch index alias."""
 
     name = "elasticsearch"
+    in_memory = False  # every search is a request to the cluster
 
     def __init__(
         self,

@@ -144,6 +144,11 @@ class EmbeddedBackend:
         but slower)."""
         return self._resident is None or self._resident.ready
 
+    @property
+    def in_memory(self) -> bool:
+        """True once the resident copy answers searches (see SearchBackend.in_memory)."""
+        return self._resident is not None and self._resident.ready
+
     def stop_resident(self) -> None:
         """Stop the resident copy's loader and go back to SQL for every search."""
         if self._resident is not None:

@@ -626,15 +626,15 @@ def birth_filter(q: SearchQuery) -> Callable[[date | None, date | None], bool] |
     if q.birth_date is None:  # a range: few distinct dates, each weighed once
         return lambda born, edd: weigh(born, edd) >= needed
     # An exact date: every date of birth but the few near it (the same, a day either side, day and
-    # month swapped, one digit changed, two neighbouring digits swapped) simply "differs", so weigh
-    # those few once and the rest need no work.
-    near = {born: weigh(born, None) >= needed for born in _near_dates(q.birth_date)}
+    # month swapped, one digit changed, two neighbouring digits swapped) simply "differs", so only
+    # a candidate born on one of those few needs weighing (once per date).
+    near = _near_dates(q.birth_date)
     far = W_DOB["differs"] >= needed
 
     def keep(born: date | None, edd: date | None) -> bool:
         if born is None:
             return weigh(None, edd) >= needed
-        return near.get(born, far)
+        return weigh(born, None) >= needed if born in near else far
 
     return keep
 

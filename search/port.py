@@ -151,6 +151,12 @@ class SearchBackend(Protocol):
 
     name: str
 
+    @property
+    def in_memory(self) -> bool:
+        """True while candidates come from this process's memory, with no I/O: a search is then a
+        few hundred microseconds of CPU, cheap enough to run without leaving the event loop."""
+        ...
+
     def ensure_ready(self) -> None:
         """Create the tables or index (and alias) if missing."""
         ...

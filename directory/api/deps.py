@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
@@ -45,7 +45,8 @@ def request_transaction(request: Request) -> Iterator[Session]:
     session = Session(engine, expire_on_commit=False)
     try:
         yield session
-        session.commit()
+        if session.in_transaction():  # (adding an object begins one) else there is nothing to do
+            session.commit()
     except DomainError as exc:
         session.rollback()
         actor: Actor | None = getattr(request.state, "actor", None)
@@ -151,26 +152,48 @@ def parse_purpose(value: str | None) -> Purpose | None:
         ) from None
 
 
-def current_actor(request: Request) -> Actor:
-    """Who is acting. Until OAuth lands, the development-only header; refused otherwise."""
-    resolver = getattr(request.app.state, "actor_resolver", None)
-    if resolver is not None:
-        actor: Actor = resolver(request)
-    else:
-        header = request.headers.get(DEV_ACTOR_HEADER)
-        if not request.app.state.settings.environment == "development":
-            raise HTTPException(
-                401,
-                "Sign-in is required: the development actor header is refused outside development mode.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if header is None:
-            raise HTTPException(
-                401,
-                f"Say who you are: send the {DEV_ACTOR_HEADER} header (development mode).",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        actor = parse_dev_actor(header, request.headers.get(PURPOSE_HEADER), request.state.request_id)
+class ActorResolver(Protocol):
+    """What auth/ installs as `app.state.actor_resolver`."""
+
+    def resolve(self, request: Request) -> Actor:
+        """Who is calling, resolved (and a refusal audited) in the calling thread."""
+        ...
+
+    async def aresolve(self, request: Request) -> Actor:
+        """The same from the event loop."""
+        ...
+
+
+def _dev_actor(request: Request) -> Actor:
+    """Until OAuth is wired, the development-only header; refused otherwise."""
+    header = request.headers.get(DEV_ACTOR_HEADER)
+    if not request.app.state.settings.environment == "development":
+        raise HTTPException(
+            401,
+            "Sign-in is required: the development actor header is refused outside development mode.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if header is None:
+        raise HTTPException(
+            401,
+            f"Say who you are: send the {DEV_ACTOR_HEADER} header (development mode).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return parse_dev_actor(header, request.headers.get(PURPOSE_HEADER), request.state.request_id)
+
+
+async def current_actor(request: Request) -> Actor:
+    """Who is acting: every protected route depends on this (async: no thread hop per request)."""
+    resolver: ActorResolver | None = getattr(request.app.state, "actor_resolver", None)
+    actor = await resolver.aresolve(request) if resolver is not None else _dev_actor(request)
+    request.state.actor = actor
+    return actor
+
+
+def actor_of(request: Request) -> Actor:
+    """`current_actor` for sync code (the pages' handlers)."""
+    resolver: ActorResolver | None = getattr(request.app.state, "actor_resolver", None)
+    actor = resolver.resolve(request) if resolver is not None else _dev_actor(request)
     request.state.actor = actor
     return actor
 

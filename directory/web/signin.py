@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from auth.registry import ensure_public_client
-from directory.api.deps import current_actor
+from directory.api.deps import actor_of
 from directory.models import Role
 from directory.web.deps import check_csrf, render, web_session
 from directory.web.session import Sealer, TokenClient, session_from_tokens
@@ -42,7 +42,7 @@ def _home_for(role: Role) -> str:
 def web_home(request: Request) -> Response:
     """The start page: sign in, or go on to the page this person's role starts from."""
     if web_session(request) is not None:
-        actor = current_actor(request)  # a lapsed grant is refused here, with its reason
+        actor = actor_of(request)  # a lapsed grant is refused here, with its reason
         return RedirectResponse(_home_for(actor.role), status_code=303)
     reason = getattr(request.state, "web_signed_out_reason", None)
     upstream = bool(request.app.state.auth.cfg.upstream_issuer)
