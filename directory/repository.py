@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import BindParameter, bindparam, func, or_
+from sqlalchemy import bindparam, func, or_
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
@@ -244,7 +245,10 @@ def practitioner_contact(session: Session, practitioner_id: uuid.UUID) -> tuple[
 
 # A search answers with a page of these, so they are Core statements built once: the ORM's
 # identity map and row-to-object machinery cost more than the queries on a page of ten children.
-_IDS: BindParameter[list[uuid.UUID]] = bindparam("ids", expanding=True)
+_PAGE = 10  # a page of search hits
+# A fixed list of ten ids (padded by repeating one) rather than an expanding IN: the statement is
+# then compiled once, not rendered again for each page.
+_IDS = [bindparam(f"id{i}", type_=sa.Uuid) for i in range(_PAGE)]
 _C, _A, _N = Child.__table__, ChildAddress.__table__, ChildName.__table__  # type: ignore[attr-defined]
 _CAF, _LP = Assessment.__table__, LeadProfessionalAssignment.__table__  # type: ignore[attr-defined]
 _P, _O, _I = Practitioner.__table__, Organisation.__table__, Involvement.__table__  # type: ignore[attr-defined]
@@ -285,7 +289,7 @@ _GLANCE_PEOPLE = sa.union_all(  # the open CAF and its holder, and the current L
     sa.select(sa.literal("caf"), _CAF.c.child_id, _CAF.c.status, *_CONTACT)
     .outerjoin(_P, _P.c.id == sa.func.coalesce(_CAF.c.lead_practitioner_id, _CAF.c.initiator_id))
     .outerjoin(_O, _O.c.id == _P.c.organisation_id)
-    .where(_CAF.c.child_id.in_(_IDS), _CAF.c.status.in_(bindparam("open", expanding=True))),
+    .where(_CAF.c.child_id.in_(_IDS), _CAF.c.status.in_([sa.literal(v) for v in _OPEN])),
     sa.select(sa.literal("lead"), _LP.c.child_id, sa.null(), *_CONTACT)
     .join(_P, _P.c.id == _LP.c.practitioner_id)
     .join(_O, _O.c.id == _P.c.organisation_id)
@@ -306,18 +310,21 @@ def at_a_glance(db: Session | Connection, child_ids: Sequence[uuid.UUID]) -> dic
     if not ids:
         return {}
     conn = db.connection() if isinstance(db, Session) else db
-    children = {row[0]: row for row in conn.execute(_GLANCE_CHILDREN, {"ids": ids})}
-    if not children:
-        return {}
+    children: dict[uuid.UUID, Any] = {}
     cafs: dict[uuid.UUID, tuple[str, Contactable | None]] = {}
     leads: dict[uuid.UUID, Contactable | None] = {}
-    for kind, child_id, status, *contact in conn.execute(
-        _GLANCE_PEOPLE, {"ids": list(children), "open": _OPEN}
-    ):
-        if kind == "caf":
-            cafs[child_id] = (status, _contactable(*contact))
-        else:
-            leads[child_id] = _contactable(*contact)
+    for start in range(0, len(ids), _PAGE):
+        page = ids[start : start + _PAGE]
+        params = {f"id{i}": page[i] if i < len(page) else page[0] for i in range(_PAGE)}
+        found = {row[0]: row for row in conn.execute(_GLANCE_CHILDREN, params)}
+        if not found:
+            continue
+        children.update(found)
+        for kind, child_id, status, *contact in conn.execute(_GLANCE_PEOPLE, params):
+            if kind == "caf":
+                cafs[child_id] = (status, _contactable(*contact))
+            else:
+                leads[child_id] = _contactable(*contact)
     glances: dict[uuid.UUID, Glance] = {}
     for i in ids:
         if i not in children:

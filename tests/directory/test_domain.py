@@ -568,4 +568,8 @@ def test_at_a_glance_loads_a_page_of_hits_as_the_per_child_queries_would(session
         assert glance.highest_level_of_need == max((r[0].level_of_need for r in active), default=None)
     assert glances[busy].services_involved == 2 and glances[busy].highest_level_of_need == 3
     assert glances[busy].caf_holder is not None and glances[busy].caf_holder.name == "Priya Patel"
+    crowd = [make_child(session) for _ in range(11)]
+    paged = repo.at_a_glance(session, [*crowd, busy, quiet])  # more than a page of ten ids
+    assert set(paged) == {*crowd, busy, quiet}
+    assert (paged[busy], paged[quiet]) == (glances[busy], glances[quiet])
     assert glances[quiet].caf_status is None and glances[quiet].services_involved == 0
