@@ -13,8 +13,23 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 Grade = Literal["certain", "probable", "possible"]
 
-BirthFilter = Callable[[date | None, date | None], bool]
-"""Whether a candidate with this date of birth and expected delivery date could still match."""
+
+@dataclass(frozen=True)
+class BirthFilter:
+    """Whether a candidate with this date of birth and expected delivery date could still match
+    (call it). For a query with an exact date of birth it also says so in bulk: a candidate whose
+    date of birth is known and not one of `near_days` (day numbers, as `date.toordinal`) gets `far`,
+    so a backend holding day numbers can test many candidates at once and call it only for the rest.
+    """
+
+    test: Callable[[date | None, date | None], bool]
+    near_days: frozenset[int] | None = None
+    far: bool = True
+
+    def __call__(self, born: date | None, edd: date | None) -> bool:
+        """True unless these dates leave the candidate no way to match."""
+        return self.test(born, edd)
+
 
 SEXES = frozenset({"female", "male", "other", "unknown"})
 

@@ -234,16 +234,26 @@ class _Snapshot:
 
     def _could_match(self, ranked: list[int | str], keep: BirthFilter) -> list[int | str]:
         at = [r for r in ranked if isinstance(r, int)]
-        births = dict(zip(at, self.base.births(at), strict=True))
+        if keep.near_days is not None and at:
+            # An exact date of birth: test the base's day numbers all at once; only candidates
+            # born near it (or with no date of birth) are asked one by one.
+            born = self.base.born[np.asarray(at, dtype=np.int64)]
+            asked = (born == 0) | np.isin(born, np.fromiter(keep.near_days, dtype=np.int32))
+            verdict = dict.fromkeys(at, keep.far)
+            ask = [o for o, a in zip(at, asked.tolist(), strict=True) if a]
+            for o, (b, d) in zip(ask, self.base.births(ask), strict=True):
+                verdict[o] = keep(b, d)
+        else:
+            verdict = {o: keep(b, d) for o, (b, d) in zip(at, self.base.births(at), strict=True)}
         kept: list[int | str] = []
         for r in ranked:
             if isinstance(r, int):
-                born, due = births[r]
+                if verdict[r]:
+                    kept.append(r)
             else:
                 rec = self._record(r)
-                born, due = rec.birth_date, rec.expected_delivery_date
-            if keep(born, due):
-                kept.append(r)
+                if keep(rec.birth_date, rec.expected_delivery_date):
+                    kept.append(r)
         return kept
 
     def _record(self, child_id: str) -> PersonFields:
