@@ -158,7 +158,7 @@ def _grant_of(
     grant for, or whose token was revoked, is looked at again, to be told why.
     """
     now = utcnow()
-    with reader(state.engine) as conn:
+    with reader(state.engine, one_statement=True) as conn:
         facts = caller_facts(conn, subject=info.subject, kind=info.subject_kind, jti=info.jti, now=now)
     if facts is not None and not facts.revoked:
         caller.grant = facts.grant

@@ -134,6 +134,7 @@ class TokenValidator:
             RemoteJwks(cfg.external_jwks_url) if (cfg.external_issuer and cfg.external_jwks_url) else None
         )
         self._seen: dict[str, dict[str, Any]] = {}  # token -> claims, signature checked
+        self._registries: dict[tuple[Any, Any], jwt.JWTClaimsRegistry] = {}
         self._lock = threading.Lock()
 
     def validate(self, token: str) -> TokenInfo:
@@ -156,13 +157,15 @@ class TokenValidator:
         issuer = unverified.get("iss")
         key, audience = self._key_for(issuer, kid)
         claims = self._verified_claims(token, key)
-        registry = jwt.JWTClaimsRegistry(
-            leeway=self.cfg.leeway_seconds,
-            iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": audience},
-            exp={"essential": True},
-            sub={"essential": True},
-        )
+        registry = self._registries.get((issuer, audience))
+        if registry is None:  # one per issuer we accept (it reads the clock on each validation)
+            registry = self._registries[(issuer, audience)] = jwt.JWTClaimsRegistry(
+                leeway=self.cfg.leeway_seconds,
+                iss={"essential": True, "value": issuer},
+                aud={"essential": True, "value": audience},
+                exp={"essential": True},
+                sub={"essential": True},
+            )
         try:
             registry.validate(claims)
         except ExpiredTokenError:

@@ -64,8 +64,10 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # Writers queue for the lock up front instead of failing on upgrade from a read;
         # connections marked read-only read a WAL snapshot beside a running writer.
-        readonly = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get(ONE_STATEMENT, False):
+            return  # autocommit: the one SELECT reads its own snapshot
+        conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
 def is_postgres(engine_or_session: Engine | Session) -> bool:
@@ -74,10 +76,15 @@ def is_postgres(engine_or_session: Engine | Session) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-def reader(engine: Engine) -> Connection:
+ONE_STATEMENT = "childindex_one_statement"
+"""Execution option for a read-only connection that runs a single statement: on SQLite no BEGIN is
+sent (the statement is its own snapshot), which saves a round trip on paths run for every request."""
+
+
+def reader(engine: Engine, *, one_statement: bool = False) -> Connection:
     """A connection that only reads (use it as a context manager): on SQLite a WAL snapshot that
-    never takes the write lock."""
-    return engine.connect().execution_options(**{READ_ONLY: True})
+    never takes the write lock (see ONE_STATEMENT for `one_statement`)."""
+    return engine.connect().execution_options(**{READ_ONLY: True, ONE_STATEMENT: one_statement})
 
 
 @contextmanager
