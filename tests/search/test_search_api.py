@@ -161,3 +161,38 @@ def test_search_needs_purpose_and_is_refused_to_auditors(client: TestClient) -> 
         ).status_code
         == 403
     )
+
+
+def test_a_search_answers_alike_on_the_event_loop_and_in_a_worker_thread(
+    client: TestClient, engine: Engine
+) -> None:
+    """With the index in memory a search runs on the event loop; reading SQL it runs in a worker
+    thread. Same answer, same audit, either way."""
+    from search.embedded import EmbeddedBackend
+
+    target = _child(client, "Maisie", "Okafor")
+    _child(client, "Maisy", "Okafor", postcode="OX3 1AA")
+    _index(client, engine)
+    backend = client.app.state.search_backend  # type: ignore[attr-defined]
+    assert isinstance(backend, EmbeddedBackend)
+    resident = backend.start_resident()
+    assert resident.wait_ready(30)
+    query = {"given": "Maisie", "family": "Okafor", "birth_date": DOB}
+    answers = []
+    for in_memory in (True, False):
+        if not in_memory:
+            backend.stop_resident()
+        assert backend.in_memory is in_memory
+        r = client.post("/api/v1/children/search", headers=who(subject=f"loop-{in_memory}"), json=query)
+        assert r.status_code == 200, r.text
+        answers.append(r.json())
+    assert answers[0] == answers[1]
+    assert answers[0]["hits"][0]["child_id"].replace("-", "") == target.replace("-", "")
+    with engine.connect() as conn:
+        audited = conn.execute(
+            sa.text(
+                "SELECT actor_subject FROM audit_event "
+                "WHERE action = 'search' AND actor_subject LIKE 'loop-%'"
+            )
+        ).scalars()
+        assert sorted(audited) == ["loop-False", "loop-True"]
