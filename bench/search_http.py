@@ -5,8 +5,10 @@ Runs, one after another in the same invocation, against uvicorn on 127.0.0.1 wit
   1. ceiling  - bench/ceiling.py, a FastAPI endpoint that only parses JSON and answers;
   2. app      - POST /api/v1/children/search with a Bearer token (JWT validation, grant check,
                 policy, purpose, rate limiter) and the audit append, on the given database;
-  3. dev      - the same app in development mode with the X-Dev-Actor header (no token or grant
+  3. baseline - with --baseline DIR, the app of another checkout (an earlier commit), the same way;
+  4. dev      - the same app in development mode with the X-Dev-Actor header (no token or grant
                 checks), to show what auth costs.
+Each server gets --warmup seconds of the same load, unmeasured, before its measured run.
 Needs a seeded database with a built index: `childindex seed --children N` then `childindex reindex`.
 """
 
@@ -87,6 +89,16 @@ def sample_queries(engine: sa.Engine, n: int, seed: int) -> list[dict[str, str]]
     return queries
 
 
+def measure(
+    url: str, queries: Path, headers: dict[str, str], *, duration: int, connections: int, warmup: int
+) -> dict[str, float]:
+    """Steady state: `warmup` seconds of the same load first (caches, page cache, lazily built
+    statements), unmeasured, then the measured run."""
+    if warmup > 0:
+        wrk(url, queries, headers, duration=warmup, connections=connections)
+    return wrk(url, queries, headers, duration=duration, connections=connections)
+
+
 def wrk(
     url: str, queries: Path, headers: dict[str, str], *, duration: int, connections: int
 ) -> dict[str, float]:
@@ -128,10 +140,10 @@ def wrk(
     }
 
 
-def serve(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """Start a server and wait until it answers."""
+def serve(cmd: list[str], env: dict[str, str], port: int, *, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    """Start a server (from the checkout at `cwd`) and wait until it answers."""
     proc = subprocess.Popen(
-        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     deadline = time.time() + 600
     ready_in_a_row = 0  # with several workers, each must have loaded its copy of the index
@@ -199,9 +211,16 @@ def main() -> None:
     ap.add_argument("--backend", default="embedded", choices=["embedded", "elasticsearch"])
     ap.add_argument("--elasticsearch-url", default=None)
     ap.add_argument("--duration", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5, help="seconds of unmeasured load first")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. a git worktree of an earlier commit): its app is measured too, "
+        "the same way and in the same run",
+    )
     ap.add_argument("--skip", nargs="*", default=[], choices=["ceiling", "app", "dev"])
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -246,12 +265,13 @@ def main() -> None:
         port = free_port()
         proc = serve([*uvicorn, "--port", str(port), "bench.ceiling:app"], base_env, port)
         try:
-            results["ceiling (minimal FastAPI)"] = wrk(
+            results["ceiling (minimal FastAPI)"] = measure(
                 f"http://127.0.0.1:{port}/api/v1/children/search",
                 qfile,
                 {},
                 duration=args.duration,
                 connections=args.connections,
+                warmup=args.warmup,
             )
         finally:
             stop(proc)
@@ -262,12 +282,29 @@ def main() -> None:
         port = free_port()
         proc = serve([*app_cmd, "--port", str(port)], env, port)
         try:
-            results["app: search + auth + audit"] = wrk(
+            results["app: search + auth + audit"] = measure(
                 f"http://127.0.0.1:{port}/api/v1/children/search",
                 qfile,
                 {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "considering-caf"},
                 duration=args.duration,
                 connections=args.connections,
+                warmup=args.warmup,
+            )
+        finally:
+            stop(proc)
+    if args.baseline is not None:
+        env = {**base_env, "CHILDINDEX_ENVIRONMENT": "production"}
+        token = mint_token(args.database_url, env)
+        port = free_port()
+        proc = serve([*app_cmd, "--port", str(port)], env, port, cwd=args.baseline.resolve())
+        try:
+            results[f"baseline app ({args.baseline.name})"] = measure(
+                f"http://127.0.0.1:{port}/api/v1/children/search",
+                qfile,
+                {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "considering-caf"},
+                duration=args.duration,
+                connections=args.connections,
+                warmup=args.warmup,
             )
         finally:
             stop(proc)
@@ -276,19 +313,21 @@ def main() -> None:
         port = free_port()
         proc = serve([*app_cmd, "--port", str(port)], env, port)
         try:
-            results["app without token/grant checks (dev header)"] = wrk(
+            results["app without token/grant checks (dev header)"] = measure(
                 f"http://127.0.0.1:{port}/api/v1/children/search",
                 qfile,
                 {"X-Dev-Actor": "subject=bench; role=practitioner", "X-Purpose-Of-Use": "considering-caf"},
                 duration=args.duration,
                 connections=args.connections,
+                warmup=args.warmup,
             )
         finally:
             stop(proc)
 
     print(
         f"\nchildren in database: {children:,}; backend: {args.backend}; {args.connections} connections; "
-        f"{args.duration}s each; {args.workers} uvicorn worker(s); {os.cpu_count()} cores"
+        f"{args.duration}s each after {args.warmup}s warm-up; {args.workers} uvicorn worker(s); "
+        f"{os.cpu_count()} cores"
     )
     print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for name, r in results.items():
