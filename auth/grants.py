@@ -51,18 +51,18 @@ def _d(value: datetime | date) -> str:
     return value.strftime("%d %B %Y")
 
 
-_MINE = select(AccessGrant).where(
-    AccessGrant.subject == bindparam("subject"), AccessGrant.subject_kind == bindparam("kind")
+_WHOSE = (
+    col(AccessGrant.subject) == bindparam("subject"),
+    col(AccessGrant.subject_kind) == bindparam("kind"),
 )
-_LIVE_GRANT = (
-    _MINE.where(
-        AccessGrant.status == GrantStatus.ACTIVE.value,
-        col(AccessGrant.valid_from) <= bindparam("now"),
-        col(AccessGrant.valid_until) > bindparam("now"),
-    )
-    .order_by(col(AccessGrant.valid_until).desc(), col(AccessGrant.updated_at).desc())
-    .limit(1)
+_LIVE = (  # the grants that let their subject in `now`...
+    col(AccessGrant.status) == GrantStatus.ACTIVE.value,
+    col(AccessGrant.valid_from) <= bindparam("now"),
+    col(AccessGrant.valid_until) > bindparam("now"),
 )
+_LIVE_FIRST = (col(AccessGrant.valid_until).desc(), col(AccessGrant.updated_at).desc())  # ...the one
+_MINE = select(AccessGrant).where(*_WHOSE)
+_LIVE_GRANT = _MINE.where(*_LIVE).order_by(*_LIVE_FIRST).limit(1)
 _LATEST_GRANT = _MINE.order_by(col(AccessGrant.updated_at).desc()).limit(1)
 
 
@@ -116,14 +116,8 @@ _CALLER_FACTS = (
         .scalar_subquery()
         .label("practitioner_id"),
     )
-    .where(
-        _G.c.subject == bindparam("subject"),
-        _G.c.subject_kind == bindparam("kind"),
-        _G.c.status == GrantStatus.ACTIVE.value,
-        _G.c.valid_from <= bindparam("now"),
-        _G.c.valid_until > bindparam("now"),
-    )
-    .order_by(_G.c.valid_until.desc(), _G.c.updated_at.desc())
+    .where(*_WHOSE, *_LIVE)  # the live grant exactly as _LIVE_GRANT picks it
+    .order_by(*_LIVE_FIRST)
     .limit(1)
 )
 
