@@ -81,11 +81,13 @@ def get(session: Session, model: type, id_: uuid.UUID, *, for_update: bool = Fal
     return session.exec(stmt).first()
 
 
+_NAME_ORDER = {"official": 0, "usual": 1, "alias": 2, "previous": 3}  # any other use: 9
+
+
 def child_names(session: Session, child_id: uuid.UUID) -> Sequence[ChildName]:
     """Current names first, then previous names and aliases."""
-    order = {"official": 0, "usual": 1, "alias": 2, "previous": 3}
     rows = session.exec(select(ChildName).where(ChildName.child_id == child_id)).all()
-    return sorted(rows, key=lambda n: (order.get(n.use, 9), n.until or date.max))
+    return sorted(rows, key=lambda n: (_NAME_ORDER.get(n.use, 9), n.until or date.max))
 
 
 def child_identifiers(session: Session, child_id: uuid.UUID) -> Sequence[ChildIdentifier]:
@@ -257,7 +259,7 @@ _FIRST_NAME = (  # the name child_names puts first
     sa.select(_N2.c.id)
     .where(_N2.c.child_id == _C.c.id)
     .order_by(
-        sa.case({"official": 0, "usual": 1, "alias": 2, "previous": 3}, value=_N2.c.use, else_=9),
+        sa.case(_NAME_ORDER, value=_N2.c.use, else_=9),
         sa.func.coalesce(_N2.c.until, sa.literal(date.max, sa.Date)),
     )
     .limit(1)
