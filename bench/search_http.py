@@ -261,68 +261,39 @@ def main() -> None:
         str(args.workers),
     ]
 
+    def run(
+        name: str, app: list[str], env: dict[str, str], headers: dict[str, str], cwd: Path = ROOT
+    ) -> None:
+        """Serve one app, measure it, stop it."""
+        port = free_port()
+        proc = serve([*uvicorn, "--port", str(port), *app], env, port, cwd=cwd)
+        try:
+            results[name] = measure(
+                f"http://127.0.0.1:{port}/api/v1/children/search",
+                qfile,
+                headers,
+                duration=args.duration,
+                connections=args.connections,
+                warmup=args.warmup,
+            )
+        finally:
+            stop(proc)
+
     if "ceiling" not in args.skip:
-        port = free_port()
-        proc = serve([*uvicorn, "--port", str(port), "bench.ceiling:app"], base_env, port)
-        try:
-            results["ceiling (minimal FastAPI)"] = measure(
-                f"http://127.0.0.1:{port}/api/v1/children/search",
-                qfile,
-                {},
-                duration=args.duration,
-                connections=args.connections,
-                warmup=args.warmup,
-            )
-        finally:
-            stop(proc)
-    app_cmd = [*uvicorn, "--factory", "directory.app:create_app"]
+        run("ceiling (minimal FastAPI)", ["bench.ceiling:app"], base_env, {})
+    factory = ["--factory", "directory.app:create_app"]
+    production = {**base_env, "CHILDINDEX_ENVIRONMENT": "production"}
+    purpose = {"X-Purpose-Of-Use": "considering-caf"}
     if "app" not in args.skip:
-        env = {**base_env, "CHILDINDEX_ENVIRONMENT": "production"}
-        token = mint_token(args.database_url, env)
-        port = free_port()
-        proc = serve([*app_cmd, "--port", str(port)], env, port)
-        try:
-            results["app: search + auth + audit"] = measure(
-                f"http://127.0.0.1:{port}/api/v1/children/search",
-                qfile,
-                {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "considering-caf"},
-                duration=args.duration,
-                connections=args.connections,
-                warmup=args.warmup,
-            )
-        finally:
-            stop(proc)
+        bearer = {"Authorization": f"Bearer {mint_token(args.database_url, production)}", **purpose}
+        run("app: search + auth + audit", factory, production, bearer)
     if args.baseline is not None:
-        env = {**base_env, "CHILDINDEX_ENVIRONMENT": "production"}
-        token = mint_token(args.database_url, env)
-        port = free_port()
-        proc = serve([*app_cmd, "--port", str(port)], env, port, cwd=args.baseline.resolve())
-        try:
-            results[f"baseline app ({args.baseline.name})"] = measure(
-                f"http://127.0.0.1:{port}/api/v1/children/search",
-                qfile,
-                {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "considering-caf"},
-                duration=args.duration,
-                connections=args.connections,
-                warmup=args.warmup,
-            )
-        finally:
-            stop(proc)
+        bearer = {"Authorization": f"Bearer {mint_token(args.database_url, production)}", **purpose}
+        run(f"baseline app ({args.baseline.name})", factory, production, bearer, cwd=args.baseline.resolve())
     if "dev" not in args.skip:
-        env = {**base_env, "CHILDINDEX_ENVIRONMENT": "development"}
-        port = free_port()
-        proc = serve([*app_cmd, "--port", str(port)], env, port)
-        try:
-            results["app without token/grant checks (dev header)"] = measure(
-                f"http://127.0.0.1:{port}/api/v1/children/search",
-                qfile,
-                {"X-Dev-Actor": "subject=bench; role=practitioner", "X-Purpose-Of-Use": "considering-caf"},
-                duration=args.duration,
-                connections=args.connections,
-                warmup=args.warmup,
-            )
-        finally:
-            stop(proc)
+        development = {**base_env, "CHILDINDEX_ENVIRONMENT": "development"}
+        dev_actor = {"X-Dev-Actor": "subject=bench; role=practitioner", **purpose}
+        run("app without token/grant checks (dev header)", factory, development, dev_actor)
 
     print(
         f"\nchildren in database: {children:,}; backend: {args.backend}; {args.connections} connections; "
