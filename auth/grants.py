@@ -19,6 +19,7 @@ from auth.config import SUPPORTED_SCOPES, AuthConfig
 from auth.errors import AuthRefused, forbidden
 from auth.models import AccessGrant, GrantStatus, SeenJti, SubjectKind
 from directory import audit
+from directory.db import Prepared
 from directory.errors import InvalidInput, NotAllowed, NotFound
 from directory.models import Actor, Practitioner, Role, utcnow
 
@@ -100,7 +101,7 @@ class CallerFacts:
 _G = AccessGrant.__table__  # type: ignore[attr-defined]
 _PRACTITIONER = Practitioner.__table__  # type: ignore[attr-defined]
 _REVOKED_TOKENS = SeenJti.__table__  # type: ignore[attr-defined]
-_CALLER_FACTS = (
+_CALLER_FACTS = Prepared(
     sa.select(
         _G.c.id,
         _G.c.role,
@@ -128,16 +129,14 @@ def caller_facts(
     """Everything a request checks about its caller, in one query: the live grant (as `current_grant`
     picks it), whether the token `jti` was revoked, and the practitioner with this sign-in subject.
     None when there is no live grant: `current_grant` then says why, for the refusal."""
-    row = conn.execute(
-        _CALLER_FACTS,
+    rows = _CALLER_FACTS.rows(
+        conn,
         {"subject": subject, "kind": kind.value, "now": now, "revoked_key": f"revoked:{jti}" if jti else ""},
-    ).first()
-    if row is None:
-        return None
-    grant = LiveGrant(*row[:8])
-    return CallerFacts(
-        grant=grant, revoked=bool(jti) and bool(row.revoked), practitioner_id=row.practitioner_id
     )
+    if not rows:
+        return None
+    *live, revoked, practitioner_id = rows[0]
+    return CallerFacts(grant=LiveGrant(*live), revoked=bool(jti) and bool(revoked), practitioner_id=practitioner_id)
 
 
 def current_grant(

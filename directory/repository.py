@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
+from directory.db import Prepared
 from directory.identifiers import postcode_district, postcode_sector
 from directory.models import (
     OPEN_CAF_STATUSES,
@@ -267,7 +268,7 @@ _FIRST_NAME = (  # the name child_names puts first
     .scalar_subquery()
 )
 _SHOWN = (_I.c.child_id == _C.c.id, _I.c.status == "active", _I.c.sensitive.is_(False))
-_GLANCE_CHILDREN = (
+_GLANCE_CHILDREN = Prepared(
     sa.select(
         _C.c.id,
         _C.c.status,
@@ -287,7 +288,8 @@ _GLANCE_CHILDREN = (
     .where(_C.c.id.in_(_IDS))
 )
 _CONTACT = (_P.c.name, _O.c.name, sa.func.coalesce(_P.c.phone, _O.c.phone))
-_GLANCE_PEOPLE = sa.union_all(  # the open CAF and its holder, and the current Lead Professional
+_GLANCE_PEOPLE = Prepared(
+    sa.union_all(  # the open CAF and its holder, and the current Lead Professional
     sa.select(sa.literal("caf"), _CAF.c.child_id, _CAF.c.status, *_CONTACT)
     .outerjoin(_P, _P.c.id == sa.func.coalesce(_CAF.c.lead_practitioner_id, _CAF.c.initiator_id))
     .outerjoin(_O, _O.c.id == _P.c.organisation_id)
@@ -296,6 +298,7 @@ _GLANCE_PEOPLE = sa.union_all(  # the open CAF and its holder, and the current L
     .join(_P, _P.c.id == _LP.c.practitioner_id)
     .join(_O, _O.c.id == _P.c.organisation_id)
     .where(_LP.c.child_id.in_(_IDS), _LP.c.ended_at.is_(None)),
+    )
 )
 
 
@@ -318,11 +321,11 @@ def at_a_glance(db: Session | Connection, child_ids: Sequence[uuid.UUID]) -> dic
     for start in range(0, len(ids), _PAGE):
         page = ids[start : start + _PAGE]
         params = {f"id{i}": page[i] if i < len(page) else page[0] for i in range(_PAGE)}
-        found = {row[0]: row for row in conn.execute(_GLANCE_CHILDREN, params)}
+        found = {row[0]: row for row in _GLANCE_CHILDREN.rows(conn, params)}
         if not found:
             continue
         children.update(found)
-        for kind, child_id, status, *contact in conn.execute(_GLANCE_PEOPLE, params):
+        for kind, child_id, status, *contact in _GLANCE_PEOPLE.rows(conn, params):
             if kind == "caf":
                 cafs[child_id] = (status, _contactable(*contact))
             else:
