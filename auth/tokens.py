@@ -121,7 +121,7 @@ class RemoteJwks:
 
 
 VERIFIED_TOKENS_KEPT = 4096
-"""Access tokens whose signature a process remembers having checked (a few MiB at most)."""
+"""Access tokens a process remembers having validated (a few MiB at most)."""
 
 
 class TokenValidator:
@@ -133,12 +133,28 @@ class TokenValidator:
         self.external = (
             RemoteJwks(cfg.external_jwks_url) if (cfg.external_issuer and cfg.external_jwks_url) else None
         )
-        self._seen: dict[str, dict[str, Any]] = {}  # token -> claims, signature checked
+        self._seen: dict[str, tuple[TokenInfo, str]] = {}  # token -> what it says, its key id
         self._registries: dict[tuple[Any, Any], jwt.JWTClaimsRegistry] = {}
         self._lock = threading.Lock()
 
     def validate(self, token: str) -> TokenInfo:
-        """Return what the token says, or raise a 401 AuthRefused saying why it is not accepted."""
+        """Return what the token says, or raise a 401 AuthRefused saying why it is not accepted.
+
+        A client sends the same token with every request until it expires. The first time, it is
+        read, its signature checked and its claims validated, and what it says is remembered (the
+        token itself is the key, so a changed byte is a new token). Each time after, its signing
+        key is looked up again and its expiry checked against the clock, so a retired key or an
+        expired token is refused at once; what cannot change (issuer, audience, subject, a
+        not-before already passed) is not checked again.
+        """
+        with self._lock:
+            known = self._seen.get(token)
+        if known is not None:
+            info, kid = known
+            self._key_for(info.issuer, kid)
+            if time.time() > info.expires_at + self.cfg.leeway_seconds:
+                raise unauthenticated("token-expired", "The access token has expired; get a new one.")
+            return info
         parts = token.split(".")
         if len(parts) != 3:
             raise unauthenticated("invalid-token", "The access token is not a signed JWT.")
@@ -156,7 +172,10 @@ class TokenValidator:
             raise unauthenticated("invalid-token", "The access token names no signing key (kid).")
         issuer = unverified.get("iss")
         key, audience = self._key_for(issuer, kid)
-        claims = self._verified_claims(token, key)
+        try:
+            claims = jwt.decode(token, key, algorithms=list(ACCESS_TOKEN_ALGS)).claims
+        except JoseError:
+            raise unauthenticated("invalid-token", "The access token's signature is not valid.") from None
         registry = self._registries.get((issuer, audience))
         if registry is None:  # one per issuer we accept (it reads the clock on each validation)
             registry = self._registries[(issuer, audience)] = jwt.JWTClaimsRegistry(
@@ -174,30 +193,12 @@ class TokenValidator:
             raise unauthenticated(
                 "invalid-token", f"The access token was refused: {exc.description}."
             ) from None
-        return _info(claims, issuer=str(issuer))
-
-    def _verified_claims(self, token: str, key: Key) -> dict[str, Any]:
-        """The token's claims once its signature checks out with `key`.
-
-        A client sends the same token with every request until it expires: the signature is
-        checked the first time and the token remembered (the token itself is the cache key, so
-        a changed byte is a new token). The key is looked up, and the claims (expiry first)
-        validated, on every request all the same: a retired key or an expired token is refused
-        at once.
-        """
-        with self._lock:
-            claims = self._seen.get(token)
-        if claims is not None:
-            return claims
-        try:
-            claims = jwt.decode(token, key, algorithms=list(ACCESS_TOKEN_ALGS)).claims
-        except JoseError:
-            raise unauthenticated("invalid-token", "The access token's signature is not valid.") from None
+        info = _info(claims, issuer=str(issuer))
         with self._lock:
             if len(self._seen) >= VERIFIED_TOKENS_KEPT:
                 del self._seen[next(iter(self._seen))]  # the oldest
-            self._seen[token] = claims
-        return claims
+            self._seen[token] = (info, kid)
+        return info
 
     def _key_for(self, issuer: object, kid: str) -> tuple[Key, str]:
         if issuer == self.cfg.issuer:

@@ -233,7 +233,7 @@ def test_the_live_grant_wins_over_newer_dead_ones_and_the_newest_says_why(
 def test_a_remembered_signature_still_gets_every_other_check(
     api: TestClient, state: AuthState, engine: Engine
 ) -> None:
-    """The validator checks a token's signature once; expiry, keys and forgeries are checked always."""
+    """The validator reads and checks a token once; its expiry, its key and forgeries are checked always."""
     with unit_of_work(engine) as s:
         make_grant(s, "tess")
     # Valid for a moment past the leeway: accepted, remembered, then refused once it has expired.
