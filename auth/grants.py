@@ -136,7 +136,9 @@ def caller_facts(
     if not rows:
         return None
     *live, revoked, practitioner_id = rows[0]
-    return CallerFacts(grant=LiveGrant(*live), revoked=bool(jti) and bool(revoked), practitioner_id=practitioner_id)
+    return CallerFacts(
+        grant=LiveGrant(*live), revoked=bool(jti) and bool(revoked), practitioner_id=practitioner_id
+    )
 
 
 def current_grant(

@@ -149,7 +149,10 @@ class Prepared:
         if not any(plan.result):
             return [tuple(row) for row in fetched]
         result = plan.result
-        return [tuple(v if f is None or v is None else f(v) for f, v in zip(result, row)) for row in fetched]
+        return [
+            tuple(v if f is None or v is None else f(v) for f, v in zip(result, row, strict=True))
+            for row in fetched
+        ]
 
 
 @contextmanager

@@ -290,14 +290,14 @@ _GLANCE_CHILDREN = Prepared(
 _CONTACT = (_P.c.name, _O.c.name, sa.func.coalesce(_P.c.phone, _O.c.phone))
 _GLANCE_PEOPLE = Prepared(
     sa.union_all(  # the open CAF and its holder, and the current Lead Professional
-    sa.select(sa.literal("caf"), _CAF.c.child_id, _CAF.c.status, *_CONTACT)
-    .outerjoin(_P, _P.c.id == sa.func.coalesce(_CAF.c.lead_practitioner_id, _CAF.c.initiator_id))
-    .outerjoin(_O, _O.c.id == _P.c.organisation_id)
-    .where(_CAF.c.child_id.in_(_IDS), _CAF.c.status.in_([sa.literal(v) for v in _OPEN])),
-    sa.select(sa.literal("lead"), _LP.c.child_id, sa.null(), *_CONTACT)
-    .join(_P, _P.c.id == _LP.c.practitioner_id)
-    .join(_O, _O.c.id == _P.c.organisation_id)
-    .where(_LP.c.child_id.in_(_IDS), _LP.c.ended_at.is_(None)),
+        sa.select(sa.literal("caf"), _CAF.c.child_id, _CAF.c.status, *_CONTACT)
+        .outerjoin(_P, _P.c.id == sa.func.coalesce(_CAF.c.lead_practitioner_id, _CAF.c.initiator_id))
+        .outerjoin(_O, _O.c.id == _P.c.organisation_id)
+        .where(_CAF.c.child_id.in_(_IDS), _CAF.c.status.in_([sa.literal(v) for v in _OPEN])),
+        sa.select(sa.literal("lead"), _LP.c.child_id, sa.null(), *_CONTACT)
+        .join(_P, _P.c.id == _LP.c.practitioner_id)
+        .join(_O, _O.c.id == _P.c.organisation_id)
+        .where(_LP.c.child_id.in_(_IDS), _LP.c.ended_at.is_(None)),
     )
 )
 

@@ -13,14 +13,14 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from directory import audit
 from directory import repository as repo
-from directory.api.deps import CurrentActor, SessionDep
+from directory.api.deps import CurrentActor, EngineDep, audit_refusal
 from directory.db import reader
-from directory.errors import InvalidInput, NotAllowed
+from directory.errors import DomainError, InvalidInput, NotAllowed
 from directory.models import Actor, Child, Contact, Role
 from directory.service import SHIELD_VIEWERS, age_on, ask_contact
 from search.matching import MatchingEngine, validate_criteria
@@ -186,7 +186,7 @@ class Found:
 
 
 def find(
-    session: Session, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
+    engine: Engine, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
 ) -> Found:
     """Validate, match and summarise one search; the audit event (fingerprint and returned children,
     not the query) is the caller's to record before answering."""
@@ -217,7 +217,7 @@ def find(
             },
         )
     # Read on a connection of its own (a WAL snapshot on SQLite): a search never holds the write lock.
-    with reader(session.get_bind()) as conn:  # type: ignore[arg-type]
+    with reader(engine) as conn:
         hits = _hits(conn, actor=actor, matches=result.matches, fallback_team=fallback_team)
     advice = (
         None
@@ -244,13 +244,15 @@ def run_search(
     session: Session, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
 ) -> SearchResponse:
     """Validate, match, summarise and audit one search; answers once the audit is durable."""
-    found = find(session, actor=actor, criteria=criteria, matcher=matcher, fallback_team=fallback_team)
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)
+    found = find(bind, actor=actor, criteria=criteria, matcher=matcher, fallback_team=fallback_team)
     audit.record(session, **found.event)
     return found.response
 
 
 async def _search(
-    request: Request, session: Session, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine
+    request: Request, engine: Engine, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine
 ) -> SearchResponse:
     """The routes' search, then the wait for its audit on the event loop.
 
@@ -260,38 +262,41 @@ async def _search(
     that does I/O (SQL while the resident copy loads, or Elasticsearch) runs in a worker thread.
     The audit goes through the group commit and the answer waits until it is durable, but nothing
     blocks meanwhile: the next search runs while earlier commits are on their way to disk.
+    A search writes nothing but its audit, so it opens no unit of work; a refusal (no purpose,
+    too little to search on) is audited here, as the unit of work audits other routes' refusals.
     """
     work = partial(
         find,
-        session,
+        engine,
         actor=actor,
         criteria=criteria,
         matcher=matcher,
         fallback_team=request.app.state.settings.delivery_team_name,
     )
-    found = work() if matcher.backend.in_memory else await anyio.to_thread.run_sync(work)
-    if session.in_transaction():  # joins the request's own transaction, as audit.record does
-        await anyio.to_thread.run_sync(partial(audit.record, session, **found.event))
-    else:
-        await asyncio.wrap_future(audit.submit(session.get_bind(), **found.event))  # type: ignore[arg-type]
+    try:
+        found = work() if matcher.backend.in_memory else await anyio.to_thread.run_sync(work)
+    except DomainError as exc:
+        await anyio.to_thread.run_sync(audit_refusal, request, exc)
+        raise
+    await asyncio.wrap_future(audit.submit(engine, **found.event))
     return found.response
 
 
 @router.post("/children/search", response_model=SearchResponse)
 async def search_children(
-    criteria: SearchCriteria, request: Request, session: SessionDep, actor: CurrentActor, matcher: Matcher
+    criteria: SearchCriteria, request: Request, engine: EngineDep, actor: CurrentActor, matcher: Matcher
 ) -> SearchResponse:
     """Find a child by what you know (preferred: keeps personal details out of URLs). Audited."""
-    return await _search(request, session, actor, criteria, matcher)
+    return await _search(request, engine, actor, criteria, matcher)
 
 
 @router.get("/children/search", response_model=SearchResponse)
 async def search_children_get(
     criteria: Annotated[SearchCriteria, Query()],
     request: Request,
-    session: SessionDep,
+    engine: EngineDep,
     actor: CurrentActor,
     matcher: Matcher,
 ) -> SearchResponse:
     """The same search with query parameters, for simple clients. Prefer POST: URLs get logged."""
-    return await _search(request, session, actor, criteria, matcher)
+    return await _search(request, engine, actor, criteria, matcher)

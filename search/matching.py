@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import math
-from calendar import monthrange
+from calendar import isleap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -642,6 +642,7 @@ def birth_filter(q: SearchQuery) -> BirthFilter | None:
 
 
 _PLACES = (10_000_000, 1_000_000, 100_000, 10_000, 1000, 100, 10, 1)  # of the digits of YYYYMMDD
+_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def _near_dates(day: date) -> set[date]:
@@ -671,7 +672,7 @@ def _near_dates(day: date) -> set[date]:
     for n in numbers:
         year, month, mday = n // 10_000, n // 100 % 100, n % 100
         # (tested rather than caught: most of these are not dates, and raising costs more)
-        if year >= 1 and 1 <= month <= 12 and 1 <= mday <= monthrange(year, month)[1]:
+        if year >= 1 and 1 <= month <= 12 and 1 <= mday <= _MONTH_DAYS[month] + (month == 2 and isleap(year)):
             near.add(date(year, month, mday))
     return near
 

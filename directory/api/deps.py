@@ -28,6 +28,15 @@ def get_engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
+async def engine_of(request: Request) -> Engine:
+    """`get_engine` as a dependency, for a route that reads without a unit of work (async: a sync
+    dependency is run in a worker thread)."""
+    return get_engine(request)
+
+
+EngineDep = Annotated[Engine, Depends(engine_of)]
+
+
 def _target(request: Request) -> tuple[str | None, str | None]:
     params = request.path_params
     if "child_id" in params:
@@ -49,25 +58,32 @@ def request_transaction(request: Request) -> Iterator[Session]:
             session.commit()
     except DomainError as exc:
         session.rollback()
-        actor: Actor | None = getattr(request.state, "actor", None)
-        if actor is not None:
-            route = request.scope.get("route")
-            target_type, target_id = _target(request)
-            audit.append_alone(
-                engine,
-                actor=actor,
-                action=f"refused.{getattr(route, 'name', 'request')}",
-                outcome="refused",
-                target_type=target_type,
-                target_id=target_id,
-                detail={"error": exc.code},
-            )
+        audit_refusal(request, exc)
         raise
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def audit_refusal(request: Request, exc: DomainError) -> None:
+    """Audit, in a transaction of its own, that the acting user was refused (nothing when no one
+    was known yet: an unknown caller's refusal is audited by the auth layer)."""
+    actor: Actor | None = getattr(request.state, "actor", None)
+    if actor is None:
+        return
+    route = request.scope.get("route")
+    target_type, target_id = _target(request)
+    audit.append_alone(
+        get_engine(request),
+        actor=actor,
+        action=f"refused.{getattr(route, 'name', 'request')}",
+        outcome="refused",
+        target_type=target_type,
+        target_id=target_id,
+        detail={"error": exc.code},
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:

@@ -73,17 +73,25 @@ def test_identifier_short_circuits(client: TestClient, engine: Engine) -> None:
     assert [h["child_id"].replace("-", "") for h in r.json()["hits"]] == [target.replace("-", "")]
 
 
-def test_minimum_criteria_are_enforced_with_a_clear_message(client: TestClient) -> None:
-    for body in (
+def test_minimum_criteria_are_enforced_with_a_clear_message(client: TestClient, engine: Engine) -> None:
+    too_little = (
         {"family": "Smith"},
         {"given": "Olivia"},
         {"postcode": "OX4 2AB"},
         {"family": "Smith", "birth_date_from": "2010-01-01", "birth_date_to": "2014-01-01"},
-    ):
-        r = client.post("/api/v1/children/search", headers=who(), json=body)
+    )
+    for body in too_little:
+        r = client.post("/api/v1/children/search", headers=who(subject="wide"), json=body)
         assert r.status_code == 422, body
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["detail"]
+    # Each refusal is audited (a pattern of them is what a trawl looks like), with no search made.
+    with engine.connect() as conn:
+        audited = conn.execute(
+            sa.text("SELECT action, outcome, detail FROM audit_event WHERE actor_subject = 'wide'")
+        ).all()
+    assert [(a, o) for a, o, _ in audited] == [("refused.search_children", "refused")] * len(too_little)
+    assert all(d == '{"error":"invalid-input"}' for _, _, d in audited), audited
     r = client.post("/api/v1/children/search", headers=who(), json={"family": "Smith", "limit": 500})
     assert r.status_code == 422
     r = client.post("/api/v1/children/search", headers=who(), json={"nhs_number": "123"})
