@@ -37,7 +37,7 @@ from directory.api.deps import (
     parse_dev_actor,
     parse_purpose,
 )
-from directory.db import read_only, reader
+from directory.db import driver_reader, read_only
 from directory.models import Actor, Practitioner, Role, utcnow
 
 SHIELD_OVERRIDE_HEADER = "X-Shield-Override-Reason"
@@ -158,7 +158,7 @@ def _grant_of(
     grant for, or whose token was revoked, is looked at again, to be told why.
     """
     now = utcnow()
-    with reader(state.engine, one_statement=True) as conn:
+    with driver_reader(state.engine) as conn:
         facts = caller_facts(conn, subject=info.subject, kind=info.subject_kind, jti=info.jti, now=now)
     if facts is not None and not facts.revoked:
         caller.grant = facts.grant

@@ -12,14 +12,13 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PField
 from sqlalchemy import bindparam
-from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from auth.config import SUPPORTED_SCOPES, AuthConfig
 from auth.errors import AuthRefused, forbidden
 from auth.models import AccessGrant, GrantStatus, SeenJti, SubjectKind
 from directory import audit
-from directory.db import Prepared
+from directory.db import Prepared, Readable
 from directory.errors import InvalidInput, NotAllowed, NotFound
 from directory.models import Actor, Practitioner, Role, utcnow
 
@@ -124,7 +123,7 @@ _CALLER_FACTS = Prepared(
 
 
 def caller_facts(
-    conn: Connection, *, subject: str, kind: SubjectKind, jti: str | None, now: datetime
+    conn: Readable, *, subject: str, kind: SubjectKind, jti: str | None, now: datetime
 ) -> CallerFacts | None:
     """Everything a request checks about its caller, in one query: the live grant (as `current_grant`
     picks it), whether the token `jti` was revoked, and the practitioner with this sign-in subject.

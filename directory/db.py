@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session, SQLModel
 
 from directory import models  # noqa: F401  (registers the tables)
@@ -65,10 +66,8 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # Writers queue for the lock up front instead of failing on upgrade from a read;
         # connections marked read-only read a WAL snapshot beside a running writer.
-        options = conn.get_execution_options()
-        if options.get(ONE_STATEMENT, False):
-            return  # autocommit: the one SELECT reads its own snapshot
-        conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def is_postgres(engine_or_session: Engine | Session) -> bool:
@@ -77,15 +76,42 @@ def is_postgres(engine_or_session: Engine | Session) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-ONE_STATEMENT = "childindex_one_statement"
-"""Execution option for a read-only connection that runs a single statement: on SQLite no BEGIN is
-sent (the statement is its own snapshot), which saves a round trip on paths run for every request."""
-
-
-def reader(engine: Engine, *, one_statement: bool = False) -> Connection:
+def reader(engine: Engine) -> Connection:
     """A connection that only reads (use it as a context manager): on SQLite a WAL snapshot that
-    never takes the write lock (see ONE_STATEMENT for `one_statement`)."""
-    return engine.connect().execution_options(**{READ_ONLY: True, ONE_STATEMENT: one_statement})
+    never takes the write lock."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
+
+class Readable(Protocol):
+    """What `Prepared` runs on: a Core `Connection`, or a `DriverReader`."""
+
+    @property
+    def dialect(self) -> sa.Dialect: ...
+
+    @property
+    def connection(self) -> PoolProxiedConnection: ...
+
+
+@dataclass(frozen=True)
+class DriverReader:
+    """A pooled driver connection for `Prepared` reads, without Core's Connection around it."""
+
+    dialect: sa.Dialect
+    connection: PoolProxiedConnection
+
+
+@contextmanager
+def driver_reader(engine: Engine) -> Iterator[DriverReader]:
+    """For the reads every request makes (see `Prepared`): a connection from the engine's pool,
+    returned (and on PostgreSQL rolled back) after. Each statement reads its own snapshot: on
+    SQLite in autocommit mode, never taking the write lock; on PostgreSQL at READ COMMITTED, as
+    any statement there does. Checking out a Core Connection and setting its options cost five
+    times as much as the pool's checkout alone."""
+    raw = engine.raw_connection()
+    try:
+        yield DriverReader(engine.dialect, raw)
+    finally:
+        raw.close()
 
 
 @dataclass(frozen=True)
@@ -108,7 +134,7 @@ class Prepared:
     Outside a transaction each run reads its own snapshot.
     """
 
-    def __init__(self, statement: sa.Select[Any] | sa.CompoundSelect) -> None:
+    def __init__(self, statement: sa.Select[Any] | sa.CompoundSelect[Any]) -> None:
         self.statement = statement
         self._plans: dict[str, _Plan] = {}
 
@@ -124,7 +150,7 @@ class Prepared:
             plan = self._plans[dialect.name] = _Plan(
                 sql=compiled.string,
                 names=tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None,
-                fixed={k: v if convert[k] is None else convert[k](v) for k, v in fixed.items()},
+                fixed={k: v if (f := convert[k]) is None else f(v) for k, v in fixed.items()},
                 bind={k: f for k, f in convert.items() if f is not None and k not in fixed},
                 result=tuple(
                     c.type.dialect_impl(dialect).result_processor(dialect, None)
@@ -133,7 +159,7 @@ class Prepared:
             )
         return plan
 
-    def rows(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def rows(self, conn: Readable, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run on this connection (its transaction, if it has begun one) and fetch every row."""
         plan = self._plan(conn.dialect)
         values = {**plan.fixed, **params}

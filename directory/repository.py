@@ -10,11 +10,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam, func, or_
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
-from directory.db import Prepared
+from directory.db import Prepared, Readable
 from directory.identifiers import postcode_district, postcode_sector
 from directory.models import (
     OPEN_CAF_STATUSES,
@@ -306,7 +305,7 @@ def _contactable(name: str | None, organisation: str | None, phone: str | None) 
     return Contactable(name, organisation or "", phone) if name is not None else None
 
 
-def at_a_glance(db: Session | Connection, child_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Glance]:
+def at_a_glance(db: Session | Readable, child_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Glance]:
     """For a page of search hits, in two queries: each child with its current postcode, the name
     to show (the one child_names puts first), the count and highest level of need of its active
     involvements that are not sensitive; then open CAFs with their holders and current Lead

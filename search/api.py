@@ -13,13 +13,13 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from directory import audit
 from directory import repository as repo
 from directory.api.deps import CurrentActor, EngineDep, audit_refusal
-from directory.db import reader
+from directory.db import driver_reader, read_only
 from directory.errors import DomainError, InvalidInput, NotAllowed
 from directory.models import Actor, Child, Contact, Role
 from directory.service import SHIELD_VIEWERS, age_on, ask_contact
@@ -121,11 +121,11 @@ async def get_matcher(request: Request) -> MatchingEngine:
 Matcher = Annotated[MatchingEngine, Depends(get_matcher)]
 
 
-def _summary(conn: Connection, actor: Actor, glance: repo.Glance, fallback: str) -> Involved:
+def _summary(engine: Engine, actor: Actor, glance: repo.Glance, fallback: str) -> Involved:
     if glance.shielded and actor.role not in SHIELD_VIEWERS:
-        with Session(bind=conn) as reader:
-            child = repo.get(reader, Child, glance.child_id)
-            ask = ask_contact(reader, child, Contact(name=fallback)).name
+        with read_only(engine) as session:
+            child = repo.get(session, Child, glance.child_id)
+            ask = ask_contact(session, child, Contact(name=fallback)).name
         return Involved(
             caf_status=glance.caf_status,
             caf_holder=None,
@@ -146,9 +146,10 @@ def _summary(conn: Connection, actor: Actor, glance: repo.Glance, fallback: str)
     )
 
 
-def _hits(conn: Connection, *, actor: Actor, matches: Sequence[Match], fallback_team: str) -> list[SearchHit]:
+def _hits(engine: Engine, *, actor: Actor, matches: Sequence[Match], fallback_team: str) -> list[SearchHit]:
     """The hits as this actor may see them, with their involvement summaries (two queries in all)."""
-    glances = repo.at_a_glance(conn, [uuid.UUID(hex=m.child_id) for m in matches])
+    with driver_reader(engine) as conn:
+        glances = repo.at_a_glance(conn, [uuid.UUID(hex=m.child_id) for m in matches])
     today = date.today()
     hits: list[SearchHit] = []
     for match in matches:
@@ -171,7 +172,7 @@ def _hits(conn: Connection, *, actor: Actor, matches: Sequence[Match], fallback_
                 sex=glance.sex,
                 shielded=glance.shielded,
                 postcode_district=glance.postcode.split(" ")[0] if glance.postcode and entitled else None,
-                involvement=_summary(conn, actor, glance, fallback_team),
+                involvement=_summary(engine, actor, glance, fallback_team),
             )
         )
     return hits
@@ -216,9 +217,8 @@ def find(
                 "detail": {"fingerprint": result.fingerprint},
             },
         )
-    # Read on a connection of its own (a WAL snapshot on SQLite): a search never holds the write lock.
-    with reader(engine) as conn:
-        hits = _hits(conn, actor=actor, matches=result.matches, fallback_team=fallback_team)
+    # Read on a connection of its own (autocommit on SQLite): a search never holds the write lock.
+    hits = _hits(engine, actor=actor, matches=result.matches, fallback_team=fallback_team)
     advice = (
         None
         if hits

@@ -1,0 +1,65 @@
+"""Prepared statements on the driver's cursor give what SQLAlchemy's Core gives, on both databases."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import bindparam
+from sqlalchemy.engine import Engine
+
+from directory.db import Prepared, driver_reader, reader
+
+_KNOWN = uuid.UUID("12345678-1234-5678-1234-567812345678")
+_STATEMENT = sa.select(
+    sa.literal(_KNOWN, sa.Uuid).label("fixed_id"),
+    sa.literal(date(9999, 12, 31), sa.Date).label("fixed_day"),
+    sa.literal("caf").label("fixed_text"),
+    bindparam("some_id", type_=sa.Uuid).label("some_id"),
+    bindparam("day", type_=sa.Date).label("day"),
+    bindparam("at", type_=sa.DateTime).label("at"),
+    bindparam("flag", type_=sa.Boolean).label("flag"),
+    sa.cast(bindparam("n", type_=sa.Integer), sa.Integer).label("n"),
+    (bindparam("n2", type_=sa.Integer) + bindparam("n2", type_=sa.Integer)).label("twice"),  # named twice
+)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {
+            "some_id": uuid.uuid4(),
+            "day": date(2016, 2, 29),
+            "at": datetime(2026, 11, 23, 18, 5, 7, 123456),
+            "flag": True,
+            "n": 7,
+            "n2": 21,
+        },
+        {"some_id": None, "day": None, "at": None, "flag": False, "n": None, "n2": 0},
+    ],
+)
+def test_prepared_rows_are_the_rows_core_returns(engine: Engine, values: dict[str, object]) -> None:
+    prepared = Prepared(_STATEMENT)
+    with reader(engine) as conn:
+        expected = [tuple(row) for row in conn.execute(_STATEMENT, values)]
+        assert prepared.rows(conn, values) == expected  # on a Core connection
+    with driver_reader(engine) as raw:
+        assert prepared.rows(raw, values) == expected  # and on the pool's driver connection
+    assert expected[0][0] == _KNOWN and isinstance(expected[0][1], date)
+
+
+def test_prepared_converts_an_aware_datetime_as_core_does(engine: Engine) -> None:
+    statement = sa.select(bindparam("at", type_=sa.DateTime(timezone=True)).label("at"))
+    at = datetime(2026, 11, 23, 18, 5, 7, tzinfo=UTC)
+    with reader(engine) as conn:
+        assert Prepared(statement).rows(conn, {"at": at}) == [
+            tuple(r) for r in conn.execute(statement, {"at": at})
+        ]
+
+
+def test_prepared_refuses_an_expanding_parameter(engine: Engine) -> None:
+    statement = sa.select(sa.literal(1)).where(sa.literal(1).in_(bindparam("ids", expanding=True)))
+    with driver_reader(engine) as raw, pytest.raises(ValueError, match="expanding"):
+        Prepared(statement).rows(raw, {"ids": [1]})
