@@ -66,9 +66,19 @@ def auth_state(request: Request) -> AuthState:
     return request.app.state.auth  # type: ignore[no-any-return]
 
 
+# Route objects are not hashable: keyed by id, each kept alive by its entry so the id stays its own.
+_POLICY_OF: dict[int, tuple[Any, Policy | str | None]] = {}
+
+
 def _route_policy(request: Request) -> Policy | str | None:
+    """The matched route's policy, found once per route (its dependencies do not change)."""
     route = request.scope.get("route")
-    return declared_policy(route) if route is not None else None
+    if route is None:
+        return None
+    known = _POLICY_OF.get(id(route))
+    if known is None:
+        known = _POLICY_OF[id(route)] = (route, declared_policy(route))
+    return known[1]
 
 
 def _refusal_actor(
