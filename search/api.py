@@ -11,14 +11,14 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from directory import audit
 from directory import repository as repo
-from directory.api.deps import CurrentActor, EngineDep, audit_refusal
+from directory.api.deps import CurrentActor, audit_refusal
 from directory.db import driver_reader, read_only
 from directory.errors import DomainError, InvalidInput, NotAllowed
 from directory.models import Actor, Child, Contact, Role
@@ -111,14 +111,6 @@ class SearchResponse(BaseModel):
     total: int
     fingerprint: str
     advice: str | None = None
-
-
-async def get_matcher(request: Request) -> MatchingEngine:
-    """The matching engine wired by create_app (async: no thread hop to read app.state)."""
-    return request.app.state.search_engine  # type: ignore[no-any-return]
-
-
-Matcher = Annotated[MatchingEngine, Depends(get_matcher)]
 
 
 def _summary(engine: Engine, actor: Actor, glance: repo.Glance, fallback: str) -> Involved:
@@ -251,9 +243,7 @@ def run_search(
     return found.response
 
 
-async def _search(
-    request: Request, engine: Engine, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine
-) -> SearchResponse:
+async def _search(request: Request, actor: Actor, criteria: SearchCriteria) -> Response:
     """The routes' search, then the wait for its audit on the event loop.
 
     With the index in this process's memory, a search is well under a millisecond of CPU and a few
@@ -264,14 +254,19 @@ async def _search(
     blocks meanwhile: the next search runs while earlier commits are on their way to disk.
     A search writes nothing but its audit, so it opens no unit of work; a refusal (no purpose,
     too little to search on) is audited here, as the unit of work audits other routes' refusals.
+    The answer is serialised here, once: it is built from validated models, so the route's
+    response model is for the OpenAPI document, not checked a second time.
     """
+    state = request.app.state
+    engine: Engine = state.engine
+    matcher: MatchingEngine = state.search_engine
     work = partial(
         find,
         engine,
         actor=actor,
         criteria=criteria,
         matcher=matcher,
-        fallback_team=request.app.state.settings.delivery_team_name,
+        fallback_team=state.settings.delivery_team_name,
     )
     try:
         found = work() if matcher.backend.in_memory else await anyio.to_thread.run_sync(work)
@@ -279,24 +274,18 @@ async def _search(
         await anyio.to_thread.run_sync(audit_refusal, request, exc)
         raise
     await asyncio.wrap_future(audit.submit(engine, **found.event))
-    return found.response
+    return Response(found.response.model_dump_json(), media_type="application/json")
 
 
 @router.post("/children/search", response_model=SearchResponse)
-async def search_children(
-    criteria: SearchCriteria, request: Request, engine: EngineDep, actor: CurrentActor, matcher: Matcher
-) -> SearchResponse:
+async def search_children(criteria: SearchCriteria, request: Request, actor: CurrentActor) -> Response:
     """Find a child by what you know (preferred: keeps personal details out of URLs). Audited."""
-    return await _search(request, engine, actor, criteria, matcher)
+    return await _search(request, actor, criteria)
 
 
 @router.get("/children/search", response_model=SearchResponse)
 async def search_children_get(
-    criteria: Annotated[SearchCriteria, Query()],
-    request: Request,
-    engine: EngineDep,
-    actor: CurrentActor,
-    matcher: Matcher,
-) -> SearchResponse:
+    criteria: Annotated[SearchCriteria, Query()], request: Request, actor: CurrentActor
+) -> Response:
     """The same search with query parameters, for simple clients. Prefer POST: URLs get logged."""
-    return await _search(request, engine, actor, criteria, matcher)
+    return await _search(request, actor, criteria)

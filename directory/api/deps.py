@@ -28,15 +28,6 @@ def get_engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
-async def engine_of(request: Request) -> Engine:
-    """`get_engine` as a dependency, for a route that reads without a unit of work (async: a sync
-    dependency is run in a worker thread)."""
-    return get_engine(request)
-
-
-EngineDep = Annotated[Engine, Depends(engine_of)]
-
-
 def _target(request: Request) -> tuple[str | None, str | None]:
     params = request.path_params
     if "child_id" in params:
