@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,16 +104,42 @@ class DriverReader:
 
 @contextmanager
 def driver_reader(engine: Engine) -> Iterator[DriverReader]:
-    """For the reads every request makes (see `Prepared`): a connection from the engine's pool,
-    returned (and on PostgreSQL rolled back) after. Each statement reads its own snapshot: on
-    SQLite in autocommit mode, never taking the write lock; on PostgreSQL at READ COMMITTED, as
-    any statement there does. Checking out a Core Connection and setting its options cost five
-    times as much as the pool's checkout alone."""
+    """For the reads every request makes (see `Prepared`). Each statement reads its own snapshot.
+
+    On a SQLite file: this thread's own connection to it, kept open (see `_thread_reader`), in
+    autocommit mode, so it never holds a read transaction between statements nor takes the write
+    lock. Otherwise a connection from the engine's pool, returned (and on PostgreSQL rolled back)
+    after; there each statement reads at READ COMMITTED, as any does. Checking out a Core
+    Connection and setting its options cost five times as much as the pool's checkout alone, and
+    the checkout and return as much as the small query itself.
+    """
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        yield DriverReader(engine.dialect, _thread_reader(engine))
+        return
     raw = engine.raw_connection()
     try:
         yield DriverReader(engine.dialect, raw)
     finally:
         raw.close()
+
+
+_THREAD = threading.local()
+
+
+def _thread_reader(engine: Engine) -> PoolProxiedConnection:
+    """This thread's reading connection to a SQLite file: taken from the engine's pool once (so set
+    up as every connection is) and detached from it, then kept until the thread or the engine goes."""
+    readers: weakref.WeakKeyDictionary[Engine, PoolProxiedConnection] | None = getattr(
+        _THREAD, "readers", None
+    )
+    if readers is None:
+        readers = _THREAD.readers = weakref.WeakKeyDictionary()
+    raw = readers.get(engine)
+    if raw is None or raw.dbapi_connection is None:
+        raw = engine.raw_connection()
+        raw.detach()
+        readers[engine] = raw
+    return raw
 
 
 @dataclass(frozen=True)
