@@ -397,23 +397,23 @@ def _compare_name(query: str, names: Sequence[str], *, given: bool) -> _NameVerd
     if not q_forms or not names:
         return None
     weights = W_GIVEN if given else W_FAMILY
-    best: _NameVerdict | None = None
+    best: tuple[str, float, bool, str] | None = None  # (a verdict is made for the best name only)
     for index, name in enumerate(names):
         r_forms = name_forms(name)
         if not r_forms:
             continue
-        level, detail = _name_level(q_forms, r_forms, given=given)
+        level, detail = _name_level(q_forms, r_forms, given)  # (positional: a cheaper cache key)
         weight = weights[level]
         previous = index > 0 and weight > 0
         if previous:
             weight += W_PREVIOUS_NAME
-        if best is None or weight > best.weight:
-            best = _NameVerdict(level, weight, previous, detail)
-    return best
+        if best is None or weight > best[1]:
+            best = (level, weight, previous, detail)
+    return _NameVerdict(*best) if best is not None else None
 
 
 @lru_cache(maxsize=262144)
-def _name_level(q_forms: tuple[str, ...], r_forms: tuple[str, ...], *, given: bool) -> tuple[str, str]:
+def _name_level(q_forms: tuple[str, ...], r_forms: tuple[str, ...], given: bool) -> tuple[str, str]:
     q_full, r_full = q_forms[0], r_forms[0]
     if q_full == r_full:
         return "exact", ""
