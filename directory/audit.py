@@ -125,7 +125,7 @@ def _draft(spec: dict[str, Any]) -> _Draft:
     actor: Actor = spec["actor"]
     target_id, detail = spec.get("target_id"), spec.get("detail")
     row = {
-        "at": spec.get("at") or utcnow(),
+        "at": spec.get("at"),  # (None: stamped once the chain is locked, so times follow seq)
         "request_id": actor.request_id,
         "actor_subject": actor.subject,
         "actor_role": actor.role.value,
@@ -155,6 +155,8 @@ def _append_rows(conn: Connection, drafts: Sequence[_Draft]) -> list[dict[str, A
     for draft, about in drafts:
         seq += 1
         row = {**draft, "seq": seq, "prev_hash": prev}
+        if row["at"] is None:
+            row["at"] = utcnow()
         row["hash"] = prev = event_hash(row)
         rows.append(row)
         subjects.extend({"seq": seq, "child_id": child_id} for child_id in about)

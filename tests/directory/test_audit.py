@@ -228,5 +228,8 @@ def test_group_commits_of_several_processes_take_turns_on_one_chain(engine: Engi
         assert result.checked == 450
         subjects = s.exec(sa.select(audit.AuditEvent.actor_subject)).scalars().all()
         assert sorted(subjects) == sorted(f"p{n}-{i}" for n in range(3) for i in range(150))
+        # Each event is stamped once the chain is locked, so times never go back along the chain.
+        times = s.exec(sa.select(audit.AuditEvent.at).order_by(audit.AuditEvent.seq)).scalars().all()
+        assert times == sorted(times)
     if engine.dialect.name == "sqlite":
         assert Path(f"{engine.url.database}-audit.lock").exists()
