@@ -82,7 +82,7 @@ def main() -> None:
     print(f"arrays and blob: {stats['base_bytes'] / 2**20:.0f} MiB")
     print(f"RssAnon before {before:.0f} MiB, peak during load {peak[0]:.0f} MiB")
     anon, mapped = rss_mib("RssAnon"), rss_mib("RssFile")
-    print(f"after load: RssAnon {anon:.0f} MiB, RssFile {mapped:.0f} MiB (SQLite's mmap)")
+    print(f"after load: RssAnon {anon:.0f} MiB, RssFile {mapped:.0f} MiB (mapped files: libraries)")
 
     # Warm both paths over the same queries, then time them alternately.
     same = 0
