@@ -8,13 +8,13 @@ a fraction of a millisecond and touches no disk. The database stays the truth; t
 with a change log, and every search checks the log first, so a search never sees older data
 than the SQL path would.
 
-What it holds (0.57 GiB of arrays per million children, 0.7 GiB resident in all; most of it
+What it holds (0.33 GiB of arrays per million children; most of it
 the postings and the stored records):
 
-- the *base*, loaded once: the postings as a sorted int64 array of key hashes (Python's `hash`
-  of the key: the copy lives in one process; a 64-bit collision, vanishingly rare, would at
-  worst count one more shared key for a candidate that is then scored anyway) with an aligned
-  int32 array of child ordinals; the children's ids, sorted, as a numpy bytes array (ordinal =
+- the *base*, loaded once: the distinct keys as a sorted int64 array of their hashes (Python's
+  `hash` of the key: the copy lives in one process; a 64-bit collision, vanishingly rare, would
+  at worst count one more shared key for a candidate that is then scored anyway), each with
+  where its postings start in an int32 array of child ordinals grouped by key; the children's ids, sorted, as a numpy bytes array (ordinal =
   position, so ordinal order is child_id order for ties: byte order, which is SQLite's and, for
   the directory's lowercase hex ids, PostgreSQL's whatever its collation); and their stored JSON
   in one blob with start and end offsets, each as a `marshal`led tuple (see `_compact`);
@@ -107,8 +107,12 @@ class _Base:
     blob: bytes | bytearray
     starts: npt.NDArray[np.int64]
     ends: npt.NDArray[np.int64]
-    hashes: Hashes
+    keys: Hashes
+    """The distinct key hashes, sorted."""
+    first: npt.NDArray[np.int64]
+    """Where each key's postings start in `ordinals` (and, one past the last, its length)."""
     ordinals: Ordinals
+    """The postings: child ordinals grouped by key, in `keys` order."""
     born: Days
     """Each child's date of birth as a day number (`date.toordinal`; 0: none), and below its
     expected delivery date: tested before a candidate is read back whole (see `births`)."""
@@ -136,7 +140,7 @@ class _Base:
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays and the blob."""
-        arrays = (self.ids, self.starts, self.ends, self.hashes, self.ordinals, self.born, self.due)
+        arrays = (self.ids, self.starts, self.ends, self.keys, self.first, self.ordinals, self.born, self.due)
         return len(self.blob) + sum(a.nbytes for a in arrays)
 
 
@@ -265,14 +269,18 @@ class _Snapshot:
     def rank(self, keys: Sequence[str], limit: int) -> list[int | str]:
         """The candidates in order, each a base ordinal or the child_id of a delta child."""
         base = self.base
-        wanted = np.unique(np.fromiter(map(hash, keys), dtype=np.int64, count=len(keys)))
-        lo = base.hashes.searchsorted(wanted, "left")
-        hi = base.hashes.searchsorted(wanted, "right")
-        hit = hi > lo
+        wanted = np.array(sorted(set(map(hash, keys))), dtype=np.int64)
+        # One binary search per key over the distinct keys (5 million at 1,000,000 children), not
+        # two over every posting (21 million): a third less time, and 86 MiB less held.
+        at = base.keys.searchsorted(wanted)
+        inside = at < len(base.keys)
+        at = at[inside]
+        at = at[base.keys[at] == wanted[inside]]  # the keys some child has
         top: list[int] = []
         top_counts: list[int] = []
-        if hit.any():
-            slices = [base.ordinals[a:b] for a, b in zip(lo[hit].tolist(), hi[hit].tolist(), strict=True)]
+        if len(at):
+            bounds = zip(base.first[at].tolist(), base.first[at + 1].tolist(), strict=True)
+            slices = [base.ordinals[a:b] for a, b in bounds]
             found = np.concatenate(slices) if len(slices) > 1 else slices[0]
             if self.dead:
                 found = found[self.alive[found]]
@@ -382,7 +390,7 @@ class ResidentIndex:
             "ready": True,
             "loads": self.loads,
             "children": len(snap.base.ids),
-            "postings": len(snap.base.hashes),
+            "postings": len(snap.base.ordinals),
             "base_bytes": snap.base.nbytes,
             "delta_children": snap.delta_children(),
             "dead": snap.dead,
@@ -498,7 +506,7 @@ class ResidentIndex:
             log.info(
                 "resident search index loaded: %d children, %d keys, %.0f MiB in %.1f s",
                 len(snap.base.ids),
-                len(snap.base.hashes),
+                len(snap.base.ordinals),
                 snap.base.nbytes / 2**20,
                 self.last_load_seconds,
             )
@@ -572,7 +580,12 @@ class ResidentIndex:
         hashes = hashes[order]
         ordinals = ordinals[order]
         del order
-        base = _Base(ids, blob, starts, ends, hashes, ordinals, born, due)
+        # The distinct keys and where each one's postings start; the postings' own hashes go.
+        first = np.flatnonzero(hashes[1:] != hashes[:-1]) + 1 if len(hashes) else hashes
+        keys = np.concatenate((hashes[:1], hashes[first]))
+        first = np.concatenate(([0], first, [len(hashes)])).astype(np.int64)
+        del hashes
+        base = _Base(ids, blob, starts, ends, keys, first, ordinals, born, due)
         _release_freed_memory()
         return _Snapshot(base, np.ones(len(ids), dtype=np.bool_), 0, _NO_CHANGES, _NO_CHANGES, last)
 

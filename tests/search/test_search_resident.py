@@ -113,6 +113,30 @@ def test_same_candidates_as_sql_before_and_after_changes(
     assert stats["ready"] and stats["loads"] == 1 and stats["delta_children"] >= 250
 
 
+def test_an_empty_copy_and_unknown_keys_find_nobody(writer: EmbeddedBackend, searcher: EmbeddedBackend) -> None:
+    """Loaded from no children at all, the copy answers nothing, then finds a child added later;
+    keys no child has (below, between and above the loaded ones) add no candidate."""
+    resident = _loaded(searcher)
+    assert resident.stats()["postings"] == 0
+    person = generate_population(1, seed=5)[0]
+    keys = sorted(blocking_keys(person))
+    assert searcher.candidates(keys, CANDIDATE_LIMIT) == []
+    writer.upsert([person])
+    assert [p.child_id for p in searcher.candidates(keys, CANDIDATE_LIMIT)] == [person.child_id]
+    # Loaded afresh with children: unknown keys mixed in change nothing.
+    people = generate_population(500, seed=9)
+    writer.rebuild(people)
+    searcher.candidates(keys, CANDIDATE_LIMIT)  # sees the rebuild: drops the copy, loads afresh
+    assert resident.wait_ready(30)
+    assert resident.loads == 2 and resident.stats()["postings"] > 0
+    sql = _sql(searcher)
+    unknown = [f"zz-nobody-{i}" for i in range(50)]
+    for keys in _queries(people, 50, seed=4):
+        mixed = unknown[:25] + keys + unknown[25:]
+        assert searcher.candidates(mixed, CANDIDATE_LIMIT) == sql.candidates(keys, CANDIDATE_LIMIT)
+    assert searcher.candidates(unknown, CANDIDATE_LIMIT) == []
+
+
 def test_changes_in_many_batches_fold_into_the_settled_delta(
     writer: EmbeddedBackend, searcher: EmbeddedBackend
 ) -> None:
