@@ -9,12 +9,21 @@ Runs, one after another in the same invocation, against uvicorn on 127.0.0.1 wit
   4. dev      - the same app in development mode with the X-Dev-Actor header (no token or grant
                 checks), to show what auth costs.
 Each server gets --warmup seconds of the same load, unmeasured, before its measured run.
+
+wrk keeps every connection busy (a closed loop): it measures the most a server can do, and at
+that point the latency is set by the number of clients, not by the server (Little's law: 16
+waiting clients at X searches/s wait 16/X s on average). With --rate R each server is also
+measured the other way, as latency targets are meant: searches arrive at a fixed R a second over
+the same connections whether or not earlier ones have been answered (an open loop), and each
+search's latency counts from when it was due, so time spent queued behind a slow answer is
+counted rather than hidden (no "coordinated omission").
 Needs a seeded database with a built index: `childindex seed --children N` then `childindex reindex`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -140,6 +149,102 @@ def wrk(
     }
 
 
+def at_rate(
+    url: str, queries: Path, headers: dict[str, str], *, rate: float, duration: float, connections: int
+) -> dict[str, float]:
+    """Searches at a fixed `rate` a second for `duration` seconds over `connections` keep-alive
+    connections; latency from each search's due time to its whole answer (see the module doc)."""
+    return asyncio.run(_at_rate(url, queries, headers, rate=rate, duration=duration, connections=connections))
+
+
+async def _at_rate(
+    url: str, queries: Path, headers: dict[str, str], *, rate: float, duration: float, connections: int
+) -> dict[str, float]:
+    parsed = httpx.URL(url)
+    host, port, path = parsed.host, parsed.port or 80, parsed.raw_path.decode()
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    requests = [
+        (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"{head}Content-Length: {len(body.encode())}\r\n\r\n{body}"
+        ).encode()
+        for body in queries.read_text().splitlines()
+        if body
+    ]
+    due: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
+    latencies: list[float] = []
+    failures = 0
+    total = int(rate * duration)
+
+    async def answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
+        status_line = await reader.readuntil(b"\r\n")
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value == "close":
+                close = True
+        await reader.readexactly(length)
+        return status, close
+
+    async def client() -> None:
+        nonlocal failures
+        reader = writer = None
+        while True:
+            i, when = await due.get()
+            if i < 0:
+                break
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                assert reader is not None
+                writer.write(requests[i % len(requests)])
+                status, close = await answer(reader)
+                latencies.append(time.perf_counter() - when)
+                failures += status != 200
+                if close:
+                    writer.close()
+                    reader = writer = None
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                failures += 1
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    clients = [asyncio.create_task(client()) for _ in range(connections)]
+    start = time.perf_counter()
+    sent = 0
+    while sent < total:
+        now = time.perf_counter()
+        while sent < total and start + sent / rate <= now:
+            due.put_nowait((sent, start + sent / rate))
+            sent += 1
+        await asyncio.sleep(max(0.0, start + sent / rate - time.perf_counter()))
+    for _ in clients:
+        due.put_nowait((-1, 0.0))
+    await asyncio.gather(*clients)
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": pct(0.50),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "requests": len(latencies),
+        "non_2xx": failures,
+        "socket_errors": 0,
+    }
+
+
 def serve(cmd: list[str], env: dict[str, str], port: int, *, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
     """Start a server (from the checkout at `cwd`) and wait until it answers."""
     proc = subprocess.Popen(
@@ -222,6 +327,13 @@ def main() -> None:
         "the same way and in the same run",
     )
     ap.add_argument("--skip", nargs="*", default=[], choices=["ceiling", "app", "dev"])
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="also measure each server with searches arriving at this fixed rate a second (an open "
+        "loop over the same connections, latency from each search's due time)",
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -250,6 +362,7 @@ def main() -> None:
     if args.elasticsearch_url:
         base_env["CHILDINDEX_ELASTICSEARCH_URL"] = args.elasticsearch_url
     results: dict[str, dict[str, float]] = {}
+    paced: dict[str, dict[str, float]] = {}
     uvicorn = [
         sys.executable,
         "-m",
@@ -267,15 +380,15 @@ def main() -> None:
         """Serve one app, measure it, stop it."""
         port = free_port()
         proc = serve([*uvicorn, "--port", str(port), *app], env, port, cwd=cwd)
+        url = f"http://127.0.0.1:{port}/api/v1/children/search"
         try:
             results[name] = measure(
-                f"http://127.0.0.1:{port}/api/v1/children/search",
-                qfile,
-                headers,
-                duration=args.duration,
-                connections=args.connections,
-                warmup=args.warmup,
+                url, qfile, headers, duration=args.duration, connections=args.connections, warmup=args.warmup
             )
+            if args.rate > 0:
+                paced[name] = at_rate(
+                    url, qfile, headers, rate=args.rate, duration=args.duration, connections=args.connections
+                )
         finally:
             stop(proc)
 
@@ -304,6 +417,12 @@ def main() -> None:
     for name, r in results.items():
         cells = f"{r['rps']:8.1f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f} {int(r['non_2xx']):8d}"
         print(f"{name:48} {cells}")
+    if paced:
+        print(f"\nsearches arriving at a fixed {args.rate:g}/s over the same {args.connections} connections")
+        print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>8}")
+        for name, r in paced.items():
+            cells = f"{r['rps']:8.1f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f} {int(r['non_2xx']):8d}"
+            print(f"{name:48} {cells}")
     ceiling = results.get("ceiling (minimal FastAPI)")
     app = results.get("app: search + auth + audit")
     dev = results.get("app without token/grant checks (dev header)")
