@@ -21,7 +21,7 @@ echo "== search through HTTP: app (auth + audit) beside a minimal FastAPI endpoi
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000
 echo "== the same with two uvicorn workers (one per core), app and ceiling alike"
-python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --workers 2 --skip dev
+python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --workers 2 --skip dev --rate 500
 echo "== Elasticsearch backend: index build, memory and search through HTTP ($N children)"
 ES_PORT="${BENCH_ES_PORT:-9290}"
 ES_URL="$(CHILDINDEX_ES_PORT=$ES_PORT CHILDINDEX_ES_EXTRA_JAVA_OPTS="-Xms2g -Xmx2g" \
