@@ -8,16 +8,17 @@ a fraction of a millisecond and touches no disk. The database stays the truth; t
 with a change log, and every search checks the log first, so a search never sees older data
 than the SQL path would.
 
-What it holds (0.33 GiB of arrays per million children; most of it
+What it holds (0.33 GiB of arrays per million children, 0.5 GiB resident in all; most of it
 the postings and the stored records):
 
 - the *base*, loaded once: the distinct keys as a sorted int64 array of their hashes (Python's
   `hash` of the key: the copy lives in one process; a 64-bit collision, vanishingly rare, would
   at worst count one more shared key for a candidate that is then scored anyway), each with
-  where its postings start in an int32 array of child ordinals grouped by key; the children's ids, sorted, as a numpy bytes array (ordinal =
-  position, so ordinal order is child_id order for ties: byte order, which is SQLite's and, for
-  the directory's lowercase hex ids, PostgreSQL's whatever its collation); and their stored JSON
-  in one blob with start and end offsets, each as a `marshal`led tuple (see `_compact`);
+  where its postings start in an int32 array of child ordinals grouped by key; the children's
+  ids, sorted, as a numpy bytes array (ordinal = position, so ordinal order is child_id order
+  for ties: byte order, which is SQLite's and, for the directory's lowercase hex ids,
+  PostgreSQL's whatever its collation); and their stored JSON in one blob with start and end
+  offsets, each as a `marshal`led tuple (see `_compact`);
 - an `alive` mask over base ordinals and a small *delta* for children changed since the load
   (dicts: child_id -> record and key hashes, key hash -> child_ids; see `_Snapshot`).
 
@@ -589,10 +590,10 @@ class ResidentIndex:
         del order
         # The distinct keys and where each one's postings start; the postings' own hashes go.
         first = np.flatnonzero(hashes[1:] != hashes[:-1]) + 1 if len(hashes) else hashes
-        keys = np.concatenate((hashes[:1], hashes[first]))
+        distinct = np.concatenate((hashes[:1], hashes[first]))
         first = np.concatenate(([0], first, [len(hashes)])).astype(np.int64)
         del hashes
-        base = _Base(ids, blob, starts, ends, keys, first, ordinals, born, due)
+        base = _Base(ids, blob, starts, ends, distinct, first, ordinals, born, due)
         _release_freed_memory()
         return _Snapshot(base, np.ones(len(ids), dtype=np.bool_), 0, _NO_CHANGES, _NO_CHANGES, last)
 

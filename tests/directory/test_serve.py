@@ -101,3 +101,21 @@ def test_a_process_works_on_at_most_request_threads_requests_at_once(tmp_path: P
     with TestClient(create_app(settings)) as client:
         assert client.portal is not None
         assert client.portal.call(tokens) == 3
+
+
+def test_a_serving_process_keeps_its_startup_heap_out_of_the_collectors_way(tmp_path: Path) -> None:
+    """While the app serves, what it made at startup is frozen (full collections skip it); at
+    shutdown it is handed back, so another app in the same process (as here) can collect it."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from directory.app import create_app
+    from directory.settings import Settings
+
+    gc.unfreeze()
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'heap.db'}", search_resident=False)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0

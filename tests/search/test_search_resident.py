@@ -113,7 +113,9 @@ def test_same_candidates_as_sql_before_and_after_changes(
     assert stats["ready"] and stats["loads"] == 1 and stats["delta_children"] >= 250
 
 
-def test_an_empty_copy_and_unknown_keys_find_nobody(writer: EmbeddedBackend, searcher: EmbeddedBackend) -> None:
+def test_an_empty_copy_and_unknown_keys_find_nobody(
+    writer: EmbeddedBackend, searcher: EmbeddedBackend
+) -> None:
     """Loaded from no children at all, the copy answers nothing, then finds a child added later;
     keys no child has (below, between and above the loaded ones) add no candidate."""
     resident = _loaded(searcher)
