@@ -110,10 +110,10 @@ def _settle_heap() -> None:
     (objects of requests in flight outlive two young collections). Measured at 1,000,000
     children with 16 clients: each took 120-150 ms, stopping the event loop for every search in
     the process, a tenth of its CPU in all, and set the p99. Frozen, they are skipped: a full
-    collection then took 20 ms at most, 2% of the CPU. Frozen objects are still freed when
-    nothing refers to them; only cycles among them wait for `gc.unfreeze()` at shutdown. (No
-    collection first: it took 0.1 s per app start in the tests, and the little cyclic garbage of a
-    start can wait for the unfreeze too.)
+    collection then took about 20 ms on average (25-65 ms at most), 3% of the time. Frozen
+    objects are still freed when nothing refers to them; only cycles among them wait for
+    `gc.unfreeze()` at shutdown. (No collection first: it took 0.1 s per app start in the tests,
+    and the little cyclic garbage of a start can wait for the unfreeze too.)
     """
     configure_mappers()  # (lazily on the first query otherwise: thousands of objects after the freeze)
     gc.freeze()
