@@ -239,29 +239,23 @@ class _Snapshot:
 
     def _could_match(self, ranked: list[int | str], keep: BirthFilter) -> list[int | str]:
         at = [r for r in ranked if isinstance(r, int)]
-        if keep.near_days is not None and not keep.far and len(at) == len(ranked):
-            # The usual case (an exact date of birth, no delta child ranked): only candidates
-            # born near it, or with no date of birth, can be kept; ask those, in rank order.
-            near = keep.near_days
-            born = self.base.born[np.asarray(at, dtype=np.int64)].tolist()
-            ask = [o for o, b in zip(at, born, strict=True) if b == 0 or b in near]
-            return [o for o, (b, d) in zip(ask, self.base.births(ask), strict=True) if keep(b, d)]
-        if keep.near_days is not None and at:
+        if keep.near_days is not None:
             # An exact date of birth: test the base's day numbers against the few near it; only
-            # candidates born near it (or with no date of birth) are asked one by one. (A set
-            # lookup per candidate: np.isin costs seven times as much on two hundred.)
+            # candidates born near it (or with no date of birth) are asked one by one, the rest
+            # get `far`. (A set lookup per candidate: np.isin costs seven times as much on two
+            # hundred.)
             near = keep.near_days
             born = self.base.born[np.asarray(at, dtype=np.int64)].tolist()
-            verdict = dict.fromkeys(at, keep.far)
             ask = [o for o, b in zip(at, born, strict=True) if b == 0 or b in near]
-            for o, (b, d) in zip(ask, self.base.births(ask), strict=True):
-                verdict[o] = keep(b, d)
         else:
-            verdict = {o: keep(b, d) for o, (b, d) in zip(at, self.base.births(at), strict=True)}
+            ask = at
+        asked = {o: keep(b, d) for o, (b, d) in zip(ask, self.base.births(ask), strict=True)}
+        if len(at) == len(ranked) and not keep.far:  # the usual case: only those asked can stay
+            return [o for o in ask if asked[o]]
         kept: list[int | str] = []
         for r in ranked:
             if isinstance(r, int):
-                if verdict[r]:
+                if asked.get(r, keep.far):
                     kept.append(r)
             else:
                 rec = self._record(r)
