@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.wiring import install as install_auth
 from directory.api import problems
 from directory.api.routes import router as api_router
-from directory.db import WalCheckpointer, make_engine
+from directory.db import make_engine
 from directory.settings import Settings
 from directory.web.wiring import install as install_web
 from interop.wiring import install_fhir
@@ -38,7 +38,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     engine = engine or make_engine(settings.database_url)
     backend = build_search_backend(settings, engine)
     indexer = BackgroundIndexer(engine, backend, interval=settings.indexer_interval_seconds or 0.5)
-    checkpointer = WalCheckpointer(engine, every=settings.sqlite_checkpoint_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -50,12 +49,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             backend.start_resident()  # loads in the background; searches use SQL until then
         if settings.indexer_interval_seconds > 0:
             indexer.start()
-        checkpointer.start()
         _settle_heap()
         try:
             yield
         finally:
-            checkpointer.stop()
             indexer.stop()
             if isinstance(backend, EmbeddedBackend):
                 backend.stop_resident()

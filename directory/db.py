@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -22,8 +20,6 @@ from directory import models  # noqa: F401  (registers the tables)
 READ_ONLY = "childindex_read_only"
 """Execution option for connections that only read (e.g. a bulk export while a writer runs)."""
 
-
-_log = logging.getLogger("childindex.db")
 
 SQLITE_POOL_SIZE = 40
 """Connections kept open per engine on SQLite (anyio runs at most 40 request threads at once)."""
@@ -69,10 +65,6 @@ def _tune_sqlite(engine: Engine) -> None:
         # children with 300 commits/s beside: a search's hit summaries took 1.30 ms mapped,
         # 0.58 ms read into the cache).
         cur.execute("PRAGMA cache_size=-32768")
-        # A commit that finds the log this long copies it into the database itself, holding the
-        # write lock meanwhile; a serving process does this in the background (`WalCheckpointer`),
-        # so this is the safety net for when nothing else does.
-        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -81,69 +73,6 @@ def _tune_sqlite(engine: Engine) -> None:
         # connections marked read-only read a WAL snapshot beside a running writer.
         read_only = conn.get_execution_options().get(READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-
-WAL_AUTOCHECKPOINT_PAGES = 16384
-"""Write-ahead log pages (64 MiB at 4 KiB) after which a commit checkpoints it itself."""
-
-
-class WalCheckpointer:
-    """Copies a SQLite file's write-ahead log back into the database from a thread of its own.
-
-    Left to SQLite, the commit that takes the log past its limit does the copy while it holds the
-    write lock, and every commit waits behind it: under a few hundred audited searches a second
-    the log passed SQLite's default 1,000 pages every fraction of a second, and each copy wrote
-    the same hot pages again (measured at 1,000,000 children: 600 KB written to disk per search,
-    against 80 KB with the copy made every few seconds). A passive checkpoint here takes no write
-    lock, so commits go on beside it, and the log starts again from the top once it is all copied.
-    Every worker process may run one: a checkpoint already running elsewhere is simply skipped.
-    """
-
-    def __init__(self, engine: Engine, *, every: float) -> None:
-        self._engine = engine
-        self._every = every
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @staticmethod
-    def applies(engine: Engine) -> bool:
-        """Only a SQLite file has a write-ahead log to copy."""
-        return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
-
-    def start(self) -> None:
-        """Begin checkpointing every `every` seconds until `stop`."""
-        if self._thread is None and self.applies(self._engine) and self._every > 0:
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the checkpoint in progress, if any."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def checkpoint(self, raw: PoolProxiedConnection) -> tuple[int, int, int]:
-        """One passive checkpoint: (busy, pages in the log, pages copied), as SQLite reports it."""
-        cursor = raw.cursor()
-        try:
-            busy, logged, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        finally:
-            cursor.close()
-        return int(busy), int(logged), int(copied)
-
-    def _run(self) -> None:
-        raw = self._engine.raw_connection()  # (in autocommit: a pragma outside any transaction)
-        raw.detach()
-        try:
-            while not self._stopping.wait(self._every):
-                try:
-                    self.checkpoint(raw)
-                except sqlite3.Error as exc:  # (busy or locked: the next round tries again)
-                    _log.warning("write-ahead log checkpoint failed: %s", exc)
-        finally:
-            raw.close()
 
 
 def is_postgres(engine_or_session: Engine | Session) -> bool:

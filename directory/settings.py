@@ -35,12 +35,6 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
-    sqlite_checkpoint_seconds: float = Field(
-        default=1.0,
-        ge=0,
-        description="On a SQLite file, how often a serving process copies the write-ahead log "
-        "into the database in the background (0: leave it to the commits that fill the log).",
-    )
     keepalive_requests: int = Field(
         default=100,
         ge=0,

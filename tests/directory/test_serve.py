@@ -119,21 +119,3 @@ def test_a_serving_process_keeps_its_startup_heap_out_of_the_collectors_way(tmp_
         assert client.get("/healthz").status_code == 200
         assert gc.get_freeze_count() > 10_000
     assert gc.get_freeze_count() == 0
-
-
-def test_a_serving_process_checkpoints_its_sqlite_log_in_the_background(tmp_path: Path) -> None:
-    import threading
-
-    from fastapi.testclient import TestClient
-
-    from directory.app import create_app
-    from directory.settings import Settings
-
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'ckpt.db'}", search_resident=False)
-    with TestClient(create_app(settings)) as client:
-        assert client.get("/healthz").status_code == 200
-        assert any(t.name == "sqlite-checkpoint" for t in threading.enumerate())
-    assert not any(t.name == "sqlite-checkpoint" for t in threading.enumerate())
-    off = Settings(database_url=f"sqlite:///{tmp_path / 'off.db'}", sqlite_checkpoint_seconds=0)
-    with TestClient(create_app(off)) as client:
-        assert not any(t.name == "sqlite-checkpoint" for t in threading.enumerate())
