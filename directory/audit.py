@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
+from directory.db import Prepared
 from directory.models import Actor, AuditEvent, AuditHead, AuditSubject, utcnow
 
 GENESIS = "0" * 64
@@ -62,10 +63,23 @@ def event_hash(event: AuditEvent | Mapping[str, Any]) -> str:
 _HEAD = AuditHead.__table__  # type: ignore[attr-defined]
 _EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
 _SUBJECTS = AuditSubject.__table__  # type: ignore[attr-defined]
-# Run for every search, in the group commit: built once, in Core (the ORM's unit of work and
-# bulk-insert machinery cost more than the rows they write).
-_READ_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1)
-_MOVE_HEAD = sa.update(_HEAD).where(_HEAD.c.id == 1)
+
+
+def _writes(table: sa.Table) -> dict[str, sa.BindParameter[Any]]:
+    return {c.name: sa.bindparam(c.name, type_=c.type) for c in table.columns}
+
+
+# Run for every search, in the group commit, on the driver's cursor (see `Prepared`): Core's
+# execution took more CPU than SQLite's commit (measured on one event with four children: 0.47 ms
+# a commit through Core, 0.21 ms on the cursor).
+_READ_HEAD = Prepared(sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1))
+_MOVE_HEAD = Prepared(
+    sa.update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=sa.bindparam("seq", type_=sa.Integer), hash=sa.bindparam("hash", type_=sa.String))
+)
+_ADD_EVENTS = Prepared(sa.insert(_EVENTS).values(_writes(_EVENTS)))
+_ADD_SUBJECTS = Prepared(sa.insert(_SUBJECTS).values(_writes(_SUBJECTS)))
 
 
 def _lock_head(conn: Connection) -> tuple[int, str]:
@@ -73,11 +87,12 @@ def _lock_head(conn: Connection) -> tuple[int, str]:
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
     # On SQLite every transaction is BEGIN IMMEDIATE, which already serialises appends.
-    head = conn.execute(_READ_HEAD).first()
-    if head is None:
+    head = _READ_HEAD.rows(conn, {})
+    if not head:
         conn.execute(sa.insert(_HEAD), {"id": 1, "seq": 0, "hash": GENESIS})
         return 0, GENESIS
-    return int(head.seq), str(head.hash)
+    seq, last = head[0]
+    return int(seq), str(last)
 
 
 def append(
@@ -145,8 +160,8 @@ def _draft(spec: dict[str, Any]) -> _Draft:
 
 
 def _append_rows(conn: Connection, drafts: Sequence[_Draft]) -> list[dict[str, Any]]:
-    """Lock the chain, link the drafted events onto it in order, and insert them (Core, one
-    statement per table: the ORM's unit of work costs more than the rows it writes)."""
+    """Lock the chain, link the drafted events onto it in order, and insert them (one statement
+    per table on the driver's cursor: the ORM's unit of work costs more than the rows it writes)."""
     if not drafts:
         return []
     seq, prev = _lock_head(conn)
@@ -160,10 +175,10 @@ def _append_rows(conn: Connection, drafts: Sequence[_Draft]) -> list[dict[str, A
         row["hash"] = prev = event_hash(row)
         rows.append(row)
         subjects.extend({"seq": seq, "child_id": child_id} for child_id in about)
-    conn.execute(sa.insert(_EVENTS), rows)
+    _ADD_EVENTS.run(conn, rows)
     if subjects:
-        conn.execute(sa.insert(_SUBJECTS), subjects)
-    conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
+        _ADD_SUBJECTS.run(conn, subjects)
+    _MOVE_HEAD.run(conn, [{"seq": seq, "hash": prev}])
     return rows
 
 
@@ -325,10 +340,11 @@ def verify(session: Session, *, batch: int = 5000) -> Verification:
             checked += 1
             last = event.seq
         session.expunge_all()
-    head = session.connection().execute(_READ_HEAD).first()
-    if head is not None and (head.seq != last or head.hash != expected_prev):
+    anchor = _READ_HEAD.rows(session.connection(), {})
+    head = anchor[0] if anchor else None
+    if head is not None and (head[0] != last or head[1] != expected_prev):
         problems.append(
-            f"the chain ends at event {last} but its anchor says {head.seq}: "
+            f"the chain ends at event {last} but its anchor says {head[0]}: "
             "events at the end were deleted or the anchor was altered"
         )
     if head is None and checked:

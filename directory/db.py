@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -155,17 +155,20 @@ class _Plan:
 
 
 class Prepared:
-    """A read statement run straight on the driver's cursor, for the few read on every request.
+    """A statement run straight on the driver's cursor, for the few run on every request: the
+    reads every request makes, and the audit log's appends.
 
     SQLAlchemy's Core spends ten times as long getting a small indexed SELECT to and from the
     driver (cache key, parameters, execution context, result metadata) as SQLite spends running
-    it. This compiles the statement once per dialect and keeps its parameter order and its
-    columns' type conversions (the same ones SQLAlchemy applies: UUIDs, dates, booleans), so a run
-    is one cursor call. No expanding (`IN :list`) parameters; engine events and echo are bypassed.
-    Outside a transaction each run reads its own snapshot.
+    it, and more than SQLite's own commit in an audit append's four statements. This compiles the
+    statement once per dialect and keeps its parameter order and its columns' type conversions
+    (the same ones SQLAlchemy applies: UUIDs, dates, booleans), so a run is one cursor call. No
+    expanding (`IN :list`) parameters; engine events and echo are bypassed. A read outside a
+    transaction reads its own snapshot; a write runs in the connection's transaction, which the
+    caller has begun and commits.
     """
 
-    def __init__(self, statement: sa.Select[Any] | sa.CompoundSelect[Any]) -> None:
+    def __init__(self, statement: sa.Select[Any] | sa.CompoundSelect[Any] | sa.Insert | sa.Update) -> None:
         self.statement = statement
         self._plans: dict[str, _Plan] = {}
 
@@ -186,20 +189,25 @@ class Prepared:
                 result=tuple(
                     c.type.dialect_impl(dialect).result_processor(dialect, None)
                     for c in self.statement.selected_columns
-                ),
+                )
+                if isinstance(self.statement, sa.Select | sa.CompoundSelect)
+                else (),
             )
         return plan
 
-    def rows(self, conn: Readable, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run on this connection (its transaction, if it has begun one) and fetch every row."""
-        plan = self._plan(conn.dialect)
+    def _values(self, plan: _Plan, params: dict[str, Any]) -> list[Any] | dict[str, Any]:
         values = {**plan.fixed, **params}
         for key, convert in plan.bind.items():
             if values[key] is not None:
                 values[key] = convert(values[key])
+        return [values[k] for k in plan.names] if plan.names else values
+
+    def rows(self, conn: Readable, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run on this connection (its transaction, if it has begun one) and fetch every row."""
+        plan = self._plan(conn.dialect)
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(plan.sql, [values[k] for k in plan.names] if plan.names else values)
+            cursor.execute(plan.sql, self._values(plan, params))
             fetched = cursor.fetchall()
         finally:
             cursor.close()
@@ -210,6 +218,17 @@ class Prepared:
             tuple(v if f is None or v is None else f(v) for f, v in zip(result, row, strict=True))
             for row in fetched
         ]
+
+    def run(self, conn: Connection, params: Sequence[dict[str, Any]]) -> None:
+        """Run a write once for each set of parameters, in the connection's transaction."""
+        if not conn.in_transaction():
+            raise RuntimeError("a prepared write runs in a transaction its caller has begun")
+        plan = self._plan(conn.dialect)
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(plan.sql, cast(Any, [self._values(plan, p) for p in params]))
+        finally:
+            cursor.close()
 
 
 @contextmanager

@@ -63,3 +63,39 @@ def test_prepared_refuses_an_expanding_parameter(engine: Engine) -> None:
     statement = sa.select(sa.literal(1)).where(sa.literal(1).in_(bindparam("ids", expanding=True)))
     with driver_reader(engine) as raw, pytest.raises(ValueError, match="expanding"):
         Prepared(statement).rows(raw, {"ids": [1]})
+
+
+def test_a_prepared_write_stores_what_core_stores_and_only_in_a_transaction(engine: Engine) -> None:
+    from directory.models import AuditEvent
+
+    table = AuditEvent.__table__  # type: ignore[attr-defined]
+    write = Prepared(
+        sa.insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.columns})
+    )
+
+    def event(seq: int) -> dict[str, object]:
+        at = datetime(2026, 11, 23, 18, 5, 7, 123456, tzinfo=UTC)
+        return {c.name: None for c in table.columns} | {
+            "seq": seq,
+            "at": at,
+            "actor_subject": "s",
+            "actor_role": "practitioner",
+            "action": "read",
+            "target_id": str(_KNOWN),
+            "outcome": "success",
+            "prev_hash": "p",
+            "hash": "h",
+        }
+
+    with engine.connect() as conn, pytest.raises(RuntimeError, match="transaction"):
+        write.run(conn, [event(1)])
+    with engine.begin() as conn:
+        write.run(conn, [event(1), event(2)])
+        conn.execute(sa.insert(table), event(3))
+    with reader(engine) as conn:  # as the driver holds them: the stored forms are the same
+        stored = conn.exec_driver_sql("SELECT seq, at, target_id, detail FROM audit_event ORDER BY seq").all()
+    assert [tuple(r)[1:] for r in stored] == [tuple(stored[2])[1:]] * 3 and [r[0] for r in stored] == [
+        1,
+        2,
+        3,
+    ]
