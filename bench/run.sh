@@ -18,10 +18,12 @@ python bench/card_read.py --db "$DB" --reads 2000 --http
 echo "== FHIR Patient?identifier=...&_revinclude=... ($N children)"
 python bench/fhir_revinclude.py --db "sqlite:///$DB" --requests 1000
 echo "== search through HTTP: app (auth + audit) beside a minimal FastAPI endpoint ($N children)"
+# 15 s of warm-up per server: on this VM the host pages out file cache left idle for about a minute
+# (DAMON), so a server that has just loaded its index starts with most of the database on disk.
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000
+python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --warmup 15
 echo "== the same with two uvicorn workers (one per core), app and ceiling alike"
-python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --workers 2 --skip dev --rate 500
+python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --workers 2 --skip dev --rate 500 --warmup 15
 echo "== Elasticsearch backend: index build, memory and search through HTTP ($N children)"
 ES_PORT="${BENCH_ES_PORT:-9290}"
 ES_URL="$(CHILDINDEX_ES_PORT=$ES_PORT CHILDINDEX_ES_EXTRA_JAVA_OPTS="-Xms2g -Xmx2g" \
