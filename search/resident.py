@@ -506,8 +506,9 @@ class ResidentIndex:
             with self._loaded:
                 self._loaded.notify_all()
             log.info(
-                "resident search index loaded: %d children, %d keys, %.0f MiB in %.1f s",
+                "resident search index loaded: %d children, %d keys, %d postings, %.0f MiB in %.1f s",
                 len(snap.base.ids),
+                len(snap.base.keys),
                 len(snap.base.ordinals),
                 snap.base.nbytes / 2**20,
                 self.last_load_seconds,
