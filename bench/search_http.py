@@ -173,7 +173,7 @@ async def _at_rate(
     ]
     due: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
     latencies: list[float] = []
-    failures = 0
+    failures = broken = 0  # answers other than 200; requests lost to a connection error
     total = int(rate * duration)
 
     async def answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
@@ -191,7 +191,7 @@ async def _at_rate(
         return status, close
 
     async def client() -> None:
-        nonlocal failures
+        nonlocal failures, broken
         reader = writer = None
         while True:
             i, when = await due.get()
@@ -209,7 +209,7 @@ async def _at_rate(
                     writer.close()
                     reader = writer = None
             except (OSError, asyncio.IncompleteReadError, ValueError):
-                failures += 1
+                broken += 1
                 if writer is not None:
                     writer.close()
                 reader = writer = None
@@ -243,7 +243,7 @@ async def _at_rate(
         "p99": pct(0.99),
         "requests": len(latencies),
         "non_2xx": failures,
-        "socket_errors": 0,
+        "socket_errors": broken,
     }
 
 
@@ -416,15 +416,17 @@ def main() -> None:
         f"{os.cpu_count()} cores"
     )
     print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+
+    def row(name: str, r: dict[str, float], failed: float) -> None:
+        print(f"{name:48} {r['rps']:8.1f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f} {int(failed):8d}")
+
     for name, r in results.items():
-        cells = f"{r['rps']:8.1f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f} {int(r['non_2xx']):8d}"
-        print(f"{name:48} {cells}")
+        row(name, r, r["non_2xx"])
     if paced:
         print(f"\nsearches arriving at a fixed {args.rate:g}/s over the same {args.connections} connections")
         print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>8}")
         for name, r in paced.items():
-            cells = f"{r['rps']:8.1f} {r['p50']:8.2f} {r['p95']:8.2f} {r['p99']:8.2f} {int(r['non_2xx']):8d}"
-            print(f"{name:48} {cells}")
+            row(name, r, r["non_2xx"] + r["socket_errors"])
     ceiling = results.get("ceiling (minimal FastAPI)")
     app = results.get("app: search + auth + audit")
     dev = results.get("app without token/grant checks (dev header)")
