@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
-from directory.db import Prepared
+from directory.db import Prepared, SqliteWriter, Writable, is_sqlite_file, sqlite_transaction
 from directory.models import Actor, AuditEvent, AuditHead, AuditSubject, utcnow
 
 GENESIS = "0" * 64
@@ -78,16 +78,18 @@ _MOVE_HEAD = Prepared(
 )
 _ADD_EVENTS = Prepared(sa.insert(_EVENTS).values(_writes(_EVENTS)))
 _ADD_SUBJECTS = Prepared(sa.insert(_SUBJECTS).values(_writes(_SUBJECTS)))
+_START_CHAIN = Prepared(sa.insert(_HEAD).values(_writes(_HEAD)))
 
 
-def _lock_head(conn: Connection) -> tuple[int, str]:
+def _lock_head(conn: Writable) -> tuple[int, str]:
     """The chain's last (seq, hash), locked for this transaction; made at genesis if missing."""
     if conn.dialect.name == "postgresql":
+        assert isinstance(conn, Connection)
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
     # On SQLite every transaction is BEGIN IMMEDIATE, which already serialises appends.
     head = _READ_HEAD.rows(conn, {})
     if not head:
-        conn.execute(sa.insert(_HEAD), {"id": 1, "seq": 0, "hash": GENESIS})
+        _START_CHAIN.run(conn, [{"id": 1, "seq": 0, "hash": GENESIS}])
         return 0, GENESIS
     seq, last = head[0]
     return int(seq), str(last)
@@ -157,7 +159,7 @@ def _draft(spec: dict[str, Any]) -> _Draft:
     return row, about
 
 
-def _append_rows(conn: Connection, drafts: Sequence[_Draft]) -> list[dict[str, Any]]:
+def _append_rows(conn: Writable, drafts: Sequence[_Draft]) -> list[dict[str, Any]]:
     """Lock the chain, link the drafted events onto it in order, and insert them (one statement
     per table on the driver's cursor: the ORM's unit of work costs more than the rows it writes)."""
     if not drafts:
@@ -246,31 +248,64 @@ class _GroupCommit:
         return pending.done
 
     def _run(self) -> None:
-        while True:
-            with self._ready:
-                if not self._queue and not self._ready.wait_for(lambda: bool(self._queue), self.IDLE_SECONDS):
-                    self._running = False
+        own = _OwnConnection()
+        try:
+            while True:
+                with self._ready:
+                    if not self._queue and not self._ready.wait_for(
+                        lambda: bool(self._queue), self.IDLE_SECONDS
+                    ):
+                        self._running = False
+                        return
+                    batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.MAX_BATCH))]
+                engine = self._engine()
+                if engine is None:  # nobody can be waiting on an engine that is gone
                     return
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.MAX_BATCH))]
-            engine = self._engine()
-            if engine is None:  # nobody can be waiting on an engine that is gone
-                return
-            self._write(engine, batch)
+                self._write(engine, batch, own)
+        finally:
+            own.drop()
 
-    def _write(self, engine: Engine, batch: list[_Pending]) -> None:
+    def _write(self, engine: Engine, batch: list[_Pending], own: _OwnConnection) -> None:
         try:
             drafts = [_draft(pending.event) for pending in batch]
-            with _writers_turn(engine), engine.begin() as conn:
+            with _writers_turn(engine), own.transaction(engine) as conn:
                 _append_rows(conn, drafts)
         except BaseException as exc:
+            own.drop()  # (a connection that failed is not trusted again)
             if len(batch) > 1:  # one bad event must not lose the others: write them one by one
                 for pending in batch:
-                    self._write(engine, [pending])
+                    self._write(engine, [pending], own)
                 return
             batch[0].done.set_exception(exc)
             return
         for pending in batch:
             pending.done.set_result(None)
+
+
+class _OwnConnection:
+    """A writer thread's transactions. On a SQLite file, on a driver connection of the thread's
+    own, opened on first use and kept while it runs (measured on 1,000,000 children, one event a
+    commit: 0.35 ms of CPU through Core's `engine.begin()`, 0.28 ms so); elsewhere each is an
+    `engine.begin()`."""
+
+    def __init__(self) -> None:
+        self._writer: SqliteWriter | None = None
+
+    @contextmanager
+    def transaction(self, engine: Engine) -> Iterator[Writable]:
+        if not is_sqlite_file(engine):
+            with engine.begin() as conn:
+                yield conn
+            return
+        if self._writer is None:
+            self._writer = SqliteWriter.open(engine)
+        with sqlite_transaction(self._writer) as conn:
+            yield conn
+
+    def drop(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
 
 @contextmanager

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 
-from directory.db import Prepared, driver_reader, reader
+from directory.db import (
+    Prepared,
+    SqliteWriter,
+    driver_reader,
+    is_sqlite_file,
+    make_engine,
+    reader,
+    sqlite_transaction,
+)
 
 _KNOWN = uuid.UUID("12345678-1234-5678-1234-567812345678")
 _STATEMENT = sa.select(
@@ -96,3 +106,32 @@ def test_a_prepared_write_stores_what_core_stores_and_only_in_a_transaction(engi
         stored = conn.exec_driver_sql("SELECT seq, at, target_id, detail FROM audit_event ORDER BY seq").all()
     assert [r[0] for r in stored] == [1, 2, 3]
     assert [tuple(r)[1:] for r in stored] == [tuple(stored[2])[1:]] * 3
+
+
+def test_a_sqlite_writer_commits_what_succeeds_and_rolls_back_what_raises(tmp_path: Path) -> None:
+    """The audit's group commit writes on a SQLite file through its own driver connection."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'writer.db'}")
+    assert is_sqlite_file(engine)
+    table = sa.table("scratch", sa.column("n", sa.Integer))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE scratch (n INTEGER NOT NULL)")
+    write = Prepared(sa.insert(table).values(n=bindparam("n", type_=sa.Integer)))
+    writer = SqliteWriter.open(engine)
+    try:
+        with pytest.raises(RuntimeError, match="transaction"):
+            write.run(writer, [{"n": 0}])
+        with sqlite_transaction(writer):
+            assert writer.in_transaction()
+            write.run(writer, [{"n": 1}, {"n": 2}])
+        assert not writer.in_transaction()
+        with pytest.raises(sqlite3.IntegrityError), sqlite_transaction(writer):
+            write.run(writer, [{"n": 3}])
+            write.run(writer, [{"n": None}])  # NOT NULL: the whole transaction goes
+        assert not writer.in_transaction()
+        with sqlite_transaction(writer):  # and the connection is usable again
+            write.run(writer, [{"n": 4}])
+    finally:
+        writer.close()
+    with reader(engine) as conn:
+        assert conn.exec_driver_sql("SELECT n FROM scratch ORDER BY n").scalars().all() == [1, 2, 4]
+    engine.dispose()
