@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 # Run on the operating system's Python when it is one we support (3.11-3.13). Distributions build
 # it, as the python image in deploy/ is built, with profile-guided optimisation and LTO; a locally
 # compiled pyenv or asdf interpreter usually has neither. Measured at 1,000,000 children: 8-13%
-# less CPU per search (README, "Speed"). Elsewhere uv finds an interpreter as usual.
+# less CPU per search (README, "Measured"). Elsewhere uv finds an interpreter as usual.
 SYSTEM_PYTHON := $(shell /usr/bin/python3 -c 'import sys; print(sys.executable if (3, 11) <= sys.version_info < (3, 14) else "")' 2>/dev/null)
 ifneq ($(SYSTEM_PYTHON),)
 export UV_PYTHON := $(SYSTEM_PYTHON)
