@@ -319,8 +319,8 @@ def _writers_turn(engine: Engine) -> Iterator[None]:
     per commit, a sixth of them over 5 ms, with every search in that process waiting on it). A
     blocked flock() is woken as soon as it is released.
     """
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not path or path == ":memory:" or path.startswith("file:"):
+    path = engine.url.database
+    if not is_sqlite_file(engine) or not path or path.startswith("file:"):  # (no lock file beside a URI)
         yield
         return
     try:
