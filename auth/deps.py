@@ -240,6 +240,7 @@ def _resolve(request: Request, state: AuthState, caller: _Caller) -> Actor:
         request_id=getattr(request.state, "request_id", None),
         practitioner_id=practitioner_id,
         shield_override_reason=request.headers.get(SHIELD_OVERRIDE_HEADER) or None,
+        localities=tuple(grant.locality_list()),
     )
     request.state.scopes = scopes
     request.state.grant = grant

@@ -90,6 +90,8 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "hand_over_lead": _WRITE,
     "update_tac": _WRITE,
     "convene_tac": _WRITE,
+    "list_notices": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
+    "read_notice": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
     "list_services": _CATALOGUE,
     "list_practitioners": _CATALOGUE,
     "list_localities": _CATALOGUE,

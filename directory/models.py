@@ -374,7 +374,8 @@ class Involvement(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=_id, primary_key=True)
     child_id: uuid.UUID = Field(foreign_key="child.id", index=True)
     service_id: uuid.UUID = Field(foreign_key="service.id", index=True)
-    practitioner_id: uuid.UUID | None = Field(default=None, foreign_key="practitioner.id")
+    # indexed: whether a practitioner works in a sensitive service is asked per card and search hit
+    practitioner_id: uuid.UUID | None = Field(default=None, foreign_key="practitioner.id", index=True)
     role: str = Field(max_length=80)
     level_of_need: int
     start_date: date
@@ -594,6 +595,28 @@ class Notification(SQLModel, table=True):
     delivered_at: datetime | None = _ts(default=None)
 
 
+class Notice(SQLModel, table=True):
+    """A message to one practitioner: a change someone else made to a CAF they hold.
+
+    Read by its practitioner on their notices page or `GET /api/v1/notices`; it names the child by id
+    only and carries the reason given, never the child's details.
+    """
+
+    id: uuid.UUID = Field(default_factory=_id, primary_key=True)
+    practitioner_id: uuid.UUID = Field(foreign_key="practitioner.id", index=True)
+    child_id: uuid.UUID = Field(foreign_key="child.id")
+    caf_id: uuid.UUID | None = Field(default=None, foreign_key="assessment.id")
+    action: str = Field(max_length=60)  # the audit action of the change, e.g. caf.close
+    message: str = Field(max_length=500)
+    reason: str | None = Field(default=None, max_length=500)
+    by_subject: str = Field(max_length=200)
+    by_name: str | None = Field(default=None, max_length=200)
+    by_role: str = Field(max_length=40)
+    by_organisation: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _ts(default_factory=utcnow)
+    read_at: datetime | None = _ts(default=None)
+
+
 class NotificationCursor(SQLModel, table=True):
     """How far the notifier has read the audit log (one row)."""
 
@@ -619,6 +642,7 @@ class Actor(BaseModel):
     request_id: str | None = None
     practitioner_id: uuid.UUID | None = None
     shield_override_reason: str | None = None  # a child-protection override for one viewing
+    localities: tuple[str, ...] = ()  # locality codes the grant covers; empty: the whole authority
 
 
 # --------------------------------------------------------------------------- inputs
@@ -730,18 +754,39 @@ class ConsentWithdraw(_Input):
     reason: str = PField(min_length=1, max_length=500)
 
 
-class CafSignal(_Input):
-    """A practitioner says they are about to start a CAF."""
+_CHANGE_REASON = PField(
+    default=None,
+    max_length=500,
+    description="Why you are making this change: required when you do not hold the CAF (its holder "
+    "is told, with this reason)",
+)
 
-    practitioner_id: uuid.UUID
+
+class CafSignal(_Input):
+    """A practitioner says they are about to start a CAF.
+
+    The practitioner is the signed-in one; a connected system names one of its own organisation's.
+    """
+
+    practitioner_id: uuid.UUID | None = PField(
+        default=None,
+        description="Only for a connected system: the practitioner of its own organisation starting "
+        "the CAF. A person signals as themselves (their sign-in's practitioner record).",
+    )
+    no_risk_of_significant_harm: bool = PField(
+        description="Confirm that the child is not thought to be at risk of significant harm: a CAF "
+        "is not the route for that (refer to children's social care under safeguarding procedures)."
+    )
 
 
 class CafStart(_Input):
     consent_id: uuid.UUID
+    reason: str | None = _CHANGE_REASON
 
 
 class CafComplete(_Input):
     outcome: CafOutcome
+    reason: str | None = _CHANGE_REASON
 
 
 class CafClose(_Input):
@@ -767,10 +812,12 @@ class TacUpdate(_Input):
     remove_practitioner_ids: list[uuid.UUID] = PField(default_factory=list, max_length=30)
     next_review_date: date | None = None
     family_participating: bool | None = None
+    reason: str | None = _CHANGE_REASON
 
 
 class TacConvene(_Input):
     next_review_date: date
+    reason: str | None = _CHANGE_REASON
 
 
 class DemographicsUpdate(_Input):
@@ -1021,3 +1068,19 @@ class LocalityRead(_Output):
     team_name: str
     team_phone: str | None
     team_email: str | None
+
+
+class NoticeRead(_Output):
+    """A notice to the signed-in practitioner about a CAF they hold."""
+
+    id: uuid.UUID
+    child_id: uuid.UUID
+    caf_id: uuid.UUID | None
+    action: str
+    message: str
+    reason: str | None
+    by_name: str | None
+    by_role: str
+    by_organisation: str | None
+    created_at: datetime
+    read_at: datetime | None

@@ -30,6 +30,7 @@ from directory.models import (
     LeadProfessionalAssignment,
     Locality,
     LocalityArea,
+    Notice,
     Organisation,
     Practitioner,
     RelatedPerson,
@@ -243,6 +244,68 @@ def practitioner_contact(session: Session, practitioner_id: uuid.UUID) -> tuple[
     if row is None:
         raise NoResultFound(str(practitioner_id))
     return row
+
+
+def locality_code(session: Session, locality_id: uuid.UUID | None) -> str | None:
+    """The code of a locality (None when the child has none)."""
+    if locality_id is None:
+        return None
+    return session.exec(select(Locality.code).where(Locality.id == locality_id)).first()
+
+
+def sensitive_practitioners(session: Session, practitioner_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of these practitioners named on a sensitive involvement of any child: their name and role
+    say which kind of service a child sees (a sexual health nurse), so they are shown only as the
+    sensitive involvement itself would be."""
+    ids = list({p for p in practitioner_ids if p is not None})
+    if not ids:
+        return set()
+    rows = session.exec(
+        select(Involvement.practitioner_id)
+        .where(col(Involvement.practitioner_id).in_(ids), col(Involvement.sensitive).is_(True))
+        .distinct()
+    ).all()
+    return {r for r in rows if r is not None}
+
+
+def practitioners_of_org(session: Session, organisation_id: uuid.UUID) -> Sequence[uuid.UUID]:
+    """The ids of an organisation's practitioners."""
+    return session.exec(select(Practitioner.id).where(Practitioner.organisation_id == organisation_id)).all()
+
+
+def organisations_named(session: Session, name: str) -> Sequence[uuid.UUID]:
+    """Organisations a grant's organisation names: by name, NHS ODS code or school URN (any case)."""
+    key = name.strip().lower()
+    return session.exec(
+        select(Organisation.id).where(
+            or_(
+                func.lower(Organisation.name) == key,
+                func.lower(Organisation.ods_code) == key,
+                func.lower(Organisation.urn) == key,
+            )
+        )
+    ).all()
+
+
+def notices_for(
+    session: Session, practitioner_id: uuid.UUID, *, unread_only: bool, limit: int
+) -> Sequence[Notice]:
+    """A practitioner's notices, newest first."""
+    stmt = select(Notice).where(Notice.practitioner_id == practitioner_id)
+    if unread_only:
+        stmt = stmt.where(col(Notice.read_at).is_(None))
+    return session.exec(stmt.order_by(col(Notice.created_at).desc()).limit(limit)).all()
+
+
+def unread_notices(session: Session, practitioner_id: uuid.UUID) -> int:
+    """How many notices a practitioner has not read."""
+    return int(
+        session.exec(
+            select(func.count())
+            .select_from(Notice)
+            .where(Notice.practitioner_id == practitioner_id, col(Notice.read_at).is_(None))
+        ).one()
+    )
 
 
 # A search answers with a page of these, so they are Core statements built once: the ORM's

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from directory import audit
+from directory import audit, notices
 from directory import repository as repo
 from directory.errors import (
     CafAlreadyOpen,
@@ -85,10 +87,41 @@ from directory.models import (
     TacUpdate,
     utcnow,
 )
+from directory.permissions import (  # re-exported: callers read the rules from here
+    SENSITIVE_VIEWERS,
+    SHIELD_VIEWERS,
+    Standing,
+    acting_practitioner,
+    ask_contact,
+    caf_parties,
+    caf_standing,
+    holder_to_ask,
+    how_to_reach,
+    may_see_consent,
+    may_see_practitioner,
+    may_see_sensitive,
+    may_see_shielded,
+    on_behalf,
+    practitioner_to_record,
+    require_caf_change,
+    require_consent_withdrawal,
+    require_involvement_change,
+)
+
+__all__ = [
+    "SENSITIVE_VIEWERS",
+    "SHIELD_VIEWERS",
+    "Standing",
+    "ask_contact",
+    "caf_standing",
+    "holder_to_ask",
+    "may_see_consent",
+    "may_see_practitioner",
+    "may_see_sensitive",
+    "may_see_shielded",
+]
 
 MAX_AGE_YEARS = 19  # pre-birth to 19 inclusive
-SHIELD_VIEWERS = {Role.DESIGNATED_PRACTITIONER}
-SENSITIVE_VIEWERS = {Role.DESIGNATED_PRACTITIONER, Role.CHILD_PROTECTION}
 SHIELD_SETTERS = {Role.DESIGNATED_PRACTITIONER, Role.CHILD_PROTECTION, Role.DIRECTORY_ADMIN}
 ACCESS_LOG_READERS = {Role.AUDITOR, Role.DIRECTORY_ADMIN, Role.DESIGNATED_PRACTITIONER}
 _CAF_CONSENT_SCOPES = {ConsentScope.CAF.value}
@@ -551,10 +584,12 @@ def record_consent(session: Session, *, actor: Actor, child_id: uuid.UUID, data:
 def withdraw_consent(
     session: Session, *, actor: Actor, consent_id: uuid.UUID, data: ConsentWithdraw
 ) -> Consent:
-    """Withdraw a consent; sensitive involvements it covered are hidden at once."""
+    """Withdraw a consent (whoever recorded it, or the local delivery team); sensitive involvements it
+    covered are hidden at once."""
     consent = repo.get(session, Consent, consent_id, for_update=True)
     if consent is None:
         raise NotFound("No consent has that id.")
+    require_consent_withdrawal(session, actor, consent, _load_child(session, consent.child_id))
     if consent.withdrawn_at is not None:
         raise Conflict("This consent was already withdrawn.")
     consent.withdrawn_at = utcnow()
@@ -571,19 +606,29 @@ def withdraw_consent(
 def record_involvement(
     session: Session, *, actor: Actor, child_id: uuid.UUID, data: InvolvementCreate
 ) -> Involvement:
-    """Record that a service (and maybe a named practitioner) is working with a child."""
+    """Record that a service (and maybe a named practitioner) is working with a child (see
+    permissions.practitioner_to_record for who may record which)."""
     child = _active_child(session, child_id)
     service = repo.get(session, Service, data.service_id)
     if service is None:
         raise NotFound("No service has that id; pick one from /api/v1/services.")
-    if data.practitioner_id is not None:
-        _practitioner(session, data.practitioner_id)
+    practitioner_id = practitioner_to_record(session, actor, service, child, data.practitioner_id)
     if data.start_date > date.today() + timedelta(days=1):
         raise InvalidInput("An involvement cannot start in the future.")
-    if repo.active_involvement(session, child.id, service.id) is not None:
+    held = repo.active_involvement(session, child.id, service.id)
+    if held is not None:
+        held_consent = repo.get(session, Consent, held.consent_id) if held.consent_id else None
+        if may_see_shielded(child, actor) and (
+            not held.sensitive or may_see_sensitive(actor, held, held_consent)
+        ):
+            raise Conflict(
+                f"{service.name} is already recorded as involved with this child; confirm or end "
+                "that involvement instead of adding another."
+            )
+        ask = ask_contact(session, child)
         raise Conflict(
-            f"{service.name} is already recorded as involved with this child; confirm or end "
-            "that involvement instead of adding another."
+            f"This service's involvement with the child is already recorded. Ask {ask.name}"
+            f"{how_to_reach(ask)} if it needs changing."
         )
     sensitive = data.sensitive or service.sensitive
     consent_id = None
@@ -607,7 +652,7 @@ def record_involvement(
     involvement = Involvement(
         child_id=child.id,
         service_id=service.id,
-        practitioner_id=data.practitioner_id,
+        practitioner_id=practitioner_id,
         role=data.role,
         level_of_need=data.level_of_need,
         start_date=data.start_date,
@@ -633,7 +678,12 @@ def end_involvement(
 ) -> Involvement:
     """End an involvement: the service is no longer working with the child."""
     involvement = _involvement_to_change(
-        session, involvement_id, expected_version, if_ended="This involvement has already ended."
+        session,
+        actor,
+        involvement_id,
+        expected_version,
+        if_ended="This involvement has already ended.",
+        doing="end this involvement",
     )
     _end(involvement, data.end_date)
     return _save_involvement_change(session, actor, involvement, "end")
@@ -650,12 +700,16 @@ def update_involvement(
     """Change who is working with the child, their role or the level of need; or end it."""
     involvement = _involvement_to_change(
         session,
+        actor,
         involvement_id,
         expected_version,
         if_ended="This involvement has ended; record a new one instead of changing it.",
+        doing="change this involvement",
     )
     if data.practitioner_id is not None and data.practitioner_id != involvement.practitioner_id:
-        _practitioner(session, data.practitioner_id)
+        service = repo.get(session, Service, involvement.service_id)
+        child = _load_child(session, involvement.child_id)
+        practitioner_to_record(session, actor, service, child, data.practitioner_id)
     involvement.practitioner_id = data.practitioner_id
     involvement.role = data.role
     involvement.level_of_need = data.level_of_need
@@ -668,12 +722,21 @@ def update_involvement(
 
 
 def _involvement_to_change(
-    session: Session, involvement_id: uuid.UUID, expected_version: int | None, *, if_ended: str
+    session: Session,
+    actor: Actor,
+    involvement_id: uuid.UUID,
+    expected_version: int | None,
+    *,
+    if_ended: str,
+    doing: str,
 ) -> Involvement:
-    """The involvement, locked, at the version the caller saw and not yet ended."""
+    """The involvement, locked, once the actor may change it, at the version they saw, not yet ended."""
     involvement = repo.get(session, Involvement, involvement_id, for_update=True)
     if involvement is None:
         raise NotFound("No involvement has that id.")
+    require_involvement_change(
+        session, actor, involvement, _load_child(session, involvement.child_id), doing=doing
+    )
     check_version("involvement", involvement.version, expected_version)
     if involvement.status == InvolvementStatus.ENDED.value:
         raise Conflict(if_ended)
@@ -704,7 +767,11 @@ def _save_involvement_change(
 def confirm_involvement(session: Session, *, actor: Actor, involvement_id: uuid.UUID) -> Involvement:
     """Confirm an involvement is still current (updates last confirmed)."""
     involvement = repo.get(session, Involvement, involvement_id, for_update=True)
-    if involvement is None or involvement.status != InvolvementStatus.ACTIVE.value:
+    if involvement is None:
+        raise NotFound("No active involvement has that id.")
+    child = _load_child(session, involvement.child_id)
+    require_involvement_change(session, actor, involvement, child, doing="confirm this involvement")
+    if involvement.status != InvolvementStatus.ACTIVE.value:
         raise NotFound("No active involvement has that id.")
     involvement.last_confirmed_at = utcnow()
     session.add(involvement)
@@ -781,29 +848,21 @@ def update_practitioner(
 # --------------------------------------------------------------------------- CAF
 
 
-def may_see_shielded(child: Child, actor: Actor) -> bool:
-    """Whether this actor sees a child's location, contacts and practitioners (always, unless shielded)."""
-    return (
-        not child.shielded
-        or actor.role in SHIELD_VIEWERS
-        or (actor.role == Role.CHILD_PROTECTION and bool(actor.shield_override_reason))
-    )
-
-
 def _caf_conflict(session: Session, caf: Assessment, child: Child, actor: Actor) -> CafAlreadyOpen:
-    if not may_see_shielded(child, actor):
-        # Naming the holder would say who works with a shielded child, and where: refer instead.
-        ask = ask_contact(session, child, Contact(name="the local delivery team", role="local delivery team"))
-        how = " or ".join(x for x in (ask.phone, ask.email) if x)
+    holder, named = holder_to_ask(session, actor, caf, child)
+    if not named:
+        # Naming the holder would say who works with a shielded child and where, or that a child sees
+        # a sensitive service: refer to the local delivery team instead.
+        why = (
+            "The record is shielded, so whoever holds it is not named here: ask" if child.shielded else "Ask"
+        )
         return CafAlreadyOpen(
-            "A CAF is already open for this child. The record is shielded, so whoever holds it is "
-            f"not named here: ask {ask.name}{' on ' + how if how else ''} to put you in touch, and "
-            "join it instead of starting another.",
+            f"A CAF is already open for this child. {why} {holder.name}{how_to_reach(holder)} to put you "
+            "in touch with whoever holds it, and join it instead of starting another.",
             caf_id=str(caf.id),
             caf_status=caf.status,
-            holder=ask.model_dump(),
+            holder=holder.model_dump(),
         )
-    holder = _contact(session, caf.lead_practitioner_id or caf.initiator_id)
     state = {
         "signalled": "has signalled that they are starting one",
         "in_progress": "is carrying one out",
@@ -863,9 +922,17 @@ def signal_caf(
     signal_days: int,
     now: datetime,
 ) -> Assessment:
-    """Signal the intent to start a CAF; refuse, naming the holder, when one is open."""
+    """Signal the intent to start a CAF, as the signed-in practitioner (a connected system: for one of
+    its own); refuse, naming the holder, when one is open."""
+    if not data.no_risk_of_significant_harm:
+        raise InvalidInput(
+            "A CAF is not the route when a child may be at risk of significant harm: follow your "
+            "safeguarding procedures and refer to children's social care now. Signal a CAF only once you "
+            "have confirmed that the child is not at risk of significant harm.",
+            field="no_risk_of_significant_harm",
+        )
     child = _active_child(session, child_id)
-    practitioner = _practitioner(session, data.practitioner_id)
+    practitioner = acting_practitioner(session, actor, data.practitioner_id, doing="signal a CAF")
     lapse_expired_signal(session, child_id=child.id, now=now)
     existing = repo.open_caf(session, child.id)
     if existing is not None:
@@ -899,7 +966,9 @@ def signal_caf(
         )
     )
     session.flush()
-    _audit_change(session, actor, "caf.signal", child.id, {"caf_id": caf.id.hex})
+    _audit_change(
+        session, actor, "caf.signal", child.id, {"caf_id": caf.id.hex, **on_behalf(actor, practitioner)}
+    )
     return caf
 
 
@@ -910,11 +979,44 @@ def _load_caf(session: Session, caf_id: uuid.UUID) -> Assessment:
     return caf  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True)
+class _CafChange:
+    """A CAF about to change, the child, who the actor is to it, and who held it before the change."""
+
+    caf: Assessment
+    child: Child
+    standing: Standing
+    holders: tuple[uuid.UUID, ...]
+
+
+def _caf_to_change(
+    session: Session, actor: Actor, caf_id: uuid.UUID, *, reason: str | None, doing: str
+) -> _CafChange:
+    """The CAF, locked, once the actor may change it (see permissions.require_caf_change)."""
+    caf = _load_caf(session, caf_id)
+    child = _load_child(session, caf.child_id)
+    standing = require_caf_change(session, actor, caf, child, reason=reason, doing=doing)
+    return _CafChange(caf, child, standing, caf_parties(session, caf).holders)
+
+
+def _made_known(
+    session: Session, actor: Actor, change: _CafChange, *, action: str, what: str, reason: str | None
+) -> dict[str, str]:
+    """Tell the CAF's holders when someone else changed it; the audit detail of who it was."""
+    if change.standing == Standing.HOLDER:
+        return {}
+    notices.tell(
+        session, actor=actor, caf=change.caf, to=change.holders, action=action, what=what, reason=reason
+    )
+    return {"by": change.standing.value}
+
+
 def start_caf(
     session: Session, *, actor: Actor, caf_id: uuid.UUID, data: CafStart, now: datetime
 ) -> Assessment:
     """Start a signalled CAF; needs a current consent from a parent/carer or competent young person."""
-    caf = _load_caf(session, caf_id)
+    change = _caf_to_change(session, actor, caf_id, reason=data.reason, doing="start this CAF")
+    caf = change.caf
     _active_child(session, caf.child_id)
     if caf.status == CafStatus.SIGNALLED.value and caf.signal_expires_at and caf.signal_expires_at <= now:
         raise RuleBroken(
@@ -940,7 +1042,8 @@ def start_caf(
     caf.version += 1
     session.add(caf)
     session.flush()
-    _audit_change(session, actor, "caf.start", caf.child_id, {"caf_id": caf.id.hex})
+    by = _made_known(session, actor, change, action="caf.start", what="started", reason=data.reason)
+    _audit_change(session, actor, "caf.start", caf.child_id, {"caf_id": caf.id.hex, **by})
     return caf
 
 
@@ -948,7 +1051,8 @@ def complete_caf(
     session: Session, *, actor: Actor, caf_id: uuid.UUID, data: CafComplete, now: datetime
 ) -> Assessment:
     """Record that the assessment is complete and its outcome; the CAF stays open until closed."""
-    caf = _load_caf(session, caf_id)
+    change = _caf_to_change(session, actor, caf_id, reason=data.reason, doing="record this CAF's outcome")
+    caf = change.caf
     if caf.status != CafStatus.IN_PROGRESS.value:
         raise Conflict(f"Only a CAF in progress can be completed; this one is {caf.status}.")
     caf.status = CafStatus.COMPLETED.value
@@ -957,8 +1061,11 @@ def complete_caf(
     caf.version += 1
     session.add(caf)
     session.flush()
+    by = _made_known(
+        session, actor, change, action="caf.complete", what="recorded the outcome of", reason=data.reason
+    )
     _audit_change(
-        session, actor, "caf.complete", caf.child_id, {"caf_id": caf.id.hex, "outcome": caf.outcome}
+        session, actor, "caf.complete", caf.child_id, {"caf_id": caf.id.hex, "outcome": caf.outcome, **by}
     )
     return caf
 
@@ -967,7 +1074,8 @@ def close_caf(
     session: Session, *, actor: Actor, caf_id: uuid.UUID, data: CafClose, now: datetime
 ) -> Assessment:
     """Close a CAF (or withdraw a signal); ends its TAC and the Lead Professional role."""
-    caf = _load_caf(session, caf_id)
+    change = _caf_to_change(session, actor, caf_id, reason=data.reason, doing="close this CAF")
+    caf = change.caf
     if caf.status not in {s.value for s in OPEN_CAF_STATUSES}:
         raise Conflict(f"This CAF is already {caf.status}.")
     tac = repo.tac_for_caf(session, caf.id, for_update=True)
@@ -987,7 +1095,11 @@ def close_caf(
         lead.ended_at = now
         session.add(lead)
     session.flush()
-    _audit_change(session, actor, "caf.close", caf.child_id, {"caf_id": caf.id.hex, "status": caf.status})
+    what = "withdrew the signal of" if caf.status == CafStatus.WITHDRAWN.value else "closed"
+    by = _made_known(session, actor, change, action="caf.close", what=what, reason=data.reason)
+    _audit_change(
+        session, actor, "caf.close", caf.child_id, {"caf_id": caf.id.hex, "status": caf.status, **by}
+    )
     return caf
 
 
@@ -995,7 +1107,10 @@ def hand_over_lead(
     session: Session, *, actor: Actor, caf_id: uuid.UUID, data: HandOver, now: datetime
 ) -> LeadProfessionalAssignment:
     """Hand the Lead Professional role over: from, to, when, why and by whom are recorded."""
-    caf = _load_caf(session, caf_id)
+    change = _caf_to_change(
+        session, actor, caf_id, reason=data.reason, doing="hand over this CAF's Lead Professional role"
+    )
+    caf = change.caf
     if caf.status not in {s.value for s in OPEN_CAF_STATUSES}:
         raise Conflict("The Lead Professional can change only while the CAF or TAC is open.")
     to = _practitioner(session, data.to_practitioner_id)
@@ -1020,7 +1135,15 @@ def hand_over_lead(
     caf.version += 1
     session.add(caf)
     session.flush()
-    _audit_change(session, actor, "lead-professional.hand-over", caf.child_id, {"caf_id": caf.id.hex})
+    by = _made_known(
+        session,
+        actor,
+        change,
+        action="lead-professional.hand-over",
+        what="handed over the Lead Professional role of",
+        reason=data.reason,
+    )
+    _audit_change(session, actor, "lead-professional.hand-over", caf.child_id, {"caf_id": caf.id.hex, **by})
     return assignment
 
 
@@ -1029,7 +1152,10 @@ def hand_over_lead(
 
 def update_tac(session: Session, *, actor: Actor, caf_id: uuid.UUID, data: TacUpdate, now: datetime) -> Tac:
     """Form a TAC for an open CAF or change its members and review date."""
-    caf = _load_caf(session, caf_id)
+    change = _caf_to_change(
+        session, actor, caf_id, reason=data.reason, doing="change this CAF's Team Around the Child"
+    )
+    caf = change.caf
     if caf.status not in (CafStatus.IN_PROGRESS.value, CafStatus.COMPLETED.value):
         raise Conflict("A TAC is formed from a CAF that has started and is not closed.")
     tac = repo.tac_for_caf(session, caf.id, for_update=True)
@@ -1068,15 +1194,32 @@ def update_tac(session: Session, *, actor: Actor, caf_id: uuid.UUID, data: TacUp
     tac.version += 1
     session.add(tac)
     session.flush()
-    _audit_change(session, actor, "tac.update", caf.child_id, {"tac_id": tac.id.hex})
+    by = _made_known(
+        session,
+        actor,
+        change,
+        action="tac.update",
+        what="changed the Team Around the Child of",
+        reason=data.reason,
+    )
+    _audit_change(session, actor, "tac.update", caf.child_id, {"tac_id": tac.id.hex, **by})
     return tac
 
 
 def convene_tac(session: Session, *, actor: Actor, tac_id: uuid.UUID, data: TacConvene, now: datetime) -> Tac:
     """Mark a TAC convened: it needs more than two practitioners and a review date."""
-    tac = repo.get(session, Tac, tac_id, for_update=True)
-    if tac is None:
+    found = repo.get(session, Tac, tac_id)
+    if found is None:
         raise NotFound("No TAC has that id.")
+    change = _caf_to_change(
+        session,
+        actor,
+        found.assessment_id,
+        reason=data.reason,
+        doing="convene this CAF's Team Around the Child",
+    )
+    tac = repo.get(session, Tac, tac_id, for_update=True)
+    assert tac is not None
     if tac.status != TacStatus.FORMING.value:
         raise Conflict(f"This TAC is already {tac.status}.")
     members = repo.tac_members(session, tac.id)
@@ -1097,40 +1240,25 @@ def convene_tac(session: Session, *, actor: Actor, tac_id: uuid.UUID, data: TacC
     tac.version += 1
     session.add(tac)
     session.flush()
-    _audit_change(session, actor, "tac.convene", tac.child_id, {"tac_id": tac.id.hex})
+    by = _made_known(
+        session,
+        actor,
+        change,
+        action="tac.convene",
+        what="convened the Team Around the Child of",
+        reason=data.reason,
+    )
+    _audit_change(session, actor, "tac.convene", tac.child_id, {"tac_id": tac.id.hex, **by})
     return tac  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def may_see_sensitive(actor: Actor, involvement: Involvement, consent: Consent | None) -> bool:
-    """Whether this actor may see a sensitive involvement (the card's rule; FHIR reuses it)."""
-    if consent is None or consent.withdrawn_at is not None:
-        return False  # withdrawing consent hides it from everyone, at once
-    if actor.role in SENSITIVE_VIEWERS:
-        return True
-    return actor.practitioner_id is not None and actor.practitioner_id == involvement.practitioner_id
-
-
 def _org_contact(org: Organisation | None) -> Contact | None:
     if org is None:
         return None
     return Contact(name=org.name, organisation=org.name, phone=org.phone, email=org.email)
-
-
-def ask_contact(session: Session, child: Child, fallback: Contact) -> Contact:
-    """Whom to ask about a shielded child: its locality's delivery team, else the fallback team."""
-    locality = repo.get(session, Locality, child.locality_id) if child.locality_id else None
-    if locality is None:
-        return fallback
-    return Contact(
-        name=locality.team_name,
-        role="local delivery team",
-        organisation=locality.authority,
-        phone=locality.team_phone,
-        email=locality.team_email,
-    )
 
 
 def build_card(
@@ -1152,8 +1280,8 @@ def build_card(
         merged_into_id=child.merged_into_id,
     )
     caf = repo.open_caf(session, child.id) or repo.latest_caf(session, child.id)
+    ask = ask_contact(session, child, fallback_team)
     if not entitled:
-        ask = ask_contact(session, child, fallback_team)
         card.shield_notice = ShieldNotice(
             message=(
                 "This record is shielded: address, contact details and the services involved "
@@ -1180,16 +1308,26 @@ def build_card(
     card.related_people = [
         RelatedPersonRead.model_validate(p) for p in repo.related_people(session, child.id)
     ]
+    rows = repo.involvements_with_service(session, child.id, include_ended=True)
+    people = _people_on_record(session, child, caf, rows)
+    sensitive = repo.sensitive_practitioners(session, list(people))
+
+    def seen(practitioner_id: uuid.UUID | None) -> bool:
+        return practitioner_id is not None and may_see_practitioner(actor, practitioner_id, sensitive)
+
     involvements: list[InvolvementRead] = []
-    for inv, service, org, practitioner, consent in repo.involvements_with_service(session, child.id):
+    for inv, service, org, practitioner, consent in rows:
+        if inv.status != InvolvementStatus.ACTIVE.value:
+            continue
         if inv.sensitive and not may_see_sensitive(actor, inv, consent):
             continue
+        named = practitioner if practitioner is not None and seen(practitioner.id) else None
         contact = Contact(
-            name=practitioner.name if practitioner else service.name,
-            role=practitioner.role if practitioner else inv.role,
+            name=named.name if named else service.name,
+            role=named.role if named else inv.role,
             organisation=org.name,
-            phone=(practitioner.phone if practitioner else None) or service.phone or org.phone,
-            email=(practitioner.email if practitioner else None) or service.email or org.email,
+            phone=(named.phone if named else None) or service.phone or org.phone,
+            email=(named.email if named else None) or service.email or org.email,
         )
         involvements.append(
             InvolvementRead(
@@ -1212,11 +1350,20 @@ def build_card(
         )
     card.involvements = involvements
     card.highest_level_of_need = max((i.level_of_need for i in involvements), default=None)
+    withheld = f"withheld: ask {ask.name}"
     if caf is not None:
-        holder = _contact(session, caf.lead_practitioner_id or caf.initiator_id)
+        holder_id = caf.lead_practitioner_id or caf.initiator_id
+        open_ = caf.status in {s.value for s in OPEN_CAF_STATUSES}
+        holder = _contact(session, holder_id) if seen(holder_id) else None
         advice = None
-        if caf.status in {s.value for s in OPEN_CAF_STATUSES}:
+        if open_ and holder is not None:
             advice = f"A CAF is open: contact {holder.name} before starting another assessment, and join it."
+        elif open_:
+            # Whoever holds it works in a sensitive service: that they hold it would say so.
+            advice = (
+                f"A CAF is open. Ask {ask.name}{how_to_reach(ask)} to put you in touch with whoever holds "
+                "it before starting another assessment, and join it."
+            )
         card.caf = CafRead(
             id=caf.id,
             status=caf.status,
@@ -1229,18 +1376,8 @@ def build_card(
             outcome=caf.outcome,
             advice=advice,
         )
-        history = repo.lead_history(session, caf.id)
         card.lead_professional_history = [
-            HandOverRead(
-                from_practitioner=_contact(session, h.from_practitioner_id).name
-                if h.from_practitioner_id
-                else None,
-                to_practitioner=_contact(session, h.practitioner_id).name,
-                at=h.started_at,
-                reason=h.reason,
-                by=h.assigned_by,
-            )
-            for h in history
+            _hand_over_read(session, h, seen, withheld) for h in repo.lead_history(session, caf.id)
         ]
         tac = repo.tac_for_caf(session, caf.id)
         if tac is not None and tac.status != TacStatus.CLOSED.value:
@@ -1257,16 +1394,18 @@ def build_card(
                         contact=_contact(session, m.practitioner_id),
                     )
                     for m in repo.tac_members(session, tac.id)
+                    if seen(m.practitioner_id)
                 ],
             )
     lead = repo.current_lead(session, child.id)
-    if lead is not None:
+    if lead is not None and seen(lead.practitioner_id):
         card.lead_professional = LeadProfessionalRead(
             practitioner_id=lead.practitioner_id,
             contact=_contact(session, lead.practitioner_id),
             since=lead.started_at,
             reason=lead.reason,
         )
+    covered = [inv for inv, *_ in rows]
     card.consents = [
         ConsentRead(
             id=c.id,
@@ -1279,8 +1418,54 @@ def build_card(
             current=c.withdrawn_at is None,
         )
         for c in repo.consents(session, child.id)
+        if may_see_consent(actor, c, covered)
     ]
     return card
+
+
+def _hand_over_read(
+    session: Session,
+    spell: LeadProfessionalAssignment,
+    seen: Callable[[uuid.UUID | None], bool],
+    withheld: str,
+) -> HandOverRead:
+    """One hand-over as the card shows it: who is not shown is withheld, and so is what names them."""
+    parties = [p for p in (spell.from_practitioner_id, spell.practitioner_id) if p is not None]
+    shown = all(seen(p) for p in parties)
+    return HandOverRead(
+        from_practitioner=None
+        if spell.from_practitioner_id is None
+        else _contact(session, spell.from_practitioner_id).name
+        if seen(spell.from_practitioner_id)
+        else withheld,
+        to_practitioner=_contact(session, spell.practitioner_id).name
+        if seen(spell.practitioner_id)
+        else withheld,
+        at=spell.started_at,
+        reason=spell.reason if shown else withheld,
+        by=spell.assigned_by if shown else withheld,
+    )
+
+
+def _people_on_record(
+    session: Session,
+    child: Child,
+    caf: Assessment | None,
+    rows: Sequence[tuple[Involvement, Service, Organisation, Practitioner | None, Consent | None]],
+) -> set[uuid.UUID]:
+    """Every practitioner a card could name: involvements, the CAF's holders and hand-overs, the TAC."""
+    people = {inv.practitioner_id for inv, *_ in rows if inv.practitioner_id}
+    lead = repo.current_lead(session, child.id)
+    if lead is not None:
+        people.add(lead.practitioner_id)
+    if caf is not None:
+        people.update(p for p in (caf.initiator_id, caf.lead_practitioner_id) if p)
+        for h in repo.lead_history(session, caf.id):
+            people.update(p for p in (h.practitioner_id, h.from_practitioner_id) if p)
+        tac = repo.tac_for_caf(session, caf.id)
+        if tac is not None:
+            people.update(m.practitioner_id for m in repo.tac_members(session, tac.id))
+    return people
 
 
 def read_card(

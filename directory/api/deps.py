@@ -110,7 +110,8 @@ _DEV_FIELD = re.compile(r"^[A-Za-z0-9_.@:\- ]{1,200}$")
 
 
 def parse_dev_actor(header: str, purpose: str | None, request_id: str | None) -> Actor:
-    """Read 'subject=alice; role=practitioner; org=X; practitioner=<uuid>' from the dev header."""
+    """Read 'subject=alice; role=practitioner; org=X; practitioner=<uuid>; localities=CITY NORTH' from
+    the dev header."""
     fields: dict[str, Any] = {}
     for part in header.split(";"):
         if not part.strip():
@@ -144,6 +145,7 @@ def parse_dev_actor(header: str, purpose: str | None, request_id: str | None) ->
         request_id=request_id,
         practitioner_id=practitioner_id,
         shield_override_reason=fields.get("override"),
+        localities=tuple(c for c in fields.get("localities", "").split() if c),
     )
 
 

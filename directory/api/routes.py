@@ -8,8 +8,8 @@ from datetime import date
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
+from directory import notices, service
 from directory import repository as repo
-from directory import service
 from directory.api.deps import CurrentActor, SessionDep
 from directory.models import (
     AccessLogEntry,
@@ -28,6 +28,7 @@ from directory.models import (
     InvolvementEnd,
     LocalityRead,
     MergeInto,
+    NoticeRead,
     PractitionerRead,
     ServiceRead,
     ShieldClear,
@@ -228,3 +229,15 @@ def list_practitioners(
 def list_localities(session: SessionDep, actor: CurrentActor) -> list[LocalityRead]:
     """Localities and their local delivery teams."""
     return [LocalityRead.model_validate(x) for x in repo.localities(session)]
+
+
+@router.get("/notices", response_model=list[NoticeRead], tags=["notices"])
+def list_notices(session: SessionDep, actor: CurrentActor, unread: bool = False) -> list[NoticeRead]:
+    """Your notices: changes someone else made to a CAF you hold (newest first)."""
+    return list(notices.my_notices(session, actor=actor, unread_only=unread))
+
+
+@router.post("/notices/{notice_id}/read", response_model=NoticeRead, tags=["notices"])
+def read_notice(notice_id: uuid.UUID, session: SessionDep, actor: CurrentActor) -> NoticeRead:
+    """Mark one of your notices read."""
+    return notices.mark_read(session, actor=actor, notice_id=notice_id, now=utcnow())

@@ -14,9 +14,10 @@ from directory.app import create_app
 from directory.db import unit_of_work
 from directory.settings import Settings
 from tests.conftest import count
-from tests.fixtures.builders import make_locality, make_practitioner, make_service, next_nhs_number
+from tests.fixtures.builders import make_locality, make_org, make_practitioner, make_service, next_nhs_number
 
 PURPOSE = {"X-Purpose-Of-Use": "considering-caf"}
+SIGNAL = {"no_risk_of_significant_harm": True}
 
 
 def who(role: str = "practitioner", subject: str = "alice", **extra: str) -> dict[str, str]:
@@ -53,7 +54,8 @@ def new_child(client: TestClient, **overrides: object) -> str:
 def catalogue(engine: Engine) -> dict[str, str]:
     with unit_of_work(engine) as s:
         make_locality(s, code="EAST", areas=("OX4",))
-        hv = make_service(s)
+        health = make_org(s, name="Demoshire Health", kind="nhs_trust")
+        hv = make_service(s, health)
         sh = make_service(
             s,
             name="Sexual Health",
@@ -64,7 +66,7 @@ def catalogue(engine: Engine) -> dict[str, str]:
             sensitive_category="sexual_health",
         )
         people = [
-            make_practitioner(s, name=n, phone=f"07700 90010{i}")
+            make_practitioner(s, health if i == 0 else None, name=n, phone=f"07700 90010{i}")
             for i, n in enumerate(["Hannah Visitor", "Sam Senco", "Yusuf Youth", "Nora Nurse"])
         ]
     return {"hv": str(hv.id), "sh": str(sh.id), **{f"p{i}": str(p.id) for i, p in enumerate(people)}}
@@ -73,9 +75,11 @@ def catalogue(engine: Engine) -> dict[str, str]:
 def test_full_caf_journey_and_card(client: TestClient, engine: Engine) -> None:
     ids = catalogue(engine)
     child = new_child(client)
+    hannah = who(subject="hannah", practitioner=ids["p0"])
+    sam = who(subject="sam", practitioner=ids["p1"])
     r = client.post(
         f"/api/v1/children/{child}/involvements",
-        headers=who(),
+        headers=hannah,
         json={
             "service_id": ids["hv"],
             "practitioner_id": ids["p0"],
@@ -85,13 +89,13 @@ def test_full_caf_journey_and_card(client: TestClient, engine: Engine) -> None:
         },
     )
     assert r.status_code == 201, r.text
-    caf = client.post(f"/api/v1/children/{child}/caf", headers=who(), json={"practitioner_id": ids["p1"]})
+    caf = client.post(f"/api/v1/children/{child}/caf", headers=sam, json=SIGNAL)
     assert caf.status_code == 201 and caf.json()["status"] == "signalled"
     caf_id = caf.json()["id"]
 
     # The whole point: a second practitioner is told who holds it and how to reach them.
     second = client.post(
-        f"/api/v1/children/{child}/caf", headers=who(subject="bob"), json={"practitioner_id": ids["p2"]}
+        f"/api/v1/children/{child}/caf", headers=who(subject="bob", practitioner=ids["p2"]), json=SIGNAL
     )
     assert second.status_code == 409
     assert second.headers["content-type"] == "application/problem+json"
@@ -100,42 +104,40 @@ def test_full_caf_journey_and_card(client: TestClient, engine: Engine) -> None:
     assert problem["holder"]["name"] == "Sam Senco"
 
     no_consent = client.post(
-        f"/api/v1/cafs/{caf_id}/start", headers=who(), json={"consent_id": str(uuid.uuid4())}
+        f"/api/v1/cafs/{caf_id}/start", headers=sam, json={"consent_id": str(uuid.uuid4())}
     )
     assert no_consent.status_code == 422 and "consent" in no_consent.json()["detail"].lower()
     consent = client.post(
         f"/api/v1/children/{child}/consents",
-        headers=who(),
+        headers=sam,
         json={"scope": "caf", "given_by_kind": "parent_carer", "given_by_name": "Sara Khan"},
     )
     assert consent.status_code == 201
     started = client.post(
-        f"/api/v1/cafs/{caf_id}/start", headers=who(), json={"consent_id": consent.json()["id"]}
+        f"/api/v1/cafs/{caf_id}/start", headers=sam, json={"consent_id": consent.json()["id"]}
     )
     assert started.json()["status"] == "in_progress"
     handed = client.post(
         f"/api/v1/cafs/{caf_id}/lead-professional",
-        headers=who(),
+        headers=sam,
         json={"to_practitioner_id": ids["p2"], "reason": "young person prefers youth worker"},
     )
     assert handed.status_code == 200, handed.text
     tac = client.post(
         f"/api/v1/cafs/{caf_id}/tac",
-        headers=who(),
+        headers=sam,
         json={"add_members": [{"practitioner_id": ids[p], "role": "member"} for p in ("p1", "p2")]},
     )
     tac_id = tac.json()["id"]
     review = (date.today() + timedelta(days=30)).isoformat()
-    too_small = client.post(
-        f"/api/v1/tacs/{tac_id}/convene", headers=who(), json={"next_review_date": review}
-    )
+    too_small = client.post(f"/api/v1/tacs/{tac_id}/convene", headers=sam, json={"next_review_date": review})
     assert too_small.status_code == 422 and "more than two" in too_small.json()["detail"]
     client.post(
         f"/api/v1/cafs/{caf_id}/tac",
-        headers=who(),
+        headers=sam,
         json={"add_members": [{"practitioner_id": ids["p3"], "role": "school nurse"}]},
     )
-    convened = client.post(f"/api/v1/tacs/{tac_id}/convene", headers=who(), json={"next_review_date": review})
+    convened = client.post(f"/api/v1/tacs/{tac_id}/convene", headers=sam, json={"next_review_date": review})
     assert convened.json()["status"] == "convened"
 
     card = client.get(f"/api/v1/children/{child}", headers=who())
@@ -241,7 +243,7 @@ def test_failed_write_leaves_nothing_behind_and_is_audited(client: TestClient, e
     child = new_child(client)
     r = client.post(
         f"/api/v1/children/{child}/involvements",
-        headers=who(subject="sneaky"),
+        headers=who("local_delivery_team", subject="sneaky"),
         json={
             "service_id": ids["sh"],
             "role": "nurse",
@@ -349,6 +351,6 @@ def test_merging_a_duplicate_keeps_both_and_points_to_the_survivor(
     card = client.get(f"/api/v1/children/{dup}", headers=who()).json()
     assert card["status"] == "merged" and card["merged_into_id"] == keep
     ids = catalogue(engine)
-    r = client.post(f"/api/v1/children/{dup}/caf", headers=who(), json={"practitioner_id": ids["p0"]})
+    r = client.post(f"/api/v1/children/{dup}/caf", headers=who(practitioner=ids["p0"]), json=SIGNAL)
     assert r.status_code == 422 and "merged" in r.json()["detail"]
     assert count(engine, "child") == 2

@@ -36,9 +36,9 @@ def test_parallel_caf_signals_exactly_one_wins(engine: Engine) -> None:
             with unit_of_work(engine) as s:
                 service.signal_caf(
                     s,
-                    actor=actor(subject=str(practitioner_id)),
+                    actor=actor(subject=str(practitioner_id), practitioner_id=practitioner_id),
                     child_id=child,
-                    data=CafSignal(practitioner_id=practitioner_id),
+                    data=CafSignal(no_risk_of_significant_harm=True),
                     signal_days=14,
                     now=utcnow(),
                 )
@@ -67,9 +67,9 @@ def test_parallel_hand_overs_leave_exactly_one_current_lead(engine: Engine) -> N
     with unit_of_work(engine) as s:
         caf = service.signal_caf(
             s,
-            actor=actor(),
+            actor=actor(practitioner_id=people[0]),
             child_id=child,
-            data=CafSignal(practitioner_id=people[0]),
+            data=CafSignal(no_risk_of_significant_harm=True),
             signal_days=14,
             now=utcnow(),
         )
@@ -81,7 +81,7 @@ def test_parallel_hand_overs_leave_exactly_one_current_lead(engine: Engine) -> N
             with unit_of_work(engine) as s:
                 service.hand_over_lead(
                     s,
-                    actor=actor(),
+                    actor=actor(practitioner_id=people[0]),
                     caf_id=caf.id,
                     now=utcnow(),
                     data=HandOver(to_practitioner_id=to, reason="rebalancing"),

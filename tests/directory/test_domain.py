@@ -56,9 +56,9 @@ def _signal(
 ) -> Assessment:
     return service.signal_caf(
         session,
-        actor=actor(),
+        actor=actor(practitioner_id=practitioner_id),
         child_id=child_id,
-        data=CafSignal(practitioner_id=practitioner_id),
+        data=CafSignal(no_risk_of_significant_harm=True),
         signal_days=days,
         now=now or utcnow(),
     )
@@ -94,9 +94,9 @@ def test_second_caf_on_a_shielded_child_refers_instead_of_naming_the_holder(sess
     with pytest.raises(CafAlreadyOpen) as err:
         service.signal_caf(
             session,
-            actor=actor(Role.DESIGNATED_PRACTITIONER),
+            actor=actor(Role.DESIGNATED_PRACTITIONER, practitioner_id=second.id),
             child_id=child,
-            data=CafSignal(practitioner_id=second.id),
+            data=CafSignal(no_risk_of_significant_harm=True),
             signal_days=14,
             now=utcnow(),
         )
@@ -144,7 +144,7 @@ def test_signal_expires_unless_started(session: Session) -> None:
     with pytest.raises(RuleBroken, match="expired"):
         service.start_caf(
             session,
-            actor=actor(),
+            actor=actor(practitioner_id=p.id),
             caf_id=caf.id,
             data=CafStart(consent_id=_consent(session, child)),
             now=utcnow(),
@@ -172,15 +172,15 @@ def test_caf_start_needs_consent(session: Session) -> None:
     sharing = _consent(session, child, scope="information_sharing")
     with pytest.raises(ConsentRequired, match="scope 'caf'"):
         service.start_caf(
-            session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=sharing), now=utcnow()
+            session, actor=actor(practitioner_id=p.id), caf_id=caf.id, data=CafStart(consent_id=sharing), now=utcnow()
         )
     with pytest.raises(ConsentRequired):
         service.start_caf(
-            session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=uuid.uuid4()), now=utcnow()
+            session, actor=actor(practitioner_id=p.id), caf_id=caf.id, data=CafStart(consent_id=uuid.uuid4()), now=utcnow()
         )
     consent = _consent(session, child)
     started = service.start_caf(
-        session, actor=actor(), caf_id=caf.id, data=CafStart(consent_id=consent), now=utcnow()
+        session, actor=actor(practitioner_id=p.id), caf_id=caf.id, data=CafStart(consent_id=consent), now=utcnow()
     )
     assert started.status == "in_progress" and started.consent_id == consent
 
@@ -216,7 +216,7 @@ def test_initiator_is_lead_and_hand_over_is_recorded(session: Session) -> None:
     assert card.lead_professional and card.lead_professional.contact.name == "Ann Lead"
     service.hand_over_lead(
         session,
-        actor=actor(subject="manager"),
+        actor=actor(subject="manager", practitioner_id=a.id),
         caf_id=caf.id,
         data=HandOver(to_practitioner_id=b.id, reason="TAC appointed Ben"),
         now=utcnow(),
@@ -260,19 +260,19 @@ def test_closing_caf_ends_lead_and_tac(session: Session) -> None:
     caf = _signal(session, child, people[0].id)
     service.start_caf(
         session,
-        actor=actor(),
+        actor=actor(practitioner_id=people[0].id),
         caf_id=caf.id,
         data=CafStart(consent_id=_consent(session, child)),
         now=utcnow(),
     )
     tac = service.update_tac(
         session,
-        actor=actor(),
+        actor=actor(practitioner_id=people[0].id),
         caf_id=caf.id,
         now=utcnow(),
         data=TacUpdate(add_members=[TacMemberIn(practitioner_id=p.id, role="member") for p in people]),
     )
-    service.close_caf(session, actor=actor(), caf_id=caf.id, data=CafClose(reason="needs met"), now=utcnow())
+    service.close_caf(session, actor=actor(practitioner_id=people[0].id), caf_id=caf.id, data=CafClose(reason="needs met"), now=utcnow())
     session.refresh(tac)
     assert tac.status == "closed"
     card = service.build_card(
@@ -287,17 +287,17 @@ def test_tac_needs_more_than_two_practitioners(session: Session) -> None:
     caf = _signal(session, child, people[0].id)
     service.start_caf(
         session,
-        actor=actor(),
+        actor=actor(practitioner_id=people[0].id),
         caf_id=caf.id,
         data=CafStart(consent_id=_consent(session, child)),
         now=utcnow(),
     )
     service.complete_caf(
-        session, actor=actor(), caf_id=caf.id, data=CafComplete(outcome="multi_agency_response"), now=utcnow()
+        session, actor=actor(practitioner_id=people[0].id), caf_id=caf.id, data=CafComplete(outcome="multi_agency_response"), now=utcnow()
     )
     tac = service.update_tac(
         session,
-        actor=actor(),
+        actor=actor(practitioner_id=people[0].id),
         caf_id=caf.id,
         now=utcnow(),
         data=TacUpdate(add_members=[TacMemberIn(practitioner_id=p.id, role="member") for p in people[:2]]),
@@ -305,23 +305,23 @@ def test_tac_needs_more_than_two_practitioners(session: Session) -> None:
     review = date.today() + timedelta(days=42)
     with pytest.raises(RuleBroken, match="more than two"):
         service.convene_tac(
-            session, actor=actor(), tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
+            session, actor=actor(practitioner_id=people[0].id), tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
         )
     service.update_tac(
         session,
-        actor=actor(),
+        actor=actor(practitioner_id=people[0].id),
         caf_id=caf.id,
         now=utcnow(),
         data=TacUpdate(add_members=[TacMemberIn(practitioner_id=people[2].id, role="youth worker")]),
     )
     convened = service.convene_tac(
-        session, actor=actor(), tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
+        session, actor=actor(practitioner_id=people[0].id), tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
     )
     assert convened.status == "convened"
     with pytest.raises(RuleBroken, match="more than two"):
         service.update_tac(
             session,
-            actor=actor(),
+            actor=actor(practitioner_id=people[0].id),
             caf_id=caf.id,
             now=utcnow(),
             data=TacUpdate(remove_practitioner_ids=[people[2].id]),
@@ -334,7 +334,7 @@ def test_database_refuses_convening_a_small_tac(session: Session) -> None:
     caf = _signal(session, child, p.id)
     service.start_caf(
         session,
-        actor=actor(),
+        actor=actor(practitioner_id=p.id),
         caf_id=caf.id,
         data=CafStart(consent_id=_consent(session, child)),
         now=utcnow(),
@@ -349,6 +349,7 @@ def test_database_refuses_convening_a_small_tac(session: Session) -> None:
 
 def test_sensitive_involvement_needs_consent_and_withdrawal_hides_it(session: Session) -> None:
     child = make_child(session)
+    team = actor(Role.LOCAL_DELIVERY_TEAM, subject="hub")
     svc = make_service(
         session,
         name="Sexual Health Clinic",
@@ -360,15 +361,15 @@ def test_sensitive_involvement_needs_consent_and_withdrawal_hides_it(session: Se
     )
     body = {"service_id": svc.id, "role": "nurse", "level_of_need": 2, "start_date": date.today()}
     with pytest.raises(ConsentRequired):
-        service.record_involvement(session, actor=actor(), child_id=child, data=InvolvementCreate(**body))
+        service.record_involvement(session, actor=team, child_id=child, data=InvolvementCreate(**body))
     caf_consent = _consent(session, child, "caf")
     with pytest.raises(ConsentRequired, match="does not cover"):
         service.record_involvement(
-            session, actor=actor(), child_id=child, data=InvolvementCreate(**body, consent_id=caf_consent)
+            session, actor=team, child_id=child, data=InvolvementCreate(**body, consent_id=caf_consent)
         )
     consent = _consent(session, child, "sensitive:sexual_health")
     service.record_involvement(
-        session, actor=actor(), child_id=child, data=InvolvementCreate(**body, consent_id=consent)
+        session, actor=team, child_id=child, data=InvolvementCreate(**body, consent_id=consent)
     )
 
     def visible(role: Role) -> int:
@@ -410,7 +411,7 @@ def test_shielded_record_hides_location_from_most_users(session: Session) -> Non
     svc = make_service(session)
     service.record_involvement(
         session,
-        actor=actor(),
+        actor=actor(Role.LOCAL_DELIVERY_TEAM),
         child_id=child,
         data=InvolvementCreate(
             service_id=svc.id, role="health visitor", level_of_need=1, start_date=date.today()
@@ -504,13 +505,14 @@ def test_at_a_glance_loads_a_page_of_hits_as_the_per_child_queries_would(session
     one-child queries: open CAF and its holder, current Lead Professional, and the count and highest
     level of need of active involvements that are not sensitive."""
     busy, quiet, other = make_child(session), make_child(session), make_child(session)
+    team = actor(Role.LOCAL_DELIVERY_TEAM, subject="hub")
     holder = make_practitioner(session, name="Priya Patel")
     _signal(session, busy, holder.id)
     services = [make_service(session, name=f"Service {i}") for i in range(4)]
     for svc, level, sensitive in zip(services, (1, 3, 4, 2), (False, False, True, False), strict=True):
         involvement = service.record_involvement(
             session,
-            actor=actor(),
+            actor=team,
             child_id=busy,
             data=InvolvementCreate(
                 service_id=svc.id,
@@ -524,13 +526,13 @@ def test_at_a_glance_loads_a_page_of_hits_as_the_per_child_queries_would(session
         if level == 2:  # ended: not counted
             service.end_involvement(
                 session,
-                actor=actor(),
+                actor=team,
                 involvement_id=involvement.id,
                 data=InvolvementEnd(end_date=date.today()),
             )
     service.record_involvement(
         session,
-        actor=actor(),
+        actor=team,
         child_id=other,
         data=InvolvementCreate(
             service_id=services[0].id, role="worker", level_of_need=1, start_date=date.today()
