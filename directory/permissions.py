@@ -393,3 +393,21 @@ def require_consent_withdrawal(session: Session, actor: Actor, consent: Consent,
         f"family has withdrawn it, tell {ask.name}{how_to_reach(ask)}.",
         ask=ask.model_dump(),
     )
+
+
+def may_change_involvement(session: Session, actor: Actor, involvement: Involvement, child: Child) -> bool:
+    """Whether `require_involvement_change` lets this actor end, change or confirm the involvement."""
+    try:
+        require_involvement_change(session, actor, involvement, child, doing="change it")
+    except (NotAllowed, NotFound):
+        return False
+    return True
+
+
+def may_withdraw_consent(session: Session, actor: Actor, consent: Consent, child: Child) -> bool:
+    """Whether `require_consent_withdrawal` lets this actor withdraw the consent."""
+    try:
+        require_consent_withdrawal(session, actor, consent, child)
+    except (NotAllowed, NotFound):
+        return False
+    return True

@@ -50,6 +50,9 @@ class Contactable:
     organisation: str
     phone: str | None
     """The practitioner's own number, else their organisation's."""
+    practitioner_id: uuid.UUID | None = None
+    sensitive: bool = False
+    """Named on a sensitive involvement: shown only as such an involvement would be."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +352,16 @@ _GLANCE_CHILDREN = Prepared(
     .outerjoin(_N, _N.c.id == _FIRST_NAME)
     .where(_C.c.id.in_(_IDS))
 )
-_CONTACT = (_P.c.name, _O.c.name, sa.func.coalesce(_P.c.phone, _O.c.phone))
+_I2 = _I.alias("elsewhere")
+_CONTACT = (
+    _P.c.id,
+    # whether they work in a sensitive service (named on a sensitive involvement of any child): see
+    # directory.permissions; searched through ix_involvement_practitioner_id
+    sa.exists().where(_I2.c.practitioner_id == _P.c.id, _I2.c.sensitive.is_(True)).correlate(_P),
+    _P.c.name,
+    _O.c.name,
+    sa.func.coalesce(_P.c.phone, _O.c.phone),
+)
 _GLANCE_PEOPLE = Prepared(
     sa.union_all(  # the open CAF and its holder, and the current Lead Professional
         sa.select(sa.literal("caf"), _CAF.c.child_id, _CAF.c.status, *_CONTACT)
@@ -364,8 +376,16 @@ _GLANCE_PEOPLE = Prepared(
 )
 
 
-def _contactable(name: str | None, organisation: str | None, phone: str | None) -> Contactable | None:
-    return Contactable(name, organisation or "", phone) if name is not None else None
+def _contactable(
+    practitioner_id: uuid.UUID | None,
+    sensitive: bool | None,
+    name: str | None,
+    organisation: str | None,
+    phone: str | None,
+) -> Contactable | None:
+    if name is None or practitioner_id is None:
+        return None
+    return Contactable(name, organisation or "", phone, practitioner_id, bool(sensitive))
 
 
 def at_a_glance(db: Session | Readable, child_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Glance]:

@@ -97,10 +97,12 @@ from directory.permissions import (  # re-exported: callers read the rules from 
     caf_standing,
     holder_to_ask,
     how_to_reach,
+    may_change_involvement,
     may_see_consent,
     may_see_practitioner,
     may_see_sensitive,
     may_see_shielded,
+    may_withdraw_consent,
     on_behalf,
     practitioner_to_record,
     require_caf_change,
@@ -115,6 +117,10 @@ __all__ = [
     "ask_contact",
     "caf_standing",
     "holder_to_ask",
+    "how_to_reach",
+    "may_change_involvement",
+    "may_withdraw_consent",
+    "require_caf_change",
     "may_see_consent",
     "may_see_practitioner",
     "may_see_sensitive",
@@ -1253,6 +1259,35 @@ def convene_tac(session: Session, *, actor: Actor, tac_id: uuid.UUID, data: TacC
 
 
 # --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class YourPart:
+    """What the actor may do on a child's record, for the pages to offer only that."""
+
+    caf_standing: Standing | None  # None: they may not change the open CAF (or there is none)
+    caf_holder: Contact | None  # whom to ask about the CAF (its holder, or the local delivery team)
+    involvements: frozenset[uuid.UUID]  # they may end or confirm these
+    consents: frozenset[uuid.UUID]  # they may withdraw these
+
+
+def your_part(session: Session, *, actor: Actor, child_id: uuid.UUID) -> YourPart:
+    """What this actor may change on a child's record (see directory.permissions); reads only."""
+    child = _load_child(session, child_id)
+    caf = repo.open_caf(session, child.id)
+    standing = caf_standing(session, actor, caf, child) if caf is not None else None
+    holder = holder_to_ask(session, actor, caf, child)[0] if caf is not None else None
+    rows = repo.involvements_with_service(session, child.id)
+    return YourPart(
+        caf_standing=standing,
+        caf_holder=holder,
+        involvements=frozenset(i.id for i, *_ in rows if may_change_involvement(session, actor, i, child)),
+        consents=frozenset(
+            c.id
+            for c in repo.consents(session, child.id)
+            if c.withdrawn_at is None and may_withdraw_consent(session, actor, c, child)
+        ),
+    )
 
 
 def _org_contact(org: Organisation | None) -> Contact | None:

@@ -36,6 +36,7 @@ from directory.models import (
     CafOutcome,
     CafSignal,
     CafStart,
+    Child,
     Consent,
     ConsentCreate,
     ConsentWithdraw,
@@ -1103,21 +1104,25 @@ def create_flag(ctx: Ctx, body: dict[str, Any], *, if_none_exist: str | None = N
             "caf-closed). The Lead Professional flag follows the CAF; change it with PUT.",
             where="Flag.code",
         )
-    if f.practitioner_id is None:
+    if f.no_significant_harm is not True:
         raise FhirError(
-            400,
-            "required",
-            "Name the practitioner who is starting the CAF in Flag.author (Practitioner/<id>).",
-            where="Flag.author",
+            422,
+            "business-rule",
+            "A CAF is not the route when a child may be at risk of significant harm: follow your "
+            "safeguarding procedures and refer to children's social care. To signal a CAF, confirm that "
+            f"the child is not at risk with the extension {S.EXT_NO_SIGNIFICANT_HARM} (valueBoolean true).",
+            where="Flag.extension",
         )
     found = _conditional(ctx, "Flag", if_none_exist)
     if found is not None:
         return found
+    # Flag.author: a connected system names its own organisation's practitioner; a person signals as
+    # themselves (the domain refuses anyone else).
     caf = service.signal_caf(
         ctx.session,
         actor=ctx.actor,
         child_id=f.child_id,
-        data=CafSignal(practitioner_id=f.practitioner_id),
+        data=CafSignal(practitioner_id=f.practitioner_id, no_risk_of_significant_harm=True),
         signal_days=int(ctx.request.app.state.settings.signal_expiry_days),
         now=utcnow(),
     )
@@ -1140,11 +1145,12 @@ def _move_caf(ctx: Ctx, caf: Assessment, f: m.FlagIn) -> None:
                 f"Only a signalled CAF can be withdrawn; this one is {caf.status}: close it (caf-closed).",
                 where="Flag.code",
             )
+        reason = _reason_for(ctx, caf, f.reason, doing="close this CAF")
         service.close_caf(
             ctx.session,
             actor=ctx.actor,
             caf_id=caf.id,
-            data=_domain_input(CafClose, "Flag.extension", reason=f.reason or _via(ctx)),
+            data=_domain_input(CafClose, "Flag.extension", reason=reason),
             now=now,
         )
         return
@@ -1172,7 +1178,11 @@ def _move_caf(ctx: Ctx, caf: Assessment, f: m.FlagIn) -> None:
                     where="Flag.extension",
                 )
             service.start_caf(
-                ctx.session, actor=ctx.actor, caf_id=caf.id, data=CafStart(consent_id=f.consent_id), now=now
+                ctx.session,
+                actor=ctx.actor,
+                caf_id=caf.id,
+                data=_domain_input(CafStart, "Flag.extension", consent_id=f.consent_id, reason=f.reason),
+                now=now,
             )
         else:
             if f.outcome is None:
@@ -1187,25 +1197,46 @@ def _move_caf(ctx: Ctx, caf: Assessment, f: m.FlagIn) -> None:
                 ctx.session,
                 actor=ctx.actor,
                 caf_id=caf.id,
-                data=CafComplete(outcome=CafOutcome(f.outcome)),
+                data=_domain_input(
+                    CafComplete, "Flag.extension", outcome=CafOutcome(f.outcome), reason=f.reason
+                ),
                 now=now,
             )
 
 
-def _hand_over_if_asked(ctx: Ctx, caf: Assessment, to: uuid.UUID | None, reason: str | None) -> None:
+def _hand_over_if_asked(
+    ctx: Ctx, caf: Assessment, to: uuid.UUID | None, reason: str | None, *, default: str | None = None
+) -> None:
     """Hand the Lead Professional role to `to` when it is someone other than the current one."""
     if to is None or caf.status not in _CAF_PATH:
         return
     lead = drepo.current_lead(ctx.session, caf.child_id)
     if lead is not None and lead.practitioner_id == to:
         return
+    why = _reason_for(ctx, caf, reason, doing="hand over this CAF's Lead Professional role", default=default)
     service.hand_over_lead(
         ctx.session,
         actor=ctx.actor,
         caf_id=caf.id,
-        data=_domain_input(HandOver, "author", to_practitioner_id=to, reason=reason or _via(ctx)),
+        data=_domain_input(HandOver, "author", to_practitioner_id=to, reason=why),
         now=utcnow(),
     )
+
+
+def _reason_for(
+    ctx: Ctx, caf: Assessment, given: str | None, *, doing: str, default: str | None = None
+) -> str:
+    """The reason for a change the domain records one for: the one given (the change-reason extension);
+    else, for one of the CAF's holders, a note of the surface. Anyone else must give one: the domain
+    refuses them, saying so (or that they may not change this CAF at all)."""
+    if given:
+        return given
+    child = ctx.session.get(Child, caf.child_id)
+    assert child is not None
+    if service.caf_standing(ctx.session, ctx.actor, caf, child) == service.Standing.HOLDER:
+        return default or _via(ctx)
+    service.require_caf_change(ctx.session, ctx.actor, caf, child, reason=None, doing=doing)
+    raise AssertionError("require_caf_change refuses a change without a reason by anyone but a holder")
 
 
 def update_flag(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | None) -> Written:
@@ -1346,13 +1377,20 @@ def _apply_team(ctx: Ctx, caf: Assessment, tac: Tac | None, t: m.CareTeamIn) -> 
     )
     if tac is None or add or review is not None or family is not None:
         data = _domain_input(
-            TacUpdate, "CareTeam", add_members=add, next_review_date=review, family_participating=family
+            TacUpdate,
+            "CareTeam",
+            add_members=add,
+            next_review_date=review,
+            family_participating=family,
+            reason=t.reason,
         )
         tac = service.update_tac(ctx.session, actor=ctx.actor, caf_id=caf.id, data=data, now=now)
-    _hand_over_if_asked(ctx, caf, t.lead_practitioner_id, t.reason or "appointed by the TAC")
+    _hand_over_if_asked(ctx, caf, t.lead_practitioner_id, t.reason, default="appointed by the TAC")
     remove = [p for p in current if p not in wanted]
     if remove:
-        data = _domain_input(TacUpdate, "CareTeam.participant", remove_practitioner_ids=remove)
+        data = _domain_input(
+            TacUpdate, "CareTeam.participant", remove_practitioner_ids=remove, reason=t.reason
+        )
         tac = service.update_tac(ctx.session, actor=ctx.actor, caf_id=caf.id, data=data, now=now)
     if t.status == "convened" and tac.status == "forming":
         when = t.next_review_date or tac.next_review_date
@@ -1364,7 +1402,11 @@ def _apply_team(ctx: Ctx, caf: Assessment, tac: Tac | None, t: m.CareTeamIn) -> 
                 where="CareTeam.extension",
             )
         tac = service.convene_tac(
-            ctx.session, actor=ctx.actor, tac_id=tac.id, data=TacConvene(next_review_date=when), now=now
+            ctx.session,
+            actor=ctx.actor,
+            tac_id=tac.id,
+            data=_domain_input(TacConvene, "CareTeam", next_review_date=when, reason=t.reason),
+            now=now,
         )
     return tac
 

@@ -1055,6 +1055,7 @@ class FlagIn:
     consent_id: uuid.UUID | None = None  # the consent a CAF is started with
     outcome: str | None = None  # the outcome a CAF is completed with
     reason: str | None = None  # why it is closed or handed over
+    no_significant_harm: bool | None = None  # a signal's confirmation that the child is not at risk
 
 
 def flag_in(resource: dict[str, Any]) -> FlagIn:
@@ -1092,6 +1093,7 @@ def flag_in(resource: dict[str, Any]) -> FlagIn:
             consent_id=ref_id(consent_ref, "Consent", where="Flag.extension") if consent_ref else None,
             outcome=outcome,
             reason=reason,
+            no_significant_harm=_ext_value(resource, S.EXT_NO_SIGNIFICANT_HARM, "valueBoolean"),
         )
     raise MappingError(f"Unknown flag '{value}'.", where="Flag.code", code="code-invalid")
 

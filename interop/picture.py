@@ -60,7 +60,7 @@ def episode_row(
         service_type=svc.service_type,
         organisation_id=org.id,
         organisation_name=org.name,
-        practitioner_id=inv.practitioner_id,
+        practitioner_id=practitioner.id if practitioner else None,
         practitioner_name=practitioner.name if practitioner else None,
         role=inv.role,
         level_of_need=inv.level_of_need,
@@ -78,15 +78,18 @@ def episode_row(
 def visible_involvements(
     session: Session, actor: Actor, card: ChildCard
 ) -> list[tuple[Involvement, Service, Organisation, Practitioner | None]]:
-    """The child's involvements, ended ones included, that the card's rules let this actor see."""
+    """The child's involvements, ended ones included, that the card's rules let this actor see (a
+    practitioner who works in a sensitive service is left out of the others, as the card leaves them)."""
     if card.shield_notice is not None:
         return []
+    rows = repo.involvements_with_service(session, card.id, include_ended=True)
+    sensitive = repo.sensitive_practitioners(session, [p.id for *_, p, _ in rows if p is not None])
     out = []
-    for inv, svc, org, practitioner, consent in repo.involvements_with_service(
-        session, card.id, include_ended=True
-    ):
+    for inv, svc, org, practitioner, consent in rows:
         if inv.sensitive and not service.may_see_sensitive(actor, inv, consent):
             continue
+        if practitioner is not None and not service.may_see_practitioner(actor, practitioner.id, sensitive):
+            practitioner = None
         out.append((inv, svc, org, practitioner))
     return out
 

@@ -73,6 +73,8 @@ EXT_ASK = f"{BASE}/StructureDefinition/ask-contact"
 EXT_CAF_CONSENT = f"{BASE}/StructureDefinition/caf-consent"  # Flag: the consent a CAF starts with
 EXT_CAF_OUTCOME = f"{BASE}/StructureDefinition/caf-outcome"  # Flag: the outcome a CAF completes with
 EXT_CHANGE_REASON = f"{BASE}/StructureDefinition/change-reason"  # why: close, withdraw, hand over
+# Flag caf-signalled: true confirms the child is not thought to be at risk of significant harm
+EXT_NO_SIGNIFICANT_HARM = f"{BASE}/StructureDefinition/no-risk-of-significant-harm"
 EXT_CONSENT_GIVER = f"{BASE}/StructureDefinition/consent-giver"
 EXT_YOUNG_PERSON_COMPETENT = f"{BASE}/StructureDefinition/young-person-competent"
 EXT_SIGNING_SECRET = f"{BASE}/StructureDefinition/signing-secret"  # Subscription: write-only

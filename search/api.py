@@ -22,7 +22,7 @@ from directory.api.deps import CurrentActor, audit_refusal
 from directory.db import driver_reader, read_only
 from directory.errors import DomainError, InvalidInput, NotAllowed
 from directory.models import Actor, Child, Contact, Role
-from directory.service import SHIELD_VIEWERS, age_on, ask_contact
+from directory.service import SHIELD_VIEWERS, age_on, ask_contact, may_see_practitioner
 from search.matching import MatchingEngine, validate_criteria
 from search.port import CriteriaError, Match, SearchQuery
 
@@ -128,6 +128,20 @@ def _summary(engine: Engine, actor: Actor, glance: repo.Glance, fallback: str) -
             ask=f"This record is shielded: ask {ask} to broker contact.",
         )
     holder, lead = glance.caf_holder, glance.lead
+    if any(c is not None and not _may_see(actor, c) for c in (holder, lead)):
+        # Whoever holds the CAF or leads works in a sensitive service: that they do would say so.
+        with read_only(engine) as session:
+            child = repo.get(session, Child, glance.child_id)
+            ask = ask_contact(session, child, Contact(name=fallback)).name
+        return Involved(
+            caf_status=glance.caf_status,
+            caf_holder=None,
+            lead_professional=None,
+            lead_professional_phone=None,
+            services_involved=glance.services_involved,
+            highest_level_of_need=glance.highest_level_of_need,
+            ask=f"A CAF is open: ask {ask} to put you in touch with whoever holds it.",
+        )
     return Involved(
         caf_status=glance.caf_status,
         caf_holder=f"{holder.name}, {holder.organisation}" if holder else None,
@@ -136,6 +150,12 @@ def _summary(engine: Engine, actor: Actor, glance: repo.Glance, fallback: str) -
         services_involved=glance.services_involved,
         highest_level_of_need=glance.highest_level_of_need,
     )
+
+
+def _may_see(actor: Actor, contact: repo.Contactable) -> bool:
+    if not contact.sensitive or contact.practitioner_id is None:
+        return True
+    return may_see_practitioner(actor, contact.practitioner_id, {contact.practitioner_id})
 
 
 def _hits(engine: Engine, *, actor: Actor, matches: Sequence[Match], fallback_team: str) -> list[SearchHit]:

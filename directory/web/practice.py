@@ -19,7 +19,7 @@ from auth.deps import RequireScope
 from auth.policy import PRACTICE
 from directory import repository as repo
 from directory import service
-from directory.errors import CafAlreadyOpen, DomainError, InvalidInput, NotFound
+from directory.errors import CafAlreadyOpen, DomainError, InvalidInput, NotAllowed, NotFound
 from directory.models import (
     OPEN_CAF_STATUSES,
     Actor,
@@ -29,6 +29,7 @@ from directory.models import (
     CafOutcome,
     CafSignal,
     CafStart,
+    Child,
     ChildCard,
     Consent,
     ConsentCreate,
@@ -211,18 +212,19 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
 # --------------------------------------------------------------------------- the card
 
 
-def _read_card(request: Request, actor: Actor, child_id: uuid.UUID) -> ChildCard:
+def _read_card(request: Request, actor: Actor, child_id: uuid.UUID) -> tuple[ChildCard, service.YourPart]:
     with unit_of_work(request) as db:
-        return service.read_card(
+        card = service.read_card(
             db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=fallback_team(request)
         )
+        return card, service.your_part(db, actor=actor, child_id=child_id)
 
 
 def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
     if actor.purpose is None:
         return render(request, "purpose.html", actor=actor, child_id=child_id, purposes=PURPOSES, errors={})
     try:
-        card = _read_card(request, actor, child_id)
+        card, part = _read_card(request, actor, child_id)
     except NotFound as exc:
         return _refused(request, actor, exc, 404)
     open_caf = card.caf is not None and card.caf.status in {s.value for s in OPEN_CAF_STATUSES}
@@ -232,6 +234,7 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
         actor=actor,
         card=card,
         open_caf=open_caf,
+        part=part,
         may_write=actor.role
         in {
             Role.PRACTITIONER,
@@ -348,14 +351,10 @@ def _signal(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any]
     errors: dict[str, str] = {}
     if not text(form, "not_safeguarding"):
         errors["not_safeguarding"] = "Confirm that the child is not at risk of significant harm"
-    practitioner = text(form, "practitioner_id") or (
-        str(actor.practitioner_id) if actor.practitioner_id else None
-    )
     if errors:
         raise FormErrors(errors)
-    data = build(
-        CafSignal, {"practitioner_id": practitioner}, {"practitioner_id": "who will carry out the CAF"}
-    )
+    # The practitioner is the signed-in one (the domain refuses anyone not linked to a record).
+    data = CafSignal(no_risk_of_significant_harm=True)
     service.signal_caf(
         db,
         actor=actor,
@@ -370,22 +369,46 @@ def _signal(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any]
     )
 
 
+def _as_non_holder(db: Session, actor: Actor, caf: Assessment, form: dict[str, Any]) -> str | None:
+    """The reason for a change to a CAF the actor does not hold, confirmed on the form (the domain
+    refuses it without one); None for one of its holders."""
+    child = repo.get(db, Child, caf.child_id)
+    standing = service.caf_standing(db, actor, caf, child)
+    if standing is None or standing == service.Standing.HOLDER:
+        return None  # (one who may not change it at all is refused by the use case)
+    errors = {}
+    if not text(form, "reason"):
+        errors["reason"] = "Give the reason for this change: the practitioner who holds the CAF is told"
+    if not text(form, "confirm_not_holder"):
+        errors["confirm_not_holder"] = "Confirm that you are changing a CAF someone else holds"
+    if errors:
+        raise FormErrors(errors)
+    return text(form, "reason")
+
+
 def _start(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    data = build(CafStart, {"consent_id": text(form, "consent_id")}, {"consent_id": "the consent"})
+    reason = _as_non_holder(db, actor, caf, form)
+    data = build(
+        CafStart, {"consent_id": text(form, "consent_id"), "reason": reason}, {"consent_id": "the consent"}
+    )
     service.start_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The CAF is in progress."
 
 
 def _complete(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    data = build(CafComplete, {"outcome": text(form, "outcome")}, {"outcome": "the outcome"})
+    reason = _as_non_holder(db, actor, caf, form)
+    data = build(
+        CafComplete, {"outcome": text(form, "outcome"), "reason": reason}, {"outcome": "the outcome"}
+    )
     service.complete_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The CAF is completed. It stays open until it is closed."
 
 
 def _close(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
+    _as_non_holder(db, actor, caf, form)
     data = build(CafClose, {"reason": text(form, "reason")}, {"reason": "the reason"})
     closed = service.close_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The signal was withdrawn." if closed.status == "withdrawn" else "The CAF is closed."
@@ -393,6 +416,7 @@ def _close(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any],
 
 def _hand_over(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
+    _as_non_holder(db, actor, caf, form)
     data = build(
         HandOver,
         {"to_practitioner_id": text(form, "to_practitioner_id"), "reason": text(form, "reason")},
@@ -405,6 +429,7 @@ def _hand_over(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, A
 
 def _tac(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
+    reason = _as_non_holder(db, actor, caf, form)
     add = []
     for pid in many(form, "add"):
         practitioner = repo.get(db, Practitioner, uuid.UUID(pid)) if _is_uuid(pid) else None
@@ -416,6 +441,7 @@ def _tac(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], r
         remove_practitioner_ids=[uuid.UUID(p) for p in many(form, "remove") if _is_uuid(p)],
         next_review_date=date_field(form, "review", "the next review date"),
         family_participating=text(form, "family") == "yes" if text(form, "family") else None,
+        reason=reason,
     )
     service.update_tac(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The Team Around the Child is updated."
@@ -423,12 +449,13 @@ def _tac(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], r
 
 def _convene(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
+    reason = _as_non_holder(db, actor, caf, form)
     tac = repo.tac_for_caf(db, caf.id)
     if tac is None:
         raise NotFound("This CAF has no Team Around the Child yet: add its members first.")
     review = date_field(form, "review", "the next review date", required=True)
     service.convene_tac(
-        db, actor=actor, tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
+        db, actor=actor, tac_id=tac.id, data=TacConvene(next_review_date=review, reason=reason), now=utcnow()
     )
     return "The Team Around the Child is convened. The local delivery team is told."
 
@@ -542,8 +569,12 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
+def _part(db: Session, actor: Actor, card: ChildCard, request: Request) -> dict[str, Any]:
+    return {"part": service.your_part(db, actor=actor, child_id=card.id)}
+
+
 def _people(db: Session, actor: Actor, card: ChildCard, request: Request) -> dict[str, Any]:
-    return {"practitioners": repo.practitioners(db)}
+    return {"practitioners": repo.practitioners(db), **_part(db, actor, card, request)}
 
 
 def _catalogue(db: Session, actor: Actor, card: ChildCard, request: Request) -> dict[str, Any]:
@@ -551,10 +582,10 @@ def _catalogue(db: Session, actor: Actor, card: ChildCard, request: Request) -> 
 
 
 ACTIONS = [
-    Action("caf-signal", "Signal that you are starting a CAF", "actions/caf_signal.html", _signal, _people),
-    Action("caf-start", "Start the CAF", "actions/caf_start.html", _start),
-    Action("caf-complete", "Record the CAF's outcome", "actions/caf_complete.html", _complete),
-    Action("caf-close", "Close the CAF", "actions/caf_close.html", _close),
+    Action("caf-signal", "Signal that you are starting a CAF", "actions/caf_signal.html", _signal),
+    Action("caf-start", "Start the CAF", "actions/caf_start.html", _start, _part),
+    Action("caf-complete", "Record the CAF's outcome", "actions/caf_complete.html", _complete, _part),
+    Action("caf-close", "Close the CAF", "actions/caf_close.html", _close, _part),
     Action(
         "lead-professional",
         "Hand over the Lead Professional role",
@@ -563,7 +594,7 @@ ACTIONS = [
         _people,
     ),
     Action("tac", "Team Around the Child", "actions/tac.html", _tac, _people),
-    Action("tac-convene", "Convene the Team Around the Child", "actions/tac_convene.html", _convene),
+    Action("tac-convene", "Convene the Team Around the Child", "actions/tac_convene.html", _convene, _part),
     Action(
         "involvement-new", "Record an involvement", "actions/involvement_new.html", _involvement, _catalogue
     ),
@@ -653,7 +684,13 @@ def _make_routes(action: Action) -> None:
             )
         except DomainError as exc:
             return _action_page(
-                request, actor, action, child_id, values=values, errors={"form": exc.message}, status_code=409
+                request,
+                actor,
+                action,
+                child_id,
+                values=values,
+                errors={"form": exc.message},
+                status_code=403 if isinstance(exc, NotAllowed) else 409,
             )
         flash(request, message)
         return RedirectResponse(f"/children/{child_id}", status_code=303)

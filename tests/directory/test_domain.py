@@ -172,15 +172,27 @@ def test_caf_start_needs_consent(session: Session) -> None:
     sharing = _consent(session, child, scope="information_sharing")
     with pytest.raises(ConsentRequired, match="scope 'caf'"):
         service.start_caf(
-            session, actor=actor(practitioner_id=p.id), caf_id=caf.id, data=CafStart(consent_id=sharing), now=utcnow()
+            session,
+            actor=actor(practitioner_id=p.id),
+            caf_id=caf.id,
+            data=CafStart(consent_id=sharing),
+            now=utcnow(),
         )
     with pytest.raises(ConsentRequired):
         service.start_caf(
-            session, actor=actor(practitioner_id=p.id), caf_id=caf.id, data=CafStart(consent_id=uuid.uuid4()), now=utcnow()
+            session,
+            actor=actor(practitioner_id=p.id),
+            caf_id=caf.id,
+            data=CafStart(consent_id=uuid.uuid4()),
+            now=utcnow(),
         )
     consent = _consent(session, child)
     started = service.start_caf(
-        session, actor=actor(practitioner_id=p.id), caf_id=caf.id, data=CafStart(consent_id=consent), now=utcnow()
+        session,
+        actor=actor(practitioner_id=p.id),
+        caf_id=caf.id,
+        data=CafStart(consent_id=consent),
+        now=utcnow(),
     )
     assert started.status == "in_progress" and started.consent_id == consent
 
@@ -272,7 +284,13 @@ def test_closing_caf_ends_lead_and_tac(session: Session) -> None:
         now=utcnow(),
         data=TacUpdate(add_members=[TacMemberIn(practitioner_id=p.id, role="member") for p in people]),
     )
-    service.close_caf(session, actor=actor(practitioner_id=people[0].id), caf_id=caf.id, data=CafClose(reason="needs met"), now=utcnow())
+    service.close_caf(
+        session,
+        actor=actor(practitioner_id=people[0].id),
+        caf_id=caf.id,
+        data=CafClose(reason="needs met"),
+        now=utcnow(),
+    )
     session.refresh(tac)
     assert tac.status == "closed"
     card = service.build_card(
@@ -293,7 +311,11 @@ def test_tac_needs_more_than_two_practitioners(session: Session) -> None:
         now=utcnow(),
     )
     service.complete_caf(
-        session, actor=actor(practitioner_id=people[0].id), caf_id=caf.id, data=CafComplete(outcome="multi_agency_response"), now=utcnow()
+        session,
+        actor=actor(practitioner_id=people[0].id),
+        caf_id=caf.id,
+        data=CafComplete(outcome="multi_agency_response"),
+        now=utcnow(),
     )
     tac = service.update_tac(
         session,
@@ -305,7 +327,11 @@ def test_tac_needs_more_than_two_practitioners(session: Session) -> None:
     review = date.today() + timedelta(days=42)
     with pytest.raises(RuleBroken, match="more than two"):
         service.convene_tac(
-            session, actor=actor(practitioner_id=people[0].id), tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
+            session,
+            actor=actor(practitioner_id=people[0].id),
+            tac_id=tac.id,
+            data=TacConvene(next_review_date=review),
+            now=utcnow(),
         )
     service.update_tac(
         session,
@@ -315,7 +341,11 @@ def test_tac_needs_more_than_two_practitioners(session: Session) -> None:
         data=TacUpdate(add_members=[TacMemberIn(practitioner_id=people[2].id, role="youth worker")]),
     )
     convened = service.convene_tac(
-        session, actor=actor(practitioner_id=people[0].id), tac_id=tac.id, data=TacConvene(next_review_date=review), now=utcnow()
+        session,
+        actor=actor(practitioner_id=people[0].id),
+        tac_id=tac.id,
+        data=TacConvene(next_review_date=review),
+        now=utcnow(),
     )
     assert convened.status == "convened"
     with pytest.raises(RuleBroken, match="more than two"):
@@ -556,7 +586,7 @@ def test_at_a_glance_loads_a_page_of_hits_as_the_per_child_queries_would(session
         assert glance.caf_status == (caf.status if caf else None)
 
         def contactable(p: tuple[Practitioner, Organisation]) -> repo.Contactable:
-            return repo.Contactable(p[0].name, p[1].name, p[0].phone or p[1].phone)
+            return repo.Contactable(p[0].name, p[1].name, p[0].phone or p[1].phone, p[0].id, False)
 
         assert glance.caf_holder == (
             contactable(repo.practitioner_contact(session, caf.lead_practitioner_id or caf.initiator_id))

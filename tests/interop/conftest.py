@@ -65,11 +65,13 @@ def system_headers(
     scopes: tuple[str, ...] = TRUST_SCOPES,
     purpose: str | None = "direct-care",
     role: Role = Role.SYSTEM,
+    organisation: str = "RNU",
 ) -> dict[str, str]:
-    """Headers of a connected system with a grant and a token carrying `scopes`."""
+    """Headers of a connected system with a grant and a token carrying `scopes` (by default the
+    community health trust's system, ODS code RNU, whose health visitors it acts for)."""
     kind = SubjectKind.CLIENT if role == Role.SYSTEM else SubjectKind.USER
     with unit_of_work(engine) as s:
-        make_grant(s, subject, kind=kind, role=role, scopes=scopes)
+        make_grant(s, subject, kind=kind, role=role, scopes=scopes, organisation=organisation)
     token = token_for(state, subject, kind=kind, scopes=scopes, role=role, client_id=subject)
     headers = {"Authorization": f"Bearer {token}", "Accept": FHIR}
     if purpose:
@@ -89,6 +91,7 @@ class World:
     school: uuid.UUID
     hv_service: uuid.UUID
     school_service: uuid.UUID
+    school_nursing: uuid.UUID  # run by the trust: its system records involvements of it
     sexual_health: uuid.UUID
     locality: uuid.UUID
     hv: uuid.UUID
@@ -112,6 +115,7 @@ def world(engine: Engine) -> World:
         gp = make_org(s, name="Cowley Road Surgery", kind="gp_practice", ods_code="K84001")
         hv_service = make_service(s, trust)
         s.add(ServiceLocality(service_id=hv_service.id, locality_id=loc.id))
+        school_nursing = make_service(s, trust, name="School Nursing", service_type="school_nursing")
         school_service = make_service(
             s, school, name="Cowley Pastoral Care", service_type="school", level_of_need=2
         )
@@ -179,9 +183,9 @@ def world(engine: Engine) -> World:
         )
         caf = service.signal_caf(
             s,
-            actor=admin,
+            actor=actor(practitioner_id=senco.id, subject="sam"),
             child_id=child,
-            data=CafSignal(practitioner_id=senco.id),
+            data=CafSignal(no_risk_of_significant_harm=True),
             signal_days=14,
             now=utcnow(),
         )
@@ -210,6 +214,7 @@ def world(engine: Engine) -> World:
             school=school.id,
             hv_service=hv_service.id,
             school_service=school_service.id,
+            school_nursing=school_nursing.id,
             sexual_health=sexual.id,
             locality=loc.id,
             hv=hv.id,

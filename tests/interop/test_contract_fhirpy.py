@@ -93,7 +93,7 @@ def test_transaction_and_an_error_as_operation_outcome(fhir: SyncFHIRClient, wor
         "extension": [
             {
                 "url": S.EXT_HEALTHCARE_SERVICE,
-                "valueReference": {"reference": f"HealthcareService/{world.school_service}"},
+                "valueReference": {"reference": f"HealthcareService/{world.school_nursing}"},
             },
             {"url": S.EXT_INVOLVEMENT_ROLE, "valueString": "school nurse"},
         ],

@@ -271,7 +271,7 @@ def _episode(world: World, **overrides: Any) -> dict[str, Any]:
         "extension": [
             {
                 "url": S.EXT_HEALTHCARE_SERVICE,
-                "valueReference": {"reference": f"HealthcareService/{world.school_service}"},
+                "valueReference": {"reference": f"HealthcareService/{world.school_nursing}"},
             },
             {"url": S.EXT_INVOLVEMENT_ROLE, "valueString": "school nurse"},
             {"url": S.EXT_LEVEL_OF_NEED, "valueCoding": {"system": S.LEVEL_OF_NEED, "code": "2"}},
@@ -279,7 +279,7 @@ def _episode(world: World, **overrides: Any) -> dict[str, Any]:
         "status": "active",
         "patient": {"reference": f"Patient/{world.child}"},
         "period": {"start": (date.today() - timedelta(days=3)).isoformat()},
-        "careManager": {"reference": f"Practitioner/{world.senco}"},
+        "careManager": {"reference": f"Practitioner/{world.hv}"},
     }
     body.update(overrides)
     return body
@@ -296,7 +296,7 @@ def test_create_update_if_match_and_history(
     assert r.headers["location"].endswith(f"/fhir/EpisodeOfCare/{rid}/_history/1")
     assert r.headers["etag"] == 'W/"1"'
     assert api.get(f"/fhir/EpisodeOfCare/{rid}", headers=h).json()["careManager"]["reference"] == (
-        f"Practitioner/{world.senco}"
+        f"Practitioner/{world.hv}"
     )
     # a second active involvement with the same service is a conflict
     outcome(api.post("/fhir/EpisodeOfCare", headers=h, json=_episode(world)), 409, "conflict")

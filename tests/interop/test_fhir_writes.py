@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from auth.deps import AuthState
 from auth.ratelimit import SubjectLimiter
 from directory.db import unit_of_work
+from directory.models import Organisation
 from interop import systems as S
 from tests.conftest import count
 from tests.fixtures.builders import make_child, make_practitioner
@@ -39,6 +40,7 @@ def _signal(child: uuid.UUID, author: uuid.UUID) -> dict[str, Any]:
         "code": {"coding": [{"system": S.FLAG_CODE, "code": "caf-signalled"}]},
         "subject": {"reference": f"Patient/{child}"},
         "author": {"reference": f"Practitioner/{author}"},
+        "extension": [{"url": S.EXT_NO_SIGNIFICANT_HARM, "valueBoolean": True}],
     }
 
 
@@ -91,6 +93,7 @@ def test_a_caf_runs_its_course_over_fhir_through_the_domain(
     child = _new_child(engine)
     with unit_of_work(engine) as s:
         yusuf = make_practitioner(s, name="Yusuf Ali", role="youth worker").id
+        nurse = make_practitioner(s, s.get(Organisation, world.trust), name="Nia Patel", role="school nurse").id
     # signal: 201, the Flag names the holder; a second signal is a 409 conflict naming whom to contact
     r = api.post("/fhir/Flag", headers=h, json=_signal(child, world.hv))
     assert r.status_code == 201, r.text
@@ -98,7 +101,7 @@ def test_a_caf_runs_its_course_over_fhir_through_the_domain(
     assert flag["id"].startswith("caf-") and flag["code"]["coding"][0]["code"] == "caf-signalled"
     assert flag["author"]["reference"] == f"Practitioner/{world.hv}" and r.headers["etag"] == 'W/"1"'
     assert r.headers["location"].endswith(f"/fhir/Flag/{flag['id']}")
-    said = outcome(api.post("/fhir/Flag", headers=h, json=_signal(child, world.senco)), 409, "conflict")
+    said = outcome(api.post("/fhir/Flag", headers=h, json=_signal(child, nurse)), 409, "conflict")
     assert "Hannah Vale" in said and "Contact them" in said
     # the world's child already has an open CAF, held by Sam Carter
     said = outcome(api.post("/fhir/Flag", headers=h, json=_signal(world.child, world.hv)), 409, "conflict")
@@ -107,7 +110,7 @@ def test_a_caf_runs_its_course_over_fhir_through_the_domain(
     cond = api.post(
         "/fhir/Flag",
         headers={**h, "If-None-Exist": f"patient=Patient/{child}&status=active&code=caf-signalled"},
-        json=_signal(child, world.senco),
+        json=_signal(child, nurse),
     )
     assert cond.status_code == 200 and cond.json()["id"] == flag["id"]
     # start: needs a consent; a stale version is refused

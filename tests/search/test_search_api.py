@@ -43,7 +43,12 @@ def test_finds_the_right_child_first_with_grade_and_summary(client: TestClient, 
     target = _child(client, "Alexander", "Fitzgerald-Jones")
     _child(client, "Alexandra", "Jones", postcode="OX3 1AA")
     _child(client, "Peter", "Fitzgerald", dob="2012-03-04")
-    client.post(f"/api/v1/children/{target}/caf", headers=who(), json={"practitioner_id": ids["p1"]})
+    signal = client.post(
+        f"/api/v1/children/{target}/caf",
+        headers=who(practitioner=ids["p1"]),
+        json={"no_risk_of_significant_harm": True},
+    )
+    assert signal.status_code == 201, signal.text
     _index(client, engine)
     r = client.post(
         "/api/v1/children/search",
