@@ -93,7 +93,9 @@ def test_a_caf_runs_its_course_over_fhir_through_the_domain(
     child = _new_child(engine)
     with unit_of_work(engine) as s:
         yusuf = make_practitioner(s, name="Yusuf Ali", role="youth worker").id
-        nurse = make_practitioner(s, s.get(Organisation, world.trust), name="Nia Patel", role="school nurse").id
+        nurse = make_practitioner(
+            s, s.get(Organisation, world.trust), name="Nia Patel", role="school nurse"
+        ).id
     # signal: 201, the Flag names the holder; a second signal is a 409 conflict naming whom to contact
     r = api.post("/fhir/Flag", headers=h, json=_signal(child, world.hv))
     assert r.status_code == 201, r.text
