@@ -411,3 +411,19 @@ def may_withdraw_consent(session: Session, actor: Actor, consent: Consent, child
     except (NotAllowed, NotFound):
         return False
     return True
+
+
+def require_catalogue_change(session: Session, actor: Actor, organisation_ids: Iterable[uuid.UUID]) -> None:
+    """Register or change a practitioner: a directory admin, or a connected system for its own
+    organisation only (a system that could change another organisation's practitioner's phone number
+    could redirect the calls about a child)."""
+    if actor.role == Role.DIRECTORY_ADMIN:
+        return
+    if actor.role != Role.SYSTEM:
+        raise NotAllowed("Only a directory admin or a connected system can add or change practitioners.")
+    own = own_organisations(session, actor)
+    if any(o not in own for o in organisation_ids):
+        raise NotAllowed(
+            "A connected system adds and changes only its own organisation's practitioners "
+            f"({actor.organisation or 'its access grant names no organisation'})."
+        )

@@ -106,6 +106,7 @@ from directory.permissions import (  # re-exported: callers read the rules from 
     on_behalf,
     practitioner_to_record,
     require_caf_change,
+    require_catalogue_change,
     require_consent_withdrawal,
     require_involvement_change,
 )
@@ -799,6 +800,7 @@ def register_practitioner(session: Session, *, actor: Actor, data: PractitionerC
         raise NotAllowed("Only a directory admin or a connected system can add practitioners.")
     if repo.get(session, Organisation, data.organisation_id) is None:
         raise NotFound("No organisation has that id.", organisation_id=str(data.organisation_id))
+    require_catalogue_change(session, actor, [data.organisation_id])
     practitioner = Practitioner(**data.model_dump())
     session.add(practitioner)
     session.flush()
@@ -830,6 +832,7 @@ def update_practitioner(
     practitioner = repo.get(session, Practitioner, practitioner_id, for_update=True)
     if practitioner is None:
         raise NotFound("No practitioner has that id.", practitioner_id=str(practitioner_id))
+    require_catalogue_change(session, actor, [practitioner.organisation_id, data.organisation_id])
     check_version("practitioner", practitioner.version, expected_version)
     if repo.get(session, Organisation, data.organisation_id) is None:
         raise NotFound("No organisation has that id.", organisation_id=str(data.organisation_id))
