@@ -78,6 +78,8 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     if actor.role in PRACTICE:
         items.append(("Find a child", "/search"))
+        if actor.practitioner_id is not None:
+            items.append(("Your notices", "/notices"))
     if actor.role in LOCALITY_VIEWERS:
         items.append(("Locality overview", "/localities"))
     if actor.role in ADMINS:

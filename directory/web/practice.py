@@ -17,8 +17,8 @@ from sqlmodel import Session
 
 from auth.deps import RequireScope
 from auth.policy import PRACTICE
+from directory import notices, service
 from directory import repository as repo
-from directory import service
 from directory.errors import CafAlreadyOpen, DomainError, InvalidInput, NotAllowed, NotFound
 from directory.models import (
     OPEN_CAF_STATUSES,
@@ -116,6 +116,8 @@ def _csrf_refused(request: Request, actor: Actor | None) -> Response:
 def web_search_form(request: Request, actor: Practice) -> Response:
     """The search form: what the practitioner knows, and why they are looking."""
     session = web_session(request)
+    with unit_of_work(request) as db:
+        unread = notices.unread(db, actor=actor)
     return render(
         request,
         "search.html",
@@ -125,6 +127,7 @@ def web_search_form(request: Request, actor: Practice) -> Response:
         purpose=session.purpose if session else None,
         errors={},
         may_add=actor.role in WRITERS,
+        unread_notices=unread,
     )
 
 

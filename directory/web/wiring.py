@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from auth.errors import AuthRefused
 from directory.api.problems import status_for
 from directory.errors import DomainError
-from directory.web import admin, audit_pages, localities, practice, register, signin
+from directory.web import admin, audit_pages, localities, notices, practice, register, signin
 from directory.web.deps import HERE, render
 from directory.web.oauth_pages import GovukSignInPages
 from directory.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
@@ -57,6 +57,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         signin.router,
         register.router,
         practice.router,
+        notices.router,
         admin.router,
         audit_pages.router,
         localities.router,
