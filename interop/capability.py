@@ -19,11 +19,14 @@ READABLE = (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent")
 
 WRITE_DOCS = {
     "Flag": (
-        "Create a Flag caf-signalled (author = the practitioner starting it) to signal a CAF; a second "
-        "open CAF is refused with 409 naming whom to contact. PUT Flag/caf-<id> moves it on "
-        "(caf-in-progress with extension caf-consent, caf-completed with caf-outcome, caf-closed or "
-        "status inactive with change-reason); a new author hands over the Lead Professional, as does "
-        "PUT Flag/lp-<patient> with a new author. The version is the CAF's."
+        "Create a Flag caf-signalled with extension no-risk-of-significant-harm true to signal a CAF "
+        "(author: a person signals as themselves; a system names a practitioner of its own "
+        "organisation); a second open CAF is refused with 409 naming whom to contact. PUT "
+        "Flag/caf-<id> moves it on (caf-in-progress with extension caf-consent, caf-completed with "
+        "caf-outcome, caf-closed or status inactive with change-reason); a new author hands over the "
+        "Lead Professional, as does PUT Flag/lp-<patient> with a new author. Only the CAF's holders, TAC "
+        "members, the child's local delivery team or an admin change it (403 naming whom to ask); "
+        "anyone but a holder gives change-reason, and the holders are told. The version is the CAF's."
     ),
     "Consent": "Create to record a consent; PUT with status inactive (and change-reason) to withdraw it.",
     "CareTeam": (
