@@ -132,6 +132,10 @@ def seed(engine: sa.Engine, children: int, rng: random.Random) -> None:
         s.flush()
         service_ids = [x.id for x in services]
         practitioner_ids = [x.id for x in people]
+        # an involvement names one of its service's organisation's practitioners
+        staff = {
+            svc.id: [p.id for p in people if p.organisation_id == svc.organisation_id] for svc in services
+        }
     numbers = nhs_numbers(400_000_001)
     today = date.today()
     done = 0
@@ -156,18 +160,19 @@ def seed(engine: sa.Engine, children: int, rng: random.Random) -> None:
                         child_id=child.id,
                         data=InvolvementCreate(
                             service_id=svc,
-                            practitioner_id=rng.choice(practitioner_ids),
+                            practitioner_id=rng.choice(staff[svc]),
                             role="practitioner",
                             level_of_need=rng.randint(1, 3),
                             start_date=today - timedelta(days=rng.randint(1, 900)),
                         ),
                     )
                 if rng.random() < 0.1:
+                    holder = rng.choice(practitioner_ids)  # signals as themselves
                     service.signal_caf(
                         s,
-                        actor=admin,
+                        actor=admin.model_copy(update={"role": Role.PRACTITIONER, "practitioner_id": holder}),
                         child_id=child.id,
-                        data=CafSignal(practitioner_id=rng.choice(practitioner_ids)),
+                        data=CafSignal(no_risk_of_significant_harm=True),
                         signal_days=14,
                         now=utcnow(),
                     )
