@@ -64,7 +64,7 @@ def _load_keys(settings: Settings, engine: Engine) -> None:
     try:
         keys.install(settings)
     except keys.KeysMissing as exc:
-        console.print(f"Not started: {exc}", style="red", markup=False, highlight=False)
+        console.print(f"Not started: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     upgrade(engine)
     done = keys.bring_up_to_date(engine, actor=cli_actor())

@@ -34,7 +34,7 @@ def _operator() -> Actor:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(message, style="red", markup=False, highlight=False)
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -56,6 +56,7 @@ def keys_generate(
         "readable by its user only, and back it up apart from the database and its backups.",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -78,6 +79,7 @@ def secrets_rotate(
             "The older keys stay in the key file; once every server has been restarted, run "
             "`childindex secrets rotate --drop-old` to remove them.",
             markup=False,
+            soft_wrap=True,
         )
 
 
@@ -111,7 +113,7 @@ def audit_verify(
     if not result.ok:
         console.print(f"[red]Audit chain broken[/red] after checking {result.checked} events:")
         for problem in result.problems:
-            console.print(f"  - {problem}", markup=False, highlight=False)
+            console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"[green]Audit chain intact:[/green] {result.checked} events verified.")
     if result.key_ids:
@@ -127,6 +129,7 @@ def audit_verify(
             "No checkpoint checked: without one, removing the newest events would not show "
             "(see `childindex audit checkpoint`).",
             markup=False,
+            soft_wrap=True,
         )
 
 
@@ -155,7 +158,9 @@ def audit_checkpoint_command(
         path = audit_checkpoint.write(cp, chain_keys, where)
     except (CheckpointError, OSError) as exc:
         raise _fail(f"No checkpoint written: {exc}.") from None
-    console.print(f"Checkpoint of event {cp.seq} written to {path}.", markup=False, highlight=False)
+    console.print(
+        f"Checkpoint of event {cp.seq} written to {path}.", markup=False, highlight=False, soft_wrap=True
+    )
 
 
 @audit_app.command("rotate-key")
@@ -179,4 +184,5 @@ def audit_rotate_key() -> None:
         f"keep the older keys in {ring.path}: old events are checked with them. Take a checkpoint now.",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )

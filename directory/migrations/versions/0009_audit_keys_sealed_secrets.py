@@ -6,7 +6,6 @@ Create Date: 2026-12-01 09:00:00
 """
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 from directory.db import install_rules
@@ -22,7 +21,7 @@ def upgrade() -> None:
     # in the chain (`childindex migrate` then appends a keyed event; directory/audit.py).
     # (An added column: SQLite does it in place, so the append-only triggers stay.)
     with op.batch_alter_table("audit_event", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("key_id", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True))
+        batch_op.add_column(sa.Column("key_id", sa.String(length=16), nullable=True))
     # A sealed value is longer than the secret (directory/sealed.py). SQLite does not enforce a
     # VARCHAR's length, and rebuilding these tables there would fight the foreign keys that point
     # at them (notification -> subscription): only PostgreSQL needs the wider type.
