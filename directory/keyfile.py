@@ -119,11 +119,14 @@ def _new_key(taken: Iterable[str]) -> tuple[str, str, bytes]:
     return kid, datetime.now(UTC).date().isoformat(), secrets.token_bytes(KEY_BYTES)
 
 
-def _write(path: Path, purpose: Purpose, keys: Iterable[tuple[str, str, bytes]]) -> None:
+_Key = tuple[str, str, bytes]
+
+
+def _write(path: Path, purpose: Purpose, keys: Iterable[_Key], *, new: bool = False) -> None:
+    """Write the whole file under a temporary name, then put it in place: renamed over the old
+    file, or (`new`) linked, which fails if another process made the file meanwhile."""
     body = [_HEADER + purpose, _ABOUT[purpose].rstrip("\n")]
-    body += [
-        f"{kid} {created} {base64.urlsafe_b64encode(key).decode().rstrip('=')}" for kid, created, key in keys
-    ]
+    body += [f"{kid} {created} {_encode(key)}" for kid, created, key in keys]
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -131,19 +134,22 @@ def _write(path: Path, purpose: Purpose, keys: Iterable[tuple[str, str, bytes]])
             handle.write("\n".join(body) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
+        if new:
+            os.link(temporary, path)
+        else:
+            os.replace(temporary, path)
+    finally:
         temporary.unlink(missing_ok=True)
-        raise
 
 
 def generate(path: str | Path, purpose: Purpose) -> KeyRing:
     """Make a new key file holding one key; never overwrites a file that exists."""
     target = Path(path)
-    if target.exists():
-        raise KeyFileError(f"{target} already exists: a key file is never overwritten")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write(target, purpose, [_new_key(())])
+    try:
+        _write(target, purpose, [_new_key(())], new=True)
+    except FileExistsError:
+        raise KeyFileError(f"{target} already exists: a key file is never overwritten") from None
     return read(target, purpose)
 
 

@@ -51,8 +51,12 @@ def _ring(settings: Settings, purpose: Purpose) -> KeyRing:
     if path is None and settings.environment == "development":
         path = DEV_PATHS[purpose]
         if not Path(path).exists():
+            try:
+                made = keyfile.generate(path, purpose)
+            except KeyFileError:  # (another process made it first: use theirs)
+                return keyfile.read(path, purpose)
             log.warning("made the development %s key file %s", purpose, path)
-            return keyfile.generate(path, purpose)
+            return made
     if path is None:
         raise KeysMissing(
             f"{_SETTING[purpose]} is not set. In production the {purpose} key is kept in a file "
