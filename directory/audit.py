@@ -60,8 +60,9 @@ _HASHED = (
 )
 
 
-# The canonical form is compact JSON with sorted keys; building the dict in sorted order lets
-# json.dumps skip sorting (the same bytes, 0.5 us less an event: that pays for the HMAC).
+# The canonical form is compact JSON with sorted keys. Building the dict in sorted order, with one
+# encoder made once, gives the same bytes for less work, which pays for the HMAC (measured in
+# process: 6.6 us an event keyed, against 6.5-7.3 us for the SHA-256 before).
 _LEGACY_FIELDS = tuple(sorted((*_HASHED, "at")))
 _KEYED_FIELDS = tuple(sorted((*_HASHED, "at", "key_id")))
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -410,7 +411,7 @@ def verify(
     expected_seq = 1
     checked = unkeyed = 0
     last = 0
-    last_keyed = keyed_before = False
+    last_keyed = keyed_before = reread = False
     used: dict[str, None] = {}
     unknown: dict[str, int] = {}
     first_hash, at_checkpoint = GENESIS, None
@@ -434,12 +435,15 @@ def verify(
                 unkeyed += 1
                 if event_hash(event) != event.hash:
                     problems.append(f"event {event.seq} was changed after it was written")
-            elif not keys.holds(event.key_id):
-                unknown[event.key_id] = unknown.get(event.key_id, 0) + 1
             else:
-                used[event.key_id] = None
-                if event_hash(event, keys) != event.hash:
-                    problems.append(f"event {event.seq} was changed after it was written")
+                if not keys.holds(event.key_id) and not reread:
+                    keys, reread = keys.read_again(), True  # (once: a key added since it was loaded)
+                if not keys.holds(event.key_id):
+                    unknown[event.key_id] = unknown.get(event.key_id, 0) + 1
+                else:
+                    used[event.key_id] = None
+                    if event_hash(event, keys) != event.hash:
+                        problems.append(f"event {event.seq} was changed after it was written")
             if event.seq == 1:
                 first_hash = event.hash
             if checkpoint is not None and event.seq == checkpoint.seq:

@@ -7,6 +7,7 @@ import hmac
 import threading
 from collections.abc import Callable
 
+from directory import keyfile
 from directory.keyfile import KeyRing
 
 
@@ -23,6 +24,14 @@ class ChainKeys:
         # An HMAC keyed once and copied per event: no key set-up per event.
         self._keyed = {kid: hmac.new(key, digestmod=hashlib.sha256) for kid, _, key in ring.keys}
         self._current = self._keyed[self.current_id]
+
+    def read_again(self) -> ChainKeys:
+        """The key file's keys as they are now (a key added by `audit rotate-key` elsewhere), or
+        these when it cannot be read."""
+        try:
+            return ChainKeys(keyfile.read(self.ring.path, "audit"))
+        except keyfile.KeyFileError:
+            return self
 
     def holds(self, key_id: str) -> bool:
         """Whether the key file holds this key."""

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from directory import audit
+from directory import audit, keyfile
 from directory.cli import app as cli
 from directory.keyfile import KeyRing
 from directory.models import AuditEvent, AuditHead, AuditSubject, utcnow
@@ -275,3 +275,18 @@ def test_no_audit_key_no_event(engine: Engine) -> None:
     audit.load_keys_with(None)
     with Session(engine) as s, pytest.raises(audit.AuditKeyMissing, match="CHILDINDEX_AUDIT_KEY_FILE"):
         audit.append(s, actor=actor(), action="child.read")
+
+
+def test_a_process_verifies_events_signed_with_a_key_added_after_it_started(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A server started before `audit rotate-key` (its keys loaded then) reads the key file again
+    when it meets the new key, rather than calling the rotation's events unverifiable."""
+    with own_keys(tmp_path):
+        _events(engine, 1)
+        loaded = audit.chain_keys()
+        audit.use_keys(keyfile.add_key(loaded.ring))  # (as `audit rotate-key` in another process)
+        _events(engine, 1)
+        result = _verify(engine, keys=loaded)
+        assert result.ok, result.problems
+        assert len(result.key_ids) == 2
