@@ -65,9 +65,12 @@ def _ring(settings: Settings, purpose: Purpose) -> KeyRing:
             f"from the database), then set {_SETTING[purpose]}=/etc/childindex/{purpose}.key."
         )
     try:
-        return keyfile.read(path, purpose)
+        ring = keyfile.read(path, purpose)
     except KeyFileError as exc:
         raise KeysMissing(f"{_SETTING[purpose]}: {exc}.") from None
+    if os.stat(path).st_mode & 0o077:
+        log.warning("the %s key file %s can be read by others than its owner: chmod 600 it", purpose, path)
+    return ring
 
 
 def install(settings: Settings) -> None:

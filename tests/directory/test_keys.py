@@ -232,3 +232,13 @@ def test_migrate_seals_the_secrets_and_keys_the_chain_of_the_version_before(
     again = runner.invoke(cli, ["migrate"], terminal_width=400)
     assert again.exit_code == 0 and "encrypted" not in again.output and "keyed" not in again.output
     engine.dispose()
+
+
+def test_a_key_file_others_can_read_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    made = {p: keyfile.generate(tmp_path / f"{p}.key", p) for p in keyfile.PURPOSES}
+    Path(made["secrets"].path).chmod(0o644)
+    with caplog.at_level("WARNING", logger="childindex.keys"):
+        keys.install(Settings(audit_key_file=made["audit"].path, secrets_key_file=made["secrets"].path))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the secrets key file {made['secrets'].path} can be read by others than its owner: chmod 600 it"
+    ]
