@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from directory.models import Role, UTCDateTime, utcnow
+from directory.sealed import Sealed
 
 
 class SubjectKind(enum.StrEnum):
@@ -95,7 +96,7 @@ class LocalUser(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=_id, primary_key=True)
     username: str = Field(max_length=100, unique=True)
     password_hash: str = Field(max_length=200)  # argon2id
-    totp_secret: str = Field(max_length=64)  # base32
+    totp_secret: str = Field(max_length=64, sa_type=Sealed("local_user.totp_secret"))  # base32, sealed
     totp_last_step: int = 0  # the last time step accepted: a code is good once
     display_name: str = Field(max_length=160)
     organisation: str | None = Field(default=None, max_length=200)
@@ -165,7 +166,7 @@ class SigningKey(SQLModel, table=True):
     __tablename__ = "signing_key"
     kid: str = Field(primary_key=True, max_length=64)
     alg: str = Field(max_length=8)
-    private_jwk: str  # JSON; protect the database as you would the key itself
+    private_jwk: str = Field(sa_type=Sealed("signing_key.private_jwk"))  # JSON, sealed at rest
     created_at: datetime = _ts(default_factory=utcnow)
     retired_at: datetime | None = _ts(default=None)
 

@@ -54,6 +54,11 @@ def main() -> None:
     parser.add_argument("--http", action="store_true", help="also through the HTTP API")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
+    # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
+    from directory.keys import install_when_needed
+    from directory.settings import Settings
+
+    install_when_needed(Settings)
     url = f"sqlite:///{args.db}"
     engine = make_engine(url)
     rng = random.Random(args.seed)

@@ -123,6 +123,11 @@ def main() -> None:
     parser.add_argument("--format", choices=("csv", "fhir"), default="csv")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/childindex-import-bench"))
     args = parser.parse_args()
+    # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
+    from directory.keys import install_when_needed
+    from directory.settings import Settings
+
+    install_when_needed(Settings)
     args.dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rows = people(args.rows, 5)

@@ -44,6 +44,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--changes", type=int, default=0, help="then change this many children (writes!)")
     args = parser.parse_args()
+    # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
+    from directory.keys import install_when_needed
+    from directory.settings import Settings
+
+    install_when_needed(Settings)
 
     queries = []
     for line in Path(args.queries).read_text().splitlines()[: args.n]:

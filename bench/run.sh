@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 N="${BENCH_CHILDREN:-1000000}"
 DB="var/bench-${N}.db"
 mkdir -p var
+# Every step uses the same key files (the audit chain's, the secrets'), made once under var/.
+for purpose in audit secrets; do
+  [ -f "var/bench-$purpose.key" ] || childindex keys generate "$purpose" "var/bench-$purpose.key" >/dev/null
+done
+export CHILDINDEX_AUDIT_KEY_FILE="$PWD/var/bench-audit.key" CHILDINDEX_SECRETS_KEY_FILE="$PWD/var/bench-secrets.key"
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
 echo "== seed rate ($N children, fresh SQLite file)"
 rm -f "$DB" "$DB-wal" "$DB-shm"

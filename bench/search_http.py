@@ -337,6 +337,11 @@ def main() -> None:
         "loop over the same connections, latency from each search's due time)",
     )
     args = ap.parse_args()
+    # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
+    from directory.keys import install_when_needed
+    from directory.settings import Settings
+
+    install_when_needed(Settings)
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
 

@@ -26,6 +26,11 @@ def main() -> None:
     parser.add_argument("--url", help="a PostgreSQL URL instead of a SQLite file (must be empty)")
     parser.add_argument("--in-process", action="store_true", help="generate in this process")
     args = parser.parse_args()
+    # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
+    from directory.keys import install_when_needed
+    from directory.settings import Settings
+
+    install_when_needed(Settings)
     if args.url:
         url = args.url
     else:

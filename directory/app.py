@@ -17,6 +17,7 @@ from sqlalchemy.orm import configure_mappers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.wiring import install as install_auth
+from directory import keys
 from directory.api import problems
 from directory.api.routes import router as api_router
 from directory.db import make_engine
@@ -35,6 +36,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9\-]{8,64}$")
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the ASGI app for the given settings (and, in tests, an existing engine)."""
     settings = settings or Settings()
+    keys.install(settings)  # (before anything else: in production, no key files, no start)
     engine = engine or make_engine(settings.database_url)
     backend = build_search_backend(settings, engine)
     indexer = BackgroundIndexer(engine, backend, interval=settings.indexer_interval_seconds or 0.5)

@@ -1,4 +1,13 @@
-"""The append-only, hash-chained audit log: append, verify, and who looked at a child."""
+"""The append-only, hash-chained audit log: append, verify, and who looked at a child.
+
+Each event holds an HMAC-SHA256 of its canonical form, which includes the previous event's: the
+chain is keyed with the audit key (directory/keyfile.py), which the database does not hold, so
+whoever can write to the database can still not rewrite an event or the chain's end without it
+showing. Events written before the chain was keyed (their `key_id` is empty) hold a plain
+SHA-256; they can only come first, and the last event must be keyed. Checkpoints taken outside
+the database (directory/audit_checkpoint.py) anchor the end, so that removing the newest events
+shows too.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
+from directory.audit_keys import AuditKeyMissing as AuditKeyMissing
+from directory.audit_keys import ChainKeys as ChainKeys
+from directory.audit_keys import chain_keys as chain_keys
+from directory.audit_keys import load_keys_with as load_keys_with
+from directory.audit_keys import use_keys as use_keys
 from directory.db import Prepared, SqliteWriter, Writable, is_sqlite_file, sqlite_transaction
 from directory.models import Actor, AuditEvent, AuditHead, AuditSubject, utcnow
 
@@ -46,18 +60,35 @@ _HASHED = (
 )
 
 
+# The canonical form is compact JSON with sorted keys. Building the dict in sorted order, with one
+# encoder made once, gives the same bytes for less work, which pays for the HMAC (measured in
+# process: 6.6 us an event keyed, against 6.5-7.3 us for the SHA-256 before).
+_LEGACY_FIELDS = tuple(sorted((*_HASHED, "at")))
+_KEYED_FIELDS = tuple(sorted((*_HASHED, "at", "key_id")))
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _canonical(event: AuditEvent | Mapping[str, Any]) -> bytes:
     get = event.get if isinstance(event, Mapping) else partial(getattr, event)
-    body = {name: get(name) for name in _HASHED}
-    at: datetime = get("at")  # type: ignore[assignment]
+    fields = _LEGACY_FIELDS if get("key_id") is None else _KEYED_FIELDS
+    body: dict[str, Any] = {name: get(name) for name in fields}
+    at: datetime = body["at"]
     body["at"] = at.isoformat(timespec="microseconds").replace("+00:00", "Z")
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return _encode(body).encode()
 
 
-def event_hash(event: AuditEvent | Mapping[str, Any]) -> str:
-    """The SHA-256 of an event's canonical form (an event or its row), which includes the previous
-    event's hash."""
-    return hashlib.sha256(_canonical(event)).hexdigest()
+def event_hash(event: AuditEvent | Mapping[str, Any], keys: ChainKeys | None = None) -> str:
+    """An event's hash (an event or its row), over its canonical form, which includes the previous
+    event's hash: HMAC-SHA256 with the key it names, or plain SHA-256 for an event written before
+    the chain was keyed."""
+    get = event.get if isinstance(event, Mapping) else partial(getattr, event)
+    key_id = get("key_id")
+    if key_id is None:
+        return hashlib.sha256(_canonical(event)).hexdigest()
+    keys = keys or chain_keys()
+    if not keys.holds(key_id):
+        raise AuditKeyMissing(f"the audit key file {keys.ring.path} does not hold the key {key_id}")
+    return keys.mac(_canonical(event), key_id)
 
 
 _HEAD = AuditHead.__table__  # type: ignore[attr-defined]
@@ -164,15 +195,17 @@ def _append_rows(conn: Writable, drafts: Sequence[_Draft]) -> list[dict[str, Any
     per table on the driver's cursor: the ORM's unit of work costs more than the rows it writes)."""
     if not drafts:
         return []
+    keys = chain_keys()  # (before the lock: a missing key must not hold the chain)
+    key_id = keys.current_id
     seq, prev = _lock_head(conn)
     rows: list[dict[str, Any]] = []
     subjects: list[dict[str, Any]] = []
     for draft, about in drafts:
         seq += 1
-        row = {**draft, "seq": seq, "prev_hash": prev}
+        row = {**draft, "seq": seq, "prev_hash": prev, "key_id": key_id}
         if row["at"] is None:
             row["at"] = utcnow()
-        row["hash"] = prev = event_hash(row)
+        row["hash"] = prev = keys.mac(_canonical(row))
         rows.append(row)
         subjects.extend({"seq": seq, "child_id": child_id} for child_id in about)
     _ADD_EVENTS.run(conn, rows)
@@ -340,21 +373,48 @@ _WRITERS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """A signed head kept outside the database: the chain held event `seq` with this hash, and
+    its first event had the hash `first`, when it was taken (see directory/audit_checkpoint.py)."""
+
+    seq: int
+    hash: str
+    first: str
+    taken_at: str
+    key_id: str
+
+
+@dataclass(frozen=True)
 class Verification:
     """The result of checking the chain end to end."""
 
     ok: bool
     checked: int
     problems: list[str]
+    unkeyed: int = 0  # events written before the chain was keyed (plain SHA-256), all at the start
+    key_ids: tuple[str, ...] = ()  # the audit keys the chain's events were signed with
+    checkpoint: Checkpoint | None = None  # the checkpoint the chain was checked against
 
 
-def verify(session: Session, *, batch: int = 5000) -> Verification:
-    """Recompute every hash and link; report edits, deletions and insertions."""
+def verify(
+    session: Session,
+    *,
+    keys: ChainKeys | None = None,
+    checkpoint: Checkpoint | None = None,
+    batch: int = 5000,
+) -> Verification:
+    """Recompute every HMAC and link with the audit key; report edits, deletions, insertions,
+    events rewritten without the key, and (given a checkpoint) events removed from the end."""
+    keys = keys or chain_keys()
     problems: list[str] = []
     expected_prev = GENESIS
     expected_seq = 1
-    checked = 0
+    checked = unkeyed = 0
     last = 0
+    last_keyed = keyed_before = reread = False
+    used: dict[str, None] = {}
+    unknown: dict[str, int] = {}
+    first_hash, at_checkpoint = GENESIS, None
     while True:
         rows: Sequence[AuditEvent] = session.exec(
             select(AuditEvent).where(col(AuditEvent.seq) > last).order_by(col(AuditEvent.seq)).limit(batch)
@@ -366,13 +426,45 @@ def verify(session: Session, *, batch: int = 5000) -> Verification:
                 problems.append(f"events {expected_seq}..{event.seq - 1} are missing (deleted)")
             if event.prev_hash != expected_prev:
                 problems.append(f"event {event.seq} does not follow the event before it")
-            if event_hash(event) != event.hash:
-                problems.append(f"event {event.seq} was changed after it was written")
+            if event.key_id is None:
+                if keyed_before:
+                    problems.append(
+                        f"event {event.seq} is not keyed though events before it are: "
+                        "it was written or rewritten without the audit key"
+                    )
+                unkeyed += 1
+                if event_hash(event) != event.hash:
+                    problems.append(f"event {event.seq} was changed after it was written")
+            else:
+                if not keys.holds(event.key_id) and not reread:
+                    keys, reread = keys.read_again(), True  # (once: a key added since it was loaded)
+                if not keys.holds(event.key_id):
+                    unknown[event.key_id] = unknown.get(event.key_id, 0) + 1
+                else:
+                    used[event.key_id] = None
+                    if event_hash(event, keys) != event.hash:
+                        problems.append(f"event {event.seq} was changed after it was written")
+            if event.seq == 1:
+                first_hash = event.hash
+            if checkpoint is not None and event.seq == checkpoint.seq:
+                at_checkpoint = event.hash
+            last_keyed = event.key_id is not None
+            keyed_before = keyed_before or last_keyed
             expected_prev = event.hash
             expected_seq = event.seq + 1
             checked += 1
             last = event.seq
         session.expunge_all()
+    for key_id, count in unknown.items():
+        problems.append(
+            f"{count} event(s) are signed with the audit key {key_id}, which {keys.ring.path} does not "
+            "hold: they cannot be checked (restore the key file from its backup)"
+        )
+    if checked and not last_keyed:
+        problems.append(
+            f"the chain's last event ({last}) is not keyed: keyed events after it were removed or the "
+            "end was rewritten without the audit key (or the chain was never keyed: run `childindex migrate`)"
+        )
     anchor = _READ_HEAD.rows(session.connection(), {})
     head = anchor[0] if anchor else None
     if head is not None and (head[0] != last or head[1] != expected_prev):
@@ -382,7 +474,49 @@ def verify(session: Session, *, batch: int = 5000) -> Verification:
         )
     if head is None and checked:
         problems.append("the chain's anchor is missing")
-    return Verification(ok=not problems, checked=checked, problems=problems)
+    if checkpoint is not None:
+        problems += _against(checkpoint, last=last, first=first_hash, found=at_checkpoint)
+    return Verification(
+        ok=not problems,
+        checked=checked,
+        problems=problems,
+        unkeyed=unkeyed,
+        key_ids=tuple(used),
+        checkpoint=checkpoint,
+    )
+
+
+def _against(checkpoint: Checkpoint, *, last: int, first: str, found: str | None) -> list[str]:
+    """What a checkpoint says the chain lacks."""
+    taken = f"the checkpoint taken at {checkpoint.taken_at}"
+    if checkpoint.seq > 0 and first != checkpoint.first:
+        return [f"the chain's first event is not the one {taken} saw: another chain, or it was rewritten"]
+    if checkpoint.seq > last:
+        return [
+            f"the chain ends at event {last} but {taken} saw event {checkpoint.seq}: "
+            "events at the end were removed"
+        ]
+    if checkpoint.seq > 0 and found != checkpoint.hash:
+        return [f"event {checkpoint.seq} is not the one {taken} saw: the chain was rewritten"]
+    return []
+
+
+def key_chain(session: Session, *, actor: Actor) -> bool:
+    """Sign the chain's end with the audit key if it was written before the chain was keyed (an
+    event that says so), so that it ends keyed; True when it did. Run by migrate and serve."""
+    last = session.exec(
+        select(AuditEvent.seq, AuditEvent.key_id).order_by(col(AuditEvent.seq).desc()).limit(1)
+    )
+    row = last.first()
+    if row is None or row[1] is not None:
+        return False
+    append(
+        session,
+        actor=actor,
+        action="audit.chain.keyed",
+        detail={"key_id": chain_keys().current_id, "unkeyed_events": row[0]},
+    )
+    return True
 
 
 def who_looked(session: Session, *, child_id: uuid.UUID, limit: int = 200) -> list[AuditEvent]:

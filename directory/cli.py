@@ -1,4 +1,4 @@
-"""The `childindex` command: serve, demo, seed, import, migrate, audit verify and upkeep."""
+"""The `childindex` command: serve, demo, seed, import, migrate, audit, keys and upkeep."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ from sqlalchemy.engine import Engine
 
 from auth.cli import app as grants_app
 from auth.users_cli import app as users_app
-from directory import audit, service
+from directory import audit, keys, service
 from directory.db import make_engine, unit_of_work
+from directory.keys_cli import audit_app, keys_app, secrets_app
 from directory.migrations import upgrade
 from directory.models import Actor, Assessment, Child, Purpose, Role, utcnow
 from directory.settings import Settings
@@ -40,13 +41,37 @@ if TYPE_CHECKING:
     from search.indexer import BackgroundIndexer
 
 app = typer.Typer(help="childindex: who is already working with this child?", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(grants_app, name="grants")
 app.add_typer(users_app, name="users")
 app.add_typer(pds_app, name="pds")
 app.add_typer(notifications_app, name="notifications")
 console = Console()
+
+
+@app.callback()
+def _keys_when_needed() -> None:
+    # Each command loads the key files the first time it writes to the audit log or reads a
+    # secret; serve, migrate and demo load them at once, so that a missing key stops them first.
+    keys.install_when_needed(Settings)
+
+
+def _load_keys(settings: Settings, engine: Engine) -> None:
+    """Load the key files now (or stop, saying how to make them), then seal secrets still in plain
+    text and key the audit chain's end, after an upgrade from a version without keys."""
+    try:
+        keys.install(settings)
+    except keys.KeysMissing as exc:
+        console.print(f"Not started: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    upgrade(engine)
+    done = keys.bring_up_to_date(engine, actor=cli_actor())
+    if done.sealed:
+        console.print(f"{done.sealed} secret(s) stored in plain text are now encrypted.")
+    if done.keyed:
+        console.print("The audit chain is keyed from now on (its earlier events keep plain SHA-256).")
 
 
 def cli_actor(action_purpose: Purpose = Purpose.ADMINISTRATION) -> Actor:
@@ -63,7 +88,7 @@ def cli_actor(action_purpose: Purpose = Purpose.ADMINISTRATION) -> Actor:
 def migrate() -> None:
     """Create or upgrade the database schema."""
     settings = Settings()
-    upgrade(make_engine(settings.database_url))
+    _load_keys(settings, make_engine(settings.database_url))
     console.print("[green]Schema is up to date.[/green]")
 
 
@@ -76,7 +101,7 @@ def serve(
     """Migrate the database and serve the app."""
     settings = Settings()
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    _load_keys(settings, engine)
     _serve(settings, engine, host=host, port=port, workers=workers or settings.workers)
 
 
@@ -285,7 +310,7 @@ def demo(
     os.environ["CHILDINDEX_ENVIRONMENT"] = "development"
     settings = Settings(environment="development")
     engine = make_engine(_database_url(settings.database_url))
-    upgrade(engine)
+    _load_keys(settings, engine)  # (in development, key files under var/ are made on first use)
     if is_empty(engine):
         with _progress() as progress:
             task = progress.add_task("Seeding the demo county", total=children)
@@ -397,22 +422,6 @@ Try to start a second CAF for the same child (refused, naming who holds the open
             soft_wrap=True,
             highlight=False,
         )
-
-
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the audit chain; exit 1 when any event was edited, removed or inserted."""
-    settings = Settings()
-    engine = make_engine(settings.database_url)
-    with unit_of_work(engine) as session:
-        result = audit.verify(session)
-    if result.ok:
-        console.print(f"[green]Audit chain intact:[/green] {result.checked} events verified.")
-        return
-    console.print(f"[red]Audit chain broken[/red] after checking {result.checked} events:")
-    for problem in result.problems:
-        console.print(f"  - {problem}")
-    raise typer.Exit(1)
 
 
 @app.command("expire-signals")

@@ -13,6 +13,8 @@ from pydantic import Field as PField
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from directory.sealed import Sealed
+
 # --------------------------------------------------------------------------- vocabulary
 
 
@@ -511,7 +513,8 @@ class AuditEvent(SQLModel, table=True):
     outcome: str = Field(max_length=20)
     detail: str | None = None  # canonical JSON: never names or other child data
     prev_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)  # HMAC-SHA256 with key_id; plain SHA-256 before the chain was keyed
+    key_id: str | None = Field(default=None, max_length=16)  # the audit key (None: written before keying)
 
 
 class AuditSubject(SQLModel, table=True):
@@ -569,7 +572,8 @@ class Subscription(SQLModel, table=True):
     endpoint: str = Field(max_length=500)
     kind: str = Field(default="webhook", max_length=10)
     events: str = Field(max_length=300)  # space-separated event codes
-    secret: str | None = Field(default=None, max_length=200)  # keys the HMAC signature
+    # keys the HMAC signature; sealed at rest (directory/sealed.py)
+    secret: str | None = Field(default=None, max_length=200, sa_type=Sealed("subscription.secret"))
     status: str = Field(default="active", max_length=8)
     created_at: datetime = _ts(default_factory=utcnow)
     # as a FHIR Subscription was registered (None for subscriptions configured in code)

@@ -81,6 +81,23 @@ class Settings(BaseSettings):
         description="Keys the HMAC of search fingerprints in the audit log, so a "
         "fingerprint cannot be reversed by guessing names and dates; set it in production.",
     )
+    audit_key_file: str | None = Field(
+        default=None,
+        description="The audit key file: keys the HMAC chain of the audit log and signs its checkpoints "
+        "(`childindex keys generate audit PATH`). Required in production; in development "
+        "var/audit.key, made on first use.",
+    )
+    secrets_key_file: str | None = Field(
+        default=None,
+        description="The secrets key file: encrypts signing keys, TOTP secrets and webhook secrets in "
+        "the database (`childindex keys generate secrets PATH`). Required in production; in "
+        "development var/secrets.key, made on first use.",
+    )
+    audit_checkpoint_dir: str | None = Field(
+        default=None,
+        description="Where `childindex audit checkpoint` writes signed heads of the audit chain and "
+        "where `childindex audit verify` finds the latest: storage the database's users cannot write.",
+    )
     secret_key: str | None = Field(
         default=None,
         description="Signs sign-in form CSRF tokens and upstream state; "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from auth.deps import AuthState
+from directory import keyfile, keys
 from directory.app import create_app
 from directory.db import make_engine
 from directory.migrations import upgrade
@@ -22,6 +25,21 @@ from directory.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("CHILDINDEX_TEST_POSTGRES_URL")
+
+
+def _test_keys() -> None:
+    """Key files for the run (the audit chain's, the secrets'), made in a folder of their own and
+    named in the environment, so every Settings and every `childindex` child process uses them."""
+    folder = Path(tempfile.mkdtemp(prefix="childindex-test-keys-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for purpose in keyfile.PURPOSES:
+        variable = f"CHILDINDEX_{purpose.upper()}_KEY_FILE"
+        if not os.environ.get(variable):
+            os.environ[variable] = str(keyfile.generate(folder / f"{purpose}.key", purpose).path)
+    keys.install(Settings())
+
+
+_test_keys()
 
 
 def need_service(name: str, env: str) -> None:

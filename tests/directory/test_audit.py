@@ -189,10 +189,12 @@ _WRITER = """
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from sqlmodel import Session
-from directory import audit
+from directory import audit, keys
 from directory.db import make_engine
+from directory.settings import Settings
 from tests.fixtures.builders import actor
 
+keys.install(Settings())  # (the key files the test run named in the environment)
 engine = make_engine(sys.argv[1])
 name = sys.argv[2]
 
