@@ -2,7 +2,7 @@
 indexed (whether a practitioner works in a sensitive service is asked per card and search hit)
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-05 09:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from directory.models import UTCDateTime
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
