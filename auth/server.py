@@ -241,6 +241,15 @@ def _client_credentials(
         grant = current_grant(session, subject=client.client_id, kind=SubjectKind.CLIENT, cfg=state.cfg)
     except AuthRefused as exc:
         raise _refused_grant(exc) from None
+    if grant.responsible is not None:  # the person who answers for the client, still current
+        try:
+            current_grant(session, subject=grant.responsible, kind=SubjectKind.USER, cfg=state.cfg)
+        except AuthRefused:
+            raise OAuthError(
+                "invalid_grant",
+                f"The person responsible for this client ({grant.responsible}) no longer holds a current "
+                "grant with current training and vetting; ask the directory administrator.",
+            ) from None
     scope = _granted_scope(_scopes(form.get("scope")), client, grant.scope_set() - PERSONS_ONLY_SCOPES)
     return _issue(
         state,

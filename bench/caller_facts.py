@@ -200,7 +200,7 @@ def main() -> None:
             "kind": SubjectKind.USER,
             "jti": uuid.uuid4().hex,
             "client_id": "childindex-web",
-            "sid": str(uuid.uuid4()),
+            "sid": uuid.uuid4(),
         }
         for _ in range(args.calls)
     ]

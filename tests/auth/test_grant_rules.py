@@ -262,6 +262,8 @@ def test_a_client_grant_names_a_current_person_responsible(
 def test_the_client_stops_when_its_responsible_person_s_access_ends(
     api: TestClient, engine: Engine, state: AuthState, admins: dict[str, dict[str, str]]
 ) -> None:
+    with unit_of_work(engine) as s:
+        make_client(s, "trust-epr", secret="epr-secret-value")
     gid = api.post("/api/v1/grants", json=client_grant(), headers=admins["cora"]).json()["id"]
     assert (
         api.post(f"/api/v1/grants/{gid}/approve", json={"reason": "ok"}, headers=admins["bea"]).status_code
@@ -276,6 +278,12 @@ def test_the_client_stops_when_its_responsible_person_s_access_ends(
     refused = api.get("/api/v1/localities", headers=epr)
     assert refused.status_code == 403 and refused.json()["type"].endswith("client-responsible-lapsed")
     assert "pat" in refused.json()["detail"]
+    token = api.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic("trust-epr", "epr-secret-value"),
+    )
+    assert token.status_code == 400 and "responsible" in token.json()["error_description"]
 
 
 # --------------------------------------------------------------------------- dates
