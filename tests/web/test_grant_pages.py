@@ -112,3 +112,45 @@ def test_renewing_to_the_year_9999_in_the_pages_is_refused_with_a_message(
         assert r.status_code in (400, 409, 422), r.text
         assert re.search(r"1095 days|between 2000 and 2199", r.text), r.text
     assert grant_of(engine, "pat").valid_until == pat.valid_until
+
+
+def test_the_admin_who_registered_a_client_in_the_pages_cannot_approve_its_grant(
+    browser: TestClient, world: World, web_app: FastAPI, engine: Engine
+) -> None:
+    sign_in(browser, world, "ada")
+    registered = post_form(
+        browser,
+        "/admin/clients/new",
+        {
+            "client_id": "lab-system",
+            "name": "Lab",
+            "auth_method": "client_secret_basic",
+            "scopes": "directory.search",
+        },
+    )
+    assert "lab-system is registered" in registered.text
+    add_admin(engine, world, "ben")
+    with page_client(web_app, ISSUER) as other:
+        sign_in(other, world, "ben")
+        created = post_form(
+            other,
+            "/admin/grants/new",
+            {
+                "subject": "lab-system",
+                "subject_kind": "client",
+                "role": "system",
+                "scopes": "directory.search",
+                "responsible": "pat",
+                "reason": "lab results",
+                "until-day": "1",
+                "until-month": "1",
+                "until-year": str(utcnow().year + 1),
+            },
+        )
+        assert "waiting for a second administrator" in created.text
+    page = browser.get(str(created.url.path))
+    mine = browser.post(
+        f"{created.url.path}/approve", data={"csrf_token": csrf_of(page.text), "approve-reason": "ok"}
+    )
+    assert mine.status_code == 409 and "You registered this client" in mine.text
+    assert grant_of(engine, "lab-system").status == "pending"
