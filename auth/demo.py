@@ -77,7 +77,9 @@ def link_demo_practitioners(session: Session) -> list[str]:
     return lines
 
 
-def _grant(session: Session, subject: str, kind: SubjectKind, role: Role) -> None:
+def _grant(
+    session: Session, subject: str, kind: SubjectKind, role: Role, responsible: str | None = None
+) -> None:
     now = utcnow()
     session.add(
         AccessGrant(
@@ -94,6 +96,9 @@ def _grant(session: Session, subject: str, kind: SubjectKind, role: Role) -> Non
             valid_until=now + timedelta(days=30),
             granted_by="demo",
             reason="demo account",
+            responsible=responsible,
+            approved_by="demo" if responsible else None,
+            approved_at=now if responsible else None,
             created_at=now,
             updated_at=now,
         )
@@ -137,7 +142,7 @@ def create_demo_accounts(session: Session, *, issuer: str = "http://127.0.0.1:80
             grant_types="client_credentials",
         )
     )
-    _grant(session, "demo-trust-system", SubjectKind.CLIENT, Role.SYSTEM)
+    _grant(session, "demo-trust-system", SubjectKind.CLIENT, Role.SYSTEM, responsible="demo.admin")
     session.add(
         OAuthClient(
             client_id="demo-app",

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from auth.config import AuthConfig
 from auth.errors import AuthRefused, forbidden, unauthenticated
-from auth.grants import ROLE_SCOPES, LiveGrant, caller_facts, check_checks, current_grant
+from auth.grants import PERSONS_ONLY_SCOPES, ROLE_SCOPES, LiveGrant, caller_facts, check_checks, current_grant
 from auth.keys import KeyStore
 from auth.models import AccessGrant, SeenJti, SubjectKind
 from auth.pages import PlainPages, SignInPages
@@ -148,12 +148,9 @@ _REVOKED = select(SeenJti.key).where(SeenJti.key == bindparam("key"))
 
 
 def _practitioner_id(info: TokenInfo, by_subject: Callable[[], uuid.UUID | None]) -> uuid.UUID | None:
-    claimed = info.claims.get("practitioner_id")
-    if claimed:
-        try:
-            return uuid.UUID(str(claimed))
-        except ValueError:
-            return None
+    # Only our own tokens carry one (from the local account); any other caller is found by subject.
+    if info.practitioner_id is not None:
+        return info.practitioner_id
     if info.subject_kind != SubjectKind.USER:
         return None
     return by_subject()
@@ -164,14 +161,29 @@ def _grant_of(
 ) -> tuple[AccessGrant | LiveGrant, uuid.UUID | None]:
     """The caller's live grant and practitioner id, or the refusal that says why not.
 
-    Every request asks this, so it is one query (`caller_facts`); only a caller it finds no live
-    grant for, or whose token was revoked, is looked at again, to be told why.
+    Every request asks this, so it is one query (`caller_facts`), which also says whether access
+    ended since the token was issued: the account or the token's client switched off, the sign-in
+    ended, a client's responsible person's access lapsed. Only a caller it finds no live grant for,
+    or whose token was revoked, is looked at again, to be told why.
     """
     now = utcnow()
+    client_id = info.client_id if info.local else None  # an external token's azp is not our client
     with driver_reader(state.engine) as conn:
-        facts = caller_facts(conn, subject=info.subject, kind=info.subject_kind, jti=info.jti, now=now)
+        facts = caller_facts(
+            conn,
+            subject=info.subject,
+            kind=info.subject_kind,
+            jti=info.jti,
+            now=now,
+            client_id=client_id,
+            sid=info.sid,
+            validity=state.cfg,
+        )
     if facts is not None and not facts.revoked:
         caller.grant = facts.grant
+        ended = facts.ended(kind=info.subject_kind, client_id=client_id)
+        if ended is not None:
+            raise ended
         if info.subject_kind == SubjectKind.USER:
             check_checks(facts.grant, cfg=state.cfg, today=now.date())
         return facts.grant, _practitioner_id(info, lambda: facts.practitioner_id)
@@ -184,6 +196,12 @@ def _grant_of(
         return grant, _practitioner_id(
             info, lambda: session.exec(_PRACTITIONER_OF, params={"subject": info.subject}).first()
         )
+
+
+def check_caller(state: AuthState, info: TokenInfo) -> AccessGrant | LiveGrant:
+    """The grant a request with this (validated) token would act under, or the AuthRefused it would get."""
+    grant, _ = _grant_of(state, info, _Caller())
+    return grant
 
 
 def check_policy(policy: Policy | str | None, *, role: Role, scopes: frozenset[str] | None) -> None:
@@ -228,6 +246,8 @@ def _resolve(request: Request, state: AuthState, caller: _Caller) -> Actor:
     grant, practitioner_id = _grant_of(state, info, caller)
     role = Role(grant.role)
     scopes = frozenset(info.scopes & grant.scope_set())
+    if info.subject_kind == SubjectKind.CLIENT:
+        scopes -= PERSONS_ONLY_SCOPES  # even from a client grant made before the rule
     policy = _route_policy(request)
     check_policy(policy, role=role, scopes=scopes)
     actor = Actor(

@@ -23,8 +23,12 @@ class SubjectKind(enum.StrEnum):
 
 
 class GrantStatus(enum.StrEnum):
-    """Where a grant stands; only an active grant inside its dates lets anyone in."""
+    """Where a grant stands; only an active grant inside its dates lets anyone in.
 
+    A system client's grant is made pending: it goes live when a second administrator approves it.
+    """
+
+    PENDING = "pending"
     ACTIVE = "active"
     SUSPENDED = "suspended"
     REVOKED = "revoked"
@@ -76,6 +80,11 @@ class AccessGrant(SQLModel, table=True):
     status_reason: str | None = Field(default=None, max_length=500)
     granted_by: str = Field(max_length=200)
     reason: str = Field(max_length=500)
+    # A client's grant: the person who answers for it (their own grant must stay current), and the
+    # second administrator who approved it (NULL on grants made before approvals existed).
+    responsible: str | None = Field(default=None, max_length=200)
+    approved_by: str | None = Field(default=None, max_length=200)
+    approved_at: datetime | None = _ts(default=None)
     created_at: datetime = _ts(default_factory=utcnow)
     updated_at: datetime = _ts(default_factory=utcnow)
     version: int = 1
@@ -124,6 +133,7 @@ class OAuthClient(SQLModel, table=True):
     redirect_uris: str = Field(default="")  # space-separated, exact match
     active: bool = True
     created_at: datetime = _ts(default_factory=utcnow)
+    registered_by: str | None = Field(default=None, max_length=200)  # may not approve or renew its grant
 
 
 class RefreshToken(SQLModel, table=True):

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from auth.clients import hash_secret, new_secret
 from auth.config import SUPPORTED_SCOPES
+from auth.grants import PERSONS_ONLY_SCOPES
 from auth.models import ClientAuthMethod, OAuthClient
 from directory import audit
 from directory.errors import Conflict, InvalidInput, NotFound
@@ -48,6 +49,10 @@ class ClientRegister(BaseModel):
         unknown = sorted(set(v) - set(SUPPORTED_SCOPES))
         if unknown:
             raise ValueError(f"unknown scopes: {', '.join(unknown)}")
+        if set(v) & PERSONS_ONLY_SCOPES:
+            raise ValueError(
+                f"a system client cannot administer access ({', '.join(sorted(PERSONS_ONLY_SCOPES))})"
+            )
         return sorted(set(v))
 
 
@@ -110,6 +115,7 @@ def register_client(
         jwks_url=jwks_url,
         allowed_scopes=" ".join(data.scopes),
         grant_types="client_credentials",
+        registered_by=actor.subject,
     )
     session.add(client)
     session.flush()
@@ -154,6 +160,8 @@ def update_client(
         unknown = sorted(set(scopes) - set(SUPPORTED_SCOPES))
         if unknown or not scopes:
             raise InvalidInput(f"Choose known scopes (unknown: {', '.join(unknown) or 'none chosen'}).")
+        if client.auth_method != ClientAuthMethod.NONE.value and set(scopes) & PERSONS_ONLY_SCOPES:
+            raise InvalidInput("A system client cannot administer access (grants.admin).")
         client.allowed_scopes = " ".join(sorted(set(scopes)))
         changed["scopes"] = client.allowed_scopes
     if jwks_url or jwks:

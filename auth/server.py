@@ -28,9 +28,9 @@ from starlette.concurrency import run_in_threadpool
 
 from auth.clients import authenticate_client, new_secret, sha256_hex
 from auth.config import CLIENT_ASSERTION_ALGS, SUPPORTED_SCOPES
-from auth.deps import AuthState, auth_state
+from auth.deps import AuthState, auth_state, check_caller
 from auth.errors import AuthRefused, OAuthError
-from auth.grants import current_grant
+from auth.grants import PERSONS_ONLY_SCOPES, current_grant
 from auth.models import (
     AuthorizationCode,
     ClientAuthMethod,
@@ -137,6 +137,12 @@ def _issue(
             extra["name"] = user.display_name
             if user.practitioner_id:
                 extra["practitioner_id"] = str(user.practitioner_id)
+    family = None
+    if with_refresh and "refresh_token" in client.grant_types.split():
+        # The sign-in's id: every access token of this refresh family carries it, so ending the
+        # family (sign-out, a reused refresh token, a disabled account) ends them at their next use.
+        family = refresh_family or uuid.uuid4()
+        extra["sid"] = str(family)
     token, claims = issue_access_token(
         state.keys,
         state.cfg,
@@ -153,13 +159,13 @@ def _issue(
         "expires_in": state.cfg.access_token_seconds,
         "scope": scope,
     }
-    if with_refresh and "refresh_token" in client.grant_types.split():
+    if family is not None:
         raw = new_secret()
         now = utcnow()
         session.add(
             RefreshToken(
                 token_hash=sha256_hex(raw),
-                family_id=refresh_family or uuid.uuid4(),
+                family_id=family,
                 client_id=client.client_id,
                 subject=subject,
                 subject_kind=kind.value,
@@ -235,7 +241,16 @@ def _client_credentials(
         grant = current_grant(session, subject=client.client_id, kind=SubjectKind.CLIENT, cfg=state.cfg)
     except AuthRefused as exc:
         raise _refused_grant(exc) from None
-    scope = _granted_scope(_scopes(form.get("scope")), client, grant.scope_set())
+    if grant.responsible is not None:  # the person who answers for the client, still current
+        try:
+            current_grant(session, subject=grant.responsible, kind=SubjectKind.USER, cfg=state.cfg)
+        except AuthRefused:
+            raise OAuthError(
+                "invalid_grant",
+                f"The person responsible for this client ({grant.responsible}) no longer holds a current "
+                "grant with current training and vetting; ask the directory administrator.",
+            ) from None
+    scope = _granted_scope(_scopes(form.get("scope")), client, grant.scope_set() - PERSONS_ONLY_SCOPES)
     return _issue(
         state,
         session,
@@ -273,6 +288,7 @@ def _authorization_code(
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request.")
     if not hmac.compare_digest(create_s256_code_challenge(verifier), row.code_challenge):
         raise OAuthError("invalid_grant", "The code_verifier does not match the code_challenge.")
+    _check_account(session, row.subject, SubjectKind.USER)
     try:
         grant = current_grant(session, subject=row.subject, kind=SubjectKind.USER, cfg=state.cfg)
     except AuthRefused as exc:
@@ -324,6 +340,9 @@ def _refresh(state: AuthState, session: Session, client: OAuthClient, form: dict
     if row.expires_at <= now:
         raise OAuthError("invalid_grant", "The refresh token has expired; sign in again.")
     kind = SubjectKind(row.subject_kind)
+    if _account_disabled(session, row.subject, kind):
+        _revoke_family(session, row.family_id, now)  # kept on commit: enabling again does not revive it
+        raise OAuthError("invalid_grant", "This account is disabled, so the sign-in has ended.")
     try:
         grant = current_grant(session, subject=row.subject, kind=kind, cfg=state.cfg)
     except AuthRefused as exc:
@@ -344,6 +363,19 @@ def _refresh(state: AuthState, session: Session, client: OAuthClient, form: dict
         refresh_expires=row.expires_at,
         with_refresh=True,
     )
+
+
+def _account_disabled(session: Session, subject: str, kind: SubjectKind) -> bool:
+    """True when the subject is a local account that has been disabled."""
+    if kind != SubjectKind.USER:
+        return False
+    active = session.exec(select(LocalUser.active).where(LocalUser.username == subject)).first()
+    return active is False
+
+
+def _check_account(session: Session, subject: str, kind: SubjectKind) -> None:
+    if _account_disabled(session, subject, kind):
+        raise OAuthError("invalid_grant", "This account is disabled; ask your directory administrator.")
 
 
 def _revoke_family(session: Session, family_id: uuid.UUID, now: Any) -> None:
@@ -449,9 +481,7 @@ def _introspect(state: AuthState, authorization: str | None, form: dict[str, str
             return inactive
         try:
             info = state.validator.validate(token)
-            if info.jti and session.get(SeenJti, f"revoked:{info.jti}") is not None:
-                return inactive
-            grant = current_grant(session, subject=info.subject, kind=info.subject_kind, cfg=state.cfg)
+            grant = check_caller(state, info)  # what a request with it would be told
         except AuthRefused:
             return inactive
         claims = info.claims

@@ -1,9 +1,16 @@
 """JWT access tokens: issue them (authorization server) and validate them (resource server).
 
 Validation pins the algorithms (RS256/ES256 only: never "none", never HMAC, so a public key
-can never be used as an HMAC secret), checks issuer, audience, exp/nbf/iat with a small
-leeway, and resolves the ``kid`` against the local keys or the cached JWKS of the configured
-external issuer, refetching once when the kid is unknown (the issuer rotated its keys).
+can never be used as an HMAC secret), checks the header's ``typ`` (RFC 9068 ``at+jwt``, so an
+ID token or any other JWT of the same issuer is not taken for an access token), issuer,
+audience, exp/nbf/iat with a small leeway and a maximum lifetime, and resolves the ``kid``
+against the local keys or the cached JWKS (https only) of the configured external issuer,
+refetching once when the kid is unknown (the issuer rotated its keys).
+
+Only our own tokens may say what kind of subject they name, which practitioner they act as and
+which sign-in they belong to (``sub_kind``, ``practitioner_id``, ``sid``): we wrote them. An
+external issuer's token names a person by the configured claim, and nothing else it asserts
+about the caller is believed; the practitioner is the one whose sign-in subject that is.
 """
 
 from __future__ import annotations
@@ -40,6 +47,20 @@ class TokenInfo:
     expires_at: int
     amr: tuple[str, ...] = ()
     claims: dict[str, Any] = field(default_factory=dict)
+    local: bool = True  # issued by us (not the external issuer)
+    sid: uuid.UUID | None = None  # our sign-in (refresh-token family) the token belongs to
+    practitioner_id: uuid.UUID | None = None  # ours only: the local account's practitioner
+
+
+ACCESS_TOKEN_TYP = "at+jwt"
+
+
+def _media_type(value: object) -> str | None:
+    """A JOSE typ compared as RFC 7515 says: case-insensitive, "application/" optional."""
+    if not isinstance(value, str):
+        return None
+    value = value.lower()
+    return value.removeprefix("application/")
 
 
 def issue_access_token(
@@ -133,6 +154,8 @@ class TokenValidator:
         self.external = (
             RemoteJwks(cfg.external_jwks_url) if (cfg.external_issuer and cfg.external_jwks_url) else None
         )
+        if self.external is not None and not self.external.url.startswith("https://"):
+            raise ValueError("The external issuer's JWKS URL must use https.")
         self._seen: dict[str, tuple[TokenInfo, str]] = {}  # token -> what it says, its key id
         self._registries: dict[tuple[Any, Any], jwt.JWTClaimsRegistry] = {}
         self._lock = threading.Lock()
@@ -172,6 +195,13 @@ class TokenValidator:
             raise unauthenticated("invalid-token", "The access token names no signing key (kid).")
         issuer = unverified.get("iss")
         key, audience = self._key_for(issuer, kid)
+        local = issuer == self.cfg.issuer
+        expected = ACCESS_TOKEN_TYP if local else self.cfg.external_token_typ
+        if _media_type(header.get("typ")) != _media_type(expected):
+            raise unauthenticated(
+                "invalid-token",
+                f"This is not an access token: its header must say typ {expected!r} (RFC 9068 'at+jwt').",
+            )
         try:
             claims = jwt.decode(token, key, algorithms=list(ACCESS_TOKEN_ALGS)).claims
         except JoseError:
@@ -183,6 +213,7 @@ class TokenValidator:
                 iss={"essential": True, "value": issuer},
                 aud={"essential": True, "value": audience},
                 exp={"essential": True},
+                iat={"essential": True},
                 sub={"essential": True},
             )
         try:
@@ -193,12 +224,24 @@ class TokenValidator:
             raise unauthenticated(
                 "invalid-token", f"The access token was refused: {exc.description}."
             ) from None
-        info = _info(claims, issuer=str(issuer))
+        self._check_lifetime(claims)
+        info = _info(claims, issuer=str(issuer), local=local, subject_claim=self.cfg.external_subject_claim)
         with self._lock:
             if len(self._seen) >= VERIFIED_TOKENS_KEPT:
                 del self._seen[next(iter(self._seen))]  # the oldest
             self._seen[token] = (info, kid)
         return info
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """Refuse a token meant to live longer than the configured maximum (from iat, or from now)."""
+        longest = self.cfg.max_token_lifetime_seconds + self.cfg.leeway_seconds
+        exp, iat = float(claims["exp"]), float(claims["iat"])
+        if exp - iat > longest or exp - time.time() > longest:
+            raise unauthenticated(
+                "invalid-token",
+                "The access token's lifetime is longer than this service accepts "
+                f"({self.cfg.max_token_lifetime_seconds // 60} minutes); get a shorter-lived one.",
+            )
 
     def _key_for(self, issuer: object, kid: str) -> tuple[Key, str]:
         if issuer == self.cfg.issuer:
@@ -224,15 +267,32 @@ class TokenValidator:
         return key, audience
 
 
-def _info(claims: dict[str, Any], *, issuer: str) -> TokenInfo:
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _info(claims: dict[str, Any], *, issuer: str, local: bool, subject_claim: str) -> TokenInfo:
     raw_scope = claims.get("scope", claims.get("scp", ""))
     scopes = frozenset(raw_scope.split() if isinstance(raw_scope, str) else [str(s) for s in raw_scope or []])
-    subject = str(claims["sub"])
     client_id = claims.get("client_id") or claims.get("azp")
-    kind = claims.get("sub_kind")
-    if kind not in (SubjectKind.USER.value, SubjectKind.CLIENT.value):
-        kind = SubjectKind.CLIENT.value if client_id and client_id == subject else SubjectKind.USER.value
     amr = claims.get("amr") or []
+    if local:
+        subject = str(claims["sub"])
+        kind = claims.get("sub_kind")
+        if kind not in (SubjectKind.USER.value, SubjectKind.CLIENT.value):
+            kind = SubjectKind.CLIENT.value if client_id and client_id == subject else SubjectKind.USER.value
+        sid, practitioner_id = _uuid(claims.get("sid")), _uuid(claims.get("practitioner_id"))
+    else:
+        # Mapped by configuration only: the configured claim names a person; nothing else counts.
+        named = claims.get(subject_claim)
+        if not isinstance(named, str) or not named:
+            raise unauthenticated(
+                "invalid-token", f"The access token does not name its person (claim {subject_claim!r})."
+            )
+        subject, kind, sid, practitioner_id = named, SubjectKind.USER.value, None, None
     return TokenInfo(
         subject=subject,
         subject_kind=SubjectKind(kind),
@@ -243,4 +303,7 @@ def _info(claims: dict[str, Any], *, issuer: str) -> TokenInfo:
         expires_at=int(claims["exp"]),
         amr=tuple(str(a) for a in amr) if isinstance(amr, list) else (),
         claims=claims,
+        local=local,
+        sid=sid,
+        practitioner_id=practitioner_id,
     )

@@ -6,16 +6,19 @@ import os
 import uuid
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
-from sqlmodel import select
+from sqlmodel import col, select
 
 from auth.cli import _database_url, _operator
-from auth.models import LocalUser
+from auth.grant_rules import check_subject
+from auth.models import LocalUser, RefreshToken, SubjectKind
 from auth.users import create_user, provisioning_uri
 from directory import audit
 from directory.db import make_engine, unit_of_work
 from directory.migrations import upgrade
+from directory.models import utcnow
 
 app = typer.Typer(
     help="Local sign-in accounts (password + TOTP); access itself comes from a grant.", no_args_is_help=True
@@ -39,6 +42,11 @@ def create(
     practitioner_id: Annotated[uuid.UUID | None, typer.Option(help="Their practitioner record")] = None,
 ) -> None:
     """Create an account; prints the TOTP enrolment link once. Give it a grant with `grants grant`."""
+    try:
+        username = check_subject(username)
+    except ValueError as exc:
+        console.print(f"Nothing created: the username may {exc}.", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from None
     password = _password()
     if len(password) < MIN_PASSWORD:
         console.print(f"[red]Nothing created:[/red] the password needs at least {MIN_PASSWORD} characters.")
@@ -73,14 +81,29 @@ def _set_active(username: str, active: bool) -> None:
             raise typer.Exit(1)
         user.active = active
         session.add(user)
+        ended = 0
+        if not active:  # every sign-in ends now, and stays ended if the account is enabled again
+            result = session.execute(
+                sa.update(RefreshToken)
+                .where(
+                    col(RefreshToken.subject) == username,
+                    col(RefreshToken.subject_kind) == SubjectKind.USER.value,
+                    col(RefreshToken.revoked_at).is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+            ended = int(result.rowcount)  # type: ignore[attr-defined]
         audit.append(
             session,
             actor=_operator(),
             action="user.enable" if active else "user.disable",
             target_type="user",
             target_id=username,
+            detail={"refresh_tokens_ended": ended} if not active else None,
         )
     console.print(f"Account {username} {'enabled' if active else 'disabled'}.")
+    if not active:
+        console.print("Its sign-ins have ended; its tokens are refused from their next request.")
 
 
 @app.command()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
+from urllib.parse import urlparse
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -109,14 +110,39 @@ class Settings(BaseSettings):
     vetting_valid_days: int = Field(
         default=3 * 365, ge=1, description="A vetting (DBS) check older than this is refused."
     )
+    grant_max_days: int = Field(
+        default=3 * 365,
+        ge=1,
+        le=3650,
+        description="The longest an access grant may run, counted from the day it is granted or renewed.",
+    )
     token_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    max_token_lifetime_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="An access token (ours or the external issuer's) whose exp is further than this "
+        "from its iat, or from now, is refused; at least access_token_minutes.",
+    )
     external_issuer: str | None = Field(
         default=None,
         description="Accept access tokens from this issuer too (e.g. the "
         "authority's Keycloak); its subjects still need a grant here.",
     )
-    external_jwks_url: str | None = None
+    external_jwks_url: str | None = Field(default=None, description="The external issuer's keys; https only.")
     external_audience: str | None = None
+    external_subject_claim: str = Field(
+        default="sub",
+        min_length=1,
+        description="The claim of an external token that names the person (their grant's subject, and "
+        "the practitioner record whose subject it is); external tokens are always people.",
+    )
+    external_token_typ: str = Field(
+        default="at+jwt",
+        min_length=1,
+        description="The JOSE 'typ' an external access token must carry (RFC 9068: at+jwt); set "
+        "JWT only for a provider that cannot mark its access tokens.",
+    )
     upstream_oidc_issuer: str | None = Field(
         default=None, description="Let users sign in through this OpenID Connect provider."
     )
@@ -173,3 +199,21 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(
         default=6, ge=1, le=20, description="Then a notification is dead-lettered."
     )
+
+    @field_validator("external_jwks_url")
+    @classmethod
+    def _https_keys(cls, value: str | None) -> str | None:
+        if value is not None:
+            parsed = urlparse(value)
+            if parsed.scheme != "https" or not parsed.netloc:
+                raise ValueError("the external issuer's JWKS URL must be a full https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _lifetimes_agree(self) -> Self:
+        if self.max_token_lifetime_minutes < self.access_token_minutes:
+            raise ValueError(
+                "max_token_lifetime_minutes must be at least access_token_minutes "
+                "(the service would refuse its own tokens)"
+            )
+        return self

@@ -9,10 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from auth import grants as grants_svc
+from auth import grant_admin as grants_svc
 from auth import registry
+from auth.admin import Rules
 from auth.config import SUPPORTED_SCOPES
-from auth.grants import ROLE_SCOPES, GrantCreate, GrantRead, GrantRenew
+from auth.grant_admin import GrantCreate, GrantRead, GrantRenew
+from auth.grants import ROLE_SCOPES
 from auth.models import GrantStatus
 from directory.errors import DomainError, NotFound
 from directory.models import Actor, Role
@@ -92,7 +94,7 @@ def web_grant_new_form(request: Request, actor: GrantsAdmin) -> Response:
 
 
 @router.post("/admin/grants/new", name="web_grant_new")
-def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData) -> Response:
+def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData, rules: Rules) -> Response:
     """Grant access (never beyond your own role, scopes or localities). Audited."""
     if not check_csrf(request, form):
         return _expired_form(request, actor)
@@ -111,9 +113,18 @@ def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData) -> Respo
                 "training_completed_on": date_field(form, "training", "the training date"),
                 "vetting_checked_on": date_field(form, "vetting", "the vetting date"),
                 "valid_until": _end_of(until),
+                "responsible": text(form, "responsible"),
                 "reason": text(form, "reason"),
             },
-            {"subject": "the username or client id", "role": "the role", "reason": "the reason"},
+            {
+                "subject": "the username or client id",
+                "role": "the role",
+                "reason": "the reason",
+                "responsible": "the person responsible",
+                "valid_until": "the end date",
+                "training_completed_on": "the training date",
+                "vetting_checked_on": "the vetting date",
+            },
         )
         with unit_of_work(request) as db:
             grant = grants_svc.create_grant(
@@ -122,6 +133,7 @@ def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData) -> Respo
                 admin_grant=getattr(request.state, "grant", None),
                 data=data,
                 default_authority=request.app.state.settings.authority_name,
+                rules=rules,
             )
     except FormErrors as exc:
         return render(
@@ -141,13 +153,19 @@ def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData) -> Respo
             "admin/grant_new.html",
             actor=actor,
             values=values,
-            errors={"subject": exc.message},
+            errors={_FORM_FIELDS.get(str(exc.data.get("field")), "subject"): exc.message},
             roles=ROLES,
             scopes=SUPPORTED_SCOPES,
             role_scopes=ROLE_SCOPES,
             status_code=409,
         )
-    flash(request, f"Access granted to {grant.subject} until {grant.valid_until:%-d %B %Y}.")
+    if grant.status == GrantStatus.PENDING:
+        flash(
+            request,
+            f"The grant for {grant.subject} is made and waiting for a second administrator to approve it.",
+        )
+    else:
+        flash(request, f"Access granted to {grant.subject} until {grant.valid_until:%-d %B %Y}.")
     return RedirectResponse(f"/admin/grants/{grant.id}", status_code=303)
 
 
@@ -184,60 +202,93 @@ def web_grant(grant_id: uuid.UUID, request: Request, actor: GrantsAdmin) -> Resp
         )
 
 
+_FORM_FIELDS = {  # a domain error's field -> the form field it is shown beside
+    "subject": "subject",
+    "responsible": "responsible",
+    "valid_until": "until",
+    "valid_from": "until",
+    "training_completed_on": "training",
+    "vetting_checked_on": "vetting",
+}
+_DONE = {
+    "renew": "The grant is renewed.",
+    "suspend": "The grant is suspended.",
+    "reinstate": "The grant is reinstated.",
+    "revoke": "The grant is revoked.",
+    "approve": "The grant is approved: it works from now on.",
+}
+_STATUS_OF = {
+    "suspend": GrantStatus.SUSPENDED,
+    "reinstate": GrantStatus.ACTIVE,
+    "revoke": GrantStatus.REVOKED,
+}
+
+
+def _renewal(form: dict[str, Any], reason: str) -> GrantRenew:
+    until = date_field(form, "until", "the new end date", required=True)
+    return build(
+        GrantRenew,
+        {
+            "valid_until": _end_of(until),
+            "training_completed_on": date_field(form, "training", "the training date"),
+            "vetting_checked_on": date_field(form, "vetting", "the vetting date"),
+            "responsible": text(form, "responsible"),
+            "reason": reason,
+        },
+        {
+            "valid_until": "the new end date",
+            "training_completed_on": "the training date",
+            "vetting_checked_on": "the vetting date",
+            "responsible": "the person responsible",
+        },
+    )
+
+
 @router.post("/admin/grants/{grant_id}/{change}", name="web_grant_change")
 def web_grant_change(
-    grant_id: uuid.UUID, change: str, request: Request, actor: GrantsAdmin, form: FormData
+    grant_id: uuid.UUID, change: str, request: Request, actor: GrantsAdmin, form: FormData, rules: Rules
 ) -> Response:
-    """Renew, suspend, reinstate or revoke a grant, with the reason. Audited."""
+    """Renew, suspend, reinstate, revoke or approve a grant, with the reason. Audited."""
     if not check_csrf(request, form):
         return _expired_form(request, actor)
     admin_grant = getattr(request.state, "grant", None)
-    status = {
-        "suspend": GrantStatus.SUSPENDED,
-        "reinstate": GrantStatus.ACTIVE,
-        "revoke": GrantStatus.REVOKED,
-    }
     values = {k: v for k, v in form.items() if k != "csrf_token"}
     try:
+        if change not in _DONE:
+            raise NotFound("There is no such change.")
         reason = text(form, f"{change}-reason")
         if not reason:
             raise FormErrors({f"{change}-reason": "Enter the reason"})
         with unit_of_work(request) as db:
             if change == "renew":
-                until = date_field(form, "until", "the new end date", required=True)
-                data = GrantRenew(
-                    valid_until=_end_of(until),
-                    training_completed_on=date_field(form, "training", "the training date"),
-                    vetting_checked_on=date_field(form, "vetting", "the vetting date"),
-                    reason=reason,
+                data = _renewal(form, reason)
+                grants_svc.renew_grant(
+                    db, actor=actor, admin_grant=admin_grant, grant_id=grant_id, data=data, rules=rules
                 )
-                grants_svc.renew_grant(db, actor=actor, admin_grant=admin_grant, grant_id=grant_id, data=data)
-            elif change in status:
+            elif change == "approve":
+                grants_svc.approve_grant(
+                    db, actor=actor, admin_grant=admin_grant, grant_id=grant_id, reason=reason, rules=rules
+                )
+            else:
                 grants_svc.set_status(
                     db,
                     actor=actor,
                     admin_grant=admin_grant,
                     grant_id=grant_id,
-                    status=status[change],
+                    status=_STATUS_OF[change],
                     reason=reason,
+                    rules=rules,
                 )
-            else:
-                raise NotFound("There is no such change.")
     except FormErrors as exc:
-        return _grant_page(request, actor, grant_id, errors=exc.errors, values=values, status_code=400)
+        errors = {_FORM_FIELDS.get(k, k): v for k, v in exc.errors.items()}
+        return _grant_page(request, actor, grant_id, errors=errors, values=values, status_code=400)
     except DomainError as exc:
+        field = str(exc.data.get("field"))
+        where = _FORM_FIELDS[field] if change == "renew" and field in _FORM_FIELDS else f"{change}-reason"
         return _grant_page(
-            request, actor, grant_id, errors={f"{change}-reason": exc.message}, values=values, status_code=409
+            request, actor, grant_id, errors={where: exc.message}, values=values, status_code=409
         )
-    flash(
-        request,
-        {
-            "renew": "The grant is renewed.",
-            "suspend": "The grant is suspended.",
-            "reinstate": "The grant is reinstated.",
-            "revoke": "The grant is revoked.",
-        }[change],
-    )
+    flash(request, _DONE[change])
     return RedirectResponse(f"/admin/grants/{grant_id}", status_code=303)
 
 

@@ -127,3 +127,50 @@ def test_demo_practice_accounts_act_as_seeded_practitioners(engine: Engine, api:
     with unit_of_work(engine) as s:  # a second run keeps the links and says so
         again = "\n".join(create_demo_accounts(s))
     assert "demo.practitioner acts as Sally Senco" in again
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pa\u202etap"], "letters"),
+        (["pat\x07"], "letters"),
+        (["pat", "--training", "2099-01-01"], "future"),
+        (["pat", "--vetting", "2001-01-01"], "older than"),
+        (["pat", "--days", "4000"], "1095 days"),
+        (["pat", "--days", "999999999"], "1095 days"),
+    ],
+)
+def test_the_cli_validates_subjects_and_dates(db_env: Engine, args: list[str], message: str) -> None:
+    """The operator's CLI is not held to an admin's own rank, but it is to safe subjects and dates."""
+    r = runner.invoke(cli, ["grants", "grant", *args, "--role", "practitioner", "--reason", "r"])
+    assert r.exit_code == 1, (r.output, r.exception)
+    assert message in r.output
+    with db_env.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM access_grant")).scalar_one() == 0
+
+
+def test_the_cli_makes_client_grants_pending_for_a_second_operator(
+    db_env: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with unit_of_work(db_env) as s:
+        make_grant(s, "pat")
+    monkeypatch.setattr("getpass.getuser", lambda: "olga")
+    r = runner.invoke(
+        cli,
+        ["grants", "grant", "trust-epr", "--kind", "client", "--role", "system", "--responsible", "pat"]
+        + ["--reason", "EPR"],
+    )
+    assert r.exit_code == 0, r.output
+    assert "pending" in r.output and "grants approve" in r.output
+    grant_id = re.search(r"[0-9a-f-]{36}", r.output)
+    assert grant_id
+    mine = runner.invoke(cli, ["grants", "approve", grant_id.group(0), "--reason", "ok"])
+    assert mine.exit_code == 1 and "second administrator" in mine.output
+    monkeypatch.setattr("getpass.getuser", lambda: "oscar")
+    r = runner.invoke(cli, ["grants", "approve", grant_id.group(0), "--reason", "DPIA seen"])
+    assert r.exit_code == 0, r.output
+    with db_env.connect() as conn:
+        status, approver = conn.execute(
+            sa.text("SELECT status, approved_by FROM access_grant WHERE subject = 'trust-epr'")
+        ).one()
+    assert (status, approver) == ("active", "cli:oscar")

@@ -52,6 +52,11 @@ AUTH_CODES = {
     "insufficient-scope",
     "no-policy",
     "dev-header-refused",
+    "grant-pending",
+    "account-disabled",
+    "client-disabled",
+    "sign-in-ended",
+    "client-responsible-lapsed",
 }
 
 

@@ -207,18 +207,22 @@ def test_tokens_of_the_external_issuer_are_accepted_and_keys_refetched(
             "azp": "la-portal",
         }
         first = idp["keys"][0]
-        token = jwt.encode({"alg": "RS256", "kid": first.kid}, claims, first, algorithms=["RS256"])
+        token = jwt.encode(
+            {"alg": "RS256", "kid": first.kid, "typ": "at+jwt"}, claims, first, algorithms=["RS256"]
+        )
         assert api.get("/api/v1/localities", headers=bearer(token)).status_code == 200
         # The provider rotates: a new kid makes us refetch its JWKS once.
         idp["keys"].append(idp_key("idp-2"))
         rotated = idp["keys"][1]
-        token2 = jwt.encode({"alg": "RS256", "kid": rotated.kid}, claims, rotated, algorithms=["RS256"])
+        token2 = jwt.encode(
+            {"alg": "RS256", "kid": rotated.kid, "typ": "at+jwt"}, claims, rotated, algorithms=["RS256"]
+        )
         validator = api.app.state.auth.validator  # type: ignore[attr-defined]
         validator.external.min_refresh = 0
         assert api.get("/api/v1/localities", headers=bearer(token2)).status_code == 200
         # A token for another audience is not for us.
         wrong = jwt.encode(
-            {"alg": "RS256", "kid": rotated.kid},
+            {"alg": "RS256", "kid": rotated.kid, "typ": "at+jwt"},
             {**claims, "aud": "other"},
             rotated,
             algorithms=["RS256"],

@@ -65,3 +65,12 @@ def test_short_password_creates_nothing(db_env: Engine, monkeypatch: pytest.Monk
     assert r.exit_code == 1 and "12 characters" in r.output
     with db_env.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM local_user")).scalar_one() == 0
+
+
+@pytest.mark.parametrize("username", ["sam\u202eocnes", "sam senco", "s\u0430m", "sam\x00"])
+def test_usernames_are_safe_subjects(db_env: Engine, username: str) -> None:
+    """A username becomes a grant's subject: the same safe characters."""
+    r = runner.invoke(cli, ["users", "create", username, "--name", "Sam"])
+    assert r.exit_code == 1 and "Nothing created" in r.output
+    with db_env.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM local_user")).scalar_one() == 0
