@@ -28,7 +28,7 @@ from tests.auth.conftest import ISSUER
 from tests.auth.test_flows import basic, refresh, tokens_for_hannah
 from tests.auth.test_upstream import IDP, idp  # noqa: F401  (the simulated provider fixture)
 from tests.fixtures.auth_builders import bearer, claims_for, make_client, make_grant, signed
-from tests.fixtures.builders import actor, make_child, make_practitioner, make_service
+from tests.fixtures.builders import actor, make_child, make_org, make_practitioner, make_service
 
 runner = CliRunner()
 LOCALITIES = "/api/v1/localities"
@@ -252,9 +252,13 @@ def test_an_external_token_cannot_claim_a_practitioner(
     """practitioner_id unlocks a practitioner's sensitive involvements: only the sign-in subject finds it."""
     with unit_of_work(engine) as s:
         child = make_child(s)
-        nurse = make_practitioner(s, name="Nia Nurse", role="sexual health nurse", subject="nia@trust.nhs.uk")
+        trust = make_org(s, name="Demoshire Health", kind="nhs_trust")
+        nurse = make_practitioner(
+            s, trust, name="Nia Nurse", role="sexual health nurse", subject="nia@trust.nhs.uk"
+        )
         clinic = make_service(
             s,
+            trust,
             name="Sexual Health Clinic",
             service_type="sexual_health",
             level_of_need=2,
