@@ -43,7 +43,8 @@ def test_create_disable_enable(db_env: Engine, monkeypatch: pytest.MonkeyPatch) 
     def try_sign_in(minutes: int) -> None:
         at = utcnow() + timedelta(minutes=minutes)  # a fresh TOTP step each time
         with unit_of_work(db_env) as s:
-            sign_in(s, username="sam.senco", password=PASSWORD, totp_code=pyotp.TOTP(secret).at(at), now=at)
+            code = pyotp.TOTP(secret).at(at)
+            sign_in(s, username="sam.senco", password=PASSWORD, totp_code=code, source="192.0.2.1", now=at)
 
     try_sign_in(1)
     assert runner.invoke(cli, ["users", "disable", "sam.senco"]).exit_code == 0

@@ -332,7 +332,9 @@ def test_fhir_reads_searches_and_match_count_towards_trawling(
 ) -> None:
     from search.indexer import drain
 
-    state.limiter = SubjectLimiter(per_minute=1000, trawl_window_seconds=3600, trawl_distinct=4)
+    state.limiter = SubjectLimiter(
+        state.limiter.store, per_minute=1000, trawl_window_seconds=3600, trawl_distinct=4
+    )
     noah = _new_child(engine)
     drain(engine, app.state.search_backend, wait=True)
     h = {**system_headers(state, engine, subject="trawler"), "Content-Type": FHIR}
