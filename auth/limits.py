@@ -14,10 +14,11 @@ Where the counters live, so that they cost little on the search path:
   opens the same file; its write lock makes each count exact.
 - SQLite in memory: a private in-memory database (one process, as such a database is).
 
-Strict across processes: on SQLite a count and its check are one transaction under the side
-file's write lock. On PostgreSQL the count is committed first (autocommit), then the window is
-summed: of any set of concurrent requests, the last to count sees every other's count, so no more
-than the limit are admitted; one counted over the limit takes its count back.
+Exact across processes: a subject's window is summed and its count made one request at a time.
+On SQLite both are one transaction under the side file's write lock; on PostgreSQL one call of
+`childindex_rate_hit` (migration 0008), which takes an advisory lock for the subject first (in the
+two-key space, apart from the audit chain's and the indexer's one-key locks). Each is one round
+trip, on connections of their own in autocommit (no pre-ping, no transaction to begin or end).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 from sqlalchemy.engine import Engine
 from sqlalchemy.schema import CreateTable
@@ -112,14 +114,13 @@ _CLAIM = (
     "WHERE trawl_alert.until <= :now RETURNING until"
 )
 _SUM = (
-    "SELECT coalesce(sum(hits), 0), min(CASE WHEN hits > 0 THEN slot END) FROM rate_hit "
+    "SELECT coalesce(sum(hits), 0), min(slot) FROM rate_hit "
     "WHERE subject = :subject AND slot > :slot - " + str(WINDOW_SLOTS)
 )
 _COUNT = (
     "INSERT INTO rate_hit (subject, slot, hits) VALUES (:subject, :slot, 1) "
     "ON CONFLICT (subject, slot) DO UPDATE SET hits = rate_hit.hits + 1"
-)
-_UNCOUNT = "UPDATE rate_hit SET hits = hits - 1 WHERE subject = :subject AND slot = :slot"
+)  # (the same two statements as PostgreSQL's childindex_rate_hit)
 _TALLY = (
     "INSERT INTO trawl_tally (subject, bucket, children, fresh, looks) "
     "VALUES (:subject, :bucket, :children, :fresh, :looks) "
@@ -275,11 +276,23 @@ def _sqlite_dialect() -> Any:
 
 
 class PostgresLimits:
-    """The counters in UNLOGGED tables of the directory's PostgreSQL database, each statement in
-    autocommit on a connection of the engine's pool."""
+    """The counters in UNLOGGED tables of the directory's PostgreSQL database.
+
+    A small pool of its own, in autocommit and without a ping at each checkout: every call is one
+    statement, and a broken connection is dropped when it fails (the request gets a 503).
+    """
+
+    POOL_SIZE = 4  # the event loop and a few request threads at once, each for a round trip
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.engine = sa.create_engine(
+            engine.url,
+            pool_size=self.POOL_SIZE,
+            max_overflow=4 * self.POOL_SIZE,
+            pool_timeout=5,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"options": "-c statement_timeout=5000 -c lock_timeout=5000"},
+        )
         self._look_sql: dict[int, str] = {}
 
     @contextlib.contextmanager
@@ -290,29 +303,23 @@ class PostgresLimits:
             raise LimitsUnavailable(str(exc)) from exc
         driver: Any = raw.driver_connection
         try:
-            if driver.info.transaction_status:  # not idle: a connection left mid-transaction
-                driver.rollback()
-            driver.autocommit = True
             with driver.cursor() as cursor:
                 yield cursor
         except self.engine.dialect.loaded_dbapi.Error as exc:
+            raw.invalidate()  # (a connection that failed is not handed out again)
             raise LimitsUnavailable(str(exc)) from exc
         finally:
-            with contextlib.suppress(Exception):
-                driver.autocommit = False
             raw.close()
 
     def hit(self, subject: str, *, slot: int, limit: int) -> int | None:
-        """Count (committed), then sum: see the module's note on why this order is strict."""
-        params = {"subject": subject, "slot": slot}
+        """One call: lock the subject, sum its window, count unless full (see migration 0008)."""
         with self._autocommit() as cur:
-            cur.execute(_PG_COUNT, params)
-            cur.execute(_PG_SUM, params)
-            total, oldest = cur.fetchone()
-            if total <= limit:
-                return None
-            cur.execute(_PG_UNCOUNT, params)
-        return int(oldest if oldest is not None else slot)
+            cur.execute(
+                "SELECT childindex_rate_hit(%(subject)s, %(slot)s, %(limit)s)",
+                {"subject": subject, "slot": slot, "limit": limit},
+            )
+            oldest = cur.fetchone()[0]
+        return None if oldest is None else int(oldest)
 
     def look(self, subject: str, *, bucket: int, child_ids: Sequence[str], looks: int) -> Tally:
         """One statement: mark, count the fresh, tally, and read the previous half's tally."""
@@ -355,7 +362,28 @@ class PostgresLimits:
                 cur.execute(_pg(sql), params)
 
 
-_PG_COUNT, _PG_SUM, _PG_UNCOUNT, _PG_CLAIM = (_pg(s) for s in (_COUNT, _SUM, _UNCOUNT, _CLAIM))
+_PG_CLAIM = _pg(_CLAIM)
+
+# Created by migration 0008 on PostgreSQL; the window's 61 slots are WINDOW_SLOTS.
+RATE_HIT_FUNCTION = """
+CREATE OR REPLACE FUNCTION childindex_rate_hit(p_subject varchar, p_slot bigint, p_limit integer)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  counted bigint;
+  oldest bigint;
+BEGIN
+  -- One subject's window is summed and counted one request at a time, whichever process asks.
+  PERFORM pg_advisory_xact_lock(1279870292, hashtext(p_subject));
+  SELECT coalesce(sum(hits), 0), min(slot) INTO counted, oldest
+    FROM rate_hit WHERE subject = p_subject AND slot > p_slot - 61;
+  IF counted >= p_limit THEN
+    RETURN coalesce(oldest, p_slot);  -- full: when its oldest counted second leaves, there is room
+  END IF;
+  INSERT INTO rate_hit (subject, slot, hits) VALUES (p_subject, p_slot, 1)
+    ON CONFLICT (subject, slot) DO UPDATE SET hits = rate_hit.hits + 1;
+  RETURN NULL;
+END $$
+"""
 
 
 # --------------------------------------------------------------------------- choosing one

@@ -185,10 +185,7 @@ def test_concurrent_counts_admit_no_more_than_the_limit(engine: Engine) -> None:
         admitted = sum(pool.map(one, range(40)))
     for e in engines:
         e.dispose()
-    # SQLite counts under the side file's lock: exactly the limit. PostgreSQL counts first and takes
-    # a count over the limit back: a request may see another's count before it is taken back, so
-    # under a burst it may admit fewer, never more.
-    assert admitted == 30 if not postgres else 0 < admitted <= 30
+    assert admitted == 30
 
 
 # --------------------------------------------------------------------------- every read path

@@ -11,6 +11,7 @@ import sqlmodel
 from alembic import op
 
 import directory.models
+from auth.limits import RATE_HIT_FUNCTION
 
 revision = "0008"
 down_revision = "0006"
@@ -59,6 +60,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("subject", "bucket"),
         **UNLOGGED,
     )
+    op.execute(RATE_HIT_FUNCTION)
     op.create_table(
         "trawl_alert",
         sa.Column("subject", sa.String(length=200), nullable=False),
@@ -70,6 +72,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS childindex_rate_hit(varchar, bigint, integer)")
         for table in ("trawl_alert", "trawl_tally", "trawl_look", "rate_hit"):
             op.drop_table(table)
     op.drop_table("signin_source")
