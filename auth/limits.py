@@ -117,10 +117,13 @@ _SUM = (
     "SELECT coalesce(sum(hits), 0), min(slot) FROM rate_hit "
     "WHERE subject = :subject AND slot > :slot - " + str(WINDOW_SLOTS)
 )
-_COUNT = (
-    "INSERT INTO rate_hit (subject, slot, hits) VALUES (:subject, :slot, 1) "
-    "ON CONFLICT (subject, slot) DO UPDATE SET hits = rate_hit.hits + 1"
-)  # (the same two statements as PostgreSQL's childindex_rate_hit)
+# SQLite: one statement takes the write lock before it reads, so the sum and the count are one step.
+_COUNT_IF_ROOM = (
+    "INSERT INTO rate_hit (subject, slot, hits) SELECT :subject, :slot, 1 "
+    "WHERE (SELECT coalesce(sum(hits), 0) FROM rate_hit WHERE subject = :subject "
+    "AND slot > :slot - " + str(WINDOW_SLOTS) + ") < :limit "
+    "ON CONFLICT (subject, slot) DO UPDATE SET hits = rate_hit.hits + 1 RETURNING hits"
+)
 _TALLY = (
     "INSERT INTO trawl_tally (subject, bucket, children, fresh, looks) "
     "VALUES (:subject, :bucket, :children, :fresh, :looks) "
@@ -128,7 +131,10 @@ _TALLY = (
     "fresh = trawl_tally.fresh + excluded.fresh, looks = trawl_tally.looks + excluded.looks "
     "RETURNING fresh, looks"
 )
-_PREVIOUS = "SELECT children, looks FROM trawl_tally WHERE subject = :subject AND bucket = :bucket - 1"
+_TALLY_AND_PREVIOUS = _TALLY + (
+    ", (SELECT children FROM trawl_tally p WHERE p.subject = :subject AND p.bucket = :bucket - 1), "
+    "(SELECT looks FROM trawl_tally p WHERE p.subject = :subject AND p.bucket = :bucket - 1)"
+)
 _SWEEPS = (
     "DELETE FROM rate_hit WHERE slot < :slot - " + str(2 * WINDOW_SLOTS),
     "DELETE FROM trawl_tally WHERE bucket < :bucket - 1",
@@ -187,61 +193,59 @@ class SqliteLimits:
         return conn
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE on this process's connection; COMMIT, or ROLLBACK when the block raises."""
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """This process's connection, its turn taken; SQLite's errors become LimitsUnavailable."""
         with self._lock:
             try:
                 conn = self._conn
                 if conn is None:
                     conn = self._conn = self._open()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                yield conn
             except sqlite3.Error as exc:
                 raise LimitsUnavailable(str(exc)) from exc
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE on this process's connection; COMMIT, or ROLLBACK when the block raises."""
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
     def hit(self, subject: str, *, slot: int, limit: int) -> int | None:
-        """Sum the window and count, under the side file's write lock (so exact)."""
-        params = {"subject": subject, "slot": slot}
-        with self._transaction() as conn:
+        """One statement, which holds the side file's write lock from its start: it sums the window
+        and counts only if there is room (so exact); the oldest counted slot is read only when full."""
+        params = {"subject": subject, "slot": slot, "limit": limit}
+        with self._connection() as conn:
+            if conn.execute(_COUNT_IF_ROOM, params).fetchone() is not None:
+                return None
             total, oldest = conn.execute(_SUM, params).fetchone()
-            if total >= limit:
-                return int(oldest if oldest is not None else slot)
-            conn.execute(_COUNT, params)
-        return None
+        return int(oldest if oldest is not None else slot)
 
     def look(self, subject: str, *, bucket: int, child_ids: Sequence[str], looks: int) -> Tally:
-        """Mark, count the fresh ones, tally and read the previous half's tally in one transaction."""
+        """Mark (learning which were not looked at in the half before) and tally, in one transaction."""
         n = len(child_ids)
         sql = self._look_sql.get(n)
         if sql is None:
             sql = self._look_sql[n] = (
                 f"INSERT INTO trawl_look (bucket, subject, child_id) VALUES {_child_values(n, 'sqlite')} "
-                "ON CONFLICT DO NOTHING RETURNING child_id"
+                "ON CONFLICT DO NOTHING RETURNING EXISTS (SELECT 1 FROM trawl_look p WHERE "
+                "p.bucket = :bucket - 1 AND p.subject = :subject AND p.child_id = trawl_look.child_id)"
             )
         params: dict[str, Any] = {"bucket": bucket, "subject": subject}
         params.update({f"c{i}": c for i, c in enumerate(child_ids)})
         with self._transaction() as conn:
-            new = [row[0] for row in conn.execute(sql, params).fetchall()]
-            seen_before = 0
-            if new:
-                marks = ", ".join("?" for _ in new)
-                seen_before = conn.execute(
-                    "SELECT count(*) FROM trawl_look "
-                    f"WHERE bucket = ? AND subject = ? AND child_id IN ({marks})",
-                    [bucket - 1, subject, *new],
-                ).fetchone()[0]
-            fresh, total_looks = conn.execute(
-                _TALLY,
-                {**params, "children": len(new), "fresh": len(new) - seen_before, "looks": looks},
+            new = [seen for (seen,) in conn.execute(sql, params).fetchall()]
+            fresh, total_looks, before_children, before_looks = conn.execute(
+                _TALLY_AND_PREVIOUS,
+                {**params, "children": len(new), "fresh": new.count(0), "looks": looks},
             ).fetchone()
-            before = conn.execute(_PREVIOUS, params).fetchone() or (0, 0)
-        return Tally(children=before[0] + fresh, looks=before[1] + total_looks)
+        return Tally(children=(before_children or 0) + fresh, looks=(before_looks or 0) + total_looks)
 
     def claim_alert(self, subject: str, *, now: int, until: int) -> bool:
         """One atomic upsert: the row comes back only to the claimant."""
