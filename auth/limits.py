@@ -15,10 +15,10 @@ Where the counters live, so that they cost little on the search path:
 - SQLite in memory: a private in-memory database (one process, as such a database is).
 
 Exact across processes: a subject's window is summed and its count made one request at a time.
-On SQLite both are one transaction under the side file's write lock; on PostgreSQL one call of
-`childindex_rate_hit` (migration 0008), which takes an advisory lock for the subject first (in the
-two-key space, apart from the audit chain's and the indexer's one-key locks). Each is one round
-trip, on connections of their own in autocommit (no pre-ping, no transaction to begin or end).
+On SQLite both are one statement, which holds the side file's write lock from its start; on
+PostgreSQL one call of `childindex_rate_hit` (migration 0008), which takes an advisory lock for the
+subject first (in the two-key space, apart from the audit chain's and the indexer's one-key locks).
+Either is one round trip in autocommit (on PostgreSQL over a small pool of its own, no pre-ping).
 """
 
 from __future__ import annotations
@@ -263,10 +263,10 @@ class SqliteLimits:
             with self._transaction() as conn:
                 gone = conn.execute(
                     "DELETE FROM trawl_look WHERE rowid IN "
-                    "(SELECT rowid FROM trawl_look WHERE bucket < :bucket - 1 LIMIT 2000)",
+                    "(SELECT rowid FROM trawl_look WHERE bucket < :bucket - 1 LIMIT 500)",
                     params,
                 ).rowcount
-            if gone < 2000:
+            if gone < 500:
                 return
 
 
