@@ -105,6 +105,10 @@ class LimitStore(Protocol):
         """Forget counters no window reaches any more."""
         ...
 
+    def dispose(self) -> None:
+        """Close the store's connections (it opens them again if used)."""
+        ...
+
 
 # --------------------------------------------------------------------------- the statements
 
@@ -253,6 +257,13 @@ class SqliteLimits:
             row = conn.execute(_CLAIM, {"subject": subject, "now": now, "until": until}).fetchone()
         return row is not None
 
+    def dispose(self) -> None:
+        """Close this process's connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
     def sweep(self, *, slot: int, bucket: int, now: int) -> None:
         """Delete in small steps, so that no request waits long for the side file's lock."""
         params = {"slot": slot, "bucket": bucket, "now": now}
@@ -357,6 +368,10 @@ class PostgresLimits:
         with self._autocommit() as cur:
             cur.execute(_PG_CLAIM, {"subject": subject, "now": now, "until": until})
             return cur.fetchone() is not None
+
+    def dispose(self) -> None:
+        """Close the pool's connections."""
+        self.engine.dispose()
 
     def sweep(self, *, slot: int, bucket: int, now: int) -> None:
         """Delete what no window reaches (each statement on its own; inserts are not held up)."""

@@ -141,3 +141,22 @@ def succeeded(session: Session, g: Gate, *, now: datetime) -> None:
     row.last_success_at = now
     session.add(row)
     session.flush()
+
+
+def unlock(session: Session, *, username: str, source: str | None = None) -> int:
+    """Lift the account's locks (or one address's) and forget unfamiliar addresses' failures, so the
+    person can sign in from a new address at once (an administrator's decision); the number of
+    addresses changed."""
+    statement = select(SignInSource).where(col(SignInSource.username) == username)
+    if source is not None:
+        statement = statement.where(col(SignInSource.source) == source)
+    changed = 0
+    for row in session.exec(statement).all():
+        if row.last_success_at is None:
+            session.delete(row)  # a stranger's record: nothing to keep
+        else:
+            row.failures, row.locked_until, row.last_failure_at = 0, None, None
+            session.add(row)
+        changed += 1
+    session.flush()
+    return changed

@@ -136,6 +136,7 @@ def two_apps(engine: Engine) -> Iterator[tuple[FastAPI, FastAPI]]:
     other = _second_engine(engine)
     settings = Settings(environment="production", issuer=ISSUER, secret_key="k", search_rate_per_minute=5)
     yield create_app(settings, engine=engine), create_app(settings, engine=other)
+    limit_store(other).dispose()
     other.dispose()
 
 
@@ -183,7 +184,8 @@ def test_concurrent_counts_admit_no_more_than_the_limit(engine: Engine) -> None:
 
     with ThreadPoolExecutor(40) as pool:
         admitted = sum(pool.map(one, range(40)))
-    for e in engines:
+    for store, e in zip(stores, engines, strict=True):
+        store.dispose()
         e.dispose()
     assert admitted == 30
 
