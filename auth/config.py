@@ -6,6 +6,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from auth.source import Network, parse_proxies
+
 # Local scopes for the app API, and the SMART v2 scopes the FHIR surface understands.
 LOCAL_SCOPES = ("directory.search", "directory.write", "grants.admin", "audit.read")
 SMART_SCOPES = (
@@ -70,6 +72,7 @@ class AuthConfig:
     search_rate_per_minute: int = 30
     trawl_window_seconds: int = 3600
     trawl_distinct_children: int = 50
+    trusted_proxies: tuple[Network, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Any) -> AuthConfig:
@@ -102,6 +105,7 @@ class AuthConfig:
             search_rate_per_minute=settings.search_rate_per_minute,
             trawl_window_seconds=settings.trawl_window_minutes * 60,
             trawl_distinct_children=settings.trawl_distinct_children,
+            trusted_proxies=parse_proxies(settings.trusted_proxies),
         )
 
     @property

@@ -2,12 +2,15 @@
 
 `actor_resolver` is installed as `app.state.actor_resolver`; `directory.api.deps.current_actor`
 calls it for every protected route. It validates the bearer token, loads the subject's current
-access grant, applies the route's policy (scopes, roles, rate limit) and the purpose of use,
-and audits every refusal (outcome "denied") in a transaction of its own.
+access grant, applies the route's policy (scopes, roles, rate limit) and the purpose of use (one
+the role may give: auth/purposes.py), and audits every refusal (outcome "denied") in a
+transaction of its own. The children each read shows count towards trawling detection
+(`note_looks`, `ActorResolver.alooked`), shared by all processes (auth/ratelimit.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import uuid
 from collections.abc import Callable, Iterable
@@ -27,6 +30,7 @@ from auth.keys import KeyStore
 from auth.models import AccessGrant, SeenJti, SubjectKind
 from auth.pages import PlainPages, SignInPages
 from auth.policy import PUBLIC, Policy, declared_policy
+from auth.purposes import check_purpose
 from auth.ratelimit import SubjectLimiter, TrawlAlert
 from auth.tokens import TokenInfo, TokenValidator
 from directory import audit
@@ -262,6 +266,7 @@ def _resolve(request: Request, state: AuthState, caller: _Caller) -> Actor:
         shield_override_reason=request.headers.get(SHIELD_OVERRIDE_HEADER) or None,
         localities=tuple(grant.locality_list()),
     )
+    check_purpose(role, actor.purpose)
     request.state.scopes = scopes
     request.state.grant = grant
     _rate_limit(request, state, policy, actor, caller)
@@ -306,6 +311,22 @@ class ActorResolver:
             await anyio.to_thread.run_sync(_audit_trawl, state, actor, caller.alert)
         return actor
 
+    async def alooked(self, request: Request, actor: Actor, child_ids: Iterable[uuid.UUID]) -> None:
+        """Count the children a read showed (an app API search) towards trawling detection, on the
+        event loop (a short write to the counters); an alert goes to the audit's group commit."""
+        state = auth_state(request)
+        alert = state.limiter.look(actor.subject, child_ids)
+        if alert is not None:
+            await asyncio.wrap_future(
+                audit.submit(
+                    state.engine,
+                    actor=actor,
+                    action="alert.trawling",
+                    outcome="alert",
+                    detail=_trawl_detail(alert),
+                )
+            )
+
 
 actor_resolver = ActorResolver()
 
@@ -329,6 +350,7 @@ def _dev_or_refuse(request: Request, state: AuthState, caller: _Caller) -> Actor
     # The development header stands in for a grant with the role's usual scopes.
     policy = _route_policy(request)
     check_policy(policy, role=actor.role, scopes=frozenset(ROLE_SCOPES[actor.role]))
+    check_purpose(actor.role, actor.purpose)
     request.state.scopes = frozenset(ROLE_SCOPES[actor.role])
     _rate_limit(request, state, policy, actor, caller)
     return actor
@@ -339,20 +361,25 @@ def _rate_limit(
 ) -> None:
     if not isinstance(policy, Policy) or not policy.rate_limited:
         return
-    child = request.path_params.get("child_id")
-    caller.alert = state.limiter.hit(actor.subject, str(child) if child is not None else None)
+    caller.alert = state.limiter.hit(actor.subject, request.path_params.get("child_id"))
+
+
+def count_read(request: Request, actor: Actor) -> None:
+    """Count one read towards the caller's rate limit where the route's policy cannot say so (a
+    read inside a FHIR Bundle, the pages' duplicate check before recording a child); 429 when over."""
+    auth_state(request).limiter.hit(actor.subject)
 
 
 def note_looks(request: Request, session: Session, actor: Actor, child_ids: Iterable[uuid.UUID]) -> None:
-    """Count the children a request showed (FHIR reads, searches, $match) towards trawling detection.
+    """Count the children a request showed (FHIR reads, searches, $match; the pages' search)
+    towards trawling detection.
 
-    The alert is appended on the request's own session: the request already holds the database
-    for its audit append, so a second connection would only wait for it.
+    The alert joins the request's own transaction when it has one (on SQLite it may hold the write
+    lock, so a second connection would only wait for it), else the audit's group commit.
     """
-    ids = [str(c) for c in child_ids]
-    alert = auth_state(request).limiter.look(actor.subject, ids) if ids else None
+    alert = auth_state(request).limiter.look(actor.subject, child_ids)
     if alert is not None:
-        audit.append(
+        audit.record(
             session, actor=actor, action="alert.trawling", outcome="alert", detail=_trawl_detail(alert)
         )
 

@@ -117,6 +117,18 @@ class LocalUser(SQLModel, table=True):
     last_login_at: datetime | None = _ts(default=None)
 
 
+class SignInSource(SQLModel, table=True):
+    """Sign-ins to one account from one address: failures lock that address out, not the account."""
+
+    __tablename__ = "signin_source"
+    username: str = Field(primary_key=True, max_length=100)
+    source: str = Field(primary_key=True, max_length=64)  # an IP address (see auth/source.py)
+    failures: int = 0  # in a row, since the last success or lock
+    locked_until: datetime | None = _ts(default=None)
+    last_failure_at: datetime | None = _ts(default=None)
+    last_success_at: datetime | None = _ts(default=None)
+
+
 class OAuthClient(SQLModel, table=True):
     """A registered application or system (e.g. a health trust's EPR)."""
 

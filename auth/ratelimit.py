@@ -1,26 +1,30 @@
-"""Per-subject rate limits on searches and card reads, and trawling detection.
+"""Per-subject rate limits on reads of children's records, and trawling detection.
 
-In-process (one worker): behind several workers each keeps its own count, so the limit is
-per worker; a shared store (PostgreSQL or Redis) is the next step when that matters.
+Shared by every process and node through the database (see auth/limits.py for where the counters
+live and why a count is exact across processes): a subject is admitted at most `per_minute` reads
+in any 60 seconds, whichever worker or node answers them, and one trawling alert is raised per
+window per subject.
+
+Trawling: many distinct children with few repeat looks. The window is kept as two halves; the
+distinct children and the looks counted are those of the current half and the one before it (so
+of the last half-window to whole window).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from auth.errors import AuthRefused
+from auth.limits import WINDOW_SLOTS, LimitStore, LimitsUnavailable
 
-MAX_TRACKED = 2000  # per subject: bounds memory whatever a client does
-
-
-@dataclass
-class _Trail:
-    hits: deque[float] = field(default_factory=deque)
-    looks: deque[tuple[float, str]] = field(default_factory=deque)
-    alerted_at: float | None = None
+log = logging.getLogger("childindex.auth")
+SWEEP_SECONDS = 60
+_QUIET_TRACKED = 10_000  # subjects whose alert this process knows was raised: bounds memory
 
 
 @dataclass(frozen=True)
@@ -33,68 +37,119 @@ class TrawlAlert:
     window_seconds: int
 
 
+def _busy(exc: LimitsUnavailable) -> AuthRefused:
+    log.warning("rate-limit counters unavailable: %s", exc)
+    return AuthRefused(
+        503,
+        "limits-unavailable",
+        "The service is busy and could not check your request against the limits; try again in "
+        "a few seconds.",
+        headers={"Retry-After": "2"},
+    )
+
+
+def child_key(child_id: object) -> str | None:
+    """A child id as the counters keep it (uuid hex), or None for what is not a child id."""
+    if isinstance(child_id, uuid.UUID):
+        return child_id.hex
+    try:
+        return uuid.UUID(str(child_id)).hex
+    except ValueError:
+        return None
+
+
 class SubjectLimiter:
-    """A sliding-window request limit per subject plus a distinct-children trawling signal."""
+    """The per-subject request limit plus the distinct-children trawling signal, on a shared store."""
 
     def __init__(
         self,
+        store: LimitStore,
         *,
         per_minute: int,
         trawl_window_seconds: int,
         trawl_distinct: int,
-        clock: object = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.store = store
         self.per_minute = per_minute
         self.window = trawl_window_seconds
+        self.half = max(1, trawl_window_seconds // 2)
         self.trawl_distinct = trawl_distinct
-        self._clock = clock or time.monotonic
+        self._clock = clock  # wall-clock seconds: every process and node must agree on the second
         self._lock = threading.Lock()
-        self._trails: dict[str, _Trail] = {}
+        self._quiet: dict[str, float] = {}  # subject -> no alert to try for before (this process)
+        self._next_sweep = 0.0
 
     def now(self) -> float:
-        """The limiter's clock (monotonic seconds; replaceable in tests)."""
-        return float(self._clock())  # type: ignore[operator]
+        """The limiter's clock (Unix seconds; replaceable in tests)."""
+        return float(self._clock())
 
-    def hit(self, subject: str, child_id: str | None = None) -> TrawlAlert | None:
+    def hit(self, subject: str, child_id: object = None) -> TrawlAlert | None:
         """Count one request; raise a 429 AuthRefused when over the limit; maybe return an alert."""
         now = self.now()
-        with self._lock:
-            trail = self._trails.setdefault(subject, _Trail())
-            while trail.hits and trail.hits[0] <= now - 60:
-                trail.hits.popleft()
-            if len(trail.hits) >= self.per_minute:
-                retry = max(1, int(60 - (now - trail.hits[0])) + 1)
-                raise AuthRefused(
-                    429,
-                    "rate-limited",
-                    f"Too many searches or record reads: the "
-                    f"limit is {self.per_minute} a minute. Try again in {retry} "
-                    "seconds.",
-                    headers={"Retry-After": str(retry)},
-                )
-            trail.hits.append(now)
+        slot = int(now)
+        try:
+            oldest = self.store.hit(subject[:200], slot=slot, limit=self.per_minute)
+        except LimitsUnavailable as exc:
+            raise _busy(exc) from exc
+        self._maybe_sweep(now)
+        if oldest is not None:
+            retry = max(1, oldest + WINDOW_SLOTS - slot)  # when the oldest counted second leaves
+            raise AuthRefused(
+                429,
+                "rate-limited",
+                f"Too many searches or record reads: the limit is {self.per_minute} a minute. "
+                f"Try again in {retry} seconds.",
+                headers={"Retry-After": str(retry)},
+            )
         if child_id is None:
             return None
         return self.look(subject, [child_id])
 
-    def look(self, subject: str, child_ids: list[str]) -> TrawlAlert | None:
-        """Count looks at children (a card read, a FHIR read, the Patients a search showed); maybe alert."""
-        if not child_ids:
+    def look(self, subject: str, child_ids: Iterable[object]) -> TrawlAlert | None:
+        """Count looks at children (a card read, a FHIR read, the children a search showed); maybe alert."""
+        shown = [key for key in map(child_key, child_ids) if key is not None]
+        if not shown:
             return None
+        distinct = list(dict.fromkeys(shown))
         now = self.now()
-        with self._lock:
-            trail = self._trails.setdefault(subject, _Trail())
-            for child_id in child_ids:
-                while trail.looks and (
-                    trail.looks[0][0] <= now - self.window or len(trail.looks) >= MAX_TRACKED
-                ):
-                    trail.looks.popleft()
-                trail.looks.append((now, child_id))
-            distinct = len({c for _, c in trail.looks})
-            repeats = len(trail.looks) - distinct
-            looks_like_trawling = distinct >= self.trawl_distinct and repeats * 5 < len(trail.looks)
-            recently = trail.alerted_at is not None and now - trail.alerted_at <= self.window
-            if looks_like_trawling and not recently:
-                trail.alerted_at = now
-                return TrawlAlert(subject, distinct, len(trail.looks), self.window)
+        subject = subject[:200]
+        try:
+            tally = self.store.look(
+                subject, bucket=int(now // self.half), child_ids=distinct, looks=len(shown)
+            )
+        except LimitsUnavailable as exc:
+            raise _busy(exc) from exc
+        repeats = tally.looks - tally.children
+        if tally.children < self.trawl_distinct or repeats * 5 >= tally.looks:
             return None
+        with self._lock:
+            if self._quiet.get(subject, 0.0) > now:
+                return None
+        try:
+            claimed = self.store.claim_alert(subject, now=int(now), until=int(now) + self.window)
+        except LimitsUnavailable as exc:
+            log.warning("could not raise a trawling alert for %s: %s", subject, exc)
+            return None
+        with self._lock:
+            if len(self._quiet) >= _QUIET_TRACKED:
+                self._quiet.clear()
+            # Claimed: quiet for the window. Another process claimed it: ask again in a minute.
+            self._quiet[subject] = now + (self.window if claimed else SWEEP_SECONDS)
+        if not claimed:
+            return None
+        return TrawlAlert(subject, tally.children, tally.looks, self.window)
+
+    def _maybe_sweep(self, now: float) -> None:
+        with self._lock:
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + SWEEP_SECONDS
+        # Off the request's path: a sweep may delete many rows.
+        threading.Thread(target=self._sweep, args=(now,), name="limits-sweep", daemon=True).start()
+
+    def _sweep(self, now: float) -> None:
+        try:
+            self.store.sweep(slot=int(now), bucket=int(now // self.half), now=int(now))
+        except LimitsUnavailable as exc:
+            log.warning("could not sweep the rate-limit counters: %s", exc)

@@ -41,6 +41,7 @@ from auth.models import (
     SubjectKind,
 )
 from auth.pages import SignInForm
+from auth.source import request_source
 from auth.tokens import issue_access_token
 from auth.upstream import UpstreamError, UpstreamOIDC
 from auth.users import SignInFailed, sign_in
@@ -632,7 +633,8 @@ async def oauth_authorize_submit(request: Request) -> Response:
     """The sign-in form's target: password + TOTP, then a one-time code back to the client."""
     form = {k: str(v) for k, v in (await request.form()).items()}
     state = auth_state(request)
-    return await run_in_threadpool(_authorize_submit, state, form, request.cookies.get(CSRF_COOKIE))
+    source = request_source(request, state.cfg.trusted_proxies)
+    return await run_in_threadpool(_authorize_submit, state, form, request.cookies.get(CSRF_COOKIE), source)
 
 
 _MISSING = {
@@ -642,7 +644,9 @@ _MISSING = {
 }
 
 
-def _authorize_submit(state: AuthState, form: dict[str, str], csrf_cookie: str | None) -> Response:
+def _authorize_submit(
+    state: AuthState, form: dict[str, str], csrf_cookie: str | None, source: str
+) -> Response:
     params = {k: form.get(k, "") for k in _AUTH_PARAMS}
     nonce = csrf_cookie or secrets.token_urlsafe(24)
     username = form.get("username", "").strip()
@@ -665,6 +669,7 @@ def _authorize_submit(state: AuthState, form: dict[str, str], csrf_cookie: str |
                 username=username,
                 password=form.get("password", ""),
                 totp_code=form.get("totp", ""),
+                source=source,
             )
         except SignInFailed as exc:
             audit.append(
@@ -672,7 +677,7 @@ def _authorize_submit(state: AuthState, form: dict[str, str], csrf_cookie: str |
                 actor=_system_actor(username[:100] or "unknown", params["client_id"]),
                 action="auth.signin",
                 outcome="denied",
-                detail={"method": "local"},
+                detail={"method": "local", "source": source},
             )
             session.commit()
             # One message for the whole form: it never says which factor was wrong.

@@ -1,19 +1,17 @@
-"""Local accounts: argon2id passwords plus a TOTP second factor, with lock-out after failures."""
+"""Local accounts: argon2id passwords plus a TOTP second factor; lock-out per address (auth/lockout.py)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pyotp
 from sqlmodel import Session, select
 
+from auth import lockout
 from auth.clients import _DUMMY_HASH, hash_secret, verify_secret
 from auth.models import LocalUser
 from directory.models import utcnow
-
-MAX_FAILURES = 5
-LOCK_FOR = timedelta(minutes=15)
 
 
 class SignInFailed(Exception):
@@ -59,9 +57,16 @@ def _totp_step(user: LocalUser, code: str, now: datetime) -> int | None:
 
 
 def sign_in(
-    session: Session, *, username: str, password: str, totp_code: str, now: datetime | None = None
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    totp_code: str,
+    source: str,
+    now: datetime | None = None,
 ) -> LocalUser:
-    """Check password and TOTP (each code good once); count failures and lock the account."""
+    """Check password and TOTP (each code good once) from the `source` address; count failures
+    per account and address, and lock that address out (see auth/lockout.py)."""
     now = now or utcnow()
     refused = SignInFailed("The username, password or code is not right, or the account is locked.")
     user = session.exec(select(LocalUser).where(LocalUser.username == username)).first()
@@ -70,17 +75,16 @@ def sign_in(
         raise refused
     if not user.active or (user.locked_until is not None and user.locked_until > now):
         raise refused
+    gate = lockout.gate(session, username=user.username, source=source, now=now)
+    if not gate.open:
+        verify_secret(_DUMMY_HASH, password)  # same cost, and no hint of whether it was right
+        raise refused
     step = _totp_step(user, totp_code, now)
     if not verify_secret(user.password_hash, password) or step is None or step <= user.totp_last_step:
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILURES:
-            user.locked_until = now + LOCK_FOR
-            user.failed_logins = 0
-        session.add(user)
-        session.flush()
+        lockout.failed(session, gate, now=now)
         raise refused
+    lockout.succeeded(session, gate, now=now)
     user.totp_last_step = step
-    user.failed_logins = 0
     user.last_login_at = now
     session.add(user)
     session.flush()

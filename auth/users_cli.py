@@ -1,4 +1,4 @@
-"""`childindex users ...`: create, disable and enable local sign-in accounts (password + TOTP)."""
+"""`childindex users ...`: create, disable, enable and unlock local sign-in accounts (password + TOTP)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from sqlmodel import col, select
 
+from auth import lockout
 from auth.cli import _database_url, _operator
 from auth.grant_rules import check_subject
 from auth.models import LocalUser, RefreshToken, SubjectKind
@@ -116,3 +117,26 @@ def disable(username: str) -> None:
 def enable(username: str) -> None:
     """Let a disabled account sign in again."""
     _set_active(username, True)
+
+
+@app.command()
+def unlock(
+    username: str,
+    source: Annotated[str | None, typer.Option(help="Only this address (as in the alert)")] = None,
+) -> None:
+    """Lift a sign-in lock-out now: from every address (and let new addresses try), or from one."""
+    engine = make_engine(_database_url())
+    with unit_of_work(engine) as session:
+        if session.exec(select(LocalUser).where(LocalUser.username == username)).first() is None:
+            console.print(f"[red]No account named {username}.[/red]")
+            raise typer.Exit(1)
+        changed = lockout.unlock(session, username=username, source=source)
+        audit.append(
+            session,
+            actor=_operator(),
+            action="user.unlock",
+            target_type="user",
+            target_id=username,
+            detail={"source": source, "addresses": changed},
+        )
+    console.print(f"Account {username}: sign-in failures cleared for {changed} address(es).")

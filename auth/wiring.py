@@ -13,6 +13,7 @@ from auth.config import AuthConfig
 from auth.deps import AuthState, actor_resolver
 from auth.errors import AuthRefused, OAuthError
 from auth.keys import KeyStore
+from auth.limits import limit_store
 from auth.ratelimit import SubjectLimiter
 from auth.tokens import TokenValidator
 from directory.api.problems import problem
@@ -28,6 +29,7 @@ def install(app: FastAPI, settings: Any, engine: Engine) -> AuthState:
         keys=keys,
         validator=TokenValidator(cfg, keys),
         limiter=SubjectLimiter(
+            limit_store(engine),
             per_minute=cfg.search_rate_per_minute,
             trawl_window_seconds=cfg.trawl_window_seconds,
             trawl_distinct=cfg.trawl_distinct_children,
@@ -38,7 +40,12 @@ def install(app: FastAPI, settings: Any, engine: Engine) -> AuthState:
 
     @app.exception_handler(AuthRefused)
     async def _refused(request: Request, exc: AuthRefused) -> JSONResponse:
-        titles = {401: "Sign-in is required", 403: "Access refused", 429: "Too many requests"}
+        titles = {
+            401: "Sign-in is required",
+            403: "Access refused",
+            429: "Too many requests",
+            503: "Busy",
+        }
         response = problem(
             exc.status,
             titles.get(exc.status, "Refused"),

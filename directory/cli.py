@@ -117,6 +117,9 @@ def _serve(
         "port": port or settings.port,
         "log_level": settings.log_level,
         "access_log": False,
+        # The app finds the client's address itself, believing only CHILDINDEX_TRUSTED_PROXIES
+        # (auth/source.py); uvicorn would otherwise take X-Forwarded-For from any local peer.
+        "proxy_headers": False,
     }
     if workers <= 1:
         uvicorn.run(create_app(settings, engine=engine), **where)  # type: ignore[arg-type]

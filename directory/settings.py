@@ -150,7 +150,18 @@ class Settings(BaseSettings):
     upstream_oidc_client_secret: str | None = None
     upstream_oidc_subject_claim: str = "preferred_username"
     upstream_oidc_require_mfa: bool = True
-    search_rate_per_minute: int = Field(default=30, ge=1)
+    search_rate_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Searches and reads of children's records one subject may make in any 60 seconds, "
+        "counted across every process and node (through the database); more answer 429.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (CIDR) of the reverse proxies in front of the "
+        "service. Only a request arriving from one of them has its X-Forwarded-For believed, to find "
+        "the address sign-in failures are counted against; empty: the connection's own address.",
+    )
     # --- directory/web/: the pages under /
     web_client_id: str = Field(
         default="childindex-web",
@@ -170,7 +181,11 @@ class Settings(BaseSettings):
         default=None,
         description="Mark session cookies Secure (by default: when the issuer is https).",
     )
-    trawl_window_minutes: int = Field(default=60, ge=1)
+    trawl_window_minutes: int = Field(
+        default=60,
+        ge=1,
+        description="The trawling window: looks are counted over its current and previous halves.",
+    )
     trawl_distinct_children: int = Field(
         default=50,
         ge=2,

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from auth.deps import note_looks
+from auth.deps import count_read, note_looks
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYPES, smart_hint, smart_scopes
 from directory import audit, service
 from directory import repository as drepo
@@ -1592,6 +1592,8 @@ def _entry(ctx: Ctx, i: int, entry: dict[str, Any], ids: dict[str, str]) -> dict
                 where=f"Bundle.entry[{i}].request.url",
             )
         ctx.need(kind, "r")
+        if kind in FHIR_CHILD_TYPES:
+            count_read(ctx.request, ctx.actor)  # a read of a child's record, as GET /fhir/{kind}/{id}
         res = read_resource(ctx, kind, parts[1])
         return {
             "resource": res,

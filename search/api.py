@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from directory import audit
 from directory import repository as repo
-from directory.api.deps import CurrentActor, audit_refusal
+from directory.api.deps import CurrentActor, audit_refusal, count_looks
 from directory.db import driver_reader, read_only
 from directory.errors import DomainError, InvalidInput, NotAllowed
 from directory.models import Actor, Child, Contact, Role
@@ -293,6 +293,7 @@ async def _search(request: Request, actor: Actor, criteria: SearchCriteria) -> R
     except DomainError as exc:
         await anyio.to_thread.run_sync(audit_refusal, request, exc)
         raise
+    await count_looks(request, actor, found.event.get("children", ()))  # each hit shown is a look
     await asyncio.wrap_future(audit.submit(engine, **found.event))
     return Response(found.response.model_dump_json(), media_type="application/json")
 

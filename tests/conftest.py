@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from auth.deps import AuthState
+from auth.limits import metadata as limits_metadata
 from directory import keyfile, keys
 from directory.app import create_app
 from directory.db import make_engine
@@ -77,6 +78,7 @@ def postgres_engine() -> Iterator[Engine]:
 def _truncate_all(engine: Engine) -> None:
     tables = [t.name for t in SQLModel.metadata.sorted_tables]
     tables += [t for t in ("search_record", "search_key", "search_log") if sa.inspect(engine).has_table(t)]
+    tables += [t.name for t in limits_metadata.sorted_tables]  # the shared rate-limit counters
     names = ", ".join(f'"{t}"' for t in tables)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")

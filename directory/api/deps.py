@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Protocol
 
@@ -172,6 +172,10 @@ class ActorResolver(Protocol):
         """The same from the event loop."""
         ...
 
+    async def alooked(self, request: Request, actor: Actor, child_ids: Iterable[uuid.UUID]) -> None:
+        """Count the children a read showed towards trawling detection (and alert)."""
+        ...
+
 
 def _dev_actor(request: Request) -> Actor:
     """Until OAuth is wired, the development-only header; refused otherwise."""
@@ -205,6 +209,13 @@ def actor_of(request: Request) -> Actor:
     actor = resolver.resolve(request) if resolver is not None else _dev_actor(request)
     request.state.actor = actor
     return actor
+
+
+async def count_looks(request: Request, actor: Actor, child_ids: Iterable[uuid.UUID]) -> None:
+    """Count the children a read showed (each hit of a search is a look) towards trawling detection."""
+    resolver: ActorResolver | None = getattr(request.app.state, "actor_resolver", None)
+    if resolver is not None:
+        await resolver.alooked(request, actor, child_ids)
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

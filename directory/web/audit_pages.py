@@ -14,7 +14,13 @@ from directory.web.deps import Auditor, render, unit_of_work
 from directory.web.forms import FormErrors, date_field
 
 router = APIRouter(include_in_schema=False)
-ALERTS = ("alert.trawling", "alert.shield-override", "auth.refresh.reused")
+ALERTS = (
+    "alert.trawling",
+    "alert.shield-override",
+    "alert.signin.locked",
+    "alert.signin.many-sources",
+    "auth.refresh.reused",
+)
 
 
 @router.get("/audit", name="web_audit")

@@ -15,8 +15,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from auth.deps import RequireScope
+from auth.deps import RequireScope, note_looks
 from auth.policy import PRACTICE
+from auth.purposes import allowed_purposes, check_purpose
 from directory import notices, service
 from directory import repository as repo
 from directory.errors import CafAlreadyOpen, DomainError, InvalidInput, NotAllowed, NotFound
@@ -74,6 +75,7 @@ PURPOSES = [
     (Purpose.CAF_COORDINATION, "I am co-ordinating a CAF or Team Around the Child"),
     (Purpose.SAFEGUARDING_CONCERN, "I have a safeguarding concern"),
     (Purpose.ADMINISTRATION, "Directory administration"),
+    (Purpose.AUDIT, "Reviewing the use of the directory (audit)"),
 ]
 SEARCH_FIELDS = ("given", "family", "sex", "postcode", "nhs_number", "upn", "local_id")
 OUTCOMES = [
@@ -90,6 +92,21 @@ CONSENT_SCOPES = [
     (ConsentScope.SENSITIVE_MENTAL_HEALTH, "Recording a mental health service"),
     (ConsentScope.SENSITIVE_ALL, "Recording any sensitive service"),
 ]
+
+
+def purposes_for(role: Role) -> list[tuple[Purpose, str]]:
+    """The purposes this role may give (auth/purposes.py), as the pages offer them."""
+    allowed = set(allowed_purposes(role))
+    return [(p, label) for p, label in PURPOSES if p in allowed]
+
+
+def chosen_purpose(actor: Actor, code: str | None) -> Purpose | None:
+    """The purpose picked on a form: None when it is none of ours; 403 when the role may not give it."""
+    if code not in {p.value for p, _ in PURPOSES}:
+        return None
+    purpose = Purpose(code)
+    check_purpose(actor.role, purpose)
+    return purpose
 
 
 def _refused(request: Request, actor: Actor | None, exc: DomainError, status_code: int = 409) -> Response:
@@ -122,7 +139,7 @@ def web_search_form(request: Request, actor: Practice) -> Response:
         request,
         "search.html",
         actor=actor,
-        purposes=PURPOSES,
+        purposes=purposes_for(actor.role),
         values={},
         purpose=session.purpose if session else None,
         errors={},
@@ -157,7 +174,7 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
     values = {k: v for k, v in form.items() if k != "csrf_token"}
     errors: dict[str, str] = {}
     purpose_code = text(form, "purpose")
-    if purpose_code not in {p.value for p, _ in PURPOSES}:
+    if chosen_purpose(actor, purpose_code) is None:
         errors["purpose"] = "Select why you are looking for this child"
     try:
         criteria_data = _criteria(form)
@@ -171,7 +188,7 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
             request,
             "search.html",
             actor=actor,
-            purposes=PURPOSES,
+            purposes=purposes_for(actor.role),
             values=values,
             purpose=purpose_code,
             errors=problems,
@@ -193,6 +210,7 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
                 matcher=request.app.state.search_engine,
                 fallback_team=request.app.state.settings.delivery_team_name,
             )
+            note_looks(request, db, acting, [hit.child_id for hit in result.hits])
     except FormErrors as exc:
         return again(exc.errors)
     except InvalidInput as exc:
@@ -202,7 +220,7 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
         request,
         "search.html",
         actor=actor,
-        purposes=PURPOSES,
+        purposes=purposes_for(actor.role),
         values=values,
         purpose=purpose_code,
         errors={},
@@ -225,7 +243,8 @@ def _read_card(request: Request, actor: Actor, child_id: uuid.UUID) -> tuple[Chi
 
 def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
     if actor.purpose is None:
-        return render(request, "purpose.html", actor=actor, child_id=child_id, purposes=PURPOSES, errors={})
+        offered = purposes_for(actor.role)
+        return render(request, "purpose.html", actor=actor, child_id=child_id, purposes=offered, errors={})
     try:
         card, part = _read_card(request, actor, child_id)
     except NotFound as exc:
@@ -265,13 +284,13 @@ def web_card_purpose(child_id: uuid.UUID, request: Request, actor: Practice, for
     if not check_csrf(request, form):
         return _csrf_refused(request, actor)
     code = text(form, "purpose")
-    if code not in {p.value for p, _ in PURPOSES}:
+    if chosen_purpose(actor, code) is None:
         return render(
             request,
             "purpose.html",
             actor=actor,
             child_id=child_id,
-            purposes=PURPOSES,
+            purposes=purposes_for(actor.role),
             errors={"purpose": "Select why you are looking at this record"},
             status_code=400,
         )
@@ -662,8 +681,10 @@ def _action_page(
 def _make_routes(action: Action) -> None:
     # A default, not an annotation: each action carries its own policy (who may shield differs).
     allowed = Depends(RequireScope("directory.write", roles=action.roles))
+    # The form shows the record: a read, counted as a card read is.
+    reading = Depends(RequireScope("directory.write", roles=action.roles, rate_limited=True))
 
-    def form_page(child_id: uuid.UUID, request: Request, actor: Actor = allowed) -> Response:
+    def form_page(child_id: uuid.UUID, request: Request, actor: Actor = reading) -> Response:
         values = {k: v for k, v in request.query_params.items() if k in ("item", "scope")}
         try:
             return _action_page(request, actor, action, child_id, values=values)

@@ -13,14 +13,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from auth.deps import count_read, note_looks
 from directory import repository as repo
 from directory import service
 from directory.errors import Conflict, DomainError, InvalidInput, RuleBroken
 from directory.identifiers import normalise_identifier, normalise_postcode
-from directory.models import AddressIn, ChildCreate, IdentifierIn, NameIn, Purpose, Sex
+from directory.models import AddressIn, ChildCreate, IdentifierIn, NameIn, Sex
 from directory.web.deps import Writer, check_csrf, flash, render, unit_of_work, web_session
 from directory.web.forms import FormData, FormErrors, date_field, text
-from directory.web.practice import PURPOSES
+from directory.web.practice import PURPOSES, chosen_purpose, purposes_for
 from search.api import SearchCriteria, run_search
 
 router = APIRouter(include_in_schema=False)
@@ -125,7 +126,7 @@ def _form_page(
         errors=errors,
         sexes=SEXES,
         born=BORN,
-        purposes=PURPOSES,
+        purposes=purposes_for(actor.role),
         status_code=status_code,
     )
 
@@ -158,7 +159,8 @@ def web_child_new(request: Request, actor: Writer, form: FormData) -> Response:
         data = parse_child(form, date.today())
     except FormErrors as exc:
         return _form_page(request, actor, values, exc.errors, 400)
-    acting = actor.model_copy(update={"purpose": Purpose(values["purpose"])})
+    purpose = chosen_purpose(actor, values["purpose"])  # (a known one: parse_child checked)
+    acting = actor.model_copy(update={"purpose": purpose})
     session = web_session(request)
     if session is not None:
         session.purpose = values["purpose"]
@@ -178,7 +180,7 @@ def web_child_new(request: Request, actor: Writer, form: FormData) -> Response:
             matches=matches,
             locality=locality,
             sex_label=dict(SEXES)[data.sex],
-            purpose_label=dict(PURPOSES)[acting.purpose],
+            purpose_label=dict(PURPOSES).get(purpose) if purpose else None,
             status_code=400 if errors else 200,
         )
     try:
@@ -210,6 +212,7 @@ def _look_for_the_child(request: Request, actor: Any, data: ChildCreate) -> tupl
     matches: list[Any] = []
     # The search first: on SQLite it reads on a connection of its own before this one takes the lock.
     if data.date_of_birth is not None or data.identifiers:  # an unborn child without an NHS number: no key
+        count_read(request, actor)  # a search, counted as the search page's are
         with unit_of_work(request) as db:
             try:
                 result = run_search(
@@ -220,6 +223,7 @@ def _look_for_the_child(request: Request, actor: Any, data: ChildCreate) -> tupl
                     fallback_team=request.app.state.settings.delivery_team_name,
                 )
                 matches = [hit for hit in result.hits if hit.grade in LIKELY_GRADES]
+                note_looks(request, db, actor, [hit.child_id for hit in matches])
             except InvalidInput:
                 matches = []
     locality = None

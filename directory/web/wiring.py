@@ -15,7 +15,7 @@ from auth.errors import AuthRefused
 from directory.api.problems import status_for
 from directory.errors import DomainError
 from directory.web import admin, audit_pages, localities, notices, practice, register, signin
-from directory.web.deps import HERE, render
+from directory.web.deps import HERE, render, web_session
 from directory.web.oauth_pages import GovukSignInPages
 from directory.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 
@@ -88,6 +88,9 @@ def _page_errors(app: FastAPI) -> None:
                 status_code=401,
                 upstream=bool(request.app.state.auth.cfg.upstream_issuer),
             )
+        session = web_session(request)
+        if exc.code == "purpose-not-allowed" and session is not None:
+            session.purpose = None  # (say, after a change of role) asked again at the next record
         title = "Too many requests" if exc.status == 429 else "You cannot do this"
         response = render(request, "message.html", title=title, message=exc.message, status_code=exc.status)
         for key, value in exc.headers.items():

@@ -43,7 +43,8 @@ def test_create_disable_enable(db_env: Engine, monkeypatch: pytest.MonkeyPatch) 
     def try_sign_in(minutes: int) -> None:
         at = utcnow() + timedelta(minutes=minutes)  # a fresh TOTP step each time
         with unit_of_work(db_env) as s:
-            sign_in(s, username="sam.senco", password=PASSWORD, totp_code=pyotp.TOTP(secret).at(at), now=at)
+            code = pyotp.TOTP(secret).at(at)
+            sign_in(s, username="sam.senco", password=PASSWORD, totp_code=code, source="192.0.2.1", now=at)
 
     try_sign_in(1)
     assert runner.invoke(cli, ["users", "disable", "sam.senco"]).exit_code == 0
@@ -74,3 +75,32 @@ def test_usernames_are_safe_subjects(db_env: Engine, username: str) -> None:
     assert r.exit_code == 1 and "Nothing created" in r.output
     with db_env.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM local_user")).scalar_one() == 0
+
+
+def test_unlock_lifts_a_lock_out(db_env: Engine) -> None:
+    assert runner.invoke(cli, ["users", "create", "sam.senco", "--name", "Sam Senco"]).exit_code == 0
+    with unit_of_work(db_env) as s:
+        secret = s.exec(select(LocalUser).where(LocalUser.username == "sam.senco")).one().totp_secret
+    start = utcnow()
+
+    def attempt(minutes: int, password: str = PASSWORD, source: str = "198.51.100.7") -> None:
+        at = start + timedelta(minutes=minutes)
+        with unit_of_work(db_env) as s:
+            code = pyotp.TOTP(secret).at(at)
+            try:
+                sign_in(s, username="sam.senco", password=password, totp_code=code, source=source, now=at)
+            except SignInFailed:
+                s.commit()  # the failure is counted, as the sign-in page does
+                raise
+
+    for minute in range(5):
+        with pytest.raises(SignInFailed):
+            attempt(minute, "wrong")
+    with pytest.raises(SignInFailed):
+        attempt(6)  # locked from that address
+    assert runner.invoke(cli, ["users", "unlock", "sam.senco", "--source", "198.51.100.7"]).exit_code == 0
+    attempt(7)
+    assert runner.invoke(cli, ["users", "unlock", "nobody"]).exit_code == 1
+    with db_env.connect() as conn:
+        actions = conn.execute(sa.text("SELECT action FROM audit_event WHERE action LIKE '%lock%'")).scalars()
+        assert list(actions) == ["alert.signin.locked", "user.unlock"]

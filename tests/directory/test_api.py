@@ -18,11 +18,14 @@ from tests.fixtures.builders import make_locality, make_org, make_practitioner, 
 
 PURPOSE = {"X-Purpose-Of-Use": "considering-caf"}
 SIGNAL = {"no_risk_of_significant_harm": True}
+# A purpose each role may give (auth/purposes.py): administrators administer, auditors audit.
+ROLE_PURPOSE = {"directory_admin": "administration", "auditor": "audit"}
 
 
 def who(role: str = "practitioner", subject: str = "alice", **extra: str) -> dict[str, str]:
     fields = {"subject": subject, "role": role, "org": "Cowley School", **extra}
-    return {"X-Dev-Actor": "; ".join(f"{k}={v}" for k, v in fields.items()), **PURPOSE}
+    purpose = ROLE_PURPOSE.get(role, PURPOSE["X-Purpose-Of-Use"])
+    return {"X-Dev-Actor": "; ".join(f"{k}={v}" for k, v in fields.items()), "X-Purpose-Of-Use": purpose}
 
 
 def new_child(client: TestClient, **overrides: object) -> str:

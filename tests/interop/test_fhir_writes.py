@@ -337,7 +337,9 @@ def test_fhir_reads_searches_and_match_count_towards_trawling(
 ) -> None:
     from search.indexer import drain
 
-    state.limiter = SubjectLimiter(per_minute=1000, trawl_window_seconds=3600, trawl_distinct=4)
+    state.limiter = SubjectLimiter(
+        state.limiter.store, per_minute=1000, trawl_window_seconds=3600, trawl_distinct=4
+    )
     noah = _new_child(engine)
     drain(engine, app.state.search_backend, wait=True)
     h = {**system_headers(state, engine, subject="trawler"), "Content-Type": FHIR}
@@ -499,3 +501,20 @@ def test_subscriptions_are_managed_over_fhir_and_delivered_in_the_background(
     assert api.post("/fhir/Flag", headers=h, json=_signal(other_child, world.hv)).status_code == 201
     notify.fan_out(engine)
     assert count(engine, "notification") == queued
+
+
+def test_reads_inside_a_bundle_count_towards_the_rate_limit(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
+    h = _writer(state, engine)
+    state.limiter = SubjectLimiter(
+        state.limiter.store, per_minute=3, trawl_window_seconds=3600, trawl_distinct=10_000
+    )
+    read = {"request": {"method": "GET", "url": f"Patient/{world.child}"}}
+    two = {"resourceType": "Bundle", "type": "batch", "entry": [read, read]}
+    r = api.post("/fhir", headers=h, json=two)
+    assert r.status_code == 200 and [e["response"]["status"] for e in r.json()["entry"]] == ["200", "200"]
+    # two reads counted: a third is the limit, a fourth over it, whether in a Bundle or not
+    assert api.get(f"/fhir/Patient/{world.child}", headers=h).status_code == 200
+    refused = api.post("/fhir", headers=h, json=two)
+    assert refused.status_code == 429 and refused.headers["Retry-After"]

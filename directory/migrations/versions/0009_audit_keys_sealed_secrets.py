@@ -1,7 +1,7 @@
 """keyed audit chain (audit_event.key_id); room for sealed secrets (totp_secret, subscription.secret)
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 09:00:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from directory.db import install_rules
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
