@@ -79,7 +79,10 @@ def test_the_service_signs_in_signs_tokens_and_webhooks_with_sealed_secrets(engi
     kid, _ = _secrets(engine)
     with unit_of_work(engine) as s:
         assert (
-            sign_in(s, username="sam", password=PASSWORD, totp_code=pyotp.TOTP(TOTP).now()).username == "sam"
+            sign_in(
+                s, username="sam", password=PASSWORD, totp_code=pyotp.TOTP(TOTP).now(), source="127.0.0.1"
+            ).username
+            == "sam"
         )
     store = signing_keys.KeyStore(engine, alg="ES256", max_age_days=90)
     assert store.current()[0] == kid
@@ -119,7 +122,9 @@ def test_rotation_keeps_every_secret_readable_and_drops_the_old_key(
             assert s.exec(select(Subscription.secret)).one() == HOOK_SECRET
             assert json.loads(s.get(SigningKey, kid).private_jwk)["d"] == d  # type: ignore[union-attr]
         with unit_of_work(engine) as s:
-            sign_in(s, username="sam", password=PASSWORD, totp_code=pyotp.TOTP(TOTP).now())
+            sign_in(
+                s, username="sam", password=PASSWORD, totp_code=pyotp.TOTP(TOTP).now(), source="127.0.0.1"
+            )
         with Session(engine) as s:
             logged = s.exec(select(AuditEvent).where(AuditEvent.action == "secrets.rotate")).one()
         assert json.loads(logged.detail or "{}") == {"dropped": [old], "key_id": new, "resealed": 3}
