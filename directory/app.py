@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.wiring import install as install_auth
 from directory.api import problems
 from directory.api.routes import router as api_router
-from directory.db import make_engine
+from directory.db import Limits, make_engine
 from directory.settings import Settings
 from directory.web.wiring import install as install_web
 from interop.wiring import install_fhir
@@ -35,7 +35,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9\-]{8,64}$")
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the ASGI app for the given settings (and, in tests, an existing engine)."""
     settings = settings or Settings()
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, limits=serving_limits(settings))
     backend = build_search_backend(settings, engine)
     indexer = BackgroundIndexer(engine, backend, interval=settings.indexer_interval_seconds or 0.5)
 
@@ -99,6 +99,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
     logging.getLogger("childindex").setLevel(settings.log_level.upper())
     return app
+
+
+def serving_limits(settings: Settings) -> Limits:
+    """How long a serving process's requests wait for a lock or a connection, and how its pools are
+    sized for its request threads (see `directory.db.Limits` and `pool_sizes`)."""
+    return Limits(
+        request_threads=settings.request_threads,
+        lock_timeout=settings.database_lock_timeout_seconds,
+        statement_timeout=settings.database_statement_timeout_seconds,
+        idle_in_transaction_timeout=settings.database_idle_in_transaction_seconds,
+    )
 
 
 def _settle_heap() -> None:

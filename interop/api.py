@@ -24,7 +24,7 @@ from auth.deps import note_looks
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYPES, smart_hint, smart_scopes
 from directory import audit, service
 from directory import repository as drepo
-from directory.api.deps import CurrentActor, SessionDep
+from directory.api.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from directory.identifiers import normalise_identifier
 from directory.models import (
@@ -1711,7 +1711,7 @@ def _matcher(request: Request) -> MatchingEngine:
 
 def build_router() -> APIRouter:
     """The /fhir routes, one set per resource type (named so auth/policy.py can hold their policies)."""
-    router = APIRouter(prefix="/fhir", tags=["fhir"])
+    router = APIRouter(prefix="/fhir", tags=["fhir"], route_class=UnitOfWorkRoute)
 
     @router.get("/metadata", name="fhir_metadata")
     def metadata(request: Request) -> Response:
