@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,9 +82,14 @@ def make_engine(
     step. That pool keeps LOOP_CONNECTIONS and opens another rather than wait.
     """
     size, overflow = (pool_size, pool_size) if pool_size else pool_sizes(limits.request_threads)
-    engine = _create(url, echo=echo, limits=limits, pool_size=size, max_overflow=overflow)
+    turns = WriteTurns(limits.lock_timeout) if url.startswith("sqlite") and not _in_memory(url) else None
+    engine = _create(url, echo=echo, limits=limits, turns=turns, pool_size=size, max_overflow=overflow)
+    if turns is not None:
+        _TURNS[engine] = turns
     if not _in_memory(url):
-        loop = _create(url, echo=echo, limits=limits, pool_size=LOOP_CONNECTIONS, max_overflow=-1)
+        loop = _create(
+            url, echo=echo, limits=limits, turns=turns, pool_size=LOOP_CONNECTIONS, max_overflow=-1
+        )
         _LOOP_ENGINES[engine] = loop
         event.listen(engine, "engine_disposed", lambda _conn: loop.dispose())
     return engine
@@ -92,7 +99,9 @@ def _in_memory(url: str) -> bool:
     return url in ("sqlite://", "sqlite:///:memory:")
 
 
-def _create(url: str, *, echo: bool, limits: Limits, pool_size: int, max_overflow: int) -> Engine:
+def _create(
+    url: str, *, echo: bool, limits: Limits, turns: WriteTurns | None, pool_size: int, max_overflow: int
+) -> Engine:
     pool: dict[str, Any] = {
         "pool_size": pool_size,
         "max_overflow": max_overflow,
@@ -107,7 +116,7 @@ def _create(url: str, *, echo: bool, limits: Limits, pool_size: int, max_overflo
             connect_args={"check_same_thread": False, "timeout": limits.lock_timeout},
             **({} if _in_memory(url) else {**pool, "pool_use_lifo": True}),
         )
-        _tune_sqlite(engine, limits)
+        _tune_sqlite(engine, limits, turns)
         return engine
     engine = sa.create_engine(url, echo=echo, pool_pre_ping=True, **pool)
     if engine.dialect.name == "postgresql":
@@ -140,7 +149,7 @@ def _tune_postgres(engine: Engine, limits: Limits) -> None:
         dbapi_conn.commit()
 
 
-def _tune_sqlite(engine: Engine, limits: Limits) -> None:
+def _tune_sqlite(engine: Engine, limits: Limits, turns: WriteTurns | None) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy (not the driver) issue BEGIN, so we can make it IMMEDIATE.
@@ -164,8 +173,87 @@ def _tune_sqlite(engine: Engine, limits: Limits) -> None:
     def _on_begin(conn: Any) -> None:
         # Writers queue for the lock up front instead of failing on upgrade from a read;
         # connections marked read-only read a WAL snapshot beside a running writer.
-        read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY, False):
+            conn.exec_driver_sql("BEGIN")
+            return
+        if turns is None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        owner = conn.connection.dbapi_connection
+        turns.take(owner)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            turns.give_back(owner)
+            raise
+
+    if turns is None:
+        return
+
+    # The turn ends as the transaction does ("commit" and "rollback" come just before the
+    # driver's), or at the latest when its connection goes back to the pool or is dropped.
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(conn: Any) -> None:
+        turns.give_back(conn.connection.dbapi_connection)
+
+    @event.listens_for(engine.pool, "checkin")
+    @event.listens_for(engine.pool, "invalidate")
+    @event.listens_for(engine.pool, "close")
+    def _on_release(dbapi_conn: Any, *_: Any) -> None:
+        turns.give_back(dbapi_conn)
+
+
+class WriteTurns:
+    """The writers of one SQLite file in this process, let in one at a time in the order they came.
+
+    SQLite's own wait for its write lock (busy_timeout) sleeps and retries, 1 to 100 ms at a time:
+    a writer that has just committed takes the lock again before the sleepers wake. Under a
+    steady load of writes one request so waited seconds while others came and went (measured in
+    tests/directory/test_burst.py, 16 clients: BEGIN IMMEDIATE waits of up to 2.5 s). Here each
+    writer waits its turn and is woken as the one before it ends; SQLite's lock then only orders
+    this process against others (and the audit group commits of all of them, see audit.py).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._mutex = threading.Lock()
+        self._owner: object | None = None
+        self._queue: deque[tuple[object, threading.Event]] = deque()
+
+    def take(self, owner: object) -> None:
+        """Wait for this owner's turn; a busy OperationalError after the lock timeout."""
+        with self._mutex:
+            if self._owner is None or self._owner is owner:
+                self._owner = owner
+                return
+            waiting = (owner, threading.Event())
+            self._queue.append(waiting)
+        if waiting[1].wait(self.timeout):
+            return
+        with self._mutex:
+            if self._owner is owner:  # handed over as the wait ran out
+                return
+            self._queue.remove(waiting)
+        raise sa.exc.OperationalError(
+            "BEGIN IMMEDIATE",
+            None,
+            sqlite3.OperationalError(f"database is locked (waited {self.timeout:g} s for other writers)"),
+        )
+
+    def give_back(self, owner: object) -> None:
+        """End this owner's turn (nothing if it holds none) and start the next one's."""
+        with self._mutex:
+            if self._owner is not owner:
+                return
+            if self._queue:
+                self._owner, woken = self._queue.popleft()
+                woken.set()
+            else:
+                self._owner = None
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, WriteTurns] = weakref.WeakKeyDictionary()
 
 
 def is_postgres(engine_or_session: Engine | Session) -> bool:
@@ -239,13 +327,14 @@ class SqliteWriter:
 
     dialect: sa.Dialect
     connection: PoolProxiedConnection
+    turns: WriteTurns | None = None
 
     @classmethod
     def open(cls, engine: Engine) -> SqliteWriter:
         """A connection of its own (set up as every connection of the engine is); close it when done."""
         raw = engine.raw_connection()
         raw.detach()
-        return cls(engine.dialect, raw)
+        return cls(engine.dialect, raw, _TURNS.get(engine))
 
     def in_transaction(self) -> bool:
         """True while a transaction is open on it."""
@@ -262,14 +351,20 @@ def sqlite_transaction(writer: SqliteWriter) -> Iterator[SqliteWriter]:
     raises. Core's begin and commit and the pool's checkout around them cost a fifth of an audit
     append's CPU, which the group commit pays once a search under load."""
     driver = cast(Any, writer.connection.dbapi_connection)
-    driver.execute("BEGIN IMMEDIATE")
+    if writer.turns is not None:
+        writer.turns.take(driver)  # (in turn with this process's other writers: see WriteTurns)
     try:
-        yield writer
-        driver.execute("COMMIT")
-    except BaseException:
-        if driver.in_transaction:
-            driver.rollback()
-        raise
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            yield writer
+            driver.execute("COMMIT")
+        except BaseException:
+            if driver.in_transaction:
+                driver.rollback()
+            raise
+    finally:
+        if writer.turns is not None:
+            writer.turns.give_back(driver)
 
 
 _THREAD = threading.local()

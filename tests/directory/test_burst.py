@@ -364,6 +364,9 @@ def test_mixed_reads_and_writes_over_many_children_answer_in_seconds_and_never_5
     summary = {op: dict(c) for op, c in sorted(by_op.items())}
     print(f"\n{len(load.answers)} requests in {MIXED_SECONDS:.0f} s; slowest {slowest}; by status {summary}")
     print(f"/healthz: {len(probe.times)} probes, slowest {max(probe.times):.3f} s")
+    for op in sorted(by_op):
+        times = sorted(a.seconds for a in load.answers if a.op == op)
+        print(f"  {op}: p50 {times[len(times) // 2]:.3f} p99 {times[len(times) * 99 // 100]:.3f} max {times[-1]:.3f}")
     failed = [a for a in load.answers if a.status >= 500 or a.status == 0]
     assert not failed, f"{len(failed)} answers 5xx or none: {failed[:10]}; {summary}"
     assert slowest.seconds < SLOWEST_SECONDS, f"the slowest request took {slowest}"
