@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
@@ -79,7 +80,8 @@ def make_engine(
     Beside it, a pool of its own for reads made on the event loop (`driver_reader` and `reader`
     use it there): a request thread may wait for a pooled connection, but the event loop must
     never, since the threads holding them may be waiting for the loop to hand them their next
-    step. That pool keeps LOOP_CONNECTIONS and opens another rather than wait.
+    step. That pool keeps LOOP_CONNECTIONS and opens another rather than wait, and its statements
+    stop after the lock timeout at the latest (a read on the loop holds up every request).
     """
     size, overflow = (pool_size, pool_size) if pool_size else pool_sizes(limits.request_threads)
     turns = WriteTurns(limits.lock_timeout) if url.startswith("sqlite") and not _in_memory(url) else None
@@ -87,8 +89,14 @@ def make_engine(
     if turns is not None:
         _TURNS[engine] = turns
     if not _in_memory(url):
+        capped = min(limits.statement_timeout or limits.lock_timeout, limits.lock_timeout)
         loop = _create(
-            url, echo=echo, limits=limits, turns=turns, pool_size=LOOP_CONNECTIONS, max_overflow=-1
+            url,
+            echo=echo,
+            limits=replace(limits, statement_timeout=capped),
+            turns=turns,
+            pool_size=LOOP_CONNECTIONS,
+            max_overflow=-1,
         )
         _LOOP_ENGINES[engine] = loop
         event.listen(engine, "engine_disposed", lambda _conn: loop.dispose())
@@ -118,8 +126,13 @@ def _create(
         )
         _tune_sqlite(engine, limits, turns)
         return engine
-    engine = sa.create_engine(url, echo=echo, pool_pre_ping=True, **pool)
-    if engine.dialect.name == "postgresql":
+    parsed = sa.make_url(url)
+    postgres = parsed.get_backend_name() == "postgresql"
+    connect_args: dict[str, Any] = {}
+    if postgres and "connect_timeout" not in parsed.query:  # (else the operating system's minutes)
+        connect_args["connect_timeout"] = max(2, math.ceil(limits.lock_timeout))
+    engine = sa.create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args, **pool)
+    if postgres:
         _tune_postgres(engine, limits)
     return engine
 
