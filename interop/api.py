@@ -121,8 +121,9 @@ class Ctx:
             )
 
 
-def get_ctx(request: Request, session: SessionDep, actor: CurrentActor) -> Ctx:
-    """The request context (the actor is resolved, and the route's policy applied, first)."""
+async def get_ctx(request: Request, session: SessionDep, actor: CurrentActor) -> Ctx:
+    """The request context (the actor is resolved, and the route's policy applied, first). Async:
+    it does no I/O, and nothing may begin the transaction outside the endpoint's own thread."""
     return Ctx(request=request, session=session, actor=actor)
 
 

@@ -9,6 +9,7 @@ database (SQLite and PostgreSQL); tests/directory/test_burst.py drives a real se
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 import uuid
@@ -283,19 +284,29 @@ def test_sqlite_writers_take_turns_in_the_order_they_came() -> None:
     assert 1.5 < time.monotonic() - started < 4
 
 
-def _uses_the_unit_of_work(route: APIRoute) -> bool:
-    stack = [route.dependant]
+def _users_of_the_unit_of_work(route: APIRoute) -> list[Any]:
+    """The calls (the endpoint, dependencies) that are handed the request's session."""
+    users, stack = [], [route.dependant]
     while stack:
         dependant = stack.pop()
-        if dependant.call is get_session:
-            return True
+        if any(d.call is get_session for d in dependant.dependencies):
+            users.append(dependant.call)
         stack.extend(dependant.dependencies)
-    return False
+    return users
 
 
 def test_every_route_with_a_unit_of_work_ends_it_in_its_own_thread() -> None:
     app = create_app(Settings(environment="development", database_url="sqlite://"))
     routes = [r.original_route for r in all_routes(app)]
-    with_unit = [r for r in routes if isinstance(r, APIRoute) and _uses_the_unit_of_work(r)]
+    with_unit = [r for r in routes if isinstance(r, APIRoute) and _users_of_the_unit_of_work(r)]
     assert len(with_unit) > 50  # the app API's, the grants API's and FHIR's
     assert [r.path for r in with_unit if not isinstance(r, UnitOfWorkRoute)] == []
+    # A sync dependency runs in a thread of its own: one that queried would begin the transaction
+    # there, and hold its locks while waiting for the endpoint's thread.
+    sync_dependencies = {
+        getattr(call, "__name__", repr(call))
+        for r in with_unit
+        for call in _users_of_the_unit_of_work(r)
+        if call is not r.dependant.call and not inspect.iscoroutinefunction(call)
+    }
+    assert sync_dependencies == set()
