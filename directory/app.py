@@ -78,8 +78,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(RequestHeaders, keepalive_requests=settings.keepalive_requests)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers (on its event loop: however busy its request threads are,
+        a probe never queues behind them, so load alone does not get the process restarted)."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], responses={503: {"description": "Still loading"}})
