@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sqlite3
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -20,6 +18,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session, SQLModel
 
 from directory import models  # noqa: F401  (registers the tables)
+from directory.sqlite_turns import WriteTurns
 
 READ_ONLY = "childindex_read_only"
 """Execution option for connections that only read (e.g. a bulk export while a writer runs)."""
@@ -217,55 +216,6 @@ def _tune_sqlite(engine: Engine, limits: Limits, turns: WriteTurns | None) -> No
         turns.give_back(dbapi_conn)
 
 
-class WriteTurns:
-    """The writers of one SQLite file in this process, let in one at a time in the order they came.
-
-    SQLite's own wait for its write lock (busy_timeout) sleeps and retries, 1 to 100 ms at a time:
-    a writer that has just committed takes the lock again before the sleepers wake. Under a
-    steady load of writes one request so waited seconds while others came and went (measured in
-    tests/directory/test_burst.py, 16 clients: BEGIN IMMEDIATE waits of up to 2.5 s). Here each
-    writer waits its turn and is woken as the one before it ends; SQLite's lock then only orders
-    this process against others (and the audit group commits of all of them, see audit.py).
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._mutex = threading.Lock()
-        self._owner: object | None = None
-        self._queue: deque[tuple[object, threading.Event]] = deque()
-
-    def take(self, owner: object) -> None:
-        """Wait for this owner's turn; a busy OperationalError after the lock timeout."""
-        with self._mutex:
-            if self._owner is None or self._owner is owner:
-                self._owner = owner
-                return
-            waiting = (owner, threading.Event())
-            self._queue.append(waiting)
-        if waiting[1].wait(self.timeout):
-            return
-        with self._mutex:
-            if self._owner is owner:  # handed over as the wait ran out
-                return
-            self._queue.remove(waiting)
-        raise sa.exc.OperationalError(
-            "BEGIN IMMEDIATE",
-            None,
-            sqlite3.OperationalError(f"database is locked (waited {self.timeout:g} s for other writers)"),
-        )
-
-    def give_back(self, owner: object) -> None:
-        """End this owner's turn (nothing if it holds none) and start the next one's."""
-        with self._mutex:
-            if self._owner is not owner:
-                return
-            if self._queue:
-                self._owner, woken = self._queue.popleft()
-                woken.set()
-            else:
-                self._owner = None
-
-
 _TURNS: weakref.WeakKeyDictionary[Engine, WriteTurns] = weakref.WeakKeyDictionary()
 
 
@@ -319,9 +269,9 @@ def driver_reader(engine: Engine) -> Iterator[DriverReader]:
     autocommit mode, so it never holds a read transaction between statements nor takes the write
     lock. Otherwise a connection from the engine's pool (on an event loop, the loop's own: see
     `make_engine`), returned (and on PostgreSQL rolled back) after; there each statement reads
-    at READ COMMITTED, as any does. Checking out a Core
-    Connection and setting its options cost five times as much as the pool's checkout alone, and
-    the checkout and return as much as the small query itself.
+    at READ COMMITTED, as any does. Checking out a Core Connection and setting its options cost
+    five times as much as the pool's checkout alone, and the checkout and return as much as the
+    small query itself.
     """
     if is_sqlite_file(engine):
         yield DriverReader(engine.dialect, _thread_reader(engine))

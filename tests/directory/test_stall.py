@@ -31,9 +31,10 @@ from auth.policy import all_routes
 from directory import service
 from directory.api.deps import UnitOfWorkRoute, get_session
 from directory.app import create_app
-from directory.db import Limits, WriteTurns, make_engine, pool_sizes, reader, unit_of_work
+from directory.db import Limits, make_engine, pool_sizes, reader, unit_of_work
 from directory.models import CafSignal, Role, utcnow
 from directory.settings import Settings
+from directory.sqlite_turns import WriteTurns
 from tests.conftest import count
 from tests.directory.test_burst import _signal_body
 from tests.fixtures.auth_builders import bearer, make_client, make_grant, token_for
