@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
+from starlette.responses import Response
 
 from auth import admin, server
 from auth.config import AuthConfig
@@ -16,7 +18,9 @@ from auth.keys import KeyStore
 from auth.limits import limit_store
 from auth.ratelimit import SubjectLimiter
 from auth.tokens import TokenValidator
-from directory.api.problems import problem
+from directory.api.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, problem
+
+Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
 def install(app: FastAPI, settings: Any, engine: Engine) -> AuthState:
@@ -61,6 +65,28 @@ def install(app: FastAPI, settings: Any, engine: Engine) -> AuthState:
     async def _oauth(request: Request, exc: OAuthError) -> JSONResponse:
         return server._oauth_error_response(exc)
 
+    for kind in BUSY_ERRORS:
+        app.add_exception_handler(kind, _oauth_busy(cast(Handler, app.exception_handlers[kind])))
     app.include_router(server.router)
     app.include_router(admin.router)
     return state
+
+
+def _oauth_busy(previous: Handler) -> Handler:
+    """Under /oauth a database too busy to answer in time is an OAuth error (RFC 6749 5.2) with
+    Retry-After; elsewhere the handler installed before (problem+json)."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if not request.url.path.startswith("/oauth/"):
+            return await previous(request, exc)
+        response = server._oauth_error_response(
+            OAuthError(
+                "temporarily_unavailable",
+                "The service is busy; nothing was changed. Try again in a moment.",
+                status=503,
+            )
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    return handler

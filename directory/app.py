@@ -20,7 +20,7 @@ from auth.wiring import install as install_auth
 from directory import keys
 from directory.api import problems
 from directory.api.routes import router as api_router
-from directory.db import make_engine
+from directory.db import Limits, make_engine
 from directory.settings import Settings
 from directory.web.wiring import install as install_web
 from interop.wiring import install_fhir
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """Build the ASGI app for the given settings (and, in tests, an existing engine)."""
     settings = settings or Settings()
     keys.install(settings)  # (before anything else: in production, no key files, no start)
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, limits=serving_limits(settings))
     backend = build_search_backend(settings, engine)
     indexer = BackgroundIndexer(engine, backend, interval=settings.indexer_interval_seconds or 0.5)
 
@@ -80,8 +80,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(RequestHeaders, keepalive_requests=settings.keepalive_requests)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers (on its event loop: however busy its request threads are,
+        a probe never queues behind them, so load alone does not get the process restarted)."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], responses={503: {"description": "Still loading"}})
@@ -101,6 +102,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
     logging.getLogger("childindex").setLevel(settings.log_level.upper())
     return app
+
+
+def serving_limits(settings: Settings) -> Limits:
+    """How long a serving process's requests wait for a lock or a connection, and how its pools are
+    sized for its request threads (see `directory.db.Limits` and `pool_sizes`)."""
+    return Limits(
+        request_threads=settings.request_threads,
+        lock_timeout=settings.database_lock_timeout_seconds,
+        statement_timeout=settings.database_statement_timeout_seconds,
+        idle_in_transaction_timeout=settings.database_idle_in_transaction_seconds,
+    )
 
 
 def _settle_heap() -> None:

@@ -100,17 +100,18 @@ def serve(
 ) -> None:
     """Migrate the database and serve the app."""
     settings = Settings()
-    engine = make_engine(settings.database_url)
-    _load_keys(settings, engine)
-    _serve(settings, engine, host=host, port=port, workers=workers or settings.workers)
+    migrating = make_engine(settings.database_url)  # (batch limits: a migration is not cut short)
+    _load_keys(settings, migrating)  # (keys, migrations, sealing what an older version left plain)
+    migrating.dispose()
+    _serve(settings, host=host, port=port, workers=workers or settings.workers)
 
 
-def _serve(
-    settings: Settings, engine: Engine, *, host: str | None, port: int | None, workers: int = 1
-) -> None:
+def _serve(settings: Settings, *, host: str | None, port: int | None, workers: int = 1) -> None:
     import uvicorn
 
-    from directory.app import create_app
+    from directory.app import create_app, serving_limits
+
+    engine = make_engine(settings.database_url, limits=serving_limits(settings))
 
     where = {
         "host": host or settings.host,
@@ -329,7 +330,7 @@ def demo(
         console.print("The database already holds data: serving it as it is.")
     _print_demo_help(engine, host or settings.host, port or settings.port)
     _print_demo_accounts(settings, engine)
-    _serve(settings, engine, host=host, port=port)
+    _serve(settings, host=host, port=port)
 
 
 def _print_demo_accounts(settings: Settings, engine: Engine) -> None:

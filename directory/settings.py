@@ -53,6 +53,29 @@ class Settings(BaseSettings):
         "searches go fastest with a few (measured on 2 cores: 2-4 beat 1, 8 and 40). A request "
         "waiting on the upstream identity provider holds one for at most its 10 s timeout.",
     )
+    database_lock_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="A request waits at most this long for a database lock (SQLite busy_timeout, "
+        "PostgreSQL lock_timeout) or for a pooled connection; then it is answered 503 with "
+        "Retry-After and nothing is changed.",
+    )
+    database_statement_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="PostgreSQL statement_timeout for the serving process: a statement running "
+        "longer is cancelled (503); 0 turns it off. Commands (migrate, import, reindex) have none.",
+    )
+    database_idle_in_transaction_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="PostgreSQL idle_in_transaction_session_timeout for the serving process: a "
+        "connection left in an open transaction this long is closed, releasing its locks; 0 "
+        "turns it off.",
+    )
     workers: int = Field(
         default=1,
         ge=1,

@@ -24,7 +24,7 @@ from auth.deps import count_read, note_looks
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYPES, smart_hint, smart_scopes
 from directory import audit, service
 from directory import repository as drepo
-from directory.api.deps import CurrentActor, SessionDep
+from directory.api.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from directory.identifiers import normalise_identifier
 from directory.models import (
@@ -122,8 +122,9 @@ class Ctx:
             )
 
 
-def get_ctx(request: Request, session: SessionDep, actor: CurrentActor) -> Ctx:
-    """The request context (the actor is resolved, and the route's policy applied, first)."""
+async def get_ctx(request: Request, session: SessionDep, actor: CurrentActor) -> Ctx:
+    """The request context (the actor is resolved, and the route's policy applied, first). Async:
+    it does no I/O, and nothing may begin the transaction outside the endpoint's own thread."""
     return Ctx(request=request, session=session, actor=actor)
 
 
@@ -1755,7 +1756,7 @@ def _matcher(request: Request) -> MatchingEngine:
 
 def build_router() -> APIRouter:
     """The /fhir routes, one set per resource type (named so auth/policy.py can hold their policies)."""
-    router = APIRouter(prefix="/fhir", tags=["fhir"])
+    router = APIRouter(prefix="/fhir", tags=["fhir"], route_class=UnitOfWorkRoute)
 
     @router.get("/metadata", name="fhir_metadata")
     def metadata(request: Request) -> Response:

@@ -10,11 +10,12 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from auth.errors import AuthRefused
+from directory.api.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS
 from directory.errors import DomainError
 from interop.api import build_router
 from interop.outcome import FhirError, error_response, for_http, from_domain
@@ -47,12 +48,12 @@ def to_fhir_error(exc: BaseException) -> FhirError:
             "The directory refused the change because it breaks one of its rules "
             "(for example a second open CAF or a duplicate identifier). Nothing was changed.",
         )
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, BUSY_ERRORS):
         return FhirError(
             503,
             "transient",
             "The directory is busy; nothing was changed. Try again in a moment.",
-            headers={"Retry-After": "2"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return FhirError(
         500,
@@ -86,7 +87,7 @@ def install_fhir(app: FastAPI, settings: Any, engine: Engine) -> None:
         StarletteHTTPException,
         RequestValidationError,
         IntegrityError,
-        OperationalError,
+        *BUSY_ERRORS,
         Exception,
     ]
     for kind in kinds:

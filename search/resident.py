@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine, bindparam, func, select
 
-from directory.db import READ_ONLY, Prepared, Readable, driver_reader
+from directory.db import Prepared, Readable, driver_reader, reader
 from search.embedded import search_key, search_log, search_record
 from search.port import BirthFilter, PersonFields
 
@@ -450,7 +450,8 @@ class ResidentIndex:
     # --- database ----------------------------------------------------------------------
 
     def _reader(self) -> Connection:
-        return self.engine.connect().execution_options(**{READ_ONLY: True})
+        # (on the event loop, as a search applying the log's changes is, from the loop's own pool)
+        return reader(self.engine)
 
     def _peek(self, last: int) -> list[tuple[int, str | None]]:
         """`_poll` on a driver connection (see `driver_reader`): the check every search makes,

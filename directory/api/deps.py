@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Annotated, Any, Protocol
 
+import anyio
 import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
+from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -38,70 +43,142 @@ def _target(request: Request) -> tuple[str | None, str | None]:
     return None, None
 
 
+class _Unit:
+    """A request's transaction. It ends (commits, or rolls back and audits the refusal) in the
+    thread that did the request's work: see `UnitOfWorkRoute`."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.session = Session(get_engine(request), expire_on_commit=False)
+        self.ended = False
+
+    def end(self, exc: BaseException | None) -> None:
+        """Commit when `exc` is None, else roll back (auditing a domain refusal); in this thread."""
+        if self.ended:
+            return
+        self.ended = True
+        session = self.session
+        if exc is None:
+            if session.in_transaction():  # (adding an object begins one) else there is nothing to do
+                try:
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+            return
+        session.rollback()
+        if isinstance(exc, DomainError):
+            audit_refusal(self.request, exc)
+
+
 @contextmanager
 def request_transaction(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit on success, roll back and audit the refusal on error."""
-    engine = get_engine(request)
-    session = Session(engine, expire_on_commit=False)
+    """One transaction per request, in the calling thread: commit on success, roll back and audit
+    the refusal on error."""
+    unit = _Unit(request)
     try:
-        yield session
-        if session.in_transaction():  # (adding an object begins one) else there is nothing to do
-            session.commit()
-    except DomainError as exc:
-        session.rollback()
-        audit_refusal(request, exc)
+        yield unit.session
+    except BaseException as exc:
+        unit.end(exc)
         raise
-    except BaseException:
-        session.rollback()
-        raise
+    else:
+        unit.end(None)
     finally:
-        session.close()
+        unit.session.close()
 
 
 def audit_refusal(request: Request, exc: DomainError) -> None:
     """Audit, in a transaction of its own, that the acting user was refused (nothing when no one
     was known yet: an unknown caller's refusal is audited by the auth layer)."""
+    event = refusal_event(request, exc)
+    if event is not None:
+        audit.append_alone(get_engine(request), **event)
+
+
+def refusal_event(request: Request, exc: DomainError) -> dict[str, Any] | None:
+    """The audit event of the acting user's refusal (None when no one was known yet)."""
     actor: Actor | None = getattr(request.state, "actor", None)
     if actor is None:
-        return
+        return None
     route = request.scope.get("route")
     target_type, target_id = _target(request)
-    audit.append_alone(
-        get_engine(request),
-        actor=actor,
-        action=f"refused.{getattr(route, 'name', 'request')}",
-        outcome="refused",
-        target_type=target_type,
-        target_id=target_id,
-        detail={"error": exc.code},
-    )
+    return {
+        "actor": actor,
+        "action": f"refused.{getattr(route, 'name', 'request')}",
+        "outcome": "refused",
+        "target_type": target_type,
+        "target_id": target_id,
+        "detail": {"error": exc.code},
+    }
+
+
+_UNIT: ContextVar[_Unit | None] = ContextVar("childindex_unit_of_work", default=None)
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """The request's transaction (see request_transaction), opened on the event loop.
+    """The request's transaction (see `_Unit`), opened on the event loop.
 
-    Opening a Session does no I/O, and a request that wrote nothing through it (a search: its
-    audit goes through the group commit) has nothing to commit, so only a commit, a rollback or a
-    refusal to audit is handed to a worker thread. A sync dependency would cost two thread hops
-    per request, measurable on the search path.
+    Opening a Session does no I/O. The transaction begins in the thread that runs the endpoint
+    and, on a `UnitOfWorkRoute`, ends there too, before that thread is handed back. It must not
+    end in another thread taken from the same pool: a request holding SQLite's write lock or
+    PostgreSQL's row locks would then wait for a thread while the threads wait for its locks (a
+    burst of writes to one child stalled every thread so until the locks timed out). What is left
+    here (an endpoint that is not a `UnitOfWorkRoute`'s, or a dependency that failed after the
+    transaction began) ends on a thread set aside for it, never on one a request may hold.
     """
-    transaction = request_transaction(request)
-    session = transaction.__enter__()
+    unit = _Unit(request)
+    _UNIT.set(unit)  # the endpoint's thread runs in a copy of this context, so it finds the unit
     try:
-        yield session
+        yield unit.session
     except Exception as exc:
-        if session.in_transaction() or isinstance(exc, DomainError):
-            await anyio.to_thread.run_sync(transaction.__exit__, type(exc), exc, exc.__traceback__)
-        else:
-            transaction.__exit__(type(exc), exc, exc.__traceback__)
+        if not unit.ended and (unit.session.in_transaction() or isinstance(exc, DomainError)):
+            await _aside(unit.end, exc)
         raise
     except BaseException as exc:  # cancelled: roll back where we stand
-        transaction.__exit__(type(exc), exc, exc.__traceback__)
+        unit.end(exc)
         raise
-    if session.in_transaction():
-        await anyio.to_thread.run_sync(transaction.__exit__, None, None, None)
     else:
-        transaction.__exit__(None, None, None)
+        if not unit.ended and unit.session.in_transaction():
+            await _aside(unit.end, None)
+    finally:
+        _UNIT.set(None)
+        if unit.session.in_transaction():  # (read after the end, e.g. while serialising)
+            await _aside(unit.session.rollback)
+        unit.session.close()
+
+
+async def _aside(call: Callable[..., Any], *args: Any) -> Any:
+    """Run `call` in a worker thread that no request's limit holds back (as FastAPI ends a sync
+    dependency): it ends a transaction that may hold locks other requests' threads wait for."""
+    with anyio.CancelScope(shield=True):
+        return await anyio.to_thread.run_sync(call, *args, limiter=anyio.CapacityLimiter(1))
+
+
+class UnitOfWorkRoute(APIRoute):
+    """A route whose sync endpoint ends the request's transaction (see `get_session`) itself, in
+    its own thread, before that thread goes back to the pool: commits where it began."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = _ending_its_unit(endpoint)
+        super().__init__(path, endpoint, **kwargs)
+
+
+def _ending_its_unit(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        unit = _UNIT.get()
+        try:
+            result = endpoint(*args, **kwargs)
+        except BaseException as exc:
+            if unit is not None:
+                unit.end(exc)
+            raise
+        if unit is not None:
+            unit.end(None)
+        return result
+
+    return run
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from directory.errors import (
@@ -22,6 +24,12 @@ from directory.errors import (
 )
 
 log = logging.getLogger("childindex.api")
+
+BUSY_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeout)
+"""What the database raises when a request could not get a lock, a connection or its answer in
+time (see `directory.db.Limits`), or was cut off: every surface answers 503 with Retry-After."""
+RETRY_AFTER_SECONDS = 2
+"""What a busy answer's Retry-After says."""
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://childindex.example/problems/"
 
@@ -116,8 +124,9 @@ def install(app: FastAPI) -> None:
 
 
 def install_database_handlers(app: FastAPI) -> None:
-    """A database rule that the domain did not catch first is still a clear 409, not a 500."""
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    """A database rule that the domain did not catch first is still a clear 409, and a database too
+    busy to answer in time a 503 with Retry-After: neither is a 500."""
+    from sqlalchemy.exc import IntegrityError
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
@@ -132,9 +141,12 @@ def install_database_handlers(app: FastAPI) -> None:
             request=request,
         )
 
-    @app.exception_handler(OperationalError)
-    async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable or busy in request %s", getattr(request.state, "request_id", "-"))
+    async def _busy(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "database busy or unavailable in request %s: %s",
+            getattr(request.state, "request_id", "-"),
+            type(exc).__name__,
+        )
         response = problem(
             503,
             "The directory is busy",
@@ -142,5 +154,8 @@ def install_database_handlers(app: FastAPI) -> None:
             code="busy",
             request=request,
         )
-        response.headers["Retry-After"] = "2"
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+    for kind in BUSY_ERRORS:
+        app.add_exception_handler(kind, _busy)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from directory import notices, service
 from directory import repository as repo
-from directory.api.deps import CurrentActor, SessionDep
+from directory.api.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.models import (
     AccessLogEntry,
     CafClose,
@@ -38,7 +38,7 @@ from directory.models import (
     utcnow,
 )
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=UnitOfWorkRoute)
 
 
 class Created(BaseModel):

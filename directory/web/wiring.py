@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.errors import AuthRefused
-from directory.api.problems import status_for
+from directory.api.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, status_for
 from directory.errors import DomainError
 from directory.web import admin, audit_pages, localities, notices, practice, register, signin
 from directory.web.deps import HERE, render, web_session
@@ -105,6 +105,25 @@ def _page_errors(app: FastAPI) -> None:
         return render(
             request, "message.html", title=exc.title, message=exc.message, status_code=status_for(exc)
         )
+
+    def _busy_page(kind: type[Exception]) -> Any:
+        async def _busy(request: Request, exc: Exception) -> Response:
+            if not is_page(request.url.path):
+                return await _delegate(request, exc, kind)
+            response = render(
+                request,
+                "message.html",
+                title="Sorry, the service is busy",
+                message="Nothing was changed. Wait a moment, then go back and try again.",
+                status_code=503,
+            )
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
+
+        return _busy
+
+    for kind in BUSY_ERRORS:
+        app.add_exception_handler(kind, _busy_page(kind))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
