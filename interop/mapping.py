@@ -17,6 +17,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from directory.bounds import DATE_RANGE, date_in_bounds
 from directory.models import (
     AuditEvent,
     CafOutcome,
@@ -140,9 +141,12 @@ def _parse_date(value: Any, where: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(str(value)[:10])
+        parsed = date.fromisoformat(str(value)[:10])
     except ValueError:
         raise MappingError(f"'{value}' is not a date (YYYY-MM-DD).", where=where) from None
+    if not date_in_bounds(parsed):
+        raise MappingError(f"'{value}': dates must fall {DATE_RANGE}.", where=where)
+    return parsed
 
 
 def _meta(
@@ -1198,6 +1202,8 @@ def consent_in(resource: dict[str, Any]) -> ConsentIn:
             given_at = datetime.fromisoformat(str(resource["dateTime"]))
         except ValueError:
             raise MappingError("Consent.dateTime is not a date-time.", where="Consent.dateTime") from None
+        if not date_in_bounds(given_at):
+            raise MappingError(f"Consent.dateTime must fall {DATE_RANGE}.", where="Consent.dateTime")
     return ConsentIn(
         child_id=ref_id(resource.get("patient"), "Patient", where="Consent.patient"),
         scope=scope,
