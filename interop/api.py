@@ -25,6 +25,7 @@ from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYP
 from directory import audit, service
 from directory import repository as drepo
 from directory.api.deps import CurrentActor, SessionDep
+from directory.bounds import DATE_RANGE, date_in_bounds
 from directory.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from directory.identifiers import normalise_identifier
 from directory.models import (
@@ -184,7 +185,7 @@ def if_match(value: str | None) -> int | None:
     """The version in an If-Match header (W/"3" or "3")."""
     if not value:
         return None
-    found = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', value)
+    found = re.fullmatch(r'\s*(?:W/)?"?([0-9]{1,9})"?\s*', value)
     if not found:
         raise FhirError(400, "invalid", f'If-Match must carry a version like W/"3", not {value!r}.')
     return int(found.group(1))
@@ -735,15 +736,18 @@ def searchset(ctx: Ctx, kind: str, q: P.Query, found: Found, items: list[tuple[s
 def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> dict[str, Any]:
     """Patient/$match: the search engine's ranked candidates with score and match grade."""
     _require_purpose(ctx.actor)
-    if body.get("resourceType") == "Parameters":
-        params = {p.get("name"): p for p in body.get("parameter") or []}
-        resource = (params.get("resource") or {}).get("resource")
-        count = (params.get("count") or {}).get("valueInteger") or 10
-        only_certain = bool((params.get("onlyCertainMatches") or {}).get("valueBoolean"))
-    else:
+    if body.get("resourceType") != "Parameters":
         raise FhirError(
             400, "invalid", "Send a Parameters resource with a 'resource' parameter holding a Patient."
         )
+    try:
+        m.validated(body)  # every parameter has its FHIR shape before any is read
+    except m.MappingError as exc:
+        raise FhirError(400, exc.code, exc.message, where=exc.where) from None
+    params = {p.get("name"): p for p in body.get("parameter") or []}
+    resource = (params.get("resource") or {}).get("resource")
+    count = (params.get("count") or {}).get("valueInteger") or 10
+    only_certain = bool((params.get("onlyCertainMatches") or {}).get("valueBoolean"))
     if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
         raise FhirError(
             400, "invalid", "The 'resource' parameter must hold a Patient.", where="Parameters.parameter"
@@ -761,10 +765,26 @@ def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> d
             system, value = domain, ident.get("value")
             break
     birth = resource.get("birthDate")
+    born = date.fromisoformat(birth) if birth and len(birth) == 10 else None
+    if born is not None and not date_in_bounds(born):
+        raise FhirError(
+            400, "invalid", f"Patient.birthDate must fall {DATE_RANGE}.", where="Patient.birthDate"
+        )
+    given, family = (name.get("given") or [None])[0], name.get("family")
+    for where, text, most in (
+        ("name.given", given, P.MAX_STRING_LENGTH),
+        ("name.family", family, P.MAX_STRING_LENGTH),
+        ("address.postalCode", address.get("postalCode"), 10),
+        ("identifier.value", value, 64),
+    ):
+        if text is not None and len(str(text)) > most:
+            raise FhirError(
+                400, "invalid", f"Patient.{where} is longer than {most} characters.", where=f"Patient.{where}"
+            )
     query = SearchQuery(
-        given=(name.get("given") or [None])[0],
-        family=name.get("family"),
-        birth_date=date.fromisoformat(birth) if birth and len(birth) == 10 else None,
+        given=given,
+        family=family,
+        birth_date=born,
         sex=resource.get("gender"),
         postcode=address.get("postalCode"),
         identifier_system=system,
@@ -867,8 +887,9 @@ class Written:
 
 def _body_version(body: dict[str, Any]) -> int | None:
     """The meta.versionId a client sent in the body (a stand-in for If-Match)."""
-    value = str((body.get("meta") or {}).get("versionId") or "")
-    return int(value) if value.isdigit() else None
+    meta = body.get("meta")
+    value = str(meta.get("versionId") or "") if isinstance(meta, dict) else ""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
 def _mapping(fn: Callable[[dict[str, Any]], Any], body: dict[str, Any]) -> Any:
@@ -1750,7 +1771,9 @@ def build_router() -> APIRouter:
     def episode_vread(rid: str, vid: str, ctx: CtxDep) -> Response:
         """One version of an involvement."""
         inv = _visible_involvement(ctx, rid)
-        entries = _history_entries(ctx, inv, int(vid) if vid.isdigit() else -1)
+        entries = _history_entries(
+            ctx, inv, int(vid) if vid.isascii() and vid.isdigit() and len(vid) <= 9 else -1
+        )
         if not entries:
             raise FhirError(404, "not-found", f"EpisodeOfCare/{rid} has no version {vid}.")
         res = entries[0]["resource"]
