@@ -24,6 +24,7 @@ from directory.api import problems
 from directory.api.guard import InputGuard, Refusal
 from directory.api.routes import router as api_router
 from directory.db import make_engine
+from directory.openapi import install as install_openapi
 from directory.settings import Settings
 from directory.web.wiring import install as install_web
 from interop.wiring import install_fhir
@@ -89,7 +90,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], responses={503: {"description": "Still loading"}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "Still loading", "content": {"application/json": {}}}},
+    )
     async def readyz(response: Response) -> dict[str, str]:
         """Readiness: 200 once this process searches at full speed; 503 while its resident copy of
         the search index loads (searches meanwhile are right, only slower: they read SQL)."""
@@ -104,6 +109,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(api_router)
     install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
+    install_openapi(app)  # every route's errors, once all are in
     logging.getLogger("childindex").setLevel(settings.log_level.upper())
     return app
 

@@ -57,12 +57,13 @@ from directory.models import (
     utcnow,
 )
 from interop import mapping as m
+from interop import openapi as doc
 from interop import params as P
 from interop import picture
 from interop import repository as repo
 from interop import systems as S
 from interop.capability import capability_statement
-from interop.outcome import FhirError, fhir_json, operation_outcome
+from interop.outcome import FhirError, FhirJSONResponse, fhir_json, operation_outcome
 from search.matching import MatchingEngine, validate_criteria
 from search.port import CriteriaError, SearchQuery
 
@@ -171,6 +172,17 @@ def _uuid(value: str, kind: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise FhirError(404, "not-found", f"No {kind} has the id '{value}'.") from None
+
+
+def _search_ids(values: list[str]) -> list[uuid.UUID]:
+    """The ids a search's _id names; one that is not an id of ours matches nothing (no 404 in a search)."""
+    out = []
+    for value in values:
+        try:
+            out.append(uuid.UUID(value))
+        except ValueError:
+            out.append(uuid.UUID(int=0))
+    return out
 
 
 def _etag(resource: dict[str, Any]) -> dict[str, str]:
@@ -362,7 +374,7 @@ def search_patients(ctx: Ctx, q: P.Query) -> Found:
                 where="gender",
             )
     identifiers = _identifier_criteria(q)
-    ids = [_uuid(v, "Patient") for v in q.values("_id")]
+    ids = _search_ids(q.values("_id"))
     names = q.values("family") + q.values("given") + q.values("name")
     narrow_birth = any(b.width_days() is not None and b.width_days() <= 366 for b in births)  # type: ignore[operator]
     postcodes = [" ".join(p.upper().split()) for p in q.values("address-postalcode")]
@@ -474,7 +486,7 @@ def search_child_resources(ctx: Ctx, kind: str, q: P.Query) -> Found:
     refs = q.values("patient") + q.values("subject")
     child_ids = _ref_ids(refs, "Patient", "patient")
     if not child_ids and kind == "EpisodeOfCare" and q.values("_id"):
-        involvements = [ctx.session.get(Involvement, _uuid(v, kind)) for v in q.values("_id")]
+        involvements = [ctx.session.get(Involvement, v) for v in _search_ids(q.values("_id"))]
         child_ids = [r.child_id for r in involvements if r is not None]
         if not child_ids:
             return Found(0, [], [], [])
@@ -531,7 +543,7 @@ def _included(ctx: Ctx, rows: list[dict[str, Any]], param: str, target: str) -> 
 
 def search_catalogue(ctx: Ctx, kind: str, q: P.Query) -> Found:
     """Search the catalogue (not audited: it holds no child data, as in the app API)."""
-    ids = [_uuid(v, kind) for v in q.values("_id")]
+    ids = _search_ids(q.values("_id"))
     limit = 0 if q.summary == "count" else q.count
     rows: list[dict[str, Any]] = []
     includes: list[dict[str, Any]] = []
@@ -1732,9 +1744,9 @@ def _matcher(request: Request) -> MatchingEngine:
 
 def build_router() -> APIRouter:
     """The /fhir routes, one set per resource type (named so auth/policy.py can hold their policies)."""
-    router = APIRouter(prefix="/fhir", tags=["fhir"])
+    router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirJSONResponse)
 
-    @router.get("/metadata", name="fhir_metadata")
+    @router.get("/metadata", name="fhir_metadata", openapi_extra=doc.answers("The CapabilityStatement"))
     def metadata(request: Request) -> Response:
         """The CapabilityStatement: what this server implements, and how to get a token."""
         settings = request.app.state.settings
@@ -1747,12 +1759,20 @@ def build_router() -> APIRouter:
     for kind in (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent"):
         _add_type_routes(router, kind)
 
-    @router.post("/Patient/$match", name="fhir_match_Patient")
+    @router.post(
+        "/Patient/$match",
+        name="fhir_match_Patient",
+        openapi_extra=doc.operation("Parameters", description="A searchset Bundle"),
+    )
     def patient_match(ctx: CtxDep, body: Body, request: Request) -> Response:
         """Patient/$match: ranked candidates with scores and the match-grade extension (audited)."""
         return fhir_json(match_patients(ctx, body, _matcher(request)))
 
-    @router.get("/EpisodeOfCare/{rid}/_history", name="fhir_history_EpisodeOfCare")
+    @router.get(
+        "/EpisodeOfCare/{rid}/_history",
+        name="fhir_history_EpisodeOfCare",
+        openapi_extra=doc.answers("A history Bundle"),
+    )
     def episode_history(rid: str, ctx: CtxDep) -> Response:
         """Every version of an involvement, newest first."""
         inv = _visible_involvement(ctx, rid)
@@ -1767,7 +1787,11 @@ def build_router() -> APIRouter:
             }
         )
 
-    @router.get("/EpisodeOfCare/{rid}/_history/{vid}", name="fhir_vread_EpisodeOfCare")
+    @router.get(
+        "/EpisodeOfCare/{rid}/_history/{vid}",
+        name="fhir_vread_EpisodeOfCare",
+        openapi_extra=doc.answers("That version of the EpisodeOfCare"),
+    )
     def episode_vread(rid: str, vid: str, ctx: CtxDep) -> Response:
         """One version of an involvement."""
         inv = _visible_involvement(ctx, rid)
@@ -1783,7 +1807,9 @@ def build_router() -> APIRouter:
 
     add_subscription_routes(router)
 
-    @router.post("", name="fhir_bundle")
+    @router.post(
+        "", name="fhir_bundle", openapi_extra=doc.operation("Bundle", description="The response Bundle")
+    )
     def bundle(ctx: CtxDep, body: Body, request: Request) -> Response:
         """A transaction (atomic: all or nothing) or batch Bundle of creates, updates and reads."""
         limit = int(getattr(request.app.state, "fhir_max_bundle_entries", 100))
@@ -1798,14 +1824,28 @@ def _add_type_routes(router: APIRouter, kind: str) -> None:
         return fhir_json(res, headers=_etag(res))
 
     read.__doc__ = f"Read one {kind}."
-    router.add_api_route(f"/{kind}/{{rid}}", read, methods=["GET"], name=f"fhir_read_{kind}")
+    router.add_api_route(
+        f"/{kind}/{{rid}}", read, methods=["GET"], name=f"fhir_read_{kind}", openapi_extra=doc.read(kind)
+    )
 
     def search(ctx: CtxDep, items: Items) -> Response:
         return fhir_json(run_search(ctx, kind, items))
 
     search.__doc__ = f"Search {kind}; unknown parameters are refused unless 'Prefer: handling=lenient'."
-    router.add_api_route(f"/{kind}", search, methods=["GET"], name=f"fhir_search_{kind}")
-    router.add_api_route(f"/{kind}/_search", search, methods=["POST"], name=f"fhir_search_post_{kind}")
+    router.add_api_route(
+        f"/{kind}",
+        search,
+        methods=["GET"],
+        name=f"fhir_search_{kind}",
+        openapi_extra=doc.search(kind, post=False),
+    )
+    router.add_api_route(
+        f"/{kind}/_search",
+        search,
+        methods=["POST"],
+        name=f"fhir_search_post_{kind}",
+        openapi_extra=doc.search(kind, post=True),
+    )
 
     if kind in CREATE:
 
@@ -1815,7 +1855,9 @@ def _add_type_routes(router: APIRouter, kind: str) -> None:
             return _written_response(ctx, w)
 
         create.__doc__ = f"Create a {kind} (conditionally, with If-None-Exist)."
-        router.add_api_route(f"/{kind}", create, methods=["POST"], name=f"fhir_create_{kind}")
+        router.add_api_route(
+            f"/{kind}", create, methods=["POST"], name=f"fhir_create_{kind}", openapi_extra=doc.create(kind)
+        )
 
         def update(rid: str, ctx: CtxDep, body: Body) -> Response:
             _check_type(kind, body)
@@ -1823,4 +1865,10 @@ def _add_type_routes(router: APIRouter, kind: str) -> None:
             return _written_response(ctx, w)
 
         update.__doc__ = f"Update a {kind}; send If-Match with the version you read (412 when it moved on)."
-        router.add_api_route(f"/{kind}/{{rid}}", update, methods=["PUT"], name=f"fhir_update_{kind}")
+        router.add_api_route(
+            f"/{kind}/{{rid}}",
+            update,
+            methods=["PUT"],
+            name=f"fhir_update_{kind}",
+            openapi_extra=doc.update(kind),
+        )

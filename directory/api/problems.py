@@ -25,6 +25,29 @@ log = logging.getLogger("childindex.api")
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://childindex.example/problems/"
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": TYPE_BASE + "<code>: the kind of problem, stable"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "What went wrong and what to do about it"},
+        "instance": {"type": ["string", "null"], "description": "The request id, to quote"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+    "description": "An RFC 9457 problem: every error of the app API (a domain error adds its own "
+    "data, e.g. who holds the open CAF).",
+}
+"""The OpenAPI schema of `problem`'s body."""
+
 _STATUS: list[tuple[type[DomainError], int]] = [
     (NotFound, 404),
     (CafAlreadyOpen, 409),
