@@ -90,8 +90,10 @@ def ref_id(reference: Any, kind: str, *, where: str) -> uuid.UUID:
         raise MappingError(f"Give a reference to a {kind}.", where=where)
     parts = reference["reference"].rstrip("/").split("/")
     # a PractitionerRole shares its practitioner's id here, so it may stand for the Practitioner
-    same = parts[-2] == kind or (kind == "Practitioner" and parts[-2] == "PractitionerRole")
-    if len(parts) < 2 or not same:
+    same = len(parts) >= 2 and (
+        parts[-2] == kind or (kind == "Practitioner" and parts[-2] == "PractitionerRole")
+    )
+    if not same:
         raise MappingError(f"The reference must point at a {kind} ('{kind}/<id>').", where=where)
     try:
         return uuid.UUID(parts[-1])
