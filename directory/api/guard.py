@@ -27,8 +27,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# A JSON string (escapes included) or one bracket: the precise walk's tokens.
-_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # a JSON string, escapes and all
+# Brackets only, each pair as [ ]: what is left of a body once its strings are gone.
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 # \u0000 preceded by an even number of backslashes (an odd one would make it literal text).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -44,6 +46,7 @@ HEADER_CAPS: dict[bytes, int] = {
     b"if-none-exist": 2048,
     b"content-type": 200,
 }
+_SHORT = min(HEADER_CAPS.values())
 
 
 @dataclass(frozen=True)
@@ -67,16 +70,20 @@ def json_too_deep(raw: bytes, limit: int) -> bool:
     """
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False  # cannot nest deeper than it has brackets: nearly every body stops here
-    depth = 0
-    for token in _TOKENS.finditer(raw):
-        first = token.group()[:1]
-        if first in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return True
-        elif first in (b"]", b"}"):
-            depth -= 1
-    return False
+    brackets = _STRING.sub(b"", raw).translate(_SQUARE, _NOT_BRACKETS)
+    # Each round removes the innermost pairs, so a body nested d deep is gone after d rounds; all
+    # in C, about a millisecond for a 5 MiB Bundle.
+    for _ in range(limit):
+        inner = brackets.replace(b"[]", b"")
+        if len(inner) == len(brackets):
+            break
+        brackets = inner
+    if not brackets:
+        return False
+    if brackets.replace(b"[]", b"") != brackets:
+        return True  # still nested after `limit` rounds
+    # Unbalanced (not JSON): the parser would still descend into every bracket left open.
+    return brackets.count(b"[") > limit
 
 
 def has_nul(raw: bytes, *, json: bool) -> bool:
@@ -90,6 +97,8 @@ def has_nul(raw: bytes, *, json: bool) -> bool:
 
 
 def _media_type(value: bytes) -> str:
+    if value == b"application/json":
+        return "application/json"  # the search path's, spelled as every client spells it
     return value.split(b";", 1)[0].strip().lower().decode("latin-1")
 
 
@@ -152,8 +161,8 @@ class InputGuard:
             )
         media, length = "", None
         for name, value in scope["headers"]:
-            cap = HEADER_CAPS.get(name, self.max_header_bytes)
-            if len(value) > cap:
+            # (no cap is below _SHORT, so a short value needs no look-up)
+            if len(value) > _SHORT and len(value) > (cap := HEADER_CAPS.get(name, self.max_header_bytes)):
                 header = name.decode("latin-1")
                 return _bad("header-too-long", f"The {header} header is longer than {cap} bytes."), "", None
             if name == b"content-type":
@@ -195,26 +204,25 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes, list[Message]
     """The whole body (at most `limit` bytes), and any message after it (a disconnect)."""
     chunks: list[bytes] = []
     size = 0
+    message = await receive()
     while True:
-        message = await receive()
         if message["type"] != "http.request":
             return b"".join(chunks), [message], None
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             return b"", [], _too_large(limit)
-        chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks), [], None
+            return (b"".join([*chunks, chunk]) if chunks else chunk), [], None
+        chunks.append(chunk)
+        message = await receive()
 
 
 def _replay(body: bytes, after: list[Message], receive: Receive) -> Receive:
     """A receive that gives the app the body read already, then whatever came after it."""
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *after]
+    pending: list[Message] = [*reversed(after), {"type": "http.request", "body": body, "more_body": False}]
 
     async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
+        return pending.pop() if pending else await receive()
 
     return replay

@@ -46,6 +46,7 @@ from directory.models import (
 )
 from directory.settings import Settings
 from interop import systems as S
+from tests.conftest import _truncate_all
 from tests.fixtures.auth_builders import make_client, make_grant, make_user, token_for
 from tests.fixtures.builders import (
     actor,
@@ -57,6 +58,7 @@ from tests.fixtures.builders import (
 )
 
 EXAMPLES = int(os.environ.get("CHILDINDEX_FUZZ_EXAMPLES", "6"))
+SEED = int(os.environ.get("CHILDINDEX_FUZZ_SEED", "20261205"))
 SURFACES = r"^/(api/v1|fhir|oauth)"
 CHECKS = (
     "not_a_server_error",
@@ -176,12 +178,18 @@ def _build(engine: Engine) -> dict[str, list[str]]:
         }
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[World]:
-    """The production-mode app on a SQLite file with the world above, and a token per caller."""
-    path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
-    shutil.copy(sqlite_template, path)
-    engine = make_engine(f"sqlite:///{path}")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[World]:
+    """The production-mode app on the database with the world above, and a token per caller."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
+        shutil.copy(sqlite_template, path)
+        engine = make_engine(f"sqlite:///{path}")
+    else:
+        engine = request.getfixturevalue("postgres_engine")
+        _truncate_all(engine)
     ids = _build(engine)
     settings = Settings(
         environment="production",
@@ -212,7 +220,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
         "client": {},
     }
     yield World(app=app, headers=headers, ids=ids)
-    engine.dispose()
+    if request.param == "sqlite":
+        engine.dispose()
 
 
 def _caller(path: str) -> str:
@@ -252,7 +261,7 @@ def api_schema(world: World) -> Any:
     """The app's document, limited to /api/v1, /fhir and /oauth, with hooks that use real ids."""
     config = SchemathesisConfig.from_dict(
         {
-            "seed": 20261205,
+            "seed": SEED,
             "generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True},
             "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
             "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
