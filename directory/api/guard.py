@@ -7,8 +7,9 @@
   only a body with more is walked, its strings skipped.
 - A NUL character in the query string, the path, a JSON string or a form field: PostgreSQL cannot
   store or even compare text holding one (a 500), and no field of ours has a use for it.
-- A body larger than its surface allows (413), and a header we read longer than any sensible
-  value of it (an If-Match of 5,000 digits, a reason of 100 KB).
+- A body larger than its surface allows (413), a header we read longer than any sensible value
+  of it (an If-Match of 5,000 digits, a reason of 100 KB), and an address longer than any of our
+  parameters needs (8 KiB of query string, 2 KiB of path).
 
 Each refusal is answered in the format of the surface the path belongs to (problem+json for the
 app API, OperationOutcome under /fhir, OAuth error JSON under /oauth, a page for the pages):
@@ -47,6 +48,9 @@ HEADER_CAPS: dict[bytes, int] = {
     b"content-type": 200,
 }
 _SHORT = min(HEADER_CAPS.values())
+# Every parameter of ours is short (the longest, a FHIR search naming 20 patients, is about 1 KB).
+MAX_QUERY_BYTES = 8192
+MAX_PATH_BYTES = 2048
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,13 @@ class InputGuard:
 
     def _check_head(self, scope: Scope) -> tuple[Refusal | None, str, int | None]:
         """Path, query string and headers; also the body's media type and declared length."""
-        if "\x00" in scope["path"] or has_nul(scope.get("query_string", b""), json=False):
+        query: bytes = scope.get("query_string", b"")
+        if len(query) > MAX_QUERY_BYTES or len(scope["path"]) > MAX_PATH_BYTES:
+            message = (
+                f"The address is too long (path {MAX_PATH_BYTES}, query {MAX_QUERY_BYTES} bytes at most)."
+            )
+            return _bad("address-too-long", message), "", None
+        if "\x00" in scope["path"] or has_nul(query, json=False):
             return (
                 _bad("nul", "The address carries a NUL character (%00), which no value here may hold."),
                 "",

@@ -217,3 +217,13 @@ def test_405_names_every_method_the_path_takes(api: TestClient, system: dict[str
     assert api.delete("/oauth/authorize").headers["allow"] == "GET, POST"
     page = api.delete("/")
     assert page.status_code == 405 and page.headers["allow"] == "GET"
+
+
+def test_an_address_longer_than_any_parameter_needs_is_400(
+    api: TestClient, practitioner: dict[str, str]
+) -> None:
+    """Every parameter of ours is short, so a query string over 8 KiB (or a path over 2 KiB) is refused."""
+    r = api.get("/api/v1/services", params={"service_type": "x" * 9000}, headers=practitioner)
+    assert r.status_code == 400 and r.json()["type"].endswith("/address-too-long"), r.text
+    r = api.get("/api/v1/children/" + "x" * 3000, headers=practitioner)
+    assert r.status_code == 400 and r.json()["type"].endswith("/address-too-long"), r.text

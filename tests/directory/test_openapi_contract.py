@@ -59,6 +59,7 @@ from tests.fixtures.builders import (
 
 EXAMPLES = int(os.environ.get("CHILDINDEX_FUZZ_EXAMPLES", "6"))
 SEED = int(os.environ.get("CHILDINDEX_FUZZ_SEED", "20261205"))
+COVERAGE = os.environ.get("CHILDINDEX_FUZZ_COVERAGE") == "1"  # boundary values too: minutes more
 SURFACES = r"^/(api/v1|fhir|oauth)"
 CHECKS = (
     "not_a_server_error",
@@ -263,7 +264,7 @@ def api_schema(world: World) -> Any:
         {
             "seed": SEED,
             "generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True},
-            "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+            "phases": {"coverage": {"enabled": COVERAGE}, "stateful": {"enabled": False}},
             "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
         }
     )
