@@ -197,6 +197,8 @@ class InputGuard:
                 )
         elif media == "application/x-www-form-urlencoded" and has_nul(body, json=False):
             return _bad("nul", "The form carries a NUL character (%00), which no value here may hold.")
+        elif media == "multipart/form-data" and b"\x00" in body:  # (no route here takes a file)
+            return _bad("nul", "The form carries a NUL character, which no value here may hold.")
         return None
 
 

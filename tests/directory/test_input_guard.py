@@ -164,6 +164,9 @@ def test_nul_characters_are_refused_on_every_surface(
     assert fhir.status_code == 400 and "NUL" in outcome(fhir)
     oauth = api.post("/oauth/token", data={"grant_type": "authorization_code", "client_id": "a\x00b"})
     assert oauth.status_code == 400 and oauth.json()["error"] == "invalid_request", oauth.text
+    multipart = {"grant_type": (None, "authorization_code"), "client_id": (None, "a\x00b")}
+    oauth = api.post("/oauth/token", files=multipart)
+    assert oauth.status_code == 400 and oauth.json()["error"] == "invalid_request", oauth.text
     child = {"names": [{"given": "Ann\u0000", "family": "Smith"}], "date_of_birth": "2015-01-01"}
     created = api.post("/api/v1/children", json=child, headers=practitioner)
     assert created.status_code == 400 and "NUL" in created.json()["detail"], created.text
