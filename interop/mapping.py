@@ -67,6 +67,9 @@ def validated(resource: dict[str, Any]) -> dict[str, Any]:
         raise MappingError(
             f"{kind} is not valid FHIR: {first.get('msg', 'invalid')}", where=f"{kind}.{where}".rstrip(".")
         ) from None
+    except (TypeError, AttributeError):
+        # fhir.resources' own validators (url, uri) fail this way on a value of the wrong JSON type
+        raise MappingError(f"{kind} is not valid FHIR: a value has the wrong type.", where=kind) from None
     out: dict[str, Any] = obj.model_dump(mode="json", exclude_none=True)
     return out
 

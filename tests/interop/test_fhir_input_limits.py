@@ -152,3 +152,20 @@ def test_a_reference_without_a_type_is_400(api: TestClient, world: World, trust:
     }
     r = api.post("/fhir/PractitionerRole", json=role, headers={**trust, "Content-Type": FHIR})
     assert r.status_code == 400 and "must point at a Organization" in diagnostics(r), r.text
+
+
+@pytest.mark.parametrize("endpoint", [{}, False, 7, ["https://x"]], ids=["object", "false", "number", "list"])
+def test_a_value_of_the_wrong_json_type_is_400(
+    api: TestClient, world: World, trust: dict[str, str], endpoint: object
+) -> None:
+    """Found by schemathesis: was 500 (TypeError or AttributeError out of fhir.resources' url
+    validator) for a Subscription whose channel.endpoint is not a string."""
+    sub = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "CAF changes",
+        "criteria": "Flag?code=caf",
+        "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": FHIR},
+    }
+    r = api.post("/fhir/Subscription", json=sub, headers={**trust, "Content-Type": FHIR})
+    assert r.status_code == 400 and "not valid FHIR" in diagnostics(r), r.text
