@@ -140,7 +140,7 @@ def install(app: FastAPI) -> None:
 
 def install_database_handlers(app: FastAPI) -> None:
     """A database rule that the domain did not catch first is still a clear 409, not a 500."""
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
@@ -152,6 +152,19 @@ def install_database_handlers(app: FastAPI) -> None:
             "(for example a second open CAF, a duplicate identifier, or a TAC too small "
             "to convene). Reload the record and try again.",
             code="conflict",
+            request=request,
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # A value the checks before it let through but the database cannot hold (too long for its
+        # column, out of range): the caller's input, so a 422, never a 500.
+        log.warning("database refused a value in request %s", getattr(request.state, "request_id", "-"))
+        return problem(
+            422,
+            "A value does not fit",
+            "A value given is too long or out of range for the directory; nothing was changed.",
+            code="value-does-not-fit",
             request=request,
         )
 

@@ -230,3 +230,27 @@ def test_an_address_longer_than_any_parameter_needs_is_400(
     assert r.status_code == 400 and r.json()["type"].endswith("/address-too-long"), r.text
     r = api.get("/api/v1/children/" + "x" * 3000, headers=practitioner)
     assert r.status_code == 400 and r.json()["type"].endswith("/address-too-long"), r.text
+
+
+def test_a_value_the_database_cannot_hold_is_a_4xx_on_each_surface(
+    engine: Engine, prod_settings: Settings
+) -> None:
+    """The last line of defence: a value that got past every check but does not fit its column
+    (PostgreSQL's DataError) is the caller's input, so 422 (FHIR: 400), never a 500."""
+    from fastapi import FastAPI
+    from sqlalchemy.exc import DataError
+
+    from directory.app import create_app
+
+    app: FastAPI = create_app(prod_settings, engine=engine)
+
+    def boom() -> None:
+        raise DataError("INSERT ...", {}, Exception("value too long for type character varying(200)"))
+
+    app.add_api_route("/api/v1/boom", boom)
+    app.add_api_route("/fhir/boom", boom)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        api = c.get("/api/v1/boom")
+        assert api.status_code == 422 and api.json()["type"].endswith("/value-does-not-fit")
+        fhir = c.get("/fhir/boom")
+        assert fhir.status_code == 400 and "too long or out of range" in outcome(fhir)

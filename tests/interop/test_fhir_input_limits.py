@@ -169,3 +169,24 @@ def test_a_value_of_the_wrong_json_type_is_400(
     }
     r = api.post("/fhir/Subscription", json=sub, headers={**trust, "Content-Type": FHIR})
     assert r.status_code == 400 and "not valid FHIR" in diagnostics(r), r.text
+
+
+@pytest.mark.parametrize("field", ["endpoint", "secret"])
+def test_a_subscription_value_longer_than_its_column_is_400(
+    api: TestClient, engine: Engine, world: World, trust: dict[str, str], field: str
+) -> None:
+    """Was: 500 on PostgreSQL (value too long for type character varying) for an endpoint over 500
+    characters or a signing secret over 200; SQLite stored them."""
+    endpoint = "https://trust.example/hook/" + ("a" * 600 if field == "endpoint" else "x")
+    sub: dict[str, object] = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "CAF changes",
+        "criteria": "Flag?code=caf-signalled",
+        "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": FHIR},
+    }
+    if field == "secret":
+        sub["extension"] = [{"url": S.EXT_SIGNING_SECRET, "valueString": "s" * 300}]
+    r = api.post("/fhir/Subscription", json=sub, headers={**trust, "Content-Type": FHIR})
+    assert r.status_code == 400 and "at most 500 characters" in diagnostics(r), r.text
+    assert count(engine, "subscription") == 0
