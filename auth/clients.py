@@ -93,19 +93,23 @@ def authenticate_client(
 
 
 def _basic(session: Session, authorization: str) -> OAuthClient:
+    # The header arrives as Latin-1 text: anything but base64 of UTF-8 (RFC 7617), or an id or
+    # secret with a control character (PostgreSQL cannot even compare a NUL), is unreadable.
     try:
-        raw = base64.b64decode(authorization.split(" ", 1)[1].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, IndexError):
+        encoded = authorization.split(" ", 1)[1].strip().encode("ascii")
+        raw = base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeError, IndexError):
         raise _invalid_client("The Basic credentials cannot be read.") from None
     client_id, sep, secret = raw.partition(":")
-    if not sep:
+    client_id, secret = unquote(client_id), unquote(secret)
+    if not sep or not client_id.isprintable() or not secret.isprintable() or len(client_id) > 200:
         raise _invalid_client("The Basic credentials cannot be read.")
-    client = session.get(OAuthClient, unquote(client_id))
+    client = session.get(OAuthClient, client_id)
     if client is None or not client.active or client.auth_method != ClientAuthMethod.CLIENT_SECRET_BASIC:
         # Spend the same time as a real check so unknown ids are not told apart by timing.
-        verify_secret(_DUMMY_HASH, unquote(secret))
+        verify_secret(_DUMMY_HASH, secret)
         raise _invalid_client("The client credentials are not valid.")
-    if not verify_secret(client.secret_hash, unquote(secret)):
+    if not verify_secret(client.secret_hash, secret):
         raise _invalid_client("The client credentials are not valid.")
     return client
 
@@ -139,7 +143,7 @@ def _private_key_jwt(session: Session, cfg: AuthConfig, assertion: str, client_i
             f"Client assertions must be signed with one of {', '.join(CLIENT_ASSERTION_ALGS)}."
         )
     issuer = unverified.get("iss")
-    if not isinstance(issuer, str) or (client_id and client_id != issuer):
+    if not isinstance(issuer, str) or not issuer.isprintable() or (client_id and client_id != issuer):
         raise _invalid_client("The client assertion's issuer is not the client.")
     client = session.get(OAuthClient, issuer)
     if client is None or not client.active or client.auth_method != ClientAuthMethod.PRIVATE_KEY_JWT:
@@ -161,7 +165,10 @@ def _private_key_jwt(session: Session, cfg: AuthConfig, assertion: str, client_i
     except JoseError as exc:
         raise _invalid_client(f"The client assertion was refused: {exc.description or exc.error}.") from None
     now = datetime.now(UTC)
-    exp = datetime.fromtimestamp(int(token.claims["exp"]), UTC)
+    try:
+        exp = datetime.fromtimestamp(int(token.claims["exp"]), UTC)
+    except (OverflowError, OSError, ValueError, TypeError):
+        raise _invalid_client("The client assertion's exp is not a time.") from None
     if exp > now + timedelta(seconds=MAX_ASSERTION_LIFETIME + cfg.leeway_seconds):
         raise _invalid_client("The client assertion lives too long: at most five minutes.")
     _use_jti_once(session, f"assertion:{client.client_id}:{token.claims['jti']}"[:120], exp)

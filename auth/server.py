@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from auth import openapi as doc
 from auth.clients import authenticate_client, new_secret, sha256_hex
 from auth.config import CLIENT_ASSERTION_ALGS, SUPPORTED_SCOPES
 from auth.deps import AuthState, auth_state, check_caller
@@ -66,6 +67,12 @@ def _oauth_error_response(exc: OAuthError) -> JSONResponse:
         status_code=exc.status,
         headers=headers,
     )
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two texts, whatever characters a caller put in one of them
+    (hmac.compare_digest refuses non-ASCII text with a TypeError)."""
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def _token_response(body: dict[str, Any]) -> JSONResponse:
@@ -189,7 +196,7 @@ def _issue(
 # --------------------------------------------------------------------------- token endpoint
 
 
-@router.post("/oauth/token", name="oauth_token")
+@router.post("/oauth/token", name="oauth_token", openapi_extra=doc.TOKEN)
 async def oauth_token(request: Request) -> Response:
     """Token endpoint (RFC 6749 3.2): client_credentials, authorization_code, refresh_token."""
     form = {k: str(v) for k, v in (await request.form()).items()}
@@ -287,7 +294,7 @@ def _authorization_code(
         raise OAuthError("invalid_grant", "The authorization code has expired; sign in again.")
     if form.get("redirect_uri") != row.redirect_uri:
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request.")
-    if not hmac.compare_digest(create_s256_code_challenge(verifier), row.code_challenge):
+    if not verifier.isascii() or not _same(create_s256_code_challenge(verifier), row.code_challenge):
         raise OAuthError("invalid_grant", "The code_verifier does not match the code_challenge.")
     _check_account(session, row.subject, SubjectKind.USER)
     try:
@@ -390,7 +397,7 @@ def _revoke_family(session: Session, family_id: uuid.UUID, now: Any) -> None:
 # ------------------------------------------------------------------ revocation, introspection
 
 
-@router.post("/oauth/revoke", name="oauth_revoke")
+@router.post("/oauth/revoke", name="oauth_revoke", response_class=Response, openapi_extra=doc.REVOKE)
 async def oauth_revoke(request: Request) -> Response:
     """Revoke an access or refresh token (RFC 7009); answers 200 whether or not it was valid."""
     form = {k: str(v) for k, v in (await request.form()).items()}
@@ -445,7 +452,7 @@ def _revoke(state: AuthState, authorization: str | None, form: dict[str, str]) -
         session.commit()
 
 
-@router.post("/oauth/introspect", name="oauth_introspect")
+@router.post("/oauth/introspect", name="oauth_introspect", openapi_extra=doc.INTROSPECT)
 async def oauth_introspect(request: Request) -> Response:
     """Token introspection (RFC 7662) for authenticated confidential clients."""
     form = {k: str(v) for k, v in (await request.form()).items()}
@@ -611,7 +618,12 @@ def _login_form(
     return response
 
 
-@router.get("/oauth/authorize", name="oauth_authorize_form", response_class=HTMLResponse)
+@router.get(
+    "/oauth/authorize",
+    name="oauth_authorize_form",
+    response_class=HTMLResponse,
+    openapi_extra=doc.AUTHORIZE_FORM,
+)
 def oauth_authorize_form(request: Request) -> Response:
     """Authorization endpoint: check the request, then show the sign-in page (or go upstream)."""
     state = auth_state(request)
@@ -628,7 +640,13 @@ def oauth_authorize_form(request: Request) -> Response:
     return _login_form(state, params, request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24))
 
 
-@router.post("/oauth/authorize", name="oauth_authorize_submit", response_class=HTMLResponse)
+@router.post(
+    "/oauth/authorize",
+    name="oauth_authorize_submit",
+    response_class=HTMLResponse,
+    status_code=303,
+    openapi_extra=doc.AUTHORIZE_SUBMIT,
+)
 async def oauth_authorize_submit(request: Request) -> Response:
     """The sign-in form's target: password + TOTP, then a one-time code back to the client."""
     form = {k: str(v) for k, v in (await request.form()).items()}
@@ -657,7 +675,7 @@ def _authorize_submit(
             return _page(state, "This sign-in link is not valid", str(exc), 400)
         except OAuthError as exc:
             return _redirect_error(params, exc, state.cfg.issuer)
-        if not csrf_cookie or not hmac.compare_digest(_sign(state, csrf_cookie), form.get("csrf_token", "")):
+        if not csrf_cookie or not _same(_sign(state, csrf_cookie), form.get("csrf_token", "")):
             expired = {"form": "Your sign-in page expired; please try again."}
             return _login_form(state, params, nonce, errors=expired, username=username, status=400)
         missing = {k: m for k, m in _MISSING.items() if not form.get(k, "").strip()}
@@ -759,7 +777,7 @@ def _unseal(state: AuthState, value: str | None) -> dict[str, Any] | None:
     if not value or "." not in value:
         return None
     body, sig = value.rsplit(".", 1)
-    if not hmac.compare_digest(_sign(state, body), sig):
+    if not _same(_sign(state, body), sig):
         return None
     data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body.encode()))
     return data if data.get("exp", 0) > time.time() else None
@@ -793,12 +811,18 @@ def _start_upstream(state: AuthState, params: dict[str, str]) -> Response:
     return response
 
 
-@router.get("/oauth/upstream/callback", name="oauth_upstream_callback", response_class=HTMLResponse)
+@router.get(
+    "/oauth/upstream/callback",
+    name="oauth_upstream_callback",
+    response_class=HTMLResponse,
+    status_code=303,
+    openapi_extra=doc.UPSTREAM_CALLBACK,
+)
 def oauth_upstream_callback(request: Request) -> Response:
     """Where the upstream provider returns: validate its ID token, then finish our sign-in."""
     state = auth_state(request)
     flow = _unseal(state, request.cookies.get(UPSTREAM_COOKIE))
-    if flow is None or not hmac.compare_digest(flow["state"], request.query_params.get("state", "")):
+    if flow is None or not _same(flow["state"], request.query_params.get("state", "")):
         return _page(state, "Sign-in expired", "Start again from the application.", 400)
     if request.query_params.get("error"):
         return _page(
@@ -873,13 +897,21 @@ def _metadata(state: AuthState) -> dict[str, Any]:
     }
 
 
-@router.get("/.well-known/oauth-authorization-server", name="oauth_metadata")
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    name="oauth_metadata",
+    openapi_extra=doc.public_json("Authorization server metadata (RFC 8414)"),
+)
 def oauth_metadata(request: Request) -> JSONResponse:
     """Authorization server metadata (RFC 8414)."""
     return JSONResponse(_metadata(auth_state(request)))
 
 
-@router.get("/.well-known/smart-configuration", name="smart_configuration")
+@router.get(
+    "/.well-known/smart-configuration",
+    name="smart_configuration",
+    openapi_extra=doc.public_json("SMART App Launch configuration"),
+)
 def smart_configuration(request: Request) -> JSONResponse:
     """SMART App Launch / Backend Services configuration."""
     meta = _metadata(auth_state(request))
@@ -893,7 +925,7 @@ def smart_configuration(request: Request) -> JSONResponse:
     return JSONResponse(meta)
 
 
-@router.get("/oauth/jwks", name="oauth_jwks")
+@router.get("/oauth/jwks", name="oauth_jwks", openapi_extra=doc.public_json("The public signing keys (JWKS)"))
 def oauth_jwks(request: Request) -> JSONResponse:
     """The public keys that verify our access tokens."""
     return JSONResponse(auth_state(request).keys.jwks())

@@ -99,7 +99,10 @@ def issue_access_token(
 
 def _b64json(segment: str) -> dict[str, Any]:
     padded = segment + "=" * (-len(segment) % 4)
-    value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    try:
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except RecursionError:  # nested deeper than the parser goes: not a JOSE header or claims set
+        raise ValueError("nested too deep") from None
     if not isinstance(value, dict):
         raise ValueError("not an object")
     return value

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import random
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import configure_mappers
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.wiring import install as install_auth
 from directory import keys
 from directory.api import problems
+from directory.api.guard import InputGuard, Refusal
 from directory.api.routes import router as api_router
 from directory.db import Limits, make_engine
+from directory.openapi import install as install_openapi
 from directory.settings import Settings
 from directory.web.wiring import install as install_web
 from interop.wiring import install_fhir
@@ -77,7 +82,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     problems.install(app)
     problems.install_database_handlers(app)
 
-    app.add_middleware(RequestHeaders, keepalive_requests=settings.keepalive_requests)
+    _guard_input(app, settings)  # inside RequestHeaders: its refusals carry the request id too
+    app.add_middleware(
+        RequestHeaders, keepalive_requests=settings.keepalive_requests, routes=app.router.routes
+    )
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -85,7 +93,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         a probe never queues behind them, so load alone does not get the process restarted)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], responses={503: {"description": "Still loading"}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "Still loading", "content": {"application/json": {}}}},
+    )
     async def readyz(response: Response) -> dict[str, str]:
         """Readiness: 200 once this process searches at full speed; 503 while its resident copy of
         the search index loads (searches meanwhile are right, only slower: they read SQL)."""
@@ -100,6 +112,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(api_router)
     install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
+    install_openapi(app)  # every route's errors, once all are in
     logging.getLogger("childindex").setLevel(settings.log_level.upper())
     return app
 
@@ -112,6 +125,40 @@ def serving_limits(settings: Settings) -> Limits:
         lock_timeout=settings.database_lock_timeout_seconds,
         statement_timeout=settings.database_statement_timeout_seconds,
         idle_in_transaction_timeout=settings.database_idle_in_transaction_seconds,
+    )
+
+
+def _guard_input(app: FastAPI, settings: Settings) -> None:
+    """Refuse what no route can handle safely before routing (directory.api.guard), each refusal in
+    the error format of its surface."""
+    from auth import server as oauth
+    from auth.errors import OAuthError
+    from directory.web.deps import render
+    from directory.web.session import is_page
+    from interop.outcome import error_response, for_http
+
+    def fhir(_: Request, r: Refusal) -> Response:
+        return error_response(for_http(r.status, r.message))
+
+    def oauth_error(_: Request, r: Refusal) -> Response:
+        return oauth._oauth_error_response(OAuthError("invalid_request", r.message, status=r.status))
+
+    def api_or_page(request: Request, r: Refusal) -> Response:
+        if is_page(request.url.path):
+            return render(request, "message.html", title=r.title, message=r.message, status_code=r.status)
+        return problems.problem(r.status, r.title, r.message, code=r.code, request=request)
+
+    limit = settings.max_body_bytes
+    app.add_middleware(
+        InputGuard,
+        max_json_depth=settings.max_json_depth,
+        max_body_bytes=limit,
+        surfaces=[
+            ("/fhir", settings.fhir_max_body_bytes, fhir),
+            ("/oauth", limit, oauth_error),
+            ("/.well-known", limit, oauth_error),
+        ],
+        default=api_or_page,
     )
 
 
@@ -146,11 +193,17 @@ class RequestHeaders:
     random, so no state per connection): the client reconnects, and the worker process whose
     event loop is free first accepts it. Connections so drift from a busy worker to an idle one
     instead of staying wherever a burst of connects left them.
+
+    A 405 answer gets an `Allow` header naming every method the path takes (`routes`): the router
+    names only those of the first route it tried, and the pages' error page dropped it.
     """
 
-    def __init__(self, app: ASGIApp, *, keepalive_requests: int = 0) -> None:
+    def __init__(
+        self, app: ASGIApp, *, keepalive_requests: int = 0, routes: Sequence[BaseRoute] = ()
+    ) -> None:
         self.app = app
         self.close_chance = 1 / keepalive_requests if keepalive_requests > 0 else 0.0
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -166,10 +219,31 @@ class RequestHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OURS]
+                if message["status"] == 405:
+                    kept = _with_allow(kept, self.routes, scope)
                 message = {**message, "headers": kept + extra}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _with_allow(
+    headers: list[tuple[bytes, bytes]], routes: Sequence[BaseRoute], scope: Scope
+) -> list[tuple[bytes, bytes]]:
+    """The headers of a 405 with `Allow` naming the methods of every route at the request's path."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(routes):
+        if route.methods and route.path and _path_regex(route.path).match(scope["path"]):
+            methods |= route.methods
+    if not methods:
+        return headers  # (a mount, such as /static, names its own)
+    allow = ", ".join(sorted(methods)).encode()
+    return [(k, v) for k, v in headers if k.lower() != b"allow"] + [(b"allow", allow)]
+
+
+@functools.cache
+def _path_regex(path: str) -> re.Pattern[str]:
+    return compile_path(path)[0]
 
 
 def build_search_backend(settings: Settings, engine: Engine) -> SearchBackend:

@@ -13,6 +13,7 @@ from pydantic import Field as PField
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from directory.bounds import bounded
 from directory.sealed import Sealed
 
 # --------------------------------------------------------------------------- vocabulary
@@ -656,6 +657,11 @@ _Text = PField(min_length=1, max_length=200)
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _dates_in_bounds(cls, value: Any) -> Any:
+        return bounded(value)  # every date or date-time field of every input, one rule (directory.bounds)
 
 
 class NameIn(_Input):

@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     delivery_team_phone: str | None = "01632 960000"
     delivery_team_email: str | None = "earlyhelp@demoshire.example.gov.uk"
     log_level: str = "info"
+    max_json_depth: int = Field(
+        default=64,
+        ge=8,
+        le=512,
+        description="A JSON body (app API, FHIR, anything) nested deeper than this is refused (400) "
+        "before it is parsed; FHIR resources nest about a dozen deep.",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="The largest request body outside /fhir (which has fhir_max_body_bytes); "
+        "a larger one is refused (413) before it is read to the end.",
+    )
 
     # --- auth/: the built-in authorization server and the resource server
     audience: str | None = Field(

@@ -25,6 +25,7 @@ from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYP
 from directory import audit, service
 from directory import repository as drepo
 from directory.api.deps import CurrentActor, SessionDep, UnitOfWorkRoute
+from directory.bounds import DATE_RANGE, date_in_bounds
 from directory.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from directory.identifiers import normalise_identifier
 from directory.models import (
@@ -57,12 +58,13 @@ from directory.models import (
     utcnow,
 )
 from interop import mapping as m
+from interop import openapi as doc
 from interop import params as P
 from interop import picture
 from interop import repository as repo
 from interop import systems as S
 from interop.capability import capability_statement
-from interop.outcome import FhirError, fhir_json, operation_outcome
+from interop.outcome import FhirError, FhirJSONResponse, fhir_json, operation_outcome
 from search.matching import MatchingEngine, validate_criteria
 from search.port import CriteriaError, SearchQuery
 
@@ -174,6 +176,17 @@ def _uuid(value: str, kind: str) -> uuid.UUID:
         raise FhirError(404, "not-found", f"No {kind} has the id '{value}'.") from None
 
 
+def _search_ids(values: list[str]) -> list[uuid.UUID]:
+    """The ids a search's _id names; one that is not an id of ours matches nothing (no 404 in a search)."""
+    out = []
+    for value in values:
+        try:
+            out.append(uuid.UUID(value))
+        except ValueError:
+            out.append(uuid.UUID(int=0))
+    return out
+
+
 def _etag(resource: dict[str, Any]) -> dict[str, str]:
     meta = resource.get("meta") or {}
     headers = {}
@@ -186,7 +199,7 @@ def if_match(value: str | None) -> int | None:
     """The version in an If-Match header (W/"3" or "3")."""
     if not value:
         return None
-    found = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', value)
+    found = re.fullmatch(r'\s*(?:W/)?"?([0-9]{1,9})"?\s*', value)
     if not found:
         raise FhirError(400, "invalid", f'If-Match must carry a version like W/"3", not {value!r}.')
     return int(found.group(1))
@@ -363,7 +376,7 @@ def search_patients(ctx: Ctx, q: P.Query) -> Found:
                 where="gender",
             )
     identifiers = _identifier_criteria(q)
-    ids = [_uuid(v, "Patient") for v in q.values("_id")]
+    ids = _search_ids(q.values("_id"))
     names = q.values("family") + q.values("given") + q.values("name")
     narrow_birth = any(b.width_days() is not None and b.width_days() <= 366 for b in births)  # type: ignore[operator]
     postcodes = [" ".join(p.upper().split()) for p in q.values("address-postalcode")]
@@ -475,7 +488,7 @@ def search_child_resources(ctx: Ctx, kind: str, q: P.Query) -> Found:
     refs = q.values("patient") + q.values("subject")
     child_ids = _ref_ids(refs, "Patient", "patient")
     if not child_ids and kind == "EpisodeOfCare" and q.values("_id"):
-        involvements = [ctx.session.get(Involvement, _uuid(v, kind)) for v in q.values("_id")]
+        involvements = [ctx.session.get(Involvement, v) for v in _search_ids(q.values("_id"))]
         child_ids = [r.child_id for r in involvements if r is not None]
         if not child_ids:
             return Found(0, [], [], [])
@@ -532,7 +545,7 @@ def _included(ctx: Ctx, rows: list[dict[str, Any]], param: str, target: str) -> 
 
 def search_catalogue(ctx: Ctx, kind: str, q: P.Query) -> Found:
     """Search the catalogue (not audited: it holds no child data, as in the app API)."""
-    ids = [_uuid(v, kind) for v in q.values("_id")]
+    ids = _search_ids(q.values("_id"))
     limit = 0 if q.summary == "count" else q.count
     rows: list[dict[str, Any]] = []
     includes: list[dict[str, Any]] = []
@@ -737,15 +750,18 @@ def searchset(ctx: Ctx, kind: str, q: P.Query, found: Found, items: list[tuple[s
 def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> dict[str, Any]:
     """Patient/$match: the search engine's ranked candidates with score and match grade."""
     _require_purpose(ctx.actor)
-    if body.get("resourceType") == "Parameters":
-        params = {p.get("name"): p for p in body.get("parameter") or []}
-        resource = (params.get("resource") or {}).get("resource")
-        count = (params.get("count") or {}).get("valueInteger") or 10
-        only_certain = bool((params.get("onlyCertainMatches") or {}).get("valueBoolean"))
-    else:
+    if body.get("resourceType") != "Parameters":
         raise FhirError(
             400, "invalid", "Send a Parameters resource with a 'resource' parameter holding a Patient."
         )
+    try:
+        m.validated(body)  # every parameter has its FHIR shape before any is read
+    except m.MappingError as exc:
+        raise FhirError(400, exc.code, exc.message, where=exc.where) from None
+    params = {p.get("name"): p for p in body.get("parameter") or []}
+    resource = (params.get("resource") or {}).get("resource")
+    count = (params.get("count") or {}).get("valueInteger") or 10
+    only_certain = bool((params.get("onlyCertainMatches") or {}).get("valueBoolean"))
     if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
         raise FhirError(
             400, "invalid", "The 'resource' parameter must hold a Patient.", where="Parameters.parameter"
@@ -763,10 +779,26 @@ def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> d
             system, value = domain, ident.get("value")
             break
     birth = resource.get("birthDate")
+    born = date.fromisoformat(birth) if birth and len(birth) == 10 else None
+    if born is not None and not date_in_bounds(born):
+        raise FhirError(
+            400, "invalid", f"Patient.birthDate must fall {DATE_RANGE}.", where="Patient.birthDate"
+        )
+    given, family = (name.get("given") or [None])[0], name.get("family")
+    for where, text, most in (
+        ("name.given", given, P.MAX_STRING_LENGTH),
+        ("name.family", family, P.MAX_STRING_LENGTH),
+        ("address.postalCode", address.get("postalCode"), 10),
+        ("identifier.value", value, 64),
+    ):
+        if text is not None and len(str(text)) > most:
+            raise FhirError(
+                400, "invalid", f"Patient.{where} is longer than {most} characters.", where=f"Patient.{where}"
+            )
     query = SearchQuery(
-        given=(name.get("given") or [None])[0],
-        family=name.get("family"),
-        birth_date=date.fromisoformat(birth) if birth and len(birth) == 10 else None,
+        given=given,
+        family=family,
+        birth_date=born,
         sex=resource.get("gender"),
         postcode=address.get("postalCode"),
         identifier_system=system,
@@ -869,8 +901,9 @@ class Written:
 
 def _body_version(body: dict[str, Any]) -> int | None:
     """The meta.versionId a client sent in the body (a stand-in for If-Match)."""
-    value = str((body.get("meta") or {}).get("versionId") or "")
-    return int(value) if value.isdigit() else None
+    meta = body.get("meta")
+    value = str(meta.get("versionId") or "") if isinstance(meta, dict) else ""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
 def _mapping(fn: Callable[[dict[str, Any]], Any], body: dict[str, Any]) -> Any:
@@ -1756,9 +1789,11 @@ def _matcher(request: Request) -> MatchingEngine:
 
 def build_router() -> APIRouter:
     """The /fhir routes, one set per resource type (named so auth/policy.py can hold their policies)."""
-    router = APIRouter(prefix="/fhir", tags=["fhir"], route_class=UnitOfWorkRoute)
+    router = APIRouter(
+        prefix="/fhir", tags=["fhir"], route_class=UnitOfWorkRoute, default_response_class=FhirJSONResponse
+    )
 
-    @router.get("/metadata", name="fhir_metadata")
+    @router.get("/metadata", name="fhir_metadata", openapi_extra=doc.answers("The CapabilityStatement"))
     def metadata(request: Request) -> Response:
         """The CapabilityStatement: what this server implements, and how to get a token."""
         settings = request.app.state.settings
@@ -1771,12 +1806,20 @@ def build_router() -> APIRouter:
     for kind in (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent"):
         _add_type_routes(router, kind)
 
-    @router.post("/Patient/$match", name="fhir_match_Patient")
+    @router.post(
+        "/Patient/$match",
+        name="fhir_match_Patient",
+        openapi_extra=doc.operation("Parameters", description="A searchset Bundle"),
+    )
     def patient_match(ctx: CtxDep, body: Body, request: Request) -> Response:
         """Patient/$match: ranked candidates with scores and the match-grade extension (audited)."""
         return fhir_json(match_patients(ctx, body, _matcher(request)))
 
-    @router.get("/EpisodeOfCare/{rid}/_history", name="fhir_history_EpisodeOfCare")
+    @router.get(
+        "/EpisodeOfCare/{rid}/_history",
+        name="fhir_history_EpisodeOfCare",
+        openapi_extra=doc.answers("A history Bundle"),
+    )
     def episode_history(rid: str, ctx: CtxDep) -> Response:
         """Every version of an involvement, newest first."""
         inv = _visible_involvement(ctx, rid)
@@ -1791,11 +1834,17 @@ def build_router() -> APIRouter:
             }
         )
 
-    @router.get("/EpisodeOfCare/{rid}/_history/{vid}", name="fhir_vread_EpisodeOfCare")
+    @router.get(
+        "/EpisodeOfCare/{rid}/_history/{vid}",
+        name="fhir_vread_EpisodeOfCare",
+        openapi_extra=doc.answers("That version of the EpisodeOfCare"),
+    )
     def episode_vread(rid: str, vid: str, ctx: CtxDep) -> Response:
         """One version of an involvement."""
         inv = _visible_involvement(ctx, rid)
-        entries = _history_entries(ctx, inv, int(vid) if vid.isdigit() else -1)
+        entries = _history_entries(
+            ctx, inv, int(vid) if vid.isascii() and vid.isdigit() and len(vid) <= 9 else -1
+        )
         if not entries:
             raise FhirError(404, "not-found", f"EpisodeOfCare/{rid} has no version {vid}.")
         res = entries[0]["resource"]
@@ -1805,7 +1854,9 @@ def build_router() -> APIRouter:
 
     add_subscription_routes(router)
 
-    @router.post("", name="fhir_bundle")
+    @router.post(
+        "", name="fhir_bundle", openapi_extra=doc.operation("Bundle", description="The response Bundle")
+    )
     def bundle(ctx: CtxDep, body: Body, request: Request) -> Response:
         """A transaction (atomic: all or nothing) or batch Bundle of creates, updates and reads."""
         limit = int(getattr(request.app.state, "fhir_max_bundle_entries", 100))
@@ -1820,14 +1871,28 @@ def _add_type_routes(router: APIRouter, kind: str) -> None:
         return fhir_json(res, headers=_etag(res))
 
     read.__doc__ = f"Read one {kind}."
-    router.add_api_route(f"/{kind}/{{rid}}", read, methods=["GET"], name=f"fhir_read_{kind}")
+    router.add_api_route(
+        f"/{kind}/{{rid}}", read, methods=["GET"], name=f"fhir_read_{kind}", openapi_extra=doc.read(kind)
+    )
 
     def search(ctx: CtxDep, items: Items) -> Response:
         return fhir_json(run_search(ctx, kind, items))
 
     search.__doc__ = f"Search {kind}; unknown parameters are refused unless 'Prefer: handling=lenient'."
-    router.add_api_route(f"/{kind}", search, methods=["GET"], name=f"fhir_search_{kind}")
-    router.add_api_route(f"/{kind}/_search", search, methods=["POST"], name=f"fhir_search_post_{kind}")
+    router.add_api_route(
+        f"/{kind}",
+        search,
+        methods=["GET"],
+        name=f"fhir_search_{kind}",
+        openapi_extra=doc.search(kind, post=False),
+    )
+    router.add_api_route(
+        f"/{kind}/_search",
+        search,
+        methods=["POST"],
+        name=f"fhir_search_post_{kind}",
+        openapi_extra=doc.search(kind, post=True),
+    )
 
     if kind in CREATE:
 
@@ -1837,7 +1902,9 @@ def _add_type_routes(router: APIRouter, kind: str) -> None:
             return _written_response(ctx, w)
 
         create.__doc__ = f"Create a {kind} (conditionally, with If-None-Exist)."
-        router.add_api_route(f"/{kind}", create, methods=["POST"], name=f"fhir_create_{kind}")
+        router.add_api_route(
+            f"/{kind}", create, methods=["POST"], name=f"fhir_create_{kind}", openapi_extra=doc.create(kind)
+        )
 
         def update(rid: str, ctx: CtxDep, body: Body) -> Response:
             _check_type(kind, body)
@@ -1845,4 +1912,10 @@ def _add_type_routes(router: APIRouter, kind: str) -> None:
             return _written_response(ctx, w)
 
         update.__doc__ = f"Update a {kind}; send If-Match with the version you read (412 when it moved on)."
-        router.add_api_route(f"/{kind}/{{rid}}", update, methods=["PUT"], name=f"fhir_update_{kind}")
+        router.add_api_route(
+            f"/{kind}/{{rid}}",
+            update,
+            methods=["PUT"],
+            name=f"fhir_update_{kind}",
+            openapi_extra=doc.update(kind),
+        )

@@ -17,6 +17,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from directory.bounds import DATE_RANGE, date_in_bounds
 from directory.models import (
     AuditEvent,
     CafOutcome,
@@ -66,6 +67,9 @@ def validated(resource: dict[str, Any]) -> dict[str, Any]:
         raise MappingError(
             f"{kind} is not valid FHIR: {first.get('msg', 'invalid')}", where=f"{kind}.{where}".rstrip(".")
         ) from None
+    except (TypeError, AttributeError):
+        # fhir.resources' own validators (url, uri) fail this way on a value of the wrong JSON type
+        raise MappingError(f"{kind} is not valid FHIR: a value has the wrong type.", where=kind) from None
     out: dict[str, Any] = obj.model_dump(mode="json", exclude_none=True)
     return out
 
@@ -89,8 +93,10 @@ def ref_id(reference: Any, kind: str, *, where: str) -> uuid.UUID:
         raise MappingError(f"Give a reference to a {kind}.", where=where)
     parts = reference["reference"].rstrip("/").split("/")
     # a PractitionerRole shares its practitioner's id here, so it may stand for the Practitioner
-    same = parts[-2] == kind or (kind == "Practitioner" and parts[-2] == "PractitionerRole")
-    if len(parts) < 2 or not same:
+    same = len(parts) >= 2 and (
+        parts[-2] == kind or (kind == "Practitioner" and parts[-2] == "PractitionerRole")
+    )
+    if not same:
         raise MappingError(f"The reference must point at a {kind} ('{kind}/<id>').", where=where)
     try:
         return uuid.UUID(parts[-1])
@@ -140,9 +146,12 @@ def _parse_date(value: Any, where: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(str(value)[:10])
+        parsed = date.fromisoformat(str(value)[:10])
     except ValueError:
         raise MappingError(f"'{value}' is not a date (YYYY-MM-DD).", where=where) from None
+    if not date_in_bounds(parsed):
+        raise MappingError(f"'{value}': dates must fall {DATE_RANGE}.", where=where)
+    return parsed
 
 
 def _meta(
@@ -1200,6 +1209,8 @@ def consent_in(resource: dict[str, Any]) -> ConsentIn:
             given_at = datetime.fromisoformat(str(resource["dateTime"]))
         except ValueError:
             raise MappingError("Consent.dateTime is not a date-time.", where="Consent.dateTime") from None
+        if not date_in_bounds(given_at):
+            raise MappingError(f"Consent.dateTime must fall {DATE_RANGE}.", where="Consent.dateTime")
     return ConsentIn(
         child_id=ref_id(resource.get("patient"), "Patient", where="Consent.patient"),
         scope=scope,

@@ -62,6 +62,8 @@ def subscribe(
         )
     if not endpoint.startswith("https://") and not endpoint.startswith("http://127.0.0.1"):
         raise ValueError("deliveries go to https:// endpoints only")
+    if len(endpoint) > 500 or (secret is not None and len(secret) > 200):
+        raise ValueError("the endpoint may be at most 500 characters long, the signing secret 200")
     sub = Subscription(
         owner=owner,
         endpoint=endpoint,

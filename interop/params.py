@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
+from directory.bounds import DATE_RANGE, date_in_bounds
 from interop.outcome import FhirError
 
 ParamType = Literal["token", "string", "date", "reference"]
@@ -96,8 +97,16 @@ REVINCLUDES: dict[str, set[tuple[str, str]]] = {
 RESULT_PARAMS = {"_count", "_offset", "_include", "_revinclude", "_summary", "_elements", "_format", "_total"}
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
+MAX_OFFSET = 100_000
+# Caps on what a search may carry, checked before anything else: a name, an identifier or a date
+# is short, and a longer value only costs the database (a 60,000-character family name once
+# made SQLite give up with "pattern too complex").
+MAX_PARAMETERS = 50
+MAX_NAME_LENGTH = 64
+MAX_VALUE_LENGTH = 2048  # a whole value: up to 20 references or identifiers, comma-separated
+MAX_STRING_LENGTH = 100  # one name or postcode, as the app API's search allows
 PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge")
-_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+_DATE = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?\Z")
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,8 @@ def parse_date(raw: str, name: str) -> DateTest:
             start, end = date(year, 1, 1), date(year, 12, 31)
     except ValueError:
         raise FhirError(400, "invalid", f"'{raw}' is not a real date.", where=name) from None
+    if not (date_in_bounds(start) and date_in_bounds(end)):
+        raise FhirError(400, "invalid", f"'{raw}': search dates must fall {DATE_RANGE}.", where=name)
     return DateTest(prefix, start, end)
 
 
@@ -191,6 +202,7 @@ def parse(resource: str, items: list[tuple[str, str]], *, lenient: bool) -> Quer
     """Parse query-string items for a search of `resource`; refuse what is unknown unless lenient."""
     known = SEARCH_PARAMS[resource]
     q = Query(resource)
+    check_sizes(resource, items)
 
     def refuse(message: str, where: str, code: str = "not-supported") -> None:
         if lenient:
@@ -224,15 +236,51 @@ def parse(resource: str, items: list[tuple[str, str]], *, lenient: bool) -> Quer
     return q
 
 
+def check_sizes(resource: str, items: list[tuple[str, str]]) -> None:
+    """Refuse (400) a search with too many parameters, or a name or value longer than any we use."""
+    if len(items) > MAX_PARAMETERS:
+        raise FhirError(
+            400,
+            "too-costly",
+            f"A search may carry at most {MAX_PARAMETERS} parameters; this one has {len(items)}.",
+        )
+    strings = {n for n, t in SEARCH_PARAMS[resource].items() if t == "string"}
+    for key, value in items:
+        if len(key) > MAX_NAME_LENGTH:
+            raise FhirError(
+                400, "invalid", f"A search parameter name is longer than {MAX_NAME_LENGTH} characters."
+            )
+        if len(value) > MAX_VALUE_LENGTH:
+            raise FhirError(
+                400,
+                "invalid",
+                f"The value of '{key}' is longer than {MAX_VALUE_LENGTH} characters.",
+                where=key,
+            )
+        if key.partition(":")[0] in strings and any(len(v) > MAX_STRING_LENGTH for v in value.split(",")):
+            raise FhirError(
+                400,
+                "invalid",
+                f"'{key}' is longer than {MAX_STRING_LENGTH} characters: give a name or postcode as written.",
+                where=key,
+            )
+
+
+def _whole_number(name: str, value: str, most: int) -> int:
+    """A non-negative whole number of ASCII digits, at most `most` (400 otherwise)."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
+        raise FhirError(400, "invalid", f"{name} must be a whole number.", where=name)
+    number = int(value)
+    if number > most:
+        raise FhirError(400, "invalid", f"{name} may be at most {most}.", where=name)
+    return number
+
+
 def _result_param(q: Query, name: str, value: str, refuse: object) -> None:
     if name == "_count":
-        if not value.isdigit():
-            raise FhirError(400, "invalid", "_count must be a whole number.", where="_count")
-        q.count = min(int(value), MAX_COUNT)
+        q.count = min(_whole_number("_count", value, 999_999_999), MAX_COUNT)
     elif name == "_offset":
-        if not value.isdigit():
-            raise FhirError(400, "invalid", "_offset must be a whole number.", where="_offset")
-        q.offset = int(value)
+        q.offset = _whole_number("_offset", value, MAX_OFFSET)
     elif name == "_include":
         source, _, param = value.partition(":")
         param, _, target = param.partition(":")

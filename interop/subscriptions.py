@@ -17,6 +17,7 @@ from directory import audit
 from directory.models import Subscription
 from interop import mapping as m
 from interop import notify
+from interop import openapi as doc
 from interop.api import Body, Ctx, CtxDep, FhirError, _mapping
 from interop.outcome import fhir_json
 
@@ -96,18 +97,25 @@ def delete_subscription(ctx: Ctx, rid: str) -> None:
 def add_subscription_routes(router: APIRouter) -> None:
     """POST/GET/DELETE /fhir/Subscription (policies fhir_*_Subscription in auth/policy.py)."""
 
-    @router.post("/Subscription", name="fhir_create_Subscription")
+    @router.post(
+        "/Subscription",
+        name="fhir_create_Subscription",
+        status_code=201,
+        openapi_extra=doc.operation("Subscription", status=201, description="The Subscription"),
+    )
     def create(ctx: CtxDep, body: Body) -> Response:
         """Create a rest-hook Subscription (criteria limited to the events this server delivers)."""
         res = create_subscription(ctx, body)
         return fhir_json(res, 201, {"Location": f"{ctx.base}/Subscription/{res['id']}"})
 
-    @router.get("/Subscription/{rid}", name="fhir_read_Subscription")
+    @router.get("/Subscription/{rid}", name="fhir_read_Subscription", openapi_extra=doc.read("Subscription"))
     def read(rid: str, ctx: CtxDep) -> Response:
         """Read one of your Subscriptions."""
         return fhir_json(m.subscription(_own(ctx, rid)))
 
-    @router.get("/Subscription", name="fhir_search_Subscription")
+    @router.get(
+        "/Subscription", name="fhir_search_Subscription", openapi_extra=doc.answers("A searchset Bundle")
+    )
     def search(ctx: CtxDep) -> Response:
         """Your active Subscriptions (no parameters)."""
         if ctx.request.query_params:
@@ -130,7 +138,7 @@ def add_subscription_routes(router: APIRouter) -> None:
             bundle["entry"] = entries
         return fhir_json(bundle)
 
-    @router.delete("/Subscription/{rid}", name="fhir_delete_Subscription")
+    @router.delete("/Subscription/{rid}", name="fhir_delete_Subscription", status_code=204)
     def delete(rid: str, ctx: CtxDep) -> Response:
         """Delete one of your Subscriptions: nothing more is queued for it."""
         delete_subscription(ctx, rid)

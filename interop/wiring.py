@@ -10,7 +10,7 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -47,6 +47,10 @@ def to_fhir_error(exc: BaseException) -> FhirError:
             "conflict",
             "The directory refused the change because it breaks one of its rules "
             "(for example a second open CAF or a duplicate identifier). Nothing was changed.",
+        )
+    if isinstance(exc, DataError):
+        return FhirError(
+            400, "invalid", "A value given is too long or out of range for the directory; nothing changed."
         )
     if isinstance(exc, BUSY_ERRORS):
         return FhirError(
@@ -87,6 +91,7 @@ def install_fhir(app: FastAPI, settings: Any, engine: Engine) -> None:
         StarletteHTTPException,
         RequestValidationError,
         IntegrityError,
+        DataError,
         *BUSY_ERRORS,
         Exception,
     ]

@@ -12,13 +12,14 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from directory import audit
 from directory import repository as repo
 from directory.api.deps import CurrentActor, audit_refusal, count_looks
+from directory.bounds import bounded
 from directory.db import driver_reader, read_only
 from directory.errors import DomainError, InvalidInput, NotAllowed
 from directory.models import Actor, Child, Contact, Role
@@ -45,6 +46,8 @@ class SearchCriteria(BaseModel):
     upn: str | None = Field(default=None, max_length=13, description="Unique Pupil Number")
     local_id: str | None = Field(default=None, max_length=64, description="A local id as 'system:value'")
     limit: int = Field(default=10, ge=1, le=10)
+
+    _dates_in_bounds = field_validator("birth_date", "birth_date_from", "birth_date_to")(bounded)
 
     def to_query(self) -> SearchQuery:
         """The engine's query."""

@@ -33,6 +33,29 @@ RETRY_AFTER_SECONDS = 2
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://childindex.example/problems/"
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": TYPE_BASE + "<code>: the kind of problem, stable"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "What went wrong and what to do about it"},
+        "instance": {"type": ["string", "null"], "description": "The request id, to quote"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+    "description": "An RFC 9457 problem: every error of the app API (a domain error adds its own "
+    "data, e.g. who holds the open CAF).",
+}
+"""The OpenAPI schema of `problem`'s body."""
+
 _STATUS: list[tuple[type[DomainError], int]] = [
     (NotFound, 404),
     (CafAlreadyOpen, 409),
@@ -124,9 +147,9 @@ def install(app: FastAPI) -> None:
 
 
 def install_database_handlers(app: FastAPI) -> None:
-    """A database rule that the domain did not catch first is still a clear 409, and a database too
-    busy to answer in time a 503 with Retry-After: neither is a 500."""
-    from sqlalchemy.exc import IntegrityError
+    """A database rule that the domain did not catch first is still a clear 409, a value the database
+    cannot hold a 422, and a database too busy to answer in time a 503 with Retry-After: never a 500."""
+    from sqlalchemy.exc import DataError, IntegrityError
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
@@ -138,6 +161,19 @@ def install_database_handlers(app: FastAPI) -> None:
             "(for example a second open CAF, a duplicate identifier, or a TAC too small "
             "to convene). Reload the record and try again.",
             code="conflict",
+            request=request,
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # A value the checks before it let through but the database cannot hold (too long for its
+        # column, out of range): the caller's input, so a 422, never a 500.
+        log.warning("database refused a value in request %s", getattr(request.state, "request_id", "-"))
+        return problem(
+            422,
+            "A value does not fit",
+            "A value given is too long or out of range for the directory; nothing was changed.",
+            code="value-does-not-fit",
             request=request,
         )
 

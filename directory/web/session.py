@@ -213,7 +213,11 @@ def session_from_tokens(body: dict[str, Any], *, previous: WebSession | None = N
 
 def csrf_ok(session: WebSession | None, given: str | None) -> bool:
     """True when a form's token matches the session's CSRF secret."""
-    return session is not None and bool(given) and hmac.compare_digest(session.csrf, str(given))
+    return (
+        session is not None
+        and bool(given)
+        and hmac.compare_digest(session.csrf.encode(), str(given).encode())
+    )
 
 
 def _cookie(headers: list[tuple[bytes, bytes]], name: str) -> str | None:

@@ -107,7 +107,7 @@ async def web_signin_callback(request: Request) -> Response:
     if (
         flow is None
         or flow.get("exp", 0) < time.time()
-        or not hmac.compare_digest(str(flow.get("state", "")), params.get("state", ""))
+        or not hmac.compare_digest(str(flow.get("state", "")).encode(), params.get("state", "").encode())
     ):
         return _problem_page(
             request,
