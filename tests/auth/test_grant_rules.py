@@ -373,7 +373,8 @@ def test_grant_subjects_are_limited_to_safe_characters(
     api: TestClient, engine: Engine, admins: dict[str, dict[str, str]], subject: str
 ) -> None:
     r = api.post("/api/v1/grants", json=grant_body(subject=subject), headers=admins["cora"])
-    assert r.status_code == 422, (subject, r.text)
+    # (a NUL is refused before any route reads the body: 400 from the input guard)
+    assert r.status_code == (400 if "\x00" in subject else 422), (subject, r.text)
 
 
 @pytest.mark.parametrize(

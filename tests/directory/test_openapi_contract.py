@@ -122,18 +122,21 @@ def _build(engine: Engine) -> dict[str, list[str]]:
             child_id=child,
             data=ConsentCreate(scope="caf", given_by_kind="parent_carer", given_by_name="Jane Smith"),
         )
+        # Held by the practitioner the generated requests sign in as, so that they reach the CAF's
+        # rules rather than stop at "not yours".
+        holder = actor(subject="fuzz-practitioner", practitioner_id=people[0].id)
         caf = service.signal_caf(
             s,
-            actor=admin,
+            actor=holder,
             child_id=child,
-            data=CafSignal(practitioner_id=people[1].id),
+            data=CafSignal(no_risk_of_significant_harm=True),
             signal_days=14,
             now=utcnow(),
         )
-        service.start_caf(s, actor=admin, caf_id=caf.id, data=CafStart(consent_id=consent.id), now=utcnow())
+        service.start_caf(s, actor=holder, caf_id=caf.id, data=CafStart(consent_id=consent.id), now=utcnow())
         tac = service.update_tac(
             s,
-            actor=admin,
+            actor=holder,
             caf_id=caf.id,
             data=TacUpdate(add_members=[TacMemberIn(practitioner_id=p.id, role=p.role) for p in people[:3]]),
             now=utcnow(),
