@@ -277,8 +277,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def mint_token(database_url: str, env: dict[str, str]) -> str:
-    """A practitioner's grant and a signed access token, made the way the app makes them."""
+def mint_token(database_url: str, env: dict[str, str], cwd: Path | None = None) -> str:
+    """A practitioner's grant and a signed access token, made the way the app makes them (with `cwd`,
+    by that checkout's own code, in a process of its own)."""
+    if cwd is not None:
+        code = (
+            "import sys, bench.search_http as b; "
+            f"print(b.mint_token({database_url!r}, {{}}), file=sys.stdout)"
+        )
+        command = [sys.executable, "-c", code]
+        done = subprocess.run(command, cwd=cwd.resolve(), env=env, capture_output=True, text=True, check=True)
+        return done.stdout.strip().splitlines()[-1]
     os.environ.update({k: v for k, v in env.items() if k.startswith("CHILDINDEX_")})
     from auth.config import AuthConfig
     from auth.errors import AuthRefused
@@ -327,6 +336,11 @@ def main() -> None:
         type=Path,
         help="another checkout (e.g. a git worktree of an earlier commit): its app is measured too, "
         "the same way and in the same run",
+    )
+    ap.add_argument(
+        "--baseline-database-url",
+        help="the baseline's own copy of the database (default: --database-url), for a baseline whose "
+        "schema or stored secrets this code has moved on from",
     )
     ap.add_argument("--skip", nargs="*", default=[], choices=["ceiling", "app", "dev"])
     ap.add_argument(
@@ -408,8 +422,10 @@ def main() -> None:
         bearer = {"Authorization": f"Bearer {mint_token(args.database_url, production)}", **purpose}
         run("app: search + auth + audit", factory, production, bearer)
     if args.baseline is not None:
-        bearer = {"Authorization": f"Bearer {mint_token(args.database_url, production)}", **purpose}
-        run(f"baseline app ({args.baseline.name})", factory, production, bearer, cwd=args.baseline.resolve())
+        old_url = args.baseline_database_url or args.database_url
+        old_env = {**production, "CHILDINDEX_DATABASE_URL": old_url}
+        bearer = {"Authorization": f"Bearer {mint_token(old_url, old_env, cwd=args.baseline)}", **purpose}
+        run(f"baseline app ({args.baseline.name})", factory, old_env, bearer, cwd=args.baseline.resolve())
     if "dev" not in args.skip:
         development = {**base_env, "CHILDINDEX_ENVIRONMENT": "development"}
         dev_actor = {"X-Dev-Actor": "subject=bench; role=practitioner", **purpose}
