@@ -411,7 +411,7 @@ Who is working with this child, is a CAF open, who is the Lead Professional?
 Try to start a second CAF for the same child (refused, naming who holds the open one):
   curl -s -X POST {base}/api/v1/children/{child_id}/caf -H 'Content-Type: application/json' \\
     {header} \\
-    -d '{{"practitioner_id": "{me}"}}'
+    -d '{{"no_risk_of_significant_harm": true}}'
 """,
         soft_wrap=True,
         highlight=False,
