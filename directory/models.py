@@ -373,12 +373,16 @@ class Involvement(SQLModel, table=True):
         sa.CheckConstraint("level_of_need BETWEEN 1 AND 4", name="involvement_level_1_4"),
         sa.CheckConstraint("status IN ('active', 'ended')", name="involvement_status"),
         sa.CheckConstraint("status <> 'ended' OR end_date IS NOT NULL", name="ended_involvement_has_end"),
+        # Whether a practitioner works in a sensitive service (named on a sensitive involvement of
+        # any child) is asked per card and per search hit with a CAF: one seek here. (On the
+        # practitioner alone, a health visitor's thousands of involvements were read one by one:
+        # 0.4 ms more per page of hits at 1,000,000 children.)
+        sa.Index("ix_involvement_practitioner_sensitive", "practitioner_id", "sensitive"),
     )
     id: uuid.UUID = Field(default_factory=_id, primary_key=True)
     child_id: uuid.UUID = Field(foreign_key="child.id", index=True)
     service_id: uuid.UUID = Field(foreign_key="service.id", index=True)
-    # indexed: whether a practitioner works in a sensitive service is asked per card and search hit
-    practitioner_id: uuid.UUID | None = Field(default=None, foreign_key="practitioner.id", index=True)
+    practitioner_id: uuid.UUID | None = Field(default=None, foreign_key="practitioner.id")
     role: str = Field(max_length=80)
     level_of_need: int
     start_date: date

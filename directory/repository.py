@@ -265,7 +265,7 @@ def sensitive_practitioners(session: Session, practitioner_ids: Sequence[uuid.UU
         return set()
     rows = session.exec(
         select(Involvement.practitioner_id)
-        .where(col(Involvement.practitioner_id).in_(ids), col(Involvement.sensitive).is_(True))
+        .where(col(Involvement.practitioner_id).in_(ids), col(Involvement.sensitive) == True)  # noqa: E712
         .distinct()
     ).all()
     return {r for r in rows if r is not None}
@@ -357,7 +357,7 @@ _CONTACT = (
     _P.c.id,
     # whether they work in a sensitive service (named on a sensitive involvement of any child): see
     # directory.permissions; searched through ix_involvement_practitioner_id
-    sa.exists().where(_I2.c.practitioner_id == _P.c.id, _I2.c.sensitive.is_(True)).correlate(_P),
+    sa.exists().where(_I2.c.practitioner_id == _P.c.id, _I2.c.sensitive == sa.true()).correlate(_P),
     _P.c.name,
     _O.c.name,
     sa.func.coalesce(_P.c.phone, _O.c.phone),

@@ -1,5 +1,6 @@
-"""notices to practitioners (a change someone else made to a CAF they hold); involvement.practitioner_id
-indexed (whether a practitioner works in a sensitive service is asked per card and search hit)
+"""notices to practitioners (a change someone else made to a CAF they hold); involvements indexed by
+practitioner and sensitivity (whether a practitioner works in a sensitive service is asked per card
+and search hit)
 
 Revision ID: 0010
 Revises: 0009
@@ -42,12 +43,14 @@ def upgrade() -> None:
     with op.batch_alter_table("notice", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_notice_practitioner_id"), ["practitioner_id"], unique=False)
     with op.batch_alter_table("involvement", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_involvement_practitioner_id"), ["practitioner_id"], unique=False)
+        batch_op.create_index(
+            "ix_involvement_practitioner_sensitive", ["practitioner_id", "sensitive"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("involvement", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_involvement_practitioner_id"))
+        batch_op.drop_index("ix_involvement_practitioner_sensitive")
     with op.batch_alter_table("notice", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notice_practitioner_id"))
     op.drop_table("notice")
