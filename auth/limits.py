@@ -24,6 +24,8 @@ Either is one round trip in autocommit (on PostgreSQL over a small pool of its o
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import re
 import sqlite3
 import threading
@@ -166,14 +168,19 @@ class SqliteLimits:
     (path None) a private in-memory database.
 
     One connection per process, taken in turn: the threads of a process hand it over through a
-    lock (at once), and only processes wait for each other on the file's lock (SQLite's busy wait
-    sleeps a millisecond or more at a time).
+    lock, and the processes of the box through a lock file beside it (`<side file>-turn`), so each
+    is woken as soon as the one before is done. SQLite's own wait for a busy file sleeps 1-100 ms
+    between tries, holding the search that waits (no CPU spent, but its answer late): with two
+    worker processes counting every search, a side-by-side run at 1,000,000 children answered 638
+    searches/s flat out without this turn-taking (the release before the shared limits: 838), and
+    702-801/s with it (README, "Measured").
     """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._turn: int | None = None  # the lock file's descriptor, opened on first use
         self._look_sql: dict[int, str] = {}
 
     @staticmethod
@@ -199,7 +206,7 @@ class SqliteLimits:
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         """This process's connection, its turn taken; SQLite's errors become LimitsUnavailable."""
-        with self._lock:
+        with self._lock, self._processes_turn():
             try:
                 conn = self._conn
                 if conn is None:
@@ -207,6 +214,23 @@ class SqliteLimits:
                 yield conn
             except sqlite3.Error as exc:
                 raise LimitsUnavailable(str(exc)) from exc
+
+    @contextlib.contextmanager
+    def _processes_turn(self) -> Iterator[None]:
+        """This process's turn at the side file among the box's processes (see the class doc)."""
+        if self.path is None:
+            yield
+            return
+        if self._turn is None:
+            try:
+                self._turn = os.open(f"{self.path}-turn", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise LimitsUnavailable(str(exc)) from exc
+        fcntl.flock(self._turn, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._turn, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -263,6 +287,9 @@ class SqliteLimits:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._turn is not None:
+                os.close(self._turn)
+                self._turn = None
 
     def sweep(self, *, slot: int, bucket: int, now: int) -> None:
         """Delete in small steps, so that no request waits long for the side file's lock."""

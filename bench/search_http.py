@@ -342,6 +342,11 @@ def main() -> None:
         help="the baseline's own copy of the database (default: --database-url), for a baseline whose "
         "schema or stored secrets this code has moved on from",
     )
+    ap.add_argument(
+        "--baseline-first",
+        action="store_true",
+        help="measure the baseline before the app (runs differ with their place: alternate it)",
+    )
     ap.add_argument("--skip", nargs="*", default=[], choices=["ceiling", "app", "dev"])
     ap.add_argument(
         "--rate",
@@ -418,14 +423,22 @@ def main() -> None:
     factory = ["--factory", "directory.app:create_app"]
     production = {**base_env, "CHILDINDEX_ENVIRONMENT": "production"}
     purpose = {"X-Purpose-Of-Use": "considering-caf"}
-    if "app" not in args.skip:
-        bearer = {"Authorization": f"Bearer {mint_token(args.database_url, production)}", **purpose}
-        run("app: search + auth + audit", factory, production, bearer)
-    if args.baseline is not None:
-        old_url = args.baseline_database_url or args.database_url
-        old_env = {**production, "CHILDINDEX_DATABASE_URL": old_url}
-        bearer = {"Authorization": f"Bearer {mint_token(old_url, old_env, cwd=args.baseline)}", **purpose}
-        run(f"baseline app ({args.baseline.name})", factory, old_env, bearer, cwd=args.baseline.resolve())
+
+    def app_run() -> None:
+        if "app" not in args.skip:
+            bearer = {"Authorization": f"Bearer {mint_token(args.database_url, production)}", **purpose}
+            run("app: search + auth + audit", factory, production, bearer)
+
+    def baseline_run() -> None:
+        if args.baseline is not None:
+            old_url = args.baseline_database_url or args.database_url
+            old_env = {**production, "CHILDINDEX_DATABASE_URL": old_url}
+            token = mint_token(old_url, old_env, cwd=args.baseline)
+            bearer = {"Authorization": f"Bearer {token}", **purpose}
+            run(f"baseline app ({args.baseline.name})", factory, old_env, bearer, cwd=args.baseline.resolve())
+
+    for one in (baseline_run, app_run) if args.baseline_first else (app_run, baseline_run):
+        one()
     if "dev" not in args.skip:
         development = {**base_env, "CHILDINDEX_ENVIRONMENT": "development"}
         dev_actor = {"X-Dev-Actor": "subject=bench; role=practitioner", **purpose}
