@@ -139,7 +139,8 @@ def own_organisations(session: Session, actor: Actor) -> set[uuid.UUID]:
     return {practitioner.organisation_id} if practitioner is not None else set()
 
 
-def _active_practitioner(session: Session, practitioner_id: uuid.UUID) -> Practitioner:
+def active_practitioner(session: Session, practitioner_id: uuid.UUID) -> Practitioner:
+    """An active practitioner by id, or NotFound saying where to pick one."""
     practitioner = repo.get(session, Practitioner, practitioner_id)
     if practitioner is None or not practitioner.active:
         raise NotFound(
@@ -169,7 +170,7 @@ def acting_practitioner(
                 f"A connected system {doing} on behalf of a practitioner of its own organisation: name them "
                 "(practitioner_id, or Flag.author over FHIR)."
             )
-        practitioner = _active_practitioner(session, named)
+        practitioner = active_practitioner(session, named)
         if practitioner.organisation_id not in own_organisations(session, actor):
             raise NotAllowed(
                 f"A connected system {doing} only on behalf of its own organisation's practitioners "
@@ -186,7 +187,7 @@ def acting_practitioner(
             "practitioner_id out; to involve a colleague, ask them to do it, or add them to the Team "
             "Around the Child."
         )
-    return _active_practitioner(session, actor.practitioner_id)
+    return active_practitioner(session, actor.practitioner_id)
 
 
 def on_behalf(actor: Actor, practitioner: Practitioner) -> dict[str, str]:
@@ -370,7 +371,7 @@ def practitioner_to_record(
             )
     if named is None:
         return None
-    practitioner = _active_practitioner(session, named)
+    practitioner = active_practitioner(session, named)
     if practitioner.organisation_id != service.organisation_id:
         raise InvalidInput(
             f"{practitioner.name} does not work for the organisation that runs {service.name}; name one of "

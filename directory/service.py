@@ -92,6 +92,7 @@ from directory.permissions import (  # re-exported: callers read the rules from 
     SHIELD_VIEWERS,
     Standing,
     acting_practitioner,
+    active_practitioner,
     ask_contact,
     caf_parties,
     caf_standing,
@@ -177,14 +178,7 @@ def _active_child(session: Session, child_id: uuid.UUID, *, for_update: bool = F
     return child
 
 
-def _practitioner(session: Session, practitioner_id: uuid.UUID) -> Practitioner:
-    practitioner = repo.get(session, Practitioner, practitioner_id)
-    if practitioner is None or not practitioner.active:
-        raise NotFound(
-            "No active practitioner has that id; pick one from /api/v1/practitioners.",
-            practitioner_id=str(practitioner_id),
-        )
-    return practitioner  # type: ignore[no-any-return]
+_practitioner = active_practitioner  # (an active practitioner by id, or NotFound)
 
 
 def _contact(session: Session, practitioner_id: uuid.UUID) -> Contact:

@@ -116,35 +116,32 @@ class SearchResponse(BaseModel):
     advice: str | None = None
 
 
+def _withheld(engine: Engine, glance: repo.Glance, fallback: str, *, shown: bool, why: str) -> Involved:
+    """A summary that names nobody and says whom to ask (`why` names it): the services involved
+    are shown as counts only when `shown`."""
+    with read_only(engine) as session:
+        child = repo.get(session, Child, glance.child_id)
+        ask = ask_contact(session, child, Contact(name=fallback)).name
+    return Involved(
+        caf_status=glance.caf_status,
+        caf_holder=None,
+        lead_professional=None,
+        lead_professional_phone=None,
+        services_involved=glance.services_involved if shown else None,
+        highest_level_of_need=glance.highest_level_of_need if shown else None,
+        ask=why.format(ask=ask),
+    )
+
+
 def _summary(engine: Engine, actor: Actor, glance: repo.Glance, fallback: str) -> Involved:
     if glance.shielded and actor.role not in SHIELD_VIEWERS:
-        with read_only(engine) as session:
-            child = repo.get(session, Child, glance.child_id)
-            ask = ask_contact(session, child, Contact(name=fallback)).name
-        return Involved(
-            caf_status=glance.caf_status,
-            caf_holder=None,
-            lead_professional=None,
-            lead_professional_phone=None,
-            services_involved=None,
-            highest_level_of_need=None,
-            ask=f"This record is shielded: ask {ask} to broker contact.",
-        )
+        why = "This record is shielded: ask {ask} to broker contact."
+        return _withheld(engine, glance, fallback, shown=False, why=why)
     holder, lead = glance.caf_holder, glance.lead
     if any(c is not None and not _may_see(actor, c) for c in (holder, lead)):
         # Whoever holds the CAF or leads works in a sensitive service: that they do would say so.
-        with read_only(engine) as session:
-            child = repo.get(session, Child, glance.child_id)
-            ask = ask_contact(session, child, Contact(name=fallback)).name
-        return Involved(
-            caf_status=glance.caf_status,
-            caf_holder=None,
-            lead_professional=None,
-            lead_professional_phone=None,
-            services_involved=glance.services_involved,
-            highest_level_of_need=glance.highest_level_of_need,
-            ask=f"A CAF is open: ask {ask} to put you in touch with whoever holds it.",
-        )
+        why = "A CAF is open: ask {ask} to put you in touch with whoever holds it."
+        return _withheld(engine, glance, fallback, shown=True, why=why)
     return Involved(
         caf_status=glance.caf_status,
         caf_holder=f"{holder.name}, {holder.organisation}" if holder else None,
