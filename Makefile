@@ -17,8 +17,8 @@ install:  ## Install uv (if missing) and every pinned dependency from uv.lock
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
 	@$(UV) sync --frozen --quiet
 
-web:  ## Build the pages' static assets (GOV.UK Frontend from npm) into directory/web/static
-	@cd directory/web/frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+web:  ## Build the pages' static assets (GOV.UK Frontend from npm) into childindex/web/static
+	@cd childindex/web/frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
 demo: install web  ## Start the service on the embedded default (SQLite) with demo data
 	@$(UV) run childindex demo

@@ -15,7 +15,7 @@ from auth.grant_rules import GrantRules
 from auth.grants import LiveGrant
 from auth.models import AccessGrant, GrantStatus
 from auth.policy import ADMINS
-from directory.api.deps import SessionDep, UnitOfWorkRoute
+from directory.http.deps import SessionDep, UnitOfWorkRoute
 from directory.models import Actor, Role
 
 router = APIRouter(prefix="/api/v1/grants", tags=["grants"], route_class=UnitOfWorkRoute)

@@ -1,6 +1,6 @@
 """The resource server's FastAPI side: who is calling, with which grant, allowed by which policy.
 
-`actor_resolver` is installed as `app.state.actor_resolver`; `directory.api.deps.current_actor`
+`actor_resolver` is installed as `app.state.actor_resolver`; `directory.http.deps.current_actor`
 calls it for every protected route. It validates the bearer token, loads the subject's current
 access grant, applies the route's policy (scopes, roles, rate limit) and the purpose of use (one
 the role may give: auth/purposes.py), and audits every refusal (outcome "denied") in a
@@ -34,14 +34,14 @@ from auth.purposes import check_purpose
 from auth.ratelimit import SubjectLimiter, TrawlAlert
 from auth.tokens import TokenInfo, TokenValidator
 from directory import audit
-from directory.api.deps import (
+from directory.db import driver_reader, read_only
+from directory.http.deps import (
     DEV_ACTOR_HEADER,
     PURPOSE_HEADER,
     current_actor,
     parse_dev_actor,
     parse_purpose,
 )
-from directory.db import driver_reader, read_only
 from directory.models import Actor, Practitioner, Role, utcnow
 
 SHIELD_OVERRIDE_HEADER = "X-Shield-Override-Reason"

@@ -2,7 +2,7 @@
 
 The server decides what a page says; a `SignInPages` decides how it looks. `PlainPages` is the
 self-contained fallback (no stylesheet, nothing to load). The app installs the pages' GOV.UK
-layout in its place (directory/web/oauth_pages.py), so the sign-in looks like the rest of the service.
+layout in its place (childindex/web/oauth_pages.py), so the sign-in looks like the rest of the service.
 """
 
 from __future__ import annotations

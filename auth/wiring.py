@@ -18,7 +18,7 @@ from auth.keys import KeyStore
 from auth.limits import limit_store
 from auth.ratelimit import SubjectLimiter
 from auth.tokens import TokenValidator
-from directory.api.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, problem
+from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, problem
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
 

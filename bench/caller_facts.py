@@ -25,8 +25,8 @@ from sqlmodel import SQLModel
 
 from auth.grants import caller_facts
 from auth.models import AccessGrant, LocalUser, OAuthClient, RefreshToken, SubjectKind
+from childindex.migrations import upgrade
 from directory.db import driver_reader, make_engine
-from directory.migrations import upgrade
 from directory.models import Organisation, Practitioner, utcnow
 
 

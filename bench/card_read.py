@@ -55,8 +55,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
-    from directory.keys import install_when_needed
-    from directory.settings import Settings
+    from childindex.keys import install_when_needed
+    from childindex.settings import Settings
 
     install_when_needed(Settings)
     url = f"sqlite:///{args.db}"
@@ -88,8 +88,8 @@ def main() -> None:
     if args.http:
         from fastapi.testclient import TestClient
 
-        from directory.app import create_app
-        from directory.settings import Settings
+        from childindex.app import create_app
+        from childindex.settings import Settings
 
         # One bench subject reads everything: lift the per-subject limit and the trawling alert.
         settings = Settings(

@@ -27,11 +27,12 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from auth.models import SubjectKind  # noqa: E402
+from childindex.app import create_app  # noqa: E402
+from childindex.migrations import upgrade  # noqa: E402
+from childindex.settings import Settings  # noqa: E402
 from directory import service  # noqa: E402
-from directory.app import create_app  # noqa: E402
 from directory.db import make_engine, unit_of_work  # noqa: E402
 from directory.identifiers import nhs_check_digit  # noqa: E402
-from directory.migrations import upgrade  # noqa: E402
 from directory.models import (  # noqa: E402
     Actor,
     CafSignal,
@@ -43,7 +44,6 @@ from directory.models import (  # noqa: E402
     Service,
     utcnow,
 )
-from directory.settings import Settings  # noqa: E402
 
 GIVEN = [
     "Olivia",
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
-    from directory.keys import install_when_needed
+    from childindex.keys import install_when_needed
 
     install_when_needed(Settings)
     rng = random.Random(args.seed)

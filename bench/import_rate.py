@@ -17,12 +17,12 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from childindex.demo.seed import seed
+from childindex.demo.vocabulary import HERITAGES, INWARD_LETTERS, STREETS
 from directory.db import make_engine
 from directory.identifiers import nhs_check_digit, upn_check_letter
 from directory.importer import CSV_COLUMNS, NHS_SYSTEM_URI, UPN_SYSTEM_URI, import_files
 from directory.models import Actor, Role
-from directory.seed import seed
-from directory.seed_vocabulary import HERITAGES, INWARD_LETTERS, STREETS
 
 ACTOR = Actor(subject="bench:import", role=Role.DIRECTORY_ADMIN)
 
@@ -124,8 +124,8 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/childindex-import-bench"))
     args = parser.parse_args()
     # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
-    from directory.keys import install_when_needed
-    from directory.settings import Settings
+    from childindex.keys import install_when_needed
+    from childindex.settings import Settings
 
     install_when_needed(Settings)
     args.dir.mkdir(parents=True, exist_ok=True)

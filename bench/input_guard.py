@@ -20,7 +20,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from directory.api.guard import InputGuard, Refusal
+from childindex.guard import InputGuard, Refusal
 
 SEARCH = json.dumps(
     {"given": "Olivia", "family": "Smith", "birth_date": "2015-03-01", "postcode": "OX4 1AB", "limit": 10}

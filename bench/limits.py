@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from auth.limits import limit_store
 from auth.ratelimit import SubjectLimiter
+from childindex.migrations import upgrade
 from directory.db import make_engine
-from directory.migrations import upgrade
 
 
 def timed(label: str, n: int, one: Callable[[int], object]) -> None:

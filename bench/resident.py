@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=0, help="then change this many children (writes!)")
     args = parser.parse_args()
     # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
-    from directory.keys import install_when_needed
-    from directory.settings import Settings
+    from childindex.keys import install_when_needed
+    from childindex.settings import Settings
 
     install_when_needed(Settings)
 

@@ -295,9 +295,9 @@ def mint_token(database_url: str, env: dict[str, str], cwd: Path | None = None) 
     from auth.keys import KeyStore
     from auth.models import SubjectKind
     from auth.tokens import issue_access_token
+    from childindex.settings import Settings
     from directory.db import make_engine, unit_of_work
     from directory.models import Role
-    from directory.settings import Settings
     from tests.fixtures.auth_builders import make_grant
 
     settings = Settings()
@@ -357,8 +357,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
-    from directory.keys import install_when_needed
-    from directory.settings import Settings
+    from childindex.keys import install_when_needed
+    from childindex.settings import Settings
 
     install_when_needed(Settings)
     if shutil.which("wrk") is None:
@@ -420,7 +420,7 @@ def main() -> None:
 
     if "ceiling" not in args.skip:
         run("ceiling (minimal FastAPI)", ["bench.ceiling:app"], base_env, {})
-    factory = ["--factory", "directory.app:create_app"]
+    factory = ["--factory", "childindex.app:create_app"]
     production = {**base_env, "CHILDINDEX_ENVIRONMENT": "production"}
     purpose = {"X-Purpose-Of-Use": "considering-caf"}
 

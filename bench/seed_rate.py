@@ -12,9 +12,9 @@ import platform
 import time
 from pathlib import Path
 
+from childindex.demo.seed import seed
 from directory.db import make_engine
 from directory.models import Actor, Role
-from directory.seed import seed
 
 
 def main() -> None:
@@ -27,8 +27,8 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true", help="generate in this process")
     args = parser.parse_args()
     # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
-    from directory.keys import install_when_needed
-    from directory.settings import Settings
+    from childindex.keys import install_when_needed
+    from childindex.settings import Settings
 
     install_when_needed(Settings)
     if args.url:

@@ -24,9 +24,9 @@ from auth.deps import count_read, note_looks
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYPES, smart_hint, smart_scopes
 from directory import audit, service
 from directory import repository as drepo
-from directory.api.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.bounds import DATE_RANGE, date_in_bounds
 from directory.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from directory.http.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.identifiers import normalise_identifier
 from directory.models import (
     Actor,

@@ -15,8 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from auth.errors import AuthRefused
-from directory.api.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS
 from directory.errors import DomainError
+from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS
 from interop.api import build_router
 from interop.outcome import FhirError, error_response, for_http, from_domain
 

@@ -18,10 +18,10 @@ from sqlmodel import Session
 
 from directory import audit
 from directory import repository as repo
-from directory.api.deps import CurrentActor, audit_refusal, count_looks
 from directory.bounds import bounded
 from directory.db import driver_reader, read_only
 from directory.errors import DomainError, InvalidInput, NotAllowed
+from directory.http.deps import CurrentActor, audit_refusal, count_looks
 from directory.models import Actor, Child, Contact, Role
 from directory.service import SHIELD_VIEWERS, age_on, ask_contact, may_see_practitioner
 from search.matching import MatchingEngine, validate_criteria

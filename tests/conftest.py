@@ -18,11 +18,12 @@ from sqlmodel import Session, SQLModel
 
 from auth.deps import AuthState
 from auth.limits import metadata as limits_metadata
-from directory import keyfile, keys
-from directory.app import create_app
+from childindex import keys
+from childindex.app import create_app
+from childindex.migrations import upgrade
+from childindex.settings import Settings
+from directory import keyfile
 from directory.db import make_engine
-from directory.migrations import upgrade
-from directory.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("CHILDINDEX_TEST_POSTGRES_URL")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from directory.settings import Settings
+from childindex.settings import Settings
 
 ISSUER = "http://testserver"
 

@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from auth import registry
 from auth.deps import AuthState
 from auth.models import SubjectKind
+from childindex.app import create_app
+from childindex.cli import app as cli
+from childindex.settings import Settings
 from directory import service
-from directory.app import create_app
-from directory.cli import app as cli
 from directory.db import unit_of_work
 from directory.models import ConsentCreate, InvolvementCreate, Role
-from directory.settings import Settings
 from tests.auth.conftest import ISSUER
 from tests.auth.test_flows import basic, refresh, tokens_for_hannah
 from tests.auth.test_upstream import IDP, idp  # noqa: F401  (the simulated provider fixture)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from auth.demo import create_demo_accounts
 from auth.models import LocalUser
-from directory.cli import app as cli
+from childindex.cli import app as cli
 from directory.db import unit_of_work
 from directory.models import Practitioner
 from tests.fixtures.auth_builders import make_grant

@@ -42,7 +42,7 @@ def served(engine: Engine, tmp_path: Path) -> Iterator[str]:
         "CHILDINDEX_REQUEST_THREADS": "64",
         "CHILDINDEX_LOG_LEVEL": "warning",
     }
-    cli = [sys.executable, "-c", "from directory.cli import main; main()", "serve", "--workers", "2"]
+    cli = [sys.executable, "-c", "from childindex.cli import main; main()", "serve", "--workers", "2"]
     proc = subprocess.Popen(cli, env=env, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

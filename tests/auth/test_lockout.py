@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 
 from auth.lockout import LOCK_AFTER, MANY_SOURCES
 from auth.source import parse_proxies, source_address
-from directory.app import create_app
-from directory.settings import Settings
+from childindex.app import create_app
+from childindex.settings import Settings
 from tests.auth.conftest import ISSUER
 from tests.auth.test_flows import REDIRECT, practitioner_app
 from tests.fixtures.auth_builders import PASSWORD

@@ -9,9 +9,9 @@ from sqlalchemy.engine import Engine
 
 from auth.deps import CurrentActor
 from auth.policy import PUBLIC, Policy, all_routes, declared_policy
-from directory.api.deps import current_actor
-from directory.app import create_app
-from directory.settings import Settings
+from childindex.app import create_app
+from childindex.settings import Settings
+from directory.http.deps import current_actor
 from tests.conftest import count
 
 

@@ -18,9 +18,9 @@ from auth.deps import AuthState
 from auth.errors import AuthRefused
 from auth.limits import PostgresLimits, SqliteLimits, limit_store
 from auth.ratelimit import SubjectLimiter
-from directory.app import create_app
+from childindex.app import create_app
+from childindex.settings import Settings
 from directory.db import make_engine, unit_of_work
-from directory.settings import Settings
 from tests.auth.conftest import ISSUER
 from tests.fixtures.auth_builders import bearer, make_grant, token_for
 from tests.fixtures.builders import make_child

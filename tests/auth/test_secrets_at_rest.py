@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from auth import keys as signing_keys
 from auth.models import LocalUser, SigningKey
 from auth.users import sign_in
-from directory import keyfile, keys, sealed
-from directory.cli import app as cli
+from childindex import keys
+from childindex.cli import app as cli
+from directory import keyfile, sealed
 from directory.db import unit_of_work
 from directory.models import AuditEvent, Notification, Subscription
 from interop import notify

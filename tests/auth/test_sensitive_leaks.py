@@ -245,7 +245,7 @@ def test_withdrawn_consent_hides_it_from_everyone_and_the_nurse_stays_unnamed(
 
 def test_the_pages_show_nothing_of_it_either(engine: Engine, sensitive: Sensitive) -> None:
     """The card page renders the same card: checked through a signed-in browser session."""
-    from directory.app import create_app
+    from childindex.app import create_app
     from tests.auth.conftest import ISSUER
     from tests.fixtures.auth_builders import make_user
     from tests.web.world import World, page_client, sign_in, web_settings

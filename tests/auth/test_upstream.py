@@ -17,9 +17,9 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy.engine import Engine
 
-from directory.app import create_app
+from childindex.app import create_app
+from childindex.settings import Settings
 from directory.db import unit_of_work
-from directory.settings import Settings
 from tests.auth.conftest import ISSUER
 from tests.fixtures.auth_builders import bearer, make_client, make_grant
 

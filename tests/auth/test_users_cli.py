@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from auth.models import LocalUser
 from auth.users import SignInFailed, sign_in
-from directory.cli import app as cli
+from childindex.cli import app as cli
 from directory.db import unit_of_work
 from directory.models import utcnow
 

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from childindex.migrations import upgrade
 from directory.db import make_engine
-from directory.migrations import upgrade
 from directory.models import Actor, Role
 
 POSTGRES_URL = os.environ.get("CHILDINDEX_TEST_POSTGRES_URL")

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from directory.app import create_app
+from childindex.app import create_app
+from childindex.settings import Settings
 from directory.db import unit_of_work
-from directory.settings import Settings
 from tests.conftest import count
 from tests.fixtures.builders import make_locality, make_org, make_practitioner, make_service, next_nhs_number
 

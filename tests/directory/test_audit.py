@@ -8,8 +8,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from childindex.cli import app as cli
 from directory import audit
-from directory.cli import app as cli
 from directory.models import Role
 from tests.fixtures.builders import actor, make_child
 
@@ -189,9 +189,10 @@ _WRITER = """
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from sqlmodel import Session
-from directory import audit, keys
+from directory import audit
+from childindex import keys
 from directory.db import make_engine
-from directory.settings import Settings
+from childindex.settings import Settings
 from tests.fixtures.builders import actor
 
 keys.install(Settings())  # (the key files the test run named in the environment)

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from childindex.cli import app as cli
 from directory import audit, keyfile
-from directory.cli import app as cli
 from directory.keyfile import KeyRing
 from directory.models import AuditEvent, AuditHead, AuditSubject, utcnow
 from tests.fixtures.builders import actor

@@ -34,10 +34,10 @@ from auth.grants import ROLE_SCOPES
 from auth.keys import KeyStore
 from auth.models import SubjectKind
 from auth.tokens import issue_access_token
+from childindex.settings import Settings
 from directory import service
 from directory.db import unit_of_work
 from directory.models import ChildCreate, Role
-from directory.settings import Settings
 from tests.fixtures.auth_builders import make_grant
 from tests.fixtures.builders import actor, child_create, make_org, make_practitioner, make_service
 
@@ -137,7 +137,7 @@ def served(engine: Engine, tmp_path: Path) -> Iterator[World]:
         }
     )
     log = (tmp_path / "serve.log").open("wb")
-    cli = [sys.executable, "-c", "from directory.cli import main; main()", "serve"]
+    cli = [sys.executable, "-c", "from childindex.cli import main; main()", "serve"]
     proc = subprocess.Popen(cli, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60

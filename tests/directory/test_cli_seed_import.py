@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from directory.cli import app
+from childindex.cli import app
 from directory.db import make_engine
 from tests.directory.seed_fixtures import scalar
 from tests.directory.test_importer import BAD_NHS, GOOD_1, GOOD_2, write_csv

@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from childindex.demo.seed import seed
 from directory.identifiers import nhs_check_digit, upn_check_letter
 from directory.importer import (
     NHS_SYSTEM_URI,
@@ -16,7 +17,6 @@ from directory.importer import (
     UPN_SYSTEM_URI,
     import_files,
 )
-from directory.seed import seed
 from tests.directory.seed_fixtures import (  # noqa: F401  (fixtures)
     ACTOR,
     db,

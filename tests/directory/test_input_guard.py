@@ -12,9 +12,9 @@ from sqlalchemy.engine import Engine
 
 from auth.deps import AuthState
 from auth.models import SubjectKind
+from childindex.settings import Settings
 from directory.db import unit_of_work
 from directory.models import Role
-from directory.settings import Settings
 from tests.conftest import count
 from tests.fixtures.auth_builders import make_grant, token_for
 from tests.fixtures.builders import make_child
@@ -138,7 +138,7 @@ def test_ordinary_fhir_nesting_passes_the_guard(api: TestClient, system: dict[st
 
 def test_the_depth_scan() -> None:
     """Exact on real nesting, blind to brackets and escaped quotes inside strings, and fast."""
-    from directory.api.guard import json_too_deep
+    from childindex.guard import json_too_deep
 
     assert not json_too_deep(b'{"a": [1, 2, {"b": "[[[[[[[["}]}', 3)
     assert json_too_deep(b'{"a": [[[1]]]}', 3)
@@ -171,7 +171,7 @@ def test_nul_characters_are_refused_on_every_surface(
     created = api.post("/api/v1/children", json=child, headers=practitioner)
     assert created.status_code == 400 and "NUL" in created.json()["detail"], created.text
     assert count(engine, "child") == 0
-    from directory.api.guard import has_nul
+    from childindex.guard import has_nul
 
     assert not has_nul(b'{"a": "\\\\u0000"}', json=True)  # a backslash, then the text u0000
 
@@ -240,7 +240,7 @@ def test_a_value_the_database_cannot_hold_is_a_4xx_on_each_surface(
     from fastapi import FastAPI
     from sqlalchemy.exc import DataError
 
-    from directory.app import create_app
+    from childindex.app import create_app
 
     app: FastAPI = create_app(prod_settings, engine=engine)
 

@@ -18,13 +18,14 @@ from typer.testing import CliRunner
 
 from auth.models import LocalUser
 from auth.users import create_user
-from directory import audit, keyfile, keys
-from directory.app import create_app
-from directory.cli import app as cli
+from childindex import keys
+from childindex.app import create_app
+from childindex.cli import app as cli
+from childindex.migrations import upgrade
+from childindex.settings import Settings
+from directory import audit, keyfile
 from directory.db import make_engine, unit_of_work
-from directory.migrations import upgrade
 from directory.models import AuditEvent, AuditHead, Subscription, utcnow
-from directory.settings import Settings
 from tests.conftest import POSTGRES_URL, need_service
 from tests.fixtures.keys import restore_run_keys
 

@@ -62,7 +62,7 @@ def test_cli_configures_from_csv(engine, tmp_path, monkeypatch) -> None:  # type
 
     from typer.testing import CliRunner
 
-    from directory.cli import app
+    from childindex.cli import app
 
     monkeypatch.setenv("CHILDINDEX_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     example = Path(__file__).resolve().parents[2] / "deploy" / "localities.example.csv"

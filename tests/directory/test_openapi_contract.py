@@ -33,8 +33,9 @@ from schemathesis.config import SchemathesisConfig
 from sqlalchemy.engine import Engine
 
 from auth.models import SubjectKind
+from childindex.app import create_app
+from childindex.settings import Settings
 from directory import service
-from directory.app import create_app
 from directory.db import make_engine, unit_of_work
 from directory.models import (
     CafSignal,
@@ -47,7 +48,6 @@ from directory.models import (
     TacUpdate,
     utcnow,
 )
-from directory.settings import Settings
 from interop import systems as S
 from tests.conftest import _truncate_all
 from tests.fixtures.auth_builders import make_client, make_grant, make_user, token_for

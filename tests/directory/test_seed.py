@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from childindex.demo.seed import SeedError, seed
 from directory import audit
 from directory import repository as repo
 from directory.identifiers import is_valid_nhs_number, is_valid_upn, normalise_postcode
-from directory.seed import SeedError, seed
 from directory.service import validate_birth
 from tests.directory.seed_fixtures import (  # noqa: F401  (fixtures)
     ACTOR,

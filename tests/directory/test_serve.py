@@ -44,7 +44,7 @@ def test_two_workers_answer_and_one_indexer_keeps_search_current(tmp_path: Path)
         "CHILDINDEX_INDEXER_INTERVAL_SECONDS": "0.2",
         "CHILDINDEX_LOG_LEVEL": "warning",
     }
-    cli = [sys.executable, "-c", "from directory.cli import main; main()", "serve", "--workers", "2"]
+    cli = [sys.executable, "-c", "from childindex.cli import main; main()", "serve", "--workers", "2"]
     proc = subprocess.Popen(cli, env=env, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -91,8 +91,8 @@ def test_a_process_works_on_at_most_request_threads_requests_at_once(tmp_path: P
     import anyio.to_thread
     from fastapi.testclient import TestClient
 
-    from directory.app import create_app
-    from directory.settings import Settings
+    from childindex.app import create_app
+    from childindex.settings import Settings
 
     async def tokens() -> float:
         return anyio.to_thread.current_default_thread_limiter().total_tokens
@@ -110,8 +110,8 @@ def test_a_serving_process_keeps_its_startup_heap_out_of_the_collectors_way(tmp_
 
     from fastapi.testclient import TestClient
 
-    from directory.app import create_app
-    from directory.settings import Settings
+    from childindex.app import create_app
+    from childindex.settings import Settings
 
     gc.unfreeze()
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'heap.db'}", search_resident=False)

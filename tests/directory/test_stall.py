@@ -28,12 +28,12 @@ from sqlmodel import Session
 
 from auth.models import SubjectKind
 from auth.policy import all_routes
+from childindex.app import create_app
+from childindex.settings import Settings
 from directory import service
-from directory.api.deps import UnitOfWorkRoute, get_session
-from directory.app import create_app
 from directory.db import Limits, make_engine, pool_sizes, reader, unit_of_work
+from directory.http.deps import UnitOfWorkRoute, get_session
 from directory.models import CafSignal, Role, utcnow
-from directory.settings import Settings
 from directory.sqlite_turns import WriteTurns
 from tests.conftest import count
 from tests.directory.test_burst import _signal_body

@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 
 from auth.deps import AuthState
 from auth.models import SubjectKind
+from childindex.settings import Settings
 from directory import service
 from directory.db import unit_of_work
 from directory.models import CafSignal, ConsentCreate, InvolvementCreate, Role, ServiceLocality, utcnow
-from directory.settings import Settings
 from tests.fixtures.auth_builders import make_grant, token_for
 from tests.fixtures.builders import (
     actor,

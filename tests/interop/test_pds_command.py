@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from directory.cli import app as cli
+from childindex.cli import app as cli
 from directory.db import unit_of_work
 from interop import notify
 from tests.fixtures.builders import make_child

@@ -10,8 +10,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from childindex.cli import app as cli
 from directory import service
-from directory.cli import app as cli
 from directory.models import Role, ShieldSet
 from search.embedded import EmbeddedBackend
 from search.indexer import drain, pending

@@ -339,9 +339,9 @@ def test_writers_of_the_log_take_turns_on_postgres(make_person: PersonBuilder) -
 def test_the_app_starts_the_copy_when_the_setting_is_on(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from directory.app import create_app
+    from childindex.app import create_app
+    from childindex.settings import Settings
     from directory.db import create_schema, make_engine
-    from directory.settings import Settings
 
     engine = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
     create_schema(engine)

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from directory.app import create_app
+from childindex.app import create_app
 from tests.web.world import World, build_world, page_client, web_settings
 
 ISSUER = "http://testserver"

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 import uvicorn
 from playwright.sync_api import expect
 
-from directory.app import create_app
+from childindex.app import create_app
+from childindex.migrations import upgrade
 from directory.db import make_engine
-from directory.migrations import upgrade
 from directory.models import utcnow
 from tests.conftest import IN_CI
 from tests.fixtures.auth_builders import PASSWORD

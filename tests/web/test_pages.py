@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 from sqlalchemy.engine import Engine
 
-from directory.app import create_app
+from childindex.app import create_app
+from childindex.web.session import CSP
 from directory.models import utcnow
-from directory.web.session import CSP
 from tests.conftest import count
 from tests.web.world import World, csrf_of, page_client, sign_in, web_settings
 from tests.web.world import _hidden_inputs as _hidden

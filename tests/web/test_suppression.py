@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from directory.web.localities import Figure, LocalityStats, publish, suppress_row
+from childindex.web.localities import Figure, LocalityStats, publish, suppress_row
 
 
 def shown(row: dict[str, Figure]) -> dict[str, object]:

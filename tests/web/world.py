@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from auth.models import LocalUser
+from childindex.settings import Settings
 from directory import service
 from directory.models import InvolvementCreate, Role, ShieldSet
-from directory.settings import Settings
 from search.indexer import drain
 from tests.fixtures.auth_builders import PASSWORD, make_grant, make_user
 from tests.fixtures.builders import (

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 
 from auth import openapi as oauth_doc
 from auth.policy import FHIR_CHILD_TYPES, Policy, all_routes, declared_policy
-from directory.api.deps import PURPOSE_HEADER
-from directory.api.problems import PROBLEM, PROBLEM_SCHEMA
+from directory.http.deps import PURPOSE_HEADER
+from directory.http.problems import PROBLEM, PROBLEM_SCHEMA
 from directory.models import Purpose
 from interop import openapi as fhir_doc
 from interop.systems import FHIR_JSON

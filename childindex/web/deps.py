@@ -15,9 +15,9 @@ from sqlmodel import Session
 
 from auth.deps import RequireScope
 from auth.policy import ADMINS, LOG_READERS, PRACTICE
-from directory.api.deps import request_transaction
+from childindex.web.session import WebSession, csrf_ok
+from directory.http.deps import request_transaction
 from directory.models import Actor, Contact, Role
-from directory.web.session import WebSession, csrf_ok
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))

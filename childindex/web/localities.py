@@ -11,9 +11,9 @@ from datetime import date
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from childindex.web.deps import LocalityTeam, render, unit_of_work
 from directory import audit
 from directory import repository as repo
-from directory.web.deps import LocalityTeam, render, unit_of_work
 
 router = APIRouter(include_in_schema=False)
 LEVELS = {1: "1: universal", 2: "2: additional", 3: "3: complex", 4: "4: acute or statutory"}

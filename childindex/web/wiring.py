@@ -12,12 +12,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.errors import AuthRefused
-from directory.api.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, status_for
+from childindex.web import admin, audit_pages, localities, notices, practice, register, signin
+from childindex.web.deps import HERE, render, web_session
+from childindex.web.oauth_pages import GovukSignInPages
+from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError
-from directory.web import admin, audit_pages, localities, notices, practice, register, signin
-from directory.web.deps import HERE, render, web_session
-from directory.web.oauth_pages import GovukSignInPages
-from directory.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
+from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, status_for
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from auth.registry import ensure_public_client
-from directory.api.deps import actor_of
+from childindex.web.deps import check_csrf, render, web_session
+from childindex.web.session import Sealer, TokenClient, session_from_tokens
+from directory.http.deps import actor_of
 from directory.models import Role
-from directory.web.deps import check_csrf, render, web_session
-from directory.web.session import Sealer, TokenClient, session_from_tokens
 
 router = APIRouter(include_in_schema=False)
 WEB_SCOPES = ("directory.search", "directory.write", "grants.admin", "audit.read")

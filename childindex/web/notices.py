@@ -7,11 +7,11 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from childindex.web.deps import Practice, check_csrf, flash, render, unit_of_work
+from childindex.web.forms import FormData
 from directory import notices
 from directory.errors import DomainError, NotFound
 from directory.models import utcnow
-from directory.web.deps import Practice, check_csrf, flash, render, unit_of_work
-from directory.web.forms import FormData
 
 router = APIRouter(include_in_schema=False)
 

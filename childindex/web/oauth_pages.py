@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from auth.pages import SignInForm
-from directory.web.deps import templates
-from directory.web.session import CSP
+from childindex.web.deps import templates
+from childindex.web.session import CSP
 
 
 class GovukSignInPages:

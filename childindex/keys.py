@@ -25,10 +25,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 import auth.models  # noqa: F401  (registers the tables whose columns are sealed)
+from childindex.settings import Settings
 from directory import audit, keyfile, sealed
 from directory.keyfile import KeyFileError, KeyRing, Purpose
 from directory.models import Actor
-from directory.settings import Settings
 
 log = logging.getLogger("childindex.keys")
 

@@ -12,13 +12,13 @@ from rich.console import Console
 from sqlmodel import col, select
 
 from auth import lockout
-from auth.cli import _database_url, _operator
 from auth.grant_rules import check_subject
 from auth.models import LocalUser, RefreshToken, SubjectKind
 from auth.users import create_user, provisioning_uri
+from childindex.cli.grants import _database_url, _operator
+from childindex.migrations import upgrade
 from directory import audit
 from directory.db import make_engine, unit_of_work
-from directory.migrations import upgrade
 from directory.models import utcnow
 
 app = typer.Typer(

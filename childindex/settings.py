@@ -198,7 +198,7 @@ class Settings(BaseSettings):
         "service. Only a request arriving from one of them has its X-Forwarded-For believed, to find "
         "the address sign-in failures are counted against; empty: the connection's own address.",
     )
-    # --- directory/web/: the pages under /
+    # --- childindex/web/: the pages under /
     web_client_id: str = Field(
         default="childindex-web",
         description="The pages sign people in as this OAuth client of the built-in authorization server.",

@@ -26,11 +26,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+from childindex.demo.vocabulary import (
+    EARLY_YEARS_PATTERNS,
+    GP_PATTERNS,
+    HERITAGES,
+    INWARD_LETTERS,
+    LOCALITIES,
+    NICKNAMES,
+    SCHOOL_PATTERNS,
+    SECONDARY_PATTERNS,
+    SECTOR_OVERRIDES,
+    SPELLINGS,
+    STREETS,
+)
+from childindex.migrations import upgrade
 from directory import audit
 from directory.bulk import BulkWriter, Prepared, loading, prepare
 from directory.db import unit_of_work
 from directory.identifiers import nhs_check_digit, upn_check_letter
-from directory.migrations import upgrade
 from directory.models import (
     Actor,
     Assessment,
@@ -51,19 +64,6 @@ from directory.models import (
     Tac,
     TacMember,
     utcnow,
-)
-from directory.seed_vocabulary import (
-    EARLY_YEARS_PATTERNS,
-    GP_PATTERNS,
-    HERITAGES,
-    INWARD_LETTERS,
-    LOCALITIES,
-    NICKNAMES,
-    SCHOOL_PATTERNS,
-    SECONDARY_PATTERNS,
-    SECTOR_OVERRIDES,
-    SPELLINGS,
-    STREETS,
 )
 from directory.service import age_on, oldest_birth_date_in_range
 

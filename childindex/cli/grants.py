@@ -32,7 +32,7 @@ console = Console()
 
 
 def _database_url() -> str:
-    from directory.settings import Settings  # the CLI is allowed to read settings
+    from childindex.settings import Settings  # the CLI is allowed to read settings
 
     return Settings().database_url
 
@@ -47,13 +47,13 @@ def _operator() -> Actor:
 
 
 def _authority() -> str:
-    from directory.settings import Settings
+    from childindex.settings import Settings
 
     return Settings().authority_name
 
 
 def _rules() -> GrantRules:
-    from directory.settings import Settings
+    from childindex.settings import Settings
 
     return GrantRules.of(Settings())
 

@@ -18,6 +18,18 @@ from sqlmodel import Session
 from auth.deps import RequireScope, note_looks
 from auth.policy import PRACTICE
 from auth.purposes import allowed_purposes, check_purpose
+from childindex.web.deps import (
+    LogReader,
+    Practice,
+    Reader,
+    check_csrf,
+    fallback_team,
+    flash,
+    render,
+    unit_of_work,
+    web_session,
+)
+from childindex.web.forms import FormData, FormErrors, M, build, date_field, many, text
 from directory import notices, service
 from directory import repository as repo
 from directory.errors import CafAlreadyOpen, DomainError, InvalidInput, NotAllowed, NotFound
@@ -51,18 +63,6 @@ from directory.models import (
     utcnow,
 )
 from directory.service import ACCESS_LOG_READERS, SHIELD_SETTERS
-from directory.web.deps import (
-    LogReader,
-    Practice,
-    Reader,
-    check_csrf,
-    fallback_team,
-    flash,
-    render,
-    unit_of_work,
-    web_session,
-)
-from directory.web.forms import FormData, FormErrors, M, build, date_field, many, text
 from search.api import SearchCriteria, run_search
 
 router = APIRouter(include_in_schema=False)

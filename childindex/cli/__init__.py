@@ -26,15 +26,16 @@ from rich.progress import (
 )
 from sqlalchemy.engine import Engine
 
-from auth.cli import app as grants_app
-from auth.users_cli import app as users_app
-from directory import audit, keys, service
+from childindex import keys
+from childindex.cli.grants import app as grants_app
+from childindex.cli.key_commands import audit_app, keys_app, secrets_app
+from childindex.cli.pds import notifications_app, pds_app
+from childindex.cli.users import app as users_app
+from childindex.migrations import upgrade
+from childindex.settings import Settings
+from directory import audit, service
 from directory.db import make_engine, unit_of_work
-from directory.keys_cli import audit_app, keys_app, secrets_app
-from directory.migrations import upgrade
 from directory.models import Actor, Assessment, Child, Purpose, Role, utcnow
-from directory.settings import Settings
-from interop.cli import notifications_app, pds_app
 
 if TYPE_CHECKING:
     from interop.notify import NotificationWorker
@@ -109,7 +110,7 @@ def serve(
 def _serve(settings: Settings, *, host: str | None, port: int | None, workers: int = 1) -> None:
     import uvicorn
 
-    from directory.app import create_app, serving_limits
+    from childindex.app import create_app, serving_limits
 
     engine = make_engine(settings.database_url, limits=serving_limits(settings))
 
@@ -133,14 +134,14 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
     jobs = _background_jobs(settings, engine)
     try:
-        uvicorn.run("directory.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
+        uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
     finally:
         for job in jobs:
             job.stop()
 
 
 def _background_jobs(settings: Settings, engine: Engine) -> list[BackgroundIndexer | NotificationWorker]:
-    from directory.app import build_search_backend
+    from childindex.app import build_search_backend
     from interop.notify import NotificationWorker
     from search.indexer import BackgroundIndexer
 
@@ -194,8 +195,8 @@ def seed_command(
     ] = None,
 ) -> None:
     """Load a synthetic county (Demoshire) with N children into an empty database."""
-    from directory.seed import SeedError, is_empty
-    from directory.seed import seed as run_seed
+    from childindex.demo.seed import SeedError, is_empty
+    from childindex.demo.seed import seed as run_seed
 
     engine = make_engine(_database_url(database_url))
     upgrade(engine)
@@ -307,8 +308,8 @@ def demo(
     children: Annotated[int, typer.Option(help="Children to seed into an empty database")] = 2000,
 ) -> None:
     """Seed a small synthetic county if the database is empty, then serve it in development mode."""
-    from directory.seed import is_empty
-    from directory.seed import seed as run_seed
+    from childindex.demo.seed import is_empty
+    from childindex.demo.seed import seed as run_seed
 
     # The demo accepts the development actor header; it is never a production setting.
     os.environ["CHILDINDEX_ENVIRONMENT"] = "development"
@@ -454,7 +455,7 @@ def reindex(
     import sqlalchemy as sa
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from directory.app import build_search_backend
+    from childindex.app import build_search_backend
     from directory.models import Outbox
     from search.indexer import drain
     from search.projection import all_children, count_active
@@ -504,7 +505,7 @@ def reindex(
 @app.command("index")
 def index_pending() -> None:
     """Apply pending directory changes (the outbox) to the search index once, then exit."""
-    from directory.app import build_search_backend
+    from childindex.app import build_search_backend
     from search.indexer import drain
 
     settings = Settings()

@@ -20,14 +20,14 @@ from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.wiring import install as install_auth
-from directory import keys
-from directory.api import problems
-from directory.api.guard import InputGuard, Refusal
-from directory.api.routes import router as api_router
+from childindex import keys
+from childindex.api import router as api_router
+from childindex.guard import InputGuard, Refusal
+from childindex.openapi import install as install_openapi
+from childindex.settings import Settings
+from childindex.web.wiring import install as install_web
 from directory.db import Limits, make_engine
-from directory.openapi import install as install_openapi
-from directory.settings import Settings
-from directory.web.wiring import install as install_web
+from directory.http import problems
 from interop.wiring import install_fhir
 from search.api import router as search_router
 from search.embedded import EmbeddedBackend
@@ -129,12 +129,12 @@ def serving_limits(settings: Settings) -> Limits:
 
 
 def _guard_input(app: FastAPI, settings: Settings) -> None:
-    """Refuse what no route can handle safely before routing (directory.api.guard), each refusal in
+    """Refuse what no route can handle safely before routing (childindex.guard), each refusal in
     the error format of its surface."""
     from auth import server as oauth
     from auth.errors import OAuthError
-    from directory.web.deps import render
-    from directory.web.session import is_page
+    from childindex.web.deps import render
+    from childindex.web.session import is_page
     from interop.outcome import error_response, for_http
 
     def fhir(_: Request, r: Refusal) -> Response:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from directory import notices, service
 from directory import repository as repo
-from directory.api.deps import CurrentActor, SessionDep, UnitOfWorkRoute
+from directory.http.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.models import (
     AccessLogEntry,
     CafClose,

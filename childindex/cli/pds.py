@@ -12,12 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from childindex.settings import Settings
 from directory import repository as drepo
 from directory.db import make_engine, unit_of_work
 from directory.errors import DomainError
 from directory.identifiers import normalise_nhs_number
 from directory.models import Actor, Purpose, Role
-from directory.settings import Settings
 from interop import notify
 from interop.pds import PdsClient, PdsConfig, PdsError, check_child
 

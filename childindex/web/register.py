@@ -14,14 +14,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from auth.deps import count_read, note_looks
+from childindex.web.deps import Writer, check_csrf, flash, render, unit_of_work, web_session
+from childindex.web.forms import FormData, FormErrors, date_field, text
+from childindex.web.practice import PURPOSES, chosen_purpose, purposes_for
 from directory import repository as repo
 from directory import service
 from directory.errors import Conflict, DomainError, InvalidInput, RuleBroken
 from directory.identifiers import normalise_identifier, normalise_postcode
 from directory.models import AddressIn, ChildCreate, IdentifierIn, NameIn, Sex
-from directory.web.deps import Writer, check_csrf, flash, render, unit_of_work, web_session
-from directory.web.forms import FormData, FormErrors, date_field, text
-from directory.web.practice import PURPOSES, chosen_purpose, purposes_for
 from search.api import SearchCriteria, run_search
 
 router = APIRouter(include_in_schema=False)

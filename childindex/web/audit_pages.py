@@ -8,10 +8,10 @@ from datetime import UTC, datetime, time, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from childindex.web.deps import Auditor, render, unit_of_work
+from childindex.web.forms import FormErrors, date_field
 from directory import audit
 from directory import repository as repo
-from directory.web.deps import Auditor, render, unit_of_work
-from directory.web.forms import FormErrors, date_field
 
 router = APIRouter(include_in_schema=False)
 ALERTS = (

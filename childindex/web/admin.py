@@ -16,10 +16,10 @@ from auth.config import SUPPORTED_SCOPES
 from auth.grant_admin import GrantCreate, GrantRead, GrantRenew
 from auth.grants import ROLE_SCOPES
 from auth.models import GrantStatus
+from childindex.web.deps import GrantsAdmin, check_csrf, flash, render, unit_of_work
+from childindex.web.forms import FormData, FormErrors, build, date_field, many, text
 from directory.errors import DomainError, NotFound
 from directory.models import Actor, Role
-from directory.web.deps import GrantsAdmin, check_csrf, flash, render, unit_of_work
-from directory.web.forms import FormData, FormErrors, build, date_field, many, text
 
 router = APIRouter(include_in_schema=False)
 ROLES = [(r.value, r.value.replace("_", " ")) for r in Role]

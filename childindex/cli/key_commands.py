@@ -11,12 +11,13 @@ import typer
 from rich.console import Console
 from sqlmodel import Session
 
-from directory import audit, audit_checkpoint, keyfile, keys
+from childindex import keys
+from childindex.settings import Settings
+from directory import audit, audit_checkpoint, keyfile
 from directory.audit_checkpoint import CheckpointError
 from directory.db import make_engine, unit_of_work
 from directory.keyfile import KeyFileError
 from directory.models import Actor, Purpose, Role
-from directory.settings import Settings
 
 keys_app = typer.Typer(help="Key files, kept outside the database.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Secrets encrypted at rest in the database.", no_args_is_help=True)
