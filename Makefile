@@ -29,9 +29,13 @@ serve: install web  ## Start the service with the configuration in CHILDINDEX_* 
 test: install web  ## Run the whole suite, starting a real PostgreSQL (and Elasticsearch) first
 	@$(UV) run bash tests/services/run-tests.sh
 
-lint: install  ## ruff and the import rules
-	@$(UV) run ruff check directory search auth interop
+LINTED := childindex directory search auth interop tests bench
+
+lint: install  ## ruff (check and format), the import rules (import-linter), mypy --strict
+	@$(UV) run ruff check $(LINTED)
+	@$(UV) run ruff format --check --quiet $(LINTED)
 	@$(UV) run lint-imports
+	@$(UV) run mypy
 
 bench: install  ## Benchmarks at the scales the README reports (long: see README)
 	@$(UV) run bash bench/run.sh

@@ -98,7 +98,7 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     # search: the same checks as a card read
     "search_children": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
     "search_children_get": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
-    # the pages (directory/web): these are public; every other page declares RequireScope
+    # the pages (childindex/web): these are public; every other page declares RequireScope
     "static": PUBLIC,
     "web_home": PUBLIC,
     "web_signin_start": PUBLIC,

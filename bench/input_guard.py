@@ -1,4 +1,4 @@
-"""What the input guard (directory/api/guard.py) costs a request, in process.
+"""What the input guard (childindex/guard.py) costs a request, in process.
 
     python bench/input_guard.py --n 20000
 

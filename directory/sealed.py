@@ -1,7 +1,7 @@
 """Secrets encrypted at rest: a column type that seals on write and opens on read.
 
 A `Sealed` column (a signing key, a TOTP secret, a webhook secret) holds `v1:<key id>:<data>`,
-never the secret: the process's sealer (directory/keys.py: AES-256-GCM with the secrets key file,
+never the secret: the process's sealer (childindex/keys.py: AES-256-GCM with the secrets key file,
 bound to the column it belongs to) seals each value as it is written and opens it as it is read,
 so the code that uses the secret sees plain text and the database, its dumps and its backups do
 not. A value that is not sealed is refused when read: the secrets are sealed when the service is
@@ -29,7 +29,7 @@ class SecretsUnavailable(RuntimeError):
 
 
 class Sealer(Protocol):
-    """Seals and opens secrets (see directory/keys.py)."""
+    """Seals and opens secrets (see childindex/keys.py)."""
 
     @property
     def current_id(self) -> str:

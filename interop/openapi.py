@@ -5,7 +5,7 @@ not FastAPI's), so without this the document would show them taking nothing. Eac
 what it takes as `openapi_extra`: search parameters from the same table the parser uses
 (params.SEARCH_PARAMS), request bodies as FHIR JSON with the elements the mapping reads, and the
 headers FHIR defines (Prefer, If-Match, If-None-Exist). Error responses are added for every
-route in one place by the app (directory/openapi.py), from `ERRORS` below.
+route in one place by the app (childindex/openapi.py), from `ERRORS` below.
 """
 
 from __future__ import annotations

@@ -18,7 +18,13 @@ class GovukSignInPages:
         self.authority = authority
 
     def _render(self, name: str, **context: Any) -> str:
-        base = {"authority": self.authority, "nav": [], "session": None, "actor": None, "flash": None}
+        base: dict[str, Any] = {
+            "authority": self.authority,
+            "nav": [],
+            "session": None,
+            "actor": None,
+            "flash": None,
+        }
         return templates.env.get_template(name).render(**base, **context)
 
     def sign_in(self, form: SignInForm) -> str:

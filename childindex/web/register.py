@@ -105,7 +105,7 @@ def parse_child(form: dict[str, Any], today: date) -> ChildCreate:
         names=[NameIn(given=given or "", middle=middle, family=family or "")],
         date_of_birth=dob,
         expected_delivery_date=edd,
-        sex=Sex(sex),
+        sex=Sex(sex or "unknown"),
         identifiers=identifiers,
         address=address,
     )

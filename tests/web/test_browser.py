@@ -29,7 +29,7 @@ from tests.web.world import World, build_world, web_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHILDINDEX_TEST_CHROMIUM", "/usr/bin/chromium")
-AXE = ROOT / "directory" / "web" / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+AXE = ROOT / "childindex" / "web" / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = [
     "--headless",

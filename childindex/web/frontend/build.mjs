@@ -1,4 +1,4 @@
-// Builds directory/web/static/ from the npm packages: the compiled CSS and GOV.UK Frontend's JS.
+// Builds childindex/web/static/ from the npm packages: the compiled CSS and GOV.UK Frontend's JS.
 // No crown images or GDS Transport font: those are for GOV.UK itself. Run by `make web`.
 import { mkdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
