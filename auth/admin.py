@@ -15,6 +15,7 @@ from auth.grant_rules import GrantRules
 from auth.grants import LiveGrant
 from auth.models import AccessGrant, GrantStatus
 from auth.policy import ADMINS
+from directory.http.config import practice
 from directory.http.deps import SessionDep, UnitOfWorkRoute
 from directory.models import Actor, Role
 
@@ -36,7 +37,7 @@ def _admin_grant(request: Request) -> AccessGrant | LiveGrant | None:
 
 
 def _authority(request: Request) -> str:
-    return str(request.app.state.settings.authority_name)
+    return practice(request).authority_name
 
 
 @router.get("", response_model=list[GrantRead])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel
 
 from directory import notices, service
 from directory import repository as repo
+from directory.http.config import PracticeDep
 from directory.http.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.models import (
     AccessLogEntry,
@@ -22,7 +23,6 @@ from directory.models import (
     ChildRef,
     ConsentCreate,
     ConsentWithdraw,
-    Contact,
     HandOver,
     InvolvementCreate,
     InvolvementEnd,
@@ -50,21 +50,6 @@ class Created(BaseModel):
     version: int | None = None
 
 
-def _fallback_team(request: Request) -> Contact:
-    s = request.app.state.settings
-    return Contact(
-        name=s.delivery_team_name,
-        role="local delivery team",
-        organisation=s.authority_name,
-        phone=s.delivery_team_phone,
-        email=s.delivery_team_email,
-    )
-
-
-def _signal_days(request: Request) -> int:
-    return int(request.app.state.settings.signal_expiry_days)
-
-
 @router.post("/children", status_code=status.HTTP_201_CREATED, response_model=ChildRef, tags=["children"])
 def create_child(data: ChildCreate, session: SessionDep, actor: CurrentActor) -> ChildRef:
     """Record a child, or an unborn child by expected date of delivery."""
@@ -73,10 +58,12 @@ def create_child(data: ChildCreate, session: SessionDep, actor: CurrentActor) ->
 
 
 @router.get("/children/{child_id}", response_model=ChildCard, tags=["children"])
-def read_child(child_id: uuid.UUID, request: Request, session: SessionDep, actor: CurrentActor) -> ChildCard:
+def read_child(
+    child_id: uuid.UUID, session: SessionDep, actor: CurrentActor, practice: PracticeDep
+) -> ChildCard:
     """The involvement card: who is involved, CAF status and holder, Lead Professional, TAC. Audited."""
     return service.read_card(
-        session, actor=actor, child_id=child_id, now=utcnow(), fallback_team=_fallback_team(request)
+        session, actor=actor, child_id=child_id, now=utcnow(), fallback_team=practice.fallback_team
     )
 
 
@@ -155,11 +142,16 @@ def withdraw_consent(
 
 @router.post("/children/{child_id}/caf", status_code=201, response_model=Created, tags=["caf"])
 def signal_caf(
-    child_id: uuid.UUID, data: CafSignal, request: Request, session: SessionDep, actor: CurrentActor
+    child_id: uuid.UUID, data: CafSignal, session: SessionDep, actor: CurrentActor, practice: PracticeDep
 ) -> Created:
     """Signal the intent to start a CAF. 409 names who holds the open one and how to reach them."""
     caf = service.signal_caf(
-        session, actor=actor, child_id=child_id, data=data, signal_days=_signal_days(request), now=utcnow()
+        session,
+        actor=actor,
+        child_id=child_id,
+        data=data,
+        signal_days=practice.signal_expiry_days,
+        now=utcnow(),
     )
     return Created(id=caf.id, child_id=caf.child_id, status=caf.status, version=caf.version)
 

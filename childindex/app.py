@@ -24,7 +24,7 @@ from childindex import keys
 from childindex.api import router as api_router
 from childindex.guard import InputGuard, Refusal
 from childindex.openapi import install as install_openapi
-from childindex.settings import Settings
+from childindex.settings import Settings, practice_of
 from childindex.web.wiring import install as install_web
 from directory.db import Limits, make_engine
 from directory.http import problems
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         "problem+json.",
     )
     app.state.settings = settings
+    app.state.practice = practice_of(settings)
     app.state.engine = engine
     app.state.search_backend = backend
     key = settings.audit_fingerprint_key

@@ -1,12 +1,16 @@
-"""Configuration from CHILDINDEX_* environment variables; only app.py and cli.py read it."""
+"""Configuration from CHILDINDEX_* environment variables; only the composition root (childindex/) reads
+it. Routes below it see the `Practice` facts built from it (directory/http/config.py)."""
 
 from __future__ import annotations
 
 from typing import Literal, Self
 from urllib.parse import urlparse
 
+from fastapi import Request
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from directory.http.config import Practice, delivery_team
 
 
 class Settings(BaseSettings):
@@ -268,3 +272,26 @@ class Settings(BaseSettings):
                 "(the service would refuse its own tokens)"
             )
         return self
+
+
+def practice_of(settings: Settings) -> Practice:
+    """The practice facts the routes need, built once from the settings."""
+    return Practice(
+        environment=settings.environment,
+        authority_name=settings.authority_name,
+        fallback_team=delivery_team(
+            name=settings.delivery_team_name,
+            organisation=settings.authority_name,
+            phone=settings.delivery_team_phone,
+            email=settings.delivery_team_email,
+        ),
+        signal_expiry_days=settings.signal_expiry_days,
+        suppress_below=settings.suppress_below,
+        issuer=str(settings.issuer),
+    )
+
+
+def current_settings(request: Request) -> Settings:
+    """The app's settings (for the composition root's own routes: pages, sign-in)."""
+    found: Settings = request.app.state.settings
+    return found

@@ -26,6 +26,7 @@ from directory import audit, service
 from directory import repository as drepo
 from directory.bounds import DATE_RANGE, date_in_bounds
 from directory.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from directory.http.config import practice
 from directory.http.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.identifiers import normalise_identifier
 from directory.models import (
@@ -91,14 +92,7 @@ class Ctx:
     @property
     def fallback(self) -> Contact:
         """Whom to ask when a shielded child has no locality team on record."""
-        s = self.request.app.state.settings
-        return Contact(
-            name=s.delivery_team_name,
-            role="local delivery team",
-            organisation=s.authority_name,
-            phone=s.delivery_team_phone,
-            email=s.delivery_team_email,
-        )
+        return practice(self.request).fallback_team
 
     @property
     def lenient(self) -> bool:
@@ -1157,7 +1151,7 @@ def create_flag(ctx: Ctx, body: dict[str, Any], *, if_none_exist: str | None = N
         actor=ctx.actor,
         child_id=f.child_id,
         data=CafSignal(practitioner_id=f.practitioner_id, no_risk_of_significant_harm=True),
-        signal_days=int(ctx.request.app.state.settings.signal_expiry_days),
+        signal_days=practice(ctx.request).signal_expiry_days,
         now=utcnow(),
     )
     return _shown(ctx, 201, "Flag", f"caf-{caf.id.hex}", caf.child_id)
@@ -1796,10 +1790,9 @@ def build_router() -> APIRouter:
     @router.get("/metadata", name="fhir_metadata", openapi_extra=doc.answers("The CapabilityStatement"))
     def metadata(request: Request) -> Response:
         """The CapabilityStatement: what this server implements, and how to get a token."""
-        settings = request.app.state.settings
         return fhir_json(
             capability_statement(
-                base=str(request.base_url).rstrip("/") + "/fhir", issuer=str(settings.issuer).rstrip("/")
+                base=str(request.base_url).rstrip("/") + "/fhir", issuer=practice(request).issuer.rstrip("/")
             )
         )
 

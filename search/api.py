@@ -21,6 +21,7 @@ from directory import repository as repo
 from directory.bounds import bounded
 from directory.db import driver_reader, read_only
 from directory.errors import DomainError, InvalidInput, NotAllowed
+from directory.http.config import practice
 from directory.http.deps import CurrentActor, audit_refusal, count_looks
 from directory.models import Actor, Child, Contact, Role
 from directory.service import SHIELD_VIEWERS, age_on, ask_contact, may_see_practitioner
@@ -286,7 +287,7 @@ async def _search(request: Request, actor: Actor, criteria: SearchCriteria) -> R
         actor=actor,
         criteria=criteria,
         matcher=matcher,
-        fallback_team=state.settings.delivery_team_name,
+        fallback_team=practice(request).fallback_team.name,
     )
     try:
         found = work() if matcher.backend.in_memory else await anyio.to_thread.run_sync(work)

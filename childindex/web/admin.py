@@ -19,6 +19,7 @@ from auth.models import GrantStatus
 from childindex.web.deps import GrantsAdmin, check_csrf, flash, render, unit_of_work
 from childindex.web.forms import FormData, FormErrors, build, date_field, many, text
 from directory.errors import DomainError, NotFound
+from directory.http.config import practice
 from directory.models import Actor, Role
 
 router = APIRouter(include_in_schema=False)
@@ -132,7 +133,7 @@ def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData, rules: R
                 actor=actor,
                 admin_grant=getattr(request.state, "grant", None),
                 data=data,
-                default_authority=request.app.state.settings.authority_name,
+                default_authority=practice(request).authority_name,
                 rules=rules,
             )
     except FormErrors as exc:

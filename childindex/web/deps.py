@@ -16,8 +16,9 @@ from sqlmodel import Session
 from auth.deps import RequireScope
 from auth.policy import ADMINS, LOG_READERS, PRACTICE
 from childindex.web.session import WebSession, csrf_ok
+from directory.http.config import practice
 from directory.http.deps import request_transaction
-from directory.models import Actor, Contact, Role
+from directory.models import Actor, Role
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -59,18 +60,6 @@ def unit_of_work(request: Request) -> Iterator[Session]:
         yield session
 
 
-def fallback_team(request: Request) -> Contact:
-    """Whom to ask when a child has no locality team on record (the authority's delivery team)."""
-    s = request.app.state.settings
-    return Contact(
-        name=s.delivery_team_name,
-        role="local delivery team",
-        organisation=s.authority_name,
-        phone=s.delivery_team_phone,
-        email=s.delivery_team_email,
-    )
-
-
 def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
     """The service navigation for this person's role."""
     if actor is None:
@@ -102,7 +91,6 @@ def render(
     message = None
     if session is not None and session.flash:
         message, session.flash = session.flash, None
-    settings = request.app.state.settings
     return templates.TemplateResponse(
         request,
         template,
@@ -113,7 +101,7 @@ def render(
             "nav": nav_items(actor),
             "path": request.url.path,
             "flash": message,
-            "authority": settings.authority_name,
+            "authority": practice(request).authority_name,
             "today": date.today(),
             **context,
         },

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from childindex.web.deps import LocalityTeam, render, unit_of_work
 from directory import audit
 from directory import repository as repo
+from directory.http.config import practice
 
 router = APIRouter(include_in_schema=False)
 LEVELS = {1: "1: universal", 2: "2: additional", 3: "3: complex", 4: "4: acute or statutory"}
@@ -155,7 +156,7 @@ def bars(values: dict[str, Figure], width: int = 420) -> list[tuple[str, str, in
 @router.get("/localities", name="web_localities")
 def web_localities(request: Request, actor: LocalityTeam) -> Response:
     """Per locality: children by level of need, CAFs and TACs that need attention, involvement by service."""
-    threshold = request.app.state.settings.suppress_below
+    threshold = practice(request).suppress_below
     rows = [publish(s, threshold) for s in overview(request, date.today())]
     with unit_of_work(request) as db:
         audit.append(db, actor=actor, action="locality.overview", detail={"localities": len(rows)})
@@ -181,7 +182,7 @@ def web_localities(request: Request, actor: LocalityTeam) -> Response:
 @router.get("/localities/overview.csv", name="web_localities_csv")
 def web_localities_csv(request: Request, actor: LocalityTeam) -> Response:
     """The same figures as CSV: locality, measure, category, count (empty when withheld) and why. Audited."""
-    threshold = request.app.state.settings.suppress_below
+    threshold = practice(request).suppress_below
     rows = [publish(s, threshold) for s in overview(request, date.today())]
     out = io.StringIO()
     writer = csv.writer(out)

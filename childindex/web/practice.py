@@ -23,7 +23,6 @@ from childindex.web.deps import (
     Practice,
     Reader,
     check_csrf,
-    fallback_team,
     flash,
     render,
     unit_of_work,
@@ -33,6 +32,7 @@ from childindex.web.forms import FormData, FormErrors, M, build, date_field, man
 from directory import notices, service
 from directory import repository as repo
 from directory.errors import CafAlreadyOpen, DomainError, InvalidInput, NotAllowed, NotFound
+from directory.http.config import practice
 from directory.models import (
     OPEN_CAF_STATUSES,
     Actor,
@@ -208,7 +208,7 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
                 actor=acting,
                 criteria=criteria,
                 matcher=request.app.state.search_engine,
-                fallback_team=request.app.state.settings.delivery_team_name,
+                fallback_team=practice(request).fallback_team.name,
             )
             note_looks(request, db, acting, [hit.child_id for hit in result.hits])
     except FormErrors as exc:
@@ -236,7 +236,7 @@ def web_search(request: Request, actor: Reader, form: FormData) -> Response:
 def _read_card(request: Request, actor: Actor, child_id: uuid.UUID) -> tuple[ChildCard, service.YourPart]:
     with unit_of_work(request) as db:
         card = service.read_card(
-            db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=fallback_team(request)
+            db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=practice(request).fallback_team
         )
         return card, service.your_part(db, actor=actor, child_id=child_id)
 
@@ -382,7 +382,7 @@ def _signal(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any]
         actor=actor,
         child_id=child_id,
         data=data,
-        signal_days=int(request.app.state.settings.signal_expiry_days),
+        signal_days=practice(request).signal_expiry_days,
         now=utcnow(),
     )
     return (
@@ -650,7 +650,7 @@ def _action_page(
         return RedirectResponse(f"/children/{child_id}", status_code=303)
     with unit_of_work(request) as db:
         card = service.read_card(
-            db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=fallback_team(request)
+            db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=practice(request).fallback_team
         )
         extra = action.extra(db, actor, card, request) if action.extra else {}
     if card.shield_notice is not None and not action.on_shielded:

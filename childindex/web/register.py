@@ -20,6 +20,7 @@ from childindex.web.practice import PURPOSES, chosen_purpose, purposes_for
 from directory import repository as repo
 from directory import service
 from directory.errors import Conflict, DomainError, InvalidInput, RuleBroken
+from directory.http.config import practice
 from directory.identifiers import normalise_identifier, normalise_postcode
 from directory.models import AddressIn, ChildCreate, IdentifierIn, NameIn, Sex
 from search.api import SearchCriteria, run_search
@@ -220,7 +221,7 @@ def _look_for_the_child(request: Request, actor: Any, data: ChildCreate) -> tupl
                     actor=actor,
                     criteria=criteria,
                     matcher=request.app.state.search_engine,
-                    fallback_team=request.app.state.settings.delivery_team_name,
+                    fallback_team=practice(request).fallback_team.name,
                 )
                 matches = [hit for hit in result.hits if hit.grade in LIKELY_GRADES]
                 note_looks(request, db, actor, [hit.child_id for hit in matches])

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from auth.registry import ensure_public_client
+from childindex.settings import current_settings
 from childindex.web.deps import check_csrf, render, web_session
 from childindex.web.session import Sealer, TokenClient, session_from_tokens
 from directory.http.deps import actor_of
@@ -57,7 +58,7 @@ def web_signin_start(request: Request) -> Response:
     if request.url.netloc != issuer.netloc:
         # The sign-in cookie must be set on the host the authorization server returns to.
         return RedirectResponse(f"{issuer.scheme}://{issuer.netloc}/signin/start", status_code=303)
-    settings = request.app.state.settings
+    settings = current_settings(request)
     with Session(request.app.state.engine) as session:
         ensure_public_client(
             session,

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from directory import audit
 from directory.errors import DomainError
+from directory.http.config import practice
 from directory.models import Actor, Purpose, Role
 
 log = logging.getLogger("childindex.api")
@@ -257,7 +258,7 @@ class ActorResolver(Protocol):
 def _dev_actor(request: Request) -> Actor:
     """Until OAuth is wired, the development-only header; refused otherwise."""
     header = request.headers.get(DEV_ACTOR_HEADER)
-    if not request.app.state.settings.environment == "development":
+    if not practice(request).development:
         raise HTTPException(
             401,
             "Sign-in is required: the development actor header is refused outside development mode.",
