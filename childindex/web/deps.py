@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from auth.deps import RequireScope
 from auth.policy import ADMINS, LOG_READERS, PRACTICE
 from childindex.web.session import WebSession, csrf_ok
+from directory.errors import DomainError
 from directory.http.config import practice
 from directory.http.deps import request_transaction
 from directory.models import Actor, Role
@@ -106,4 +107,23 @@ def render(
             **context,
         },
         status_code=status_code,
+    )
+
+
+def refused(request: Request, actor: Actor | None, exc: DomainError, status_code: int = 409) -> Response:
+    """A refusal from the domain as a page: its title and message."""
+    return render(
+        request, "message.html", actor=actor, title=exc.title, message=exc.message, status_code=status_code
+    )
+
+
+def csrf_refused(request: Request, actor: Actor | None) -> Response:
+    """The page for a form whose CSRF token did not match (expired or forged)."""
+    return render(
+        request,
+        "message.html",
+        actor=actor,
+        title="This form has expired",
+        message="For your security the form could not be accepted. Go back, reload the page and try again.",
+        status_code=400,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.errors import AuthRefused
-from childindex.web import admin, audit_pages, localities, notices, practice, register, signin
+from childindex.web import admin, audit_pages, card_actions, localities, notices, practice, register, signin
 from childindex.web.deps import HERE, render, web_session
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
@@ -57,6 +58,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         signin.router,
         register.router,
         practice.router,
+        card_actions.router,
         notices.router,
         admin.router,
         audit_pages.router,
@@ -67,85 +69,72 @@ def install(app: FastAPI, settings: Any) -> WebState:
     return state
 
 
+def _refused_page(request: Request, exc: AuthRefused) -> Response:
+    if exc.status == 401:
+        reason = getattr(request.state, "web_signed_out_reason", None)
+        return render(
+            request,
+            "start.html",
+            reason=reason,
+            status_code=401,
+            upstream=bool(request.app.state.auth.cfg.upstream_issuer),
+        )
+    session = web_session(request)
+    if exc.code == "purpose-not-allowed" and session is not None:
+        session.purpose = None  # (say, after a change of role) asked again at the next record
+    title = "Too many requests" if exc.status == 429 else "You cannot do this"
+    response = render(request, "message.html", title=title, message=exc.message, status_code=exc.status)
+    for key, value in exc.headers.items():
+        if key.lower() == "retry-after":
+            response.headers[key] = value
+    return response
+
+
+def _domain_page(request: Request, exc: DomainError) -> Response:
+    return render(request, "message.html", title=exc.title, message=exc.message, status_code=status_for(exc))
+
+
+def _busy_page(request: Request, exc: Exception) -> Response:
+    response = render(
+        request,
+        "message.html",
+        title="Sorry, the service is busy",
+        message="Nothing was changed. Wait a moment, then go back and try again.",
+        status_code=503,
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _not_found_page(request: Request, exc: Exception) -> Response:
+    status_code = exc.status_code if isinstance(exc, StarletteHTTPException) else 404
+    return render(
+        request,
+        "message.html",
+        title="Page not found" if status_code == 404 else "Something went wrong",
+        message="Check the address, or go back and use the links on the page.",
+        status_code=status_code,
+    )
+
+
 def _page_errors(app: FastAPI) -> None:
     """Pages answer refusals and errors with a page; the API keeps its problem+json."""
     api_handlers = dict(app.exception_handlers)
 
-    async def _delegate(request: Request, exc: Exception, kind: type) -> Response:
-        handler = api_handlers[kind]
-        return await handler(request, exc)  # type: ignore[no-any-return]
+    def page_or_api(kind: type[Exception], page: Callable[[Request, Any], Response]) -> None:
+        api = api_handlers[kind]
 
-    @app.exception_handler(AuthRefused)
-    async def _refused(request: Request, exc: AuthRefused) -> Response:
-        if not is_page(request.url.path):
-            return await _delegate(request, exc, AuthRefused)
-        if exc.status == 401:
-            reason = getattr(request.state, "web_signed_out_reason", None)
-            return render(
-                request,
-                "start.html",
-                reason=reason,
-                status_code=401,
-                upstream=bool(request.app.state.auth.cfg.upstream_issuer),
-            )
-        session = web_session(request)
-        if exc.code == "purpose-not-allowed" and session is not None:
-            session.purpose = None  # (say, after a change of role) asked again at the next record
-        title = "Too many requests" if exc.status == 429 else "You cannot do this"
-        response = render(request, "message.html", title=title, message=exc.message, status_code=exc.status)
-        for key, value in exc.headers.items():
-            if key.lower() == "retry-after":
-                response.headers[key] = value
-        return response
+        async def handler(request: Request, exc: Exception) -> Response:
+            path = request.url.path
+            if not is_page(path) or (kind is StarletteHTTPException and path.startswith("/static")):
+                return await api(request, exc)  # type: ignore[no-any-return]
+            return page(request, exc)
 
-    @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> Response:
-        if not is_page(request.url.path):
-            return await _delegate(request, exc, DomainError)
-        return render(
-            request, "message.html", title=exc.title, message=exc.message, status_code=status_for(exc)
-        )
+        app.add_exception_handler(kind, handler)
 
-    def _busy_page(kind: type[Exception]) -> Any:
-        async def _busy(request: Request, exc: Exception) -> Response:
-            if not is_page(request.url.path):
-                return await _delegate(request, exc, kind)
-            response = render(
-                request,
-                "message.html",
-                title="Sorry, the service is busy",
-                message="Nothing was changed. Wait a moment, then go back and try again.",
-                status_code=503,
-            )
-            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            return response
-
-        return _busy
-
+    page_or_api(AuthRefused, _refused_page)
+    page_or_api(DomainError, _domain_page)
     for kind in BUSY_ERRORS:
-        app.add_exception_handler(kind, _busy_page(kind))
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        if not is_page(request.url.path):
-            return await _delegate(request, exc, RequestValidationError)
-        return render(
-            request,
-            "message.html",
-            title="Page not found",
-            message="Check the address, or go back and use the links on the page.",
-            status_code=404,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if not is_page(request.url.path) or request.url.path.startswith("/static"):
-            return await _delegate(request, exc, StarletteHTTPException)
-        title = "Page not found" if exc.status_code == 404 else "Something went wrong"
-        return render(
-            request,
-            "message.html",
-            title=title,
-            message="Check the address, or go back and use the links on the page.",
-            status_code=exc.status_code,
-        )
+        page_or_api(kind, _busy_page)
+    page_or_api(RequestValidationError, _not_found_page)  # a page's path or query that does not parse
+    page_or_api(StarletteHTTPException, _not_found_page)
