@@ -421,6 +421,15 @@ def main() -> None:
     if "ceiling" not in args.skip:
         run("ceiling (minimal FastAPI)", ["bench.ceiling:app"], base_env, {})
     factory = ["--factory", "childindex.app:create_app"]
+    # A checkout from before the composition root moved out of the domain package (issue #17).
+    old_factory = (
+        factory
+        if (args.baseline is None or (args.baseline / "childindex").is_dir())
+        else [
+            "--factory",
+            "directory.app:create_app",
+        ]
+    )
     production = {**base_env, "CHILDINDEX_ENVIRONMENT": "production"}
     purpose = {"X-Purpose-Of-Use": "considering-caf"}
 
@@ -435,7 +444,13 @@ def main() -> None:
             old_env = {**production, "CHILDINDEX_DATABASE_URL": old_url}
             token = mint_token(old_url, old_env, cwd=args.baseline)
             bearer = {"Authorization": f"Bearer {token}", **purpose}
-            run(f"baseline app ({args.baseline.name})", factory, old_env, bearer, cwd=args.baseline.resolve())
+            run(
+                f"baseline app ({args.baseline.name})",
+                old_factory,
+                old_env,
+                bearer,
+                cwd=args.baseline.resolve(),
+            )
 
     for one in (baseline_run, app_run) if args.baseline_first else (app_run, baseline_run):
         one()
