@@ -94,6 +94,55 @@ def web_grant_new_form(request: Request, actor: GrantsAdmin) -> Response:
     )
 
 
+_GRANT_LABELS = {
+    "subject": "the username or client id",
+    "role": "the role",
+    "reason": "the reason",
+    "responsible": "the person responsible",
+    "valid_until": "the end date",
+    "training_completed_on": "the training date",
+    "vetting_checked_on": "the vetting date",
+}
+
+
+def _grant_of(form: dict[str, Any]) -> GrantCreate:
+    """The grant a form asks for (FormErrors names each field that is missing or wrong)."""
+    until = date_field(form, "until", "the end date", required=True)
+    return build(
+        GrantCreate,
+        {
+            "subject": text(form, "subject"),
+            "subject_kind": text(form, "subject_kind") or "user",
+            "role": text(form, "role"),
+            "organisation": text(form, "organisation"),
+            "localities": [x.strip() for x in (text(form, "localities") or "").split(",") if x.strip()],
+            "scopes": many(form, "scopes") or None,
+            "training_completed_on": date_field(form, "training", "the training date"),
+            "vetting_checked_on": date_field(form, "vetting", "the vetting date"),
+            "valid_until": _end_of(until),
+            "responsible": text(form, "responsible"),
+            "reason": text(form, "reason"),
+        },
+        _GRANT_LABELS,
+    )
+
+
+def _grant_form_again(
+    request: Request, actor: Actor, values: dict[str, Any], errors: dict[str, str], status_code: int
+) -> Response:
+    return render(
+        request,
+        "admin/grant_new.html",
+        actor=actor,
+        values=values,
+        errors=errors,
+        roles=ROLES,
+        scopes=SUPPORTED_SCOPES,
+        role_scopes=ROLE_SCOPES,
+        status_code=status_code,
+    )
+
+
 @router.post("/admin/grants/new", name="web_grant_new")
 def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData, rules: Rules) -> Response:
     """Grant access (never beyond your own role, scopes or localities). Audited."""
@@ -101,32 +150,7 @@ def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData, rules: R
         return _expired_form(request, actor)
     values = {k: v for k, v in form.items() if k != "csrf_token"}
     try:
-        until = date_field(form, "until", "the end date", required=True)
-        data = build(
-            GrantCreate,
-            {
-                "subject": text(form, "subject"),
-                "subject_kind": text(form, "subject_kind") or "user",
-                "role": text(form, "role"),
-                "organisation": text(form, "organisation"),
-                "localities": [x.strip() for x in (text(form, "localities") or "").split(",") if x.strip()],
-                "scopes": many(form, "scopes") or None,
-                "training_completed_on": date_field(form, "training", "the training date"),
-                "vetting_checked_on": date_field(form, "vetting", "the vetting date"),
-                "valid_until": _end_of(until),
-                "responsible": text(form, "responsible"),
-                "reason": text(form, "reason"),
-            },
-            {
-                "subject": "the username or client id",
-                "role": "the role",
-                "reason": "the reason",
-                "responsible": "the person responsible",
-                "valid_until": "the end date",
-                "training_completed_on": "the training date",
-                "vetting_checked_on": "the vetting date",
-            },
-        )
+        data = _grant_of(form)
         with unit_of_work(request) as db:
             grant = grants_svc.create_grant(
                 db,
@@ -137,29 +161,10 @@ def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData, rules: R
                 rules=rules,
             )
     except FormErrors as exc:
-        return render(
-            request,
-            "admin/grant_new.html",
-            actor=actor,
-            values=values,
-            errors=exc.errors,
-            roles=ROLES,
-            scopes=SUPPORTED_SCOPES,
-            role_scopes=ROLE_SCOPES,
-            status_code=400,
-        )
+        return _grant_form_again(request, actor, values, exc.errors, 400)
     except DomainError as exc:
-        return render(
-            request,
-            "admin/grant_new.html",
-            actor=actor,
-            values=values,
-            errors={_FORM_FIELDS.get(str(exc.data.get("field")), "subject"): exc.message},
-            roles=ROLES,
-            scopes=SUPPORTED_SCOPES,
-            role_scopes=ROLE_SCOPES,
-            status_code=409,
-        )
+        field = _FORM_FIELDS.get(str(exc.data.get("field")), "subject")
+        return _grant_form_again(request, actor, values, {field: exc.message}, 409)
     if grant.status == GrantStatus.PENDING:
         flash(
             request,
