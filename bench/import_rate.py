@@ -19,10 +19,13 @@ from pathlib import Path
 
 from childindex.demo.seed import seed
 from childindex.demo.vocabulary import HERITAGES, INWARD_LETTERS, STREETS
+from childindex.importing import import_files
 from directory.db import make_engine
 from directory.identifiers import nhs_check_digit, upn_check_letter
-from directory.importer import CSV_COLUMNS, NHS_SYSTEM_URI, UPN_SYSTEM_URI, import_files
+from directory.importer import CSV_COLUMNS
 from directory.models import Actor, Role
+from interop.systems import NHS_NUMBER as NHS_SYSTEM_URI
+from interop.systems import UPN as UPN_SYSTEM_URI
 
 ACTOR = Actor(subject="bench:import", role=Role.DIRECTORY_ADMIN)
 
@@ -47,7 +50,7 @@ def people(rows: int, seed_: int) -> list[dict[str, str]]:
             {
                 "nhs_number": nhs,
                 "upn": upn_check_letter(upn_body) + upn_body if born < today - timedelta(days=1600) else "",
-                "given": rng.choice(HERITAGES[heritage][1 if female else 2]),
+                "given": rng.choice(HERITAGES[heritage][1] if female else HERITAGES[heritage][2]),
                 "family": rng.choice(HERITAGES[heritage][3]),
                 "date_of_birth": born.isoformat(),
                 "sex": "female" if female else "male",

@@ -38,6 +38,7 @@ from directory.db import make_engine, unit_of_work
 from directory.models import Actor, Assessment, Child, Purpose, Role, utcnow
 
 if TYPE_CHECKING:
+    from directory.importer import ImportResult
     from interop.notify import NotificationWorker
     from search.indexer import BackgroundIndexer
 
@@ -243,7 +244,7 @@ def import_command(
     ] = None,
 ) -> None:
     """Import children from CSV or FHIR NDJSON; exit 1 when any row was rejected."""
-    from directory.importer import import_files
+    from childindex.importing import import_files
 
     fmt = fmt or ("csv" if all(f.suffix.lower() == ".csv" for f in files) else "fhir")
     if fmt not in ("csv", "fhir"):
@@ -261,7 +262,13 @@ def import_command(
             all_or_nothing=all_or_nothing,
             progress=lambda n: progress.advance(task, n),
         )
-    # Only counts, line numbers, field names and reasons: never a child's details.
+    _print_import_result(result, report)
+    if result.rejected:
+        raise typer.Exit(1)
+
+
+def _print_import_result(result: ImportResult, report: Path | None) -> None:
+    """Only counts, line numbers, field names and reasons: never a child's details."""
     if result.applied:
         console.print(
             f"[green]Imported[/green] {result.created} new children "
@@ -289,8 +296,6 @@ def import_command(
             out = csv.writer(handle)
             out.writerow(["file", "line", "field", "reason"])
             out.writerows([r.source, r.line, r.field, r.reason] for r in result.rejected)
-    if result.rejected:
-        raise typer.Exit(1)
 
 
 def _count_lines(path: Path) -> int:

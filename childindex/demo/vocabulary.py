@@ -10,7 +10,7 @@ def _words(text: str) -> tuple[str, ...]:
 # Given names and surnames by heritage, with how often a child in the county has each
 # heritage: common names of children born in England and Wales over the last two decades,
 # and the Irish, Scottish, Welsh, South Asian, Polish and West African names a county's
-# schools see. Names are drawn within a heritage, with some mixing (see seed.py).
+# schools see. Names are drawn within a heritage, with some mixing (see children.py).
 HERITAGES: dict[str, tuple[float, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "english": (
         0.66,

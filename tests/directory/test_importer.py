@@ -10,13 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from childindex.demo.seed import seed
+from childindex.importing import import_files
 from directory.identifiers import nhs_check_digit, upn_check_letter
-from directory.importer import (
-    NHS_SYSTEM_URI,
-    PR_EXTENSION,
-    UPN_SYSTEM_URI,
-    import_files,
-)
+from interop.systems import EXT_PARENTAL_RESPONSIBILITY as PR_EXTENSION
+from interop.systems import NHS_NUMBER as NHS_SYSTEM_URI
+from interop.systems import UPN as UPN_SYSTEM_URI
 from tests.directory.seed_fixtures import (  # noqa: F401  (fixtures)
     ACTOR,
     db,

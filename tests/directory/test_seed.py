@@ -181,8 +181,8 @@ def test_practice_rules_hold_in_the_seeded_county(db: Engine) -> None:  # noqa: 
 
 def test_identifiers_are_valid_and_unique(db: Engine) -> None:  # noqa: F811
     _seed(db)
-    nhs = [r[0] for r in _rows(db, "SELECT value FROM child_identifier WHERE system = 'nhs'")]
-    upn = [r[0] for r in _rows(db, "SELECT value FROM child_identifier WHERE system = 'upn'")]
+    nhs = [str(r[0]) for r in _rows(db, "SELECT value FROM child_identifier WHERE system = 'nhs'")]
+    upn = [str(r[0]) for r in _rows(db, "SELECT value FROM child_identifier WHERE system = 'upn'")]
     assert len(nhs) > N * 0.95 and len(set(nhs)) == len(nhs)
     assert all(is_valid_nhs_number(v) for v in nhs)
     assert len(upn) > N * 0.6 and len(set(upn)) == len(upn)
@@ -234,7 +234,8 @@ def test_children_are_in_range_with_an_address_in_their_locality(db: Engine) -> 
             """SELECT c.id, c.locality_id, a.postcode FROM child c JOIN child_address a
             ON a.child_id = c.id AND a.until IS NULL ORDER BY c.id LIMIT 300""",
         )
-        for _, locality_id, postcode in sample:
+        for _, locality_id, value in sample:
+            postcode = str(value)
             assert normalise_postcode(postcode) == postcode
             locality = repo.locality_for_postcode(session, postcode)
             assert locality is not None and str(locality.id).replace("-", "") == str(locality_id).replace(
