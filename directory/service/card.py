@@ -27,12 +27,10 @@ from directory.models import (
     CafRead,
     Child,
     ChildCard,
-    Consent,
     ConsentRead,
     Contact,
     HandOverRead,
     IdentifierRead,
-    Involvement,
     InvolvementRead,
     InvolvementStatus,
     LeadProfessionalAssignment,
@@ -40,11 +38,9 @@ from directory.models import (
     Locality,
     NameRead,
     Organisation,
-    Practitioner,
     RecordStatus,
     RelatedPersonRead,
     Role,
-    Service,
     ShieldNotice,
     TacMemberRead,
     TacRead,
@@ -66,9 +62,6 @@ from directory.service.access import (
 )
 from directory.service.caf import lapse_expired_signal
 from directory.service.common import age_on, audit_change, load_child, require_purpose
-
-_Row = tuple[Involvement, Service, Organisation, Practitioner | None, Consent | None]
-"""An involvement with its service, the service's organisation, its practitioner and its consent."""
 
 _Seen = Callable[[uuid.UUID | None], bool]
 """Whether the actor may see that a practitioner works with the child."""
@@ -202,7 +195,7 @@ def _add_whereabouts(session: Session, card: ChildCard, child: Child) -> None:
     ]
 
 
-def _involvements(actor: Actor, rows: Sequence[_Row], seen: _Seen) -> list[InvolvementRead]:
+def _involvements(actor: Actor, rows: Sequence[repo.InvolvementRow], seen: _Seen) -> list[InvolvementRead]:
     """The active involvements this actor may see, each with whom to contact (the practitioner when
     they may see them, else the service)."""
     involvements: list[InvolvementRead] = []
@@ -337,7 +330,7 @@ def _people_on_record(
     session: Session,
     child: Child,
     caf: Assessment | None,
-    rows: Sequence[_Row],
+    rows: Sequence[repo.InvolvementRow],
 ) -> set[uuid.UUID]:
     """Every practitioner a card could name: involvements, the CAF's holders and hand-overs, the TAC."""
     people = {inv.practitioner_id for inv, *_ in rows if inv.practitioner_id}
