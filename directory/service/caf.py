@@ -1,5 +1,5 @@
-"""The CAF's life cycle, its Lead Professional and its Team Around the Child: the one home of
-these rules, which the app API, the pages and FHIR all reach.
+"""The CAF's life cycle, its Lead Professional and its Team Around the Child, in one place: every
+surface (the app API, the pages, FHIR) changes a CAF through these use cases.
 
 A CAF is signalled (its initiator holds the Lead Professional role), started with a consent,
 completed with an outcome and closed (a signal is withdrawn, or lapses when it expires). There is
