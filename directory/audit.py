@@ -7,21 +7,19 @@ showing. Events written before the chain was keyed (their `key_id` is empty) hol
 SHA-256; they can only come first, and the last event must be keyed. Checkpoints taken outside
 the database (directory/audit_checkpoint.py) anchor the end, so that removing the newest events
 shows too.
+
+These are the rules; the group commit that appends the events of reads (`record`, `submit`) in
+batches is infrastructure, in directory/audit_writer.py. This module keeps no state of its own
+(its prepared statements keep their compiled SQL; the keys are directory/audit_keys.py's).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
-import threading
 import uuid
-import weakref
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -31,12 +29,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
+from directory import audit_writer
 from directory.audit_keys import AuditKeyMissing as AuditKeyMissing
 from directory.audit_keys import ChainKeys as ChainKeys
 from directory.audit_keys import chain_keys as chain_keys
 from directory.audit_keys import load_keys_with as load_keys_with
 from directory.audit_keys import use_keys as use_keys
-from directory.db import Prepared, SqliteWriter, Writable, is_sqlite_file, sqlite_transaction
+from directory.db import Prepared, Writable
 from directory.models import Actor, AuditEvent, AuditHead, AuditSubject, utcnow
 
 GENESIS = "0" * 64
@@ -239,137 +238,10 @@ def record(session: Session, **event: Any) -> None:
 
 
 def submit(engine: Engine, **event: Any) -> Future[None]:
-    """Queue an event for the engine's group commit (see `record`); the future is done once the
-    event is durable, or holds the error. An async caller can await it without holding a thread."""
-    with _WRITERS_LOCK:
-        writer = _WRITERS.get(engine)
-        if writer is None:
-            writer = _WRITERS[engine] = _GroupCommit(engine)
-    return writer.append(event)
-
-
-@dataclass(eq=False)
-class _Pending:
-    event: dict[str, Any]
-    done: Future[None] = field(default_factory=Future)
-
-
-class _GroupCommit:
-    """One writer thread per engine, started on demand and gone after a second with nothing to do."""
-
-    MAX_BATCH = 200
-    IDLE_SECONDS = 1.0
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = weakref.ref(engine)
-        self._queue: deque[_Pending] = deque()
-        self._ready = threading.Condition()
-        self._running = False
-
-    def append(self, event: dict[str, Any]) -> Future[None]:
-        pending = _Pending(event)
-        # Running from the start, so it cannot be cancelled: a caller that stops waiting (a client
-        # gone) does not stop its event being written.
-        pending.done.set_running_or_notify_cancel()
-        with self._ready:
-            self._queue.append(pending)
-            if self._running:
-                self._ready.notify()
-            else:
-                self._running = True
-                threading.Thread(target=self._run, name="audit-group-commit", daemon=True).start()
-        return pending.done
-
-    def _run(self) -> None:
-        own = _OwnConnection()
-        try:
-            while True:
-                with self._ready:
-                    if not self._queue and not self._ready.wait_for(
-                        lambda: bool(self._queue), self.IDLE_SECONDS
-                    ):
-                        self._running = False
-                        return
-                    batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.MAX_BATCH))]
-                engine = self._engine()
-                if engine is None:  # nobody can be waiting on an engine that is gone
-                    return
-                self._write(engine, batch, own)
-        finally:
-            own.drop()
-
-    def _write(self, engine: Engine, batch: list[_Pending], own: _OwnConnection) -> None:
-        try:
-            drafts = [_draft(pending.event) for pending in batch]
-            with _writers_turn(engine), own.transaction(engine) as conn:
-                _append_rows(conn, drafts)
-        except BaseException as exc:
-            own.drop()  # (a connection that failed is not trusted again)
-            if len(batch) > 1:  # one bad event must not lose the others: write them one by one
-                for pending in batch:
-                    self._write(engine, [pending], own)
-                return
-            batch[0].done.set_exception(exc)
-            return
-        for pending in batch:
-            pending.done.set_result(None)
-
-
-class _OwnConnection:
-    """A writer thread's transactions. On a SQLite file, on a driver connection of the thread's
-    own, opened on first use and kept while it runs (measured on 1,000,000 children, one event a
-    commit: 0.35 ms of CPU through Core's `engine.begin()`, 0.28 ms so); elsewhere each is an
-    `engine.begin()`."""
-
-    def __init__(self) -> None:
-        self._writer: SqliteWriter | None = None
-
-    @contextmanager
-    def transaction(self, engine: Engine) -> Iterator[Writable]:
-        if not is_sqlite_file(engine):
-            with engine.begin() as conn:
-                yield conn
-            return
-        if self._writer is None:
-            self._writer = SqliteWriter.open(engine)
-        with sqlite_transaction(self._writer) as conn:
-            yield conn
-
-    def drop(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-
-
-@contextmanager
-def _writers_turn(engine: Engine) -> Iterator[None]:
-    """On a SQLite file, the group commits of every process on the machine take turns through a
-    lock file (`<database>-audit.lock`) before asking for SQLite's write lock.
-
-    SQLite's own wait for a busy write lock is a sleep-and-retry of 1 to 100 ms. With two or more
-    worker processes each committing searches' audits several hundred times a second, that left
-    a writer asleep for several milliseconds after the lock came free (measured: 4 ms on average
-    per commit, a sixth of them over 5 ms, with every search in that process waiting on it). A
-    blocked flock() is woken as soon as it is released.
-    """
-    path = engine.url.database
-    if not is_sqlite_file(engine) or not path or path.startswith("file:"):  # (no lock file beside a URI)
-        yield
-        return
-    try:
-        fd = os.open(f"{path}-audit.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # a directory we may not write in: SQLite's own wait still serialises
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # (closing releases the lock)
-
-
-_WRITERS: weakref.WeakKeyDictionary[Engine, _GroupCommit] = weakref.WeakKeyDictionary()
-_WRITERS_LOCK = threading.Lock()
+    """Queue an event for the engine's group commit (see `record`, and directory.audit_writer); the
+    future is done once the event is durable, or holds the error. An async caller can await it
+    without holding a thread."""
+    return audit_writer.submit(engine, event, prepare=_draft, write=_append_rows)
 
 
 @dataclass(frozen=True)
@@ -405,85 +277,117 @@ def verify(
 ) -> Verification:
     """Recompute every HMAC and link with the audit key; report edits, deletions, insertions,
     events rewritten without the key, and (given a checkpoint) events removed from the end."""
-    keys = keys or chain_keys()
-    problems: list[str] = []
-    expected_prev = GENESIS
-    expected_seq = 1
-    checked = unkeyed = 0
-    last = 0
-    last_keyed = keyed_before = reread = False
-    used: dict[str, None] = {}
-    unknown: dict[str, int] = {}
-    first_hash, at_checkpoint = GENESIS, None
+    walk = _Walk(keys or chain_keys(), checkpoint)
     while True:
         rows: Sequence[AuditEvent] = session.exec(
-            select(AuditEvent).where(col(AuditEvent.seq) > last).order_by(col(AuditEvent.seq)).limit(batch)
+            select(AuditEvent)
+            .where(col(AuditEvent.seq) > walk.last)
+            .order_by(col(AuditEvent.seq))
+            .limit(batch)
         ).all()
         if not rows:
             break
         for event in rows:
-            if event.seq != expected_seq:
-                problems.append(f"events {expected_seq}..{event.seq - 1} are missing (deleted)")
-            if event.prev_hash != expected_prev:
-                problems.append(f"event {event.seq} does not follow the event before it")
-            if event.key_id is None:
-                if keyed_before:
-                    problems.append(
-                        f"event {event.seq} is not keyed though events before it are: "
-                        "it was written or rewritten without the audit key"
-                    )
-                unkeyed += 1
-                if event_hash(event) != event.hash:
-                    problems.append(f"event {event.seq} was changed after it was written")
-            else:
-                if not keys.holds(event.key_id) and not reread:
-                    keys, reread = keys.read_again(), True  # (once: a key added since it was loaded)
-                if not keys.holds(event.key_id):
-                    unknown[event.key_id] = unknown.get(event.key_id, 0) + 1
-                else:
-                    used[event.key_id] = None
-                    if event_hash(event, keys) != event.hash:
-                        problems.append(f"event {event.seq} was changed after it was written")
-            if event.seq == 1:
-                first_hash = event.hash
-            if checkpoint is not None and event.seq == checkpoint.seq:
-                at_checkpoint = event.hash
-            last_keyed = event.key_id is not None
-            keyed_before = keyed_before or last_keyed
-            expected_prev = event.hash
-            expected_seq = event.seq + 1
-            checked += 1
-            last = event.seq
+            walk.step(event)
         session.expunge_all()
-    for key_id, count in unknown.items():
-        problems.append(
-            f"{count} event(s) are signed with the audit key {key_id}, which {keys.ring.path} does not "
-            "hold: they cannot be checked (restore the key file from its backup)"
-        )
-    if checked and not last_keyed:
-        problems.append(
-            f"the chain's last event ({last}) is not keyed: keyed events after it were removed or the "
-            "end was rewritten without the audit key (or the chain was never keyed: run `childindex migrate`)"
-        )
-    anchor = _READ_HEAD.rows(session.connection(), {})
-    head = anchor[0] if anchor else None
-    if head is not None and (head[0] != last or head[1] != expected_prev):
-        problems.append(
-            f"the chain ends at event {last} but its anchor says {head[0]}: "
-            "events at the end were deleted or the anchor was altered"
-        )
-    if head is None and checked:
-        problems.append("the chain's anchor is missing")
-    if checkpoint is not None:
-        problems += _against(checkpoint, last=last, first=first_hash, found=at_checkpoint)
+    problems = walk.problems + walk.at_the_end(_READ_HEAD.rows(session.connection(), {}))
     return Verification(
         ok=not problems,
-        checked=checked,
+        checked=walk.checked,
         problems=problems,
-        unkeyed=unkeyed,
-        key_ids=tuple(used),
+        unkeyed=walk.unkeyed,
+        key_ids=tuple(walk.used),
         checkpoint=checkpoint,
     )
+
+
+@dataclass
+class _Walk:
+    """Where a walk along the chain has got to, and what it found so far."""
+
+    keys: ChainKeys
+    checkpoint: Checkpoint | None
+    problems: list[str] = field(default_factory=list)
+    expected_prev: str = GENESIS
+    expected_seq: int = 1
+    checked: int = 0
+    unkeyed: int = 0
+    last: int = 0
+    last_keyed: bool = False
+    keyed_before: bool = False
+    reread: bool = False
+    used: dict[str, None] = field(default_factory=dict)  # the keys events were signed with, in order
+    unknown: dict[str, int] = field(default_factory=dict)  # events signed with keys the file lacks
+    first_hash: str = GENESIS
+    at_checkpoint: str | None = None
+
+    def step(self, event: AuditEvent) -> None:
+        """Check one event: its place in the chain, its link to the one before, its hash."""
+        if event.seq != self.expected_seq:
+            self.problems.append(f"events {self.expected_seq}..{event.seq - 1} are missing (deleted)")
+        if event.prev_hash != self.expected_prev:
+            self.problems.append(f"event {event.seq} does not follow the event before it")
+        if event.key_id is None:
+            self._unkeyed(event)
+        else:
+            self._keyed(event, event.key_id)
+        if event.seq == 1:
+            self.first_hash = event.hash
+        if self.checkpoint is not None and event.seq == self.checkpoint.seq:
+            self.at_checkpoint = event.hash
+        self.last_keyed = event.key_id is not None
+        self.keyed_before = self.keyed_before or self.last_keyed
+        self.expected_prev = event.hash
+        self.expected_seq = event.seq + 1
+        self.checked += 1
+        self.last = event.seq
+
+    def _unkeyed(self, event: AuditEvent) -> None:
+        if self.keyed_before:
+            self.problems.append(
+                f"event {event.seq} is not keyed though events before it are: "
+                "it was written or rewritten without the audit key"
+            )
+        self.unkeyed += 1
+        if event_hash(event) != event.hash:
+            self.problems.append(f"event {event.seq} was changed after it was written")
+
+    def _keyed(self, event: AuditEvent, key_id: str) -> None:
+        if not self.keys.holds(key_id) and not self.reread:
+            self.keys, self.reread = self.keys.read_again(), True  # (once: a key added since it was loaded)
+        if not self.keys.holds(key_id):
+            self.unknown[key_id] = self.unknown.get(key_id, 0) + 1
+            return
+        self.used[key_id] = None
+        if event_hash(event, self.keys) != event.hash:
+            self.problems.append(f"event {event.seq} was changed after it was written")
+
+    def at_the_end(self, anchor: list[tuple[Any, ...]]) -> list[str]:
+        """What the whole walk shows: events it could not check, an end that is not keyed, an anchor
+        (the chain's head row) or a checkpoint that the chain's end does not agree with."""
+        problems = [
+            f"{count} event(s) are signed with the audit key {key_id}, which {self.keys.ring.path} does "
+            "not hold: they cannot be checked (restore the key file from its backup)"
+            for key_id, count in self.unknown.items()
+        ]
+        last = self.last
+        if self.checked and not self.last_keyed:
+            problems.append(
+                f"the chain's last event ({last}) is not keyed: keyed events after it were removed or "
+                "the end was rewritten without the audit key (or the chain was never keyed: run "
+                "`childindex migrate`)"
+            )
+        head = anchor[0] if anchor else None
+        if head is not None and (head[0] != last or head[1] != self.expected_prev):
+            problems.append(
+                f"the chain ends at event {last} but its anchor says {head[0]}: "
+                "events at the end were deleted or the anchor was altered"
+            )
+        if head is None and self.checked:
+            problems.append("the chain's anchor is missing")
+        if self.checkpoint is not None:
+            problems += _against(self.checkpoint, last=last, first=self.first_hash, found=self.at_checkpoint)
+        return problems
 
 
 def _against(checkpoint: Checkpoint, *, last: int, first: str, found: str | None) -> list[str]:

@@ -1,5 +1,5 @@
 """Who may act, as whom, on which record, and what they may see of it: one set of rules that the app
-API, the pages and FHIR all reach through the use cases in directory/service.py.
+API, the pages and FHIR all reach through the use cases in directory/service/.
 
 - **Act as yourself.** A person acts as the practitioner their sign-in is linked to, never as one
   named in a request; a connected system may name only practitioners of its own organisation.

@@ -17,7 +17,7 @@ class WriteTurns:
     steady load of writes one request so waited seconds while others came and went (measured in
     tests/directory/test_burst.py, 16 clients: BEGIN IMMEDIATE waits of up to 2.5 s). Here each
     writer waits its turn and is woken as the one before it ends; SQLite's lock then only orders
-    this process against others (and the audit group commits of all of them, see audit.py).
+    this process against others (and the audit group commits of all of them, see audit_writer.py).
     """
 
     def __init__(self, timeout: float) -> None:

@@ -1,0 +1,176 @@
+"""The audit log's group commit: infrastructure, apart from the audit rules (directory.audit).
+
+One writer thread per engine, started on demand and gone after a second with nothing to do,
+appends every event queued meanwhile in a single transaction: a busy service takes the write
+lock once per batch instead of once per search, and each caller still waits until its own event
+is durable. On a SQLite file the writers of every process on the machine take turns through a
+lock file, and each writes on a driver connection of its own.
+
+The writer knows nothing of what it writes: its caller gives it how to prepare an event before
+the write lock is taken (`prepare`) and how to write a batch of them in the transaction
+(`write`). `directory.audit.submit` and `record` are the way in.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.engine import Engine
+
+from directory.db import SqliteWriter, Writable, is_sqlite_file, sqlite_transaction
+
+D = TypeVar("D")
+"""An event as prepared for the write (for the audit log, its row but for its place in the chain)."""
+
+Prepare = Callable[[dict[str, Any]], D]
+Write = Callable[[Writable, list[D]], object]
+
+
+def submit(engine: Engine, event: dict[str, Any], *, prepare: Prepare[D], write: Write[D]) -> Future[None]:
+    """Queue an event for the engine's group commit, made on first use with `prepare` and `write`;
+    the future is done once the event is durable, or holds the error."""
+    writer = _WRITERS.get(
+        engine
+    )  # (no lock to find one: the engine has had its writer since its first event)
+    if writer is None:
+        with _WRITERS_LOCK:
+            writer = _WRITERS.get(engine)
+            if writer is None:
+                writer = _WRITERS[engine] = GroupCommit(engine, prepare=prepare, write=write)
+    return writer.append(event)
+
+
+@dataclass(eq=False)
+class _Pending:
+    event: dict[str, Any]
+    done: Future[None] = field(default_factory=Future)
+
+
+class GroupCommit(Generic[D]):
+    """One writer thread per engine, started on demand and gone after a second with nothing to do."""
+
+    MAX_BATCH = 200
+    IDLE_SECONDS = 1.0
+
+    def __init__(self, engine: Engine, *, prepare: Prepare[D], write: Write[D]) -> None:
+        self._engine = weakref.ref(engine)
+        self._prepare = prepare
+        self._write_batch = write
+        self._queue: deque[_Pending] = deque()
+        self._ready = threading.Condition()
+        self._running = False
+
+    def append(self, event: dict[str, Any]) -> Future[None]:
+        """Queue an event; the future is done once it is durable, or holds the error."""
+        pending = _Pending(event)
+        # Running from the start, so it cannot be cancelled: a caller that stops waiting (a client
+        # gone) does not stop its event being written.
+        pending.done.set_running_or_notify_cancel()
+        with self._ready:
+            self._queue.append(pending)
+            if self._running:
+                self._ready.notify()
+            else:
+                self._running = True
+                threading.Thread(target=self._run, name="audit-group-commit", daemon=True).start()
+        return pending.done
+
+    def _run(self) -> None:
+        own = _OwnConnection()
+        try:
+            while True:
+                with self._ready:
+                    if not self._queue and not self._ready.wait_for(
+                        lambda: bool(self._queue), self.IDLE_SECONDS
+                    ):
+                        self._running = False
+                        return
+                    batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.MAX_BATCH))]
+                engine = self._engine()
+                if engine is None:  # nobody can be waiting on an engine that is gone
+                    return
+                self._write(engine, batch, own)
+        finally:
+            own.drop()
+
+    def _write(self, engine: Engine, batch: list[_Pending], own: _OwnConnection) -> None:
+        try:
+            prepared = [self._prepare(pending.event) for pending in batch]
+            with _writers_turn(engine), own.transaction(engine) as conn:
+                self._write_batch(conn, prepared)
+        except BaseException as exc:
+            own.drop()  # (a connection that failed is not trusted again)
+            if len(batch) > 1:  # one bad event must not lose the others: write them one by one
+                for pending in batch:
+                    self._write(engine, [pending], own)
+                return
+            batch[0].done.set_exception(exc)
+            return
+        for pending in batch:
+            pending.done.set_result(None)
+
+
+class _OwnConnection:
+    """A writer thread's transactions. On a SQLite file, on a driver connection of the thread's
+    own, opened on first use and kept while it runs (measured on 1,000,000 children, one event a
+    commit: 0.35 ms of CPU through Core's `engine.begin()`, 0.28 ms so); elsewhere each is an
+    `engine.begin()`."""
+
+    def __init__(self) -> None:
+        self._writer: SqliteWriter | None = None
+
+    @contextmanager
+    def transaction(self, engine: Engine) -> Iterator[Writable]:
+        if not is_sqlite_file(engine):
+            with engine.begin() as conn:
+                yield conn
+            return
+        if self._writer is None:
+            self._writer = SqliteWriter.open(engine)
+        with sqlite_transaction(self._writer) as conn:
+            yield conn
+
+    def drop(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
+
+@contextmanager
+def _writers_turn(engine: Engine) -> Iterator[None]:
+    """On a SQLite file, the group commits of every process on the machine take turns through a
+    lock file (`<database>-audit.lock`) before asking for SQLite's write lock.
+
+    SQLite's own wait for a busy write lock is a sleep-and-retry of 1 to 100 ms. With two or more
+    worker processes each committing searches' audits several hundred times a second, that left
+    a writer asleep for several milliseconds after the lock came free (measured: 4 ms on average
+    per commit, a sixth of them over 5 ms, with every search in that process waiting on it). A
+    blocked flock() is woken as soon as it is released.
+    """
+    path = engine.url.database
+    if not is_sqlite_file(engine) or not path or path.startswith("file:"):  # (no lock file beside a URI)
+        yield
+        return
+    try:
+        fd = os.open(f"{path}-audit.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a directory we may not write in: SQLite's own wait still serialises
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (closing releases the lock)
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, GroupCommit[Any]] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()

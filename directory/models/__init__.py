@@ -1,0 +1,196 @@
+"""The directory's tables (SQLModel) and the pydantic shapes that go in and out of the domain, by
+domain word; importing this package registers every table with SQLModel's metadata (Alembic's
+autogenerate and `create_schema` see them all).
+
+    vocabulary     roles, purposes, statuses; the clock
+    base           UTC time columns, ids, the base classes of inputs and outputs
+    actor          who is acting
+    catalogue      localities, organisations, services, practitioners; a contact
+    children       a child's record: names, identifiers, addresses, related people
+    consent        consents
+    involvements   involvements and their versions
+    caf            the CAF, its Lead Professional, its Team Around the Child
+    card           the involvement card
+    audit          the audit log's tables
+    outbox         changes to publish to the search index
+    notifications  subscriptions, notifications, notices
+"""
+
+from __future__ import annotations
+
+from directory.models.actor import Actor
+from directory.models.audit import AccessLogEntry, AuditEvent, AuditHead, AuditSubject
+from directory.models.base import UTCDateTime
+from directory.models.caf import (
+    Assessment,
+    CafClose,
+    CafComplete,
+    CafRead,
+    CafSignal,
+    CafStart,
+    HandOver,
+    HandOverRead,
+    LeadProfessionalAssignment,
+    LeadProfessionalRead,
+    Tac,
+    TacConvene,
+    TacMember,
+    TacMemberIn,
+    TacMemberRead,
+    TacRead,
+    TacUpdate,
+)
+from directory.models.card import ChildCard, ShieldNotice
+from directory.models.catalogue import (
+    Contact,
+    Locality,
+    LocalityArea,
+    LocalityRead,
+    Organisation,
+    Practitioner,
+    PractitionerCreate,
+    PractitionerRead,
+    Service,
+    ServiceLocality,
+    ServiceRead,
+)
+from directory.models.children import (
+    AddressIn,
+    AddressRead,
+    Child,
+    ChildAddress,
+    ChildCreate,
+    ChildIdentifier,
+    ChildName,
+    ChildRef,
+    DemographicsUpdate,
+    IdentifierIn,
+    IdentifierRead,
+    MergeInto,
+    NameIn,
+    NameRead,
+    RelatedPerson,
+    RelatedPersonIn,
+    RelatedPersonRead,
+    ShieldClear,
+    ShieldSet,
+)
+from directory.models.consent import Consent, ConsentCreate, ConsentRead, ConsentWithdraw
+from directory.models.involvements import (
+    Involvement,
+    InvolvementCreate,
+    InvolvementEnd,
+    InvolvementRead,
+    InvolvementUpdate,
+    InvolvementVersion,
+)
+from directory.models.notifications import Notice, NoticeRead, Notification, NotificationCursor, Subscription
+from directory.models.outbox import Outbox
+from directory.models.vocabulary import (
+    OPEN_CAF_STATUSES,
+    CafOutcome,
+    CafStatus,
+    ConsentGiver,
+    ConsentScope,
+    InvolvementStatus,
+    NameUse,
+    OrganisationKind,
+    Purpose,
+    RecordStatus,
+    Role,
+    SensitiveCategory,
+    ServiceTier,
+    Sex,
+    TacStatus,
+    utcnow,
+)
+
+__all__ = [
+    "AccessLogEntry",
+    "Actor",
+    "AddressIn",
+    "AddressRead",
+    "Assessment",
+    "AuditEvent",
+    "AuditHead",
+    "AuditSubject",
+    "CafClose",
+    "CafComplete",
+    "CafOutcome",
+    "CafRead",
+    "CafSignal",
+    "CafStart",
+    "CafStatus",
+    "Child",
+    "ChildAddress",
+    "ChildCard",
+    "ChildCreate",
+    "ChildIdentifier",
+    "ChildName",
+    "ChildRef",
+    "Consent",
+    "ConsentCreate",
+    "ConsentGiver",
+    "ConsentRead",
+    "ConsentScope",
+    "ConsentWithdraw",
+    "Contact",
+    "DemographicsUpdate",
+    "HandOver",
+    "HandOverRead",
+    "IdentifierIn",
+    "IdentifierRead",
+    "Involvement",
+    "InvolvementCreate",
+    "InvolvementEnd",
+    "InvolvementRead",
+    "InvolvementStatus",
+    "InvolvementUpdate",
+    "InvolvementVersion",
+    "LeadProfessionalAssignment",
+    "LeadProfessionalRead",
+    "Locality",
+    "LocalityArea",
+    "LocalityRead",
+    "MergeInto",
+    "NameIn",
+    "NameRead",
+    "NameUse",
+    "Notice",
+    "NoticeRead",
+    "Notification",
+    "NotificationCursor",
+    "OPEN_CAF_STATUSES",
+    "Organisation",
+    "OrganisationKind",
+    "Outbox",
+    "Practitioner",
+    "PractitionerCreate",
+    "PractitionerRead",
+    "Purpose",
+    "RecordStatus",
+    "RelatedPerson",
+    "RelatedPersonIn",
+    "RelatedPersonRead",
+    "Role",
+    "SensitiveCategory",
+    "Service",
+    "ServiceLocality",
+    "ServiceRead",
+    "ServiceTier",
+    "Sex",
+    "ShieldClear",
+    "ShieldNotice",
+    "ShieldSet",
+    "Subscription",
+    "Tac",
+    "TacConvene",
+    "TacMember",
+    "TacMemberIn",
+    "TacMemberRead",
+    "TacRead",
+    "TacStatus",
+    "TacUpdate",
+    "UTCDateTime",
+    "utcnow",
+]

@@ -1,0 +1,101 @@
+"""What every use case shares: loading a child's record for a change, its version and outbox row,
+the audit event of a change, the age range, and whether a consent covers a use."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from sqlmodel import Session
+
+from directory import audit
+from directory import repository as repo
+from directory.errors import InvalidInput, NotFound, RuleBroken, StaleVersion
+from directory.models import Actor, Child, Consent, ConsentScope, Outbox, RecordStatus, utcnow
+
+MAX_AGE_YEARS = 19  # pre-birth to 19 inclusive
+
+
+def age_on(born: date, today: date) -> int:
+    """Completed years of age on a day."""
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def add_years(day: date, years: int) -> date:
+    """The same day `years` later (or earlier); 28 February for a 29 February outside a leap year."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def oldest_birth_date_in_range(today: date) -> date:
+    """Children born on or after this day are within the age range (19 inclusive)."""
+    return add_years(today, -(MAX_AGE_YEARS + 1)) + timedelta(days=1)
+
+
+def load_child(session: Session, child_id: uuid.UUID, *, for_update: bool = False) -> Child:
+    """A child's record by id, whatever its status, or NotFound."""
+    child = repo.get(session, Child, child_id, for_update=for_update)
+    if child is None:
+        raise NotFound("No child record has that id.", child_id=str(child_id))
+    return child  # type: ignore[no-any-return]
+
+
+def active_child(session: Session, child_id: uuid.UUID, *, for_update: bool = False) -> Child:
+    """A child's record that may change: neither merged into another nor archived."""
+    child = load_child(session, child_id, for_update=for_update)
+    if child.status == RecordStatus.MERGED.value:
+        raise RuleBroken(
+            "This record was merged into another; make the change on that record.",
+            merged_into_id=str(child.merged_into_id),
+        )
+    if child.status != RecordStatus.ACTIVE.value:
+        raise RuleBroken(
+            "This record is archived (the child is outside the 0-19 age range or no longer "
+            "in the area); it can be read but not changed.",
+            child_id=str(child.id),
+        )
+    return child
+
+
+def touch(session: Session, child: Child) -> None:
+    """A new version of the child's record, and its outbox row for the search index."""
+    child.updated_at = utcnow()
+    child.version += 1
+    session.add(child)
+    session.add(Outbox(topic="child", entity_id=child.id.hex))
+
+
+def check_version(kind: str, current: int, expected: int | None) -> None:
+    """Refuse a change made against an older version of a record (optimistic locking)."""
+    if expected is not None and expected != current:
+        raise StaleVersion(
+            f"This {kind} changed since you read it (you sent version {expected}, it is now at "
+            f"version {current}); read it again and reapply your change.",
+            current_version=current,
+        )
+
+
+def audit_change(
+    session: Session, actor: Actor, action: str, child_id: uuid.UUID, detail: dict[str, str] | None = None
+) -> None:
+    """Append the audit event of a change to one child: the last write of every use case."""
+    audit.append(session, actor=actor, action=action, target_type="child", target_id=child_id, detail=detail)
+
+
+def require_purpose(actor: Actor) -> None:
+    """Refuse a read without a purpose of use."""
+    if actor.purpose is None:
+        raise InvalidInput(
+            "Say why you are looking: give a purpose of use (for example 'considering-caf' or 'direct-care')."
+        )
+
+
+def consent_covers(consent: Consent, scope: str) -> bool:
+    """True when a consent is current and covers the scope ('sensitive:all' covers each sensitive one)."""
+    if consent.withdrawn_at is not None:
+        return False
+    if consent.scope == scope:
+        return True
+    return scope.startswith("sensitive:") and consent.scope == ConsentScope.SENSITIVE_ALL.value
