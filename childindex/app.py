@@ -26,6 +26,7 @@ from childindex.guard import InputGuard, Refusal
 from childindex.openapi import install as install_openapi
 from childindex.settings import Settings, practice_of
 from childindex.web.wiring import install as install_web
+from directory import audit
 from directory.db import Limits, make_engine
 from directory.http import problems
 from interop.wiring import install_fhir
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.practice = practice_of(settings)
     app.state.engine = engine
+    audit.install_writer(engine)  # every search's and card read's audit event goes through it
     app.state.search_backend = backend
     key = settings.audit_fingerprint_key
     app.state.search_engine = MatchingEngine(backend, fingerprint_key=key.encode() if key else None)

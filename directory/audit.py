@@ -237,6 +237,11 @@ def record(session: Session, **event: Any) -> None:
     submit(bind, **event).result()
 
 
+def install_writer(engine: Engine) -> None:
+    """Give the engine its group commit now (the app does, at start-up): see directory.audit_writer."""
+    audit_writer.install(engine, prepare=_draft, write=_append_rows)
+
+
 def submit(engine: Engine, **event: Any) -> Future[None]:
     """Queue an event for the engine's group commit (see `record`, and directory.audit_writer); the
     future is done once the event is durable, or holds the error. An async caller can await it

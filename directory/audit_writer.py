@@ -35,17 +35,24 @@ Prepare = Callable[[dict[str, Any]], D]
 Write = Callable[[Writable, list[D]], object]
 
 
+def install(engine: Engine, *, prepare: Prepare[D], write: Write[D]) -> GroupCommit[D]:
+    """The engine's group commit, made now if it has none: the app wires its engine's writer in at
+    start-up; a command or a test that never did gets one on its first event (`submit`)."""
+    with _WRITERS_LOCK:
+        writer = _WRITERS.get(engine)
+        if writer is None:
+            writer = _WRITERS[engine] = GroupCommit(engine, prepare=prepare, write=write)
+    return writer
+
+
 def submit(engine: Engine, event: dict[str, Any], *, prepare: Prepare[D], write: Write[D]) -> Future[None]:
-    """Queue an event for the engine's group commit, made on first use with `prepare` and `write`;
-    the future is done once the event is durable, or holds the error."""
-    writer = _WRITERS.get(
-        engine
-    )  # (no lock to find one: the engine has had its writer since its first event)
+    """Queue an event for the engine's group commit (made on first use with `prepare` and `write`
+    when the app did not install one); the future is done once the event is durable, or holds
+    the error."""
+    # No lock to find the writer: the engine has had it since start-up or its first event.
+    writer = _WRITERS.get(engine)
     if writer is None:
-        with _WRITERS_LOCK:
-            writer = _WRITERS.get(engine)
-            if writer is None:
-                writer = _WRITERS[engine] = GroupCommit(engine, prepare=prepare, write=write)
+        writer = install(engine, prepare=prepare, write=write)
     return writer.append(event)
 
 
