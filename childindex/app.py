@@ -8,8 +8,8 @@ import logging
 import random
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI, Request, Response
@@ -47,24 +47,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     backend = build_search_backend(settings, engine)
     indexer = BackgroundIndexer(engine, backend, interval=settings.indexer_interval_seconds or 0.5)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Requests run in a thread pool. CPU-bound searches in forty threads only fight over the
-        # GIL (measured: more CPU per search, and fewer searches a second, than with a handful).
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
-        backend.ensure_ready()
-        if settings.search_resident and isinstance(backend, EmbeddedBackend):
-            backend.start_resident()  # loads in the background; searches use SQL until then
-        if settings.indexer_interval_seconds > 0:
-            indexer.start()
-        _settle_heap()
-        try:
-            yield
-        finally:
-            indexer.stop()
-            if isinstance(backend, EmbeddedBackend):
-                backend.stop_resident()
-            gc.unfreeze()  # (another app in this process, as in tests, may collect them now)
+    lifespan = _lifespan(settings, backend, indexer)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -90,6 +73,47 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         RequestHeaders, keepalive_requests=settings.keepalive_requests, routes=app.router.routes
     )
 
+    _health_routes(app, backend)
+    install_auth(app, settings, engine)
+    app.include_router(search_router)  # before /children/{child_id}, which would swallow /search
+    app.include_router(api_router)
+    install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
+    install_web(app, settings)  # the pages under / (after the API: its routes come first)
+    install_openapi(app)  # every route's errors, once all are in
+    logging.getLogger("childindex").setLevel(settings.log_level.upper())
+    return app
+
+
+def _lifespan(
+    settings: Settings, backend: SearchBackend, indexer: BackgroundIndexer
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shutdown: thread limit, search backend, resident index, indexer, heap."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Requests run in a thread pool. CPU-bound searches in forty threads only fight over the
+        # GIL (measured: more CPU per search, and fewer searches a second, than with a handful).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
+        backend.ensure_ready()
+        if settings.search_resident and isinstance(backend, EmbeddedBackend):
+            backend.start_resident()  # loads in the background; searches use SQL until then
+        if settings.indexer_interval_seconds > 0:
+            indexer.start()
+        _settle_heap()
+        try:
+            yield
+        finally:
+            indexer.stop()
+            if isinstance(backend, EmbeddedBackend):
+                backend.stop_resident()
+            gc.unfreeze()  # (another app in this process, as in tests, may collect them now)
+
+    return lifespan
+
+
+def _health_routes(app: FastAPI, backend: SearchBackend) -> None:
+    """/healthz (liveness) and /readyz (readiness), on the event loop."""
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers (on its event loop: however busy its request threads are,
@@ -109,15 +133,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             response.headers["Retry-After"] = "5"
             return {"status": "loading the search index"}
         return {"status": "ready"}
-
-    install_auth(app, settings, engine)
-    app.include_router(search_router)  # before /children/{child_id}, which would swallow /search
-    app.include_router(api_router)
-    install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
-    install_web(app, settings)  # the pages under / (after the API: its routes come first)
-    install_openapi(app)  # every route's errors, once all are in
-    logging.getLogger("childindex").setLevel(settings.log_level.upper())
-    return app
 
 
 def serving_limits(settings: Settings) -> Limits:
