@@ -281,8 +281,12 @@ def mint_token(database_url: str, env: dict[str, str], cwd: Path | None = None) 
     """A practitioner's grant and a signed access token, made the way the app makes them (with `cwd`,
     by that checkout's own code, in a process of its own)."""
     if cwd is not None:
-        code = (
-            "import sys, bench.search_http as b; "
+        code = (  # the key files first, by that checkout's code (from before or after issue #17's move)
+            "import sys, bench.search_http as b\n"
+            "try:\n    from childindex.keys import install_when_needed; from childindex.settings import Settings\n"
+            "except ImportError:\n    from directory.keys import install_when_needed; "
+            "from directory.settings import Settings\n"
+            "install_when_needed(Settings)\n"
             f"print(b.mint_token({database_url!r}, {{}}), file=sys.stdout)"
         )
         command = [sys.executable, "-c", code]
