@@ -283,7 +283,8 @@ def mint_token(database_url: str, env: dict[str, str], cwd: Path | None = None) 
     if cwd is not None:
         code = (  # the key files first, by that checkout's code (from before or after issue #17's move)
             "import sys, bench.search_http as b\n"
-            "try:\n    from childindex.keys import install_when_needed; from childindex.settings import Settings\n"
+            "try:\n    from childindex.keys import install_when_needed\n"
+            "    from childindex.settings import Settings\n"
             "except ImportError:\n    from directory.keys import install_when_needed; "
             "from directory.settings import Settings\n"
             "install_when_needed(Settings)\n"
