@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from joserfc import jwt
@@ -176,8 +176,8 @@ class TokenValidator:
         with self._lock:
             known = self._seen.get(token)
         if known is not None:
-            info, kid = known
-            self._key_for(info.issuer, kid)
+            info, known_kid = known
+            self._key_for(info.issuer, known_kid)
             if time.time() > info.expires_at + self.cfg.leeway_seconds:
                 raise unauthenticated("token-expired", "The access token has expired; get a new one.")
             return info
@@ -198,6 +198,7 @@ class TokenValidator:
             raise unauthenticated("invalid-token", "The access token names no signing key (kid).")
         issuer = unverified.get("iss")
         key, audience = self._key_for(issuer, kid)
+        issuer = cast(str, issuer)  # one of the two configured issuers, or _key_for refused it
         local = issuer == self.cfg.issuer
         expected = ACCESS_TOKEN_TYP if local else self.cfg.external_token_typ
         if _media_type(header.get("typ")) != _media_type(expected):
