@@ -181,6 +181,16 @@ class TokenValidator:
             if time.time() > info.expires_at + self.cfg.leeway_seconds:
                 raise unauthenticated("token-expired", "The access token has expired; get a new one.")
             return info
+        info, kid = self._read(token)
+        with self._lock:
+            if len(self._seen) >= VERIFIED_TOKENS_KEPT:
+                del self._seen[next(iter(self._seen))]  # the oldest
+            self._seen[token] = (info, kid)
+        return info
+
+    def _read(self, token: str) -> tuple[TokenInfo, str]:
+        """A token seen for the first time: what it says and its signing key's id, once its header,
+        signature, claims and lifetime are checked."""
         parts = token.split(".")
         if len(parts) != 3:
             raise unauthenticated("invalid-token", "The access token is not a signed JWT.")
@@ -206,6 +216,13 @@ class TokenValidator:
                 "invalid-token",
                 f"This is not an access token: its header must say typ {expected!r} (RFC 9068 'at+jwt').",
             )
+        claims = self._claims(token, key, issuer=issuer, audience=audience)
+        self._check_lifetime(claims)
+        info = _info(claims, issuer=str(issuer), local=local, subject_claim=self.cfg.external_subject_claim)
+        return info, kid
+
+    def _claims(self, token: str, key: Key, *, issuer: str, audience: str) -> dict[str, Any]:
+        """The token's claims, once its signature (pinned algorithms) and registered claims are valid."""
         try:
             claims = jwt.decode(token, key, algorithms=list(ACCESS_TOKEN_ALGS)).claims
         except JoseError:
@@ -228,13 +245,7 @@ class TokenValidator:
             raise unauthenticated(
                 "invalid-token", f"The access token was refused: {exc.description}."
             ) from None
-        self._check_lifetime(claims)
-        info = _info(claims, issuer=str(issuer), local=local, subject_claim=self.cfg.external_subject_claim)
-        with self._lock:
-            if len(self._seen) >= VERIFIED_TOKENS_KEPT:
-                del self._seen[next(iter(self._seen))]  # the oldest
-            self._seen[token] = (info, kid)
-        return info
+        return claims
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
         """Refuse a token meant to live longer than the configured maximum (from iat, or from now)."""

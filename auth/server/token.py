@@ -86,13 +86,9 @@ def _issue(
     refresh_expires: Any = None,
     with_refresh: bool = False,
 ) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    if kind == SubjectKind.USER:
-        user = session.exec(select(LocalUser).where(LocalUser.username == subject)).first()
-        if user is not None:
-            extra["name"] = user.display_name
-            if user.practitioner_id:
-                extra["practitioner_id"] = str(user.practitioner_id)
+    """An access token (and, where the client may refresh, a refresh token) as the token endpoint
+    answers; the issue is audited."""
+    extra = _person_claims(session, subject) if kind == SubjectKind.USER else {}
     family = None
     if with_refresh and "refresh_token" in client.grant_types.split():
         # The sign-in's id: every access token of this refresh family carries it, so ending the
@@ -116,22 +112,17 @@ def _issue(
         "scope": scope,
     }
     if family is not None:
-        raw = new_secret()
-        now = utcnow()
-        session.add(
-            RefreshToken(
-                token_hash=sha256_hex(raw),
-                family_id=family,
-                client_id=client.client_id,
-                subject=subject,
-                subject_kind=kind.value,
-                scope=scope,
-                amr=" ".join(amr),
-                issued_at=now,
-                expires_at=refresh_expires or now + timedelta(seconds=state.cfg.refresh_token_seconds),
-            )
+        body["refresh_token"] = _new_refresh_token(
+            state,
+            session,
+            family=family,
+            client_id=client.client_id,
+            subject=subject,
+            kind=kind,
+            scope=scope,
+            amr=amr,
+            expires=refresh_expires,
         )
-        body["refresh_token"] = raw
     audit.append(
         session,
         actor=audit_actor(subject, client_id=client.client_id),
@@ -139,6 +130,49 @@ def _issue(
         detail={"jti": claims["jti"], "scope": scope, "kind": kind.value},
     )
     return body
+
+
+def _new_refresh_token(
+    state: AuthState,
+    session: Session,
+    *,
+    family: uuid.UUID,
+    client_id: str,
+    subject: str,
+    kind: SubjectKind,
+    scope: str,
+    amr: list[str],
+    expires: Any,
+) -> str:
+    """A new refresh token of the sign-in's family (only its hash is kept), to expire with the
+    family's first (`expires`) or after the configured lifetime."""
+    raw = new_secret()
+    now = utcnow()
+    session.add(
+        RefreshToken(
+            token_hash=sha256_hex(raw),
+            family_id=family,
+            client_id=client_id,
+            subject=subject,
+            subject_kind=kind.value,
+            scope=scope,
+            amr=" ".join(amr),
+            issued_at=now,
+            expires_at=expires or now + timedelta(seconds=state.cfg.refresh_token_seconds),
+        )
+    )
+    return raw
+
+
+def _person_claims(session: Session, subject: str) -> dict[str, Any]:
+    """What a person's access token says of them beyond the subject: name and practitioner id."""
+    extra: dict[str, Any] = {}
+    user = session.exec(select(LocalUser).where(LocalUser.username == subject)).first()
+    if user is not None:
+        extra["name"] = user.display_name
+        if user.practitioner_id:
+            extra["practitioner_id"] = str(user.practitioner_id)
+    return extra
 
 
 # --------------------------------------------------------------------------- token endpoint
