@@ -1,4 +1,5 @@
-"""The embedded backend: blocking keys in two tables of the directory's own SQL database.
+"""The embedded backend: blocking keys in two tables of the directory's own SQL database (declared,
+with the change log, in search/tables.py and re-exported here).
 
 Works on SQLite and PostgreSQL through SQLAlchemy Core. `search_key` holds one row per
 (key, child); its primary key (key, child_id) is the index every candidate lookup uses, and
