@@ -11,28 +11,27 @@ transaction of its own. The children each read shows count towards trawling dete
 from __future__ import annotations
 
 import asyncio
-import enum
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy import bindparam
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from auth.config import AuthConfig
-from auth.errors import AuthRefused, forbidden, unauthenticated
+from auth.actors import audit_actor
+from auth.errors import AuthRefused, unauthenticated
 from auth.grants import PERSONS_ONLY_SCOPES, ROLE_SCOPES, LiveGrant, caller_facts, check_checks, current_grant
-from auth.keys import KeyStore
 from auth.models import AccessGrant, SeenJti, SubjectKind
-from auth.pages import PlainPages, SignInPages
-from auth.policy import PUBLIC, Policy, declared_policy
+from auth.policy import Policy, check_policy, declared_policy
+from auth.policy import RequireScope as RequireScope  # where the routes' callers import it from
 from auth.purposes import check_purpose
-from auth.ratelimit import SubjectLimiter, TrawlAlert
-from auth.tokens import TokenInfo, TokenValidator
+from auth.ratelimit import TrawlAlert
+from auth.state import AuthState as AuthState
+from auth.state import auth_state as auth_state
+from auth.tokens import TokenInfo
 from directory import audit
 from directory.db import driver_reader, read_only
 from directory.http.deps import (
@@ -45,29 +44,6 @@ from directory.http.deps import (
 from directory.models import Actor, Practitioner, Role, utcnow
 
 SHIELD_OVERRIDE_HEADER = "X-Shield-Override-Reason"
-
-
-class _Unknown(enum.StrEnum):
-    """The role recorded for a refused caller who holds no usable grant."""
-
-    NONE = "none"
-
-
-@dataclass
-class AuthState:
-    """What the resource and authorization servers share, kept on app.state.auth."""
-
-    cfg: AuthConfig
-    engine: Engine
-    keys: KeyStore
-    validator: TokenValidator
-    limiter: SubjectLimiter
-    pages: SignInPages = field(default_factory=PlainPages)  # the app may install its own layout
-
-
-def auth_state(request: Request) -> AuthState:
-    """The AuthState wired by create_app."""
-    return request.app.state.auth  # type: ignore[no-any-return]
 
 
 # Route objects are not hashable: keyed by id, each kept alive by its entry so the id stays its own.
@@ -93,18 +69,13 @@ def _refusal_actor(
         purpose = parse_purpose(request.headers.get(PURPOSE_HEADER))
     except Exception:  # an unknown purpose is itself refused later; keep auditing the refusal
         purpose = None
-    role: Any = Role(grant.role) if grant is not None else _Unknown.NONE
-    # model_construct: a refused caller may have no role from Role; the audit records "none".
-    return Actor.model_construct(
-        subject=subject[:200],
-        role=role,
-        organisation=None,
-        display_name=None,
+    # A refused caller may have no role from Role; the audit records "none".
+    return audit_actor(
+        subject,
         client_id=client_id,
+        role=Role(grant.role) if grant is not None else None,
         purpose=purpose,
         request_id=getattr(request.state, "request_id", None),
-        practitioner_id=None,
-        shield_override_reason=None,
     )
 
 
@@ -206,28 +177,6 @@ def check_caller(state: AuthState, info: TokenInfo) -> AccessGrant | LiveGrant:
     """The grant a request with this (validated) token would act under, or the AuthRefused it would get."""
     grant, _ = _grant_of(state, info, _Caller())
     return grant
-
-
-def check_policy(policy: Policy | str | None, *, role: Role, scopes: frozenset[str] | None) -> None:
-    """Refuse (403) unless the role and, for token callers, one of the scopes fit the policy."""
-    if policy == PUBLIC:
-        return
-    if policy is None or isinstance(policy, str):
-        raise forbidden("no-policy", "This route has no access policy, so it is closed to everyone.")
-    if role not in policy.roles:
-        raise forbidden(
-            "role-not-allowed",
-            f"Your role ({role.value}) may not do this; it needs "
-            f"one of: {', '.join(sorted(r.value for r in policy.roles))}.",
-        )
-    if scopes is not None and not (scopes & policy.scopes):
-        named = policy.scopes_to_name(system=role == Role.SYSTEM)
-        raise forbidden(
-            "insufficient-scope",
-            f"Your access token lacks the scope this needs: {' or '.join(named)}"
-            f"{' (or a wider one granting the same)' if policy.hint else ''}. Ask for it when you "
-            "request a token, or ask your administrator to add it to your grant.",
-        )
 
 
 @dataclass
@@ -403,27 +352,3 @@ def _audit_trawl(state: AuthState, actor: Actor, alert: TrawlAlert) -> None:
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
-
-
-class RequireScope:
-    """A dependency that declares and enforces a route's scopes (any of) and roles."""
-
-    def __init__(
-        self,
-        *scopes: str,
-        roles: frozenset[Role] | set[Role] | None = None,
-        rate_limited: bool = False,
-    ) -> None:
-        self.policy = Policy(
-            frozenset(scopes),
-            frozenset(roles) if roles else frozenset(Role),
-            rate_limited=rate_limited,
-        )
-
-    async def __call__(self, request: Request, actor: CurrentActor) -> Actor:
-        """Return the actor once the resolver has applied this policy (checked again here)."""
-        check_policy(self.policy, role=actor.role, scopes=getattr(request.state, "scopes", None))
-        return actor
-
-    def __repr__(self) -> str:
-        return f"RequireScope({', '.join(sorted(self.policy.scopes))})"

@@ -255,34 +255,17 @@ def create_grant(
 ) -> AccessGrant:
     """Grant access (a client's grant starts pending); never beyond the admin's own. Audited."""
     now = now or utcnow()
-    if admin_grant is not None and _same(data.subject, actor.subject):
-        raise NotAllowed("You cannot grant access to yourself; ask another administrator.")
-    scopes = set(data.scopes if data.scopes is not None else ROLE_SCOPES[data.role])
-    authority = data.authority or (admin_grant.authority if admin_grant else default_authority)
-    _within_reach(
-        admin_grant,
-        role=data.role,
-        scopes=scopes,
-        authority=authority,
-        localities=data.localities,
-        creating=True,
+    scopes, authority = _check_new_grant(
+        session,
+        actor=actor,
+        admin_grant=admin_grant,
+        data=data,
+        default_authority=default_authority,
+        rules=rules,
+        now=now,
     )
     client = data.subject_kind == SubjectKind.CLIENT
-    if client:
-        _client_may_hold(data.role, scopes)
-        if data.responsible is None:
-            raise InvalidInput(
-                "A grant for a system client names the person responsible for it (responsible).",
-                field="responsible",
-            )
-        _check_responsible(session, data.responsible, authority=authority, rules=rules, now=now)
-    elif data.responsible is not None:
-        raise InvalidInput("Only a system client's grant names a person responsible.", field="responsible")
-    rules.check_checks_dates(
-        training=data.training_completed_on, vetting=data.vetting_checked_on, today=now.date()
-    )
     valid_from = data.valid_from or now
-    rules.check_period(valid_from=valid_from, valid_until=data.valid_until, now=now)
     grant = AccessGrant(
         subject=data.subject,
         subject_kind=data.subject_kind.value,
@@ -319,6 +302,47 @@ def create_grant(
         },
     )
     return grant
+
+
+def _check_new_grant(
+    session: Session,
+    *,
+    actor: Actor,
+    admin_grant: AdminGrant,
+    data: GrantCreate,
+    default_authority: str,
+    rules: GrantRules,
+    now: datetime,
+) -> tuple[set[str], str]:
+    """The new grant's scopes and authority, once it is within the admin's reach, a client's grant
+    names a current person responsible, and the checks' dates and the period are allowed."""
+    if admin_grant is not None and _same(data.subject, actor.subject):
+        raise NotAllowed("You cannot grant access to yourself; ask another administrator.")
+    scopes = set(data.scopes if data.scopes is not None else ROLE_SCOPES[data.role])
+    authority = data.authority or (admin_grant.authority if admin_grant else default_authority)
+    _within_reach(
+        admin_grant,
+        role=data.role,
+        scopes=scopes,
+        authority=authority,
+        localities=data.localities,
+        creating=True,
+    )
+    if data.subject_kind == SubjectKind.CLIENT:
+        _client_may_hold(data.role, scopes)
+        if data.responsible is None:
+            raise InvalidInput(
+                "A grant for a system client names the person responsible for it (responsible).",
+                field="responsible",
+            )
+        _check_responsible(session, data.responsible, authority=authority, rules=rules, now=now)
+    elif data.responsible is not None:
+        raise InvalidInput("Only a system client's grant names a person responsible.", field="responsible")
+    rules.check_checks_dates(
+        training=data.training_completed_on, vetting=data.vetting_checked_on, today=now.date()
+    )
+    rules.check_period(valid_from=data.valid_from or now, valid_until=data.valid_until, now=now)
+    return scopes, authority
 
 
 def get_grant(session: Session, grant_id: uuid.UUID) -> AccessGrant:

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
+from auth.actors import audit_actor
 from auth.models import SignInSource
 from directory import audit
-from directory.models import Actor
 
 LOCK_AFTER = 5
 LOCK_FOR = timedelta(minutes=15)
@@ -82,23 +81,6 @@ def gate(session: Session, *, username: str, source: str, now: datetime) -> Gate
     return Gate(row, _strangers_failing(session, username, source, now) < MANY_SOURCES, familiar)
 
 
-def _actor(username: str) -> Actor:
-    from auth.deps import _Unknown  # the role audited for one who is not signed in
-
-    role: Any = _Unknown.NONE
-    return Actor.model_construct(
-        subject=username[:200],
-        role=role,
-        organisation=None,
-        display_name=None,
-        client_id=None,
-        purpose=None,
-        request_id=None,
-        practitioner_id=None,
-        shield_override_reason=None,
-    )
-
-
 def failed(session: Session, g: Gate, *, now: datetime) -> None:
     """Count a failure from this address; lock it out after LOCK_AFTER in a row; alert."""
     row = g.row
@@ -112,7 +94,7 @@ def failed(session: Session, g: Gate, *, now: datetime) -> None:
         row.failures = 0
         audit.append(
             session,
-            actor=_actor(row.username),
+            actor=audit_actor(row.username),
             action="alert.signin.locked",
             outcome="alert",
             target_type="user",
@@ -124,7 +106,7 @@ def failed(session: Session, g: Gate, *, now: datetime) -> None:
     if newly_failing and _strangers_failing(session, row.username, row.source, now) + 1 == MANY_SOURCES:
         audit.append(
             session,
-            actor=_actor(row.username),
+            actor=audit_actor(row.username),
             action="alert.signin.many-sources",
             outcome="alert",
             target_type="user",

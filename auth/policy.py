@@ -1,8 +1,11 @@
-"""Route policies: which scopes and roles each route needs. Deny by default.
+"""Route policies: which scopes and roles each route needs, and the check of a caller against one.
+Deny by default.
 
 Every route of the app either has a policy here (by route name), declares one with a
 `RequireScope` dependency, or is explicitly public. tests/auth/test_policy.py walks
 `app.routes` and fails when a route has none, so a new route cannot ship unprotected.
+The resource server (auth/deps.py) finds each request's policy with `declared_policy` and
+applies it with `check_policy`; this module imports nothing of it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from directory.models import Role
+from fastapi import Request
+
+from auth.errors import forbidden
+from directory.http.deps import CurrentActor
+from directory.models import Actor, Role
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,7 @@ def smart_scopes(resource: str, letter: str) -> frozenset[str]:
         perms = "".join(ch for i, ch in enumerate(_LETTERS) if mask & (1 << i))
         if letter in perms:
             sets.append(perms)
-    out = set()
+    out: set[str] = set()
     for context in ("system", "user"):
         for kind in (resource, "*"):
             out.update(f"{context}/{kind}.{perms}" for perms in sets)
@@ -177,10 +184,54 @@ def _fhir_policies() -> dict[str, Policy | str]:
 ROUTE_POLICIES.update(_fhir_policies())
 
 
+def check_policy(policy: Policy | str | None, *, role: Role, scopes: frozenset[str] | None) -> None:
+    """Refuse (403) unless the role and, for token callers, one of the scopes fit the policy."""
+    if policy == PUBLIC:
+        return
+    if policy is None or isinstance(policy, str):
+        raise forbidden("no-policy", "This route has no access policy, so it is closed to everyone.")
+    if role not in policy.roles:
+        raise forbidden(
+            "role-not-allowed",
+            f"Your role ({role.value}) may not do this; it needs "
+            f"one of: {', '.join(sorted(r.value for r in policy.roles))}.",
+        )
+    if scopes is not None and not (scopes & policy.scopes):
+        named = policy.scopes_to_name(system=role == Role.SYSTEM)
+        raise forbidden(
+            "insufficient-scope",
+            f"Your access token lacks the scope this needs: {' or '.join(named)}"
+            f"{' (or a wider one granting the same)' if policy.hint else ''}. Ask for it when you "
+            "request a token, or ask your administrator to add it to your grant.",
+        )
+
+
+class RequireScope:
+    """A dependency that declares and enforces a route's scopes (any of) and roles."""
+
+    def __init__(
+        self,
+        *scopes: str,
+        roles: frozenset[Role] | set[Role] | None = None,
+        rate_limited: bool = False,
+    ) -> None:
+        self.policy = Policy(
+            frozenset(scopes),
+            frozenset(roles) if roles else frozenset(Role),
+            rate_limited=rate_limited,
+        )
+
+    async def __call__(self, request: Request, actor: CurrentActor) -> Actor:
+        """Return the actor once the resolver has applied this policy (checked again here)."""
+        check_policy(self.policy, role=actor.role, scopes=getattr(request.state, "scopes", None))
+        return actor
+
+    def __repr__(self) -> str:
+        return f"RequireScope({', '.join(sorted(self.policy.scopes))})"
+
+
 def declared_policy(route: Any) -> Policy | str | None:
     """The route's policy: from a RequireScope dependency, else from ROUTE_POLICIES, else None."""
-    from auth.deps import RequireScope  # late: deps imports this module
-
     dependant = getattr(route, "dependant", None)
     stack = [dependant] if dependant is not None else []
     while stack:

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from joserfc import jwt
@@ -176,11 +176,21 @@ class TokenValidator:
         with self._lock:
             known = self._seen.get(token)
         if known is not None:
-            info, kid = known
-            self._key_for(info.issuer, kid)
+            info, known_kid = known
+            self._key_for(info.issuer, known_kid)
             if time.time() > info.expires_at + self.cfg.leeway_seconds:
                 raise unauthenticated("token-expired", "The access token has expired; get a new one.")
             return info
+        info, kid = self._read(token)
+        with self._lock:
+            if len(self._seen) >= VERIFIED_TOKENS_KEPT:
+                del self._seen[next(iter(self._seen))]  # the oldest
+            self._seen[token] = (info, kid)
+        return info
+
+    def _read(self, token: str) -> tuple[TokenInfo, str]:
+        """A token seen for the first time: what it says and its signing key's id, once its header,
+        signature, claims and lifetime are checked."""
         parts = token.split(".")
         if len(parts) != 3:
             raise unauthenticated("invalid-token", "The access token is not a signed JWT.")
@@ -198,6 +208,7 @@ class TokenValidator:
             raise unauthenticated("invalid-token", "The access token names no signing key (kid).")
         issuer = unverified.get("iss")
         key, audience = self._key_for(issuer, kid)
+        issuer = cast(str, issuer)  # one of the two configured issuers, or _key_for refused it
         local = issuer == self.cfg.issuer
         expected = ACCESS_TOKEN_TYP if local else self.cfg.external_token_typ
         if _media_type(header.get("typ")) != _media_type(expected):
@@ -205,6 +216,13 @@ class TokenValidator:
                 "invalid-token",
                 f"This is not an access token: its header must say typ {expected!r} (RFC 9068 'at+jwt').",
             )
+        claims = self._claims(token, key, issuer=issuer, audience=audience)
+        self._check_lifetime(claims)
+        info = _info(claims, issuer=str(issuer), local=local, subject_claim=self.cfg.external_subject_claim)
+        return info, kid
+
+    def _claims(self, token: str, key: Key, *, issuer: str, audience: str) -> dict[str, Any]:
+        """The token's claims, once its signature (pinned algorithms) and registered claims are valid."""
         try:
             claims = jwt.decode(token, key, algorithms=list(ACCESS_TOKEN_ALGS)).claims
         except JoseError:
@@ -227,13 +245,7 @@ class TokenValidator:
             raise unauthenticated(
                 "invalid-token", f"The access token was refused: {exc.description}."
             ) from None
-        self._check_lifetime(claims)
-        info = _info(claims, issuer=str(issuer), local=local, subject_claim=self.cfg.external_subject_claim)
-        with self._lock:
-            if len(self._seen) >= VERIFIED_TOKENS_KEPT:
-                del self._seen[next(iter(self._seen))]  # the oldest
-            self._seen[token] = (info, kid)
-        return info
+        return claims
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
         """Refuse a token meant to live longer than the configured maximum (from iat, or from now)."""

@@ -63,7 +63,7 @@ def install(app: FastAPI, settings: Any, engine: Engine) -> AuthState:
 
     @app.exception_handler(OAuthError)
     async def _oauth(request: Request, exc: OAuthError) -> JSONResponse:
-        return server._oauth_error_response(exc)
+        return server.oauth_error_response(exc)
 
     for kind in BUSY_ERRORS:
         app.add_exception_handler(kind, _oauth_busy(cast(Handler, app.exception_handlers[kind])))
@@ -79,7 +79,7 @@ def _oauth_busy(previous: Handler) -> Handler:
     async def handler(request: Request, exc: Exception) -> Response:
         if not request.url.path.startswith("/oauth/"):
             return await previous(request, exc)
-        response = server._oauth_error_response(
+        response = server.oauth_error_response(
             OAuthError(
                 "temporarily_unavailable",
                 "The service is busy; nothing was changed. Try again in a moment.",

@@ -2,7 +2,7 @@
 
 The only module that imports the Elasticsearch client. The application owns the mapping
 and settings; no analysis plugin is needed because every key is computed in Python
-(search.matching.blocking_keys) and stored as an exact keyword.
+(search.blocking.blocking_keys) and stored as an exact keyword.
 
 Reads and writes go through the alias `childindex-children`, which points at one concrete
 index `childindex-children-<UTC timestamp>`. `rebuild` fills a new index and moves the
@@ -17,7 +17,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 
-from search.matching import blocking_keys
+from search.blocking import blocking_keys
 from search.normalise import normalise_identifier
 from search.port import BirthFilter, PersonFields
 

@@ -1,4 +1,5 @@
-"""The embedded backend: blocking keys in two tables of the directory's own SQL database.
+"""The embedded backend: blocking keys in two tables of the directory's own SQL database (declared,
+with the change log, in search/tables.py and re-exported here).
 
 Works on SQLite and PostgreSQL through SQLAlchemy Core. `search_key` holds one row per
 (key, child); its primary key (key, child_id) is the index every candidate lookup uses, and
@@ -17,67 +18,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    bindparam,
-    delete,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
 
 from directory.db import READ_ONLY
-from search.matching import blocking_keys, identifier_key
+from search.blocking import blocking_keys, identifier_key
 from search.normalise import normalise_identifier
 from search.port import BirthFilter, PersonFields
+from search.tables import metadata as metadata
+from search.tables import search_key as search_key
+from search.tables import search_log as search_log
+from search.tables import search_record as search_record
 
 if TYPE_CHECKING:
     from search.resident import ResidentIndex
-
-metadata = MetaData()
-"""The search tables; create them with `EmbeddedBackend.ensure_ready` or an Alembic migration."""
-
-search_record = Table(
-    "search_record",
-    metadata,
-    Column("child_id", String(64), primary_key=True),
-    # PersonFields.to_dict() as JSON text: portable across SQLite and PostgreSQL, and the
-    # database never needs to look inside it.
-    Column("fields", Text, nullable=False),
-)
-
-search_key = Table(
-    "search_key",
-    metadata,
-    Column("key", String(160), primary_key=True),
-    Column("child_id", String(64), primary_key=True),
-    Index("ix_search_key_child_id", "child_id"),
-    # On SQLite the primary key is the table itself (no hidden rowid copy): a third less disk
-    # at tens of millions of keys. Other dialects ignore this.
-    sqlite_with_rowid=False,
-)
-
-search_log = Table(
-    "search_log",
-    metadata,
-    # Never reused, even after the oldest rows are pruned (AUTOINCREMENT on SQLite, a sequence
-    # on PostgreSQL): a reader remembers the last seq it applied and asks for what follows.
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    # The child whose record and keys changed; NULL: everything changed (a rebuild, or rows a
-    # reader may have missed were pruned) and a resident copy must load afresh.
-    Column("child_id", String(64), nullable=True),
-    sqlite_autoincrement=True,
-)
 
 LOG_KEEP = 100_000
 """The log keeps (about) the newest this many seqs; a reader further behind loads afresh."""

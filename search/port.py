@@ -94,7 +94,7 @@ class PersonFields:
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """What a practitioner typed. Validate with `search.matching.validate_criteria`."""
+    """What a practitioner typed. Validate with `search.criteria.validate_criteria`."""
 
     given: str | None = None
     family: str | None = None
@@ -190,7 +190,7 @@ class SearchBackend(Protocol):
         """Return up to `limit` records sharing any key, most shared keys first.
 
         Of those `limit`, a backend may leave out any for which `keep_birth(birth_date,
-        expected_delivery_date)` is False (see `search.matching.birth_filter`: they could not
+        expected_delivery_date)` is False (see `search.scoring.birth_filter`: they could not
         match anyway); it must not bring in others instead.
         """
         ...

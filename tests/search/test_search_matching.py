@@ -10,13 +10,11 @@ from datetime import date, timedelta
 import pytest
 
 from search.matching import (
-    _FLOOR,
     CERTAIN_AT,
     MAX_RESULTS,
     POSSIBLE_AT,
     PROBABLE_AT,
     MatchingEngine,
-    _assess,
     birth_filter,
     blocking_keys,
     normalised_query,
@@ -26,6 +24,7 @@ from search.matching import (
     validate_criteria,
 )
 from search.port import CriteriaError, PersonFields, SearchBackend, SearchQuery, TooManyMatches
+from search.scoring import _FLOOR, _assess
 from tests.search.conftest import build_person
 
 Builder = Callable[..., PersonFields]
@@ -359,7 +358,8 @@ def test_the_birth_filter_rules_out_only_records_that_could_not_match() -> None:
 
 def test_every_date_near_an_exact_date_of_birth_is_listed() -> None:
     """The birth filter weighs only the dates _near_dates lists: every other date must "differ"."""
-    from search.matching import _birth_field, _near_dates
+    from search.fields import birth_field as _birth_field
+    from search.scoring import _near_dates
 
     rng = random.Random(31)
     for _ in range(40):
