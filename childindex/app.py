@@ -159,7 +159,7 @@ def _guard_input(app: FastAPI, settings: Settings) -> None:
         return error_response(for_http(r.status, r.message))
 
     def oauth_error(_: Request, r: Refusal) -> Response:
-        return oauth._oauth_error_response(OAuthError("invalid_request", r.message, status=r.status))
+        return oauth.oauth_error_response(OAuthError("invalid_request", r.message, status=r.status))
 
     def api_or_page(request: Request, r: Refusal) -> Response:
         if is_page(request.url.path):

@@ -23,4 +23,3 @@ router = APIRouter()
 for family in (token, authorize, upstream, metadata):  # the routes' order as they were declared
     router.include_router(family.router)
 
-_oauth_error_response = oauth_error_response  # the composition root's name for it (childindex/app.py)
