@@ -16,6 +16,7 @@ UPN = f"{BASE}/Id/upn"  # the Department for Education's Unique Pupil Number
 SCHOOL_URN = f"{BASE}/Id/school-urn"  # the Department for Education's school URN
 LOCAL_PREFIX = f"{BASE}/Id/local/"  # + the local system's name, e.g. .../Id/local/mosaic
 LOCALITY_CODE = f"{BASE}/Id/locality"
+SUBJECT = f"{BASE}/Id/subject"  # who acted, as their sign-in names them (AuditEvent.agent.who)
 
 IDENTIFIER_SYSTEMS = {"nhs": NHS_NUMBER, "upn": UPN}
 """Domain identifier system -> FHIR identifier system (local:<name> ids map under LOCAL_PREFIX)."""
@@ -42,11 +43,12 @@ V3_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 CONSENT_SCOPE_HL7 = "http://terminology.hl7.org/CodeSystem/consentscope"
-CONSENT_CATEGORY_LOINC = "http://loinc.org"
+LOINC = "http://loinc.org"
+ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
 CONSENT_POLICY = (
     "https://www.gov.uk/government/publications/safeguarding-practitioners-information-sharing-advice"
 )
-AUDIT_EVENT_TYPE = "http://dicom.nema.org/resources/ontology/DCM"
+AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 AUDIT_SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 AUDIT_ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
