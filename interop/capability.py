@@ -9,8 +9,7 @@ from interop import params as P
 from interop import systems as S
 from interop.mapping import validated
 
-SEARCH_TYPE_URL = "http://hl7.org/fhir/SearchParameter/{kind}-{name}"
-_COMMON = {"_id": "http://hl7.org/fhir/SearchParameter/Resource-id"}
+_COMMON = {"_id": S.RESOURCE_ID_PARAMETER}
 HISTORY_TYPES = set(FHIR_HISTORY_TYPES)
 VERSIONED_TYPES = {"EpisodeOfCare", "PractitionerRole", "Flag", "CareTeam"}  # meta.versionId, If-Match
 CONDITIONAL_CREATE = {"EpisodeOfCare", "Flag", "Consent", "CareTeam"}  # If-None-Exist, as a search
@@ -59,7 +58,7 @@ def _resource(kind: str) -> dict[str, Any]:
         "searchParam": [
             {
                 "name": name,
-                "definition": _COMMON.get(name, SEARCH_TYPE_URL.format(kind=kind, name=name)),
+                "definition": _COMMON.get(name, S.SEARCH_PARAMETER.format(kind=kind, name=name)),
                 "type": ptype if ptype != "reference" else "reference",
                 **({"documentation": P.PARAM_DOCS[name]} if name in P.PARAM_DOCS else {}),
             }
@@ -67,9 +66,7 @@ def _resource(kind: str) -> dict[str, Any]:
         ],
     }
     if kind == "Patient":
-        res["operation"] = [
-            {"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match"}
-        ]
+        res["operation"] = [{"name": "match", "definition": S.PATIENT_MATCH}]
     if kind in FHIR_CHILD_TYPES:
         res["documentation"] = (
             "Send X-Purpose-Of-Use with every read and search. Shielded records and sensitive "
@@ -103,7 +100,7 @@ def _subscription_resource() -> dict[str, Any]:
             + " Each notification is an id-only history Bundle (the Patient and, for CAF and Lead "
             "Professional events, the CAF's Flag), tagged with the event, posted in the background "
             "with retries; give a secret in extension " + S.EXT_SIGNING_SECRET + " to have it signed "
-            "(X-Childindex-Signature: sha256=HMAC(secret, X-Childindex-Timestamp + '.' + body)). "
+            f"({S.SIGNATURE_HEADER}: sha256=HMAC(secret, {S.TIMESTAMP_HEADER} + '.' + body)). "
             "shielded-record-viewed also needs the audit.read scope."
         ),
     }
@@ -143,7 +140,7 @@ def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
                         {
                             "coding": [
                                 {
-                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "system": S.RESTFUL_SECURITY_SERVICE,
                                     "code": "SMART-on-FHIR",
                                 }
                             ]
@@ -151,7 +148,7 @@ def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
                     ],
                     "extension": [
                         {
-                            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                            "url": S.SMART_OAUTH_URIS,
                             "extension": [
                                 {"url": "token", "valueUri": f"{issuer}/oauth/token"},
                                 {"url": "authorize", "valueUri": f"{issuer}/oauth/authorize"},

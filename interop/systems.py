@@ -1,4 +1,5 @@
-"""Every identifier system, code system and extension URL the FHIR surface uses, declared once."""
+"""Every identifier system, code system, extension URL and canonical definition the FHIR surface uses,
+declared once (and the headers a notification carries). Nothing else in interop/ spells one out."""
 
 from __future__ import annotations
 
@@ -54,10 +55,19 @@ AUDIT_ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 LOCATION_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 MATCH_GRADE_SYSTEM = "http://terminology.hl7.org/CodeSystem/match-grade"
+V3_OBSERVATION_VALUE = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"  # SUBSETTED
+RESTFUL_SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+# --- definitions (canonical URLs of the base specification's search parameters and operations) --
+
+SEARCH_PARAMETER = "http://hl7.org/fhir/SearchParameter/{kind}-{name}"
+RESOURCE_ID_PARAMETER = "http://hl7.org/fhir/SearchParameter/Resource-id"
+PATIENT_MATCH = "http://hl7.org/fhir/OperationDefinition/Patient-match"
 
 # --- extensions ----------------------------------------------------------------------------------
 
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
+SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 EXT_LEVEL_OF_NEED = f"{BASE}/StructureDefinition/level-of-need"
 EXT_INVOLVEMENT_ROLE = f"{BASE}/StructureDefinition/involvement-role"
 EXT_HEALTHCARE_SERVICE = f"{BASE}/StructureDefinition/healthcare-service"
@@ -80,6 +90,13 @@ EXT_NO_SIGNIFICANT_HARM = f"{BASE}/StructureDefinition/no-risk-of-significant-ha
 EXT_CONSENT_GIVER = f"{BASE}/StructureDefinition/consent-giver"
 EXT_YOUNG_PERSON_COMPETENT = f"{BASE}/StructureDefinition/young-person-competent"
 EXT_SIGNING_SECRET = f"{BASE}/StructureDefinition/signing-secret"  # Subscription: write-only
+
+# --- what a notification carries (interop/notify.py sends them; the Subscription mapper and the
+# CapabilityStatement name them) ----------------------------------------------------------------
+
+SIGNATURE_HEADER = "X-Childindex-Signature"  # sha256=HMAC(secret, timestamp + "." + body)
+TIMESTAMP_HEADER = "X-Childindex-Timestamp"
+EVENT_HEADER = "X-Childindex-Event"
 
 
 def fhir_identifier_system(domain_system: str) -> str:

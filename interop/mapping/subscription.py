@@ -17,7 +17,7 @@ SUBSCRIPTION_CRITERIA: dict[tuple[str, str], str] = {
     ("AuditEvent", "shielded-record-viewed"): "shielded-record-viewed",
 }
 _CRITERIA_PARAM = {"Flag": "code", "AuditEvent": "subtype"}
-SIGNATURE_HEADER_NAME = "X-Childindex-Signature"  # as interop/notify.py signs
+SIGNATURE_HEADER_NAME = S.SIGNATURE_HEADER
 _CRITERIA_SYSTEM = {"Flag": S.FLAG_CODE, "AuditEvent": S.SUBSCRIPTION_EVENT}
 CRITERIA_HELP = (
     "Supported criteria: Flag?code= one or more (comma-separated) of caf-signalled, caf-in-progress, "
