@@ -1843,7 +1843,7 @@ def build_router() -> APIRouter:
         res = entries[0]["resource"]
         return fhir_json(res, headers=_etag(res))
 
-    from interop.subscriptions import add_subscription_routes  # late: it builds on this module
+    from interop.api.subscription import add_subscription_routes  # late: it builds on this module
 
     add_subscription_routes(router)
 

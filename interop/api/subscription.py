@@ -18,7 +18,7 @@ from directory.models import Subscription
 from interop import mapping as m
 from interop import notify
 from interop import openapi as doc
-from interop.api import Body, Ctx, CtxDep, FhirError, _mapping
+from interop.api.routes import Body, Ctx, CtxDep, FhirError, _mapping
 from interop.outcome import fhir_json
 
 SHIELD_EVENT = "shielded-record-viewed"

@@ -1,0 +1,1 @@
+"""The FHIR R4 REST surface under /fhir: the routes (routes.py) and Subscriptions (subscription.py)."""
