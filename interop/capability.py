@@ -7,7 +7,7 @@ from typing import Any
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYPES, FHIR_WRITE_TYPES
 from interop import params as P
 from interop import systems as S
-from interop.mapping import validated
+from interop.mapping import CRITERIA_HELP, validated
 
 _COMMON = {"_id": S.RESOURCE_ID_PARAMETER}
 HISTORY_TYPES = set(FHIR_HISTORY_TYPES)
@@ -81,8 +81,6 @@ def _resource(kind: str) -> dict[str, Any]:
 
 
 def _subscription_resource() -> dict[str, Any]:
-    from interop.mapping import CRITERIA_HELP
-
     return {
         "type": "Subscription",
         "interaction": [{"code": c} for c in ("create", "read", "search-type", "delete")],
