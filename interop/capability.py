@@ -104,6 +104,13 @@ def _subscription_resource() -> dict[str, Any]:
     }
 
 
+_REST_DOCUMENTATION = (
+    f"Identifier systems: NHS number {S.NHS_NUMBER}; UPN {S.UPN}; local ids under {S.LOCAL_PREFIX}<system>; "
+    f"ODS {S.ODS_CODE}; school URN {S.SCHOOL_URN}. Unknown search parameters are refused unless "
+    "'Prefer: handling=lenient'."
+)
+
+
 def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
     """A truthful CapabilityStatement: only what is implemented, with the OAuth endpoints."""
     body = {
@@ -119,50 +126,34 @@ def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
-                "documentation": (
-                    "Identifier systems: NHS number "
-                    + S.NHS_NUMBER
-                    + "; UPN "
-                    + S.UPN
-                    + "; local ids under "
-                    + S.LOCAL_PREFIX
-                    + "<system>; ODS "
-                    + S.ODS_CODE
-                    + "; school URN "
-                    + S.SCHOOL_URN
-                    + ". Unknown search parameters are refused unless 'Prefer: handling=lenient'."
-                ),
-                "security": {
-                    "cors": False,
-                    "service": [
-                        {
-                            "coding": [
-                                {
-                                    "system": S.RESTFUL_SECURITY_SERVICE,
-                                    "code": "SMART-on-FHIR",
-                                }
-                            ]
-                        }
-                    ],
-                    "extension": [
-                        {
-                            "url": S.SMART_OAUTH_URIS,
-                            "extension": [
-                                {"url": "token", "valueUri": f"{issuer}/oauth/token"},
-                                {"url": "authorize", "valueUri": f"{issuer}/oauth/authorize"},
-                                {"url": "revoke", "valueUri": f"{issuer}/oauth/revoke"},
-                                {"url": "introspect", "valueUri": f"{issuer}/oauth/introspect"},
-                            ],
-                        }
-                    ],
-                    "description": (
-                        "OAuth 2.0 bearer tokens with SMART v2 scopes (e.g. system/Patient.rs, "
-                        "system/EpisodeOfCare.cru); see " + issuer + "/.well-known/smart-configuration."
-                    ),
-                },
+                "documentation": _REST_DOCUMENTATION,
+                "security": _security(issuer),
                 "resource": [*(_resource(kind) for kind in READABLE), _subscription_resource()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
     }
     return validated(body)
+
+
+def _security(issuer: str) -> dict[str, Any]:
+    """SMART on FHIR: the OAuth endpoints of this issuer."""
+    return {
+        "cors": False,
+        "service": [{"coding": [{"system": S.RESTFUL_SECURITY_SERVICE, "code": "SMART-on-FHIR"}]}],
+        "extension": [
+            {
+                "url": S.SMART_OAUTH_URIS,
+                "extension": [
+                    {"url": "token", "valueUri": f"{issuer}/oauth/token"},
+                    {"url": "authorize", "valueUri": f"{issuer}/oauth/authorize"},
+                    {"url": "revoke", "valueUri": f"{issuer}/oauth/revoke"},
+                    {"url": "introspect", "valueUri": f"{issuer}/oauth/introspect"},
+                ],
+            }
+        ],
+        "description": (
+            "OAuth 2.0 bearer tokens with SMART v2 scopes (e.g. system/Patient.rs, "
+            "system/EpisodeOfCare.cru); see " + issuer + "/.well-known/smart-configuration."
+        ),
+    }
