@@ -1,5 +1,9 @@
 """FHIR R4 surface and outbound FHIR clients.
 
-Import rule: mappers are pure functions (no I/O); interop may import directory, search and auth,
-and nothing imports interop except directory/app.py.
+Import rules (import-linter checks each, see pyproject.toml):
+- interop may import directory, search and auth; only the composition root (childindex) imports
+  interop.
+- Inside interop, modules stand in layers, each importing only those below it: wiring; api;
+  capability | picture | notify | pds | openapi | repository; params; outcome; mapping; systems.
+- Mappers (interop.mapping) are pure functions: no session, query, service, audit or HTTP client.
 """

@@ -7,10 +7,9 @@ from typing import Any
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYPES, FHIR_WRITE_TYPES
 from interop import params as P
 from interop import systems as S
-from interop.mapping import validated
+from interop.mapping import CRITERIA_HELP, validated
 
-SEARCH_TYPE_URL = "http://hl7.org/fhir/SearchParameter/{kind}-{name}"
-_COMMON = {"_id": "http://hl7.org/fhir/SearchParameter/Resource-id"}
+_COMMON = {"_id": S.RESOURCE_ID_PARAMETER}
 HISTORY_TYPES = set(FHIR_HISTORY_TYPES)
 VERSIONED_TYPES = {"EpisodeOfCare", "PractitionerRole", "Flag", "CareTeam"}  # meta.versionId, If-Match
 CONDITIONAL_CREATE = {"EpisodeOfCare", "Flag", "Consent", "CareTeam"}  # If-None-Exist, as a search
@@ -59,7 +58,7 @@ def _resource(kind: str) -> dict[str, Any]:
         "searchParam": [
             {
                 "name": name,
-                "definition": _COMMON.get(name, SEARCH_TYPE_URL.format(kind=kind, name=name)),
+                "definition": _COMMON.get(name, S.SEARCH_PARAMETER.format(kind=kind, name=name)),
                 "type": ptype if ptype != "reference" else "reference",
                 **({"documentation": P.PARAM_DOCS[name]} if name in P.PARAM_DOCS else {}),
             }
@@ -67,9 +66,7 @@ def _resource(kind: str) -> dict[str, Any]:
         ],
     }
     if kind == "Patient":
-        res["operation"] = [
-            {"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match"}
-        ]
+        res["operation"] = [{"name": "match", "definition": S.PATIENT_MATCH}]
     if kind in FHIR_CHILD_TYPES:
         res["documentation"] = (
             "Send X-Purpose-Of-Use with every read and search. Shielded records and sensitive "
@@ -84,8 +81,6 @@ def _resource(kind: str) -> dict[str, Any]:
 
 
 def _subscription_resource() -> dict[str, Any]:
-    from interop.mapping import CRITERIA_HELP
-
     return {
         "type": "Subscription",
         "interaction": [{"code": c} for c in ("create", "read", "search-type", "delete")],
@@ -103,10 +98,17 @@ def _subscription_resource() -> dict[str, Any]:
             + " Each notification is an id-only history Bundle (the Patient and, for CAF and Lead "
             "Professional events, the CAF's Flag), tagged with the event, posted in the background "
             "with retries; give a secret in extension " + S.EXT_SIGNING_SECRET + " to have it signed "
-            "(X-Childindex-Signature: sha256=HMAC(secret, X-Childindex-Timestamp + '.' + body)). "
+            f"({S.SIGNATURE_HEADER}: sha256=HMAC(secret, {S.TIMESTAMP_HEADER} + '.' + body)). "
             "shielded-record-viewed also needs the audit.read scope."
         ),
     }
+
+
+_REST_DOCUMENTATION = (
+    f"Identifier systems: NHS number {S.NHS_NUMBER}; UPN {S.UPN}; local ids under {S.LOCAL_PREFIX}<system>; "
+    f"ODS {S.ODS_CODE}; school URN {S.SCHOOL_URN}. Unknown search parameters are refused unless "
+    "'Prefer: handling=lenient'."
+)
 
 
 def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
@@ -124,50 +126,34 @@ def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
-                "documentation": (
-                    "Identifier systems: NHS number "
-                    + S.NHS_NUMBER
-                    + "; UPN "
-                    + S.UPN
-                    + "; local ids under "
-                    + S.LOCAL_PREFIX
-                    + "<system>; ODS "
-                    + S.ODS_CODE
-                    + "; school URN "
-                    + S.SCHOOL_URN
-                    + ". Unknown search parameters are refused unless 'Prefer: handling=lenient'."
-                ),
-                "security": {
-                    "cors": False,
-                    "service": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                    "code": "SMART-on-FHIR",
-                                }
-                            ]
-                        }
-                    ],
-                    "extension": [
-                        {
-                            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                            "extension": [
-                                {"url": "token", "valueUri": f"{issuer}/oauth/token"},
-                                {"url": "authorize", "valueUri": f"{issuer}/oauth/authorize"},
-                                {"url": "revoke", "valueUri": f"{issuer}/oauth/revoke"},
-                                {"url": "introspect", "valueUri": f"{issuer}/oauth/introspect"},
-                            ],
-                        }
-                    ],
-                    "description": (
-                        "OAuth 2.0 bearer tokens with SMART v2 scopes (e.g. system/Patient.rs, "
-                        "system/EpisodeOfCare.cru); see " + issuer + "/.well-known/smart-configuration."
-                    ),
-                },
+                "documentation": _REST_DOCUMENTATION,
+                "security": _security(issuer),
                 "resource": [*(_resource(kind) for kind in READABLE), _subscription_resource()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
     }
     return validated(body)
+
+
+def _security(issuer: str) -> dict[str, Any]:
+    """SMART on FHIR: the OAuth endpoints of this issuer."""
+    return {
+        "cors": False,
+        "service": [{"coding": [{"system": S.RESTFUL_SECURITY_SERVICE, "code": "SMART-on-FHIR"}]}],
+        "extension": [
+            {
+                "url": S.SMART_OAUTH_URIS,
+                "extension": [
+                    {"url": "token", "valueUri": f"{issuer}/oauth/token"},
+                    {"url": "authorize", "valueUri": f"{issuer}/oauth/authorize"},
+                    {"url": "revoke", "valueUri": f"{issuer}/oauth/revoke"},
+                    {"url": "introspect", "valueUri": f"{issuer}/oauth/introspect"},
+                ],
+            }
+        ],
+        "description": (
+            "OAuth 2.0 bearer tokens with SMART v2 scopes (e.g. system/Patient.rs, "
+            "system/EpisodeOfCare.cru); see " + issuer + "/.well-known/smart-configuration."
+        ),
+    }

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from directory.models import AuditEvent, Child, Notification, NotificationCursor, Subscription, utcnow
+from interop import systems as S
 
 log = logging.getLogger("childindex.notify")
 
@@ -38,9 +39,9 @@ EVENTS: dict[str, str] = {
     "child.read.shield-override": "shielded-record-viewed",
 }
 EVENT_CODES = frozenset(EVENTS.values())
-SIGNATURE_HEADER = "X-Childindex-Signature"
-TIMESTAMP_HEADER = "X-Childindex-Timestamp"
-EVENT_HEADER = "X-Childindex-Event"
+SIGNATURE_HEADER = S.SIGNATURE_HEADER
+TIMESTAMP_HEADER = S.TIMESTAMP_HEADER
+EVENT_HEADER = S.EVENT_HEADER
 
 
 def subscribe(
@@ -175,14 +176,14 @@ def _request(sub: Subscription, note: Notification, base_url: str) -> tuple[byte
             "type": "history",
             "meta": {
                 "lastUpdated": payload.get("at"),
-                "tag": [{"system": "https://fhir.childindex.example/CodeSystem/event", "code": note.event}],
+                "tag": [{"system": S.SUBSCRIPTION_EVENT, "code": note.event}],
             },
             "entry": [
                 {"fullUrl": f"{base_url}/{ref}", "request": {"method": "PUT", "url": ref}} for ref in refs
             ]
             or [{"request": {"method": "PUT", "url": "Patient"}}],
         }
-        content_type = "application/fhir+json"
+        content_type = S.FHIR_JSON
     else:
         body = {"id": str(note.id), **payload}
         content_type = "application/json"

@@ -52,7 +52,7 @@ _MEMBER = {
     "properties": {"member": _REFERENCE, "role": {"type": "array", "items": _CONCEPT, "maxItems": 2}},
 }
 
-# The elements each writable type's mapping reads (interop/mapping.py, the *_in functions).
+# The elements each writable type's mapping reads (interop/mapping/, the *_in functions).
 _ELEMENTS: dict[str, dict[str, Any]] = {
     "EpisodeOfCare": {
         "status": {"type": "string", "enum": ["planned", "active", "finished", "cancelled"]},

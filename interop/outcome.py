@@ -1,27 +1,23 @@
 """OperationOutcome: every error under /fhir, with the right HTTP status and issue code.
 
-Domain errors (directory.errors) are mapped to FHIR here, once.
+Domain errors take their status and issue type from the one table both surfaces use
+(directory/http/statuses.py).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi.responses import JSONResponse
 
-from directory.errors import (
-    CafAlreadyOpen,
-    Conflict,
-    ConsentRequired,
-    DomainError,
-    InvalidInput,
-    NotAllowed,
-    NotFound,
-    RuleBroken,
-    StaleVersion,
-)
+from directory.errors import DomainError
+from directory.http.statuses import answer_for
+from interop.mapping.common import MappingError
 from interop.systems import FHIR_JSON
+
+T = TypeVar("T")
 
 
 class FhirError(Exception):
@@ -44,27 +40,30 @@ class FhirError(Exception):
         self.headers = headers or {}
 
 
-# (domain error, HTTP status, issue type); the first that matches wins, so subclasses come first.
-_DOMAIN: list[tuple[type[DomainError], int, str]] = [
-    (NotFound, 404, "not-found"),
-    # "conflict", not "duplicate": the caller did not send the same resource twice, the child's
-    # one open CAF is held by someone else, and the message names whom to contact
-    (CafAlreadyOpen, 409, "conflict"),
-    (StaleVersion, 412, "conflict"),
-    (Conflict, 409, "conflict"),
-    (NotAllowed, 403, "forbidden"),
-    (ConsentRequired, 422, "business-rule"),
-    (RuleBroken, 422, "business-rule"),
-    (InvalidInput, 400, "invalid"),
-]
-
-
 def from_domain(exc: DomainError) -> FhirError:
-    """The FHIR status and issue type of a domain error."""
-    status, code = next(((s, c) for kind, s, c in _DOMAIN if isinstance(exc, kind)), (400, "processing"))
-    message = exc.message
+    """The FHIR status and issue type of a domain error (the FHIR columns of the one table,
+    directory/http/statuses.py)."""
+    answer = answer_for(exc)
     where = exc.data.get("where") if isinstance(exc.data.get("where"), str) else None
-    return FhirError(status, code, message, where=where)
+    return FhirError(answer.fhir, answer.issue, exc.message, where=where)
+
+
+_INVALID = ("invalid", "structure", "required", "code-invalid")
+
+
+def from_mapping(exc: MappingError) -> FhirError:
+    """A resource that does not fit the domain: 404 when it references nothing we hold, 400 when it
+    is not valid, 422 when it is valid FHIR the directory does not take (e.g. not-supported)."""
+    status = 404 if exc.code == "not-found" else 400 if exc.code in _INVALID else 422
+    return FhirError(status, exc.code, exc.message, where=exc.where)
+
+
+def mapped(mapper: Callable[[dict[str, Any]], T], body: dict[str, Any]) -> T:
+    """An inbound mapper's reading of a body, its MappingError answered as `from_mapping` says."""
+    try:
+        return mapper(body)
+    except MappingError as exc:
+        raise from_mapping(exc) from None
 
 
 def operation_outcome(

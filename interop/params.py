@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from directory.bounds import DATE_RANGE, date_in_bounds
+from interop import systems as S
 from interop.outcome import FhirError
 
 ParamType = Literal["token", "string", "date", "reference"]
@@ -62,7 +63,7 @@ SEARCH_PARAMS: dict[str, dict[str, ParamType]] = {
 }
 
 PARAM_DOCS: dict[str, str] = {
-    "identifier": "system|value; the NHS number system is https://fhir.nhs.uk/Id/nhs-number",
+    "identifier": f"system|value; the NHS number system is {S.NHS_NUMBER}",
     "birthdate": "with prefixes eq, ne, lt, le, gt, ge; YYYY, YYYY-MM or YYYY-MM-DD",
     "date": "with prefixes eq, ne, lt, le, gt, ge; YYYY, YYYY-MM or YYYY-MM-DD",
     "family": "starts with, case-insensitive; ':exact' for an exact match",
@@ -335,7 +336,7 @@ SUMMARY_ELEMENTS: dict[str, set[str]] = {
     "Location": {"identifier", "status", "name", "alias", "mode"},
     "AuditEvent": {"type", "subtype", "action", "recorded", "outcome", "agent", "source", "entity"},
 }
-_SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+_SUBSETTED = {"system": S.V3_OBSERVATION_VALUE, "code": "SUBSETTED"}
 
 
 def subset(resource: dict[str, object], *, summary: str | None, elements: list[str]) -> dict[str, object]:

@@ -317,6 +317,20 @@ def _update_from(demo: Demographics, *, nhs_number: str | None) -> DemographicsU
     )
 
 
+def _differences_held(session: Session, child_id: uuid.UUID, demo: Demographics) -> list[str]:
+    """Where the service's demographics differ from what the directory holds for the child."""
+    official = next((n for n in drepo.child_names(session, child_id) if n.use == "official"), None)
+    child = session.get(Child, child_id)
+    current = drepo.current_address(session, child_id)
+    return differences(
+        demo,
+        family=official.family if official else None,
+        given=official.given if official else None,
+        birth_date=child.date_of_birth if child else None,
+        postcode=current.postcode if current else None,
+    )
+
+
 def check_child(
     session: Session, client: PdsClient, *, actor: Actor, child_id: uuid.UUID, refresh: bool, today: date
 ) -> Checked:
@@ -350,16 +364,7 @@ def check_child(
     changed: list[str] = []
     differ: list[str] = []
     if result.demographics is not None:
-        official = next((n for n in drepo.child_names(session, child_id) if n.use == "official"), None)
-        child = session.get(Child, child_id)
-        current = drepo.current_address(session, child_id)
-        differ = differences(
-            result.demographics,
-            family=official.family if official else None,
-            given=official.given if official else None,
-            birth_date=child.date_of_birth if child else None,
-            postcode=current.postcode if current else None,
-        )
+        differ = _differences_held(session, child_id, result.demographics)
         superseded = result.current_nhs_number if result.status == "superseded" else None
         if refresh:
             changed = service.apply_demographics(

@@ -3,6 +3,9 @@
 The visibility rules are the app API's: the card from directory.service.build_card decides
 what is shown (shielding, sensitive involvements, withdrawn consent); this module only adds
 the ids and versions FHIR needs for what the card already shows.
+
+`Pictures` keeps the pictures one request has built (a Bundle's entries, a search's page), so
+a child's card is built once per request, and again only after a change to that child.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlmodel import Session
 
 from directory import repository as repo
 from directory import service
+from directory.errors import NotFound
 from directory.models import (
     Actor,
     Assessment,
@@ -27,6 +31,7 @@ from directory.models import (
     Practitioner,
     Service,
     Tac,
+    utcnow,
 )
 from interop import mapping as m
 
@@ -155,8 +160,47 @@ def for_child(
     else:
         child = session.get(Child, child_id)
         if child is None:
-            from directory.errors import NotFound
-
             raise NotFound("No child record has that id.")
         card = service.build_card(session, actor=actor, child=child, now=now, fallback_team=fallback)
     return build(session, actor=actor, child=child, card=card)
+
+
+class Pictures:
+    """The pictures of the children one request looks at, as its caller may see them, unaudited (the
+    caller audits what it shows): searches and writes; an audited read builds its own.
+
+    Each child's is built once and kept. A write that changes a child forgets its picture (`forget`),
+    or every picture (`clear`) when the change shows in many (a practitioner's name, say), so that
+    what comes back after a change is built afresh, exactly as if nothing were kept.
+    """
+
+    def __init__(self, session: Session, *, actor: Actor, fallback: Contact) -> None:
+        self._session = session
+        # An override of a shield is for one viewing of one record (a read), never for a search or a
+        # write, so it is dropped here.
+        self._actor = actor.model_copy(update={"shield_override_reason": None})
+        self._fallback = fallback
+        self._kept: dict[uuid.UUID, Picture] = {}
+
+    def of(self, child_id: uuid.UUID) -> Picture:
+        """A child's picture: the one built earlier in this request unless a change since forgot it."""
+        pic = self._kept.get(child_id)
+        if pic is None:
+            pic = for_child(
+                self._session,
+                actor=self._actor,
+                child_id=child_id,
+                now=utcnow(),
+                fallback=self._fallback,
+                audited=False,
+            )
+            self._kept[child_id] = pic
+        return pic
+
+    def forget(self, child_id: uuid.UUID) -> None:
+        """Drop a child's picture: something it shows has changed."""
+        self._kept.pop(child_id, None)
+
+    def clear(self) -> None:
+        """Drop every picture: a change that many children's pictures show, or one not known."""
+        self._kept.clear()

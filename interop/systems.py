@@ -1,4 +1,5 @@
-"""Every identifier system, code system and extension URL the FHIR surface uses, declared once."""
+"""Every identifier system, code system, extension URL and canonical definition the FHIR surface uses,
+declared once (and the headers a notification carries). Nothing else in interop/ spells one out."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ UPN = f"{BASE}/Id/upn"  # the Department for Education's Unique Pupil Number
 SCHOOL_URN = f"{BASE}/Id/school-urn"  # the Department for Education's school URN
 LOCAL_PREFIX = f"{BASE}/Id/local/"  # + the local system's name, e.g. .../Id/local/mosaic
 LOCALITY_CODE = f"{BASE}/Id/locality"
+SUBJECT = f"{BASE}/Id/subject"  # who acted, as their sign-in names them (AuditEvent.agent.who)
 
 IDENTIFIER_SYSTEMS = {"nhs": NHS_NUMBER, "upn": UPN}
 """Domain identifier system -> FHIR identifier system (local:<name> ids map under LOCAL_PREFIX)."""
@@ -42,20 +44,30 @@ V3_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 CONSENT_SCOPE_HL7 = "http://terminology.hl7.org/CodeSystem/consentscope"
-CONSENT_CATEGORY_LOINC = "http://loinc.org"
+LOINC = "http://loinc.org"
+ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
 CONSENT_POLICY = (
     "https://www.gov.uk/government/publications/safeguarding-practitioners-information-sharing-advice"
 )
-AUDIT_EVENT_TYPE = "http://dicom.nema.org/resources/ontology/DCM"
+AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 AUDIT_SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 AUDIT_ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 LOCATION_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 MATCH_GRADE_SYSTEM = "http://terminology.hl7.org/CodeSystem/match-grade"
+V3_OBSERVATION_VALUE = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"  # SUBSETTED
+RESTFUL_SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+# --- definitions (canonical URLs of the base specification's search parameters and operations) --
+
+SEARCH_PARAMETER = "http://hl7.org/fhir/SearchParameter/{kind}-{name}"
+RESOURCE_ID_PARAMETER = "http://hl7.org/fhir/SearchParameter/Resource-id"
+PATIENT_MATCH = "http://hl7.org/fhir/OperationDefinition/Patient-match"
 
 # --- extensions ----------------------------------------------------------------------------------
 
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
+SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 EXT_LEVEL_OF_NEED = f"{BASE}/StructureDefinition/level-of-need"
 EXT_INVOLVEMENT_ROLE = f"{BASE}/StructureDefinition/involvement-role"
 EXT_HEALTHCARE_SERVICE = f"{BASE}/StructureDefinition/healthcare-service"
@@ -78,6 +90,13 @@ EXT_NO_SIGNIFICANT_HARM = f"{BASE}/StructureDefinition/no-risk-of-significant-ha
 EXT_CONSENT_GIVER = f"{BASE}/StructureDefinition/consent-giver"
 EXT_YOUNG_PERSON_COMPETENT = f"{BASE}/StructureDefinition/young-person-competent"
 EXT_SIGNING_SECRET = f"{BASE}/StructureDefinition/signing-secret"  # Subscription: write-only
+
+# --- what a notification carries (interop/notify.py sends them; the Subscription mapper and the
+# CapabilityStatement name them) ----------------------------------------------------------------
+
+SIGNATURE_HEADER = "X-Childindex-Signature"  # sha256=HMAC(secret, timestamp + "." + body)
+TIMESTAMP_HEADER = "X-Childindex-Timestamp"
+EVENT_HEADER = "X-Childindex-Event"
 
 
 def fhir_identifier_system(domain_system: str) -> str:

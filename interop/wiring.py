@@ -17,7 +17,7 @@ from starlette.responses import Response
 from auth.errors import AuthRefused
 from directory.errors import DomainError
 from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS
-from interop.api import build_router
+from interop.api.routes import build_router
 from interop.outcome import FhirError, error_response, for_http, from_domain
 
 log = logging.getLogger("childindex.fhir")

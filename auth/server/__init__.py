@@ -22,4 +22,3 @@ from auth.server.common import oauth_error_response as oauth_error_response
 router = APIRouter()
 for family in (token, authorize, upstream, metadata):  # the routes' order as they were declared
     router.include_router(family.router)
-

@@ -12,16 +12,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from directory.errors import (
-    CafAlreadyOpen,
-    Conflict,
-    ConsentRequired,
-    DomainError,
-    InvalidInput,
-    NotAllowed,
-    NotFound,
-    RuleBroken,
-)
+from directory.errors import DomainError
+from directory.http.statuses import answer_for
 
 log = logging.getLogger("childindex.api")
 
@@ -56,23 +48,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 """The OpenAPI schema of `problem`'s body."""
 
-_STATUS: list[tuple[type[DomainError], int]] = [
-    (NotFound, 404),
-    (CafAlreadyOpen, 409),
-    (Conflict, 409),
-    (NotAllowed, 403),
-    (ConsentRequired, 422),
-    (RuleBroken, 422),
-    (InvalidInput, 422),
-]
-
 
 def status_for(error: DomainError) -> int:
-    """The HTTP status a domain error maps to."""
-    for kind, status in _STATUS:
-        if isinstance(error, kind):
-            return status
-    return 400
+    """The HTTP status a domain error maps to (the app API's column of `statuses.ANSWERS`)."""
+    return answer_for(error).api
 
 
 def problem(

@@ -18,8 +18,8 @@ from directory.models import Subscription
 from interop import mapping as m
 from interop import notify
 from interop import openapi as doc
-from interop.api import Body, Ctx, CtxDep, FhirError, _mapping
-from interop.outcome import fhir_json
+from interop.api.context import Body, Ctx, CtxDep
+from interop.outcome import FhirError, fhir_json, mapped
 
 SHIELD_EVENT = "shielded-record-viewed"
 SHIELD_EVENT_SCOPE = "audit.read"
@@ -45,7 +45,7 @@ def create_subscription(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """Register a rest-hook for CAF, Lead Professional or shielded-record events (audited)."""
     if body.get("resourceType") != "Subscription":
         raise FhirError(400, "invalid", "This endpoint takes a Subscription.", where="resourceType")
-    want: m.SubscriptionIn = _mapping(m.subscription_in, body)
+    want = mapped(m.subscription_in, body)
     scopes = getattr(ctx.request.state, "scopes", None)
     if SHIELD_EVENT in want.events and scopes is not None and SHIELD_EVENT_SCOPE not in scopes:
         raise FhirError(

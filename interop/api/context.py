@@ -1,0 +1,179 @@
+"""What one /fhir request works with (`Ctx`), its body and search parameters, and the small helpers
+every interaction shares (ids, versions, references)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from auth.policy import smart_hint, smart_scopes
+from directory.errors import InvalidInput
+from directory.http.config import practice
+from directory.http.deps import CurrentActor, SessionDep
+from directory.models import Actor, Contact, Role
+from interop.outcome import FhirError
+from interop.picture import Pictures
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+"""The largest request body taken when the app does not say (settings.fhir_max_body_bytes)."""
+
+
+@dataclass
+class Ctx:
+    """What one /fhir request works with."""
+
+    request: Request
+    session: Session
+    actor: Actor
+
+    @property
+    def base(self) -> str:
+        """This server's FHIR base URL."""
+        return str(self.request.base_url).rstrip("/") + "/fhir"
+
+    @property
+    def fallback(self) -> Contact:
+        """Whom to ask when a shielded child has no locality team on record."""
+        return practice(self.request).fallback_team
+
+    @cached_property
+    def pictures(self) -> Pictures:
+        """The children's pictures this request has built, as the caller may see them (unaudited)."""
+        return Pictures(self.session, actor=self.actor, fallback=self.fallback)
+
+    @property
+    def lenient(self) -> bool:
+        """True when the client asked for unknown parameters to be ignored."""
+        return "handling=lenient" in self.request.headers.get("prefer", "").replace(" ", "")
+
+    def may(self, kind: str, letter: str) -> bool:
+        """Whether the caller's scopes grant `letter` (c, r, u, s) on `kind`."""
+        scopes = getattr(self.request.state, "scopes", None)
+        return scopes is None or bool(set(scopes) & smart_scopes(kind, letter))
+
+    def need(self, kind: str, letter: str) -> None:
+        """Refuse (403 forbidden) unless the scopes grant `letter` on `kind`."""
+        if not self.may(kind, letter):
+            word = {"c": "create", "r": "read", "u": "update", "s": "search"}[letter]
+            context = "system" if self.actor.role == Role.SYSTEM else "user"
+            named = " or ".join(h.format(context=context) for h in smart_hint(kind, letter))
+            raise FhirError(
+                403,
+                "forbidden",
+                f"Your access token does not let you {word} {kind}: it needs {named} "
+                "(or a wider scope granting the same).",
+            )
+
+
+async def get_ctx(request: Request, session: SessionDep, actor: CurrentActor) -> Ctx:
+    """The request context (the actor is resolved, and the route's policy applied, first). Async:
+    it does no I/O, and nothing may begin the transaction outside the endpoint's own thread."""
+    return Ctx(request=request, session=session, actor=actor)
+
+
+CtxDep = Annotated[Ctx, Depends(get_ctx)]
+
+
+async def fhir_body(request: Request) -> dict[str, Any]:
+    """The request's FHIR JSON body: refused when not JSON, too large, or not an object."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in ("application/fhir+json", "application/json"):
+        raise FhirError(415, "not-supported", "Send the resource as application/fhir+json.")
+    limit = getattr(request.app.state, "fhir_max_body_bytes", MAX_BODY_BYTES)
+    raw = await request.body()
+    if len(raw) > limit:
+        raise FhirError(413, "too-costly", f"The request body is larger than {limit} bytes.")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FhirError(400, "structure", f"The body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+        raise FhirError(
+            400, "structure", "The body must be a FHIR resource: a JSON object with a resourceType."
+        )
+    return body
+
+
+Body = Annotated[dict[str, Any], Depends(fhir_body)]
+
+
+async def search_items(request: Request) -> list[tuple[str, str]]:
+    """Search parameters from the query string and, for POST _search, the form body."""
+    items = list(request.query_params.multi_items())
+    if request.method == "POST":
+        form = await request.form()
+        items += [(k, str(v)) for k, v in form.multi_items()]
+    return items
+
+
+Items = Annotated[list[tuple[str, str]], Depends(search_items)]
+
+
+def resource_id(value: str, kind: str) -> uuid.UUID:
+    """The uuid of a resource named in a URL (404 when it cannot be one of ours)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise FhirError(404, "not-found", f"No {kind} has the id '{value}'.") from None
+
+
+def search_ids(values: list[str]) -> list[uuid.UUID]:
+    """The ids a search's _id names; one that is not an id of ours matches nothing (no 404 in a search)."""
+    out = []
+    for value in values:
+        try:
+            out.append(uuid.UUID(value))
+        except ValueError:
+            out.append(uuid.UUID(int=0))
+    return out
+
+
+def ref_ids(values: list[str], kind: str, name: str) -> list[uuid.UUID]:
+    """The ids a reference parameter names ('Kind/<id>' or '<id>'); one not of ours matches nothing."""
+    out = []
+    for v in values:
+        tail = v.rstrip("/").split("/")
+        if len(tail) >= 2 and tail[-2] not in (kind, "PractitionerRole" if kind == "Practitioner" else kind):
+            raise FhirError(400, "invalid", f"'{name}' must reference a {kind}.", where=name)
+        try:
+            out.append(uuid.UUID(tail[-1]))
+        except ValueError:
+            out.append(uuid.UUID(int=0))  # no such record: matches nothing
+    return out
+
+
+def etag(resource: dict[str, Any]) -> dict[str, str]:
+    """The ETag header of a resource that carries a version (none otherwise)."""
+    meta = resource.get("meta") or {}
+    headers = {}
+    if meta.get("versionId"):
+        headers["ETag"] = f'W/"{meta["versionId"]}"'
+    return headers
+
+
+def if_match(value: str | None) -> int | None:
+    """The version in an If-Match header (W/"3" or "3")."""
+    if not value:
+        return None
+    found = re.fullmatch(r'\s*(?:W/)?"?([0-9]{1,9})"?\s*', value)
+    if not found:
+        raise FhirError(400, "invalid", f'If-Match must carry a version like W/"3", not {value!r}.')
+    return int(found.group(1))
+
+
+def require_purpose(actor: Actor) -> None:
+    """Refuse a search of children without a purpose of use."""
+    if actor.purpose is None:
+        raise InvalidInput("Say why you are searching: give a purpose of use (X-Purpose-Of-Use).")
+
+
+def too_costly(message: str) -> FhirError:
+    """A search refused because it could match too much."""
+    return FhirError(400, "too-costly", message)

@@ -1,0 +1,169 @@
+"""The /fhir routes: one set per resource type, plus metadata, $match, history, Subscription and the
+Bundle endpoint. Each is named (`fhir_read_Patient`, ...) so auth/policy.py can hold its policy."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES
+from directory.http.config import practice
+from directory.http.deps import UnitOfWorkRoute
+from interop import openapi as doc
+from interop.api.bundle import run_bundle
+from interop.api.context import Body, CtxDep, Items, etag, if_match
+from interop.api.history import history_bundle, history_entries, visible_involvement
+from interop.api.match import match_patients
+from interop.api.read import read_resource
+from interop.api.search import run_search
+from interop.api.subscription import add_subscription_routes
+from interop.api.writes import CREATE, UPDATE, Written, check_type
+from interop.capability import capability_statement
+from interop.outcome import FhirError, FhirJSONResponse, fhir_json
+from search.matching import MatchingEngine
+
+
+def build_router() -> APIRouter:
+    """The /fhir routes, one set per resource type (named so auth/policy.py can hold their policies)."""
+    router = APIRouter(
+        prefix="/fhir", tags=["fhir"], route_class=UnitOfWorkRoute, default_response_class=FhirJSONResponse
+    )
+    _add_metadata(router)
+    for kind in (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent"):
+        _add_type_routes(router, kind)
+    _add_match(router)
+    _add_history(router)
+    add_subscription_routes(router)
+    _add_bundle(router)
+    return router
+
+
+def _add_metadata(router: APIRouter) -> None:
+    @router.get("/metadata", name="fhir_metadata", openapi_extra=doc.answers("The CapabilityStatement"))
+    def metadata(request: Request) -> Response:
+        """The CapabilityStatement: what this server implements, and how to get a token."""
+        return fhir_json(
+            capability_statement(
+                base=str(request.base_url).rstrip("/") + "/fhir", issuer=practice(request).issuer.rstrip("/")
+            )
+        )
+
+
+def _matcher(request: Request) -> MatchingEngine:
+    return request.app.state.search_engine  # type: ignore[no-any-return]
+
+
+def _add_match(router: APIRouter) -> None:
+    @router.post(
+        "/Patient/$match",
+        name="fhir_match_Patient",
+        openapi_extra=doc.operation("Parameters", description="A searchset Bundle"),
+    )
+    def patient_match(ctx: CtxDep, body: Body, request: Request) -> Response:
+        """Patient/$match: ranked candidates with scores and the match-grade extension (audited)."""
+        return fhir_json(match_patients(ctx, body, _matcher(request)))
+
+
+def _add_history(router: APIRouter) -> None:
+    @router.get(
+        "/EpisodeOfCare/{rid}/_history",
+        name="fhir_history_EpisodeOfCare",
+        openapi_extra=doc.answers("A history Bundle"),
+    )
+    def episode_history(rid: str, ctx: CtxDep) -> Response:
+        """Every version of an involvement, newest first."""
+        return fhir_json(history_bundle(ctx, rid))
+
+    @router.get(
+        "/EpisodeOfCare/{rid}/_history/{vid}",
+        name="fhir_vread_EpisodeOfCare",
+        openapi_extra=doc.answers("That version of the EpisodeOfCare"),
+    )
+    def episode_vread(rid: str, vid: str, ctx: CtxDep) -> Response:
+        """One version of an involvement."""
+        inv = visible_involvement(ctx, rid)
+        entries = history_entries(
+            ctx, inv, int(vid) if vid.isascii() and vid.isdigit() and len(vid) <= 9 else -1
+        )
+        if not entries:
+            raise FhirError(404, "not-found", f"EpisodeOfCare/{rid} has no version {vid}.")
+        res = entries[0]["resource"]
+        return fhir_json(res, headers=etag(res))
+
+
+def _add_bundle(router: APIRouter) -> None:
+    @router.post(
+        "", name="fhir_bundle", openapi_extra=doc.operation("Bundle", description="The response Bundle")
+    )
+    def bundle(ctx: CtxDep, body: Body, request: Request) -> Response:
+        """A transaction (atomic: all or nothing) or batch Bundle of creates, updates and reads."""
+        limit = int(getattr(request.app.state, "fhir_max_bundle_entries", 100))
+        return fhir_json(run_bundle(ctx, body, limit))
+
+
+def _add_type_routes(router: APIRouter, kind: str) -> None:
+    """Read and search (GET and POST _search) for every type; create and update for those written."""
+
+    def read(rid: str, ctx: CtxDep) -> Response:
+        res = read_resource(ctx, kind, rid)
+        return fhir_json(res, headers=etag(res))
+
+    read.__doc__ = f"Read one {kind}."
+    router.add_api_route(
+        f"/{kind}/{{rid}}", read, methods=["GET"], name=f"fhir_read_{kind}", openapi_extra=doc.read(kind)
+    )
+
+    def search(ctx: CtxDep, items: Items) -> Response:
+        return fhir_json(run_search(ctx, kind, items))
+
+    search.__doc__ = f"Search {kind}; unknown parameters are refused unless 'Prefer: handling=lenient'."
+    router.add_api_route(
+        f"/{kind}",
+        search,
+        methods=["GET"],
+        name=f"fhir_search_{kind}",
+        openapi_extra=doc.search(kind, post=False),
+    )
+    router.add_api_route(
+        f"/{kind}/_search",
+        search,
+        methods=["POST"],
+        name=f"fhir_search_post_{kind}",
+        openapi_extra=doc.search(kind, post=True),
+    )
+    if kind in CREATE:
+        _add_write_routes(router, kind)
+
+
+def _add_write_routes(router: APIRouter, kind: str) -> None:
+    """POST (create, conditionally with If-None-Exist) and PUT (update, with If-Match)."""
+
+    def create(ctx: CtxDep, body: Body) -> Response:
+        check_type(kind, body)
+        w = CREATE[kind](ctx, body, if_none_exist=ctx.request.headers.get("if-none-exist"))
+        return _written_response(ctx.request, ctx.base, w)
+
+    create.__doc__ = f"Create a {kind} (conditionally, with If-None-Exist)."
+    router.add_api_route(
+        f"/{kind}", create, methods=["POST"], name=f"fhir_create_{kind}", openapi_extra=doc.create(kind)
+    )
+
+    def update(rid: str, ctx: CtxDep, body: Body) -> Response:
+        check_type(kind, body)
+        w = UPDATE[kind](ctx, rid, body, expected=if_match(ctx.request.headers.get("if-match")))
+        return _written_response(ctx.request, ctx.base, w)
+
+    update.__doc__ = f"Update a {kind}; send If-Match with the version you read (412 when it moved on)."
+    router.add_api_route(
+        f"/{kind}/{{rid}}",
+        update,
+        methods=["PUT"],
+        name=f"fhir_update_{kind}",
+        openapi_extra=doc.update(kind),
+    )
+
+
+def _written_response(request: Request, base: str, w: Written) -> Response:
+    headers = w.headers(base)
+    if "return=minimal" in request.headers.get("prefer", ""):
+        return Response(status_code=w.status, headers=headers)
+    return fhir_json(w.resource, w.status, headers)
