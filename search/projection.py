@@ -5,15 +5,27 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from directory.db import READ_ONLY
 from directory.models import Child, ChildAddress, ChildIdentifier, ChildName
+from directory.names import names_shown
 from search.port import PersonFields
 
 _NAME_ORDER = {"official": 0, "usual": 1, "alias": 2, "previous": 3}
+
+
+class _Name(NamedTuple):
+    order: int
+    given: str
+    middle: str | None
+    family: str
+    use: str
+    until: date | None
 
 
 def project(conn: Connection, child_ids: Sequence[uuid.UUID]) -> tuple[list[PersonFields], list[str]]:
@@ -27,12 +39,19 @@ def project(conn: Connection, child_ids: Sequence[uuid.UUID]) -> tuple[list[Pers
         .mappings()
         .all()
     )
-    names: dict[uuid.UUID, list[tuple[int, str, str | None, str]]] = defaultdict(list)
+    names: dict[uuid.UUID, list[_Name]] = defaultdict(list)
     for row in conn.execute(
         sa.select(ChildName.__table__).where(ChildName.__table__.c.child_id.in_(child_ids))  # type: ignore[attr-defined]
     ).mappings():
         names[row["child_id"]].append(
-            (_NAME_ORDER.get(row["use"], 9), row["given"], row["middle"], row["family"])
+            _Name(
+                _NAME_ORDER.get(row["use"], 9),
+                row["given"],
+                row["middle"],
+                row["family"],
+                row["use"],
+                row["until"],
+            )
         )
     idents: dict[uuid.UUID, list[tuple[str, str]]] = defaultdict(list)
     for row in conn.execute(
@@ -50,10 +69,15 @@ def project(conn: Connection, child_ids: Sequence[uuid.UUID]) -> tuple[list[Pers
         found.add(child["id"])
         if child["status"] != "active":
             continue
-        child_names = sorted(names[child["id"]])
+        # A shielded child is keyed and scored by its current official name only (for every searcher:
+        # the index cannot know who will search), so no former name or alias leads to it.
+        child_names = names_shown(
+            sorted(names[child["id"]]), shielded=bool(child["shielded"]), entitled=False
+        )
         given: list[str] = []
         family: list[str] = []
-        for _, g, middle, f in child_names:
+        for name in child_names:
+            g, middle, f = name.given, name.middle, name.family
             for value, bucket in ((g, given), (middle, given), (f, family)):
                 if value and value not in bucket:
                     bucket.append(value)

@@ -46,6 +46,7 @@ from directory.models import (
     TacRead,
     TacStatus,
 )
+from directory.names import names_shown
 from directory.service.access import (
     ACCESS_LOG_READERS,
     Standing,
@@ -105,6 +106,7 @@ def build_card(
     caf = repo.open_caf(session, child.id) or repo.latest_caf(session, child.id)
     ask = ask_contact(session, child, fallback_team)
     if not entitled:
+        card.names = names_shown(card.names, shielded=True, entitled=False)
         _withhold_whereabouts(card, caf, ask)
         return card
     _add_whereabouts(session, card, child)

@@ -209,3 +209,45 @@ def test_a_search_answers_alike_on_the_event_loop_and_in_a_worker_thread(
             )
         ).scalars()
         assert sorted(audited) == ["loop-False", "loop-True"]
+
+
+def test_a_shielded_childs_former_names_and_aliases_lead_nowhere(client: TestClient, engine: Engine) -> None:
+    """The adoption case: a shielded child is found and shown by its current official name only,
+    never by a birth name or an alias, to anyone who may not see the record."""
+    catalogue(engine)
+    child = new_child(
+        client,
+        names=[
+            {"given": "Maya", "family": "Okafor"},
+            {"given": "Poppy", "family": "Birchall", "use": "previous", "until": "2020-01-01"},
+            {"given": "Mimi", "family": "Stone", "use": "alias"},
+        ],
+        date_of_birth=DOB,
+        identifiers=[{"system": "nhs", "value": next_nhs_number()}],
+        address={"line1": "1 Road", "postcode": "OX4 2AB"},
+    )
+
+    def found(given: str, family: str, role: str = "practitioner") -> list[dict[str, object]]:
+        body = {"given": given, "family": family, "birth_date": DOB}
+        r = client.post("/api/v1/children/search", headers=who(role), json=body)
+        assert r.status_code == 200, r.text
+        return [h for h in r.json()["hits"] if str(h["child_id"]).replace("-", "") == child.replace("-", "")]
+
+    _index(client, engine)
+    assert found("Poppy", "Birchall") and found("Mimi", "Stone")  # before the shield: any name finds it
+    shield = client.post(
+        f"/api/v1/children/{child}/shielding",
+        headers=who("designated_practitioner"),
+        json={"reason": "adopted"},
+    )
+    assert shield.status_code in (200, 201), shield.text
+    _index(client, engine)
+    assert found("Poppy", "Birchall") == [] and found("Mimi", "Stone") == []
+    assert found("Poppy", "Birchall", "designated_practitioner") == []  # the index keys no former name
+    hits = found("Maya", "Okafor")
+    assert len(hits) == 1 and hits[0]["name"] == "Maya Okafor"
+    assert "Birchall" not in str(hits[0]) and "Stone" not in str(hits[0])
+    card = client.get(f"/api/v1/children/{child}", headers=who()).json()
+    assert [(n["given"], n["family"]) for n in card["names"]] == [("Maya", "Okafor")]
+    seen = client.get(f"/api/v1/children/{child}", headers=who("designated_practitioner")).json()
+    assert {n["family"] for n in seen["names"]} == {"Okafor", "Birchall", "Stone"}

@@ -107,3 +107,33 @@ def test_reindex_command_rebuilds_from_the_database(engine: Engine, monkeypatch:
     assert "Indexed 5 children" in result.output
     backend = EmbeddedBackend(engine)
     assert backend.count() == 5 and pending(engine) == 0
+
+
+def test_migration_0011_queues_every_shielded_child_for_the_indexer(engine: Engine) -> None:
+    """An index built before shielded children were keyed by their official name alone is
+    brought in line: the migration queues each shielded child, and only those, for the indexer."""
+    from alembic import command
+
+    from childindex.migrations import alembic_config, upgrade
+
+    ids = _children(engine, 3)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE child SET shielded = :yes"), {"yes": False})
+        conn.execute(sa.text("DELETE FROM outbox"))
+    with Session(engine) as s:
+        import uuid
+
+        service.set_shield(
+            s,
+            actor=actor(Role.DESIGNATED_PRACTITIONER),
+            child_id=uuid.UUID(hex=ids[1]),
+            data=ShieldSet(reason="adopted"),
+        )
+        s.commit()
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM outbox"))
+    command.downgrade(alembic_config(engine), "0010")
+    upgrade(engine)
+    with engine.connect() as conn:
+        queued = conn.execute(sa.text("SELECT topic, entity_id FROM outbox")).all()
+    assert [(topic, entity) for topic, entity in queued] == [("child", ids[1])]
