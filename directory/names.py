@@ -7,6 +7,11 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Protocol, TypeVar
 
+import sqlalchemy as sa
+from sqlmodel import col
+
+from directory.models import Child, ChildName
+
 
 class _Name(Protocol):
     @property
@@ -28,3 +33,14 @@ def names_shown(names: Sequence[N], *, shielded: bool, entitled: bool) -> list[N
         return list(names)
     official = [n for n in names if n.use == "official" and n.until is None]
     return official[:1] or [names[0]]
+
+
+def name_matches_allowed(*, entitled: bool) -> sa.ColumnElement[bool]:
+    """The same rule for a query over child_name joined to child: which names may match a search by
+    someone who may (`entitled`) or may not see shielded records."""
+    if entitled:
+        return sa.true()
+    return sa.or_(
+        col(Child.shielded).is_(False),
+        sa.and_(col(ChildName.use) == "official", col(ChildName.until).is_(None)),
+    )

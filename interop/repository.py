@@ -23,6 +23,7 @@ from directory.models import (
     Service,
     ServiceLocality,
 )
+from directory.names import name_matches_allowed
 
 MAX_MATCHES = 1000
 """A Patient search that matches more children than this is refused as too costly."""
@@ -68,7 +69,13 @@ def patient_ids(
     ):
         if values:
             conds = [_starts(c, v, key in exact) for v in values for c in columns]
-            stmt = stmt.where(col(Child.id).in_(select(ChildName.child_id).where(sa.or_(*conds))))
+            # a shielded child's former names and aliases match nobody who may not see the record
+            named = (
+                select(ChildName.child_id)
+                .join(Child, col(Child.id) == col(ChildName.child_id))
+                .where(sa.or_(*conds), name_matches_allowed(entitled=location_of_shielded))
+            )
+            stmt = stmt.where(col(Child.id).in_(named))
     for low, high, negate in birth:
         when: sa.ColumnElement[bool] = sa.true()
         if low is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date, timedelta
 from typing import Any
 
@@ -506,3 +507,31 @@ def test_match_returns_scores_and_grades(
         "parameter": [{"name": "resource", "resource": {"resourceType": "Patient", "gender": "female"}}],
     }
     outcome(api.post("/fhir/Patient/$match", headers=h, json=thin), 400, "invalid")
+
+
+def test_a_shielded_childs_former_name_finds_nothing_over_fhir(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
+    """Patient?family= by a former name leads nobody who may not see a shielded record to it, and the
+    Patient shows them its current official name alone."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO child_name (id, child_id, given, family, use, until) "
+                "VALUES (:id, :child, 'Amira', 'Birchall', 'previous', :until)"
+            ),
+            {"id": uuid.uuid4().hex, "child": world.shielded_child.hex, "until": date(2020, 1, 1)},
+        )
+    designated = system_headers(
+        state, engine, subject="dp", role=Role.DESIGNATED_PRACTITIONER, scopes=("user/Patient.rs",)
+    )
+    seen = api.get(f"/fhir/Patient/{world.shielded_child}", headers=designated).json()
+    assert {n["family"] for n in seen["name"]} == {"Khan", "Birchall"}
+    dob = seen["birthDate"]
+    h = system_headers(state, engine)
+    assert valid(api.get(f"/fhir/Patient?family=Birchall&birthdate={dob}", headers=h).json())["total"] == 0
+    found = valid(api.get(f"/fhir/Patient?family=Khan&birthdate={dob}", headers=h).json())
+    assert found["total"] == 1
+    assert [n["family"] for n in found["entry"][0]["resource"]["name"]] == ["Khan"]
+    by_dp = api.get(f"/fhir/Patient?family=Birchall&birthdate={dob}", headers=designated).json()
+    assert by_dp["total"] == 1
