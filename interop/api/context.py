@@ -98,7 +98,33 @@ async def fhir_body(request: Request) -> dict[str, Any]:
         raise FhirError(
             400, "structure", "The body must be a FHIR resource: a JSON object with a resourceType."
         )
+    local_references(body, base=str(request.base_url).rstrip("/") + "/fhir")
     return body
+
+
+def local_references(body: dict[str, Any], *, base: str) -> None:
+    """Make every absolute reference to this server relative ('Patient/<id>'), in place, and refuse
+    one to another server: it names a resource held elsewhere, which must never be taken for the
+    local one with the same id."""
+    stack: list[Any] = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref.lower().startswith(("http://", "https://")):
+            if not ref.startswith(base + "/"):
+                raise FhirError(
+                    400,
+                    "invalid",
+                    f"The reference '{ref[:200]}' points at another server; this server resolves only "
+                    f"its own resources: send 'Patient/<id>' (or '{base}/Patient/<id>').",
+                )
+            node["reference"] = ref[len(base) + 1 :]
+        stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
 
 
 Body = Annotated[dict[str, Any], Depends(fhir_body)]

@@ -518,3 +518,31 @@ def test_reads_inside_a_bundle_count_towards_the_rate_limit(
     assert api.get(f"/fhir/Patient/{world.child}", headers=h).status_code == 200
     refused = api.post("/fhir", headers=h, json=two)
     assert refused.status_code == 429 and refused.headers["Retry-After"]
+
+
+def test_a_reference_to_another_server_is_never_taken_for_a_local_resource(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
+    """`http://other.example/fhir/Patient/<id>` names a patient held elsewhere: refused (400) and
+    nothing written, alone or in a transaction; this server's own absolute URL is as good as
+    `Patient/<id>`."""
+    h = _writer(state, engine)
+    child = _new_child(engine)
+    before = count(engine, "consent")
+    foreign = _consent(child)
+    foreign["patient"] = {"reference": f"http://other.example/fhir/Patient/{child}"}
+    said = outcome(api.post("/fhir/Consent", headers=h, json=foreign), 400, "invalid")
+    assert "another server" in said
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": foreign, "request": {"method": "POST", "url": "Consent"}}],
+    }
+    outcome(api.post("/fhir", headers=h, json=bundle), 400, "invalid")
+    assert count(engine, "consent") == before
+    own = _consent(child)
+    own["patient"] = {"reference": f"http://testserver/fhir/Patient/{child}"}
+    r = api.post("/fhir/Consent", headers=h, json=own)
+    assert r.status_code == 201, r.text
+    assert r.json()["patient"]["reference"] == f"Patient/{child}"
+    assert count(engine, "consent") == before + 1
