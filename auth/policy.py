@@ -71,6 +71,7 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "redoc_html": PUBLIC,
     "oauth_metadata": PUBLIC,
     "smart_configuration": PUBLIC,
+    "fhir_smart_configuration": PUBLIC,
     "oauth_jwks": PUBLIC,
     "oauth_token": PUBLIC,
     "oauth_authorize_form": PUBLIC,

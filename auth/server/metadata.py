@@ -51,6 +51,11 @@ def oauth_metadata(request: Request) -> JSONResponse:
 
 
 @router.get(
+    "/fhir/.well-known/smart-configuration",
+    name="fhir_smart_configuration",
+    openapi_extra=doc.public_json("SMART App Launch configuration, at the FHIR base as SMART requires"),
+)
+@router.get(
     "/.well-known/smart-configuration",
     name="smart_configuration",
     openapi_extra=doc.public_json("SMART App Launch configuration"),

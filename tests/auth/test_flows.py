@@ -466,6 +466,10 @@ def test_metadata_documents(api: TestClient) -> None:
     smart = api.get("/.well-known/smart-configuration").json()
     assert "permission-v2" in smart["capabilities"]
     assert "system/Patient.rs" in smart["scopes_supported"]
+    # SMART: "SHALL" be at the FHIR base too, where a client discovering from the base looks.
+    at_base = api.get("/fhir/.well-known/smart-configuration")
+    assert at_base.status_code == 200 and at_base.headers["content-type"].startswith("application/json")
+    assert at_base.json() == smart
 
 
 def test_local_user_password_is_argon2(engine: Engine) -> None:
