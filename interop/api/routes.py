@@ -94,6 +94,9 @@ def _add_bundle(router: APIRouter) -> None:
     @router.post(
         "", name="fhir_bundle", openapi_extra=doc.operation("Bundle", description="The response Bundle")
     )
+    @router.post(
+        "/", name="fhir_bundle", include_in_schema=False
+    )  # the base with its slash: answered, not redirected
     def bundle(ctx: CtxDep, body: Body, request: Request) -> Response:
         """A transaction (atomic: all or nothing) or batch Bundle of creates, updates and reads."""
         limit = int(getattr(request.app.state, "fhir_max_bundle_entries", 100))
