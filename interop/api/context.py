@@ -203,3 +203,27 @@ def require_purpose(actor: Actor) -> None:
 def too_costly(message: str) -> FhirError:
     """A search refused because it could match too much."""
     return FhirError(400, "too-costly", message)
+
+
+_JSON_TYPES = frozenset(
+    {"application/fhir+json", "application/json", "application/json+fhir", "application/*", "*/*", "json"}
+)
+
+
+def json_only(request: Request) -> None:
+    """406 for a request that accepts no JSON (`Accept: application/fhir+xml`, `_format=xml`): this
+    server answers FHIR JSON only, and must not send JSON to a client that asked for something else."""
+    fmt = request.query_params.get("_format")
+    if fmt is not None and fmt.strip().lower() not in _JSON_TYPES:
+        raise FhirError(406, "not-supported", "This server speaks FHIR JSON only.", where="_format")
+    accept = request.headers.get("accept")
+    if not accept:
+        return
+    for part in accept.split(","):
+        media, *params = (p.strip().lower() for p in part.split(";"))
+        refused = any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
+        if media in _JSON_TYPES and not refused:
+            return
+    raise FhirError(
+        406, "not-supported", "This server answers in FHIR JSON only: accept application/fhir+json."
+    )

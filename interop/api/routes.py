@@ -3,14 +3,14 @@ Bundle endpoint. Each is named (`fhir_read_Patient`, ...) so auth/policy.py can 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES
 from directory.http.config import practice
 from directory.http.deps import UnitOfWorkRoute
 from interop import openapi as doc
 from interop.api.bundle import run_bundle
-from interop.api.context import Body, CtxDep, Items, etag, if_match
+from interop.api.context import Body, CtxDep, Items, etag, if_match, json_only
 from interop.api.history import history_bundle, history_entries, visible_involvement
 from interop.api.match import match_patients
 from interop.api.read import read_resource
@@ -25,7 +25,11 @@ from search.matching import MatchingEngine
 def build_router() -> APIRouter:
     """The /fhir routes, one set per resource type (named so auth/policy.py can hold their policies)."""
     router = APIRouter(
-        prefix="/fhir", tags=["fhir"], route_class=UnitOfWorkRoute, default_response_class=FhirJSONResponse
+        prefix="/fhir",
+        tags=["fhir"],
+        route_class=UnitOfWorkRoute,
+        default_response_class=FhirJSONResponse,
+        dependencies=[Depends(json_only)],  # before anything else: JSON is all this server answers in
     )
     _add_metadata(router)
     for kind in (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent"):

@@ -535,3 +535,24 @@ def test_a_shielded_childs_former_name_finds_nothing_over_fhir(
     assert [n["family"] for n in found["entry"][0]["resource"]["name"]] == ["Khan"]
     by_dp = api.get(f"/fhir/Patient?family=Birchall&birthdate={dob}", headers=designated).json()
     assert by_dp["total"] == 1
+
+
+def test_json_only_answers_406_to_a_client_that_accepts_no_json(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
+    h = system_headers(state, engine)
+    url = f"/fhir/Patient/{world.child}"
+    outcome(api.get(url, headers={**h, "Accept": "application/fhir+xml"}), 406, "not-supported")
+    outcome(api.get(url + "?_format=xml", headers=h), 406, "not-supported")
+    outcome(api.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"}), 406, "not-supported")
+    outcome(
+        api.get(url, headers={**h, "Accept": "application/fhir+json;q=0, text/html"}), 406, "not-supported"
+    )
+    for accept in (
+        "application/fhir+json",
+        "application/json",
+        "*/*",
+        "application/fhir+xml;q=0.9, */*;q=0.1",
+    ):
+        assert api.get(url, headers={**h, "Accept": accept}).status_code == 200, accept
+    assert api.get(url + "?_format=json", headers=h).status_code == 200
