@@ -316,9 +316,15 @@ def _result_param(q: Query, name: str, value: str, refuse: object) -> None:
         q.summary = None if value == "false" else value
     elif name == "_elements":
         q.elements = [e.strip() for e in value.split(",") if e.strip()]
-    elif name == "_format" and value not in ("json", "application/fhir+json", "application/json"):
-        raise FhirError(406, "not-supported", "This server speaks FHIR JSON only.", where="_format")
+    elif name == "_format":
+        check_format(value)
     # _total: the total is always counted exactly; nothing to do
+
+
+def check_format(value: str) -> None:
+    """406 unless `_format` asks for JSON (this server speaks FHIR JSON only)."""
+    if value not in ("json", "application/fhir+json", "application/json"):
+        raise FhirError(406, "not-supported", "This server speaks FHIR JSON only.", where="_format")
 
 
 # Elements kept by _summary=true (the summary elements of the base resources, as far as we emit them).

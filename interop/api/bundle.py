@@ -7,13 +7,14 @@ entry changes that child (see writes/common.py).
 
 from __future__ import annotations
 
+import copy
 import uuid
 from typing import Any
 
 from auth.deps import count_read
 from auth.policy import FHIR_CHILD_TYPES
 from directory.errors import DomainError
-from interop.api.context import Ctx, etag, if_match
+from interop.api.context import Ctx, etag, if_match, reference_nodes
 from interop.api.read import read_resource
 from interop.api.writes import CREATE, UPDATE, Written, check_type
 from interop.outcome import FhirError, from_domain, operation_outcome
@@ -174,23 +175,15 @@ def _entry_error(err: FhirError | DomainError, i: int) -> FhirError:
 
 
 def _resolve_refs(node: Any, ids: dict[str, str]) -> Any:
-    if isinstance(node, dict):
-        out = {k: _resolve_refs(v, ids) for k, v in node.items()}
-        if isinstance(out.get("reference"), str) and out["reference"] in ids:
-            out["reference"] = ids[out["reference"]]
-        return out
-    if isinstance(node, list):
-        return [_resolve_refs(v, ids) for v in node]
-    return node
+    out = copy.deepcopy(node)
+    for ref in reference_nodes(out):
+        if ref["reference"] in ids:
+            ref["reference"] = ids[ref["reference"]]
+    return out
 
 
 def _refs_in(node: Any) -> set[str]:
-    if isinstance(node, dict):
-        found = {node["reference"]} if isinstance(node.get("reference"), str) else set()
-        return found.union(*(_refs_in(v) for v in node.values()))
-    if isinstance(node, list):
-        return set().union(*(_refs_in(v) for v in node))
-    return set()
+    return {ref["reference"] for ref in reference_nodes(node)}
 
 
 def _processing_order(entries: list[Any]) -> list[int]:

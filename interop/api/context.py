@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from directory.errors import InvalidInput
 from directory.http.config import practice
 from directory.http.deps import CurrentActor, SessionDep
 from directory.models import Actor, Contact, Role
+from interop import params as P
 from interop.outcome import FhirError
 from interop.picture import Pictures
 
@@ -102,29 +104,38 @@ async def fhir_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def reference_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every Reference in a FHIR JSON tree: each object with a string 'reference' (iteratively, so a
+    deep body cannot exhaust the stack)."""
+    stack: list[Any] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("reference"), str):
+            yield item
+        stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+
+
 def local_references(body: dict[str, Any], *, base: str) -> None:
     """Make every absolute reference to this server relative ('Patient/<id>'), in place, and refuse
     one to another server: it names a resource held elsewhere, which must never be taken for the
     local one with the same id."""
-    stack: list[Any] = [body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
+    for node in reference_nodes(body):
+        ref = node["reference"]
+        if not ref.lower().startswith(("http://", "https://")):
             continue
-        if not isinstance(node, dict):
-            continue
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref.lower().startswith(("http://", "https://")):
-            if not ref.startswith(base + "/"):
-                raise FhirError(
-                    400,
-                    "invalid",
-                    f"The reference '{ref[:200]}' points at another server; this server resolves only "
-                    f"its own resources: send 'Patient/<id>' (or '{base}/Patient/<id>').",
-                )
-            node["reference"] = ref[len(base) + 1 :]
-        stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        if not ref.startswith(base + "/"):
+            raise FhirError(
+                400,
+                "invalid",
+                f"The reference '{ref[:200]}' points at another server; this server resolves only "
+                f"its own resources: send 'Patient/<id>' (or '{base}/Patient/<id>').",
+            )
+        node["reference"] = ref[len(base) + 1 :]
 
 
 Body = Annotated[dict[str, Any], Depends(fhir_body)]
@@ -214,8 +225,8 @@ def json_only(request: Request) -> None:
     """406 for a request that accepts no JSON (`Accept: application/fhir+xml`, `_format=xml`): this
     server answers FHIR JSON only, and must not send JSON to a client that asked for something else."""
     fmt = request.query_params.get("_format")
-    if fmt is not None and fmt.strip().lower() not in _JSON_TYPES:
-        raise FhirError(406, "not-supported", "This server speaks FHIR JSON only.", where="_format")
+    if fmt is not None:
+        P.check_format(fmt.strip().lower())
     accept = request.headers.get("accept")
     if not accept:
         return
