@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -178,16 +179,23 @@ def _person_claims(session: Session, subject: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- token endpoint
 
 
-@router.post("/oauth/token", name="oauth_token", openapi_extra=doc.TOKEN)
-async def oauth_token(request: Request) -> Response:
-    """Token endpoint (RFC 6749 3.2): client_credentials, authorization_code, refresh_token."""
+_FormWork = Callable[[AuthState, str | None, dict[str, str]], dict[str, Any]]
+
+
+async def _answer(request: Request, work: _FormWork) -> Response:
+    """Run a form endpoint's work off the event loop: its JSON, or the OAuth error it raised."""
     form = {k: str(v) for k, v in (await request.form()).items()}
-    state = auth_state(request)
     try:
-        body = await run_in_threadpool(_token, state, request.headers.get("Authorization"), form)
+        body = await run_in_threadpool(work, auth_state(request), request.headers.get("Authorization"), form)
     except OAuthError as exc:
         return oauth_error_response(exc)
     return token_response(body)
+
+
+@router.post("/oauth/token", name="oauth_token", openapi_extra=doc.TOKEN)
+async def oauth_token(request: Request) -> Response:
+    """Token endpoint (RFC 6749 3.2): client_credentials, authorization_code, refresh_token."""
+    return await _answer(request, _token)
 
 
 def _token(state: AuthState, authorization: str | None, form: dict[str, str]) -> dict[str, Any]:
@@ -437,13 +445,7 @@ def _revoke(state: AuthState, authorization: str | None, form: dict[str, str]) -
 @router.post("/oauth/introspect", name="oauth_introspect", openapi_extra=doc.INTROSPECT)
 async def oauth_introspect(request: Request) -> Response:
     """Token introspection (RFC 7662) for authenticated confidential clients."""
-    form = {k: str(v) for k, v in (await request.form()).items()}
-    state = auth_state(request)
-    try:
-        body = await run_in_threadpool(_introspect, state, request.headers.get("Authorization"), form)
-    except OAuthError as exc:
-        return oauth_error_response(exc)
-    return token_response(body)
+    return await _answer(request, _introspect)
 
 
 def _introspect(state: AuthState, authorization: str | None, form: dict[str, str]) -> dict[str, Any]:
