@@ -29,6 +29,8 @@ ROLE_RANK: dict[Role, int] = {
     Role.SYSTEM: 1,
     Role.DESIGNATED_PRACTITIONER: 2,
     Role.CHILD_PROTECTION: 2,
+    Role.DATA_MANAGER: 2,
+    Role.ADOPTION_OFFICER: 2,
     Role.DIRECTORY_ADMIN: 3,
 }
 
@@ -40,6 +42,8 @@ ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
     Role.LOCAL_DELIVERY_TEAM: ("directory.search", "directory.write"),
     Role.DIRECTORY_ADMIN: ("directory.search", "directory.write", "grants.admin", "audit.read"),
     Role.AUDITOR: ("audit.read", "directory.search"),
+    Role.DATA_MANAGER: ("directory.search", "directory.write", "audit.read"),
+    Role.ADOPTION_OFFICER: ("directory.search", "directory.write"),
     Role.SYSTEM: ("system/Patient.rs", "system/EpisodeOfCare.rs", "directory.search"),
 }
 

@@ -30,6 +30,9 @@ PURPOSES_BY_ROLE: dict[Role, frozenset[Purpose]] = {
     Role.LOCAL_DELIVERY_TEAM: PRACTICE_PURPOSES | {Purpose.ADMINISTRATION},
     Role.DIRECTORY_ADMIN: frozenset({Purpose.ADMINISTRATION, Purpose.AUDIT}),
     Role.AUDITOR: frozenset({Purpose.AUDIT}),
+    # keeping records right (merges, feed reviews, subject access) and checking them
+    Role.DATA_MANAGER: frozenset({Purpose.ADMINISTRATION, Purpose.AUDIT}),
+    Role.ADOPTION_OFFICER: frozenset({Purpose.ADMINISTRATION}),
     # a connected system looks on behalf of its practitioners, and its feeds keep records current
     Role.SYSTEM: PRACTICE_PURPOSES | {Purpose.ADMINISTRATION},
 }

@@ -23,7 +23,9 @@ class Child(SQLModel, table=True):
             "date_of_birth IS NOT NULL OR expected_delivery_date IS NOT NULL",
             name="child_born_or_expected",
         ),
-        sa.CheckConstraint("status IN ('active', 'archived', 'merged')", name="child_status"),
+        sa.CheckConstraint(
+            "status IN ('active', 'archived', 'merged', 'sealed', 'purged')", name="child_status"
+        ),
         sa.CheckConstraint("status <> 'merged' OR merged_into_id IS NOT NULL", name="child_merged_into"),
         sa.CheckConstraint(
             "NOT shielded OR (shielded_reason IS NOT NULL AND shielded_by IS NOT NULL)",

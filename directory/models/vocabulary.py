@@ -17,6 +17,11 @@ class Role(enum.StrEnum):
     DIRECTORY_ADMIN = "directory_admin"
     AUDITOR = "auditor"
     SYSTEM = "system"
+    # keeps the records themselves right: merges duplicates, reviews feed matches, reads archived
+    # records, answers subject access requests
+    DATA_MANAGER = "data_manager"
+    # the adoption team: the only role that can see a record sealed by an adoption
+    ADOPTION_OFFICER = "adoption_officer"
 
 
 class Purpose(enum.StrEnum):
@@ -32,8 +37,10 @@ class Purpose(enum.StrEnum):
 
 class RecordStatus(enum.StrEnum):
     ACTIVE = "active"
-    ARCHIVED = "archived"
-    MERGED = "merged"
+    ARCHIVED = "archived"  # past the age range, moved away or closed: data managers and auditors only
+    MERGED = "merged"  # a pointer to the record kept
+    SEALED = "sealed"  # the birth identity of an adopted child: the adoption team only
+    PURGED = "purged"  # a tombstone: the personal data is gone
 
 
 class Sex(enum.StrEnum):
