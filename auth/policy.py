@@ -86,6 +86,11 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "shield_child": _WRITE,
     "unshield_child": _WRITE,
     "merge_child": Policy(frozenset({"directory.write"}), ADMINS),
+    # a child's details: the domain says who may change which (permissions.require_details_change)
+    "change_child": Policy(frozenset({"directory.write"}), PRACTICE | {Role.DATA_MANAGER}),
+    "child_history": Policy(
+        frozenset({"directory.search"}), PRACTICE | {Role.DATA_MANAGER}, rate_limited=True
+    ),
     "record_involvement": _WRITE,
     "end_involvement": _WRITE,
     "confirm_involvement": _WRITE,

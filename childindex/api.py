@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
+from childindex.details_api import etag
 from directory import notices, service
 from directory import repository as repo
 from directory.http.config import PracticeDep
@@ -18,6 +19,7 @@ from directory.models import (
     CafComplete,
     CafSignal,
     CafStart,
+    Child,
     ChildCard,
     ChildCreate,
     ChildRef,
@@ -59,12 +61,15 @@ def create_child(data: ChildCreate, session: SessionDep, actor: CurrentActor) ->
 
 @router.get("/children/{child_id}", response_model=ChildCard, tags=["children"])
 def read_child(
-    child_id: uuid.UUID, session: SessionDep, actor: CurrentActor, practice: PracticeDep
+    child_id: uuid.UUID, session: SessionDep, actor: CurrentActor, practice: PracticeDep, response: Response
 ) -> ChildCard:
-    """The involvement card: who is involved, CAF status and holder, Lead Professional, TAC. Audited."""
-    return service.read_card(
+    """The involvement card: who is involved, CAF status and holder, Lead Professional, TAC. Audited.
+    Its ETag names the record's version (send it as If-Match to change the child's details)."""
+    card = service.read_card(
         session, actor=actor, child_id=child_id, now=utcnow(), fallback_team=practice.fallback_team
     )
+    response.headers["ETag"] = etag(repo.get(session, Child, child_id).version)
+    return card
 
 
 @router.get("/children/{child_id}/access-log", response_model=list[AccessLogEntry], tags=["audit"])

@@ -41,6 +41,7 @@ MEANING = {
     413: "The request body, or a Bundle, is larger than this service takes",
     415: "The body must be FHIR JSON (application/fhir+json)",
     422: "The details are not valid, or a rule of the directory refuses the change",
+    428: "Send If-Match with the version you read (the ETag of the record), so no change is lost",
     429: "Too many requests: try again after Retry-After seconds",
     503: "The directory is busy; nothing was changed: try again after Retry-After seconds",
 }
@@ -132,6 +133,10 @@ def _api_statuses(op: dict[str, Any], policy: Any, method: str, path: str, name:
         out.add(413)
     if op.get("parameters") or op.get("requestBody"):
         out.add(422)
+    if any(
+        p.get("in") == "header" and p.get("name", "").lower() == "if-match" for p in op.get("parameters", [])
+    ):
+        out |= {412, 428}  # a change against a version: stale, or none named
     return out
 
 

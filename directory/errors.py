@@ -59,3 +59,17 @@ class NotAllowed(DomainError):
 class StaleVersion(Conflict):
     code = "stale-version"
     title = "The record changed since it was read"
+
+
+class PreconditionFailed(StaleVersion):
+    """The version a caller named (If-Match) is not the record's: 412 on every surface."""
+
+    code = "precondition-failed"
+    title = "The record changed since it was read"
+
+
+class PreconditionRequired(DomainError):
+    """A change that must name the version it was made against (If-Match) named none: 428."""
+
+    code = "precondition-required"
+    title = "Say which version you are changing"

@@ -39,6 +39,7 @@ from directory.models import (
     Tac,
     TacMember,
 )
+from directory.models.details import ChildVersion
 
 _OPEN = [s.value for s in OPEN_CAF_STATUSES]
 
@@ -595,3 +596,13 @@ def involvement_history(session: Session, involvement_id: uuid.UUID) -> Sequence
         .where(InvolvementVersion.involvement_id == involvement_id)
         .order_by(col(InvolvementVersion.version).desc())
     ).all()
+
+
+def child_versions(
+    session: Session, child_id: uuid.UUID, version: int | None = None
+) -> Sequence[ChildVersion]:
+    """The versions of a child's record, oldest first (or the one version asked for)."""
+    stmt = select(ChildVersion).where(ChildVersion.child_id == child_id)
+    if version is not None:
+        stmt = stmt.where(ChildVersion.version == version)
+    return session.exec(stmt.order_by(col(ChildVersion.version))).all()

@@ -19,6 +19,8 @@ from directory.errors import (
     InvalidInput,
     NotAllowed,
     NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
     RuleBroken,
     StaleVersion,
 )
@@ -42,6 +44,8 @@ ANSWERS: tuple[tuple[type[DomainError], Answer], ...] = (
     # "conflict", not "duplicate": the caller did not send the same resource twice, the child's
     # one open CAF is held by someone else, and the message names whom to contact
     (CafAlreadyOpen, Answer(409, 409, "conflict")),
+    (PreconditionFailed, Answer(412, 412, "conflict")),  # a stale If-Match, on either surface
+    (PreconditionRequired, Answer(428, 428, "required")),  # a change that must send If-Match
     (StaleVersion, Answer(409, 412, "conflict")),
     (Conflict, Answer(409, 409, "conflict")),
     (NotAllowed, Answer(403, 403, "forbidden")),

@@ -75,6 +75,7 @@ from directory.service.common import MAX_AGE_YEARS, age_on, check_version, oldes
 from directory.service.consent import record_consent, withdraw_consent
 from directory.service.demographics import apply_demographics, change_address
 from directory.service.details import change_child
+from directory.service.history import child_history
 from directory.service.involvements import (
     confirm_involvement,
     end_involvement,
@@ -108,6 +109,7 @@ __all__ = [
     "change_address",
     "change_child",
     "check_version",
+    "child_history",
     "child_ref",
     "clear_shield",
     "close_caf",
