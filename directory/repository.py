@@ -606,3 +606,10 @@ def child_versions(
     if version is not None:
         stmt = stmt.where(ChildVersion.version == version)
     return session.exec(stmt.order_by(col(ChildVersion.version))).all()
+
+
+def organisations_of_kind(session: Session, kinds: Sequence[str]) -> Sequence[Organisation]:
+    """Organisations of these kinds (schools and early years settings; GP practices), by name."""
+    return session.exec(
+        select(Organisation).where(col(Organisation.kind).in_(list(kinds))).order_by(col(Organisation.name))
+    ).all()

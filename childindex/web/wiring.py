@@ -13,7 +13,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.errors import AuthRefused
-from childindex.web import admin, audit_pages, card_actions, localities, notices, practice, register, signin
+from childindex.web import (
+    admin,
+    audit_pages,
+    card_actions,
+    details_pages,
+    localities,
+    notices,
+    practice,
+    register,
+    signin,
+)
 from childindex.web.deps import HERE, render, web_session
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
@@ -59,6 +69,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         register.router,
         practice.router,
         card_actions.router,
+        details_pages.router,
         notices.router,
         admin.router,
         audit_pages.router,
