@@ -126,7 +126,7 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
 FHIR_CHILD_TYPES = ("Patient", "EpisodeOfCare", "Flag", "CareTeam", "Consent", "RelatedPerson")
 FHIR_CATALOGUE_TYPES = ("Practitioner", "PractitionerRole", "Organization", "HealthcareService", "Location")
 FHIR_WRITE_TYPES = ("EpisodeOfCare", "PractitionerRole", "Flag", "Consent", "CareTeam")
-FHIR_HISTORY_TYPES = ("EpisodeOfCare",)
+FHIR_HISTORY_TYPES = ("EpisodeOfCare", "Patient")
 _LETTERS = "cruds"
 _V1 = {"c": "write", "u": "write", "d": "write", "r": "read", "s": "read"}
 
@@ -172,6 +172,8 @@ def _fhir_policies() -> dict[str, Policy | str]:
         out[f"fhir_history_{kind}"] = history
         out[f"fhir_vread_{kind}"] = history
     out["fhir_match_Patient"] = _smart("Patient", "s", PRACTICE, rate_limited=True)
+    # a child's details change over FHIR from connected systems (people use the app API or the pages)
+    out["fhir_update_Patient"] = _smart("Patient", "u", frozenset({Role.SYSTEM}))
     # rest-hook subscriptions: connected systems (and admins, local delivery teams) manage their own
     subscribers = frozenset({Role.SYSTEM, Role.DIRECTORY_ADMIN, Role.LOCAL_DELIVERY_TEAM})
     out["fhir_create_Subscription"] = _smart("Subscription", "c", subscribers)

@@ -11,7 +11,8 @@ from interop.mapping import CRITERIA_HELP, validated
 
 _COMMON = {"_id": S.RESOURCE_ID_PARAMETER}
 HISTORY_TYPES = set(FHIR_HISTORY_TYPES)
-VERSIONED_TYPES = {"EpisodeOfCare", "PractitionerRole", "Flag", "CareTeam"}  # meta.versionId, If-Match
+VERSIONED_TYPES = {"EpisodeOfCare", "PractitionerRole", "Flag", "CareTeam", "Patient"}  # versionId, If-Match
+UPDATE_ONLY_TYPES = {"Patient"}  # updated (by connected systems), not created, over FHIR
 CONDITIONAL_CREATE = {"EpisodeOfCare", "Flag", "Consent", "CareTeam"}  # If-None-Exist, as a search
 READABLE = (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent")
 
@@ -34,6 +35,13 @@ WRITE_DOCS = {
         "(the participant with role care-team-role#lead-professional). The version is TAC + CAF."
     ),
     "PractitionerRole": "Versioned: send If-Match with the version read (412 when it moved on).",
+    "Patient": (
+        "Connected systems (system/Patient.u) change a child's details with PUT: the current official "
+        "name (the old one is kept as a previous name), usual names and aliases to add, birthDate (on an "
+        "unborn child's record, the birth), gender, address (the locality follows the postcode), "
+        "generalPractitioner and identifiers. What the Patient leaves out is kept. Send If-Match with "
+        "the version read (412 when it moved on). Every version is kept: _history and vread."
+    ),
 }
 
 
@@ -41,6 +49,8 @@ def _resource(kind: str) -> dict[str, Any]:
     interactions = [{"code": "read"}, {"code": "search-type"}]
     if kind in FHIR_WRITE_TYPES:
         interactions += [{"code": "create"}, {"code": "update"}]
+    elif kind in UPDATE_ONLY_TYPES:
+        interactions += [{"code": "update"}]
     if kind in HISTORY_TYPES:
         interactions += [{"code": "vread"}, {"code": "history-instance"}]
     res: dict[str, Any] = {

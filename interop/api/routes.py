@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES
+from directory.errors import NotFound
 from directory.http.config import practice
 from directory.http.deps import UnitOfWorkRoute
 from interop import openapi as doc
@@ -13,10 +14,12 @@ from interop.api.bundle import run_bundle
 from interop.api.context import Body, CtxDep, Items, etag, if_match, json_only
 from interop.api.history import history_bundle, history_entries, visible_involvement
 from interop.api.match import match_patients
+from interop.api.patient_history import patient_history_bundle, patient_history_entries
 from interop.api.read import read_resource
 from interop.api.search import run_search
 from interop.api.subscription import add_subscription_routes
 from interop.api.writes import CREATE, UPDATE, Written, check_type
+from interop.api.writes.patient import update_patient
 from interop.capability import capability_statement
 from interop.outcome import FhirError, FhirJSONResponse, fhir_json
 from search.matching import MatchingEngine
@@ -36,6 +39,7 @@ def build_router() -> APIRouter:
         _add_type_routes(router, kind)
     _add_match(router)
     _add_history(router)
+    _add_patient_routes(router)
     add_subscription_routes(router)
     _add_bundle(router)
     return router
@@ -90,6 +94,41 @@ def _add_history(router: APIRouter) -> None:
         )
         if not entries:
             raise FhirError(404, "not-found", f"EpisodeOfCare/{rid} has no version {vid}.")
+        res = entries[0]["resource"]
+        return fhir_json(res, headers=etag(res))
+
+
+def _add_patient_routes(router: APIRouter) -> None:
+    """PUT Patient (a connected system changes a child's details), its _history and vread."""
+
+    @router.put("/Patient/{rid}", name="fhir_update_Patient", openapi_extra=doc.update("Patient"))
+    def patient_update(rid: str, ctx: CtxDep, body: Body) -> Response:
+        """Change a child's details; send If-Match with the version you read (412 when it moved on)."""
+        check_type("Patient", body)
+        w = update_patient(ctx, rid, body, expected=if_match(ctx.request.headers.get("if-match")))
+        return _written_response(ctx.request, ctx.base, w)
+
+    @router.get(
+        "/Patient/{rid}/_history", name="fhir_history_Patient", openapi_extra=doc.answers("A history Bundle")
+    )
+    def patient_history(rid: str, ctx: CtxDep) -> Response:
+        """Every version of a child's record, newest first (what you may see of each)."""
+        return fhir_json(patient_history_bundle(ctx, rid))
+
+    @router.get(
+        "/Patient/{rid}/_history/{vid}",
+        name="fhir_vread_Patient",
+        openapi_extra=doc.answers("That version of the Patient"),
+    )
+    def patient_vread(rid: str, vid: str, ctx: CtxDep) -> Response:
+        """One version of a child's record."""
+        number = int(vid) if vid.isascii() and vid.isdigit() and len(vid) <= 9 else None
+        if number is None:
+            raise FhirError(404, "not-found", f"Patient/{rid} has no version {vid}.")
+        try:
+            entries = patient_history_entries(ctx, rid, number)
+        except NotFound:
+            raise FhirError(404, "not-found", f"Patient/{rid} has no version {vid}.") from None
         res = entries[0]["resource"]
         return fhir_json(res, headers=etag(res))
 

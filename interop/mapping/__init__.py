@@ -25,7 +25,7 @@ from interop.mapping.flag import CAF_OUTCOMES, FlagIn, caf_flag, flag_in, flags,
 from interop.mapping.healthcare_service import healthcare_service, healthcare_service_in
 from interop.mapping.location import location, location_in
 from interop.mapping.organization import organization, organization_in
-from interop.mapping.patient import GENDERS, PatientExtras, PatientIn, patient, patient_in
+from interop.mapping.patient import GENDERS, PatientExtras, PatientIn, patient, patient_change, patient_in
 from interop.mapping.practitioner import practitioner, practitioner_role, practitioner_role_in
 from interop.mapping.related_person import related_person, related_person_in
 from interop.mapping.subscription import (
@@ -76,6 +76,7 @@ __all__ = [
     "organization",
     "organization_in",
     "patient",
+    "patient_change",
     "patient_in",
     "practitioner",
     "practitioner_role",

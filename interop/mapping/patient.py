@@ -192,3 +192,35 @@ def patient_in(resource: dict[str, Any]) -> PatientIn:
         gp_practice_id=gp,
         shielded=bool(extension_value(resource, S.EXT_SHIELDED, "valueBoolean")),
     )
+
+
+def patient_change(resource: dict[str, Any], *, unborn: bool) -> dict[str, Any]:
+    """A Patient (read by `patient_in`) as a change to a child's details: the fields of the domain's
+    ChildChange that the Patient gives. What it leaves out stays as it is (a PUT cannot remove a
+    name, an address or an identifier); old names are the record's own history and are not taken;
+    a birthDate on an unborn child's record is the birth."""
+    p = patient_in(resource)
+    change: dict[str, Any] = {}
+    official = [n for n in p.names if n["use"] == NameUse.OFFICIAL.value and n["until"] is None]
+    if len(official) > 1:
+        raise MappingError("A Patient has one current official name.", where="Patient.name")
+    if official:
+        change["official_name"] = {k: official[0][k] for k in ("given", "middle", "family")}
+    others = [
+        {k: n[k] for k in ("given", "middle", "family", "use")}
+        for n in p.names
+        if n["use"] in (NameUse.USUAL.value, NameUse.ALIAS.value) and n["until"] is None
+    ]
+    if others:
+        change["add_names"] = others
+    if p.date_of_birth is not None:
+        change["born_on" if unborn else "date_of_birth"] = p.date_of_birth
+    if "gender" in resource:
+        change["sex"] = p.sex
+    if p.address is not None:
+        change["address"] = p.address
+    if p.gp_practice_id is not None:
+        change["gp_practice_id"] = p.gp_practice_id
+    if p.identifiers:
+        change["identifiers"] = p.identifiers
+    return change

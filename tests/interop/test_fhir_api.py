@@ -61,7 +61,14 @@ def test_metadata_is_a_truthful_public_capability_statement(api: TestClient) -> 
         "vread",
         "history-instance",
     }
-    assert {i["code"] for i in by_type["Patient"]["interaction"]} == {"read", "search-type"}
+    assert {i["code"] for i in by_type["Patient"]["interaction"]} == {
+        "read",
+        "search-type",
+        "update",  # connected systems change a child's details (issue #22)
+        "vread",
+        "history-instance",
+    }
+    assert by_type["Patient"]["versioning"] == "versioned-update"
     assert "EpisodeOfCare:patient" in by_type["Patient"]["searchRevInclude"]
     assert {p["name"] for p in by_type["Patient"]["searchParam"]} >= {"identifier", "birthdate", "family"}
     uris = {e["url"]: e["valueUri"] for e in rest["security"]["extension"][0]["extension"]}
