@@ -23,6 +23,7 @@ from directory.models import Actor, Child, ChildVersion, ChildVersionRead, Role
 from directory.permissions import SHIELD_VIEWERS, may_see_shielded
 from directory.service.access import ACCESS_LOG_READERS
 from directory.service.common import load_child, require_purpose
+from directory.service.versions import snapshot
 
 WITHHELD_DETAILS = (
     "names",
@@ -76,13 +77,30 @@ def version_read(actor: Actor, child: Child, row: ChildVersion) -> ChildVersionR
     )
 
 
+def _as_it_stands(session: Session, child: Child) -> ChildVersion:
+    """A record loaded in bulk (an import, the seed) has no versions kept yet: its current state is
+    its version n, by whom and from where not recorded (not written to the table: a read writes none)."""
+    return ChildVersion(
+        child_id=child.id,
+        version=child.version,
+        at=child.updated_at,
+        actor_subject="",
+        role="not recorded",
+        source="not recorded",
+        changed="",
+        snapshot=json.dumps(snapshot(session, child), sort_keys=True, default=str),
+    )
+
+
 def child_history(
     session: Session, *, actor: Actor, child_id: uuid.UUID, version: int | None = None
 ) -> tuple[Child, list[ChildVersionRead]]:
     """The versions of a child's record (or one of them) as this reader may see them; audited."""
     require_purpose(actor)
     child = load_child(session, child_id)
-    rows = repo.child_versions(session, child.id, version)
+    rows = list(repo.child_versions(session, child.id, version))
+    if not rows and version in (None, child.version):
+        rows = [_as_it_stands(session, child)]
     if version is not None and not rows:
         raise NotFound("This child's record has no such version.", version=version)
     audit.append(

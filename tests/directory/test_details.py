@@ -4,7 +4,9 @@ anything is written, who may change what, the audit event naming fields and neve
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
@@ -14,9 +16,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from directory import service
+from directory.db import unit_of_work
 from directory.errors import Conflict, InvalidInput, NotAllowed, NotFound, RuleBroken, StaleVersion
 from directory.identifiers import upn_check_letter
-from directory.models import Child, ChildChange, InvolvementCreate, Role, ShieldSet
+from directory.models import Child, ChildChange, ChildVersion, InvolvementCreate, Role, ShieldSet
+from search.embedded import EmbeddedBackend
+from search.indexer import drain
+from search.matching import MatchingEngine
+from search.port import SearchQuery
 from tests.fixtures.builders import (
     actor,
     make_child,
@@ -319,3 +326,72 @@ def test_demographics_and_address_go_through_the_same_versions(engine: Engine, s
         session, "SELECT version, changed FROM child_version WHERE child_id = :c ORDER BY version", c=child_id
     )
     assert rows == [(1, "created"), (2, "address")]
+
+
+def test_parallel_changes_against_one_version_exactly_one_wins(engine: Engine) -> None:
+    with unit_of_work(engine) as s:
+        child_id = make_child(s)
+    tries = 8
+    barrier = threading.Barrier(tries)
+
+    def attempt(i: int) -> str:
+        barrier.wait()
+        try:
+            with unit_of_work(engine) as s:
+                _change(
+                    s, child_id, {"official_name": {"given": f"G{i}", "family": "Race"}}, expected_version=1
+                )
+            return "won"
+        except StaleVersion:
+            return "stale"
+
+    with ThreadPoolExecutor(tries) as pool:
+        outcomes = list(pool.map(attempt, range(tries)))
+    assert outcomes.count("won") == 1 and outcomes.count("stale") == tries - 1
+    with Session(engine) as s:
+        assert _rows(s, "SELECT version FROM child") == [(2,)]
+        assert _rows(s, "SELECT count(*) FROM child_name WHERE use = 'official'") == [(1,)]
+        assert _rows(s, "SELECT count(*) FROM child_version") == [(2,)]
+
+
+def test_merged_and_archived_records_are_not_changed(session: Session) -> None:
+    kept, duplicate, old = make_child(session), make_child(session), make_child(session)
+    service.merge_children(session, actor=ADMIN, duplicate_id=duplicate, into_id=kept)
+    with pytest.raises(RuleBroken, match="merged"):
+        _change(session, duplicate, {"sex": "male"})
+    record = session.get(Child, old)
+    assert record is not None
+    record.status = "archived"
+    session.add(record)
+    session.flush()
+    with pytest.raises(RuleBroken, match="archived"):
+        _change(session, old, {"sex": "male"})
+
+
+def test_the_index_sees_the_change(engine: Engine) -> None:
+    backend = EmbeddedBackend(engine)
+    backend.ensure_ready()
+    born = TODAY - timedelta(days=365 * 6)
+    with unit_of_work(engine) as s:
+        child_id = make_child(
+            s, names=[{"given": "Isla", "family": "Fairweather"}], date_of_birth=born.isoformat()
+        )
+    drain(engine, backend, wait=True)
+    with unit_of_work(engine) as s:
+        _change(s, child_id, {"official_name": {"given": "Isla", "family": "Pemberton"}})
+    engine_ = MatchingEngine(backend)
+    query = SearchQuery(given="Isla", family="Pemberton", birth_date=born)
+    before = engine_.search(query).matches
+    assert not before or "family" not in before[0].agreed  # the index still holds the old surname
+    drain(engine, backend, wait=True)
+    found = engine_.search(query).matches
+    assert found and found[0].child_id == child_id.hex and "family" in found[0].agreed
+
+
+def test_a_record_loaded_in_bulk_has_its_current_state_as_history(session: Session) -> None:
+    child_id = make_child(session)
+    session.execute(sa.delete(ChildVersion))  # as an import leaves it
+    _child, versions = service.child_history(session, actor=ADMIN, child_id=child_id)
+    assert [(v.version, v.role, v.changed) for v in versions] == [(1, "not recorded", [])]
+    assert versions[0].details is not None and versions[0].details["names"][0]["given"] == "Olivia"
+    assert _rows(session, "SELECT count(*) FROM child_version") == [(0,)]  # a read writes no version
