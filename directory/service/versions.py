@@ -20,6 +20,11 @@ from directory.service.common import touch
 def snapshot(session: Session, child: Child) -> dict[str, Any]:
     """The record's details as they stand (flushed): names, birth, sex, identifiers, address,
     locality, school, GP, current parents and carers, shield and status."""
+    with session.no_autoflush:  # (the callers have flushed: five reads, no flush before each)
+        return _snapshot(session, child)
+
+
+def _snapshot(session: Session, child: Child) -> dict[str, Any]:
     address = repo.current_address(session, child.id)
     return {
         "status": child.status,
