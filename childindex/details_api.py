@@ -55,6 +55,8 @@ def change_child(
 ) -> ChildVersionRef:
     """Change a child's details (only the fields sent); send If-Match with the version read (412 when
     it moved on, 428 when missing). Answers the new version and its ETag. Audited (field names only)."""
+    if not (if_match or "").strip():
+        service.authorise_change(session, actor=actor, child_id=child_id, change=data)  # 403 before 428
     expected = expected_version(if_match)
     try:
         changed = service.change_child(

@@ -74,7 +74,7 @@ from directory.service.children import (
 from directory.service.common import MAX_AGE_YEARS, age_on, check_version, oldest_birth_date_in_range
 from directory.service.consent import record_consent, withdraw_consent
 from directory.service.demographics import apply_demographics, change_address
-from directory.service.details import change_child
+from directory.service.details import authorise_change, change_child
 from directory.service.history import child_history
 from directory.service.involvements import (
     confirm_involvement,
@@ -102,6 +102,7 @@ __all__ = [
     "age_on",
     "apply_demographics",
     "archive_aged_out",
+    "authorise_change",
     "ask_contact",
     "build_card",
     "caf_parties",

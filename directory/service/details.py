@@ -82,6 +82,13 @@ def change_child(
     return changed
 
 
+def authorise_change(session: Session, *, actor: Actor, child_id: uuid.UUID, change: ChildChange) -> None:
+    """Refuse, as change_child would, an actor who may not make this change to this record (so that a
+    request missing its version is told who may change the record before what to send)."""
+    child = active_child(session, child_id)
+    require_details_change(session, actor, child, requested_fields(change))
+
+
 @dataclass
 class _Checked:
     """A change with every value checked and normalised, ready to write."""

@@ -32,6 +32,7 @@ PAGE_WRITES = {
     "web_card_override": "reads (child protection)",
     "web_search": "reads",
     "web_notice_read": "the notice's practitioner",
+    "web_child_details": "an involved service's practitioners or the locality team (require_details_change)",
 }
 
 
