@@ -395,3 +395,33 @@ def test_a_record_loaded_in_bulk_has_its_current_state_as_history(session: Sessi
     assert [(v.version, v.role, v.changed) for v in versions] == [(1, "not recorded", [])]
     assert versions[0].details is not None and versions[0].details["names"][0]["given"] == "Olivia"
     assert _rows(session, "SELECT count(*) FROM child_version") == [(0,)]  # a read writes no version
+
+
+def test_a_data_manager_acts_only_within_the_localities_of_their_grant(session: Session) -> None:
+    make_locality(session, code="EAST", areas=("OX4",))
+    child_id = make_child(session)  # OX4: EAST
+    west_only = actor(Role.DATA_MANAGER, subject="dm-west", localities=("WEST",))
+    with pytest.raises(NotAllowed):
+        _change(session, child_id, {"sex": "male"}, who=west_only)
+    east = actor(Role.DATA_MANAGER, subject="dm-east", localities=("EAST",))
+    assert _change(session, child_id, {"sex": "male"}, who=east) == ["sex"]
+
+
+def test_history_withholds_what_a_reader_may_not_see_of_a_shielded_record(session: Session) -> None:
+    child_id = make_child(session, names=[{"given": "Maya", "family": "Birthname"}])
+    _change(session, child_id, {"official_name": {"given": "Maya", "family": "Newname"}})
+    service.set_shield(session, actor=ADMIN, child_id=child_id, data=ShieldSet(reason="adopted"))
+    reader = actor(Role.PRACTITIONER, subject="reader", organisation="Elsewhere")
+    _child, versions = service.child_history(session, actor=reader, child_id=child_id)
+    assert [v.changed for v in versions] == [["created"], [], ["shield"]]  # the name change withheld
+    shown = json.dumps([v.model_dump(mode="json") for v in versions])
+    for withheld in ("Birthname", "Newname", "High Street", "OX4", "Jane Smith"):
+        assert withheld not in shown
+    assert all(v.organisation is None for v in versions)
+    designated = actor(Role.DESIGNATED_PRACTITIONER, subject="dp")
+    _child, full = service.child_history(session, actor=designated, child_id=child_id)
+    assert [v.changed for v in full] == [["created"], ["name"], ["shield"]]
+    assert full[0].details is not None and full[0].details["names"][0]["family"] == "Birthname"
+    assert full[0].organisation == "Test Org"  # the author's, to a reader of the access log
+    events = _rows(session, "SELECT count(*) FROM audit_event WHERE action = 'child.history.read'")
+    assert events == [(2,)]
