@@ -46,6 +46,7 @@ FIELDS = (
     "carer_pr",
     *(f"{p}-{part}" for p in ("dob", "born") for part in ("day", "month", "year")),
 )
+PEOPLE = ("end_", "pr_")  # per parent or carer on the record: ended; parental responsibility
 STALE = (
     "Someone changed this record after you opened the form (it is now at version {version}). The form "
     "now shows the record as it stands: check it and make your change again."
@@ -79,6 +80,9 @@ def _record(
             values.update({k: getattr(card.address, k) or "" for k in ADDRESS})
         values["school_id"] = str(child.school_id or "")
         values["gp_practice_id"] = str(child.gp_practice_id or "")
+        values.update(
+            {f"pr_{p.id}": "yes" if p.parental_responsibility else "no" for p in card.related_people}
+        )
     return card, values
 
 
@@ -162,6 +166,7 @@ def _parse_whereabouts(
             errors["postcode"] = "Enter a real UK postcode, like OX4 1AB"
         body["address"] = address
         labels.append("Address")
+    _parse_people(form, was, body, labels)
     for key, label in (("school_id", "School or setting"), ("gp_practice_id", "GP practice")):
         chosen = text(form, key) or ""
         if chosen != was.get(key, ""):
@@ -171,6 +176,24 @@ def _parse_whereabouts(
                 errors[key] = f"Choose the {label.lower()} from the list"
                 continue
             labels.append(label)
+
+
+def _parse_people(form: dict[str, Any], was: dict[str, str], body: dict[str, Any], labels: list[str]) -> None:
+    """Parents and carers on the record: those no longer around the child, and parental responsibility
+    given or taken (the ids are the card's: the domain refuses any other child's)."""
+    ended, responsibility = [], []
+    for key in [k for k in was if k.startswith("pr_")]:
+        person = key.removeprefix("pr_")
+        if text(form, f"end_{person}") == "yes":
+            ended.append({"id": person})
+        elif (chosen := text(form, key)) in ("yes", "no") and chosen != was[key]:
+            responsibility.append({"id": person, "parental_responsibility": chosen == "yes"})
+    if ended:
+        body["end_related_people"] = ended
+    if responsibility:
+        body["parental_responsibility"] = responsibility
+    if ended or responsibility:
+        labels.append("Parents and carers")
 
 
 def _options(db: Session) -> dict[str, Any]:
@@ -225,7 +248,9 @@ def web_child_details(
         return csrf_refused(request, actor)
     if actor.purpose is None:
         return RedirectResponse(f"/children/{child_id}", status_code=303)
-    values = {k: str(form[k]) for k in FIELDS if isinstance(form.get(k), str)}
+    values = {
+        k: str(v) for k, v in form.items() if isinstance(v, str) and (k in FIELDS or k.startswith(PEOPLE))
+    }
     step = text(form, "step") or "check"
     try:
         if step == "change":

@@ -4,16 +4,18 @@ clear message, not an error page; refusals and bad input change nothing."""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import date
 
 import httpx
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from directory import service
 from directory.db import unit_of_work
-from directory.models import ChildChange, Role
+from directory.models import ChildChange, RelatedPerson, Role
 from tests.conftest import count
 from tests.fixtures.builders import actor
 from tests.web.world import World, csrf_of, sign_in
@@ -37,7 +39,8 @@ def _check(client: TestClient, child: str, changes: dict[str, str]) -> httpx.Res
     form = client.get(f"/children/{child}/details")
     assert form.status_code == 200, form.text
     values = {**hidden(form.text), **_filled(form.text), **changes}
-    return client.post(f"/children/{child}/details", data=values)
+    answer: httpx.Response = client.post(f"/children/{child}/details", data=values)
+    return answer
 
 
 def _filled(html: str) -> dict[str, str]:
@@ -146,3 +149,36 @@ def test_a_designated_practitioner_involved_moves_a_shielded_child(
             ).scalar_one()
             == 1
         )
+
+
+def test_parents_and_carers_are_added_ended_and_given_responsibility(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    olivia = str(world.children["olivia"])
+    _with_purpose(browser, world, "hana")
+    form = browser.get(f"/children/{olivia}/details").text
+    jane = re.search(r'name="pr_([0-9a-f-]+)" type="radio" value="yes" checked', form)
+    assert jane and "Jane Smith (mother)" in form
+    check = _check(
+        browser,
+        olivia,
+        {f"pr_{jane[1]}": "no", "carer_name": "Tom Smith", "carer_relationship": "father", "carer_pr": "yes"},
+    )
+    assert (
+        "Jane Smith: no longer has it" in check.text
+        and "Tom Smith (father), with parental responsibility" in check.text
+    )
+    done = browser.post(
+        f"/children/{olivia}/details", data={**hidden(check.text), "step": "confirm"}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    with Session(engine) as s:
+        jane_row = s.get(RelatedPerson, uuid.UUID(jane[1]))
+        tom = s.exec(select(RelatedPerson).where(RelatedPerson.name == "Tom Smith")).one()
+        assert jane_row is not None and not jane_row.parental_responsibility
+        assert tom.parental_responsibility and tom.child_id == uuid.UUID(olivia)
+    check = _check(browser, olivia, {f"end_{jane[1]}": "yes"})
+    assert "No longer around the child" in check.text
+    browser.post(f"/children/{olivia}/details", data={**hidden(check.text), "step": "confirm"})
+    card = browser.get(f"/children/{olivia}").text
+    assert "Jane Smith" not in card and "Tom Smith" in card
