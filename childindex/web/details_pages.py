@@ -54,6 +54,7 @@ STALE = (
 
 _reading = Depends(RequireScope("directory.write", roles=ROLES, rate_limited=True))
 _writing = Depends(RequireScope("directory.write", roles=ROLES))
+_history_reader = Depends(RequireScope("directory.search", roles=ROLES, rate_limited=True))
 
 
 def _record(
@@ -298,3 +299,18 @@ def web_child_details(
         )
     flash(request, f"The record is changed: {', '.join(changed)}." if changed else "Nothing needed changing.")
     return RedirectResponse(f"/children/{child_id}", status_code=303)
+
+
+@router.get("/children/{child_id}/history", name="web_child_history")
+def web_child_history(child_id: uuid.UUID, request: Request, actor: Actor = _history_reader) -> Response:
+    """The versions of a child's record: when, by which role, from where, which fields (audited)."""
+    if actor.purpose is None:
+        return RedirectResponse(f"/children/{child_id}", status_code=303)
+    try:
+        with unit_of_work(request) as db:
+            _child, versions = service.child_history(db, actor=actor, child_id=child_id)
+    except DomainError as exc:
+        return refused(request, actor, exc, 404 if isinstance(exc, NotFound) else 409)
+    return render(
+        request, "details_history.html", actor=actor, child_id=child_id, versions=reversed(versions)
+    )

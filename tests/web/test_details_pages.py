@@ -182,3 +182,17 @@ def test_parents_and_carers_are_added_ended_and_given_responsibility(
     browser.post(f"/children/{olivia}/details", data={**hidden(check.text), "step": "confirm"})
     card = browser.get(f"/children/{olivia}").text
     assert "Jane Smith" not in card and "Tom Smith" in card
+
+
+def test_the_history_page_lists_the_versions(browser: TestClient, world: World, engine: Engine) -> None:
+    olivia, noah = str(world.children["olivia"]), str(world.children["noah"])
+    _with_purpose(browser, world, "hana")
+    check = _check(browser, olivia, {"family": "Jones"})
+    browser.post(f"/children/{olivia}/details", data={**hidden(check.text), "step": "confirm"})
+    assert f'href="/children/{olivia}/history"' in browser.get(f"/children/{olivia}").text
+    page = browser.get(f"/children/{olivia}/history")
+    assert page.status_code == 200 and "Changes to this record" in page.text
+    assert page.text.index(">name<") < page.text.index(">created<")  # newest first
+    assert "Jones" not in page.text  # field names, never values
+    shielded = browser.get(f"/children/{noah}/history")  # Noah's record is shielded from Hana
+    assert shielded.status_code == 200 and "Hidden Lane" not in shielded.text
