@@ -34,7 +34,10 @@ def _patch(
     extra = (
         {"If-Match": version if isinstance(version, str) else f'W/"{version}"'} if version is not None else {}
     )
-    return client.patch(f"/api/v1/children/{child}", json=body, headers={**headers, **extra})
+    answer: httpx.Response = client.patch(
+        f"/api/v1/children/{child}", json=body, headers={**headers, **extra}
+    )
+    return answer
 
 
 def _changes_audited(engine: Engine) -> int:
