@@ -86,6 +86,7 @@ from directory.models.involvements import (
 )
 from directory.models.notifications import Notice, NoticeRead, Notification, NotificationCursor, Subscription
 from directory.models.outbox import Outbox
+from directory.models.reviews import MatchReview, ReviewStatus
 from directory.models.vocabulary import (
     OPEN_CAF_STATUSES,
     CafOutcome,
@@ -107,6 +108,8 @@ from directory.models.vocabulary import (
 
 __all__ = [
     "AccessLogEntry",
+    "MatchReview",
+    "ReviewStatus",
     "Actor",
     "AddressIn",
     "AddressRead",
