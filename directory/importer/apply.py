@@ -1,0 +1,161 @@
+"""How a feed row meets the record it matched: the record as it stands (loaded a batch at a time),
+which fields differ, which of those the row's source is trusted for, and the one place a row's
+trusted fields are applied (through the domain's function for changing a child's details).
+
+Used by the feed run (reconcile.py) and by a person's decision on a held row (reviews.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from directory.identifiers import NHS_NUMBER_SYSTEM, UPN_SYSTEM, normalise_postcode
+from directory.importer.precedence import Precedence
+from directory.importer.rows import ChildRow
+from directory.models import Actor, Child, ChildAddress, ChildIdentifier, ChildName, DemographicsUpdate
+from directory.service import apply_demographics
+
+_IN = 500
+
+
+@dataclass
+class Standing:
+    """A record as it stands, as far as a feed row is compared with it."""
+
+    child_id: uuid.UUID
+    status: str
+    shielded: bool
+    date_of_birth: date | None
+    sex: str
+    name: tuple[str, str] | None = None  # the official (given, family)
+    identifiers: dict[str, str] = field(default_factory=dict)  # system -> value
+    postcode: str | None = None  # of the current address
+
+
+def load_standings(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Standing]:
+    """The records with these ids as they stand (four queries per 500 ids)."""
+    wanted = list(dict.fromkeys(ids))
+    found: dict[uuid.UUID, Standing] = {}
+    child = Child.__table__  # type: ignore[attr-defined]
+    name = ChildName.__table__  # type: ignore[attr-defined]
+    ident = ChildIdentifier.__table__  # type: ignore[attr-defined]
+    addr = ChildAddress.__table__  # type: ignore[attr-defined]
+    for i in range(0, len(wanted), _IN):
+        chunk = wanted[i : i + _IN]
+        for r in conn.execute(
+            sa.select(child.c.id, child.c.status, child.c.shielded, child.c.date_of_birth, child.c.sex).where(
+                child.c.id.in_(chunk)
+            )
+        ):
+            found[r.id] = Standing(r.id, r.status, bool(r.shielded), r.date_of_birth, r.sex)
+        for r in conn.execute(
+            sa.select(name.c.child_id, name.c.given, name.c.family).where(
+                name.c.child_id.in_(chunk), name.c.use == "official"
+            )
+        ):
+            found[r.child_id].name = (r.given, r.family)
+        for r in conn.execute(
+            sa.select(ident.c.child_id, ident.c.system, ident.c.value).where(ident.c.child_id.in_(chunk))
+        ):
+            found[r.child_id].identifiers.setdefault(r.system, r.value)
+        for r in conn.execute(
+            sa.select(addr.c.child_id, addr.c.postcode).where(
+                addr.c.child_id.in_(chunk), addr.c.until.is_(None)
+            )
+        ):
+            found[r.child_id].postcode = r.postcode
+    return found
+
+
+def _row_postcode(row: ChildRow) -> str | None:
+    current = next((a for a in row.addresses if a.until is None), None)
+    return normalise_postcode(current.postcode) if current else None
+
+
+def differences(row: ChildRow, standing: Standing) -> set[str]:
+    """The fields (precedence.FIELDS) on which the row says something the record does not.
+
+    A row that leaves a field out (no address, sex unknown) says nothing about it."""
+    data = row.data
+    diff: set[str] = set()
+    official = data.names[0]
+    if standing.name != (official.given, official.family):
+        diff.add("name")
+    if data.date_of_birth is not None and data.date_of_birth != standing.date_of_birth:
+        diff.add("date_of_birth")
+    if data.sex.value != "unknown" and data.sex.value != standing.sex:
+        diff.add("sex")
+    row_ids = dict(row.identifiers)
+    for system, fld in ((NHS_NUMBER_SYSTEM, "nhs_number"), (UPN_SYSTEM, "upn")):
+        if system in row_ids and standing.identifiers.get(system) != row_ids[system]:
+            diff.add(fld)
+    postcode = _row_postcode(row)
+    if postcode is not None and postcode != standing.postcode:
+        diff.add("address")
+    return diff
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a row would do to the record it matched."""
+
+    apply: frozenset[str]  # trusted fields that differ
+    ignored: frozenset[str]  # untrusted fields that differ (counted, never applied)
+    hold: bool  # a person must decide (see `plan`)
+
+
+APPLIED_BY_FEEDS = frozenset({"name", "date_of_birth", "sex", "nhs_number", "address"})
+"""The trusted fields a feed row applies today; UPN and school wait for the domain's change of a
+child's details (docs/feeds.md), and are counted as ignored meanwhile."""
+
+
+def plan(row: ChildRow, standing: Standing, precedence: Precedence, source: str) -> Plan:
+    """Split the differences into applied and ignored; hold when the record is shielded and the
+    row would move it from a source not trusted for addresses, or the row asks for a shield the
+    record does not have (a person decides both; nothing in the report says why)."""
+    diff = differences(row, standing)
+    trusted = precedence.trusted(source) & APPLIED_BY_FEEDS
+    hold = (standing.shielded and "address" in diff and "address" not in trusted) or (
+        row.shielded and not standing.shielded
+    )
+    return Plan(frozenset(diff & trusted), frozenset(diff - trusted), hold)
+
+
+def apply_row(
+    session: Session,
+    *,
+    actor: Actor,
+    child_id: uuid.UUID,
+    row: ChildRow,
+    fields: frozenset[str],
+    source: str,
+    today: date,
+) -> list[str]:
+    """Apply a row's trusted, differing `fields` to a record through the domain's own change (it
+    checks, versions, audits by field names and publishes to the index); what changed."""
+    if not fields:
+        return []
+    data = row.data
+    official = data.names[0]
+    current = next((a for a in row.addresses if a.until is None), None)
+    moving = "address" in fields and current is not None
+    update = DemographicsUpdate(
+        source=source,
+        nhs_number=dict(row.identifiers).get(NHS_NUMBER_SYSTEM) if "nhs_number" in fields else None,
+        given=official.given if "name" in fields else None,
+        family=official.family if "name" in fields else None,
+        date_of_birth=data.date_of_birth if "date_of_birth" in fields else None,
+        sex=data.sex if "sex" in fields else None,
+        address_line1=current.line1 if moving and current else None,
+        address_line2=current.line2 if moving and current else None,
+        town=current.town if moving and current else None,
+        postcode=current.postcode if moving and current else None,
+    )
+    return apply_demographics(session, actor=actor, child_id=child_id, data=update, today=today)
