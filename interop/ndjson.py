@@ -124,7 +124,7 @@ def _domain_system(uri: str) -> str:
     (systems.received_identifier_system): ours as declared, any other URI exactly as sent."""
     system = S.received_identifier_system(uri)
     if system is None:
-        raise RowError("identifier.system", "an identifier system must be an absolute URI (http(s):// or urn:)")
+        raise RowError("identifier.system", "an identifier system must be an absolute URI (https:// or urn:)")
     return system
 
 
