@@ -428,3 +428,58 @@ def require_catalogue_change(session: Session, actor: Actor, organisation_ids: I
             "A connected system adds and changes only its own organisation's practitioners "
             f"({actor.organisation or 'its access grant names no organisation'})."
         )
+
+
+# --------------------------------------------------------------------------- a child's details
+
+DETAILS_KEEPERS = frozenset({Role.DIRECTORY_ADMIN, Role.DATA_MANAGER})
+"""Who may change any child's details in the localities their grant covers (connected systems too)."""
+
+LOCATING_DETAILS = frozenset({"address", "school", "gp practice", "related people"})
+"""The details that say where a child is or who is around them: on a shielded record only a shield
+viewer (or a connected system, whose feed is trusted for them) changes them."""
+
+DETAILS_CHANGERS_TEXT = (
+    "practitioners of a service working with this child, the child's local delivery team, a data "
+    "manager or a directory admin"
+)
+
+
+def _works_with_child(session: Session, actor: Actor, child: Child) -> bool:
+    """Whether the actor's own service (a system: its organisation's) is actively involved with the child."""
+    rows = repo.involvements_with_service(session, child.id)
+    mine = actor.practitioner_id
+    if mine is not None and any(i.practitioner_id == mine for i, *_ in rows):
+        return True
+    orgs = own_organisations(session, actor)
+    return any(service.organisation_id in orgs for _, service, *_ in rows)
+
+
+def require_details_change(session: Session, actor: Actor, child: Child, fields: Iterable[str]) -> None:
+    """Change a child's details: a connected system, a directory admin or data manager covering the
+    child's locality, the child's local delivery team, or a practitioner whose service is actively
+    involved with the child. On a shielded record the address, school, GP and carers change only at
+    the hands of a shield viewer or a connected system; the refusal says so without saying more than
+    the card already shows to this actor (the shield notice)."""
+    keeper = actor.role == Role.SYSTEM or (
+        actor.role in DETAILS_KEEPERS and covers_child(session, actor, child)
+    )
+    allowed = keeper or is_locality_team(session, actor, child)
+    if not allowed and actor.role in {Role.PRACTITIONER, Role.DESIGNATED_PRACTITIONER, Role.CHILD_PROTECTION}:
+        allowed = _works_with_child(session, actor, child)
+    if not allowed:
+        ask = ask_contact(session, child)
+        raise NotAllowed(
+            f"Only {DETAILS_CHANGERS_TEXT} can change a child's details. If they are wrong, tell "
+            f"{ask.name}{how_to_reach(ask)}.",
+            ask=ask.model_dump(),
+        )
+    locating = sorted(LOCATING_DETAILS & set(fields))
+    if child.shielded and locating and actor.role not in SHIELD_VIEWERS and actor.role != Role.SYSTEM:
+        ask = ask_contact(session, child)
+        raise NotAllowed(
+            "This record is shielded: only a designated practitioner can change its "
+            f"{', '.join(locating)}. Ask {ask.name}{how_to_reach(ask)}.",
+            ask=ask.model_dump(),
+            fields=locating,
+        )

@@ -133,10 +133,10 @@ def current_address(session: Session, child_id: uuid.UUID) -> ChildAddress | Non
 
 
 def related_people(session: Session, child_id: uuid.UUID) -> Sequence[RelatedPerson]:
-    """Parents and carers of a child."""
+    """Parents and carers of a child (current: those ended are kept for history only)."""
     return session.exec(
         select(RelatedPerson)
-        .where(RelatedPerson.child_id == child_id)
+        .where(RelatedPerson.child_id == child_id, col(RelatedPerson.until).is_(None))
         .order_by(col(RelatedPerson.parental_responsibility).desc(), col(RelatedPerson.name))
     ).all()
 

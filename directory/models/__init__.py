@@ -7,6 +7,7 @@ autogenerate and `create_schema` see them all).
     actor          who is acting
     catalogue      localities, organisations, services, practitioners; a contact
     children       a child's record: names, identifiers, addresses, related people
+    details        a change to a child's details; the versions of a record
     consent        consents
     involvements   involvements and their versions
     caf            the CAF, its Lead Professional, its Team Around the Child
@@ -76,6 +77,16 @@ from directory.models.children import (
     ShieldSet,
 )
 from directory.models.consent import Consent, ConsentCreate, ConsentRead, ConsentWithdraw
+from directory.models.details import (
+    ChildChange,
+    ChildVersion,
+    ChildVersionRead,
+    ChildVersionRef,
+    OfficialNameIn,
+    OtherNameIn,
+    RelatedPersonEnd,
+    ResponsibilityChange,
+)
 from directory.models.involvements import (
     Involvement,
     InvolvementCreate,
@@ -127,10 +138,14 @@ __all__ = [
     "Child",
     "ChildAddress",
     "ChildCard",
+    "ChildChange",
     "ChildCreate",
     "ChildIdentifier",
     "ChildName",
     "ChildRef",
+    "ChildVersion",
+    "ChildVersionRead",
+    "ChildVersionRef",
     "Consent",
     "ConsentCreate",
     "ConsentGiver",
@@ -162,6 +177,8 @@ __all__ = [
     "Notice",
     "NoticeRead",
     "Notification",
+    "OfficialNameIn",
+    "OtherNameIn",
     "NotificationCursor",
     "OPEN_CAF_STATUSES",
     "Organisation",
@@ -172,7 +189,9 @@ __all__ = [
     "PractitionerRead",
     "Purpose",
     "RecordStatus",
+    "ResponsibilityChange",
     "RelatedPerson",
+    "RelatedPersonEnd",
     "RelatedPersonIn",
     "RelatedPersonRead",
     "Role",

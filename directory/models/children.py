@@ -112,6 +112,7 @@ class RelatedPerson(SQLModel, table=True):
     phone: str | None = Field(default=None, max_length=40)
     email: str | None = Field(default=None, max_length=254)
     address: str | None = Field(default=None, max_length=300)
+    until: date | None = None  # when they stopped being around the child (kept, off the card)
 
 
 class NameIn(Input):

@@ -2,7 +2,10 @@
 
     access         who may do what: the role sets, and the rules of directory.permissions
     common         what every use case shares (loading a record for a change, its audit event)
-    children       a child's record: create, address, demographics, shield, archive, merge
+    children       a child's record: create, shield, archive, merge
+    details        change a child's details (one version and one audit event per change)
+    demographics   a national service's demographics, and a move of address, through details
+    versions       the versions of a child's record (snapshots) and its history
     consent        consents: record, withdraw
     involvements   a service working with a child: record, change, confirm, end
     practitioners  practitioners in the catalogue
@@ -60,9 +63,7 @@ from directory.service.caf import (
 from directory.service.card import YourPart, access_log, build_card, read_card, your_part
 from directory.service.catalogue import configure_localities
 from directory.service.children import (
-    apply_demographics,
     archive_aged_out,
-    change_address,
     child_ref,
     clear_shield,
     create_child,
@@ -72,6 +73,8 @@ from directory.service.children import (
 )
 from directory.service.common import MAX_AGE_YEARS, age_on, check_version, oldest_birth_date_in_range
 from directory.service.consent import record_consent, withdraw_consent
+from directory.service.demographics import apply_demographics, change_address
+from directory.service.details import change_child
 from directory.service.involvements import (
     confirm_involvement,
     end_involvement,
@@ -103,6 +106,7 @@ __all__ = [
     "caf_parties",
     "caf_standing",
     "change_address",
+    "change_child",
     "check_version",
     "child_ref",
     "clear_shield",

@@ -26,6 +26,7 @@ from directory.permissions import (  # re-exported: callers read the rules from 
     require_caf_change,
     require_catalogue_change,
     require_consent_withdrawal,
+    require_details_change,
     require_involvement_change,
 )
 
@@ -55,6 +56,7 @@ __all__ = [
     "require_caf_change",
     "require_catalogue_change",
     "require_consent_withdrawal",
+    "require_details_change",
     "require_involvement_change",
 ]
 

@@ -21,8 +21,6 @@ from directory.models import (
     ChildIdentifier,
     ChildName,
     ChildRef,
-    DemographicsUpdate,
-    NameUse,
     Organisation,
     Outbox,
     RecordStatus,
@@ -32,8 +30,9 @@ from directory.models import (
     ShieldSet,
     utcnow,
 )
-from directory.service.access import DEMOGRAPHICS_UPDATERS, SHIELD_SETTERS
+from directory.service.access import SHIELD_SETTERS
 from directory.service.common import active_child, audit_change, oldest_birth_date_in_range, touch
+from directory.service.versions import new_version, record_version
 
 
 def validate_birth(*, date_of_birth: date | None, expected_delivery_date: date | None, today: date) -> None:
@@ -101,6 +100,7 @@ def create_child(session: Session, *, actor: Actor, data: ChildCreate, today: da
             "instead of creating a second record."
         ) from None
     session.add(Outbox(topic="child", entity_id=child.id.hex))
+    record_version(session, actor=actor, child=child, changed=["created"], source="app")
     audit_change(session, actor, "child.create", child.id)
     return child
 
@@ -161,125 +161,6 @@ def _add_details(
         session.add(RelatedPerson(child_id=child.id, **person.model_dump()))
 
 
-def change_address(
-    session: Session,
-    *,
-    actor: Actor,
-    child_id: uuid.UUID,
-    line1: str,
-    postcode: str,
-    town: str | None = None,
-    line2: str | None = None,
-    since: date,
-) -> ChildAddress:
-    """Move a child to a new address, keeping the old one as history."""
-    child = active_child(session, child_id, for_update=True)
-    canonical = normalise_postcode(postcode)
-    if canonical is None:
-        raise InvalidInput(f"'{postcode}' is not a UK postcode (for example 'OX4 1AB').")
-    current = repo.current_address(session, child.id)
-    if current is not None:
-        current.until = since
-        session.add(current)
-        session.flush()
-    address = ChildAddress(
-        child_id=child.id, line1=line1, line2=line2, town=town, postcode=canonical, since=since
-    )
-    session.add(address)
-    locality = repo.locality_for_postcode(session, canonical)
-    child.locality_id = locality.id if locality else None
-    touch(session, child)
-    session.flush()
-    audit_change(session, actor, "child.address.change", child.id)
-    return address
-
-
-def apply_demographics(
-    session: Session, *, actor: Actor, child_id: uuid.UUID, data: DemographicsUpdate, today: date
-) -> list[str]:
-    """Bring a record up to date with a national service's demographics; return what changed.
-
-    A superseded NHS number is replaced by the current one; a new official name keeps the old one
-    as a previous name; a new postcode moves the child (the old address stays as history). The
-    audit event names the fields that changed, never their values.
-    """
-    if actor.role not in DEMOGRAPHICS_UPDATERS:
-        raise NotAllowed("Only a directory admin or a connected system can refresh demographics.")
-    child = active_child(session, child_id, for_update=True)
-    changed: list[str] = []
-    if data.nhs_number is not None and _refresh_nhs_number(session, child, data.nhs_number):
-        changed.append("nhs number")
-    if _refresh_name(session, child, data, today):
-        changed.append("name")
-    if data.date_of_birth is not None and data.date_of_birth != child.date_of_birth:
-        validate_birth(date_of_birth=data.date_of_birth, expected_delivery_date=None, today=today)
-        child.date_of_birth, child.expected_delivery_date = data.date_of_birth, None
-        changed.append("date of birth")
-    if data.sex is not None and data.sex.value != child.sex:
-        child.sex = data.sex.value
-        changed.append("sex")
-    if changed:
-        touch(session, child)
-        session.flush()
-    current = repo.current_address(session, child.id)
-    moved = data.postcode and (current is None or normalise_postcode(data.postcode) != current.postcode)
-    if moved and data.address_line1 and data.postcode:
-        change_address(
-            session,
-            actor=actor,
-            child_id=child.id,
-            line1=data.address_line1,
-            line2=data.address_line2,
-            town=data.town,
-            postcode=data.postcode,
-            since=today,
-        )
-        changed.append("address")
-    audit_change(
-        session,
-        actor,
-        "child.demographics.refresh",
-        child.id,
-        {"source": data.source, "changed": ", ".join(changed) or "nothing"},
-    )
-    return changed
-
-
-def _refresh_nhs_number(session: Session, child: Child, nhs_number: str) -> bool:
-    """Replace a superseded NHS number with the current one (or record it); True when it changed."""
-    value = normalise_identifier("nhs", nhs_number)
-    held = [i for i in repo.child_identifiers(session, child.id) if i.system == "nhs"]
-    if held and held[0].value == value:
-        return False
-    clash = repo.child_by_identifier(session, "nhs", value)
-    if clash is not None and clash.id != child.id:
-        raise Conflict(
-            "Another record holds the current NHS number: the two records are probably the "
-            "same child; merge them instead.",
-            other_child_id=str(clash.id),
-        )
-    if held:
-        held[0].value = value
-        session.add(held[0])
-    else:
-        session.add(ChildIdentifier(child_id=child.id, system="nhs", value=value))
-    return True
-
-
-def _refresh_name(session: Session, child: Child, data: DemographicsUpdate, today: date) -> bool:
-    """Record a new official name, keeping the old one as a previous name; True when it changed."""
-    official = next((n for n in repo.child_names(session, child.id) if n.use == NameUse.OFFICIAL.value), None)
-    given = data.given or (official.given if official else None)
-    family = data.family or (official.family if official else None)
-    if not (given and family and (official is None or (official.given, official.family) != (given, family))):
-        return False
-    if official is not None:
-        official.use, official.until = NameUse.PREVIOUS.value, today
-        session.add(official)
-    session.add(ChildName(child_id=child.id, use=NameUse.OFFICIAL.value, given=given, family=family))
-    return True
-
-
 def set_shield(session: Session, *, actor: Actor, child_id: uuid.UUID, data: ShieldSet) -> Child:
     """Shield a child's location and contacts (e.g. a family fleeing violence)."""
     if actor.role not in SHIELD_SETTERS:
@@ -292,8 +173,7 @@ def set_shield(session: Session, *, actor: Actor, child_id: uuid.UUID, data: Shi
     child.shielded_reason = data.reason
     child.shielded_by = actor.subject
     child.shielded_at = utcnow()
-    touch(session, child)
-    session.flush()
+    new_version(session, actor=actor, child=child, changed=["shield"], source="app")
     audit_change(session, actor, "child.shield.set", child.id)
     return child
 
@@ -314,8 +194,7 @@ def clear_shield(
     child.shielded_reason = None
     child.shielded_by = None
     child.shielded_at = None
-    touch(session, child)
-    session.flush()
+    new_version(session, actor=actor, child=child, changed=["shield"], source="app")
     audit_change(
         session, actor, "child.shield.clear", child.id, {"reason": data.reason.strip()} if data else None
     )
