@@ -16,11 +16,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from directory.identifiers import NHS_NUMBER_SYSTEM, UPN_SYSTEM, normalise_postcode
+from directory.identifiers import NHS_NUMBER_SYSTEM, UPN_SYSTEM
 from directory.importer.precedence import Precedence
-from directory.importer.rows import ChildRow
-from directory.models import Actor, Child, ChildAddress, ChildIdentifier, ChildName, DemographicsUpdate
-from directory.service import apply_demographics
+from directory.importer.rows import AddressRow, ChildRow
+from directory.models import (
+    Actor,
+    AddressIn,
+    Child,
+    ChildAddress,
+    ChildIdentifier,
+    ChildName,
+    IdentifierIn,
+)
+from directory.models.details import ChildChange, OfficialNameIn
+from directory.service.details import change_child
 
 _IN = 500
 
@@ -34,9 +43,9 @@ class Standing:
     shielded: bool
     date_of_birth: date | None
     sex: str
-    name: tuple[str, str] | None = None  # the official (given, family)
+    name: tuple[str, str | None, str] | None = None  # the official (given, middle, family)
     identifiers: dict[str, str] = field(default_factory=dict)  # system -> value
-    postcode: str | None = None  # of the current address
+    address: tuple[str, str | None, str | None, str] | None = None  # current (line1, line2, town, postcode)
 
 
 def load_standings(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Standing]:
@@ -56,27 +65,26 @@ def load_standings(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID
         ):
             found[r.id] = Standing(r.id, r.status, bool(r.shielded), r.date_of_birth, r.sex)
         for r in conn.execute(
-            sa.select(name.c.child_id, name.c.given, name.c.family).where(
+            sa.select(name.c.child_id, name.c.given, name.c.middle, name.c.family).where(
                 name.c.child_id.in_(chunk), name.c.use == "official"
             )
         ):
-            found[r.child_id].name = (r.given, r.family)
+            found[r.child_id].name = (r.given, r.middle, r.family)
         for r in conn.execute(
             sa.select(ident.c.child_id, ident.c.system, ident.c.value).where(ident.c.child_id.in_(chunk))
         ):
             found[r.child_id].identifiers.setdefault(r.system, r.value)
         for r in conn.execute(
-            sa.select(addr.c.child_id, addr.c.postcode).where(
+            sa.select(addr.c.child_id, addr.c.line1, addr.c.line2, addr.c.town, addr.c.postcode).where(
                 addr.c.child_id.in_(chunk), addr.c.until.is_(None)
             )
         ):
-            found[r.child_id].postcode = r.postcode
+            found[r.child_id].address = (r.line1, r.line2, r.town, r.postcode)
     return found
 
 
-def _row_postcode(row: ChildRow) -> str | None:
-    current = next((a for a in row.addresses if a.until is None), None)
-    return normalise_postcode(current.postcode) if current else None
+def _row_address(row: ChildRow) -> AddressRow | None:
+    return next((a for a in row.addresses if a.until is None), None)
 
 
 def differences(row: ChildRow, standing: Standing) -> set[str]:
@@ -86,7 +94,7 @@ def differences(row: ChildRow, standing: Standing) -> set[str]:
     data = row.data
     diff: set[str] = set()
     official = data.names[0]
-    if standing.name != (official.given, official.family):
+    if standing.name != (official.given, official.middle, official.family):
         diff.add("name")
     if data.date_of_birth is not None and data.date_of_birth != standing.date_of_birth:
         diff.add("date_of_birth")
@@ -96,8 +104,13 @@ def differences(row: ChildRow, standing: Standing) -> set[str]:
     for system, fld in ((NHS_NUMBER_SYSTEM, "nhs_number"), (UPN_SYSTEM, "upn")):
         if system in row_ids and standing.identifiers.get(system) != row_ids[system]:
             diff.add(fld)
-    postcode = _row_postcode(row)
-    if postcode is not None and postcode != standing.postcode:
+    current = _row_address(row)
+    if current is not None and standing.address != (
+        current.line1,
+        current.line2,
+        current.town,
+        current.postcode,
+    ):
         diff.add("address")
     return diff
 
@@ -111,9 +124,8 @@ class Plan:
     hold: bool  # a person must decide (see `plan`)
 
 
-APPLIED_BY_FEEDS = frozenset({"name", "date_of_birth", "sex", "nhs_number", "address"})
-"""The trusted fields a feed row applies today; UPN and school wait for the domain's change of a
-child's details (docs/feeds.md), and are counted as ignored meanwhile."""
+APPLIED_BY_FEEDS = frozenset({"name", "date_of_birth", "sex", "nhs_number", "upn", "address"})
+"""The trusted fields a feed row can apply (the rows of today's formats carry no school)."""
 
 
 def plan(row: ChildRow, standing: Standing, precedence: Precedence, source: str) -> Plan:
@@ -138,24 +150,32 @@ def apply_row(
     source: str,
     today: date,
 ) -> list[str]:
-    """Apply a row's trusted, differing `fields` to a record through the domain's own change (it
-    checks, versions, audits by field names and publishes to the index); what changed."""
+    """Apply a row's trusted, differing `fields` to a record through the domain's one change of a
+    child's details (it checks, versions, audits field names and publishes to the index)."""
     if not fields:
         return []
     data = row.data
     official = data.names[0]
-    current = next((a for a in row.addresses if a.until is None), None)
-    moving = "address" in fields and current is not None
-    update = DemographicsUpdate(
-        source=source,
-        nhs_number=dict(row.identifiers).get(NHS_NUMBER_SYSTEM) if "nhs_number" in fields else None,
-        given=official.given if "name" in fields else None,
-        family=official.family if "name" in fields else None,
+    current = _row_address(row)
+    ids = dict(row.identifiers)
+    wanted = [(NHS_NUMBER_SYSTEM, "nhs_number"), (UPN_SYSTEM, "upn")]
+    change = ChildChange(
+        official_name=OfficialNameIn(given=official.given, middle=official.middle, family=official.family)
+        if "name" in fields
+        else None,
         date_of_birth=data.date_of_birth if "date_of_birth" in fields else None,
         sex=data.sex if "sex" in fields else None,
-        address_line1=current.line1 if moving and current else None,
-        address_line2=current.line2 if moving and current else None,
-        town=current.town if moving and current else None,
-        postcode=current.postcode if moving and current else None,
+        address=AddressIn(
+            line1=current.line1,
+            line2=current.line2,
+            town=current.town,
+            postcode=current.postcode,
+            since=current.since,
+        )
+        if "address" in fields and current is not None
+        else None,
+        identifiers=[IdentifierIn(system=s, value=ids[s]) for s, f in wanted if f in fields and s in ids],
     )
-    return apply_demographics(session, actor=actor, child_id=child_id, data=update, today=today)
+    return change_child(
+        session, actor=actor, child_id=child_id, change=change, today=today, source=f"feed:{source}"
+    )

@@ -248,6 +248,8 @@ class _Run:
                     today=self.today,
                 )
         except DomainError as exc:
+            if standing.shielded:
+                return True  # a person decides; the report must not say why a shielded record refused
             self.reject(
                 row, "row", exc.message if "'" not in exc.message else "the change was refused", exc.code
             )

@@ -137,8 +137,7 @@ def test_a_source_changes_only_the_fields_it_is_trusted_for(engine: Engine, tmp_
     detail = str(
         scalar(
             engine,
-            "SELECT detail FROM audit_event WHERE action = 'child.demographics.refresh' "
-            "ORDER BY seq DESC LIMIT 1",
+            "SELECT detail FROM audit_event WHERE action = 'child.details.change' ORDER BY seq DESC LIMIT 1",
         )
     )
     assert "social-care" in detail and "OX1" not in detail and "Smith" not in detail

@@ -2,7 +2,7 @@
 enough to keep a foreign FHIR system URI exactly as sent
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-05 14:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from directory.models import UTCDateTime
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"  # 0012 in the brief; 0013 (d-details, merged in) comes first here
 branch_labels = None
 depends_on = None
 
