@@ -22,9 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.wiring import install as install_auth
 from childindex import keys
 from childindex.api import router as api_router
-from childindex.reviews_api import router as match_reviews_router
 from childindex.guard import InputGuard, Refusal
 from childindex.openapi import install as install_openapi
+from childindex.reviews_api import router as match_reviews_router
 from childindex.settings import Settings, practice_of
 from childindex.web.wiring import install as install_web
 from directory import audit

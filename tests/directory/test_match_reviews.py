@@ -172,7 +172,8 @@ def test_two_people_deciding_at_once_exactly_one_wins(engine: Engine, tmp_path: 
     with engine.connect() as conn:
         decisions = conn.execute(
             sa.text(
-                "SELECT count(*) FROM audit_event WHERE action LIKE 'match-review.%' AND action <> 'match-review.list'"
+                "SELECT count(*) FROM audit_event "
+                "WHERE action LIKE 'match-review.%' AND action <> 'match-review.list'"
             )
         ).scalar_one()
     assert decisions == 1
