@@ -76,6 +76,7 @@ class LineOutcome:
     line: int
     outcome: Outcome
     reason: str
+    child_id: uuid.UUID | None = None  # the record it updated or left unchanged (never in the report file)
 
 
 @dataclass
@@ -127,8 +128,8 @@ class _Run:
     today: date
     seen: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
 
-    def note(self, row: ChildRow, outcome: Outcome, reason: str) -> None:
-        self.result.lines.append(LineOutcome(row.source, row.line, outcome, reason))
+    def note(self, row: ChildRow, outcome: Outcome, reason: str, child_id: uuid.UUID | None = None) -> None:
+        self.result.lines.append(LineOutcome(row.source, row.line, outcome, reason, child_id))
 
     def reject(self, row: ChildRow, field_: str, reason: str, code: str) -> None:
         self.writer.reject(row, field_, reason)
@@ -233,7 +234,7 @@ class _Run:
         self.result.ignored.update(p.ignored)
         if not p.apply:
             self.result.unchanged += 1
-            self.note(row, Outcome.UNCHANGED, how)
+            self.note(row, Outcome.UNCHANGED, how, standing.child_id)
             self._matched(row, None)
             return False
         try:
@@ -255,7 +256,7 @@ class _Run:
             )
             return False
         self.result.updated += 1
-        self.note(row, Outcome.UPDATED, how)
+        self.note(row, Outcome.UPDATED, how, standing.child_id)
         self._matched(row, None)
         return False
 
