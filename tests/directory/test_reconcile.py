@@ -223,3 +223,28 @@ def test_bad_rows_are_rejected_with_a_code_and_nothing_half_written(engine: Engi
         (4, "identifier"),
         (5, "postcode"),
     ]
+
+
+def test_the_command_reports_counts_and_writes_a_report_without_data(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from childindex.cli import app
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    path = feed(tmp_path, row(1), row(2, nhs_no="9434765918"))
+    report = tmp_path / "report.csv"
+    runner = CliRunner()
+    first = runner.invoke(
+        app, ["import", "--source", "pds", str(path), "--database-url", url, "--report", str(report)]
+    )
+    assert first.exit_code == 1, first.output  # a row was rejected
+    assert "1 created, 0 updated, 0 unchanged, 0 held for review, 1" in " ".join(first.output.split())
+    text = report.read_text()
+    assert text.splitlines() == [
+        "file,line,outcome,reason",
+        "feed.csv,2,created,no-match",
+        "feed.csv,3,rejected,invalid",
+    ]
+    assert "Amelia" not in text and "OX4" not in text and nhs(1) not in text
+    bad = runner.invoke(app, ["import", "--source", "Not A Name", str(path), "--database-url", url])
+    assert bad.exit_code == 2 and "Nothing imported" in bad.output
