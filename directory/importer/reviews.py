@@ -239,6 +239,14 @@ def decide_review(
             source=review.source,
             today=today,
         )
+        if row.shielded and not standing.shielded:  # the sending system shielded the child: so is its record
+            set_shield(
+                session,
+                actor=actor,
+                child_id=child_id,
+                data=ShieldSet(reason="shielded by the sending system"),
+            )
+            changed.append("shield")
         status = ReviewStatus.LINKED
     else:
         body = row.data.model_dump()

@@ -177,3 +177,46 @@ def test_two_people_deciding_at_once_exactly_one_wins(engine: Engine, tmp_path: 
             )
         ).scalar_one()
     assert decisions == 1
+
+
+def test_a_shield_sent_for_a_held_child_is_set_when_a_person_links_it(
+    client: TestClient, engine: Engine, tmp_path: Path
+) -> None:
+    from childindex.feeds import reconcile_files
+    from interop import systems as S
+    from search.embedded import EmbeddedBackend
+    from tests.directory.test_importer import nhs
+    from tests.directory.test_reconcile import ADMIN as FEED_ADMIN
+
+    run(engine, feed(tmp_path, row(1)), "pds")
+    child = uuid.UUID(str(scalar(engine, "SELECT id FROM child")).replace("-", ""))
+    shielded_patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "identifier": [{"system": S.NHS_NUMBER, "value": nhs(1)}],
+        "name": [{"use": "official", "family": "Ward", "given": ["Amelia"]}],
+        "gender": "female",
+        "birthDate": "2015-03-02",
+        "extension": [{"url": S.EXT_SHIELDED, "valueBoolean": True}],
+    }
+    path = tmp_path / "Patient.ndjson"
+    path.write_text(json.dumps(shielded_patient) + "\n", encoding="utf-8")
+    backend = EmbeddedBackend(engine)
+    result = reconcile_files(
+        engine,
+        [path],
+        fmt="fhir",
+        source="fhir",
+        backend=backend,
+        precedence=Precedence(),
+        actor=FEED_ADMIN,
+        today=TODAY,
+    )
+    assert [(o.outcome.value, o.reason) for o in result.lines] == [("held", "review")]
+    assert scalar(engine, "SELECT shielded FROM child") in (False, 0)  # nothing changed by the feed
+    review = scalar(engine, "SELECT id FROM match_review")
+    r = client.post(
+        f"/api/v1/match-reviews/{review}", json={"decision": "link", "child_id": str(child)}, headers=ADMIN
+    )
+    assert r.status_code == 200, r.text
+    assert scalar(engine, "SELECT shielded FROM child") in (True, 1)
