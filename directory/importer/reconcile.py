@@ -180,10 +180,10 @@ class _Run:
                 self.note(fresh[n], Outcome.CREATED, "no-match")
             else:
                 holds.append((n, list(candidates or ())))
-        with Session(bind=self.writer.conn, join_transaction_mode="create_savepoint") as session:
-            for n, (child_id, how) in sorted(targets.items()):
-                if self._update(session, fresh[n], standings.get(child_id), how):
-                    holds.append((n, [Candidate(child_id, "certain")]))
+        for n, (child_id, how) in sorted(targets.items()):
+            if self._update(fresh[n], standings.get(child_id), how):
+                holds.append((n, [Candidate(child_id, "certain")]))
+        with self._session() as session:
             for n, candidates in holds:
                 self._hold(session, fresh[n], docs.get(n) or row_document(fresh[n]), candidates, standings)
             session.commit()
@@ -218,7 +218,13 @@ class _Run:
             found[r.row_hash] = (r.status, r.child_id)  # the latest review wins
         return found
 
-    def _update(self, session: Session, row: ChildRow, standing: Standing | None, how: str) -> bool:
+    def _session(self) -> Session:
+        """A session in a savepoint of the run's transaction: its commit keeps its work for the run's
+        commit, its rollback undoes only its own. One per changed row, so that each row's change is
+        all or nothing and no session's identity map grows with the batch (it slowed every query)."""
+        return Session(bind=self.writer.conn, join_transaction_mode="create_savepoint")
+
+    def _update(self, row: ChildRow, standing: Standing | None, how: str) -> bool:
         """Apply the row's trusted fields to its record; True when it must be held instead."""
         if standing is None or standing.status != "active":
             self.reject(
@@ -238,7 +244,7 @@ class _Run:
             self._matched(row, None)
             return False
         try:
-            with session.begin_nested():
+            with self._session() as session:
                 apply_row(
                     session,
                     actor=self.actor,
@@ -248,6 +254,7 @@ class _Run:
                     source=self.result.source,
                     today=self.today,
                 )
+                session.commit()
         except DomainError as exc:
             if standing.shielded:
                 return True  # a person decides; the report must not say why a shielded record refused
