@@ -19,6 +19,7 @@ any other child (or a new child's row joined to anyone) is a wrong link.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 import uuid
@@ -69,9 +70,10 @@ def _load(engine: sa.Engine, csv_path: Path, *, index: bool) -> EmbeddedBackend:
     return backend
 
 
-def _show(label: str, result: ReconcileResult, elapsed: float) -> None:
+def _show(label: str, result: ReconcileResult, elapsed: float, cpu: float) -> None:
     print(
-        f"{label}: {result.read:,} rows in {elapsed:.1f} s = {result.read / elapsed:,.0f} rows/s; "
+        f"{label}: {result.read:,} rows in {elapsed:.1f} s = {result.read / elapsed:,.0f} rows/s "
+        f"({cpu:.1f} s of CPU in this process; load average {os.getloadavg()[0]:.1f}); "
         f"created {result.created:,}, updated {result.updated:,}, unchanged {result.unchanged:,}, "
         f"held {result.held:,}, rejected {len(result.rejected):,}; ignored fields {dict(result.ignored)}"
     )
@@ -84,11 +86,11 @@ def unchanged(args: argparse.Namespace) -> None:
     write_csv(csv_path, people(args.rows, 5))
     engine = _fresh(args.dir / "feed.db")
     backend = _load(engine, csv_path, index=False)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = reconcile_files(
         engine, [csv_path], fmt="csv", source="pds", backend=backend, precedence=Precedence(), actor=ACTOR
     )
-    _show("reconcile, unchanged", result, time.perf_counter() - started)
+    _show("reconcile, unchanged", result, time.perf_counter() - started, time.process_time() - cpu)
 
 
 def _new_nhs(rng: random.Random) -> str:
@@ -166,11 +168,11 @@ def changes(args: argparse.Namespace) -> None:
     feed = args.dir / "feed.csv"
     write_csv(feed, [feed_rows[i] for i in order])
     truth = [truth[i] for i in order]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = reconcile_files(
         engine, [feed], fmt="csv", source="pds", backend=backend, precedence=Precedence(), actor=ACTOR
     )
-    _show("reconcile, feed of changes", result, time.perf_counter() - started)
+    _show("reconcile, feed of changes", result, time.perf_counter() - started, time.process_time() - cpu)
     _score(result, truth)
 
 
