@@ -137,9 +137,33 @@ class _Run:
 
     def batch(self, rows: Sequence[ChildRow]) -> None:
         """Match, decide and write one batch (in the run's open transaction)."""
-        targets: dict[int, tuple[uuid.UUID, str]] = {}  # row index -> (record, how it was found)
-        unmatched: list[int] = []
         fresh = [r for r in rows if self._first_time(r)]
+        targets, unmatched = self._by_identifier(fresh)
+        docs = {n: row_document(fresh[n]) for n in range(len(fresh))}
+        found = self._look_up(fresh, unmatched, docs, targets)
+        ids = [t[0] for t in targets.values()] + [c.child_id for cs in found.values() if cs for c in cs]
+        standings = load_standings(self.writer.conn, ids)
+        creates: list[ChildRow] = []
+        holds: list[tuple[int, list[Candidate]]] = []
+        for n, candidates in found.items():
+            decision = _decide(candidates, standings)
+            if isinstance(decision, uuid.UUID):
+                targets[n] = (decision, "certain-match")
+            elif decision == "create":
+                creates.append(fresh[n])
+                self.note(fresh[n], Outcome.CREATED, "no-match")
+            else:
+                holds.append((n, list(candidates or ())))
+        for n, (child_id, how) in sorted(targets.items()):
+            if self._update(fresh[n], standings.get(child_id), how):
+                holds.append((n, [Candidate(child_id, "certain")]))
+        self._hold_all(fresh, holds, docs, standings)
+        self.writer.create(creates)
+
+    def _by_identifier(self, fresh: Sequence[ChildRow]) -> tuple[dict[int, tuple[uuid.UUID, str]], list[int]]:
+        """Rows whose identifiers a record holds (row index -> (record, how found)), and the others."""
+        targets: dict[int, tuple[uuid.UUID, str]] = {}
+        unmatched: list[int] = []
         owners = self.writer.existing(i for r in fresh for i in r.identifiers)
         for n, row in enumerate(fresh):
             own = {owners[i] for i in row.identifiers if i in owners}
@@ -154,40 +178,54 @@ class _Run:
                 targets[n] = (own.pop(), "identifier")
             else:
                 unmatched.append(n)
-        docs = {n: row_document(fresh[n]) for n in unmatched}
+        return targets, unmatched
+
+    def _look_up(
+        self,
+        fresh: Sequence[ChildRow],
+        unmatched: list[int],
+        docs: dict[int, dict[str, Any]],
+        targets: dict[int, tuple[uuid.UUID, str]],
+    ) -> dict[int, Sequence[Candidate] | None]:
+        """For rows no identifier found: a person's earlier decision (into `targets`), a row still
+        waiting (held again, not queued twice), else the matching engine's candidates."""
         hashes = {n: row_hash(self.result.source, docs[n]) for n in unmatched}
         prior = self._prior(set(hashes.values()))
         found: dict[int, Sequence[Candidate] | None] = {}
-        holds: list[tuple[int, list[Candidate]]] = []
         for n in unmatched:
             decided = prior.get(hashes[n])
             if decided is None:
                 found[n] = self.matcher(fresh[n])
             elif decided[0] == ReviewStatus.OPEN.value:
-                self.result.held += 1  # already waiting for a person: held once, not again
+                self.result.held += 1
                 self.note(fresh[n], Outcome.HELD, "review")
             elif decided[1] is not None:
                 targets[n] = (decided[1], "review-decision")
-        ids = [t[0] for t in targets.values()] + [c.child_id for cs in found.values() if cs for c in cs]
-        standings = load_standings(self.writer.conn, ids)
-        creates: list[ChildRow] = []
-        for n, candidates in found.items():
-            decision = _decide(candidates, standings)
-            if isinstance(decision, uuid.UUID):
-                targets[n] = (decision, "certain-match")
-            elif decision == "create":
-                creates.append(fresh[n])
-                self.note(fresh[n], Outcome.CREATED, "no-match")
-            else:
-                holds.append((n, list(candidates or ())))
-        for n, (child_id, how) in sorted(targets.items()):
-            if self._update(fresh[n], standings.get(child_id), how):
-                holds.append((n, [Candidate(child_id, "certain")]))
+        return found
+
+    def _hold_all(
+        self,
+        fresh: Sequence[ChildRow],
+        holds: list[tuple[int, list[Candidate]]],
+        docs: dict[int, dict[str, Any]],
+        standings: dict[uuid.UUID, Standing],
+    ) -> None:
+        """Queue the held rows; one already reviewed (a re-run) is not queued again: still waiting,
+        it is held; decided, it is left as the person left it."""
+        hashes = {n: row_hash(self.result.source, docs[n]) for n, _ in holds}
+        prior = self._prior(set(hashes.values()))
         with self._session() as session:
             for n, candidates in holds:
-                self._hold(session, fresh[n], docs.get(n) or row_document(fresh[n]), candidates, standings)
+                decided = prior.get(hashes[n])
+                if decided is None:
+                    self._hold(session, fresh[n], docs[n], candidates, standings)
+                elif decided[0] == ReviewStatus.OPEN.value:
+                    self.result.held += 1
+                    self.note(fresh[n], Outcome.HELD, "review")
+                else:
+                    self.result.unchanged += 1
+                    self.note(fresh[n], Outcome.UNCHANGED, "review-decision", decided[1])
             session.commit()
-        self.writer.create(creates)
 
     def _first_time(self, row: ChildRow) -> bool:
         repeat = next((self.seen[i] for i in row.identifiers if i in self.seen), None)

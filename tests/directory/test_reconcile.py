@@ -205,6 +205,10 @@ def test_a_row_beside_a_shielded_child_is_held_and_says_nothing_more(engine: Eng
     assert outcomes(moved) == [(2, "held", "review")]
     assert versions(engine) == v
     assert scalar(engine, "SELECT postcode FROM child_address WHERE until IS NULL") == "OX4 1AB"
+    # a re-run holds the same rows again without queueing them twice
+    assert count(engine, "match_review") == 2
+    again = run(engine, feed(tmp_path, row(1, line1="1 Other Road", postcode="OX1 2JD"), name="c.csv"), "pds")
+    assert outcomes(again) == [(2, "held", "review")] and count(engine, "match_review") == 2
 
 
 def test_bad_rows_are_rejected_with_a_code_and_nothing_half_written(engine: Engine, tmp_path: Path) -> None:
