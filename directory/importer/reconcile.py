@@ -87,6 +87,7 @@ class ReconcileResult(ImportResult):
     source: str = ""
     updated: int = 0
     held: int = 0
+    searched: int = 0  # rows the matching engine was asked about (the run's audit event counts them)
     lines: list[LineOutcome] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)  # untrusted differing fields, by field
 
@@ -196,6 +197,7 @@ class _Run:
             decided = prior.get(hashes[n])
             if decided is None:
                 found[n] = self.matcher(fresh[n])
+                self.result.searched += 1
             elif decided[0] == ReviewStatus.OPEN.value:
                 self.result.held += 1
                 self.note(fresh[n], Outcome.HELD, "review")
@@ -451,5 +453,6 @@ def _audit(engine: Engine, result: ReconcileResult, paths: Sequence[Path], *, ac
                 "held": result.held,
                 "rejected": len(result.rejected),
                 "ignored_fields": sum(result.ignored.values()),
+                "searched": result.searched,
             },
         )
