@@ -83,9 +83,13 @@ def unchanged(args: argparse.Namespace) -> None:
     """Re-import N unchanged rows through the reconciler."""
     args.dir.mkdir(parents=True, exist_ok=True)
     csv_path = args.dir / "children.csv"
-    write_csv(csv_path, people(args.rows, 5))
-    engine = _fresh(args.dir / "feed.db")
-    backend = _load(engine, csv_path, index=False)
+    if args.again:  # the file and database of an earlier run: reconcile it once more
+        engine = make_engine(f"sqlite:///{args.dir / 'feed.db'}")
+        backend = EmbeddedBackend(engine)
+    else:
+        write_csv(csv_path, people(args.rows, 5))
+        engine = _fresh(args.dir / "feed.db")
+        backend = _load(engine, csv_path, index=False)
     started, cpu = time.perf_counter(), time.process_time()
     result = reconcile_files(
         engine, [csv_path], fmt="csv", source="pds", backend=backend, precedence=Precedence(), actor=ACTOR
@@ -206,6 +210,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--children", type=int, default=100_000)
     parser.add_argument("--changed", type=float, default=0.3)
+    parser.add_argument(
+        "--again", action="store_true", help="unchanged: reuse the last run's file and database"
+    )
     parser.add_argument("--dir", type=Path, default=Path("/tmp/childindex-feed-bench"))
     args = parser.parse_args()
     from childindex.keys import install_when_needed
