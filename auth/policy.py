@@ -54,6 +54,7 @@ PRACTICE = frozenset(
 )
 LOG_READERS = frozenset({Role.AUDITOR, Role.DIRECTORY_ADMIN, Role.DESIGNATED_PRACTITIONER})
 ADMINS = frozenset({Role.DIRECTORY_ADMIN})
+REVIEWERS = frozenset({Role.DIRECTORY_ADMIN, Role.DATA_MANAGER})  # the match review queue
 
 _READ = Policy(frozenset({"directory.search"}), PRACTICE)
 _WRITE = Policy(frozenset({"directory.write"}), PRACTICE)
@@ -108,6 +109,10 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "list_services": _CATALOGUE,
     "list_practitioners": _CATALOGUE,
     "list_localities": _CATALOGUE,
+    # feed rows held for review (childindex/reviews_api.py): directory admins and data managers
+    "list_match_reviews": Policy(frozenset({"directory.write"}), REVIEWERS),
+    "read_match_review": Policy(frozenset({"directory.write"}), REVIEWERS),
+    "decide_match_review": Policy(frozenset({"directory.write"}), REVIEWERS),
     # search: the same checks as a card read
     "search_children": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
     "search_children_get": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),

@@ -45,3 +45,7 @@ echo "== match quality (labelled set of 50,000 people)"
 python bench/search_quality.py --people 50000 --cases 2000
 echo "== import rate ($N CSV rows)"
 python bench/import_rate.py --rows "$N" --format csv
+echo "== feeds that reconcile: a re-import of $N unchanged rows (childindex import --source pds)"
+python bench/feed_reconcile.py unchanged --rows "$N" --dir var/bench-feed
+echo "== feeds that reconcile: a 100,000-row feed of changes against 100,000 indexed children (labelled)"
+python bench/feed_reconcile.py changes --children 100000 --rows 100000 --dir var/bench-feed

@@ -254,6 +254,13 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(
         default=6, ge=1, le=20, description="Then a notification is dead-lettered."
     )
+    # --- feeds (childindex import --source): which fields each source is trusted for
+    feed_precedence_file: str | None = Field(
+        default=None,
+        description="A JSON file mapping a feed's source name to the fields it is trusted for "
+        "(docs/feeds.md); unset, the defaults: pds name/date_of_birth/sex/nhs_number, "
+        "school-census upn/school, social-care and local address.",
+    )
 
     @field_validator("external_jwks_url")
     @classmethod

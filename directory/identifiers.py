@@ -7,6 +7,13 @@ import re
 NHS_NUMBER_SYSTEM = "nhs"
 UPN_SYSTEM = "upn"
 LOCAL_PREFIX = "local:"
+_FOREIGN_SYSTEM = re.compile(r"^(?:https?://|urn:)[^\s]{1,240}$")
+
+
+def is_foreign_system(system: str) -> bool:
+    """Whether a system is another organisation's identifier system, kept as the absolute URI it
+    was sent with (a FHIR Patient's identifier.system the directory does not declare)."""
+    return bool(_FOREIGN_SYSTEM.match(system))
 
 _UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"  # 23 letters: I, O, S excluded by the DfE
 _POSTCODE = re.compile(
@@ -93,10 +100,10 @@ def normalise_identifier(system: str, value: str) -> str:
                 "a check letter then 11 digits and a final digit or letter"
             )
         return upn
-    if system.startswith(LOCAL_PREFIX) and len(system) > len(LOCAL_PREFIX):
+    if (system.startswith(LOCAL_PREFIX) and len(system) > len(LOCAL_PREFIX)) or is_foreign_system(system):
         cleaned = value.strip()
         if not cleaned or len(cleaned) > 64:
-            raise ValueError("a local identifier must have between 1 and 64 characters")
+            raise ValueError("a local or foreign identifier must have between 1 and 64 characters")
         return cleaned
     raise ValueError(
         f"unknown identifier system '{system}': use 'nhs', 'upn' or 'local:<name of the system>'"

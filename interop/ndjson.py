@@ -4,8 +4,10 @@ the domain's import writer takes (directory/importer/).
 One resource per line (as in the files of a Bulk Data export; give several files to one
 import). Identifier systems and extensions are interop's own (interop/systems.py), so a
 Patient read back from /fhir imports as it was written: ``NHS_NUMBER`` -> ``nhs``, ``UPN``
--> ``upn``, ``LOCAL_PREFIX<name>`` -> ``local:<name>``; any other system URI -> ``local:``
-and the URI's last path segment. Name uses official, usual, old/maiden (previous, with
+-> ``upn``, ``LOCAL_PREFIX<name>`` -> ``local:<name>``; any other absolute system URI is kept
+exactly as sent (``systems.received_identifier_system``, the rule /fhir writes apply too), so it
+reads back from /fhir unchanged. A Patient's shield (the ``EXT_SHIELDED`` extension /fhir writes,
+or a restricted ``meta.security`` label) is kept. Name uses official, usual, old/maiden (previous, with
 period.end) and nickname (alias). An unborn child is a Patient without birthDate and with
 the ``EXT_EXPECTED_DELIVERY`` extension (valueDate). A RelatedPerson links to its Patient by
 ``patient.reference`` ``Patient/<id>``; parental responsibility comes from the
@@ -44,6 +46,7 @@ from directory.importer import (
 )
 from directory.models import NameUse, RelatedPersonIn
 from interop import systems as S
+from interop.mapping.common import extension_value, is_restricted
 
 # FHIR v3 RoleCode relationship codes -> the relationship words the directory stores.
 _ROLE_CODES = {
@@ -117,19 +120,12 @@ def _rejection(res: dict[str, Any], source: str, line: int, field_: str, reason:
 
 
 def _domain_system(uri: str) -> str:
-    """The domain identifier system of a FHIR system URI: ours as declared, others as local ids."""
-    known = S.domain_identifier_system(uri)
-    if known is not None and not known.startswith("local:"):
-        return known
-    name = (
-        uri.removeprefix(S.LOCAL_PREFIX)
-        if uri.startswith(S.LOCAL_PREFIX)
-        else uri.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-    )
-    name = re.sub(r"[^a-z0-9_.-]", "-", name.lower()).strip("-")[:58]
-    if not name:
-        raise RowError("identifier.system", "an identifier system must be a URI naming its system")
-    return f"local:{name}"
+    """The domain identifier system of a FHIR system URI: the FHIR surface's own rule
+    (systems.received_identifier_system): ours as declared, any other URI exactly as sent."""
+    system = S.received_identifier_system(uri)
+    if system is None:
+        raise RowError("identifier.system", "an identifier system must be an absolute URI (https:// or urn:)")
+    return system
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -184,7 +180,7 @@ def _patient(res: dict[str, Any], source: str, line: int, today: date) -> ChildR
     }
     if current is not None:
         payload["address"] = current
-    return checked_child(
+    row = checked_child(
         source=source,
         line=line,
         key=key,
@@ -194,6 +190,9 @@ def _patient(res: dict[str, Any], source: str, line: int, today: date) -> ChildR
         today=today,
         fields=_field,
     )
+    # A shield the sending system set (the extension /fhir writes, or a restricted label) is kept.
+    row.shielded = extension_value(res, S.EXT_SHIELDED, "valueBoolean") is True or is_restricted(res)
+    return row
 
 
 def _identifiers(res: dict[str, Any]) -> list[tuple[str, str]]:

@@ -3,6 +3,8 @@ declared once (and the headers a notification carries). Nothing else in interop/
 
 from __future__ import annotations
 
+from directory.identifiers import is_foreign_system
+
 FHIR_VERSION = "4.0.1"
 FHIR_JSON = "application/fhir+json"
 
@@ -105,6 +107,8 @@ def fhir_identifier_system(domain_system: str) -> str:
         return IDENTIFIER_SYSTEMS[domain_system]
     if domain_system.startswith("local:"):
         return LOCAL_PREFIX + domain_system.removeprefix("local:")
+    if is_foreign_system(domain_system):
+        return domain_system  # another organisation's system, kept exactly as it was sent
     raise ValueError(f"no FHIR identifier system for '{domain_system}'")
 
 
@@ -116,3 +120,13 @@ def domain_identifier_system(uri: str) -> str | None:
     if uri.startswith(LOCAL_PREFIX) and len(uri) > len(LOCAL_PREFIX):
         return "local:" + uri.removeprefix(LOCAL_PREFIX)
     return None
+
+
+def received_identifier_system(uri: str) -> str | None:
+    """The domain system for an identifier a FHIR client or file sends: ours as declared (above),
+    any other absolute URI (http(s):// or urn:) kept exactly as sent, never rewritten; None for
+    what is not a URI. The one rule the /fhir writes and the NDJSON import both apply."""
+    known = domain_identifier_system(uri)
+    if known is not None:
+        return known
+    return uri if is_foreign_system(uri) else None

@@ -242,6 +242,14 @@ def import_command(
     database_url: Annotated[
         str | None, typer.Option("--database-url", help="Defaults to CHILDINDEX_DATABASE_URL")
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="The feed (pds, school-census, social-care, ...): match every row and update, "
+            "create or hold it for review, instead of only adding (docs/feeds.md)",
+        ),
+    ] = None,
 ) -> None:
     """Import children from CSV or FHIR NDJSON; exit 1 when any row was rejected."""
     from childindex.importing import import_files
@@ -251,6 +259,13 @@ def import_command(
         raise typer.BadParameter("use --format csv or --format fhir")
     engine = make_engine(_database_url(database_url))
     upgrade(engine)
+    if source is not None:
+        from childindex.feed_command import run_feed
+
+        code = run_feed(
+            engine, files, fmt=fmt, source=source, report=report, console=console, actor=cli_actor()
+        )
+        raise typer.Exit(code)
     total = sum(_count_lines(f) - (fmt == "csv") for f in files)
     with _progress() as progress:
         task = progress.add_task("Importing rows", total=total)

@@ -24,6 +24,7 @@ from childindex.web import (
     register,
     signin,
 )
+from childindex.web import reviews as review_pages
 from childindex.web.deps import HERE, render, web_session
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
@@ -74,6 +75,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         admin.router,
         audit_pages.router,
         localities.router,
+        review_pages.router,
     ):
         app.include_router(router)
     _page_errors(app)

@@ -21,6 +21,7 @@ from directory.errors import DomainError
 from directory.identifiers import (
     NHS_NUMBER_SYSTEM,
     UPN_SYSTEM,
+    is_foreign_system,
     normalise_identifier,
     normalise_postcode,
 )
@@ -76,6 +77,7 @@ class ChildRow:
     data: ChildCreate
     identifiers: list[tuple[str, str]]
     addresses: list[AddressRow]  # current (until None) and previous
+    shielded: bool = False  # the sending system marks the child shielded (a FHIR Patient's label)
 
 
 @dataclass
@@ -137,8 +139,8 @@ def checked_identifier(system: str, value: str, field_: str) -> tuple[str, str]:
             reason = "not a valid NHS number: 10 digits passing the modulus-11 check"
         elif system == UPN_SYSTEM:
             reason = "not a valid Unique Pupil Number: 13 characters with a correct check letter"
-        elif system.startswith("local:") and len(system) > 6:
-            reason = "a local identifier must have between 1 and 64 characters"
+        elif (system.startswith("local:") and len(system) > 6) or is_foreign_system(system):
+            reason = "a local or foreign identifier must have between 1 and 64 characters"
         else:
             reason = "unknown identifier system: use nhs, upn or local:<name>"
         raise RowError(field_, reason) from None

@@ -59,6 +59,13 @@ class ImportResult:
     applied: bool = True
 
 
+def _empty_rows() -> Rows:
+    return {
+        t: []
+        for t in ("child", "child_name", "child_identifier", "child_address", "related_person", "outbox")
+    }
+
+
 class _Uuids:
     """Random (version 4) uuids, drawing the operating system's randomness in blocks."""
 
@@ -74,7 +81,7 @@ class _Uuids:
         return uuid.UUID(bytes=raw, version=4)
 
 
-class _Writer:
+class Writer:
     """Looks up existing identifiers a batch at a time and bulk-inserts new children."""
 
     def __init__(self, conn: Connection, tx: RootTransaction, result: ImportResult, *, now: datetime) -> None:
@@ -128,17 +135,7 @@ class _Writer:
                 self.seen[ident] = (child.source, child.line)
             fresh.append(child)
         existing = self._existing(i for c in fresh for i in c.identifiers)
-        rows: Rows = {
-            t: []
-            for t in (
-                "child",
-                "child_name",
-                "child_identifier",
-                "child_address",
-                "related_person",
-                "outbox",
-            )
-        }
+        rows = _empty_rows()
         for child in fresh:
             owners = {existing[i] for i in child.identifiers if i in existing}
             if len(owners) > 1:
@@ -155,6 +152,21 @@ class _Writer:
                 continue
             self._rows(child, rows)
         self._insert(rows)
+
+    def existing(self, idents: Iterable[tuple[str, str]]) -> dict[tuple[str, str], uuid.UUID]:
+        """Which of these identifiers the directory holds, and the record holding each."""
+        return self._existing(idents)
+
+    def create(self, children: Sequence[ChildRow]) -> None:
+        """Insert new records for these checked children (the caller decided they are new)."""
+        rows = _empty_rows()
+        for child in children:
+            self._rows(child, rows)
+        self._insert(rows)
+
+    def reject(self, child: ChildRow, field_: str, reason: str) -> None:
+        """Reject a row (and the RelatedPerson lines that refer to it)."""
+        self._reject(child, field_, reason)
 
     def _reject(self, child: ChildRow, field_: str, reason: str) -> None:
         rejection = Rejection(child.source, child.line, field_, reason)
@@ -178,10 +190,10 @@ class _Writer:
                 "locality_id": self._locality(current.postcode) if current else None,
                 "school_id": None,
                 "gp_practice_id": None,
-                "shielded": False,
-                "shielded_reason": None,
-                "shielded_by": None,
-                "shielded_at": None,
+                "shielded": child.shielded,
+                "shielded_reason": "shielded by the sending system" if child.shielded else None,
+                "shielded_by": f"import:{child.source}"[:200] if child.shielded else None,
+                "shielded_at": self.now if child.shielded else None,
                 "archived_reason": None,
                 "created_at": self.now,
                 "updated_at": self.now,
@@ -298,9 +310,9 @@ def run_import(
     result = ImportResult()
     with loading(engine) as conn:
         tx = conn.begin()
-        writer: _Writer | None = None
+        writer: Writer | None = None
         try:
-            writer = _Writer(conn, tx, result, now=now)
+            writer = Writer(conn, tx, result, now=now)
             _write_all(writer, paths, read, today, all_or_nothing, batch, progress)
             tx = writer.tx
             if all_or_nothing and result.rejected:
@@ -322,7 +334,7 @@ def run_import(
 
 
 def _write_all(
-    writer: _Writer,
+    writer: Writer,
     paths: Sequence[Path],
     read: Reader,
     today: date,

@@ -97,6 +97,7 @@ from directory.models.involvements import (
 )
 from directory.models.notifications import Notice, NoticeRead, Notification, NotificationCursor, Subscription
 from directory.models.outbox import Outbox
+from directory.models.reviews import MatchReview, ReviewStatus
 from directory.models.vocabulary import (
     OPEN_CAF_STATUSES,
     CafOutcome,
@@ -118,6 +119,8 @@ from directory.models.vocabulary import (
 
 __all__ = [
     "AccessLogEntry",
+    "MatchReview",
+    "ReviewStatus",
     "Actor",
     "AddressIn",
     "AddressRead",

@@ -73,7 +73,7 @@ class ChildIdentifier(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("system", "value", name="identifier_unique_per_system"),)
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     child_id: uuid.UUID = Field(foreign_key="child.id", index=True)
-    system: str = Field(max_length=64)
+    system: str = Field(max_length=255)  # nhs, upn, local:<name>, or a foreign FHIR system URI as sent
     value: str = Field(max_length=64)
 
 
@@ -124,7 +124,7 @@ class NameIn(Input):
 
 
 class IdentifierIn(Input):
-    system: str = PField(min_length=2, max_length=64, examples=["nhs", "upn", "local:mosaic"])
+    system: str = PField(min_length=2, max_length=255, examples=["nhs", "upn", "local:mosaic"])
     value: str = PField(min_length=1, max_length=64)
 
 

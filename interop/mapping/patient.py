@@ -140,10 +140,10 @@ def _names_in(resource: dict[str, Any]) -> list[dict[str, Any]]:
 def _identifiers_in(resource: dict[str, Any]) -> list[dict[str, str]]:
     identifiers = []
     for i, ident in enumerate(resource.get("identifier") or []):
-        system = S.domain_identifier_system(ident.get("system", ""))
+        system = S.received_identifier_system(ident.get("system", ""))
         if system is None:
             raise MappingError(
-                f"Identifier system '{ident.get('system')}' is not one this directory holds.",
+                f"Identifier system '{ident.get('system')}' is not an absolute URI.",
                 where=f"Patient.identifier[{i}].system",
                 code="code-invalid",
             )

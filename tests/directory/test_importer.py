@@ -242,7 +242,8 @@ def test_fhir_patients_and_related_people_from_a_bulk_export(
     assert ("alias", "Zosia", None, "Kowalska") in names
     assert ("previous", "Zofia", None, "Nowak") in names
     assert ("official", "Zofia", "Anna", "Kowalska") in names
-    assert idents == ["local:mosaic", "nhs", "nhs", "upn"]
+    # Another system's URI is kept exactly as sent (issue #22), no longer rewritten to local:mosaic.
+    assert idents == ["https://mosaic.demoshire.example/Id/mosaic", "nhs", "nhs", "upn"]
     assert [(r, bool(p)) for r, p in pr] == [("mother", True), ("uncle", False)]
     assert scalar(db, "SELECT count(*) FROM child_address WHERE until IS NOT NULL") == 2
     assert scalar(db, "SELECT count(*) FROM child WHERE locality_id IS NULL") == 0

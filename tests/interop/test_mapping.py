@@ -125,8 +125,11 @@ def test_an_unborn_child_carries_the_expected_date_of_delivery() -> None:
 def test_patient_in_refuses_invalid_codes_and_unknown_systems() -> None:
     with pytest.raises(m.MappingError, match="administrative gender"):
         m.patient_in({"resourceType": "Patient", "gender": "woman"})
+    # Another organisation's system is kept exactly as sent (issue #22); a system that is no URI is refused.
+    kept = m.patient_in({"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "1"}]})
+    assert kept.identifiers == [{"system": "urn:x", "value": "1"}]
     with pytest.raises(m.MappingError) as err:
-        m.patient_in({"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "1"}]})
+        m.patient_in({"resourceType": "Patient", "identifier": [{"system": "mosaic", "value": "1"}]})
     assert err.value.code == "code-invalid"
     with pytest.raises(m.MappingError, match="not valid FHIR"):
         m.patient_in({"resourceType": "Patient", "birthDate": "yesterday"})
