@@ -54,6 +54,7 @@ PRACTICE = frozenset(
 )
 LOG_READERS = frozenset({Role.AUDITOR, Role.DIRECTORY_ADMIN, Role.DESIGNATED_PRACTITIONER})
 ADMINS = frozenset({Role.DIRECTORY_ADMIN})
+RECORD_KEEPERS = frozenset({Role.DIRECTORY_ADMIN, Role.DATA_MANAGER})  # merges, subject access
 
 _READ = Policy(frozenset({"directory.search"}), PRACTICE)
 _WRITE = Policy(frozenset({"directory.write"}), PRACTICE)
@@ -85,7 +86,9 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "child_access_log": Policy(frozenset({"audit.read"}), LOG_READERS),
     "shield_child": _WRITE,
     "unshield_child": _WRITE,
-    "merge_child": Policy(frozenset({"directory.write"}), ADMINS),
+    "merge_child": Policy(frozenset({"directory.write"}), RECORD_KEEPERS),
+    "unmerge_child": Policy(frozenset({"directory.write"}), RECORD_KEEPERS),
+    "subject_access_export": Policy(frozenset({"audit.read"}), RECORD_KEEPERS),
     "record_involvement": _WRITE,
     "end_involvement": _WRITE,
     "confirm_involvement": _WRITE,

@@ -14,6 +14,7 @@ autogenerate and `create_schema` see them all).
     audit          the audit log's tables
     outbox         changes to publish to the search index
     notifications  subscriptions, notifications, notices
+    merge          merges of duplicate records and each value they moved
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ from directory.models.involvements import (
     InvolvementUpdate,
     InvolvementVersion,
 )
+from directory.models.merge import ChildMerge, MergeMove, MergeRead, MergeRequest, UnmergeRequest
 from directory.models.notifications import Notice, NoticeRead, Notification, NotificationCursor, Subscription
 from directory.models.outbox import Outbox
 from directory.models.vocabulary import (
@@ -126,6 +128,7 @@ __all__ = [
     "ChildCard",
     "ChildCreate",
     "ChildIdentifier",
+    "ChildMerge",
     "ChildName",
     "ChildRef",
     "Consent",
@@ -153,6 +156,9 @@ __all__ = [
     "LocalityArea",
     "LocalityRead",
     "MergeInto",
+    "MergeMove",
+    "MergeRead",
+    "MergeRequest",
     "NameIn",
     "NameRead",
     "NameUse",
@@ -192,5 +198,6 @@ __all__ = [
     "TacStatus",
     "TacUpdate",
     "UTCDateTime",
+    "UnmergeRequest",
     "utcnow",
 ]

@@ -46,6 +46,7 @@ from directory.models import (
     TacRead,
     TacStatus,
 )
+from directory.merge_moves import merged_into_ids
 from directory.names import names_shown
 from directory.service.access import (
     ACCESS_LOG_READERS,
@@ -388,7 +389,7 @@ def access_log(session: Session, *, actor: Actor, child_id: uuid.UUID) -> list[A
             "Only auditors, directory admins and designated practitioners can see who has looked at a record."
         )
     load_child(session, child_id)
-    events = audit.who_looked(session, child_id=child_id)
+    events = audit.who_looked(session, child_id=child_id, also=merged_into_ids(session, child_id))
     audit.append(
         session,
         actor=actor,

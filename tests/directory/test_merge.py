@@ -1,0 +1,301 @@
+"""Merging two records of one child and undoing it, through /api/v1, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from directory import service
+from directory.models import Role, utcnow
+from search.embedded import EmbeddedBackend
+from search.indexer import drain
+from tests.directory.test_api import SIGNAL, catalogue, new_child, who
+from tests.fixtures.builders import actor, next_nhs_number
+
+ADMIN = who("directory_admin", subject="admin")
+DATA = {**who("data_manager", subject="dm"), "X-Purpose-Of-Use": "administration"}
+# Left out of the before/after comparison: the logs that grow (audit, outbox), the index and the
+# rate-limit counters a request writes.
+GROWING = {"audit_event", "audit_subject", "audit_head", "outbox", "rate_hit", "trawl_look", "trawl_tally"}
+GROWING |= {"search_record", "search_key", "search_log", "trawl_alert", "seen_jti"}
+
+
+def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (but the growing ones), sorted, as comparable tuples."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    inspector = sa.inspect(engine)
+    with engine.connect() as conn:
+        for table in inspector.get_table_names():
+            if table in GROWING or table == "alembic_version":
+                continue
+            rows = conn.execute(sa.text(f'SELECT * FROM "{table}"')).all()
+            out[table] = sorted(tuple(str(v) for v in r) for r in rows)
+    return out
+
+
+def _involve(client: TestClient, child: str, ids: dict[str, str], who_: dict[str, str], p: str) -> None:
+    r = client.post(
+        f"/api/v1/children/{child}/involvements",
+        headers=who_,
+        json={
+            "service_id": ids["hv"],
+            "practitioner_id": ids[p],
+            "role": "health visitor",
+            "level_of_need": 1,
+            "start_date": date.today().isoformat(),
+        },
+    )
+    assert r.status_code == 201, r.text
+
+
+def _caf_with_tac(client: TestClient, child: str, ids: dict[str, str], starter: str) -> str:
+    """An open CAF (in progress, a hand-over, a convened TAC) on a child; returns its id."""
+    by = who(subject=f"s-{starter}", practitioner=ids[starter])
+    caf = client.post(f"/api/v1/children/{child}/caf", headers=by, json=SIGNAL)
+    assert caf.status_code == 201, caf.text
+    caf_id = str(caf.json()["id"])
+    consent = client.post(
+        f"/api/v1/children/{child}/consents",
+        headers=by,
+        json={"scope": "caf", "given_by_kind": "parent_carer", "given_by_name": "Sara Khan"},
+    )
+    client.post(f"/api/v1/cafs/{caf_id}/start", headers=by, json={"consent_id": consent.json()["id"]})
+    other = "p2" if starter != "p2" else "p1"
+    handed = client.post(
+        f"/api/v1/cafs/{caf_id}/lead-professional",
+        headers=by,
+        json={"to_practitioner_id": ids[other], "reason": "closer to the family"},
+    )
+    assert handed.status_code == 200, handed.text
+    members = [{"practitioner_id": ids[p], "role": "member"} for p in ("p1", "p2", "p3")]
+    tac = client.post(f"/api/v1/cafs/{caf_id}/tac", headers=by, json={"add_members": members})
+    review = (date.today() + timedelta(days=30)).isoformat()
+    r = client.post(f"/api/v1/tacs/{tac.json()['id']}/convene", headers=by, json={"next_review_date": review})
+    assert r.status_code == 200, r.text
+    return caf_id
+
+
+def _close(client: TestClient, caf_id: str, ids: dict[str, str]) -> None:
+    r = client.post(
+        f"/api/v1/cafs/{caf_id}/close",
+        headers=who(subject="s-p2", practitioner=ids["p2"]),
+        json={"reason": "done"},
+    )
+    assert r.status_code == 200, r.text
+
+
+def _two_records(client: TestClient, engine: Engine) -> tuple[str, str, str, dict[str, str]]:
+    """The kept record and a shielded duplicate with everything on it; returns (keep, dup, dup's nhs)."""
+    ids = catalogue(engine)
+    keep = new_child(client)
+    nhs = next_nhs_number()
+    dup = new_child(
+        client,
+        names=[{"given": "Amy", "family": "Khan"}, {"given": "Amy", "family": "Jones", "use": "usual"}],
+        identifiers=[{"system": "nhs", "value": nhs}, {"system": "local:mosaic", "value": "MOS1"}],
+        address={"line1": "9 Refuge Lane", "town": "Oxford", "postcode": "OX4 9ZZ"},
+    )
+    _involve(client, keep, ids, who(subject="hannah", practitioner=ids["p0"]), "p0")
+    _involve(client, dup, ids, who(subject="hannah", practitioner=ids["p0"]), "p0")
+    _close(client, _caf_with_tac(client, keep, ids, "p1"), ids)
+    _caf_with_tac(client, dup, ids, "p3")  # open on the duplicate only
+    r = client.post(f"/api/v1/children/{dup}/shielding", headers=ADMIN, json={"reason": "fleeing violence"})
+    assert r.status_code == 200, r.text
+    client.get(f"/api/v1/children/{dup}", headers=who(subject="looker"))  # an access to move with it
+    return keep, dup, nhs, ids
+
+
+def test_everything_moves_and_unmerge_restores_every_table(client: TestClient, engine: Engine) -> None:
+    keep, dup, nhs, _ = _two_records(client, engine)
+    before = dump(engine)
+    r = client.post(
+        f"/api/v1/children/{keep}/merge", headers=DATA, json={"duplicate_id": dup, "reason": "same child"}
+    )
+    assert r.status_code == 200, r.text
+    moved = r.json()["moved"]
+    for table in (
+        "child_identifier",
+        "child_name",
+        "child_address",
+        "related_person",
+        "involvement",
+        "involvement_version",
+        "assessment",
+        "lead_professional_assignment",
+        "tac",
+        "consent",
+    ):
+        assert moved.get(table), (table, moved)
+    with engine.connect() as conn:
+        for table in (
+            "child_identifier",
+            "child_name",
+            "child_address",
+            "related_person",
+            "involvement",
+            "involvement_version",
+            "assessment",
+            "lead_professional_assignment",
+            "tac",
+            "consent",
+        ):
+            left = conn.execute(
+                sa.text(f"SELECT count(*) FROM {table} WHERE child_id = :d"),
+                {"d": uuid.UUID(dup).hex if engine.dialect.name == "sqlite" else dup},
+            ).scalar_one()
+            assert left == 0, table
+        kept = conn.execute(
+            sa.text("SELECT shielded, shielded_reason FROM child WHERE id = :k"),
+            {"k": uuid.UUID(keep).hex if engine.dialect.name == "sqlite" else keep},
+        ).one()
+    assert bool(kept[0]) and kept[1] == "fleeing violence"  # the stricter protection wins, reason carried
+
+    # The kept record: the duplicate's names as aliases, its NHS number, its open CAF, both addresses.
+    card = client.get(f"/api/v1/children/{keep}", headers=who("designated_practitioner")).json()
+    assert {"nhs": nhs} == {i["system"]: i["value"] for i in card["identifiers"] if i["value"] == nhs}
+    assert ("Amy", "Khan", "alias") in {(n["given"], n["family"], n["use"]) for n in card["names"]}
+    assert ("Amy", "Jones", "alias") in {(n["given"], n["family"], n["use"]) for n in card["names"]}
+    assert card["shielded"] and card["caf"]["status"] == "in_progress"
+    # Reads of the duplicate lead to the kept record.
+    r = client.get(f"/api/v1/children/{dup}", headers=who(), follow_redirects=False)
+    assert r.status_code == 301 and r.headers["location"] == f"/api/v1/children/{keep}"
+    assert r.headers["cache-control"] == "no-store"
+    assert client.get(f"/api/v1/children/{dup}", headers=who()).json()["id"] == keep
+    # The access history of the duplicate shows under the kept record.
+    log = client.get(f"/api/v1/children/{keep}/access-log", headers=who("auditor", subject="aud")).json()
+    assert any(e["actor_subject"] == "looker" for e in log)
+    # The duplicate itself cannot be changed any more.
+    assert (
+        client.post(f"/api/v1/children/{dup}/shielding", headers=ADMIN, json={"reason": "x"}).status_code
+        == 422
+    )
+
+    r = client.post(f"/api/v1/children/{dup}/unmerge", headers=DATA)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "active"
+    assert dump(engine) == before
+    assert client.get(f"/api/v1/children/{dup}", headers=ADMIN, follow_redirects=False).status_code == 200
+
+
+def test_search_by_the_duplicates_nhs_number_finds_the_kept_record(
+    client: TestClient, engine: Engine
+) -> None:
+    keep = new_child(client)
+    nhs = next_nhs_number()
+    dup = new_child(client, identifiers=[{"system": "nhs", "value": nhs}])
+    backend = EmbeddedBackend(engine)
+    backend.ensure_ready()
+    drain(engine, backend, wait=True)
+    assert [r.child_id for r in backend.by_identifier("nhs", nhs)] == [uuid.UUID(dup).hex]
+    r = client.post(
+        f"/api/v1/children/{keep}/merge", headers=ADMIN, json={"duplicate_id": dup, "reason": "same"}
+    )
+    assert r.status_code == 200, r.text
+    drain(engine, backend, wait=True)
+    assert [r.child_id for r in backend.by_identifier("nhs", nhs)] == [uuid.UUID(keep).hex]
+    assert backend.count() == 1  # the index dropped the duplicate
+
+
+def test_both_open_cafs_refused_naming_both_holders(client: TestClient, engine: Engine) -> None:
+    ids = catalogue(engine)
+    keep, dup = new_child(client), new_child(client)
+    _caf_with_tac(client, keep, ids, "p1")
+    _caf_with_tac(client, dup, ids, "p3")
+    before = dump(engine)
+    r = client.post(
+        f"/api/v1/children/{keep}/merge", headers=ADMIN, json={"duplicate_id": dup, "reason": "same"}
+    )
+    assert r.status_code == 409, r.text
+    detail = r.json()["detail"]
+    assert "Yusuf Youth" in detail and detail.count("Yusuf Youth") == 2  # each CAF's Lead Professional
+    assert len(r.json()["holders"]) == 2
+    assert dump(engine) == before
+
+
+@pytest.mark.parametrize(
+    "role", ["practitioner", "designated_practitioner", "auditor", "local_delivery_team"]
+)
+def test_only_admins_and_data_managers_merge(client: TestClient, engine: Engine, role: str) -> None:
+    keep, dup = new_child(client), new_child(client)
+    before = dump(engine)
+    r = client.post(
+        f"/api/v1/children/{keep}/merge", headers=who(role), json={"duplicate_id": dup, "reason": "same"}
+    )
+    assert r.status_code == 403
+    assert dump(engine) == before
+
+
+def test_self_merge_merged_and_unknown_records_refused(client: TestClient, engine: Engine) -> None:
+    a, b, c = new_child(client), new_child(client), new_child(client)
+    before = dump(engine)
+    r = client.post(f"/api/v1/children/{a}/merge", headers=ADMIN, json={"duplicate_id": a, "reason": "same"})
+    assert r.status_code == 422 and "itself" in r.json()["detail"]
+    r = client.post(
+        f"/api/v1/children/{a}/merge", headers=ADMIN, json={"duplicate_id": str(uuid.uuid4()), "reason": "x"}
+    )
+    assert r.status_code == 404
+    r = client.post(f"/api/v1/children/{a}/merge", headers=ADMIN, json={"duplicate_id": b, "reason": " "})
+    assert r.status_code == 422
+    assert dump(engine) == before
+    assert (
+        client.post(
+            f"/api/v1/children/{a}/merge", headers=ADMIN, json={"duplicate_id": b, "reason": "x"}
+        ).status_code
+        == 200
+    )
+    for keep, dup in ((c, b), (b, c), (a, b)):
+        r = client.post(
+            f"/api/v1/children/{keep}/merge", headers=ADMIN, json={"duplicate_id": dup, "reason": "x"}
+        )
+        assert r.status_code == 422 and "merged" in r.json()["detail"], r.text
+    r = client.post(f"/api/v1/children/{a}/unmerge", headers=ADMIN)
+    assert r.status_code == 422 and "not merged" in r.json()["detail"]
+
+
+def test_unmerge_past_its_period_is_refused(client: TestClient, engine: Engine) -> None:
+    keep, dup = new_child(client), new_child(client)
+    with Session(engine, expire_on_commit=False) as s:
+        service.merge_children(
+            s,
+            actor=actor(Role.DATA_MANAGER),
+            duplicate_id=uuid.UUID(dup),
+            into_id=uuid.UUID(keep),
+            reason="same",
+            now=utcnow() - timedelta(days=91),
+        )
+        s.commit()
+    r = client.post(f"/api/v1/children/{dup}/unmerge", headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert "within 90 days" in r.json()["detail"]
+    assert client.get(f"/api/v1/children/{dup}", headers=ADMIN, follow_redirects=False).status_code == 301
+
+
+def test_two_merges_of_the_same_duplicate_at_once_one_wins(client: TestClient, engine: Engine) -> None:
+    dup, k1, k2 = new_child(client), new_child(client), new_child(client)
+    results: list[int] = []
+    gate = threading.Barrier(2)
+
+    def merge(keep: str) -> None:
+        gate.wait()
+        r = client.post(
+            f"/api/v1/children/{keep}/merge", headers=ADMIN, json={"duplicate_id": dup, "reason": "x"}
+        )
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=merge, args=(k,)) for k in (k1, k2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results)[0] == 200 and sorted(results)[1] in (409, 422), results
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM child_merge")).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM child WHERE status = 'merged'")).scalar_one() == 1
