@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from auth.errors import AuthRefused
 from childindex.web import admin, audit_pages, card_actions, localities, notices, practice, register, signin
 from childindex.web.deps import HERE, render, web_session
+from childindex.web.merge_pages import router as merge_router
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError
@@ -63,6 +64,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         admin.router,
         audit_pages.router,
         localities.router,
+        merge_router,
     ):
         app.include_router(router)
     _page_errors(app)

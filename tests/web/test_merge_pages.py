@@ -1,0 +1,102 @@
+"""The merge pages: compare two records, merge with a reason, see the merged record, undo the merge."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from directory.db import unit_of_work
+from directory.models import Child, Role
+from tests.fixtures.auth_builders import make_grant, make_user
+from tests.fixtures.builders import make_child
+from tests.web.world import World, csrf_of, sign_in
+
+
+def _data_manager(engine: Engine, world: World, username: str = "dora") -> None:
+    with unit_of_work(engine) as s:
+        user = make_user(s, username)
+        make_grant(s, username, role=Role.DATA_MANAGER)
+        world.totp[username] = user.totp_secret
+
+
+def _status(engine: Engine, child_id: uuid.UUID) -> str:
+    with Session(engine) as s:
+        child = s.get(Child, child_id)
+        assert child is not None
+        return child.status
+
+
+def test_a_data_manager_merges_and_unmerges_in_the_pages(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    with unit_of_work(engine) as s:
+        dup = make_child(s, names=[{"given": "Olivia", "family": "Smyth"}], date_of_birth="2017-03-27")
+    keep = world.children["olivia"]
+    _data_manager(engine, world)
+    sign_in(browser, world, "dora")
+    page = browser.get(f"/admin/children/{keep}/merge?duplicate={dup}")
+    assert page.status_code == 200, page.text
+    assert "Olivia" in page.text and "Smyth" in page.text and "Smith" in page.text  # side by side
+    assert "involvements" not in page.text.split('id="moves"')[1].split("</ul>")[0]  # the duplicate has none
+    assert "identifiers" in page.text and "parents and carers" in page.text
+    # No reason: asked again, nothing changed.
+    again = browser.post(
+        f"/admin/children/{keep}/merge",
+        data={"csrf_token": csrf_of(page.text), "duplicate": str(dup), "reason": ""},
+    )
+    assert again.status_code == 400 and "Enter why" in again.text
+    assert _status(engine, dup) == "active"
+    # A forged form (no CSRF token) changes nothing.
+    forged = browser.post(f"/admin/children/{keep}/merge", data={"duplicate": str(dup), "reason": "x"})
+    assert forged.status_code == 400 and _status(engine, dup) == "active"
+    done = browser.post(
+        f"/admin/children/{keep}/merge",
+        data={"csrf_token": csrf_of(page.text), "duplicate": str(dup), "reason": "same NHS number"},
+    )
+    assert done.status_code == 200, done.text
+    assert str(done.url.path) == f"/admin/children/{dup}/merged"
+    assert "The records are merged" in done.text and "Undo the merge" in done.text
+    assert _status(engine, dup) == "merged"
+    undone = browser.post(f"/admin/children/{dup}/unmerge", data={"csrf_token": csrf_of(done.text)})
+    assert undone.status_code == 200, undone.text
+    assert "The merge is undone" in undone.text
+    assert _status(engine, dup) == "active"
+
+
+def test_the_merge_page_shows_a_shielded_record_only_as_the_caller_may_see_it(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    keep, shielded = world.children["olivia"], world.children["noah"]
+    _data_manager(engine, world)
+    sign_in(browser, world, "dora")
+    page = browser.get(f"/admin/children/{keep}/merge?duplicate={shielded}")
+    assert page.status_code == 200, page.text
+    assert "Hidden Lane" not in page.text and "OX4 2ZZ" not in page.text and "Targeted Youth" not in page.text
+    assert "withheld (shielded)" in page.text
+    assert "the record kept becomes shielded" in page.text
+
+
+def test_practitioners_cannot_reach_the_merge_pages(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    keep, dup = world.children["olivia"], world.children["amara"]
+    sign_in(browser, world, "pat")
+    assert browser.get(f"/admin/children/{keep}/merge?duplicate={dup}").status_code == 403
+    r = browser.post(f"/admin/children/{keep}/merge", data={"duplicate": str(dup), "reason": "x"})
+    assert r.status_code in (400, 403) and _status(engine, dup) == "active"
+
+
+def test_self_merge_and_unknown_records_in_the_pages(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    keep = world.children["olivia"]
+    sign_in(browser, world, "ada")
+    page = browser.get(f"/admin/children/{keep}/merge?duplicate={keep}")
+    assert page.status_code == 200 and "cannot be merged into itself" in page.text
+    assert "Merge the records</button>" not in page.text
+    assert browser.get(f"/admin/children/{keep}/merge?duplicate={uuid.uuid4()}").status_code == 404
+    which = browser.get(f"/admin/children/{keep}/merge?duplicate=nonsense")
+    assert which.status_code == 200 and "Enter the duplicate" in which.text
