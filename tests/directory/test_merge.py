@@ -278,24 +278,102 @@ def test_unmerge_past_its_period_is_refused(client: TestClient, engine: Engine) 
     assert client.get(f"/api/v1/children/{dup}", headers=ADMIN, follow_redirects=False).status_code == 301
 
 
-def test_two_merges_of_the_same_duplicate_at_once_one_wins(client: TestClient, engine: Engine) -> None:
-    dup, k1, k2 = new_child(client), new_child(client), new_child(client)
+def _at_once(client: TestClient, pairs: list[tuple[str, str]]) -> list[int]:
+    """Merge each (keep, duplicate) pair from its own thread, all released together."""
     results: list[int] = []
-    gate = threading.Barrier(2)
+    gate = threading.Barrier(len(pairs))
 
-    def merge(keep: str) -> None:
+    def merge(keep: str, dup: str) -> None:
         gate.wait()
         r = client.post(
             f"/api/v1/children/{keep}/merge", headers=ADMIN, json={"duplicate_id": dup, "reason": "x"}
         )
         results.append(r.status_code)
 
-    threads = [threading.Thread(target=merge, args=(k,)) for k in (k1, k2)]
+    threads = [threading.Thread(target=merge, args=pair) for pair in pairs]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results)[0] == 200 and sorted(results)[1] in (409, 422), results
+    return sorted(results)
+
+
+def test_merges_of_the_same_duplicate_at_once_one_wins(client: TestClient, engine: Engine) -> None:
+    dup = new_child(client)
+    keeps = [new_child(client) for _ in range(6)]
+    results = _at_once(client, [(k, dup) for k in keeps])
+    assert results[0] == 200 and all(r in (409, 422) for r in results[1:]), results
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM child_merge")).scalar_one() == 1
         assert conn.execute(sa.text("SELECT count(*) FROM child WHERE status = 'merged'")).scalar_one() == 1
+
+
+def test_two_records_merged_into_each_other_at_once_one_wins(client: TestClient, engine: Engine) -> None:
+    a, b = new_child(client), new_child(client)
+    results = _at_once(client, [(a, b), (b, a)])
+    assert results[0] == 200 and results[1] in (409, 422), results
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM child WHERE status = 'merged'")).scalar_one() == 1
+
+
+def _merge(client: TestClient, keep: str, dup: str, reason: str = "same child") -> None:
+    r = client.post(
+        f"/api/v1/children/{keep}/merge", headers=ADMIN, json={"duplicate_id": dup, "reason": reason}
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_unmerge_refused_when_what_moved_changed_since(client: TestClient, engine: Engine) -> None:
+    keep, dup = new_child(client), new_child(client)
+    client.post(f"/api/v1/children/{dup}/shielding", headers=ADMIN, json={"reason": "refuge"})
+    _merge(client, keep, dup)
+    r = client.request("DELETE", f"/api/v1/children/{keep}/shielding", headers=ADMIN, json={"reason": "over"})
+    assert r.status_code == 200, r.text
+    before = dump(engine)
+    r = client.post(f"/api/v1/children/{dup}/unmerge", headers=ADMIN)
+    assert r.status_code == 409 and "child.shielded" in r.json()["detail"], r.text
+    assert dump(engine) == before
+
+
+def test_merges_of_merges_lead_to_the_last_record_and_unwind_in_order(
+    client: TestClient, engine: Engine
+) -> None:
+    a, b, c = new_child(client), new_child(client), new_child(client)
+    before = dump(engine)
+    _merge(client, b, a)
+    _merge(client, c, b)
+    assert client.get(f"/api/v1/children/{a}", headers=who()).json()["id"] == c
+    r = client.get(f"/api/v1/children/{a}", headers=who(), follow_redirects=False)
+    assert r.headers["location"] == f"/api/v1/children/{c}"
+    # a's rows went on to c with b's: a cannot be unmerged before b is.
+    refused = client.post(f"/api/v1/children/{a}/unmerge", headers=ADMIN)
+    assert refused.status_code == 409, refused.text
+    assert client.post(f"/api/v1/children/{b}/unmerge", headers=ADMIN).status_code == 200
+    assert client.post(f"/api/v1/children/{a}/unmerge", headers=ADMIN).status_code == 200
+    assert dump(engine) == before
+
+
+def test_a_kept_record_without_an_address_takes_the_duplicates(client: TestClient, engine: Engine) -> None:
+    keep = new_child(client, address=None)
+    dup = new_child(client, address={"line1": "3 Iffley Road", "town": "Oxford", "postcode": "OX4 1EA"})
+    _merge(client, keep, dup)
+    card = client.get(f"/api/v1/children/{keep}", headers=who()).json()
+    assert card["address"]["line1"] == "3 Iffley Road"
+
+
+def test_the_merge_is_audited_with_ids_only(client: TestClient, engine: Engine) -> None:
+    keep, dup = new_child(client), new_child(client)
+    _merge(client, keep, dup, reason="Amelia Khan's school record matches")
+    client.post(f"/api/v1/children/{dup}/unmerge", headers=ADMIN)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT action, target_id, detail FROM audit_event "
+                "WHERE action IN ('child.merge', 'child.unmerge') ORDER BY seq"
+            )
+        ).all()
+    assert [(r[0], uuid.UUID(r[1])) for r in rows] == [
+        ("child.merge", uuid.UUID(dup)),
+        ("child.unmerge", uuid.UUID(dup)),
+    ]
+    assert uuid.UUID(keep).hex in rows[0][2] and all("Amelia" not in (r[2] or "") for r in rows)

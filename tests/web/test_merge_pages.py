@@ -100,3 +100,30 @@ def test_self_merge_and_unknown_records_in_the_pages(
     assert browser.get(f"/admin/children/{keep}/merge?duplicate={uuid.uuid4()}").status_code == 404
     which = browser.get(f"/admin/children/{keep}/merge?duplicate=nonsense")
     assert which.status_code == 200 and "Enter the duplicate" in which.text
+
+
+def test_a_merged_records_card_page_leads_to_the_record_kept(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    from directory import service
+    from tests.fixtures.builders import actor
+
+    keep = world.children["olivia"]
+    with unit_of_work(engine) as s:
+        dup = make_child(s, names=[{"given": "Olivia", "family": "Smyth"}], date_of_birth="2017-03-27")
+        service.merge_children(
+            s, actor=actor(Role.DATA_MANAGER), duplicate_id=dup, into_id=keep, reason="same"
+        )
+    sign_in(browser, world, "pat")
+    page = browser.get(f"/children/{dup}?purpose=direct-care", follow_redirects=False)
+    if page.status_code == 200:  # asked the purpose first
+        page = browser.post(
+            f"/children/{dup}/purpose",
+            data={"csrf_token": csrf_of(page.text), "purpose": "direct-care"},
+            follow_redirects=False,
+        )
+        assert page.headers["location"] == f"/children/{dup}"  # the purpose is kept; then the card
+        page = browser.get(page.headers["location"], follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == f"/children/{keep}", page.text
+    card = browser.get(page.headers["location"])
+    assert card.status_code == 200 and "merged into this one" in card.text
