@@ -18,6 +18,7 @@ from sqlmodel import Session
 from directory import audit
 from directory import repository as repo
 from directory.errors import NotAllowed
+from directory.merge_moves import merged_into_ids
 from directory.models import (
     OPEN_CAF_STATUSES,
     AccessLogEntry,
@@ -46,7 +47,6 @@ from directory.models import (
     TacRead,
     TacStatus,
 )
-from directory.merge_moves import merged_into_ids
 from directory.names import names_shown
 from directory.service.access import (
     ACCESS_LOG_READERS,

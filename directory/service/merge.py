@@ -64,11 +64,21 @@ def _lock_pair(session: Session, kept_id: uuid.UUID, duplicate_id: uuid.UUID) ->
     """Both records, locked in one order (so two merges of the same pair cannot deadlock)."""
     if kept_id == duplicate_id:
         raise InvalidInput("A record cannot be merged into itself: choose the duplicate record.")
+    for cid in (kept_id, duplicate_id):
+        unsealed(session, cid)
     locked = {cid: active_child(session, cid, for_update=True) for cid in sorted((kept_id, duplicate_id))}
     for child in locked.values():
         session.refresh(child)  # what the lock holder committed, not what this session read before
         active_child(session, child.id)
     return locked[kept_id], locked[duplicate_id]
+
+
+def unsealed(session: Session, child_id: uuid.UUID) -> Child:
+    """A record by id, as not found when an adoption sealed it (nothing outside that role sees it)."""
+    child = load_child(session, child_id)
+    if child.status == RecordStatus.SEALED.value:
+        raise NotFound("No child record has that id.", child_id=str(child_id))
+    return child
 
 
 def _holder(session: Session, caf: Assessment) -> str:
@@ -241,7 +251,7 @@ def unmerge_children(
 def merge_plan(session: Session, *, actor: Actor, kept_id: uuid.UUID, duplicate_id: uuid.UUID) -> MergePlan:
     """What merging the duplicate into the kept record would move, and why it would be refused."""
     _require_merger(actor)
-    kept, duplicate = load_child(session, kept_id), load_child(session, duplicate_id)
+    kept, duplicate = unsealed(session, kept_id), unsealed(session, duplicate_id)
     refused = None
     try:
         if kept.id == duplicate.id:

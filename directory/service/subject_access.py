@@ -40,7 +40,7 @@ from directory.models import (
     TacMember,
 )
 from directory.service.common import load_child
-from directory.service.merge import resolve_merged
+from directory.service.merge import resolve_merged, unsealed
 
 SUBJECT_ACCESS_READERS = frozenset({Role.DIRECTORY_ADMIN, Role.DATA_MANAGER})
 """Who may export everything held about a child to answer a subject access request."""
@@ -99,7 +99,7 @@ def gather(session: Session, *, actor: Actor, child_id: uuid.UUID) -> SubjectAcc
     """Everything held about a child, for a subject access request (audited as an export)."""
     if actor.role not in SUBJECT_ACCESS_READERS:
         raise NotAllowed("Only a directory admin or a data manager can answer a subject access request.")
-    child = load_child(session, child_id)
+    child = unsealed(session, child_id)
     kept = resolve_merged(session, child.id)
     if kept is not None:
         child = load_child(session, kept)

@@ -202,6 +202,10 @@ def test_search_by_the_duplicates_nhs_number_finds_the_kept_record(
     drain(engine, backend, wait=True)
     assert [r.child_id for r in backend.by_identifier("nhs", nhs)] == [uuid.UUID(keep).hex]
     assert backend.count() == 1  # the index dropped the duplicate
+    assert client.post(f"/api/v1/children/{dup}/unmerge", headers=ADMIN).status_code == 200
+    drain(engine, backend, wait=True)
+    assert [r.child_id for r in backend.by_identifier("nhs", nhs)] == [uuid.UUID(dup).hex]
+    assert backend.count() == 2  # and takes it back after an unmerge
 
 
 def test_both_open_cafs_refused_naming_both_holders(client: TestClient, engine: Engine) -> None:
@@ -377,3 +381,27 @@ def test_the_merge_is_audited_with_ids_only(client: TestClient, engine: Engine) 
         ("child.unmerge", uuid.UUID(dup)),
     ]
     assert uuid.UUID(keep).hex in rows[0][2] and all("Amelia" not in (r[2] or "") for r in rows)
+
+
+def test_a_sealed_record_is_not_found_for_a_merge_or_a_subject_access_export(
+    client: TestClient, engine: Engine
+) -> None:
+    keep, sealed = new_child(client), new_child(client)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE child SET status = 'sealed' WHERE id = :i"),
+            {"i": uuid.UUID(sealed).hex if engine.dialect.name == "sqlite" else sealed},
+        )
+    unknown = client.post(
+        f"/api/v1/children/{keep}/merge",
+        headers=ADMIN,
+        json={"duplicate_id": str(uuid.uuid4()), "reason": "x"},
+    )
+    for path, body in (
+        (f"/api/v1/children/{keep}/merge", {"duplicate_id": sealed, "reason": "x"}),
+        (f"/api/v1/children/{sealed}/merge", {"duplicate_id": keep, "reason": "x"}),
+    ):
+        r = client.post(path, headers=ADMIN, json=body)
+        assert r.status_code == 404 and r.json()["detail"] == unknown.json()["detail"], r.text
+    r = client.get(f"/api/v1/children/{sealed}/subject-access", headers=DATA)
+    assert r.status_code == 404
