@@ -18,6 +18,7 @@ from childindex.web.forms import FormData, text
 from directory import service
 from directory.errors import DomainError, NotFound
 from directory.http.config import practice
+from directory.merge_moves import merged_into_ids
 from directory.models import Actor, Child, ChildCard, Purpose, RecordStatus, utcnow
 
 router = APIRouter(include_in_schema=False)
@@ -46,6 +47,14 @@ def _administering(actor: Actor) -> Actor:
     return (
         actor if actor.purpose is not None else actor.model_copy(update={"purpose": Purpose.ADMINISTRATION})
     )
+
+
+def merges_on_card(request: Request, actor: Actor, card: ChildCard) -> list[uuid.UUID] | None:
+    """For the card page of someone who may merge: the records merged into this one (else None)."""
+    if actor.role not in RECORD_KEEPERS:
+        return None
+    with unit_of_work(request) as db:
+        return merged_into_ids(db, card.id)
 
 
 def _card(request: Request, actor: Actor, child_id: uuid.UUID) -> ChildCard:

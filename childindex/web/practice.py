@@ -28,6 +28,7 @@ from childindex.web.deps import (
     web_session,
 )
 from childindex.web.forms import FormData, FormErrors, build, date_field, text
+from childindex.web.merge_pages import merges_on_card
 from directory import notices, service
 from directory.errors import DomainError, InvalidInput, NotFound
 from directory.http.config import practice
@@ -228,6 +229,7 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
         may_shield=actor.role in SHIELD_ROLES and card.status == "active",
         may_override=actor.role == Role.CHILD_PROTECTION and card.shield_notice is not None,
         purpose_label=dict(PURPOSES).get(actor.purpose, actor.purpose),
+        merges=merges_on_card(request, actor, card),
     )
 
 

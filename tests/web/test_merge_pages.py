@@ -127,3 +127,31 @@ def test_a_merged_records_card_page_leads_to_the_record_kept(
     assert page.status_code == 303 and page.headers["location"] == f"/children/{keep}", page.text
     card = browser.get(page.headers["location"])
     assert card.status_code == 200 and "merged into this one" in card.text
+    assert "/admin/children/" not in card.text  # a practitioner is not offered merges
+
+
+def test_an_admin_finds_the_merged_record_from_the_card_and_undoes_the_merge(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    from directory import service
+    from tests.fixtures.builders import actor
+
+    keep = world.children["olivia"]
+    with unit_of_work(engine) as s:
+        dup = make_child(s, names=[{"given": "Olivia", "family": "Smyth"}], date_of_birth="2017-03-27")
+        service.merge_children(
+            s, actor=actor(Role.DATA_MANAGER), duplicate_id=dup, into_id=keep, reason="same"
+        )
+    sign_in(browser, world, "ada")
+    page = browser.get(f"/children/{keep}")
+    if "csrf_token" in page.text and "purpose" in page.text and "merged-here" not in page.text:
+        page = browser.post(
+            f"/children/{keep}/purpose", data={"csrf_token": csrf_of(page.text), "purpose": "administration"}
+        )
+    assert page.status_code == 200, page.text
+    assert f'href="/admin/children/{dup}/merged"' in page.text
+    assert f'href="/admin/children/{keep}/merge"' in page.text
+    merged = browser.get(f"/admin/children/{dup}/merged")
+    assert merged.status_code == 200 and "Undo the merge" in merged.text and str(keep) in merged.text
+    undone = browser.post(f"/admin/children/{dup}/unmerge", data={"csrf_token": csrf_of(merged.text)})
+    assert undone.status_code == 200 and _status(engine, dup) == "active"
