@@ -405,3 +405,85 @@ def test_a_sealed_record_is_not_found_for_a_merge_or_a_subject_access_export(
         assert r.status_code == 404 and r.json()["detail"] == unknown.json()["detail"], r.text
     r = client.get(f"/api/v1/children/{sealed}/subject-access", headers=DATA)
     assert r.status_code == 404
+
+
+def _id(engine: Engine, value: str) -> object:
+    return uuid.UUID(value).hex if engine.dialect.name == "sqlite" else uuid.UUID(value)
+
+
+def test_the_database_refuses_a_row_added_to_a_merged_record(client: TestClient, engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the domain's own check is enough there")
+    keep, dup = new_child(client), new_child(client)
+    _merge(client, keep, dup)
+    with pytest.raises(sa.exc.IntegrityError, match="merged into another"), engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO child_name (id, child_id, use, given, family) VALUES (:i, :c, 'alias', 'A', 'B')"
+            ),
+            {"i": _id(engine, str(uuid.uuid4())), "c": _id(engine, dup)},
+        )
+    with engine.begin() as conn:  # (the record kept takes them)
+        conn.execute(
+            sa.text(
+                "INSERT INTO child_name (id, child_id, use, given, family) VALUES (:i, :c, 'alias', 'A', 'B')"
+            ),
+            {"i": _id(engine, str(uuid.uuid4())), "c": _id(engine, keep)},
+        )
+
+
+def test_a_write_racing_a_merge_is_refused_not_left_on_the_pointer(
+    client: TestClient, engine: Engine
+) -> None:
+    """A consent recorded for the duplicate while its merge commits (PostgreSQL: the insert waits for
+    the merge's row lock) is refused at its commit instead of staying behind on the pointer."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the domain's own check is enough there")
+    keep, dup = new_child(client), new_child(client)
+    merging = engine.connect()
+    tx = merging.begin()
+    merging.execute(sa.text("SELECT id FROM child WHERE id IN (:k, :d) FOR UPDATE"), {"k": keep, "d": dup})
+    merging.execute(
+        sa.text("UPDATE child SET status = 'merged', merged_into_id = :k WHERE id = :d"),
+        {"k": keep, "d": dup},
+    )
+    errors: list[BaseException] = []
+
+    def record() -> None:  # checked the record was active before the merge committed
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO consent (id, child_id, scope, given_by_kind, given_by_name, given_at, "
+                        "recorded_by) VALUES (:i, :c, 'caf', 'parent_carer', 'Sara', now(), 'x')"
+                    ),
+                    {"i": uuid.uuid4(), "c": dup},
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    racer = threading.Thread(target=record)
+    racer.start()
+    racer.join(timeout=1)
+    assert racer.is_alive()  # waiting for the merge's lock
+    tx.commit()
+    merging.close()
+    racer.join(timeout=10)
+    assert errors and isinstance(errors[0], sa.exc.IntegrityError) and "merged into another" in str(errors[0])
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("SELECT count(*) FROM consent WHERE child_id = :d"), {"d": dup}).scalar_one()
+            == 0
+        )
+
+
+def test_the_merge_guards_are_in_place_after_every_migration(engine: Engine) -> None:
+    """(A later migration that recreates one of these tables drops its triggers: this says so.)"""
+    from directory.db.rules import MERGE_GUARDED_TABLES
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the guards are PostgreSQL's (SQLite has one writer at a time)")
+    with engine.connect() as conn:
+        names = set(conn.execute(sa.text("SELECT tgname FROM pg_trigger")).scalars())
+    wanted = {f"{t}_not_merged_{e}" for t in MERGE_GUARDED_TABLES for e in ("insert", "update")}
+    assert wanted <= names, wanted - names

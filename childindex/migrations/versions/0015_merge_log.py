@@ -9,6 +9,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from directory.db.rules import drop_merged_record_rules, install_merged_record_rules
 from directory.models import UTCDateTime
 
 revision = "0015"
@@ -45,9 +46,11 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["merge_id"], ["child_merge.id"]),
         sa.PrimaryKeyConstraint("merge_id", "seq"),
     )
+    install_merged_record_rules(op.get_bind())
 
 
 def downgrade() -> None:
+    drop_merged_record_rules(op.get_bind())
     op.drop_table("merge_move")
     with op.batch_alter_table("child_merge", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_child_merge_kept_id"))
