@@ -67,4 +67,3 @@ class MergeRead(Output):
     merged_at: datetime
     moved: dict[str, int]
     unmerge_until: datetime | None = None
-    unmerged: bool = False

@@ -301,8 +301,8 @@ def merge_read(session: Session, child: Child, *, period_days: int = UNMERGE_DAY
         raise NotFound("This record has no merge to show.")
     moves = merge_moves.logged_moves(session, merge.id)
     counts: dict[str, int] = {}
-    for m in moves:
-        if m.column_name in ("child_id", "merged_into_id") and m.table_name != "child":
+    for m in moves:  # rows that changed hands (not the values changed on the two records themselves)
+        if m.column_name == "child_id" or (m.column_name == "merged_into_id" and m.row_id != child.id.hex):
             counts[m.table_name] = counts.get(m.table_name, 0) + 1
     return MergeRead(
         kept_id=merge.kept_id,
