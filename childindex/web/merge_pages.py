@@ -9,10 +9,11 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from auth.deps import RequireScope
 from auth.policy import RECORD_KEEPERS
+from childindex import subject_access
 from childindex.web.deps import check_csrf, csrf_refused, flash, refused, render, unit_of_work
 from childindex.web.forms import FormData, text
 from directory import service
@@ -24,6 +25,7 @@ from directory.models import Actor, Child, ChildCard, Purpose, RecordStatus, utc
 router = APIRouter(include_in_schema=False)
 
 RecordKeeper = Annotated[Actor, Depends(RequireScope("directory.write", roles=RECORD_KEEPERS))]
+SubjectAccessReader = Annotated[Actor, Depends(RequireScope("audit.read", roles=RECORD_KEEPERS))]
 
 _MOVES = {
     "child_identifier": "identifiers",
@@ -207,3 +209,28 @@ def web_unmerge(child_id: uuid.UUID, request: Request, actor: RecordKeeper, form
         return refused(request, actor, exc, 409)
     flash(request, "The merge is undone: the two records are as they were before it.")
     return RedirectResponse(f"/admin/children/{kept_id}/merge?duplicate={child_id}", status_code=303)
+
+
+@router.get("/admin/children/{child_id}/subject-access", name="web_subject_access")
+def web_subject_access(child_id: uuid.UUID, request: Request, actor: SubjectAccessReader) -> Response:
+    """Everything held about a child, to answer a subject access request: the readable document, or
+    with ?format=json the FHIR Bundle to download. Audited."""
+    actor = _administering(actor)
+    as_json = request.query_params.get("format") == "json"
+    try:
+        with unit_of_work(request) as db:
+            export = subject_access.build(
+                db, actor=actor, child_id=child_id, authority=practice(request).authority_name, now=utcnow()
+            )
+    except NotFound as exc:
+        return refused(request, actor, exc, 404)
+    except DomainError as exc:
+        return refused(request, actor, exc, 403)
+    if as_json:
+        name = f"subject-access-{export.child_id}.json"
+        return JSONResponse(
+            export.bundle,
+            media_type="application/fhir+json",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return HTMLResponse(export.html)

@@ -155,3 +155,32 @@ def test_an_admin_finds_the_merged_record_from_the_card_and_undoes_the_merge(
     assert merged.status_code == 200 and "Undo the merge" in merged.text and str(keep) in merged.text
     undone = browser.post(f"/admin/children/{dup}/unmerge", data={"csrf_token": csrf_of(merged.text)})
     assert undone.status_code == 200 and _status(engine, dup) == "active"
+
+
+def test_a_data_manager_answers_a_subject_access_request_in_the_pages(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    child = world.children["olivia"]
+    _data_manager(engine, world)
+    sign_in(browser, world, "dora")
+    page = browser.get(f"/admin/children/{child}/subject-access")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Demoshire County Council" in page.text and "Olivia" in page.text and "Hana Begum" in page.text
+    assert "Noah" not in page.text and "Hidden Lane" not in page.text  # nothing of another child
+    bundle = browser.get(f"/admin/children/{child}/subject-access?format=json")
+    assert bundle.status_code == 200 and bundle.json()["type"] == "collection"
+    assert "attachment" in bundle.headers["content-disposition"]
+    with Session(engine) as s:
+        from sqlmodel import col, select
+
+        from directory.models import AuditEvent
+
+        exports = s.exec(
+            select(AuditEvent).where(col(AuditEvent.action) == "child.subject-access.export")
+        ).all()
+    assert [e.actor_subject for e in exports] == ["dora", "dora"]
+
+
+def test_a_practitioner_cannot_export_a_record(browser: TestClient, world: World) -> None:
+    sign_in(browser, world, "pat")
+    assert browser.get(f"/admin/children/{world.children['olivia']}/subject-access").status_code == 403
