@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
 from childindex.details_api import etag
+from childindex.records_api import merged_redirect
 from directory import notices, service
 from directory import repository as repo
 from directory.http.config import PracticeDep
@@ -29,7 +30,6 @@ from directory.models import (
     InvolvementCreate,
     InvolvementEnd,
     LocalityRead,
-    MergeInto,
     NoticeRead,
     PractitionerRead,
     ServiceRead,
@@ -59,12 +59,21 @@ def create_child(data: ChildCreate, session: SessionDep, actor: CurrentActor) ->
     return service.child_ref(child)
 
 
-@router.get("/children/{child_id}", response_model=ChildCard, tags=["children"])
+@router.get(
+    "/children/{child_id}",
+    response_model=ChildCard,
+    tags=["children"],
+    responses={301: {"description": "The record was merged: Location is the record kept"}},
+)
 def read_child(
     child_id: uuid.UUID, session: SessionDep, actor: CurrentActor, practice: PracticeDep, response: Response
-) -> ChildCard:
+) -> ChildCard | Response:
     """The involvement card: who is involved, CAF status and holder, Lead Professional, TAC. Audited.
-    Its ETag names the record's version (send it as If-Match to change the child's details)."""
+    Its ETag names the record's version (send it as If-Match to change the child's details); a
+    merged record's id answers 301 to the record kept."""
+    kept = service.resolve_merged(session, child_id)
+    if kept is not None:
+        return merged_redirect(session, actor=actor, child_id=child_id, kept_id=kept)
     card = service.read_card(
         session, actor=actor, child_id=child_id, now=utcnow(), fallback_team=practice.fallback_team
     )
@@ -90,14 +99,6 @@ def unshield_child(
 ) -> ChildRef:
     """Lift the shield from a child's record; an optional body gives the reason (kept in the audit)."""
     return service.child_ref(service.clear_shield(session, actor=actor, child_id=child_id, data=data))
-
-
-@router.post("/children/{child_id}/merge", response_model=ChildRef, tags=["children"])
-def merge_child(child_id: uuid.UUID, data: MergeInto, session: SessionDep, actor: CurrentActor) -> ChildRef:
-    """Mark this record a duplicate of another (directory admins); it is kept, marked merged."""
-    return service.child_ref(
-        service.merge_children(session, actor=actor, duplicate_id=child_id, into_id=data.into_id)
-    )
 
 
 @router.post(

@@ -25,6 +25,7 @@ from childindex.api import router as api_router
 from childindex.details_api import router as details_router
 from childindex.guard import InputGuard, Refusal
 from childindex.openapi import install as install_openapi
+from childindex.records_api import router as records_router
 from childindex.reviews_api import router as match_reviews_router
 from childindex.settings import Settings, practice_of
 from childindex.web.wiring import install as install_web
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(api_router)
     app.include_router(details_router)  # PATCH /children/{id}, /children/{id}/history
     app.include_router(match_reviews_router)  # feed rows held for review (childindex/reviews_api.py)
+    app.include_router(records_router)  # merges and subject access (childindex/records_api.py)
     install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
     install_openapi(app)  # every route's errors, once all are in

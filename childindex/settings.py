@@ -88,6 +88,9 @@ class Settings(BaseSettings):
         "and the notification sender then run once, in the supervising process.",
     )
     signal_expiry_days: int = Field(default=14, ge=1, le=90)
+    unmerge_days: int = Field(
+        default=90, ge=1, le=3650, description="How long after a merge of two records it may be undone."
+    )
     authority_name: str = "Demoshire County Council"
     delivery_team_name: str = "Early Help Hub"
     delivery_team_phone: str | None = "01632 960000"
@@ -295,6 +298,7 @@ def practice_of(settings: Settings) -> Practice:
         signal_expiry_days=settings.signal_expiry_days,
         suppress_below=settings.suppress_below,
         issuer=str(settings.issuer),
+        unmerge_days=settings.unmerge_days,
     )
 
 

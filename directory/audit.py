@@ -428,12 +428,15 @@ def key_chain(session: Session, *, actor: Actor) -> bool:
     return True
 
 
-def who_looked(session: Session, *, child_id: uuid.UUID, limit: int = 200) -> list[AuditEvent]:
-    """Every audited access to one child (reads, searches that returned it, changes), newest first."""
+def who_looked(
+    session: Session, *, child_id: uuid.UUID, limit: int = 200, also: Sequence[uuid.UUID] = ()
+) -> list[AuditEvent]:
+    """Every audited access to one child (reads, searches that returned it, changes), newest first;
+    `also`: the records merged into it, whose access history is its own."""
+    ids = [child_id, *also]
     stmt = (
         select(AuditEvent)
-        .join(AuditSubject, col(AuditSubject.seq) == col(AuditEvent.seq))
-        .where(AuditSubject.child_id == child_id)
+        .where(col(AuditEvent.seq).in_(select(AuditSubject.seq).where(col(AuditSubject.child_id).in_(ids))))
         .order_by(col(AuditEvent.seq).desc())
         .limit(limit)
     )

@@ -15,6 +15,7 @@ def is_foreign_system(system: str) -> bool:
     was sent with (a FHIR Patient's identifier.system the directory does not declare)."""
     return bool(_FOREIGN_SYSTEM.match(system))
 
+
 _UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"  # 23 letters: I, O, S excluded by the DfE
 _POSTCODE = re.compile(
     r"^(GIR ?0AA|[A-PR-UWYZ][0-9][0-9A-HJKPSTUW]? ?[0-9][ABD-HJLNP-UW-Z]{2}"

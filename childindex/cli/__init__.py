@@ -35,6 +35,7 @@ from childindex.migrations import upgrade
 from childindex.settings import Settings
 from directory import audit, service
 from directory.db import make_engine, unit_of_work
+from directory.errors import DomainError
 from directory.models import Actor, Assessment, Child, Purpose, Role, utcnow
 
 if TYPE_CHECKING:
@@ -465,6 +466,38 @@ def archive_aged_out() -> None:
     with unit_of_work(engine) as session:
         count = service.archive_aged_out(session, actor=cli_actor(), today=date.today())
     console.print(f"{count} record(s) archived.")
+
+
+sar_app = typer.Typer(help="Subject access requests: everything held about a child.", no_args_is_help=True)
+app.add_typer(sar_app, name="sar")
+
+
+@sar_app.command("export")
+def sar_export(
+    child: Annotated[str, typer.Argument(help="The child's record id")],
+    out: Annotated[Path, typer.Option("--out", help="The folder to write the Bundle and the document into")],
+) -> None:
+    """Write everything held about a child (FHIR Bundle JSON + readable HTML) to answer a subject
+    access request. Audited."""
+    from childindex import subject_access
+
+    try:
+        child_id = uuid.UUID(child)
+    except ValueError:
+        console.print(f"'{child}' is not a record id.", style="red", markup=False)
+        raise typer.Exit(2) from None
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with unit_of_work(engine) as session:
+            export = subject_access.build(
+                session, actor=cli_actor(), child_id=child_id, authority=settings.authority_name, now=utcnow()
+            )
+    except DomainError as exc:
+        console.print(exc.message, style="red", markup=False)
+        raise typer.Exit(1) from None
+    for path in subject_access.write(export, out):
+        console.print(f"Wrote {path}", markup=False, highlight=False)
 
 
 @app.command()

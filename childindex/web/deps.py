@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from auth.deps import RequireScope
-from auth.policy import ADMINS, LOG_READERS, PRACTICE, REVIEWERS
+from auth.policy import ADMINS, LOG_READERS, PRACTICE, RECORD_KEEPERS
 from childindex.web.session import WebSession, csrf_ok
 from directory.errors import DomainError
 from directory.http.config import practice
@@ -76,7 +76,7 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
         items += [("Access grants", "/admin/grants"), ("System clients", "/admin/clients")]
     if actor.role in AUDITORS:
         items.append(("Audit", "/audit"))
-    if actor.role in REVIEWERS:
+    if actor.role in RECORD_KEEPERS:
         items.append(("Held feed rows", "/admin/match-reviews"))
     return items
 

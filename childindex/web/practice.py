@@ -21,12 +21,14 @@ from childindex.web.deps import (
     Reader,
     check_csrf,
     csrf_refused,
+    flash,
     refused,
     render,
     unit_of_work,
     web_session,
 )
 from childindex.web.forms import FormData, FormErrors, build, date_field, text
+from childindex.web.merge_pages import merges_on_card
 from directory import notices, service
 from directory.errors import DomainError, InvalidInput, NotFound
 from directory.http.config import practice
@@ -186,11 +188,24 @@ def _read_card(request: Request, actor: Actor, child_id: uuid.UUID) -> tuple[Chi
         return card, service.your_part(db, actor=actor, child_id=child_id)
 
 
+def _merged_into(request: Request, actor: Actor, child_id: uuid.UUID) -> uuid.UUID | None:
+    """The record kept, when this one was merged into it (the read is audited as sent on)."""
+    with unit_of_work(request) as db:
+        kept = service.resolve_merged(db, child_id)
+        if kept is not None:
+            service.audit_merged_read(db, actor=actor, child_id=child_id, kept_id=kept)
+        return kept
+
+
 def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
     if actor.purpose is None:
         offered = purposes_for(actor.role)
         return render(request, "purpose.html", actor=actor, child_id=child_id, purposes=offered, errors={})
     try:
+        moved = _merged_into(request, actor, child_id)
+        if moved is not None:
+            flash(request, "The record you asked for was merged into this one.")
+            return RedirectResponse(f"/children/{moved}", status_code=303)
         card, part = _read_card(request, actor, child_id)
     except NotFound as exc:
         return refused(request, actor, exc, 404)
@@ -214,6 +229,7 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
         may_shield=actor.role in SHIELD_ROLES and card.status == "active",
         may_override=actor.role == Role.CHILD_PROTECTION and card.shield_notice is not None,
         purpose_label=dict(PURPOSES).get(actor.purpose, actor.purpose),
+        merges=merges_on_card(request, actor, card),
     )
 
 

@@ -26,6 +26,7 @@ from childindex.web import (
 )
 from childindex.web import reviews as review_pages
 from childindex.web.deps import HERE, render, web_session
+from childindex.web.merge_pages import router as merge_router
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError
@@ -76,6 +77,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         audit_pages.router,
         localities.router,
         review_pages.router,
+        merge_router,
     ):
         app.include_router(router)
     _page_errors(app)

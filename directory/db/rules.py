@@ -73,3 +73,71 @@ def create_schema(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
     with engine.begin() as conn:
         install_rules(conn)
+        install_merged_record_rules(conn)
+
+
+# --- a merged record takes no new rows ---------------------------------------------------------
+# The domain refuses a change to a merged record, but checks before it writes: on PostgreSQL a write
+# that checked while a merge of the same record was committing would leave its row behind on the
+# pointer. The database refuses it: after each statement (after its foreign key checks, which wait
+# for the merge's row lock, so the status read then is the merge's), one join over the rows the
+# statement wrote. (SQLite has one writer at a time and a write begins before its checks, so the
+# domain's own check sees any merge; it gets no trigger, which would cost each bulk-loaded row.)
+MERGE_GUARDED_TABLES = (
+    "child_identifier",
+    "child_name",
+    "child_address",
+    "related_person",
+    "consent",
+    "involvement",
+    "involvement_version",
+    "assessment",
+    "lead_professional_assignment",
+    "tac",
+    "notice",
+)
+"""Tables whose rows belong to a child and must not be added to a merged record (see
+directory.merge_moves.CHILD_ROWS; a table that joins that list may join this one in its migration)."""
+
+
+def merged_record_rules(dialect: str, tables: tuple[str, ...] = MERGE_GUARDED_TABLES) -> list[str]:
+    """The DDL (PostgreSQL) that refuses a row added to, or moved to, a merged record."""
+    if dialect != "postgresql":
+        return []
+    ddl = [
+        """CREATE OR REPLACE FUNCTION childindex_not_merged() RETURNS trigger AS $$
+           BEGIN
+             IF EXISTS (SELECT 1 FROM written w JOIN child c ON c.id = w.child_id
+                        WHERE c.status = 'merged') THEN
+               RAISE EXCEPTION 'this record was merged into another; make the change on that record'
+                 USING ERRCODE = 'check_violation';
+             END IF;
+             RETURN NULL;
+           END $$ LANGUAGE plpgsql"""
+    ]
+    for table in tables:
+        for event in ("insert", "update"):
+            name = f"{table}_not_merged_{event}"
+            ddl += [
+                f"DROP TRIGGER IF EXISTS {name} ON {table}",
+                f"""CREATE TRIGGER {name} AFTER {event.upper()} ON {table}
+                    REFERENCING NEW TABLE AS written FOR EACH STATEMENT
+                    EXECUTE FUNCTION childindex_not_merged()""",
+            ]
+    return ddl
+
+
+def install_merged_record_rules(conn: sa.Connection) -> None:
+    """Create the triggers that refuse rows added to a merged record (PostgreSQL)."""
+    for ddl in merged_record_rules(conn.dialect.name):
+        conn.exec_driver_sql(ddl)
+
+
+def drop_merged_record_rules(conn: sa.Connection) -> None:
+    """Remove them (the downgrade of migration 0015)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in MERGE_GUARDED_TABLES:
+        for event in ("insert", "update"):
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_not_merged_{event} ON {table}")
+    conn.exec_driver_sql("DROP FUNCTION IF EXISTS childindex_not_merged()")

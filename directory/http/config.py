@@ -27,6 +27,8 @@ class Practice:
     signal_expiry_days: int
     suppress_below: int
     issuer: str
+    unmerge_days: int = 90
+    """How long after a merge of two records it may be undone."""
 
     @property
     def development(self) -> bool:

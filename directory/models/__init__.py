@@ -15,6 +15,7 @@ autogenerate and `create_schema` see them all).
     audit          the audit log's tables
     outbox         changes to publish to the search index
     notifications  subscriptions, notifications, notices
+    merge          merges of duplicate records and each value they moved
 """
 
 from __future__ import annotations
@@ -67,7 +68,6 @@ from directory.models.children import (
     DemographicsUpdate,
     IdentifierIn,
     IdentifierRead,
-    MergeInto,
     NameIn,
     NameRead,
     RelatedPerson,
@@ -95,6 +95,7 @@ from directory.models.involvements import (
     InvolvementUpdate,
     InvolvementVersion,
 )
+from directory.models.merge import ChildMerge, MergeMove, MergeRead, MergeRequest, UnmergeRequest
 from directory.models.notifications import Notice, NoticeRead, Notification, NotificationCursor, Subscription
 from directory.models.outbox import Outbox
 from directory.models.reviews import MatchReview, ReviewStatus
@@ -141,6 +142,7 @@ __all__ = [
     "ChildChange",
     "ChildCreate",
     "ChildIdentifier",
+    "ChildMerge",
     "ChildName",
     "ChildRef",
     "ChildVersion",
@@ -170,7 +172,9 @@ __all__ = [
     "Locality",
     "LocalityArea",
     "LocalityRead",
-    "MergeInto",
+    "MergeMove",
+    "MergeRead",
+    "MergeRequest",
     "NameIn",
     "NameRead",
     "NameUse",
@@ -214,5 +218,6 @@ __all__ = [
     "TacStatus",
     "TacUpdate",
     "UTCDateTime",
+    "UnmergeRequest",
     "utcnow",
 ]

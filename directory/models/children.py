@@ -175,12 +175,6 @@ class DemographicsUpdate(Input):
     postcode: str | None = PField(default=None, max_length=10)
 
 
-class MergeInto(Input):
-    """The record a duplicate is merged into."""
-
-    into_id: uuid.UUID
-
-
 class ShieldSet(Input):
     reason: str = PField(min_length=1, max_length=500)
 

@@ -2,10 +2,11 @@
 
     access         who may do what: the role sets, and the rules of directory.permissions
     common         what every use case shares (loading a record for a change, its audit event)
-    children       a child's record: create, shield, archive, merge
+    children       a child's record: create, shield, archive
     details        change a child's details (one version and one audit event per change)
     demographics   a national service's demographics, and a move of address, through details
     versions       the versions of a child's record (snapshots) and its history
+    merge          merge two records of one child, and undo it (what moved is logged)
     consent        consents: record, withdraw
     involvements   a service working with a child: record, change, confirm, end
     practitioners  practitioners in the catalogue
@@ -67,7 +68,6 @@ from directory.service.children import (
     child_ref,
     clear_shield,
     create_child,
-    merge_children,
     set_shield,
     validate_birth,
 )
@@ -82,12 +82,25 @@ from directory.service.involvements import (
     record_involvement,
     update_involvement,
 )
+from directory.service.merge import (
+    MERGERS,
+    UNMERGE_DAYS,
+    MergePlan,
+    audit_merged_read,
+    merge_children,
+    merge_plan,
+    merge_read,
+    resolve_merged,
+    unmerge_children,
+)
 from directory.service.practitioners import register_practitioner, update_practitioner
 
 __all__ = [
     "ACCESS_LOG_READERS",
     "DEMOGRAPHICS_UPDATERS",
+    "MERGERS",
     "MAX_AGE_YEARS",
+    "MergePlan",
     "PRACTITIONER_REGISTRARS",
     "SENSITIVE_VIEWERS",
     "SHIELD_SETTERS",
@@ -95,6 +108,7 @@ __all__ = [
     "CafAlreadyOpen",
     "Involvement",
     "Standing",
+    "UNMERGE_DAYS",
     "YourPart",
     "access_log",
     "acting_practitioner",
@@ -103,6 +117,7 @@ __all__ = [
     "apply_demographics",
     "archive_aged_out",
     "authorise_change",
+    "audit_merged_read",
     "ask_contact",
     "build_card",
     "caf_parties",
@@ -132,6 +147,8 @@ __all__ = [
     "may_see_shielded",
     "may_withdraw_consent",
     "merge_children",
+    "merge_plan",
+    "merge_read",
     "oldest_birth_date_in_range",
     "on_behalf",
     "practitioner_to_record",
@@ -144,12 +161,14 @@ __all__ = [
     "require_catalogue_change",
     "require_consent_withdrawal",
     "require_involvement_change",
+    "resolve_merged",
     "set_shield",
     "signal_caf",
     "start_caf",
     "update_involvement",
     "update_practitioner",
     "update_tac",
+    "unmerge_children",
     "validate_birth",
     "withdraw_consent",
     "your_part",

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from directory import audit
 from directory import repository as repo
 from directory.errors import NotAllowed
+from directory.merge_moves import merged_into_ids
 from directory.models import (
     OPEN_CAF_STATUSES,
     AccessLogEntry,
@@ -388,7 +389,7 @@ def access_log(session: Session, *, actor: Actor, child_id: uuid.UUID) -> list[A
             "Only auditors, directory admins and designated practitioners can see who has looked at a record."
         )
     load_child(session, child_id)
-    events = audit.who_looked(session, child_id=child_id)
+    events = audit.who_looked(session, child_id=child_id, also=merged_into_ids(session, child_id))
     audit.append(
         session,
         actor=actor,

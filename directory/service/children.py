@@ -1,5 +1,5 @@
 """A child's record: create it, move its address, refresh its demographics, shield it, archive
-it at the end of the age range, and merge a duplicate into it."""
+it at the end of the age range (merging two records: service/merge.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from directory import audit
 from directory import repository as repo
-from directory.errors import CafAlreadyOpen, Conflict, InvalidInput, NotAllowed, NotFound, RuleBroken
+from directory.errors import Conflict, InvalidInput, NotAllowed, NotFound, RuleBroken
 from directory.identifiers import normalise_identifier, normalise_postcode
 from directory.models import (
     Actor,
@@ -25,7 +25,6 @@ from directory.models import (
     Outbox,
     RecordStatus,
     RelatedPerson,
-    Role,
     ShieldClear,
     ShieldSet,
     utcnow,
@@ -214,35 +213,6 @@ def archive_aged_out(session: Session, *, actor: Actor, today: date, limit: int 
     if count:
         audit.append(session, actor=actor, action="child.archive-aged-out", detail={"count": count})
     return count
-
-
-def merge_children(session: Session, *, actor: Actor, duplicate_id: uuid.UUID, into_id: uuid.UUID) -> Child:
-    """Mark a duplicate record as merged into the record that is kept (never deletes either)."""
-    if actor.role != Role.DIRECTORY_ADMIN:
-        raise NotAllowed("Only a directory admin can merge duplicate records.")
-    if duplicate_id == into_id:
-        raise InvalidInput("A record cannot be merged into itself.")
-    duplicate = active_child(session, duplicate_id, for_update=True)
-    kept = active_child(session, into_id, for_update=True)
-    if repo.open_caf(session, duplicate.id) is not None and repo.open_caf(session, kept.id) is not None:
-        raise CafAlreadyOpen(
-            "Both records have an open CAF: the practitioners must agree which one continues and "
-            "close the other before the records can be merged."
-        )
-    duplicate.status = RecordStatus.MERGED.value
-    duplicate.merged_into_id = kept.id
-    touch(session, duplicate)
-    session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="child.merge",
-        target_type="child",
-        target_id=duplicate.id,
-        detail={"into": kept.id.hex},
-        children=[kept.id],
-    )
-    return duplicate
 
 
 def child_ref(child: Child) -> ChildRef:

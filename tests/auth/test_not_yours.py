@@ -260,9 +260,14 @@ def api_walk(sc: Scene) -> dict[str, Step]:
         "read_notice": ("POST", f"/api/v1/notices/{sc.notice}/read", None, {404}),  # Sam's, not Olly's
         "shield_child": ("POST", f"/api/v1/children/{sc.child}/shielding", {"reason": "x"}, {403}),
         "unshield_child": ("DELETE", f"/api/v1/children/{sc.child}/shielding", {"reason": "x"}, {403}),
-        "merge_child": ("POST", f"/api/v1/children/{sc.child}/merge", {"into_id": str(uuid.uuid4())}, {403}),
         # Olly's school holds the CAF but no service of it works with the child (no If-Match: still 403)
         "change_child": ("PATCH", f"/api/v1/children/{sc.child}", {"sex": "male"}, {403}),
+        "merge_child": (
+            "POST",
+            f"/api/v1/children/{sc.child}/merge",
+            {"duplicate_id": str(uuid.uuid4()), "reason": "same child"},
+            {403},
+        ),
     }
 
 

@@ -346,13 +346,12 @@ def test_merging_a_duplicate_keeps_both_and_points_to_the_survivor(
 ) -> None:
     keep = new_child(client)
     dup = new_child(client)
-    assert (
-        client.post(f"/api/v1/children/{dup}/merge", headers=who(), json={"into_id": keep}).status_code == 403
-    )
-    r = client.post(f"/api/v1/children/{dup}/merge", headers=who("directory_admin"), json={"into_id": keep})
-    assert r.status_code == 200 and r.json()["status"] == "merged"
-    card = client.get(f"/api/v1/children/{dup}", headers=who()).json()
-    assert card["status"] == "merged" and card["merged_into_id"] == keep
+    body = {"duplicate_id": dup, "reason": "same child"}
+    assert client.post(f"/api/v1/children/{keep}/merge", headers=who(), json=body).status_code == 403
+    r = client.post(f"/api/v1/children/{keep}/merge", headers=who("directory_admin"), json=body)
+    assert r.status_code == 200 and r.json()["duplicate_id"] == dup and r.json()["kept_id"] == keep
+    read = client.get(f"/api/v1/children/{dup}", headers=who(), follow_redirects=False)
+    assert read.status_code == 301 and read.headers["location"] == f"/api/v1/children/{keep}"
     ids = catalogue(engine)
     r = client.post(f"/api/v1/children/{dup}/caf", headers=who(practitioner=ids["p0"]), json=SIGNAL)
     assert r.status_code == 422 and "merged" in r.json()["detail"]

@@ -236,7 +236,9 @@ def _caller(path: str) -> str:
         return "system"
     if path.startswith("/oauth"):
         return "client"
-    if path.startswith("/api/v1/grants") or path.endswith(("/merge", "/access-log")):
+    if path.startswith("/api/v1/grants") or path.endswith(
+        ("/merge", "/unmerge", "/subject-access", "/access-log")
+    ):
         return "admin"
     return "practitioner"
 
