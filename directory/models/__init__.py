@@ -14,6 +14,7 @@ autogenerate and `create_schema` see them all).
     audit          the audit log's tables
     outbox         changes to publish to the search index
     notifications  subscriptions, notifications, notices
+    lifecycle      archive, death, move away, purge; the sealed adoption link
 """
 
 from __future__ import annotations
@@ -193,4 +194,27 @@ __all__ = [
     "TacUpdate",
     "UTCDateTime",
     "utcnow",
+]
+
+# the life cycle of a record (issue #22 item 5) and the sealed adoption link (item 4)
+from directory.models.lifecycle import (  # noqa: E402
+    AdoptionCreate,
+    AdoptionLink,
+    AdoptionRead,
+    ArchiveReason,
+    ChildLifecycle,
+    DeathRecord,
+    LifecycleRead,
+    MoveAway,
+)
+
+__all__ += [
+    "AdoptionCreate",
+    "AdoptionLink",
+    "AdoptionRead",
+    "ArchiveReason",
+    "ChildLifecycle",
+    "DeathRecord",
+    "LifecycleRead",
+    "MoveAway",
 ]
