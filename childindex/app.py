@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.wiring import install as install_auth
 from childindex import keys
 from childindex.api import router as api_router
+from childindex.api_records import router as records_router
 from childindex.guard import InputGuard, Refusal
 from childindex.openapi import install as install_openapi
 from childindex.settings import Settings, practice_of
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_auth(app, settings, engine)
     app.include_router(search_router)  # before /children/{child_id}, which would swallow /search
     app.include_router(api_router)
+    app.include_router(records_router)  # adoption, death, moving away, life-cycle dates
     install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
     install_openapi(app)  # every route's errors, once all are in

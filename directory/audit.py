@@ -36,7 +36,8 @@ from directory.audit_keys import chain_keys as chain_keys
 from directory.audit_keys import load_keys_with as load_keys_with
 from directory.audit_keys import use_keys as use_keys
 from directory.db import Prepared, Writable
-from directory.models import Actor, AuditEvent, AuditHead, AuditSubject, utcnow
+from directory.models import Actor, AuditEvent, AuditHead, AuditSubject, Role, utcnow
+from directory.visibility import events_shown
 
 GENESIS = "0" * 64
 _CHAIN_LOCK = 0x43484C44  # the PostgreSQL advisory lock that orders appends
@@ -428,12 +429,15 @@ def key_chain(session: Session, *, actor: Actor) -> bool:
     return True
 
 
-def who_looked(session: Session, *, child_id: uuid.UUID, limit: int = 200) -> list[AuditEvent]:
-    """Every audited access to one child (reads, searches that returned it, changes), newest first."""
+def who_looked(
+    session: Session, *, child_id: uuid.UUID, limit: int = 200, role: Role | None = None
+) -> list[AuditEvent]:
+    """Every audited access to one child (reads, searches that returned it, changes), newest first;
+    as `role` may see them (none about a sealed record outside the adoption team)."""
     stmt = (
         select(AuditEvent)
         .join(AuditSubject, col(AuditSubject.seq) == col(AuditEvent.seq))
-        .where(AuditSubject.child_id == child_id)
+        .where(AuditSubject.child_id == child_id, events_shown(session, role))
         .order_by(col(AuditEvent.seq).desc())
         .limit(limit)
     )

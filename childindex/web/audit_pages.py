@@ -59,6 +59,7 @@ def web_audit(request: Request, actor: Auditor) -> Response:
                     since=since,
                     until=until,
                     action_prefix=(q.get("action") or "").strip() or None,
+                    role=actor.role,
                 )
             )
             audit.append(
@@ -94,6 +95,6 @@ def web_audit_verify(request: Request, actor: Auditor) -> Response:
 def web_audit_alerts(request: Request, actor: Auditor) -> Response:
     """Trawling alerts, shield overrides and refresh-token reuse, newest first."""
     with unit_of_work(request) as db:
-        events = list(repo.audit_events(db, actions=ALERTS))
+        events = list(repo.audit_events(db, actions=ALERTS, role=actor.role))
         audit.append(db, actor=actor, action="audit.alerts.read", detail={"returned": len(events)})
     return render(request, "audit/alerts.html", actor=actor, events=events)

@@ -49,6 +49,17 @@ class AdoptionLink(SQLModel, table=True):
     sealed_by: str = Field(max_length=200)
 
 
+class AuditNote(SQLModel, table=True):
+    """Free text that goes with an audit event about a child (the reason given for overriding or
+    lifting a shield): kept beside the chain, never in it, so that a purge can delete it while the
+    chain still verifies. The event's detail says a note was kept."""
+
+    __tablename__ = "audit_note"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    child_id: uuid.UUID = Field(index=True)
+    text: str = Field(max_length=500)
+
+
 class AdoptionCreate(Input):
     """The adoptive identity: a new record; the birth record is sealed.
 

@@ -61,7 +61,6 @@ from directory.service.card import YourPart, access_log, build_card, read_card, 
 from directory.service.catalogue import configure_localities
 from directory.service.children import (
     apply_demographics,
-    archive_aged_out,
     change_address,
     child_ref,
     clear_shield,
@@ -97,7 +96,6 @@ __all__ = [
     "active_practitioner",
     "age_on",
     "apply_demographics",
-    "archive_aged_out",
     "ask_contact",
     "build_card",
     "caf_parties",

@@ -1,5 +1,5 @@
-"""A child's record: create it, move its address, refresh its demographics, shield it, archive
-it at the end of the age range, and merge a duplicate into it."""
+"""A child's record: create it, move its address, refresh its demographics, shield it, and merge a
+duplicate into it (its life cycle, archive and purge: directory/service/lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -301,7 +301,7 @@ def set_shield(session: Session, *, actor: Actor, child_id: uuid.UUID, data: Shi
 def clear_shield(
     session: Session, *, actor: Actor, child_id: uuid.UUID, data: ShieldClear | None = None
 ) -> Child:
-    """Lift the shield from a child's record (the reason, when given, goes into the audit event)."""
+    """Lift the shield from a child's record (the reason, when given, is kept as the audit event's note)."""
     if actor.role not in SHIELD_SETTERS:
         raise NotAllowed(
             "Only a designated practitioner, a child-protection practitioner or a directory "
@@ -316,25 +316,8 @@ def clear_shield(
     child.shielded_at = None
     touch(session, child)
     session.flush()
-    audit_change(
-        session, actor, "child.shield.clear", child.id, {"reason": data.reason.strip()} if data else None
-    )
+    audit_change(session, actor, "child.shield.clear", child.id, note=data.reason.strip() if data else None)
     return child
-
-
-def archive_aged_out(session: Session, *, actor: Actor, today: date, limit: int = 10_000) -> int:
-    """Archive (never delete) active records of young people past 19."""
-    cutoff = oldest_birth_date_in_range(today) - timedelta(days=1)
-    count = 0
-    for child in repo.aged_out_children(session, cutoff, limit):
-        child.status = RecordStatus.ARCHIVED.value
-        child.archived_reason = "outside the 0-19 age range"
-        touch(session, child)
-        count += 1
-    session.flush()
-    if count:
-        audit.append(session, actor=actor, action="child.archive-aged-out", detail={"count": count})
-    return count
 
 
 def merge_children(session: Session, *, actor: Actor, duplicate_id: uuid.UUID, into_id: uuid.UUID) -> Child:

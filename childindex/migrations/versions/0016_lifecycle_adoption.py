@@ -1,5 +1,6 @@
-"""a record's life-cycle dates (archived, died, moved away, purged) and the sealed adoption link; a
-purged record (a tombstone) keeps no date of birth
+"""a record's life-cycle dates (archived, died, moved away, purged), the sealed adoption link, the
+free-text notes of audit events kept beside the chain (a purge deletes them); a purged record (a
+tombstone) keeps no date of birth
 
 Revision ID: 0016
 Revises: 0012
@@ -46,6 +47,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sealed_id"),
         sa.UniqueConstraint("adoptive_id"),
     )
+    op.create_table(
+        "audit_note",
+        sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("child_id", sa.Uuid(), nullable=False),
+        sa.Column("text", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+    )
+    with op.batch_alter_table("audit_note", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_note_child_id"), ["child_id"], unique=False)
     with op.batch_alter_table("child", schema=None) as batch_op:
         batch_op.drop_constraint("child_born_or_expected", type_="check")
         batch_op.create_check_constraint("child_born_or_expected", f"{_BORN} OR status = 'purged'")
@@ -61,6 +71,9 @@ def downgrade() -> None:
     with op.batch_alter_table("child", schema=None) as batch_op:
         batch_op.drop_constraint("child_born_or_expected", type_="check")
         batch_op.create_check_constraint("child_born_or_expected", _BORN)
+    with op.batch_alter_table("audit_note", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_note_child_id"))
+    op.drop_table("audit_note")
     op.drop_table("adoption_link")
     with op.batch_alter_table("child_lifecycle", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_child_lifecycle_moved_on"))
