@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from directory.errors import NotFound
@@ -71,9 +72,11 @@ def events_shown(session: Session, role: Role | None) -> sa.ColumnElement[bool]:
     sealed = sealed_ids(session)
     if not sealed:
         return sa.true()
+    subject = aliased(AuditSubject)  # (a query may join audit_subject itself: this one is its own)
     about_sealed = (
-        select(AuditSubject.seq)
-        .where(col(AuditSubject.seq) == col(AuditEvent.seq), col(AuditSubject.child_id).in_(sealed))
+        sa.select(subject.seq)
+        .where(subject.seq == AuditEvent.seq, subject.child_id.in_(sealed))
+        .correlate(AuditEvent)
         .exists()
     )
     return sa.and_(
