@@ -22,6 +22,10 @@ _BORN = "date_of_birth IS NOT NULL OR expected_delivery_date IS NOT NULL"
 
 
 def upgrade() -> None:
+    # (first: SQLite rebuilds the child table, before the new tables point at it)
+    with op.batch_alter_table("child", schema=None) as batch_op:
+        batch_op.drop_constraint("child_born_or_expected", type_="check")
+        batch_op.create_check_constraint("child_born_or_expected", f"{_BORN} OR status = 'purged'")
     op.create_table(
         "child_lifecycle",
         sa.Column("child_id", sa.Uuid(), nullable=False),
@@ -56,9 +60,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_note", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_note_child_id"), ["child_id"], unique=False)
-    with op.batch_alter_table("child", schema=None) as batch_op:
-        batch_op.drop_constraint("child_born_or_expected", type_="check")
-        batch_op.create_check_constraint("child_born_or_expected", f"{_BORN} OR status = 'purged'")
     # Records archived before this revision: their last change is taken as the day they were archived
     # (the purge period runs from it).
     op.execute(
@@ -68,9 +69,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("child", schema=None) as batch_op:
-        batch_op.drop_constraint("child_born_or_expected", type_="check")
-        batch_op.create_check_constraint("child_born_or_expected", _BORN)
     with op.batch_alter_table("audit_note", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_note_child_id"))
     op.drop_table("audit_note")
@@ -79,3 +77,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_child_lifecycle_moved_on"))
         batch_op.drop_index(batch_op.f("ix_child_lifecycle_archived_at"))
     op.drop_table("child_lifecycle")
+    # (last: SQLite rebuilds the child table, which the tables above pointed at)
+    with op.batch_alter_table("child", schema=None) as batch_op:
+        batch_op.drop_constraint("child_born_or_expected", type_="check")
+        batch_op.create_check_constraint("child_born_or_expected", _BORN)
