@@ -74,8 +74,8 @@ def events_shown(session: Session, role: Role | None) -> sa.ColumnElement[bool]:
         return sa.true()
     subject = aliased(AuditSubject)  # (a query may join audit_subject itself: this one is its own)
     about_sealed = (
-        sa.select(subject.seq)
-        .where(subject.seq == AuditEvent.seq, subject.child_id.in_(sealed))
+        sa.select(col(subject.seq))
+        .where(col(subject.seq) == col(AuditEvent.seq), col(subject.child_id).in_(sealed))
         .correlate(AuditEvent)
         .exists()
     )

@@ -227,18 +227,18 @@ def test_nothing_outside_the_adoption_team_links_the_two_records(client: TestCli
     assert _id(birth) not in {_id(c) for c, _ in stored}
     assert all("Khan" not in f for _, f in stored)
     with Session(engine) as s:
-        for role in (Role.AUDITOR, Role.DIRECTORY_ADMIN, Role.DESIGNATED_PRACTITIONER, None):
-            events = repo.audit_events(s, limit=10_000, role=role)
-            assert events, role
+        for reader in (Role.AUDITOR, Role.DIRECTORY_ADMIN, Role.DESIGNATED_PRACTITIONER, None):
+            events = repo.audit_events(s, limit=10_000, role=reader)
+            assert events, reader
             for e in events:
-                assert _id(birth) not in (e.target_id or "").replace("-", ""), (role, e.action)
-                assert _id(birth) not in (e.detail or "").replace("-", ""), (role, e.action)
+                assert _id(birth) not in (e.target_id or "").replace("-", ""), (reader, e.action)
+                assert _id(birth) not in (e.detail or "").replace("-", ""), (reader, e.action)
             seen = {e.seq for e in events}
             about = s.execute(
                 sa.text("SELECT seq FROM audit_subject WHERE child_id = :c"),
                 {"c": uuid.UUID(birth) if engine.dialect.name == "postgresql" else uuid.UUID(birth).hex},
             ).scalars()
-            assert not seen & set(about), role
+            assert not seen & set(about), reader
         assert audit.who_looked(s, child_id=uuid.UUID(birth), role=Role.AUDITOR) == []
         assert audit.who_looked(s, child_id=uuid.UUID(birth), role=Role.ADOPTION_OFFICER)
         # the adoptive record's own history: its creation, nothing about the seal
