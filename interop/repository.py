@@ -58,7 +58,9 @@ def patient_ids(
         # a shielded child (an adopted child's new record is one) is found by demographics only when
         # its current official family name is asked for: a given name and a date of birth (what a
         # birth family knows) lead nowhere
-        stmt = stmt.where(_family_named(list(family) + list(name), exact="family" in exact))
+        stmt = stmt.where(
+            _family_named(list(family) + list(name), exact="family" in exact, entitled=location_of_shielded)
+        )
     if ids:
         stmt = stmt.where(col(Child.id).in_(list(ids)))
     if identifiers:
@@ -103,14 +105,18 @@ def patient_ids(
     return list(session.exec(stmt).all())
 
 
-def _family_named(values: Sequence[str], *, exact: bool) -> sa.ColumnElement[bool]:
-    """Not shielded, or its current official family name is among `values` (by prefix unless exact)."""
+def _family_named(values: Sequence[str], *, exact: bool, entitled: bool) -> sa.ColumnElement[bool]:
+    """Not shielded, or a family name of its own is among `values` (by prefix unless exact): its current
+    official one, or for a reader who may see shielded records any it has (directory.names)."""
     if not values:
         return col(Child.shielded).is_(False)
-    official = select(ChildName.child_id).where(
-        col(ChildName.use) == "official",
-        col(ChildName.until).is_(None),
-        sa.or_(*(_starts(ChildName.family, v, exact) for v in values)),
+    official = (
+        select(ChildName.child_id)
+        .join(Child, col(Child.id) == col(ChildName.child_id))
+        .where(
+            name_matches_allowed(entitled=entitled),
+            sa.or_(*(_starts(ChildName.family, v, exact) for v in values)),
+        )
     )
     return sa.or_(col(Child.shielded).is_(False), col(Child.id).in_(official))
 
