@@ -152,6 +152,7 @@ def _aged_out(session: Session, rules: LifecycleRules, today: date) -> tuple[lis
             select(Child)
             .where(Child.status == RecordStatus.ACTIVE.value, col(Child.date_of_birth) <= born_by)
             .order_by(col(Child.id))
+            .with_for_update(skip_locked=True)  # (a second run at the same time takes other rows)
         ).all()
     )
     if not candidates:
@@ -198,6 +199,7 @@ def _moved_away_due(session: Session, rules: LifecycleRules, today: date) -> lis
             .join(ChildLifecycle, col(ChildLifecycle.child_id) == col(Child.id))
             .where(Child.status == RecordStatus.ACTIVE.value, col(ChildLifecycle.moved_on) <= moved_by)
             .order_by(col(Child.id))
+            .with_for_update(skip_locked=True)  # (a second run at the same time takes other rows)
         ).all()
     )
 
@@ -211,6 +213,7 @@ def _purge_due(session: Session, rules: LifecycleRules, now: datetime) -> list[C
             .join(ChildLifecycle, col(ChildLifecycle.child_id) == col(Child.id))
             .where(Child.status == RecordStatus.ARCHIVED.value, col(ChildLifecycle.archived_at) <= cutoff)
             .order_by(col(Child.id))
+            .with_for_update(skip_locked=True)  # (a second run at the same time takes other rows)
         ).all()
     )
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,12 +24,14 @@ from sqlmodel import Session, select
 
 from directory import audit, service
 from directory import repository as repo
+from directory.db import unit_of_work
 from directory.errors import NotFound
-from directory.models import AuditEvent, Purpose, Role
+from directory.models import AdoptionCreate, AuditEvent, NameIn, Purpose, Role
+from directory.service import adoption
 from directory.visibility import events_shown
 from search.indexer import drain, pending
 from tests.directory.test_api import catalogue, new_child
-from tests.fixtures.builders import actor, next_nhs_number
+from tests.fixtures.builders import actor, make_child, next_nhs_number
 
 PURPOSE_OF = {
     "directory_admin": "administration",
@@ -317,3 +321,35 @@ def test_only_the_adoption_team_records_an_adoption(client: TestClient, engine: 
     assert (
         client.get(f"/api/v1/children/{birth}", headers=who("directory_admin")).json()["status"] == "active"
     )
+
+
+def test_eight_adoptions_of_one_record_at_once_make_one(engine: Engine) -> None:
+    """The same adoption sent eight times at once: one new record and one link; the others are told
+    the birth record does not exist (it is sealed by then), and nothing is half-written."""
+    with unit_of_work(engine) as s:
+        birth = make_child(s, names=[BIRTH], date_of_birth=DOB)
+    officer = actor(Role.ADOPTION_OFFICER, subject="ann", purpose=Purpose.ADMINISTRATION)
+    barrier = threading.Barrier(8)
+
+    def attempt(_: int) -> str:
+        barrier.wait()
+        try:
+            with unit_of_work(engine) as s:
+                adoption.adopt(
+                    s,
+                    actor=officer,
+                    child_id=birth,
+                    data=AdoptionCreate(names=[NameIn(**ADOPTIVE)]),
+                    today=date.today(),
+                )
+            return "made"
+        except NotFound:
+            return "gone"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(attempt, range(8)))
+    assert outcomes.count("made") == 1 and outcomes.count("gone") == 7, outcomes
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM adoption_link")).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM child")).scalar_one() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM child WHERE status = 'sealed'")).scalar_one() == 1

@@ -6,8 +6,10 @@ the audit chain still verifying; a dry run changes nothing and a second run chan
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -472,3 +474,30 @@ def test_the_archive_aged_out_command_is_the_lifecycle_run(
     assert done.exit_code == 0, done.output
     assert "1 record(s) archived at the end of the age range" in done.output
     assert _status(engine, old) == "archived"
+
+
+def test_two_runs_at_once_archive_each_record_once(engine: Engine) -> None:
+    """Two runs of the life cycle at the same moment (a cron job started twice): each record is
+    archived once, with one audit event."""
+    with unit_of_work(engine) as s:
+        ids = [make_child(s, date_of_birth=_born(18, 3 + i)) for i in range(6)]
+    barrier = threading.Barrier(2)
+
+    def run() -> int:
+        barrier.wait()
+        return _run(engine).archived_aged_out
+
+    with ThreadPoolExecutor(2) as pool:
+        counts = list(pool.map(lambda _: run(), range(2)))
+    assert all(_status(engine, c) == "archived" for c in ids)
+    with engine.connect() as conn:
+        events = conn.execute(
+            sa.text("SELECT count(*) FROM audit_event WHERE action = 'child.archive'")
+        ).scalar()
+    assert events == 6 and sum(counts) == 6, counts
+    assert audit_ok(engine)
+
+
+def audit_ok(engine: Engine) -> bool:
+    with Session(engine) as s:
+        return audit.verify(s).ok

@@ -8,7 +8,8 @@ from datetime import date, timedelta
 import respx
 from sqlalchemy.engine import Engine
 
-from tests.interop.test_pds_command import BASE, _audit, _child, _rows, _token, body, cli, env, runner
+from childindex.cli import app as cli
+from tests.interop.test_pds_command import BASE, _audit, _child, _rows, _token, body, env, runner
 
 __all__ = ["env"]  # (the fixture, used by name)
 
