@@ -132,15 +132,33 @@ def _lifecycle_row(session: Session, child_id: uuid.UUID) -> ChildLifecycle:
     return row
 
 
-def archive(session: Session, *, actor: Actor, child: Child, reason: ArchiveReason, now: datetime) -> None:
-    """Archive one active record (it leaves searches and practitioners' cards); audited with the code."""
+def _lifecycle_rows(session: Session, children: Sequence[Child]) -> dict[uuid.UUID, ChildLifecycle]:
+    """The life-cycle rows of many children at once (a new, unsaved one for those that have none)."""
+    ids = [c.id for c in children]
+    found: dict[uuid.UUID, ChildLifecycle] = {}
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+        rows = session.exec(select(ChildLifecycle).where(col(ChildLifecycle.child_id).in_(chunk))).all()
+        found.update((r.child_id, r) for r in rows)
+    return {i: found.get(i) or ChildLifecycle(child_id=i) for i in ids}
+
+
+def archive(
+    session: Session,
+    *,
+    actor: Actor,
+    child: Child,
+    reason: ArchiveReason,
+    now: datetime,
+    row: ChildLifecycle | None = None,
+) -> None:
+    """Archive one active record (it leaves searches and practitioners' cards); audited with the code.
+    (`row`: its life-cycle row, when the caller loaded it already.)"""
     child.status = RecordStatus.ARCHIVED.value
     child.archived_reason = reason.value
     touch(session, child)  # its outbox row: the search index drops it
-    row = _lifecycle_row(session, child.id)
+    row = row or _lifecycle_row(session, child.id)
     row.archived_at = now
     session.add(row)
-    session.flush()
     audit_change(session, actor, "child.archive", child.id, {"reason": reason.value})
 
 
@@ -324,10 +342,22 @@ def run_lifecycle(
     report.purged = len(purgeable)
     if dry_run:
         return report
-    for child in aged:
-        archive(session, actor=actor, child=child, reason=ArchiveReason.AGED_OUT, now=now)
-    for child in moved:
-        archive(session, actor=actor, child=child, reason=ArchiveReason.MOVED_AWAY, now=now)
+    rows = _lifecycle_rows(session, [*aged, *moved])
+    with session.no_autoflush:  # (one flush for the lot: a flush per record was most of the cost)
+        for child in aged:
+            archive(
+                session, actor=actor, child=child, reason=ArchiveReason.AGED_OUT, now=now, row=rows[child.id]
+            )
+        for child in moved:
+            archive(
+                session,
+                actor=actor,
+                child=child,
+                reason=ArchiveReason.MOVED_AWAY,
+                now=now,
+                row=rows[child.id],
+            )
+    session.flush()
     for child in purgeable:
         purge(session, actor=actor, child=child, now=now)
         report.purged_ids.append(child.id)
