@@ -302,8 +302,7 @@ def record_death(
         close_caf(session, actor=actor, caf_id=caf.id, data=CafClose(reason=DEATH_CAF_REASON), now=now)
     row = _lifecycle_row(session, child.id)
     row.died_on = died
-    session.add(row)
-    archive(session, actor=actor, child=child, reason=ArchiveReason.DIED, now=now)
+    archive(session, actor=actor, child=child, reason=ArchiveReason.DIED, now=now, row=row)
     return child
 
 
@@ -313,7 +312,7 @@ def record_move_away(
     """Record that a child moved out of the area (the authority, the day); the record is archived by
     the daily run once the configured period has passed (their services may still be handing over)."""
     if actor.role not in LIFECYCLE_RECORDERS:
-        raise NotAllowed("Only a directory admin (or a feed) can record a move out of the area.")
+        raise NotAllowed("Only a directory admin can record a move out of the area.")
     child = active_child(session, child_id, for_update=True)
     if data.moved_on > today + timedelta(days=31):
         raise InvalidInput("A move out of the area can be recorded at most a month ahead.")
@@ -336,7 +335,8 @@ def run_lifecycle(
     today = now.date()
     report = LifecycleReport(dry_run=dry_run)
     aged, report.kept_past_archive_age = _aged_out(session, rules, today)
-    moved = _moved_away_due(session, rules, today)
+    due_by_age = {c.id for c in aged}
+    moved = [c for c in _moved_away_due(session, rules, today) if c.id not in due_by_age]
     report.archived_aged_out, report.archived_moved_away = len(aged), len(moved)
     purgeable = _purge_due(session, rules, now)
     report.purged = len(purgeable)

@@ -501,3 +501,24 @@ def test_two_runs_at_once_archive_each_record_once(engine: Engine) -> None:
 def audit_ok(engine: Engine) -> bool:
     with Session(engine) as s:
         return audit.verify(s).ok
+
+
+def test_a_record_both_aged_out_and_moved_away_is_archived_once(client: TestClient, engine: Engine) -> None:
+    with unit_of_work(engine) as s:
+        child = make_child(s, date_of_birth=_born(18, 3))
+    moved = client.post(
+        f"/api/v1/children/{child}/moved-away",
+        headers=who("directory_admin"),
+        json={
+            "authority": "Northshire County Council",
+            "moved_on": (date.today() - timedelta(days=200)).isoformat(),
+        },
+    )
+    assert moved.status_code == 200, moved.text
+    report = _run(engine)
+    assert (report.archived_aged_out, report.archived_moved_away) == (1, 0)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("SELECT count(*) FROM audit_event WHERE action = 'child.archive'")).scalar()
+            == 1
+        )
