@@ -20,6 +20,7 @@ from directory.models import (
     OPEN_CAF_STATUSES,
     Assessment,
     AuditEvent,
+    AuditNote,
     AuditSubject,
     Child,
     ChildAddress,
@@ -590,3 +591,11 @@ def involvement_history(session: Session, involvement_id: uuid.UUID) -> Sequence
         .where(InvolvementVersion.involvement_id == involvement_id)
         .order_by(col(InvolvementVersion.version).desc())
     ).all()
+
+
+def audit_notes(session: Session, seqs: Sequence[int]) -> dict[int, str]:
+    """The notes (free text kept beside the chain, e.g. a reason) of these audit events, by seq."""
+    if not seqs:
+        return {}
+    rows = session.exec(select(AuditNote).where(col(AuditNote.seq).in_(list(seqs)))).all()
+    return {r.seq: r.text for r in rows}
