@@ -199,6 +199,29 @@ def _fhir_policies() -> dict[str, Policy | str]:
 ROUTE_POLICIES.update(_fhir_policies())
 
 
+# --- records outside the ordinary: archived, sealed, and their life cycle (issue #22) ------------
+# Which record each role may then read is directory/visibility.py's rule: an archived record data
+# managers and auditors, a sealed one the adoption team; to everyone else it does not exist.
+_RECORD_READERS = PRACTICE | {Role.DATA_MANAGER, Role.AUDITOR, Role.ADOPTION_OFFICER}
+_RECORD_FINDERS = PRACTICE | {Role.DATA_MANAGER, Role.ADOPTION_OFFICER}
+ADOPTION_TEAM = frozenset({Role.ADOPTION_OFFICER})
+ROUTE_POLICIES.update(
+    {
+        "read_child": Policy(frozenset({"directory.search"}), _RECORD_READERS, rate_limited=True),
+        "search_children": Policy(frozenset({"directory.search"}), _RECORD_FINDERS, rate_limited=True),
+        "search_children_get": Policy(frozenset({"directory.search"}), _RECORD_FINDERS, rate_limited=True),
+        "adopt_child": Policy(frozenset({"directory.write"}), ADOPTION_TEAM),
+        "read_adoption": Policy(frozenset({"directory.search"}), ADOPTION_TEAM),
+        "record_death": Policy(frozenset({"directory.write"}), ADMINS),
+        "record_move_away": Policy(frozenset({"directory.write"}), ADMINS),
+        "read_lifecycle": Policy(
+            frozenset({"directory.search", "audit.read"}),
+            frozenset({Role.DIRECTORY_ADMIN, Role.DATA_MANAGER, Role.AUDITOR}),
+        ),
+    }
+)
+
+
 def check_policy(policy: Policy | str | None, *, role: Role, scopes: frozenset[str] | None) -> None:
     """Refuse (403) unless the role and, for token callers, one of the scopes fit the policy."""
     if policy == PUBLIC:

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.wiring import install as install_auth
 from childindex import keys
 from childindex.api import router as api_router
+from childindex.api_records import router as lifecycle_router
 from childindex.details_api import router as details_router
 from childindex.guard import InputGuard, Refusal
 from childindex.openapi import install as install_openapi
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(details_router)  # PATCH /children/{id}, /children/{id}/history
     app.include_router(match_reviews_router)  # feed rows held for review (childindex/reviews_api.py)
     app.include_router(records_router)  # merges and subject access (childindex/records_api.py)
+    app.include_router(lifecycle_router)  # adoption, death, moving away, life-cycle dates
     install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
     install_openapi(app)  # every route's errors, once all are in

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from directory.http.config import Practice, delivery_team
+from directory.service.lifecycle import LifecycleRules
 
 
 class Settings(BaseSettings):
@@ -264,6 +265,29 @@ class Settings(BaseSettings):
         "(docs/feeds.md); unset, the defaults: pds name/date_of_birth/sex/nhs_number, "
         "school-census upn/school, social-care and local address.",
     )
+    # the life cycle of a record (`childindex lifecycle run`, daily; docs/lifecycle.md)
+    archive_age: int = Field(
+        default=18,
+        ge=16,
+        le=25,
+        description="Records are archived at this age (they leave practitioners' searches and cards).",
+    )
+    archive_extended_age: int = Field(
+        default=25,
+        ge=16,
+        le=25,
+        description="Up to this age a record stays active past archive_age while the young person's own "
+        "consent is current or a service above the universal level (level of need 2+) is involved.",
+    )
+    purge_after_years: int = Field(
+        default=6, ge=1, le=100, description="Archived records are purged this many years after archiving."
+    )
+    moved_away_archive_days: int = Field(
+        default=90,
+        ge=0,
+        le=730,
+        description="A record is archived this many days after the child moved out of the area.",
+    )
 
     @field_validator("external_jwks_url")
     @classmethod
@@ -273,6 +297,12 @@ class Settings(BaseSettings):
             if parsed.scheme != "https" or not parsed.netloc:
                 raise ValueError("the external issuer's JWKS URL must be a full https:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _ages_agree(self) -> Self:
+        if self.archive_extended_age < self.archive_age:
+            raise ValueError("archive_extended_age must be at least archive_age")
+        return self
 
     @model_validator(mode="after")
     def _lifetimes_agree(self) -> Self:
@@ -306,3 +336,13 @@ def current_settings(request: Request) -> Settings:
     """The app's settings (for the composition root's own routes: pages, sign-in)."""
     found: Settings = request.app.state.settings
     return found
+
+
+def lifecycle_rules(settings: Settings) -> LifecycleRules:
+    """The ages and periods of a record's life cycle, from the settings."""
+    return LifecycleRules(
+        archive_age=settings.archive_age,
+        extended_age=settings.archive_extended_age,
+        purge_after_years=settings.purge_after_years,
+        moved_away_archive_days=settings.moved_away_archive_days,
+    )

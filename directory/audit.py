@@ -36,7 +36,8 @@ from directory.audit_keys import chain_keys as chain_keys
 from directory.audit_keys import load_keys_with as load_keys_with
 from directory.audit_keys import use_keys as use_keys
 from directory.db import Prepared, Writable
-from directory.models import Actor, AuditEvent, AuditHead, AuditSubject, utcnow
+from directory.models import Actor, AuditEvent, AuditHead, AuditSubject, Role, utcnow
+from directory.visibility import events_shown
 
 GENESIS = "0" * 64
 _CHAIN_LOCK = 0x43484C44  # the PostgreSQL advisory lock that orders appends
@@ -429,14 +430,23 @@ def key_chain(session: Session, *, actor: Actor) -> bool:
 
 
 def who_looked(
-    session: Session, *, child_id: uuid.UUID, limit: int = 200, also: Sequence[uuid.UUID] = ()
+    session: Session,
+    *,
+    child_id: uuid.UUID,
+    limit: int = 200,
+    also: Sequence[uuid.UUID] = (),
+    role: Role | None = None,
 ) -> list[AuditEvent]:
     """Every audited access to one child (reads, searches that returned it, changes), newest first;
-    `also`: the records merged into it, whose access history is its own."""
+    `also`: the records merged into it, whose access history is its own; as `role` may see them
+    (none about a sealed record outside the adoption team)."""
     ids = [child_id, *also]
     stmt = (
         select(AuditEvent)
-        .where(col(AuditEvent.seq).in_(select(AuditSubject.seq).where(col(AuditSubject.child_id).in_(ids))))
+        .where(
+            col(AuditEvent.seq).in_(select(AuditSubject.seq).where(col(AuditSubject.child_id).in_(ids))),
+            events_shown(session, role),
+        )
         .order_by(col(AuditEvent.seq).desc())
         .limit(limit)
     )

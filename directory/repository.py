@@ -20,6 +20,7 @@ from directory.models import (
     OPEN_CAF_STATUSES,
     Assessment,
     AuditEvent,
+    AuditNote,
     AuditSubject,
     Child,
     ChildAddress,
@@ -35,11 +36,13 @@ from directory.models import (
     Organisation,
     Practitioner,
     RelatedPerson,
+    Role,
     Service,
     Tac,
     TacMember,
 )
 from directory.models.details import ChildVersion
+from directory.visibility import events_shown
 
 _OPEN = [s.value for s in OPEN_CAF_STATUSES]
 
@@ -453,15 +456,6 @@ def expired_signals(session: Session, now: datetime) -> Sequence[Assessment]:
     ).all()
 
 
-def aged_out_children(session: Session, born_on_or_before: date, limit: int) -> Sequence[Child]:
-    """Active children born on or before a date (i.e. past their 19th year)."""
-    return session.exec(
-        select(Child)
-        .where(Child.status == "active", col(Child.date_of_birth) <= born_on_or_before)
-        .limit(limit)
-    ).all()
-
-
 def services(session: Session, *, service_type: str | None = None) -> Sequence[Service]:
     """The service catalogue."""
     stmt = select(Service).order_by(col(Service.name))
@@ -569,9 +563,11 @@ def audit_events(
     actions: Sequence[str] | None = None,
     action_prefix: str | None = None,
     limit: int = 200,
+    role: Role | None = None,
 ) -> Sequence[AuditEvent]:
-    """Audit events, newest first, by child, user, time window and action."""
-    stmt = select(AuditEvent)
+    """Audit events, newest first, by child, user, time window and action; as `role` may see them
+    (none about a sealed record unless the adoption team asks: directory.visibility)."""
+    stmt = select(AuditEvent).where(events_shown(session, role))
     if child_id is not None:
         stmt = stmt.join(AuditSubject, col(AuditSubject.seq) == col(AuditEvent.seq)).where(
             AuditSubject.child_id == child_id
@@ -613,3 +609,11 @@ def organisations_of_kind(session: Session, kinds: Sequence[str]) -> Sequence[Or
     return session.exec(
         select(Organisation).where(col(Organisation.kind).in_(list(kinds))).order_by(col(Organisation.name))
     ).all()
+
+
+def audit_notes(session: Session, seqs: Sequence[int]) -> dict[int, str]:
+    """The notes (free text kept beside the chain, e.g. a reason) of these audit events, by seq."""
+    if not seqs:
+        return {}
+    rows = session.exec(select(AuditNote).where(col(AuditNote.seq).in_(list(seqs)))).all()
+    return {r.seq: r.text for r in rows}

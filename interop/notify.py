@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from directory.models import AuditEvent, Child, Notification, NotificationCursor, Subscription, utcnow
+from directory.visibility import events_shown
 from interop import systems as S
 
 log = logging.getLogger("childindex.notify")
@@ -108,6 +109,7 @@ def fan_out(engine: Engine, *, batch: int = 500) -> int:
                 col(AuditEvent.seq) > cursor.audit_seq,
                 col(AuditEvent.seq) <= last,
                 col(AuditEvent.action).in_(list(EVENTS)),
+                events_shown(session, None),  # nothing about a sealed record leaves the adoption team
             )
             .order_by(col(AuditEvent.seq))
             .limit(batch)

@@ -24,7 +24,8 @@ from directory import audit, service
 from directory import repository as drepo
 from directory.errors import NotFound
 from directory.identifiers import is_valid_nhs_number, normalise_nhs_number
-from directory.models import Actor, Child, DemographicsUpdate
+from directory.models import Actor, Child, DeathRecord, DemographicsUpdate
+from directory.service import lifecycle
 from interop import systems as S
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -83,6 +84,7 @@ class Demographics:
     gp_ods_code: str | None
     restricted: bool  # PDS marks a restricted (flagged) record: no address or GP is passed on
     deceased: bool = False
+    deceased_on: date | None = None  # the day of deceasedDateTime (None: unknown, or not deceased)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,16 @@ class Verification:
     nhs_number: str
     current_nhs_number: str | None = None
     demographics: Demographics | None = None
+
+
+def _day(value: Any) -> date | None:
+    """The day of a FHIR dateTime (its first ten characters), or None when there is none or it is not one."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
 
 
 def demographics_from_pds(resource: dict[str, Any]) -> Demographics:
@@ -137,6 +149,7 @@ def demographics_from_pds(resource: dict[str, Any]) -> Demographics:
         gp_ods_code=gp,
         restricted=restricted,
         deceased=bool(resource.get("deceasedDateTime") or resource.get("deceasedBoolean")),
+        deceased_on=_day(resource.get("deceasedDateTime")),
     )
 
 
@@ -375,6 +388,13 @@ def check_child(
                 today=today,
             )
             differ = []
+            if result.demographics.deceased:
+                # A death the service reports closes the record (a date it does not give: today's).
+                died = min(result.demographics.deceased_on or today, today)
+                lifecycle.record_death(
+                    session, actor=actor, child_id=child_id, data=DeathRecord(date_of_death=died), today=today
+                )
+                changed.append("died")
         elif superseded:
             changed = service.apply_demographics(
                 session,

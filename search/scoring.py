@@ -194,13 +194,23 @@ def _assess(
             if sum(f.weight for f in alt) + W_NAMES_SWAPPED > direct:
                 names, swapped = alt, True
     fields: list[_Verdict] = [*([identifier] if identifier else []), *names, *others]
-    if not fields:
+    if not fields or (rec.shielded and not _named_or_identified(fields)):
         return None
     total = sum(f.weight for f in fields) + (W_NAMES_SWAPPED if swapped else 0.0)
     value = _logistic(total)
     if identifier is not None and identifier.level == "agrees" and all(f.weight >= 0 for f in fields):
         value = 1.0
     return round(value, 4), fields, swapped
+
+
+def _named_or_identified(fields: list[_Verdict]) -> bool:
+    """Whether a shielded record may be matched at all: only by an agreeing identifier or its
+    (current official) family name. A given name and a date of birth are what a birth family knows
+    of an adopted child, whose new record is shielded: they alone lead to no shielded record."""
+    return any(
+        (f.name == "identifier" and f.level == "agrees") or (f.name == "family" and f.weight > 0)
+        for f in fields
+    )
 
 
 def _match(rec: PersonFields, value: float, fields: list[_Verdict], swapped: bool) -> Match:

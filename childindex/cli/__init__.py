@@ -9,7 +9,6 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +28,8 @@ from sqlalchemy.engine import Engine
 from childindex import keys
 from childindex.cli.grants import app as grants_app
 from childindex.cli.key_commands import audit_app, keys_app, secrets_app
+from childindex.cli.lifecycle import lifecycle_app
+from childindex.cli.lifecycle import run as run_lifecycle
 from childindex.cli.pds import notifications_app, pds_app
 from childindex.cli.users import app as users_app
 from childindex.migrations import upgrade
@@ -51,6 +52,7 @@ app.add_typer(grants_app, name="grants")
 app.add_typer(users_app, name="users")
 app.add_typer(pds_app, name="pds")
 app.add_typer(notifications_app, name="notifications")
+app.add_typer(lifecycle_app, name="lifecycle")
 console = Console()
 
 
@@ -461,11 +463,8 @@ def expire_signals() -> None:
 
 @app.command("archive-aged-out")
 def archive_aged_out() -> None:
-    """Archive (never delete) records of young people past their 19th year (run daily)."""
-    engine = make_engine(Settings().database_url)
-    with unit_of_work(engine) as session:
-        count = service.archive_aged_out(session, actor=cli_actor(), today=date.today())
-    console.print(f"{count} record(s) archived.")
+    """The same as `childindex lifecycle run` (archive and purge what is due), kept as a name."""
+    run_lifecycle(dry_run=False)
 
 
 sar_app = typer.Typer(help="Subject access requests: everything held about a child.", no_args_is_help=True)

@@ -49,6 +49,7 @@ def web_audit(request: Request, actor: Auditor) -> Response:
         errors.update(exc.errors)
     searched = any(q.get(k) for k in ("child", "user", "action", "from-year", "to-year"))
     events = []
+    notes: dict[int, str] = {}  # the reasons kept beside the chain (AuditNote), shown to auditors
     if searched and not errors:
         with unit_of_work(request) as db:
             events = list(
@@ -59,6 +60,7 @@ def web_audit(request: Request, actor: Auditor) -> Response:
                     since=since,
                     until=until,
                     action_prefix=(q.get("action") or "").strip() or None,
+                    role=actor.role,
                 )
             )
             audit.append(
@@ -69,8 +71,16 @@ def web_audit(request: Request, actor: Auditor) -> Response:
                 target_id=child_id,
                 detail={"user": q.get("user") or None, "returned": len(events)},
             )
+            notes = repo.audit_notes(db, [e.seq for e in events])
     return render(
-        request, "audit/search.html", actor=actor, values=q, errors=errors, events=events, searched=searched
+        request,
+        "audit/search.html",
+        actor=actor,
+        values=q,
+        errors=errors,
+        events=events,
+        searched=searched,
+        notes=notes,
     )
 
 
@@ -94,6 +104,7 @@ def web_audit_verify(request: Request, actor: Auditor) -> Response:
 def web_audit_alerts(request: Request, actor: Auditor) -> Response:
     """Trawling alerts, shield overrides and refresh-token reuse, newest first."""
     with unit_of_work(request) as db:
-        events = list(repo.audit_events(db, actions=ALERTS))
+        events = list(repo.audit_events(db, actions=ALERTS, role=actor.role))
+        notes = repo.audit_notes(db, [e.seq for e in events])
         audit.append(db, actor=actor, action="audit.alerts.read", detail={"returned": len(events)})
-    return render(request, "audit/alerts.html", actor=actor, events=events)
+    return render(request, "audit/alerts.html", actor=actor, events=events, notes=notes)

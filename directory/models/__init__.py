@@ -16,6 +16,7 @@ autogenerate and `create_schema` see them all).
     outbox         changes to publish to the search index
     notifications  subscriptions, notifications, notices
     merge          merges of duplicate records and each value they moved
+    lifecycle      archive, death, move away, purge; the sealed adoption link
 """
 
 from __future__ import annotations
@@ -220,4 +221,29 @@ __all__ = [
     "UTCDateTime",
     "UnmergeRequest",
     "utcnow",
+]
+
+# the life cycle of a record (issue #22 item 5) and the sealed adoption link (item 4)
+from directory.models.lifecycle import (  # noqa: E402
+    AdoptionCreate,
+    AdoptionLink,
+    AdoptionRead,
+    ArchiveReason,
+    AuditNote,
+    ChildLifecycle,
+    DeathRecord,
+    LifecycleRead,
+    MoveAway,
+)
+
+__all__ += [
+    "AdoptionCreate",
+    "AdoptionLink",
+    "AdoptionRead",
+    "ArchiveReason",
+    "AuditNote",
+    "ChildLifecycle",
+    "DeathRecord",
+    "LifecycleRead",
+    "MoveAway",
 ]

@@ -20,7 +20,8 @@ class Child(SQLModel, table=True):
 
     __table_args__ = (
         sa.CheckConstraint(
-            "date_of_birth IS NOT NULL OR expected_delivery_date IS NOT NULL",
+            # a purged record (a tombstone) keeps no date at all
+            "date_of_birth IS NOT NULL OR expected_delivery_date IS NOT NULL OR status = 'purged'",
             name="child_born_or_expected",
         ),
         sa.CheckConstraint(

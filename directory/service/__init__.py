@@ -64,7 +64,6 @@ from directory.service.caf import (
 from directory.service.card import YourPart, access_log, build_card, read_card, your_part
 from directory.service.catalogue import configure_localities
 from directory.service.children import (
-    archive_aged_out,
     child_ref,
     clear_shield,
     create_child,
@@ -115,7 +114,6 @@ __all__ = [
     "active_practitioner",
     "age_on",
     "apply_demographics",
-    "archive_aged_out",
     "authorise_change",
     "audit_merged_read",
     "ask_contact",

@@ -64,6 +64,7 @@ from directory.service.access import (
 )
 from directory.service.caf import lapse_expired_signal
 from directory.service.common import age_on, audit_change, load_child, require_purpose
+from directory.visibility import require_readable
 
 _Seen = Callable[[uuid.UUID | None], bool]
 """Whether the actor may see that a practitioner works with the child."""
@@ -82,6 +83,7 @@ class YourPart:
 def your_part(session: Session, *, actor: Actor, child_id: uuid.UUID) -> YourPart:
     """What this actor may change on a child's record (see directory.permissions); reads only."""
     child = load_child(session, child_id)
+    require_readable(child, actor)
     caf = repo.open_caf(session, child.id)
     standing = caf_standing(session, actor, caf, child) if caf is not None else None
     holder = holder_to_ask(session, actor, caf, child)[0] if caf is not None else None
@@ -101,7 +103,9 @@ def your_part(session: Session, *, actor: Actor, child_id: uuid.UUID) -> YourPar
 def build_card(
     session: Session, *, actor: Actor, child: Child, now: datetime, fallback_team: Contact
 ) -> ChildCard:
-    """Assemble the involvement card as this actor may see it (no audit: see read_card)."""
+    """Assemble the involvement card as this actor may see it (no audit: see read_card); a record
+    they may not read at all (directory.visibility) is answered as an unknown id."""
+    require_readable(child, actor)
     entitled = may_see_shielded(child, actor)
     card = _identity(session, child, now)
     caf = repo.open_caf(session, child.id) or repo.latest_caf(session, child.id)
@@ -361,7 +365,7 @@ def read_card(
     card = build_card(session, actor=actor, child=child, now=now, fallback_team=fallback_team)
     reason = actor.shield_override_reason
     if child.shielded and actor.role == Role.CHILD_PROTECTION and reason:
-        audit_change(session, actor, "child.read.shield-override", child.id, {"reason": reason})
+        audit_change(session, actor, "child.read.shield-override", child.id, note=reason)
         audit.append(
             session,
             actor=actor,
@@ -388,8 +392,10 @@ def access_log(session: Session, *, actor: Actor, child_id: uuid.UUID) -> list[A
         raise NotAllowed(
             "Only auditors, directory admins and designated practitioners can see who has looked at a record."
         )
-    load_child(session, child_id)
-    events = audit.who_looked(session, child_id=child_id, also=merged_into_ids(session, child_id))
+    require_readable(load_child(session, child_id), actor)
+    events = audit.who_looked(
+        session, child_id=child_id, also=merged_into_ids(session, child_id), role=actor.role
+    )
     audit.append(
         session,
         actor=actor,

@@ -1,5 +1,6 @@
-"""A child's record: create it, move its address, refresh its demographics, shield it, archive
-it at the end of the age range (merging two records: service/merge.py)."""
+"""A child's record: create it and shield it (its details: service/details.py; a national
+service's demographics: service/demographics.py; merging two records: service/merge.py; its life
+cycle, archive and purge: service/lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from datetime import date, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from directory import audit
 from directory import repository as repo
 from directory.errors import Conflict, InvalidInput, NotAllowed, NotFound, RuleBroken
 from directory.identifiers import normalise_identifier, normalise_postcode
@@ -23,14 +23,13 @@ from directory.models import (
     ChildRef,
     Organisation,
     Outbox,
-    RecordStatus,
     RelatedPerson,
     ShieldClear,
     ShieldSet,
     utcnow,
 )
 from directory.service.access import SHIELD_SETTERS
-from directory.service.common import active_child, audit_change, oldest_birth_date_in_range, touch
+from directory.service.common import active_child, audit_change, oldest_birth_date_in_range
 from directory.service.versions import new_version, record_version
 
 
@@ -180,7 +179,7 @@ def set_shield(session: Session, *, actor: Actor, child_id: uuid.UUID, data: Shi
 def clear_shield(
     session: Session, *, actor: Actor, child_id: uuid.UUID, data: ShieldClear | None = None
 ) -> Child:
-    """Lift the shield from a child's record (the reason, when given, goes into the audit event)."""
+    """Lift the shield from a child's record (the reason, when given, is kept as the audit event's note)."""
     if actor.role not in SHIELD_SETTERS:
         raise NotAllowed(
             "Only a designated practitioner, a child-protection practitioner or a directory "
@@ -194,25 +193,8 @@ def clear_shield(
     child.shielded_by = None
     child.shielded_at = None
     new_version(session, actor=actor, child=child, changed=["shield"], source="app")
-    audit_change(
-        session, actor, "child.shield.clear", child.id, {"reason": data.reason.strip()} if data else None
-    )
+    audit_change(session, actor, "child.shield.clear", child.id, note=data.reason.strip() if data else None)
     return child
-
-
-def archive_aged_out(session: Session, *, actor: Actor, today: date, limit: int = 10_000) -> int:
-    """Archive (never delete) active records of young people past 19."""
-    cutoff = oldest_birth_date_in_range(today) - timedelta(days=1)
-    count = 0
-    for child in repo.aged_out_children(session, cutoff, limit):
-        child.status = RecordStatus.ARCHIVED.value
-        child.archived_reason = "outside the 0-19 age range"
-        touch(session, child)
-        count += 1
-    session.flush()
-    if count:
-        audit.append(session, actor=actor, action="child.archive-aged-out", detail={"count": count})
-    return count
 
 
 def child_ref(child: Child) -> ChildRef:

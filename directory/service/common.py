@@ -10,8 +10,9 @@ from sqlmodel import Session
 
 from directory import audit
 from directory import repository as repo
-from directory.errors import InvalidInput, NotFound, RuleBroken, StaleVersion
-from directory.models import Actor, Child, Consent, ConsentScope, Outbox, RecordStatus, utcnow
+from directory.errors import InvalidInput, RuleBroken, StaleVersion
+from directory.models import Actor, AuditNote, Child, Consent, ConsentScope, Outbox, RecordStatus, utcnow
+from directory.visibility import no_such_child
 
 MAX_AGE_YEARS = 19  # pre-birth to 19 inclusive
 
@@ -38,13 +39,15 @@ def load_child(session: Session, child_id: uuid.UUID, *, for_update: bool = Fals
     """A child's record by id, whatever its status, or NotFound."""
     child = repo.get(session, Child, child_id, for_update=for_update)
     if child is None:
-        raise NotFound("No child record has that id.", child_id=str(child_id))
+        raise no_such_child(child_id)
     return child  # type: ignore[no-any-return]
 
 
 def active_child(session: Session, child_id: uuid.UUID, *, for_update: bool = False) -> Child:
     """A child's record that may change: neither merged into another nor archived."""
     child = load_child(session, child_id, for_update=for_update)
+    if child.status in (RecordStatus.SEALED.value, RecordStatus.PURGED.value):
+        raise no_such_child(child_id)  # nothing may say that it exists (directory.visibility)
     if child.status == RecordStatus.MERGED.value:
         raise RuleBroken(
             "This record was merged into another; make the change on that record.",
@@ -78,10 +81,24 @@ def check_version(kind: str, current: int, expected: int | None) -> None:
 
 
 def audit_change(
-    session: Session, actor: Actor, action: str, child_id: uuid.UUID, detail: dict[str, str] | None = None
+    session: Session,
+    actor: Actor,
+    action: str,
+    child_id: uuid.UUID,
+    detail: dict[str, str] | None = None,
+    *,
+    note: str | None = None,
 ) -> None:
-    """Append the audit event of a change to one child: the last write of every use case."""
-    audit.append(session, actor=actor, action=action, target_type="child", target_id=child_id, detail=detail)
+    """Append the audit event of a change to one child: the last write of every use case. Free text
+    (`note`, e.g. a reason) never enters the chain: it is kept beside it (AuditNote), which a purge
+    deletes, and the event says only that there is one."""
+    if note is not None:
+        detail = {**(detail or {}), "note": "kept"}
+    event = audit.append(
+        session, actor=actor, action=action, target_type="child", target_id=child_id, detail=detail
+    )
+    if note is not None:
+        session.add(AuditNote(seq=event.seq, child_id=child_id, text=note[:500]))
 
 
 def require_purpose(actor: Actor) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from auth.deps import note_looks
 from auth.policy import FHIR_CHILD_TYPES
 from directory import audit, service
 from directory.errors import NotAllowed
 from directory.models import Assessment, AuditEvent, Consent, Involvement, RelatedPerson, Tac, utcnow
+from directory.visibility import events_shown
 from interop import mapping as m
 from interop import picture
 from interop.api.catalogue import read_catalogue_resource
@@ -62,8 +63,10 @@ def read_audit_event(ctx: Ctx, rid: str) -> dict[str, Any]:
     """One audit event, for auditors; reading it is itself audited."""
     if not rid.isdigit():
         raise FhirError(404, "not-found", f"No AuditEvent has the id '{rid}'.")
-    event = ctx.session.get(AuditEvent, int(rid))
-    if event is None:
+    seq = int(rid)
+    shown = select(AuditEvent).where(AuditEvent.seq == seq, events_shown(ctx.session, ctx.actor.role))
+    event = ctx.session.exec(shown).first() if seq < 2**63 else None
+    if event is None:  # (an event about a sealed record is answered as one that never was)
         raise FhirError(404, "not-found", f"No AuditEvent has the id '{rid}'.")
     if ctx.actor.role not in service.ACCESS_LOG_READERS:
         raise NotAllowed(

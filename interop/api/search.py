@@ -14,6 +14,7 @@ from directory import audit, service
 from directory.errors import NotAllowed, NotFound
 from directory.identifiers import normalise_identifier
 from directory.models import Involvement, Organisation, Role
+from directory.visibility import readable_statuses
 from interop import mapping as m
 from interop import params as P
 from interop import repository as repo
@@ -119,6 +120,7 @@ def _patient_ids(ctx: Ctx, q: P.Query) -> list[uuid.UUID]:
         gender=genders,
         postcodes=postcodes,
         location_of_shielded=ctx.actor.role in service.SHIELD_VIEWERS,
+        statuses=readable_statuses(ctx.actor.role),
     )
 
 
@@ -297,7 +299,7 @@ def search_audit_events(ctx: Ctx, q: P.Query) -> Found:
     if len(child_ids) != 1:
         raise too_costly("Search AuditEvent for one patient: patient=Patient/<id>.")
     service.access_log(ctx.session, actor=ctx.actor, child_id=child_ids[0])  # the rule and the audit
-    events = audit.who_looked(ctx.session, child_id=child_ids[0], limit=1000)
+    events = audit.who_looked(ctx.session, child_id=child_ids[0], limit=1000, role=ctx.actor.role)
     dates = [P.parse_date(v, "date") for v in q.values("date")]
     subtypes = {v.split("|")[-1] for v in q.values("subtype")}
     rows = []

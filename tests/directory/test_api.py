@@ -302,7 +302,8 @@ def test_shielding_through_the_api(client: TestClient, engine: Engine) -> None:
         headers=who("designated_practitioner"),
         json={"reason": "again"},
     )
-    # A reason for lifting the shield may come in the body; it is kept in the audit event.
+    # A reason for lifting the shield may come in the body; it is kept beside the audit event (its
+    # note, which a purge deletes), never in the chain itself.
     r = client.request(
         "DELETE",
         f"/api/v1/children/{child}/shielding",
@@ -314,7 +315,10 @@ def test_shielding_through_the_api(client: TestClient, engine: Engine) -> None:
         detail = conn.execute(
             sa.text("SELECT detail FROM audit_event WHERE action = 'child.shield.clear' ORDER BY seq DESC")
         ).scalar()
-    assert "family rehoused safely" in str(detail)
+    assert "family rehoused safely" not in str(detail) and '"note":"kept"' in str(detail)
+    with engine.connect() as conn:
+        notes = conn.execute(sa.text("SELECT text FROM audit_note")).scalars().all()
+    assert notes == ["family rehoused safely"]
     blank = client.request(
         "DELETE",
         f"/api/v1/children/{child}/shielding",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -37,6 +37,7 @@ from directory.models import (
     TacUpdate,
     utcnow,
 )
+from directory.service import lifecycle
 from tests.fixtures.builders import actor, make_child, make_locality, make_practitioner, make_service
 
 TEAM = Contact(name="Early Help Hub", phone="01632 960000")
@@ -505,8 +506,11 @@ def test_aged_out_records_are_archived_not_deleted(session: Session) -> None:
     child = make_child(
         session, date_of_birth=(today.replace(year=today.year - 19) - timedelta(days=10)).isoformat()
     )
-    later = today.replace(year=today.year + 1)
-    assert service.archive_aged_out(session, actor=actor(Role.DIRECTORY_ADMIN), today=later) == 1
+    later = datetime.combine(today.replace(year=today.year + 1), time(12), tzinfo=UTC)
+    report = lifecycle.run_lifecycle(
+        session, actor=actor(Role.DIRECTORY_ADMIN), rules=lifecycle.LifecycleRules(), now=later
+    )
+    assert report.archived_aged_out == 1
     row = session.get(Child, child)
     assert row is not None and row.status == "archived"
     p = make_practitioner(session)

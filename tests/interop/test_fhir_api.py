@@ -197,14 +197,17 @@ def test_birthdate_prefixes_family_and_paging(
         api.get(f"/fhir/Patient?family=smith&birthdate=eq{year}&birthdate=gt{dob}", headers=h).json()["total"]
         == 0
     )
-    page1 = valid(api.get(f"/fhir/Patient?name=olivia,amira&birthdate={year}&_count=1", headers=h).json())
+    # a shielded child (Amira Khan) is found by demographics only with its family name (docs/lifecycle.md:
+    # a given name and a date of birth are what a birth family knows of an adopted child)
+    assert api.get(f"/fhir/Patient?name=amira&birthdate={year}", headers=h).json()["total"] == 0
+    page1 = valid(api.get(f"/fhir/Patient?name=olivia,khan&birthdate={year}&_count=1", headers=h).json())
     assert page1["total"] == 2 and len(page1["entry"]) == 1
     links = {x["relation"]: x["url"] for x in page1["link"]}
     assert "next" in links and "previous" not in links
     page2 = api.get(links["next"].replace("http://testserver", ""), headers=h).json()
     assert page2["entry"][0]["resource"]["id"] != page1["entry"][0]["resource"]["id"]
     assert "previous" in {x["relation"] for x in page2["link"]}
-    count_only = api.get(f"/fhir/Patient?name=olivia,amira&birthdate={year}&_summary=count", headers=h).json()
+    count_only = api.get(f"/fhir/Patient?name=olivia,khan&birthdate={year}&_summary=count", headers=h).json()
     assert count_only["total"] == 2 and "entry" not in count_only
     subset = api.post(
         "/fhir/Patient/_search", headers=h, data={"_id": str(world.child), "_elements": "gender"}

@@ -13,7 +13,7 @@ from alembic import op
 from directory.models import UTCDateTime
 
 revision = "0014"
-down_revision = "0013"  # 0012 in the brief; 0013 (d-details, merged in) comes first here
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
