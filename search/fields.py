@@ -35,7 +35,10 @@ W_FAMILY = {
     "phonetic": 5.5,
     "similar": 5.0,
     "weak": 1.0,
-    "differs": -4.0,
+    # Children's family names change (a parent's marriage or separation, a move to a carer, an
+    # adoption) far more often than their given names or dates of birth: a different family name
+    # beside an agreeing given name and date is weak evidence against, not a veto.
+    "differs": -1.0,
 }
 W_GIVEN = {
     "exact": 7.0,
