@@ -1,0 +1,129 @@
+"""Duplicates report benchmark: run time, recall on planted duplicates and false pairs.
+
+    uv run python bench/duplicates_report.py [--people 1000000] [--planted 2000] [--db PATH]
+        [--no-resident]
+
+Builds a synthetic directory (search.quality's households), plants duplicates of some children
+the way a second feed makes them (a new record without the NHS number, with one slip: a typo, a
+nickname, a date of birth a digit out or day/month swapped, a move, a new surname, missing sex and
+postcode), indexes everything in the embedded backend on SQLite (with the resident copy, as
+`serve` runs it), then runs the report over every child and prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from sqlalchemy import create_engine
+
+from search.duplicates import REPORT_CANDIDATES, find_duplicates
+from search.embedded import EmbeddedBackend
+from search.port import PersonFields, SearchQuery
+from search.quality import CORRUPTIONS, generate_population
+
+PLANTED_SLIPS = (
+    "typo_given",
+    "typo_family",
+    "nickname",
+    "dob_digit",
+    "dob_swap",
+    "moved",
+    "missing",
+    "spelling",
+    "surname_change",
+    "none",
+)
+
+
+def plant(population: list[PersonFields], n: int, *, seed: int) -> tuple[list[PersonFields], set[tuple[str, str]]]:
+    """n duplicates of randomly chosen born children, and the planted (first, second) id pairs."""
+    rng = random.Random(seed)
+    born = [p for p in population if p.birth_date is not None]
+    planted: set[tuple[str, str]] = set()
+    copies: list[PersonFields] = []
+    for index, rec in enumerate(rng.sample(born, n)):
+        q: SearchQuery | None = SearchQuery(
+            given=rec.given_names[0],
+            family=rec.family_names[0],
+            birth_date=rec.birth_date,
+            sex=rec.sex,
+            postcode=rec.postcodes[0] if rec.postcodes else None,
+        )
+        slip = rng.choice(PLANTED_SLIPS)
+        if slip != "none":
+            q = CORRUPTIONS[slip](q, rec, rng) or q  # type: ignore[arg-type]
+        assert q is not None
+        copy = replace(
+            rec,
+            child_id=f"dup{index:029x}",
+            given_names=(q.given or rec.given_names[0],),
+            family_names=(q.family or rec.family_names[0],),
+            birth_date=q.birth_date,
+            sex=q.sex,
+            postcodes=(q.postcode,) if q.postcode else (),
+            identifiers=(),  # the feed had no NHS number: why it was not matched
+        )
+        copies.append(copy)
+        planted.add((min(rec.child_id, copy.child_id), max(rec.child_id, copy.child_id)))
+    return copies, planted
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--planted", type=int, default=2_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--db", type=Path, help="SQLite file (default: a temporary one; kept if given)")
+    parser.add_argument("--no-resident", action="store_true", help="candidates from SQL, not memory")
+    parser.add_argument("--limit", type=int, default=REPORT_CANDIDATES, help="candidates per child")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or Path(tmp) / "duplicates.db"
+        backend = EmbeddedBackend(create_engine(f"sqlite:///{db}"))
+        backend.ensure_ready()
+        started = time.perf_counter()
+        population = generate_population(args.people - args.planted, seed=args.seed)
+        copies, planted = plant(population, args.planted, seed=args.seed + 1)
+        directory = population + copies
+        print(f"{len(directory)} children ({len(copies)} planted duplicates) in {time.perf_counter() - started:.0f}s")
+        if backend.count() != len(directory):
+            started = time.perf_counter()
+            backend.rebuild(directory)
+            print(f"indexed in {time.perf_counter() - started:.0f}s")
+        if not args.no_resident:
+            started = time.perf_counter()
+            backend.start_resident().wait_ready()
+            print(f"resident copy loaded in {time.perf_counter() - started:.0f}s")
+
+        started_cpu = time.process_time()
+        report = find_duplicates(backend, directory, limit=args.limit)
+        cpu = time.process_time() - started_cpu
+        found = {(p.first, p.second) for p in report.pairs}
+        hits = planted & found
+        false_pairs = found - planted
+        counts = report.counts()
+        print(
+            f"report: {report.children} children in {report.seconds:.0f}s wall, {cpu:.0f}s CPU "
+            f"({1e6 * report.seconds / max(report.children, 1):.0f} us a child, "
+            f"{report.candidates / max(report.children, 1):.1f} candidates scored a child)"
+        )
+        print(
+            f"  pairs {counts['pairs']} (certain {counts['certain']}, probable {counts['probable']}, "
+            f"shielded {counts['shielded']})"
+        )
+        print(f"  recall on planted duplicates {len(hits) / max(len(planted), 1):.2%} ({len(hits)}/{len(planted)})")
+        print(f"  false pairs {len(false_pairs)} ({len(false_pairs) / max(report.children, 1):.4%} of children)")
+        backend.stop_resident()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
