@@ -19,12 +19,12 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from search.blocking import identifier_key, query_keys
+from search.blocking import query_keys
 from search.port import Grade, Match, PersonFields, SearchBackend, SearchQuery
 from search.scoring import PROBABLE_AT, birth_filter, rank
 
@@ -92,44 +92,55 @@ def _uuid(hex_id: str) -> str:
 
 
 def duplicate_query(rec: PersonFields) -> SearchQuery | None:
-    """What a careful person would type to find this child; None for a record with no name or date."""
+    """What a careful person would type to find this child (no identifier: `duplicates_of` weighs the
+    identifiers apart); None for a record with no name or no date."""
     when = rec.birth_date or rec.expected_delivery_date
     given = rec.given_names[0] if rec.given_names else None
     family = rec.family_names[0] if rec.family_names else None
     if when is None or not (given or family):
         return None
-    held = dict(rec.identifiers)
-    system = next((s for s in _IDENTIFIER_ORDER if s in held), None)
     return SearchQuery(
         given=given,
         family=family,
         birth_date=when,
         sex=rec.sex,
         postcode=rec.postcodes[0] if rec.postcodes else None,
-        identifier_system=system,
-        identifier_value=held[system] if system else None,
     )
+
+
+def _with_identifier(q: SearchQuery, rec: PersonFields) -> SearchQuery:
+    held = dict(rec.identifiers)
+    system = next((s for s in _IDENTIFIER_ORDER if s in held), None)
+    if system is None:
+        return q
+    return replace(q, identifier_system=system, identifier_value=held[system])
 
 
 def duplicates_of(
     backend: SearchBackend, rec: PersonFields, *, limit: int = REPORT_CANDIDATES, at_least: str = "probable"
 ) -> tuple[list[tuple[Match, bool]], int]:
     """The other children the engine grades `at_least` (probable or certain) against this one, each
-    with whether it is shielded, and how many candidates were scored."""
+    with whether it is shielded, and how many candidates were scored.
+
+    Candidates come as a search's do, from the demographics (the birth filter and the scorer asked
+    for probable, so most are ruled out before their names are compared), plus every child holding
+    one of this one's identifiers; the few left are scored again with an identifier, so a namesake
+    twin whose NHS number differs sinks and a record sharing one is certain.
+    """
     q = duplicate_query(rec)
     if q is None:
         return [], 0
-    keys = query_keys(q)
-    keys.extend(identifier_key(system, value) for system, value in rec.identifiers)
-    found = backend.candidates(keys, limit, keep_birth=birth_filter(q))
-    shielded = {c.child_id: c.shielded for c in found}
+    found = backend.candidates(query_keys(q), limit, keep_birth=birth_filter(q, at_least=PROBABLE_AT))
+    shortlist = {
+        m.child_id for m in rank(q, (c for c in found if c.child_id != rec.child_id), at_least=PROBABLE_AT)
+    }
+    by_id = {c.child_id: c for c in found if c.child_id in shortlist}
+    for system, value in rec.identifiers:
+        by_id.update((c.child_id, c) for c in backend.by_identifier(system, value) if c.child_id != rec.child_id)
     wanted = _GRADES[at_least]
-    matches = [
-        (m, shielded[m.child_id])
-        for m in rank(q, (c for c in found if c.child_id != rec.child_id))
-        if m.score >= PROBABLE_AT and m.grade in wanted
-    ]
-    return matches, len(found)
+    qid = _with_identifier(q, rec)
+    matches = [(m, by_id[m.child_id].shielded) for m in rank(qid, by_id.values(), at_least=PROBABLE_AT)]
+    return [(m, shielded) for m, shielded in matches if m.grade in wanted], len(found)
 
 
 def find_duplicates(
