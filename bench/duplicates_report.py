@@ -41,7 +41,9 @@ PLANTED_SLIPS = (
 )
 
 
-def plant(population: list[PersonFields], n: int, *, seed: int) -> tuple[list[PersonFields], set[tuple[str, str]]]:
+def plant(
+    population: list[PersonFields], n: int, *, seed: int
+) -> tuple[list[PersonFields], set[tuple[str, str]]]:
     """n duplicates of randomly chosen born children, and the planted (first, second) id pairs."""
     rng = random.Random(seed)
     born = [p for p in population if p.birth_date is not None]
@@ -93,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         population = generate_population(args.people - args.planted, seed=args.seed)
         copies, planted = plant(population, args.planted, seed=args.seed + 1)
         directory = population + copies
-        print(f"{len(directory)} children ({len(copies)} planted duplicates) in {time.perf_counter() - started:.0f}s")
+        print(
+            f"{len(directory)} children ({len(copies)} planted duplicates) "
+            f"in {time.perf_counter() - started:.0f}s"
+        )
         if backend.count() != len(directory):
             started = time.perf_counter()
             backend.rebuild(directory)
@@ -119,8 +124,13 @@ def main(argv: list[str] | None = None) -> int:
             f"  pairs {counts['pairs']} (certain {counts['certain']}, probable {counts['probable']}, "
             f"shielded {counts['shielded']})"
         )
-        print(f"  recall on planted duplicates {len(hits) / max(len(planted), 1):.2%} ({len(hits)}/{len(planted)})")
-        print(f"  false pairs {len(false_pairs)} ({len(false_pairs) / max(report.children, 1):.4%} of children)")
+        print(
+            f"  recall on planted duplicates {len(hits) / max(len(planted), 1):.2%} "
+            f"({len(hits)}/{len(planted)})"
+        )
+        print(
+            f"  false pairs {len(false_pairs)} ({len(false_pairs) / max(report.children, 1):.4%} of children)"
+        )
         backend.stop_resident()
     return 0
 

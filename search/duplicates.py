@@ -136,7 +136,9 @@ def duplicates_of(
     }
     by_id = {c.child_id: c for c in found if c.child_id in shortlist}
     for system, value in rec.identifiers:
-        by_id.update((c.child_id, c) for c in backend.by_identifier(system, value) if c.child_id != rec.child_id)
+        by_id.update(
+            (c.child_id, c) for c in backend.by_identifier(system, value) if c.child_id != rec.child_id
+        )
     wanted = _GRADES[at_least]
     qid = _with_identifier(q, rec)
     matches = [(m, by_id[m.child_id].shielded) for m in rank(qid, by_id.values(), at_least=PROBABLE_AT)]
