@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from auth.deps import RequireScope
 from auth.policy import ADMINS, LOG_READERS, PRACTICE
+from childindex.duplicates import DUPLICATE_REVIEWERS
 from childindex.web.session import WebSession, csrf_ok
 from directory.errors import DomainError
 from directory.http.config import practice
@@ -76,6 +77,8 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
         items += [("Access grants", "/admin/grants"), ("System clients", "/admin/clients")]
     if actor.role in AUDITORS:
         items.append(("Audit", "/audit"))
+    if actor.role in DUPLICATE_REVIEWERS:
+        items.append(("Probable duplicates", "/admin/duplicates"))
     return items
 
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.errors import AuthRefused
 from childindex.web import admin, audit_pages, card_actions, localities, notices, practice, register, signin
+from childindex.web import duplicates as duplicates_pages
 from childindex.web.deps import HERE, render, web_session
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
@@ -63,6 +64,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         admin.router,
         audit_pages.router,
         localities.router,
+        duplicates_pages.router,
     ):
         app.include_router(router)
     _page_errors(app)
