@@ -13,67 +13,16 @@ postcode), indexes everything in the embedded backend on SQLite (with the reside
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import create_engine
 
 from search.duplicates import REPORT_CANDIDATES, find_duplicates
 from search.embedded import EmbeddedBackend
-from search.port import PersonFields, SearchQuery
-from search.quality import CORRUPTIONS, generate_population
-
-PLANTED_SLIPS = (
-    "typo_given",
-    "typo_family",
-    "nickname",
-    "dob_digit",
-    "dob_swap",
-    "moved",
-    "missing",
-    "spelling",
-    "surname_change",
-    "none",
-)
-
-
-def plant(
-    population: list[PersonFields], n: int, *, seed: int
-) -> tuple[list[PersonFields], set[tuple[str, str]]]:
-    """n duplicates of randomly chosen born children, and the planted (first, second) id pairs."""
-    rng = random.Random(seed)
-    born = [p for p in population if p.birth_date is not None]
-    planted: set[tuple[str, str]] = set()
-    copies: list[PersonFields] = []
-    for index, rec in enumerate(rng.sample(born, n)):
-        q: SearchQuery | None = SearchQuery(
-            given=rec.given_names[0],
-            family=rec.family_names[0],
-            birth_date=rec.birth_date,
-            sex=rec.sex,
-            postcode=rec.postcodes[0] if rec.postcodes else None,
-        )
-        slip = rng.choice(PLANTED_SLIPS)
-        if slip != "none":
-            q = CORRUPTIONS[slip](q, rec, rng) or q  # type: ignore[arg-type]
-        assert q is not None
-        copy = replace(
-            rec,
-            child_id=f"dup{index:029x}",
-            given_names=(q.given or rec.given_names[0],),
-            family_names=(q.family or rec.family_names[0],),
-            birth_date=q.birth_date,
-            sex=q.sex,
-            postcodes=(q.postcode,) if q.postcode else (),
-            identifiers=(),  # the feed had no NHS number: why it was not matched
-        )
-        copies.append(copy)
-        planted.add((min(rec.child_id, copy.child_id), max(rec.child_id, copy.child_id)))
-    return copies, planted
+from search.quality import generate_population, plant_duplicates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         backend.ensure_ready()
         started = time.perf_counter()
         population = generate_population(args.people - args.planted, seed=args.seed)
-        copies, planted = plant(population, args.planted, seed=args.seed + 1)
+        copies, planted = plant_duplicates(population, args.planted, seed=args.seed + 1)
         directory = population + copies
         print(
             f"{len(directory)} children ({len(copies)} planted duplicates) "

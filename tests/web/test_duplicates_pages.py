@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import uuid
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from directory.db import unit_of_work
 from directory.models import AuditEvent, Role
@@ -64,7 +63,7 @@ def _run(browser: TestClient, web_app: FastAPI) -> None:
 
 def _events(engine: Engine, action: str) -> list[AuditEvent]:
     with Session(engine) as s:
-        return list(s.exec(sa.select(AuditEvent).where(AuditEvent.action == action)).scalars())  # type: ignore[call-overload]
+        return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)).all())
 
 
 def test_a_data_manager_runs_the_report_and_reviews_pairs_by_id(
@@ -126,5 +125,6 @@ def test_running_without_the_forms_token_starts_nothing(
     sign_in(browser, world, "ada")
     r = browser.post("/admin/duplicates", data={"csrf_token": "forged"}, follow_redirects=False)
     assert r.status_code == 400
-    assert getattr(web_app.state, "duplicates_runner", None) is None or not web_app.state.duplicates_runner.latest
+    runner = getattr(web_app.state, "duplicates_runner", None)
+    assert runner is None or (runner.latest is None and not runner.running)
     assert not _events(engine, "duplicates.report")
