@@ -46,7 +46,7 @@ POSSIBLE_AT = 0.40
 Set so that a name and a date of birth agreeing loosely (e.g. a given name and a date-of-birth
 range, family name different, nothing else) stay hidden: at a local authority's size several
 unrelated children agree that much with any query. A given name with a date of birth one digit
-out and a different family name (a surname change and a slip) is shown as possible.
+out, a different family name and an agreeing sex (a surname change and a slip) is shown as possible.
 """
 
 # The weight total that maps to a score of 0.5, and how quickly the score rises around it.
