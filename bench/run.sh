@@ -43,6 +43,8 @@ python bench/search_http.py --database-url "sqlite:///$DB" --backend elasticsear
   --elasticsearch-url "$ES_URL" --duration 20 --queries 1000 --workers 2 --skip dev
 echo "== match quality (labelled set of 50,000 people)"
 python bench/search_quality.py --people 50000 --cases 2000
+echo "== duplicates report ($N synthetic children, 2,000 planted duplicates, resident index)"
+python bench/duplicates_report.py --people "$N" --planted 2000
 echo "== import rate ($N CSV rows)"
 python bench/import_rate.py --rows "$N" --format csv
 echo "== feeds that reconcile: a re-import of $N unchanged rows (childindex import --source pds)"

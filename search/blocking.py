@@ -80,6 +80,8 @@ def _keys(
             keys[f"gm|{g}|{md}"] = None  # survives a slip in the year
         for i in fam_initials:
             keys[f"fd|{i}|{ds}"] = None
+        for i in giv_initials:
+            keys[f"gi|{i}|{ds}"] = None  # survives a new family name and a slip in the given name
         for f in fam_primary:
             keys[f"fm|{f}|{md}"] = None
     for f in fam_primary:

@@ -457,3 +457,54 @@ def format_report(title: str, report: QualityReport) -> str:
         total = report.by_corruption[name]
         lines.append(f"    {name:<16} {report.top1_by_corruption[name] / total:8.2%}  {total:6d}")
     return "\n".join(lines)
+
+
+# --- planted duplicates (the duplicates report's benchmark and tests) ---------------------------
+
+PLANTED_SLIPS = (
+    "typo_given",
+    "typo_family",
+    "nickname",
+    "dob_digit",
+    "dob_swap",
+    "moved",
+    "missing",
+    "spelling",
+    "surname_change",
+    "none",
+)
+
+
+def plant_duplicates(
+    population: list[PersonFields], n: int, *, seed: int
+) -> tuple[list[PersonFields], set[tuple[str, str]]]:
+    """n duplicates of randomly chosen born children as a second feed makes them (no NHS number, one
+    slip: PLANTED_SLIPS), and the planted (first, second) id pairs. For the duplicates report."""
+    rng = random.Random(seed)
+    born = [p for p in population if p.birth_date is not None]
+    planted: set[tuple[str, str]] = set()
+    copies: list[PersonFields] = []
+    for index, rec in enumerate(rng.sample(born, n)):
+        q = SearchQuery(
+            given=rec.given_names[0],
+            family=rec.family_names[0],
+            birth_date=rec.birth_date,
+            sex=rec.sex,
+            postcode=rec.postcodes[0] if rec.postcodes else None,
+        )
+        slip = rng.choice(PLANTED_SLIPS)
+        if slip != "none":
+            q = CORRUPTIONS[slip](q, rec, rng) or q
+        copy = replace(
+            rec,
+            child_id=f"dup{index:029x}",
+            given_names=(q.given or rec.given_names[0],),
+            family_names=(q.family or rec.family_names[0],),
+            birth_date=q.birth_date,
+            sex=q.sex,
+            postcodes=(q.postcode,) if q.postcode else (),
+            identifiers=(),  # the feed had no NHS number: why it was not matched
+        )
+        copies.append(copy)
+        planted.add((min(rec.child_id, copy.child_id), max(rec.child_id, copy.child_id)))
+    return copies, planted

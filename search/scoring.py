@@ -43,9 +43,10 @@ PROBABLE_AT = 0.90
 POSSIBLE_AT = 0.40
 """At or above: shown as possible; below: not shown at all.
 
-Set so that a name and a date of birth agreeing loosely (e.g. given name and a date one
-digit out, family name different) stay hidden: at a local authority's size several
-unrelated children agree that much with any query.
+Set so that a name and a date of birth agreeing loosely (e.g. a given name and a date-of-birth
+range, family name different, nothing else) stay hidden: at a local authority's size several
+unrelated children agree that much with any query. A given name with a date of birth one digit
+out, a different family name and an agreeing sex (a surname change and a slip) is shown as possible.
 """
 
 # The weight total that maps to a score of 0.5, and how quickly the score rises around it.
@@ -80,12 +81,20 @@ _FLOOR = _POSSIBLE_TOTAL - 1e-6
 """What `rank` asks of a record's weight total."""
 
 
+def _floor_for(at_least: float) -> float:
+    """The weight total below which a score rounds to less than `at_least` (POSSIBLE_AT: `_FLOOR`)."""
+    if at_least == POSSIBLE_AT:
+        return _FLOOR
+    p = at_least - 0.00005
+    return _MIDPOINT + _SCALE * math.log(p / (1 - p)) - 1e-6
+
+
 def _best_names(q: SearchQuery) -> float:
     """The most the names can add: both exact."""
     return (W_FAMILY["exact"] if fold(q.family) else 0.0) + (W_GIVEN["exact"] if fold(q.given) else 0.0)
 
 
-def birth_filter(q: SearchQuery) -> BirthFilter | None:
+def birth_filter(q: SearchQuery, *, at_least: float = POSSIBLE_AT) -> BirthFilter | None:
     """A test a backend may run on a candidate's date of birth and expected delivery date before
     loading the rest of it: False only when those dates leave the record no way to reach
     "possible", whatever its names, sex, postcodes and identifiers (so exactly records `rank`
@@ -93,7 +102,8 @@ def birth_filter(q: SearchQuery) -> BirthFilter | None:
     no date to test.
 
     Most candidates share a name and a year with the query, not its date of birth: this lets the
-    resident index skip reading most of them back (see search.resident).
+    resident index skip reading most of them back (see search.resident). `at_least` raises the bar
+    for a caller that keeps only better matches (the duplicates report keeps probable ones).
     """
     if q.birth_date is None and not (q.birth_date_from and q.birth_date_to):
         return None
@@ -102,7 +112,7 @@ def birth_filter(q: SearchQuery) -> BirthFilter | None:
         + (max(W_POSTCODE.values()) if q.postcode else 0.0)
         + (max(W_IDENTIFIER.values()) if q.identifier_system and q.identifier_value else 0.0)
     )
-    needed = _FLOOR - _best_names(q) - others
+    needed = _floor_for(at_least) - _best_names(q) - others
     weight: dict[tuple[date | None, date | None], float] = {}
 
     def weigh(born: date | None, edd: date | None) -> float:
@@ -259,16 +269,17 @@ def _grade(value: float, fields: dict[str, _Verdict], *, disagreed: bool, swappe
     return "possible"
 
 
-def rank(q: SearchQuery, records: Iterable[PersonFields]) -> list[Match]:
-    """Score records against the query, drop those below POSSIBLE_AT, best first."""
+def rank(q: SearchQuery, records: Iterable[PersonFields], *, at_least: float = POSSIBLE_AT) -> list[Match]:
+    """Score records against the query, drop those below `at_least` (POSSIBLE_AT), best first."""
+    floor = _floor_for(at_least)
     seen: set[str] = set()
     matches: list[Match] = []
     for rec in records:
         if rec.child_id in seen:
             continue
         seen.add(rec.child_id)
-        assessed = _assess(q, rec, floor=_FLOOR)
-        if assessed is not None and assessed[0] >= POSSIBLE_AT:
+        assessed = _assess(q, rec, floor=floor)
+        if assessed is not None and assessed[0] >= at_least:
             matches.append(_match(rec, *assessed))
     matches.sort(key=lambda m: (-m.score, m.child_id))
     return matches

@@ -26,6 +26,7 @@ from rich.progress import (
 from sqlalchemy.engine import Engine
 
 from childindex import keys
+from childindex.cli.duplicates import duplicates_app
 from childindex.cli.grants import app as grants_app
 from childindex.cli.key_commands import audit_app, keys_app, secrets_app
 from childindex.cli.lifecycle import lifecycle_app
@@ -53,6 +54,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(pds_app, name="pds")
 app.add_typer(notifications_app, name="notifications")
 app.add_typer(lifecycle_app, name="lifecycle")
+app.add_typer(duplicates_app, name="duplicates")
 console = Console()
 
 

@@ -78,6 +78,7 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
         items.append(("Audit", "/audit"))
     if actor.role in RECORD_KEEPERS:
         items.append(("Held feed rows", "/admin/match-reviews"))
+        items.append(("Probable duplicates", "/admin/duplicates"))
     return items
 
 

@@ -24,6 +24,7 @@ from childindex.web import (
     register,
     signin,
 )
+from childindex.web import duplicates as duplicates_pages
 from childindex.web import reviews as review_pages
 from childindex.web.deps import HERE, render, web_session
 from childindex.web.merge_pages import router as merge_router
@@ -78,6 +79,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         localities.router,
         review_pages.router,
         merge_router,
+        duplicates_pages.router,
     ):
         app.include_router(router)
     _page_errors(app)

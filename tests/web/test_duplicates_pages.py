@@ -1,0 +1,130 @@
+"""The probable duplicates page: who may run and read it, what it lists (ids, grades, links to the
+merge page) and what it never lists (a pair with a shielded child, for anyone who may not see it)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from directory.db import unit_of_work
+from directory.models import AuditEvent, Role
+from search.embedded import EmbeddedBackend
+from search.indexer import drain
+from tests.fixtures.auth_builders import make_grant, make_user
+from tests.fixtures.builders import make_child
+from tests.web.world import World, csrf_of, sign_in
+
+
+def _plant(engine: Engine, world: World) -> dict[str, uuid.UUID]:
+    """Two records of one child (a second feed's copy, without the NHS number), and an unshielded
+    copy of the shielded Noah: the 2009 case."""
+    with Session(engine, expire_on_commit=False) as s:
+        ids = {
+            "amara-copy": make_child(
+                s,
+                names=[{"given": "Amara", "family": "Smith"}],
+                date_of_birth="2019-11-11",
+                identifiers=[],
+                address={"line1": "4 North Road", "town": "Oxford", "postcode": "OX2 6AA"},
+            ),
+            "noah-copy": make_child(
+                s,
+                names=[{"given": "Noah", "family": "Jones"}],
+                date_of_birth="2016-05-02",
+                sex="male",
+                identifiers=[],
+                address={"line1": "9 Hidden Lane", "town": "Oxford", "postcode": "OX4 2ZZ"},
+            ),
+        }
+        s.commit()
+    drain(engine, EmbeddedBackend(engine), wait=True)
+    return ids
+
+
+def _add_user(engine: Engine, world: World, username: str, role: Role) -> None:
+    with unit_of_work(engine) as s:
+        user = make_user(s, username)
+        make_grant(s, username, role=role)
+        world.totp[username] = user.totp_secret
+
+
+def _run(browser: TestClient, web_app: FastAPI) -> None:
+    page = browser.get("/admin/duplicates")
+    assert page.status_code == 200, page.text
+    ran = browser.post("/admin/duplicates", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False)
+    assert ran.status_code == 303, ran.text
+    web_app.state.duplicates_runner.wait(60)
+
+
+def _events(engine: Engine, action: str) -> list[AuditEvent]:
+    with Session(engine) as s:
+        return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)).all())
+
+
+def test_a_data_manager_runs_the_report_and_reviews_pairs_by_id(
+    browser: TestClient, world: World, web_app: FastAPI, engine: Engine
+) -> None:
+    planted = _plant(engine, world)
+    _add_user(engine, world, "dora", Role.DATA_MANAGER)
+    sign_in(browser, world, "dora")
+    _run(browser, web_app)
+    page = browser.get("/admin/duplicates")
+    assert page.status_code == 200, page.text
+    first, second = sorted([str(world.children["amara"]), str(planted["amara-copy"])])
+    assert f"/admin/children/{first}/merge?duplicate={second}" in page.text
+    assert "Amara" not in page.text and "OX2" not in page.text  # ids, grades and field names only
+    # The shielded child's pair is not listed, and nothing on the page hints at it.
+    assert str(world.children["noah"]) not in page.text
+    assert str(planted["noah-copy"]) not in page.text
+    assert "1 pair listed" in page.text
+    run = _events(engine, "duplicates.report")
+    assert len(run) == 1 and run[0].actor_subject == "dora"
+    detail = json.loads(run[0].detail or "{}")
+    assert detail["listed"] == 1
+    assert "Amara" not in json.dumps(detail) and "Smith" not in json.dumps(detail)
+    assert _events(engine, "duplicates.report.read")
+
+
+def test_a_directory_admin_may_run_it_and_sees_no_shielded_pair(
+    browser: TestClient, world: World, web_app: FastAPI, engine: Engine
+) -> None:
+    planted = _plant(engine, world)
+    sign_in(browser, world, "ada")
+    _run(browser, web_app)
+    page = browser.get("/admin/duplicates")
+    assert str(planted["amara-copy"]) in page.text
+    assert str(planted["noah-copy"]) not in page.text and str(world.children["noah"]) not in page.text
+    # The pair is in the report all the same: it is the listing that leaves it out.
+    report = web_app.state.duplicates_runner.latest
+    shielded = [p for p in report.pairs if p.shielded]
+    assert {uuid.UUID(x) for p in shielded for x in (p.first, p.second)} == {
+        world.children["noah"],
+        planted["noah-copy"],
+    }
+
+
+def test_practitioners_auditors_and_designated_practitioners_are_refused(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    for username in ("pat", "dee", "aud", "lena"):
+        with TestClient(browser.app, base_url=str(browser.base_url), raise_server_exceptions=False) as c:
+            sign_in(c, world, username)
+            assert c.get("/admin/duplicates").status_code == 403, username
+            assert c.post("/admin/duplicates", data={}).status_code == 403, username
+    assert not _events(engine, "duplicates.report")
+
+
+def test_running_without_the_forms_token_starts_nothing(
+    browser: TestClient, world: World, web_app: FastAPI, engine: Engine
+) -> None:
+    sign_in(browser, world, "ada")
+    r = browser.post("/admin/duplicates", data={"csrf_token": "forged"}, follow_redirects=False)
+    assert r.status_code == 400
+    runner = getattr(web_app.state, "duplicates_runner", None)
+    assert runner is None or (runner.latest is None and not runner.running)
+    assert not _events(engine, "duplicates.report")
