@@ -19,15 +19,29 @@ target_metadata = [SQLModel.metadata, search_metadata]
 def run() -> None:
     engine = config.attributes["engine"]
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A batch migration rebuilds a table (copy, drop, rename). With foreign keys enforced,
+            # dropping a table others point at (child) deletes its rows first and fails on their
+            # references; SQLite's own advice is to switch enforcement off for the rebuild and check
+            # afterwards. The pragma only takes effect outside a transaction: on the driver's
+            # connection, before the migrations' transaction begins.
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=target_metadata
             + ([limits_metadata] if connection.dialect.name == "postgresql" else []),
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=sqlite,
         )
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"the migration left rows whose references are broken: {broken[:5]}")
         connection.commit()
+        if sqlite:
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
 
 run()

@@ -24,6 +24,7 @@ from directory.permissions import SHIELD_VIEWERS, may_see_shielded
 from directory.service.access import ACCESS_LOG_READERS
 from directory.service.common import load_child, require_purpose
 from directory.service.versions import snapshot
+from directory.visibility import require_readable
 
 WITHHELD_DETAILS = (
     "names",
@@ -98,6 +99,7 @@ def child_history(
     """The versions of a child's record (or one of them) as this reader may see them; audited."""
     require_purpose(actor)
     child = load_child(session, child_id)
+    require_readable(child, actor)  # sealed, archived, purged: as an unknown id (directory.visibility)
     rows = list(repo.child_versions(session, child.id, version))
     if not rows and version in (None, child.version):
         rows = [_as_it_stands(session, child)]

@@ -33,6 +33,7 @@ from sqlmodel import Session, col, select
 from directory import audit
 from directory import repository as repo
 from directory.errors import InvalidInput, NotAllowed
+from directory.merge_moves import merged_into_ids
 from directory.models import (
     OPEN_CAF_STATUSES,
     Actor,
@@ -64,6 +65,7 @@ DEATH_CAF_REASON = "The child has died; the record is closed."
 PURGED_THROUGH: list[tuple[str, str, str, str]] = [
     # (table, its column, the parent table it points at, the parent's child-id column): deleted first
     ("tac_member", "tac_id", "tac", "child_id"),
+    ("merge_move", "merge_id", "child_merge", "kept_id"),  # what merges into the record moved
 ]
 """Tables that reach the child through another table."""
 
@@ -82,7 +84,9 @@ PURGED_ROWS: list[tuple[str, str]] = [
     ("child_identifier", "child_id"),
     ("child_name", "child_id"),
     ("audit_note", "child_id"),
-    # ("child_version", "child_id"),  -- the per-version snapshots (branch d-details): add at merge
+    ("child_version", "child_id"),  # the record as it was at each version
+    ("match_review", "child_id"),  # feed rows linked to the record (the row as the feed gave it)
+    ("child_merge", "kept_id"),  # the merges into it (the duplicates are purged with it)
 ]
 """Every table that holds a child's personal data, with the column that names the child: the list to
 extend when such a table is added (tests/directory/test_lifecycle.py checks every table with a
@@ -244,6 +248,20 @@ def purge(session: Session, *, actor: Actor, child: Child, now: datetime) -> Non
     dates); the search index drops it through the outbox. Audited with the id only."""
     if child.status != RecordStatus.ARCHIVED.value:
         raise InvalidInput("Only an archived record can be purged.", child_id=str(child.id))
+    for duplicate_id in merged_into_ids(session, child.id):
+        duplicate = session.get(Child, duplicate_id)
+        assert duplicate is not None
+        _purge_rows(session, duplicate)  # a duplicate merged into it: a pointer, purged with it
+    _purge_rows(session, child)
+    row = _lifecycle_row(session, child.id)
+    row.died_on, row.moved_to, row.moved_on, row.purged_at = None, None, None, now
+    session.add(row)
+    session.flush()
+    audit_change(session, actor, "child.purge", child.id)
+
+
+def _purge_rows(session: Session, child: Child) -> None:
+    """Delete every row holding the child's personal data and make its row a tombstone."""
     conn = session.connection()
     session.flush()
     bound = {"child_id": _bind(conn, child.id)}
@@ -264,11 +282,6 @@ def purge(session: Session, *, actor: Actor, child: Child, now: datetime) -> Non
     child.shielded, child.shielded_reason, child.shielded_by, child.shielded_at = False, None, None, None
     child.archived_reason = None
     touch(session, child)
-    row = _lifecycle_row(session, child.id)
-    row.died_on, row.moved_to, row.moved_on, row.purged_at = None, None, None, now
-    session.add(row)
-    session.flush()
-    audit_change(session, actor, "child.purge", child.id)
 
 
 def _bind(conn: sa.Connection, child_id: uuid.UUID) -> object:

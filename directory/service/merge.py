@@ -36,6 +36,7 @@ from directory.models import (
     utcnow,
 )
 from directory.service.common import active_child, load_child, require_purpose
+from directory.visibility import no_such_child
 
 MERGERS = frozenset({Role.DIRECTORY_ADMIN, Role.DATA_MANAGER})
 """Who may merge two records of one child, and undo a merge."""
@@ -74,10 +75,11 @@ def _lock_pair(session: Session, kept_id: uuid.UUID, duplicate_id: uuid.UUID) ->
 
 
 def unsealed(session: Session, child_id: uuid.UUID) -> Child:
-    """A record by id, as not found when an adoption sealed it (nothing outside that role sees it)."""
+    """A record by id, as not found when an adoption sealed it (nothing outside that role sees it) or a
+    purge left only its tombstone."""
     child = load_child(session, child_id)
-    if child.status == RecordStatus.SEALED.value:
-        raise NotFound("No child record has that id.", child_id=str(child_id))
+    if child.status in (RecordStatus.SEALED.value, RecordStatus.PURGED.value):
+        raise no_such_child(child_id)
     return child
 
 
