@@ -24,6 +24,7 @@ from childindex.migrations import upgrade
 from childindex.settings import Settings
 from directory import keyfile
 from directory.db import make_engine
+from search.tables import metadata as search_metadata
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("CHILDINDEX_TEST_POSTGRES_URL")
@@ -77,8 +78,11 @@ def postgres_engine() -> Iterator[Engine]:
 
 
 def _truncate_all(engine: Engine) -> None:
+    # The search backend's own tests drop the embedded index's tables in this database when they
+    # end (tests/search/conftest.py): a test after them on the migrated schema needs them back.
+    search_metadata.create_all(engine)
     tables = [t.name for t in SQLModel.metadata.sorted_tables]
-    tables += [t for t in ("search_record", "search_key", "search_log") if sa.inspect(engine).has_table(t)]
+    tables += [t.name for t in search_metadata.sorted_tables]
     tables += [t.name for t in limits_metadata.sorted_tables]  # the shared rate-limit counters
     names = ", ".join(f'"{t}"' for t in tables)
     with engine.begin() as conn:
