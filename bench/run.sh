@@ -51,3 +51,7 @@ echo "== feeds that reconcile: a re-import of $N unchanged rows (childindex impo
 python bench/feed_reconcile.py unchanged --rows "$N" --dir var/bench-feed
 echo "== feeds that reconcile: a 100,000-row feed of changes against 100,000 indexed children (labelled)"
 python bench/feed_reconcile.py changes --children 100000 --rows 100000 --dir var/bench-feed
+echo "== changing a child's details (2,000 changes, SQLite)"
+python bench/details_change.py --database-url "sqlite:///var/bench-details.db" --children 2000 --changes 2000
+echo "== merge, unmerge and subject access (300 pairs, SQLite)"
+python bench/merge.py --database-url "sqlite:///var/bench-merge.db" --pairs 300
