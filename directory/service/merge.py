@@ -36,7 +36,7 @@ from directory.models import (
     utcnow,
 )
 from directory.service.common import active_child, load_child, require_purpose
-from directory.visibility import no_such_child
+from directory.visibility import may_read_record, no_such_child
 
 MERGERS = frozenset({Role.DIRECTORY_ADMIN, Role.DATA_MANAGER})
 """Who may merge two records of one child, and undo a merge."""
@@ -271,8 +271,13 @@ def merge_plan(session: Session, *, actor: Actor, kept_id: uuid.UUID, duplicate_
 
 
 def audit_merged_read(session: Session, *, actor: Actor, child_id: uuid.UUID, kept_id: uuid.UUID) -> None:
-    """A read of a merged record, sent on to the record kept: audited like a read (a purpose is needed)."""
+    """A read of a merged record, sent on to the record kept: audited like a read (a purpose is needed).
+    When the caller may not read the record kept (archived, or sealed since by an adoption), the merged
+    record is answered as an unknown id: its pointer must not name a record they cannot see."""
     require_purpose(actor)
+    kept = repo.get(session, Child, kept_id)
+    if kept is None or not may_read_record(kept, actor):
+        raise no_such_child(child_id)
     audit.append(
         session,
         actor=actor,

@@ -486,3 +486,24 @@ def test_the_merge_guards_are_in_place_after_every_migration(engine: Engine) -> 
         names = set(conn.execute(sa.text("SELECT tgname FROM pg_trigger")).scalars())
     wanted = {f"{t}_not_merged_{e}" for t in MERGE_GUARDED_TABLES for e in ("insert", "update")}
     assert wanted <= names, wanted - names
+
+
+@pytest.mark.parametrize("status", ["sealed", "archived"])
+def test_a_pointer_to_a_record_the_reader_may_not_read_is_an_unknown_id(
+    client: TestClient, engine: Engine, status: str
+) -> None:
+    """A duplicate merged into a record that an adoption sealed (or that was archived) since must not
+    send a practitioner on to it: the pointer is answered exactly as an id never used."""
+    keep, dup = new_child(client), new_child(client)
+    _merge(client, keep, dup)
+    reader = who(subject="looker")
+    assert client.get(f"/api/v1/children/{dup}", headers=reader, follow_redirects=False).status_code == 301
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE child SET status = :s WHERE id = :i"), {"s": status, "i": _id(engine, keep)}
+        )
+    unknown = client.get(f"/api/v1/children/{uuid.uuid4()}", headers=reader)
+    r = client.get(f"/api/v1/children/{dup}", headers=reader, follow_redirects=False)
+    assert r.status_code == 404 and "location" not in r.headers, r.text
+    assert r.json()["detail"] == unknown.json()["detail"]
+    assert keep not in r.text
