@@ -208,6 +208,8 @@ ADOPTION_TEAM = frozenset({Role.ADOPTION_OFFICER})
 ROUTE_POLICIES.update(
     {
         "read_child": Policy(frozenset({"directory.search"}), _RECORD_READERS, rate_limited=True),
+        # a record's history is read by whoever may read the record (visibility decides which)
+        "child_history": Policy(frozenset({"directory.search"}), _RECORD_READERS, rate_limited=True),
         "search_children": Policy(frozenset({"directory.search"}), _RECORD_FINDERS, rate_limited=True),
         "search_children_get": Policy(frozenset({"directory.search"}), _RECORD_FINDERS, rate_limited=True),
         "adopt_child": Policy(frozenset({"directory.write"}), ADOPTION_TEAM),

@@ -34,8 +34,9 @@ from directory.models import (
     utcnow,
 )
 from directory.service.children import create_child
-from directory.service.common import active_child, audit_change, touch
+from directory.service.common import active_child, audit_change
 from directory.service.involvements import _snapshot
+from directory.service.versions import new_version
 from directory.visibility import SEALED_READERS, no_such_child
 
 ADOPTION_SHIELD_REASON = "set when the record was made"
@@ -72,8 +73,8 @@ def adopt(session: Session, *, actor: Actor, child_id: uuid.UUID, data: Adoption
     for involvement in carried:
         _carry(session, actor, involvement, adoptive, today)
     birth.status = RecordStatus.SEALED.value
-    touch(session, birth)  # its outbox row: the search index drops it
-    session.flush()
+    # a version in its (sealed) history; its outbox row: the search index drops it
+    new_version(session, actor=actor, child=birth, changed=["status"], source="adoption")
     link = AdoptionLink(sealed_id=birth.id, adoptive_id=adoptive.id, sealed_at=now, sealed_by=actor.subject)
     session.add(link)
     session.flush()

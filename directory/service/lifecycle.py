@@ -55,6 +55,7 @@ from directory.models import (
 from directory.service.caf import close_caf
 from directory.service.common import active_child, add_years, audit_change, touch
 from directory.service.involvements import _save_involvement_change
+from directory.service.versions import new_version
 
 LIFECYCLE_RECORDERS = frozenset({Role.DIRECTORY_ADMIN})
 """Who may record a death or a move out of the area (through the app API; `childindex pds refresh`
@@ -159,7 +160,8 @@ def archive(
     (`row`: its life-cycle row, when the caller loaded it already.)"""
     child.status = RecordStatus.ARCHIVED.value
     child.archived_reason = reason.value
-    touch(session, child)  # its outbox row: the search index drops it
+    # a version in its history; its outbox row: the search index drops it
+    new_version(session, actor=actor, child=child, changed=["status"], source="lifecycle")
     row = row or _lifecycle_row(session, child.id)
     row.archived_at = now
     session.add(row)
@@ -332,8 +334,7 @@ def record_move_away(
     row = _lifecycle_row(session, child.id)
     row.moved_to, row.moved_on = data.authority, data.moved_on
     session.add(row)
-    touch(session, child)
-    session.flush()
+    new_version(session, actor=actor, child=child, changed=["moved away"], source="app")
     audit_change(session, actor, "child.moved-away", child.id)
     return row
 

@@ -219,6 +219,11 @@ def test_archived_records_leave_practitioners_and_stay_readable_for_data_manager
         assert card.json()["status"] == "archived" and card.json()["names"][0]["family"] == "Oyelaran"
         dates = client.get(f"/api/v1/children/{child}/lifecycle", headers=who(role))
         assert dates.status_code == 200 and dates.json()["archived_reason"] == "aged-out"
+        history = client.get(f"/api/v1/children/{child}/history", headers=who(role))
+        assert history.status_code == 200, (role, history.text)
+        newest = max(history.json(), key=lambda v: v["version"])
+        assert newest["changed"] == ["status"] and newest["source"] == "lifecycle"
+        assert newest["details"]["status"] == "archived"
     # and an archived record cannot be changed
     r = client.post(
         f"/api/v1/children/{child}/shielding", headers=who("directory_admin"), json={"reason": "x"}
