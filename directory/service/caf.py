@@ -135,7 +135,7 @@ def signal_caf(
             "have confirmed that the child is not at risk of significant harm.",
             field="no_risk_of_significant_harm",
         )
-    child = active_child(session, child_id)
+    child = active_child(session, child_id, actor=actor)
     practitioner = acting_practitioner(session, actor, data.practitioner_id, doing="signal a CAF")
     lapse_expired_signal(session, child_id=child.id, now=now)
     existing = repo.open_caf(session, child.id)

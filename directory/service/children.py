@@ -166,7 +166,7 @@ def set_shield(session: Session, *, actor: Actor, child_id: uuid.UUID, data: Shi
             "Only a designated practitioner, a child-protection practitioner or a directory "
             "admin can shield a record."
         )
-    child = active_child(session, child_id, for_update=True)
+    child = active_child(session, child_id, for_update=True, actor=actor)
     child.shielded = True
     child.shielded_reason = data.reason
     child.shielded_by = actor.subject
@@ -185,7 +185,7 @@ def clear_shield(
             "Only a designated practitioner, a child-protection practitioner or a directory "
             "admin can lift a shield."
         )
-    child = active_child(session, child_id, for_update=True)
+    child = active_child(session, child_id, for_update=True, actor=actor)
     if not child.shielded:
         raise Conflict("This record is not shielded.")
     child.shielded = False

@@ -12,7 +12,7 @@ from directory import audit
 from directory import repository as repo
 from directory.errors import InvalidInput, RuleBroken, StaleVersion
 from directory.models import Actor, AuditNote, Child, Consent, ConsentScope, Outbox, RecordStatus, utcnow
-from directory.visibility import no_such_child
+from directory.visibility import may_read_record, no_such_child
 
 MAX_AGE_YEARS = 19  # pre-birth to 19 inclusive
 
@@ -43,11 +43,17 @@ def load_child(session: Session, child_id: uuid.UUID, *, for_update: bool = Fals
     return child  # type: ignore[no-any-return]
 
 
-def active_child(session: Session, child_id: uuid.UUID, *, for_update: bool = False) -> Child:
-    """A child's record that may change: neither merged into another nor archived."""
+def active_child(
+    session: Session, child_id: uuid.UUID, *, for_update: bool = False, actor: Actor | None = None
+) -> Child:
+    """A child's record that may change: neither merged into another nor archived. With `actor`: a
+    record that actor may not read (archived, for most roles) is refused as an unknown id, so that a
+    refused change does not say the record exists."""
     child = load_child(session, child_id, for_update=for_update)
     if child.status in (RecordStatus.SEALED.value, RecordStatus.PURGED.value):
         raise no_such_child(child_id)  # nothing may say that it exists (directory.visibility)
+    if actor is not None and not may_read_record(child, actor):
+        raise no_such_child(child_id)
     if child.status == RecordStatus.MERGED.value:
         raise RuleBroken(
             "This record was merged into another; make the change on that record.",

@@ -25,7 +25,7 @@ from directory.service.common import active_child, audit_change, load_child
 
 def record_consent(session: Session, *, actor: Actor, child_id: uuid.UUID, data: ConsentCreate) -> Consent:
     """Record a consent given by a parent/carer or a competent young person."""
-    child = active_child(session, child_id)
+    child = active_child(session, child_id, actor=actor)
     if data.given_by_kind == ConsentGiver.YOUNG_PERSON:
         if data.young_person_competent is not True:
             raise InvalidInput(

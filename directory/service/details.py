@@ -66,7 +66,7 @@ def change_child(
 ) -> list[str]:
     """Change a child's details; return the names of the fields that changed (empty: nothing did,
     and no new version is made). A stale `expected_version` is refused before anything is written."""
-    child = active_child(session, child_id, for_update=True)
+    child = active_child(session, child_id, for_update=True, actor=actor)
     require_details_change(session, actor, child, requested_fields(change))
     check_version("child's record", child.version, expected_version)
     changed = apply_change(session, child, change, today=today)
@@ -85,7 +85,7 @@ def change_child(
 def authorise_change(session: Session, *, actor: Actor, child_id: uuid.UUID, change: ChildChange) -> None:
     """Refuse, as change_child would, an actor who may not make this change to this record (so that a
     request missing its version is told who may change the record before what to send)."""
-    child = active_child(session, child_id)
+    child = active_child(session, child_id, actor=actor)
     require_details_change(session, actor, child, requested_fields(change))
 
 

@@ -40,7 +40,7 @@ def record_involvement(
 ) -> Involvement:
     """Record that a service (and maybe a named practitioner) is working with a child (see
     permissions.practitioner_to_record for who may record which)."""
-    child = active_child(session, child_id)
+    child = active_child(session, child_id, actor=actor)
     service = repo.get(session, Service, data.service_id)
     if service is None:
         raise NotFound("No service has that id; pick one from /api/v1/services.")

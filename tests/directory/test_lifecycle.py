@@ -224,11 +224,15 @@ def test_archived_records_leave_practitioners_and_stay_readable_for_data_manager
         newest = max(history.json(), key=lambda v: v["version"])
         assert newest["changed"] == ["status"] and newest["source"] == "lifecycle"
         assert newest["details"]["status"] == "archived"
-    # and an archived record cannot be changed
+    # and an archived record cannot be changed: refused to an admin (who may not read it) exactly as an
+    # unknown id, so that the refusal does not say it exists
     r = client.post(
         f"/api/v1/children/{child}/shielding", headers=who("directory_admin"), json={"reason": "x"}
     )
-    assert r.status_code == 422
+    u = client.post(
+        f"/api/v1/children/{unknown}/shielding", headers=who("directory_admin"), json={"reason": "x"}
+    )
+    assert r.status_code == u.status_code == 404 and r.json()["detail"] == u.json()["detail"]
 
 
 def test_a_death_closes_the_record_ends_involvements_and_the_open_caf(
