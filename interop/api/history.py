@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from directory import repository as drepo
@@ -65,25 +66,35 @@ def _snapshot_entry(
     practitioner = ctx.session.get(Practitioner, row.practitioner_id) if row.practitioner_id else None
     res = m.episode_of_care(picture.episode_row(row, svc, org, practitioner))
     res["meta"]["lastUpdated"] = snap.recorded_at.isoformat()
-    recorded = snap.change == "record"
+    return history_entry(
+        ctx, res, inv.id, version=snap.version, at=snap.recorded_at, created=snap.change == "record"
+    )
+
+
+def history_entry(
+    ctx: Ctx, resource: dict[str, Any], rid: uuid.UUID, *, version: int, at: datetime, created: bool
+) -> dict[str, Any]:
+    """One version of a resource in a history Bundle, as the create or update that made it."""
+    kind = resource["resourceType"]
     return {
-        "fullUrl": f"{ctx.base}/EpisodeOfCare/{inv.id}",
-        "resource": res,
-        "request": {
-            "method": "POST" if recorded else "PUT",
-            "url": "EpisodeOfCare" if recorded else f"EpisodeOfCare/{inv.id}",
-        },
+        "fullUrl": f"{ctx.base}/{kind}/{rid}",
+        "resource": resource,
+        "request": {"method": "POST" if created else "PUT", "url": kind if created else f"{kind}/{rid}"},
         "response": {
-            "status": "201" if recorded else "200",
-            "etag": f'W/"{snap.version}"',
-            "lastModified": snap.recorded_at.isoformat(),
+            "status": "201" if created else "200",
+            "etag": f'W/"{version}"',
+            "lastModified": at.isoformat(),
         },
     }
 
 
 def history_bundle(ctx: Ctx, rid: str) -> dict[str, Any]:
     """Every version of an involvement, newest first, as a history Bundle."""
-    entries = history_entries(ctx, visible_involvement(ctx, rid))
+    return history_of(history_entries(ctx, visible_involvement(ctx, rid)))
+
+
+def history_of(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """A history Bundle of these entries (newest first)."""
     return {
         "resourceType": "Bundle",
         "id": uuid.uuid4().hex,

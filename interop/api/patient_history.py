@@ -15,6 +15,7 @@ from directory import service
 from directory.models import AddressRead, ChildCard, ChildVersionRead, IdentifierRead, NameRead
 from interop import mapping as m
 from interop.api.context import Ctx, resource_id
+from interop.api.history import history_entry, history_of
 from interop.api.read import read_child_resource
 
 
@@ -49,29 +50,9 @@ def patient_history_entries(ctx: Ctx, rid: str, version: int | None = None) -> l
 
 def _entry(ctx: Ctx, child_id: uuid.UUID, card: ChildCard, v: ChildVersionRead) -> dict[str, Any]:
     res = m.patient(_card_at(card, v), m.PatientExtras(version=v.version, updated_at=v.at))
-    created = v.version == 1
-    return {
-        "fullUrl": f"{ctx.base}/Patient/{child_id}",
-        "resource": res,
-        "request": {
-            "method": "POST" if created else "PUT",
-            "url": "Patient" if created else f"Patient/{child_id}",
-        },
-        "response": {
-            "status": "201" if created else "200",
-            "etag": f'W/"{v.version}"',
-            "lastModified": v.at.isoformat(),
-        },
-    }
+    return history_entry(ctx, res, child_id, version=v.version, at=v.at, created=v.version == 1)
 
 
 def patient_history_bundle(ctx: Ctx, rid: str) -> dict[str, Any]:
     """Every version of a child's record, newest first, as a history Bundle."""
-    entries = patient_history_entries(ctx, rid)
-    return {
-        "resourceType": "Bundle",
-        "id": uuid.uuid4().hex,
-        "type": "history",
-        "total": len(entries),
-        "entry": entries,
-    }
+    return history_of(patient_history_entries(ctx, rid))
