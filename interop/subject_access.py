@@ -27,10 +27,11 @@ from interop import systems as S
 from interop.mapping.audit_event import audit_event
 from interop.mapping.care_team import TeamMember, care_team
 from interop.mapping.consent import consent
-from interop.mapping.episode_of_care import EpisodeRow, episode_of_care
+from interop.mapping.episode_of_care import episode_of_care
 from interop.mapping.flag import caf_flag
 from interop.mapping.patient import PatientExtras, patient
 from interop.mapping.related_person import related_person
+from interop.picture import episode_row
 
 SAR_PROFILE = f"{S.BASE}/StructureDefinition/subject-access-export"
 
@@ -73,31 +74,7 @@ def _patient(sar: SubjectAccess) -> dict[str, Any]:
 
 
 def _episodes(sar: SubjectAccess) -> list[dict[str, Any]]:
-    out = []
-    for inv, service, org, practitioner in sar.involvements:
-        row = EpisodeRow(
-            id=inv.id,
-            child_id=sar.child.id,
-            service_id=service.id,
-            service_name=service.name,
-            service_type=service.service_type,
-            organisation_id=org.id,
-            organisation_name=org.name,
-            practitioner_id=inv.practitioner_id,
-            practitioner_name=practitioner.name if practitioner else None,
-            role=inv.role,
-            level_of_need=inv.level_of_need,
-            start_date=inv.start_date,
-            end_date=inv.end_date,
-            status=inv.status,
-            sensitive=inv.sensitive,
-            consent_id=inv.consent_id,
-            source=inv.source,
-            last_confirmed_at=inv.last_confirmed_at,
-            version=inv.version,
-        )
-        out.append(episode_of_care(row))
-    return out
+    return [episode_of_care(episode_row(inv, svc, org, p)) for inv, svc, org, p in sar.involvements]
 
 
 def _cafs(sar: SubjectAccess) -> list[dict[str, Any]]:
