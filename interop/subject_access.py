@@ -172,16 +172,7 @@ def bundle(sar: SubjectAccess, *, authority: str, now: datetime) -> dict[str, An
     resources += _episodes(sar) + _cafs(sar) + _lead_history(sar) + _tacs(sar)
     resources += [
         consent(
-            ConsentRead(
-                id=c.id,
-                scope=c.scope,
-                given_by_kind=c.given_by_kind,
-                given_by_name=c.given_by_name,
-                given_at=c.given_at,
-                withdrawn_at=c.withdrawn_at,
-                withdrawn_reason=c.withdrawn_reason,
-                current=c.withdrawn_at is None,
-            ),
+            ConsentRead.of(c),
             child_id,
         )
         for c in sar.consents

@@ -57,3 +57,17 @@ class ConsentRead(Output):
     withdrawn_at: datetime | None = None
     withdrawn_reason: str | None = None
     current: bool
+
+    @classmethod
+    def of(cls, c: Consent) -> ConsentRead:
+        """A consent as it is read back (current until it is withdrawn)."""
+        return cls(
+            id=c.id,
+            scope=c.scope,
+            given_by_kind=c.given_by_kind,
+            given_by_name=c.given_by_name,
+            given_at=c.given_at,
+            withdrawn_at=c.withdrawn_at,
+            withdrawn_reason=c.withdrawn_reason,
+            current=c.withdrawn_at is None,
+        )

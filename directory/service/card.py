@@ -136,18 +136,7 @@ def build_card(
         )
     covered = [inv for inv, *_ in rows]
     card.consents = [
-        ConsentRead(
-            id=c.id,
-            scope=c.scope,
-            given_by_kind=c.given_by_kind,
-            given_by_name=c.given_by_name,
-            given_at=c.given_at,
-            withdrawn_at=c.withdrawn_at,
-            withdrawn_reason=c.withdrawn_reason,
-            current=c.withdrawn_at is None,
-        )
-        for c in repo.consents(session, child.id)
-        if may_see_consent(actor, c, covered)
+        ConsentRead.of(c) for c in repo.consents(session, child.id) if may_see_consent(actor, c, covered)
     ]
     return card
 
