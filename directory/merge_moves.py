@@ -40,7 +40,7 @@ CHILD_ROWS: tuple[tuple[str, str], ...] = (
 """Every (table, column) whose rows belong to a child and move with a merge."""
 
 BOOKKEEPING = frozenset({("child", "version"), ("child", "updated_at")})
-"""Values an unmerge restores only when nothing changed them since; otherwise it moves them on."""
+"""Values an unmerge never puts back: a record's version (and when it changed) only moves on."""
 
 
 def _table(name: str) -> sa.Table:

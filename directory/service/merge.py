@@ -8,6 +8,10 @@ notifications; the stricter protection wins (a shield on either is carried, with
 duplicate becomes a pointer (status merged, merged_into_id). Every value changed is logged
 (directory.merge_moves) so an unmerge puts back exactly that. The access history is not rewritten
 (the audit log is append-only): the kept record's access log also shows the records merged into it.
+
+Versions only move on: a merge makes a new version of both records, and an unmerge another, each
+with its snapshot in the history (directory.service.versions), so the history shows the merge and
+its undoing and no version number is ever used twice (an ETag names one state only).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from directory.models import (
     utcnow,
 )
 from directory.service.common import active_child, load_child, require_purpose
+from directory.service.versions import record_version
 from directory.visibility import may_read_record, no_such_child
 
 MERGERS = frozenset({Role.DIRECTORY_ADMIN, Role.DATA_MANAGER})
@@ -136,8 +141,7 @@ def merge_children(
     except IntegrityError:
         raise Conflict("This record was merged by someone else at the same moment.") from None
     session.expire_all()
-    for child_id in (kept.id, duplicate.id):
-        session.add(Outbox(topic="child", entity_id=child_id.hex))
+    _new_versions(session, actor, (kept.id, duplicate.id), change="merged", source="merge")
     audit.append(
         session,
         actor=actor,
@@ -187,6 +191,16 @@ def _move_everything(
     return moved
 
 
+def _new_versions(
+    session: Session, actor: Actor, child_ids: tuple[uuid.UUID, uuid.UUID], *, change: str, source: str
+) -> None:
+    """The snapshots of the versions a merge or an unmerge made of both records (their version numbers
+    moved on with the logged rows), and their outbox rows for the search index."""
+    for child_id in child_ids:
+        record_version(session, actor=actor, child=load_child(session, child_id), changed=[change], source=source)
+        session.add(Outbox(topic="child", entity_id=child_id.hex))
+
+
 def unmerge_children(
     session: Session,
     *,
@@ -216,10 +230,10 @@ def unmerge_children(
     touched: set[str] = set()
     restorable = []
     for move in moves:
-        if merge_moves.current_value(session, move) == move.new_value:
+        if (move.table_name, move.column_name) in merge_moves.BOOKKEEPING:
+            touched.add(move.row_id)  # a version moves on, never back
+        elif merge_moves.current_value(session, move) == move.new_value:
             restorable.append(move)
-        elif (move.table_name, move.column_name) in merge_moves.BOOKKEEPING:
-            touched.add(move.row_id)
         else:
             raise Conflict(
                 f"The merged records changed since the merge ({move.table_name}.{move.column_name}): "
@@ -236,8 +250,7 @@ def unmerge_children(
     merge_moves.forget(session, merge)
     session.flush()
     session.expire_all()
-    for child_id in (kept_id, dup_id):
-        session.add(Outbox(topic="child", entity_id=child_id.hex))
+    _new_versions(session, actor, (kept_id, dup_id), change="unmerged", source="unmerge")
     audit.append(
         session,
         actor=actor,

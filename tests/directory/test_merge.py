@@ -41,17 +41,30 @@ MOVED_TABLES = (
 GROWING |= {"search_record", "search_key", "search_log", "trawl_alert", "seen_jti"}
 
 
+# A record's version, when it changed and its history only move on: a merge and an unmerge each make a
+# new version of both records (checked on their own below).
+VERSIONS = {"child": ("version", "updated_at"), "child_version": ("*",)}
+
+
 def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table (but the growing ones), sorted, as comparable tuples."""
+    """Every row of every table (but the growing ones and the versions), sorted, as comparable tuples."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     inspector = sa.inspect(engine)
     with engine.connect() as conn:
         for table in inspector.get_table_names():
-            if table in GROWING or table == "alembic_version":
+            if table in GROWING or table == "alembic_version" or VERSIONS.get(table) == ("*",):
                 continue
-            rows = conn.execute(sa.text(f'SELECT * FROM "{table}"')).all()
-            out[table] = sorted(tuple(str(v) for v in r) for r in rows)
+            result = conn.execute(sa.text(f'SELECT * FROM "{table}"'))
+            kept = [i for i, c in enumerate(result.keys()) if c not in VERSIONS.get(table, ())]
+            out[table] = sorted(tuple(str(r[i]) for i in kept) for r in result.all())
     return out
+
+
+def history(client: TestClient, child: str) -> list[dict[str, Any]]:
+    r = client.get(f"/api/v1/children/{child}/history", headers=who("designated_practitioner", subject="dp"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return list(body["versions"] if isinstance(body, dict) else body)
 
 
 def _involve(client: TestClient, child: str, ids: dict[str, str], who_: dict[str, str], p: str) -> None:
@@ -136,6 +149,7 @@ def _two_records(client: TestClient, engine: Engine) -> tuple[str, str, str, dic
 def test_everything_moves_and_unmerge_restores_every_table(client: TestClient, engine: Engine) -> None:
     keep, dup, nhs, _ = _two_records(client, engine)
     before = dump(engine)
+    versions_before = {c: len(history(client, c)) for c in (keep, dup)}
     r = client.post(
         f"/api/v1/children/{keep}/merge", headers=DATA, json={"duplicate_id": dup, "reason": "same child"}
     )
@@ -180,6 +194,15 @@ def test_everything_moves_and_unmerge_restores_every_table(client: TestClient, e
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "active"
     assert dump(engine) == before
+    # Each record's history shows the merge and the unmerge, two new versions, and its last snapshot
+    # is what it was before the merge.
+    for child in (keep, dup):
+        versions = sorted(history(client, child), key=lambda v: int(v["version"]))
+        assert len(versions) == versions_before[child] + 2, versions
+        assert [v["changed"] for v in versions[-2:]] == [["merged"], ["unmerged"]], versions[-2:]
+        assert [v["source"] for v in versions[-2:]] == ["merge", "unmerge"]
+        assert versions[-1]["details"] == versions[-3]["details"]
+        assert versions[-2]["details"] != versions[-3]["details"]
     assert client.get(f"/api/v1/children/{dup}", headers=ADMIN, follow_redirects=False).status_code == 200
 
 
