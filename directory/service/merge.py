@@ -197,7 +197,9 @@ def _new_versions(
     """The snapshots of the versions a merge or an unmerge made of both records (their version numbers
     moved on with the logged rows), and their outbox rows for the search index."""
     for child_id in child_ids:
-        record_version(session, actor=actor, child=load_child(session, child_id), changed=[change], source=source)
+        record_version(
+            session, actor=actor, child=load_child(session, child_id), changed=[change], source=source
+        )
         session.add(Outbox(topic="child", entity_id=child_id.hex))
 
 
