@@ -47,7 +47,7 @@ def adopt(session: Session, *, actor: Actor, child_id: uuid.UUID, data: Adoption
     """Make the adoptive record and seal the birth record; return the adoptive record."""
     if actor.role not in SEALED_READERS:
         raise NotAllowed("Only the adoption team can record an adoption.")
-    birth = active_child(session, child_id, for_update=True)
+    birth = active_child(session, child_id, for_update=True, actor=actor)
     carried = _involvements_to_carry(session, birth, data.carry_involvements)
     identifiers = list(data.identifiers)
     if data.nhs_number:

@@ -221,7 +221,7 @@ def start_caf(
     """Start a signalled CAF; needs a current consent from a parent/carer or competent young person."""
     change = _caf_to_change(session, actor, caf_id, reason=data.reason, doing="start this CAF")
     caf = change.caf
-    active_child(session, caf.child_id)
+    active_child(session, caf.child_id, actor=actor)
     if caf.status == CafStatus.SIGNALLED.value and caf.signal_expires_at and caf.signal_expires_at <= now:
         raise RuleBroken(
             "The signal of intent for this CAF expired before it was started; signal again to start one.",

@@ -60,7 +60,7 @@ def apply_demographics(
     """
     if actor.role not in DEMOGRAPHICS_UPDATERS:
         raise NotAllowed("Only a directory admin or a connected system can refresh demographics.")
-    child = active_child(session, child_id, for_update=True)
+    child = active_child(session, child_id, for_update=True, actor=actor)
     official = next((n for n in repo.child_names(session, child.id) if n.use == NameUse.OFFICIAL.value), None)
     given = data.given or (official.given if official else None)
     family = data.family or (official.family if official else None)

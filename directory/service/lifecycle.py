@@ -301,7 +301,7 @@ def record_death(
     involvement ended on that day, an open CAF closed (its TAC and Lead Professional with it)."""
     if actor.role not in LIFECYCLE_RECORDERS:
         raise NotAllowed("Only a directory admin (or the demographics feed) can record a death.")
-    child = active_child(session, child_id, for_update=True)
+    child = active_child(session, child_id, for_update=True, actor=actor)
     died = data.date_of_death
     if died > today:
         raise InvalidInput("The date of death is in the future.")
@@ -328,7 +328,7 @@ def record_move_away(
     the daily run once the configured period has passed (their services may still be handing over)."""
     if actor.role not in LIFECYCLE_RECORDERS:
         raise NotAllowed("Only a directory admin can record a move out of the area.")
-    child = active_child(session, child_id, for_update=True)
+    child = active_child(session, child_id, for_update=True, actor=actor)
     if data.moved_on > today + timedelta(days=31):
         raise InvalidInput("A move out of the area can be recorded at most a month ahead.")
     row = _lifecycle_row(session, child.id)

@@ -66,16 +66,22 @@ def _require_merger(actor: Actor) -> None:
         raise NotAllowed("Only a directory admin or a data manager can merge or unmerge records.")
 
 
-def _lock_pair(session: Session, kept_id: uuid.UUID, duplicate_id: uuid.UUID) -> tuple[Child, Child]:
-    """Both records, locked in one order (so two merges of the same pair cannot deadlock)."""
+def _lock_pair(
+    session: Session, actor: Actor, kept_id: uuid.UUID, duplicate_id: uuid.UUID
+) -> tuple[Child, Child]:
+    """Both records, locked in one order (so two merges of the same pair cannot deadlock); a record the
+    merger may not read (archived) is refused as an unknown id."""
     if kept_id == duplicate_id:
         raise InvalidInput("A record cannot be merged into itself: choose the duplicate record.")
     for cid in (kept_id, duplicate_id):
         unsealed(session, cid)
-    locked = {cid: active_child(session, cid, for_update=True) for cid in sorted((kept_id, duplicate_id))}
+    locked = {
+        cid: active_child(session, cid, for_update=True, actor=actor)
+        for cid in sorted((kept_id, duplicate_id))
+    }
     for child in locked.values():
         session.refresh(child)  # what the lock holder committed, not what this session read before
-        active_child(session, child.id)
+        active_child(session, child.id, actor=actor)
     return locked[kept_id], locked[duplicate_id]
 
 
@@ -121,7 +127,7 @@ def merge_children(
     """Merge a duplicate record into the record kept: everything moves, the duplicate points at it."""
     _require_merger(actor)
     now = now or utcnow()
-    kept, duplicate = _lock_pair(session, into_id, duplicate_id)
+    kept, duplicate = _lock_pair(session, actor, into_id, duplicate_id)
     _refuse_two_open_cafs(session, kept, duplicate)
     session.flush()
     log = MoveLog(session)
@@ -273,8 +279,8 @@ def merge_plan(session: Session, *, actor: Actor, kept_id: uuid.UUID, duplicate_
     try:
         if kept.id == duplicate.id:
             raise InvalidInput("A record cannot be merged into itself: choose the duplicate record.")
-        active_child(session, kept.id)
-        active_child(session, duplicate.id)
+        active_child(session, kept.id, actor=actor)
+        active_child(session, duplicate.id, actor=actor)
         _refuse_two_open_cafs(session, kept, duplicate)
     except (InvalidInput, RuleBroken, CafAlreadyOpen) as exc:
         refused = exc.message

@@ -285,6 +285,30 @@ def test_self_merge_merged_and_unknown_records_refused(client: TestClient, engin
     assert r.status_code == 422 and "not merged" in r.json()["detail"]
 
 
+def test_an_archived_record_is_an_unknown_id_to_an_admin_and_read_only_to_a_data_manager(
+    client: TestClient, engine: Engine
+) -> None:
+    a, b = new_child(client), new_child(client)
+    died = (date.today() - timedelta(days=1)).isoformat()
+    r = client.post(f"/api/v1/children/{b}/death", headers=ADMIN, json={"date_of_death": died})
+    assert r.status_code == 200, r.text
+    before = dump(engine)
+    unknown = client.post(
+        f"/api/v1/children/{a}/merge", headers=ADMIN, json={"duplicate_id": str(uuid.uuid4()), "reason": "x"}
+    )
+    for keep, dup in ((a, b), (b, a)):
+        r = client.post(
+            f"/api/v1/children/{keep}/merge", headers=ADMIN, json={"duplicate_id": dup, "reason": "x"}
+        )
+        assert (r.status_code, r.json()["detail"]) == (unknown.status_code, unknown.json()["detail"]), r.text
+        # A data manager may read an archived record, not change it.
+        r = client.post(
+            f"/api/v1/children/{keep}/merge", headers=DATA, json={"duplicate_id": dup, "reason": "x"}
+        )
+        assert r.status_code == 422 and "archived" in r.json()["detail"], r.text
+    assert dump(engine) == before
+
+
 def test_unmerge_past_its_period_is_refused(client: TestClient, engine: Engine) -> None:
     keep, dup = new_child(client), new_child(client)
     with Session(engine, expire_on_commit=False) as s:
