@@ -14,10 +14,15 @@ the ``EXT_EXPECTED_DELIVERY`` extension (valueDate). A RelatedPerson links to it
 ``EXT_PARENTAL_RESPONSIBILITY`` extension (valueBoolean) and otherwise is assumed for a
 birth mother (who always has it in English law) only.
 
-Why not mapping.patient_in: that is the strict reader of /fhir writes (one address, our
-identifier systems only, Patient/<uuid> references, messages that may quote a value, R4B
-validation of each resource). An export from another system needs previous addresses,
-foreign identifier systems and its own resource ids, and a report that never quotes a value.
+One declaration, used by both readers of a Patient (this one and mapping.patient_in, the reader of
+/fhir writes): the identifier systems and extensions (interop/systems.py), the rule for a system
+it does not know (``received_identifier_system``), the name uses (``NAME_USES_IN``) and when a
+Patient comes shielded (``shielded_in``: the extension, or a restricted confidentiality label).
+What differs is the envelope, not the rules: an export from another system carries previous
+addresses (ended, or use 'old'), its own resource ids for RelatedPerson references, names of
+uses the directory does not keep (anonymous, temp: skipped), and its report never quotes a
+value, where /fhir validates each resource with R4B and answers one write with an
+OperationOutcome.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from directory.importer import (
 )
 from directory.models import NameUse, RelatedPersonIn
 from interop import systems as S
-from interop.mapping.common import extension_value, is_restricted
+from interop.mapping.patient import NAME_USES_IN, shielded_in
 
 # FHIR v3 RoleCode relationship codes -> the relationship words the directory stores.
 _ROLE_CODES = {
@@ -68,13 +73,6 @@ _ROLE_CODES = {
     "ADOPTMTH": "mother",
     "ADOPTFTH": "father",
     "FMRSPS": "former spouse",
-}
-_NAME_USES = {
-    "official": NameUse.OFFICIAL,
-    "usual": NameUse.USUAL,
-    "old": NameUse.PREVIOUS,
-    "maiden": NameUse.PREVIOUS,
-    "nickname": NameUse.ALIAS,
 }
 _EDD_FIELD = "extension(expected-delivery-date)"
 
@@ -191,7 +189,7 @@ def _patient(res: dict[str, Any], source: str, line: int, today: date) -> ChildR
         fields=_field,
     )
     # A shield the sending system set (the extension /fhir writes, or a restricted label) is kept.
-    row.shielded = extension_value(res, S.EXT_SHIELDED, "valueBoolean") is True or is_restricted(res)
+    row.shielded = shielded_in(res)
     return row
 
 
@@ -209,7 +207,7 @@ def _names(res: dict[str, Any]) -> list[dict[str, Any]]:
     """The child's names, the official one first (a usual one stands in when none is official)."""
     names: list[dict[str, Any]] = []
     for i, name in enumerate(res.get("name") or []):
-        use = _NAME_USES.get(name.get("use") or "official")
+        use = NAME_USES_IN.get(name.get("use") or "official")
         if use is None:
             continue  # anonymous / temp names are not the child's names
         given = name.get("given") or []
@@ -220,8 +218,10 @@ def _names(res: dict[str, Any]) -> list[dict[str, Any]]:
                 "given": given[0],
                 "middle": " ".join(given[1:]) or None,
                 "family": name.get("family") or "",
-                "use": use.value,
-                "until": _period(name, "end", f"name[{i}].period.end") if use == NameUse.PREVIOUS else None,
+                "use": use,
+                "until": _period(name, "end", f"name[{i}].period.end")
+                if use == NameUse.PREVIOUS.value
+                else None,
             }
         )
     names.sort(key=lambda n: n["use"] != "official")  # the official name first

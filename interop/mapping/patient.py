@@ -14,6 +14,7 @@ from interop.mapping.common import (
     extension,
     extension_value,
     fhir_id,
+    is_restricted,
     meta_of,
     parse_date,
     ref_id,
@@ -28,8 +29,15 @@ _NAME_USE = {
     NameUse.PREVIOUS.value: "old",
     NameUse.ALIAS.value: "nickname",
 }
-_NAME_USE_BACK = {v: k for k, v in _NAME_USE.items()} | {"maiden": NameUse.PREVIOUS.value}
+NAME_USES_IN = {v: k for k, v in _NAME_USE.items()} | {"maiden": NameUse.PREVIOUS.value}
+"""A FHIR name use -> the directory's, for every reader of a Patient (/fhir writes, the NDJSON import)."""
 GENDERS = ("male", "female", "other", "unknown")
+
+
+def shielded_in(resource: dict[str, Any]) -> bool:
+    """Whether a Patient comes shielded, for every reader of one: the shield extension /fhir writes, or
+    a restricted (or very restricted) confidentiality label from the sending system."""
+    return extension_value(resource, S.EXT_SHIELDED, "valueBoolean") is True or is_restricted(resource)
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,7 @@ def _names_in(resource: dict[str, Any]) -> list[dict[str, Any]]:
         given = n.get("given") or []
         if not given or not n.get("family"):
             raise MappingError("Each name needs a family and a given name.", where=f"Patient.name[{i}]")
-        use = _NAME_USE_BACK.get(n.get("use", "official"))
+        use = NAME_USES_IN.get(n.get("use", "official"))
         if use is None:
             raise MappingError(f"Name use '{n.get('use')}' is not supported.", where=f"Patient.name[{i}].use")
         names.append(
@@ -190,7 +198,7 @@ def patient_in(resource: dict[str, Any]) -> PatientIn:
         sex=gender,
         address=address,
         gp_practice_id=gp,
-        shielded=bool(extension_value(resource, S.EXT_SHIELDED, "valueBoolean")),
+        shielded=shielded_in(resource),
     )
 
 

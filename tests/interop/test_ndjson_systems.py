@@ -21,6 +21,7 @@ from directory.importer import Rejection
 from directory.importer.precedence import Precedence
 from directory.models import Actor, Role
 from interop import systems as S
+from interop.mapping.patient import patient_in
 from interop.ndjson import read_ndjson
 from search.embedded import EmbeddedBackend
 from tests.directory.test_importer import nhs
@@ -133,3 +134,18 @@ def test_a_foreign_identifier_round_trips_through_fhir_unchanged(
         today=TODAY,
     )
     assert (second.created, second.unchanged, second.held, len(second.rejected)) == (0, 1, 0, 0), second.lines
+
+
+@pytest.mark.parametrize("shield", [None, "extension", "label"])
+@pytest.mark.parametrize("use", ["official", "old", "maiden", "nickname"])
+def test_the_import_and_fhir_writes_read_shields_and_name_uses_the_same_way(
+    tmp_path: Path, shield: str | None, use: str
+) -> None:
+    res = json.loads(patient(str(uuid.uuid4()), (HOSPITAL, "MRN-1"), shield=shield))
+    res["name"].append({"use": use, "family": "Adeyemi", "given": ["Chidi"], "period": {"end": "2020-01-01"}})
+    (row,) = read_ndjson(write(tmp_path, json.dumps(res)), today=TODAY)
+    assert not isinstance(row, Rejection), row
+    read = patient_in(res)
+    assert row.shielded is read.shielded is (shield is not None)
+    imported = {(n.family, n.use) for n in row.data.names}
+    assert imported == {(n["family"], n["use"]) for n in read.names}
