@@ -17,6 +17,7 @@ autogenerate and `create_schema` see them all).
     notifications  subscriptions, notifications, notices
     merge          merges of duplicate records and each value they moved
     lifecycle      archive, death, move away, purge; the sealed adoption link
+    duplicates     the duplicates report, kept; pairs decided to be two children
 """
 
 from __future__ import annotations
@@ -247,3 +248,8 @@ __all__ += [
     "LifecycleRead",
     "MoveAway",
 ]
+
+# the duplicates report, kept (issue #22 item 3)
+from directory.models.duplicates import DuplicatePairRow, DuplicateRun, NotDuplicate  # noqa: E402
+
+__all__ += ["DuplicatePairRow", "DuplicateRun", "NotDuplicate"]

@@ -13,10 +13,12 @@ from sqlmodel import Session, select
 
 from directory.db import unit_of_work
 from directory.models import AuditEvent, Role
+from directory.service.merge import merge_children
+from search.duplicates import DuplicatesRunner
 from search.embedded import EmbeddedBackend
 from search.indexer import drain
 from tests.fixtures.auth_builders import make_grant, make_user
-from tests.fixtures.builders import make_child
+from tests.fixtures.builders import actor, make_child
 from tests.web.world import World, csrf_of, sign_in
 
 
@@ -128,3 +130,60 @@ def test_running_without_the_forms_token_starts_nothing(
     runner = getattr(web_app.state, "duplicates_runner", None)
     assert runner is None or (runner.latest is None and not runner.running)
     assert not _events(engine, "duplicates.report")
+
+
+def test_the_report_is_kept_and_a_pair_decided_to_be_two_children_is_not_listed_again(
+    browser: TestClient, world: World, web_app: FastAPI, engine: Engine
+) -> None:
+    planted = _plant(engine, world)
+    sign_in(browser, world, "ada")
+    _run(browser, web_app)
+    first, second = sorted([str(world.children["amara"]), str(planted["amara-copy"])])
+    # Another node (or this one after a restart) has no report in memory: it lists the kept one.
+    web_app.state.duplicates_runner = DuplicatesRunner()
+    page = browser.get("/admin/duplicates")
+    assert f"/admin/children/{first}/merge?duplicate={second}" in page.text
+    assert "1 pair listed" in page.text
+    token = csrf_of(page.text)
+    # Refused, changing nothing: without the form's token; a pair the report does not list; the
+    # shielded pair, which this admin is not shown.
+    noah = sorted([str(world.children["noah"]), str(planted["noah-copy"])])
+    for data in (
+        {"csrf_token": "forged", "first": first, "second": second},
+        {"csrf_token": token, "first": first, "second": str(uuid.uuid4())},
+        {"csrf_token": token, "first": noah[0], "second": noah[1]},
+        {"csrf_token": token, "first": "not-an-id", "second": second},
+    ):
+        browser.post("/admin/duplicates/not-duplicates", data=data, follow_redirects=False)
+        assert not _events(engine, "duplicates.not_duplicates"), data
+    assert "1 pair listed" in browser.get("/admin/duplicates").text
+    r = browser.post(
+        "/admin/duplicates/not-duplicates",
+        data={"csrf_token": token, "first": second, "second": first},  # (either order)
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    page = browser.get("/admin/duplicates")
+    assert f"duplicate={second}" not in page.text and "0 pairs listed" in page.text
+    (decided,) = _events(engine, "duplicates.not_duplicates")
+    assert decided.actor_subject == "ada" and "Amara" not in (decided.detail or "")
+    # A later run leaves the pair out.
+    _run(browser, web_app)
+    assert f"duplicate={second}" not in browser.get("/admin/duplicates").text
+
+
+def test_a_pair_leaves_the_list_once_merged(
+    browser: TestClient, world: World, web_app: FastAPI, engine: Engine
+) -> None:
+    planted = _plant(engine, world)
+    sign_in(browser, world, "ada")
+    _run(browser, web_app)
+    with unit_of_work(engine) as s:
+        merge_children(
+            s,
+            actor=actor(Role.DIRECTORY_ADMIN),
+            duplicate_id=planted["amara-copy"],
+            into_id=world.children["amara"],
+        )
+    page = browser.get("/admin/duplicates")
+    assert str(planted["amara-copy"]) not in page.text and "0 pairs listed" in page.text
