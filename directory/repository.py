@@ -1,20 +1,18 @@
-"""Every query the domain runs lives here."""
+"""The domain's queries. Two groups live beside it: what a page of search hits shows
+(directory/glance.py) and the locality overview's counts (directory/aggregates.py)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-import sqlalchemy as sa
-from sqlalchemy import bindparam, func, or_
+from sqlalchemy import func, or_
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from directory.db import Prepared, Readable
 from directory.identifiers import postcode_district, postcode_sector
 from directory.models import (
     OPEN_CAF_STATUSES,
@@ -44,42 +42,8 @@ from directory.models import (
 from directory.models.details import ChildVersion
 from directory.visibility import events_shown
 
-_OPEN = [s.value for s in OPEN_CAF_STATUSES]
-
-
-@dataclass(frozen=True, slots=True)
-class Contactable:
-    """A practitioner as a search hit names them: who, where, and the number to ring."""
-
-    name: str
-    organisation: str
-    phone: str | None
-    """The practitioner's own number, else their organisation's."""
-    practitioner_id: uuid.UUID | None = None
-    sensitive: bool = False
-    """Named on a sensitive involvement: shown only as such an involvement would be."""
-
-
-@dataclass(frozen=True, slots=True)
-class Glance:
-    """What a search hit shows of one child, loaded for a page of hits at once (see at_a_glance)."""
-
-    child_id: uuid.UUID
-    status: str
-    shielded: bool
-    sex: str
-    date_of_birth: date | None
-    expected_delivery_date: date | None
-    locality_id: uuid.UUID | None
-    name: tuple[str, str] | None
-    """(given, family) of the name child_names puts first."""
-    postcode: str | None
-    """The current address's postcode."""
-    caf_status: str | None
-    caf_holder: Contactable | None
-    lead: Contactable | None
-    services_involved: int
-    highest_level_of_need: int | None
+OPEN_CAF = [s.value for s in OPEN_CAF_STATUSES]
+"""The statuses of an open CAF, as values (for IN lists)."""
 
 
 def get(session: Session, model: type[SQLModel], id_: uuid.UUID, *, for_update: bool = False) -> Any:
@@ -93,13 +57,13 @@ def get(session: Session, model: type[SQLModel], id_: uuid.UUID, *, for_update: 
     return session.exec(stmt).first()
 
 
-_NAME_ORDER = {"official": 0, "usual": 1, "alias": 2, "previous": 3}  # any other use: 9
+NAME_ORDER = {"official": 0, "usual": 1, "alias": 2, "previous": 3}  # any other use: 9
 
 
 def child_names(session: Session, child_id: uuid.UUID) -> Sequence[ChildName]:
     """Current names first, then previous names and aliases."""
     rows = session.exec(select(ChildName).where(ChildName.child_id == child_id)).all()
-    return sorted(rows, key=lambda n: (_NAME_ORDER.get(n.use, 9), n.until or date.max))
+    return sorted(rows, key=lambda n: (NAME_ORDER.get(n.use, 9), n.until or date.max))
 
 
 def child_identifiers(session: Session, child_id: uuid.UUID) -> Sequence[ChildIdentifier]:
@@ -160,7 +124,7 @@ def locality_for_postcode(session: Session, postcode: str) -> Locality | None:
 
 def open_caf(session: Session, child_id: uuid.UUID, *, for_update: bool = False) -> Assessment | None:
     """The child's open CAF (signalled, in progress, or completed and not closed)."""
-    stmt = select(Assessment).where(Assessment.child_id == child_id, col(Assessment.status).in_(_OPEN))
+    stmt = select(Assessment).where(Assessment.child_id == child_id, col(Assessment.status).in_(OPEN_CAF))
     if for_update:
         stmt = stmt.with_for_update()
     return session.exec(stmt).first()
@@ -323,132 +287,6 @@ def unread_notices(session: Session, practitioner_id: uuid.UUID) -> int:
     )
 
 
-# A search answers with a page of these, so they are Core statements built once: the ORM's
-# identity map and row-to-object machinery cost more than the queries on a page of ten children.
-_PAGE = 10  # a page of search hits
-# A fixed list of ten ids (padded by repeating one) rather than an expanding IN: the statement is
-# then compiled once, not rendered again for each page.
-_IDS = [bindparam(f"id{i}", type_=sa.Uuid) for i in range(_PAGE)]
-_C, _A, _N = Child.__table__, ChildAddress.__table__, ChildName.__table__  # type: ignore[attr-defined]
-_CAF, _LP = Assessment.__table__, LeadProfessionalAssignment.__table__  # type: ignore[attr-defined]
-_P, _O, _I = Practitioner.__table__, Organisation.__table__, Involvement.__table__  # type: ignore[attr-defined]
-_N2 = _N.alias("ranked")
-_FIRST_NAME = (  # the name child_names puts first
-    sa.select(_N2.c.id)
-    .where(_N2.c.child_id == _C.c.id)
-    .order_by(
-        sa.case(_NAME_ORDER, value=_N2.c.use, else_=9),
-        sa.func.coalesce(_N2.c.until, sa.literal(date.max, sa.Date)),
-    )
-    .limit(1)
-    .correlate(_C)
-    .scalar_subquery()
-)
-_SHOWN = (_I.c.child_id == _C.c.id, _I.c.status == "active", _I.c.sensitive.is_(False))
-_GLANCE_CHILDREN = Prepared(
-    sa.select(
-        _C.c.id,
-        _C.c.status,
-        _C.c.shielded,
-        _C.c.sex,
-        _C.c.date_of_birth,
-        _C.c.expected_delivery_date,
-        _C.c.locality_id,
-        _A.c.postcode,
-        _N.c.given,
-        _N.c.family,
-        sa.select(sa.func.count()).where(*_SHOWN).scalar_subquery(),
-        sa.select(sa.func.max(_I.c.level_of_need)).where(*_SHOWN).scalar_subquery(),
-    )
-    .outerjoin(_A, sa.and_(_A.c.child_id == _C.c.id, _A.c.until.is_(None)))  # one at most: unique index
-    .outerjoin(_N, _N.c.id == _FIRST_NAME)
-    .where(_C.c.id.in_(_IDS))
-)
-_I2 = _I.alias("elsewhere")
-_CONTACT = (
-    _P.c.id,
-    # whether they work in a sensitive service (named on a sensitive involvement of any child): see
-    # directory.permissions; searched through ix_involvement_practitioner_id
-    sa.exists().where(_I2.c.practitioner_id == _P.c.id, _I2.c.sensitive == sa.true()).correlate(_P),
-    _P.c.name,
-    _O.c.name,
-    sa.func.coalesce(_P.c.phone, _O.c.phone),
-)
-_GLANCE_PEOPLE = Prepared(
-    sa.union_all(  # the open CAF and its holder, and the current Lead Professional
-        sa.select(sa.literal("caf"), _CAF.c.child_id, _CAF.c.status, *_CONTACT)
-        .outerjoin(_P, _P.c.id == sa.func.coalesce(_CAF.c.lead_practitioner_id, _CAF.c.initiator_id))
-        .outerjoin(_O, _O.c.id == _P.c.organisation_id)
-        .where(_CAF.c.child_id.in_(_IDS), _CAF.c.status.in_([sa.literal(v) for v in _OPEN])),
-        sa.select(sa.literal("lead"), _LP.c.child_id, sa.null(), *_CONTACT)
-        .join(_P, _P.c.id == _LP.c.practitioner_id)
-        .join(_O, _O.c.id == _P.c.organisation_id)
-        .where(_LP.c.child_id.in_(_IDS), _LP.c.ended_at.is_(None)),
-    )
-)
-
-
-def _contactable(
-    practitioner_id: uuid.UUID | None,
-    sensitive: bool | None,
-    name: str | None,
-    organisation: str | None,
-    phone: str | None,
-) -> Contactable | None:
-    if name is None or practitioner_id is None:
-        return None
-    return Contactable(name, organisation or "", phone, practitioner_id, bool(sensitive))
-
-
-def at_a_glance(db: Session | Readable, child_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Glance]:
-    """For a page of search hits, in two queries: each child with its current postcode, the name
-    to show (the one child_names puts first), the count and highest level of need of its active
-    involvements that are not sensitive; then open CAFs with their holders and current Lead
-    Professionals. Children not found are absent."""
-    ids = list(dict.fromkeys(child_ids))
-    if not ids:
-        return {}
-    conn = db.connection() if isinstance(db, Session) else db
-    children: dict[uuid.UUID, Any] = {}
-    cafs: dict[uuid.UUID, tuple[str, Contactable | None]] = {}
-    leads: dict[uuid.UUID, Contactable | None] = {}
-    for start in range(0, len(ids), _PAGE):
-        page = ids[start : start + _PAGE]
-        params = {f"id{i}": page[i] if i < len(page) else page[0] for i in range(_PAGE)}
-        found = {row[0]: row for row in _GLANCE_CHILDREN.rows(conn, params)}
-        if not found:
-            continue
-        children.update(found)
-        for kind, child_id, status, *contact in _GLANCE_PEOPLE.rows(conn, params):
-            if kind == "caf":
-                cafs[child_id] = (status, _contactable(*contact))
-            else:
-                leads[child_id] = _contactable(*contact)
-    glances: dict[uuid.UUID, Glance] = {}
-    for i in ids:
-        if i not in children:
-            continue
-        _, status, shielded, sex, born, due, locality, postcode, given, family, count, highest = children[i]
-        caf_status, holder = cafs.get(i, (None, None))
-        glances[i] = Glance(
-            child_id=i,
-            status=status,
-            shielded=bool(shielded),
-            sex=sex,
-            date_of_birth=born,
-            expected_delivery_date=due,
-            locality_id=locality,
-            name=(given, family) if given is not None else None,
-            postcode=postcode,
-            caf_status=caf_status,
-            caf_holder=holder,
-            lead=leads.get(i),
-            services_involved=int(count or 0),
-            highest_level_of_need=highest,
-        )
-    return glances
-
-
 def expired_signals(session: Session, now: datetime) -> Sequence[Assessment]:
     """Signals of intent whose time ran out without a start."""
     return session.exec(
@@ -480,74 +318,6 @@ def practitioner_by_subject(session: Session, subject: str) -> Practitioner | No
 def localities(session: Session) -> Sequence[Locality]:
     """All localities."""
     return session.exec(select(Locality).order_by(col(Locality.name))).all()
-
-
-# --------------------------------------------------------------------------- aggregates (locality overview)
-# Counts only, never a child: the local delivery team's view of its area.
-
-
-def children_by_level_per_locality(session: Session) -> list[tuple[uuid.UUID | None, int, int]]:
-    """(locality, highest active level of need (1 when none), children) over active children."""
-    highest = (
-        select(Involvement.child_id, func.max(Involvement.level_of_need).label("level"))
-        .where(Involvement.status == "active", Involvement.sensitive == False)  # noqa: E712
-        .group_by(col(Involvement.child_id))
-        .subquery()
-    )
-    level = func.coalesce(highest.c.level, 1)
-    rows = session.exec(
-        select(Child.locality_id, level, func.count())
-        .select_from(Child)
-        .outerjoin(highest, highest.c.child_id == col(Child.id))
-        .where(Child.status == "active")
-        .group_by(col(Child.locality_id), level)
-    ).all()
-    return [(loc, int(lvl), int(n)) for loc, lvl, n in rows]
-
-
-def cafs_per_locality(session: Session, today: date) -> list[tuple[uuid.UUID | None, str, int]]:
-    """(locality, measure, count): open CAFs, CAFs awaiting a TAC, TACs past their review date."""
-    out: list[tuple[uuid.UUID | None, str, int]] = []
-    open_rows = session.exec(
-        select(Child.locality_id, func.count())
-        .join(Assessment, col(Assessment.child_id) == col(Child.id))
-        .where(col(Assessment.status).in_(_OPEN), Child.status == "active")
-        .group_by(col(Child.locality_id))
-    ).all()
-    out += [(loc, "open_cafs", int(n)) for loc, n in open_rows]
-    convened = select(Tac.assessment_id).where(col(Tac.status).in_(["convened"]))
-    awaiting = session.exec(
-        select(Child.locality_id, func.count())
-        .join(Assessment, col(Assessment.child_id) == col(Child.id))
-        .where(
-            col(Assessment.status).in_(["in_progress", "completed"]),
-            or_(col(Assessment.outcome).is_(None), col(Assessment.outcome) == "multi_agency_response"),
-            col(Assessment.id).not_in(convened),
-            Child.status == "active",
-        )
-        .group_by(col(Child.locality_id))
-    ).all()
-    out += [(loc, "awaiting_tac", int(n)) for loc, n in awaiting]
-    overdue = session.exec(
-        select(Child.locality_id, func.count())
-        .join(Tac, col(Tac.child_id) == col(Child.id))
-        .where(Tac.status == "convened", col(Tac.next_review_date) < today, Child.status == "active")
-        .group_by(col(Child.locality_id))
-    ).all()
-    out += [(loc, "tac_review_overdue", int(n)) for loc, n in overdue]
-    return out
-
-
-def involvements_by_service_per_locality(session: Session) -> list[tuple[uuid.UUID | None, str, int]]:
-    """(locality, service type, active involvements), sensitive services left out."""
-    rows = session.exec(
-        select(Child.locality_id, Service.service_type, func.count())
-        .join(Involvement, col(Involvement.child_id) == col(Child.id))
-        .join(Service, col(Service.id) == col(Involvement.service_id))
-        .where(Involvement.status == "active", Involvement.sensitive == False, Child.status == "active")  # noqa: E712
-        .group_by(col(Child.locality_id), col(Service.service_type))
-    ).all()
-    return [(loc, str(kind), int(n)) for loc, kind, n in rows]
 
 
 # --------------------------------------------------------------------------- the audit log, searched

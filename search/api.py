@@ -21,6 +21,7 @@ from directory import repository as repo
 from directory.bounds import bounded
 from directory.db import driver_reader, read_only
 from directory.errors import DomainError, InvalidInput, NotAllowed
+from directory.glance import Contactable, Glance, at_a_glance
 from directory.http.config import practice
 from directory.http.deps import CurrentActor, audit_refusal, count_looks
 from directory.models import Actor, Child, Contact, Role
@@ -117,7 +118,7 @@ class SearchResponse(BaseModel):
     advice: str | None = None
 
 
-def _withheld(engine: Engine, glance: repo.Glance, fallback: str, *, shown: bool, why: str) -> Involved:
+def _withheld(engine: Engine, glance: Glance, fallback: str, *, shown: bool, why: str) -> Involved:
     """A summary that names nobody and says whom to ask (`why` names it): the services involved
     are shown as counts only when `shown`."""
     with read_only(engine) as session:
@@ -134,7 +135,7 @@ def _withheld(engine: Engine, glance: repo.Glance, fallback: str, *, shown: bool
     )
 
 
-def _summary(engine: Engine, actor: Actor, glance: repo.Glance, fallback: str) -> Involved:
+def _summary(engine: Engine, actor: Actor, glance: Glance, fallback: str) -> Involved:
     if glance.shielded and actor.role not in SHIELD_VIEWERS:
         why = "This record is shielded: ask {ask} to broker contact."
         return _withheld(engine, glance, fallback, shown=False, why=why)
@@ -153,7 +154,7 @@ def _summary(engine: Engine, actor: Actor, glance: repo.Glance, fallback: str) -
     )
 
 
-def _may_see(actor: Actor, contact: repo.Contactable) -> bool:
+def _may_see(actor: Actor, contact: Contactable) -> bool:
     if not contact.sensitive or contact.practitioner_id is None:
         return True
     return may_see_practitioner(actor, contact.practitioner_id, {contact.practitioner_id})
@@ -162,7 +163,7 @@ def _may_see(actor: Actor, contact: repo.Contactable) -> bool:
 def _hits(engine: Engine, *, actor: Actor, matches: Sequence[Match], fallback_team: str) -> list[SearchHit]:
     """The hits as this actor may see them, with their involvement summaries (two queries in all)."""
     with driver_reader(engine) as conn:
-        glances = repo.at_a_glance(conn, [uuid.UUID(hex=m.child_id) for m in matches])
+        glances = at_a_glance(conn, [uuid.UUID(hex=m.child_id) for m in matches])
     today = date.today()
     hits: list[SearchHit] = []
     for match in matches:

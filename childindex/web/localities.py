@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from childindex.web.deps import LocalityTeam, render, unit_of_work
-from directory import audit
+from directory import aggregates, audit
 from directory import repository as repo
 from directory.http.config import practice
 
@@ -106,13 +106,13 @@ def overview(request: Request, today: date) -> list[LocalityStats]:
         }
         if not allowed:
             stats[None] = LocalityStats("NONE", "No locality recorded")
-        for loc_id, level, n in repo.children_by_level_per_locality(db):
+        for loc_id, level, n in aggregates.children_by_level_per_locality(db):
             if loc_id in stats:
                 stats[loc_id].by_level[min(max(level, 1), 4)] += n
-        for loc_id, measure, n in repo.cafs_per_locality(db, today):
+        for loc_id, measure, n in aggregates.cafs_per_locality(db, today):
             if loc_id in stats:
                 stats[loc_id].measures[measure] = n
-        for loc_id, kind, n in repo.involvements_by_service_per_locality(db):
+        for loc_id, kind, n in aggregates.involvements_by_service_per_locality(db):
             if loc_id in stats:
                 stats[loc_id].by_service[kind] = n
     rows = [s for key, s in stats.items() if key is not None or s.children]

@@ -21,6 +21,7 @@ from directory.errors import (
     NotFound,
     RuleBroken,
 )
+from directory.glance import Contactable, at_a_glance
 from directory.models import (
     Assessment,
     CafClose,
@@ -581,7 +582,7 @@ def test_at_a_glance_loads_a_page_of_hits_as_the_per_child_queries_would(session
             service_id=services[0].id, role="worker", level_of_need=1, start_date=date.today()
         ),
     )
-    glances = repo.at_a_glance(session, [busy, quiet, other, uuid.uuid4()])
+    glances = at_a_glance(session, [busy, quiet, other, uuid.uuid4()])
     assert set(glances) == {busy, quiet, other}  # an unknown id is simply absent
     for child_id, glance in glances.items():
         caf, lead = repo.open_caf(session, child_id), repo.current_lead(session, child_id)
@@ -598,8 +599,8 @@ def test_at_a_glance_loads_a_page_of_hits_as_the_per_child_queries_would(session
         assert glance.postcode == (address.postcode if address else None)
         assert glance.caf_status == (caf.status if caf else None)
 
-        def contactable(p: tuple[Practitioner, Organisation]) -> repo.Contactable:
-            return repo.Contactable(p[0].name, p[1].name, p[0].phone or p[1].phone, p[0].id, False)
+        def contactable(p: tuple[Practitioner, Organisation]) -> Contactable:
+            return Contactable(p[0].name, p[1].name, p[0].phone or p[1].phone, p[0].id, False)
 
         assert glance.caf_holder == (
             contactable(repo.practitioner_contact(session, caf.lead_practitioner_id or caf.initiator_id))
@@ -614,7 +615,7 @@ def test_at_a_glance_loads_a_page_of_hits_as_the_per_child_queries_would(session
     assert glances[busy].services_involved == 2 and glances[busy].highest_level_of_need == 3
     assert glances[busy].caf_holder is not None and glances[busy].caf_holder.name == "Priya Patel"
     crowd = [make_child(session) for _ in range(11)]
-    paged = repo.at_a_glance(session, [*crowd, busy, quiet])  # more than a page of ten ids
+    paged = at_a_glance(session, [*crowd, busy, quiet])  # more than a page of ten ids
     assert set(paged) == {*crowd, busy, quiet}
     assert (paged[busy], paged[quiet]) == (glances[busy], glances[quiet])
     assert glances[quiet].caf_status is None and glances[quiet].services_involved == 0
