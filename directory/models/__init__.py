@@ -232,6 +232,7 @@ from directory.models.lifecycle import (  # noqa: E402
     AuditNote,
     ChildLifecycle,
     DeathRecord,
+    DeathSource,
     LifecycleRead,
     MoveAway,
 )
@@ -244,6 +245,7 @@ __all__ += [
     "AuditNote",
     "ChildLifecycle",
     "DeathRecord",
+    "DeathSource",
     "LifecycleRead",
     "MoveAway",
 ]
