@@ -41,7 +41,9 @@ LocalityTeam = Annotated[Actor, Depends(RequireScope("directory.search", roles=L
 # rule (directory/visibility.py), so to the others an archived or sealed record is an unknown id.
 CARD_READERS = PRACTICE | {Role.DATA_MANAGER, Role.AUDITOR, Role.ADOPTION_OFFICER}
 FINDERS = PRACTICE | {Role.DATA_MANAGER, Role.ADOPTION_OFFICER}
-CardReader = Annotated[Actor, Depends(RequireScope("directory.search", roles=CARD_READERS, rate_limited=True))]
+CardReader = Annotated[
+    Actor, Depends(RequireScope("directory.search", roles=CARD_READERS, rate_limited=True))
+]
 CardVisitor = Annotated[Actor, Depends(RequireScope("directory.search", roles=CARD_READERS))]
 Finder = Annotated[Actor, Depends(RequireScope("directory.search", roles=FINDERS))]
 FindingReader = Annotated[Actor, Depends(RequireScope("directory.search", roles=FINDERS, rate_limited=True))]
@@ -78,9 +80,8 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     if actor.role in FINDERS:
         items.append(("Find a child", "/search"))
-    if actor.role in PRACTICE:
-        if actor.practitioner_id is not None:
-            items.append(("Your notices", "/notices"))
+    if actor.role in PRACTICE and actor.practitioner_id is not None:
+        items.append(("Your notices", "/notices"))
     if actor.role in LOCALITY_VIEWERS:
         items.append(("Locality overview", "/localities"))
     if actor.role in ADMINS:

@@ -200,7 +200,12 @@ def web_death(child_id: uuid.UUID, request: Request, actor: LifecycleRecorder, f
         if step != "confirm":
             label = dict(DEATH_SOURCES)[DeathSource(values["source"])]
             return render(
-                request, "records/death_check.html", actor=actor, card=card, data=data, values=values,
+                request,
+                "records/death_check.html",
+                actor=actor,
+                card=card,
+                data=data,
+                values=values,
                 source_label=label,
             )
         with unit_of_work(request) as db:
@@ -209,18 +214,35 @@ def web_death(child_id: uuid.UUID, request: Request, actor: LifecycleRecorder, f
             lifecycle.record_death(db, actor=actor, child_id=child_id, data=data, today=date.today())
     except FormErrors as exc:
         return _step_page(
-            request, actor, child_id, "records/death_form.html", values=values, errors=exc.errors,
-            sources=DEATH_SOURCES, status_code=400 if exc.errors else 200,
+            request,
+            actor,
+            child_id,
+            "records/death_form.html",
+            values=values,
+            errors=exc.errors,
+            sources=DEATH_SOURCES,
+            status_code=400 if exc.errors else 200,
         )
     except NotFound as exc:
         return refused(request, actor, exc, 404)
     except DomainError as exc:
         return _step_page(
-            request, actor, child_id, "records/death_form.html", values=values, errors={"died": exc.message},
-            sources=DEATH_SOURCES, status_code=409,
+            request,
+            actor,
+            child_id,
+            "records/death_form.html",
+            values=values,
+            errors={"died": exc.message},
+            sources=DEATH_SOURCES,
+            status_code=409,
         )
     return render(
-        request, "records/death_done.html", actor=actor, card=card, data=data, had_caf=had_caf,
+        request,
+        "records/death_done.html",
+        actor=actor,
+        card=card,
+        data=data,
+        had_caf=had_caf,
         rules=lifecycle_rules(current_settings(request)),
     )
 
@@ -283,24 +305,44 @@ def web_move_away(
         archive_on = lifecycle.archive_due_on(data.moved_on, rules)
         if step != "confirm":
             return render(
-                request, "records/move_check.html", actor=actor, card=card, data=data, values=values,
+                request,
+                "records/move_check.html",
+                actor=actor,
+                card=card,
+                data=data,
+                values=values,
                 archive_on=archive_on,
             )
         with unit_of_work(request) as db:
             lifecycle.record_move_away(db, actor=actor, child_id=child_id, data=data, today=date.today())
     except FormErrors as exc:
         return _step_page(
-            request, actor, child_id, "records/move_form.html", values=values, errors=exc.errors,
+            request,
+            actor,
+            child_id,
+            "records/move_form.html",
+            values=values,
+            errors=exc.errors,
             status_code=400 if exc.errors else 200,
         )
     except NotFound as exc:
         return refused(request, actor, exc, 404)
     except DomainError as exc:
         return _step_page(
-            request, actor, child_id, "records/move_form.html", values=values,
-            errors={"authority": exc.message}, status_code=409,
+            request,
+            actor,
+            child_id,
+            "records/move_form.html",
+            values=values,
+            errors={"authority": exc.message},
+            status_code=409,
         )
     return render(
-        request, "records/move_done.html", actor=actor, card=card, data=data, archive_on=archive_on,
+        request,
+        "records/move_done.html",
+        actor=actor,
+        card=card,
+        data=data,
+        archive_on=archive_on,
         due=archive_on <= date.today(),
     )

@@ -26,10 +26,10 @@ from childindex.web import (
 )
 from childindex.web import duplicates as duplicates_pages
 from childindex.web import reviews as review_pages
+from childindex.web.adoption_pages import router as adoption_router
 from childindex.web.deps import HERE, render, web_session
 from childindex.web.merge_pages import router as merge_router
 from childindex.web.oauth_pages import GovukSignInPages
-from childindex.web.adoption_pages import router as adoption_router
 from childindex.web.record_pages import router as record_router
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError

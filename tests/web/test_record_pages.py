@@ -22,8 +22,8 @@ from directory.models import (
     CafSignal,
     Child,
     ChildLifecycle,
-    Involvement,
     ChildName,
+    Involvement,
     Role,
     utcnow,
 )
@@ -85,7 +85,14 @@ def _dates(prefix: str, d: date) -> dict[str, str]:
 def _signal_caf(engine: Engine, world: World, key: str) -> None:
     with unit_of_work(engine) as s:
         pat = actor(Role.PRACTITIONER, subject="pat", practitioner_id=world.practitioners["pat"])
-        service.signal_caf(s, actor=pat, child_id=world.children[key], data=CafSignal(no_risk_of_significant_harm=True), signal_days=14, now=utcnow())
+        service.signal_caf(
+            s,
+            actor=pat,
+            child_id=world.children[key],
+            data=CafSignal(no_risk_of_significant_harm=True),
+            signal_days=14,
+            now=utcnow(),
+        )
 
 
 def test_an_admin_records_a_death_from_the_card(browser: TestClient, world: World, engine: Engine) -> None:
@@ -114,11 +121,15 @@ def test_an_admin_records_a_death_from_the_card(browser: TestClient, world: Worl
     life = _life(engine, olivia)
     assert life is not None and life.died_on == died
     with Session(engine) as s:
-        open_ = s.exec(select(Involvement).where(Involvement.child_id == olivia, Involvement.status == "active"))
+        open_ = s.exec(
+            select(Involvement).where(Involvement.child_id == olivia, Involvement.status == "active")
+        )
         assert open_.all() == []
         assert service.repo.open_caf(s, olivia) is None
         events = s.exec(select(AuditEvent).where(AuditEvent.action == "child.death")).all()
-        assert [json.loads(e.detail) for e in events] == [{"source": "registrar"}]  # a code, never a name or date
+        assert [json.loads(e.detail or "{}") for e in events] == [
+            {"source": "registrar"}
+        ]  # a code, never a name or date
     # The admin no longer reads it: an archived record is an unknown id to them.
     assert browser.get(f"/children/{olivia}").status_code == 404
 
@@ -132,11 +143,16 @@ def test_a_death_with_bad_answers_gets_one_round_of_errors_and_changes_nothing(
     for answers, messages in (
         ({**_dates("died", date.today() + timedelta(days=3))}, ["in the future", "Select who told you"]),
         ({**_dates("died", date(2016, 1, 1)), "source": "family"}, ["before the date of birth"]),
-        ({"died-day": "31", "died-month": "2", "died-year": "2024", "source": "x"}, ["real date", "Select who"]),
+        (
+            {"died-day": "31", "died-month": "2", "died-year": "2024", "source": "x"},
+            ["real date", "Select who"],
+        ),
         ({"died-day": "3"}, ["must include a month and a year", "Select who"]),
         ({}, ["Enter the date of death", "Select who"]),
     ):
-        r = browser.post(f"/children/{olivia}/death", data={"csrf_token": token, "step": "confirm", **answers})
+        r = browser.post(
+            f"/children/{olivia}/death", data={"csrf_token": token, "step": "confirm", **answers}
+        )
         assert r.status_code == 400, (answers, r.text)
         for message in messages:
             assert message in r.text, (answers, message)
@@ -155,7 +171,12 @@ def test_an_admin_records_a_move_out_of_the_area(browser: TestClient, world: Wor
     # Bad input first: one round, every problem, nothing changed.
     bad = browser.post(
         f"/children/{amara}/moved-away",
-        data={"csrf_token": token, "step": "confirm", "authority": " ", **_dates("moved", date.today() + timedelta(days=60))},
+        data={
+            "csrf_token": token,
+            "step": "confirm",
+            "authority": " ",
+            **_dates("moved", date.today() + timedelta(days=60)),
+        },
     )
     assert bad.status_code == 400
     assert "Enter the local authority" in bad.text and "at most a month ahead" in bad.text
@@ -165,9 +186,13 @@ def test_an_admin_records_a_move_out_of_the_area(browser: TestClient, world: Wor
     archive_on = moved + timedelta(days=90)
     assert archive_on.strftime("%-d %B %Y") in check.text
     assert _life(engine, amara) is None
-    back = browser.post(f"/children/{amara}/moved-away", data={"csrf_token": token, "step": "change", **answers})
+    back = browser.post(
+        f"/children/{amara}/moved-away", data={"csrf_token": token, "step": "change", **answers}
+    )
     assert back.status_code == 200 and 'value="Borsetshire County Council"' in back.text
-    done = browser.post(f"/children/{amara}/moved-away", data={"csrf_token": token, "step": "confirm", **answers})
+    done = browser.post(
+        f"/children/{amara}/moved-away", data={"csrf_token": token, "step": "confirm", **answers}
+    )
     assert done.status_code == 200, done.text
     assert "The move is recorded" in done.text and archive_on.strftime("%-d %B %Y") in done.text
     life = _life(engine, amara)
@@ -207,9 +232,17 @@ def test_every_other_role_is_refused_as_anywhere_else(
             got = client.get(f"/children/{olivia}/{path}")
             posted = client.post(
                 f"/children/{olivia}/{path}",
-                data={"csrf_token": csrf_of(client.get("/").text) if "csrf_token" in client.get("/").text else ""},
+                data={
+                    "csrf_token": csrf_of(client.get("/").text)
+                    if "csrf_token" in client.get("/").text
+                    else ""
+                },
             )
-            assert got.status_code == posted.status_code == 403, (username, got.status_code, posted.status_code)
+            assert got.status_code == posted.status_code == 403, (
+                username,
+                got.status_code,
+                posted.status_code,
+            )
             assert "You cannot do this" in got.text and "You cannot do this" in posted.text
     assert _child(engine, olivia).status == "active" and _life(engine, olivia) is None
 
@@ -253,9 +286,20 @@ def test_an_archived_record_for_data_managers_and_auditors_only(
                 assert f"purged on {purge.strftime('%-d %B %Y')}" in card.text
                 assert "Olivia" in card.text
                 # read only: no action of any kind
-                for action in ("/details", "/death", "/moved-away", "/adoption", "caf-signal", "involvement-new",
-                               "consent-new", "/shield", "/merge"):
-                    assert f"{olivia}{action}" not in card.text and action not in card.text.split("Archived")[1], (
+                for action in (
+                    "/details",
+                    "/death",
+                    "/moved-away",
+                    "/adoption",
+                    "caf-signal",
+                    "involvement-new",
+                    "consent-new",
+                    "/shield",
+                    "/merge",
+                ):
+                    assert (
+                        f"{olivia}{action}" not in card.text and action not in card.text.split("Archived")[1]
+                    ), (
                         username,
                         action,
                     )
@@ -286,7 +330,13 @@ def test_an_archived_record_is_not_changed_through_the_pages(
     token = csrf_of(browser.get("/search").text)
     change = browser.post(
         f"/children/{olivia}/details",
-        data={"csrf_token": token, "step": "confirm", "given": "Olivia", "family": "Changed", "sex": "female"},
+        data={
+            "csrf_token": token,
+            "step": "confirm",
+            "given": "Olivia",
+            "family": "Changed",
+            "sex": "female",
+        },
     )
     assert change.status_code == 422 and "not active" in change.text
     with Session(engine) as s:
