@@ -342,3 +342,42 @@ def test_an_archived_record_is_not_changed_through_the_pages(
     with Session(engine) as s:
         names = s.exec(select(ChildName).where(ChildName.child_id == olivia)).all()
         assert {n.family for n in names} == {"Smith"}
+
+
+def test_two_admins_recording_the_same_death_at_once_record_it_once(
+    engine: Engine, world: World, web_app: FastAPI
+) -> None:
+    """Both confirm at the same moment: one death, one archive; the other is told the record is gone."""
+    import threading
+
+    with unit_of_work(engine) as s:
+        user = make_user(s, "adam")
+        make_grant(s, "adam", role=Role.DIRECTORY_ADMIN)
+        world.totp["adam"] = user.totp_secret
+    olivia = world.children["olivia"]
+    answers = {**_dates("died", date.today()), "source": "health", "step": "confirm"}
+    clients, tokens = [], []
+    for username in ("ada", "adam"):
+        client = page_client(web_app, ISSUER).__enter__()
+        with_purpose(client, world, username, Role.DIRECTORY_ADMIN, olivia)
+        tokens.append(csrf_of(client.get(f"/children/{olivia}/death").text))
+        clients.append(client)
+    start = threading.Barrier(2)
+    answered: list[int] = []
+
+    def confirm(i: int) -> None:
+        start.wait()
+        r = clients[i].post(f"/children/{olivia}/death", data={"csrf_token": tokens[i], **answers})
+        answered.append(r.status_code)
+
+    threads = [threading.Thread(target=confirm, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for client in clients:
+        client.__exit__(None, None, None)
+    assert sorted(answered) == [200, 404], answered
+    with Session(engine) as s:
+        assert len(s.exec(select(AuditEvent).where(AuditEvent.action == "child.death")).all()) == 1
+        assert len(s.exec(select(AuditEvent).where(AuditEvent.action == "child.archive")).all()) == 1
