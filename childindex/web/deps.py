@@ -41,6 +41,9 @@ LocalityTeam = Annotated[Actor, Depends(RequireScope("directory.search", roles=L
 # rule (directory/visibility.py), so to the others an archived or sealed record is an unknown id.
 CARD_READERS = PRACTICE | {Role.DATA_MANAGER, Role.AUDITOR, Role.ADOPTION_OFFICER}
 FINDERS = PRACTICE | {Role.DATA_MANAGER, Role.ADOPTION_OFFICER}
+RECORD_OPENERS = frozenset({Role.DATA_MANAGER, Role.AUDITOR, Role.ADOPTION_OFFICER})
+"""Who is offered "Open a record by its id" (record_pages.py): the roles that read records no search
+finds (archived, sealed), by the id an audit event, a subject access request or the adoption file gives."""
 CardReader = Annotated[
     Actor, Depends(RequireScope("directory.search", roles=CARD_READERS, rate_limited=True))
 ]
@@ -82,6 +85,8 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
         items.append(("Find a child", "/search"))
     if actor.role in PRACTICE and actor.practitioner_id is not None:
         items.append(("Your notices", "/notices"))
+    if actor.role in RECORD_OPENERS:
+        items.append(("Open a record by its id", "/records"))
     if actor.role in LOCALITY_VIEWERS:
         items.append(("Locality overview", "/localities"))
     if actor.role in ADMINS:

@@ -21,7 +21,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from auth.deps import RequireScope
 from childindex.settings import current_settings, lifecycle_rules
-from childindex.web.deps import check_csrf, csrf_refused, refused, render, unit_of_work
+from childindex.web.deps import RECORD_OPENERS, check_csrf, csrf_refused, refused, render, unit_of_work
 from childindex.web.forms import FormData, FormErrors, date_field, text
 from directory import service
 from directory.errors import DomainError, InvalidInput, NotFound
@@ -346,3 +346,28 @@ def web_move_away(
         archive_on=archive_on,
         due=archive_on <= date.today(),
     )
+
+
+# --------------------------------------------------------------------------- a record by its id
+
+RecordOpener = Annotated[Actor, Depends(RequireScope("directory.search", roles=RECORD_OPENERS))]
+
+
+@router.get("/records", name="web_open_record")
+def web_open_record(request: Request, actor: RecordOpener) -> Response:
+    """Open a record by its id (then the card, which answers an unreadable record as an unknown id)."""
+    given = request.query_params.get("id", "").strip()
+    if given:
+        try:
+            return RedirectResponse(f"/children/{uuid.UUID(given)}", status_code=303)
+        except ValueError:
+            errors = {"id": "Enter the record's id as the audit log gives it, such as 3f2b6c1e-…"}
+            return render(
+                request,
+                "records/open.html",
+                actor=actor,
+                values={"id": given},
+                errors=errors,
+                status_code=400,
+            )
+    return render(request, "records/open.html", actor=actor, values={}, errors={})

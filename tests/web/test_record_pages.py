@@ -382,3 +382,26 @@ def test_two_admins_recording_the_same_death_at_once_record_it_once(
     with Session(engine) as s:
         assert len(s.exec(select(AuditEvent).where(AuditEvent.action == "child.death")).all()) == 1
         assert len(s.exec(select(AuditEvent).where(AuditEvent.action == "child.archive")).all()) == 1
+
+
+def test_an_auditor_opens_an_archived_record_by_its_id(
+    engine: Engine, world: World, web_app: FastAPI
+) -> None:
+    """Auditors cannot search, and no search finds an archived record: they open it by its id."""
+    add_users(engine, world)
+    olivia = _archive(engine, world, "olivia")
+    for username, role in ALL_USERS:
+        with page_client(web_app, ISSUER) as client:
+            with_purpose(client, world, username, role, world.children["amara"])
+            form = client.get("/records")
+            if role not in (Role.DATA_MANAGER, Role.AUDITOR, Role.ADOPTION_OFFICER):
+                assert form.status_code == 403 and "Open a record by its id" not in client.get("/").text
+                continue
+            assert form.status_code == 200 and 'href="/records"' in form.text, username
+            bad = client.get("/records?id=not-an-id")
+            assert bad.status_code == 400 and "Enter the record" in bad.text
+            card = client.get(f"/records?id={olivia}")
+            if role == Role.ADOPTION_OFFICER:  # an archived record is not theirs: an unknown id
+                assert card.status_code == 404 and "No child record has that id." in card.text
+            else:
+                assert card.status_code == 200 and "Archived" in card.text and "Olivia" in card.text
