@@ -202,16 +202,18 @@ ROUTE_POLICIES.update(_fhir_policies())
 # --- records outside the ordinary: archived, sealed, and their life cycle (issue #22) ------------
 # Which record each role may then read is directory/visibility.py's rule: an archived record data
 # managers and auditors, a sealed one the adoption team; to everyone else it does not exist.
-_RECORD_READERS = PRACTICE | {Role.DATA_MANAGER, Role.AUDITOR, Role.ADOPTION_OFFICER}
-_RECORD_FINDERS = PRACTICE | {Role.DATA_MANAGER, Role.ADOPTION_OFFICER}
+RECORD_READERS = PRACTICE | {Role.DATA_MANAGER, Role.AUDITOR, Role.ADOPTION_OFFICER}
+"""Who may open a child's card (the API and the pages)."""
+RECORD_FINDERS = PRACTICE | {Role.DATA_MANAGER, Role.ADOPTION_OFFICER}
+"""Who may search for a child (the API and the pages)."""
 ADOPTION_TEAM = frozenset({Role.ADOPTION_OFFICER})
 ROUTE_POLICIES.update(
     {
-        "read_child": Policy(frozenset({"directory.search"}), _RECORD_READERS, rate_limited=True),
+        "read_child": Policy(frozenset({"directory.search"}), RECORD_READERS, rate_limited=True),
         # a record's history is read by whoever may read the record (visibility decides which)
-        "child_history": Policy(frozenset({"directory.search"}), _RECORD_READERS, rate_limited=True),
-        "search_children": Policy(frozenset({"directory.search"}), _RECORD_FINDERS, rate_limited=True),
-        "search_children_get": Policy(frozenset({"directory.search"}), _RECORD_FINDERS, rate_limited=True),
+        "child_history": Policy(frozenset({"directory.search"}), RECORD_READERS, rate_limited=True),
+        "search_children": Policy(frozenset({"directory.search"}), RECORD_FINDERS, rate_limited=True),
+        "search_children_get": Policy(frozenset({"directory.search"}), RECORD_FINDERS, rate_limited=True),
         "adopt_child": Policy(frozenset({"directory.write"}), ADOPTION_TEAM),
         "read_adoption": Policy(frozenset({"directory.search"}), ADOPTION_TEAM),
         "record_death": Policy(frozenset({"directory.write"}), ADMINS),

@@ -75,15 +75,4 @@ def read_lifecycle(child_id: uuid.UUID, session: SessionDep, actor: CurrentActor
 
 
 def _read(session: SessionDep, child_id: uuid.UUID) -> LifecycleRead:
-    child = load_child(session, child_id)
-    row = lifecycle.lifecycle_of(session, child_id)
-    return LifecycleRead(
-        child_id=child.id,
-        status=child.status,
-        archived_reason=child.archived_reason,
-        archived_at=row.archived_at if row else None,
-        died_on=row.died_on if row else None,
-        moved_to=row.moved_to if row else None,
-        moved_on=row.moved_on if row else None,
-        purged_at=row.purged_at if row else None,
-    )
+    return lifecycle.lifecycle_read(session, load_child(session, child_id))

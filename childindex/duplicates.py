@@ -49,9 +49,17 @@ def may_review(actor: Actor) -> None:
         raise NotAllowed("Only data managers and directory admins review probable duplicates.")
 
 
+SHIELDED_PAIR_READERS = DUPLICATE_REVIEWERS | SHIELD_VIEWERS
+"""Who is shown a pair with a shielded child: those who may see shielded records, and the record
+keepers, who alone can merge it (else a feed's unshielded copy of a shielded child is listed to nobody
+and never merged: ContactPoint's failure). The pair names ids only; the merge page then shows the
+shielded side as the card shows it to them (its current official name, nothing of where the child is);
+the merge carries the shield to the record kept."""
+
+
 def sees_shielded_pairs(actor: Actor) -> bool:
     """Whether this person is shown the pairs that involve a shielded child."""
-    return actor.role in SHIELD_VIEWERS
+    return actor.role in SHIELDED_PAIR_READERS
 
 
 def shown_to(actor: Actor, report: DuplicateReport) -> list[DuplicatePair]:

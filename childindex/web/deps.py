@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from auth.deps import RequireScope
-from auth.policy import ADMINS, LOG_READERS, PRACTICE, RECORD_KEEPERS
+from auth.policy import ADMINS, LOG_READERS, PRACTICE, RECORD_FINDERS, RECORD_KEEPERS, RECORD_READERS
 from childindex.web.session import WebSession, csrf_ok
 from directory.errors import DomainError
 from directory.http.config import practice
@@ -35,6 +35,21 @@ LogReader = Annotated[Actor, Depends(RequireScope("audit.read", roles=LOG_READER
 Auditor = Annotated[Actor, Depends(RequireScope("audit.read", roles=AUDITORS))]
 GrantsAdmin = Annotated[Actor, Depends(RequireScope("grants.admin", roles=ADMINS))]
 LocalityTeam = Annotated[Actor, Depends(RequireScope("directory.search", roles=LOCALITY_VIEWERS))]
+
+# The card and the search for the roles beyond practice too (issue #22): data managers and auditors
+# read archived records, the adoption team sealed ones; which record each may read is the domain's
+# rule (directory/visibility.py), so to the others an archived or sealed record is an unknown id.
+CARD_READERS = RECORD_READERS
+FINDERS = RECORD_FINDERS
+RECORD_OPENERS = frozenset({Role.DATA_MANAGER, Role.AUDITOR, Role.ADOPTION_OFFICER})
+"""Who is offered "Open a record by its id" (record_pages.py): the roles that read records no search
+finds (archived, sealed), by the id an audit event, a subject access request or the adoption file gives."""
+CardReader = Annotated[
+    Actor, Depends(RequireScope("directory.search", roles=CARD_READERS, rate_limited=True))
+]
+CardVisitor = Annotated[Actor, Depends(RequireScope("directory.search", roles=CARD_READERS))]
+Finder = Annotated[Actor, Depends(RequireScope("directory.search", roles=FINDERS))]
+FindingReader = Annotated[Actor, Depends(RequireScope("directory.search", roles=FINDERS, rate_limited=True))]
 
 
 def web_session(request: Request) -> WebSession | None:
@@ -66,10 +81,12 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
     if actor is None:
         return []
     items: list[tuple[str, str]] = []
-    if actor.role in PRACTICE:
+    if actor.role in FINDERS:
         items.append(("Find a child", "/search"))
-        if actor.practitioner_id is not None:
-            items.append(("Your notices", "/notices"))
+    if actor.role in PRACTICE and actor.practitioner_id is not None:
+        items.append(("Your notices", "/notices"))
+    if actor.role in RECORD_OPENERS:
+        items.append(("Open a record by its id", "/records"))
     if actor.role in LOCALITY_VIEWERS:
         items.append(("Locality overview", "/localities"))
     if actor.role in ADMINS:

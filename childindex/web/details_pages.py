@@ -20,7 +20,7 @@ from childindex.web.deps import check_csrf, csrf_refused, flash, refused, render
 from childindex.web.forms import FormData, FormErrors, date_field, text
 from directory import repository as repo
 from directory import service
-from directory.errors import DomainError, NotAllowed, NotFound, StaleVersion
+from directory.errors import DomainError, InvalidInput, NotAllowed, NotFound, StaleVersion
 from directory.http.config import practice
 from directory.identifiers import normalise_postcode
 from directory.models import Actor, Child, ChildCard, ChildChange, Role, Sex, utcnow
@@ -64,6 +64,8 @@ def _record(
     card = service.read_card(
         db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=practice(request).fallback_team
     )
+    if card.status != "active":  # an archived or sealed record, read by whom may: read only
+        raise InvalidInput("This record is not active: nothing more can be recorded on it.")
     child: Child = repo.get(db, Child, child_id)
     official = card.names[0] if card.names else None
     values = {

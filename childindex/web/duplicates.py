@@ -1,6 +1,7 @@
 """The probable duplicates page (data managers and directory admins): run the report over the whole
 directory in the background, then review its pairs by id, grade and the fields that agreed, each with
-a link to the merge page. Pairs involving a shielded child are listed only to who may see it.
+a link to the merge page. Pairs involving a shielded child are listed to the record keepers too,
+tagged "shielded" (childindex/duplicates.py SHIELDED_PAIR_READERS).
 """
 
 from __future__ import annotations

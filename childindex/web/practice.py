@@ -16,9 +16,11 @@ from auth.deps import RequireScope, note_looks
 from auth.policy import PRACTICE
 from auth.purposes import allowed_purposes, check_purpose
 from childindex.web.deps import (
+    CardReader,
+    CardVisitor,
+    Finder,
+    FindingReader,
     LogReader,
-    Practice,
-    Reader,
     check_csrf,
     csrf_refused,
     flash,
@@ -29,6 +31,7 @@ from childindex.web.deps import (
 )
 from childindex.web.forms import FormData, FormErrors, build, date_field, text
 from childindex.web.merge_pages import merges_on_card
+from childindex.web.record_pages import card_extras, read_only
 from directory import notices, service
 from directory.errors import DomainError, InvalidInput, NotFound
 from directory.http.config import practice
@@ -77,7 +80,7 @@ def chosen_purpose(actor: Actor, code: str | None) -> Purpose | None:
 
 
 @router.get("/search", name="web_search_form")
-def web_search_form(request: Request, actor: Practice) -> Response:
+def web_search_form(request: Request, actor: Finder) -> Response:
     """The search form: what the practitioner knows, and why they are looking."""
     session = web_session(request)
     with unit_of_work(request) as db:
@@ -113,7 +116,7 @@ def _criteria(form: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/search", name="web_search")
-def web_search(request: Request, actor: Reader, form: FormData) -> Response:
+def web_search(request: Request, actor: FindingReader, form: FormData) -> Response:
     """Run the search (the details stay in the request body, never in the URL); audited by fingerprint."""
     if not check_csrf(request, form):
         return csrf_refused(request, actor)
@@ -210,6 +213,7 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
     except NotFound as exc:
         return refused(request, actor, exc, 404)
     open_caf = card.caf is not None and card.caf.status in {s.value for s in OPEN_CAF_STATUSES}
+    fixed = read_only(card)  # an archived or sealed record: read only, no actions
     return render(
         request,
         "card.html",
@@ -217,7 +221,8 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
         card=card,
         open_caf=open_caf,
         part=part,
-        may_write=actor.role
+        may_write=not fixed
+        and actor.role
         in {
             Role.PRACTITIONER,
             Role.DESIGNATED_PRACTITIONER,
@@ -227,20 +232,21 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
         },
         may_see_log=actor.role in ACCESS_LOG_READERS,
         may_shield=actor.role in SHIELD_ROLES and card.status == "active",
-        may_override=actor.role == Role.CHILD_PROTECTION and card.shield_notice is not None,
+        may_override=not fixed and actor.role == Role.CHILD_PROTECTION and card.shield_notice is not None,
         purpose_label=dict(PURPOSES).get(actor.purpose, actor.purpose),
-        merges=merges_on_card(request, actor, card),
+        merges=None if fixed else merges_on_card(request, actor, card),
+        **card_extras(request, actor, card),
     )
 
 
 @router.get("/children/{child_id}", name="web_card")
-def web_card(child_id: uuid.UUID, request: Request, actor: Reader) -> Response:
+def web_card(child_id: uuid.UUID, request: Request, actor: CardReader) -> Response:
     """The involvement card (audited). Asks the purpose of use first if none was given."""
     return _show_card(request, actor, child_id)
 
 
 @router.post("/children/{child_id}/purpose", name="web_card_purpose")
-def web_card_purpose(child_id: uuid.UUID, request: Request, actor: Practice, form: FormData) -> Response:
+def web_card_purpose(child_id: uuid.UUID, request: Request, actor: CardVisitor, form: FormData) -> Response:
     """Record why you are looking, then show the card."""
     if not check_csrf(request, form):
         return csrf_refused(request, actor)

@@ -26,9 +26,11 @@ from childindex.web import (
 )
 from childindex.web import duplicates as duplicates_pages
 from childindex.web import reviews as review_pages
+from childindex.web.adoption_pages import router as adoption_router
 from childindex.web.deps import HERE, render, web_session
 from childindex.web.merge_pages import router as merge_router
 from childindex.web.oauth_pages import GovukSignInPages
+from childindex.web.record_pages import router as record_router
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError
 from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, status_for
@@ -80,6 +82,8 @@ def install(app: FastAPI, settings: Any) -> WebState:
         review_pages.router,
         merge_router,
         duplicates_pages.router,
+        record_router,
+        adoption_router,
     ):
         app.include_router(router)
     _page_errors(app)

@@ -233,6 +233,7 @@ from directory.models.lifecycle import (  # noqa: E402
     AuditNote,
     ChildLifecycle,
     DeathRecord,
+    DeathSource,
     LifecycleRead,
     MoveAway,
 )
@@ -245,6 +246,7 @@ __all__ += [
     "AuditNote",
     "ChildLifecycle",
     "DeathRecord",
+    "DeathSource",
     "LifecycleRead",
     "MoveAway",
 ]

@@ -90,10 +90,20 @@ class AdoptionRead(Output):
     sealed_at: datetime
 
 
+class DeathSource(enum.StrEnum):
+    """Who reported a death (a code, kept in the audit event: never the reporter's name)."""
+
+    REGISTRAR = "registrar"
+    HEALTH = "health"
+    FAMILY = "family"
+    OTHER_AGENCY = "other-agency"
+
+
 class DeathRecord(Input):
-    """A child's death, as reported (the date only: never the cause)."""
+    """A child's death, as reported (the date and who reported it: never the cause)."""
 
     date_of_death: date
+    source: DeathSource | None = None
 
 
 class MoveAway(Input):

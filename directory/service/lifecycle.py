@@ -46,6 +46,7 @@ from directory.models import (
     DeathRecord,
     Involvement,
     InvolvementStatus,
+    LifecycleRead,
     MoveAway,
     RecordStatus,
     Role,
@@ -303,10 +304,9 @@ def record_death(
         raise NotAllowed("Only a directory admin (or the demographics feed) can record a death.")
     child = active_child(session, child_id, for_update=True, actor=actor)
     died = data.date_of_death
-    if died > today:
-        raise InvalidInput("The date of death is in the future.")
-    if child.date_of_birth is not None and died < child.date_of_birth:
-        raise InvalidInput("The date of death is before the date of birth.")
+    problem = death_date_problem(died, born=child.date_of_birth, today=today)
+    if problem is not None:
+        raise InvalidInput(problem)
     now = utcnow()
     for inv, *_ in repo.involvements_with_service(session, child.id):
         if inv.status == InvolvementStatus.ACTIVE.value:
@@ -318,7 +318,39 @@ def record_death(
     row = _lifecycle_row(session, child.id)
     row.died_on = died
     archive(session, actor=actor, child=child, reason=ArchiveReason.DIED, now=now, row=row)
+    if data.source is not None:  # who reported it, as a code (the pages ask)
+        audit_change(session, actor, "child.death", child.id, {"source": data.source.value})
     return child
+
+
+def death_date_problem(died: date, *, born: date | None, today: date) -> str | None:
+    """Why a date of death cannot be right (in the future, before the birth), or None."""
+    if died > today:
+        return "The date of death is in the future."
+    if born is not None and died < born:
+        return "The date of death is before the date of birth."
+    return None
+
+
+MOVE_AHEAD_DAYS = 31
+"""How far ahead a move out of the area may be recorded."""
+
+
+def move_date_problem(moved_on: date, *, today: date) -> str | None:
+    """Why a day of moving away cannot be recorded (more than a month ahead), or None."""
+    if moved_on > today + timedelta(days=MOVE_AHEAD_DAYS):
+        return "A move out of the area can be recorded at most a month ahead."
+    return None
+
+
+def archive_due_on(moved_on: date, rules: LifecycleRules) -> date:
+    """The day from which the daily run archives a record after a move out of the area."""
+    return moved_on + timedelta(days=rules.moved_away_archive_days)
+
+
+def purge_due_on(archived_at: datetime, rules: LifecycleRules) -> date:
+    """The day from which the daily run purges an archived record."""
+    return add_years(archived_at.date(), rules.purge_after_years)
 
 
 def record_move_away(
@@ -329,8 +361,9 @@ def record_move_away(
     if actor.role not in LIFECYCLE_RECORDERS:
         raise NotAllowed("Only a directory admin can record a move out of the area.")
     child = active_child(session, child_id, for_update=True, actor=actor)
-    if data.moved_on > today + timedelta(days=31):
-        raise InvalidInput("A move out of the area can be recorded at most a month ahead.")
+    problem = move_date_problem(data.moved_on, today=today)
+    if problem is not None:
+        raise InvalidInput(problem)
     row = _lifecycle_row(session, child.id)
     row.moved_to, row.moved_on = data.authority, data.moved_on
     session.add(row)
@@ -390,13 +423,34 @@ def lifecycle_of(session: Session, child_id: uuid.UUID) -> ChildLifecycle | None
     return session.get(ChildLifecycle, child_id)
 
 
+def lifecycle_read(session: Session, child: Child) -> LifecycleRead:
+    """A record's status and life-cycle dates, as the app API and the card's banner give them (the
+    caller has checked that the reader may read the record)."""
+    row = lifecycle_of(session, child.id)
+    return LifecycleRead(
+        child_id=child.id,
+        status=child.status,
+        archived_reason=child.archived_reason,
+        archived_at=row.archived_at if row else None,
+        died_on=row.died_on if row else None,
+        moved_to=row.moved_to if row else None,
+        moved_on=row.moved_on if row else None,
+        purged_at=row.purged_at if row else None,
+    )
+
+
 __all__ = [
     "LIFECYCLE_RECORDERS",
     "PURGED_ROWS",
     "LifecycleReport",
     "LifecycleRules",
     "archive",
+    "archive_due_on",
+    "death_date_problem",
     "lifecycle_of",
+    "lifecycle_read",
+    "move_date_problem",
+    "purge_due_on",
     "purge",
     "record_death",
     "record_move_away",

@@ -391,3 +391,67 @@ def test_admin_auditor_and_locality_pages(chromium: object, server: Served) -> N
         lena.page.get_by_role("link", name="Download these figures (CSV)").click()
     assert download.value.suggested_filename.startswith("locality-overview-")
     lena.close()
+
+
+def _new_people(engine: sa.Engine, world: World) -> dict[str, object]:
+    """An admin and an adoption officer who have not signed in yet, and two children of their own."""
+    from directory.db import unit_of_work
+    from directory.models import Role
+    from tests.fixtures.auth_builders import make_grant, make_user
+    from tests.fixtures.builders import make_child
+
+    with unit_of_work(engine) as s:
+        for username, role in (("adam", Role.DIRECTORY_ADMIN), ("ann", Role.ADOPTION_OFFICER)):
+            user = make_user(s, username)
+            make_grant(s, username, role=role)
+            world.totp[username] = user.totp_secret
+        moving = make_child(s, names=[{"given": "Maya", "family": "Mover"}], date_of_birth="2015-06-01")
+        adopted = make_child(s, names=[{"given": "Ada", "family": "Birthname"}], date_of_birth="2020-02-02")
+    return {"moving": moving, "adopted": adopted}
+
+
+def test_a_move_away_and_an_adoption(chromium: object, server: Served) -> None:
+    base, world, engine = server
+    kids = _new_people(engine, world)
+    adam = Person(chromium, base, world, "adam")
+    page = adam.page
+    page.goto(f"/children/{kids['moving']}")
+    page.get_by_label("Directory administration").check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("link", name="Record a move out of the area").click()
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator(".govuk-error-summary")).to_contain_text("Enter the local authority")
+    adam.check("50-move-away-errors")
+    page.get_by_label("The local authority the child moved to").fill("Borsetshire County Council")
+    page.get_by_label("Day").fill("1")
+    page.get_by_label("Month").fill("9")
+    page.get_by_label("Year").fill("2026")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Check your answers")).to_be_visible()
+    adam.check("51-move-away-check")
+    page.get_by_role("button", name="Record the move").click()
+    expect(page.get_by_text("The move is recorded")).to_be_visible()
+    adam.check("52-move-away-done")
+    adam.close()
+
+    ann = Person(chromium, base, world, "ann")
+    page = ann.page
+    page.goto(f"/children/{kids['adopted']}")
+    page.get_by_label("Directory administration").check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("link", name="Record an adoption").click()
+    ann.check("53-adoption-form")
+    page.get_by_label("Given name", exact=True).fill("Ada")
+    page.get_by_label("Family name").fill("Newhome")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Check your answers")).to_be_visible()
+    ann.check("54-adoption-check")
+    page.get_by_role("button", name="Record the adoption and seal the birth record").click()
+    expect(page.get_by_text("The adoption is recorded")).to_be_visible()
+    ann.check("55-adoption-done")
+    page.goto(f"/children/{kids['adopted']}")
+    expect(page.get_by_text("Sealed: adoption")).to_be_visible()
+    ann.check("56-sealed-card")
+    page.get_by_role("link", name="The adoptive record").click()
+    expect(page.get_by_role("heading", name="Ada Newhome")).to_be_visible()
+    ann.close()

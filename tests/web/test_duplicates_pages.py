@@ -1,18 +1,21 @@
 """The probable duplicates page: who may run and read it, what it lists (ids, grades, links to the
-merge page) and what it never lists (a pair with a shielded child, for anyone who may not see it)."""
+merge page), and a pair with a shielded child listed to the record keepers, tagged, so that it is
+merged (the 2009 case: a feed's unshielded copy of a shielded child)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import date
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from directory import service
 from directory.db import unit_of_work
-from directory.models import AuditEvent, Role
+from directory.models import AuditEvent, Child, ChildChange, Role
 from directory.service.merge import merge_children
 from search.duplicates import DuplicatesRunner
 from search.embedded import EmbeddedBackend
@@ -80,19 +83,24 @@ def test_a_data_manager_runs_the_report_and_reviews_pairs_by_id(
     first, second = sorted([str(world.children["amara"]), str(planted["amara-copy"])])
     assert f"/admin/children/{first}/merge?duplicate={second}" in page.text
     assert "Amara" not in page.text and "OX2" not in page.text  # ids, grades and field names only
-    # The shielded child's pair is not listed, and nothing on the page hints at it.
-    assert str(world.children["noah"]) not in page.text
-    assert str(planted["noah-copy"]) not in page.text
-    assert "1 pair listed" in page.text
+    # The shielded child's pair is listed to the data manager, tagged, by ids only.
+    noah_first, noah_second = sorted([str(world.children["noah"]), str(planted["noah-copy"])])
+    assert f"/admin/children/{noah_first}/merge?duplicate={noah_second}" in page.text
+    rows = page.text.split("<tbody")[1].split("</tr>")
+    (noah_row,) = [r for r in rows if noah_first in r]
+    (amara_row,) = [r for r in rows if first in r]
+    assert ">shielded</strong>" in noah_row and ">shielded</strong>" not in amara_row
+    assert "Noah" not in page.text and "Jones" not in page.text and "Hidden Lane" not in page.text
+    assert "2 pairs listed" in page.text
     run = _events(engine, "duplicates.report")
     assert len(run) == 1 and run[0].actor_subject == "dora"
     detail = json.loads(run[0].detail or "{}")
-    assert detail["listed"] == 1
+    assert detail["listed"] == 2
     assert "Amara" not in json.dumps(detail) and "Smith" not in json.dumps(detail)
     assert _events(engine, "duplicates.report.read")
 
 
-def test_a_directory_admin_may_run_it_and_sees_no_shielded_pair(
+def test_a_directory_admin_may_run_it_and_merge_the_shielded_pair(
     browser: TestClient, world: World, web_app: FastAPI, engine: Engine
 ) -> None:
     planted = _plant(engine, world)
@@ -100,14 +108,53 @@ def test_a_directory_admin_may_run_it_and_sees_no_shielded_pair(
     _run(browser, web_app)
     page = browser.get("/admin/duplicates")
     assert str(planted["amara-copy"]) in page.text
-    assert str(planted["noah-copy"]) not in page.text and str(world.children["noah"]) not in page.text
-    # The pair is in the report all the same: it is the listing that leaves it out.
+    assert str(planted["noah-copy"]) in page.text and str(world.children["noah"]) in page.text
+    # Merged from the page's link: the record kept is shielded, the copy a pointer to it.
+    noah, copy = world.children["noah"], planted["noah-copy"]
+    merge = browser.get(f"/admin/children/{noah}/merge?duplicate={copy}")
+    assert merge.status_code == 200, merge.text
+    done = browser.post(
+        f"/admin/children/{noah}/merge",
+        data={"csrf_token": csrf_of(merge.text), "duplicate": str(copy), "reason": "a feed's copy"},
+    )
+    assert done.status_code == 200, done.text
+    with Session(engine) as s:
+        kept, gone = s.get(Child, noah), s.get(Child, copy)
+        assert kept is not None and kept.shielded and gone is not None and gone.status == "merged"
     report = web_app.state.duplicates_runner.latest
     shielded = [p for p in report.pairs if p.shielded]
     assert {uuid.UUID(x) for p in shielded for x in (p.first, p.second)} == {
         world.children["noah"],
         planted["noah-copy"],
     }
+
+
+def test_the_merge_page_shows_the_shielded_side_as_its_card_shows_it_to_a_data_manager(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    """Current official name only: not the previous name, the address, the school or the services."""
+    planted = _plant(engine, world)
+    with unit_of_work(engine) as s:
+        service.change_child(
+            s,
+            actor=actor(Role.DIRECTORY_ADMIN),
+            child_id=world.children["noah"],
+            change=ChildChange.model_validate({"official_name": {"given": "Noah", "family": "Okoro"}}),
+            today=date.today(),
+            source="app",
+        )
+    _add_user(engine, world, "dora", Role.DATA_MANAGER)
+    sign_in(browser, world, "dora")
+    noah, copy = world.children["noah"], planted["noah-copy"]
+    page = browser.get(f"/admin/children/{copy}/merge?duplicate={noah}")
+    assert page.status_code == 200, page.text
+    shielded_side = page.text.split("Okoro")[1] if "Okoro" in page.text else ""
+    assert "Okoro" in page.text and "withheld (shielded)" in page.text
+    assert "Hidden Lane" not in shielded_side and "Targeted Youth" not in page.text
+    # the copy (unshielded) shows its own address; "Jones" is the copy's name, never the shielded
+    # record's previous one: it appears exactly as often as the copy's own card shows it
+    copy_only = browser.get(f"/admin/children/{copy}/merge?duplicate={world.children['amara']}")
+    assert page.text.count("Jones") == copy_only.text.count("Jones")
 
 
 def test_practitioners_auditors_and_designated_practitioners_are_refused(
@@ -143,20 +190,17 @@ def test_the_report_is_kept_and_a_pair_decided_to_be_two_children_is_not_listed_
     web_app.state.duplicates_runner = DuplicatesRunner()
     page = browser.get("/admin/duplicates")
     assert f"/admin/children/{first}/merge?duplicate={second}" in page.text
-    assert "1 pair listed" in page.text
+    assert "2 pairs listed" in page.text  # (and the shielded pair, tagged)
     token = csrf_of(page.text)
-    # Refused, changing nothing: without the form's token; a pair the report does not list; the
-    # shielded pair, which this admin is not shown.
-    noah = sorted([str(world.children["noah"]), str(planted["noah-copy"])])
+    # Refused, changing nothing: without the form's token; a pair the report does not list.
     for data in (
         {"csrf_token": "forged", "first": first, "second": second},
         {"csrf_token": token, "first": first, "second": str(uuid.uuid4())},
-        {"csrf_token": token, "first": noah[0], "second": noah[1]},
         {"csrf_token": token, "first": "not-an-id", "second": second},
     ):
         browser.post("/admin/duplicates/not-duplicates", data=data, follow_redirects=False)
         assert not _events(engine, "duplicates.not_duplicates"), data
-    assert "1 pair listed" in browser.get("/admin/duplicates").text
+    assert "2 pairs listed" in browser.get("/admin/duplicates").text
     r = browser.post(
         "/admin/duplicates/not-duplicates",
         data={"csrf_token": token, "first": second, "second": first},  # (either order)
@@ -164,7 +208,7 @@ def test_the_report_is_kept_and_a_pair_decided_to_be_two_children_is_not_listed_
     )
     assert r.status_code == 303
     page = browser.get("/admin/duplicates")
-    assert f"duplicate={second}" not in page.text and "0 pairs listed" in page.text
+    assert f"duplicate={second}" not in page.text and "1 pair listed" in page.text
     (decided,) = _events(engine, "duplicates.not_duplicates")
     assert decided.actor_subject == "ada" and "Amara" not in (decided.detail or "")
     # A later run leaves the pair out.
@@ -186,4 +230,4 @@ def test_a_pair_leaves_the_list_once_merged(
             into_id=world.children["amara"],
         )
     page = browser.get("/admin/duplicates")
-    assert str(planted["amara-copy"]) not in page.text and "0 pairs listed" in page.text
+    assert str(planted["amara-copy"]) not in page.text and "1 pair listed" in page.text

@@ -33,6 +33,9 @@ PAGE_WRITES = {
     "web_search": "reads",
     "web_notice_read": "the notice's practitioner",
     "web_child_details": "an involved service's practitioners or the locality team (require_details_change)",
+    "web_death": "by role: directory admins (lifecycle.LIFECYCLE_RECORDERS)",
+    "web_move_away": "by role: directory admins (lifecycle.LIFECYCLE_RECORDERS)",
+    "web_adoption": "by role: the adoption team (visibility.SEALED_READERS)",
 }
 
 
