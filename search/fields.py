@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from search.nicknames import are_equivalent
 from search.normalise import (
@@ -58,9 +58,14 @@ W_PREVIOUS_NAME = -0.5
 W_NAMES_SWAPPED = -1.0
 W_DOB = {
     "exact": 10.0,
-    "swapped": 6.0,
+    "swapped": 6.5,
     "digit": 5.5,
-    "transposed": 5.0,
+    # The same day and month with the year one out across a decade (2019 for 2020): one slip of
+    # the year, as likely as a digit (a year out within a decade is a digit anyway).
+    "year": 5.5,
+    # Day and month exchanged, or two neighbouring digits exchanged, point at one date each (a
+    # changed digit at any of some fifty): a random child agrees that way far less often.
+    "transposed": 6.0,
     "in_range": 4.0,
     "edd_close": 6.0,
     "edd_near": 3.0,
@@ -68,12 +73,16 @@ W_DOB = {
     "edd_differs": -4.0,
 }
 W_SEX = {"agrees": 1.0, "differs": -3.0}
-W_POSTCODE = {"full": 4.0, "sector": 2.5, "district": 1.5, "differs": -0.5}
+W_POSTCODE = {"full": 5.0, "sector": 2.5, "district": 1.5, "differs": -1.5}
 W_POSTCODE_PREVIOUS = -1.0
 W_IDENTIFIER = {"agrees": 20.0, "differs": -15.0}
 
 JW_SIMILAR = 0.88
 JW_WEAK = 0.78
+SLIP_MIN_LETTERS = 3
+"""Names at least this long that are one keyboard slip apart (a letter inserted, deleted, changed,
+or two neighbours exchanged) with the same first letter are "similar", whatever Jaro-Winkler says:
+it scores short names harshly (Mia/Mai 0.56, Isla/Isma 0.87), and one slip is one slip."""
 EDD_CLOSE_DAYS = 14
 EDD_NEAR_DAYS = 60
 
@@ -162,11 +171,21 @@ def _name_level(q_forms: tuple[str, ...], r_forms: tuple[str, ...], given: bool)
     same_sound = any(not set(phonetic(a)).isdisjoint(phonetic(b)) for a in q_forms for b in r_forms)
     if same_sound and best_jw >= JW_WEAK:
         return "phonetic", ""
-    if best_jw >= JW_SIMILAR:
+    if best_jw >= JW_SIMILAR or any(_one_slip(a, b) for a in q_forms for b in r_forms):
         return "similar", ""
     if best_jw >= JW_WEAK:
         return "weak", ""
     return "differs", ""
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """Two name forms one keyboard slip apart, the first letter kept (see SLIP_MIN_LETTERS)."""
+    return (
+        a[0] == b[0]
+        and min(len(a), len(b)) >= SLIP_MIN_LETTERS
+        and abs(len(a) - len(b)) <= 1
+        and OSA.distance(a, b, score_cutoff=1) == 1
+    )
 
 
 _NAME_PHRASES = {
@@ -210,6 +229,9 @@ def birth_field(q: SearchQuery, born: date | None, edd: date | None) -> Verdict 
             diff = differing_digits(q.birth_date, born)
             if len(diff) == 1 or abs((q.birth_date - born).days) == 1:
                 return Verdict("birth_date", W_DOB["digit"], "date of birth one digit different", "digit")
+            if diff[-1] <= 3 and abs(q.birth_date.year - born.year) == 1:
+                # The same day and month a year out (2019 for 2020: two digits, one slip of the year).
+                return Verdict("birth_date", W_DOB["year"], "date of birth a year out", "year")
             if _adjacent_digits_transposed(ymd(q.birth_date), ymd(born), diff):
                 return Verdict(
                     "birth_date",

@@ -151,9 +151,10 @@ _MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 @lru_cache(maxsize=8192)
 def _near_dates(day: date) -> frozenset[date]:
     """The dates `birth_field` grades other than "differs" against an exact date of birth: a day
-    either side, day and month swapped, one digit of YYYYMMDD changed, two neighbouring digits
-    swapped. (Worked on the date as the number YYYYMMDD. Remembered: 30 us a search otherwise,
-    and children's dates of birth span some 7,000 days, so the cache holds them all.)"""
+    either side, day and month swapped, the same day and month a year out, one digit of YYYYMMDD
+    changed, two neighbouring digits swapped. (Worked on the date as the number YYYYMMDD.
+    Remembered: 30 us a search otherwise, and children's dates of birth span some 7,000 days, so the
+    cache holds them all.)"""
     number = day.year * 10_000 + day.month * 100 + day.day
     digits = [number // place % 10 for place in _PLACES]
     numbers = {
@@ -174,6 +175,9 @@ def _near_dates(day: date) -> frozenset[date]:
     swapped = swapped_day_month(day)
     if swapped:
         near.add(swapped)
+    for year in (day.year - 1, day.year + 1):  # the same day and month a year out
+        if 1 <= year <= 9999 and not (day.month == 2 and day.day == 29 and not isleap(year)):
+            near.add(day.replace(year=year))
     for n in numbers:
         year, month, mday = n // 10_000, n // 100 % 100, n % 100
         # (tested rather than caught: most of these are not dates, and raising costs more)
