@@ -97,6 +97,6 @@ def record_version(session: Session, *, actor: Actor, child: Child, changed: lis
 def new_version(session: Session, *, actor: Actor, child: Child, changed: list[str], source: str) -> None:
     """A new version of the child's record: the version bumped, the outbox row for the search index,
     and the snapshot in the history."""
-    touch(session, child)
-    session.flush()
+    session.flush()  # the change itself (a clean session: no statement); then the version, the
+    touch(session, child)  # outbox row and the snapshot are written by one flush (record_version's)
     record_version(session, actor=actor, child=child, changed=changed, source=source)
