@@ -117,6 +117,19 @@ def row_hash(source: str, document: dict[str, Any]) -> str:
     return hashlib.sha256((source + "\n" + json.dumps(document, sort_keys=True)).encode()).hexdigest()
 
 
+class _Documents(dict[int, dict[str, Any]]):
+    """Row index -> the row's document (`row_document`), made the first time it is asked for: most
+    rows of a feed find their record by identifier and never need one."""
+
+    def __init__(self, rows: Sequence[ChildRow]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def __missing__(self, n: int) -> dict[str, Any]:
+        doc = self[n] = row_document(self.rows[n])
+        return doc
+
+
 @dataclass
 class _Run:
     """One feed run: the writer for new records, a session per batch for changes and holds."""
@@ -140,7 +153,7 @@ class _Run:
         """Match, decide and write one batch (in the run's open transaction)."""
         fresh = [r for r in rows if self._first_time(r)]
         targets, unmatched = self._by_identifier(fresh)
-        docs = {n: row_document(fresh[n]) for n in range(len(fresh))}
+        docs = _Documents(fresh)  # (made only for the rows that need one: searched or held)
         found = self._look_up(fresh, unmatched, docs, targets)
         ids = [t[0] for t in targets.values()] + [c.child_id for cs in found.values() if cs for c in cs]
         standings = load_standings(self.writer.conn, ids)
@@ -186,7 +199,7 @@ class _Run:
         self,
         fresh: Sequence[ChildRow],
         unmatched: list[int],
-        docs: dict[int, dict[str, Any]],
+        docs: _Documents,
         targets: dict[int, tuple[uuid.UUID, str]],
     ) -> dict[int, Sequence[Candidate] | None]:
         """For rows no identifier found: a person's earlier decision (into `targets`), a row still
@@ -210,7 +223,7 @@ class _Run:
         self,
         fresh: Sequence[ChildRow],
         holds: list[tuple[int, list[Candidate]]],
-        docs: dict[int, dict[str, Any]],
+        docs: _Documents,
         standings: dict[uuid.UUID, Standing],
     ) -> None:
         """Queue the held rows; one already reviewed (a re-run) is not queued again: still waiting,

@@ -125,6 +125,6 @@ def record_version(session: Session, *, actor: Actor, child: Child, changed: lis
 def new_version(session: Session, *, actor: Actor, child: Child, changed: list[str], source: str) -> None:
     """A new version of the child's record: the version bumped, the outbox row for the search index,
     and the snapshot in the history."""
-    session.flush()  # the change itself (a clean session: no statement); then the version, the
-    touch(session, child)  # outbox row and the snapshot are written by one flush (record_version's)
+    session.flush()  # the change itself (a clean session: no statement); then the version bumped
+    touch(session, child)  # and the outbox row; record_version flushes the one, then reads the snapshot
     record_version(session, actor=actor, child=child, changed=changed, source=source)
