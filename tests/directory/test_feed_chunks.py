@@ -289,3 +289,62 @@ def test_a_row_whose_identifier_an_archived_record_holds_is_held_for_data_manage
     [item] = client.get("/api/v1/match-reviews", headers=who(Role.DATA_MANAGER)).json()
     assert [c["child_id"] for c in item["candidates"]] == [str(child)]
     assert client.get("/api/v1/match-reviews", headers=who(Role.ADOPTION_OFFICER)).json() == []
+
+
+def test_a_row_decided_for_a_record_since_merged_follows_it_to_the_kept_record(
+    engine: Engine, tmp_path: Path
+) -> None:
+    load(engine, feed(tmp_path, row(10), row(20, given="Oscar", family="Ng", born="2012-07-09", sex="M")))
+    first, kept = child_id(engine, 10), child_id(engine, 20)
+    # a row without a held identifier, near the first child: held, and a person links it to that child
+    near = row(30, nhs_no="", local="mosaic:M1", born="2015-03-03", line1="3 Far Lane", postcode="OX1 2JD")
+    path = feed(tmp_path, near, name="b.csv")
+    assert outcomes(run(engine, path, "social-care")) == [(2, "held", "review")]
+    review = uuid.UUID(str(scalar(engine, "SELECT id FROM match_review")).replace("-", ""))
+    from directory.importer.precedence import Precedence
+    from directory.importer.reviews import ReviewDecision, decide_review
+
+    with Session(engine) as session:
+        decide_review(
+            session,
+            actor=Actor(subject="dm", role=Role.DATA_MANAGER),
+            review_id=review,
+            decision=ReviewDecision(decision="link", child_id=first),
+            precedence=Precedence(),
+            today=date(2026, 11, 23),
+        )
+        service.merge_children(
+            session, actor=Actor(subject="dm", role=Role.DATA_MANAGER), duplicate_id=first, into_id=kept
+        )
+        session.commit()
+    # the same row again: the decision named a record now merged; the row reaches the kept record
+    again = run(engine, path, "social-care")
+    assert [(o.outcome.value, o.reason, o.child_id) for o in again.lines] == [
+        ("updated", "review-decision", kept)
+    ]
+    with engine.connect() as conn:  # social-care is trusted for the address: the kept record moved
+        current = conn.execute(
+            sa.text("SELECT child_id, line1 FROM child_address WHERE until IS NULL AND line1 = '3 Far Lane'")
+        ).all()
+    assert [uuid.UUID(str(c).replace("-", "")) for c, _ in current] == [kept]
+    assert scalar(engine, "SELECT status FROM child WHERE id = :c", c=first.hex) == "merged"
+
+
+def test_a_purged_childs_identifier_in_a_feed_never_reaches_the_tombstone(
+    engine: Engine, tmp_path: Path
+) -> None:
+    load(engine, feed(tmp_path, row(10)))
+    gone = child_id(engine, 10)
+    with Session(engine) as session:
+        record = session.get(Child, gone)
+        assert record is not None
+        admin = Actor(subject="cli", role=Role.DIRECTORY_ADMIN)
+        now = datetime(2026, 11, 23, tzinfo=UTC)
+        lifecycle.archive(session, actor=admin, child=record, reason=ArchiveReason.MOVED_AWAY, now=now)
+        lifecycle.purge(session, actor=admin, child=record, now=now)
+        session.commit()
+    # the tombstone holds no identifier: the row is matched like any other, and makes a new record
+    result = run(engine, feed(tmp_path, row(10), name="b.csv"), "pds")
+    assert outcomes(result) == [(2, "created", "no-match")]
+    assert scalar(engine, "SELECT status FROM child WHERE id = :c", c=gone.hex) == "purged"
+    assert scalar(engine, "SELECT count(*) FROM child_identifier WHERE child_id = :c", c=gone.hex) == 0
