@@ -237,7 +237,12 @@ def test_a_row_whose_identifier_a_sealed_record_holds_is_held_as_beside_a_shield
     assert mine.status_code == 200, mine.text
     assert [r["id"] for r in mine.json()] == [str(review)]
     assert [c["child_id"] for c in mine.json()[0]["candidates"]] == [str(sealed)]
-    v = versions(engine)
+    v, children = versions(engine), count(engine, "child")
+    made = client.post(  # a new record would hold the birth identity's identifier twice: refused, 4xx
+        f"/api/v1/match-reviews/{review}", json={"decision": "create"}, headers=who(Role.ADOPTION_OFFICER)
+    )
+    assert made.status_code in (403, 409), made.text
+    assert count(engine, "child") == children
     linked = client.post(
         f"/api/v1/match-reviews/{review}",
         json={"decision": "link", "child_id": str(sealed)},
