@@ -41,8 +41,9 @@ def query_of(row: ChildRow) -> SearchQuery:
     )
 
 
-RESIDENT_WAIT_SECONDS = 900.0
-"""How long a feed waits for the embedded index's resident copy to load before matching on SQL."""
+RESIDENT_WAIT_SECONDS = 300.0
+"""How long a feed waits for the embedded index's resident copy to load (35-46 s at 1,000,000
+children, docs/performance.md) before matching on SQL until it is loaded."""
 
 
 def engine_matcher(matcher: MatchingEngine) -> Matcher:
