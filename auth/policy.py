@@ -290,3 +290,14 @@ def all_routes(app: Any) -> list[Any]:
     from fastapi.routing import iter_route_contexts
 
     return list(iter_route_contexts(app.routes))
+
+
+# --- the review queue of held feed rows: the adoption team sees the rows held beside a sealed record
+# (and only those: directory/importer/reviews.py RESTRICTED), the record keepers every other row.
+MATCH_REVIEWERS = RECORD_KEEPERS | ADOPTION_TEAM
+ROUTE_POLICIES.update(
+    {
+        name: Policy(frozenset({"directory.write"}), MATCH_REVIEWERS)
+        for name in ("list_match_reviews", "read_match_review", "decide_match_review")
+    }
+)

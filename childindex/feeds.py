@@ -15,6 +15,7 @@ from directory.importer import ChildRow
 from directory.importer.precedence import Precedence, check_source
 from directory.importer.reconcile import Candidate, Matcher, ReconcileResult, reconcile
 from directory.models import Actor
+from search.embedded import EmbeddedBackend
 from search.indexer import drain
 from search.matching import MatchingEngine
 from search.port import CriteriaError, SearchBackend, SearchQuery
@@ -40,10 +41,23 @@ def query_of(row: ChildRow) -> SearchQuery:
     )
 
 
+RESIDENT_WAIT_SECONDS = 300.0
+"""How long a feed waits for the embedded index's resident copy to load (35-46 s at 1,000,000
+children, docs/performance.md) before matching on SQL until it is loaded."""
+
+
 def engine_matcher(matcher: MatchingEngine) -> Matcher:
-    """The domain's Matcher over the matching engine: candidates graded certain/probable/possible."""
+    """The domain's Matcher over the matching engine: candidates graded certain/probable/possible.
+
+    Over the embedded backend, the first row that needs the engine loads the index's resident copy
+    (search.resident: the same candidates as SQL, kept fresh through the search log, so later rows
+    still find the records earlier rows made) and waits for it: a search from memory costs a
+    fraction of one on SQL. A feed whose rows all find their records by identifier never loads it."""
+    backend = matcher.backend
 
     def match(row: ChildRow) -> Sequence[Candidate] | None:
+        if isinstance(backend, EmbeddedBackend) and not backend.resident:
+            backend.start_resident().wait_ready(RESIDENT_WAIT_SECONDS)  # (SQL, if it is not ready)
         try:
             found = matcher.search(query_of(row))
         except CriteriaError:
@@ -78,16 +92,22 @@ def reconcile_files(
     def follow() -> None:
         drain(engine, backend, wait=True, batch=2000)
 
-    return reconcile(
-        engine,
-        paths,
-        read=read,
-        source=source,
-        matcher=engine_matcher(MatchingEngine(backend)),
-        precedence=precedence,
-        actor=actor,
-        today=today,
-        batch=batch,
-        after_batch=follow,
-        progress=progress,
-    )
+    kept = isinstance(backend, EmbeddedBackend) and backend.resident  # (a copy the caller started)
+    try:
+        return reconcile(
+            engine,
+            paths,
+            read=read,
+            source=source,
+            matcher=engine_matcher(MatchingEngine(backend)),
+            precedence=precedence,
+            actor=actor,
+            today=today,
+            batch=batch,
+            after_batch=follow,
+            progress=progress,
+        )
+    finally:
+        if isinstance(backend, EmbeddedBackend) and not kept:
+            backend.stop_resident()  # the copy this run loaded (memory back, its loader stopped)
+            backend.resident = False

@@ -60,10 +60,15 @@ def get(session: Session, model: type[SQLModel], id_: uuid.UUID, *, for_update: 
 NAME_ORDER = {"official": 0, "usual": 1, "alias": 2, "previous": 3}  # any other use: 9
 
 
+def name_order(use: str, until: date | None) -> tuple[int, date]:
+    """The order a child's names are listed in: current names first, then previous names and aliases."""
+    return NAME_ORDER.get(use, 9), until or date.max
+
+
 def child_names(session: Session, child_id: uuid.UUID) -> Sequence[ChildName]:
     """Current names first, then previous names and aliases."""
     rows = session.exec(select(ChildName).where(ChildName.child_id == child_id)).all()
-    return sorted(rows, key=lambda n: (NAME_ORDER.get(n.use, 9), n.until or date.max))
+    return sorted(rows, key=lambda n: name_order(n.use, n.until))
 
 
 def child_identifiers(session: Session, child_id: uuid.UUID) -> Sequence[ChildIdentifier]:

@@ -14,7 +14,15 @@ from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from auth.deps import RequireScope
-from auth.policy import ADMINS, LOG_READERS, PRACTICE, RECORD_FINDERS, RECORD_KEEPERS, RECORD_READERS
+from auth.policy import (
+    ADMINS,
+    LOG_READERS,
+    MATCH_REVIEWERS,
+    PRACTICE,
+    RECORD_FINDERS,
+    RECORD_KEEPERS,
+    RECORD_READERS,
+)
 from childindex.web.session import WebSession, csrf_ok
 from directory.errors import DomainError
 from directory.http.config import practice
@@ -96,6 +104,8 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
     if actor.role in RECORD_KEEPERS:
         items.append(("Held feed rows", "/admin/match-reviews"))
         items.append(("Probable duplicates", "/admin/duplicates"))
+    elif actor.role in MATCH_REVIEWERS:  # the adoption team: the rows held beside a sealed record
+        items.append(("Held feed rows", "/admin/match-reviews"))
     return items
 
 

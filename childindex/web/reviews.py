@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from auth.deps import RequireScope
-from auth.policy import RECORD_KEEPERS
+from auth.policy import MATCH_REVIEWERS
 from childindex.reviews_api import PrecedenceDep
 from childindex.web.deps import check_csrf, flash, render, unit_of_work
 from childindex.web.forms import FormData, text
@@ -20,7 +20,7 @@ from directory.importer.reviews import ReviewDecision, decide_review, list_revie
 from directory.models import Actor
 
 router = APIRouter(include_in_schema=False)
-Reviewer = Annotated[Actor, Depends(RequireScope("directory.write", roles=RECORD_KEEPERS))]
+Reviewer = Annotated[Actor, Depends(RequireScope("directory.write", roles=MATCH_REVIEWERS))]
 
 
 @router.get("/admin/match-reviews", name="web_match_reviews")

@@ -46,6 +46,7 @@ class Standing:
     name: tuple[str, str | None, str] | None = None  # the official (given, middle, family)
     identifiers: dict[str, str] = field(default_factory=dict)  # system -> value
     address: tuple[str, str | None, str | None, str] | None = None  # current (line1, line2, town, postcode)
+    merged_into: uuid.UUID | None = None  # a merged record's kept record
 
 
 def load_standings(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Standing]:
@@ -59,11 +60,17 @@ def load_standings(conn: Connection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID
     for i in range(0, len(wanted), _IN):
         chunk = wanted[i : i + _IN]
         for r in conn.execute(
-            sa.select(child.c.id, child.c.status, child.c.shielded, child.c.date_of_birth, child.c.sex).where(
-                child.c.id.in_(chunk)
-            )
+            sa.select(
+                child.c.id,
+                child.c.status,
+                child.c.shielded,
+                child.c.date_of_birth,
+                child.c.sex,
+                child.c.merged_into_id,
+            ).where(child.c.id.in_(chunk))
         ):
             found[r.id] = Standing(r.id, r.status, bool(r.shielded), r.date_of_birth, r.sex)
+            found[r.id].merged_into = r.merged_into_id
         for r in conn.execute(
             sa.select(name.c.child_id, name.c.given, name.c.middle, name.c.family).where(
                 name.c.child_id.in_(chunk), name.c.use == "official"

@@ -117,6 +117,19 @@ def row_hash(source: str, document: dict[str, Any]) -> str:
     return hashlib.sha256((source + "\n" + json.dumps(document, sort_keys=True)).encode()).hexdigest()
 
 
+class _Documents(dict[int, dict[str, Any]]):
+    """Row index -> the row's document (`row_document`), made the first time it is asked for: most
+    rows of a feed find their record by identifier and never need one."""
+
+    def __init__(self, rows: Sequence[ChildRow]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def __missing__(self, n: int) -> dict[str, Any]:
+        doc = self[n] = row_document(self.rows[n])
+        return doc
+
+
 @dataclass
 class _Run:
     """One feed run: the writer for new records, a session per batch for changes and holds."""
@@ -140,7 +153,7 @@ class _Run:
         """Match, decide and write one batch (in the run's open transaction)."""
         fresh = [r for r in rows if self._first_time(r)]
         targets, unmatched = self._by_identifier(fresh)
-        docs = {n: row_document(fresh[n]) for n in range(len(fresh))}
+        docs = _Documents(fresh)  # (made only for the rows that need one: searched or held)
         found = self._look_up(fresh, unmatched, docs, targets)
         ids = [t[0] for t in targets.values()] + [c.child_id for cs in found.values() if cs for c in cs]
         standings = load_standings(self.writer.conn, ids)
@@ -156,8 +169,9 @@ class _Run:
             else:
                 holds.append((n, list(candidates or ())))
         for n, (child_id, how) in sorted(targets.items()):
-            if self._update(fresh[n], standings.get(child_id), how):
-                holds.append((n, [Candidate(child_id, "certain")]))
+            held = self._update(fresh[n], self._kept(standings, child_id), how)
+            if held is not None:
+                holds.append((n, [Candidate(held, "certain")]))
         self._hold_all(fresh, holds, docs, standings)
         self.writer.create(creates)
 
@@ -185,7 +199,7 @@ class _Run:
         self,
         fresh: Sequence[ChildRow],
         unmatched: list[int],
-        docs: dict[int, dict[str, Any]],
+        docs: _Documents,
         targets: dict[int, tuple[uuid.UUID, str]],
     ) -> dict[int, Sequence[Candidate] | None]:
         """For rows no identifier found: a person's earlier decision (into `targets`), a row still
@@ -209,7 +223,7 @@ class _Run:
         self,
         fresh: Sequence[ChildRow],
         holds: list[tuple[int, list[Candidate]]],
-        docs: dict[int, dict[str, Any]],
+        docs: _Documents,
         standings: dict[uuid.UUID, Standing],
     ) -> None:
         """Queue the held rows; one already reviewed (a re-run) is not queued again: still waiting,
@@ -264,25 +278,44 @@ class _Run:
         all or nothing and no session's identity map grows with the batch (it slowed every query)."""
         return Session(bind=self.writer.conn, join_transaction_mode="create_savepoint")
 
-    def _update(self, row: ChildRow, standing: Standing | None, how: str) -> bool:
-        """Apply the row's trusted fields to its record; True when it must be held instead."""
-        if standing is None or standing.status != "active":
+    def _kept(self, standings: dict[uuid.UUID, Standing], child_id: uuid.UUID) -> Standing | None:
+        """The record a row matched as it stands; for a merged record, the record it was merged into."""
+        standing = standings.get(child_id)
+        for _ in range(5):  # (a merge's kept record is active: one step, but never loop for ever)
+            if standing is None or standing.status != "merged" or standing.merged_into is None:
+                break
+            kept = standing.merged_into
+            standings.update(load_standings(self.writer.conn, [kept]))
+            standing = standings.get(kept)
+        return standing
+
+    def _update(self, row: ChildRow, standing: Standing | None, how: str) -> uuid.UUID | None:
+        """Apply the row's trusted fields to its record; the record to hold the row beside instead
+        (a person decides), or None.
+
+        A sealed record (an adopted child's birth identity) and an archived one hold the row for the
+        few who may read them (reviews.RESTRICTED): the report says "held", `review`, as for a row
+        beside a shielded child, so that it tells the operator nothing about the record. A purged
+        record (a tombstone: no personal data, no identifiers) is said plainly."""
+        if standing is None or standing.status == "purged":
             self.reject(
                 row,
                 "identifier",
-                "the record it matches is not active (archived or merged)",
-                "record-not-active",
+                "the record it was linked to was purged (its personal data deleted): the row was not applied",
+                "record-purged",
             )
-            return False
+            return None
+        if standing.status != "active":
+            return standing.child_id
         p = plan(row, standing, self.precedence, self.result.source)
         if p.hold:
-            return True
+            return standing.child_id
         self.result.ignored.update(p.ignored)
         if not p.apply:
             self.result.unchanged += 1
             self.note(row, Outcome.UNCHANGED, how, standing.child_id)
             self._matched(row, None)
-            return False
+            return None
         try:
             with self._session() as session:
                 apply_row(
@@ -297,15 +330,15 @@ class _Run:
                 session.commit()
         except DomainError as exc:
             if standing.shielded:
-                return True  # a person decides; the report must not say why a shielded record refused
+                return standing.child_id  # a person decides; the report must not say why it refused
             self.reject(
                 row, "row", exc.message if "'" not in exc.message else "the change was refused", exc.code
             )
-            return False
+            return None
         self.result.updated += 1
         self.note(row, Outcome.UPDATED, how, standing.child_id)
         self._matched(row, None)
-        return False
+        return None
 
     def _matched(self, row: ChildRow, child_id: uuid.UUID | None) -> None:
         if row.key is not None:
@@ -329,11 +362,21 @@ class _Run:
                 row=doc,
                 candidates=[{"child_id": c.child_id.hex, "grade": c.grade} for c in candidates],
                 shielded_candidate=any(s.shielded for c in candidates if (s := standings.get(c.child_id))),
+                restricted=restricted_to({s.status for c in candidates if (s := standings.get(c.child_id))}),
             )
         )
         self.result.held += 1
         self.note(row, Outcome.HELD, "review")
         self._matched(row, None)
+
+
+def restricted_to(statuses: set[str]) -> str | None:
+    """Who alone may see a held row whose candidates have these statuses: "sealed" (the adoption
+    team), "archived" (data managers), or None (the review queue's usual readers)."""
+    for status in ("sealed", "archived"):
+        if status in statuses:
+            return status
+    return None
 
 
 def _decide(candidates: Sequence[Candidate] | None, standings: dict[uuid.UUID, Standing]) -> uuid.UUID | str:

@@ -34,6 +34,7 @@ from directory.models import (
     ChildCreate,
     ChildName,
     MatchReview,
+    RecordStatus,
     ReviewStatus,
     Role,
     ShieldSet,
@@ -41,12 +42,24 @@ from directory.models import (
 )
 from directory.models.base import Input, Output
 from directory.service import SHIELD_VIEWERS, create_child, set_shield
+from directory.visibility import RECORD_READERS, SEALED_READERS, may_read_record
 
 REVIEWERS = frozenset({Role.DIRECTORY_ADMIN, Role.DATA_MANAGER})
 """Who works through the review queue."""
 
 SHIELDED_REVIEWERS = frozenset({Role.DATA_MANAGER}) | SHIELD_VIEWERS
 """Who is shown a held row that has a shielded candidate."""
+
+RESTRICTED: dict[str, frozenset[Role]] = {
+    "sealed": SEALED_READERS,
+    "archived": RECORD_READERS[RecordStatus.ARCHIVED.value] & REVIEWERS,
+}
+"""Who alone is shown a held row beside a sealed record (an adopted child's birth identity: the
+adoption team) or an archived one (data managers), by `MatchReview.restricted`. To anyone else the
+row does not exist: not listed, not counted, "not found" by id."""
+
+QUEUE_READERS = REVIEWERS | frozenset().union(*RESTRICTED.values())
+"""Everyone who may open the review queue (each sees only the rows shown to their role)."""
 
 
 class ReviewCandidate(Output):
@@ -82,15 +95,30 @@ class ReviewDecision(Input):
 
 
 def _require_reviewer(actor: Actor) -> None:
-    if actor.role not in REVIEWERS:
+    if actor.role not in QUEUE_READERS:
         raise NotAllowed("Only directory admins and data managers review held feed rows.")
 
 
 def _visible(actor: Actor, review: MatchReview) -> bool:
-    return not review.shielded_candidate or actor.role in SHIELDED_REVIEWERS
+    if review.restricted is not None:
+        return actor.role in RESTRICTED.get(review.restricted, frozenset())
+    return actor.role in REVIEWERS and (not review.shielded_candidate or actor.role in SHIELDED_REVIEWERS)
 
 
-def _candidates(session: Session, review: MatchReview) -> list[ReviewCandidate]:
+def shown_to(role: Role) -> sa.ColumnElement[bool]:
+    """The held rows this role is shown (the SQL form of `_visible`): what lists and counts use."""
+    shown: list[sa.ColumnElement[bool]] = [
+        col(MatchReview.restricted) == kind for kind, roles in RESTRICTED.items() if role in roles
+    ]
+    if role in REVIEWERS:
+        usual: sa.ColumnElement[bool] = col(MatchReview.restricted).is_(None)
+        if role not in SHIELDED_REVIEWERS:
+            usual = sa.and_(usual, col(MatchReview.shielded_candidate).is_(False))
+        shown.append(usual)
+    return sa.or_(*shown) if shown else sa.false()
+
+
+def _candidates(session: Session, review: MatchReview, actor: Actor) -> list[ReviewCandidate]:
     ids = [uuid.UUID(hex=c["child_id"]) for c in review.candidates]
     children = {c.id: c for c in session.exec(select(Child).where(col(Child.id).in_(ids))).all()}
     names = {
@@ -102,8 +130,8 @@ def _candidates(session: Session, review: MatchReview) -> list[ReviewCandidate]:
     out: list[ReviewCandidate] = []
     for c, child_id in zip(review.candidates, ids, strict=True):
         child, name = children.get(child_id), names.get(child_id)
-        if child is None:
-            continue
+        if child is None or not may_read_record(child, actor):
+            continue  # (a record sealed or archived since the row was held: not this reader's)
         out.append(
             ReviewCandidate(
                 child_id=child_id,
@@ -117,7 +145,7 @@ def _candidates(session: Session, review: MatchReview) -> list[ReviewCandidate]:
     return out
 
 
-def _read(session: Session, review: MatchReview) -> ReviewRead:
+def _read(session: Session, review: MatchReview, actor: Actor) -> ReviewRead:
     return ReviewRead(
         id=review.id,
         status=review.status,
@@ -126,7 +154,7 @@ def _read(session: Session, review: MatchReview) -> ReviewRead:
         line=review.line,
         created_at=review.created_at,
         row=review.row,
-        candidates=_candidates(session, review),
+        candidates=_candidates(session, review, actor),
         child_id=review.child_id,
     )
 
@@ -138,13 +166,11 @@ def list_reviews(
     _require_reviewer(actor)
     if status not in {s.value for s in ReviewStatus}:
         raise InvalidInput("status is open, linked or created.", field="status")
-    stmt = select(MatchReview).where(MatchReview.status == status)
-    if actor.role not in SHIELDED_REVIEWERS:
-        stmt = stmt.where(col(MatchReview.shielded_candidate).is_(False))
+    stmt = select(MatchReview).where(MatchReview.status == status, shown_to(actor.role))
     reviews = session.exec(
         stmt.order_by(col(MatchReview.created_at), col(MatchReview.line)).limit(limit)
     ).all()
-    found = [_read(session, r) for r in reviews]
+    found = [_read(session, r, actor) for r in reviews]
     audit.append(
         session,
         actor=actor,
@@ -169,7 +195,7 @@ def read_review(
 def show_review(session: Session, *, actor: Actor, review_id: uuid.UUID) -> ReviewRead:
     """One held row with its candidates; audited (ids only)."""
     review = read_review(session, actor=actor, review_id=review_id)
-    found = _read(session, review)
+    found = _read(session, review, actor)
     audit.append(
         session,
         actor=actor,
@@ -229,17 +255,19 @@ def decide_review(
         standing = load_standings(session.connection(), [child_id]).get(child_id)
         if standing is None:
             raise NotFound("That record no longer exists.", child_id=str(child_id))
-        p = plan(row, standing, precedence, review.source)
+        # A sealed or archived record is not changed by a feed: linking a row held beside one says
+        # the row is that record's (a re-run then leaves it as decided), and changes nothing.
+        fields = plan(row, standing, precedence, review.source).apply if review.restricted is None else None
         changed = apply_row(
             session,
             actor=actor,
             child_id=child_id,
             row=row,
-            fields=p.apply,
+            fields=fields or frozenset(),
             source=review.source,
             today=today,
         )
-        if row.shielded and not standing.shielded:  # the sending system shielded the child: so is its record
+        if review.restricted is None and row.shielded and not standing.shielded:  # shielded by the sender
             set_shield(
                 session,
                 actor=actor,
@@ -271,7 +299,7 @@ def decide_review(
         children=[child_id],
     )
     session.flush()
-    return _read(session, review)
+    return _read(session, review, actor)
 
 
 def _claim(

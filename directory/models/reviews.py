@@ -43,6 +43,7 @@ class MatchReview(SQLModel, table=True):
     row: dict[str, Any] = Field(sa_type=sa.JSON)  # the child as the feed gave it
     candidates: list[dict[str, Any]] = Field(sa_type=sa.JSON)  # [{"child_id", "grade"}], best first
     shielded_candidate: bool = False  # shown only to those who may see shielded records
+    restricted: str | None = Field(default=None, max_length=16)  # "sealed" / "archived": reviews.RESTRICTED
     child_id: uuid.UUID | None = Field(default=None, foreign_key="child.id")  # linked to or created
     decided_by: str | None = Field(default=None, max_length=200)
     decided_at: datetime | None = utc_field(default=None)

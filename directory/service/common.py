@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from directory import audit
 from directory import repository as repo
+from directory.db import Prepared
 from directory.errors import InvalidInput, RuleBroken, StaleVersion
 from directory.models import Actor, AuditNote, Child, Consent, ConsentScope, Outbox, RecordStatus, utcnow
 from directory.visibility import may_read_record, no_such_child
@@ -68,12 +70,26 @@ def active_child(
     return child
 
 
+_OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+_PUBLISH = Prepared(
+    sa.insert(_OUTBOX).values(
+        topic=sa.bindparam("topic"),
+        entity_id=sa.bindparam("entity_id"),
+        created_at=sa.bindparam("created_at", type_=_OUTBOX.c.created_at.type),
+    )
+)
+
+
 def touch(session: Session, child: Child) -> None:
-    """A new version of the child's record, and its outbox row for the search index."""
+    """A new version of the child's record, and its outbox row for the search index (the
+    Outbox(topic="child", ...) row, written on the driver in the session's transaction: through the
+    ORM's unit of work it cost a feed of changes a tenth of each change)."""
     child.updated_at = utcnow()
     child.version += 1
     session.add(child)
-    session.add(Outbox(topic="child", entity_id=child.id.hex))
+    _PUBLISH.run(
+        session.connection(), [{"topic": "child", "entity_id": child.id.hex, "created_at": utcnow()}]
+    )
 
 
 def check_version(kind: str, current: int, expected: int | None) -> None:

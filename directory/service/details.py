@@ -146,6 +146,7 @@ def _check(session: Session, child: Child, change: ChildChange, today: date) -> 
     """Every value of the change checked against the rules and the record, nothing written."""
     checked = _Checked()
     seen: set[str] = set()
+    held_ids = repo.child_identifiers(session, child.id) if change.identifiers else ()
     for ident in change.identifiers:
         try:
             value = normalise_identifier(ident.system, ident.value)
@@ -161,7 +162,7 @@ def _check(session: Session, child: Child, change: ChildChange, today: date) -> 
                 "same child; merge them instead.",
                 system=ident.system,
             )
-        held = next((i for i in repo.child_identifiers(session, child.id) if i.system == ident.system), None)
+        held = next((i for i in held_ids if i.system == ident.system), None)
         checked.identifiers.append((ident.system, value, held))
     born = change.born_on or change.date_of_birth
     if change.born_on is not None and child.date_of_birth is not None:
@@ -216,6 +217,8 @@ def _new_official_name(session: Session, child: Child, change: ChildChange, toda
 
 def _add_names(session: Session, child: Child, change: ChildChange) -> bool:
     """Add known-as names and aliases the record does not hold yet; True when one was added."""
+    if not change.add_names:
+        return False  # (no read of the names for a change that adds none)
     held = {(n.use, n.given, n.middle, n.family) for n in repo.child_names(session, child.id)}
     added = False
     for name in change.add_names:
@@ -267,6 +270,8 @@ def _change_people(
     session: Session, child: Child, change: ChildChange, checked: _Checked, today: date
 ) -> bool:
     """Add, end and change the parental responsibility of parents and carers; True when any changed."""
+    if not (change.add_related_people or change.end_related_people or change.parental_responsibility):
+        return False  # (no read of the carers for a change that touches none)
     changed = False
     current = {(p.name, p.relationship) for p in repo.related_people(session, child.id)}
     for person in change.add_related_people:

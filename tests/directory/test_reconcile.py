@@ -55,7 +55,9 @@ def feed(tmp_path: Path, *rows: str, name: str = "feed.csv") -> Path:
     return path
 
 
-def run(engine: Engine, path: Path, source: str, precedence: Precedence | None = None) -> ReconcileResult:
+def run(
+    engine: Engine, path: Path, source: str, precedence: Precedence | None = None, *, batch: int = 2
+) -> ReconcileResult:
     backend = EmbeddedBackend(engine)
     backend.ensure_ready()
     return reconcile_files(
@@ -67,7 +69,7 @@ def run(engine: Engine, path: Path, source: str, precedence: Precedence | None =
         precedence=precedence or Precedence(),
         actor=ADMIN,
         today=TODAY,
-        batch=2,
+        batch=batch,
     )
 
 

@@ -1,8 +1,8 @@
 """the duplicates report, kept: its runs and their pairs (ids, grades and agreeing field names only),
 and the pairs a person decided are two children
 
-Revision ID: 0019
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-05 17:10:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from directory.models import UTCDateTime
 
-revision = "0019"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
