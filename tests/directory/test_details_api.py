@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from directory.db import unit_of_work
+from search.port import SearchQuery
 from tests.conftest import count
 from tests.directory.test_api import new_child, who
 from tests.fixtures.builders import make_locality, make_org, make_practitioner, make_service
@@ -226,3 +228,48 @@ def test_history_shows_each_version(client: TestClient, engine: Engine) -> None:
     )
     adoption = {**who("adoption_officer"), "X-Purpose-Of-Use": "administration"}
     assert client.get(f"/api/v1/children/{child}/history", headers=adoption).status_code == 200
+
+
+def test_the_running_indexer_takes_a_change_into_search_without_help(tmp_path: Any) -> None:
+    """The outbox carries a change to the search index: with the app's own background indexer (no
+    test draining it), a search by the new surname finds the child soon after the PATCH answers."""
+    import time
+
+    from childindex.app import create_app
+    from childindex.settings import Settings
+    from directory.db import create_schema, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'indexer.db'}")
+    create_schema(engine)
+    with unit_of_work(engine) as s:
+        make_locality(s, code="EAST", areas=("OX4",))
+    settings = Settings(environment="development", database_url="sqlite://", indexer_interval_seconds=0.5)
+    app = create_app(settings, engine=engine)
+
+    def found(family: str, born: str) -> list[str]:
+        """What the search engine the route uses finds (polled here: the route has a rate limit)."""
+        q = SearchQuery(given="Amelia", family=family, birth_date=date.fromisoformat(born))
+        return [str(uuid.UUID(m.child_id)) for m in app.state.search_engine.search(q).matches]
+
+    def waited(family: str, born: str, child: str) -> float:
+        started = time.monotonic()
+        while child not in found(family, born):
+            assert time.monotonic() - started < 10, f"not indexed: {family}"
+            time.sleep(0.02)
+        return time.monotonic() - started
+
+    with TestClient(app) as client:
+        child = new_child(client)
+        born = client.get(f"/api/v1/children/{child}", headers=ADMIN).json()["date_of_birth"]
+        waited("Khan", born, child)
+        r = _patch(client, child, {"official_name": {"given": "Amelia", "family": "Okonjo"}}, 1)
+        assert r.status_code == 200, r.text
+        lag = waited("Okonjo", born, child)
+        print(f"indexed {lag:.2f} s after the change")  # about the indexer's interval (0.5 s)
+        r = client.post(
+            "/api/v1/children/search",
+            headers=who(),
+            json={"given": "Amelia", "family": "Okonjo", "birth_date": born},
+        )
+        assert r.status_code == 200 and r.json()["hits"][0]["child_id"] == child, r.text
+    engine.dispose()
