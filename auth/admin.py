@@ -1,4 +1,5 @@
-"""The grants admin API under /api/v1/grants: list, grant, renew, suspend, reinstate, revoke, approve."""
+"""The grants admin API under /api/v1/grants (list, grant, renew, suspend, reinstate, revoke, approve) and
+the connected systems admin API under /api/v1/clients (list, register, read, rotate, disable)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from sqlmodel import Session
 
 from auth import grant_admin as svc
+from auth import onboarding as clients_svc
+from auth import registry
 from auth.deps import RequireScope, auth_state
 from auth.grant_admin import GrantCreate, GrantRead, GrantRenew, GrantStatusChange
 from auth.grant_rules import GrantRules
 from auth.grants import LiveGrant
 from auth.models import AccessGrant, GrantStatus
+from auth.onboarding import ClientDisable, ClientOnboard, ClientRead, ClientRegistered, ClientRotate
 from auth.policy import ADMINS
 from directory.http.config import practice
-from directory.http.deps import SessionDep, UnitOfWorkRoute
+from directory.http.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.models import Actor, Role
 
 router = APIRouter(prefix="/api/v1/grants", tags=["grants"], route_class=UnitOfWorkRoute)
@@ -184,3 +188,75 @@ def approve_grant(
             rules=rules,
         )
     )
+
+
+# --------------------------------------------------------------------------- connected systems
+# /api/v1/clients: list, register (client and grant in one step), read, rotate keys or secret,
+# switch off. Directory administrators with grants.admin (auth/policy.py ROUTE_POLICIES); the work is
+# auth/onboarding.py's (the same as `childindex clients ...`), every change audited.
+
+clients_router = APIRouter(prefix="/api/v1/clients", tags=["clients"], route_class=UnitOfWorkRoute)
+
+
+class ClientRotated(ClientRead):
+    """A client after rotation; a secret client's new secret appears here once."""
+
+    secret: str | None = None
+
+
+@clients_router.get("", name="list_clients", response_model=list[ClientRead])
+def list_clients(session: SessionDep, actor: CurrentActor) -> list[ClientRead]:
+    """Every registered client with its grants (status, organisation, contact, scopes, end date)."""
+    return [
+        ClientRead.of(c, clients_svc.client_grants(session, c.client_id))
+        for c in registry.list_clients(session)
+    ]
+
+
+@clients_router.post(
+    "", name="register_client", status_code=status.HTTP_201_CREATED, response_model=ClientRegistered
+)
+def register_client(
+    data: ClientOnboard, request: Request, session: SessionDep, actor: CurrentActor, rules: Rules
+) -> ClientRegistered:
+    """Register a connected system and its access grant in one step. A secret client's secret is in
+    this answer only. The grant waits for a second administrator's approval (POST
+    /api/v1/grants/{id}/approve); 409 when the client id is taken, 422 naming an unknown scope or
+    what is wrong with the keys."""
+    return clients_svc.onboard(
+        session,
+        actor=actor,
+        admin_grant=_admin_grant(request),
+        data=data,
+        default_authority=_authority(request),
+        rules=rules,
+    )
+
+
+@clients_router.get("/{client_id}", name="read_client", response_model=ClientRead)
+def read_client(client_id: str, session: SessionDep, actor: CurrentActor) -> ClientRead:
+    """One client and its grants."""
+    return ClientRead.of(
+        registry.get_client(session, client_id), clients_svc.client_grants(session, client_id)
+    )
+
+
+@clients_router.post("/{client_id}/rotate", name="rotate_client", response_model=ClientRotated)
+def rotate_client(
+    client_id: str, data: ClientRotate, session: SessionDep, actor: CurrentActor
+) -> ClientRotated:
+    """Replace the keys (give jwks or jwks_url) or, for a secret client, the secret (returned once).
+    Tokens already issued keep working until they expire (minutes)."""
+    client, secret = clients_svc.rotate(session, actor=actor, client_id=client_id, data=data)
+    view = ClientRead.of(client, clients_svc.client_grants(session, client_id)).model_dump()
+    return ClientRotated(**view, secret=secret)
+
+
+@clients_router.post("/{client_id}/disable", name="disable_client", response_model=ClientRead)
+def disable_client(
+    client_id: str, data: ClientDisable, session: SessionDep, actor: CurrentActor
+) -> ClientRead:
+    """Switch a client off at once: no new tokens, and its tokens already issued are refused at
+    their next use."""
+    client = clients_svc.disable(session, actor=actor, client_id=client_id, data=data)
+    return ClientRead.of(client, clients_svc.client_grants(session, client_id))

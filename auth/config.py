@@ -17,10 +17,16 @@ SMART_SCOPES = (
     "user/EpisodeOfCare.rs",
     "system/EpisodeOfCare.cru",
     "user/EpisodeOfCare.cru",
-    "system/CarePlan.rs",
     "system/Flag.rs",
     "system/CareTeam.rs",
     "system/Consent.rs",
+    # the writes and subscriptions the CapabilityStatement advertises (tests/interop/test_onboarding.py
+    # derives every scope it implies and fails when one is missing here)
+    "system/Patient.u",
+    "system/Flag.cu",
+    "system/Consent.cu",
+    "system/CareTeam.cu",
+    "system/Subscription.crds",
     "system/RelatedPerson.rs",
     "system/Practitioner.rs",
     "system/PractitionerRole.rs",

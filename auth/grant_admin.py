@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PField
 from sqlmodel import Session, col, select
 
-from auth.config import SUPPORTED_SCOPES
 from auth.errors import AuthRefused
 from auth.grant_rules import GrantDay, GrantRules, GrantTime, Subject
 from auth.grants import (
@@ -41,6 +40,7 @@ from auth.grants import (
     current_grant,
 )
 from auth.models import AccessGrant, GrantStatus, OAuthClient, SubjectKind
+from auth.scopes import unknown as unknown_scopes
 from directory import audit
 from directory.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from directory.models import Actor, Role, utcnow
@@ -76,7 +76,7 @@ class GrantCreate(_In):
     @field_validator("scopes")
     @classmethod
     def _known(cls, v: list[str] | None) -> list[str] | None:
-        unknown = sorted(set(v or []) - set(SUPPORTED_SCOPES))
+        unknown = unknown_scopes(v or [])
         if unknown:
             raise ValueError(f"unknown scopes: {', '.join(unknown)}")
         return v

@@ -301,3 +301,12 @@ ROUTE_POLICIES.update(
         for name in ("list_match_reviews", "read_match_review", "decide_match_review")
     }
 )
+
+
+# --- connected systems (auth/admin.py clients_router): directory administrators, as the grants admin API
+ROUTE_POLICIES.update(
+    {
+        name: Policy(frozenset({"grants.admin"}), ADMINS)
+        for name in ("list_clients", "register_client", "read_client", "rotate_client", "disable_client")
+    }
+)

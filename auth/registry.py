@@ -14,9 +14,9 @@ from pydantic import Field as PField
 from sqlmodel import Session, col, select
 
 from auth.clients import hash_secret, new_secret
-from auth.config import SUPPORTED_SCOPES
 from auth.grants import PERSONS_ONLY_SCOPES
 from auth.models import ClientAuthMethod, OAuthClient
+from auth.scopes import unknown as unknown_scopes
 from directory import audit
 from directory.errors import Conflict, InvalidInput, NotFound
 from directory.models import Actor
@@ -46,7 +46,7 @@ class ClientRegister(BaseModel):
     @field_validator("scopes")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        unknown = sorted(set(v) - set(SUPPORTED_SCOPES))
+        unknown = unknown_scopes(v)
         if unknown:
             raise ValueError(f"unknown scopes: {', '.join(unknown)}")
         if set(v) & PERSONS_ONLY_SCOPES:
@@ -157,7 +157,7 @@ def update_client(
     client = get_client(session, client_id)
     changed: dict[str, str] = {}
     if scopes is not None:
-        unknown = sorted(set(scopes) - set(SUPPORTED_SCOPES))
+        unknown = unknown_scopes(scopes)
         if unknown or not scopes:
             raise InvalidInput(f"Choose known scopes (unknown: {', '.join(unknown) or 'none chosen'}).")
         if client.auth_method != ClientAuthMethod.NONE.value and set(scopes) & PERSONS_ONLY_SCOPES:

@@ -69,6 +69,7 @@ def install(app: FastAPI, settings: Any, engine: Engine) -> AuthState:
         app.add_exception_handler(kind, _oauth_busy(cast(Handler, app.exception_handlers[kind])))
     app.include_router(server.router)
     app.include_router(admin.router)
+    app.include_router(admin.clients_router)
     return state
 
 

@@ -14,10 +14,10 @@ from sqlmodel import Session
 
 from auth.actors import audit_actor
 from auth.clients import sha256_hex
-from auth.config import SUPPORTED_SCOPES
 from auth.errors import AuthRefused, OAuthError
 from auth.grants import current_grant
 from auth.models import AuthorizationCode, OAuthClient, SubjectKind
+from auth.scopes import unknown as unknown_scopes
 from auth.server.common import scopes
 from auth.state import AuthState
 from directory import audit
@@ -58,7 +58,7 @@ def check_request(session: Session, params: dict[str, str]) -> OAuthClient:
             "invalid_request",
             "PKCE is required: send a code_challenge with code_challenge_method=S256.",
         )
-    unknown = sorted(set(scopes(params.get("scope"))) - set(SUPPORTED_SCOPES))
+    unknown = unknown_scopes(scopes(params.get("scope")))
     if unknown:
         raise OAuthError("invalid_scope", f"Unknown scopes: {', '.join(unknown)}.")
     return client

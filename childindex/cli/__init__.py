@@ -26,6 +26,7 @@ from rich.progress import (
 from sqlalchemy.engine import Engine
 
 from childindex import keys
+from childindex.cli.clients import app as clients_app
 from childindex.cli.duplicates import duplicates_app
 from childindex.cli.grants import app as grants_app
 from childindex.cli.key_commands import audit_app, keys_app, secrets_app
@@ -55,6 +56,7 @@ app.add_typer(pds_app, name="pds")
 app.add_typer(notifications_app, name="notifications")
 app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(duplicates_app, name="duplicates")
+app.add_typer(clients_app, name="clients")
 console = Console()
 
 
