@@ -63,6 +63,17 @@ class Traced:
     candidate: Candidate | None = None
 
 
+def _changeable(session: Session, actor: Actor, child_id: uuid.UUID) -> Child:
+    """The record, when this actor may change its NHS number (else unknown id, or not allowed)."""
+    child = active_child(session, child_id, actor=actor)
+    require_details_change(session, actor, child, ["nhs number"])
+    return child
+
+
+def _held(session: Session, child_id: uuid.UUID) -> list[str]:
+    return [i.value for i in drepo.child_identifiers(session, child_id) if i.system == NHS_NUMBER_SYSTEM]
+
+
 def _query(session: Session, child: Child) -> TraceQuery:
     """The record's own current details, as the service searches by them."""
     official = next(
@@ -114,9 +125,8 @@ def trace_child(session: Session, client: PdsClient, *, actor: Actor, child_id: 
     """Search the service for a record that holds no NHS number; write nothing but the audit event
     (`child.nhs-number.trace`, its result; outcome `error` and the reason when the service fails,
     then PdsError is raised for the caller to answer 503)."""
-    child = active_child(session, child_id, actor=actor)
-    require_details_change(session, actor, child, ["nhs number"])
-    if any(i.system == NHS_NUMBER_SYSTEM for i in drepo.child_identifiers(session, child.id)):
+    child = _changeable(session, actor, child_id)
+    if _held(session, child.id):
         raise RuleBroken(
             "This record already holds an NHS number: check it with the service instead "
             "(`childindex pds verify`)."
@@ -151,6 +161,8 @@ def confirm_trace(
     wanted = normalise_nhs_number(nhs_number)
     if not wanted.isdigit() or len(wanted) != 10:
         raise InvalidInput("An NHS number is ten digits.")
+    if _held(session, _changeable(session, actor, child_id).id) == [wanted]:
+        return []  # confirmed already (a second click, a retried request): nothing to change
     traced = trace_child(session, client, actor=actor, child_id=child_id)
     if traced.candidate is None or traced.candidate.nhs_number != wanted:
         raise Conflict(
