@@ -9,8 +9,10 @@ not captures of real patients. The routes and the command run on SQLite and Post
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,10 @@ from childindex.settings import Settings
 from directory import repository as drepo
 from directory import service
 from directory.db import unit_of_work
-from directory.models import AuditEvent, Child, ChildVersion, Outbox, Role, ShieldSet
-from interop.pds import PdsClient, PdsConfig, PdsError, TraceQuery, trace_params
-from interop.pds_trace import CONFIDENT_SCORE
+from directory.errors import DomainError
+from directory.models import AuditEvent, Child, ChildVersion, Outbox, Purpose, Role, ShieldSet
+from interop.pds import PdsClient, PdsConfig, PdsError, Trace, TraceQuery, demographics_from_pds, trace_params
+from interop.pds_trace import CONFIDENT_SCORE, confirm_trace
 from tests.fixtures.builders import actor, make_child
 
 DATA = Path(__file__).parents[1] / "fixtures" / "pds_trace"
@@ -374,3 +377,58 @@ def test_a_shielded_child_is_traced_without_its_location(api: TestClient, engine
     assert c["nhs_number"] == TRACED
     assert _confirm(api, child, "one_match.json").status_code == 200
     _no_personal_data(engine)
+
+
+# --------------------------------------------------------------------------- many at once
+
+
+class _Recorded:
+    """A demographics client answering every trace with one recorded answer (no HTTP: threads)."""
+
+    def __init__(self, answer: str) -> None:
+        entry = body(answer)["entry"][0]
+        self.answer = Trace(
+            "match",
+            score=float(entry["search"]["score"]),
+            demographics=demographics_from_pds(entry["resource"]),
+        )
+
+    def trace(self, query: TraceQuery) -> Trace:
+        return self.answer
+
+
+def _confirm_at_once(engine: Engine, children: list[str], times: int) -> list[str]:
+    """`times` confirmations of the traced number for each child, all at once; what each answered."""
+    admin = actor(Role.DIRECTORY_ADMIN, purpose=Purpose.ADMINISTRATION)
+    client: Any = _Recorded("one_match.json")
+    start = threading.Barrier(len(children) * times)
+
+    def one(child: str) -> str:
+        start.wait()
+        try:
+            with unit_of_work(engine) as s:
+                changed = confirm_trace(
+                    s, client, actor=admin, child_id=uuid.UUID(child), nhs_number=TRACED, today=date.today()
+                )
+            return ",".join(changed) or "unchanged"
+        except DomainError as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(max_workers=len(children) * times) as pool:
+        return list(pool.map(one, [c for c in children for _ in range(times)]))
+
+
+def test_many_confirms_of_one_record_at_once_add_the_number_once(engine: Engine) -> None:
+    child = _untraced(engine)
+    version = _state(engine, child)[0]
+    answers = _confirm_at_once(engine, [child], 10)
+    assert sorted(set(answers)) == ["nhs number", "unchanged"] and answers.count("nhs number") == 1, answers
+    assert _state(engine, child) == (version + 1, [TRACED])
+
+
+def test_two_records_confirming_one_number_at_once_get_it_once(engine: Engine) -> None:
+    first, second = _untraced(engine), _untraced(engine)
+    answers = _confirm_at_once(engine, [first, second], 5)
+    assert answers.count("nhs number") == 1, answers
+    assert set(answers) <= {"nhs number", "unchanged", "conflict"} and "conflict" in answers, answers
+    assert sorted(_state(engine, c)[1] for c in (first, second)) == [[], [TRACED]]
