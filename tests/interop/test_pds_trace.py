@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -432,3 +432,21 @@ def test_two_records_confirming_one_number_at_once_get_it_once(engine: Engine) -
     assert answers.count("nhs number") == 1, answers
     assert set(answers) <= {"nhs number", "unchanged", "conflict"} and "conflict" in answers, answers
     assert sorted(_state(engine, c)[1] for c in (first, second)) == [[], [TRACED]]
+
+
+def test_a_record_without_a_date_of_birth_cannot_be_traced(api: TestClient, engine: Engine) -> None:
+    soon = (date.today() + timedelta(days=60)).isoformat()
+    child = _untraced(engine, date_of_birth=None, expected_delivery_date=soon)
+    r, route = _call(api, f"/api/v1/children/{child}/pds-trace", "one_match.json")
+    assert r.status_code == 422 and "date of birth" in r.json()["detail"] and route.call_count == 0
+
+
+def test_no_service_configured_answers_503(engine: Engine) -> None:
+    app = create_app(
+        Settings(environment="development", database_url="sqlite://", indexer_interval_seconds=0),
+        engine=engine,
+    )
+    child = _untraced(engine)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post(f"/api/v1/children/{child}/pds-trace", headers=ADMIN)
+    assert r.status_code == 503 and r.json()["type"].endswith("pds-not-configured")
