@@ -10,10 +10,11 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from childindex.details_api import expected_version
+from childindex.details_api import etag, expected_version, precondition
+from directory.errors import StaleVersion
 from directory.http.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.http.problems import problem
 from directory.models import ChildRef
@@ -111,6 +112,7 @@ def pds_trace_confirm(
     request: Request,
     session: SessionDep,
     actor: CurrentActor,
+    response: Response,
     if_match: Annotated[str | None, Header()] = None,
 ) -> ChildRef | JSONResponse:
     """Add the NHS number a trace offered (directory admins): the record is traced again and the number
@@ -132,4 +134,8 @@ def pds_trace_confirm(
         )
     except PdsError as exc:
         return _unavailable(request, exc.message, exc.code)
-    return child_ref(load_child(session, child_id))
+    except StaleVersion as exc:
+        raise precondition(exc) from None
+    child = load_child(session, child_id)
+    response.headers["ETag"] = etag(child.version)
+    return child_ref(child)

@@ -125,25 +125,10 @@ def trace_child(session: Session, client: PdsClient, *, actor: Actor, child_id: 
     """Search the service for a record that holds no NHS number; write nothing but the audit event
     (`child.nhs-number.trace`, its result; outcome `error` and the reason when the service fails,
     then PdsError is raised for the caller to answer 503)."""
-    child = _changeable(session, actor, child_id)
-    if _held(session, child.id):
-        raise RuleBroken(
-            "This record already holds an NHS number: check it with the service instead "
-            "(`childindex pds verify`)."
-        )
-    query = _query(session, child)
-    try:
-        trace = client.trace(query)
-    except PdsError as exc:
-        _audit(session, actor, child.id, {"result": exc.code}, outcome="error")
-        raise
-    result = trace.outcome
-    candidate = None
-    if trace.outcome == "match":
-        candidate = _candidate(query, trace, sees_location=may_see_shielded(child, actor))
-        result = "match" if candidate.confident else "not-confident"
-    _audit(session, actor, child.id, {"result": result, "score": _score_band(trace.score)})
-    return Traced(child.id, result, candidate)
+    child = _untraced(session, actor, child_id)
+    traced = _ask(session, client, actor, child)
+    _audit(session, actor, child.id, _detail(traced))
+    return traced
 
 
 def confirm_trace(
@@ -157,27 +142,76 @@ def confirm_trace(
     expected_version: int | None = None,
 ) -> list[str]:
     """Add the NHS number a trace offered, once the service still offers it for the record's current
-    details (traced again: a number typed or edited in between is refused). Returns the fields changed."""
+    details (traced again: a number typed or edited in between is refused). Returns the fields changed
+    (none when the record holds the number already: a second click, a retried request).
+
+    The service is asked holding no lock; then the record is locked and looked at again (a confirm
+    that ran meanwhile has added the number, or another one), and the change and the audit events
+    are written in the order every change takes (the record, then the audit chain)."""
     wanted = normalise_nhs_number(nhs_number)
     if not wanted.isdigit() or len(wanted) != 10:
         raise InvalidInput("An NHS number is ten digits.")
-    if _held(session, _changeable(session, actor, child_id).id) == [wanted]:
-        return []  # confirmed already (a second click, a retried request): nothing to change
-    traced = trace_child(session, client, actor=actor, child_id=child_id)
-    if traced.candidate is None or traced.candidate.nhs_number != wanted:
-        raise Conflict(
-            "The demographics service does not offer this NHS number for this record's current "
-            "details; trace it again."
+    child = _changeable(session, actor, child_id)
+    if _already(session, child.id, wanted):
+        return []
+    traced = _ask(session, client, actor, child)
+    active_child(session, child_id, for_update=True, actor=actor)
+    if _already(session, child_id, wanted):
+        changed: list[str] = []
+    else:
+        if traced.candidate is None or traced.candidate.nhs_number != wanted:
+            raise Conflict(
+                "The demographics service does not offer this NHS number for this record's current "
+                "details; trace it again."
+            )
+        changed = service.change_child(
+            session,
+            actor=actor,
+            child_id=child_id,
+            change=ChildChange(identifiers=[IdentifierIn(system=NHS_NUMBER_SYSTEM, value=wanted)]),
+            today=today,
+            source="pds",
+            expected_version=expected_version,
         )
-    return service.change_child(
-        session,
-        actor=actor,
-        child_id=child_id,
-        change=ChildChange(identifiers=[IdentifierIn(system=NHS_NUMBER_SYSTEM, value=wanted)]),
-        today=today,
-        source="pds",
-        expected_version=expected_version,
-    )
+    _audit(session, actor, child.id, _detail(traced))
+    return changed
+
+
+def _untraced(session: Session, actor: Actor, child_id: uuid.UUID) -> Child:
+    """The record, when this actor may change its NHS number and it holds none."""
+    child = _changeable(session, actor, child_id)
+    _already(session, child.id, None)
+    return child
+
+
+def _already(session: Session, child_id: uuid.UUID, wanted: str | None) -> bool:
+    """True when the record holds `wanted` (and only it); RuleBroken when it holds another number."""
+    held = _held(session, child_id)
+    if held and held != [wanted]:
+        raise RuleBroken(
+            "This record already holds an NHS number: check it with the service instead "
+            "(`childindex pds verify`)."
+        )
+    return bool(held)
+
+
+def _ask(session: Session, client: PdsClient, actor: Actor, child: Child) -> Traced:
+    """Ask the service (no lock held); its failure is audited (outcome `error`) and raised."""
+    query = _query(session, child)
+    try:
+        trace = client.trace(query)
+    except PdsError as exc:
+        _audit(session, actor, child.id, {"result": exc.code}, outcome="error")
+        raise
+    if trace.outcome != "match":
+        return Traced(child.id, trace.outcome)
+    candidate = _candidate(query, trace, sees_location=may_see_shielded(child, actor))
+    return Traced(child.id, "match" if candidate.confident else "not-confident", candidate)
+
+
+def _detail(traced: Traced) -> dict[str, str]:
+    score = traced.candidate.score if traced.candidate else None
+    return {"result": traced.result, "score": _score_band(score)}
 
 
 def _audit(

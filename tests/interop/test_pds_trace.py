@@ -450,3 +450,13 @@ def test_no_service_configured_answers_503(engine: Engine) -> None:
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.post(f"/api/v1/children/{child}/pds-trace", headers=ADMIN)
     assert r.status_code == 503 and r.json()["type"].endswith("pds-not-configured")
+
+
+def test_confirm_with_a_stale_if_match_is_412_and_writes_nothing(api: TestClient, engine: Engine) -> None:
+    child = _untraced(engine)
+    version = _state(engine, child)[0]
+    stale = {**ADMIN, "If-Match": f'W/"{version - 1}"'}
+    assert _confirm(api, child, "one_match.json", headers=stale).status_code == 412
+    assert _state(engine, child) == (version, [])
+    r = _confirm(api, child, "one_match.json", headers={**ADMIN, "If-Match": f'W/"{version}"'})
+    assert r.status_code == 200 and r.headers["ETag"] == f'W/"{version + 1}"'
