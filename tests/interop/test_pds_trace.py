@@ -30,7 +30,8 @@ from directory import repository as drepo
 from directory import service
 from directory.db import unit_of_work
 from directory.errors import DomainError
-from directory.models import AuditEvent, Child, ChildVersion, Outbox, Purpose, Role, ShieldSet
+from directory.models import AuditEvent, Child, ChildVersion, DeathRecord, Outbox, Purpose, Role, ShieldSet
+from directory.service import lifecycle
 from interop.pds import PdsClient, PdsConfig, PdsError, Trace, TraceQuery, demographics_from_pds, trace_params
 from interop.pds_trace import CONFIDENT_SCORE, confirm_trace
 from tests.fixtures.builders import actor, make_child
@@ -355,9 +356,23 @@ def test_only_directory_admins_trace(api: TestClient, engine: Engine) -> None:
     assert _state(engine, child)[1] == []
 
 
-def test_an_unknown_or_sealed_record_answers_alike(api: TestClient, engine: Engine) -> None:
-    r = _trace(api, str(uuid.uuid4()), "one_match.json")
-    assert r.status_code == 404
+def test_an_archived_record_answers_as_an_unknown_id(api: TestClient, engine: Engine) -> None:
+    child = _untraced(engine)
+    with unit_of_work(engine) as s:
+        lifecycle.record_death(
+            s,
+            actor=actor(Role.DIRECTORY_ADMIN, purpose=Purpose.ADMINISTRATION),
+            child_id=uuid.UUID(child),
+            data=DeathRecord(date_of_death=date.today()),
+            today=date.today(),
+        )
+    unknown = str(uuid.uuid4())
+    for call in (_trace, _confirm):
+        a, b = call(api, child, "one_match.json"), call(api, unknown, "one_match.json")
+        assert a.status_code == b.status_code == 404
+        ta, tb = ({k: v for k, v in r.json().items() if k != "instance"} for r in (a, b))
+        assert json.dumps(ta).replace(child, "ID") == json.dumps(tb).replace(unknown, "ID")
+    assert _state(engine, child)[1] == []
 
 
 def test_a_shielded_child_is_traced_without_its_location(api: TestClient, engine: Engine) -> None:
