@@ -475,3 +475,11 @@ def test_confirm_with_a_stale_if_match_is_412_and_writes_nothing(api: TestClient
     assert _state(engine, child) == (version, [])
     r = _confirm(api, child, "one_match.json", headers={**ADMIN, "If-Match": f'W/"{version}"'})
     assert r.status_code == 200 and r.headers["ETag"] == f'W/"{version + 1}"'
+
+
+def test_a_restricted_person_passes_on_no_location(api: TestClient, engine: Engine) -> None:
+    child = _untraced(engine)
+    r = _trace(api, child, "restricted_match.json")
+    assert r.status_code == 200 and r.json()["result"] == "match"
+    c = r.json()["candidate"]
+    assert (c["postcode"], c["gp_ods_code"], c["location_withheld"]) == (None, None, True)
