@@ -22,7 +22,7 @@ import pytest
 import respx
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from childindex.app import create_app
 from childindex.settings import Settings
@@ -47,7 +47,8 @@ PERSONAL = ("Jane", "Smith", "Smyth", "2018-10-22", "LS1", "LS2", "Trevelyan", "
 
 def body(name: str) -> dict[str, Any]:
     """A recorded answer."""
-    return json.loads((DATA / name).read_text())
+    answer: dict[str, Any] = json.loads((DATA / name).read_text())
+    return answer
 
 
 def _token(mock: respx.MockRouter) -> None:
@@ -60,7 +61,7 @@ def _token(mock: respx.MockRouter) -> None:
 @pytest.fixture
 def pds() -> PdsClient:
     client = PdsClient(PdsConfig(BASE, TOKEN, "childindex", "s3cret", retries=2), http=httpx.Client())
-    client.sleep = lambda s: None  # type: ignore[method-assign]
+    client.sleep = lambda s: None
     return client
 
 
@@ -179,7 +180,9 @@ def _state(engine: Engine, child: str) -> tuple[int, list[str]]:
 
 def _audit(engine: Engine, action: str) -> list[tuple[str, dict[str, Any], str | None]]:
     with Session(engine) as s:
-        rows = s.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)).all()
+        rows = s.exec(
+            select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))
+        ).all()
         return [(e.outcome, json.loads(e.detail or "{}"), e.target_id) for e in rows]
 
 
@@ -297,7 +300,7 @@ def test_confirm_adds_the_number_through_the_change_rule(api: TestClient, engine
         snap = s.exec(
             select(ChildVersion)
             .where(ChildVersion.child_id == uuid.UUID(child))
-            .order_by(ChildVersion.version)
+            .order_by(col(ChildVersion.version))
         ).all()[-1]
         assert (snap.version, snap.source) == (version + 1, "pds")
     assert _outbox(engine) == queued + 1  # the search index is told
