@@ -310,3 +310,13 @@ ROUTE_POLICIES.update(
         for name in ("list_clients", "register_client", "read_client", "rotate_client", "disable_client")
     }
 )
+
+
+# --- a demographics trace (issue #19): directory admins trace a record without an NHS number and
+# confirm the number offered (childindex/api_pds.py; the domain checks who may change the number)
+ROUTE_POLICIES.update(
+    {
+        "pds_trace": Policy(frozenset({"directory.write"}), ADMINS),
+        "pds_trace_confirm": Policy(frozenset({"directory.write"}), ADMINS),
+    }
+)

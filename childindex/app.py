@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.wiring import install as install_auth
 from childindex import keys
 from childindex.api import router as api_router
+from childindex.api_pds import router as pds_router
 from childindex.api_records import router as lifecycle_router
 from childindex.details_api import router as details_router
 from childindex.guard import InputGuard, Refusal
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(match_reviews_router)  # feed rows held for review (childindex/reviews_api.py)
     app.include_router(records_router)  # merges and subject access (childindex/records_api.py)
     app.include_router(lifecycle_router)  # adoption, death, moving away, life-cycle dates
+    app.include_router(pds_router)  # a demographics trace and its confirmation (childindex/api_pds.py)
     install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
     install_openapi(app)  # every route's errors, once all are in

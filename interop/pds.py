@@ -188,7 +188,7 @@ class PdsClient:
         self._token_expires = time.monotonic() + float(body.get("expires_in", 300))
         return self._token
 
-    def _get(self, path: str) -> httpx.Response:
+    def _get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
         attempt = 0
         refreshed = False
         while True:
@@ -199,7 +199,10 @@ class PdsClient:
             }
             try:
                 r = self.http.get(
-                    f"{self.cfg.base_url}/{path}", headers=headers, timeout=self.cfg.timeout_seconds
+                    f"{self.cfg.base_url}/{path}",
+                    params=params,
+                    headers=headers,
+                    timeout=self.cfg.timeout_seconds,
                 )
             except httpx.TimeoutException:
                 r = None
@@ -260,6 +263,88 @@ class PdsClient:
         """Current demographics for a (verified) NHS number, or None when unknown."""
         resource = self.patient(normalise_nhs_number(nhs_number))
         return demographics_from_pds(resource) if resource is not None else None
+
+    def trace(self, query: TraceQuery) -> Trace:
+        """Search the service for a person without an NHS number (`GET /Patient?family=&given=&
+        birthdate=eq…&address-postcode=&gender=&_max-results=1`): one match (its score and
+        demographics), none (an empty searchset), or too many (the service's TOO_MANY_MATCHES
+        OperationOutcome, or more than one entry)."""
+        r = self._get("Patient", trace_params(query))
+        if r.status_code == 400:
+            raise PdsError(
+                "invalid", f"The demographics service refused the search: {_diagnostics(r)}", status=400
+            )
+        try:
+            body: dict[str, Any] = r.json()
+        except ValueError:
+            body = {}
+        if _too_many(body):
+            return Trace("too-many")
+        if r.status_code != 200 or body.get("resourceType") != "Bundle":
+            raise PdsError(
+                "refused",
+                f"The demographics service answered HTTP {r.status_code}: {_diagnostics(r)}",
+                status=r.status_code,
+            )
+        entries = [
+            e for e in body.get("entry") or [] if (e.get("resource") or {}).get("resourceType") == "Patient"
+        ]
+        if not entries:
+            return Trace("none")
+        if len(entries) > 1:
+            return Trace("too-many")
+        score = (entries[0].get("search") or {}).get("score")
+        return Trace(
+            "match",
+            score=float(score) if isinstance(score, int | float) else None,
+            demographics=demographics_from_pds(entries[0]["resource"]),
+        )
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    """What a trace searches by: a child's current official name, date of birth, postcode, sex."""
+
+    family: str
+    given: str
+    birth_date: date
+    postcode: str | None = None
+    sex: str | None = None  # female | male | other (unknown is not sent)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What the service found: `match` (one person: score 0-1 and demographics), `none`, `too-many`."""
+
+    outcome: str
+    score: float | None = None
+    demographics: Demographics | None = None
+
+
+def trace_params(query: TraceQuery) -> dict[str, str]:
+    """The service's search parameters for a trace (one result asked for: more is "too many")."""
+    params = {
+        "family": query.family,
+        "given": query.given,
+        "birthdate": f"eq{query.birth_date.isoformat()}",
+        "_max-results": "1",
+    }
+    if query.postcode:
+        params["address-postcode"] = query.postcode
+    if query.sex in ("female", "male", "other"):
+        params["gender"] = query.sex
+    return params
+
+
+def _too_many(body: dict[str, Any]) -> bool:
+    """Whether a body is the service's "too many matches" OperationOutcome."""
+    if body.get("resourceType") != "OperationOutcome":
+        return False
+    for issue in body.get("issue") or []:
+        codes = [c.get("code") for c in (issue.get("details") or {}).get("coding") or []]
+        if issue.get("code") == "multiple-matches" or "TOO_MANY_MATCHES" in codes:
+            return True
+    return False
 
 
 def _diagnostics(r: httpx.Response) -> str:

@@ -1,4 +1,4 @@
-"""`childindex pds …` (verify / refresh against the demographics service) and
+"""`childindex pds …` (verify / refresh / trace against the demographics service) and
 `childindex notifications …` (the dead-letter list: show, retry)."""
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from directory.identifiers import normalise_nhs_number
 from directory.models import Actor, Purpose, Role
 from interop import notify
 from interop.pds import PdsClient, PdsConfig, PdsError, check_child
+from interop.pds_trace import CONFIDENT_SCORE, Candidate, confirm_trace, trace_child
 
 pds_app = typer.Typer(
-    help="The national demographics service (PDS): verify and refresh.", no_args_is_help=True
+    help="The national demographics service (PDS): verify, refresh and trace.", no_args_is_help=True
 )
 notifications_app = typer.Typer(help="Outbound notifications: the dead-letter list.", no_args_is_help=True)
 console = Console()
@@ -104,6 +105,81 @@ def pds_verify(child: Annotated[str, typer.Argument(help="Child record id or NHS
 def pds_refresh(child: Annotated[str, typer.Argument(help="Child record id or NHS number")]) -> None:
     """Verify, then bring name, date of birth, sex and address up to date from the service; audited."""
     _check(child, refresh=True)
+
+
+@pds_app.command("trace")
+def pds_trace(
+    child: Annotated[str, typer.Argument(help="Record id of a child without an NHS number")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Accept a confident single match without asking")
+    ] = False,
+) -> None:
+    """Trace a record without an NHS number by its own current details, show what the service found,
+    and add the NHS number once confirmed (a confident match only with --yes); audited."""
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    client = _pds(settings)
+    try:
+        with unit_of_work(engine) as session:
+            traced = trace_child(session, client, actor=_operator(), child_id=_child_id(session, child))
+    except (PdsError, DomainError) as exc:
+        console.print(f"[red]{exc.message}[/red] Nothing was changed.")
+        raise typer.Exit(1) from None
+    candidate = traced.candidate
+    if candidate is None:
+        found = "more than one person matches" if traced.result == "too-many" else "no one matches"
+        console.print(
+            f"[yellow]{traced.result}[/yellow]: {found} (record {traced.child_id}). Nothing was changed."
+        )
+        raise typer.Exit(1)
+    _show_candidate(traced.result, candidate)
+    if not _accepted(candidate.confident, yes=yes):
+        console.print("Not confirmed. Nothing was changed.")
+        raise typer.Exit(1)
+    try:
+        with unit_of_work(engine) as session:
+            changed = confirm_trace(
+                session,
+                client,
+                actor=_operator(),
+                child_id=traced.child_id,
+                nhs_number=candidate.nhs_number,
+                today=date.today(),
+            )
+    except (PdsError, DomainError) as exc:
+        console.print(f"[red]{exc.message}[/red] Nothing was changed.")
+        raise typer.Exit(1) from None
+    what = ", ".join(changed) or "nothing (the record already held it)"
+    console.print(f"[green]added[/green] the NHS number (record {traced.child_id}; changed: {what})")
+
+
+def _show_candidate(result: str, c: Candidate) -> None:
+    colour = "green" if c.confident else "yellow"
+    score = f"{c.score:.2f}" if c.score is not None else "no score"
+    console.print(f"[{colour}]{result}[/{colour}] (score {score}; confident from {CONFIDENT_SCORE:.2f})")
+    table = Table("NHS number", "name", "date of birth", "sex", "postcode", "GP")
+    withheld = "(withheld)" if c.location_withheld else ""
+    table.add_row(
+        c.nhs_number,
+        " ".join([*c.given, c.family or ""]).strip(),
+        c.birth_date.isoformat() if c.birth_date else "",
+        c.sex,
+        c.postcode or withheld,
+        c.gp_ods_code or withheld,
+    )
+    console.print(table)
+    if c.differences:
+        console.print("the record holds differently: " + ", ".join(c.differences))
+
+
+def _accepted(confident: bool, *, yes: bool) -> bool:
+    """--yes accepts a confident match; anything else is for a person to confirm at the prompt."""
+    if yes and confident:
+        return True
+    if yes:
+        console.print("[yellow]Not confident enough to accept with --yes: confirm it interactively.[/yellow]")
+        return False
+    return typer.confirm("Add this NHS number to the record?", default=False)
 
 
 @notifications_app.command("dead")
