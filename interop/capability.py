@@ -116,8 +116,8 @@ def _subscription_resource() -> dict[str, Any]:
 
 _REST_DOCUMENTATION = (
     f"Identifier systems: NHS number {S.NHS_NUMBER}; UPN {S.UPN}; local ids under {S.LOCAL_PREFIX}<system>; "
-    f"ODS {S.ODS_CODE}; school URN {S.SCHOOL_URN}. Unknown search parameters are refused unless "
-    "'Prefer: handling=lenient'."
+    f"ODS {S.ODS_CODE}; school URN {S.SCHOOL_URN}. Unknown search parameters are ignored (and "
+    "reported in the Bundle) unless 'Prefer: handling=strict', which refuses them."
 )
 
 

@@ -190,8 +190,8 @@ def _header(name: str, description: str, **schema: Any) -> dict[str, Any]:
 
 PREFER_HANDLING = _header(
     "Prefer",
-    "handling=lenient drops unknown search parameters instead of refusing them (they are left out "
-    "of the self link); handling=strict (the default) refuses them.",
+    "handling=lenient (the default) drops unknown search parameters (they are left out of the self "
+    "link and reported in the Bundle); handling=strict refuses them with 400.",
     enum=["handling=strict", "handling=lenient"],
 )
 PREFER_RETURN = _header(

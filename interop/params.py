@@ -1,7 +1,8 @@
 """FHIR search parameters: what each resource type accepts, parsed strictly (pure, no I/O).
 
-An unknown parameter or modifier is refused (a server that ignores one widens the search),
-unless the client sent `Prefer: handling=lenient`, in which case it is dropped and reported.
+An unknown parameter or modifier is dropped and reported (an OperationOutcome entry in the Bundle,
+and left out of its `self` link, as R4 asks), unless the client sent `Prefer: handling=strict`, in
+which case it is refused with 400 naming it (a client that must not have its search widened asks so).
 """
 
 from __future__ import annotations
@@ -210,7 +211,10 @@ def parse(resource: str, items: list[tuple[str, str]], *, lenient: bool) -> Quer
             q.ignored.append(where)
             return
         raise FhirError(
-            400, code, message + " (send 'Prefer: handling=lenient' to have it ignored).", where=where
+            400,
+            code,
+            message + " (you sent 'Prefer: handling=strict'; without it, it is ignored).",
+            where=where,
         )
 
     for key, value in items:

@@ -52,8 +52,9 @@ class Ctx:
 
     @property
     def lenient(self) -> bool:
-        """True when the client asked for unknown parameters to be ignored."""
-        return "handling=lenient" in self.request.headers.get("prefer", "").replace(" ", "")
+        """Whether unknown search parameters are ignored: yes (as R4 expects of a server, and stock
+        clients rely on) unless the client sent `Prefer: handling=strict`."""
+        return "handling=strict" not in self.request.headers.get("prefer", "").replace(" ", "").lower()
 
     def may(self, kind: str, letter: str) -> bool:
         """Whether the caller's scopes grant `letter` (c, r, u, s) on `kind`."""

@@ -161,7 +161,7 @@ def _add_type_routes(router: APIRouter, kind: str) -> None:
     def search(ctx: CtxDep, items: Items) -> Response:
         return fhir_json(run_search(ctx, kind, items))
 
-    search.__doc__ = f"Search {kind}; unknown parameters are refused unless 'Prefer: handling=lenient'."
+    search.__doc__ = f"Search {kind}; unknown parameters are ignored unless 'Prefer: handling=strict'."
     router.add_api_route(
         f"/{kind}",
         search,

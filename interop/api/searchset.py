@@ -74,7 +74,7 @@ def searchset(ctx: Ctx, kind: str, q: P.Query, found: Found, items: list[tuple[s
             {
                 "resource": operation_outcome(
                     "not-supported",
-                    f"Ignored (Prefer: handling=lenient): {', '.join(q.ignored)}.",
+                    f"Ignored (send 'Prefer: handling=strict' to have them refused): {', '.join(q.ignored)}.",
                     severity="warning",
                 ),
                 "search": {"mode": "outcome"},

@@ -222,24 +222,32 @@ def test_search_refusals(api: TestClient, engine: Engine, state: AuthState, worl
     outcome(api.get("/fhir/Patient?gender=female", headers=h), 400, "too-costly")
     outcome(api.get("/fhir/Patient?family=smith&birthdate=ge2010", headers=h), 400, "too-costly")
     outcome(api.get("/fhir/EpisodeOfCare?status=active", headers=h), 400, "too-costly")
-    assert "Prefer: handling=lenient" in outcome(
-        api.get(f"/fhir/Patient?_id={world.child}&colour=red", headers=h), 400, "not-supported"
+    strict = {**h, "Prefer": "handling=strict"}
+    assert "handling=strict" in outcome(
+        api.get(f"/fhir/Patient?_id={world.child}&colour=red", headers=strict), 400, "not-supported"
     )
-    outcome(api.get(f"/fhir/Patient?_id={world.child}&family:phonetic=x", headers=h), 400, "not-supported")
+    outcome(
+        api.get(f"/fhir/Patient?_id={world.child}&family:phonetic=x", headers=strict), 400, "not-supported"
+    )
     outcome(api.get(f"/fhir/Patient?_id={world.child}&gender=woman", headers=h), 400, "code-invalid")
     outcome(api.get("/fhir/Patient?family=x&birthdate=2019-13-01", headers=h), 400, "invalid")
     outcome(api.get(f"/fhir/Patient?identifier={S.NHS_NUMBER}|1234567890", headers=h), 400, "invalid")
     outcome(
-        api.get(f"/fhir/Patient?_id={world.child}&_revinclude=Observation:patient", headers=h),
+        api.get(f"/fhir/Patient?_id={world.child}&_revinclude=Observation:patient", headers=strict),
         400,
         "not-supported",
     )
     outcome(api.get(f"/fhir/Patient?_id={world.child}&_format=xml", headers=h), 406, "not-supported")
-    lenient = {**h, "Prefer": "handling=lenient"}
-    r = api.get(f"/fhir/Patient?_id={world.child}&colour=red", headers=lenient)
-    bundle = valid(r.json())
-    assert bundle["total"] == 1 and bundle["entry"][-1]["search"]["mode"] == "outcome"
-    assert "colour" not in {x["relation"]: x["url"] for x in bundle["link"]}["self"]
+    # Unknown parameters are ignored by default (R4; fhirpy's `_totalMethod`), as with handling=lenient:
+    # reported in the Bundle and left out of its self link.
+    for prefer in ({}, {"Prefer": "handling=lenient"}):
+        r = api.get(f"/fhir/Patient?_id={world.child}&colour=red&_totalMethod=count", headers={**h, **prefer})
+        bundle = valid(r.json())
+        assert bundle["total"] == 1 and bundle["entry"][-1]["search"]["mode"] == "outcome", prefer
+        self_link = {x["relation"]: x["url"] for x in bundle["link"]}["self"]
+        assert "colour" not in self_link and "_totalMethod" not in self_link
+    # An unknown parameter never widens a search past its minimum criteria: the rest must still meet them.
+    outcome(api.get("/fhir/Patient?gender=female&identifer=x", headers=h), 400, "too-costly")
     outcome(api.get("/fhir/Patient/not-a-uuid", headers=h), 404, "not-found")
     outcome(api.get("/fhir/Observation", headers=h), 404, "not-found")
     no_purpose = system_headers(state, engine, subject="np", purpose=None)
