@@ -8,6 +8,8 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from functools import cached_property
 from typing import Annotated, Any
 
@@ -188,11 +190,20 @@ def ref_ids(values: list[str], kind: str, name: str) -> list[uuid.UUID]:
 
 
 def etag(resource: dict[str, Any]) -> dict[str, str]:
-    """The ETag header of a resource that carries a version (none otherwise)."""
+    """The ETag and Last-Modified headers of a resource: from its `meta.versionId` and
+    `meta.lastUpdated` (each only when the resource carries it)."""
     meta = resource.get("meta") or {}
     headers = {}
     if meta.get("versionId"):
         headers["ETag"] = f'W/"{meta["versionId"]}"'
+    updated = meta.get("lastUpdated")
+    if isinstance(updated, str):
+        try:
+            when = datetime.fromisoformat(updated)
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is not None:
+            headers["Last-Modified"] = format_datetime(when.astimezone(UTC), usegmt=True)
     return headers
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -90,6 +91,10 @@ def test_read_patient_is_audited_and_validates(
     assert r.status_code == 200, r.text
     patient = valid(r.json())
     assert r.headers["etag"] == 'W/"1"'
+    # Last-Modified (an HTTP date, to the second) is meta.lastUpdated.
+    modified = parsedate_to_datetime(r.headers["last-modified"])
+    updated = datetime.fromisoformat(patient["meta"]["lastUpdated"])
+    assert modified == updated.replace(microsecond=0)
     assert {"system": S.NHS_NUMBER, "value": world.nhs} in patient["identifier"]
     assert any(n["use"] == "old" and n["family"] == "Jones" for n in patient["name"])
     assert patient["address"][0]["postalCode"] == "OX4 1AB"
