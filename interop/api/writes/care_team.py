@@ -16,7 +16,6 @@ from interop import systems as S
 from interop.api.context import Ctx, resource_id
 from interop.api.writes.common import (
     Written,
-    body_version,
     conditional,
     domain_input,
     hand_over,
@@ -67,7 +66,6 @@ def update_care_team(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int 
     same_patient("CareTeam", t.child_id, child_id, "CareTeam.subject")
     tac = ctx.session.get(Tac, resource_id(rid, "CareTeam"))
     assert tac is not None
-    expected = expected if expected is not None else body_version(body)
     service.check_version("TAC", picture.care_team_version(ctx.session, tac), expected)
     caf = ctx.session.get(Assessment, tac.assessment_id)
     assert caf is not None

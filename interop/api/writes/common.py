@@ -64,8 +64,15 @@ def check_type(kind: str, body: dict[str, Any]) -> None:
 
 
 def same_id(kind: str, rid: str, body: dict[str, Any]) -> None:
-    """Refuse a body whose id is not the URL's."""
-    if body.get("id") not in (None, rid):
+    """Refuse an update whose body carries no id, or another id than the URL's (R4: 400 either way)."""
+    if body.get("id") is None:
+        raise FhirError(
+            400,
+            "required",
+            f"An update must carry the resource's id ({rid}), as in the URL.",
+            where=f"{kind}.id",
+        )
+    if body.get("id") != rid:
         raise FhirError(400, "invalid", "The resource's id does not match the URL.", where=f"{kind}.id")
 
 
@@ -75,13 +82,6 @@ def same_patient(kind: str, given: uuid.UUID, held: uuid.UUID, where: str) -> No
         raise FhirError(
             422, "business-rule", f"The patient of a {kind} cannot change; record a new one.", where=where
         )
-
-
-def body_version(body: dict[str, Any]) -> int | None:
-    """The meta.versionId a client sent in the body (a stand-in for If-Match)."""
-    meta = body.get("meta")
-    value = str(meta.get("versionId") or "") if isinstance(meta, dict) else ""
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
 def domain_input(model: type[Any], where: str, **fields: Any) -> Any:

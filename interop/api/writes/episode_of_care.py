@@ -10,7 +10,7 @@ from interop import mapping as m
 from interop import picture
 from interop import repository as repo
 from interop.api.context import Ctx, resource_id
-from interop.api.writes.common import Written, body_version, conditional
+from interop.api.writes.common import Written, conditional, same_id
 from interop.outcome import FhirError, mapped
 
 
@@ -86,11 +86,8 @@ def update_episode(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | 
     inv = ctx.session.get(Involvement, resource_id(rid, "EpisodeOfCare"))
     if inv is None:
         raise FhirError(404, "not-found", f"No EpisodeOfCare has the id '{rid}'; create one with POST.")
-    if body.get("id") not in (None, rid):
-        raise FhirError(400, "invalid", "The resource's id does not match the URL.", where="EpisodeOfCare.id")
+    same_id("EpisodeOfCare", rid, body)
     ep = mapped(m.episode_of_care_in, body)
-    if expected is None:
-        expected = body_version(body)
     if ctx.pictures.of(inv.child_id).get("EpisodeOfCare", rid) is None:
         raise FhirError(404, "not-found", f"No EpisodeOfCare has the id '{rid}', or it is not shown to you.")
     _refuse_fixed_changes(ep, inv)

@@ -15,7 +15,6 @@ from interop import systems as S
 from interop.api.context import Ctx, resource_id
 from interop.api.writes.common import (
     Written,
-    body_version,
     conditional,
     hand_over,
     same_id,
@@ -81,7 +80,6 @@ def update_flag(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | Non
     f = mapped(m.flag_in, body)
     child_id, _current = visible(ctx, "Flag", rid)
     same_patient("Flag", f.child_id, child_id, "Flag.subject")
-    expected = expected if expected is not None else body_version(body)
     prefix, _, hexid = rid.partition("-")
     if (prefix == "lp") != (f.kind == "lead-professional"):
         raise FhirError(

@@ -12,12 +12,13 @@ from directory.models import Child, ChildChange
 from interop import mapping as m
 from interop.api.context import Ctx
 from interop.api.read import child_of
-from interop.api.writes.common import Written, body_version, domain_input, same_id, shown, visible
+from interop.api.writes.common import Written, domain_input, same_id, shown, visible
 from interop.outcome import FhirError, mapped
 
 
 def update_patient(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | None) -> Written:
-    """Change a child's details from a Patient; If-Match (or meta.versionId) is the version read."""
+    """Change a child's details from a Patient; If-Match is the version read (meta.versionId in the
+    body is ignored, as R4 says)."""
     ctx.need("Patient", "u")
     same_id("Patient", rid, body)
     child_id = child_of(ctx.session, "Patient", rid)
@@ -35,7 +36,7 @@ def update_patient(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | 
         change=change,
         today=date.today(),
         source="fhir",
-        expected_version=expected if expected is not None else body_version(body),
+        expected_version=expected,
     )
     if changed:
         ctx.pictures.forget(child_id)

@@ -8,8 +8,8 @@ from directory import service
 from directory.models import Organisation
 from interop import mapping as m
 from interop.api.context import Ctx, resource_id
-from interop.api.writes.common import Written, body_version
-from interop.outcome import FhirError, mapped
+from interop.api.writes.common import Written, same_id
+from interop.outcome import mapped
 
 
 def create_practitioner_role(ctx: Ctx, body: dict[str, Any], *, if_none_exist: str | None = None) -> Written:
@@ -25,13 +25,8 @@ def create_practitioner_role(ctx: Ctx, body: dict[str, Any], *, if_none_exist: s
 def update_practitioner_role(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int | None) -> Written:
     """Change a practitioner's role, organisation or contact point."""
     ctx.need("PractitionerRole", "u")
-    if body.get("id") not in (None, rid):
-        raise FhirError(
-            400, "invalid", "The resource's id does not match the URL.", where="PractitionerRole.id"
-        )
+    same_id("PractitionerRole", rid, body)
     data = mapped(m.practitioner_role_in, body)
-    if expected is None:
-        expected = body_version(body)
     p = service.update_practitioner(
         ctx.session,
         actor=ctx.actor,
