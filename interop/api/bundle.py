@@ -37,7 +37,7 @@ def run_bundle(ctx: Ctx, body: dict[str, Any], max_entries: int) -> dict[str, An
             except (FhirError, DomainError) as err:
                 if isinstance(err, DomainError):
                     err.data["where"] = f"Bundle.entry[{i}]"
-                    err.message = f"Entry {i}: {err.message}"
+                    err.message = _prefixed(err.message, i)
                     raise
                 raise _entry_error(err, i) from None
         else:
@@ -135,10 +135,13 @@ def _read(ctx: Ctx, i: int, parts: list[str]) -> dict[str, Any]:
     if kind in FHIR_CHILD_TYPES:
         count_read(ctx.request, ctx.actor)  # a read of a child's record, as GET /fhir/{kind}/{id}
     res = read_resource(ctx, kind, parts[1])
-    return {
-        "resource": res,
-        "response": {"status": "200", **({"etag": e} if (e := etag(res).get("ETag")) else {})},
-    }
+    headers = etag(res)
+    response: dict[str, Any] = {"status": "200"}
+    if "ETag" in headers:
+        response["etag"] = headers["ETag"]
+    if "lastUpdated" in (res.get("meta") or {}):
+        response["lastModified"] = res["meta"]["lastUpdated"]
+    return {"fullUrl": f"{ctx.base}/{kind}/{res['id']}", "resource": res, "response": response}
 
 
 def _write(
@@ -170,8 +173,13 @@ def _write(
 def _entry_error(err: FhirError | DomainError, i: int) -> FhirError:
     fe = from_domain(err) if isinstance(err, DomainError) else err
     fe.where = fe.where or f"Bundle.entry[{i}]"
-    fe.message = f"Entry {i}: {fe.message}"
+    fe.message = _prefixed(fe.message, i)
     return fe
+
+
+def _prefixed(message: str, i: int) -> str:
+    """A message naming its entry once (some already do: "Entry 0: Entry 0: ..." helps nobody)."""
+    return message if message.startswith(f"Entry {i}") else f"Entry {i}: {message}"
 
 
 def _resolve_refs(node: Any, ids: dict[str, str]) -> Any:

@@ -90,15 +90,17 @@ def history_entry(
 
 def history_bundle(ctx: Ctx, rid: str) -> dict[str, Any]:
     """Every version of an involvement, newest first, as a history Bundle."""
-    return history_of(history_entries(ctx, visible_involvement(ctx, rid)))
+    entries = history_entries(ctx, visible_involvement(ctx, rid))
+    return history_of(entries, self_url=f"{ctx.base}/EpisodeOfCare/{rid}/_history")
 
 
-def history_of(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """A history Bundle of these entries (newest first)."""
+def history_of(entries: list[dict[str, Any]], *, self_url: str) -> dict[str, Any]:
+    """A history Bundle of these entries (newest first), with its `self` link."""
     return {
         "resourceType": "Bundle",
         "id": uuid.uuid4().hex,
         "type": "history",
         "total": len(entries),
+        "link": [{"relation": "self", "url": self_url}],
         "entry": entries,
     }

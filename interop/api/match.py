@@ -51,6 +51,7 @@ def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> d
         "id": uuid.uuid4().hex,
         "type": "searchset",
         "total": len(entries),
+        "link": [{"relation": "self", "url": f"{ctx.base}/Patient/$match"}],
     }
     if entries:
         bundle["entry"] = entries
@@ -73,14 +74,42 @@ def _patient(body: dict[str, Any]) -> tuple[dict[str, Any], int, bool]:
     _valid(body)  # every parameter has its FHIR shape before any is read
     params = {p.get("name"): p for p in body.get("parameter") or []}
     resource = (params.get("resource") or {}).get("resource")
-    count = (params.get("count") or {}).get("valueInteger") or 10
-    only_certain = bool((params.get("onlyCertainMatches") or {}).get("valueBoolean"))
+    count = _typed(params, "count", "valueInteger", int, 10)
+    if isinstance(count, bool) or count < 1:
+        raise FhirError(400, "invalid", "'count' must be a positive whole number.", where=_PARAMETER)
+    only_certain = _typed(params, "onlyCertainMatches", "valueBoolean", bool, False)
     if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
         raise FhirError(
             400, "invalid", "The 'resource' parameter must hold a Patient.", where="Parameters.parameter"
         )
     _valid(resource)
     return resource, count, only_certain
+
+
+_PARAMETER = "Parameters.parameter"
+_FHIRPATH = {
+    "given": "Patient.name.given",
+    "family": "Patient.name.family",
+    "birth_date": "Patient.birthDate",
+    "birth_date_from": "Patient.birthDate",
+    "birth_date_to": "Patient.birthDate",
+    "sex": "Patient.gender",
+    "postcode": "Patient.address.postalCode",
+    "identifier_system": "Patient.identifier.system",
+    "identifier_value": "Patient.identifier.value",
+}
+"""The search engine's criteria fields, as the FHIRPath of the Patient element that carries each."""
+
+
+def _typed(params: dict[Any, Any], name: str, key: str, kind: type, default: Any) -> Any:
+    """A $match parameter's value, of the type the operation defines (a string 'true' is refused)."""
+    param = params.get(name)
+    if param is None:
+        return default
+    value = param.get(key)
+    if not isinstance(value, kind):
+        raise FhirError(400, "invalid", f"'{name}' takes {key}.", where=_PARAMETER)
+    return value
 
 
 def _query(body: dict[str, Any]) -> tuple[SearchQuery, bool]:
@@ -124,9 +153,8 @@ def _query(body: dict[str, Any]) -> tuple[SearchQuery, bool]:
     try:
         validate_criteria(query)
     except CriteriaError as exc:
-        raise FhirError(
-            400, "invalid", exc.message, where=f"Patient.{exc.field}" if exc.field else None
-        ) from None
+        element = _FHIRPATH.get(exc.field, "Patient") if exc.field else None
+        raise FhirError(400, "invalid", exc.message, where=element) from None
     return query, only_certain
 
 

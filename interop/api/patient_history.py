@@ -55,4 +55,4 @@ def _entry(ctx: Ctx, child_id: uuid.UUID, card: ChildCard, v: ChildVersionRead) 
 
 def patient_history_bundle(ctx: Ctx, rid: str) -> dict[str, Any]:
     """Every version of a child's record, newest first, as a history Bundle."""
-    return history_of(patient_history_entries(ctx, rid))
+    return history_of(patient_history_entries(ctx, rid), self_url=f"{ctx.base}/Patient/{rid}/_history")

@@ -530,6 +530,29 @@ def test_match_returns_scores_and_grades(
         "parameter": [{"name": "resource", "resource": {"resourceType": "Patient", "gender": "female"}}],
     }
     outcome(api.post("/fhir/Patient/$match", headers=h, json=thin), 400, "invalid")
+    assert {x["relation"]: x["url"] for x in bundle["link"]}["self"].endswith("/fhir/Patient/$match")
+    # Its parameters are typed: a count of 0 or as text, onlyCertainMatches as text: 400 naming it.
+    resource = params["parameter"][0]
+    for bad in (
+        {"name": "count", "valueInteger": 0},
+        {"name": "count", "valueString": "5"},
+        {"name": "onlyCertainMatches", "valueString": "true"},
+    ):
+        said = outcome(
+            api.post("/fhir/Patient/$match", headers=h, json={**params, "parameter": [resource, bad]}),
+            400,
+            "invalid",
+        )
+        assert bad["name"] in said, said
+    # A criteria error names the element in FHIRPath, not a field of the code.
+    no_date = {"resourceType": "Patient", "name": [{"family": "Smith", "given": ["Olivia"]}]}
+    r = api.post(
+        "/fhir/Patient/$match",
+        headers=h,
+        json={"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": no_date}]},
+    )
+    outcome(r, 400, "invalid")
+    assert r.json()["issue"][0]["expression"] == ["Patient.birthDate"]
 
 
 def test_a_shielded_childs_former_name_finds_nothing_over_fhir(
@@ -579,3 +602,27 @@ def test_json_only_answers_406_to_a_client_that_accepts_no_json(
     ):
         assert api.get(url, headers={**h, "Accept": accept}).status_code == 200, accept
     assert api.get(url + "?_format=json", headers=h).status_code == 200
+
+
+def test_history_and_transaction_answers_carry_their_links(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
+    h = system_headers(state, engine)
+    history = valid(api.get(f"/fhir/Patient/{world.child}/_history", headers=h).json())
+    assert {x["relation"]: x["url"] for x in history["link"]}["self"].endswith(
+        f"/fhir/Patient/{world.child}/_history"
+    )
+    read = {"request": {"method": "GET", "url": f"Patient/{world.child}"}}
+    r = api.post("/fhir", headers=h, json={"resourceType": "Bundle", "type": "transaction", "entry": [read]})
+    assert r.status_code == 200, r.text
+    (entry,) = r.json()["entry"]
+    assert entry["fullUrl"].endswith(f"/fhir/Patient/{world.child}")
+    assert entry["response"]["etag"] == 'W/"1"' and entry["response"]["lastModified"]
+    # An entry's error names its entry once.
+    bad = {"request": {"method": "DELETE", "url": f"Patient/{world.child}"}}
+    said = outcome(
+        api.post("/fhir", headers=h, json={"resourceType": "Bundle", "type": "transaction", "entry": [bad]}),
+        400,
+        "not-supported",
+    )
+    assert said.count("Entry 0") == 1, said
