@@ -62,7 +62,7 @@ def _instant_range(raw: str, name: str) -> tuple[datetime, datetime] | None:
             f"{raw[:19]}{'.' + fraction[:6].ljust(6, '0') if fraction else ''}"
             f"{'+00:00' if m.group(8) == 'Z' else m.group(8)}"
         ).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # no such day or hour, or beyond the calendar in UTC
         raise _bad_instant(raw, name, dates=False) from None
     if not date_in_bounds(start.date()):
         raise FhirError(400, "invalid", f"{name}: '{raw}' is out of range.", where=name)
@@ -113,14 +113,14 @@ def parse_last_updated(raw: str, name: str = "_lastUpdated") -> InstantTest:
         year, month, dd = int(day.group(1)), int(day.group(2) or 1), int(day.group(3) or 1)
         try:
             first = date(year, month, dd)
-        except ValueError:
+            if day.group(3):
+                after = first + timedelta(days=1)
+            elif day.group(2):
+                after = date(year + month // 12, month % 12 + 1, 1)
+            else:
+                after = date(year + 1, 1, 1)
+        except (ValueError, OverflowError):
             raise _bad_instant(raw, name, dates=True) from None
-        if day.group(3):
-            after = first + timedelta(days=1)
-        elif day.group(2):
-            after = date(year + month // 12, month % 12 + 1, 1)
-        else:
-            after = date(year + 1, 1, 1)
         if not (date_in_bounds(first) and date_in_bounds(after)):
             raise FhirError(400, "invalid", f"{name}: '{raw}' is out of range.", where=name)
         found = (_midnight(first), _midnight(after))

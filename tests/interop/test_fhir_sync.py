@@ -155,8 +155,12 @@ def test_malformed_parameters_are_400_naming_the_parameter(
     outcome(api.get("/fhir/Location/_history", headers=h, params={"name": "x"}), 400, "not-supported")
     lenient = {**h, "Prefer": "handling=lenient"}
     assert api.get("/fhir/Location/_history", headers=lenient, params={"name": "x"}).status_code == 200
-    r = api.get("/fhir/Practitioner", headers=h, params={"_lastUpdated": "gt-soon"})
-    assert "_lastUpdated" in outcome(r, 400, "invalid")
+    # the calendar's edges, in any zone, are 400 too, never 500
+    for bad in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "2026-02-30T00:00:00Z"):
+        outcome(api.get("/fhir/_history", headers=h, params={"_since": bad}), 400, "invalid")
+    for bad in ("gt-soon", "ge9999-12", "9999", "le9999-12-31T23:59:59-01:00", "2026-02-30", "eq2026-1-1"):
+        r = api.get("/fhir/Practitioner", headers=h, params={"_lastUpdated": bad})
+        assert "_lastUpdated" in outcome(r, 400, "invalid"), bad
 
 
 def test_last_updated_searches_the_catalogue(
