@@ -25,7 +25,11 @@ def upgrade() -> None:
     # its named CHECK constraints; foreign keys are off while migrating, see env.py).
     postgres = op.get_bind().dialect.name == "postgresql"
     # on SQLite in the ORM's own text form (microseconds always), so the times compare as the ORM's do
-    now = sa.text("(now() AT TIME ZONE 'utc')") if postgres else sa.text("(strftime('%Y-%m-%d %H:%M:%f000', 'now'))")
+    now = (
+        sa.text("(now() AT TIME ZONE 'utc')")
+        if postgres
+        else sa.text("(strftime('%Y-%m-%d %H:%M:%f000', 'now'))")
+    )
     for table in TABLES:
         with op.batch_alter_table(table, recreate="auto" if postgres else "always") as batch_op:
             batch_op.add_column(sa.Column("updated_at", UTCDateTime(), nullable=False, server_default=now))
