@@ -320,3 +320,16 @@ ROUTE_POLICIES.update(
         "pds_trace_confirm": Policy(frozenset({"directory.write"}), ADMINS),
     }
 )
+
+
+# --- staying in sync with the catalogue (issue #19): type- and system-level _history -------------
+# The catalogue search's own policy: a type's history is a search of what changed. The system-level
+# history takes any catalogue type's search scope and answers with the types the token may search.
+ROUTE_POLICIES.update(
+    {f"fhir_history_type_{kind}": _smart(kind, "s", ALL_ROLES) for kind in FHIR_CATALOGUE_TYPES}
+)
+ROUTE_POLICIES["fhir_history_system"] = Policy(
+    frozenset().union(*(smart_scopes(k, "s") for k in FHIR_CATALOGUE_TYPES)),
+    ALL_ROLES,
+    hint=tuple(f"{{context}}/{k}.s" for k in FHIR_CATALOGUE_TYPES),
+)

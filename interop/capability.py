@@ -9,7 +9,7 @@ from interop import params as P
 from interop import systems as S
 from interop.mapping import CRITERIA_HELP, validated
 
-_COMMON = {"_id": S.RESOURCE_ID_PARAMETER}
+_COMMON = {"_id": S.RESOURCE_ID_PARAMETER, "_lastUpdated": S.RESOURCE_LAST_UPDATED_PARAMETER}
 HISTORY_TYPES = set(FHIR_HISTORY_TYPES)
 VERSIONED_TYPES = {"EpisodeOfCare", "PractitionerRole", "Flag", "CareTeam", "Patient"}  # versionId, If-Match
 UPDATE_ONLY_TYPES = {"Patient"}  # updated (by connected systems), not created, over FHIR
@@ -53,6 +53,8 @@ def _resource(kind: str) -> dict[str, Any]:
         interactions += [{"code": "update"}]
     if kind in HISTORY_TYPES:
         interactions += [{"code": "vread"}, {"code": "history-instance"}]
+    if kind in FHIR_CATALOGUE_TYPES:  # what changed since an instant (interop/api/sync_history.py)
+        interactions += [{"code": "history-type"}]
     res: dict[str, Any] = {
         "type": kind,
         "interaction": interactions,
@@ -139,7 +141,7 @@ def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
                 "documentation": _REST_DOCUMENTATION,
                 "security": _security(issuer),
                 "resource": [*(_resource(kind) for kind in READABLE), _subscription_resource()],
-                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
             }
         ],
     }

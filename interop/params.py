@@ -72,6 +72,14 @@ PARAM_DOCS: dict[str, str] = {
     "address-postalcode": "starts with (full postcode, sector or district)",
 }
 
+# _lastUpdated on the catalogue (issue #19, staying in sync: interop/sync.py reads it)
+for _kind in ("Practitioner", "PractitionerRole", "Organization", "HealthcareService", "Location"):
+    SEARCH_PARAMS[_kind]["_lastUpdated"] = "date"
+PARAM_DOCS["_lastUpdated"] = (
+    "when the resource last changed: an instant with seconds and a time zone (or a date), with "
+    "prefixes eq, ne, lt, le, gt, ge; as meta.lastUpdated and _history's _since"
+)
+
 # (source type, search parameter) -> the type it points at
 INCLUDES: dict[str, dict[str, str]] = {
     "Patient": {"general-practitioner": "Organization"},

@@ -24,6 +24,7 @@ from directory.models import (
     ServiceLocality,
 )
 from directory.names import name_matches_allowed
+from interop.sync import last_updated_condition
 
 MAX_MATCHES = 1000
 """A Patient search that matches more children than this is refused as too costly."""
@@ -152,6 +153,7 @@ def organisations(
     kind: str | None = None,
     offset: int = 0,
     limit: int = 20,
+    last_updated: Sequence[Sequence[str]] = (),
 ) -> tuple[int, list[Organisation]]:
     """Organisations matching the criteria: (total, one page)."""
     stmt = select(Organisation)
@@ -171,6 +173,8 @@ def organisations(
             stmt = stmt.where(Organisation.urn == value)
     if kind:
         stmt = stmt.where(Organisation.kind == kind)
+    if last_updated:  # _lastUpdated (interop/sync.py)
+        stmt = stmt.where(last_updated_condition(Organisation.updated_at, last_updated))
     page: tuple[int, list[Organisation]] = _page(session, stmt, col(Organisation.name), offset, limit)
     return page
 
@@ -191,6 +195,7 @@ def practitioners(
     active: bool | None = None,
     offset: int = 0,
     limit: int = 20,
+    last_updated: Sequence[Sequence[str]] = (),
 ) -> tuple[int, list[Practitioner]]:
     """Practitioners matching the criteria: (total, one page)."""
     stmt = select(Practitioner)
@@ -209,6 +214,8 @@ def practitioners(
         stmt = stmt.where(sa.func.lower(Practitioner.role) == role.replace("-", " ").lower())
     if active is not None:
         stmt = stmt.where(Practitioner.active == active)
+    if last_updated:  # _lastUpdated (interop/sync.py)
+        stmt = stmt.where(last_updated_condition(Practitioner.updated_at, last_updated))
     page: tuple[int, list[Practitioner]] = _page(session, stmt, col(Practitioner.name), offset, limit)
     return page
 
@@ -224,6 +231,7 @@ def services(
     tier: str | None = None,
     offset: int = 0,
     limit: int = 20,
+    last_updated: Sequence[Sequence[str]] = (),
 ) -> tuple[int, list[Service]]:
     """Services matching the criteria: (total, one page)."""
     stmt = select(Service)
@@ -245,6 +253,8 @@ def services(
         stmt = stmt.where(Service.level_of_need == level)
     if tier:
         stmt = stmt.where(Service.tier == tier)
+    if last_updated:  # _lastUpdated (interop/sync.py)
+        stmt = stmt.where(last_updated_condition(Service.updated_at, last_updated))
     page: tuple[int, list[Service]] = _page(session, stmt, col(Service.name), offset, limit)
     return page
 
@@ -270,6 +280,7 @@ def localities(
     name: str | None = None,
     offset: int = 0,
     limit: int = 20,
+    last_updated: Sequence[Sequence[str]] = (),
 ) -> tuple[int, list[Locality]]:
     """Localities matching the criteria: (total, one page)."""
     stmt = select(Locality)
@@ -279,6 +290,8 @@ def localities(
         stmt = stmt.where(Locality.code == code)
     if name:
         stmt = stmt.where(_starts(Locality.name, name, False))
+    if last_updated:  # _lastUpdated (interop/sync.py)
+        stmt = stmt.where(last_updated_condition(Locality.updated_at, last_updated))
     page: tuple[int, list[Locality]] = _page(session, stmt, col(Locality.name), offset, limit)
     return page
 

@@ -64,6 +64,7 @@ RESTFUL_SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-securi
 
 SEARCH_PARAMETER = "http://hl7.org/fhir/SearchParameter/{kind}-{name}"
 RESOURCE_ID_PARAMETER = "http://hl7.org/fhir/SearchParameter/Resource-id"
+RESOURCE_LAST_UPDATED_PARAMETER = "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"
 PATIENT_MATCH = "http://hl7.org/fhir/OperationDefinition/Patient-match"
 
 # --- extensions ----------------------------------------------------------------------------------

@@ -71,6 +71,10 @@ def generate(*, children: int, seed: int, today: date, now: datetime, batch: int
     rng = random.Random(seed)
     cat = build_catalogue(rng, children)
     catalogue = [m.__table__ for m in CATALOGUE_TABLES]  # type: ignore[attr-defined]
+    for table in catalogue:  # when each catalogue row last changed (FHIR _history, meta.lastUpdated)
+        if "updated_at" in table.c:
+            for row in cat.rows[table.name]:
+                row["updated_at"] = now
     yield 0, [prepare(dialect, t, cat.rows[t.name]) for t in catalogue if cat.rows[t.name]]
     factory = ChildFactory(rng, cat, today=today, now=now)
     tables = [m.__table__ for m in CHILD_TABLES]  # type: ignore[attr-defined]

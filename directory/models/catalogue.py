@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from directory.models.base import Input, Output, new_id
+from directory.models.base import Input, Output, new_id, utc_field
+from directory.models.vocabulary import utcnow
 
 
 class Locality(SQLModel, table=True):
@@ -21,6 +23,8 @@ class Locality(SQLModel, table=True):
     team_name: str = Field(max_length=160)
     team_phone: str | None = Field(default=None, max_length=40)
     team_email: str | None = Field(default=None, max_length=254)
+    # when the row last changed (FHIR _history _since, _lastUpdated, meta.lastUpdated)
+    updated_at: datetime = utc_field(default_factory=utcnow, index=True)
 
 
 class LocalityArea(SQLModel, table=True):
@@ -43,6 +47,8 @@ class Organisation(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=254)
     postcode: str | None = Field(default=None, max_length=8)
     locality_id: uuid.UUID | None = Field(default=None, foreign_key="locality.id")
+    # when the row last changed (FHIR _history _since, _lastUpdated, meta.lastUpdated)
+    updated_at: datetime = utc_field(default_factory=utcnow, index=True)
 
 
 class Service(SQLModel, table=True):
@@ -62,6 +68,8 @@ class Service(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=254)
     sensitive: bool = False
     sensitive_category: str | None = Field(default=None, max_length=32)
+    # when the row last changed (FHIR _history _since, _lastUpdated, meta.lastUpdated)
+    updated_at: datetime = utc_field(default_factory=utcnow, index=True)
 
 
 class ServiceLocality(SQLModel, table=True):
@@ -86,6 +94,8 @@ class Practitioner(SQLModel, table=True):
     # optimistic locking for updates from connected systems (PractitionerRole If-Match); the
     # server default sets rows that existed before the column at 1
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # when the row last changed (FHIR _history _since, _lastUpdated, meta.lastUpdated)
+    updated_at: datetime = utc_field(default_factory=utcnow, index=True)
 
 
 class PractitionerCreate(Input):

@@ -7,7 +7,7 @@ from sqlmodel import Session
 from directory import audit
 from directory import repository as repo
 from directory.errors import InvalidInput
-from directory.models import Actor, Locality, LocalityArea
+from directory.models import Actor, Locality, LocalityArea, utcnow
 
 
 def configure_localities(session: Session, *, actor: Actor, rows: list[dict[str, str]]) -> tuple[int, int]:
@@ -36,22 +36,32 @@ def configure_localities(session: Session, *, actor: Actor, rows: list[dict[str,
     for row in rows:
         code = row["code"].strip()
         loc = by_code.get(code) or Locality(code=code, name="", authority="", team_name="")
+        before = _fields(loc)
         loc.name = row["name"].strip()
         loc.authority = (row.get("authority") or "").strip() or loc.authority or "unknown"
         loc.team_name = row["team_name"].strip()
         loc.team_phone = (row.get("team_phone") or "").strip() or None
         loc.team_email = (row.get("team_email") or "").strip() or None
+        if _fields(loc) != before:
+            loc.updated_at = utcnow()
         session.add(loc)
         by_code[code] = loc
         localities += 1
     session.flush()
+    moved = set()  # the localities whose postcode areas change (their Location changes with them)
     for area, code in seen_areas.items():
         existing = session.get(LocalityArea, area)
         if existing is None:
             session.add(LocalityArea(area=area, locality_id=by_code[code].id))
-        else:
+            moved.add(by_code[code].id)
+        elif existing.locality_id != by_code[code].id:
+            moved |= {existing.locality_id, by_code[code].id}
             existing.locality_id = by_code[code].id
             session.add(existing)
+    for loc in by_code.values():
+        if loc.id in moved:
+            loc.updated_at = utcnow()
+            session.add(loc)
     session.flush()
     audit.append(
         session,
@@ -60,3 +70,8 @@ def configure_localities(session: Session, *, actor: Actor, rows: list[dict[str,
         detail={"localities": localities, "areas": len(seen_areas)},
     )
     return localities, len(seen_areas)
+
+
+def _fields(loc: Locality) -> tuple[str | None, ...]:
+    """What a Location shows of a locality (its areas aside): a change to any of it is a new version."""
+    return (loc.name, loc.authority, loc.team_name, loc.team_phone, loc.team_email)

@@ -9,7 +9,7 @@ from sqlmodel import Session
 from directory import audit
 from directory import repository as repo
 from directory.errors import NotAllowed, NotFound
-from directory.models import Actor, Organisation, Practitioner, PractitionerCreate
+from directory.models import Actor, Organisation, Practitioner, PractitionerCreate, utcnow
 from directory.service.access import PRACTITIONER_REGISTRARS, require_catalogue_change
 from directory.service.common import check_version
 
@@ -62,6 +62,7 @@ def update_practitioner(
     for key, value in changes.items():
         setattr(practitioner, key, value)
     practitioner.version += 1
+    practitioner.updated_at = utcnow()  # what FHIR _history?_since= and _lastUpdated read
     session.add(practitioner)
     session.flush()
     audit.append(

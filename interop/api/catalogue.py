@@ -73,6 +73,7 @@ def _practitioners(ctx: Ctx, kind: str, q: P.Query, ids: list[uuid.UUID], limit:
         organisation_ids=ref_ids(q.values("organization"), "Organization", "organization"),
         role=(q.first("role") or "").split("|")[-1] or None,
         active=None if active is None else active == "true",
+        last_updated=q.criteria.get("_lastUpdated", []),
         offset=q.offset,
         limit=limit,
     )
@@ -118,6 +119,7 @@ def _organizations(ctx: Ctx, q: P.Query, ids: list[uuid.UUID], limit: int) -> _P
         name=q.first("name"),
         identifier=parsed,
         kind=kind_code,
+        last_updated=q.criteria.get("_lastUpdated", []),
         offset=q.offset,
         limit=limit,
     )
@@ -140,6 +142,7 @@ def _services(ctx: Ctx, q: P.Query, ids: list[uuid.UUID], limit: int) -> _Page:
         locality_ids=ref_ids(q.values("coverage-area"), "Location", "coverage-area"),
         level=level,
         tier=tier,
+        last_updated=q.criteria.get("_lastUpdated", []),
         offset=q.offset,
         limit=limit,
     )
@@ -159,6 +162,12 @@ def _services(ctx: Ctx, q: P.Query, ids: list[uuid.UUID], limit: int) -> _Page:
 def _locations(ctx: Ctx, q: P.Query, ids: list[uuid.UUID], limit: int) -> _Page:
     locality_code = (q.first("identifier") or "").split("|")[-1] or None
     total, found = repo.localities(
-        ctx.session, ids=ids, code=locality_code, name=q.first("name"), offset=q.offset, limit=limit
+        ctx.session,
+        ids=ids,
+        code=locality_code,
+        name=q.first("name"),
+        last_updated=q.criteria.get("_lastUpdated", []),
+        offset=q.offset,
+        limit=limit,
     )
     return total, [m.location(x, repo.locality_areas(ctx.session, x.id)) for x in found], []

@@ -18,6 +18,7 @@ from interop.api.patient_history import patient_history_bundle, patient_history_
 from interop.api.read import read_resource
 from interop.api.search import run_search
 from interop.api.subscription import add_subscription_routes
+from interop.api.sync_history import add_sync_history_routes
 from interop.api.writes import CREATE, UPDATE, Written, check_type
 from interop.api.writes.patient import update_patient
 from interop.capability import capability_statement
@@ -35,6 +36,7 @@ def build_router() -> APIRouter:
         dependencies=[Depends(json_only)],  # before anything else: JSON is all this server answers in
     )
     _add_metadata(router)
+    add_sync_history_routes(router)  # before the reads, which would take '_history' for an id
     for kind in (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent"):
         _add_type_routes(router, kind)
     _add_match(router)

@@ -42,6 +42,7 @@ def healthcare_service(service: Service, locality_ids: Sequence[uuid.UUID]) -> d
     res: dict[str, Any] = {
         "resourceType": "HealthcareService",
         "id": fhir_id(service.id),
+        "meta": meta_of(restricted=service.sensitive, updated=service.updated_at),
         "active": True,
         "providedBy": ref_to("Organization", service.organisation_id),
         "type": [{"coding": [{"system": S.SERVICE_TYPE, "code": service.service_type}]}],
@@ -51,7 +52,6 @@ def healthcare_service(service: Service, locality_ids: Sequence[uuid.UUID]) -> d
         "coverageArea": [ref_to("Location", loc) for loc in locality_ids],
     }
     if service.sensitive:
-        res["meta"] = meta_of(restricted=True)
         res["extension"] = extensions
     return validated(res)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from directory.models import Locality
 from interop import systems as S
-from interop.mapping.common import fhir_id, phone_email, telecom_of, validated
+from interop.mapping.common import fhir_id, meta_of, phone_email, telecom_of, validated
 
 
 def location(locality: Locality, areas: Sequence[str]) -> dict[str, Any]:
@@ -15,6 +15,7 @@ def location(locality: Locality, areas: Sequence[str]) -> dict[str, Any]:
     res = {
         "resourceType": "Location",
         "id": fhir_id(locality.id),
+        "meta": meta_of(updated=locality.updated_at),
         "identifier": [{"system": S.LOCALITY_CODE, "value": locality.code}],
         "status": "active",
         "name": locality.name,

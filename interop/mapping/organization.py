@@ -6,7 +6,7 @@ from typing import Any
 
 from directory.models import Organisation
 from interop import systems as S
-from interop.mapping.common import fhir_id, phone_email, telecom_of, validated
+from interop.mapping.common import fhir_id, meta_of, phone_email, telecom_of, validated
 
 _ORG_TYPE = {
     "school": ("edu", "Educational Institute"),
@@ -31,6 +31,7 @@ def organization(org: Organisation) -> dict[str, Any]:
     res: dict[str, Any] = {
         "resourceType": "Organization",
         "id": fhir_id(org.id),
+        "meta": meta_of(updated=org.updated_at),
         "identifier": identifiers,
         "active": True,
         "type": [

@@ -25,6 +25,7 @@ def practitioner(p: Practitioner) -> dict[str, Any]:
     res = {
         "resourceType": "Practitioner",
         "id": fhir_id(p.id),
+        "meta": meta_of(updated=p.updated_at),
         "active": p.active,
         "name": [{"text": p.name}],
     }
@@ -36,7 +37,7 @@ def practitioner_role(p: Practitioner, org_name: str | None = None) -> dict[str,
     res = {
         "resourceType": "PractitionerRole",
         "id": fhir_id(p.id),
-        "meta": meta_of(p.version),
+        "meta": meta_of(p.version, updated=p.updated_at),
         "active": p.active,
         "practitioner": ref_to("Practitioner", p.id, p.name),
         "organization": ref_to("Organization", p.organisation_id, org_name),
