@@ -43,7 +43,8 @@ def catalogue_history(
                     400,
                     "not-supported",
                     f"Unknown parameter '{key[:64]}' for _history; this server supports: "
-                    f"{', '.join(_HISTORY_PARAMS)} (send 'Prefer: handling=lenient' to have it ignored).",
+                    f"{', '.join(_HISTORY_PARAMS)} "
+                    "(you sent 'Prefer: handling=strict'; without it, it is ignored).",
                     where=key[:64],
                 )
             ignored.append(key[:64])
@@ -64,7 +65,7 @@ def catalogue_history(
             {
                 "resource": operation_outcome(
                     "not-supported",
-                    f"Ignored (Prefer: handling=lenient): {', '.join(ignored)}.",
+                    f"Ignored (send 'Prefer: handling=strict' to have them refused): {', '.join(ignored)}.",
                     severity="warning",
                 )
             }
