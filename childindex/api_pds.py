@@ -22,23 +22,9 @@ from directory.models.base import Input, Output
 from directory.service.children import child_ref
 from directory.service.common import load_child
 from interop.pds import PdsClient, PdsConfig, PdsError
-from interop.pds_trace import CONFIDENT_SCORE, confirm_trace, trace_child
+from interop.pds_trace import CONFIDENT_SCORE, TraceCandidate, confirm_trace, trace_child
 
 router = APIRouter(prefix="/api/v1", route_class=UnitOfWorkRoute)
-
-
-class TraceCandidate(Output):
-    nhs_number: str
-    score: float | None
-    confident: bool
-    given: list[str]
-    family: str | None
-    birth_date: date | None
-    sex: str
-    postcode: str | None
-    gp_ods_code: str | None
-    location_withheld: bool
-    differences: list[str]
 
 
 class TraceRead(Output):
@@ -94,9 +80,11 @@ def pds_trace(
         traced = trace_child(session, client, actor=actor, child_id=child_id)
     except PdsError as exc:
         return _unavailable(request, exc.message, exc.code)
-    candidate = TraceCandidate.model_validate(traced.candidate) if traced.candidate else None
     return TraceRead(
-        child_id=traced.child_id, result=traced.result, confident_score=CONFIDENT_SCORE, candidate=candidate
+        child_id=traced.child_id,
+        result=traced.result,
+        confident_score=CONFIDENT_SCORE,
+        candidate=traced.candidate,  # (the trace's own dataclass: one shape for the CLI and the API)
     )
 
 

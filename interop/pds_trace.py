@@ -38,7 +38,7 @@ after checking, but `childindex pds trace --yes` does not accept it."""
 
 
 @dataclass(frozen=True)
-class Candidate:
+class TraceCandidate:
     """The person the service offers for a record (location withheld for a shielded child)."""
 
     nhs_number: str
@@ -60,7 +60,7 @@ class Traced:
 
     child_id: uuid.UUID
     result: str
-    candidate: Candidate | None = None
+    candidate: TraceCandidate | None = None
 
 
 def _changeable(session: Session, actor: Actor, child_id: uuid.UUID) -> Child:
@@ -93,14 +93,14 @@ def _query(session: Session, child: Child) -> TraceQuery:
     )
 
 
-def _candidate(query: TraceQuery, trace: Trace, *, sees_location: bool) -> Candidate:
+def _candidate(query: TraceQuery, trace: Trace, *, sees_location: bool) -> TraceCandidate:
     demo: Demographics | None = trace.demographics
     assert demo is not None
     differ = differences(
         demo, family=query.family, given=query.given, birth_date=query.birth_date, postcode=query.postcode
     )
     withheld = not sees_location
-    return Candidate(
+    return TraceCandidate(
         nhs_number=demo.nhs_number,
         score=trace.score,
         confident=trace.score is not None and trace.score >= CONFIDENT_SCORE,

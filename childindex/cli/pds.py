@@ -20,7 +20,7 @@ from directory.identifiers import normalise_nhs_number
 from directory.models import Actor, Purpose, Role
 from interop import notify
 from interop.pds import PdsClient, PdsConfig, PdsError, check_child
-from interop.pds_trace import CONFIDENT_SCORE, Candidate, confirm_trace, trace_child
+from interop.pds_trace import CONFIDENT_SCORE, TraceCandidate, confirm_trace, trace_child
 
 pds_app = typer.Typer(
     help="The national demographics service (PDS): verify, refresh and trace.", no_args_is_help=True
@@ -153,7 +153,7 @@ def pds_trace(
     console.print(f"[green]added[/green] the NHS number (record {traced.child_id}; changed: {what})")
 
 
-def _show_candidate(result: str, c: Candidate) -> None:
+def _show_candidate(result: str, c: TraceCandidate) -> None:
     colour = "green" if c.confident else "yellow"
     score = f"{c.score:.2f}" if c.score is not None else "no score"
     console.print(f"[{colour}]{result}[/{colour}] (score {score}; confident from {CONFIDENT_SCORE:.2f})")
