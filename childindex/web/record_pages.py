@@ -144,6 +144,27 @@ def _step_page(
     return render(request, template, actor=actor, card=card, status_code=status_code, **context)
 
 
+def _form_again(
+    request: Request,
+    actor: Actor,
+    child_id: uuid.UUID,
+    exc: FormErrors | DomainError,
+    template: str,
+    domain_field: str,
+    **context: Any,
+) -> Response:
+    """The form again after a step that did not go through: with its own errors (400; 200 when the
+    person chose to change their answers), refused as unknown (404), or with what the domain said
+    beside `domain_field` (409)."""
+    if isinstance(exc, NotFound):
+        return refused(request, actor, exc, 404)
+    if isinstance(exc, FormErrors):
+        errors, status = exc.errors, 400 if exc.errors else 200
+    else:
+        errors, status = {domain_field: exc.message}, 409
+    return _step_page(request, actor, child_id, template, errors=errors, status_code=status, **context)
+
+
 # --------------------------------------------------------------------------- a death
 
 DEATH_FIELDS = ("died-day", "died-month", "died-year", "source")
@@ -212,29 +233,10 @@ def web_death(child_id: uuid.UUID, request: Request, actor: LifecycleRecorder, f
             caf = service.repo.open_caf(db, child_id)
             had_caf = caf is not None and caf.status in {s.value for s in OPEN_CAF_STATUSES}
             lifecycle.record_death(db, actor=actor, child_id=child_id, data=data, today=date.today())
-    except FormErrors as exc:
-        return _step_page(
-            request,
-            actor,
-            child_id,
-            "records/death_form.html",
-            values=values,
-            errors=exc.errors,
-            sources=DEATH_SOURCES,
-            status_code=400 if exc.errors else 200,
-        )
-    except NotFound as exc:
-        return refused(request, actor, exc, 404)
-    except DomainError as exc:
-        return _step_page(
-            request,
-            actor,
-            child_id,
-            "records/death_form.html",
-            values=values,
-            errors={"died": exc.message},
-            sources=DEATH_SOURCES,
-            status_code=409,
+    except (FormErrors, DomainError) as exc:
+        form_page = "records/death_form.html"
+        return _form_again(
+            request, actor, child_id, exc, form_page, "died", values=values, sources=DEATH_SOURCES
         )
     return render(
         request,
@@ -315,27 +317,9 @@ def web_move_away(
             )
         with unit_of_work(request) as db:
             lifecycle.record_move_away(db, actor=actor, child_id=child_id, data=data, today=date.today())
-    except FormErrors as exc:
-        return _step_page(
-            request,
-            actor,
-            child_id,
-            "records/move_form.html",
-            values=values,
-            errors=exc.errors,
-            status_code=400 if exc.errors else 200,
-        )
-    except NotFound as exc:
-        return refused(request, actor, exc, 404)
-    except DomainError as exc:
-        return _step_page(
-            request,
-            actor,
-            child_id,
-            "records/move_form.html",
-            values=values,
-            errors={"authority": exc.message},
-            status_code=409,
+    except (FormErrors, DomainError) as exc:
+        return _form_again(
+            request, actor, child_id, exc, "records/move_form.html", "authority", values=values
         )
     return render(
         request,
