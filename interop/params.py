@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from directory.bounds import DATE_RANGE, date_in_bounds
 from interop import systems as S
-from interop.outcome import FhirError
+from interop.outcome import FhirError, operation_outcome
 
 ParamType = Literal["token", "string", "date", "reference"]
 
@@ -208,6 +208,19 @@ def parse_date(raw: str, name: str) -> DateTest:
     return DateTest(prefix, start, end)
 
 
+STRICT_REFUSAL = "(you sent 'Prefer: handling=strict'; without it, it is ignored)."
+"""What a refusal of an unknown parameter adds: why it was refused, and how it would not be."""
+
+
+def ignored_outcome(names: list[str]) -> dict[str, Any]:
+    """The warning a Bundle carries for the parameters it ignored (searches and histories alike)."""
+    return operation_outcome(
+        "not-supported",
+        f"Ignored (send 'Prefer: handling=strict' to have them refused): {', '.join(names)}.",
+        severity="warning",
+    )
+
+
 def parse(resource: str, items: list[tuple[str, str]], *, lenient: bool) -> Query:
     """Parse query-string items for a search of `resource`; refuse what is unknown unless lenient."""
     known = SEARCH_PARAMS[resource]
@@ -221,7 +234,7 @@ def parse(resource: str, items: list[tuple[str, str]], *, lenient: bool) -> Quer
         raise FhirError(
             400,
             code,
-            message + " (you sent 'Prefer: handling=strict'; without it, it is ignored).",
+            f"{message} {STRICT_REFUSAL}",
             where=where,
         )
 

@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 from directory.models import utcnow
 from interop import params as P
 from interop.api.context import Ctx
-from interop.outcome import operation_outcome
 
 
 @dataclass
@@ -70,16 +69,7 @@ def searchset(ctx: Ctx, kind: str, q: P.Query, found: Found, items: list[tuple[s
         if f"{r['resourceType']}/{r['id']}" not in matched
     ]
     if q.ignored:
-        entries.append(
-            {
-                "resource": operation_outcome(
-                    "not-supported",
-                    f"Ignored (send 'Prefer: handling=strict' to have them refused): {', '.join(q.ignored)}.",
-                    severity="warning",
-                ),
-                "search": {"mode": "outcome"},
-            }
-        )
+        entries.append({"resource": P.ignored_outcome(q.ignored), "search": {"mode": "outcome"}})
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": uuid.uuid4().hex,

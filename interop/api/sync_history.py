@@ -24,7 +24,7 @@ from interop import params as P
 from interop import sync
 from interop.api.catalogue import read_catalogue_resource
 from interop.api.context import Ctx, CtxDep, Items
-from interop.outcome import FhirError, fhir_json, operation_outcome
+from interop.outcome import FhirError, fhir_json
 
 _HISTORY_PARAMS = ("_since", "_count", "_cursor", "_format")
 
@@ -43,8 +43,7 @@ def catalogue_history(
                     400,
                     "not-supported",
                     f"Unknown parameter '{key[:64]}' for _history; this server supports: "
-                    f"{', '.join(_HISTORY_PARAMS)} "
-                    "(you sent 'Prefer: handling=strict'; without it, it is ignored).",
+                    f"{', '.join(_HISTORY_PARAMS)} {P.STRICT_REFUSAL}",
                     where=key[:64],
                 )
             ignored.append(key[:64])
@@ -61,15 +60,7 @@ def catalogue_history(
     page, more = found[:count], len(found) > count
     entries = [_entry(ctx, kind, rid) for _at, kind, rid in page]
     if ignored:
-        entries.append(
-            {
-                "resource": operation_outcome(
-                    "not-supported",
-                    f"Ignored (send 'Prefer: handling=strict' to have them refused): {', '.join(ignored)}.",
-                    severity="warning",
-                )
-            }
-        )
+        entries.append({"resource": P.ignored_outcome(ignored)})
     kept = [(k, v) for k, v in items if k in ("_since", "_count")]
     links = [{"relation": "self", "url": _url(ctx, path, [*kept, *_cursor_item(given)])}]
     if more:
