@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from directory.models import ChildMerge, MergeMove
+from directory.models import ChildMerge, MergeMove, utcnow
 
 CHILD_ROWS: tuple[tuple[str, str], ...] = (
     ("child_identifier", "child_id"),
@@ -58,6 +58,15 @@ def encode(value: Any) -> str | None:
     if isinstance(value, uuid.UUID):
         return value.hex
     return str(value)
+
+
+def _stamped(table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
+    """The values with the row's change time moved on, for a table that keeps one (an involvement, a
+    CAF, a TAC: a sync client polling `_since` sees the row a merge or unmerge moved). Never logged,
+    never put back: like a version, it only moves on (the child's own is BOOKKEEPING)."""
+    if "updated_at" in table.c and "updated_at" not in values and table.name != "child":
+        return {**values, "updated_at": utcnow()}
+    return values
 
 
 def _python_type(kind: Any) -> type:
@@ -113,7 +122,7 @@ class MoveLog:
         if not changes:
             return
         table = _table(table_name)
-        values = {c: n for c, (_, n) in changes.items()}
+        values = _stamped(table, {c: n for c, (_, n) in changes.items()})
         self.session.execute(sa.update(table).where(_where_key(table, key)).values(values))
         for column, (old, new) in changes.items():
             self.moves.append((table_name, key, column, encode(old), encode(new)))
@@ -180,7 +189,7 @@ def restore(session: Session, moves: Sequence[MergeMove]) -> None:
         rows.setdefault((move.table_name, move.row_id), {})[column.name] = decode(column, move.old_value)
     for (table_name, key), values in rows.items():
         table = _table(table_name)
-        session.execute(sa.update(table).where(_where_key(table, key)).values(values))
+        session.execute(sa.update(table).where(_where_key(table, key)).values(_stamped(table, values)))
 
 
 def forget(session: Session, merge: ChildMerge) -> None:

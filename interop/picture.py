@@ -77,6 +77,7 @@ def episode_row(
         source=inv.source,
         last_confirmed_at=inv.last_confirmed_at,
         version=inv.version,
+        updated_at=inv.updated_at,
     )
 
 
@@ -99,10 +100,13 @@ def visible_involvements(
     return out
 
 
-def care_team_version(session: Session, tac: Tac) -> int:
-    """A CareTeam's version: TAC version + CAF version (a Lead Professional hand-over moves the CAF)."""
+def care_team_version(session: Session, tac: Tac) -> tuple[int, datetime]:
+    """A CareTeam's version and last change: TAC version + CAF version (a Lead Professional hand-over
+    moves the CAF), and the later of the two changes."""
     caf = session.get(Assessment, tac.assessment_id)
-    return tac.version + (caf.version if caf else 0)
+    if caf is None:
+        return tac.version, tac.updated_at
+    return tac.version + caf.version, max(tac.updated_at, caf.updated_at)
 
 
 def build(session: Session, *, actor: Actor, child: Child, card: ChildCard) -> Picture:
@@ -124,16 +128,16 @@ def build(session: Session, *, actor: Actor, child: Child, card: ChildCard) -> P
         )
     )
     for person in card.related_people:
-        put(m.related_person(person, child.id))
+        put(m.related_person(person, child.id, updated=child.updated_at))
     for row in visible_involvements(session, actor, card):
         put(m.episode_of_care(episode_row(*row)))
-    holder_id = caf_version = None
+    holder_id = caf_version = caf_updated = None
     if card.caf is not None:
         caf = session.get(Assessment, card.caf.id)
-        caf_version = caf.version if caf else None
+        caf_version, caf_updated = (caf.version, caf.updated_at) if caf else (None, None)
         if caf is not None and card.caf.holder is not None:
             holder_id = caf.lead_practitioner_id or caf.initiator_id
-    for flag in m.flags(card, caf_holder_id=holder_id, caf_version=caf_version):
+    for flag in m.flags(card, caf_holder_id=holder_id, caf_version=caf_version, caf_updated=caf_updated):
         put(flag)
     if card.tac is not None:
         tac = session.get(Tac, card.tac.id)
@@ -143,7 +147,8 @@ def build(session: Session, *, actor: Actor, child: Child, card: ChildCard) -> P
                 for x in card.tac.members
             ]
             lead = card.lead_professional.practitioner_id if card.lead_professional else None
-            put(m.care_team(tac, members, lead_practitioner_id=lead, version=care_team_version(session, tac)))
+            version, updated = care_team_version(session, tac)
+            put(m.care_team(tac, members, lead_practitioner_id=lead, version=version, updated=updated))
     for c in card.consents:
         put(m.consent(c, child.id))
     return pic

@@ -92,7 +92,9 @@ def _cafs(sar: SubjectAccess) -> list[dict[str, Any]]:
             closed_at=caf.closed_at,
             outcome=caf.outcome,
         )
-        out.append(caf_flag(sar.child.id, read, holder_id=holder_id, version=caf.version))
+        out.append(
+            caf_flag(sar.child.id, read, holder_id=holder_id, version=caf.version, updated=caf.updated_at)
+        )
     return out
 
 

@@ -83,6 +83,10 @@ def generate(*, children: int, seed: int, today: date, now: datetime, batch: int
         rows: Rows = {t.name: [] for t in tables}
         for i in range(start, start + size):
             factory.child(rows, i)
+        for table in tables:  # involvements, CAFs, TACs, consents: when each last changed
+            if "updated_at" in table.c:
+                for row in rows[table.name]:
+                    row.setdefault("updated_at", now)
         yield size, [prepare(dialect, t, rows[t.name]) for t in tables if rows[t.name]]
 
 

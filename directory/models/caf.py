@@ -64,6 +64,7 @@ class Assessment(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=40)
     closed_reason: str | None = Field(default=None, max_length=500)
     version: int = 1
+    updated_at: datetime = utc_field(default_factory=utcnow, index=True)  # meta.lastUpdated, _since
 
 
 class LeadProfessionalAssignment(SQLModel, table=True):
@@ -103,6 +104,7 @@ class Tac(SQLModel, table=True):
     next_review_date: date | None = None
     closed_at: datetime | None = utc_field(default=None)
     version: int = 1
+    updated_at: datetime = utc_field(default_factory=utcnow, index=True)  # meta.lastUpdated, _since
 
 
 class TacMember(SQLModel, table=True):

@@ -50,7 +50,7 @@ class Child(SQLModel, table=True):
     shielded_at: datetime | None = utc_field(default=None)
     archived_reason: str | None = Field(default=None, max_length=200)
     created_at: datetime = utc_field(default_factory=utcnow)
-    updated_at: datetime = utc_field(default_factory=utcnow)
+    updated_at: datetime = utc_field(default_factory=utcnow, index=True)
     version: int = 1
 
 

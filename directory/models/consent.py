@@ -10,7 +10,7 @@ from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
 from directory.models.base import Input, Output, new_id, utc_field
-from directory.models.vocabulary import ConsentGiver, ConsentScope
+from directory.models.vocabulary import ConsentGiver, ConsentScope, utcnow
 
 
 class Consent(SQLModel, table=True):
@@ -29,6 +29,7 @@ class Consent(SQLModel, table=True):
     withdrawn_at: datetime | None = utc_field(default=None)
     withdrawn_reason: str | None = Field(default=None, max_length=500)
     recorded_by: str = Field(max_length=200)
+    updated_at: datetime = utc_field(default_factory=utcnow)  # recorded or withdrawn: meta.lastUpdated
 
 
 class ConsentCreate(Input):
@@ -57,6 +58,7 @@ class ConsentRead(Output):
     withdrawn_at: datetime | None = None
     withdrawn_reason: str | None = None
     current: bool
+    updated_at: datetime | None = None  # when it was recorded or withdrawn
 
     @classmethod
     def of(cls, c: Consent) -> ConsentRead:
@@ -70,4 +72,5 @@ class ConsentRead(Output):
             withdrawn_at=c.withdrawn_at,
             withdrawn_reason=c.withdrawn_reason,
             current=c.withdrawn_at is None,
+            updated_at=c.updated_at,
         )

@@ -44,6 +44,8 @@ class Involvement(SQLModel, table=True):
     last_confirmed_at: datetime = utc_field(default_factory=utcnow)
     recorded_by: str = Field(max_length=200)
     version: int = 1
+    # when the row last changed (recorded, a new version, moved by a merge): meta.lastUpdated, _since
+    updated_at: datetime = utc_field(default_factory=utcnow, index=True)
 
 
 class InvolvementVersion(SQLModel, table=True):

@@ -49,7 +49,14 @@ from directory.service.access import (
     on_behalf,
     require_caf_change,
 )
-from directory.service.common import active_child, audit_change, consent_covers, load_child
+from directory.service.common import (
+    active_child,
+    audit_change,
+    changed,
+    consent_covers,
+    load_child,
+    new_version,
+)
 
 
 def _caf_conflict(session: Session, caf: Assessment, child: Child, actor: Actor) -> CafAlreadyOpen:
@@ -98,7 +105,7 @@ def _expire(session: Session, caf: Assessment, now: datetime) -> None:
     caf.status = CafStatus.EXPIRED.value
     caf.closed_at = now
     caf.closed_reason = "the signal of intent expired before a CAF was started"
-    caf.version += 1
+    new_version(caf, now)
     session.add(caf)
     lead = repo.current_lead(session, caf.child_id)
     if lead is not None:
@@ -243,7 +250,7 @@ def start_caf(
     caf.status = CafStatus.IN_PROGRESS.value
     caf.consent_id = consent.id
     caf.started_at = now
-    caf.version += 1
+    new_version(caf, now)
     session.add(caf)
     session.flush()
     by = _made_known(session, actor, change, action="caf.start", what="started", reason=data.reason)
@@ -262,7 +269,7 @@ def complete_caf(
     caf.status = CafStatus.COMPLETED.value
     caf.completed_at = now
     caf.outcome = data.outcome.value
-    caf.version += 1
+    new_version(caf, now)
     session.add(caf)
     session.flush()
     by = _made_known(
@@ -286,13 +293,14 @@ def close_caf(
     if tac is not None and tac.status != TacStatus.CLOSED.value:
         tac.status = TacStatus.CLOSED.value
         tac.closed_at = now
+        changed(tac, now)
         session.add(tac)
     caf.status = (
         CafStatus.WITHDRAWN.value if caf.status == CafStatus.SIGNALLED.value else CafStatus.CLOSED.value
     )
     caf.closed_at = now
     caf.closed_reason = data.reason
-    caf.version += 1
+    new_version(caf, now)
     session.add(caf)
     lead = repo.current_lead(session, caf.child_id)
     if lead is not None:
@@ -336,7 +344,7 @@ def hand_over_lead(
     )
     session.add(assignment)
     caf.lead_practitioner_id = to.id
-    caf.version += 1
+    new_version(caf, now)
     session.add(caf)
     session.flush()
     by = _made_known(
@@ -395,7 +403,7 @@ def update_tac(session: Session, *, actor: Actor, caf_id: uuid.UUID, data: TacUp
         tac.next_review_date = data.next_review_date
     if data.family_participating is not None:
         tac.family_participating = data.family_participating
-    tac.version += 1
+    new_version(tac, now)
     session.add(tac)
     session.flush()
     by = _made_known(
@@ -441,7 +449,7 @@ def convene_tac(session: Session, *, actor: Actor, tac_id: uuid.UUID, data: TacC
     tac.status = TacStatus.CONVENED.value
     tac.convened_at = now
     tac.next_review_date = data.next_review_date
-    tac.version += 1
+    new_version(tac, now)
     session.add(tac)
     session.flush()
     by = _made_known(

@@ -4,7 +4,8 @@ the audit event of a change, the age range, and whether a consent covers a use."
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -90,6 +91,24 @@ def touch(session: Session, child: Child) -> None:
     _PUBLISH.run(
         session.connection(), [{"topic": "child", "entity_id": child.id.hex, "created_at": utcnow()}]
     )
+
+
+class Versioned(Protocol):
+    """A row that keeps versions (an involvement, a CAF, a TAC): meta.versionId and meta.lastUpdated."""
+
+    version: int
+    updated_at: datetime
+
+
+def new_version(row: Versioned, now: datetime | None = None) -> None:
+    """The row's next version, and when it changed with it (what `_since` and `meta.lastUpdated` read)."""
+    row.version += 1
+    row.updated_at = now or utcnow()
+
+
+def changed(row: Versioned, now: datetime | None = None) -> None:
+    """The row changed without a new version (a confirmation, a TAC closed with its CAF)."""
+    row.updated_at = now or utcnow()
 
 
 def check_version(kind: str, current: int, expected: int | None) -> None:

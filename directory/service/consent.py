@@ -75,7 +75,7 @@ def withdraw_consent(
     require_consent_withdrawal(session, actor, consent, load_child(session, consent.child_id))
     if consent.withdrawn_at is not None:
         raise Conflict("This consent was already withdrawn.")
-    consent.withdrawn_at = utcnow()
+    consent.withdrawn_at = consent.updated_at = utcnow()
     consent.withdrawn_reason = data.reason
     session.add(consent)
     session.flush()

@@ -32,7 +32,15 @@ from directory.service.access import (
     practitioner_to_record,
     require_involvement_change,
 )
-from directory.service.common import active_child, audit_change, check_version, consent_covers, load_child
+from directory.service.common import (
+    active_child,
+    audit_change,
+    changed,
+    check_version,
+    consent_covers,
+    load_child,
+    new_version,
+)
 
 
 def record_involvement(
@@ -199,7 +207,7 @@ def _save_involvement_change(
     session: Session, actor: Actor, involvement: Involvement, change: str
 ) -> Involvement:
     """A new version of the involvement, with its snapshot in the history and its audit event."""
-    involvement.version += 1
+    new_version(involvement)
     session.add(involvement)
     session.flush()
     _snapshot(session, involvement, actor=actor, change=change)
@@ -219,6 +227,7 @@ def confirm_involvement(session: Session, *, actor: Actor, involvement_id: uuid.
     if involvement.status != InvolvementStatus.ACTIVE.value:
         raise NotFound("No active involvement has that id.")
     involvement.last_confirmed_at = utcnow()
+    changed(involvement, involvement.last_confirmed_at)
     session.add(involvement)
     session.flush()
     audit_change(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from directory.models import Tac
@@ -43,6 +43,7 @@ def care_team(
     *,
     lead_practitioner_id: uuid.UUID | None,
     version: int | None = None,
+    updated: datetime | None = None,
 ) -> dict[str, Any]:
     """TAC -> CareTeam: each practitioner with their role; the Lead Professional carries the coded LP role.
 
@@ -72,7 +73,7 @@ def care_team(
     res: dict[str, Any] = {
         "resourceType": "CareTeam",
         "id": fhir_id(tac.id),
-        "meta": meta_of(tac.version if version is None else version),
+        "meta": meta_of(tac.version if version is None else version, updated=updated or tac.updated_at),
         "extension": extensions,
         "status": _TAC_STATUS[tac.status],
         "category": [

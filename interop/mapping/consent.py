@@ -15,6 +15,7 @@ from interop.mapping.common import (
     extension,
     extension_value,
     fhir_id,
+    meta_of,
     ref_id,
     ref_to,
     validated,
@@ -31,6 +32,7 @@ def consent(c: ConsentRead, child_id: uuid.UUID) -> dict[str, Any]:
     res = {
         "resourceType": "Consent",
         "id": fhir_id(c.id),
+        **({"meta": meta_of(updated=c.updated_at)} if c.updated_at else {}),
         "status": "active" if c.current else "inactive",
         "scope": {
             "coding": [

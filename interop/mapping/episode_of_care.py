@@ -49,6 +49,7 @@ class EpisodeRow:
     source: str
     last_confirmed_at: datetime | None
     version: int
+    updated_at: datetime | None = None
 
 
 def episode_of_care(row: EpisodeRow) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def episode_of_care(row: EpisodeRow) -> dict[str, Any]:
     res: dict[str, Any] = {
         "resourceType": "EpisodeOfCare",
         "id": fhir_id(row.id),
-        "meta": meta_of(row.version, restricted=row.sensitive),
+        "meta": meta_of(row.version, restricted=row.sensitive, updated=row.updated_at),
         "extension": extensions,
         "status": "active" if row.status == "active" else "finished",
         "type": [

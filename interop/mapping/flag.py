@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from directory.models import CafOutcome, CafRead, ChildCard, LeadProfessionalRead
@@ -31,7 +32,12 @@ _CAF_DISPLAY = {
 
 
 def caf_flag(
-    child_id: uuid.UUID, caf: CafRead, *, holder_id: uuid.UUID | None, version: int | None = None
+    child_id: uuid.UUID,
+    caf: CafRead,
+    *,
+    holder_id: uuid.UUID | None,
+    version: int | None = None,
+    updated: datetime | None = None,
 ) -> dict[str, Any]:
     """CAF status -> Flag 'caf-<status>': active while the CAF is open, naming the holder to contact."""
     text = _CAF_DISPLAY[caf.status]
@@ -47,7 +53,7 @@ def caf_flag(
     res: dict[str, Any] = {
         "resourceType": "Flag",
         "id": f"caf-{caf.id.hex}",
-        "meta": meta_of(version),
+        "meta": meta_of(version, updated=updated),
         "status": "active" if caf.status in _CAF_OPEN else "inactive",
         "category": [{"coding": [{"system": S.FLAG_CATEGORY, "code": "admin", "display": "Administrative"}]}],
         "code": {
@@ -73,7 +79,11 @@ def caf_flag(
 
 
 def lead_flag(
-    child_id: uuid.UUID, lead: LeadProfessionalRead, *, version: int | None = None
+    child_id: uuid.UUID,
+    lead: LeadProfessionalRead,
+    *,
+    version: int | None = None,
+    updated: datetime | None = None,
 ) -> dict[str, Any]:
     """A current Lead Professional -> Flag 'lead-professional-in-place' naming them and how to reach them.
 
@@ -88,7 +98,7 @@ def lead_flag(
     res = {
         "resourceType": "Flag",
         "id": f"lp-{child_id.hex}",
-        **({"meta": meta_of(version)} if version is not None else {}),
+        **({"meta": meta_of(version, updated=updated)} if version is not None else {}),
         "status": "active",
         "category": [{"coding": [{"system": S.FLAG_CATEGORY, "code": "admin", "display": "Administrative"}]}],
         "code": {
@@ -109,14 +119,21 @@ def lead_flag(
 
 
 def flags(
-    card: ChildCard, *, caf_holder_id: uuid.UUID | None, caf_version: int | None = None
+    card: ChildCard,
+    *,
+    caf_holder_id: uuid.UUID | None,
+    caf_version: int | None = None,
+    caf_updated: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The at-a-glance Flags of a card: CAF status, and Lead Professional in place."""
+    """The at-a-glance Flags of a card: CAF status, and Lead Professional in place (both the CAF's
+    version and last change: a hand-over moves the CAF on)."""
     out = []
     if card.caf is not None:
-        out.append(caf_flag(card.id, card.caf, holder_id=caf_holder_id, version=caf_version))
+        out.append(
+            caf_flag(card.id, card.caf, holder_id=caf_holder_id, version=caf_version, updated=caf_updated)
+        )
     if card.lead_professional is not None:
-        out.append(lead_flag(card.id, card.lead_professional, version=caf_version))
+        out.append(lead_flag(card.id, card.lead_professional, version=caf_version, updated=caf_updated))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from directory.models import RelatedPersonRead
@@ -12,6 +13,7 @@ from interop.mapping.common import (
     extension,
     extension_value,
     fhir_id,
+    meta_of,
     phone_email,
     ref_id,
     ref_to,
@@ -34,8 +36,11 @@ _RELATIONSHIP = {
 _RELATIONSHIP_BACK = {v: k for k, v in _RELATIONSHIP.items()}
 
 
-def related_person(person: RelatedPersonRead, child_id: uuid.UUID) -> dict[str, Any]:
-    """Parent/carer -> RelatedPerson, with parental responsibility as an extension."""
+def related_person(
+    person: RelatedPersonRead, child_id: uuid.UUID, *, updated: datetime | None = None
+) -> dict[str, Any]:
+    """Parent/carer -> RelatedPerson, with parental responsibility as an extension; it changes with the
+    child's record (`updated`: the record's last change)."""
     code = _RELATIONSHIP.get(person.relationship.lower())
     relationship = (
         {"coding": [{"system": S.V3_ROLE_CODE, "code": code}], "text": person.relationship}
@@ -48,6 +53,7 @@ def related_person(person: RelatedPersonRead, child_id: uuid.UUID) -> dict[str, 
     res = {
         "resourceType": "RelatedPerson",
         "id": fhir_id(person.id),
+        **({"meta": meta_of(updated=updated)} if updated else {}),
         "extension": [extension(S.EXT_PARENTAL_RESPONSIBILITY, valueBoolean=person.parental_responsibility)],
         "active": True,
         "patient": ref_to("Patient", child_id),

@@ -43,7 +43,16 @@ GROWING |= {"search_record", "search_key", "search_log", "trawl_alert", "seen_jt
 
 # A record's version, when it changed and its history only move on: a merge and an unmerge each make a
 # new version of both records (checked on their own below).
-VERSIONS = {"child": ("version", "updated_at"), "child_version": ("*",)}
+# what only moves on: a record's version and when it changed; when a moved involvement, CAF, TAC or consent
+# changed (a sync client polling _since sees a merge and an unmerge: tests/interop/test_fhir_last_updated.py)
+VERSIONS = {
+    "child": ("version", "updated_at"),
+    "child_version": ("*",),
+    "involvement": ("updated_at",),
+    "assessment": ("updated_at",),
+    "tac": ("updated_at",),
+    "consent": ("updated_at",),
+}
 
 
 def dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -66,7 +66,7 @@ def update_care_team(ctx: Ctx, rid: str, body: dict[str, Any], *, expected: int 
     same_patient("CareTeam", t.child_id, child_id, "CareTeam.subject")
     tac = ctx.session.get(Tac, resource_id(rid, "CareTeam"))
     assert tac is not None
-    service.check_version("TAC", picture.care_team_version(ctx.session, tac), expected)
+    service.check_version("TAC", picture.care_team_version(ctx.session, tac)[0], expected)
     caf = ctx.session.get(Assessment, tac.assessment_id)
     assert caf is not None
     _apply_team(ctx, caf, tac, t)
