@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
+from string import ascii_lowercase
 
 from search.nicknames import groups_of
 from search.normalise import (
@@ -129,6 +130,12 @@ def query_keys(q: SearchQuery) -> list[str]:
         years.update(range(q.birth_date_from.year, q.birth_date_to.year + 1))
     postcodes = [q.postcode] if q.postcode else []
     keys = _keys([q.given], [q.family], dates, years, postcodes)
+    full = parse_postcode(q.postcode)
+    if full is not None and full.full and not q.given:
+        # a family name at a full postcode (no date of birth): every child indexed at that postcode,
+        # whatever their given name's initial (a few households), for the scorer to weigh
+        for initial in ascii_lowercase:
+            keys[f"pg|{full.full.replace(' ', '')}|{initial}"] = None
     if q.given and q.family:
         keys.update(_keys([q.family], [q.given], dates, years, postcodes))
     if q.identifier_system and q.identifier_value:

@@ -1,7 +1,8 @@
 """The criteria rule and the query as the engine understands it.
 
-A search needs an identifier, or a name with a date of birth (or a narrow range): anything looser
-is refused before any candidate is looked at (`validate_criteria`). The normalised query is what
+A search needs an identifier, or a name with a date of birth (or a narrow range) or a full postcode:
+anything looser is refused before any candidate is looked at (`validate_criteria`). The same rule,
+`minimum_met`, decides the FHIR surface's Patient search and $match. The normalised query is what
 the audit log's fingerprint is taken of, never the query itself.
 """
 
@@ -21,33 +22,42 @@ MAX_DATE_RANGE_DAYS = 366
 """The widest date-of-birth range a name search may use."""
 
 
-def validate_criteria(q: SearchQuery) -> None:
-    """Raise CriteriaError unless the query is specific enough to search with.
+def minimum_met(*, identifier: bool, name: bool, narrow_birth: bool, full_postcode: bool) -> bool:
+    """The minimum criteria of every search of children (the app's, FHIR `Patient?` and `$match`):
+    an identifier, or a family or given name with a date of birth (or a range of at most
+    MAX_DATE_RANGE_DAYS) or with a full postcode. Sex, a partial postcode and the number of results
+    only narrow a search; they never make one allowed."""
+    return identifier or (name and (narrow_birth or full_postcode))
 
-    The rule: a search needs EITHER an identifier (NHS number, Unique Pupil Number or a
-    local identifier, well formed) OR a family name or a given name together with a date
-    of birth or a date-of-birth range with both ends and no wider than 366 days. Sex and
-    postcode only narrow a search; they never make one allowed. At most 10 results.
-    """
+
+def is_full_postcode(text: str | None) -> bool:
+    """Whether the text is a whole UK postcode (OX4 1AB), not only its district or sector."""
+    parsed = parse_postcode(text)
+    return parsed is not None and parsed.full is not None
+
+
+def validate_criteria(q: SearchQuery) -> None:
+    """Raise CriteriaError unless the query is specific enough to search with (`minimum_met`), or
+    a field is malformed. At most 10 results."""
     has_system = _identifier_given(q)
     has_name = _name_given(q)
     has_date = _dates_given(q)
     _check_narrowing(q)
-    if has_system:
-        return
-    if has_name and has_date:
+    has_place = is_full_postcode(q.postcode)
+    if minimum_met(identifier=has_system, name=has_name, narrow_birth=has_date, full_postcode=has_place):
         return
     if has_name:
         raise CriteriaError(
-            "Add a date of birth (or a date-of-birth range of at most 366 days) to search by "
-            "name, or search by NHS number, Unique Pupil Number or local identifier.",
+            "Add a date of birth (or a date-of-birth range of at most 366 days) or a full postcode to "
+            "search by name, or search by NHS number, Unique Pupil Number or local identifier.",
             field="birth_date",
         )
-    if has_date:
-        raise CriteriaError("Add a family name or a given name to search by date of birth.", field="family")
+    if has_date or has_place:
+        by = "date of birth" if has_date else "postcode"
+        raise CriteriaError(f"Add a family name or a given name to search by {by}.", field="family")
     raise CriteriaError(
         "Enter an NHS number, Unique Pupil Number or local identifier; or a family or given "
-        "name with a date of birth (or a date-of-birth range of at most 366 days).",
+        "name with a date of birth (or a date-of-birth range of at most 366 days) or a full postcode.",
     )
 
 

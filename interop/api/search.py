@@ -23,6 +23,8 @@ from interop.api.catalogue import read_catalogue_resource, search_catalogue
 from interop.api.context import Ctx, ref_ids, require_purpose, search_ids, too_costly
 from interop.api.searchset import Found, dedupe, searchset
 from interop.outcome import FhirError
+from search.criteria import MAX_DATE_RANGE_DAYS, is_full_postcode, minimum_met
+from search.normalise import normalise_postcode
 
 MAX_PATIENTS_PER_SEARCH = 20
 """A search of child-scoped resources may name at most this many patients."""
@@ -100,10 +102,15 @@ def _patient_ids(ctx: Ctx, q: P.Query) -> list[uuid.UUID]:
     identifiers = _identifier_criteria(q)
     ids = search_ids(q.values("_id"))
     names = q.values("family") + q.values("given") + q.values("name")
-    narrow_birth = any(b.width_days() is not None and b.width_days() <= 366 for b in births)  # type: ignore[operator]
-    postcodes = [" ".join(p.upper().split()) for p in q.values("address-postalcode")]
-    full_postcode = any(len(p.replace(" ", "")) >= 5 for p in postcodes)
-    if not (ids or identifiers or (names and (narrow_birth or full_postcode))):
+    narrow_birth = any(b.width_days() is not None and b.width_days() <= MAX_DATE_RANGE_DAYS for b in births)  # type: ignore[operator]
+    postcodes = [normalise_postcode(p) or " ".join(p.upper().split()) for p in q.values("address-postalcode")]
+    full_postcode = any(is_full_postcode(p) for p in postcodes)
+    if not minimum_met(
+        identifier=bool(ids or identifiers),
+        name=bool(names),
+        narrow_birth=narrow_birth,
+        full_postcode=full_postcode,
+    ):
         raise too_costly(
             "This search could match too many children. Search by identifier (e.g. the NHS number), "
             "or by a name together with a birthdate (a day, a month or a year) or a full postcode."
