@@ -72,8 +72,21 @@ PARAM_DOCS: dict[str, str] = {
     "address-postalcode": "starts with (full postcode, sector or district)",
 }
 
-# _lastUpdated on the catalogue (issue #19, staying in sync: interop/sync.py reads it)
-for _kind in ("Practitioner", "PractitionerRole", "Organization", "HealthcareService", "Location"):
+# _lastUpdated on the catalogue and the child's resources (issue #19, staying in sync: interop/sync.py
+# reads it); on the child's resources it only narrows a search that names its patients
+for _kind in (
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "HealthcareService",
+    "Location",
+    "Patient",
+    "EpisodeOfCare",
+    "Flag",
+    "CareTeam",
+    "Consent",
+    "RelatedPerson",
+):
     SEARCH_PARAMS[_kind]["_lastUpdated"] = "date"
 PARAM_DOCS["_lastUpdated"] = (
     "when the resource last changed: an instant with seconds and a time zone (or a date), with "

@@ -51,6 +51,7 @@ def patient_ids(
     postcodes: Sequence[str] = (),
     location_of_shielded: bool = False,
     statuses: Collection[str] = ("active", "merged"),
+    last_updated: Sequence[Sequence[str]] = (),
 ) -> list[uuid.UUID]:
     """Ids of children matching every criterion (values in one list OR-ed), by id; at most MAX_MATCHES + 1.
     Only records in `statuses` (those the caller may read: directory.visibility) are looked at."""
@@ -64,6 +65,8 @@ def patient_ids(
         )
     if ids:
         stmt = stmt.where(col(Child.id).in_(list(ids)))
+    if last_updated:  # _lastUpdated (interop/sync.py): only narrows
+        stmt = stmt.where(last_updated_condition(Child.updated_at, last_updated))
     if identifiers:
         ors = []
         for system, value in identifiers:

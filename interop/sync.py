@@ -79,6 +79,17 @@ def parse_since(raw: str | None, name: str = "_since") -> datetime | None:
     return found[0]
 
 
+_BOUNDS: dict[str, tuple[str | None, str | None, bool]] = {
+    "eq": ("start", "end", False),
+    "ne": ("start", "end", True),
+    "ge": ("start", None, False),
+    "gt": ("end", None, False),
+    "le": (None, "end", False),
+    "lt": (None, "start", False),
+}
+"""Per prefix, the [lower, upper) of the value's own range it means, and whether it is negated."""
+
+
 @dataclass(frozen=True)
 class InstantTest:
     """One `_lastUpdated` value: its prefix and the [start, end) its precision covers (UTC)."""
@@ -87,18 +98,22 @@ class InstantTest:
     start: datetime
     end: datetime
 
+    def _range(self) -> tuple[datetime | None, datetime | None, bool]:
+        low, high, negated = _BOUNDS[self.prefix]
+        return (getattr(self, low) if low else None, getattr(self, high) if high else None, negated)
+
     def condition(self, column: Any) -> sa.ColumnElement[bool]:
         """The SQL test of a time column against this value."""
         c = col(column)
-        inside = sa.and_(c >= self.start, c < self.end)
-        return {
-            "eq": inside,
-            "ne": sa.not_(inside),
-            "ge": c >= self.start,
-            "gt": c >= self.end,
-            "le": c < self.end,
-            "lt": c < self.start,
-        }[self.prefix]
+        low, high, negated = self._range()
+        inside = sa.and_(sa.true(), *([c >= low] if low else []), *([c < high] if high else []))
+        return sa.not_(inside) if negated else inside
+
+    def holds(self, when: datetime) -> bool:
+        """The same test of one time (a resource's meta.lastUpdated, for resources built in memory)."""
+        low, high, negated = self._range()
+        inside = (low is None or when >= low) and (high is None or when < high)
+        return inside != negated
 
 
 def parse_last_updated(raw: str, name: str = "_lastUpdated") -> InstantTest:
@@ -137,6 +152,20 @@ def last_updated_condition(column: Any, groups: Sequence[Sequence[str]]) -> sa.C
         sa.true(),
         *(sa.or_(*(parse_last_updated(v.strip()).condition(column) for v in group)) for group in groups),
     )
+
+
+def last_updated_tests(groups: Sequence[Sequence[str]]) -> list[list[InstantTest]]:
+    """`_lastUpdated` parsed (400 naming it when a value is not an instant or a date): each
+    occurrence must hold, any value of one occurrence."""
+    return [[parse_last_updated(v.strip()) for v in group] for group in groups]
+
+
+def last_updated_holds(when: datetime | None, tests: Sequence[Sequence[InstantTest]]) -> bool:
+    """`_lastUpdated` of one resource's time, as last_updated_condition tests a column (a resource
+    without a time matches no `_lastUpdated`)."""
+    if not tests:
+        return True
+    return when is not None and all(any(t.holds(when) for t in group) for group in tests)
 
 
 # --- history: what changed since an instant, newest first, in pages --------------------------------

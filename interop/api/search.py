@@ -5,7 +5,7 @@ catalogue (catalogue.py)."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from auth.deps import note_looks
@@ -23,6 +23,7 @@ from interop.api.catalogue import read_catalogue_resource, search_catalogue
 from interop.api.context import Ctx, ref_ids, require_purpose, search_ids, too_costly
 from interop.api.searchset import Found, dedupe, searchset
 from interop.outcome import FhirError
+from interop.sync import InstantTest, last_updated_holds, last_updated_tests
 from search.criteria import MAX_DATE_RANGE_DAYS, is_full_postcode, minimum_met
 from search.normalise import normalise_postcode
 
@@ -128,6 +129,7 @@ def _patient_ids(ctx: Ctx, q: P.Query) -> list[uuid.UUID]:
         postcodes=postcodes,
         location_of_shielded=ctx.actor.role in service.SHIELD_VIEWERS,
         statuses=readable_statuses(ctx.actor.role),
+        last_updated=q.criteria.get("_lastUpdated", []),
     )
 
 
@@ -214,7 +216,10 @@ def _episode_matches(res: dict[str, Any], q: P.Query) -> bool:
     return True
 
 
-def _filter(kind: str, res: dict[str, Any], q: P.Query) -> bool:
+def _filter(kind: str, res: dict[str, Any], q: P.Query, changed: list[list[InstantTest]]) -> bool:
+    updated = (res.get("meta") or {}).get("lastUpdated")
+    if not last_updated_holds(datetime.fromisoformat(updated) if updated else None, changed):
+        return False
     statuses = q.values("status")
     if statuses and res.get("status") not in statuses:
         return False
@@ -252,6 +257,7 @@ def _children_named(ctx: Ctx, kind: str, q: P.Query) -> list[uuid.UUID]:
 def search_child_resources(ctx: Ctx, kind: str, q: P.Query) -> Found:
     """EpisodeOfCare, Flag, CareTeam, Consent or RelatedPerson of the patients named in the search."""
     require_purpose(ctx.actor)
+    changed = last_updated_tests(q.criteria.get("_lastUpdated", []))
     child_ids = _children_named(ctx, kind, q)
     if not child_ids:
         return Found(0, [], [], [])
@@ -264,7 +270,7 @@ def search_child_resources(ctx: Ctx, kind: str, q: P.Query) -> Found:
         except NotFound:
             continue
         seen_children.append(child_id)
-        rows = [r for r in pic.of(kind) if _filter(kind, r, q)]
+        rows = [r for r in pic.of(kind) if _filter(kind, r, q, changed)]
         matches += rows
         for _source, param, target in q.includes:
             ctx.need(target, "r")

@@ -4,7 +4,7 @@ Last-Modified header), and the time moves on when, and only when, the resource c
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -213,3 +213,70 @@ def test_a_merge_moves_the_time_of_each_row_it_moves(
     after = api.get(f"/fhir/EpisodeOfCare/{inv.id}", headers=h).json()
     assert after["patient"]["reference"] == f"Patient/{world.child}"
     assert _updated(after) > _updated(before)
+
+
+def test_last_updated_narrows_the_searches_of_childrens_resources(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
+    h = system_headers(state, engine, scopes=SCOPES)
+    episode = api.get(f"/fhir/EpisodeOfCare/{world.involvement}", headers=h).json()
+    patient = api.get(f"/fhir/Patient/{world.child}", headers=h).json()
+    mark = max(_updated(episode), _updated(patient)).isoformat()
+    by_nhs = {"identifier": f"{S.NHS_NUMBER}|{world.nhs}"}
+
+    def patients(**extra: str) -> int:
+        r = api.get("/fhir/Patient", headers=h, params={**by_nhs, **extra})
+        assert r.status_code == 200, r.text
+        return int(r.json()["total"])
+
+    def episodes(**extra: str) -> list[str]:
+        r = api.get("/fhir/EpisodeOfCare", headers=h, params={"patient": f"Patient/{world.child}", **extra})
+        assert r.status_code == 200, r.text
+        return [e["resource"]["id"] for e in r.json().get("entry", []) if e["search"]["mode"] == "match"]
+
+    assert patients(_lastUpdated=f"le{mark}") == 1 and patients(_lastUpdated=f"gt{mark}") == 0
+    assert str(world.involvement) in episodes(_lastUpdated=f"le{mark}")
+    assert episodes(_lastUpdated=f"gt{mark}") == []
+    # a change to the episode: it alone is newer than the mark; the record did not change
+    with unit_of_work(engine) as s:
+        service.confirm_involvement(
+            s, actor=actor(practitioner_id=world.hv, subject="hannah"), involvement_id=world.involvement
+        )
+    assert episodes(_lastUpdated=f"gt{mark}") == [str(world.involvement)]
+    assert patients(_lastUpdated=f"gt{mark}") == 0
+    # one occurrence's values are OR-ed, occurrences AND-ed; a date covers its day
+    today = utcnow().date().isoformat()
+    assert episodes(_lastUpdated=f"lt2000-01-01,gt{mark}") == [str(world.involvement)]
+    assert patients(_lastUpdated=today) == 1
+    # it only narrows: alone it is not enough to search children by; a bad value is 400 naming it
+    r = api.get("/fhir/Patient", headers=h, params={"_lastUpdated": f"ge{today}"})
+    assert r.status_code == 400 and r.json()["issue"][0]["code"] == "too-costly", r.text
+    for path, params in (
+        ("/fhir/Patient", {**by_nhs, "_lastUpdated": "yesterday"}),
+        ("/fhir/EpisodeOfCare", {"patient": f"Patient/{world.child}", "_lastUpdated": "gt2026-13-01"}),
+        ("/fhir/Flag", {"_lastUpdated": "2026-12-05T10:00"}),
+    ):
+        r = api.get(path, headers=h, params=params)
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["issue"][0]["expression"] == ["_lastUpdated"], (path, r.text)
+
+
+def test_a_time_in_memory_and_a_column_are_tested_alike(engine: Engine) -> None:
+    """`_lastUpdated` on resources built in memory (holds) answers as on a column (condition)."""
+    import sqlalchemy as sa
+
+    from directory.models import UTCDateTime
+    from interop.sync import parse_last_updated
+
+    table = sa.Table("t_times", sa.MetaData(), sa.Column("at", UTCDateTime()))
+    base = datetime(2026, 12, 5, 10, 0, 0, tzinfo=UTC)
+    times = [base + timedelta(milliseconds=ms) for ms in (-1, 0, 1, 999, 1000, 1001)]
+    with engine.begin() as conn:
+        table.create(conn)
+        conn.execute(table.insert(), [{"at": t} for t in times])
+        for prefix in ("eq", "ne", "lt", "le", "gt", "ge"):
+            for value in ("2026-12-05T10:00:00Z", "2026-12-05", "2026-12-05T10:00:00.000+00:00"):
+                test = parse_last_updated(prefix + value)
+                in_sql = {r[0] for r in conn.execute(sa.select(table.c.at).where(test.condition(table.c.at)))}
+                assert in_sql == {t for t in times if test.holds(t)}, (prefix, value)
+        table.drop(conn)
