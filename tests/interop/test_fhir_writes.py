@@ -7,6 +7,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -554,3 +555,31 @@ def test_a_reference_to_another_server_is_never_taken_for_a_local_resource(
     assert r.status_code == 201, r.text
     assert r.json()["patient"]["reference"] == f"Patient/{child}"
     assert count(engine, "consent") == before + 1
+
+
+@pytest.mark.parametrize(
+    "reference", ["abc", "Patient/", "/", "urn:uuid:nowhere", "Patient/not-a-uuid", "Flag/x"]
+)
+def test_a_malformed_or_unresolved_reference_is_a_4xx_naming_the_element(
+    api: TestClient, engine: Engine, state: AuthState, world: World, reference: str
+) -> None:
+    """A reference without a '/' (or an urn:uuid: no entry of the transaction carries) answered 500
+    (IndexError in mapping.ref_id) and reset the connection; now 400 (or 404 for an id that is no id
+    of ours) naming Consent.patient, alone or in a transaction, and nothing is written."""
+    h = _writer(state, engine)
+    child = _new_child(engine)
+    before = count(engine, "consent")
+    bad = _consent(child)
+    bad["patient"] = {"reference": reference}
+    r = api.post("/fhir/Consent", headers=h, json=bad)
+    assert r.status_code in (400, 404, 422), r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    assert r.json()["issue"][0]["expression"] == ["Consent.patient"], r.text
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": bad, "request": {"method": "POST", "url": "Consent"}}],
+    }
+    r = api.post("/fhir", headers=h, json=bundle)
+    assert r.status_code in (400, 404, 422) and r.json()["resourceType"] == "OperationOutcome", r.text
+    assert count(engine, "consent") == before
