@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from directory.bounds import date_in_bounds
-from directory.models import Locality, Organisation, Practitioner, Service
+from directory.models import Child, Involvement, Locality, Organisation, Practitioner, Service
 from interop.outcome import FhirError
 
 CATALOGUE_TABLES: dict[str, Any] = {
@@ -31,6 +31,9 @@ CATALOGUE_TABLES: dict[str, Any] = {
     "Location": Locality,
 }
 """Each catalogue resource type and the table (with `updated_at`) it is made from."""
+CHILD_TABLES: dict[str, Any] = {"Patient": Child, "EpisodeOfCare": Involvement}
+"""The child's resources with a type-level history: a record and its involvements (migration 0020)."""
+HISTORY_TABLES = CATALOGUE_TABLES | CHILD_TABLES
 
 _INSTANT = re.compile(
     r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})\Z"
@@ -186,7 +189,7 @@ def decode_cursor(raw: str | None) -> Cursor | None:
         return None
     parts = raw.split(".")
     try:
-        if len(parts) != 4 or parts[2] not in CATALOGUE_TABLES:
+        if len(parts) != 4 or parts[2] not in HISTORY_TABLES:
             raise ValueError(raw)
         at = datetime.strptime(f"{parts[0]}.{parts[1]}", "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC)
         return at, parts[2], uuid.UUID(hex=parts[3])
@@ -200,15 +203,23 @@ def decode_cursor(raw: str | None) -> Cursor | None:
 
 
 def changed_since(
-    session: Session, kinds: Sequence[str], since: datetime | None, after: Cursor | None, limit: int
+    session: Session,
+    kinds: Sequence[str],
+    since: datetime | None,
+    after: Cursor | None,
+    limit: int,
+    where: Mapping[str, sa.ColumnElement[bool]] | None = None,
 ) -> list[Cursor]:
     """Up to `limit` (type, row) changes at or after `since`, newest first (ordered by change time,
-    then type, then id, all descending), starting after the cursor."""
+    then type, then id, all descending), starting after the cursor; `where`: per type, which rows
+    may be listed at all."""
     found: list[Cursor] = []
     for kind in kinds:
-        table = CATALOGUE_TABLES[kind]
+        table = HISTORY_TABLES[kind]
         at, rid = col(table.updated_at), col(table.id)
         stmt = select(at, rid)
+        if where and kind in where:
+            stmt = stmt.where(where[kind])
         if since is not None:
             stmt = stmt.where(at >= since)
         if after is not None:

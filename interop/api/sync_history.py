@@ -12,9 +12,11 @@ holds no child data), as for its search; who may call it is the search's policy 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Response
 
 from auth.policy import FHIR_CATALOGUE_TYPES
@@ -33,6 +35,23 @@ def catalogue_history(
     ctx: Ctx, kinds: tuple[str, ...], items: list[tuple[str, str]], path: str
 ) -> dict[str, Any]:
     """A history Bundle of the catalogue resources of `kinds` changed at or after `_since`."""
+    return history_bundle(ctx, kinds, items, path, lambda page: [_entry(ctx, k, rid) for _at, k, rid in page])
+
+
+EntriesOf = Callable[[list[sync.Cursor]], list[dict[str, Any]]]
+"""A page of changes as history entries (those the caller may see)."""
+
+
+def history_bundle(
+    ctx: Ctx,
+    kinds: tuple[str, ...],
+    items: list[tuple[str, str]],
+    path: str,
+    entries_of: EntriesOf,
+    where: Mapping[str, sa.ColumnElement[bool]] | None = None,
+) -> dict[str, Any]:
+    """A history Bundle of the resources of `kinds` changed at or after `_since`: the parameters
+    checked, a page of changes, its entries, self and next links."""
     taken = utcnow()
     given: dict[str, str] = {}
     ignored: list[str] = []
@@ -56,9 +75,9 @@ def catalogue_history(
     since = sync.parse_since(given.get("_since"))
     count = _count(given.get("_count"))
     cursor = sync.decode_cursor(given.get("_cursor"))
-    found = sync.changed_since(ctx.session, kinds, since, cursor, count + 1) if count else []
+    found = sync.changed_since(ctx.session, kinds, since, cursor, count + 1, where) if count else []
     page, more = found[:count], len(found) > count
-    entries = [_entry(ctx, kind, rid) for _at, kind, rid in page]
+    entries = entries_of(page)
     if ignored:
         entries.append({"resource": P.ignored_outcome(ignored)})
     kept = [(k, v) for k, v in items if k in ("_since", "_count")]
@@ -96,10 +115,16 @@ def _url(ctx: Ctx, path: str, items: list[tuple[str, str]]) -> str:
 
 
 def _entry(ctx: Ctx, kind: str, rid: uuid.UUID) -> dict[str, Any]:
-    """A changed resource as it is now, as the create (a practitioner's first version) or update."""
+    """A changed catalogue resource as it is now."""
     res = read_catalogue_resource(ctx, kind, str(rid))
     row = ctx.session.get(sync.CATALOGUE_TABLES[kind], rid)
-    created = isinstance(row, Practitioner) and row.version == 1
+    return history_entry(ctx, kind, rid, res, created=isinstance(row, Practitioner) and row.version == 1)
+
+
+def history_entry(
+    ctx: Ctx, kind: str, rid: uuid.UUID, res: dict[str, Any], *, created: bool
+) -> dict[str, Any]:
+    """A changed resource as it is now, as its create (its first version) or an update."""
     response: dict[str, Any] = {
         "status": "201" if created else "200",
         "lastModified": res["meta"]["lastUpdated"],
