@@ -470,6 +470,22 @@ def test_metadata_documents(api: TestClient) -> None:
     at_base = api.get("/fhir/.well-known/smart-configuration")
     assert at_base.status_code == 200 and at_base.headers["content-type"].startswith("application/json")
     assert at_base.json() == smart
+    # one truth: what both documents say, they say alike (RFC 8414), and the CapabilityStatement's
+    # oauth-uris name the same endpoints; no registration or sign-in is needed to read any of them
+    for key in set(smart) & set(meta):
+        assert smart[key] == meta[key], key
+    for key in ("issuer", "token_endpoint", "jwks_uri", "grant_types_supported", "scopes_supported"):
+        assert key in smart and key in meta, key
+    assert "client_credentials" in smart["grant_types_supported"]
+    assert {"ES384", "RS384"} <= set(smart["token_endpoint_auth_signing_alg_values_supported"])
+    security = api.get("/fhir/metadata").json()["rest"][0]["security"]
+    uris = {x["url"]: x["valueUri"] for x in security["extension"][0]["extension"]}
+    assert uris["token"] == smart["token_endpoint"] and uris["authorize"] == smart["authorization_endpoint"]
+    assert (
+        uris["revoke"] == smart["revocation_endpoint"]
+        and uris["introspect"] == smart["introspection_endpoint"]
+    )
+    assert any(c["code"] == "SMART-on-FHIR" for svc in security["service"] for c in svc["coding"])
 
 
 def test_local_user_password_is_argon2(engine: Engine) -> None:
