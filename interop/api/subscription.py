@@ -134,6 +134,7 @@ def add_subscription_routes(router: APIRouter) -> None:
             for s in subs
         ]
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries)}
+        bundle["link"] = [{"relation": "self", "url": f"{ctx.base}/Subscription"}]  # R4 http: search
         if entries:
             bundle["entry"] = entries
         return fhir_json(bundle)
