@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,10 +32,10 @@ def r4_problems(body: Any, where: str = "") -> list[str]:
     kind = body["resourceType"]
     where = where or kind
     problems = [f"{where}: {p}" for p in _empty_values(body, "")]
+    if type(FHIRElementFactory.instantiate(kind, None)).__name__ != kind:
+        return [*problems, f"{where}: {kind} is not an R4 resource type"]  # e.g. one R4B added
     try:
-        model = FHIRElementFactory.instantiate(kind, body)  # strict=True is the factory's default
-        if type(model).__name__ != kind:
-            problems.append(f"{where}: {kind} is not an R4 resource type")
+        FHIRElementFactory.instantiate(kind, body)  # strict=True is the models' default
     except FHIRValidationError as err:
         problems.append(f"{where}: not valid R4: {err}")
     if "id" in body and not (isinstance(body["id"], str) and ID.fullmatch(body["id"])):
@@ -92,7 +94,8 @@ def bundle_problems(bundle: dict[str, Any]) -> list[str]:
             if (full, version) in seen:
                 out.append(f"bdl-7: {at}.fullUrl {full} (version {version}) twice")
             seen.add((full, version))
-        if kind in SEARCH_OR_HISTORY and "resource" in e and not _absolute(full):
+        # a stored resource (one with an id) is named by its absolute URL; a search's warnings are not
+        if kind in SEARCH_OR_HISTORY and "id" in (e.get("resource") or {}) and not _absolute(full):
             out.append(f"{at}: a {kind} entry needs an absolute fullUrl, not {full!r}")
     if kind == "document":  # bdl-9, bdl-10, bdl-11
         ident = bundle.get("identifier") or {}
@@ -130,6 +133,7 @@ class Answer:
     status: int
     content_type: str
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,7 +148,10 @@ class Recorder:
         body: Any = None
         if response.content and "json" in ctype:
             body = response.json()
-        self.answers.append(Answer(response.request.method, response.url, response.status_code, ctype, body))
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        self.answers.append(
+            Answer(response.request.method, response.url, response.status_code, ctype, body, headers)
+        )
 
     def problems(self, base: str) -> list[str]:
         """What is wrong with the answers of the FHIR base since the last call (then forgets them)."""
@@ -164,5 +171,31 @@ class Recorder:
             if a.status >= 400 and a.body.get("resourceType") != "OperationOutcome":
                 out.append(f"{said}: an error that is not an OperationOutcome")
             out += [f"{said}: {p}" for p in r4_problems(a.body)]
+            out += [f"{said}: {p}" for p in header_problems(a)]
         self.answers.clear()
         return out
+
+
+NOT_STORED = {"Bundle", "OperationOutcome", "CapabilityStatement", "Parameters"}
+
+
+def header_problems(a: Answer) -> list[str]:
+    """R4 http: a read, vread, create or update answers with the resource's version as ETag and its
+    lastUpdated as Last-Modified; a create answers with a Location naming the new resource."""
+    res = a.body
+    if a.status not in (200, 201) or a.method not in ("GET", "POST", "PUT"):
+        return []
+    if res.get("resourceType") in NOT_STORED:
+        return []
+    out = []
+    meta = res.get("meta") or {}
+    if "versionId" in meta and a.headers.get("etag") != f'W/"{meta["versionId"]}"':
+        out.append(f'ETag {a.headers.get("etag")!r} is not W/"{meta["versionId"]}"')
+    if "lastUpdated" in meta:
+        sent = a.headers.get("last-modified")
+        updated = datetime.fromisoformat(meta["lastUpdated"].replace("Z", "+00:00")).replace(microsecond=0)
+        if sent is None or parsedate_to_datetime(sent) != updated:
+            out.append(f"Last-Modified {sent!r} is not meta.lastUpdated {meta['lastUpdated']}")
+    if a.status == 201 and f"/{res['resourceType']}/{res.get('id')}" not in a.headers.get("location", ""):
+        out.append(f"Location {a.headers.get('location')!r} does not name the created resource")
+    return out
