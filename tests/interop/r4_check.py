@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from fhirclient.models.fhirabstractbase import FHIRValidationError
 from fhirclient.models.fhirelementfactory import FHIRElementFactory
 
+from tests.interop.r4_bindings import binding_problems
+
 FHIR_JSON = "application/fhir+json"
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 SEARCH_OR_HISTORY = {"searchset", "history"}
@@ -27,6 +29,7 @@ RESPONSES = {"batch-response", "transaction-response", "history"}  # bdl-4
 
 def r4_problems(body: Any, where: str = "") -> list[str]:
     """Everything wrong with one resource (and, in a Bundle, with its entries) under R4 4.0.1."""
+    nested = bool(where)
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
         return [f"{where or 'body'}: not a resource (no resourceType)"]
     kind = body["resourceType"]
@@ -35,7 +38,9 @@ def r4_problems(body: Any, where: str = "") -> list[str]:
     if type(FHIRElementFactory.instantiate(kind, None)).__name__ != kind:
         return [*problems, f"{where}: {kind} is not an R4 resource type"]  # e.g. one R4B added
     try:
-        FHIRElementFactory.instantiate(kind, body)  # strict=True is the models' default
+        model = FHIRElementFactory.instantiate(kind, body)  # strict=True is the models' default
+        if not nested:  # the whole tree, once: entries and contained resources included
+            problems += binding_problems(model, where)
     except FHIRValidationError as err:
         problems.append(f"{where}: not valid R4: {err}")
     if "id" in body and not (isinstance(body["id"], str) and ID.fullmatch(body["id"])):

@@ -49,6 +49,11 @@ def test_what_r4_forbids_in_a_resource_is_found() -> None:
         "Wrong type": {**PATIENT, "active": "yes"},
         "is empty": {**PATIENT, "name": [{"family": "", "given": ["Olivia"]}]},  # ele-1
         "is not an R4 id": {**PATIENT, "id": "has spaces"},
+        "Patient.gender: 'F' is not in its R4 required value set": {**PATIENT, "gender": "F"},
+        "telecom[0].use: 'office'": {
+            **PATIENT,
+            "telecom": [{"system": "phone", "value": "1", "use": "office"}],
+        },
         "is not an R4 resource type": {"resourceType": "SubscriptionStatus", "status": "active"},  # R4B only
         "missing": {"resourceType": "Flag", "code": {"text": "x"}, "subject": {"reference": "Patient/p1"}},
     }
@@ -57,6 +62,9 @@ def test_what_r4_forbids_in_a_resource_is_found() -> None:
         assert any(expected in p for p in problems), (expected, problems)
     nested = _searchset(_match({**PATIENT, "colour": "blue"}))  # inside a Bundle too
     assert any("entry[0].resource" in p and "colour" in p for p in r4_problems(nested))
+    coded = _searchset({**_match({**PATIENT, "gender": "F"}), "search": {"mode": "matched"}})
+    said = r4_problems(coded)
+    assert sum("required value set" in p for p in said) == 2, said  # each once, not per level
 
 
 def test_the_bundle_invariants_are_checked() -> None:
