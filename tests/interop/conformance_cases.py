@@ -19,6 +19,10 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
+from fhirclient.server import FHIRNotFoundException
+from fhirpy import SyncFHIRClient
+from fhirpy.base.exceptions import OperationOutcome, ResourceNotFound
 from fhirpy.base.searchset import Raw
 
 from interop import systems as S
@@ -149,8 +153,12 @@ def read(kind: str) -> Case:
         if kind == "AuditEvent":
             res = c.auditor.reference(kind, rid).to_resource()
             assert res["id"] == rid
+            with pytest.raises(ResourceNotFound):  # R4: an id the server does not hold is 404
+                c.auditor.reference(kind, "999999999").to_resource()
             return
         assert read_json(c, kind, rid)["id"] == rid
+        with pytest.raises(FHIRNotFoundException):
+            read_json(c, kind, str(uuid.uuid4()))
 
     return case
 
@@ -186,7 +194,18 @@ def history_type(kind: str) -> Case:
         since = (date.today() - timedelta(days=1)).isoformat() + "T00:00:00Z"
         found = c.fhir.execute(f"{kind}/_history", method="get", params={"_since": since, "_count": "100"})
         assert found["type"] == "history", found
-        assert f"{kind}/{IDS[kind](c)}" in {f"{kind}/{e['resource']['id']}" for e in found.get("entry", [])}
+        every = [e["resource"]["id"] for e in found.get("entry", [])]
+        assert IDS[kind](c) in every, found
+        # two at a time, following the next links with fhirclient (its strict Bundle model): the same
+        page = model("Bundle").read_from(f"{kind}/_history?_since={since}&_count=2", c.server)
+        paged = []
+        while True:
+            paged += [e.resource.id for e in page.entry or []]
+            after = [link.url for link in page.link or [] if link.relation == "next"]
+            if not after:
+                break
+            page = model("Bundle").read_from(after[0], c.server)
+        assert sorted(paged) == sorted(every), (paged, every)
 
     return case
 
@@ -197,11 +216,36 @@ def search_type(kind: str, params: Callable[[Conf], dict[str, str]]) -> Case:
     def case(c: Conf) -> None:
         if kind == "AuditEvent":  # an auditor's: fhirpy holds that token
             assert IDS[kind](c) in [m.split("/")[1] for m in matches(bundle(c, kind, params(c), "auditor"))]
+            unknown_parameters_are_ignored_unless_strict(c, kind, params(c), "auditor")
             return
         found = model(kind).where(params(c)).perform_resources_iter(c.server)
         assert IDS[kind](c) in {r.id for r in found}
+        unknown_parameters_are_ignored_unless_strict(c, kind, params(c), "fhir")
 
     return case
+
+
+def unknown_parameters_are_ignored_unless_strict(
+    c: Conf, kind: str, params: dict[str, str], client: str
+) -> None:
+    """R4: a parameter the server does not know is ignored (named in an outcome entry, left out of the
+    self link) unless the client sent Prefer: handling=strict, which gets 400."""
+    plain = matches(bundle(c, kind, params, client))
+    ignoring = bundle(c, kind, {**params, "x-colour": "blue"}, client)
+    assert matches(ignoring) == plain, ignoring
+    warnings = [e["resource"] for e in ignoring["entry"] if e["search"]["mode"] == "outcome"]
+    assert warnings and "x-colour" in warnings[0]["issue"][0]["diagnostics"], ignoring
+    assert "x-colour" not in next(x["url"] for x in ignoring["link"] if x["relation"] == "self")
+    used: SyncFHIRClient = getattr(c, client)
+    strict = SyncFHIRClient(
+        c.base,
+        authorization=used.authorization,
+        extra_headers={**(used.extra_headers or {}), "Prefer": "handling=strict"},
+        requests_config=used.requests_config,
+    )
+    with pytest.raises(OperationOutcome) as refused:
+        strict.resources(kind).search(Raw(**params, **{"x-colour": "blue"})).fetch_raw()
+    assert refused.value.resource["issue"][0]["code"] == "not-supported", refused.value.resource
 
 
 def create_case(body: Callable[[Conf], dict[str, Any]]) -> Case:
@@ -301,8 +345,6 @@ def update_role(c: Conf) -> None:
 
 def delete_subscription(c: Conf) -> None:
     """A Subscription ended with fhirclient's delete; reading it again is 404."""
-    from fhirclient.server import FHIRNotFoundException
-
     rid = create(c, _subscription("Flag?code=caf-closed"))["id"]
     model("Subscription")(read_json(c, "Subscription", rid)).delete(c.server)
     try:
