@@ -20,6 +20,7 @@ from tests.interop.conformance_cases import (
     read_json,
 )
 from tests.interop.conformance_server import Conf
+from tests.interop.conformance_versions import VERSIONS
 from tests.interop.test_fhir_api import _episode
 
 Params = Callable[[Conf], dict[str, str]]
@@ -318,4 +319,4 @@ INCLUDED = [  # (type, what) each exercised by `included`
 INCLUDES: dict[tuple[str, str], Case] = {(k, w): included(k, w) for k, w in INCLUDED}
 
 # The table the generated test reads: every advertised (type, what) needs an entry here.
-CASES: dict[tuple[str, str], Case] = {**INTERACTIONS, **SEARCHES, **INCLUDES, **OPERATIONS}
+CASES: dict[tuple[str, str], Case] = {**INTERACTIONS, **SEARCHES, **INCLUDES, **OPERATIONS, **VERSIONS}

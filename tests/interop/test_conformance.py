@@ -26,7 +26,8 @@ from tests.interop.test_onboarding import advertised_scopes
 
 def advertised(capability: dict[str, Any]) -> list[tuple[str, str]]:
     """Everything a CapabilityStatement says the server does, as (type or 'system', what) pairs:
-    'read', 'search-type', …; 'search:<param>'; '$<operation>'; '_include:<T:p>', '_revinclude:<T:p>'."""
+    'read', 'search-type', …; 'search:<param>'; '$<operation>'; '_include:<T:p>', '_revinclude:<T:p>';
+    and what its flags promise (`_flags`)."""
     rest = capability["rest"][0]
     out = [("system", i["code"]) for i in rest.get("interaction", [])]
     out += [("system", f"search:{p['name']}") for p in rest.get("searchParam", [])]
@@ -38,7 +39,29 @@ def advertised(capability: dict[str, Any]) -> list[tuple[str, str]]:
         out += [(kind, f"${op['name']}") for op in res.get("operation", [])]
         out += [(kind, f"_include:{x}") for x in res.get("searchInclude", [])]
         out += [(kind, f"_revinclude:{x}") for x in res.get("searchRevInclude", [])]
+        out += [(kind, flag) for flag in _flags(res)]
     return out
+
+
+def _flags(res: dict[str, Any]) -> list[str]:
+    """What a resource's flags promise beyond its interactions ('conditional-create',
+    'versioned-update', 'readHistory', 'update-create', 'conditional-update', 'conditional-read:<how>',
+    'conditional-delete:<how>')."""
+    out = [name for key, name in _PROMISES if res.get(key)]
+    if res.get("versioning") == "versioned-update":
+        out.append("versioned-update")
+    for key, name in (("conditionalRead", "conditional-read"), ("conditionalDelete", "conditional-delete")):
+        if res.get(key, "not-supported") != "not-supported":
+            out.append(f"{name}:{res[key]}")
+    return out
+
+
+_PROMISES = (
+    ("conditionalCreate", "conditional-create"),
+    ("conditionalUpdate", "conditional-update"),
+    ("updateCreate", "update-create"),
+    ("readHistory", "readHistory"),
+)
 
 
 # At collection, from the same function /fhir/metadata answers with (test_the_cases_are_what_the_
