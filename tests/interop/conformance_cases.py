@@ -225,6 +225,28 @@ def search_type(kind: str, params: Callable[[Conf], dict[str, str]]) -> Case:
     return case
 
 
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+def result_parameters(
+    c: Conf, kind: str, params: dict[str, str], client: SyncFHIRClient, plain: list[str]
+) -> None:
+    """fhirpy's count(), _summary=count (a total, no entries) and _elements (each entry tagged
+    SUBSETTED, with the element asked for and the ones R4 requires), as R4 search describes them.
+    (A total may grow meanwhile: the auditor's searches are audited too.)"""
+    if kind == "Subscription":  # its search takes no parameters: these are ignored, and reported
+        return
+    assert client.resources(kind).search(Raw(**params)).count() >= len(plain)
+    counted = client.resources(kind).search(Raw(**params, _summary="count")).fetch_raw()
+    assert counted["total"] >= len(plain) and not matches(counted), counted
+    first = client.resources(kind).search(Raw(**params)).fetch_raw()["entry"][0]["resource"]
+    element = next(k for k in first if k not in ("resourceType", "id", "meta", "extension"))
+    subset = client.resources(kind).search(Raw(**params, _elements=element)).fetch_raw()
+    for e in subset["entry"]:
+        if e["search"]["mode"] == "match":
+            assert element in e["resource"] and SUBSETTED in e["resource"]["meta"]["tag"], e["resource"]
+
+
 def unknown_parameters_are_ignored_unless_strict(
     c: Conf, kind: str, params: dict[str, str], client: str
 ) -> None:
@@ -237,6 +259,7 @@ def unknown_parameters_are_ignored_unless_strict(
     assert warnings and "x-colour" in warnings[0]["issue"][0]["diagnostics"], ignoring
     assert "x-colour" not in next(x["url"] for x in ignoring["link"] if x["relation"] == "self")
     used: SyncFHIRClient = getattr(c, client)
+    result_parameters(c, kind, params, used, plain)
     strict = SyncFHIRClient(
         c.base,
         authorization=used.authorization,

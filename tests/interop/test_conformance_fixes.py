@@ -65,3 +65,20 @@ def test_the_subscription_search_has_a_self_link_and_ignores_unknown_parameters(
         "not-supported",
     )
     assert "handling=strict" in said
+
+
+def test_elements_keeps_what_r4_requires(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
+    """EpisodeOfCare?…&_elements=status answered EpisodeOfCare without `patient` (1..1 in R4): not a
+    valid resource, and fhirclient's strict Bundle model refused the whole answer. R4: a server
+    should return the mandatory elements whether asked for or not."""
+    h = system_headers(state, engine)
+    r = api.get(f"/fhir/EpisodeOfCare?patient=Patient/{world.child}&_elements=status", headers=h)
+    assert r.status_code == 200 and r4_problems(r.json()) == [], r.text
+    episode = r.json()["entry"][0]["resource"]
+    assert set(episode) == {"resourceType", "id", "meta", "status", "patient"}, episode
+    assert {"system": S.V3_OBSERVATION_VALUE, "code": "SUBSETTED"} in episode["meta"]["tag"]
+    r = api.get(f"/fhir/Flag?patient=Patient/{world.child}&_elements=period", headers=h)
+    assert r.status_code == 200 and r4_problems(r.json()) == [], r.text
+    assert {"status", "code", "subject"} <= set(r.json()["entry"][0]["resource"])
