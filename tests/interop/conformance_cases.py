@@ -171,6 +171,8 @@ def vread(kind: str) -> Case:
         version = current["meta"]["versionId"]
         res = model(kind).read_from(f"{kind}/{current['id']}/_history/{version}", c.server).as_json()
         assert res["id"] == current["id"] and res["meta"]["versionId"] == version
+        with pytest.raises(FHIRNotFoundException):  # a version it never had
+            model(kind).read_from(f"{kind}/{current['id']}/_history/{int(version) + 1000}", c.server)
 
     return case
 

@@ -256,7 +256,10 @@ def transaction(c: Conf) -> None:
     }
     got = c.fhir.execute("", method="post", data=sent)
     assert got["type"] == "transaction-response", got
-    assert got["entry"][0]["response"]["status"].startswith("201"), got
+    answer = got["entry"][0]["response"]
+    assert answer["status"].startswith("201"), got
+    created = got["entry"][0]["resource"]  # R4: the location and version of what was created
+    assert f"EpisodeOfCare/{created['id']}" in answer["location"] and answer["etag"] == 'W/"1"', got
 
 
 def batch(c: Conf) -> None:

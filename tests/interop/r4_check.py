@@ -78,6 +78,9 @@ def bundle_problems(bundle: dict[str, Any]) -> list[str]:
     relations = [link.get("relation") for link in bundle.get("link") or []]
     if len(relations) != len(set(relations)):
         out.append(f"a link relation is repeated: {relations}")
+    for link in bundle.get("link") or []:
+        if not _absolute(link.get("url")):
+            out.append(f"link {link.get('relation')}: {link.get('url')!r} is not an absolute URL")
     if kind in SEARCH_OR_HISTORY and "self" not in relations:
         out.append(f"a {kind} Bundle has no self link (R4 http: search and history answers carry one)")
     seen: set[tuple[str, str | None]] = set()
