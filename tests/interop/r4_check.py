@@ -180,11 +180,35 @@ class Recorder:
                 out.append(f"{said}: an error that is not an OperationOutcome")
             out += [f"{said}: {p}" for p in r4_problems(a.body)]
             out += [f"{said}: {p}" for p in header_problems(a)]
+            out += [f"{said}: {p}" for p in last_updated_problems(a.body)]
         self.answers.clear()
         return out
 
 
 NOT_STORED = {"Bundle", "OperationOutcome", "CapabilityStatement", "Parameters"}
+# Issue #19 asks for meta.lastUpdated on every resource (R4 makes it optional). These do not carry it yet
+# (their tables keep no change time); every other type must, and keeps it.
+LAST_UPDATED_NOT_YET = {
+    "EpisodeOfCare",
+    "Flag",
+    "CareTeam",
+    "Consent",
+    "RelatedPerson",
+    "Subscription",
+    "AuditEvent",
+}
+
+
+def last_updated_problems(body: dict[str, Any]) -> list[str]:
+    """Each stored resource in an answer (itself, or an entry of its Bundle) carries meta.lastUpdated."""
+    found = [body] + [e["resource"] for e in body.get("entry") or [] if isinstance(e.get("resource"), dict)]
+    return [
+        f"{r['resourceType']}/{r.get('id')} has no meta.lastUpdated"
+        for r in found
+        if isinstance(r.get("resourceType"), str)
+        and r["resourceType"] not in NOT_STORED | LAST_UPDATED_NOT_YET
+        and "lastUpdated" not in (r.get("meta") or {})
+    ]
 
 
 def header_problems(a: Answer) -> list[str]:

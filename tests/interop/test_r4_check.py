@@ -9,7 +9,14 @@ from typing import Any
 
 from interop.capability import capability_statement
 from tests.interop.conformance_searches import CASES
-from tests.interop.r4_check import Answer, Recorder, bundle_problems, header_problems, r4_problems
+from tests.interop.r4_check import (
+    Answer,
+    Recorder,
+    bundle_problems,
+    header_problems,
+    last_updated_problems,
+    r4_problems,
+)
 from tests.interop.test_conformance import ADVERTISED, advertised
 
 BASE = "http://s.example/fhir"
@@ -137,3 +144,11 @@ def test_an_operation_advertised_without_a_case_is_reported() -> None:
     ]
     assert [a for a in advertised(statement) if a not in CASES] == [("system", "$export")]
     assert all(a in CASES for a in ADVERTISED)
+
+
+def test_a_stored_resource_without_last_updated_is_reported() -> None:
+    """Issue #19: meta.lastUpdated on every resource (the types listed as not yet apart)."""
+    bare = {**PATIENT, "meta": {"versionId": "2"}}
+    assert last_updated_problems(_searchset(_match(bare))) == ["Patient/p1 has no meta.lastUpdated"]
+    assert last_updated_problems(PATIENT) == []
+    assert last_updated_problems({"resourceType": "Flag", "id": "caf-1"}) == []  # not yet (listed)
