@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from fhirpy import SyncFHIRClient
-from fhirpy.base.exceptions import MultipleResourcesFound
+from fhirpy.base.exceptions import MultipleResourcesFound, OperationOutcome
 
 from interop import systems as S
 from tests.interop.conformance_cases import (
@@ -54,6 +55,35 @@ def conditional_create(kind: str, made: Callable[[Conf], tuple[str, dict[str, An
         assert [e["resource"]["id"] for e in found.get("entry", [])].count(existing["id"]) == 1
 
     return case
+
+
+def twenty_at_once(c: Conf) -> None:
+    """Twenty of the same conditional create at once (a retrying EPR, a double-click): one involvement
+    is made; every other answer is that one (200) or a conflict naming it (409), never a 5xx."""
+    patient, body = _new_episode(c)
+    client = with_headers(
+        c, **{"If-None-Exist": f"{patient.replace('Patient/', 'patient=Patient/')}&status=active"}
+    )
+
+    def post(_: int) -> str:
+        try:
+            return str(client.execute("EpisodeOfCare", method="post", data=body)["id"])
+        except OperationOutcome as refused:
+            assert refused.resource["issue"][0]["code"] == "conflict", refused.resource
+            return "conflict"
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(post, range(20)))
+    made = {a for a in answers if a != "conflict"}
+    found = c.fhir.resources("EpisodeOfCare").search(patient=patient).fetch_raw()
+    assert [e["resource"]["id"] for e in found["entry"] if e["search"]["mode"] == "match"] == list(made), (
+        answers
+    )
+
+
+def _conditional_episode(c: Conf) -> None:
+    conditional_create("EpisodeOfCare", _new_episode)(c)
+    twenty_at_once(c)
 
 
 def _new_episode(c: Conf) -> tuple[str, dict[str, Any]]:
@@ -157,7 +187,7 @@ def _fresh_episode(c: Conf) -> str:
 
 
 VERSIONS: dict[tuple[str, str], Case] = {
-    ("EpisodeOfCare", "conditional-create"): conditional_create("EpisodeOfCare", _new_episode),
+    ("EpisodeOfCare", "conditional-create"): _conditional_episode,
     ("Flag", "conditional-create"): conditional_create("Flag", _new_flag),
     ("Consent", "conditional-create"): conditional_create("Consent", _new_consent),
     ("CareTeam", "conditional-create"): conditional_create("CareTeam", _new_team),
