@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 import requests
 from fhirclient.models.capabilitystatement import CapabilityStatement
+from fhirpy.base.exceptions import BaseFHIRError
 from sqlalchemy.engine import Engine
 
 from interop.capability import capability_statement
+from tests.interop.conformance_cases import IDS
 from tests.interop.conformance_searches import CASES
 from tests.interop.conformance_server import Conf, build, database, free_port, serving
 from tests.interop.test_onboarding import advertised_scopes
@@ -130,3 +132,38 @@ def test_advertised(checked: Conf, kind: str, what: str) -> None:
 def test_every_case_is_advertised() -> None:
     """A case for something the server no longer advertises is dead: remove it (or advertise it)."""
     assert sorted(set(CASES) - set(ADVERTISED)) == []
+
+
+# What a type may be asked and how (`{id}`: a resource of the type the world holds).
+INTERACTION_REQUESTS = {
+    "create": ("post", "{kind}"),
+    "update": ("put", "{kind}/{id}"),
+    "patch": ("patch", "{kind}/{id}"),
+    "delete": ("delete", "{kind}/{id}"),
+    "history-instance": ("get", "{kind}/{id}/_history"),
+    "vread": ("get", "{kind}/{id}/_history/1"),
+    "history-type": ("get", "{kind}/_history"),
+}
+TYPES = [
+    r["type"] for r in capability_statement(base="http://c/fhir", issuer="http://c")["rest"][0]["resource"]
+]
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_what_is_not_advertised_is_refused(checked: Conf, kind: str) -> None:
+    """The other way round: each interaction a type does not advertise is refused (405, or 404 where the
+    path names nothing), with an OperationOutcome, and changes nothing."""
+    offered = {what for k, what in ADVERTISED if k == kind}
+    rid = IDS[kind](checked)
+    client = checked.auditor if kind == "AuditEvent" else checked.fhir
+    before = client.reference(kind, rid).to_resource().serialize()
+    for interaction, (method, path) in INTERACTION_REQUESTS.items():
+        if interaction in offered:
+            continue
+        url = path.format(kind=kind, id=rid)
+        with pytest.raises(BaseFHIRError):
+            client.execute(url, method=method, data={"resourceType": kind, "id": rid})
+        answer = checked.recorder.answers[-1]
+        assert answer.status in (404, 405), (interaction, answer)
+        assert answer.body["resourceType"] == "OperationOutcome", (interaction, answer)
+    assert client.reference(kind, rid).to_resource().serialize() == before
