@@ -7,6 +7,9 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
+from fhirpy.base.exceptions import OperationOutcome
+
 from interop import params as P
 from interop import systems as S
 from tests.interop.conformance_cases import (
@@ -238,6 +241,15 @@ def match(c: Conf) -> None:
     assert found["type"] == "searchset", found
     best = found["entry"][0]
     assert best["resource"]["id"] == str(c.world.child) and best["search"]["score"] > 0, found
+    # its typed parameters: count (an integer, at most that many), onlyCertainMatches (a boolean)
+    typed = [{"name": "count", "valueInteger": 1}, {"name": "onlyCertainMatches", "valueBoolean": True}]
+    body["parameter"] = [body["parameter"][0], *typed]
+    found = c.fhir.execute("Patient/$match", method="post", data=body)
+    assert [e["resource"]["id"] for e in found["entry"]] == [str(c.world.child)], found
+    body["parameter"][2] = {"name": "onlyCertainMatches", "valueString": "true"}
+    with pytest.raises(OperationOutcome) as refused:
+        c.fhir.execute("Patient/$match", method="post", data=body)
+    assert refused.value.resource["issue"][0]["code"] in ("invalid", "value"), refused.value.resource
 
 
 def transaction(c: Conf) -> None:
