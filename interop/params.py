@@ -380,6 +380,15 @@ SUMMARY_ELEMENTS: dict[str, set[str]] = {
     "Location": {"identifier", "status", "name", "alias", "mode"},
     "AuditEvent": {"type", "subtype", "action", "recorded", "outcome", "agent", "source", "entity"},
 }
+# The elements R4 requires (min 1) of the resources we emit: _elements keeps them whatever is asked, as R4
+# says a server should, so that a subsetted resource still parses (strict clients refuse it otherwise).
+MANDATORY_ELEMENTS: dict[str, set[str]] = {
+    "EpisodeOfCare": {"status", "patient"},
+    "Flag": {"status", "code", "subject"},
+    "Consent": {"status", "scope", "category"},
+    "RelatedPerson": {"patient"},
+    "AuditEvent": {"type", "recorded", "agent", "source"},
+}
 _SUBSETTED = {"system": S.V3_OBSERVATION_VALUE, "code": "SUBSETTED"}
 
 
@@ -387,7 +396,8 @@ def subset(resource: dict[str, object], *, summary: str | None, elements: list[s
     """Apply _summary=true or _elements to one resource, marking it SUBSETTED."""
     if summary != "true" and not elements:
         return resource
-    keep = set(elements) if elements else SUMMARY_ELEMENTS.get(str(resource["resourceType"]), set())
+    kind = str(resource["resourceType"])
+    keep = {*elements, *MANDATORY_ELEMENTS.get(kind, ())} if elements else SUMMARY_ELEMENTS.get(kind, set())
     out = {k: v for k, v in resource.items() if k in keep or k in ("resourceType", "id", "meta")}
     meta = dict(out.get("meta") or {})  # type: ignore[call-overload]
     meta["tag"] = [*meta.get("tag", []), _SUBSETTED]

@@ -153,7 +153,7 @@ def organisations(
     ids: Sequence[uuid.UUID] = (),
     name: str | None = None,
     identifier: tuple[str | None, str] | None = None,
-    kind: str | None = None,
+    kinds: Sequence[str] | None = None,
     offset: int = 0,
     limit: int = 20,
     last_updated: Sequence[Sequence[str]] = (),
@@ -174,8 +174,8 @@ def organisations(
             )
         else:
             stmt = stmt.where(Organisation.urn == value)
-    if kind:
-        stmt = stmt.where(Organisation.kind == kind)
+    if kinds is not None:  # a type token (interop.mapping.organization.kinds_of_type): any of these
+        stmt = stmt.where(col(Organisation.kind).in_(list(kinds)))
     if last_updated:  # _lastUpdated (interop/sync.py)
         stmt = stmt.where(last_updated_condition(Organisation.updated_at, last_updated))
     page: tuple[int, list[Organisation]] = _page(session, stmt, col(Organisation.name), offset, limit)

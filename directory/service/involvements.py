@@ -48,7 +48,9 @@ def record_involvement(
 ) -> Involvement:
     """Record that a service (and maybe a named practitioner) is working with a child (see
     permissions.practitioner_to_record for who may record which)."""
-    child = active_child(session, child_id, actor=actor)
+    # Locked: the check for an active involvement of this service below and the insert must not
+    # interleave with another recording for the same child (twenty at once made two on PostgreSQL).
+    child = active_child(session, child_id, actor=actor, for_update=True)
     service = repo.get(session, Service, data.service_id)
     if service is None:
         raise NotFound("No service has that id; pick one from /api/v1/services.")

@@ -13,6 +13,7 @@ from interop import repository as repo
 from interop import systems as S
 from interop.api.context import Ctx, ref_ids, resource_id, search_ids
 from interop.api.searchset import Found, dedupe
+from interop.mapping.organization import kinds_of_type
 from interop.outcome import FhirError
 
 
@@ -112,13 +113,13 @@ def _organizations(ctx: Ctx, q: P.Query, ids: list[uuid.UUID], limit: int) -> _P
         system_uri, bar, value = ident.partition("|")
         system = {S.ODS_CODE: "ods", S.SCHOOL_URN: "urn"}.get(system_uri) if bar else None
         parsed = (system, value if bar else ident)
-    kind_code = (q.first("type") or "").split("|")[-1] or None
+    kinds = kinds_of_type(q.first("type") or "") if q.first("type") else None
     total, found = repo.organisations(
         ctx.session,
         ids=ids,
         name=q.first("name"),
         identifier=parsed,
-        kind=kind_code,
+        kinds=kinds,
         last_updated=q.criteria.get("_lastUpdated", []),
         offset=q.offset,
         limit=limit,

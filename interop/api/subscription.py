@@ -18,6 +18,7 @@ from directory.models import Subscription
 from interop import mapping as m
 from interop import notify
 from interop import openapi as doc
+from interop import params as P
 from interop.api.context import Body, Ctx, CtxDep
 from interop.outcome import FhirError, fhir_json, mapped
 
@@ -117,9 +118,12 @@ def add_subscription_routes(router: APIRouter) -> None:
         "/Subscription", name="fhir_search_Subscription", openapi_extra=doc.answers("A searchset Bundle")
     )
     def search(ctx: CtxDep) -> Response:
-        """Your active Subscriptions (no parameters)."""
-        if ctx.request.query_params:
-            raise FhirError(400, "not-supported", "Search your Subscriptions without parameters.")
+        """Your active Subscriptions (it takes no parameters: any is ignored, as R4 says, unless
+        'Prefer: handling=strict', which refuses it)."""
+        ignored = list(dict.fromkeys(ctx.request.query_params.keys()))
+        if ignored and not ctx.lenient:
+            message = f"Search your Subscriptions without parameters {P.STRICT_REFUSAL}"
+            raise FhirError(400, "not-supported", message, where=ignored[0])
         subs = ctx.session.exec(
             select(Subscription)
             .where(Subscription.owner == _owner(ctx), Subscription.status == "active")
@@ -134,6 +138,9 @@ def add_subscription_routes(router: APIRouter) -> None:
             for s in subs
         ]
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries)}
+        bundle["link"] = [{"relation": "self", "url": f"{ctx.base}/Subscription"}]  # R4 http: search
+        if ignored:
+            entries.append({"resource": P.ignored_outcome(ignored), "search": {"mode": "outcome"}})
         if entries:
             bundle["entry"] = entries
         return fhir_json(bundle)

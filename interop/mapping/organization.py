@@ -20,6 +20,17 @@ _ORG_TYPE = {
 }
 
 
+def kinds_of_type(token: str) -> list[str]:
+    """The organisation kinds an Organization `type` search token matches: `system|code` in either
+    code system the resource carries (HL7 organization-type, or ours), or a bare code in either."""
+    system, bar, code = token.rpartition("|")
+    hl7 = [kind for kind, (c, _) in _ORG_TYPE.items() if c == code]
+    ours = [code] if code in _ORG_TYPE else []
+    if not bar:
+        return sorted({*hl7, *ours})
+    return {S.ORGANIZATION_TYPE: hl7, S.ORGANISATION_KIND: ours}.get(system, [])
+
+
 def organization(org: Organisation) -> dict[str, Any]:
     """Organisation -> Organization, identified by ODS code or school URN."""
     hl7, display = _ORG_TYPE.get(org.kind, ("other", "Other"))

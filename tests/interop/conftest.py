@@ -104,6 +104,11 @@ class World:
 @pytest.fixture
 def world(engine: Engine) -> World:
     """Build the world through the domain service."""
+    return build_world(engine)
+
+
+def build_world(engine: Engine) -> World:
+    """The world, built through the domain service (for a fixture of any scope)."""
     from tests.fixtures.builders import next_nhs_number
 
     admin = actor(Role.DIRECTORY_ADMIN)
