@@ -29,6 +29,7 @@ class Subscription(SQLModel, table=True):
     secret: str | None = Field(default=None, max_length=200, sa_type=Sealed("subscription.secret"))
     status: str = Field(default="active", max_length=8)
     created_at: datetime = utc_field(default_factory=utcnow)
+    updated_at: datetime = utc_field(default_factory=utcnow)  # registered or switched off: meta.lastUpdated
     # as a FHIR Subscription was registered (None for subscriptions configured in code)
     reason: str | None = Field(default=None, max_length=500)
     criteria: str | None = Field(default=None, max_length=500)

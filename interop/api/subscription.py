@@ -14,12 +14,12 @@ from fastapi import APIRouter, Response
 from sqlmodel import col, select
 
 from directory import audit
-from directory.models import Subscription
+from directory.models import Subscription, utcnow
 from interop import mapping as m
 from interop import notify
 from interop import openapi as doc
 from interop import params as P
-from interop.api.context import Body, Ctx, CtxDep
+from interop.api.context import Body, Ctx, CtxDep, etag
 from interop.outcome import FhirError, fhir_json, mapped
 
 SHIELD_EVENT = "shielded-record-viewed"
@@ -84,6 +84,7 @@ def delete_subscription(ctx: Ctx, rid: str) -> None:
     """Stop a subscription (kept, switched off, so its delivery history stays readable)."""
     sub = _own(ctx, rid)
     sub.status = "off"
+    sub.updated_at = utcnow()
     ctx.session.add(sub)
     ctx.session.flush()
     audit.append(
@@ -107,12 +108,13 @@ def add_subscription_routes(router: APIRouter) -> None:
     def create(ctx: CtxDep, body: Body) -> Response:
         """Create a rest-hook Subscription (criteria limited to the events this server delivers)."""
         res = create_subscription(ctx, body)
-        return fhir_json(res, 201, {"Location": f"{ctx.base}/Subscription/{res['id']}"})
+        return fhir_json(res, 201, {"Location": f"{ctx.base}/Subscription/{res['id']}", **etag(res)})
 
     @router.get("/Subscription/{rid}", name="fhir_read_Subscription", openapi_extra=doc.read("Subscription"))
     def read(rid: str, ctx: CtxDep) -> Response:
         """Read one of your Subscriptions."""
-        return fhir_json(m.subscription(_own(ctx, rid)))
+        res = m.subscription(_own(ctx, rid))
+        return fhir_json(res, 200, etag(res))
 
     @router.get(
         "/Subscription", name="fhir_search_Subscription", openapi_extra=doc.answers("A searchset Bundle")

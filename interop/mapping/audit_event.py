@@ -6,7 +6,7 @@ from typing import Any
 
 from directory.models import AuditEvent
 from interop import systems as S
-from interop.mapping.common import ref_id, ref_to, validated
+from interop.mapping.common import meta_of, ref_id, ref_to, validated
 
 _PURPOSE = {
     "considering-caf": ("TREAT", "treatment"),
@@ -51,6 +51,7 @@ def audit_event(e: AuditEvent) -> dict[str, Any]:
     res: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": str(e.seq),
+        "meta": meta_of(updated=e.at),  # an entry never changes
         "type": {"system": S.AUDIT_EVENT_TYPE, "code": "rest", "display": "Restful Operation"},
         "subtype": [{"system": S.AUDIT_ACTION, "code": e.action}],
         "action": action,

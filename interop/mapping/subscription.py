@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interop import systems as S
-from interop.mapping.common import MappingError, extension_value, fhir_id, validated
+from interop.mapping.common import MappingError, extension_value, fhir_id, meta_of, validated
 
 # What a rest-hook Subscription may ask for: exactly the events interop/notify.py delivers.
 SUBSCRIPTION_CRITERIA: dict[tuple[str, str], str] = {
@@ -114,6 +114,7 @@ def subscription(sub: Any) -> dict[str, Any]:
     res = {
         "resourceType": "Subscription",
         "id": fhir_id(sub.id),
+        "meta": meta_of(updated=sub.updated_at),
         "status": "active" if sub.status == "active" else "off",
         "reason": sub.reason or "childindex notifications",
         "criteria": sub.criteria or "",

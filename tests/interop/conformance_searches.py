@@ -183,6 +183,18 @@ for _kind in ("Practitioner", "PractitionerRole", "Organization", "HealthcareSer
     )
     SEARCHES.setdefault((_kind, "search:_id"), found_by(_kind, lambda c, k=_kind: {"_id": IDS[k](c)}))
 
+# _lastUpdated on the child's resources only narrows a search that names its patients
+SEARCHES[("Patient", "search:_lastUpdated")] = found_by(
+    "Patient", lambda c: {"identifier": f"{S.NHS_NUMBER}|{c.world.nhs}", "_lastUpdated": f"ge{yesterday()}"}
+)
+SEARCHES[("RelatedPerson", "search:_lastUpdated")] = found_by(
+    "RelatedPerson", lambda c: {"patient": child(c), "_lastUpdated": f"ge{yesterday()}"}
+)
+for _kind in ("EpisodeOfCare", "Flag", "CareTeam", "Consent"):
+    SEARCHES[(_kind, "search:_lastUpdated")] = found_by(
+        _kind, lambda c: {"patient": full(c), "_lastUpdated": f"ge{yesterday()}"}, in_full(_kind)
+    )
+
 
 def read_audit(c: Conf) -> dict[str, Any]:
     """An AuditEvent read by the auditor."""

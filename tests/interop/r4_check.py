@@ -186,17 +186,8 @@ class Recorder:
 
 
 NOT_STORED = {"Bundle", "OperationOutcome", "CapabilityStatement", "Parameters"}
-# Issue #19 asks for meta.lastUpdated on every resource (R4 makes it optional). These do not carry it yet
-# (their tables keep no change time); every other type must, and keeps it.
-LAST_UPDATED_NOT_YET = {
-    "EpisodeOfCare",
-    "Flag",
-    "CareTeam",
-    "Consent",
-    "RelatedPerson",
-    "Subscription",
-    "AuditEvent",
-}
+# Issue #19 asks for meta.lastUpdated on every resource (R4 makes it optional): every stored type
+# carries it (migration 0020 gave the child's resources and subscriptions their change time).
 
 
 def last_updated_problems(body: dict[str, Any]) -> list[str]:
@@ -206,7 +197,7 @@ def last_updated_problems(body: dict[str, Any]) -> list[str]:
         f"{r['resourceType']}/{r.get('id')} has no meta.lastUpdated"
         for r in found
         if isinstance(r.get("resourceType"), str)
-        and r["resourceType"] not in NOT_STORED | LAST_UPDATED_NOT_YET
+        and r["resourceType"] not in NOT_STORED
         and "lastUpdated" not in (r.get("meta") or {})
     ]
 

@@ -147,8 +147,10 @@ def test_an_operation_advertised_without_a_case_is_reported() -> None:
 
 
 def test_a_stored_resource_without_last_updated_is_reported() -> None:
-    """Issue #19: meta.lastUpdated on every resource (the types listed as not yet apart)."""
+    """Issue #19: meta.lastUpdated on every resource."""
     bare = {**PATIENT, "meta": {"versionId": "2"}}
     assert last_updated_problems(_searchset(_match(bare))) == ["Patient/p1 has no meta.lastUpdated"]
     assert last_updated_problems(PATIENT) == []
-    assert last_updated_problems({"resourceType": "Flag", "id": "caf-1"}) == []  # not yet (listed)
+    assert last_updated_problems({"resourceType": "Flag", "id": "caf-1"}) == [
+        "Flag/caf-1 has no meta.lastUpdated"
+    ]

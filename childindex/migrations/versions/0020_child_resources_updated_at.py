@@ -1,6 +1,6 @@
 """the child's resources' last change time (meta.lastUpdated, _history with _since, _lastUpdated)
 
-Involvements, CAFs, TACs and consents record when they last changed (updated_at), as the catalogue's rows do
+Involvements, CAFs, TACs, consents and subscriptions record when they last changed (updated_at), as the catalogue's rows do
 since 0019; the child's own updated_at (kept since 0001) gains an index for `_since` and
 `_lastUpdated`.
 
@@ -20,7 +20,7 @@ down_revision = "0019"
 branch_labels = None
 depends_on = None
 
-TABLES = ("involvement", "assessment", "tac", "consent")
+TABLES = ("involvement", "assessment", "tac", "consent", "subscription")
 INDEXED = ("involvement", "assessment", "tac")  # what _since and _lastUpdated read
 
 # Rows written before this migration take their latest known time, not the migration's.
@@ -29,6 +29,7 @@ _BACKFILL = {
     "assessment": "{greatest}(signalled_at, {c}(started_at, signalled_at), {c}(completed_at, signalled_at), "
     "{c}(closed_at, signalled_at))",
     "consent": "{c}(withdrawn_at, given_at)",
+    "subscription": "created_at",
     "tac": "{c}(closed_at, convened_at, (SELECT a.signalled_at FROM assessment a WHERE a.id = tac.assessment_id))",
 }
 
