@@ -25,7 +25,7 @@ from childindex.migrations import upgrade
 from childindex.settings import Settings
 from directory import audit, keyfile
 from directory.db import make_engine, unit_of_work
-from directory.models import AuditEvent, AuditHead, Subscription, utcnow
+from directory.models import AuditEvent, AuditHead, Subscription, UTCDateTime, utcnow
 from tests.conftest import POSTGRES_URL, need_service
 from tests.fixtures.keys import restore_run_keys
 
@@ -150,8 +150,15 @@ def _as_before(engine: Engine) -> None:
                 created_at=now,
             )
         )
+        # the columns the version before had (the model's own table has columns added since)
+        then = sa.table(
+            "subscription",
+            *(sa.column(c) for c in ("owner", "endpoint", "kind", "events", "secret", "status")),
+            sa.column("id", sa.Uuid()),
+            sa.column("created_at", UTCDateTime()),
+        )
         conn.execute(
-            sa.insert(Subscription.__table__).values(  # type: ignore[attr-defined]
+            sa.insert(then).values(
                 id=uuid.uuid4(),
                 owner="trust",
                 endpoint="https://hooks.example/x",
