@@ -25,6 +25,7 @@ from interop.bulk.worker import ExportRun
 from tests.fixtures.builders import make_child
 from tests.interop.conftest import ISSUER, TRUST_SCOPES, World, system_headers
 from tests.interop.test_fhir_api import outcome, valid
+from tests.interop.test_onboarding import cli_env  # noqa: F401  (a fixture)
 
 EXPORTER = (*TRUST_SCOPES, "system/Group.rs", "directory.export")
 ASYNC = {"Prefer": "respond-async"}
@@ -301,3 +302,29 @@ def test_the_access_log_finds_every_export_that_included_a_child(
             for x in c.execute(sa.text("SELECT detail FROM audit_event WHERE action LIKE 'bulk%'")).scalars()
         )
     assert "Olivia" not in details and "Amira" not in details
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_a_system_registered_with_the_export_scope_exports_once_a_second_admin_approves(
+    api: TestClient, engine: Engine, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joserfc.jwk import RSAKey
+
+    from childindex.cli import app as cli
+    from tests.interop.test_onboarding import Trust, _register, runner
+
+    key = RSAKey.generate_key(2048, private=True)
+    key.ensure_kid()
+    grant_id = _register(tmp_path, key, "demoshire-bulk", ["directory.export", "system/Patient.rs"])
+    trust = Trust(api, key, "demoshire-bulk")
+    status, body = trust.token("directory.export system/Patient.rs")
+    assert status == 400 and "second administrator" in body["error_description"], body
+    monkeypatch.setattr("getpass.getuser", lambda: "bob")
+    said = runner.invoke(cli, ["grants", "approve", grant_id, "--reason", "checked the DPIA"])
+    assert said.exit_code == 0, said.output
+    h = trust.headers("directory.export system/Patient.rs")
+    _, files = _export(api, h)
+    assert set(files) == {"Patient"} and len(files["Patient"]) == 2
+    # the same client without directory.export in its token may not
+    plain = trust.headers("system/Patient.rs")
+    assert api.get("/fhir/$export", headers={**plain, **ASYNC}).status_code == 403
