@@ -18,11 +18,11 @@ from sqlalchemy.engine import Engine
 
 from auth.deps import AuthState
 from childindex.settings import Settings
-from directory import audit
+from directory import audit, service
 from directory.db import unit_of_work
-from directory.models import Child, Role, utcnow
+from directory.models import Child, Purpose, Role, utcnow
 from interop.bulk.worker import ExportRun
-from tests.fixtures.builders import make_child
+from tests.fixtures.builders import actor, make_child
 from tests.interop.conftest import ISSUER, TRUST_SCOPES, World, system_headers
 from tests.interop.test_fhir_api import outcome, valid
 from tests.interop.test_onboarding import cli_env  # noqa: F401  (a fixture)
@@ -293,6 +293,11 @@ def test_the_access_log_finds_every_export_that_included_a_child(
         reads = [e for e in seen if e.action == "bulk.export.read"]
         assert len(reads) == 1 and reads[0].actor_subject == "trust-bulk"
         assert reads[0].target_type == "bulk-export"
+        # the access log an auditor reads shows it too
+        log = service.access_log(
+            s, actor=actor(Role.AUDITOR, purpose=Purpose.AUDIT), child_id=world.shielded_child
+        )
+        assert "bulk.export.read" in [e.action for e in log]
         actions = [e.action for e in s.execute(sa.text("SELECT action FROM audit_event")).all()]
     assert "bulk.export" in str(actions) and "bulk.export.complete" in str(actions)
     # no names or other personal data in any of the export's events
