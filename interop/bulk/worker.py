@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from directory import audit
 from directory.db import unit_of_work
 from directory.models import Actor, BulkExport, Child, Contact, Involvement, InvolvementVersion, utcnow
+from directory.permissions import SHIELD_VIEWERS
 from directory.visibility import readable_statuses
 from interop import picture
 from interop.bulk.jobs import BulkConfig, remove_files
@@ -39,11 +40,21 @@ def selected(row: BulkExport, actor: Actor) -> sa.ColumnElement[bool]:
     if row.group_id is not None:
         where.append(col(Child.locality_id) == row.group_id)
     if row.since is not None:
+        # An involvement change counts only where the client would see the involvement: never a
+        # sensitive one, and a shielded child's only for those who see behind the shield
+        # (permissions.may_see_shielded; the export drops any override): otherwise the child's
+        # arrival in the export would tell of a change its resources do not show. A change to the
+        # record itself shows in the Patient's meta.versionId and lastUpdated, as a read shows it.
+        visible = [col(Involvement.sensitive).is_(False)]
+        if actor.role not in SHIELD_VIEWERS:
+            visible.append(col(Child.shielded).is_(False))
         involvement_changed = (
             sa.select(col(InvolvementVersion.involvement_id))
             .join(Involvement, col(Involvement.id) == col(InvolvementVersion.involvement_id))
             .where(
-                col(Involvement.child_id) == col(Child.id), col(InvolvementVersion.recorded_at) >= row.since
+                *visible,
+                col(Involvement.child_id) == col(Child.id),
+                col(InvolvementVersion.recorded_at) >= row.since,
             )
             .correlate(Child)
             .exists()

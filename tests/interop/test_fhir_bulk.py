@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from auth.deps import AuthState
 from childindex.settings import Settings
 from directory import audit, service
 from directory.db import unit_of_work
-from directory.models import Child, Purpose, Role, utcnow
+from directory.models import Child, InvolvementCreate, Purpose, Role, utcnow
 from interop.bulk.worker import ExportRun
 from tests.fixtures.builders import actor, make_child
 from tests.interop.conftest import ISSUER, TRUST_SCOPES, World, system_headers
@@ -131,6 +132,40 @@ def test_since_and_type(api: TestClient, engine: Engine, state: AuthState, world
     assert [p["id"] for p in files["Patient"]] == [str(new)]
     _, files = _export(api, h, "/fhir/Patient/$export", _type="Patient,EpisodeOfCare")
     assert set(files) == {"Patient", "EpisodeOfCare"} and len(files["Patient"]) == 3
+    # an involvement recorded since brings its child (and only it) into the next export
+    mark = utcnow()
+    with unit_of_work(engine) as s:
+        inv = service.record_involvement(
+            s,
+            actor=actor(Role.DIRECTORY_ADMIN),
+            child_id=world.child,
+            data=InvolvementCreate(
+                service_id=world.school_nursing,
+                role="health visitor",
+                level_of_need=1,
+                start_date=date.today(),
+            ),
+        )
+    _, files = _export(api, h, _since=mark.isoformat())
+    assert [p["id"] for p in files["Patient"]] == [str(world.child)]
+    assert {e["id"] for e in files["EpisodeOfCare"]} == {str(world.involvement), str(inv.id)}
+    # a shielded child's involvement changed: the client sees none of its involvements, so the child
+    # does not come with the change (its arrival would tell of it)
+    mark = utcnow()
+    with unit_of_work(engine) as s:
+        service.record_involvement(
+            s,
+            actor=actor(Role.DIRECTORY_ADMIN),
+            child_id=world.shielded_child,
+            data=InvolvementCreate(
+                service_id=world.hv_service, role="health visitor", level_of_need=1, start_date=date.today()
+            ),
+        )
+    _, files = _export(api, h, _since=mark.isoformat())
+    assert files == {}
+    later = utcnow().isoformat()
+    r = _wait(api, h, _kick(api, h, _since=later))
+    assert r.json()["output"] == []  # nothing changed since: no files
 
 
 @pytest.mark.parametrize(
