@@ -72,7 +72,9 @@ def _wait(api: TestClient, h: dict[str, str], status_url: str) -> Any:
 def _files(api: TestClient, h: dict[str, str], manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for o in manifest["output"]:
-        r = api.get(o["url"].removeprefix("http://testserver"), headers=h)
+        r = api.get(
+            o["url"].removeprefix("http://testserver"), headers={**h, "Accept": "application/fhir+ndjson"}
+        )
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("application/fhir+ndjson")
         lines = [json.loads(x) for x in r.text.splitlines()]
@@ -191,6 +193,10 @@ def test_prefer_respond_async_is_required_and_formats_accepted(
 ) -> None:
     h = _exporter(state, engine)
     assert "respond-async" in outcome(api.get("/fhir/$export", headers=h), 400, "invalid")
+    # NDJSON is what the files are; nothing else answers in it
+    ndjson = {**h, "Accept": "application/fhir+ndjson"}
+    outcome(api.get("/fhir/$export", headers={**ndjson, **ASYNC}), 406, "not-supported")
+    outcome(api.get(f"/fhir/Patient/{world.child}", headers=ndjson), 406, "not-supported")
     for fmt in ("application/fhir+ndjson", "application/ndjson", "ndjson"):
         r = _wait(api, h, _kick(api, h, _outputFormat=fmt))
         assert r.status_code == 200
