@@ -17,8 +17,12 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
+
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -29,6 +33,13 @@ from interop.bulk.params import EXPORT_TYPES  # noqa: E402
 from interop.bulk.worker import ExportRun  # noqa: E402
 
 TEAM = Contact(name="Early Help Hub", role="local delivery team")
+
+
+def progress(engine: sa.Engine, export_id: uuid.UUID) -> int:
+    """How many children the export has done."""
+    with unit_of_work(engine) as s:
+        row = s.get(BulkExport, export_id)
+        return row.children_done if row else 0
 
 
 def peak_mib() -> float:
@@ -43,6 +54,12 @@ def main() -> None:
     ap.add_argument("--db", type=Path)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--out", type=Path, default=Path("var/bench-bulk"))
+    ap.add_argument(
+        "--stop-after",
+        type=int,
+        default=0,
+        help="cancel the export once this many children are done (the rate on a big database, sooner)",
+    )
     args = ap.parse_args()
     db = args.db or Path(f"var/bench-{args.children}.db")
     if not db.exists():
@@ -71,13 +88,24 @@ def main() -> None:
     before = peak_mib()
     load = os.getloadavg()
     started = time.perf_counter()
-    ExportRun(engine, cfg, row.id, TEAM).run()
+    run = ExportRun(engine, cfg, row.id, TEAM)
+    worker = threading.Thread(target=run.run)
+    worker.start()
+    while worker.is_alive():
+        worker.join(2)
+        if args.stop_after and progress(engine, row.id) >= args.stop_after:
+            with unit_of_work(engine) as s:  # as DELETE on the status URL does
+                s.execute(sa.update(BulkExport).where(BulkExport.id == row.id).values(status="cancelled"))  # type: ignore[arg-type]
+            worker.join()
     elapsed = time.perf_counter() - started
     with unit_of_work(engine) as s:
         done = s.get(BulkExport, row.id)
         assert done is not None
         status, children, files = done.status, done.children_done, outputs(done)
     size = sum(f.stat().st_size for f in cfg.files_of(row.id).glob("*.ndjson"))
+    if status == "cancelled":
+        files = [{"type": t, "count": n} for t, n in run.counts.items()]
+        print(f"stopped after {children:,} children (--stop-after); files deleted as on a cancel")
     print(f"machine: {os.cpu_count()} cores, load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"export {status}: {children:,} children in {elapsed:.1f} s ({children / elapsed:,.0f} children/s)")
     print("resources: " + ", ".join(f"{o['type']} {o['count']:,}" for o in files))
