@@ -175,6 +175,11 @@ def add_bulk_routes(router: APIRouter) -> None:
         """Export the children of a Group (a locality) and their resources."""
         return kick_off(ctx, rt, items, "group", _locality(ctx, gid).id)
 
+    _add_status_routes(router)
+    _add_group_routes(router)
+
+
+def _add_status_routes(router: APIRouter) -> None:
     @router.get("/$export-status/{eid}", name="fhir_export_status", openapi_extra=doc.answers("The manifest"))
     def export_status(eid: str, ctx: CtxDep, rt: RuntimeDep) -> Response:
         """An export's status: 202 while it runs, 200 with the manifest when done."""
@@ -207,6 +212,8 @@ def add_bulk_routes(router: APIRouter) -> None:
             raise FhirError(404, "not-found", f"Export '{eid[:64]}' has no file '{name[:64]}'.")
         return FileResponse(path, media_type=NDJSON)
 
+
+def _add_group_routes(router: APIRouter) -> None:
     @router.get("/Group/{gid}", name="fhir_read_Group", openapi_extra=doc.read("Group"))
     def read_group(gid: str, ctx: CtxDep) -> Response:
         """Read a Group: a locality's children (members are not listed: export them)."""
