@@ -374,3 +374,20 @@ def test_a_system_registered_with_the_export_scope_exports_once_a_second_admin_a
     # the same client without directory.export in its token may not
     plain = trust.headers("system/Patient.rs")
     assert api.get("/fhir/$export", headers={**plain, **ASYNC}).status_code == 403
+
+
+def test_an_export_that_breaks_fails_with_an_outcome_and_leaves_no_files(
+    api: TestClient, engine: Engine, state: AuthState, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from interop import picture
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(picture, "for_child", broken)
+    h = _exporter(state, engine)
+    r = _wait(api, h, _kick(api, h))
+    assert r.status_code == 500 and "start it again" in outcome(r, 500, "exception")
+    assert "disk on fire" not in r.text  # nothing of the inside is told
+    assert not any(Path(api.app.state.bulk.cfg.directory).glob("*/*"))  # type: ignore[attr-defined]
+    assert _wait(api, h, _kick(api, h)).status_code == 500  # the client's slot is free again
