@@ -305,7 +305,7 @@ def test_an_interrupted_export_is_failed_not_in_progress_for_ever(
         )
     r = api.get(f"/fhir/$export-status/{eid.hex}", headers=h)
     assert r.status_code == 500 and "start it again" in r.text
-    _kick(api, h)  # and the client may start a new one at once
+    assert _wait(api, h, _kick(api, h)).status_code == 200  # and the client may start a new one at once
 
 
 def test_group_is_a_locality_and_exports_its_children(
