@@ -9,7 +9,7 @@ from typing import Any
 from auth.source import Network, parse_proxies
 
 # Local scopes for the app API, and the SMART v2 scopes the FHIR surface understands.
-LOCAL_SCOPES = ("directory.search", "directory.write", "grants.admin", "audit.read")
+LOCAL_SCOPES = ("directory.search", "directory.write", "grants.admin", "audit.read", "directory.export")
 SMART_SCOPES = (
     "system/Patient.rs",
     "user/Patient.rs",
@@ -34,6 +34,7 @@ SMART_SCOPES = (
     "system/Organization.rs",
     "system/HealthcareService.rs",
     "system/Location.rs",
+    "system/Group.rs",  # the localities' children, for Group-level Bulk Data export
     "system/AuditEvent.rs",
     "user/AuditEvent.rs",
     "openid",

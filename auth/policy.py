@@ -333,3 +333,35 @@ ROUTE_POLICIES["fhir_history_system"] = Policy(
     ALL_ROLES,
     hint=tuple(f"{{context}}/{k}.s" for k in FHIR_CATALOGUE_TYPES),
 )
+
+
+# --- FHIR Bulk Data export (issue #19, interop/bulk/): connected systems holding directory.export -----
+# One rule for who may export which type (the lead gates the child types' type-level _history with it).
+EXPORT_SCOPE = "directory.export"
+EXPORTERS = frozenset({Role.SYSTEM})
+"""Only connected systems export: never a person's session (a person reads records one by one)."""
+
+
+def may_export(actor: Actor, scopes: frozenset[str] | None, kind: str) -> bool:
+    """Whether this caller may export (or list in bulk) resources of `kind`: a system client whose
+    token carries `directory.export` and the type's own read scope (system/Patient.rs for Patient)."""
+    if actor.role not in EXPORTERS or scopes is None:
+        return False
+    return EXPORT_SCOPE in scopes and bool(scopes & smart_scopes(kind, "r"))
+
+
+_EXPORT = Policy(frozenset({EXPORT_SCOPE}), EXPORTERS)
+ROUTE_POLICIES.update(
+    {
+        # a kick-off is one request towards the caller's rate limit (the export itself is not)
+        "fhir_export_system": Policy(frozenset({EXPORT_SCOPE}), EXPORTERS, rate_limited=True),
+        "fhir_export_Patient": Policy(frozenset({EXPORT_SCOPE}), EXPORTERS, rate_limited=True),
+        "fhir_export_Group": Policy(frozenset({EXPORT_SCOPE}), EXPORTERS, rate_limited=True),
+        "fhir_export_status": _EXPORT,
+        "fhir_export_cancel": _EXPORT,
+        "fhir_export_file": _EXPORT,
+        # a Group is a locality's children (its members are not listed: export them)
+        "fhir_read_Group": _smart("Group", "r", PRACTICE),
+        "fhir_search_Group": _smart("Group", "s", PRACTICE),
+    }
+)

@@ -22,6 +22,8 @@ echo "== involvement card read ($N children)"
 python bench/card_read.py --db "$DB" --reads 2000 --http
 echo "== FHIR Patient?identifier=...&_revinclude=... ($N children)"
 python bench/fhir_revinclude.py --db "sqlite:///$DB" --requests 1000
+echo "== FHIR Bulk Data export of every child ($N children; wall time, peak RSS of the job)"
+python bench/fhir_bulk.py --children "$N" --db "$DB" --out var/bench-bulk
 echo "== search through HTTP: app (auth + audit) beside a minimal FastAPI endpoint ($N children)"
 # 15 s of warm-up per server: on this VM the host pages out file cache left idle for about a minute
 # (DAMON), so a server that has just loaded its index starts with most of the database on disk.

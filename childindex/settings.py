@@ -242,6 +242,18 @@ class Settings(BaseSettings):
         default=100, ge=1, le=1000, description="The most entries a transaction or batch Bundle may carry."
     )
     fhir_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="The largest /fhir body.")
+    fhir_bulk_dir: str = Field(
+        default="var/bulk", description="Where Bulk Data export files are written (one folder per export)."
+    )
+    fhir_bulk_expire_minutes: int = Field(
+        default=24 * 60, ge=1, description="A finished export's files are deleted this long after it ends."
+    )
+    fhir_bulk_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Children per batch (one short transaction each)."
+    )
+    fhir_bulk_stale_seconds: int = Field(
+        default=300, ge=10, description="A running export silent this long (its process died) is failed."
+    )
     pds_base_url: str | None = Field(
         default=None,
         description="The PDS-style FHIR demographics service, e.g. https://.../personal-demographics/FHIR/R4",

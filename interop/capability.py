@@ -7,6 +7,7 @@ from typing import Any
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES, FHIR_HISTORY_TYPES, FHIR_WRITE_TYPES
 from interop import params as P
 from interop import systems as S
+from interop.bulk_capability import with_bulk_export
 from interop.mapping import CRITERIA_HELP, validated
 
 _COMMON = {"_id": S.RESOURCE_ID_PARAMETER, "_lastUpdated": S.RESOURCE_LAST_UPDATED_PARAMETER}
@@ -145,7 +146,7 @@ def capability_statement(*, base: str, issuer: str) -> dict[str, Any]:
             }
         ],
     }
-    return validated(body)
+    return validated(with_bulk_export(body))
 
 
 def _security(issuer: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
@@ -83,7 +83,7 @@ def install_fhir(app: FastAPI, settings: Any, engine: Engine) -> None:
     """Mount /fhir, answer its errors with OperationOutcome, and start the notifier with the app."""
     app.state.fhir_max_bundle_entries = settings.fhir_max_bundle_entries
     app.state.fhir_max_body_bytes = settings.fhir_max_body_bytes
-    app.include_router(build_router())
+    app.include_router(build_router(before_reads=(_install_bulk(app, settings, engine),)))
     kinds: list[type[BaseException]] = [
         FhirError,
         DomainError,
@@ -120,3 +120,21 @@ def install_fhir(app: FastAPI, settings: Any, engine: Engine) -> None:
                 worker.stop()
 
         app.router.lifespan_context = lifespan
+
+
+def _install_bulk(app: FastAPI, settings: Any, engine: Engine) -> Callable[[APIRouter], None]:
+    """The Bulk Data export's runtime (where its files go, how long they stay: docs/bulk.md), and
+    what adds its routes."""
+    from pathlib import Path
+
+    from interop.bulk.jobs import BulkConfig
+    from interop.bulk.routes import BulkRuntime, add_bulk_routes
+
+    cfg = BulkConfig(
+        directory=Path(settings.fhir_bulk_dir),
+        expire_minutes=settings.fhir_bulk_expire_minutes,
+        batch_size=settings.fhir_bulk_batch_size,
+        stale_seconds=settings.fhir_bulk_stale_seconds,
+    )
+    app.state.bulk = BulkRuntime(engine, cfg)
+    return add_bulk_routes

@@ -18,6 +18,7 @@ autogenerate and `create_schema` see them all).
     merge          merges of duplicate records and each value they moved
     lifecycle      archive, death, move away, purge; the sealed adoption link
     duplicates     the duplicates report, kept; pairs decided to be two children
+    bulk           FHIR Bulk Data exports
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 from directory.models.actor import Actor
 from directory.models.audit import AccessLogEntry, AuditEvent, AuditHead, AuditSubject
 from directory.models.base import UTCDateTime
+from directory.models.bulk import BulkExport
 from directory.models.caf import (
     Assessment,
     CafClose,
@@ -121,6 +123,7 @@ from directory.models.vocabulary import (
 )
 
 __all__ = [
+    "BulkExport",
     "AccessLogEntry",
     "MatchReview",
     "ReviewStatus",

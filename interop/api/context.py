@@ -233,6 +233,13 @@ _JSON_TYPES = frozenset(
 )
 
 
+_NDJSON_TYPES = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
+
+
+def _route_name(request: Request) -> str | None:
+    return getattr(request.scope.get("route"), "name", None)
+
+
 def json_only(request: Request) -> None:
     """406 for a request that accepts no JSON (`Accept: application/fhir+xml`, `_format=xml`): this
     server answers FHIR JSON only, and must not send JSON to a client that asked for something else."""
@@ -247,6 +254,8 @@ def json_only(request: Request) -> None:
         refused = any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
         if media in _JSON_TYPES and not refused:
             return
+        if media in _NDJSON_TYPES and not refused and _route_name(request) == "fhir_export_file":
+            return  # a Bulk Data file is NDJSON (interop/bulk), and its client may ask for just that
     raise FhirError(
         406, "not-supported", "This server answers in FHIR JSON only: accept application/fhir+json."
     )

@@ -3,6 +3,8 @@ Bundle endpoint. Each is named (`fhir_read_Patient`, ...) so auth/policy.py can 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from fastapi import APIRouter, Depends, Request, Response
 
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES
@@ -26,7 +28,7 @@ from interop.outcome import FhirError, FhirJSONResponse, fhir_json
 from search.matching import MatchingEngine
 
 
-def build_router() -> APIRouter:
+def build_router(before_reads: Sequence[Callable[[APIRouter], None]] = ()) -> APIRouter:
     """The /fhir routes, one set per resource type (named so auth/policy.py can hold their policies)."""
     router = APIRouter(
         prefix="/fhir",
@@ -37,6 +39,8 @@ def build_router() -> APIRouter:
     )
     _add_metadata(router)
     add_sync_history_routes(router)  # before the reads, which would take '_history' for an id
+    for add in before_reads:  # (the Bulk Data routes: '$export' would be taken for an id)
+        add(router)
     for kind in (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent"):
         _add_type_routes(router, kind)
     _add_match(router)

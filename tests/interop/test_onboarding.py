@@ -281,4 +281,5 @@ def _uses(world: World, child: uuid.UUID) -> dict[tuple[str, str], Use]:
         uses[(kind, "rs")] = search(f"/fhir/{kind}?{patient}")
     for kind in ("Practitioner", "PractitionerRole", "Organization", "HealthcareService", "Location"):
         uses[(kind, "rs")] = search(f"/fhir/{kind}?_count=1")
+    uses[("Group", "rs")] = search("/fhir/Group")  # a locality's children, for Group-level export
     return uses
