@@ -9,6 +9,7 @@ from interop import params as P
 from interop import systems as S
 from interop.bulk_capability import with_bulk_export
 from interop.mapping import CRITERIA_HELP, validated
+from interop.sync import CHILD_TABLES
 
 _COMMON = {"_id": S.RESOURCE_ID_PARAMETER, "_lastUpdated": S.RESOURCE_LAST_UPDATED_PARAMETER}
 HISTORY_TYPES = set(FHIR_HISTORY_TYPES)
@@ -54,8 +55,8 @@ def _resource(kind: str) -> dict[str, Any]:
         interactions += [{"code": "update"}]
     if kind in HISTORY_TYPES:
         interactions += [{"code": "vread"}, {"code": "history-instance"}]
-    if kind in FHIR_CATALOGUE_TYPES:  # what changed since an instant (interop/api/sync_history.py)
-        interactions += [{"code": "history-type"}]
+    if kind in FHIR_CATALOGUE_TYPES or kind in CHILD_TABLES:  # what changed since an instant
+        interactions += [{"code": "history-type"}]  # (interop/api/sync_history.py, child_history.py)
     res: dict[str, Any] = {
         "type": kind,
         "interaction": interactions,

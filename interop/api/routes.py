@@ -13,6 +13,7 @@ from directory.http.config import practice
 from directory.http.deps import UnitOfWorkRoute
 from interop import openapi as doc
 from interop.api.bundle import run_bundle
+from interop.api.child_history import add_child_history_routes
 from interop.api.context import Body, CtxDep, Items, etag, if_match, json_only
 from interop.api.history import history_bundle, history_entries, visible_involvement
 from interop.api.match import match_patients
@@ -39,6 +40,7 @@ def build_router(before_reads: Sequence[Callable[[APIRouter], None]] = ()) -> AP
     )
     _add_metadata(router)
     add_sync_history_routes(router)  # before the reads, which would take '_history' for an id
+    add_child_history_routes(router)
     for add in before_reads:  # (the Bulk Data routes: '$export' would be taken for an id)
         add(router)
     for kind in (*FHIR_CHILD_TYPES, *FHIR_CATALOGUE_TYPES, "AuditEvent"):

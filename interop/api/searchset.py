@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from directory.models import utcnow
 from interop import params as P
 from interop.api.context import Ctx
+from interop.outcome import FhirError
 
 
 @dataclass
@@ -78,6 +79,33 @@ def searchset(ctx: Ctx, kind: str, q: P.Query, found: Found, items: list[tuple[s
         "total": found.total,
         "link": _links(ctx, kind, q, found, items),
     }
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def whole_searchset(ctx: Ctx, kind: str, resources: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    """A searchset of every resource of a type that takes no search parameters (your Subscriptions,
+    the Groups): any parameter is ignored and reported, as R4 says, unless 'Prefer: handling=strict',
+    which refuses it (400 naming it)."""
+    ignored = list(dict.fromkeys(ctx.request.query_params.keys()))
+    if ignored and not ctx.lenient:
+        raise FhirError(
+            400,
+            "not-supported",
+            f"Search {what} without parameters {P.STRICT_REFUSAL}",
+            where=ignored[0][:64],
+        )
+    entries: list[dict[str, Any]] = [
+        {"fullUrl": f"{ctx.base}/{kind}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+        for r in resources
+    ]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries)}
+    bundle["link"] = [{"relation": "self", "url": f"{ctx.base}/{kind}"}]  # R4 http: what was searched
+    if ignored:
+        entries.append(
+            {"resource": P.ignored_outcome([k[:64] for k in ignored]), "search": {"mode": "outcome"}}
+        )
     if entries:
         bundle["entry"] = entries
     return bundle

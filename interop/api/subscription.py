@@ -18,8 +18,8 @@ from directory.models import Subscription, utcnow
 from interop import mapping as m
 from interop import notify
 from interop import openapi as doc
-from interop import params as P
 from interop.api.context import Body, Ctx, CtxDep, etag
+from interop.api.searchset import whole_searchset
 from interop.outcome import FhirError, fhir_json, mapped
 
 SHIELD_EVENT = "shielded-record-viewed"
@@ -122,30 +122,14 @@ def add_subscription_routes(router: APIRouter) -> None:
     def search(ctx: CtxDep) -> Response:
         """Your active Subscriptions (it takes no parameters: any is ignored, as R4 says, unless
         'Prefer: handling=strict', which refuses it)."""
-        ignored = list(dict.fromkeys(ctx.request.query_params.keys()))
-        if ignored and not ctx.lenient:
-            message = f"Search your Subscriptions without parameters {P.STRICT_REFUSAL}"
-            raise FhirError(400, "not-supported", message, where=ignored[0])
         subs = ctx.session.exec(
             select(Subscription)
             .where(Subscription.owner == _owner(ctx), Subscription.status == "active")
             .order_by(col(Subscription.created_at))
         ).all()
-        entries = [
-            {
-                "fullUrl": f"{ctx.base}/Subscription/{s.id}",
-                "resource": m.subscription(s),
-                "search": {"mode": "match"},
-            }
-            for s in subs
-        ]
-        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries)}
-        bundle["link"] = [{"relation": "self", "url": f"{ctx.base}/Subscription"}]  # R4 http: search
-        if ignored:
-            entries.append({"resource": P.ignored_outcome(ignored), "search": {"mode": "outcome"}})
-        if entries:
-            bundle["entry"] = entries
-        return fhir_json(bundle)
+        return fhir_json(
+            whole_searchset(ctx, "Subscription", [m.subscription(s) for s in subs], "your Subscriptions")
+        )
 
     @router.delete("/Subscription/{rid}", name="fhir_delete_Subscription", status_code=204)
     def delete(rid: str, ctx: CtxDep) -> Response:

@@ -23,7 +23,8 @@ from directory import audit
 from directory.models import BulkExport, Locality, utcnow
 from directory.repository import localities
 from interop import openapi as doc
-from interop.api.context import Ctx, CtxDep, Items, resource_id
+from interop.api.context import Ctx, CtxDep, Items, etag, resource_id
+from interop.api.searchset import whole_searchset
 from interop.bulk import jobs
 from interop.bulk.params import parse_kickoff
 from interop.bulk.worker import ExportRun, file_path
@@ -217,21 +218,12 @@ def _add_group_routes(router: APIRouter) -> None:
     @router.get("/Group/{gid}", name="fhir_read_Group", openapi_extra=doc.read("Group"))
     def read_group(gid: str, ctx: CtxDep) -> Response:
         """Read a Group: a locality's children (members are not listed: export them)."""
-        return fhir_json(group(_locality(ctx, gid)))
+        res = group(_locality(ctx, gid))
+        return fhir_json(res, 200, etag(res))
 
     @router.get("/Group", name="fhir_search_Group", openapi_extra=doc.answers("A searchset Bundle"))
     def search_groups(ctx: CtxDep) -> Response:
-        """Every Group (one per locality); parameters are ignored."""
+        """Every Group (one per locality): parameters are ignored (and reported), unless 'Prefer:
+        handling=strict', which refuses them."""
         found = [group(loc) for loc in localities(ctx.session)]
-        return fhir_json(
-            {
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "total": len(found),
-                "link": [{"relation": "self", "url": f"{ctx.base}/Group"}],
-                "entry": [
-                    {"fullUrl": f"{ctx.base}/Group/{g['id']}", "resource": g, "search": {"mode": "match"}}
-                    for g in found
-                ],
-            }
-        )
+        return fhir_json(whole_searchset(ctx, "Group", found, "Groups"))

@@ -12,6 +12,7 @@ from fhirpy.base.exceptions import OperationOutcome
 
 from interop import params as P
 from interop import systems as S
+from tests.interop.conformance_bulk import BULK
 from tests.interop.conformance_cases import (
     IDS,
     INTERACTIONS,
@@ -346,4 +347,11 @@ INCLUDED = [  # (type, what) each exercised by `included`
 INCLUDES: dict[tuple[str, str], Case] = {(k, w): included(k, w) for k, w in INCLUDED}
 
 # The table the generated test reads: every advertised (type, what) needs an entry here.
-CASES: dict[tuple[str, str], Case] = {**INTERACTIONS, **SEARCHES, **INCLUDES, **OPERATIONS, **VERSIONS}
+CASES: dict[tuple[str, str], Case] = {
+    **INTERACTIONS,
+    **SEARCHES,
+    **INCLUDES,
+    **OPERATIONS,
+    **VERSIONS,
+    **BULK,
+}

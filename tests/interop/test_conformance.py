@@ -75,7 +75,8 @@ def system_scopes(root: str) -> list[str]:
     """Every system scope the server advertises (as the onboarding test derives them) but AuditEvent's,
     which are for auditors: the trust's system is registered with, and asks for, all of them."""
     metadata, smart = (requests.get(f"{root}/fhir/{p}", timeout=10).json() for p in WELL_KNOWN)
-    return [s for s in advertised_scopes(metadata, smart) if not s.startswith("system/AuditEvent.")]
+    wanted = [s for s in advertised_scopes(metadata, smart) if not s.startswith("system/AuditEvent.")]
+    return [*wanted, "directory.export"]  # reads in bulk: $export and the child's type-level _history
 
 
 WELL_KNOWN = ("metadata", ".well-known/smart-configuration")

@@ -1,7 +1,7 @@
 """FHIR Bulk Data exports (issue #19): one row per kick-off, seen by every node and worker
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-05 19:55:00
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 from directory.models import UTCDateTime
 
-revision = "0020"
-down_revision = "0019"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
