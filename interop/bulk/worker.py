@@ -14,7 +14,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from directory import audit
 from directory.db import unit_of_work
-from directory.models import Actor, BulkExport, Child, Contact, Involvement, InvolvementVersion, utcnow
+from directory.models import Actor, Assessment, BulkExport, Child, Consent, Contact, Involvement, Tac, utcnow
 from directory.permissions import SHIELD_VIEWERS
 from directory.visibility import readable_statuses
 from interop import picture
@@ -40,27 +40,33 @@ def selected(row: BulkExport, actor: Actor) -> sa.ColumnElement[bool]:
     if row.group_id is not None:
         where.append(col(Child.locality_id) == row.group_id)
     if row.since is not None:
-        # An involvement change counts only where the client would see the involvement: never a
-        # sensitive one, and a shielded child's only for those who see behind the shield
-        # (permissions.may_see_shielded; the export drops any override): otherwise the child's
-        # arrival in the export would tell of a change its resources do not show. A change to the
-        # record itself shows in the Patient's meta.versionId and lastUpdated, as a read shows it.
-        visible = [col(Involvement.sensitive).is_(False)]
-        if actor.role not in SHIELD_VIEWERS:
-            visible.append(col(Child.shielded).is_(False))
-        involvement_changed = (
-            sa.select(col(InvolvementVersion.involvement_id))
-            .join(Involvement, col(Involvement.id) == col(InvolvementVersion.involvement_id))
-            .where(
-                *visible,
-                col(Involvement.child_id) == col(Child.id),
-                col(InvolvementVersion.recorded_at) >= row.since,
-            )
-            .correlate(Child)
-            .exists()
-        )
-        where.append(sa.or_(col(Child.updated_at) >= row.since, involvement_changed))
+        where.append(_changed_since(row.since, actor))
     return sa.and_(*where)
+
+
+def _changed_since(since: datetime, actor: Actor) -> sa.ColumnElement[bool]:
+    """A child changed since: its record (details, shield, status, merges: the Patient's lastUpdated),
+    or a row of its that the client would see changed (an involvement, its CAF or TAC, a consent: each
+    keeps `updated_at`, migration 0020). A hidden row's change never counts (a sensitive involvement
+    or consent; a shielded child's rows for those who may not see behind the shield, as
+    permissions.may_see_shielded and the export drop any override): otherwise the child's arrival in
+    the export would tell of a change its resources do not show."""
+    rows: list[tuple[Any, list[sa.ColumnElement[bool]]]] = [
+        (Involvement, [col(Involvement.sensitive).is_(False)]),
+        (Assessment, []),
+        (Tac, []),
+        (Consent, [sa.not_(col(Consent.scope).startswith("sensitive"))]),
+    ]
+    changed: list[sa.ColumnElement[bool]] = [col(Child.updated_at) >= since]
+    for table, visible in rows:
+        found = sa.select(col(table.id)).where(
+            *visible, col(table.child_id) == col(Child.id), col(table.updated_at) >= since
+        )
+        changed.append(found.correlate(Child).exists())
+    rows_seen = sa.or_(*changed[1:])
+    if actor.role not in SHIELD_VIEWERS:
+        rows_seen = sa.and_(col(Child.shielded).is_(False), rows_seen)
+    return sa.or_(changed[0], rows_seen)
 
 
 def next_batch(

@@ -21,7 +21,7 @@ from auth.deps import AuthState
 from childindex.settings import Settings
 from directory import audit, service
 from directory.db import unit_of_work
-from directory.models import Child, InvolvementCreate, Purpose, Role, utcnow
+from directory.models import CafClose, Child, InvolvementCreate, Purpose, Role, utcnow
 from interop.bulk.worker import ExportRun
 from tests.fixtures.builders import actor, make_child
 from tests.interop.conftest import ISSUER, TRUST_SCOPES, World, system_headers
@@ -165,6 +165,19 @@ def test_since_and_type(api: TestClient, engine: Engine, state: AuthState, world
         )
     _, files = _export(api, h, _since=mark.isoformat())
     assert files == {}
+    # the CAF withdrawn since (the record itself unchanged): the child comes with its Flag
+    mark = utcnow()
+    with unit_of_work(engine) as s:
+        service.close_caf(
+            s,
+            actor=actor(practitioner_id=world.senco, subject="sam"),
+            caf_id=world.caf,
+            data=CafClose(reason="the family moved on"),
+            now=utcnow(),
+        )
+    _, files = _export(api, h, _since=mark.isoformat())
+    assert [p["id"] for p in files["Patient"]] == [str(world.child)]
+    assert f"caf-{world.caf.hex}" in {f["id"] for f in files["Flag"]}
     later = utcnow().isoformat()
     r = _wait(api, h, _kick(api, h, _since=later))
     assert r.json()["output"] == []  # nothing changed since: no files
