@@ -73,7 +73,8 @@ scalars = st.one_of(st.none(), st.booleans(), numbers, text)
 json_values = st.recursive(
     scalars,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.one_of(text, st.sampled_from(["reference"])), inner, max_size=4)
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(text, st.sampled_from(["reference"])), inner, max_size=4),
     ),
     max_leaves=12,
 )
@@ -159,8 +160,9 @@ def _set(node: Any, path: tuple[Any, ...], value: Any, *, delete: bool = False) 
 
 @st.composite
 def bent(draw: st.DrawFn, template: dict[str, Any], ids: dict[str, list[str]]) -> dict[str, Any]:
-    """A resource from a valid one (sometimes unchanged), with up to four elements changed: a value of another type,
-    removed, an extra element, a reference bent, the resourceType changed, something contained."""
+    """A resource from a valid one (sometimes unchanged), with up to four elements changed: a value
+    of another type, removed, an extra element, a reference bent, the resourceType changed, something
+    contained."""
     res = copy.deepcopy(template)
     for _ in range(draw(st.sampled_from([0, 1, 1, 1, 2, 4]))):
         paths = _paths(res)
@@ -204,6 +206,7 @@ def raw_body(resource: Any) -> st.SearchStrategy[bytes]:
             encoded + b"\xff",
             b"\xef\xbb\xbf" + encoded,
             encoded.replace(b'"resourceType"', b'"resourceType":"X","resourceType"', 1),
+            encoded.replace(b"}", b',"n":' + b"9" * 5000 + b"}", 1),  # past int()'s 4,300 digits
         ]
     )
 
@@ -228,12 +231,15 @@ def bundles(
             },
             optional={
                 "ifMatch": st.one_of(st.sampled_from(['W/"1"', '"1"', "*", 'W/"x"']), scalars),
-                "ifNoneExist": st.one_of(st.sampled_from(["identifier=x", "_id=1", "patient=Patient/x"]), scalars),
+                "ifNoneExist": st.one_of(
+                    st.sampled_from(["identifier=x", "_id=1", "patient=Patient/x"]), scalars
+                ),
                 "ifNoneMatch": scalars,
                 "ifModifiedSince": scalars,
             },
         ),
-        json_values,
+        scalars,
+        st.sampled_from([[], [{"method": "GET"}], "GET Patient"]),
     )
     entry = st.one_of(
         st.fixed_dictionaries(
@@ -268,10 +274,39 @@ def _values(kind: str) -> st.SearchStrategy[str]:
     return text
 
 
-RESULTS = ["_count", "_offset", "_since", "_lastUpdated", "_include", "_revinclude", "_elements", "_summary",
-           "_total", "_sort", "_format", "_cursor", "_type", "_contained", "_has:Flag:patient:code"]
-MODIFIERS = ["", ":exact", ":contains", ":missing", ":not", ":text", ":below", ":above", ":of-type",
-             ":identifier", ":Patient", ":iterate", ":", "::"]
+RESULTS = [
+    "_count",
+    "_offset",
+    "_since",
+    "_lastUpdated",
+    "_include",
+    "_revinclude",
+    "_elements",
+    "_summary",
+    "_total",
+    "_sort",
+    "_format",
+    "_cursor",
+    "_type",
+    "_contained",
+    "_has:Flag:patient:code",
+]
+MODIFIERS = [
+    "",
+    ":exact",
+    ":contains",
+    ":missing",
+    ":not",
+    ":text",
+    ":below",
+    ":above",
+    ":of-type",
+    ":identifier",
+    ":Patient",
+    ":iterate",
+    ":",
+    "::",
+]
 
 
 @st.composite
@@ -341,16 +376,36 @@ content_type = st.sampled_from(
     ]
 )
 prefer = st.sampled_from(
-    ["return=minimal", "return=representation", "return=OperationOutcome", "handling=strict",
-     "handling=lenient", "respond-async", "handling=strict, return=minimal", "x" * 500]
+    [
+        "return=minimal",
+        "return=representation",
+        "return=OperationOutcome",
+        "handling=strict",
+        "handling=lenient",
+        "respond-async",
+        "handling=strict, return=minimal",
+        "x" * 500,
+    ]
 )
 if_match = st.one_of(
-    st.sampled_from(['W/"1"', '"1"', "1", "*", 'W/"0"', 'W/"999999999"', 'W/"9999999999"', 'W/""', 'W/"1", W/"2"']),
+    st.sampled_from(
+        ['W/"1"', '"1"', "1", "*", 'W/"0"', 'W/"999999999"', 'W/"9999999999"', 'W/""', 'W/"1", W/"2"']
+    ),
     text,
 )
 if_none_exist = st.one_of(
-    st.sampled_from(["identifier=x", "_id=" + str(uuid.uuid4()), "patient=Patient/x", "?", "&&", "_count=0",
-                     "unknown=1", "patient:missing=true"]),
+    st.sampled_from(
+        [
+            "identifier=x",
+            "_id=" + str(uuid.uuid4()),
+            "patient=Patient/x",
+            "?",
+            "&&",
+            "_count=0",
+            "unknown=1",
+            "patient:missing=true",
+        ]
+    ),
     text,
 )
 
