@@ -97,7 +97,7 @@ hostile = st.one_of(
     json_values,
     huge_text,
     st.sampled_from([deep(60), deep(300), {"resourceType": "Patient"}, [None], {}, []]),
-)
+).map(copy.deepcopy)  # each draw its own copy: a later change to it must not change the next draw
 
 
 def references(ids: dict[str, list[str]]) -> st.SearchStrategy[str]:
@@ -184,8 +184,14 @@ def bent(draw: st.DrawFn, template: dict[str, Any], ids: dict[str, list[str]]) -
         elif how == "contained":
             res["contained"] = draw(
                 st.sampled_from(
-                    [[copy.deepcopy(template)], [{"resourceType": "Patient", "id": "p1"}], [None], "x"]
-                )
+                    [
+                        [copy.deepcopy(template)],
+                        [{"resourceType": "Patient", "id": "p1"}],
+                        [{"resourceType": "NotAType", "id": "p1"}],
+                        [None],
+                        "x",
+                    ]
+                ).map(copy.deepcopy)
             )
         elif how == "id":
             res["id"] = draw(st.one_of(text, numbers, st.none()))

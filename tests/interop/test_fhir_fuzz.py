@@ -334,6 +334,10 @@ def test_search_parameters_of_every_type_never_answer_5xx(fz: Fuzz) -> None:
             fz.send("POST", f"/fhir/{kind}/_search", caller, content=form, headers=hdrs)
         elif how == "history" and kind in FHIR_CATALOGUE_TYPES:
             fz.send("GET", f"/fhir/{kind}/_history", caller, params=items, headers=hdrs)
+        elif len(urlencode(items)) > 60_000:  # longer than a client sends in an address: the body
+            form = urlencode(items).encode()
+            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+            fz.send("POST", f"/fhir/{kind}/_search", caller, content=form, headers=hdrs)
         elif how == "system-history":
             fz.send("GET", "/fhir/_history", caller, params=items, headers=hdrs)
         else:
@@ -427,3 +431,23 @@ def test_a_number_too_long_to_read_is_400_not_json(fz: Fuzz) -> None:
     r = fz.send("POST", "/fhir/Flag", "system", content=raw, headers={"Content-Type": FHIR})
     assert r.status_code == 400 and "not valid JSON" in r.json()["issue"][0]["diagnostics"], r.text
     assert fz.state() == before
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        (
+            "/fhir/Patient/$match",
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "resource", "resource": {"resourceType": "X"}}],
+            },
+        ),
+        ("/fhir/Subscription", {"resourceType": "Subscription", "contained": [{"resourceType": "X"}]}),
+    ],
+    ids=["$match", "contained"],
+)
+def test_a_nested_resource_of_an_unknown_type_is_400(fz: Fuzz, url: str, body: dict[str, Any]) -> None:
+    """Was: 500 (KeyError out of fhir_core for a resource inside a resource whose type it does not know)."""
+    r = fz.send("POST", url, "system", json=body, headers={"Content-Type": FHIR})
+    assert r.status_code == 400, r.text
