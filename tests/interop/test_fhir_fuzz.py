@@ -8,7 +8,7 @@ a refused write (a transaction, a create, an update) changed no row and no versi
 every request answers within seconds; and after each run the app still answers a read.
 
 Bounded and reproducible in CI: `derandomize=True` (the same examples every run, no example
-database) and CHILDINDEX_PROP_EXAMPLES examples per test on SQLite (default 40), a third of that
+database) and CHILDINDEX_PROP_EXAMPLES examples per test on SQLite (default 100), a third of that
 on PostgreSQL. To explore locally: CHILDINDEX_PROP_EXAMPLES=2000 CHILDINDEX_PROP_RANDOM=1 (random
 examples, shrinking kept in Hypothesis' local database). docs/fhir-fuzzing.md has what ran and what
 it found.
@@ -49,7 +49,7 @@ from tests.directory.test_openapi_contract import SYSTEM_SCOPES, _build
 from tests.fixtures.auth_builders import token_for
 from tests.interop import fhir_strategies as F
 
-EXAMPLES = int(os.environ.get("CHILDINDEX_PROP_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("CHILDINDEX_PROP_EXAMPLES", "100"))
 RANDOM = os.environ.get("CHILDINDEX_PROP_RANDOM") == "1"
 SLOW = 10.0  # seconds: an answer slower than this counts as a hang
 MAX_ENTRIES = 10
