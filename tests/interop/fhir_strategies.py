@@ -437,3 +437,29 @@ def headers(draw: st.DrawFn) -> dict[str, str]:
             if "\n" not in value and "\r" not in value and "\x00" not in value:
                 out[name] = value
     return out
+
+
+@st.composite
+def linked_bundles(draw: st.DrawFn, templates: dict[str, dict[str, Any]], kinds: list[str]) -> dict[str, Any]:
+    """A transaction or batch of valid creates whose references point at each other by `urn:uuid:`
+    fullUrls: forwards, backwards, at themselves, in a circle, at a fullUrl no entry has, and
+    with fullUrls used twice."""
+    n = draw(st.integers(1, 4))
+    urls = [f"urn:uuid:{i}" for i in range(n)]
+    entries = []
+    for i in range(n):
+        kind = draw(st.sampled_from(kinds))
+        resource = {k: v for k, v in copy.deepcopy(templates[kind]).items() if k not in ("id", "meta")}
+        for path in [p for p in _paths(resource) if p[-1] == "reference"]:
+            if draw(st.booleans()):
+                target = draw(st.sampled_from([*urls, "urn:uuid:nobody", f"urn:uuid:{uuid.uuid4()}"]))
+                _set(resource, path, target)
+        full_url = draw(st.sampled_from([urls[i], urls[i], urls[0], "", f"{urls[i]}#x"]))
+        entries.append(
+            {"fullUrl": full_url, "resource": resource, "request": {"method": "POST", "url": kind}}
+        )
+    return {
+        "resourceType": "Bundle",
+        "type": draw(st.sampled_from(["transaction", "batch"])),
+        "entry": entries,
+    }

@@ -318,6 +318,21 @@ def test_malformed_bundles_are_refused_whole_or_answered_per_entry(fz: Fuzz) -> 
     run()
 
 
+def test_bundles_linked_by_urn_references_resolve_or_are_refused_whole(fz: Fuzz) -> None:
+    """Entries that reference each other by `urn:uuid:` fullUrl, in order, out of order, in a
+    circle, unresolved, duplicated: resolved, or refused with nothing kept (a transaction)."""
+
+    @fuzzing(fz)
+    @given(bundle=F.linked_bundles(fz.templates, list(WRITABLE)), caller=callers)
+    def run(bundle: dict[str, Any], caller: str) -> None:
+        before = fz.state()
+        r = fz.send("POST", "/fhir", caller, json=bundle, headers={"Content-Type": FHIR})
+        if r.status_code >= 400:
+            assert fz.state() == before, r.text
+
+    run()
+
+
 def test_search_parameters_of_every_type_never_answer_5xx(fz: Fuzz) -> None:
     """Every search parameter of every type, with modifiers, prefixes, the result parameters,
     unknown ones, repeated and empty; by GET and POST _search; type and system _history too."""
