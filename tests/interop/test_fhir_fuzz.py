@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -466,3 +467,29 @@ def test_a_nested_resource_of_an_unknown_type_is_400(fz: Fuzz, url: str, body: d
     """Was: 500 (KeyError out of fhir_core for a resource inside a resource whose type it does not know)."""
     r = fz.send("POST", url, "system", json=body, headers={"Content-Type": FHIR})
     assert r.status_code == 400, r.text
+
+
+def test_fifty_hostile_requests_at_once_are_each_refused_and_the_app_keeps_answering(fz: Fuzz) -> None:
+    """The same refused transaction (a good create, then an entry of the wrong shape), a create with
+    a nested resource of an unknown type and a search with every bad parameter, fifty at once: each
+    is refused as alone, nothing is kept, and a read in the middle of them is answered."""
+    good = {"resource": fz.templates["Flag"], "request": {"method": "POST", "url": "Flag"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [good, {"request": "x"}]}
+    contained = {**fz.templates["Consent"], "contained": [{"resourceType": "X"}]}
+    contained.pop("id", None)
+    h = {"Content-Type": FHIR}
+    calls: list[Callable[[], httpx.Response]] = [
+        lambda: fz.send("POST", "/fhir", "system", json=bundle, headers=h),
+        lambda: fz.send("POST", "/fhir/Consent", "system", json=contained, headers=h),
+        lambda: fz.send(
+            "GET", "/fhir/Patient", "system", params={"birthdate": "gt9999-12-31", "_count": "²"}
+        ),
+    ]
+    before = fz.state()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = [pool.submit(calls[i % len(calls)]) for i in range(50)]
+        read = fz.send("GET", f"/fhir/Patient/{fz.ids['Patient'][0]}", "system")
+        statuses = Counter(f.result().status_code for f in futures)
+    assert statuses == {400: 50}, statuses
+    assert read.status_code == 200
+    assert fz.state() == before
