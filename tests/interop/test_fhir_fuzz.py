@@ -16,6 +16,7 @@ it found.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -408,16 +409,19 @@ def test_match_and_subscription_bodies_never_answer_5xx(fz: Fuzz) -> None:
 
 # What the runs found (each answered 500 before its fix): plain examples, so that each stays fixed.
 
-BUNDLE_SHAPES = {
-    "request is a string": {"request": "GET Patient", "resource": {}},
+BUNDLE_SHAPES: dict[str, dict[str, Any]] = {  # "FLAG": a valid Flag, so that only the shape is wrong
+    "request is a string": {"request": "GET Patient", "resource": "FLAG"},
     "request is a list": {"request": [{"method": "GET"}]},
     "fullUrl is an object": {"fullUrl": {"a": 1}, "request": {"method": "GET", "url": "Patient/x"}},
-    "fullUrl is a list": {"fullUrl": [1], "request": {"method": "POST", "url": "Flag"}, "resource": {}},
-    "method is a number": {"request": {"method": 1, "url": "Flag"}, "resource": {}},
-    "ifMatch is a number": {"request": {"method": "PUT", "url": "Flag/x", "ifMatch": 1}, "resource": {}},
+    "fullUrl is a list": {"fullUrl": [1], "request": {"method": "POST", "url": "Flag"}, "resource": "FLAG"},
+    "method is a number": {"request": {"method": 1, "url": "Flag"}, "resource": "FLAG"},
+    "ifMatch is a number": {
+        "request": {"method": "PUT", "url": "FLAG-URL", "ifMatch": 1},
+        "resource": "FLAG",
+    },
     "ifNoneExist is an object": {
         "request": {"method": "POST", "url": "Flag", "ifNoneExist": {"_id": "x"}},
-        "resource": {},
+        "resource": "FLAG",
     },
 }
 
@@ -427,11 +431,21 @@ BUNDLE_SHAPES = {
 def test_a_bundle_entry_of_the_wrong_shape_is_400_naming_it(fz: Fuzz, shape: str, kind: str) -> None:
     """Was: 500 (AttributeError on a request that is not an object, TypeError on a fullUrl that
     cannot be a key, on an If-Match or If-None-Exist that is not a string)."""
-    entry = BUNDLE_SHAPES[shape]
-    good = {"resource": fz.templates["Flag"], "request": {"method": "POST", "url": "Flag"}}
+    flag = {**fz.templates["Flag"], "id": fz.ids["Flag"][0]}
+    entry = json.loads(
+        json.dumps(BUNDLE_SHAPES[shape])
+        .replace('"FLAG"', json.dumps(flag))
+        .replace("FLAG-URL", f"Flag/{flag['id']}")
+    )
+    consent = {k: v for k, v in fz.templates["Consent"].items() if k not in ("id", "meta")}
+    good = {"resource": consent, "request": {"method": "POST", "url": "Consent"}}
+    h = {"Content-Type": FHIR}
+    alone = {"resourceType": "Bundle", "type": kind, "entry": [good]}
+    assert fz.send("POST", "/fhir", "system", json=alone, headers=h).json()["entry"][0]["response"][
+        "status"
+    ] == ("201 Created")  # the good entry goes through on its own
     before = fz.state()
     bundle = {"resourceType": "Bundle", "type": kind, "entry": [good, entry]}
-    h = {"Content-Type": FHIR}
     r = fz.send("POST", "/fhir", "system", json=bundle, headers=h)
     assert r.status_code == 400, r.text
     issue = r.json()["issue"][0]
