@@ -345,16 +345,15 @@ def test_search_parameters_of_every_type_never_answer_5xx(fz: Fuzz) -> None:
     def run(data: st.DataObject, kind: str, caller: str, hdrs: dict[str, str]) -> None:
         items = data.draw(F.search_items(kind, fz.ids), label="items")
         how = data.draw(st.sampled_from(["get", "post", "history", "system-history"]), label="how")
-        if how == "post" and kind != "Subscription":
+        # a query longer than a client sends in an address (httpx refuses one over 64 KB) goes in the body
+        if (how == "post" or len(urlencode(items)) > 60_000) and kind != "Subscription":
             hdrs["Content-Type"] = "application/x-www-form-urlencoded"
             form = urlencode(items).encode()
             fz.send("POST", f"/fhir/{kind}/_search", caller, content=form, headers=hdrs)
+        elif len(urlencode(items)) > 60_000:
+            return
         elif how == "history" and kind in FHIR_CATALOGUE_TYPES:
             fz.send("GET", f"/fhir/{kind}/_history", caller, params=items, headers=hdrs)
-        elif len(urlencode(items)) > 60_000:  # longer than a client sends in an address: the body
-            form = urlencode(items).encode()
-            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
-            fz.send("POST", f"/fhir/{kind}/_search", caller, content=form, headers=hdrs)
         elif how == "system-history":
             fz.send("GET", "/fhir/_history", caller, params=items, headers=hdrs)
         else:
