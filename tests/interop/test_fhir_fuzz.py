@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -527,3 +528,67 @@ def test_fifty_hostile_requests_at_once_are_each_refused_and_the_app_keeps_answe
     assert statuses == {400: 50}, statuses
     assert read.status_code == 200
     assert fz.state() == before
+
+
+def test_every_fhir_route_without_a_good_token_answers_an_outcome(fz: Fuzz) -> None:
+    """Every /fhir route and method, with no token, a malformed one, another scheme, or a token
+    signed by someone else, and hostile query parameters and bodies: 401 or 403 (or the public
+    answer of metadata and discovery), always as an OperationOutcome, never 5xx."""
+    paths = fz.api.app.openapi()["paths"]  # type: ignore[attr-defined]
+    routes = sorted((m.upper(), path) for path, ops in paths.items() if path.startswith("/fhir") for m in ops)
+    assert len(routes) > 50, routes  # every type's read, search, writes, history, $match, Bundle...
+    forged = fz.callers["system"]["Authorization"][:-8] + "AAAAAAAA"
+    authorization = st.sampled_from(
+        [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Bearer x.y.z",
+            "Basic Zm9vOmJhcg==",
+            "bearer " + "a" * 5000,
+            forged,
+            "Bearer \u00e9",
+        ]
+    )
+
+    @fuzzing(fz)
+    @given(
+        route=st.sampled_from(routes),
+        auth=authorization,
+        rid=st.one_of(st.just("x"), F.text),
+        items=F.search_items("Patient", fz.ids),
+        body=F.hostile,
+        hdrs=F.headers(),
+    )
+    def run(
+        route: tuple[str, str],
+        auth: str,
+        rid: str,
+        items: list[tuple[str, str]],
+        body: Any,
+        hdrs: dict[str, str],
+    ) -> None:
+        method, path = route
+        url = re.sub(r"\{[^}]+\}", quote(rid, safe="") or "x", path)
+        if auth.isascii():
+            hdrs["Authorization"] = auth
+        hdrs["Content-Type"] = FHIR
+        query = urlencode(items)[:8000]
+        started = time.perf_counter()
+        r = fz.api.request(method, f"{url}?{query}", headers=hdrs, content=json.dumps(body).encode())
+        assert time.perf_counter() - started < SLOW
+        if path.endswith("/smart-configuration") and r.status_code == 200:
+            assert r.headers["content-type"].startswith("application/json")  # SMART's JSON, not FHIR's
+        else:
+            answered(r)
+        public = path.endswith(("/metadata", "/smart-configuration"))
+        assert r.status_code in (400, 401, 403, 404, 405, 406, 413, 415) or (
+            public and r.status_code == 200
+        ), (
+            method,
+            url[:200],
+            r.status_code,
+            r.text[:300],
+        )
+
+    run()
