@@ -29,8 +29,6 @@ def run_bundle(ctx: Ctx, body: dict[str, Any], max_entries: int) -> dict[str, An
     results: dict[int, dict[str, Any]] = {}
     for i in _processing_order(entries):
         entry = entries[i]
-        if not isinstance(entry, dict):
-            raise FhirError(400, "structure", f"Entry {i} is not an object.", where=f"Bundle.entry[{i}]")
         if kind == "transaction":
             try:
                 results[i] = _entry(ctx, i, entry, ids)
@@ -86,7 +84,29 @@ def _entries_of(body: dict[str, Any], max_entries: int) -> tuple[str, list[Any]]
             "in one call (split it into several Bundles).",
             where="Bundle.entry",
         )
+    for i, entry in enumerate(entries):
+        _check_entry_shape(entry, i)
     return str(kind), entries
+
+
+def _check_entry_shape(entry: Any, i: int) -> None:
+    """Refuse an entry that is not an object, or whose fullUrl is not a string or whose request is
+    not an object with string method and url: the Bundle is malformed, whatever its type."""
+    if not isinstance(entry, dict):
+        raise FhirError(400, "structure", f"Entry {i} is not an object.", where=f"Bundle.entry[{i}]")
+    if not isinstance(entry.get("fullUrl", ""), str):
+        raise FhirError(
+            400, "structure", f"Entry {i}: fullUrl must be a string.", where=f"Bundle.entry[{i}].fullUrl"
+        )
+    request = entry.get("request", {})
+    where = f"Bundle.entry[{i}].request"
+    if not isinstance(request, dict):
+        raise FhirError(400, "structure", f"Entry {i}: request must be an object.", where=where)
+    for name in ("method", "url", "ifMatch", "ifNoneExist"):
+        if not isinstance(request.get(name, ""), str):
+            raise FhirError(
+                400, "structure", f"Entry {i}: request.{name} must be a string.", where=f"{where}.{name}"
+            )
 
 
 def _entry(ctx: Ctx, i: int, entry: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:

@@ -97,7 +97,7 @@ async def fhir_body(request: Request) -> dict[str, Any]:
         raise FhirError(413, "too-costly", f"The request body is larger than {limit} bytes.")
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # not JSON, not UTF-8, or a number too long to read (over 4,300 digits)
         raise FhirError(400, "structure", f"The body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
         raise FhirError(

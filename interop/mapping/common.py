@@ -45,8 +45,9 @@ def validated(resource: dict[str, Any]) -> dict[str, Any]:
         raise MappingError(
             f"{kind} is not valid FHIR: {first.get('msg', 'invalid')}", where=f"{kind}.{where}".rstrip(".")
         ) from None
-    except (TypeError, AttributeError):
-        # fhir.resources' own validators (url, uri) fail this way on a value of the wrong JSON type
+    except (TypeError, AttributeError, KeyError):
+        # fhir.resources' own validators (url, uri) fail this way on a value of the wrong JSON type,
+        # and fhir_core's with KeyError on a nested resource (contained, Parameters) of an unknown type
         raise MappingError(f"{kind} is not valid FHIR: a value has the wrong type.", where=kind) from None
     out: dict[str, Any] = obj.model_dump(mode="json", exclude_none=True)
     return out
