@@ -57,6 +57,7 @@ RANDOM = os.environ.get("CHILDINDEX_PROP_RANDOM") == "1"
 SLOW = 10.0  # seconds: an answer slower than this counts as a hang
 MAX_ENTRIES = 10
 FHIR = "application/fhir+json"
+FUZZ_SCOPES = (*SYSTEM_SCOPES, "directory.export")  # the systems may read in bulk too ($export, history)
 WRITABLE = ("EpisodeOfCare", "PractitionerRole", "Flag", "Consent", "CareTeam")
 # What a refused request must not change: every table of the domain (rows, and versions where a
 # table keeps them) and the outbox. Audit and sign-in tables are left out: a refusal is audited.
@@ -229,7 +230,7 @@ def fz(
         "fuzz-system",
         kind=SubjectKind.CLIENT,
         role=Role.SYSTEM,
-        scopes=SYSTEM_SCOPES,
+        scopes=FUZZ_SCOPES,
         client_id="fuzz-system",
     )
     # the community trust's own system (ODS RNU), whose writes of its services reach the domain's rules
@@ -239,7 +240,7 @@ def fz(
             "fuzz-trust",
             kind=SubjectKind.CLIENT,
             role=Role.SYSTEM,
-            scopes=SYSTEM_SCOPES,
+            scopes=FUZZ_SCOPES,
             organisation="RNU",
         )
     trust = token_for(
@@ -247,7 +248,7 @@ def fz(
         "fuzz-trust",
         kind=SubjectKind.CLIENT,
         role=Role.SYSTEM,
-        scopes=SYSTEM_SCOPES,
+        scopes=FUZZ_SCOPES,
         client_id="fuzz-trust",
     )
     person = token_for(state, "fuzz-practitioner")  # a practitioner's own scopes: reads and searches
@@ -374,7 +375,7 @@ def test_search_parameters_of_every_type_never_answer_5xx(fz: Fuzz) -> None:
             fz.send("POST", f"/fhir/{kind}/_search", caller, content=form, headers=hdrs)
         elif len(urlencode(items)) > 60_000:
             return
-        elif how == "history" and kind in FHIR_CATALOGUE_TYPES:
+        elif how == "history" and (kind in FHIR_CATALOGUE_TYPES or kind in ("Patient", "EpisodeOfCare")):
             fz.send("GET", f"/fhir/{kind}/_history", caller, params=items, headers=hdrs)
         elif how == "system-history":
             fz.send("GET", "/fhir/_history", caller, params=items, headers=hdrs)
@@ -590,5 +591,63 @@ def test_every_fhir_route_without_a_good_token_answers_an_outcome(fz: Fuzz) -> N
             r.status_code,
             r.text[:300],
         )
+
+    run()
+
+
+BULK_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "2026-01-01T00:00:00Z",
+            "2026-01-01",
+            "yesterday",
+            "Patient,EpisodeOfCare",
+            "Patient,Location",
+            "Flag,,",
+            "application/fhir+ndjson",
+            "ndjson",
+            "application/fhir+json",
+            "",
+            "9" * 5000,
+        ]
+    ),
+    st.text(max_size=80),
+)
+
+
+def test_bulk_kick_offs_and_the_childs_history_never_answer_5xx(fz: Fuzz) -> None:
+    """$export at system, Patient and Group level, and the child's type-level _history, with bent
+    parameters and Prefer headers: never 5xx; a refused kick-off keeps nothing; an accepted one is
+    cancelled (DELETE on its status URL) so the next may start."""
+    locality = (fz.ids.get("Location") or ["x"])[0]
+    paths = st.sampled_from(
+        [
+            "$export",
+            "Patient/$export",
+            f"Group/{locality}/$export",
+            "Group/not-a-group/$export",
+            "Patient/_history",
+            "EpisodeOfCare/_history",
+        ]
+    )
+    names = st.sampled_from(
+        ["_since", "_type", "_outputFormat", "_typeFilter", "_count", "_cursor", "patient", "x"]
+    )
+
+    @fuzzing(fz, share=0.5)
+    @given(
+        path=paths,
+        items=st.lists(st.tuples(names, BULK_VALUES), max_size=5),
+        prefer=st.sampled_from(["respond-async", "", "handling=strict", "respond-async, handling=strict"]),
+        caller=callers,
+    )
+    def run(path: str, items: list[tuple[str, str]], prefer: str, caller: str) -> None:
+        before = fz.state()
+        r = fz.send("GET", f"/fhir/{path}", caller, params=items or None, headers={"Prefer": prefer})
+        if r.status_code == 202:
+            status = r.headers["content-location"].removeprefix("http://testserver")
+            assert fz.send("DELETE", status, caller).status_code == 202
+        elif r.status_code >= 400:
+            assert fz.state() == before, r.text
 
     run()
