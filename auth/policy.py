@@ -362,8 +362,10 @@ ROUTE_POLICIES.update(
         "fhir_export_file": _EXPORT,
         # every Patient or EpisodeOfCare changed since: a read in bulk, as an export is (each page
         # counts as one request; the route checks may_export for the type: interop/api/child_history.py)
-        "fhir_history_type_Patient": Policy(frozenset({EXPORT_SCOPE}), EXPORTERS, rate_limited=True),
-        "fhir_history_type_EpisodeOfCare": Policy(frozenset({EXPORT_SCOPE}), EXPORTERS, rate_limited=True),
+        **{
+            f"fhir_history_type_{kind}": Policy(frozenset({EXPORT_SCOPE}), EXPORTERS, rate_limited=True)
+            for kind in ("Patient", "RelatedPerson", "EpisodeOfCare", "Flag", "CareTeam", "Consent")
+        },
         # a Group is a locality's children (its members are not listed: export them)
         "fhir_read_Group": _smart("Group", "r", PRACTICE),
         "fhir_search_Group": _smart("Group", "s", PRACTICE),

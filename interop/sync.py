@@ -20,7 +20,17 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from directory.bounds import date_in_bounds
-from directory.models import Child, Involvement, Locality, Organisation, Practitioner, Service
+from directory.models import (
+    Assessment,
+    Child,
+    Consent,
+    Involvement,
+    Locality,
+    Organisation,
+    Practitioner,
+    Service,
+    Tac,
+)
 from interop.outcome import FhirError
 
 CATALOGUE_TABLES: dict[str, Any] = {
@@ -31,8 +41,16 @@ CATALOGUE_TABLES: dict[str, Any] = {
     "Location": Locality,
 }
 """Each catalogue resource type and the table (with `updated_at`) it is made from."""
-CHILD_TABLES: dict[str, Any] = {"Patient": Child, "EpisodeOfCare": Involvement}
-"""The child's resources with a type-level history: a record and its involvements (migration 0020)."""
+CHILD_TABLES: dict[str, Any] = {
+    "Patient": Child,
+    "RelatedPerson": Child,  # parents and carers are part of the record and change with it
+    "EpisodeOfCare": Involvement,
+    "Flag": Assessment,  # a CAF's status and its Lead Professional in place
+    "CareTeam": Tac,
+    "Consent": Consent,
+}
+"""The child's resources with a type-level history, and the table whose change time (`updated_at`,
+migration 0020) says each changed."""
 HISTORY_TABLES = CATALOGUE_TABLES | CHILD_TABLES
 
 _INSTANT = re.compile(

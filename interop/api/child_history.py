@@ -1,5 +1,7 @@
-"""Type-level `_history` of the child's resources: `GET /fhir/Patient/_history?_since=&_count=` and
-`GET /fhir/EpisodeOfCare/_history?…`, what changed at or after `_since`, newest first.
+"""Type-level `_history` of the child's resources: `GET /fhir/Patient/_history?_since=&_count=`, and the
+same for EpisodeOfCare, Flag, CareTeam, Consent and RelatedPerson: what changed at or after `_since`,
+newest first (a page holds `_count` changed rows: a CAF's change shows its two Flags, a record's its
+RelatedPersons, so a page may hold a few more entries).
 
 Listing every child whose record changed is a read of children in bulk, not a search by criteria,
 so it has the Bulk Data export's rule (auth.policy.may_export: a system client granted
@@ -22,7 +24,7 @@ from sqlmodel import col, select
 from auth.policy import may_export
 from directory import audit
 from directory.errors import NotAllowed, NotFound
-from directory.models import Child, Involvement
+from directory.models import Child
 from directory.visibility import readable_statuses
 from interop import openapi as doc
 from interop import sync
@@ -36,17 +38,35 @@ def _listable(ctx: Ctx) -> dict[str, sa.ColumnElement[bool]]:
     archived one to a system)."""
     statuses = list(readable_statuses(ctx.actor.role))
     readable = select(Child.id).where(col(Child.status).in_(statuses))
-    return {
-        "Patient": col(Child.status).in_(statuses),
-        "EpisodeOfCare": col(Involvement.child_id).in_(readable),
-    }
+    out: dict[str, sa.ColumnElement[bool]] = {}
+    for kind, table in sync.CHILD_TABLES.items():
+        out[kind] = col(Child.status).in_(statuses) if table is Child else col(table.child_id).in_(readable)
+    return out
 
 
-def _child_of(ctx: Ctx, kind: str, rid: uuid.UUID) -> uuid.UUID | None:
-    if kind == "Patient":
-        return rid
-    row = ctx.session.get(Involvement, rid)
-    return row.child_id if row is not None else None
+def _shown(ctx: Ctx, kind: str, rid: uuid.UUID) -> tuple[uuid.UUID | None, list[dict[str, Any]]]:
+    """The child a changed row belongs to, and the resources of `kind` it makes (as the caller's read
+    of the child shows them: none when they are hidden from this caller)."""
+    table = sync.CHILD_TABLES[kind]
+    if table is Child:
+        child_id: uuid.UUID | None = rid
+    else:
+        row = ctx.session.get(table, rid)
+        child_id = row.child_id if row is not None else None
+    if child_id is None:
+        return None, []
+    try:
+        pic = ctx.pictures.of(child_id)
+    except NotFound:
+        return child_id, []
+    if kind == "RelatedPerson":  # the record's parents and carers change with it
+        return child_id, pic.of(kind)
+    if kind == "Flag":  # a CAF's status, and the Lead Professional in place, change with the CAF
+        ids = (f"caf-{rid.hex}", f"lp-{child_id.hex}")
+        caf = pic.get("Flag", ids[0])
+        return child_id, [f for f in (caf, pic.get("Flag", ids[1]) if caf else None) if f is not None]
+    found = pic.get(kind, str(rid))
+    return child_id, [found] if found is not None else []
 
 
 def _entries(ctx: Ctx, page: list[sync.Cursor]) -> list[dict[str, Any]]:
@@ -54,18 +74,12 @@ def _entries(ctx: Ctx, page: list[sync.Cursor]) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     shown: dict[uuid.UUID, None] = {}
     for _at, kind, rid in page:
-        child_id = _child_of(ctx, kind, rid)
-        if child_id is None:
-            continue
-        try:
-            res = ctx.pictures.of(child_id).get(kind, str(rid))
-        except NotFound:
-            continue
-        if res is None:  # a sensitive involvement, or one a shield hides from this caller
-            continue
-        created = res.get("meta", {}).get("versionId") == "1"
-        entries.append(history_entry(ctx, kind, rid, res, created=created))
-        shown[child_id] = None
+        child_id, resources = _shown(ctx, kind, rid)
+        for res in resources:  # none for a sensitive involvement, or what a shield hides
+            created = res.get("meta", {}).get("versionId") == "1"
+            entries.append(history_entry(ctx, kind, res["id"], res, created=created))
+        if resources and child_id is not None:
+            shown[child_id] = None
     if shown:
         audit.append(
             ctx.session,

@@ -122,7 +122,7 @@ def _entry(ctx: Ctx, kind: str, rid: uuid.UUID) -> dict[str, Any]:
 
 
 def history_entry(
-    ctx: Ctx, kind: str, rid: uuid.UUID, res: dict[str, Any], *, created: bool
+    ctx: Ctx, kind: str, rid: uuid.UUID | str, res: dict[str, Any], *, created: bool
 ) -> dict[str, Any]:
     """A changed resource as it is now, as its create (its first version) or an update."""
     response: dict[str, Any] = {

@@ -75,6 +75,8 @@ BULK: dict[tuple[str, str], Case] = {
     ("Group", "$export"): export(lambda c: f"Group/{IDS['Group'](c)}/$export"),
     ("Group", "read"): read("Group"),
     ("Group", "search-type"): search_type("Group", lambda c: {}),
-    ("Patient", "history-type"): history_type("Patient"),
-    ("EpisodeOfCare", "history-type"): history_type("EpisodeOfCare"),
+    **{
+        (kind, "history-type"): history_type(kind)
+        for kind in ("Patient", "RelatedPerson", "EpisodeOfCare", "Flag", "CareTeam", "Consent")
+    },
 }

@@ -13,12 +13,13 @@ from sqlalchemy.engine import Engine
 from auth.deps import AuthState
 from directory import service
 from directory.db import unit_of_work
-from directory.models import InvolvementCreate, Role, utcnow
+from directory.models import CafClose, InvolvementCreate, Role, utcnow
 from tests.fixtures.builders import actor, make_child
 from tests.interop.conftest import TRUST_SCOPES, World, system_headers
 from tests.interop.test_fhir_api import outcome, valid
 
 BULK = (*TRUST_SCOPES, "directory.export")
+KINDS = ("Patient", "RelatedPerson", "EpisodeOfCare", "Flag", "CareTeam", "Consent")
 
 
 def _history(api: TestClient, h: dict[str, str], path: str, **params: str) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def test_only_bulk_readers_may_and_each_page_is_audited_per_child(
     api: TestClient, engine: Engine, state: AuthState, world: World
 ) -> None:
     plain = system_headers(state, engine, subject="trust-plain", scopes=TRUST_SCOPES)
-    for kind in ("Patient", "EpisodeOfCare"):
+    for kind in KINDS:
         outcome(api.get(f"/fhir/{kind}/_history", headers=plain), 403, "forbidden")
     person = system_headers(
         state,
@@ -121,3 +122,42 @@ def test_only_bulk_readers_may_and_each_page_is_audited_per_child(
             {"t": before},
         ).all()
     assert {str(r[0]).replace("-", "") for r in rows} == {i.replace("-", "") for i in shown}
+
+
+def test_every_childs_type_lists_what_a_read_shows_and_nothing_hidden(
+    api: TestClient, engine: Engine, state: AuthState, world: World
+) -> None:
+    """The history of each of the child's types: each entry is exactly what a read of it shows this
+    caller; a sensitive service's consent and involvement are not listed; a CAF's change lists its
+    Flags (its status, and the Lead Professional in place)."""
+    h = system_headers(state, engine, subject="trust-bulk", scopes=BULK)
+    listed: dict[str, list[str]] = {}
+    for kind in KINDS:
+        bundle = _history(api, h, f"/fhir/{kind}/_history", _count="100")
+        listed[kind] = _ids(bundle)
+        for e in bundle.get("entry", []):
+            read = api.get(f"/fhir/{kind}/{e['resource']['id']}", headers=h)
+            assert read.status_code == 200 and read.json() == e["resource"], (kind, read.text)
+    assert str(world.sensitive_involvement) not in listed["EpisodeOfCare"]
+    with engine.connect() as conn:
+        sensitive = (
+            conn.execute(sa.text("SELECT id FROM consent WHERE scope LIKE 'sensitive%'")).scalars().all()
+        )
+    assert sensitive and not {str(c).replace("-", "") for c in sensitive} & {
+        c.replace("-", "") for c in listed["Consent"]
+    }
+    assert {f"caf-{world.caf.hex}", f"lp-{world.child.hex}"} <= set(listed["Flag"])
+    assert listed["RelatedPerson"]  # the world child's mother
+    # the CAF withdrawn: its Flags are listed since, and nothing else of the child's changed
+    since = utcnow().isoformat()
+    with unit_of_work(engine) as s:
+        service.close_caf(
+            s,
+            actor=actor(practitioner_id=world.senco, subject="sam"),
+            caf_id=world.caf,
+            data=CafClose(reason="the family moved on"),
+            now=utcnow(),
+        )
+    assert _ids(_history(api, h, "/fhir/Flag/_history", _since=since)) == [f"caf-{world.caf.hex}"]
+    for kind in ("Patient", "RelatedPerson", "EpisodeOfCare", "Consent"):
+        assert _ids(_history(api, h, f"/fhir/{kind}/_history", _since=since)) == [], kind

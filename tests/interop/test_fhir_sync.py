@@ -14,6 +14,7 @@ from auth.deps import AuthState
 from directory import service
 from directory.db import unit_of_work
 from directory.models import Locality, Practitioner, PractitionerCreate, Role, utcnow
+from interop.sync import CHILD_TABLES
 from tests.fixtures.builders import actor, make_practitioner
 from tests.interop.conftest import World, system_headers
 from tests.interop.test_fhir_api import outcome, valid
@@ -254,10 +255,9 @@ def test_the_capability_statement_says_what_is_built(api: TestClient) -> None:
     for res in rest["resource"]:
         codes = [i["code"] for i in res["interaction"]]
         params = {p["name"] for p in res.get("searchParam", [])}
-        # the catalogue's, and the child's Patient and EpisodeOfCare (for reads in bulk)
-        assert ("history-type" in codes) == (res["type"] in (*CATALOGUE, "Patient", "EpisodeOfCare")), res[
-            "type"
-        ]
+        # the catalogue's, and the child's resources (for reads in bulk: interop/api/child_history.py)
+        with_history = (*CATALOGUE, *CHILD_TABLES)
+        assert ("history-type" in codes) == (res["type"] in with_history), res["type"]
         # on the catalogue and the child's resources (tests/interop/test_fhir_last_updated.py)
         assert ("_lastUpdated" in params) == (res["type"] != "AuditEvent" and "searchParam" in res), res[
             "type"
