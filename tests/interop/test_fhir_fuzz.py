@@ -47,6 +47,7 @@ from childindex.settings import Settings
 from directory.db import make_engine, unit_of_work
 from directory.models import Role
 from interop import systems as S
+from interop.sync import CHILD_TABLES
 from tests.conftest import _truncate_all
 from tests.directory.test_openapi_contract import SYSTEM_SCOPES, _build
 from tests.fixtures.auth_builders import make_grant, token_for
@@ -375,7 +376,7 @@ def test_search_parameters_of_every_type_never_answer_5xx(fz: Fuzz) -> None:
             fz.send("POST", f"/fhir/{kind}/_search", caller, content=form, headers=hdrs)
         elif len(urlencode(items)) > 60_000:
             return
-        elif how == "history" and (kind in FHIR_CATALOGUE_TYPES or kind in ("Patient", "EpisodeOfCare")):
+        elif how == "history" and (kind in FHIR_CATALOGUE_TYPES or kind in CHILD_TABLES):
             fz.send("GET", f"/fhir/{kind}/_history", caller, params=items, headers=hdrs)
         elif how == "system-history":
             fz.send("GET", "/fhir/_history", caller, params=items, headers=hdrs)
@@ -626,8 +627,7 @@ def test_bulk_kick_offs_and_the_childs_history_never_answer_5xx(fz: Fuzz) -> Non
             "Patient/$export",
             f"Group/{locality}/$export",
             "Group/not-a-group/$export",
-            "Patient/_history",
-            "EpisodeOfCare/_history",
+            *(f"{kind}/_history" for kind in CHILD_TABLES),
         ]
     )
     names = st.sampled_from(
