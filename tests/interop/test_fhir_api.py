@@ -61,6 +61,7 @@ def test_metadata_is_a_truthful_public_capability_statement(api: TestClient) -> 
         "update",
         "vread",
         "history-instance",
+        "history-type",  # for reads in bulk (directory.export)
     }
     assert {i["code"] for i in by_type["Patient"]["interaction"]} == {
         "read",
@@ -68,6 +69,7 @@ def test_metadata_is_a_truthful_public_capability_statement(api: TestClient) -> 
         "update",  # connected systems change a child's details (issue #22)
         "vread",
         "history-instance",
+        "history-type",
     }
     assert by_type["Patient"]["versioning"] == "versioned-update"
     assert "EpisodeOfCare:patient" in by_type["Patient"]["searchRevInclude"]
