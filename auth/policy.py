@@ -364,7 +364,7 @@ ROUTE_POLICIES.update(
         # counts as one request; the route checks may_export for the type: interop/api/child_history.py)
         **{
             f"fhir_history_type_{kind}": Policy(frozenset({EXPORT_SCOPE}), EXPORTERS, rate_limited=True)
-            for kind in ("Patient", "RelatedPerson", "EpisodeOfCare", "Flag", "CareTeam", "Consent")
+            for kind in FHIR_CHILD_TYPES
         },
         # a Group is a locality's children (its members are not listed: export them)
         "fhir_read_Group": _smart("Group", "r", PRACTICE),

@@ -185,19 +185,27 @@ def _build(engine: Engine) -> dict[str, list[str]]:
         }
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
-) -> Iterator[World]:
-    """The production-mode app on the database with the world above, and a token per caller."""
+def built_world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, name: str
+) -> tuple[Engine, dict[str, list[str]]]:
+    """A fresh database of the kind the fixture's parameter names (a copy of the migrated SQLite
+    template, or the PostgreSQL test database emptied) with the world above, and its ids."""
     if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
+        path = tmp_path_factory.mktemp(name) / f"{name}.db"
         shutil.copy(sqlite_template, path)
         engine = make_engine(f"sqlite:///{path}")
     else:
         engine = request.getfixturevalue("postgres_engine")
         _truncate_all(engine)
-    ids = _build(engine)
+    return engine, _build(engine)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[World]:
+    """The production-mode app on the database with the world above, and a token per caller."""
+    engine, ids = built_world(request, tmp_path_factory, sqlite_template, "fuzz")
     settings = Settings(
         environment="production",
         database_url="sqlite://",

@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from auth.policy import FHIR_CHILD_TYPES
 from tests.interop.conformance_cases import IDS, history_type, read, search_type
 from tests.interop.conformance_server import Conf
 from tests.interop.r4_check import last_updated_problems, r4_problems
@@ -75,8 +76,5 @@ BULK: dict[tuple[str, str], Case] = {
     ("Group", "$export"): export(lambda c: f"Group/{IDS['Group'](c)}/$export"),
     ("Group", "read"): read("Group"),
     ("Group", "search-type"): search_type("Group", lambda c: {}),
-    **{
-        (kind, "history-type"): history_type(kind)
-        for kind in ("Patient", "RelatedPerson", "EpisodeOfCare", "Flag", "CareTeam", "Consent")
-    },
+    **{(kind, "history-type"): history_type(kind) for kind in FHIR_CHILD_TYPES},
 }

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from auth.deps import AuthState
+from auth.policy import FHIR_CHILD_TYPES
 from directory import service
 from directory.db import unit_of_work
 from directory.models import CafClose, InvolvementCreate, Role, utcnow
@@ -19,7 +20,7 @@ from tests.interop.conftest import TRUST_SCOPES, World, system_headers
 from tests.interop.test_fhir_api import outcome, valid
 
 BULK = (*TRUST_SCOPES, "directory.export")
-KINDS = ("Patient", "RelatedPerson", "EpisodeOfCare", "Flag", "CareTeam", "Consent")
+KINDS = FHIR_CHILD_TYPES
 
 
 def _history(api: TestClient, h: dict[str, str], path: str, **params: str) -> dict[str, Any]:

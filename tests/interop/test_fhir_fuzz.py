@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -44,12 +43,11 @@ from auth.models import SubjectKind
 from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES
 from childindex.app import create_app
 from childindex.settings import Settings
-from directory.db import make_engine, unit_of_work
+from directory.db import unit_of_work
 from directory.models import Role
 from interop import systems as S
 from interop.sync import CHILD_TABLES
-from tests.conftest import _truncate_all
-from tests.directory.test_openapi_contract import SYSTEM_SCOPES, _build
+from tests.directory.test_openapi_contract import SYSTEM_SCOPES, built_world
 from tests.fixtures.auth_builders import make_grant, token_for
 from tests.interop import fhir_strategies as F
 
@@ -203,14 +201,7 @@ def fz(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
 ) -> Iterator[Fuzz]:
     """The production-mode app on SQLite or PostgreSQL, a small world and two callers."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("prop") / "prop.db"
-        shutil.copy(sqlite_template, path)
-        engine = make_engine(f"sqlite:///{path}")
-    else:
-        engine = request.getfixturevalue("postgres_engine")
-        _truncate_all(engine)
-    ids = _build(engine)
+    engine, ids = built_world(request, tmp_path_factory, sqlite_template, "prop")
     app = create_app(
         Settings(
             environment="production",
