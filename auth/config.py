@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auth.source import Network, parse_proxies
+from directory.models import LocalityReach
 
 # Local scopes for the app API, and the SMART v2 scopes the FHIR surface understands.
 LOCAL_SCOPES = ("directory.search", "directory.write", "grants.admin", "audit.read", "directory.export")
@@ -80,6 +81,7 @@ class AuthConfig:
     trawl_window_seconds: int = 3600
     trawl_distinct_children: int = 50
     trusted_proxies: tuple[Network, ...] = ()
+    grant_localities: LocalityReach = LocalityReach.OFF
 
     @classmethod
     def from_settings(cls, settings: Any) -> AuthConfig:
@@ -113,6 +115,7 @@ class AuthConfig:
             trawl_window_seconds=settings.trawl_window_minutes * 60,
             trawl_distinct_children=settings.trawl_distinct_children,
             trusted_proxies=parse_proxies(settings.trusted_proxies),
+            grant_localities=LocalityReach(settings.grant_localities),
         )
 
     @property

@@ -214,6 +214,7 @@ def _resolve(request: Request, state: AuthState, caller: _Caller) -> Actor:
         practitioner_id=practitioner_id,
         shield_override_reason=request.headers.get(SHIELD_OVERRIDE_HEADER) or None,
         localities=tuple(grant.locality_list()),
+        locality_reach=state.cfg.grant_localities,
     )
     check_purpose(role, actor.purpose)
     request.state.scopes = scopes

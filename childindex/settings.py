@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from directory.http.config import Practice, delivery_team
+from directory.models import LocalityReach
 from directory.service.lifecycle import LifecycleRules
 
 
@@ -199,6 +200,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Searches and reads of children's records one subject may make in any 60 seconds, "
         "counted across every process and node (through the database); more answer 429.",
+    )
+    grant_localities: LocalityReach = Field(
+        default=LocalityReach.OFF,
+        description="What a grant's localities restrict: 'off' (nothing: they say only whose local "
+        "delivery team someone is), 'writes' (changes to the records of children living outside them) "
+        "or 'all' (reads, searches and changes). A grant with no localities covers the whole authority; "
+        "a refusal names the locality team to ask.",
     )
     trusted_proxies: str = Field(
         default="",

@@ -52,10 +52,14 @@ def patient_ids(
     location_of_shielded: bool = False,
     statuses: Collection[str] = ("active", "merged"),
     last_updated: Sequence[Sequence[str]] = (),
+    within: sa.ColumnElement[bool] | None = None,
 ) -> list[uuid.UUID]:
     """Ids of children matching every criterion (values in one list OR-ed), by id; at most MAX_MATCHES + 1.
-    Only records in `statuses` (those the caller may read: directory.visibility) are looked at."""
+    Only records in `statuses` (those the caller may read: directory.visibility) and `within` (the
+    localities the caller's grant restricts them to: directory.reach) are looked at."""
     stmt = select(Child.id).where(col(Child.status).in_(list(statuses)))
+    if within is not None:
+        stmt = stmt.where(within)
     if not (ids or identifiers):
         # a shielded child (an adopted child's new record is one) is found by demographics only when
         # its current official family name is asked for: a given name and a date of birth (what a

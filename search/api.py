@@ -25,6 +25,7 @@ from directory.glance import Contactable, Glance, at_a_glance
 from directory.http.config import practice
 from directory.http.deps import CurrentActor, audit_refusal, count_looks
 from directory.models import Actor, Child, Contact, Role
+from directory.reach import reach_filter, restricts
 from directory.service import SHIELD_VIEWERS, age_on, ask_contact, may_see_practitioner
 from search.matching import MatchingEngine, validate_criteria
 from search.port import CriteriaError, Match, SearchQuery
@@ -160,16 +161,32 @@ def _may_see(actor: Actor, contact: Contactable) -> bool:
     return may_see_practitioner(actor, contact.practitioner_id, {contact.practitioner_id})
 
 
-def _hits(engine: Engine, *, actor: Actor, matches: Sequence[Match], fallback_team: str) -> list[SearchHit]:
-    """The hits as this actor may see them, with their involvement summaries (two queries in all)."""
+def _reach(engine: Engine, actor: Actor) -> frozenset[uuid.UUID] | None:
+    """The localities whose children this actor may find (directory.reach); None: every one."""
+    if not restricts(actor, writing=False):
+        return None
+    with read_only(engine) as session:
+        return reach_filter(session, actor)
+
+
+def _hits(
+    engine: Engine, *, actor: Actor, matches: Sequence[Match], fallback_team: str
+) -> tuple[list[SearchHit], int]:
+    """The hits as this actor may see them, with their involvement summaries (two queries in all), and
+    how many matching children live outside the localities the actor's grant restricts them to."""
+    reach = _reach(engine, actor)
     with driver_reader(engine) as conn:
         glances = at_a_glance(conn, [uuid.UUID(hex=m.child_id) for m in matches])
     today = date.today()
     hits: list[SearchHit] = []
+    outside = 0
     for match in matches:
         glance = glances.get(uuid.UUID(hex=match.child_id))
         if glance is None or glance.status != "active":
             continue  # the index is behind the database; the database wins
+        if reach is not None and glance.locality_id not in reach:
+            outside += 1
+            continue
         entitled = not glance.shielded or actor.role in SHIELD_VIEWERS
         born = glance.date_of_birth
         hits.append(
@@ -189,7 +206,7 @@ def _hits(engine: Engine, *, actor: Actor, matches: Sequence[Match], fallback_te
                 involvement=_summary(engine, actor, glance, fallback_team),
             )
         )
-    return hits
+    return hits, outside
 
 
 @dataclass(frozen=True)
@@ -232,7 +249,7 @@ def find(
             },
         )
     # Read on a connection of its own (autocommit on SQLite): a search never holds the write lock.
-    hits = _hits(engine, actor=actor, matches=result.matches, fallback_team=fallback_team)
+    hits, outside = _hits(engine, actor=actor, matches=result.matches, fallback_team=fallback_team)
     advice = (
         None
         if hits
@@ -242,6 +259,12 @@ def find(
             "involved yet."
         )
     )
+    if outside:
+        # Which ones, or how many, would say where they live: only that there are some.
+        advice = (
+            f"{advice + ' ' if advice else ''}Children living outside the localities your access covers "
+            f"are not shown, and some match. Ask {fallback_team} to look for you."
+        )
     return Found(
         SearchResponse(hits=hits, total=len(hits), fingerprint=result.fingerprint, advice=advice),
         {

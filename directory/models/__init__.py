@@ -23,7 +23,7 @@ autogenerate and `create_schema` see them all).
 
 from __future__ import annotations
 
-from directory.models.actor import Actor
+from directory.models.actor import Actor, LocalityReach
 from directory.models.audit import AccessLogEntry, AuditEvent, AuditHead, AuditSubject
 from directory.models.base import UTCDateTime
 from directory.models.bulk import BulkExport
@@ -177,6 +177,7 @@ __all__ = [
     "Locality",
     "LocalityArea",
     "LocalityRead",
+    "LocalityReach",
     "MergeMove",
     "MergeRead",
     "MergeRequest",

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 
 from pydantic import BaseModel, ConfigDict
 
 from directory.models.vocabulary import Purpose, Role
+
+
+class LocalityReach(enum.StrEnum):
+    """What a grant's localities restrict (CHILDINDEX_GRANT_LOCALITIES; directory/reach.py)."""
+
+    OFF = "off"  # nothing: they say only whose local delivery team someone is
+    WRITES = "writes"  # changes to the records of children outside them
+    ALL = "all"  # reads, searches and changes
 
 
 class Actor(BaseModel):
@@ -24,3 +33,4 @@ class Actor(BaseModel):
     practitioner_id: uuid.UUID | None = None
     shield_override_reason: str | None = None  # a child-protection override for one viewing
     localities: tuple[str, ...] = ()  # locality codes the grant covers; empty: the whole authority
+    locality_reach: LocalityReach = LocalityReach.OFF  # what those localities restrict (the setting's)

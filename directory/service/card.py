@@ -48,6 +48,7 @@ from directory.models import (
     TacStatus,
 )
 from directory.names import names_shown
+from directory.reach import require_within_reach
 from directory.service.access import (
     ACCESS_LOG_READERS,
     Standing,
@@ -106,6 +107,7 @@ def build_card(
     """Assemble the involvement card as this actor may see it (no audit: see read_card); a record
     they may not read at all (directory.visibility) is answered as an unknown id."""
     require_readable(child, actor)
+    require_within_reach(session, actor, child, writing=False)
     entitled = may_see_shielded(child, actor)
     card = _identity(session, child, now)
     caf = repo.open_caf(session, child.id) or repo.latest_caf(session, child.id)

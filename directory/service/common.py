@@ -15,9 +15,12 @@ from directory import repository as repo
 from directory.db import Prepared
 from directory.errors import InvalidInput, RuleBroken, StaleVersion
 from directory.models import Actor, AuditNote, Child, Consent, ConsentScope, Outbox, RecordStatus, utcnow
+from directory.reach import require_within_reach, restricts
 from directory.visibility import may_read_record, no_such_child
 
 MAX_AGE_YEARS = 19  # pre-birth to 19 inclusive
+READS_AUDITED_AS_CHANGES = frozenset({"child.read.shield-override"})
+"""Reads that keep a note beside their audit event (a reason), so go through audit_change."""
 
 
 def age_on(born: date, today: date) -> int:
@@ -132,7 +135,11 @@ def audit_change(
 ) -> None:
     """Append the audit event of a change to one child: the last write of every use case. Free text
     (`note`, e.g. a reason) never enters the chain: it is kept beside it (AuditNote), which a purge
-    deletes, and the event says only that there is one."""
+    deletes, and the event says only that there is one. A change to a child living outside the actor's
+    grant localities is refused here, where every change passes (directory.reach), and the request's
+    unit of work rolls back what the use case did."""
+    if restricts(actor, writing=True) and action not in READS_AUDITED_AS_CHANGES:
+        require_within_reach(session, actor, load_child(session, child_id), writing=True)
     if note is not None:
         detail = {**(detail or {}), "note": "kept"}
     event = audit.append(

@@ -21,6 +21,7 @@ from directory import repository as repo
 from directory.errors import NotFound
 from directory.models import Actor, Child, ChildVersion, ChildVersionRead, Role
 from directory.permissions import SHIELD_VIEWERS, may_see_shielded
+from directory.reach import require_within_reach
 from directory.service.access import ACCESS_LOG_READERS
 from directory.service.common import load_child, require_purpose
 from directory.service.versions import snapshot
@@ -100,6 +101,7 @@ def child_history(
     require_purpose(actor)
     child = load_child(session, child_id)
     require_readable(child, actor)  # sealed, archived, purged: as an unknown id (directory.visibility)
+    require_within_reach(session, actor, child, writing=False)
     rows = list(repo.child_versions(session, child.id, version))
     if not rows and version in (None, child.version):
         rows = [_as_it_stands(session, child)]

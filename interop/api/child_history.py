@@ -25,6 +25,7 @@ from auth.policy import may_export
 from directory import audit
 from directory.errors import NotAllowed, NotFound
 from directory.models import Child
+from directory.reach import reach_condition
 from directory.visibility import readable_statuses
 from interop import openapi as doc
 from interop import sync
@@ -37,10 +38,14 @@ def _listable(ctx: Ctx) -> dict[str, sa.ColumnElement[bool]]:
     """Per type, the rows the caller's role may read at all (a record's status: never a sealed or an
     archived one to a system)."""
     statuses = list(readable_statuses(ctx.actor.role))
-    readable = select(Child.id).where(col(Child.status).in_(statuses))
+    own: sa.ColumnElement[bool] = col(Child.status).in_(statuses)
+    within = reach_condition(ctx.actor)  # the grant's localities, where they restrict reads
+    if within is not None:
+        own = sa.and_(own, within)
+    readable = select(Child.id).where(own)
     out: dict[str, sa.ColumnElement[bool]] = {}
     for kind, table in sync.CHILD_TABLES.items():
-        out[kind] = col(Child.status).in_(statuses) if table is Child else col(table.child_id).in_(readable)
+        out[kind] = own if table is Child else col(table.child_id).in_(readable)
     return out
 
 

@@ -10,6 +10,7 @@ from auth.deps import note_looks
 from directory import audit
 from directory.bounds import DATE_RANGE, date_in_bounds
 from directory.errors import NotFound
+from directory.reach import OutsideReach
 from interop import mapping as m
 from interop import params as P
 from interop import systems as S
@@ -172,6 +173,8 @@ def _entries(
             pic = ctx.pictures.of(child_id)
         except NotFound:
             continue  # the index is behind the database; the database wins
+        except OutsideReach:
+            continue  # outside the localities the caller's grant restricts them to (directory.reach)
         if pic.child.status != "active":
             continue
         children.append(child_id)

@@ -14,6 +14,7 @@ from directory import audit, service
 from directory.errors import NotAllowed, NotFound
 from directory.identifiers import normalise_identifier
 from directory.models import Involvement, Organisation, Role
+from directory.reach import OutsideReach, reach_condition
 from directory.visibility import readable_statuses
 from interop import mapping as m
 from interop import params as P
@@ -129,6 +130,7 @@ def _patient_ids(ctx: Ctx, q: P.Query) -> list[uuid.UUID]:
         postcodes=postcodes,
         location_of_shielded=ctx.actor.role in service.SHIELD_VIEWERS,
         statuses=readable_statuses(ctx.actor.role),
+        within=reach_condition(ctx.actor),
         last_updated=q.criteria.get("_lastUpdated", []),
     )
 
@@ -267,7 +269,10 @@ def search_child_resources(ctx: Ctx, kind: str, q: P.Query) -> Found:
     for child_id in dict.fromkeys(child_ids):
         try:
             pic = ctx.pictures.of(child_id)
-        except NotFound:
+        except (
+            NotFound,
+            OutsideReach,
+        ):  # outside the caller's grant localities: left out, as a Patient search
             continue
         seen_children.append(child_id)
         rows = [r for r in pic.of(kind) if _filter(kind, r, q, changed)]

@@ -26,6 +26,7 @@ from directory import audit
 from directory.db import unit_of_work
 from directory.models import Actor, Assessment, BulkExport, Child, Consent, Contact, Involvement, Tac, utcnow
 from directory.permissions import SHIELD_VIEWERS
+from directory.reach import reach_condition
 from directory.visibility import readable_statuses
 from interop import picture
 from interop.bulk.jobs import BulkConfig, remove_files
@@ -37,6 +38,9 @@ def selected(row: BulkExport, actor: Actor) -> sa.ColumnElement[bool]:
     """The children an export includes: those the actor may read (directory.visibility: a sealed or
     archived record is left out as a read leaves it out), of the Group's locality, changed since."""
     where: list[sa.ColumnElement[bool]] = [col(Child.status).in_(sorted(readable_statuses(actor.role)))]
+    within = reach_condition(actor)  # the grant's localities, where they restrict reads
+    if within is not None:
+        where.append(within)
     if row.group_id is not None:
         where.append(col(Child.locality_id) == row.group_id)
     if row.since is not None:
