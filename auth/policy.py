@@ -111,6 +111,9 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "list_services": _CATALOGUE,
     "list_practitioners": _CATALOGUE,
     "list_localities": _CATALOGUE,
+    # the locality delivery team's worklist (childindex/worklist_api.py)
+    "list_worklists": Policy(frozenset({"directory.search"}), frozenset({Role.LOCAL_DELIVERY_TEAM})),
+    "read_worklist": Policy(frozenset({"directory.search"}), frozenset({Role.LOCAL_DELIVERY_TEAM})),
     # feed rows held for review (childindex/reviews_api.py): directory admins and data managers
     "list_match_reviews": Policy(frozenset({"directory.write"}), RECORD_KEEPERS),
     "read_match_review": Policy(frozenset({"directory.write"}), RECORD_KEEPERS),

@@ -31,6 +31,7 @@ from childindex.records_api import router as records_router
 from childindex.reviews_api import router as match_reviews_router
 from childindex.settings import Settings, practice_of
 from childindex.web.wiring import install as install_web
+from childindex.worklist_api import router as worklist_router
 from directory import audit
 from directory.db import Limits, make_engine
 from directory.http import problems
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(details_router)  # PATCH /children/{id}, /children/{id}/history
     app.include_router(match_reviews_router)  # feed rows held for review (childindex/reviews_api.py)
     app.include_router(records_router)  # merges and subject access (childindex/records_api.py)
+    app.include_router(worklist_router)  # the locality delivery team's worklist (childindex/worklist_api.py)
     app.include_router(lifecycle_router)  # adoption, death, moving away, life-cycle dates
     app.include_router(pds_router)  # a demographics trace and its confirmation (childindex/api_pds.py)
     install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir

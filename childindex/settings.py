@@ -201,6 +201,19 @@ class Settings(BaseSettings):
         description="Searches and reads of children's records one subject may make in any 60 seconds, "
         "counted across every process and node (through the database); more answer 429.",
     )
+    worklist_lapse_days: int = Field(
+        default=7,
+        ge=0,
+        le=90,
+        description="The locality worklist lists signals of intent that lapse within this many days.",
+    )
+    still_involved_days: int = Field(
+        default=180,
+        ge=7,
+        le=3 * 365,
+        description="An active involvement nobody has confirmed for this many days is on the locality "
+        "worklist, and its practitioner is asked whether they are still involved.",
+    )
     grant_localities: LocalityReach = Field(
         default=LocalityReach.OFF,
         description="What a grant's localities restrict: 'off' (nothing: they say only whose local "
@@ -349,6 +362,8 @@ def practice_of(settings: Settings) -> Practice:
         suppress_below=settings.suppress_below,
         issuer=str(settings.issuer),
         unmerge_days=settings.unmerge_days,
+        worklist_lapse_days=settings.worklist_lapse_days,
+        still_involved_days=settings.still_involved_days,
     )
 
 

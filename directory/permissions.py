@@ -97,6 +97,11 @@ def ask_contact(session: Session, child: Child, fallback: Contact = LOCALITY_TEA
     locality = repo.get(session, Locality, child.locality_id) if child.locality_id else None
     if locality is None:
         return fallback
+    return locality_team(locality)
+
+
+def locality_team(locality: Locality) -> Contact:
+    """A locality's delivery team as a contact."""
     return Contact(
         name=locality.team_name,
         role="local delivery team",

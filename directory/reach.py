@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from directory import repository as repo
 from directory.errors import NotAllowed
 from directory.models import Actor, Child, Contact, Locality, LocalityReach
-from directory.permissions import LOCALITY_TEAM_ASK, ask_contact, how_to_reach
+from directory.permissions import LOCALITY_TEAM_ASK, ask_contact, how_to_reach, locality_team
 
 
 class OutsideReach(NotAllowed):
@@ -70,15 +70,7 @@ def within_reach(session: Session, actor: Actor, child: Child, *, writing: bool)
 
 def _own_team(session: Session, actor: Actor) -> Contact:
     own = session.exec(select(Locality).where(col(Locality.code).in_(list(actor.localities)))).first()
-    if own is None:
-        return LOCALITY_TEAM_ASK
-    return Contact(
-        name=own.team_name,
-        role="local delivery team",
-        organisation=own.authority,
-        phone=own.team_phone,
-        email=own.team_email,
-    )
+    return LOCALITY_TEAM_ASK if own is None else locality_team(own)
 
 
 def require_within_reach(session: Session, actor: Actor, child: Child, *, writing: bool) -> None:

@@ -95,6 +95,8 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
         items.append(("Your notices", "/notices"))
     if actor.role in RECORD_OPENERS:
         items.append(("Open a record by its id", "/records"))
+    if actor.role == Role.LOCAL_DELIVERY_TEAM:
+        items.append(("Worklist", "/worklist"))
     if actor.role in LOCALITY_VIEWERS:
         items.append(("Locality overview", "/localities"))
     if actor.role in ADMINS:

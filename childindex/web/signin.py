@@ -35,7 +35,7 @@ def _home_for(role: Role) -> str:
     if role == Role.AUDITOR:
         return "/audit"
     if role == Role.LOCAL_DELIVERY_TEAM:
-        return "/localities"
+        return "/worklist"
     return "/search"
 
 

@@ -23,6 +23,7 @@ from childindex.web import (
     practice,
     register,
     signin,
+    worklist_pages,
 )
 from childindex.web import duplicates as duplicates_pages
 from childindex.web import reviews as review_pages
@@ -84,6 +85,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         duplicates_pages.router,
         record_router,
         adoption_router,
+        worklist_pages.router,
     ):
         app.include_router(router)
     _page_errors(app)

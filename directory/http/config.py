@@ -29,6 +29,10 @@ class Practice:
     issuer: str
     unmerge_days: int = 90
     """How long after a merge of two records it may be undone."""
+    worklist_lapse_days: int = 7
+    """The locality worklist lists signals of intent that lapse within this many days."""
+    still_involved_days: int = 180
+    """An involvement nobody has confirmed for this long is on the worklist (and its practitioner asked)."""
 
     @property
     def development(self) -> bool:
