@@ -21,6 +21,7 @@ _USERS = [
     ("demo.practitioner", "Pat Practitioner (demo)", Role.PRACTITIONER),
     ("demo.designated", "Dee Designated (demo)", Role.DESIGNATED_PRACTITIONER),
     ("demo.admin", "Ada Admin (demo)", Role.DIRECTORY_ADMIN),
+    ("demo.locality", "Lena Locality (demo)", Role.LOCAL_DELIVERY_TEAM),
 ]
 # The seeded practitioner record each practice account acts as (preferred roles, first found).
 _LINKS = {
