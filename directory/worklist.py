@@ -31,10 +31,12 @@ from directory.models import (
 
 @dataclass(frozen=True)
 class WorklistRules:
-    """How near a signal's lapse counts as 'about to', and how old a confirmation counts as stale."""
+    """How near a signal's lapse counts as 'about to', how old a confirmation counts as stale, and how
+    many items a section lists (a section's query returns one more, to say there are more)."""
 
     lapse_within_days: int = 7
     unconfirmed_after_days: int = 180
+    max_items: int = 100  # per section, oldest first: the section says when there are more
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def no_agreed_lead(session: Session, locality_id: uuid.UUID, today: date, rules:
             col(Assessment.id).not_in(convened),
         )
         .order_by(col(Assessment.started_at))
+        .limit(rules.max_items + 1)
     ).all()
     return [
         Row(
@@ -103,6 +106,7 @@ def signals_lapsing(session: Session, locality_id: uuid.UUID, today: date, rules
             _in_locality(locality_id, Assessment.child_id),
         )
         .order_by(col(Assessment.signal_expires_at))
+        .limit(rules.max_items + 1)
     ).all()
     return [
         Row(a.child_id, a.id, a.signal_expires_at.date() if a.signal_expires_at else None, a.initiator_id)
@@ -122,6 +126,7 @@ def reviews_overdue(session: Session, locality_id: uuid.UUID, today: date, rules
             _in_locality(locality_id, Tac.child_id),
         )
         .order_by(col(Tac.next_review_date))
+        .limit(rules.max_items + 1)
     ).all()
     return [Row(t.child_id, a.id, t.next_review_date, a.lead_practitioner_id, code=t.status) for t, a in rows]
 
@@ -137,6 +142,7 @@ def not_confirmed(session: Session, locality_id: uuid.UUID, today: date, rules: 
             _in_locality(locality_id, Involvement.child_id),
         )
         .order_by(col(Involvement.last_confirmed_at))
+        .limit(rules.max_items + 1)
     ).all()
     return [
         Row(

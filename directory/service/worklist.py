@@ -43,6 +43,7 @@ class WorklistSection(Output):
     code: str
     title: str
     items: list[WorkItemRead]
+    more: bool = Field(default=False, description="There are more than these (the oldest are listed)")
 
 
 class WorklistRead(Output):
@@ -129,7 +130,8 @@ def locality_worklist(
             f"Your access covers the worklists of {', '.join(actor.localities)} only; ask "
             f"{locality.team_name} about theirs."
         )
-    found = {key: _shown_rows(actor, SOURCES[key](session, locality.id, today, rules)) for key in SECTIONS}
+    fetched = {key: _shown_rows(actor, SOURCES[key](session, locality.id, today, rules)) for key in SECTIONS}
+    found = {key: rows[: rules.max_items] for key, rows in fetched.items()}
     ids = {r.child_id for rows in found.values() for r in rows}
     children = {c.id: c for c in session.exec(select(Child).where(col(Child.id).in_(list(ids)))).all()}
     names = _names(session, children, actor)
@@ -144,6 +146,7 @@ def locality_worklist(
                 _item(session, actor, r, children[r.child_id], names[r.child_id], sensitive)
                 for r in found[key]
             ],
+            more=len(fetched[key]) > rules.max_items,
         )
         for key, title in SECTIONS.items()
     ]

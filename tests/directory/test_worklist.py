@@ -250,3 +250,12 @@ def test_a_read_is_audited_with_the_children_it_names(session: Session, place: P
         sa.text("SELECT child_id FROM audit_subject WHERE seq = :s"), {"s": event.seq}
     ).all()
     assert {uuid.UUID(str(r[0])) for r in rows} == named
+
+
+def test_a_long_section_lists_the_oldest_and_says_there_are_more(session: Session, place: Place) -> None:
+    few = WorklistRules(lapse_within_days=7, unconfirmed_after_days=180, max_items=1)
+    found = locality_worklist(session, actor=TEAM, code="CITY", today=date.today(), now=utcnow(), rules=few)
+    unagreed = next(s for s in found.sections if s.code == "no-agreed-lead")
+    assert len(unagreed.items) == 1 and unagreed.more
+    lapsing = next(s for s in found.sections if s.code == "signals-lapsing")
+    assert len(lapsing.items) == 1 and not lapsing.more
