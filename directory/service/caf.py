@@ -39,6 +39,7 @@ from directory.models import (
     TacStatus,
     TacUpdate,
 )
+from directory.reach import require_within_reach
 from directory.service.access import (
     Standing,
     acting_practitioner,
@@ -206,6 +207,7 @@ def _caf_to_change(
     """The CAF, locked, once the actor may change it (see permissions.require_caf_change)."""
     caf = _load_caf(session, caf_id)
     child = load_child(session, caf.child_id)
+    require_within_reach(session, actor, child, writing=True)  # before naming whom to ask
     standing = require_caf_change(session, actor, caf, child, reason=reason, doing=doing)
     return _CafChange(caf, child, standing, caf_parties(session, caf).holders)
 

@@ -60,6 +60,8 @@ def active_child(
         raise no_such_child(child_id)  # nothing may say that it exists (directory.visibility)
     if actor is not None and not may_read_record(child, actor):
         raise no_such_child(child_id)
+    if actor is not None:  # before any other answer about it (a CAF's holder, a conflict)
+        require_within_reach(session, actor, child, writing=True)
     if child.status == RecordStatus.MERGED.value:
         raise RuleBroken(
             "This record was merged into another; make the change on that record.",

@@ -18,7 +18,7 @@ from childindex.app import create_app
 from childindex.settings import Settings
 from directory import service
 from directory.db import unit_of_work
-from directory.models import Role, ShieldSet
+from directory.models import CafSignal, Role, ShieldSet, utcnow
 from search.indexer import drain
 from tests.conftest import count
 from tests.fixtures.auth_builders import bearer, make_grant, token_for
@@ -191,3 +191,27 @@ def test_a_grant_with_no_localities_covers_the_whole_authority(engine: Engine, a
         h = bearer(token_for(state, "ann", scopes=SCOPES))
         for child in (area.city, area.north, area.hidden, area.nowhere):
             assert client.get(f"/api/v1/children/{child}", headers=h).status_code == 200
+
+
+def test_a_refusal_outside_says_nothing_of_the_record_first(engine: Engine, area: Area) -> None:
+    """A CAF open on a child outside: a second signal or a change to it is refused for the locality,
+    before any answer that would name its holder."""
+    with unit_of_work(engine) as s:
+        holder = make_practitioner(s, make_org(s, name="North Clinic", kind="nhs_trust"), name="Hal Holder")
+        caf = service.signal_caf(
+            s,
+            actor=actor(practitioner_id=holder.id),
+            child_id=area.north,
+            data=CafSignal(no_risk_of_significant_harm=True),
+            signal_days=14,
+            now=utcnow(),
+        )
+    for reach in ("writes", "all"):
+        with _app(engine, reach) as client:
+            h = _pat(client, area)
+            signal = {"no_risk_of_significant_harm": True}
+            r = client.post(f"/api/v1/children/{area.north}/caf", json=signal, headers=h)
+            assert r.status_code == 403 and "Hal Holder" not in r.text, r.text
+            r = client.post(f"/api/v1/cafs/{caf.id}/close", json={"reason": "not needed"}, headers=h)
+            assert r.status_code == 403 and "Hal Holder" not in r.text, r.text
+            assert "North Early Help Team" in r.json()["detail"]
