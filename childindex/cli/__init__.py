@@ -166,6 +166,18 @@ def _background_jobs(settings: Settings, engine: Engine) -> list[BackgroundIndex
                 max_attempts=settings.notify_max_attempts,
             )
         )
+    if settings.front_door_webhook:  # step-ups to the social care front door (interop/front_door.py)
+        from childindex.panel_api import front_door_of
+        from interop.front_door import FrontDoorWorker
+
+        jobs.append(
+            FrontDoorWorker(  # type: ignore[arg-type]
+                engine,
+                front_door_of(settings),
+                interval_seconds=settings.notify_interval_seconds,
+                max_attempts=settings.notify_max_attempts,
+            )
+        )
     for job in jobs:
         job.start()
     return jobs

@@ -65,6 +65,7 @@ class Assessment(SQLModel, table=True):
     closed_reason: str | None = Field(default=None, max_length=500)
     version: int = 1
     updated_at: datetime = utc_field(default_factory=utcnow, index=True)  # meta.lastUpdated, _since
+    came_from: str | None = Field(default=None, max_length=20)  # 'step_down': opened by social care
 
 
 class LeadProfessionalAssignment(SQLModel, table=True):
