@@ -199,6 +199,7 @@ class CafRead(Output):
     closed_at: datetime | None = None
     outcome: str | None = None
     advice: str | None = None
+    came_from: str | None = None  # 'step_down': opened by social care stepping the case down
 
 
 class LeadProfessionalRead(Output):
@@ -229,3 +230,4 @@ class TacRead(Output):
     convened_at: datetime | None = None
     next_review_date: date | None = None
     members: list[TacMemberRead]
+    core_group: bool = False  # stepped up to social care: the TAC is the core group until stepped down
