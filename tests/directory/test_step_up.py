@@ -23,11 +23,13 @@ from sqlmodel import Session, select
 from childindex.app import create_app
 from childindex.panel_api import front_door_of
 from childindex.settings import Settings
-from directory.models import FrontDoorNotice
-from interop import front_door
+from directory.models import FrontDoorNotice, utcnow
+from directory.permissions import LOCALITY_TEAM_ASK
+from interop import front_door, picture
 from tests.conftest import count
 from tests.directory.test_api import new_child, who
 from tests.directory.test_panel import World, actions, completed_caf
+from tests.fixtures.builders import actor
 
 SECRET = "front-door-secret"
 
@@ -80,6 +82,23 @@ def door_settings(door: FrontDoorServer) -> Settings:
 def api(engine: Engine, door_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(door_settings, engine=engine), raise_server_exceptions=False) as c:
         yield c
+
+
+def core_group_coded(engine: Engine, child: str, tac: str) -> bool:
+    """Whether the child's CareTeam over FHIR carries the core-group category."""
+    with Session(engine) as session:
+        pic = picture.for_child(
+            session,
+            actor=actor(),
+            child_id=uuid.UUID(child),
+            now=utcnow(),
+            fallback=LOCALITY_TEAM_ASK,
+            audited=False,
+        )
+        team = pic.get("CareTeam", tac)
+    assert team is not None
+    codes = [c["code"] for cat in team["category"] for c in cat["coding"]]
+    return "core-group" in codes
 
 
 def with_tac(api: TestClient, engine: Engine) -> tuple[World, str]:
@@ -159,6 +178,7 @@ def test_the_card_shows_the_core_group_until_stepped_down(api: TestClient, engin
     assert api.post(f"/api/v1/cafs/{w.caf}/step-up", headers=w.person("sam"), json={}).status_code == 201
     card = api.get(f"/api/v1/children/{w.child}", headers=who(subject="reader")).json()
     assert card["tac"]["core_group"] is True
+    assert core_group_coded(engine, w.child, tac) is True
     # a social worker who is not on the case is refused (nothing changes); one in the core group steps down
     add = api.post(
         f"/api/v1/cafs/{w.caf}/tac",
@@ -183,6 +203,7 @@ def test_the_card_shows_the_core_group_until_stepped_down(api: TestClient, engin
     assert down.json()["caf_id"] == w.caf and down.json()["came_from"] is None
     card = api.get(f"/api/v1/children/{w.child}", headers=who(subject="reader")).json()
     assert card["tac"]["core_group"] is False
+    assert core_group_coded(engine, w.child, tac) is False
     assert card["lead_professional"]["contact"]["name"] == "Yusuf Youth"
     assert [d["how"] for _, d in actions(engine, "caf.step-down")] == ["reverted"]
     # stepped down, it can step up again
