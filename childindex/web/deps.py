@@ -18,6 +18,7 @@ from auth.policy import (
     ADMINS,
     LOG_READERS,
     MATCH_REVIEWERS,
+    PANEL_READERS,
     PRACTICE,
     RECORD_FINDERS,
     RECORD_KEEPERS,
@@ -97,6 +98,8 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
         items.append(("Open a record by its id", "/records"))
     if actor.role in LOCALITY_VIEWERS:
         items.append(("Locality overview", "/localities"))
+    if actor.role in PANEL_READERS:
+        items.append(("Panel queue", "/panel"))
     if actor.role in ADMINS:
         items += [("Access grants", "/admin/grants"), ("System clients", "/admin/clients")]
     if actor.role in AUDITORS:

@@ -20,6 +20,7 @@ from childindex.web import (
     details_pages,
     localities,
     notices,
+    panel_pages,
     practice,
     register,
     signin,
@@ -84,6 +85,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         duplicates_pages.router,
         record_router,
         adoption_router,
+        panel_pages.router,  # the panel, step up and step down (childindex/web/panel_pages.py)
     ):
         app.include_router(router)
     _page_errors(app)
