@@ -246,3 +246,18 @@ def test_a_shielded_childs_queue_entry_shows_only_the_official_name(
             )
         ).all()
     assert [uuid.UUID(str(c)) for (c,) in listed] == [uuid.UUID(w.child)]
+
+
+def test_twenty_decisions_at_once_record_one(client: TestClient, engine: Engine) -> None:
+    w = completed_caf(client, engine)
+    assert client.post(f"/api/v1/cafs/{w.caf}/panel", headers=w.person("sam"), json={}).status_code == 201
+
+    def decide(n: int) -> int:
+        body = decision(w, level_benchmark=1 + n % 4)
+        return client.post(f"/api/v1/cafs/{w.caf}/panel/decision", headers=TEAM, json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(decide, range(20)))
+    assert codes.count(200) == 1 and set(codes) == {200, 409}
+    assert count(engine, "panel_suggestion") == 2
+    assert len([a for a, _ in actions(engine, "caf.panel.decision")]) == 1

@@ -9,6 +9,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -250,3 +251,16 @@ def test_step_up_rules(api: TestClient, engine: Engine, client: TestClient) -> N
     r = api.post(f"/api/v1/cafs/{w.caf}/step-up", headers=w.person("sam"), json={})
     assert r.status_code == 409 and "open CAF" in r.json()["detail"]
     assert count(engine, "step_up") == 0
+
+
+def test_twenty_step_ups_at_once_make_one(api: TestClient, engine: Engine) -> None:
+    w, _ = with_tac(api, engine)
+
+    def up(_: int) -> int:
+        return api.post(f"/api/v1/cafs/{w.caf}/step-up", headers=w.person("sam"), json={}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(up, range(20)))
+    assert codes.count(201) == 1 and set(codes) == {201, 409}
+    assert count(engine, "step_up") == 1 and count(engine, "front_door_notice") == 2
+    assert len(actions(engine, "caf.step-up")) == 1
