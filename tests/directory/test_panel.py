@@ -215,7 +215,7 @@ def test_fifty_sends_at_once_make_one_referral(client: TestClient, engine: Engin
     sam = w.person("sam")
 
     def send(_: int) -> int:
-        return client.post(f"/api/v1/cafs/{w.caf}/panel", headers=sam, json={}).status_code
+        return int(client.post(f"/api/v1/cafs/{w.caf}/panel", headers=sam, json={}).status_code)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(send, range(50)))
@@ -254,7 +254,7 @@ def test_twenty_decisions_at_once_record_one(client: TestClient, engine: Engine)
 
     def decide(n: int) -> int:
         body = decision(w, level_benchmark=1 + n % 4)
-        return client.post(f"/api/v1/cafs/{w.caf}/panel/decision", headers=TEAM, json=body).status_code
+        return int(client.post(f"/api/v1/cafs/{w.caf}/panel/decision", headers=TEAM, json=body).status_code)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(decide, range(20)))

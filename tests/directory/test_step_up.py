@@ -146,7 +146,8 @@ def test_step_up_queues_a_signed_referral_and_makes_the_tac_the_core_group(
     assert "Amelia" not in raw.decode() and "Khan" not in raw.decode() and "Temple" not in raw.decode()
     # the email notice waits for the SMTP sender; its text carries no child details
     with engine.connect() as conn:
-        rows = dict(conn.execute(sa.text("SELECT channel, status FROM front_door_notice")).all())
+        found = conn.execute(sa.text("SELECT channel, status FROM front_door_notice")).all()
+    rows = {str(channel): str(status) for channel, status in found}
     assert rows == {"webhook": "delivered", "email": "queued"}
     with Session(engine) as session:
         email = session.exec(select(FrontDoorNotice).where(FrontDoorNotice.channel == "email")).one()
@@ -257,7 +258,7 @@ def test_twenty_step_ups_at_once_make_one(api: TestClient, engine: Engine) -> No
     w, _ = with_tac(api, engine)
 
     def up(_: int) -> int:
-        return api.post(f"/api/v1/cafs/{w.caf}/step-up", headers=w.person("sam"), json={}).status_code
+        return int(api.post(f"/api/v1/cafs/{w.caf}/step-up", headers=w.person("sam"), json={}).status_code)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(up, range(20)))
