@@ -21,6 +21,7 @@ from directory.models import (
     CafOutcome,
     CafStatus,
     Child,
+    ChildName,
     Locality,
     PanelReferral,
     PanelSuggestion,
@@ -225,18 +226,31 @@ def _invite_suggested(
 # --------------------------------------------------------------------------- reading
 
 
-def referral_read(session: Session, referral: PanelReferral) -> PanelReferralRead:
-    """A referral with its decision and suggestions (codes and ids only)."""
-    suggestions = session.exec(
+def _suggestions(
+    session: Session, referral_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[SuggestionRead]]:
+    """The suggestions of these referrals, in the order they were made."""
+    out: dict[uuid.UUID, list[SuggestionRead]] = {r: [] for r in referral_ids}
+    if not referral_ids:
+        return out
+    rows = session.exec(
         select(PanelSuggestion)
-        .where(PanelSuggestion.referral_id == referral.id)
+        .where(col(PanelSuggestion.referral_id).in_(list(referral_ids)))
         .order_by(col(PanelSuggestion.created_at), col(PanelSuggestion.id))
     ).all()
+    for row in rows:
+        out[row.referral_id].append(SuggestionRead.model_validate(row))
+    return out
+
+
+def _read(
+    referral: PanelReferral, suggestions: list[SuggestionRead], localities: dict[uuid.UUID, str]
+) -> PanelReferralRead:
     return PanelReferralRead(
         id=referral.id,
         caf_id=referral.caf_id,
         child_id=referral.child_id,
-        locality=repo.locality_code(session, referral.locality_id),
+        locality=localities.get(referral.locality_id) if referral.locality_id else None,
         status=referral.status,
         sent_at=referral.sent_at,
         decided_at=referral.decided_at,
@@ -246,8 +260,17 @@ def referral_read(session: Session, referral: PanelReferral) -> PanelReferralRea
         practitioner_support=referral.practitioner_support,
         level_benchmark=referral.level_benchmark,
         advice=SAFEGUARDING_ADVICE if referral.risk_of_harm else None,
-        suggestions=[SuggestionRead.model_validate(s) for s in suggestions],
+        suggestions=suggestions,
     )
+
+
+def _locality_codes(session: Session) -> dict[uuid.UUID, str]:
+    return {loc.id: loc.code for loc in session.exec(select(Locality)).all()}
+
+
+def referral_read(session: Session, referral: PanelReferral) -> PanelReferralRead:
+    """A referral with its decision and suggestions (codes and ids only)."""
+    return _read(referral, _suggestions(session, [referral.id])[referral.id], _locality_codes(session))
 
 
 def read_referral(session: Session, *, actor: Actor, caf_id: uuid.UUID) -> PanelReferralRead:
@@ -293,19 +316,20 @@ def panel_queue(
         stmt = stmt.where(
             col(Child.locality_id).in_(select(Locality.id).where(col(Locality.code).in_(codes)))
         )
+    found = [(r, c) for r, c in session.exec(stmt).all() if may_read_record(c, actor)]
+    listed = [child.id for _, child in found]
+    names: dict[uuid.UUID, list[ChildName]] = {c: [] for c in listed}
+    if listed:
+        for n in session.exec(select(ChildName).where(col(ChildName.child_id).in_(listed))).all():
+            names[n.child_id].append(n)
+    suggestions = _suggestions(session, [r.id for r, _ in found])
+    localities = _locality_codes(session)
     out = []
-    listed: list[uuid.UUID] = []
-    for referral, child in session.exec(stmt).all():
-        if not may_read_record(child, actor):
-            continue
-        names = names_shown(
-            repo.child_names(session, child.id),
-            shielded=child.shielded,
-            entitled=actor.role in SHIELD_VIEWERS,
-        )
-        name = f"{names[0].given} {names[0].family}".strip() if names else "(no name recorded)"
-        listed.append(child.id)
-        out.append((referral_read(session, referral), name))
+    for referral, child in found:
+        ordered = sorted(names[child.id], key=lambda n: repo.name_order(n.use, n.until))
+        shown = names_shown(ordered, shielded=child.shielded, entitled=actor.role in SHIELD_VIEWERS)
+        name = f"{shown[0].given} {shown[0].family}".strip() if shown else "(no name recorded)"
+        out.append((_read(referral, suggestions[referral.id], localities), name))
     audit.append(
         session,
         actor=actor,
