@@ -93,3 +93,32 @@ def test_a_caf_sent_to_panel_and_decided_in_the_pages(
     with engine.connect() as conn:
         statuses = conn.execute(sa.text("SELECT status FROM panel_referral")).scalars().all()
     assert statuses == ["decided"]
+
+
+def test_step_up_and_step_down_pages_refuse_clearly_and_change_nothing(
+    browser: TestClient, world: World, web_app: FastAPI, engine: Engine
+) -> None:
+    olivia = world.children["olivia"]
+    caf = completed_multi_agency_caf(browser, world)
+    unconfirmed = post_form(browser, f"/children/{olivia}/step-up", {"caf_id": caf})
+    assert unconfirmed.status_code == 400 and "Confirm that the case is stepped up" in unconfirmed.text
+    # no front door is configured here: refused, saying to phone it, and nothing is queued
+    no_door = post_form(browser, f"/children/{olivia}/step-up", {"caf_id": caf, "confirm": "yes"})
+    assert no_door.status_code == 409 and "phone your children" in no_door.text
+    assert count(engine, "step_up") == 0 and count(engine, "front_door_notice") == 0
+    assert browser.get(f"/children/{olivia}/step-down").status_code == 403  # a practitioner: not social care
+    with page_client(web_app, "http://testserver") as cora:
+        sign_in(cora, world, "cora")
+        search(cora, given="Olivia", family="Smith", **DOB)
+        card = cora.get(f"/children/{olivia}").text
+        assert "Step down to early help" in card and "Step up to social care" not in card
+        empty = post_form(cora, f"/children/{olivia}/step-down", {})
+        assert empty.status_code == 400
+        assert "Choose the early help practitioner" in empty.text and "Enter the reason" in empty.text
+        open_caf = post_form(
+            cora,
+            f"/children/{olivia}/step-down",
+            {"lead_practitioner_id": str(world.practitioners["dee"]), "reason": "closed to social care"},
+        )
+        assert open_caf.status_code == 409 and "already open" in open_caf.text  # Pat's CAF is not stepped up
+    assert count(engine, "assessment") == 1 and count(engine, "step_up") == 0
