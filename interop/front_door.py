@@ -25,11 +25,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from directory import repository as repo
-from directory.models import Child, FrontDoorNotice, StepUp, utcnow
+from directory.models import Child, FrontDoorNotice, RecordStatus, StepUp, utcnow
 from interop.notify import EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 log = logging.getLogger("childindex.front_door")
 EVENT = "caf-stepped-up"
+GONE = frozenset({RecordStatus.SEALED.value, RecordStatus.PURGED.value})
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,16 @@ def deliver_due(
             .order_by(col(FrontDoorNotice.created_at), col(FrontDoorNotice.id))
             .limit(batch)
         ).all()
-        bodies = {
-            n.id: webhook_body(session, n, door.base_url)
-            for n in due
-            if session.get(Child, n.child_id) is not None
-        }
+        bodies = {}
+        for n in due:
+            child = session.get(Child, n.child_id)
+            if child is None or child.status in GONE:
+                # sealed by an adoption or purged since: nothing about it leaves the directory
+                n.status, n.last_error = "dead", f"the record is {child.status if child else 'gone'}"
+                session.add(n)
+                dead += 1
+                continue
+            bodies[n.id] = webhook_body(session, n, door.base_url)
         session.commit()  # no transaction is held while we wait on the network
     for notice in due:
         if notice.id not in bodies:

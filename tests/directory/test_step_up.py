@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from childindex.app import create_app
 from childindex.panel_api import front_door_of
 from childindex.settings import Settings
-from directory.models import FrontDoorNotice, utcnow
+from directory.models import Child, FrontDoorNotice, utcnow
 from directory.permissions import LOCALITY_TEAM_ASK
 from interop import front_door, picture
 from tests.conftest import count
@@ -265,3 +265,19 @@ def test_twenty_step_ups_at_once_make_one(api: TestClient, engine: Engine) -> No
     assert codes.count(201) == 1 and set(codes) == {201, 409}
     assert count(engine, "step_up") == 1 and count(engine, "front_door_notice") == 2
     assert len(actions(engine, "caf.step-up")) == 1
+
+
+def test_nothing_leaves_for_a_record_sealed_since_the_step_up(
+    api: TestClient, engine: Engine, door: FrontDoorServer, door_settings: Settings
+) -> None:
+    w, _ = with_tac(api, engine)
+    assert api.post(f"/api/v1/cafs/{w.caf}/step-up", headers=w.person("sam"), json={}).status_code == 201
+    with Session(engine) as session:  # (as an adoption seals it: directory/service/adoption.py)
+        child = session.get(Child, uuid.UUID(w.child))
+        assert child is not None
+        child.status = "sealed"
+        session.add(child)
+        session.commit()
+    with httpx.Client(timeout=5) as client:
+        assert front_door.deliver_due(engine, client, front_door_of(door_settings)).dead == 1
+    assert door.received == []
