@@ -4,10 +4,13 @@ children's social care and step down to early help (docs/panel.md)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, FastAPI, Query, status
 from pydantic import BaseModel
+from sqlalchemy.engine import Engine
 
 from childindex.settings import Settings, current_settings
 from directory.http.config import PracticeDep
@@ -15,7 +18,7 @@ from directory.http.deps import CurrentActor, SessionDep, UnitOfWorkRoute
 from directory.models import utcnow
 from directory.models.panel import PanelDecision, PanelReferralRead, PanelSend, StepDownIn, StepRead, StepUpIn
 from directory.service import panel, step_up
-from interop.front_door import FrontDoor
+from interop.front_door import FrontDoor, FrontDoorWorker
 
 router = APIRouter(prefix="/api/v1", route_class=UnitOfWorkRoute, tags=["panel"])
 
@@ -35,6 +38,32 @@ def front_door(settings: Annotated[Settings, Depends(current_settings)]) -> Fron
 
 
 FrontDoorDep = Annotated[FrontDoor, Depends(front_door)]
+
+
+def install_front_door(app: FastAPI, settings: Settings, engine: Engine) -> None:
+    """Run the front door's delivery worker with the app, when a webhook is configured (and this
+    process is the one that delivers: `front_door_worker`)."""
+    if not (settings.front_door_webhook and settings.front_door_worker):
+        return
+    worker = FrontDoorWorker(
+        engine,
+        front_door_of(settings),
+        interval_seconds=settings.notify_interval_seconds,
+        max_attempts=settings.notify_max_attempts,
+    )
+    app.state.front_door_worker = worker
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        worker.start()
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            worker.stop()
+
+    app.router.lifespan_context = lifespan
 
 
 class PanelQueueItem(BaseModel):

@@ -279,6 +279,11 @@ class Settings(BaseSettings):
     front_door_secret: str | None = Field(
         default=None, description="The secret that signs the front door's webhook deliveries."
     )
+    front_door_worker: bool = Field(
+        default=True,
+        description="Deliver the front door's webhook notices from this process (several processes: the "
+        "supervisor alone does).",
+    )
     front_door_email: str | None = Field(
         default=None,
         description="The social care front door's email address (a notice without child details).",

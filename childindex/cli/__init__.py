@@ -140,6 +140,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     os.environ.setdefault("CHILDINDEX_SECRET_KEY", secrets.token_urlsafe(32))
     os.environ["CHILDINDEX_INDEXER_INTERVAL_SECONDS"] = "0"
     os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
+    os.environ["CHILDINDEX_FRONT_DOOR_WORKER"] = "false"  # (the supervisor delivers step-ups, once)
     jobs = _background_jobs(settings, engine)
     try:
         uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,7 @@ def door_settings(door: FrontDoorServer) -> Settings:
         front_door_webhook=door.url,
         front_door_secret=SECRET,
         front_door_email="front.door@example.gov.uk",
+        front_door_worker=False,  # (the tests deliver themselves; one test runs the worker)
     )
 
 
@@ -281,3 +283,18 @@ def test_nothing_leaves_for_a_record_sealed_since_the_step_up(
     with httpx.Client(timeout=5) as client:
         assert front_door.deliver_due(engine, client, front_door_of(door_settings)).dead == 1
     assert door.received == []
+
+
+def test_the_app_runs_the_worker_that_delivers_a_step_up(
+    engine: Engine, door: FrontDoorServer, door_settings: Settings
+) -> None:
+    settings = door_settings.model_copy(update={"front_door_worker": True, "notify_interval_seconds": 0.1})
+    with TestClient(create_app(settings, engine=engine), raise_server_exceptions=False) as served:
+        w, _ = with_tac(served, engine)
+        assert (
+            served.post(f"/api/v1/cafs/{w.caf}/step-up", headers=w.person("sam"), json={}).status_code == 201
+        )
+        deadline = time.monotonic() + 10
+        while not door.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(door.received) == 1 and json.loads(door.received[0][1])["caf_id"] == uuid.UUID(w.caf).hex
