@@ -374,3 +374,19 @@ ROUTE_POLICIES.update(
         "fhir_search_Group": _smart("Group", "s", PRACTICE),
     }
 )
+
+
+# --- the early intervention panel, step up and step down (issue #18; childindex/panel_api.py): the
+# domain says who (directory/service/panel.py, step_up.py: the CAF's own rule, the locality team,
+# social care)
+PANEL_READERS = frozenset({Role.LOCAL_DELIVERY_TEAM, Role.DIRECTORY_ADMIN})
+ROUTE_POLICIES.update(
+    {
+        "send_caf_to_panel": _WRITE,
+        "read_caf_panel": Policy(frozenset({"directory.search"}), PRACTICE),
+        "decide_caf_panel": Policy(frozenset({"directory.write"}), PANEL_READERS),
+        "panel_queue": Policy(frozenset({"directory.search"}), PANEL_READERS),
+        "step_up_caf": _WRITE,
+        "step_down_child": Policy(frozenset({"directory.write"}), frozenset({Role.CHILD_PROTECTION})),
+    }
+)

@@ -27,6 +27,8 @@ from childindex.api_records import router as lifecycle_router
 from childindex.details_api import router as details_router
 from childindex.guard import InputGuard, Refusal
 from childindex.openapi import install as install_openapi
+from childindex.panel_api import install_front_door
+from childindex.panel_api import router as panel_router
 from childindex.records_api import router as records_router
 from childindex.reviews_api import router as match_reviews_router
 from childindex.settings import Settings, practice_of
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(worklist_router)  # the locality delivery team's worklist (childindex/worklist_api.py)
     app.include_router(lifecycle_router)  # adoption, death, moving away, life-cycle dates
     app.include_router(pds_router)  # a demographics trace and its confirmation (childindex/api_pds.py)
+    app.include_router(panel_router)  # the panel, step up and step down (childindex/panel_api.py)
+    install_front_door(app, settings, engine)  # delivers step-ups to social care (interop/front_door.py)
     install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
     install_openapi(app)  # every route's errors, once all are in

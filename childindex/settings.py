@@ -291,6 +291,24 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(
         default=6, ge=1, le=20, description="Then a notification is dead-lettered."
     )
+    # --- the social care front door: where a CAF's step-up is referred (docs/panel.md)
+    front_door_webhook: str | None = Field(
+        default=None,
+        description="The social care front door's webhook (https): each step-up is POSTed there, signed "
+        "like the notification webhooks (HMAC-SHA256 with front_door_secret), queued and retried.",
+    )
+    front_door_secret: str | None = Field(
+        default=None, description="The secret that signs the front door's webhook deliveries."
+    )
+    front_door_worker: bool = Field(
+        default=True,
+        description="Deliver the front door's webhook notices from this process (several processes: the "
+        "supervisor alone does).",
+    )
+    front_door_email: str | None = Field(
+        default=None,
+        description="The social care front door's email address (a notice without child details).",
+    )
     # --- feeds (childindex import --source): which fields each source is trusted for
     feed_precedence_file: str | None = Field(
         default=None,
@@ -329,6 +347,16 @@ class Settings(BaseSettings):
             parsed = urlparse(value)
             if parsed.scheme != "https" or not parsed.netloc:
                 raise ValueError("the external issuer's JWKS URL must be a full https:// URL")
+        return value
+
+    @field_validator("front_door_webhook")
+    @classmethod
+    def _https_front_door(cls, value: str | None) -> str | None:
+        if value is not None:
+            parsed = urlparse(value)
+            loopback = parsed.scheme == "http" and parsed.hostname in {"127.0.0.1", "localhost"}
+            if not (parsed.scheme == "https" or loopback) or not parsed.netloc:
+                raise ValueError("the front door's webhook must be a full https:// URL")
         return value
 
     @model_validator(mode="after")

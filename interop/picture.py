@@ -148,7 +148,12 @@ def build(session: Session, *, actor: Actor, child: Child, card: ChildCard) -> P
             ]
             lead = card.lead_professional.practitioner_id if card.lead_professional else None
             version, updated = care_team_version(session, tac)
-            put(m.care_team(tac, members, lead_practitioner_id=lead, version=version, updated=updated))
+            core = card.tac.core_group
+            put(
+                m.care_team(
+                    tac, members, lead_practitioner_id=lead, version=version, updated=updated, core_group=core
+                )
+            )
     for c in card.consents:
         put(m.consent(c, child.id))
     return pic

@@ -140,6 +140,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     os.environ.setdefault("CHILDINDEX_SECRET_KEY", secrets.token_urlsafe(32))
     os.environ["CHILDINDEX_INDEXER_INTERVAL_SECONDS"] = "0"
     os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
+    os.environ["CHILDINDEX_FRONT_DOOR_WORKER"] = "false"  # (the supervisor delivers step-ups, once)
     jobs = _background_jobs(settings, engine)
     try:
         uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
@@ -162,6 +163,18 @@ def _background_jobs(settings: Settings, engine: Engine) -> list[BackgroundIndex
         jobs.append(
             NotificationWorker(
                 engine,
+                interval_seconds=settings.notify_interval_seconds,
+                max_attempts=settings.notify_max_attempts,
+            )
+        )
+    if settings.front_door_webhook:  # step-ups to the social care front door (interop/front_door.py)
+        from childindex.panel_api import front_door_of
+        from interop.front_door import FrontDoorWorker
+
+        jobs.append(
+            FrontDoorWorker(  # type: ignore[arg-type]
+                engine,
+                front_door_of(settings),
                 interval_seconds=settings.notify_interval_seconds,
                 max_attempts=settings.notify_max_attempts,
             )

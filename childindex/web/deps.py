@@ -18,6 +18,7 @@ from auth.policy import (
     ADMINS,
     LOG_READERS,
     MATCH_REVIEWERS,
+    PANEL_READERS,
     PRACTICE,
     RECORD_FINDERS,
     RECORD_KEEPERS,
@@ -99,6 +100,8 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
         items.append(("Worklist", "/worklist"))
     if actor.role in LOCALITY_VIEWERS:
         items.append(("Locality overview", "/localities"))
+    if actor.role in PANEL_READERS:
+        items.append(("Panel queue", "/panel"))
     if actor.role in ADMINS:
         items += [("Access grants", "/admin/grants"), ("System clients", "/admin/clients")]
     if actor.role in AUDITORS:

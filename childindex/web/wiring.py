@@ -20,6 +20,7 @@ from childindex.web import (
     details_pages,
     localities,
     notices,
+    panel_pages,
     practice,
     register,
     signin,
@@ -86,6 +87,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         record_router,
         adoption_router,
         worklist_pages.router,
+        panel_pages.router,  # the panel, step up and step down (childindex/web/panel_pages.py)
     ):
         app.include_router(router)
     _page_errors(app)

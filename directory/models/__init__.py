@@ -102,6 +102,7 @@ from directory.models.involvements import (
 from directory.models.merge import ChildMerge, MergeMove, MergeRead, MergeRequest, UnmergeRequest
 from directory.models.notifications import Notice, NoticeRead, Notification, NotificationCursor, Subscription
 from directory.models.outbox import Outbox
+from directory.models.panel import FrontDoorNotice, PanelReferral, PanelSuggestion, StepUp
 from directory.models.reviews import MatchReview, ReviewStatus
 from directory.models.vocabulary import (
     OPEN_CAF_STATUSES,
@@ -259,3 +260,4 @@ __all__ += [
 from directory.models.duplicates import DuplicatePairRow, DuplicateRun, NotDuplicate  # noqa: E402
 
 __all__ += ["DuplicatePairRow", "DuplicateRun", "NotDuplicate"]
+__all__ += ["FrontDoorNotice", "PanelReferral", "PanelSuggestion", "StepUp"]

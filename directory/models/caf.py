@@ -65,6 +65,7 @@ class Assessment(SQLModel, table=True):
     closed_reason: str | None = Field(default=None, max_length=500)
     version: int = 1
     updated_at: datetime = utc_field(default_factory=utcnow, index=True)  # meta.lastUpdated, _since
+    came_from: str | None = Field(default=None, max_length=20)  # 'step_down': opened by social care
 
 
 class LeadProfessionalAssignment(SQLModel, table=True):
@@ -198,6 +199,7 @@ class CafRead(Output):
     closed_at: datetime | None = None
     outcome: str | None = None
     advice: str | None = None
+    came_from: str | None = None  # 'step_down': opened by social care stepping the case down
 
 
 class LeadProfessionalRead(Output):
@@ -228,3 +230,4 @@ class TacRead(Output):
     convened_at: datetime | None = None
     next_review_date: date | None = None
     members: list[TacMemberRead]
+    core_group: bool = False  # stepped up to social care: the TAC is the core group until stepped down

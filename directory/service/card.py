@@ -65,6 +65,7 @@ from directory.service.access import (
 )
 from directory.service.caf import lapse_expired_signal
 from directory.service.common import age_on, audit_change, load_child, require_purpose
+from directory.service.step_up import core_group_tacs
 from directory.visibility import require_readable
 
 _Seen = Callable[[uuid.UUID | None], bool]
@@ -258,6 +259,7 @@ def _add_caf(session: Session, card: ChildCard, caf: Assessment, ask: Contact, s
         closed_at=caf.closed_at,
         outcome=caf.outcome,
         advice=advice,
+        came_from=caf.came_from,
     )
     card.lead_professional_history = [
         _hand_over_read(session, h, seen, withheld) for h in repo.lead_history(session, caf.id)
@@ -279,6 +281,7 @@ def _add_caf(session: Session, card: ChildCard, caf: Assessment, ask: Contact, s
                 for m in repo.tac_members(session, tac.id)
                 if seen(m.practitioner_id)
             ],
+            core_group=bool(core_group_tacs(session, [tac.id])),
         )
 
 

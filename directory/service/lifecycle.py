@@ -73,6 +73,10 @@ PURGED_THROUGH: list[tuple[str, str, str, str]] = [
 
 PURGED_ROWS: list[tuple[str, str]] = [
     # (table, the column that holds the child's id): deleted in this order (children before parents)
+    ("panel_suggestion", "child_id"),  # the panel and step up (docs/panel.md)
+    ("panel_referral", "child_id"),
+    ("front_door_notice", "child_id"),
+    ("step_up", "child_id"),
     ("notice", "child_id"),
     ("notification", "child_id"),
     ("tac", "child_id"),

@@ -25,6 +25,12 @@ from interop.mapping.common import (
 LEAD_PROFESSIONAL = "lead-professional"
 _TAC_STATUS = {"forming": "proposed", "convened": "active", "closed": "inactive"}
 _TAC_STATUS_BACK = {v: k for k, v in _TAC_STATUS.items()}
+CORE_GROUP_SYSTEM = f"{S.BASE}/CodeSystem/care-team-category"
+CORE_GROUP = {
+    "system": CORE_GROUP_SYSTEM,
+    "code": "core-group",
+    "display": "Core group (stepped up to social care)",
+}
 
 
 @dataclass(frozen=True)
@@ -44,11 +50,13 @@ def care_team(
     lead_practitioner_id: uuid.UUID | None,
     version: int | None = None,
     updated: datetime | None = None,
+    core_group: bool = False,
 ) -> dict[str, Any]:
     """TAC -> CareTeam: each practitioner with their role; the Lead Professional carries the coded LP role.
 
     `version` defaults to the TAC's; the FHIR surface passes TAC version + CAF version, so that a
-    Lead Professional hand-over (which moves the CAF on) also moves the CareTeam's version.
+    Lead Professional hand-over (which moves the CAF on) also moves the CareTeam's version. A TAC
+    stepped up to social care is the core group: a second category coding says so (docs/panel.md).
     """
     participants = []
     for m in members:
@@ -91,6 +99,9 @@ def care_team(
         "subject": ref_to("Patient", tac.child_id),
         "participant": participants,
     }
+    if core_group:
+        res["category"].append({"coding": [CORE_GROUP]})
+        res["name"] = "Core group (Team Around the Child stepped up to social care)"
     if tac.convened_at:
         res["period"] = {"start": tac.convened_at.isoformat()}
     return validated(res)

@@ -245,6 +245,9 @@ def api_walk(sc: Scene) -> dict[str, Step]:
         "end_involvement": ("POST", f"/api/v1/involvements/{sc.involvement}/end", {"end_date": today}, {403}),
         "confirm_involvement": ("POST", f"/api/v1/involvements/{sc.involvement}/confirm", None, {403}),
         "withdraw_consent": ("POST", f"/api/v1/consents/{sc.consent}/withdraw", {"reason": "x"}, {403}),
+        # the panel and step up (childindex/panel_api.py): the CAF's own rule, before its status
+        "send_caf_to_panel": ("POST", f"/api/v1/cafs/{sc.caf}/panel", {"reason": "x"}, {403}),
+        "step_up_caf": ("POST", f"/api/v1/cafs/{sc.caf}/step-up", {"reason": "x"}, {403}),
         "record_involvement": (  # another organisation's service, and naming its practitioner
             "POST",
             f"/api/v1/children/{sc.child}/involvements",

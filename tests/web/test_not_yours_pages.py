@@ -37,6 +37,14 @@ PAGE_WRITES = {
     "web_move_away": "by role: directory admins (lifecycle.LIFECYCLE_RECORDERS)",
     "web_adoption": "by role: the adoption team (visibility.SEALED_READERS)",
 }
+PAGE_WRITES.update(  # the panel, step up and step down (childindex/web/panel_pages.py)
+    {
+        "web_panel_send": "the CAF's people (require_caf_change)",
+        "web_step_up": "the CAF's people (require_caf_change)",
+        "web_step_down": "by role: social care (step_up.SOCIAL_CARE)",
+        "web_panel_decision": "the child's locality team (panel decisions)",
+    }
+)
 
 
 def _state(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
