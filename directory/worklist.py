@@ -23,10 +23,12 @@ from directory.models import (
     Involvement,
     InvolvementStatus,
     LeadProfessionalAssignment,
+    PanelReferral,
     RecordStatus,
     Tac,
     TacStatus,
 )
+from directory.models.panel import PanelStatus
 
 
 @dataclass(frozen=True)
@@ -157,15 +159,31 @@ def not_confirmed(session: Session, locality_id: uuid.UUID, today: date, rules: 
     ]
 
 
+def panel_queue(session: Session, locality_id: uuid.UUID, today: date, rules: WorklistRules) -> list[Row]:
+    """CAFs sent to the early intervention panel and waiting for its decision."""
+    rows = session.exec(
+        select(PanelReferral)
+        .where(
+            col(PanelReferral.status) == PanelStatus.WAITING.value,
+            _in_locality(locality_id, PanelReferral.child_id),
+        )
+        .order_by(col(PanelReferral.sent_at))
+        .limit(rules.max_items + 1)
+    ).all()
+    return [Row(r.child_id, r.caf_id, r.sent_at.date(), r.sent_by_practitioner_id) for r in rows]
+
+
 SECTIONS: dict[str, str] = {
+    "panel-queue": "CAFs waiting for the early intervention panel",
     "no-agreed-lead": "Open CAFs without an agreed Lead Professional",
-    "signals-lapsing": "Signals of intent about to lapse",
     "reviews-overdue": "Team Around the Child reviews overdue",
+    "signals-lapsing": "Signals of intent about to lapse",
     "not-confirmed": "Involvements nobody has confirmed for a long time",
 }
 """The sections in the order the page shows them, with their titles."""
 
 SOURCES: dict[str, Source] = {
+    "panel-queue": panel_queue,
     "no-agreed-lead": no_agreed_lead,
     "signals-lapsing": signals_lapsing,
     "reviews-overdue": reviews_overdue,

@@ -259,3 +259,23 @@ def test_a_long_section_lists_the_oldest_and_says_there_are_more(session: Sessio
     assert len(unagreed.items) == 1 and unagreed.more
     lapsing = next(s for s in found.sections if s.code == "signals-lapsing")
     assert len(lapsing.items) == 1 and not lapsing.more
+
+
+def test_a_caf_sent_to_panel_is_in_the_panel_queue_until_decided(session: Session, place: Place) -> None:
+    from directory.models import CafComplete, CafOutcome
+    from directory.models.panel import PanelSend
+    from directory.service.panel import send_to_panel
+
+    assert _section(_read(session), "panel-queue") == []
+    holder = actor(practitioner_id=place.priya)
+    service.complete_caf(
+        session,
+        actor=holder,
+        caf_id=place.unagreed_caf,
+        data=CafComplete(outcome=CafOutcome.MULTI_AGENCY_RESPONSE),
+        now=utcnow(),
+    )
+    send_to_panel(session, actor=holder, caf_id=place.unagreed_caf, data=PanelSend(), now=utcnow())
+    queued = _section(_read(session), "panel-queue")
+    assert [(i.child_id, i.caf_id) for i in queued] == [(place.unagreed, place.unagreed_caf)]
+    assert queued[0].who is not None and queued[0].who.name == "Priya Patel"
