@@ -26,6 +26,7 @@ from childindex.api_pds import router as pds_router
 from childindex.api_records import router as lifecycle_router
 from childindex.details_api import router as details_router
 from childindex.guard import InputGuard, Refusal
+from childindex.inbox_api import router as inbox_router
 from childindex.openapi import install as install_openapi
 from childindex.records_api import router as records_router
 from childindex.reviews_api import router as match_reviews_router
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(details_router)  # PATCH /children/{id}, /children/{id}/history
     app.include_router(match_reviews_router)  # feed rows held for review (childindex/reviews_api.py)
     app.include_router(records_router)  # merges and subject access (childindex/records_api.py)
+    app.include_router(inbox_router)  # notices to people (childindex/inbox_api.py)
     app.include_router(lifecycle_router)  # adoption, death, moving away, life-cycle dates
     app.include_router(pds_router)  # a demographics trace and its confirmation (childindex/api_pds.py)
     install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir

@@ -28,6 +28,7 @@ from childindex.web import duplicates as duplicates_pages
 from childindex.web import reviews as review_pages
 from childindex.web.adoption_pages import router as adoption_router
 from childindex.web.deps import HERE, render, web_session
+from childindex.web.inbox_pages import router as inbox_router
 from childindex.web.merge_pages import router as merge_router
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.record_pages import router as record_router
@@ -84,6 +85,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         duplicates_pages.router,
         record_router,
         adoption_router,
+        inbox_router,  # notices to people (childindex/web/inbox_pages.py)
     ):
         app.include_router(router)
     _page_errors(app)
