@@ -1,0 +1,192 @@
+"""Emails through a real SMTP server process on loopback (aiosmtpd, `python -m aiosmtpd`, writing
+what it receives to a maildir): what arrives, that no email carries the child's data, and that a send
+that fails while the server is down is retried and delivered once it is back; dead letters are kept
+and replayed."""
+
+from __future__ import annotations
+
+import mailbox
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from childindex import people_notify
+from directory.models import Child, ChildAddress, ChildIdentifier, ChildName, utcnow
+from directory.models.notifications import EmailOutbox, Notice
+from tests.notices.scene import World, build, open_caf
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SmtpServer:
+    """aiosmtpd in its own process, storing each message in a maildir."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = _free_port()
+        self.folder = folder
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                f"127.0.0.1:{self.port}",
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the SMTP server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def messages(self) -> list[mailbox.MaildirMessage]:
+        return list(mailbox.Maildir(self.folder, create=False)) if (self.folder / "new").exists() else []
+
+
+@pytest.fixture
+def smtp_server(tmp_path: Path) -> Iterator[SmtpServer]:
+    server = SmtpServer(tmp_path / "maildir")
+    server.start()
+    yield server
+    server.stop()
+
+
+def _smtp(server: SmtpServer) -> people_notify.Smtp:
+    return people_notify.Smtp(
+        host="127.0.0.1",
+        port=server.port,
+        tls="none",
+        sender="index@council.test",
+        base_url="https://childindex.example",
+        timeout=3,
+    )
+
+
+def _child_data(engine: Engine, w: World) -> list[str]:
+    with Session(engine) as s:
+        child = s.get(Child, w.child)
+        assert child is not None and child.date_of_birth is not None
+        names = [
+            n
+            for row in s.exec(select(ChildName).where(ChildName.child_id == w.child)).all()
+            for n in (row.given, row.family)
+            if n
+        ]
+        numbers = [
+            i.value for i in s.exec(select(ChildIdentifier).where(ChildIdentifier.child_id == w.child)).all()
+        ]
+        postcodes = [
+            a.postcode for a in s.exec(select(ChildAddress).where(ChildAddress.child_id == w.child)).all()
+        ]
+    dob = child.date_of_birth
+    data = [*names, *numbers, *[p for p in postcodes if p], str(child.id), child.id.hex]
+    data += [dob.isoformat(), dob.strftime("%d/%m/%Y"), dob.strftime("%-d %B %Y")]
+    data += [p.split()[0] for p in postcodes if p]  # the outward code too
+    assert len(names) >= 2 and numbers and postcodes
+    return data
+
+
+def test_emails_arrive_with_a_link_and_no_child_data(engine: Engine, smtp_server: SmtpServer) -> None:
+    w = build(engine)
+    open_caf(engine, w)
+    people_notify.fan_out(engine, email=True)
+    sent = people_notify.send_due(engine, _smtp(smtp_server))
+    with Session(engine) as s:
+        rows = s.exec(select(EmailOutbox)).all()
+        notices = {n.id: n for n in s.exec(select(Notice)).all()}
+    assert sent.sent == len(rows) > 0 and {r.status for r in rows} == {"sent"}
+    got = smtp_server.messages()
+    assert len(got) == len(rows)
+    forbidden = _child_data(engine, w)
+    recipients = set()
+    for msg in got:
+        body = msg.get_payload(decode=True).decode()
+        whole = msg.as_string()
+        recipients.add(msg["To"])
+        assert msg["Subject"] == people_notify.SUBJECT and msg["From"] == "index@council.test"
+        assert "https://childindex.example/inbox/" in body
+        notice_id = body.split("/inbox/")[1].split()[0]
+        assert any(str(n) == notice_id for n in notices)
+        for item in forbidden:
+            assert item not in whole, f"an email carries the child's data ({item!r})"
+    assert "lina@council.test" in recipients and "sam@school.test" not in recipients  # Sam acted
+    assert people_notify.send_due(engine, _smtp(smtp_server)).sent == 0  # nothing twice
+
+
+def test_a_send_that_fails_is_retried_and_delivered_when_the_server_is_back(
+    engine: Engine, smtp_server: SmtpServer
+) -> None:
+    w = build(engine)
+    open_caf(engine, w)
+    people_notify.fan_out(engine, email=True)
+    smtp_server.stop()
+    now = utcnow()
+    failed = people_notify.send_due(engine, _smtp(smtp_server), now=now, backoff_seconds=30)
+    assert failed.sent == 0 and failed.retried > 0
+    with Session(engine) as s:
+        rows = s.exec(select(EmailOutbox)).all()
+    assert {r.status for r in rows} == {"pending"} and all(r.attempts == 1 and r.last_error for r in rows)
+    assert all(r.next_attempt_at > now for r in rows)  # backed off: not before its time
+    smtp_server.start()
+    assert people_notify.send_due(engine, _smtp(smtp_server), now=now).sent == 0  # not due yet
+    later = now + timedelta(minutes=15)
+    assert people_notify.send_due(engine, _smtp(smtp_server), now=later).sent == len(rows)
+    assert len(smtp_server.messages()) == len(rows)
+
+
+def test_after_every_attempt_an_email_is_kept_dead_and_replayed(
+    engine: Engine, smtp_server: SmtpServer
+) -> None:
+    w = build(engine)
+    open_caf(engine, w)
+    people_notify.fan_out(engine, email=True)
+    smtp_server.stop()
+    now = utcnow()
+    for i in range(3):
+        people_notify.send_due(engine, _smtp(smtp_server), now=now + timedelta(hours=i), max_attempts=3)
+    dead = people_notify.dead_letters(engine)
+    assert dead and all(r.attempts == 3 for r in dead)
+    smtp_server.start()
+    assert people_notify.send_due(engine, _smtp(smtp_server), now=now + timedelta(hours=5)).sent == 0
+    assert people_notify.replay(engine) == len(dead)
+    assert people_notify.send_due(engine, _smtp(smtp_server)).sent == len(dead)
+    assert len(smtp_server.messages()) == len(dead)
+
+
+def test_the_worker_round_fans_out_and_sends(engine: Engine, smtp_server: SmtpServer) -> None:
+    w = build(engine)
+    worker = people_notify.PeopleNotifier(engine, smtp=_smtp(smtp_server), reminder_interval_seconds=3600)
+    worker.run_once()
+    open_caf(engine, w)
+    done = worker.run_once()
+    assert done.sent > 0 and len(smtp_server.messages()) == done.sent
