@@ -399,7 +399,7 @@ def notices_for_event(
             by_role=event.actor_role if by != "Someone" else Role.PRACTITIONER.value,
             by_organisation=event.actor_organisation if by != "Someone" else None,
             audit_seq=event.seq,
-            created_at=now,
+            created_at=event.at,  # when it happened
         )
         notice.link = _link(rule, ev, notice.id)
         session.add(notice)

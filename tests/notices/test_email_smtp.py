@@ -130,7 +130,9 @@ def test_emails_arrive_with_a_link_and_no_child_data(engine: Engine, smtp_server
     forbidden = _child_data(engine, w)
     recipients = set()
     for msg in got:
-        body = msg.get_payload(decode=True).decode()
+        payload = msg.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        body = payload.decode()
         whole = msg.as_string()
         recipients.add(msg["To"])
         assert msg["Subject"] == people_notify.SUBJECT and msg["From"] == "index@council.test"

@@ -177,9 +177,11 @@ def test_the_contract_events_of_the_other_parts_reach_their_people(engine: Engin
         {"caf_id": caf.hex, "tac_id": tac.hex, "review_id": request, "outcome": "reconvene"},
     )
     fan_out(engine)
-    who = lambda action: {  # noqa: E731
-        p for p in (w.sam, w.tess, w.nia, w.lee, w.lina, w.wes, w.dee) if notices_of(engine, p, action)
-    }
+
+    def who(action: str) -> set[uuid.UUID]:
+        everyone = (w.sam, w.tess, w.nia, w.lee, w.lina, w.wes, w.dee)
+        return {p for p in everyone if notices_of(engine, p, action)}
+
     assert who("lead-professional.hand-over.request") == {w.tess, w.sam}
     assert who("tac.join.request") == {w.sam}
     assert who("tac.join.decline") == {w.dee}

@@ -51,7 +51,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("notice_id"),
     )
     with op.batch_alter_table("email_outbox", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_email_outbox_practitioner_id"), ["practitioner_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_email_outbox_practitioner_id"), ["practitioner_id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_email_outbox_status"), ["status"], unique=False)
     op.create_table(
         "notice_mark",
