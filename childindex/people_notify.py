@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from auth.models import AccessGrant, GrantStatus, SubjectKind
+from auth.models import AccessGrant, GrantStatus, LocalUser, SubjectKind
 from childindex.settings import Settings
 from directory import inbox
 from directory.models import Actor, AuditEvent, NotificationCursor, Practitioner, Role, utcnow
@@ -71,28 +71,57 @@ class GrantPeople:
         )
 
     @staticmethod
-    def _actor(practitioner: Practitioner, grant: AccessGrant | None) -> Actor:
+    def _actor(practitioner: Practitioner, subject: str | None, grant: AccessGrant | None) -> Actor:
         return Actor(
-            subject=practitioner.subject or f"practitioner:{practitioner.id}",
+            subject=subject or practitioner.subject or f"practitioner:{practitioner.id}",
             role=Role(grant.role) if grant is not None else Role.PRACTITIONER,
             organisation=grant.organisation if grant is not None else None,
             practitioner_id=practitioner.id,
             localities=tuple(grant.locality_list()) if grant is not None else (),
         )
 
+    def _sign_ins(self, practitioners: Iterable[Practitioner]) -> dict[uuid.UUID, list[str]]:
+        """Each practitioner's sign-in subjects: Practitioner.subject, and the usernames of the active
+        local accounts linked to them (LocalUser.practitioner_id)."""
+        found = {p.id: [p.subject] if p.subject else [] for p in practitioners}
+        if found:
+            accounts = self.session.exec(
+                select(LocalUser.username, LocalUser.practitioner_id).where(
+                    col(LocalUser.practitioner_id).in_(list(found)), col(LocalUser.active)
+                )
+            ).all()
+            for username, pid in accounts:
+                if pid is not None and username not in found[pid]:
+                    found[pid].append(username)
+        return found
+
     def actors(self, practitioner_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Actor]:
-        """An Actor for each active practitioner of these."""
+        """An Actor for each active practitioner of these (their newest active grant; none: practitioner)."""
         ids = list(set(practitioner_ids))
         if not ids:
             return {}
         found = self.session.exec(
             select(Practitioner).where(col(Practitioner.id).in_(ids), col(Practitioner.active))
         ).all()
-        subjects = [p.subject for p in found if p.subject]
+        sign_ins = self._sign_ins(found)
+        subjects = [x for names in sign_ins.values() for x in names]
         grants: dict[str, AccessGrant] = {}
         for grant in self._grants(col(AccessGrant.subject).in_(subjects)) if subjects else []:
             grants.setdefault(grant.subject, grant)  # the newest active grant
-        return {p.id: self._actor(p, grants.get(p.subject or "")) for p in found}
+        out = {}
+        for p in found:
+            subject = next((x for x in sign_ins[p.id] if x in grants), None)
+            out[p.id] = self._actor(p, subject, grants.get(subject or ""))
+        return out
+
+    def practitioner_of(self, subject: str) -> uuid.UUID | None:
+        """The practitioner a sign-in acts as: Practitioner.subject, else a local account's link."""
+        found = self.session.exec(select(Practitioner.id).where(Practitioner.subject == subject)).first()
+        if found is not None:
+            return found
+        return self.session.exec(
+            select(LocalUser.practitioner_id).where(LocalUser.username == subject)
+        ).first()
 
     def locality_team(self, locality_code: str | None) -> dict[uuid.UUID, Actor]:
         """Practitioners whose active local_delivery_team grant covers this locality (no localities: all)."""
@@ -104,12 +133,29 @@ class GrantPeople:
         }
         if not covering:
             return {}
+        linked = dict(
+            self.session.exec(
+                select(LocalUser.username, LocalUser.practitioner_id).where(
+                    col(LocalUser.username).in_(list(covering)), col(LocalUser.active)
+                )
+            ).all()
+        )
         found = self.session.exec(
             select(Practitioner).where(
-                col(Practitioner.subject).in_(list(covering)), col(Practitioner.active)
+                sa.or_(
+                    col(Practitioner.subject).in_(list(covering)),
+                    col(Practitioner.id).in_([p for p in linked.values() if p is not None]),
+                ),
+                col(Practitioner.active),
             )
         ).all()
-        return {p.id: self._actor(p, covering[p.subject or ""]) for p in found}
+        out = {}
+        for p in found:
+            subject = (
+                p.subject if p.subject in covering else next(u for u, pid in linked.items() if pid == p.id)
+            )
+            out[p.id] = self._actor(p, subject, covering[subject])
+        return out
 
 
 # --------------------------------------------------------------------------- fan-out
@@ -157,6 +203,10 @@ def fan_out(engine: Engine, *, email: bool, now: datetime | None = None, batch: 
                 col(AuditEvent.seq) > cursor.audit_seq,
                 col(AuditEvent.seq) <= last,
                 col(AuditEvent.action).in_(list(inbox.EVENTS)),
+                # of the reads of a record, only a connected system's tell anyone (inbox.LOOKED_UP)
+                sa.or_(
+                    col(AuditEvent.action) != inbox.LOOKED_UP, col(AuditEvent.actor_role) == Role.SYSTEM.value
+                ),
                 events_shown(session, None),  # nothing about a sealed record
             )
             .order_by(col(AuditEvent.seq))

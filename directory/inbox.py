@@ -65,6 +65,10 @@ class People(Protocol):
         """The practitioners whose active local_delivery_team grant covers this locality."""
         ...
 
+    def practitioner_of(self, subject: str) -> uuid.UUID | None:
+        """The practitioner a sign-in acts as (Practitioner.subject, or a local account's link)."""
+        ...
+
 
 # Who is told: the groups an event goes to (see docs/notifications.md for the table).
 PEOPLE = "people"  # holders, TAC members, active involvements' practitioners, locality team
@@ -185,7 +189,7 @@ def _hex_ids(value: object) -> list[uuid.UUID]:
     return ids
 
 
-def _read(session: Session, event: AuditEvent) -> _Event | None:
+def _read(session: Session, event: AuditEvent, people: People) -> _Event | None:
     if event.target_type != "child" or not event.target_id:
         return None
     child = session.get(Child, uuid.UUID(event.target_id))
@@ -200,8 +204,7 @@ def _read(session: Session, event: AuditEvent) -> _Event | None:
         caf = session.get(Assessment, tac.assessment_id) if tac is not None else None
     if caf is None:
         caf = repo.open_caf(session, child.id)
-    acting = repo.practitioner_by_subject(session, event.actor_subject)
-    actor_id = acting.id if acting is not None else None
+    actor_id = people.practitioner_of(event.actor_subject)
     if detail.get("on_behalf_of"):
         actor_id = _hex_ids(detail["on_behalf_of"])[0] if _hex_ids(detail["on_behalf_of"]) else actor_id
     return _Event(event, detail, child, caf, actor_id)
@@ -289,8 +292,10 @@ def _by(session: Session, ev: _Event, recipient: Actor, sensitive: set[uuid.UUID
     if ev.row.actor_role == SYSTEM_ROLE:
         return ev.row.actor_organisation or "A connected system"
     practitioner = session.get(Practitioner, ev.actor_id) if ev.actor_id else None
-    name = practitioner.name if practitioner is not None else "Someone"
-    return f"{name} ({ev.row.actor_organisation})" if ev.row.actor_organisation else name
+    if practitioner is None:
+        return f"Someone at {ev.row.actor_organisation}" if ev.row.actor_organisation else "Someone"
+    org = ev.row.actor_organisation
+    return f"{practitioner.name} ({org})" if org else str(practitioner.name)
 
 
 def _link(rule: Rule, ev: _Event, notice_id: uuid.UUID) -> str:
@@ -365,7 +370,7 @@ def notices_for_event(
     rule = EVENTS.get(event.action)
     if rule is None:
         return []
-    ev = _read(session, event)
+    ev = _read(session, event, people)
     if ev is None:
         return []
     if event.action == LOOKED_UP:
