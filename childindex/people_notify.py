@@ -54,6 +54,10 @@ class GrantPeople:
     def __init__(self, session: Session, now: datetime) -> None:
         self.session = session
         self.now = now
+        # remembered for the batch (one transaction): most events of a batch are about few people
+        self._actors: dict[uuid.UUID, Actor | None] = {}
+        self._teams: dict[str | None, dict[uuid.UUID, Actor]] = {}
+        self._subjects: dict[str, uuid.UUID | None] = {}
 
     def _grants(self, *where: sa.ColumnElement[bool]) -> list[AccessGrant]:
         return list(
@@ -97,9 +101,14 @@ class GrantPeople:
 
     def actors(self, practitioner_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Actor]:
         """An Actor for each active practitioner of these (their newest active grant; none: practitioner)."""
-        ids = list(set(practitioner_ids))
-        if not ids:
-            return {}
+        wanted = set(practitioner_ids)
+        new = [p for p in wanted if p not in self._actors]
+        if new:
+            found = self._resolve(new)
+            self._actors.update({p: found.get(p) for p in new})
+        return {p: a for p in wanted if (a := self._actors.get(p)) is not None}
+
+    def _resolve(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Actor]:
         found = self.session.exec(
             select(Practitioner).where(col(Practitioner.id).in_(ids), col(Practitioner.active))
         ).all()
@@ -116,6 +125,11 @@ class GrantPeople:
 
     def practitioner_of(self, subject: str) -> uuid.UUID | None:
         """The practitioner a sign-in acts as: Practitioner.subject, else a local account's link."""
+        if subject not in self._subjects:
+            self._subjects[subject] = self._practitioner_of(subject)
+        return self._subjects[subject]
+
+    def _practitioner_of(self, subject: str) -> uuid.UUID | None:
         found = self.session.exec(select(Practitioner.id).where(Practitioner.subject == subject)).first()
         if found is not None:
             return found
@@ -125,6 +139,11 @@ class GrantPeople:
 
     def locality_team(self, locality_code: str | None) -> dict[uuid.UUID, Actor]:
         """Practitioners whose active local_delivery_team grant covers this locality (no localities: all)."""
+        if locality_code not in self._teams:
+            self._teams[locality_code] = self._team(locality_code)
+        return dict(self._teams[locality_code])
+
+    def _team(self, locality_code: str | None) -> dict[uuid.UUID, Actor]:
         grants = self._grants(col(AccessGrant.role) == Role.LOCAL_DELIVERY_TEAM.value)
         covering = {
             g.subject: g
@@ -264,19 +283,48 @@ def message(smtp: Smtp, to: str, notice_id: uuid.UUID) -> EmailMessage:
     return msg
 
 
-def _send(smtp: Smtp, msg: EmailMessage) -> None:
-    if smtp.tls == "tls":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(
-            smtp.host, smtp.port, timeout=smtp.timeout, context=ssl.create_default_context()
-        )
-    else:
-        client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-    with client:
-        if smtp.tls == "starttls":
-            client.starttls(context=ssl.create_default_context())
-        if smtp.username:
-            client.login(smtp.username, smtp.password or "")
-        client.send_message(msg)
+class _Mailer:
+    """One SMTP connection for a sending round, opened on first use and opened again after a failure."""
+
+    def __init__(self, smtp: Smtp) -> None:
+        self.smtp = smtp
+        self.client: smtplib.SMTP | None = None
+
+    def _open(self) -> smtplib.SMTP:
+        smtp = self.smtp
+        if smtp.tls == "tls":
+            context = ssl.create_default_context()
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                smtp.host, smtp.port, timeout=smtp.timeout, context=context
+            )
+        else:
+            client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+        try:
+            if smtp.tls == "starttls":
+                client.starttls(context=ssl.create_default_context())
+            if smtp.username:
+                client.login(smtp.username, smtp.password or "")
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def send(self, msg: EmailMessage) -> None:
+        if self.client is None:
+            self.client = self._open()
+        try:
+            self.client.send_message(msg)
+        except (smtplib.SMTPException, OSError):
+            self.close()  # a fresh connection for the next one
+            raise
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.quit()
+            except (smtplib.SMTPException, OSError):
+                self.client.close()
+            self.client = None
 
 
 @dataclass(frozen=True)
@@ -331,39 +379,61 @@ def send_due(
     """Send every due email; retry a failure later, dead-letter after max_attempts (kept)."""
     now = now or utcnow()
     sent = retried = dead = 0
-    for row in _claim(engine, now, batch, timedelta(minutes=10)):
-        with Session(engine) as session:
-            practitioner = session.get(Practitioner, row.practitioner_id)
-            notice = session.get(Notice, row.notice_id)
-        error = None
-        if notice is None or practitioner is None or not practitioner.email or not practitioner.active:
-            error = "dropped: the notice is gone or the practitioner has no email on record"
-        else:
-            try:
-                _send(smtp, message(smtp, practitioner.email, row.notice_id))
-            except (smtplib.SMTPException, OSError) as exc:
-                error = f"{type(exc).__name__}: {exc}"[:500]
-        with Session(engine) as session:
-            current = session.get(EmailOutbox, row.id)
-            if current is None or current.status != "pending":
-                continue
-            current.attempts += 1
-            if error is None:
-                current.status, current.sent_at, current.last_error = "sent", utcnow(), None
-                sent += 1
-            elif error.startswith("dropped"):
-                current.status, current.last_error = "dropped", error
-            elif current.attempts >= max_attempts:
-                current.status, current.last_error = "dead", error
-                dead += 1
-                log.warning("email %s dead-lettered after %s attempts", current.id, current.attempts)
-            else:
-                current.last_error = error
-                current.next_attempt_at = now + _backoff(current.attempts, backoff_seconds)
-                retried += 1
-            session.add(current)
-            session.commit()
+    mailer = _Mailer(smtp)
+    try:
+        for row in _claim(engine, now, batch, timedelta(minutes=10)):
+            outcome = _send_one(engine, mailer, smtp, row, now, max_attempts, backoff_seconds)
+            sent += outcome == "sent"
+            retried += outcome == "retried"
+            dead += outcome == "dead"
+    finally:
+        mailer.close()
     return Sent(sent, retried, dead)
+
+
+def _send_one(
+    engine: Engine,
+    mailer: _Mailer,
+    smtp: Smtp,
+    row: EmailOutbox,
+    now: datetime,
+    max_attempts: int,
+    backoff_seconds: float,
+) -> str:
+    """Send one claimed email and record the outcome: sent, retried, dead, dropped (or '' if gone)."""
+    with Session(engine) as session:
+        practitioner = session.get(Practitioner, row.practitioner_id)
+        notice = session.get(Notice, row.notice_id)
+    error = None
+    if notice is None or practitioner is None or not practitioner.email or not practitioner.active:
+        error = "dropped: the notice is gone or the practitioner has no email on record"
+    else:
+        try:
+            mailer.send(message(smtp, practitioner.email, row.notice_id))
+        except (smtplib.SMTPException, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+    with Session(engine) as session:
+        current = session.get(EmailOutbox, row.id)
+        if current is None or current.status != "pending":
+            return ""
+        current.attempts += 1
+        if error is None:
+            current.status, current.sent_at, current.last_error = "sent", utcnow(), None
+            outcome = "sent"
+        elif error.startswith("dropped"):
+            current.status, current.last_error = "dropped", error
+            outcome = "dropped"
+        elif current.attempts >= max_attempts:
+            current.status, current.last_error = "dead", error
+            outcome = "dead"
+            log.warning("email %s dead-lettered after %s attempts", current.id, current.attempts)
+        else:
+            current.last_error = error
+            current.next_attempt_at = now + _backoff(current.attempts, backoff_seconds)
+            outcome = "retried"
+        session.add(current)
+        session.commit()
+    return outcome
 
 
 def dead_letters(engine: Engine) -> list[EmailOutbox]:

@@ -162,6 +162,7 @@ EVENTS: dict[str, Rule] = {
 }
 """The events that tell people; every other audit action tells no one."""
 
+SOMEONE = "Someone"  # an actor the recipient may not see (a sensitive service's practitioner)
 SOMEONE_ELSE = "caf-changed"  # the code of "someone else changed your CAF" (told with the change)
 SYSTEM_ROLE = Role.SYSTEM.value
 LOOKED_UP = "child.read"
@@ -285,16 +286,15 @@ def _once(session: Session, key: str, now: datetime) -> bool:
     return True
 
 
-def _by(session: Session, ev: _Event, recipient: Actor, sensitive: set[uuid.UUID]) -> str:
-    """How the actor is named to this recipient: name and organisation, or 'Someone'."""
-    if ev.actor_id is not None and not may_see_practitioner(recipient, ev.actor_id, sensitive):
-        return "Someone"
+def _named(session: Session, ev: _Event) -> str:
+    """How the actor is named to those who may see them: name and organisation (a system: its
+    organisation)."""
     if ev.row.actor_role == SYSTEM_ROLE:
         return ev.row.actor_organisation or "A connected system"
     practitioner = session.get(Practitioner, ev.actor_id) if ev.actor_id else None
-    if practitioner is None:
-        return f"Someone at {ev.row.actor_organisation}" if ev.row.actor_organisation else "Someone"
     org = ev.row.actor_organisation
+    if practitioner is None:
+        return f"Someone at {org}" if org else SOMEONE
     return f"{practitioner.name} ({org})" if org else str(practitioner.name)
 
 
@@ -330,24 +330,41 @@ def _adopt_told(session: Session, ev: _Event, rule: Rule) -> list[Notice]:
     return list(rows)
 
 
-def _wants_email(session: Session, practitioner_id: uuid.UUID) -> bool:
-    practitioner = session.get(Practitioner, practitioner_id)
-    if practitioner is None or not practitioner.email:
-        return False
-    pref = session.get(NoticePreference, practitioner_id)
-    return pref is None or pref.channel == "email"
-
-
-def _queue_email(session: Session, notice: Notice, now: datetime) -> None:
-    if session.exec(select(EmailOutbox.id).where(EmailOutbox.notice_id == notice.id)).first() is None:
-        session.add(
-            EmailOutbox(
-                notice_id=notice.id,
-                practitioner_id=notice.practitioner_id,
-                next_attempt_at=now,
-                created_at=now,
+def _queue_emails(session: Session, notices: list[Notice], told: list[Notice], now: datetime) -> None:
+    """An email outbox row for each notice whose practitioner has an email on record and has not chosen
+    the inbox only (a notice told with the change may have one already)."""
+    ids = list({n.practitioner_id for n in notices})
+    if not ids:
+        return
+    with_email = set(
+        session.exec(
+            select(Practitioner.id).where(col(Practitioner.id).in_(ids), col(Practitioner.email).is_not(None))
+        ).all()
+    )
+    inbox_only = set(
+        session.exec(
+            select(NoticePreference.practitioner_id).where(
+                col(NoticePreference.practitioner_id).in_(ids), NoticePreference.channel == "inbox"
             )
+        ).all()
+    )
+    queued = set()
+    if told:
+        queued = set(
+            session.exec(
+                select(EmailOutbox.notice_id).where(col(EmailOutbox.notice_id).in_([n.id for n in told]))
+            ).all()
         )
+    for notice in notices:
+        if notice.practitioner_id in with_email - inbox_only and notice.id not in queued:
+            session.add(
+                EmailOutbox(
+                    notice_id=notice.id,
+                    practitioner_id=notice.practitioner_id,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
 
 
 def _recipients(session: Session, ev: _Event, rule: Rule, people: People) -> dict[uuid.UUID, Actor | None]:
@@ -379,42 +396,41 @@ def notices_for_event(
         key = f"looked-up:{event.actor_subject}:{ev.child.id.hex}:{event.at.date().isoformat()}"
         if not _once(session, key, now):
             return []  # at most one per system, child and day
-    told = _adopt_told(session, ev, rule)
-    done = {n.practitioner_id for n in told}
-    found = _recipients(session, ev, rule, people)
-    actors = people.actors([pid for pid, resolved in found.items() if resolved is None])
-    sensitive = repo.sensitive_practitioners(session, [ev.actor_id] if ev.actor_id else [])
-    made: list[Notice] = []
-    for pid in found:
-        recipient = found[pid] or actors.get(pid)
-        if recipient is None or pid == ev.actor_id or pid in done:
-            continue  # an inactive practitioner, the actor themself, or a holder told with the change
-        if recipient.subject == event.actor_subject or not may_see_shielded(ev.child, recipient):
-            continue
-        by = _by(session, ev, recipient, sensitive)
-        notice = Notice(
-            practitioner_id=pid,
-            child_id=ev.child.id,
-            caf_id=ev.caf.id if ev.caf is not None else None,
-            action=event.action,
-            event=rule.code,
-            message=rule.what.format(by=by)[:500],
-            by_subject=event.actor_subject,
-            by_name=None if by == "Someone" else by,
-            by_role=event.actor_role if by != "Someone" else Role.PRACTITIONER.value,
-            by_organisation=event.actor_organisation if by != "Someone" else None,
-            audit_seq=event.seq,
-            created_at=event.at,  # when it happened
-        )
-        notice.link = _link(rule, ev, notice.id)
-        session.add(notice)
-        made.append(notice)
+    with session.no_autoflush:
+        told = _adopt_told(session, ev, rule)
+        done = {n.practitioner_id for n in told}
+        found = _recipients(session, ev, rule, people)
+        actors = people.actors([pid for pid, resolved in found.items() if resolved is None])
+        sensitive = repo.sensitive_practitioners(session, [ev.actor_id] if ev.actor_id else [])
+        named = _named(session, ev)
+        made: list[Notice] = []
+        for pid in found:
+            recipient = found[pid] or actors.get(pid)
+            if recipient is None or pid == ev.actor_id or pid in done:
+                continue  # an inactive practitioner, the actor themself, or a holder told with the change
+            if recipient.subject == event.actor_subject or not may_see_shielded(ev.child, recipient):
+                continue
+            hidden = ev.actor_id is not None and not may_see_practitioner(recipient, ev.actor_id, sensitive)
+            notice = Notice(
+                practitioner_id=pid,
+                child_id=ev.child.id,
+                caf_id=ev.caf.id if ev.caf is not None else None,
+                action=event.action,
+                event=rule.code,
+                message=rule.what.format(by=SOMEONE if hidden else named)[:500],
+                by_subject=event.actor_subject,
+                by_name=None if hidden else named,
+                by_role=Role.PRACTITIONER.value if hidden else event.actor_role,
+                by_organisation=None if hidden else event.actor_organisation,
+                audit_seq=event.seq,
+                created_at=event.at,  # when it happened
+            )
+            notice.link = _link(rule, ev, notice.id)
+            session.add(notice)
+            made.append(notice)
+        if email:
+            _queue_emails(session, [*told, *made], told, now)
     session.flush()
-    if email:
-        for notice in [*told, *made]:
-            if _wants_email(session, notice.practitioner_id):
-                _queue_email(session, notice, now)
-        session.flush()
     return made
 
 
