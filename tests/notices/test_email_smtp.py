@@ -192,3 +192,44 @@ def test_the_worker_round_fans_out_and_sends(engine: Engine, smtp_server: SmtpSe
     open_caf(engine, w)
     done = worker.run_once()
     assert done.sent > 0 and len(smtp_server.messages()) == done.sent
+
+
+def test_an_email_whose_notice_was_purged_is_dropped_not_sent(
+    engine: Engine, smtp_server: SmtpServer
+) -> None:
+    w = build(engine)
+    open_caf(engine, w)
+    people_notify.fan_out(engine, email=True)
+    with engine.begin() as conn:  # as a purge does (lifecycle.PURGED_ROWS): the notices go
+        conn.exec_driver_sql("DELETE FROM notice")
+    assert people_notify.send_due(engine, _smtp(smtp_server)).sent == 0
+    with Session(engine) as s:
+        assert {r.status for r in s.exec(select(EmailOutbox)).all()} == {"dropped"}
+    assert smtp_server.messages() == []
+
+
+def test_serve_runs_the_notifier_as_the_settings_say(engine: Engine) -> None:
+    from childindex.settings import Settings
+
+    off = people_notify.from_settings(Settings(database_url="sqlite://"), engine)
+    assert off.smtp is None and off.still_involved_days == 180
+    on = people_notify.from_settings(
+        Settings(
+            database_url="sqlite://",
+            smtp_host="mail.example",
+            smtp_port=465,
+            smtp_tls="tls",
+            smtp_sender="index@council.test",
+            issuer="https://index.example",
+            still_involved_days=90,
+        ),
+        engine,
+    )
+    assert on.smtp == people_notify.Smtp(
+        host="mail.example",
+        port=465,
+        tls="tls",
+        sender="index@council.test",
+        base_url="https://index.example",
+    )
+    assert on.still_involved_days == 90

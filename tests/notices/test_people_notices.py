@@ -316,3 +316,15 @@ def test_the_inbox_only_choice_and_a_missing_email_send_nothing(engine: Engine) 
         emailed = {e.practitioner_id for e in s.exec(select(EmailOutbox)).all()}
         assert s.exec(select(Notice).where(Notice.practitioner_id == w.tess)).first() is not None
     assert w.tess not in emailed and w.lina in emailed
+
+
+def test_a_system_acting_for_a_practitioner_does_not_tell_them_of_their_own_act(engine: Engine) -> None:
+    w = build(engine)
+    caf, _ = open_caf(engine, w)
+    fan_out(engine)
+    system = Actor(subject="school-mis", role=Role.SYSTEM, organisation="Cowley School")
+    _append(engine, system, "caf.complete", w.child, {"caf_id": caf.hex, "on_behalf_of": w.sam.hex})
+    fan_out(engine)
+    assert notices_of(engine, w.sam, "caf.complete") == []
+    (lee,) = notices_of(engine, w.lee, "caf.complete")
+    assert lee.message == "Cowley School completed a CAF for a child you work with."
