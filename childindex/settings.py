@@ -281,6 +281,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_sender: str = Field(default="childindex@localhost", max_length=254)
+    smtp_ca_file: str | None = Field(
+        default=None, description="A CA certificate file to verify the SMTP server with (else the system's)."
+    )
     smtp_max_attempts: int = Field(default=8, ge=1, le=30, description="Then an email is dead-lettered.")
     public_base_url: str | None = Field(
         default=None, description="The address the emails' links point at; defaults to the issuer."

@@ -33,9 +33,10 @@ def _free_port() -> int:
 class SmtpServer:
     """aiosmtpd in its own process, storing each message in a maildir."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, extra: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.folder = folder
+        self.extra = extra  # e.g. the certificate and key for STARTTLS or implicit TLS
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -47,6 +48,7 @@ class SmtpServer:
                 "-n",
                 "-l",
                 f"127.0.0.1:{self.port}",
+                *self.extra,
                 "-c",
                 "aiosmtpd.handlers.Mailbox",
                 str(self.folder),
@@ -233,3 +235,70 @@ def test_serve_runs_the_notifier_as_the_settings_say(engine: Engine) -> None:
         base_url="https://index.example",
     )
     assert on.still_involved_days == 90
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA), and its key."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "smtp.crt", folder / "smtp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize("tls", ["starttls", "tls"])
+def test_tls_is_verified_and_used(engine: Engine, tmp_path: Path, tls: str) -> None:
+    cert, key = _certificate(tmp_path)
+    flags = (
+        ("--tlscert", str(cert), "--tlskey", str(key))
+        if tls == "starttls"
+        else ("--smtpscert", str(cert), "--smtpskey", str(key))
+    )
+    server = SmtpServer(tmp_path / "maildir", flags)
+    server.start()
+    try:
+        w = build(engine)
+        open_caf(engine, w)
+        people_notify.fan_out(engine, email=True)
+        plain = people_notify.Smtp(host="127.0.0.1", port=server.port, tls=tls, timeout=3)
+        untrusted = people_notify.send_due(engine, plain)  # the system's CAs do not know this one
+        assert untrusted.sent == 0 and untrusted.retried > 0
+        with Session(engine) as s:
+            assert all(
+                "CERTIFICATE_VERIFY_FAILED" in (r.last_error or "") for r in s.exec(select(EmailOutbox)).all()
+            )
+        trusted = people_notify.Smtp(
+            host="127.0.0.1", port=server.port, tls=tls, timeout=3, ca_file=str(cert)
+        )
+        done = people_notify.send_due(engine, trusted, now=utcnow() + timedelta(hours=1))
+        assert done.sent == untrusted.retried and len(server.messages()) == done.sent
+    finally:
+        server.stop()
