@@ -233,7 +233,11 @@ def fan_out(engine: Engine, *, email: bool, now: datetime | None = None, batch: 
         ).all()
         people = GrantPeople(session, now)
         for event in events:
-            made += len(inbox.notices_for_event(session, event, people, now=now, email=email))
+            try:
+                with session.begin_nested():  # one event that cannot be told does not stop the others
+                    made += len(inbox.notices_for_event(session, event, people, now=now, email=email))
+            except IntegrityError:
+                log.exception("audit event %s: its notices could not be written; skipped", event.seq)
         cursor.audit_seq = events[-1].seq if len(events) == batch else max(cursor.audit_seq, last)
         session.add(cursor)
         session.commit()

@@ -308,26 +308,30 @@ def _link(rule: Rule, ev: _Event, notice_id: uuid.UUID) -> str:
 
 def _adopt_told(session: Session, ev: _Event, rule: Rule) -> list[Notice]:
     """The notices notices.tell wrote with this change (someone other than a holder made it): stamped with
-    the event, so the holders are not told again."""
+    the event, so the holders are not told again. The oldest one per practitioner: two such changes in a
+    row (the same actor, action and CAF) each adopt their own."""
     if "by" not in ev.detail or ev.caf is None:
         return []
     at = ev.row.at
-    rows = session.exec(
-        select(Notice).where(
+    found = session.exec(
+        select(Notice)
+        .where(
             Notice.caf_id == ev.caf.id,
             Notice.action == ev.row.action,
             Notice.by_subject == ev.row.actor_subject,
             col(Notice.audit_seq).is_(None),
             col(Notice.created_at) >= at - timedelta(minutes=10),
-            col(Notice.created_at) <= at + timedelta(minutes=1),
+            col(Notice.created_at) <= at + timedelta(seconds=1),  # told before the event was appended
         )
+        .order_by(col(Notice.created_at), col(Notice.id))
     ).all()
+    rows = list({n.practitioner_id: n for n in reversed(found)}.values())  # the oldest per practitioner
     for notice in rows:
         notice.audit_seq = ev.row.seq
         notice.event = SOMEONE_ELSE if not rule.groups else rule.code
         notice.link = f"/children/{ev.child.id}"
         session.add(notice)
-    return list(rows)
+    return rows
 
 
 def _queue_emails(session: Session, notices: list[Notice], told: list[Notice], now: datetime) -> None:

@@ -328,3 +328,25 @@ def test_a_system_acting_for_a_practitioner_does_not_tell_them_of_their_own_act(
     assert notices_of(engine, w.sam, "caf.complete") == []
     (lee,) = notices_of(engine, w.lee, "caf.complete")
     assert lee.message == "Cowley School completed a CAF for a child you work with."
+
+
+def test_two_changes_in_a_row_by_someone_else_each_keep_their_own_notice(engine: Engine) -> None:
+    w = build(engine)
+    caf, _ = open_caf(engine, w)
+    fan_out(engine)
+    for days, why in ((20, "first"), (30, "second")):
+        with unit_of_work(engine) as s:
+            service.update_tac(
+                s,
+                actor=w.person("tess"),
+                caf_id=caf,
+                data=TacUpdate(reason=why, next_review_date=date.today() + timedelta(days=days)),
+                now=utcnow(),
+            )
+    fan_out(engine)
+    told = notices_of(engine, w.sam, "tac.update")
+    assert [n.reason for n in told] == ["first", "second"]
+    assert len({n.audit_seq for n in told}) == 2 and None not in {n.audit_seq for n in told}
+    with Session(engine) as s:
+        seqs = sorted(n.audit_seq or 0 for n in told)
+        assert [s.get(Notice, n.id).audit_seq for n in told] == seqs  # type: ignore[union-attr]
