@@ -302,3 +302,30 @@ def test_tls_is_verified_and_used(engine: Engine, tmp_path: Path, tls: str) -> N
         assert done.sent == untrusted.retried and len(server.messages()) == done.sent
     finally:
         server.stop()
+
+
+def test_the_emails_command_lists_and_replays_dead_letters(
+    engine: Engine, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from childindex.cli import app as cli
+
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("CHILDINDEX_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    w = build(engine)
+    open_caf(engine, w)
+    people_notify.fan_out(engine, email=True)
+    smtp_server.stop()
+    people_notify.send_due(engine, _smtp(smtp_server), max_attempts=1)
+    dead = people_notify.dead_letters(engine)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["emails", "dead"])
+    assert listed.exit_code == 0 and f"{len(dead)} dead-lettered" in listed.output, listed.output
+    assert "ConnectionRefusedError" in listed.output
+    assert runner.invoke(cli, ["emails", "retry", str(dead[0].id)]).exit_code == 0
+    assert runner.invoke(cli, ["emails", "retry", str(dead[0].id)]).exit_code == 1  # no longer dead
+    rest = runner.invoke(cli, ["emails", "retry", "--all"])
+    assert rest.exit_code == 0 and f"{len(dead) - 1} queued again" in rest.output
+    smtp_server.start()
+    assert people_notify.send_due(engine, _smtp(smtp_server)).sent == len(dead)

@@ -100,3 +100,44 @@ def test_each_person_chooses_email_or_the_inbox_only(
     assert api.get("/api/v1/inbox/preference", headers=_headers(state, w, "sam")).json() == {
         "channel": "email"
     }
+
+
+SYSTEM_SCOPES = ("directory.search", "system/Patient.rs", "system/Flag.rs", "system/CareTeam.rs")
+
+
+def test_a_health_system_reading_the_record_over_the_api_or_fhir_tells_the_lead(
+    api: TestClient, engine: Engine, state: AuthState
+) -> None:
+    w = _world(engine)
+    with unit_of_work(engine) as s:
+        make_grant(
+            s,
+            "gp-system",
+            kind=SubjectKind.CLIENT,
+            role=Role.SYSTEM,
+            scopes=SYSTEM_SCOPES,
+            organisation="RNU",
+        )
+    token = token_for(
+        state,
+        "gp-system",
+        kind=SubjectKind.CLIENT,
+        scopes=SYSTEM_SCOPES,
+        role=Role.SYSTEM,
+        client_id="gp-system",
+    )
+    system = bearer(token, purpose="direct-care")
+    fhir = api.get(f"/fhir/Patient/{w.child}", headers={**system, "Accept": "application/fhir+json"})
+    assert fhir.status_code == 200, fhir.text
+    people_notify.fan_out(engine, email=False)
+    sam = _headers(state, w, "sam")
+    looked = [n for n in api.get("/api/v1/inbox", headers=sam).json() if n["event"] == "open-caf-looked-up"]
+    assert [n["message"] for n in looked] == ["RNU looked up a child whose CAF you lead."]
+    assert api.get(f"/api/v1/children/{w.child}", headers=system).status_code == 200  # the same day again
+    people_notify.fan_out(engine, email=False)
+    again = [n for n in api.get("/api/v1/inbox", headers=sam).json() if n["event"] == "open-caf-looked-up"]
+    assert len(again) == 1  # at most one per system, child and day
+    tess = _headers(state, w, "tess")
+    assert not [
+        n for n in api.get("/api/v1/inbox", headers=tess).json() if n["event"] == "open-caf-looked-up"
+    ]
