@@ -350,3 +350,27 @@ def test_two_changes_in_a_row_by_someone_else_each_keep_their_own_notice(engine:
     with Session(engine) as s:
         seqs = sorted(n.audit_seq or 0 for n in told)
         assert [s.get(Notice, n.id).audit_seq for n in told] == seqs  # type: ignore[union-attr]
+
+
+def test_on_first_start_people_are_told_of_what_happens_from_then_on(engine: Engine) -> None:
+    w = build(engine)
+    open_caf(engine, w)  # before the notifier ever ran
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM notification_cursor")
+    assert fan_out(engine) == 0  # the history is not told
+    assert count(engine, "notice") == 0
+    with unit_of_work(engine) as s:
+        from directory import repository as repo
+        from directory.models import CafComplete
+
+        caf = repo.open_caf(s, w.child)
+        assert caf is not None
+        service.complete_caf(
+            s,
+            actor=w.person("sam"),
+            caf_id=caf.id,
+            data=CafComplete(outcome="multi_agency_response"),
+            now=utcnow(),
+        )
+    assert fan_out(engine) > 0
+    assert notices_of(engine, w.tess, "caf.complete") and not notices_of(engine, w.tess, "caf.signal")
