@@ -108,6 +108,12 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "convene_tac": _WRITE,
     "list_notices": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
     "read_notice": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
+    # the inbox (childindex/inbox_api.py): notices to people, and email or the inbox only
+    "list_inbox": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
+    "read_inbox_notice": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
+    "mark_inbox_read": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
+    "get_notice_preference": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
+    "set_notice_preference": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
     "list_services": _CATALOGUE,
     "list_practitioners": _CATALOGUE,
     "list_localities": _CATALOGUE,

@@ -26,6 +26,7 @@ from childindex.api_pds import router as pds_router
 from childindex.api_records import router as lifecycle_router
 from childindex.details_api import router as details_router
 from childindex.guard import InputGuard, Refusal
+from childindex.inbox_api import router as inbox_router
 from childindex.openapi import install as install_openapi
 from childindex.panel_api import install_front_door
 from childindex.panel_api import router as panel_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(match_reviews_router)  # feed rows held for review (childindex/reviews_api.py)
     app.include_router(records_router)  # merges and subject access (childindex/records_api.py)
     app.include_router(worklist_router)  # the locality delivery team's worklist (childindex/worklist_api.py)
+    app.include_router(inbox_router)  # notices to people (childindex/inbox_api.py)
     app.include_router(lifecycle_router)  # adoption, death, moving away, life-cycle dates
     app.include_router(pds_router)  # a demographics trace and its confirmation (childindex/api_pds.py)
     app.include_router(panel_router)  # the panel, step up and step down (childindex/panel_api.py)

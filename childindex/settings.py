@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     )
     still_involved_days: int = Field(
         default=180,
-        ge=7,
+        ge=1,
         le=3 * 365,
         description="An active involvement nobody has confirmed for this many days is on the locality "
         "worklist, and its practitioner is asked whether they are still involved.",
@@ -308,6 +308,24 @@ class Settings(BaseSettings):
     front_door_email: str | None = Field(
         default=None,
         description="The social care front door's email address (a notice without child details).",
+    )
+    # --- notifications to people (docs/notifications.md): the inbox, email through SMTP, reminders
+    people_notify_enabled: bool = Field(
+        default=True, description="Run the people's notifier (inbox notices, emails, reminders) in serve."
+    )
+    people_notify_interval_seconds: float = Field(default=5.0, gt=0)
+    smtp_host: str | None = Field(default=None, description="The SMTP server; unset, no email is sent.")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_sender: str = Field(default="childindex@localhost", max_length=254)
+    smtp_ca_file: str | None = Field(
+        default=None, description="A CA certificate file to verify the SMTP server with (else the system's)."
+    )
+    smtp_max_attempts: int = Field(default=8, ge=1, le=30, description="Then an email is dead-lettered.")
+    public_base_url: str | None = Field(
+        default=None, description="The address the emails' links point at; defaults to the issuer."
     )
     # --- feeds (childindex import --source): which fields each source is trusted for
     feed_precedence_file: str | None = Field(

@@ -1,4 +1,6 @@
-"""Notices to practitioners: what someone else changed on a CAF they hold (the holder is told)."""
+"""Notices to practitioners, their inbox: what someone else changed on a CAF they hold (told with the
+change, here), and the events of the children they work with (told by the people's notifier from the
+audit log, directory/inbox.py); each person's choice of email or the inbox only."""
 
 from __future__ import annotations
 
@@ -6,11 +8,12 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from directory import repository as repo
-from directory.errors import NotAllowed, NotFound
+from directory.errors import InvalidInput, NotAllowed, NotFound
 from directory.models import Actor, Assessment, Notice, NoticeRead
+from directory.models.notifications import NoticePreference
 
 
 def tell(
@@ -81,3 +84,37 @@ def mark_read(session: Session, *, actor: Actor, notice_id: uuid.UUID, now: date
         session.add(notice)
         session.flush()
     return NoticeRead.model_validate(notice)
+
+
+def my_notice(session: Session, *, actor: Actor, notice_id: uuid.UUID) -> NoticeRead:
+    """One of the signed-in practitioner's notices (anyone else's is, to them, not there)."""
+    notice = repo.get(session, Notice, notice_id)
+    if notice is None or notice.practitioner_id != _mine(actor):
+        raise NotFound("You have no notice with that id.")
+    return NoticeRead.model_validate(notice)
+
+
+CHANNELS = ("email", "inbox")
+
+
+def channel(session: Session, *, actor: Actor) -> str:
+    """How the signed-in practitioner is told: 'email' (email and inbox, the default) or 'inbox' only."""
+    pref = session.get(NoticePreference, _mine(actor))
+    return pref.channel if pref is not None else "email"
+
+
+def choose_channel(session: Session, *, actor: Actor, choice: str, now: datetime) -> str:
+    """Choose email (and the inbox) or the inbox only."""
+    if choice not in CHANNELS:
+        raise InvalidInput(
+            "Choose 'email' (an email and the inbox) or 'inbox' (the inbox only).", field="channel"
+        )
+    mine = _mine(actor)
+    stmt = select(NoticePreference).where(NoticePreference.practitioner_id == mine).with_for_update()
+    pref = session.exec(stmt).first()
+    if pref is None:
+        pref = NoticePreference(practitioner_id=mine)
+    pref.channel, pref.updated_at = choice, now
+    session.add(pref)
+    session.flush()
+    return choice

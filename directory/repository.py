@@ -278,7 +278,8 @@ def notices_for(
     stmt = select(Notice).where(Notice.practitioner_id == practitioner_id)
     if unread_only:
         stmt = stmt.where(col(Notice.read_at).is_(None))
-    return session.exec(stmt.order_by(col(Notice.created_at).desc()).limit(limit)).all()
+    newest = (col(Notice.created_at).desc(), col(Notice.audit_seq).desc())
+    return session.exec(stmt.order_by(*newest).limit(limit)).all()
 
 
 def unread_notices(session: Session, practitioner_id: uuid.UUID) -> int:

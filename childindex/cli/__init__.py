@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from childindex import keys
 from childindex.cli.clients import app as clients_app
 from childindex.cli.duplicates import duplicates_app
+from childindex.cli.emails import emails_app
 from childindex.cli.grants import app as grants_app
 from childindex.cli.key_commands import audit_app, keys_app, secrets_app
 from childindex.cli.lifecycle import lifecycle_app
@@ -57,6 +58,7 @@ app.add_typer(notifications_app, name="notifications")
 app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(clients_app, name="clients")
+app.add_typer(emails_app, name="emails")
 console = Console()
 
 
@@ -179,6 +181,10 @@ def _background_jobs(settings: Settings, engine: Engine) -> list[BackgroundIndex
                 max_attempts=settings.notify_max_attempts,
             )
         )
+    if settings.people_notify_enabled:
+        from childindex.people_notify import from_settings
+
+        jobs.append(from_settings(settings, engine))  # type: ignore[arg-type]  # start() and stop() alike
     for job in jobs:
         job.start()
     return jobs

@@ -93,7 +93,7 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
     if actor.role in FINDERS:
         items.append(("Find a child", "/search"))
     if actor.role in PRACTICE and actor.practitioner_id is not None:
-        items.append(("Your notices", "/notices"))
+        items.append(("Your notices", "/inbox"))
     if actor.role in RECORD_OPENERS:
         items.append(("Open a record by its id", "/records"))
     if actor.role == Role.LOCAL_DELIVERY_TEAM:

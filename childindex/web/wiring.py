@@ -30,6 +30,7 @@ from childindex.web import duplicates as duplicates_pages
 from childindex.web import reviews as review_pages
 from childindex.web.adoption_pages import router as adoption_router
 from childindex.web.deps import HERE, render, web_session
+from childindex.web.inbox_pages import router as inbox_router
 from childindex.web.merge_pages import router as merge_router
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.record_pages import router as record_router
@@ -88,6 +89,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         adoption_router,
         worklist_pages.router,
         panel_pages.router,  # the panel, step up and step down (childindex/web/panel_pages.py)
+        inbox_router,  # notices to people (childindex/web/inbox_pages.py)
     ):
         app.include_router(router)
     _page_errors(app)

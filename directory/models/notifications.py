@@ -54,12 +54,15 @@ class Notification(SQLModel, table=True):
 
 
 class Notice(SQLModel, table=True):
-    """A message to one practitioner: a change someone else made to a CAF they hold.
+    """A message to one practitioner in their inbox: a change someone else made to a CAF they hold
+    (written with the change, `audit_seq` NULL), or an event of a child they work with (written by the
+    people's notifier from the audit log, one per practitioner and audit event).
 
-    Read by its practitioner on their notices page or `GET /api/v1/notices`; it names the child by id
+    Read by its practitioner on their inbox page or `GET /api/v1/inbox`; it names the child by id
     only and carries the reason given, never the child's details.
     """
 
+    __table_args__ = (sa.UniqueConstraint("practitioner_id", "audit_seq", name="notice_once"),)
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     practitioner_id: uuid.UUID = Field(foreign_key="practitioner.id", index=True)
     child_id: uuid.UUID = Field(foreign_key="child.id")
@@ -73,6 +76,50 @@ class Notice(SQLModel, table=True):
     by_organisation: str | None = Field(default=None, max_length=200)
     created_at: datetime = utc_field(default_factory=utcnow)
     read_at: datetime | None = utc_field(default=None)
+    # the audit event it tells of (NULL: written with the change by notices.tell), its event code, and
+    # where to look (a path of this service: the child's card, a request, the worklist)
+    audit_seq: int | None = None
+    event: str | None = Field(default=None, max_length=60)
+    link: str | None = Field(default=None, max_length=300)
+
+
+class NoticePreference(SQLModel, table=True):
+    """How a practitioner wants to be told: by email too (the default), or in the inbox only."""
+
+    __tablename__ = "notice_preference"
+    __table_args__ = (sa.CheckConstraint("channel IN ('email', 'inbox')", name="notice_channel"),)
+    practitioner_id: uuid.UUID = Field(foreign_key="practitioner.id", primary_key=True)
+    channel: str = Field(default="email", max_length=8)
+    updated_at: datetime = utc_field(default_factory=utcnow)
+
+
+class EmailOutbox(SQLModel, table=True):
+    """An email saying that a notice waits (no child data: a link to the notice by id), written with the
+    notice and sent by the worker with retries, then dead-lettered (kept, replayable)."""
+
+    __tablename__ = "email_outbox"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('pending', 'sent', 'dead', 'dropped')", name="email_status"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    # no foreign key: a purge deletes the notice and leaves this row (it names nothing but the id)
+    notice_id: uuid.UUID = Field(unique=True)
+    practitioner_id: uuid.UUID = Field(foreign_key="practitioner.id", index=True)
+    status: str = Field(default="pending", max_length=8, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = utc_field(default_factory=utcnow)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = utc_field(default_factory=utcnow)
+    sent_at: datetime | None = utc_field(default=None)
+
+
+class NoticeMark(SQLModel, table=True):
+    """A reminder or look-up notice already made (its key: kind and ids, e.g. a TAC and its review date):
+    the periodic jobs make each one once, however many workers run."""
+
+    __tablename__ = "notice_mark"
+    key: str = Field(primary_key=True, max_length=200)
+    made_at: datetime = utc_field(default_factory=utcnow)
 
 
 class NotificationCursor(SQLModel, table=True):
@@ -97,3 +144,5 @@ class NoticeRead(Output):
     by_organisation: str | None
     created_at: datetime
     read_at: datetime | None
+    event: str | None = None
+    link: str | None = None

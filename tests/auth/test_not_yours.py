@@ -261,6 +261,7 @@ def api_walk(sc: Scene) -> dict[str, Step]:
             {403},
         ),
         "read_notice": ("POST", f"/api/v1/notices/{sc.notice}/read", None, {404}),  # Sam's, not Olly's
+        "mark_inbox_read": ("POST", f"/api/v1/inbox/{sc.notice}/read", None, {404}),  # Sam's, not Olly's
         "shield_child": ("POST", f"/api/v1/children/{sc.child}/shielding", {"reason": "x"}, {403}),
         "unshield_child": ("DELETE", f"/api/v1/children/{sc.child}/shielding", {"reason": "x"}, {403}),
         # Olly's school holds the CAF but no service of it works with the child (no If-Match: still 403)
@@ -275,7 +276,7 @@ def api_walk(sc: Scene) -> dict[str, Step]:
 
 
 # Write routes open to every writer (they change nothing that is someone else's) or that only read.
-OPEN_TO_WRITERS = {"create_child", "record_consent"}
+OPEN_TO_WRITERS = {"create_child", "record_consent", "set_notice_preference"}  # the last: your own
 READS = {"search_children"}
 BY_ROLE = {"merge_child"}  # walked too, though only admins may at all
 
