@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from childindex import people_notify
 from childindex.settings import Settings
@@ -20,16 +19,15 @@ console = Console()
 def emails_dead() -> None:
     """List the emails that gave up after every retry (kept until replayed)."""
     rows = people_notify.dead_letters(make_engine(Settings().database_url))
-    table = Table("id", "notice", "attempts", "last error", "created")
+    # One line each, never wrapped or cut: the last error is what an operator needs whole.
     for row in rows:
-        table.add_row(
-            str(row.id),
-            str(row.notice_id),
-            str(row.attempts),
-            row.last_error or "",
-            row.created_at.isoformat(),
+        console.print(
+            f"{row.id}  notice {row.notice_id}  attempts {row.attempts}  created {row.created_at.isoformat()}"
+            f"  last error: {row.last_error or '-'}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
         )
-    console.print(table)
     console.print(f"{len(rows)} dead-lettered")
 
 
