@@ -108,6 +108,11 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "convene_tac": _WRITE,
     "list_notices": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
     "read_notice": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
+    # requests about a CAF (childindex/requests_api.py): the domain says who may ask and who answers
+    "ask_to_join_tac": _WRITE,
+    "list_requests": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
+    "accept_request": _WRITE,
+    "decline_request": _WRITE,
     "list_services": _CATALOGUE,
     "list_practitioners": _CATALOGUE,
     "list_localities": _CATALOGUE,

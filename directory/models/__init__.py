@@ -102,6 +102,14 @@ from directory.models.involvements import (
 from directory.models.merge import ChildMerge, MergeMove, MergeRead, MergeRequest, UnmergeRequest
 from directory.models.notifications import Notice, NoticeRead, Notification, NotificationCursor, Subscription
 from directory.models.outbox import Outbox
+from directory.models.requests import (
+    CafRequest,
+    JoinAsk,
+    RequestAnswer,
+    RequestKind,
+    RequestRead,
+    RequestStatus,
+)
 from directory.models.reviews import MatchReview, ReviewStatus
 from directory.models.vocabulary import (
     OPEN_CAF_STATUSES,
@@ -123,6 +131,12 @@ from directory.models.vocabulary import (
 )
 
 __all__ = [
+    "CafRequest",
+    "JoinAsk",
+    "RequestAnswer",
+    "RequestKind",
+    "RequestRead",
+    "RequestStatus",
     "BulkExport",
     "AccessLogEntry",
     "MatchReview",

@@ -75,6 +75,7 @@ PURGED_ROWS: list[tuple[str, str]] = [
     # (table, the column that holds the child's id): deleted in this order (children before parents)
     ("notice", "child_id"),
     ("notification", "child_id"),
+    ("caf_request", "child_id"),  # hand-overs, asks to join, invitations (their reasons are free text)
     ("tac", "child_id"),
     ("lead_professional_assignment", "child_id"),
     ("assessment", "child_id"),

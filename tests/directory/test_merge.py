@@ -37,6 +37,7 @@ MOVED_TABLES = (
     "tac",
     "consent",
     "notice",
+    "caf_request",
 )
 GROWING |= {"search_record", "search_key", "search_log", "trawl_alert", "seen_jti"}
 
