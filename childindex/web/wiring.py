@@ -31,6 +31,7 @@ from childindex.web.deps import HERE, render, web_session
 from childindex.web.merge_pages import router as merge_router
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.record_pages import router as record_router
+from childindex.web.requests_pages import router as requests_router
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError
 from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, status_for
@@ -84,6 +85,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         duplicates_pages.router,
         record_router,
         adoption_router,
+        requests_router,
     ):
         app.include_router(router)
     _page_errors(app)

@@ -106,4 +106,3 @@ class RequestRead(Output):
     created_at: datetime
     answered_at: datetime | None = None
     mine_to_answer: bool = False
-    child_name: str | None = None

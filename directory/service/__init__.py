@@ -98,8 +98,10 @@ from directory.service.requests import (
     answer_request,
     ask_to_join,
     invite_to_tac,
+    may_ask_to_join,
     my_requests,
     pending_hand_over,
+    pending_tac_request,
     request_hand_over,
     request_read,
 )
@@ -185,8 +187,10 @@ __all__ = [
     "answer_request",
     "ask_to_join",
     "invite_to_tac",
+    "may_ask_to_join",
     "my_requests",
     "pending_hand_over",
+    "pending_tac_request",
     "request_hand_over",
     "request_read",
 ]

@@ -383,6 +383,19 @@ def pending_hand_over(session: Session, caf_id: uuid.UUID) -> CafRequest | None:
     return _pending(session, caf_id, [RequestKind.HAND_OVER.value], None)
 
 
+def pending_tac_request(session: Session, caf_id: uuid.UUID, practitioner_id: uuid.UUID) -> CafRequest | None:
+    """A practitioner's pending ask to join, or invitation to, the CAF's TAC (the card says so)."""
+    return _pending(session, caf_id, [RequestKind.JOIN.value, RequestKind.INVITE.value], practitioner_id)
+
+
+def may_ask_to_join(session: Session, actor: Actor, caf: Assessment) -> bool:
+    """Whether the card offers this actor "Ask to join" (ask_to_join says why not, when asked anyway)."""
+    if actor.role == Role.SYSTEM or actor.practitioner_id is None or caf.status not in _TAC_OPEN:
+        return False
+    parties = caf_parties(session, caf)
+    return actor.practitioner_id not in (*parties.holders, *parties.members)
+
+
 def my_requests(session: Session, *, actor: Actor, limit: int = 200) -> list[RequestRead]:
     """Requests addressed to me (hand-overs and invitations naming me, asks to join a CAF I hold) and
     those I made, newest first."""
