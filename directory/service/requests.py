@@ -281,7 +281,9 @@ def answer_request(
     request: CafRequest = repo.get(session, CafRequest, request_id, for_update=True)
     _require_answerer(session, actor, request, caf)
     if request.status != RequestStatus.PENDING.value:
-        raise Conflict(f"This request was already {request.status}; nothing changed.", status=request.status)
+        raise Conflict(
+            f"This request was already {request.status}; nothing changed.", request_status=request.status
+        )
     allowed = _OPEN if request.kind == RequestKind.HAND_OVER.value else _TAC_OPEN
     if caf.status not in allowed:
         raise Conflict(f"This CAF is {caf.status.replace('_', ' ')}: the request can no longer be answered.")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from directory import service
 from directory.db import unit_of_work
@@ -125,8 +125,8 @@ def lead(engine: Engine, child: uuid.UUID) -> uuid.UUID | None:
 def events(engine: Engine, prefix: str) -> list[tuple[str, dict[str, Any]]]:
     with Session(engine) as s:
         rows = s.exec(
-            select(AuditEvent).where(AuditEvent.action.startswith(prefix)).order_by(AuditEvent.seq)
-        ).all()  # type: ignore[union-attr]
+            select(AuditEvent).where(col(AuditEvent.action).startswith(prefix)).order_by(col(AuditEvent.seq))
+        ).all()
         return [(r.action, json.loads(r.detail or "{}")) for r in rows]
 
 
@@ -152,8 +152,8 @@ def test_a_hand_over_waits_for_the_named_practitioner_then_takes_effect(engine: 
     assert done.status == "accepted" and lead(engine, case.child) == case.hana
     with Session(engine) as s:
         spell = s.exec(
-            select(LeadProfessionalAssignment).where(LeadProfessionalAssignment.ended_at.is_(None))
-        ).one()  # type: ignore[union-attr]
+            select(LeadProfessionalAssignment).where(col(LeadProfessionalAssignment.ended_at).is_(None))
+        ).one()
         assert spell.from_practitioner_id == case.sam and spell.reason == "closer to the family"
     assert events(engine, "lead-professional.")[-1] == (
         "lead-professional.hand-over",

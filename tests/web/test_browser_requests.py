@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from playwright.sync_api import expect
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from directory import service
@@ -18,10 +19,10 @@ from tests.web.world import World
 __all__ = ["check_page"]
 
 
-def _open_caf(engine: object, world: World, child: str, holder: str) -> uuid.UUID:
+def _open_caf(engine: Engine, world: World, child: str, holder: str) -> uuid.UUID:
     """A CAF in progress for the child, held by `holder` (seeded through the domain)."""
     who = actor(subject=holder, practitioner_id=world.practitioners[holder])
-    with unit_of_work(engine) as s:  # type: ignore[arg-type]
+    with unit_of_work(engine) as s:
         caf = service.signal_caf(
             s,
             actor=who,
@@ -40,8 +41,8 @@ def _open_caf(engine: object, world: World, child: str, holder: str) -> uuid.UUI
         return caf.id
 
 
-def _lead(engine: object, child: uuid.UUID) -> uuid.UUID | None:
-    with Session(engine) as s:  # type: ignore[call-overload]
+def _lead(engine: Engine, child: uuid.UUID) -> uuid.UUID | None:
+    with Session(engine) as s:
         lead = service.repo.current_lead(s, child)
         return lead.practitioner_id if lead else None
 
