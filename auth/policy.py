@@ -110,6 +110,7 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "read_notice": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
     # requests about a CAF (childindex/requests_api.py): the domain says who may ask and who answers
     "ask_to_join_tac": _WRITE,
+    "invite_to_tac": _WRITE,
     "list_requests": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
     "accept_request": _WRITE,
     "decline_request": _WRITE,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response, status
 from childindex.api import Created
 from directory import service
 from directory.http.deps import CurrentActor, SessionDep, UnitOfWorkRoute
-from directory.models import HandOver, JoinAsk, RequestAnswer, RequestRead, utcnow
+from directory.models import HandOver, JoinAsk, RequestAnswer, RequestRead, TacInvite, utcnow
 
 router = APIRouter(prefix="/api/v1", route_class=UnitOfWorkRoute)
 
@@ -51,6 +51,31 @@ def ask_to_join_tac(
     """Ask the CAF's holder and Lead Professional to let you join its Team Around the Child, with the
     role you would take. 409 when you are already a member or already asked."""
     request = service.ask_to_join(session, actor=actor, caf_id=caf_id, data=data, now=utcnow())
+    return service.request_read(session, actor, request)
+
+
+@router.post(
+    "/cafs/{caf_id}/tac-invitations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RequestRead,
+    tags=["requests"],
+)
+def invite_to_tac(
+    caf_id: uuid.UUID, data: TacInvite, session: SessionDep, actor: CurrentActor
+) -> RequestRead:
+    """Invite a practitioner to join the CAF's Team Around the Child in a role; they accept or decline.
+    Who may invite is who may change the CAF; their pending ask or invitation is returned if there is
+    one; a current member is a 409."""
+    request = service.invite_to_tac(
+        session,
+        actor=actor,
+        caf_id=caf_id,
+        practitioner_id=data.practitioner_id,
+        role=data.role,
+        reason=data.reason,
+        now=utcnow(),
+        source="app",
+    )
     return service.request_read(session, actor, request)
 
 

@@ -109,6 +109,7 @@ from directory.models.requests import (
     RequestKind,
     RequestRead,
     RequestStatus,
+    TacInvite,
 )
 from directory.models.reviews import MatchReview, ReviewStatus
 from directory.models.vocabulary import (
@@ -137,6 +138,7 @@ __all__ = [
     "RequestKind",
     "RequestRead",
     "RequestStatus",
+    "TacInvite",
     "BulkExport",
     "AccessLogEntry",
     "MatchReview",

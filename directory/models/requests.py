@@ -85,6 +85,16 @@ class JoinAsk(Input):
     reason: str | None = PField(default=None, max_length=500, description="Why you want to join")
 
 
+class TacInvite(Input):
+    """Invite a practitioner to join a CAF's Team Around the Child."""
+
+    practitioner_id: uuid.UUID
+    role: str = PField(min_length=1, max_length=80, description="Their role in the TAC")
+    reason: str | None = PField(
+        default=None, max_length=500, description="Required when you do not hold the CAF (its holder is told)"
+    )
+
+
 class RequestAnswer(Input):
     """Accept or decline a request addressed to you."""
 

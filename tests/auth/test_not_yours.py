@@ -266,6 +266,12 @@ def api_walk(sc: Scene) -> dict[str, Step]:
             {403},
         ),
         "read_notice": ("POST", f"/api/v1/notices/{sc.notice}/read", None, {404}),  # Sam's, not Olly's
+        "invite_to_tac": (
+            "POST",
+            f"/api/v1/cafs/{sc.caf}/tac-invitations",
+            {"practitioner_id": str(sc.olly), "role": "class teacher", "reason": "x"},
+            {403},
+        ),
         # a hand-over addressed to Tess: no one else accepts or declines it
         "accept_request": ("POST", f"/api/v1/requests/{sc.request}/accept", None, {403}),
         "decline_request": ("POST", f"/api/v1/requests/{sc.request}/decline", None, {403}),

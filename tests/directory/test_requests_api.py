@@ -127,3 +127,24 @@ def test_the_asker_is_not_told_who_holds_a_shielded_childs_caf(client: TestClien
         assert "Sam Senco" not in text and "07700 900101" not in text
     to_answer = client.get("/api/v1/requests", headers=sam).json()
     assert to_answer[0]["mine_to_answer"] and to_answer[0]["practitioner"]["name"] == "Yusuf Youth"
+
+
+def test_an_invitation_through_the_api(client: TestClient, engine: Engine) -> None:
+    ids = catalogue(engine)
+    child = new_child(client)
+    caf, sam = _started(client, ids, child)
+    nora = who(subject="nora", practitioner=ids["p3"])
+    body = {"practitioner_id": ids["p3"], "role": "school nurse"}
+    refused = client.post(f"/api/v1/cafs/{caf}/tac-invitations", headers=nora, json=body)
+    assert refused.status_code == 403  # she may not change the CAF
+    invited = client.post(f"/api/v1/cafs/{caf}/tac-invitations", headers=sam, json=body)
+    assert invited.status_code == 201 and invited.json()["kind"] == "invite", invited.text
+    assert client.post(f"/api/v1/requests/{invited.json()['id']}/accept", headers=sam).status_code == 403
+    accepted = client.post(f"/api/v1/requests/{invited.json()['id']}/accept", headers=nora)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+    card = client.get(f"/api/v1/children/{child}", headers=who()).json()
+    assert [(m["contact"]["name"], m["role"]) for m in card["tac"]["members"]] == [
+        ("Nora Nurse", "school nurse")
+    ]
+    again = client.post(f"/api/v1/cafs/{caf}/tac-invitations", headers=sam, json=body)
+    assert again.status_code == 409 and "already a member" in again.json()["detail"]
