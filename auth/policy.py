@@ -114,6 +114,12 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "mark_inbox_read": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
     "get_notice_preference": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
     "set_notice_preference": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
+    # requests about a CAF (childindex/requests_api.py): the domain says who may ask and who answers
+    "ask_to_join_tac": _WRITE,
+    "invite_to_tac": _WRITE,
+    "list_requests": Policy(frozenset({"directory.search", "directory.write"}), PRACTICE),
+    "accept_request": _WRITE,
+    "decline_request": _WRITE,
     "list_services": _CATALOGUE,
     "list_practitioners": _CATALOGUE,
     "list_localities": _CATALOGUE,

@@ -26,7 +26,6 @@ from directory.models import (
     ChildRef,
     ConsentCreate,
     ConsentWithdraw,
-    HandOver,
     InvolvementCreate,
     InvolvementEnd,
     LocalityRead,
@@ -181,13 +180,6 @@ def close_caf(caf_id: uuid.UUID, data: CafClose, session: SessionDep, actor: Cur
     """Close a CAF (a signal that never started is withdrawn)."""
     caf = service.close_caf(session, actor=actor, caf_id=caf_id, data=data, now=utcnow())
     return Created(id=caf.id, child_id=caf.child_id, status=caf.status, version=caf.version)
-
-
-@router.post("/cafs/{caf_id}/lead-professional", response_model=Created, tags=["caf"])
-def hand_over_lead(caf_id: uuid.UUID, data: HandOver, session: SessionDep, actor: CurrentActor) -> Created:
-    """Hand the Lead Professional role to another practitioner, with the reason."""
-    assignment = service.hand_over_lead(session, actor=actor, caf_id=caf_id, data=data, now=utcnow())
-    return Created(id=assignment.id, child_id=assignment.child_id, status="current")
 
 
 @router.post("/cafs/{caf_id}/tac", response_model=Created, tags=["tac"])

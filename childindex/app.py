@@ -31,6 +31,7 @@ from childindex.openapi import install as install_openapi
 from childindex.panel_api import install_front_door
 from childindex.panel_api import router as panel_router
 from childindex.records_api import router as records_router
+from childindex.requests_api import router as requests_router
 from childindex.reviews_api import router as match_reviews_router
 from childindex.settings import Settings, practice_of
 from childindex.web.wiring import install as install_web
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_auth(app, settings, engine)
     app.include_router(search_router)  # before /children/{child_id}, which would swallow /search
     app.include_router(api_router)
+    app.include_router(requests_router)  # hand-overs by acceptance, asks to join, invitations
     app.include_router(details_router)  # PATCH /children/{id}, /children/{id}/history
     app.include_router(match_reviews_router)  # feed rows held for review (childindex/reviews_api.py)
     app.include_router(records_router)  # merges and subject access (childindex/records_api.py)

@@ -3,8 +3,9 @@
 One home for which moves are allowed and what each step needs. A surface that lets its caller say
 where a CAF should be (a FHIR Flag's code and status) asks `advance_caf` to walk it there, one use
 case of directory.service per step (`start_caf`, `complete_caf`, `close_caf`), so each step's rules,
-audit event and notices are the domain's. `hand_over_if_new` hands the Lead Professional role to
-someone the caller names, when it is not already theirs.
+audit event and notices are the domain's. `hand_over_if_new` asks someone the caller names to take
+the Lead Professional role (a request they accept: directory/service/requests.py), when it is not
+already theirs.
 
 A change recorded with a reason (closing, a hand-over) takes the one given; a holder of the CAF may
 leave it out (the surface says what to record instead); anyone else is refused, as
@@ -184,14 +185,16 @@ def hand_over_if_new(
     reason: str | None,
     default_reason: str,
     now: datetime,
-) -> bool:
-    """Hand the Lead Professional role to `to` when it is someone other than the current one (and the
-    CAF is open: an ended CAF has none). True when it was handed over."""
+) -> service.HandOverOutcome | None:
+    """Ask `to` to take the Lead Professional role when it is someone other than the current one (and
+    the CAF is open: an ended CAF has none): the pending request they accept or decline (asking
+    again for the same practitioner returns it), or the assignment when the caller named themselves.
+    None when there is nothing to hand over."""
     if to is None or caf.status not in PATH:
-        return False
+        return None
     lead = repo.current_lead(session, caf.child_id)
     if lead is not None and lead.practitioner_id == to:
-        return False
+        return None
     why = change_reason(
         session,
         actor,
@@ -201,8 +204,7 @@ def hand_over_if_new(
         default=default_reason,
     )
     data = _input(HandOver, to_practitioner_id=to, reason=why)
-    service.hand_over_lead(session, actor=actor, caf_id=caf.id, data=data, now=now)
-    return True
+    return service.request_hand_over(session, actor=actor, caf_id=caf.id, data=data, now=now, source="fhir")
 
 
 def change_reason(

@@ -33,6 +33,7 @@ CHILD_ROWS: tuple[tuple[str, str], ...] = (
     ("tac", "child_id"),
     ("notice", "child_id"),
     ("notification", "child_id"),
+    ("caf_request", "child_id"),  # requests about its CAFs move with them
     # records merged into the duplicate earlier now point at the record kept
     ("child", "merged_into_id"),
     # ("child_version", "child_id"),  # a child's record per version (the details branch): add here

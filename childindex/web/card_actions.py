@@ -179,9 +179,16 @@ def _hand_over(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, A
         {"to_practitioner_id": text(form, "to_practitioner_id"), "reason": text(form, "reason")},
         {"to_practitioner_id": "the new Lead Professional", "reason": "the reason for the hand-over"},
     )
-    assignment = service.hand_over_lead(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
-    practitioner, org = repo.practitioner_contact(db, assignment.practitioner_id)
-    return f"{practitioner.name} ({org.name}) is now the Lead Professional."
+    outcome = service.request_hand_over(
+        db, actor=actor, caf_id=caf.id, data=data, now=utcnow(), source="pages"
+    )
+    practitioner, org = repo.practitioner_contact(db, data.to_practitioner_id)
+    if outcome.assignment is not None:
+        return f"You are now the Lead Professional ({org.name})."
+    return (
+        f"{practitioner.name} ({org.name}) is asked to take on the Lead Professional role. They become "
+        "Lead Professional when they accept; until then the current one stays."
+    )
 
 
 def _tac(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:

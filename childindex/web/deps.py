@@ -111,6 +111,8 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
         items.append(("Probable duplicates", "/admin/duplicates"))
     elif actor.role in MATCH_REVIEWERS:  # the adoption team: the rows held beside a sealed record
         items.append(("Held feed rows", "/admin/match-reviews"))
+    if actor.role in PRACTICE and actor.practitioner_id is not None:
+        items.append(("Your requests", "/requests"))  # hand-overs, asks to join, invitations
     return items
 
 

@@ -34,6 +34,7 @@ from childindex.web.inbox_pages import router as inbox_router
 from childindex.web.merge_pages import router as merge_router
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.record_pages import router as record_router
+from childindex.web.requests_pages import router as requests_router
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError
 from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, status_for
@@ -90,6 +91,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         worklist_pages.router,
         panel_pages.router,  # the panel, step up and step down (childindex/web/panel_pages.py)
         inbox_router,  # notices to people (childindex/web/inbox_pages.py)
+        requests_router,
     ):
         app.include_router(router)
     _page_errors(app)

@@ -103,6 +103,15 @@ from directory.models.merge import ChildMerge, MergeMove, MergeRead, MergeReques
 from directory.models.notifications import Notice, NoticeRead, Notification, NotificationCursor, Subscription
 from directory.models.outbox import Outbox
 from directory.models.panel import FrontDoorNotice, PanelReferral, PanelSuggestion, StepUp
+from directory.models.requests import (
+    CafRequest,
+    JoinAsk,
+    RequestAnswer,
+    RequestKind,
+    RequestRead,
+    RequestStatus,
+    TacInvite,
+)
 from directory.models.reviews import MatchReview, ReviewStatus
 from directory.models.vocabulary import (
     OPEN_CAF_STATUSES,
@@ -124,6 +133,13 @@ from directory.models.vocabulary import (
 )
 
 __all__ = [
+    "CafRequest",
+    "JoinAsk",
+    "RequestAnswer",
+    "RequestKind",
+    "RequestRead",
+    "RequestStatus",
+    "TacInvite",
     "BulkExport",
     "AccessLogEntry",
     "MatchReview",

@@ -93,6 +93,18 @@ from directory.service.merge import (
     unmerge_children,
 )
 from directory.service.practitioners import register_practitioner, update_practitioner
+from directory.service.requests import (
+    HandOverOutcome,
+    answer_request,
+    ask_to_join,
+    invite_to_tac,
+    may_ask_to_join,
+    my_requests,
+    pending_hand_over,
+    pending_tac_request,
+    request_hand_over,
+    request_read,
+)
 
 __all__ = [
     "ACCESS_LOG_READERS",
@@ -170,4 +182,15 @@ __all__ = [
     "validate_birth",
     "withdraw_consent",
     "your_part",
+    # requests (issue #18)
+    "HandOverOutcome",
+    "answer_request",
+    "ask_to_join",
+    "invite_to_tac",
+    "may_ask_to_join",
+    "my_requests",
+    "pending_hand_over",
+    "pending_tac_request",
+    "request_hand_over",
+    "request_read",
 ]

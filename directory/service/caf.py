@@ -33,6 +33,7 @@ from directory.models import (
     ConsentScope,
     HandOver,
     LeadProfessionalAssignment,
+    Practitioner,
     Tac,
     TacConvene,
     TacMember,
@@ -328,6 +329,24 @@ def hand_over_lead(
     if caf.status not in {s.value for s in OPEN_CAF_STATUSES}:
         raise Conflict("The Lead Professional can change only while the CAF or TAC is open.")
     to = active_practitioner(session, data.to_practitioner_id)
+    assignment = assign_lead(session, caf=caf, to=to, reason=data.reason, by=actor.subject, now=now)
+    by = _made_known(
+        session,
+        actor,
+        change,
+        action="lead-professional.hand-over",
+        what="handed over the Lead Professional role of",
+        reason=data.reason,
+    )
+    audit_change(session, actor, "lead-professional.hand-over", caf.child_id, {"caf_id": caf.id.hex, **by})
+    return assignment
+
+
+def assign_lead(
+    session: Session, *, caf: Assessment, to: Practitioner, reason: str, by: str, now: datetime
+) -> LeadProfessionalAssignment:
+    """End the current Lead Professional's spell and start `to`'s (a hand-over, or one accepted:
+    directory/service/requests.py); the CAF is locked by the caller."""
     current = repo.current_lead(session, caf.child_id)
     if current is not None and current.practitioner_id == to.id:
         raise Conflict(f"{to.name} is already the Lead Professional.")
@@ -340,8 +359,8 @@ def hand_over_lead(
         assessment_id=caf.id,
         practitioner_id=to.id,
         from_practitioner_id=current.practitioner_id if current else None,
-        reason=data.reason,
-        assigned_by=actor.subject,
+        reason=reason,
+        assigned_by=by,
         started_at=now,
     )
     session.add(assignment)
@@ -349,15 +368,6 @@ def hand_over_lead(
     new_version(caf, now)
     session.add(caf)
     session.flush()
-    by = _made_known(
-        session,
-        actor,
-        change,
-        action="lead-professional.hand-over",
-        what="handed over the Lead Professional role of",
-        reason=data.reason,
-    )
-    audit_change(session, actor, "lead-professional.hand-over", caf.child_id, {"caf_id": caf.id.hex, **by})
     return assignment
 
 

@@ -79,6 +79,7 @@ PURGED_ROWS: list[tuple[str, str]] = [
     ("step_up", "child_id"),
     ("notice", "child_id"),
     ("notification", "child_id"),
+    ("caf_request", "child_id"),  # hand-overs, asks to join, invitations (their reasons are free text)
     ("tac", "child_id"),
     ("lead_professional_assignment", "child_id"),
     ("assessment", "child_id"),

@@ -138,6 +138,8 @@ def _entry(ctx: Ctx, i: int, entry: dict[str, Any], ids: dict[str, str]) -> dict
         response["etag"] = headers["ETag"]
     if w.ref is not None:  # the record's rules hide the result from this caller: say so, show nothing
         return {"response": {**response, "outcome": w.resource}}
+    if w.note is not None:  # e.g. a Lead Professional hand-over asked, not yet accepted
+        response["outcome"] = w.note
     return {"fullUrl": f"{ctx.base}/{w.reference}", "resource": w.resource, "response": response}
 
 

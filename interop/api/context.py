@@ -7,7 +7,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import cached_property
@@ -36,6 +36,8 @@ class Ctx:
     request: Request
     session: Session
     actor: Actor
+    # what the next written resource's answer says besides it (a hand-over asked, not yet accepted)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def base(self) -> str:

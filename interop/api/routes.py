@@ -220,4 +220,6 @@ def _written_response(request: Request, base: str, w: Written) -> Response:
     headers = w.headers(base)
     if "return=minimal" in request.headers.get("prefer", ""):
         return Response(status_code=w.status, headers=headers)
+    if "return=operationoutcome" in request.headers.get("prefer", "").lower() and w.note is not None:
+        return fhir_json(w.note, w.status, headers)  # e.g. a Lead Professional hand-over asked, not done
     return fhir_json(w.resource, w.status, headers)

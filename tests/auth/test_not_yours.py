@@ -27,6 +27,7 @@ from directory.models import (
     CafSignal,
     CafStart,
     ConsentCreate,
+    HandOver,
     InvolvementCreate,
     Role,
     TacMemberIn,
@@ -74,6 +75,7 @@ class Scene:
     notice: uuid.UUID
     olly_headers: dict[str, str]
     system_headers: dict[str, str]
+    request: uuid.UUID | None = None  # Sam's request that Tess take on the Lead Professional role
 
 
 def _user(state: AuthState, engine: Engine, subject: str, role: Role = Role.PRACTITIONER) -> dict[str, str]:
@@ -142,6 +144,10 @@ def scene(api: TestClient, engine: Engine, state: AuthState) -> Scene:
             now=utcnow(),
         )
         notice = notices.my_notices(s, actor=as_sam)[0].id
+        request = service.request_hand_over(
+            s, actor=as_sam, caf_id=caf, data=HandOver(to_practitioner_id=tess, reason="x"), now=utcnow()
+        ).request
+        assert request is not None
         make_grant(
             s,
             "other-trust",
@@ -175,6 +181,7 @@ def scene(api: TestClient, engine: Engine, state: AuthState) -> Scene:
         notice=notice,
         olly_headers=_user(state, engine, "olly"),
         system_headers=system,
+        request=request.id,
     )
 
 
@@ -187,6 +194,7 @@ _TABLES = (
     "consent",
     "notice",
     "child_version",
+    "caf_request",
 )
 
 
@@ -262,6 +270,15 @@ def api_walk(sc: Scene) -> dict[str, Step]:
         ),
         "read_notice": ("POST", f"/api/v1/notices/{sc.notice}/read", None, {404}),  # Sam's, not Olly's
         "mark_inbox_read": ("POST", f"/api/v1/inbox/{sc.notice}/read", None, {404}),  # Sam's, not Olly's
+        "invite_to_tac": (
+            "POST",
+            f"/api/v1/cafs/{sc.caf}/tac-invitations",
+            {"practitioner_id": str(sc.olly), "role": "class teacher", "reason": "x"},
+            {403},
+        ),
+        # a hand-over addressed to Tess: no one else accepts or declines it
+        "accept_request": ("POST", f"/api/v1/requests/{sc.request}/accept", None, {403}),
+        "decline_request": ("POST", f"/api/v1/requests/{sc.request}/decline", None, {403}),
         "shield_child": ("POST", f"/api/v1/children/{sc.child}/shielding", {"reason": "x"}, {403}),
         "unshield_child": ("DELETE", f"/api/v1/children/{sc.child}/shielding", {"reason": "x"}, {403}),
         # Olly's school holds the CAF but no service of it works with the child (no If-Match: still 403)
@@ -276,7 +293,8 @@ def api_walk(sc: Scene) -> dict[str, Step]:
 
 
 # Write routes open to every writer (they change nothing that is someone else's) or that only read.
-OPEN_TO_WRITERS = {"create_child", "record_consent", "set_notice_preference"}  # the last: your own
+# set_notice_preference: your own; ask_to_join_tac: an ask changes nothing yet
+OPEN_TO_WRITERS = {"create_child", "record_consent", "set_notice_preference", "ask_to_join_tac"}
 READS = {"search_children"}
 BY_ROLE = {"merge_child"}  # walked too, though only admins may at all
 
@@ -321,6 +339,8 @@ def test_a_practitioner_who_does_not_hold_it_changes_nothing(
             "unshield_child",
             "merge_child",
             "signal_caf",
+            "accept_request",
+            "decline_request",
         ):
             assert r.json()["ask"]["name"], (name, r.json())  # whom to ask instead
     assert record_state(engine) == before

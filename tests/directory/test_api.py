@@ -125,7 +125,14 @@ def test_full_caf_journey_and_card(client: TestClient, engine: Engine) -> None:
         headers=sam,
         json={"to_practitioner_id": ids["p2"], "reason": "young person prefers youth worker"},
     )
-    assert handed.status_code == 200, handed.text
+    # a request: Sam stays Lead Professional until Yusuf accepts it
+    assert handed.status_code == 202 and handed.json()["status"] == "pending", handed.text
+    waiting = client.get(f"/api/v1/children/{child}", headers=who()).json()
+    assert waiting["lead_professional"]["contact"]["name"] == "Sam Senco"
+    accepted = client.post(
+        f"/api/v1/requests/{handed.json()['id']}/accept", headers=who(subject="bob", practitioner=ids["p2"])
+    )
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted", accepted.text
     tac = client.post(
         f"/api/v1/cafs/{caf_id}/tac",
         headers=sam,

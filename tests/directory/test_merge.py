@@ -37,6 +37,7 @@ MOVED_TABLES = (
     "tac",
     "consent",
     "notice",
+    "caf_request",
 )
 GROWING |= {"search_record", "search_key", "search_log", "trawl_alert", "seen_jti"}
 
@@ -109,7 +110,12 @@ def _caf_with_tac(client: TestClient, child: str, ids: dict[str, str], starter: 
         headers=by,
         json={"to_practitioner_id": ids[other], "reason": "closer to the family"},
     )
-    assert handed.status_code == 200, handed.text
+    assert handed.status_code == 202, handed.text  # a request the named practitioner accepts
+    accepted = client.post(
+        f"/api/v1/requests/{handed.json()['id']}/accept",
+        headers=who(subject=f"s-{other}", practitioner=ids[other]),
+    )
+    assert accepted.status_code == 200, accepted.text
     members = [{"practitioner_id": ids[p], "role": "member"} for p in ("p1", "p2", "p3")]
     tac = client.post(f"/api/v1/cafs/{caf_id}/tac", headers=by, json={"add_members": members})
     review = (date.today() + timedelta(days=30)).isoformat()

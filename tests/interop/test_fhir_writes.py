@@ -14,11 +14,12 @@ from sqlalchemy.engine import Engine
 
 from auth.deps import AuthState
 from auth.ratelimit import SubjectLimiter
+from directory import service
 from directory.db import unit_of_work
-from directory.models import Organisation
+from directory.models import Assessment, Organisation, RequestAnswer, utcnow
 from interop import systems as S
 from tests.conftest import count
-from tests.fixtures.builders import make_child, make_practitioner
+from tests.fixtures.builders import actor, make_child, make_practitioner
 from tests.interop.conftest import FHIR, TRUST_SCOPES, World, system_headers
 from tests.interop.test_fhir_api import audit_actions, outcome, valid
 
@@ -87,6 +88,22 @@ def _team(
     }
 
 
+def _accept_hand_over(engine: Engine, child: uuid.UUID, to: uuid.UUID) -> None:
+    """The named practitioner accepts the CAF's pending hand-over (on the app API or the pages)."""
+    with unit_of_work(engine) as s:
+        caf = s.exec(sa.select(Assessment).where(Assessment.child_id == child)).scalars().one()
+        pending = service.pending_hand_over(s, caf.id)
+        assert pending is not None and pending.practitioner_id == to
+        service.answer_request(
+            s,
+            actor=actor(practitioner_id=to),
+            request_id=pending.id,
+            accept=True,
+            data=RequestAnswer(),
+            now=utcnow(),
+        )
+
+
 def test_a_caf_runs_its_course_over_fhir_through_the_domain(
     api: TestClient, engine: Engine, state: AuthState, world: World
 ) -> None:
@@ -147,12 +164,21 @@ def test_a_caf_runs_its_course_over_fhir_through_the_domain(
     assert r.status_code == 201, r.text
     ct = valid(r.json())
     assert ct["status"] == "active" and len(ct["participant"]) == 3
+    # the SENCO is asked to take on the Lead Professional role: the health visitor stays until they accept
     lp = [p for p in ct["participant"] if p["role"][0].get("coding")]
-    assert [p["member"]["reference"] for p in lp] == [f"Practitioner/{world.senco}"]
+    assert [p["member"]["reference"] for p in lp] == [f"Practitioner/{world.hv}"]
     outcome(api.post("/fhir/CareTeam", headers=h, json=team), 409, "conflict")  # one TAC per CAF
+    _accept_hand_over(engine, child, world.senco)
     lp_flag = api.get(f"/fhir/Flag/lp-{child.hex}", headers=h).json()
     assert lp_flag["author"]["reference"] == f"Practitioner/{world.senco}"
-    assert {"lead-professional.hand-over", "tac.update", "tac.convene"} <= set(audit_actions(engine))
+    assert {
+        "lead-professional.hand-over.request",
+        "lead-professional.hand-over",
+        "tac.update",
+        "tac.convene",
+    } <= set(audit_actions(engine))
+    r = api.get(f"/fhir/CareTeam/{ct['id']}", headers=h)
+    ct = r.json()
     # hand the LP role to the youth worker through the CareTeam; the old version is then stale
     handed = {
         **ct,
@@ -162,8 +188,18 @@ def test_a_caf_runs_its_course_over_fhir_through_the_domain(
             yusuf,
         )["participant"],
     }
-    r = api.put(f"/fhir/CareTeam/{ct['id']}", headers={**h, "If-Match": r.headers["etag"]}, json=handed)
-    assert r.status_code == 200, r.text
+    asked = api.put(
+        f"/fhir/CareTeam/{ct['id']}",
+        headers={**h, "If-Match": r.headers["etag"], "Prefer": "return=OperationOutcome"},
+        json=handed,
+    )
+    assert asked.status_code == 200, asked.text
+    issue = asked.json()["issue"][0]  # the answer says the hand-over waits for Yusuf's acceptance
+    assert issue["severity"] == "information" and "requested" in issue["diagnostics"]
+    lp_now = api.get(f"/fhir/Flag/lp-{child.hex}", headers=h).json()["author"]["reference"]
+    assert lp_now == f"Practitioner/{world.senco}"
+    _accept_hand_over(engine, child, yusuf)
+    r = api.get(f"/fhir/CareTeam/{ct['id']}", headers=h)
     assert (
         api.get(f"/fhir/Flag/lp-{child.hex}", headers=h).json()["author"]["reference"]
         == f"Practitioner/{yusuf}"

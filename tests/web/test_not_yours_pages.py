@@ -39,6 +39,10 @@ PAGE_WRITES = {
     "web_death": "by role: directory admins (lifecycle.LIFECYCLE_RECORDERS)",
     "web_move_away": "by role: directory admins (lifecycle.LIFECYCLE_RECORDERS)",
     "web_adoption": "by role: the adoption team (visibility.SEALED_READERS)",
+    # requests (tests/web/test_requests_pages.py): the one the request names, or the CAF's holder
+    "web_request_accept": "the practitioner named (hand-over, invitation) or the CAF's holder (ask to join)",
+    "web_request_decline": "the practitioner named (hand-over, invitation) or the CAF's holder (ask to join)",
+    "web_tac_join": "any practitioner who can read the record, as themselves (an ask changes nothing yet)",
 }
 PAGE_WRITES.update(  # the panel, step up and step down (childindex/web/panel_pages.py)
     {

@@ -81,7 +81,21 @@ def test_signal_conflict_and_hand_over(browser: TestClient, world: World, web_ap
             "reason": "agreed at the first meeting",
         },
     )
-    assert "Hana Begum (Demoshire Health) is now the Lead Professional" in handed.text
+    # a request Hana accepts: until then Pat stays Lead Professional, and the card says it is asked
+    assert "Hana Begum (Demoshire Health) is asked to take on the Lead Professional role" in handed.text
+    assert "is asked to take on the Lead Professional role" in browser.get(f"/children/{olivia}").text
+    with page_client(web_app, "http://testserver") as second:
+        sign_in(second, world, "hana")
+        mine = second.get("/requests")
+        assert (
+            "Take on the Lead Professional role" in mine.text and "agreed at the first meeting" in mine.text
+        )
+        request_id = re.search(r'action="/requests/([^/"]+)/accept"', mine.text).group(1)  # type: ignore[union-attr]
+        token = {"csrf_token": csrf_of(mine.text)}
+        accepted = second.post(f"/requests/{request_id}/accept", data=token)
+        assert "You are now the Lead Professional" in accepted.text
+        again = second.post(f"/requests/{request_id}/accept", data=token)
+        assert again.status_code == 409 and "already accepted" in again.text
 
 
 def test_consent_start_complete_tac_and_close(browser: TestClient, world: World) -> None:

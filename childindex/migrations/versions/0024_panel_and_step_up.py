@@ -3,7 +3,7 @@ their suggested members, step-ups (the core group) and the front door's referral
 CAF came from
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-05 23:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from directory.models import UTCDateTime
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

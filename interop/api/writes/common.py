@@ -36,6 +36,9 @@ class Written:
     status: int
     resource: dict[str, Any]
     ref: str | None = None
+    # what the answer says besides the resource (an OperationOutcome of information issues): the
+    # body with 'Prefer: return=OperationOutcome', a Bundle entry's response.outcome
+    note: dict[str, Any] | None = None
 
     @property
     def reference(self) -> str:
@@ -111,14 +114,27 @@ def visible(ctx: Ctx, kind: str, rid: str) -> tuple[uuid.UUID, dict[str, Any]]:
 def shown(ctx: Ctx, status: int, kind: str, rid: str, child_id: uuid.UUID) -> Written:
     """The written resource as the caller may see it, or a note that the record's rules hide it."""
     res = ctx.pictures.of(child_id).get(kind, rid)
+    notes, ctx.notes[:] = list(ctx.notes), []
+    note = informed(notes)
     if res is None:
         res = operation_outcome(
             "informational",
             f"Done: {kind}/{rid}. The record's rules (shielding) do not show it to you.",
             severity="information",
         )
+        res["issue"] += (note or {}).get("issue", [])
         return Written(status, res, ref=f"{kind}/{rid}")
-    return Written(status, res)
+    return Written(status, res, note=note)
+
+
+def informed(notes: list[str]) -> dict[str, Any] | None:
+    """An OperationOutcome of information issues, one per note (None without notes)."""
+    if not notes:
+        return None
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational", "diagnostics": n} for n in notes],
+    }
 
 
 def conditional(ctx: Ctx, kind: str, if_none_exist: str | None) -> Written | None:
@@ -137,10 +153,12 @@ def conditional(ctx: Ctx, kind: str, if_none_exist: str | None) -> Written | Non
 def hand_over(
     ctx: Ctx, caf: Assessment, to: uuid.UUID | None, reason: str | None, *, default: str | None = None
 ) -> bool:
-    """Hand the Lead Professional role to `to` when it is someone new (directory.caf_path); True when
-    it was handed over. A reason the domain does not take is answered at `author`."""
+    """Ask `to` to take the Lead Professional role when it is someone new (directory.caf_path); True
+    when it changed hands at once (the caller named themselves). A request the named practitioner
+    has to accept leaves the current Lead Professional in the resource, and the answer says so (an
+    information issue: `shown`). A reason the domain does not take is answered at `author`."""
     try:
-        return caf_path.hand_over_if_new(
+        outcome = caf_path.hand_over_if_new(
             ctx.session,
             actor=ctx.actor,
             caf=caf,
@@ -151,3 +169,10 @@ def hand_over(
         )
     except caf_path.CafInputInvalid as exc:
         raise FhirError(400, "invalid", exc.message, where="author") from None
+    if outcome is not None and outcome.request is not None:
+        ctx.notes.append(
+            f"Lead Professional hand-over requested (request {outcome.request.id}): the practitioner named "
+            "becomes Lead Professional when they accept it (GET /api/v1/requests); until then the current "
+            "one stays, as this resource shows."
+        )
+    return outcome is not None and outcome.assignment is not None
