@@ -34,11 +34,13 @@ from directory.models.panel import (
     PanelStatus,
     SuggestedMember,
     SuggestionRead,
+    SuggestionStatus,
 )
 from directory.names import names_shown
 from directory.permissions import (
     SHIELD_VIEWERS,
     ask_contact,
+    caf_parties,
     caf_standing,
     covers_child,
     how_to_reach,
@@ -47,6 +49,7 @@ from directory.permissions import (
 from directory.service.access import active_practitioner
 from directory.service.caf import _caf_to_change, _made_known
 from directory.service.common import active_child, audit_change, load_child, new_version
+from directory.service.requests import invite_to_tac
 from directory.visibility import may_read_record
 
 PANEL_TEAM = frozenset({Role.LOCAL_DELIVERY_TEAM, Role.DIRECTORY_ADMIN})
@@ -202,13 +205,12 @@ def _invite_suggested(
     members: Sequence[SuggestedMember],
     now: datetime,
 ) -> list[PanelSuggestion]:
-    """The one place the panel's suggested members become TAC invitations.
-
-    For now it records each suggestion (status 'suggested'). At merge the lead calls helper B's
-    `invite_to_tac(session, actor=actor, caf_id=referral.caf_id, practitioner_id=..., role=...,
-    reason="panel decision", now=now, source="panel")` here for each row and sets its status to
-    'invited'."""
+    """The one place the panel's suggested members become TAC invitations (directory/service/requests.py):
+    each suggestion is recorded, and each suggested practitioner not yet in the TAC is invited, to accept
+    or decline. A current member (or whoever records the decision) is recorded as suggested only."""
     rows = []
+    caf = repo.get(session, Assessment, referral.caf_id)
+    members_now = caf_parties(session, caf).members if caf is not None else set()
     for member in members:
         row = PanelSuggestion(
             referral_id=referral.id,
@@ -217,6 +219,22 @@ def _invite_suggested(
             role=member.role,
             created_at=now,
         )
+        if (
+            referral.tac_needed
+            and member.practitioner_id not in members_now
+            and member.practitioner_id != (actor.practitioner_id)
+        ):
+            invite_to_tac(
+                session,
+                actor=actor,
+                caf_id=referral.caf_id,
+                practitioner_id=member.practitioner_id,
+                role=member.role,
+                reason="The early intervention panel suggested you for the Team Around the Child.",
+                now=now,
+                source="panel",
+            )
+            row.status = SuggestionStatus.INVITED.value
         session.add(row)
         rows.append(row)
     session.flush()

@@ -41,12 +41,12 @@ from directory.service.caf import (
     _caf_conflict,
     _caf_to_change,
     _made_known,
-    hand_over_lead,
     signal_caf,
     start_caf,
     update_tac,
 )
 from directory.service.common import active_child, audit_change, new_version
+from directory.service.requests import request_hand_over
 
 SOCIAL_CARE = frozenset({Role.CHILD_PROTECTION})
 """The roles of children's social care, who step a case down (the directory has no separate social
@@ -182,12 +182,14 @@ def _hand_to_lead(session: Session, actor: Actor, caf: Assessment, data: StepDow
         update = TacUpdate(add_members=members, reason=data.reason)
         update_tac(session, actor=actor, caf_id=caf.id, data=update, now=now)
     if lead is None or lead.practitioner_id != data.lead_practitioner_id:
-        hand_over_lead(
+        # by acceptance, as every hand-over: the early-help practitioner takes it up (service/requests.py)
+        request_hand_over(
             session,
             actor=actor,
             caf_id=caf.id,
             data=HandOver(to_practitioner_id=data.lead_practitioner_id, reason=data.reason),
             now=now,
+            source="step-down",
         )
 
 

@@ -121,10 +121,19 @@ def test_a_caf_goes_to_panel_and_the_locality_team_decides(client: TestClient, e
     body = decided.json()
     assert body["status"] == "decided" and body["level_benchmark"] == 3 and body["advice"] is None
     assert {(s["practitioner_id"], s["role"], s["status"]) for s in body["suggestions"]} == {
-        (w.ids["yusuf"], "youth worker", "suggested"),
-        (w.ids["nora"], "school nurse", "suggested"),
+        (w.ids["yusuf"], "youth worker", "invited"),
+        (w.ids["nora"], "school nurse", "invited"),
     }
     assert count(engine, "panel_suggestion") == 2
+    # the suggestions became TAC invitations, each for its practitioner to accept or decline
+    invited = client.get("/api/v1/requests", headers=w.person("yusuf")).json()
+    assert [(r["kind"], r["role"], r["mine_to_answer"]) for r in invited] == [
+        ("invite", "youth worker", True)
+    ]
+    taken = client.post(f"/api/v1/requests/{invited[0]['id']}/accept", headers=w.person("yusuf"))
+    assert taken.status_code == 200, taken.text
+    card = client.get(f"/api/v1/children/{w.child}", headers=who(subject="reader")).json()
+    assert "Yusuf Youth" in {m["contact"]["name"] for m in card["tac"]["members"]}
     assert client.get("/api/v1/panel", headers=TEAM).json() == []  # no longer waiting
     assert len(client.get("/api/v1/panel?status=decided", headers=TEAM).json()) == 1
 
