@@ -371,3 +371,16 @@ ROUTE_POLICIES.update(
         "fhir_search_Group": _smart("Group", "s", PRACTICE),
     }
 )
+
+
+# --- a TAC's plan (issue #18 item 6, childindex/plan_api.py): reads as a card read; the domain says who
+# may change a plan (permissions.require_caf_change)
+ROUTE_POLICIES.update(
+    {
+        "list_tac_actions": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
+        "list_tac_reviews": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
+        "add_tac_action": _WRITE,
+        "change_tac_action": _WRITE,
+        "record_tac_review": _WRITE,
+    }
+)

@@ -27,6 +27,7 @@ from childindex.api_records import router as lifecycle_router
 from childindex.details_api import router as details_router
 from childindex.guard import InputGuard, Refusal
 from childindex.openapi import install as install_openapi
+from childindex.plan_api import router as plan_router
 from childindex.records_api import router as records_router
 from childindex.reviews_api import router as match_reviews_router
 from childindex.settings import Settings, practice_of
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(api_router)
     app.include_router(details_router)  # PATCH /children/{id}, /children/{id}/history
     app.include_router(match_reviews_router)  # feed rows held for review (childindex/reviews_api.py)
+    app.include_router(plan_router)  # a TAC's plan: actions and reviews (childindex/plan_api.py)
     app.include_router(records_router)  # merges and subject access (childindex/records_api.py)
     app.include_router(lifecycle_router)  # adoption, death, moving away, life-cycle dates
     app.include_router(pds_router)  # a demographics trace and its confirmation (childindex/api_pds.py)

@@ -258,3 +258,30 @@ __all__ += [
 from directory.models.duplicates import DuplicatePairRow, DuplicateRun, NotDuplicate  # noqa: E402
 
 __all__ += ["DuplicatePairRow", "DuplicateRun", "NotDuplicate"]
+
+# the TAC's plan: actions and reviews (issue #18 item 6)
+from directory.models.plan import (  # noqa: E402
+    ActionChange,
+    ActionCreate,
+    ActionRead,
+    ActionStatus,
+    PlanArea,
+    ReviewCreate,
+    ReviewOutcome,
+    ReviewRead,
+    TacAction,
+    TacReview,
+)
+
+__all__ += [
+    "ActionChange",
+    "ActionCreate",
+    "ActionRead",
+    "ActionStatus",
+    "PlanArea",
+    "ReviewCreate",
+    "ReviewOutcome",
+    "ReviewRead",
+    "TacAction",
+    "TacReview",
+]

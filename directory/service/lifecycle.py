@@ -75,6 +75,8 @@ PURGED_ROWS: list[tuple[str, str]] = [
     # (table, the column that holds the child's id): deleted in this order (children before parents)
     ("notice", "child_id"),
     ("notification", "child_id"),
+    ("tac_action", "child_id"),  # the TAC's plan (directory/models/plan.py)
+    ("tac_review", "child_id"),
     ("tac", "child_id"),
     ("lead_professional_assignment", "child_id"),
     ("assessment", "child_id"),
