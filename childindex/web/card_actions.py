@@ -413,7 +413,7 @@ def _action_page(
     )
 
 
-def _make_routes(action: Action) -> None:
+def _make_routes(action: Action, into: APIRouter = router) -> None:
     # A default, not an annotation: each action carries its own policy (who may shield differs).
     allowed = Depends(RequireScope("directory.write", roles=action.roles))
     # The form shows the record: a read, counted as a card read is.
@@ -457,10 +457,10 @@ def _make_routes(action: Action) -> None:
     name = "web_" + action.slug.replace("-", "_")
     form_page.__doc__ = f"{action.title}: the confirmation form."
     submit.__doc__ = f"{action.title}: carry it out (audited) and go back to the record."
-    router.add_api_route(
+    into.add_api_route(
         f"/children/{{child_id}}/{action.slug}", form_page, methods=["GET"], name=f"{name}_form"
     )
-    router.add_api_route(f"/children/{{child_id}}/{action.slug}", submit, methods=["POST"], name=name)
+    into.add_api_route(f"/children/{{child_id}}/{action.slug}", submit, methods=["POST"], name=name)
 
 
 for _action in ACTIONS:

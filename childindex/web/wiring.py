@@ -30,6 +30,7 @@ from childindex.web.adoption_pages import router as adoption_router
 from childindex.web.deps import HERE, render, web_session
 from childindex.web.merge_pages import router as merge_router
 from childindex.web.oauth_pages import GovukSignInPages
+from childindex.web.plan_pages import router as plan_router
 from childindex.web.record_pages import router as record_router
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError
@@ -84,6 +85,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         duplicates_pages.router,
         record_router,
         adoption_router,
+        plan_router,  # a TAC's plan: actions and reviews (childindex/web/plan_pages.py)
     ):
         app.include_router(router)
     _page_errors(app)

@@ -59,7 +59,7 @@ def _no_such_tac() -> NotFound:
     return NotFound("No TAC has that id.")
 
 
-def _visible_tac(session: Session, actor: Actor, tac_id: uuid.UUID, *, for_update: bool = False) -> Tac:
+def visible_tac(session: Session, actor: Actor, tac_id: uuid.UUID, *, for_update: bool = False) -> Tac:
     """The TAC, when this actor may see its plan: a shielded child's TAC is, to anyone who may not see
     the record's practitioners, an unknown id (as is a record they may not read at all)."""
     tac = repo.get(session, Tac, tac_id, for_update=for_update)
@@ -83,7 +83,7 @@ def _plan_to_change(
     session: Session, actor: Actor, tac_id: uuid.UUID, *, reason: str | None, doing: str
 ) -> _PlanChange:
     """The TAC (locked, with its CAF) once the actor may change its plan and it has one to change."""
-    found = _visible_tac(session, actor, tac_id)
+    found = visible_tac(session, actor, tac_id)
     active_child(session, found.child_id, actor=actor)
     change = _caf_to_change(session, actor, found.assessment_id, reason=reason, doing=doing)
     tac: Tac = repo.get(session, Tac, tac_id, for_update=True)
@@ -97,27 +97,55 @@ def _plan_to_change(
     return _PlanChange(tac, change, tac.convened_at.date())
 
 
-def _not_before_convened(day: date, convened_on: date, *, field: str, what: str) -> None:
+def date_problem(day: date, convened_on: date, *, what: str = "An action's date") -> str | None:
+    """What is wrong with a plan's date: before the TAC was convened (None: nothing)."""
     if day < convened_on:
-        raise InvalidInput(
-            f"{what} cannot be before the TAC was convened ({convened_on.isoformat()}).",
-            field=field,
-            convened_on=convened_on.isoformat(),
-        )
+        return f"{what} cannot be before the TAC was convened ({convened_on.strftime('%-d %B %Y')})."
+    return None
 
 
-def _owner_id(session: Session, tac: Tac, owner: uuid.UUID | str) -> uuid.UUID | None:
-    """The owning practitioner (a current member of the TAC), or None for the family."""
-    if owner == FAMILY:
+def owner_problem(session: Session, tac: Tac, owner: uuid.UUID | str) -> str | None:
+    """What is wrong with an action's owner: not a current member of the TAC (None: a member, or the
+    family)."""
+    if owner == FAMILY or owner in {m.practitioner_id for m in repo.tac_members(session, tac.id)}:
         return None
-    assert isinstance(owner, uuid.UUID)
-    if owner not in {m.practitioner_id for m in repo.tac_members(session, tac.id)}:
-        raise InvalidInput(
-            "Whoever does an action is a current member of this TAC or the family: add them to the TAC "
-            "first, or give the action to the family.",
-            field="owner",
+    return (
+        "Whoever does an action is a current member of this TAC or the family: add them to the TAC "
+        "first, or give the action to the family."
+    )
+
+
+def review_problems(
+    held_on: date,
+    outcome: ReviewOutcome,
+    next_review_date: date | None,
+    *,
+    convened_on: date,
+    today: date,
+) -> dict[str, str]:
+    """Everything wrong with a review, by field (empty: nothing): the one home of the review's rules."""
+    problems: dict[str, str] = {}
+    if held_on > today:
+        problems["held_on"] = "A review is recorded once it has been held: its date is in the future."
+    elif (wrong := date_problem(held_on, convened_on, what="A review")) is not None:
+        problems["held_on"] = wrong
+    if outcome == ReviewOutcome.RECONVENE:
+        if next_review_date is None:
+            problems["next_review_date"] = "Give the date of the next review when the TAC reconvenes."
+        elif next_review_date <= today:
+            problems["next_review_date"] = "The next review date must be in the future."
+    elif next_review_date is not None:
+        problems["next_review_date"] = (
+            "A review that finds the child's needs met closes the TAC: leave out the next review date."
         )
-    return owner
+    return problems
+
+
+def _refuse(problems: dict[str, str]) -> None:
+    """Refuse input with every problem found (the first as the message, all of them as `errors`)."""
+    if problems:
+        field, message = next(iter(problems.items()))
+        raise InvalidInput(message, field=field, errors=problems)
 
 
 def _event(plan: _PlanChange, **more: str) -> dict[str, str]:
@@ -129,8 +157,12 @@ def add_action(
 ) -> TacAction:
     """Add an action to a convened TAC's plan: its owner is a TAC member or the family."""
     plan = _plan_to_change(session, actor, tac_id, reason=data.reason, doing="change this TAC's plan")
-    _not_before_convened(data.due_date, plan.convened_on, field="due_date", what="An action's date")
-    owner = _owner_id(session, plan.tac, data.owner)
+    problems = {
+        "due_date": date_problem(data.due_date, plan.convened_on),
+        "owner": owner_problem(session, plan.tac, data.owner),
+    }
+    _refuse({k: v for k, v in problems.items() if v is not None})
+    owner = None if isinstance(data.owner, str) else data.owner
     action = TacAction(
         tac_id=plan.tac.id,
         child_id=plan.tac.child_id,
@@ -175,7 +207,8 @@ def change_action(
     if action is None or action.tac_id != plan.tac.id:
         raise NotFound("This TAC's plan has no action with that id.")
     if data.due_date is not None:
-        _not_before_convened(data.due_date, plan.convened_on, field="due_date", what="An action's date")
+        wrong = date_problem(data.due_date, plan.convened_on)
+        _refuse({"due_date": wrong} if wrong else {})
         action.due_date = data.due_date
     if data.status is not None:
         action.status = data.status.value
@@ -202,32 +235,16 @@ def change_action(
     return action  # type: ignore[no-any-return]
 
 
-def _check_review(data: ReviewCreate, convened_on: date, today: date) -> None:
-    if data.held_on > today:
-        raise InvalidInput(
-            "A review is recorded once it has been held: its date is in the future.", field="held_on"
-        )
-    _not_before_convened(data.held_on, convened_on, field="held_on", what="A review")
-    if data.outcome == ReviewOutcome.RECONVENE:
-        if data.next_review_date is None:
-            raise InvalidInput(
-                "Give the date of the next review when the TAC reconvenes.", field="next_review_date"
-            )
-        if data.next_review_date <= today:
-            raise InvalidInput("The next review date must be in the future.", field="next_review_date")
-    elif data.next_review_date is not None:
-        raise InvalidInput(
-            "A review that finds the child's needs met closes the TAC: leave out the next review date.",
-            field="next_review_date",
-        )
-
-
 def record_review(
     session: Session, *, actor: Actor, tac_id: uuid.UUID, data: ReviewCreate, now: datetime
 ) -> TacReview:
     """Record a review: needs met closes the CAF and its TAC; reconvening sets the next review date."""
     plan = _plan_to_change(session, actor, tac_id, reason=data.reason, doing="record a review of this TAC")
-    _check_review(data, plan.convened_on, now.date())
+    _refuse(
+        review_problems(
+            data.held_on, data.outcome, data.next_review_date, convened_on=plan.convened_on, today=now.date()
+        )
+    )
     review = TacReview(
         tac_id=plan.tac.id,
         child_id=plan.tac.child_id,
@@ -276,7 +293,7 @@ def _audit_read(session: Session, actor: Actor, tac: Tac, what: str) -> None:
 def list_actions(session: Session, *, actor: Actor, tac_id: uuid.UUID, today: date) -> list[ActionRead]:
     """A TAC's actions as this actor may see them (owners in a sensitive service withheld); audited."""
     require_purpose(actor)
-    tac = _visible_tac(session, actor, tac_id)
+    tac = visible_tac(session, actor, tac_id)
     rows = actions_of(session, tac.id)
     _audit_read(session, actor, tac, "actions")
     return actions_shown(session, actor, rows, today)
@@ -317,7 +334,7 @@ def actions_shown(session: Session, actor: Actor, rows: Sequence[TacAction], tod
 def list_reviews(session: Session, *, actor: Actor, tac_id: uuid.UUID) -> list[ReviewRead]:
     """A TAC's reviews, latest first; audited."""
     require_purpose(actor)
-    tac = _visible_tac(session, actor, tac_id)
+    tac = visible_tac(session, actor, tac_id)
     rows = reviews_of(session, tac.id)
     _audit_read(session, actor, tac, "reviews")
     return [ReviewRead.model_validate(r, from_attributes=True) for r in rows]

@@ -378,7 +378,9 @@ def test_overdue_reviews_and_actions_per_locality(engine: Engine) -> None:
     with unit_of_work(engine) as s:
 
         def add(tac: uuid.UUID, due: date, owner: uuid.UUID | str) -> uuid.UUID:
-            data = ActionCreate(title="Call back", area="family.wider-family", owner=owner, due_date=due)  # type: ignore[arg-type]
+            data = ActionCreate.model_validate(
+                {"title": "Call back", "area": "family.wider-family", "owner": owner, "due_date": due}
+            )
             return plan.add_action(
                 s, actor=actor(subject="sam", practitioner_id=p.sam), tac_id=tac, data=data, now=utcnow()
             ).id
