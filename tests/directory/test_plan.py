@@ -5,7 +5,9 @@ owner's plan shows to whom, and the overdue queries of the locality worklist. SQ
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -16,12 +18,15 @@ from sqlalchemy.engine import Engine
 
 from directory import service
 from directory.db import unit_of_work
+from directory.errors import Conflict
 from directory.models import (
     ActionCreate,
     CafSignal,
     CafStart,
     ConsentCreate,
     InvolvementCreate,
+    ReviewCreate,
+    ReviewOutcome,
     Role,
     ShieldSet,
     TacConvene,
@@ -400,3 +405,59 @@ def test_overdue_reviews_and_actions_per_locality(engine: Engine) -> None:
         (p.tac, late, TODAY - timedelta(days=5))
     ]
     assert {r.tac_id for r in both} == {p.tac, other.tac}
+
+
+def test_every_problem_of_a_review_comes_back_at_once(client: TestClient, engine: Engine) -> None:
+    p = build(engine)
+    body = {"held_on": str(TODAY + timedelta(days=1)), "outcome": "reconvene", "family_has_plan": True}
+    r = client.post(f"/api/v1/tacs/{p.tac}/reviews", headers=p.h("sam"), json=body)
+    assert r.status_code == 422
+    assert set(r.json()["errors"]) == {"held_on", "next_review_date"}
+
+
+REVIEWERS = 10
+
+
+def test_reviews_at_once_close_the_caf_exactly_once(engine: Engine) -> None:
+    p = build(engine)
+    barrier = threading.Barrier(REVIEWERS)
+    data = ReviewCreate(held_on=TODAY, outcome=ReviewOutcome.NEEDS_MET, family_has_plan=True)
+
+    def review(_: int) -> str:
+        barrier.wait()
+        try:
+            with unit_of_work(engine) as s:
+                plan.record_review(
+                    s,
+                    actor=actor(subject="sam", practitioner_id=p.sam),
+                    tac_id=p.tac,
+                    data=data,
+                    now=utcnow(),
+                )
+            return "recorded"
+        except Conflict:
+            return "closed already"
+
+    with ThreadPoolExecutor(REVIEWERS) as pool:
+        outcomes = list(pool.map(review, range(REVIEWERS)))
+    assert outcomes.count("recorded") == 1 and outcomes.count("closed already") == REVIEWERS - 1
+    assert count(engine, "tac_review") == 1 and len(events(engine, "caf.close")) == 1
+
+
+def test_actions_added_at_once_are_all_kept(engine: Engine) -> None:
+    p = build(engine)
+    barrier = threading.Barrier(REVIEWERS)
+
+    def add(i: int) -> None:
+        barrier.wait()
+        data = ActionCreate.model_validate(
+            {"title": f"Action {i}", "area": "child.learning", "owner": "family", "due_date": TODAY}
+        )
+        with unit_of_work(engine) as s:
+            plan.add_action(
+                s, actor=actor(subject="sam", practitioner_id=p.sam), tac_id=p.tac, data=data, now=utcnow()
+            )
+
+    with ThreadPoolExecutor(REVIEWERS) as pool:
+        list(pool.map(add, range(REVIEWERS)))
+    assert count(engine, "tac_action") == REVIEWERS == len(events(engine, "tac.action.add"))
