@@ -25,6 +25,7 @@ from directory.models import (
 from directory.service.subject_access import SubjectAccess
 from interop import systems as S
 from interop.mapping.audit_event import audit_event
+from interop.mapping.care_plan import care_plan
 from interop.mapping.care_team import TeamMember, care_team
 from interop.mapping.consent import consent
 from interop.mapping.episode_of_care import episode_of_care
@@ -147,6 +148,10 @@ def _tacs(sar: SubjectAccess) -> list[dict[str, Any]]:
             for m in members
         ]
         out.append(care_team(tac, team, lead_practitioner_id=leads.get(tac.assessment_id)))
+        if tac.id in sar.plans:  # the TAC's plan (issue #18 item 6)
+            actions, reviews = sar.plans[tac.id]
+            names = {pid: person.name for pid, (person, _) in sar.practitioners.items()}
+            out.append(care_plan(tac, actions, reviews, owners=names))
     return out
 
 

@@ -461,3 +461,29 @@ def test_actions_added_at_once_are_all_kept(engine: Engine) -> None:
     with ThreadPoolExecutor(REVIEWERS) as pool:
         list(pool.map(add, range(REVIEWERS)))
     assert count(engine, "tac_action") == REVIEWERS == len(events(engine, "tac.action.add"))
+
+
+def test_the_subject_access_export_holds_the_plan(client: TestClient, engine: Engine) -> None:
+    p = build(engine)
+    client.post(f"/api/v1/tacs/{p.tac}/actions", headers=p.h("sam"), json=action_body(p, owner=str(p.nia)))
+    later = str(TODAY + timedelta(days=60))
+    review = {
+        "held_on": str(TODAY),
+        "outcome": "reconvene",
+        "next_review_date": later,
+        "family_has_plan": True,
+    }
+    assert client.post(f"/api/v1/tacs/{p.tac}/reviews", headers=p.h("sam"), json=review).status_code == 201
+    admin = who(role="directory_admin", subject="ada")
+    bundle = client.get(f"/api/v1/children/{p.child}/subject-access", headers=admin).json()
+    (care_plan,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan"]
+    assert care_plan["subject"]["reference"] == f"Patient/{p.child}" and care_plan["status"] == "active"
+    (activity,) = care_plan["activity"]
+    assert activity["detail"]["description"] == "Book a hearing test"
+    assert activity["detail"]["code"]["coding"][0]["code"] == "child.health"
+    assert activity["detail"]["performer"][0]["display"] == "Nia Patel"  # everything held, for the SAR
+    assert activity["detail"]["scheduledPeriod"]["end"] == str(TODAY)
+    reviews = [x for x in care_plan["extension"] if x["url"].endswith("/tac-review")]
+    assert {"url": "outcome", "valueCode": "reconvene"} in reviews[0]["extension"]
+    page = client.get(f"/api/v1/children/{p.child}/subject-access?format=html", headers=admin).text
+    assert "Book a hearing test" in page and "reconvene" in page
