@@ -130,7 +130,7 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
 
 # --- the FHIR surface (/fhir): SMART v2 scopes per resource type and interaction ---------------
 
-FHIR_CHILD_TYPES = ("Patient", "EpisodeOfCare", "Flag", "CareTeam", "Consent", "RelatedPerson")
+FHIR_CHILD_TYPES = ("Patient", "EpisodeOfCare", "Flag", "CareTeam", "Consent", "RelatedPerson", "CarePlan")
 FHIR_CATALOGUE_TYPES = ("Practitioner", "PractitionerRole", "Organization", "HealthcareService", "Location")
 FHIR_WRITE_TYPES = ("EpisodeOfCare", "PractitionerRole", "Flag", "Consent", "CareTeam")
 FHIR_HISTORY_TYPES = ("EpisodeOfCare", "Patient")

@@ -48,7 +48,14 @@ from directory.plan_repository import actions_of, reviews_of
 # One home for the CAF's change rule and its telling of holders: the CAF use cases' own steps.
 from directory.service.caf import _caf_to_change, _CafChange, _made_known, close_caf
 from directory.service.card import _contact
-from directory.service.common import active_child, audit_change, load_child, new_version, require_purpose
+from directory.service.common import (
+    active_child,
+    audit_change,
+    changed,
+    load_child,
+    new_version,
+    require_purpose,
+)
 from directory.visibility import require_readable
 
 NEEDS_MET_REASON = "The TAC's review found the child's needs met."
@@ -174,6 +181,8 @@ def add_action(
         updated_at=now,
     )
     session.add(action)
+    changed(plan.tac, now)  # the CarePlan's lastUpdated and _history follow the TAC's change time
+    session.add(plan.tac)
     session.flush()
     by = _made_known(
         session,
@@ -215,6 +224,8 @@ def change_action(
     action.updated_at = now
     action.version += 1
     session.add(action)
+    changed(plan.tac, now)
+    session.add(plan.tac)
     session.flush()
     by = _made_known(
         session,
