@@ -145,7 +145,7 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
 
 # --- the FHIR surface (/fhir): SMART v2 scopes per resource type and interaction ---------------
 
-FHIR_CHILD_TYPES = ("Patient", "EpisodeOfCare", "Flag", "CareTeam", "Consent", "RelatedPerson")
+FHIR_CHILD_TYPES = ("Patient", "EpisodeOfCare", "Flag", "CareTeam", "Consent", "RelatedPerson", "CarePlan")
 FHIR_CATALOGUE_TYPES = ("Practitioner", "PractitionerRole", "Organization", "HealthcareService", "Location")
 FHIR_WRITE_TYPES = ("EpisodeOfCare", "PractitionerRole", "Flag", "Consent", "CareTeam")
 FHIR_HISTORY_TYPES = ("EpisodeOfCare", "Patient")
@@ -400,5 +400,17 @@ ROUTE_POLICIES.update(
         "panel_queue": Policy(frozenset({"directory.search"}), PANEL_READERS),
         "step_up_caf": _WRITE,
         "step_down_child": Policy(frozenset({"directory.write"}), frozenset({Role.CHILD_PROTECTION})),
+    }
+)
+
+# --- a TAC's plan (issue #18 item 6, childindex/plan_api.py): reads as a card read; the domain says who
+# may change a plan (permissions.require_caf_change)
+ROUTE_POLICIES.update(
+    {
+        "list_tac_actions": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
+        "list_tac_reviews": Policy(frozenset({"directory.search"}), PRACTICE, rate_limited=True),
+        "add_tac_action": _WRITE,
+        "change_tac_action": _WRITE,
+        "record_tac_review": _WRITE,
     }
 )

@@ -30,6 +30,7 @@ from childindex.inbox_api import router as inbox_router
 from childindex.openapi import install as install_openapi
 from childindex.panel_api import install_front_door
 from childindex.panel_api import router as panel_router
+from childindex.plan_api import router as plan_router
 from childindex.records_api import router as records_router
 from childindex.requests_api import router as requests_router
 from childindex.reviews_api import router as match_reviews_router
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(requests_router)  # hand-overs by acceptance, asks to join, invitations
     app.include_router(details_router)  # PATCH /children/{id}, /children/{id}/history
     app.include_router(match_reviews_router)  # feed rows held for review (childindex/reviews_api.py)
+    app.include_router(plan_router)  # a TAC's plan: actions and reviews (childindex/plan_api.py)
     app.include_router(records_router)  # merges and subject access (childindex/records_api.py)
     app.include_router(worklist_router)  # the locality delivery team's worklist (childindex/worklist_api.py)
     app.include_router(inbox_router)  # notices to people (childindex/inbox_api.py)

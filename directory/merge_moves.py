@@ -34,6 +34,8 @@ CHILD_ROWS: tuple[tuple[str, str], ...] = (
     ("notice", "child_id"),
     ("notification", "child_id"),
     ("caf_request", "child_id"),  # requests about its CAFs move with them
+    ("tac_action", "child_id"),  # the TAC's plan (directory/models/plan.py)
+    ("tac_review", "child_id"),
     # records merged into the duplicate earlier now point at the record kept
     ("child", "merged_into_id"),
     # ("child_version", "child_id"),  # a child's record per version (the details branch): add here

@@ -37,6 +37,12 @@ WRITE_DOCS = {
         "(the participant with role care-team-role#lead-professional). The version is TAC + CAF."
     ),
     "PractitionerRole": "Versioned: send If-Match with the version read (412 when it moved on).",
+    "CarePlan": (
+        "Read-only: a TAC's plan (the same id as its CareTeam). Each action is an activity: its area of "
+        f"need coded in {S.PLAN_AREA}, its status, its owner as performer (the family, or a TAC member; "
+        "none when you may not see who), its date as scheduledPeriod.end; each review an extension "
+        f"{S.EXT_TAC_REVIEW}. The plan changes through the app API and the pages."
+    ),
     "Patient": (
         "Connected systems (system/Patient.u) change a child's details with PUT: the current official "
         "name (the old one is kept as a previous name), usual names and aliases to add, birthDate (on an "

@@ -33,6 +33,8 @@ from directory.models import (
     Tac,
     utcnow,
 )
+from directory.plan_repository import actions_of, reviews_of
+from directory.service import plan
 from interop import mapping as m
 
 
@@ -109,6 +111,25 @@ def care_team_version(session: Session, tac: Tac) -> tuple[int, datetime]:
     return tac.version + caf.version, max(tac.updated_at, caf.updated_at)
 
 
+def care_plan_of(session: Session, actor: Actor, tac: Tac) -> dict[str, Any]:
+    """A TAC's plan as a CarePlan, its actions' owners shown as the card shows practitioners."""
+    shown = plan.actions_shown(session, actor, actions_of(session, tac.id), utcnow().date())
+    rows = [
+        m.PlanActivity(
+            id=a.id,
+            title=a.title,
+            area=a.area,
+            status=a.status,
+            due_date=a.due_date,
+            owner=a.owner,
+            owner_id=a.owner_practitioner_id,
+            owner_name=a.owner_contact.name if a.owner_contact else None,
+        )
+        for a in shown
+    ]
+    return m.care_plan(tac, rows, reviews_of(session, tac.id))
+
+
 def build(session: Session, *, actor: Actor, child: Child, card: ChildCard) -> Picture:
     """Every resource of a child the card lets this actor see."""
     pic = Picture(child=child, card=card)
@@ -154,6 +175,7 @@ def build(session: Session, *, actor: Actor, child: Child, card: ChildCard) -> P
                     tac, members, lead_practitioner_id=lead, version=version, updated=updated, core_group=core
                 )
             )
+            put(care_plan_of(session, actor, tac))
     for c in card.consents:
         put(m.consent(c, child.id))
     return pic

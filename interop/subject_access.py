@@ -25,6 +25,7 @@ from directory.models import (
 from directory.service.subject_access import SubjectAccess
 from interop import systems as S
 from interop.mapping.audit_event import audit_event
+from interop.mapping.care_plan import PlanActivity, care_plan
 from interop.mapping.care_team import TeamMember, care_team
 from interop.mapping.consent import consent
 from interop.mapping.episode_of_care import episode_of_care
@@ -147,6 +148,24 @@ def _tacs(sar: SubjectAccess) -> list[dict[str, Any]]:
             for m in members
         ]
         out.append(care_team(tac, team, lead_practitioner_id=leads.get(tac.assessment_id)))
+        if tac.id in sar.plans:  # the TAC's plan (issue #18 item 6)
+            actions, reviews = sar.plans[tac.id]
+            rows = [
+                PlanActivity(
+                    id=a.id,
+                    title=a.title,
+                    area=a.area,
+                    status=a.status,
+                    due_date=a.due_date,
+                    owner="practitioner" if a.owner_practitioner_id else "family",
+                    owner_id=a.owner_practitioner_id,
+                    owner_name=sar.practitioners[a.owner_practitioner_id][0].name
+                    if a.owner_practitioner_id
+                    else None,
+                )
+                for a in actions
+            ]
+            out.append(care_plan(tac, rows, reviews))
     return out
 
 

@@ -47,6 +47,7 @@ CHILD_TABLES: dict[str, Any] = {
     "EpisodeOfCare": Involvement,
     "Flag": Assessment,  # a CAF's status and its Lead Professional in place
     "CareTeam": Tac,
+    "CarePlan": Tac,  # a TAC's plan: its actions and reviews move the TAC's updated_at
     "Consent": Consent,
 }
 """The child's resources with a type-level history, and the table whose change time (`updated_at`,

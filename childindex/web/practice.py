@@ -31,6 +31,7 @@ from childindex.web.deps import (
 )
 from childindex.web.forms import FormData, FormErrors, build, date_field, text
 from childindex.web.merge_pages import merges_on_card
+from childindex.web.plan_card import plan_on_card
 from childindex.web.record_pages import card_extras, read_only
 from childindex.web.requests_pages import requests_on_card
 from directory import notices, service
@@ -238,6 +239,7 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
         merges=None if fixed else merges_on_card(request, actor, card),
         **card_extras(request, actor, card),
         **requests_on_card(request, actor, card),
+        **plan_on_card(request, actor, card),  # the TAC's plan (childindex/web/plan_pages.py)
     )
 
 

@@ -33,6 +33,7 @@ from childindex.web.deps import HERE, render, web_session
 from childindex.web.inbox_pages import router as inbox_router
 from childindex.web.merge_pages import router as merge_router
 from childindex.web.oauth_pages import GovukSignInPages
+from childindex.web.plan_pages import router as plan_router
 from childindex.web.record_pages import router as record_router
 from childindex.web.requests_pages import router as requests_router
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
@@ -92,6 +93,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         panel_pages.router,  # the panel, step up and step down (childindex/web/panel_pages.py)
         inbox_router,  # notices to people (childindex/web/inbox_pages.py)
         requests_router,
+        plan_router,  # a TAC's plan: actions and reviews (childindex/web/plan_pages.py)
     ):
         app.include_router(router)
     _page_errors(app)

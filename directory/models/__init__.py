@@ -277,3 +277,30 @@ from directory.models.duplicates import DuplicatePairRow, DuplicateRun, NotDupli
 
 __all__ += ["DuplicatePairRow", "DuplicateRun", "NotDuplicate"]
 __all__ += ["FrontDoorNotice", "PanelReferral", "PanelSuggestion", "StepUp"]
+
+# the TAC's plan: actions and reviews (issue #18 item 6)
+from directory.models.plan import (  # noqa: E402
+    ActionChange,
+    ActionCreate,
+    ActionRead,
+    ActionStatus,
+    PlanArea,
+    ReviewCreate,
+    ReviewOutcome,
+    ReviewRead,
+    TacAction,
+    TacReview,
+)
+
+__all__ += [
+    "ActionChange",
+    "ActionCreate",
+    "ActionRead",
+    "ActionStatus",
+    "PlanArea",
+    "ReviewCreate",
+    "ReviewOutcome",
+    "ReviewRead",
+    "TacAction",
+    "TacReview",
+]

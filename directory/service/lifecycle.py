@@ -80,6 +80,8 @@ PURGED_ROWS: list[tuple[str, str]] = [
     ("notice", "child_id"),
     ("notification", "child_id"),
     ("caf_request", "child_id"),  # hand-overs, asks to join, invitations (their reasons are free text)
+    ("tac_action", "child_id"),  # the TAC's plan (directory/models/plan.py)
+    ("tac_review", "child_id"),
     ("tac", "child_id"),
     ("lead_professional_assignment", "child_id"),
     ("assessment", "child_id"),

@@ -37,8 +37,11 @@ from directory.models import (
     Role,
     Service,
     Tac,
+    TacAction,
     TacMember,
+    TacReview,
 )
+from directory.plan_repository import actions_of, reviews_of
 from directory.service.common import load_child
 from directory.service.merge import resolve_merged, unsealed
 
@@ -67,6 +70,7 @@ class SubjectAccess:
     consents: list[Consent]
     accesses: list[AuditEvent]
     versions: list[dict[str, Any]] = field(default_factory=list)
+    plans: dict[uuid.UUID, tuple[list[TacAction], list[TacReview]]] = field(default_factory=dict)  # by TAC
     practitioners: dict[uuid.UUID, tuple[Practitioner, Organisation]] = field(default_factory=dict)
 
 
@@ -128,6 +132,14 @@ def gather(session: Session, *, actor: Actor, child_id: uuid.UUID) -> SubjectAcc
     )
     people = {a.practitioner_id for a in sar.lead_history} | {c.initiator_id for c in cafs}
     people |= {m.practitioner_id for _, members in tacs for m in members}
+    # each TAC's plan (issue #18 item 6): its actions and reviews, every one of them
+    sar.plans = {t.id: (list(actions_of(session, t.id)), list(reviews_of(session, t.id))) for t, _ in tacs}
+    people |= {
+        a.owner_practitioner_id
+        for actions, _ in sar.plans.values()
+        for a in actions
+        if a.owner_practitioner_id
+    }
     for pid in people:
         sar.practitioners[pid] = repo.practitioner_contact(session, pid)
     audit.append(

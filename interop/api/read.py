@@ -32,7 +32,7 @@ def child_of(session: Session, kind: str, rid: str) -> uuid.UUID:
         if prefix == "lp":
             return resource_id(hexid, kind)
         row = session.get(Assessment, resource_id(hexid, kind)) if prefix == "caf" else None
-    elif kind == "CareTeam":
+    elif kind in ("CareTeam", "CarePlan"):  # a TAC, and its plan (the same id)
         row = session.get(Tac, resource_id(rid, kind))
     elif kind == "Consent":
         row = session.get(Consent, resource_id(rid, kind))

@@ -11,6 +11,7 @@ through `common.py`, never this package, so importing one never drags in a circl
 """
 
 from interop.mapping.audit_event import audit_event, audit_event_in
+from interop.mapping.care_plan import PlanActivity, care_plan
 from interop.mapping.care_team import LEAD_PROFESSIONAL, CareTeamIn, TeamMember, care_team, care_team_in
 from interop.mapping.common import MappingError, ref_id, validated
 from interop.mapping.consent import CONSENT_STATUSES, ConsentIn, consent, consent_in
@@ -48,6 +49,8 @@ __all__ = [
     "SIGNATURE_HEADER_NAME",
     "SUBSCRIPTION_CRITERIA",
     "CareTeamIn",
+    "PlanActivity",
+    "care_plan",
     "ConsentIn",
     "EpisodeIn",
     "EpisodeRow",

@@ -188,6 +188,8 @@ def scene(api: TestClient, engine: Engine, state: AuthState) -> Scene:
 _TABLES = (
     "assessment",
     "tac",
+    "tac_action",
+    "tac_review",
     "tac_member",
     "lead_professional_assignment",
     "involvement",
@@ -248,6 +250,25 @@ def api_walk(sc: Scene) -> dict[str, Step]:
             "POST",
             f"/api/v1/tacs/{sc.tac}/convene",
             {"next_review_date": today, "reason": "x"},
+            {403},
+        ),
+        # the TAC's plan (childindex/plan_api.py): the CAF's rule
+        "add_tac_action": (
+            "POST",
+            f"/api/v1/tacs/{sc.tac}/actions",
+            {"title": "x", "area": "child.health", "owner": "family", "due_date": today, "reason": "x"},
+            {403},
+        ),
+        "change_tac_action": (
+            "PATCH",
+            f"/api/v1/tacs/{sc.tac}/actions/{uuid.uuid4()}",
+            {"status": "done", "reason": "x"},
+            {403},
+        ),
+        "record_tac_review": (
+            "POST",
+            f"/api/v1/tacs/{sc.tac}/reviews",
+            {"held_on": today, "outcome": "needs_met", "family_has_plan": True, "reason": "x"},
             {403},
         ),
         "end_involvement": ("POST", f"/api/v1/involvements/{sc.involvement}/end", {"end_date": today}, {403}),

@@ -97,6 +97,7 @@ def full_child(c: Conf) -> dict[str, str]:
             "Consent": consent["id"],
             "Flag": flag["id"],
             "CareTeam": team["id"],
+            "CarePlan": team["id"],  # the TAC's plan
             "EpisodeOfCare": episode["id"],
         }
 
@@ -130,6 +131,7 @@ IDS: dict[str, Ref] = {
     "EpisodeOfCare": lambda c: str(c.world.involvement),
     "Flag": lambda c: full_child(c)["Flag"],
     "CareTeam": lambda c: full_child(c)["CareTeam"],
+    "CarePlan": lambda c: full_child(c)["CareTeam"],  # a TAC's plan has its TAC's id
     "Consent": lambda c: full_child(c)["Consent"],
     "RelatedPerson": related,
     "Practitioner": lambda c: str(c.world.hv),
@@ -404,7 +406,7 @@ SEARCH_TYPE: dict[str, Callable[[Conf], dict[str, str]]] = {
     # the child's resources are searched one child at a time (too-costly otherwise)
     **{
         k: (lambda c: {"patient": f"Patient/{full_child(c)['Patient']}"})
-        for k in ("Flag", "CareTeam", "Consent")
+        for k in ("Flag", "CareTeam", "Consent", "CarePlan")
     },
 }
 

@@ -162,7 +162,7 @@ SEARCHES: dict[tuple[str, str], Case] = {
         client="auditor",
     ),
 }
-for _kind in ("Flag", "CareTeam", "Consent"):
+for _kind in ("Flag", "CareTeam", "Consent", "CarePlan"):
     SEARCHES[(_kind, "search:_id")] = found_by(
         _kind, lambda c, k=_kind: {"patient": full(c), "_id": full_child(c)[k]}, in_full(_kind)
     )
@@ -178,6 +178,9 @@ SEARCHES[("Flag", "search:code")] = found_by(
 SEARCHES[("CareTeam", "search:subject")] = found_by(
     "CareTeam", lambda c: {"subject": full(c)}, in_full("CareTeam")
 )
+SEARCHES[("CarePlan", "search:subject")] = found_by(
+    "CarePlan", lambda c: {"subject": full(c)}, in_full("CarePlan")
+)
 for _kind in ("Practitioner", "PractitionerRole", "Organization", "HealthcareService", "Location"):
     SEARCHES[(_kind, "search:_lastUpdated")] = found_by(
         _kind, lambda c: {"_lastUpdated": f"ge{yesterday()}", "_count": "100"}
@@ -191,7 +194,7 @@ SEARCHES[("Patient", "search:_lastUpdated")] = found_by(
 SEARCHES[("RelatedPerson", "search:_lastUpdated")] = found_by(
     "RelatedPerson", lambda c: {"patient": child(c), "_lastUpdated": f"ge{yesterday()}"}
 )
-for _kind in ("EpisodeOfCare", "Flag", "CareTeam", "Consent"):
+for _kind in ("EpisodeOfCare", "Flag", "CareTeam", "Consent", "CarePlan"):
     SEARCHES[(_kind, "search:_lastUpdated")] = found_by(
         _kind, lambda c: {"patient": full(c), "_lastUpdated": f"ge{yesterday()}"}, in_full(_kind)
     )
@@ -209,6 +212,7 @@ ANCHORS: dict[str, Params] = {  # a search of the type that has something to inc
     "EpisodeOfCare": lambda c: {"patient": child(c), "_id": str(c.world.involvement)},
     "Flag": lambda c: {"patient": full(c)},
     "CareTeam": lambda c: {"patient": full(c)},
+    "CarePlan": lambda c: {"patient": full(c)},
     "Consent": lambda c: {"patient": full(c)},
     "RelatedPerson": lambda c: {"patient": full(c)},
     "Practitioner": lambda c: {"_id": str(c.world.hv)},
@@ -325,6 +329,8 @@ INCLUDED = [  # (type, what) each exercised by `included`
     ("Patient", "_include:Patient:general-practitioner"),
     ("Patient", "_revinclude:CareTeam:patient"),
     ("Patient", "_revinclude:CareTeam:subject"),
+    ("Patient", "_revinclude:CarePlan:patient"),
+    ("Patient", "_revinclude:CarePlan:subject"),
     ("Patient", "_revinclude:Consent:patient"),
     ("Patient", "_revinclude:EpisodeOfCare:patient"),
     ("Patient", "_revinclude:Flag:patient"),
@@ -336,6 +342,8 @@ INCLUDED = [  # (type, what) each exercised by `included`
     ("CareTeam", "_include:CareTeam:participant"),
     ("CareTeam", "_include:CareTeam:patient"),
     ("CareTeam", "_include:CareTeam:subject"),
+    ("CarePlan", "_include:CarePlan:patient"),
+    ("CarePlan", "_include:CarePlan:subject"),
     ("Consent", "_include:Consent:patient"),
     ("RelatedPerson", "_include:RelatedPerson:patient"),
     ("Practitioner", "_revinclude:PractitionerRole:practitioner"),

@@ -32,6 +32,7 @@ TRUST_SCOPES = (
     "system/EpisodeOfCare.cru",
     "system/Flag.rs",
     "system/CareTeam.rs",
+    "system/CarePlan.rs",
     "system/Consent.rs",
     "system/RelatedPerson.rs",
     "system/Practitioner.rs",

@@ -34,6 +34,10 @@ _REQUIRED_TEXT = {  # (fhirclient model class, JSON element): the R4 codes, spac
     "entered-in-error",
     ("Flag", "status"): "active inactive entered-in-error",
     ("CareTeam", "status"): "proposed active suspended inactive entered-in-error",
+    ("CarePlan", "status"): "draft active on-hold revoked completed entered-in-error unknown",
+    ("CarePlan", "intent"): "proposal plan order option",
+    ("CarePlanActivityDetail", "status"): "not-started scheduled in-progress on-hold completed cancelled "
+    "stopped unknown entered-in-error",
     ("Consent", "status"): "draft proposed active rejected inactive entered-in-error",
     ("ConsentProvision", "type"): "deny permit",
     ("Subscription", "status"): "requested active error off",

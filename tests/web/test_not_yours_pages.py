@@ -18,6 +18,7 @@ from tests.web.test_pages import DOB, post_form, search
 from tests.web.world import World, csrf_of, page_client, sign_in
 
 CAF_ACTIONS = ("caf-start", "caf-complete", "caf-close", "lead-professional", "tac", "tac-convene")
+CAF_ACTIONS += ("tac-action", "tac-action-change", "tac-review")  # the TAC's plan (plan_pages.py)
 # The page routes that change a record, and whose they are (every one must be named here).
 PAGE_WRITES = {
     **{f"web_{a.replace('-', '_')}": "the CAF's people" for a in CAF_ACTIONS},
