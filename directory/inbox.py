@@ -298,11 +298,11 @@ def _named(session: Session, ev: _Event) -> str:
     return f"{practitioner.name} ({org})" if org else str(practitioner.name)
 
 
-def _link(rule: Rule, ev: _Event, notice_id: uuid.UUID) -> str:
+def _link(rule: Rule, ev: _Event, notice_id: uuid.UUID, recipient: Actor) -> str:
     if rule.link == "notice":
         return f"/inbox/{notice_id}"
-    if rule.link == "worklist":
-        return "/localities"
+    if rule.link == "worklist" and recipient.role == Role.LOCAL_DELIVERY_TEAM:
+        return "/worklist"  # the team's own queue; the others go to the record
     return f"/children/{ev.child.id}"
 
 
@@ -429,7 +429,7 @@ def notices_for_event(
                 audit_seq=event.seq,
                 created_at=event.at,  # when it happened
             )
-            notice.link = _link(rule, ev, notice.id)
+            notice.link = _link(rule, ev, notice.id, recipient)
             session.add(notice)
             made.append(notice)
         if email:

@@ -12,7 +12,16 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from directory.models import ActionStatus, Child, RecordStatus, Tac, TacAction, TacReview, TacStatus
+from directory.models import (
+    ActionStatus,
+    Assessment,
+    Child,
+    RecordStatus,
+    Tac,
+    TacAction,
+    TacReview,
+    TacStatus,
+)
 
 
 def actions_of(session: Session, tac_id: uuid.UUID) -> Sequence[TacAction]:
@@ -46,16 +55,23 @@ class Overdue:
     tac_id: uuid.UUID
     due_date: date
     action_id: uuid.UUID | None = None  # None: the TAC's review is overdue
+    practitioner_id: uuid.UUID | None = None  # whom it concerns: the Lead Professional, the action's owner
 
 
-def overdue_reviews(session: Session, locality_ids: Sequence[uuid.UUID], today: date) -> list[Overdue]:
-    """Open TACs of active children in these localities whose next review date has passed, oldest first."""
+def overdue_reviews(
+    session: Session, locality_ids: Sequence[uuid.UUID], today: date, *, limit: int | None = None
+) -> list[Overdue]:
+    """Open TACs of active children in these localities whose next review date has passed, oldest first
+    (at most `limit`), each with the CAF's Lead Professional."""
     if not locality_ids:
         return []
-    tac, child = _table(Tac), _table(Child)
+    tac, child, caf = _table(Tac), _table(Child), _table(Assessment)
     stmt = (
-        sa.select(tac.c.child_id, tac.c.assessment_id, tac.c.id, tac.c.next_review_date)
+        sa.select(
+            tac.c.child_id, tac.c.assessment_id, tac.c.id, tac.c.next_review_date, caf.c.lead_practitioner_id
+        )
         .join(child, child.c.id == tac.c.child_id)
+        .join(caf, caf.c.id == tac.c.assessment_id)
         .where(
             child.c.locality_id.in_(list(locality_ids)),
             child.c.status == RecordStatus.ACTIVE.value,
@@ -63,17 +79,31 @@ def overdue_reviews(session: Session, locality_ids: Sequence[uuid.UUID], today: 
             tac.c.next_review_date < today,
         )
         .order_by(tac.c.next_review_date, tac.c.id)
+        .limit(limit)
     )
-    return [Overdue(child_id=c, caf_id=a, tac_id=t, due_date=d) for c, a, t, d in session.execute(stmt)]
+    return [
+        Overdue(child_id=c, caf_id=a, tac_id=t, due_date=d, practitioner_id=lp)
+        for c, a, t, d, lp in session.execute(stmt)
+    ]
 
 
-def overdue_actions(session: Session, locality_ids: Sequence[uuid.UUID], today: date) -> list[Overdue]:
-    """Open actions past their date, of open TACs of active children in these localities, oldest first."""
+def overdue_actions(
+    session: Session, locality_ids: Sequence[uuid.UUID], today: date, *, limit: int | None = None
+) -> list[Overdue]:
+    """Open actions past their date, of open TACs of active children in these localities, oldest first
+    (at most `limit`), each with its owner (none when the family owns it)."""
     if not locality_ids:
         return []
     action, tac, child = _table(TacAction), _table(Tac), _table(Child)
     stmt = (
-        sa.select(action.c.child_id, tac.c.assessment_id, action.c.tac_id, action.c.due_date, action.c.id)
+        sa.select(
+            action.c.child_id,
+            tac.c.assessment_id,
+            action.c.tac_id,
+            action.c.due_date,
+            action.c.id,
+            action.c.owner_practitioner_id,
+        )
         .join(tac, tac.c.id == action.c.tac_id)
         .join(child, child.c.id == action.c.child_id)
         .where(
@@ -84,10 +114,11 @@ def overdue_actions(session: Session, locality_ids: Sequence[uuid.UUID], today: 
             action.c.due_date < today,
         )
         .order_by(action.c.due_date, action.c.id)
+        .limit(limit)
     )
     return [
-        Overdue(child_id=c, caf_id=a, tac_id=t, due_date=d, action_id=i)
-        for c, a, t, d, i in session.execute(stmt)
+        Overdue(child_id=c, caf_id=a, tac_id=t, due_date=d, action_id=i, practitioner_id=o)
+        for c, a, t, d, i, o in session.execute(stmt)
     ]
 
 

@@ -26,9 +26,10 @@ from directory.models import (
     PanelReferral,
     RecordStatus,
     Tac,
-    TacStatus,
 )
 from directory.models.panel import PanelStatus
+from directory.models.requests import CafRequest, RequestKind, RequestStatus
+from directory.plan_repository import overdue_actions, overdue_reviews
 
 
 @dataclass(frozen=True)
@@ -117,20 +118,35 @@ def signals_lapsing(session: Session, locality_id: uuid.UUID, today: date, rules
 
 
 def reviews_overdue(session: Session, locality_id: uuid.UUID, today: date, rules: WorklistRules) -> list[Row]:
-    """Teams Around the Child past their review date (open ones)."""
+    """Teams Around the Child past their review date (open ones), with the Lead Professional."""
+    rows = overdue_reviews(session, [locality_id], today, limit=rules.max_items + 1)
+    return [Row(r.child_id, r.caf_id, r.due_date, r.practitioner_id) for r in rows]
+
+
+def actions_overdue(session: Session, locality_id: uuid.UUID, today: date, rules: WorklistRules) -> list[Row]:
+    """Open actions of a TAC's plan past their date, with their owner (none: the family's)."""
+    rows = overdue_actions(session, [locality_id], today, limit=rules.max_items + 1)
+    return [Row(r.child_id, r.caf_id, r.due_date, r.practitioner_id) for r in rows]
+
+
+def hand_overs_waiting(
+    session: Session, locality_id: uuid.UUID, today: date, rules: WorklistRules
+) -> list[Row]:
+    """Lead Professional hand-overs asked and not yet answered by the practitioner named."""
     rows = session.exec(
-        select(Tac, Assessment)
-        .join(Assessment, col(Assessment.id) == col(Tac.assessment_id))
+        select(CafRequest)
         .where(
-            col(Tac.status) != TacStatus.CLOSED.value,
-            col(Tac.next_review_date) < today,
-            col(Assessment.status).in_([s.value for s in OPEN_CAF_STATUSES]),
-            _in_locality(locality_id, Tac.child_id),
+            col(CafRequest.kind) == RequestKind.HAND_OVER.value,
+            col(CafRequest.status) == RequestStatus.PENDING.value,
+            col(CafRequest.assessment_id).in_(
+                select(Assessment.id).where(col(Assessment.status).in_([s.value for s in OPEN_CAF_STATUSES]))
+            ),
+            _in_locality(locality_id, CafRequest.child_id),
         )
-        .order_by(col(Tac.next_review_date))
+        .order_by(col(CafRequest.created_at))
         .limit(rules.max_items + 1)
     ).all()
-    return [Row(t.child_id, a.id, t.next_review_date, a.lead_practitioner_id, code=t.status) for t, a in rows]
+    return [Row(r.child_id, r.assessment_id, r.created_at.date(), r.practitioner_id) for r in rows]
 
 
 def not_confirmed(session: Session, locality_id: uuid.UUID, today: date, rules: WorklistRules) -> list[Row]:
@@ -174,15 +190,19 @@ def panel_queue(session: Session, locality_id: uuid.UUID, today: date, rules: Wo
 
 
 SECTIONS: dict[str, str] = {
+    "hand-overs-waiting": "Lead Professional hand-overs waiting for an answer",
     "panel-queue": "CAFs waiting for the early intervention panel",
     "no-agreed-lead": "Open CAFs without an agreed Lead Professional",
     "reviews-overdue": "Team Around the Child reviews overdue",
+    "actions-overdue": "Plan actions overdue",
     "signals-lapsing": "Signals of intent about to lapse",
     "not-confirmed": "Involvements nobody has confirmed for a long time",
 }
 """The sections in the order the page shows them, with their titles."""
 
 SOURCES: dict[str, Source] = {
+    "hand-overs-waiting": hand_overs_waiting,
+    "actions-overdue": actions_overdue,
     "panel-queue": panel_queue,
     "no-agreed-lead": no_agreed_lead,
     "signals-lapsing": signals_lapsing,

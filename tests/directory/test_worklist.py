@@ -22,6 +22,7 @@ from directory.models import (
     ConsentCreate,
     HandOver,
     InvolvementCreate,
+    Practitioner,
     Role,
     ShieldSet,
     Tac,
@@ -279,3 +280,58 @@ def test_a_caf_sent_to_panel_is_in_the_panel_queue_until_decided(session: Sessio
     queued = _section(_read(session), "panel-queue")
     assert [(i.child_id, i.caf_id) for i in queued] == [(place.unagreed, place.unagreed_caf)]
     assert queued[0].who is not None and queued[0].who.name == "Priya Patel"
+
+
+def test_hand_overs_waiting_and_plan_actions_overdue(session: Session, place: Place) -> None:
+    from directory.models import TacAction
+    from directory.service.requests import request_hand_over
+
+    found = _read(session)
+    assert _section(found, "hand-overs-waiting") == [] and _section(found, "actions-overdue") == []
+    tom = next(i.who for i in _section(found, "not-confirmed") if i.who is not None)
+    tom_id = session.exec(select(Practitioner.id).where(Practitioner.name == tom.name)).one()
+    request_hand_over(
+        session,
+        actor=actor(practitioner_id=place.priya),
+        caf_id=place.unagreed_caf,
+        data=HandOver(to_practitioner_id=tom_id, reason="moving schools"),
+        now=utcnow(),
+    )
+    due = date.today() - timedelta(days=2)
+    tac = Tac(
+        child_id=place.unagreed,
+        assessment_id=place.unagreed_caf,
+        status="convened",
+        next_review_date=date.today(),
+    )
+    session.add(tac)
+    session.flush()
+    session.add(
+        TacAction(
+            tac_id=tac.id,
+            child_id=place.unagreed,
+            title="Speech therapy referral",
+            area="communication",
+            owner_practitioner_id=place.priya,
+            due_date=due,
+        )
+    )
+    session.add(
+        TacAction(
+            tac_id=tac.id,
+            child_id=place.unagreed,
+            title="Done already",
+            area="communication",
+            due_date=due,
+            status="done",
+        )
+    )
+    session.flush()
+    found = _read(session)
+    waiting = _section(found, "hand-overs-waiting")
+    assert [(i.child_id, i.who.name if i.who else None) for i in waiting] == [(place.unagreed, "Tom Jones")]
+    overdue = _section(found, "actions-overdue")
+    assert [(i.child_id, i.due, i.who.name if i.who else None) for i in overdue] == [
+        (place.unagreed, due, "Priya Patel")
+    ]
+    assert "Speech therapy" not in found.model_dump_json()  # a title stays on the plan, not the worklist

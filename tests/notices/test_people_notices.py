@@ -190,7 +190,7 @@ def test_the_contract_events_of_the_other_parts_reach_their_people(engine: Engin
     assert who("tac.action.add") == {w.lee}
     assert who("tac.review") == {w.tess, w.lee}  # members and LP, not Sam who recorded it
     (panel,) = notices_of(engine, w.lina, "caf.panel.send")
-    assert panel.link == "/localities" and panel.event == "caf-sent-to-panel"
+    assert panel.link == "/worklist" and panel.event == "caf-sent-to-panel"
 
 
 def test_two_workers_at_once_tell_each_person_once(engine: Engine) -> None:
