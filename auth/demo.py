@@ -27,6 +27,8 @@ _USERS = [
 _LINKS = {
     "demo.practitioner": ("SENCO", "family support worker"),
     "demo.designated": ("health visitor", "family support worker"),
+    # the local delivery team's account is an early help worker's: the team's notices reach an inbox
+    "demo.locality": ("family support worker",),
 }
 
 
