@@ -28,7 +28,9 @@ def front_door_of(settings: Settings) -> FrontDoor:
     return FrontDoor(
         webhook_url=settings.front_door_webhook,
         secret=settings.front_door_secret,
-        email=settings.front_door_email,
+        # an email channel only with an SMTP server to send it through (childindex/people_notify.py):
+        # a notice queued for no sender would never leave
+        email=settings.front_door_email if settings.smtp_host else None,
         base_url=str(settings.issuer).rstrip("/"),
     )
 

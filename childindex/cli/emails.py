@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from childindex import people_notify
+from childindex import mail
 from childindex.settings import Settings
 from directory.db import make_engine
 
@@ -18,7 +18,7 @@ console = Console()
 @emails_app.command("dead")
 def emails_dead() -> None:
     """List the emails that gave up after every retry (kept until replayed)."""
-    rows = people_notify.dead_letters(make_engine(Settings().database_url))
+    rows = mail.dead_letters(make_engine(Settings().database_url))
     # One line each, never wrapped or cut: the last error is what an operator needs whole.
     for row in rows:
         console.print(
@@ -40,7 +40,7 @@ def emails_retry(
     if all_ == (email_id is not None):
         raise typer.BadParameter("give one email id, or --all")
     try:
-        count = people_notify.replay(make_engine(Settings().database_url), email_id)
+        count = mail.replay(make_engine(Settings().database_url), email_id)
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None

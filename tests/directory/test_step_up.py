@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,16 +23,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from childindex import mail
 from childindex.app import create_app
 from childindex.panel_api import front_door_of
 from childindex.settings import Settings
-from directory.models import Child, FrontDoorNotice, utcnow
+from directory.models import Child, ChildIdentifier, ChildName, FrontDoorNotice, utcnow
 from directory.permissions import LOCALITY_TEAM_ASK
 from interop import front_door, picture
 from tests.conftest import count
 from tests.directory.test_api import new_child, who
 from tests.directory.test_panel import World, actions, completed_caf
 from tests.fixtures.builders import actor
+from tests.notices.test_email_smtp import SmtpServer
 
 SECRET = "front-door-secret"
 
@@ -78,6 +81,8 @@ def door_settings(door: FrontDoorServer) -> Settings:
         front_door_secret=SECRET,
         front_door_email="front.door@example.gov.uk",
         front_door_worker=False,  # (the tests deliver themselves; one test runs the worker)
+        smtp_host="127.0.0.1",  # an email channel needs an SMTP server to send it (none listens here)
+        people_notify_enabled=False,
     )
 
 
@@ -313,3 +318,43 @@ def test_the_app_runs_the_worker_that_delivers_a_step_up(
         while not door.received and time.monotonic() < deadline:
             time.sleep(0.05)
     assert len(door.received) == 1 and json.loads(door.received[0][1])["caf_id"] == uuid.UUID(w.caf).hex
+
+
+def test_a_step_up_is_emailed_to_the_front_door_without_child_details(
+    api: TestClient, engine: Engine, tmp_path: Path
+) -> None:
+    """Through a real SMTP server (aiosmtpd on loopback): the referrer, ids and a link, never the
+    child's name or NHS number; delivered once, then never again."""
+    server = SmtpServer(tmp_path / "maildir")
+    server.start()
+    try:
+        w, _ = with_tac(api, engine)
+        assert api.post(f"/api/v1/cafs/{w.caf}/step-up", headers=w.person("sam"), json={}).status_code == 201
+        smtp = mail.Smtp(
+            host="127.0.0.1", port=server.port, tls="none", sender="index@council.test", timeout=3
+        )
+        done = mail.send_front_door_emails(engine, smtp, to="front.door@example.gov.uk")
+        assert (done.sent, done.retried, done.dead) == (1, 0, 0)
+        (got,) = server.messages()
+        assert got["To"] == "front.door@example.gov.uk" and "stepped up" in got["Subject"]
+        raw = got.get_payload(decode=True)
+        assert isinstance(raw, bytes)
+        body = raw.decode()
+        assert "Sam" in body and uuid.UUID(w.caf).hex in body
+        with Session(engine) as s:
+            child_id = uuid.UUID(w.child)
+            numbers = [
+                i.value for i in s.exec(select(ChildIdentifier).where(ChildIdentifier.child_id == child_id))
+            ]
+            names = [n.family for n in s.exec(select(ChildName).where(ChildName.child_id == child_id))]
+        assert numbers and names and not any(x in body for x in [*numbers, *names])
+        assert mail.send_front_door_emails(engine, smtp, to="front.door@example.gov.uk").sent == 0
+    finally:
+        server.stop()
+
+
+def test_without_an_smtp_server_there_is_no_email_channel(engine: Engine, door_settings: Settings) -> None:
+    """A front door email with no SMTP server to send it would never leave: it is not a channel then."""
+    settings = door_settings.model_copy(update={"smtp_host": None})
+    assert front_door_of(settings).channels == ("webhook",)
+    assert front_door_of(settings.model_copy(update={"front_door_webhook": None})).channels == ()

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from childindex import people_notify
+from childindex import mail, people_notify
 from directory.models import Child, ChildAddress, ChildIdentifier, ChildName, utcnow
 from directory.models.notifications import EmailOutbox, Notice
 from tests.notices.scene import World, build, open_caf
@@ -83,8 +83,8 @@ def smtp_server(tmp_path: Path) -> Iterator[SmtpServer]:
     server.stop()
 
 
-def _smtp(server: SmtpServer) -> people_notify.Smtp:
-    return people_notify.Smtp(
+def _smtp(server: SmtpServer) -> mail.Smtp:
+    return mail.Smtp(
         host="127.0.0.1",
         port=server.port,
         tls="none",
@@ -122,7 +122,7 @@ def test_emails_arrive_with_a_link_and_no_child_data(engine: Engine, smtp_server
     w = build(engine)
     open_caf(engine, w)
     people_notify.fan_out(engine, email=True)
-    sent = people_notify.send_due(engine, _smtp(smtp_server))
+    sent = mail.send_due(engine, _smtp(smtp_server))
     with Session(engine) as s:
         rows = s.exec(select(EmailOutbox)).all()
         notices = {n.id: n for n in s.exec(select(Notice)).all()}
@@ -137,14 +137,14 @@ def test_emails_arrive_with_a_link_and_no_child_data(engine: Engine, smtp_server
         body = payload.decode()
         whole = msg.as_string()
         recipients.add(msg["To"])
-        assert msg["Subject"] == people_notify.SUBJECT and msg["From"] == "index@council.test"
+        assert msg["Subject"] == mail.SUBJECT and msg["From"] == "index@council.test"
         assert "https://childindex.example/inbox/" in body
         notice_id = body.split("/inbox/")[1].split()[0]
         assert any(str(n) == notice_id for n in notices)
         for item in forbidden:
             assert item not in whole, f"an email carries the child's data ({item!r})"
     assert "lina@council.test" in recipients and "sam@school.test" not in recipients  # Sam acted
-    assert people_notify.send_due(engine, _smtp(smtp_server)).sent == 0  # nothing twice
+    assert mail.send_due(engine, _smtp(smtp_server)).sent == 0  # nothing twice
 
 
 def test_a_send_that_fails_is_retried_and_delivered_when_the_server_is_back(
@@ -155,16 +155,16 @@ def test_a_send_that_fails_is_retried_and_delivered_when_the_server_is_back(
     people_notify.fan_out(engine, email=True)
     smtp_server.stop()
     now = utcnow()
-    failed = people_notify.send_due(engine, _smtp(smtp_server), now=now, backoff_seconds=30)
+    failed = mail.send_due(engine, _smtp(smtp_server), now=now, backoff_seconds=30)
     assert failed.sent == 0 and failed.retried > 0
     with Session(engine) as s:
         rows = s.exec(select(EmailOutbox)).all()
     assert {r.status for r in rows} == {"pending"} and all(r.attempts == 1 and r.last_error for r in rows)
     assert all(r.next_attempt_at > now for r in rows)  # backed off: not before its time
     smtp_server.start()
-    assert people_notify.send_due(engine, _smtp(smtp_server), now=now).sent == 0  # not due yet
+    assert mail.send_due(engine, _smtp(smtp_server), now=now).sent == 0  # not due yet
     later = now + timedelta(minutes=15)
-    assert people_notify.send_due(engine, _smtp(smtp_server), now=later).sent == len(rows)
+    assert mail.send_due(engine, _smtp(smtp_server), now=later).sent == len(rows)
     assert len(smtp_server.messages()) == len(rows)
 
 
@@ -177,13 +177,13 @@ def test_after_every_attempt_an_email_is_kept_dead_and_replayed(
     smtp_server.stop()
     now = utcnow()
     for i in range(3):
-        people_notify.send_due(engine, _smtp(smtp_server), now=now + timedelta(hours=i), max_attempts=3)
-    dead = people_notify.dead_letters(engine)
+        mail.send_due(engine, _smtp(smtp_server), now=now + timedelta(hours=i), max_attempts=3)
+    dead = mail.dead_letters(engine)
     assert dead and all(r.attempts == 3 for r in dead)
     smtp_server.start()
-    assert people_notify.send_due(engine, _smtp(smtp_server), now=now + timedelta(hours=5)).sent == 0
-    assert people_notify.replay(engine) == len(dead)
-    assert people_notify.send_due(engine, _smtp(smtp_server)).sent == len(dead)
+    assert mail.send_due(engine, _smtp(smtp_server), now=now + timedelta(hours=5)).sent == 0
+    assert mail.replay(engine) == len(dead)
+    assert mail.send_due(engine, _smtp(smtp_server)).sent == len(dead)
     assert len(smtp_server.messages()) == len(dead)
 
 
@@ -204,7 +204,7 @@ def test_an_email_whose_notice_was_purged_is_dropped_not_sent(
     people_notify.fan_out(engine, email=True)
     with engine.begin() as conn:  # as a purge does (lifecycle.PURGED_ROWS): the notices go
         conn.exec_driver_sql("DELETE FROM notice")
-    assert people_notify.send_due(engine, _smtp(smtp_server)).sent == 0
+    assert mail.send_due(engine, _smtp(smtp_server)).sent == 0
     with Session(engine) as s:
         assert {r.status for r in s.exec(select(EmailOutbox)).all()} == {"dropped"}
     assert smtp_server.messages() == []
@@ -227,7 +227,7 @@ def test_serve_runs_the_notifier_as_the_settings_say(engine: Engine) -> None:
         ),
         engine,
     )
-    assert on.smtp == people_notify.Smtp(
+    assert on.smtp == mail.Smtp(
         host="mail.example",
         port=465,
         tls="tls",
@@ -288,17 +288,15 @@ def test_tls_is_verified_and_used(engine: Engine, tmp_path: Path, tls: str) -> N
         w = build(engine)
         open_caf(engine, w)
         people_notify.fan_out(engine, email=True)
-        plain = people_notify.Smtp(host="127.0.0.1", port=server.port, tls=tls, timeout=3)
-        untrusted = people_notify.send_due(engine, plain)  # the system's CAs do not know this one
+        plain = mail.Smtp(host="127.0.0.1", port=server.port, tls=tls, timeout=3)
+        untrusted = mail.send_due(engine, plain)  # the system's CAs do not know this one
         assert untrusted.sent == 0 and untrusted.retried > 0
         with Session(engine) as s:
             assert all(
                 "CERTIFICATE_VERIFY_FAILED" in (r.last_error or "") for r in s.exec(select(EmailOutbox)).all()
             )
-        trusted = people_notify.Smtp(
-            host="127.0.0.1", port=server.port, tls=tls, timeout=3, ca_file=str(cert)
-        )
-        done = people_notify.send_due(engine, trusted, now=utcnow() + timedelta(hours=1))
+        trusted = mail.Smtp(host="127.0.0.1", port=server.port, tls=tls, timeout=3, ca_file=str(cert))
+        done = mail.send_due(engine, trusted, now=utcnow() + timedelta(hours=1))
         assert done.sent == untrusted.retried and len(server.messages()) == done.sent
     finally:
         server.stop()
@@ -317,8 +315,8 @@ def test_the_emails_command_lists_and_replays_dead_letters(
     open_caf(engine, w)
     people_notify.fan_out(engine, email=True)
     smtp_server.stop()
-    people_notify.send_due(engine, _smtp(smtp_server), max_attempts=1)
-    dead = people_notify.dead_letters(engine)
+    mail.send_due(engine, _smtp(smtp_server), max_attempts=1)
+    dead = mail.dead_letters(engine)
     runner = CliRunner()
     listed = runner.invoke(cli, ["emails", "dead"])
     assert listed.exit_code == 0 and f"{len(dead)} dead-lettered" in listed.output, listed.output
@@ -328,4 +326,4 @@ def test_the_emails_command_lists_and_replays_dead_letters(
     rest = runner.invoke(cli, ["emails", "retry", "--all"])
     assert rest.exit_code == 0 and f"{len(dead) - 1} queued again" in rest.output
     smtp_server.start()
-    assert people_notify.send_due(engine, _smtp(smtp_server)).sent == len(dead)
+    assert mail.send_due(engine, _smtp(smtp_server)).sent == len(dead)
