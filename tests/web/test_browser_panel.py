@@ -1,6 +1,7 @@
 """The early intervention panel in Debian's Chromium (issue #18 part 4): Pat sends a completed
 multi-agency CAF to panel from the card, the locality team (Lena) finds it in the panel queue, records
-the decision (an error round first) and sees the suggested members; every page scanned by axe-core.
+the decision (an error round first) and sees the suggested members invited; Hana accepts her
+invitation; every page scanned by axe-core.
 
 Run with: CI=true .venv/bin/python -m pytest -q -p no:cacheprovider tests/web/test_browser_panel.py
 """
@@ -82,9 +83,19 @@ def test_a_caf_sent_to_panel_and_the_decision_recorded(chromium: object, server:
     suggestions = page.locator("#suggestions")
     expect(suggestions.get_by_text("Hana Begum")).to_be_visible()
     expect(suggestions.get_by_text("Dee Walsh")).to_be_visible()
-    expect(suggestions.get_by_text("Suggested").first).to_be_visible()
+    expect(suggestions.get_by_text("Invited").first).to_be_visible()  # the decision became invitations
     lena.check("panel-06-decision")
     page.goto("/panel")
     expect(page.get_by_text("No CAF is waiting for the panel")).to_be_visible()
+    # Hana finds the invitation among her requests and accepts it: she joins the Team Around the Child
+    hana = Person(chromium, base, world, "hana")
+    hana.page.goto("/requests")
+    invitation = hana.page.locator(".app-request").filter(has_text="The early intervention panel suggested you")
+    expect(invitation).to_be_visible()
+    hana.check("panel-07-invitation")
+    invitation.get_by_role("button", name="Accept").click()
+    expect(hana.page.get_by_text("Nothing is waiting for your answer.")).to_be_visible()
+    hana.check("panel-08-invitation-accepted")
     pat.close()
     lena.close()
+    hana.close()
