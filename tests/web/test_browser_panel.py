@@ -90,7 +90,8 @@ def test_a_caf_sent_to_panel_and_the_decision_recorded(chromium: object, server:
     # Hana finds the invitation among her requests and accepts it: she joins the Team Around the Child
     hana = Person(chromium, base, world, "hana")
     hana.page.goto("/requests")
-    invitation = hana.page.locator(".app-request").filter(has_text="The early intervention panel suggested you")
+    cards = hana.page.locator(".app-request")
+    invitation = cards.filter(has_text="The early intervention panel suggested you")
     expect(invitation).to_be_visible()
     hana.check("panel-07-invitation")
     invitation.get_by_role("button", name="Accept").click()
