@@ -34,7 +34,6 @@ from tests.fixtures.builders import (
     next_nhs_number,
 )
 
-TODAY = date.today()
 ADMIN = actor(Role.DIRECTORY_ADMIN, subject="admin")
 
 
@@ -52,7 +51,7 @@ def _change(
         actor=who,
         child_id=child_id,
         change=ChildChange.model_validate(body),
-        today=TODAY,
+        today=date.today(),
         source="test",
         **kw,
     )
@@ -101,7 +100,7 @@ def test_each_field_changes_and_is_kept_as_a_version(session: Session) -> None:
     steps: list[tuple[dict[str, Any], list[str]]] = [
         ({"official_name": {"given": "Olivia", "family": "Jones"}}, ["name"]),
         ({"add_names": [{"given": "Liv", "family": "Jones", "use": "usual"}]}, ["other names"]),
-        ({"date_of_birth": (TODAY - timedelta(days=365 * 7)).isoformat()}, ["date of birth"]),
+        ({"date_of_birth": (date.today() - timedelta(days=365 * 7)).isoformat()}, ["date of birth"]),
         ({"sex": "other"}, ["sex"]),
         ({"address": {"line1": "2 Walton Street", "postcode": "ox2 6ae"}}, ["address"]),
         ({"school_id": str(school.id), "gp_practice_id": str(gp.id)}, ["school", "gp practice"]),
@@ -140,7 +139,10 @@ def test_each_field_changes_and_is_kept_as_a_version(session: Session) -> None:
     addresses = _rows(
         session, "SELECT postcode, until FROM child_address WHERE child_id = :c ORDER BY postcode", c=child_id
     )
-    assert [(p, u and str(u)) for p, u in addresses] == [("OX2 6AE", None), ("OX4 1AB", TODAY.isoformat())]
+    assert [(p, u and str(u)) for p, u in addresses] == [
+        ("OX2 6AE", None),
+        ("OX4 1AB", date.today().isoformat()),
+    ]
     assert [p.name for p in service.repo.related_people(session, child_id)] == ["Tom Jones"]
     first = json.loads(
         _rows(session, "SELECT snapshot FROM child_version WHERE child_id = :c AND version = 1", c=child_id)[
@@ -182,12 +184,12 @@ def test_the_audit_event_names_fields_never_values(session: Session) -> None:
     ("body", "error"),
     [
         ({"address": {"line1": "1 Road", "postcode": "NOT A PC"}}, InvalidInput),
-        ({"date_of_birth": (TODAY + timedelta(days=3)).isoformat()}, InvalidInput),
+        ({"date_of_birth": (date.today() + timedelta(days=3)).isoformat()}, InvalidInput),
         ({"date_of_birth": "1990-01-01"}, RuleBroken),
         ({"school_id": str(uuid.uuid4())}, NotFound),
         ({"end_related_people": [{"id": str(uuid.uuid4())}]}, NotFound),
         ({"identifiers": [{"system": "nhs", "value": "1234567890"}]}, InvalidInput),
-        ({"born_on": TODAY.isoformat()}, InvalidInput),  # already born
+        ({"born_on": date.today().isoformat()}, InvalidInput),  # already born
     ],
 )
 def test_bad_input_changes_nothing(session: Session, body: dict[str, Any], error: type[Exception]) -> None:
@@ -207,11 +209,11 @@ def test_an_impossible_date_is_refused_by_the_shape() -> None:
 
 def test_unborn_child_is_born_on_the_same_record(session: Session) -> None:
     child_id = make_child(
-        session, date_of_birth=None, expected_delivery_date=(TODAY + timedelta(days=10)).isoformat()
+        session, date_of_birth=None, expected_delivery_date=(date.today() + timedelta(days=10)).isoformat()
     )
-    assert _change(session, child_id, {"born_on": TODAY.isoformat()}) == ["date of birth"]
+    assert _change(session, child_id, {"born_on": date.today().isoformat()}) == ["date of birth"]
     child = session.get(Child, child_id)
-    assert child is not None and child.date_of_birth == TODAY and child.expected_delivery_date is None
+    assert child is not None and child.date_of_birth == date.today() and child.expected_delivery_date is None
 
 
 def test_a_stale_version_is_refused(session: Session) -> None:
@@ -240,7 +242,9 @@ def _involved(session: Session, child_id: uuid.UUID, role: Role = Role.PRACTITIO
         session,
         actor=actor(Role.LOCAL_DELIVERY_TEAM, subject="ldt"),
         child_id=child_id,
-        data=InvolvementCreate(service_id=svc.id, role="health visitor", level_of_need=1, start_date=TODAY),
+        data=InvolvementCreate(
+            service_id=svc.id, role="health visitor", level_of_need=1, start_date=date.today()
+        ),
     )
     return actor(role, subject=f"p-{who.id.hex[:6]}", practitioner_id=who.id)
 
@@ -320,7 +324,7 @@ def test_refusal_of_a_stranger_does_not_reveal_the_shield(session: Session) -> N
 def test_demographics_and_address_go_through_the_same_versions(engine: Engine, session: Session) -> None:
     child_id = make_child(session)
     service.change_address(
-        session, actor=ADMIN, child_id=child_id, line1="3 Road", postcode="OX4 2AA", since=TODAY
+        session, actor=ADMIN, child_id=child_id, line1="3 Road", postcode="OX4 2AA", since=date.today()
     )
     rows = _rows(
         session, "SELECT version, changed FROM child_version WHERE child_id = :c ORDER BY version", c=child_id
@@ -375,7 +379,7 @@ def test_merged_and_archived_records_are_not_changed(session: Session) -> None:
 def test_the_index_sees_the_change(engine: Engine) -> None:
     backend = EmbeddedBackend(engine)
     backend.ensure_ready()
-    born = TODAY - timedelta(days=365 * 6)
+    born = date.today() - timedelta(days=365 * 6)
     with unit_of_work(engine) as s:
         child_id = make_child(
             s, names=[{"given": "Isla", "family": "Fairweather"}], date_of_birth=born.isoformat()

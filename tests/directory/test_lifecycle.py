@@ -46,7 +46,6 @@ from tests.fixtures.builders import actor, make_child, make_org, make_practition
 
 ADMIN = actor(Role.DIRECTORY_ADMIN, subject="cli:ops", purpose=Purpose.ADMINISTRATION)
 RULES = LifecycleRules()
-NOW = datetime.combine(date.today(), time(3), tzinfo=UTC)
 TEAM = Contact(name="the local delivery team")
 
 
@@ -56,10 +55,13 @@ def _born(years: int, days: int = 0) -> str:
 
 
 def _run(
-    engine: Engine, *, now: datetime = NOW, dry_run: bool = False, **rules: Any
+    engine: Engine, *, now: datetime | None = None, dry_run: bool = False, **rules: Any
 ) -> lifecycle.LifecycleReport:
     with unit_of_work(engine) as s:
-        return run_lifecycle(s, actor=ADMIN, rules=LifecycleRules(**rules), now=now, dry_run=dry_run)
+        # 03:00 today unless given: read at each run, not when the module was imported (a run that
+        # crosses midnight would otherwise compare yesterday's clock with today's records)
+        when = now or datetime.combine(date.today(), time(3), tzinfo=UTC)
+        return run_lifecycle(s, actor=ADMIN, rules=LifecycleRules(**rules), now=when, dry_run=dry_run)
 
 
 def _status(engine: Engine, child_id: uuid.UUID) -> str:

@@ -47,8 +47,6 @@ from tests.fixtures.builders import (
     make_service,
 )
 
-TODAY = date.today()
-
 
 @dataclass
 class Plan:
@@ -113,7 +111,7 @@ def build(
                 practitioner_id=nia,
                 role="sexual health nurse",
                 level_of_need=3,
-                start_date=TODAY,
+                start_date=date.today(),
                 consent_id=consent,
             ),
         )
@@ -168,7 +166,7 @@ def action_body(p: Plan, **over: Any) -> dict[str, Any]:
         "title": "Book a hearing test",
         "area": "child.health",
         "owner": str(p.tess),
-        "due_date": str(TODAY),
+        "due_date": str(date.today()),
     }
     body.update(over)
     return body
@@ -201,7 +199,7 @@ def test_the_holder_adds_an_action_and_its_owner_is_told(client: TestClient, eng
 def test_bad_input_is_refused_and_writes_nothing(client: TestClient, engine: Engine) -> None:
     p = build(engine)
     bad = {
-        "due before the TAC": (action_body(p, due_date=str(TODAY - timedelta(days=1))), "due_date"),
+        "due before the TAC": (action_body(p, due_date=str(date.today() - timedelta(days=1))), "due_date"),
         "owner not a member": (action_body(p, owner=str(p.olly)), "owner"),
         "owner unknown": (action_body(p, owner=str(uuid.uuid4())), "owner"),
         "title too long": (action_body(p, title="x" * 81), "title"),
@@ -244,7 +242,7 @@ def test_an_action_changes_status_and_date(client: TestClient, engine: Engine) -
     other = build(engine, code="WEST")
     made = client.post(f"/api/v1/tacs/{p.tac}/actions", headers=p.h("sam"), json=action_body(p)).json()
     url = f"/api/v1/tacs/{p.tac}/actions/{made['id']}"
-    later = str(TODAY + timedelta(days=14))
+    later = str(date.today() + timedelta(days=14))
     r = client.patch(url, headers=p.h("sam"), json={"due_date": later})
     assert r.status_code == 200 and r.json()["due_date"] == later and r.json()["version"] == 2
     r = client.patch(url, headers=p.h("sam"), json={"status": "done"})
@@ -252,7 +250,7 @@ def test_an_action_changes_status_and_date(client: TestClient, engine: Engine) -
     for body, code in (
         ({}, 422),
         ({"status": "finished"}, 422),
-        ({"due_date": str(TODAY - timedelta(days=3))}, 422),
+        ({"due_date": str(date.today() - timedelta(days=3))}, 422),
     ):
         assert client.patch(url, headers=p.h("sam"), json=body).status_code == code, body
     # the action of another TAC is not this TAC's, even to that TAC's holder
@@ -269,14 +267,22 @@ def test_an_action_changes_status_and_date(client: TestClient, engine: Engine) -
 
 def test_a_review_that_reconvenes_moves_the_next_review(client: TestClient, engine: Engine) -> None:
     p = build(engine)
-    next_review = str(TODAY + timedelta(days=60))
+    next_review = str(date.today() + timedelta(days=60))
     bad = [
-        {"held_on": str(TODAY + timedelta(days=1)), "outcome": "reconvene", "next_review_date": next_review},
-        {"held_on": str(TODAY - timedelta(days=1)), "outcome": "reconvene", "next_review_date": next_review},
-        {"held_on": str(TODAY), "outcome": "reconvene"},
-        {"held_on": str(TODAY), "outcome": "reconvene", "next_review_date": str(TODAY)},
-        {"held_on": str(TODAY), "outcome": "needs_met", "next_review_date": next_review},
-        {"held_on": str(TODAY), "outcome": "adjourned", "next_review_date": next_review},
+        {
+            "held_on": str(date.today() + timedelta(days=1)),
+            "outcome": "reconvene",
+            "next_review_date": next_review,
+        },
+        {
+            "held_on": str(date.today() - timedelta(days=1)),
+            "outcome": "reconvene",
+            "next_review_date": next_review,
+        },
+        {"held_on": str(date.today()), "outcome": "reconvene"},
+        {"held_on": str(date.today()), "outcome": "reconvene", "next_review_date": str(date.today())},
+        {"held_on": str(date.today()), "outcome": "needs_met", "next_review_date": next_review},
+        {"held_on": str(date.today()), "outcome": "adjourned", "next_review_date": next_review},
     ]
     for body in bad:
         r = client.post(
@@ -285,7 +291,7 @@ def test_a_review_that_reconvenes_moves_the_next_review(client: TestClient, engi
         assert r.status_code == 422, (body, r.text)
     assert count(engine, "tac_review") == 0
     good = {
-        "held_on": str(TODAY),
+        "held_on": str(date.today()),
         "outcome": "reconvene",
         "next_review_date": next_review,
         "family_has_plan": True,
@@ -311,7 +317,7 @@ def test_needs_met_closes_the_caf_and_the_tac(client: TestClient, engine: Engine
     r = client.post(
         f"/api/v1/tacs/{p.tac}/reviews",
         headers=p.h("sam"),
-        json={"held_on": str(TODAY), "outcome": "needs_met", "family_has_plan": False},
+        json={"held_on": str(date.today()), "outcome": "needs_met", "family_has_plan": False},
     )
     assert r.status_code == 201, r.text
     card = client.get(f"/api/v1/children/{p.child}", headers=p.h("sam")).json()
@@ -326,7 +332,7 @@ def test_needs_met_closes_the_caf_and_the_tac(client: TestClient, engine: Engine
     again = client.post(
         f"/api/v1/tacs/{p.tac}/reviews",
         headers=p.h("sam"),
-        json={"held_on": str(TODAY), "outcome": "needs_met", "family_has_plan": False},
+        json={"held_on": str(date.today()), "outcome": "needs_met", "family_has_plan": False},
     )
     assert again.status_code == 409 and count(engine, "tac_review") == 1
 
@@ -390,26 +396,29 @@ def test_overdue_reviews_and_actions_per_locality(engine: Engine) -> None:
                 s, actor=actor(subject="sam", practitioner_id=p.sam), tac_id=tac, data=data, now=utcnow()
             ).id
 
-        late = add(p.tac, TODAY - timedelta(days=5), p.tess)
-        add(p.tac, TODAY, "family")  # due today: not overdue
-        done = add(p.tac, TODAY - timedelta(days=6), "family")
+        late = add(p.tac, date.today() - timedelta(days=5), p.tess)
+        add(p.tac, date.today(), "family")  # due today: not overdue
+        done = add(p.tac, date.today() - timedelta(days=6), "family")
         s.exec(sa.text("UPDATE tac_action SET status = 'done' WHERE id = :i").bindparams(i=done))  # type: ignore[call-overload]
     with unit_of_work(engine) as s:
-        reviews = overdue_reviews(s, [p.locality], TODAY)
-        actions = overdue_actions(s, [p.locality], TODAY)
-        assert overdue_reviews(s, [], TODAY) == [] and overdue_actions(s, [uuid.uuid4()], TODAY) == []
-        both = overdue_reviews(s, [p.locality, other.locality], TODAY)
+        reviews = overdue_reviews(s, [p.locality], date.today())
+        actions = overdue_actions(s, [p.locality], date.today())
+        assert (
+            overdue_reviews(s, [], date.today()) == []
+            and overdue_actions(s, [uuid.uuid4()], date.today()) == []
+        )
+        both = overdue_reviews(s, [p.locality, other.locality], date.today())
     assert [(r.child_id, r.caf_id, r.tac_id) for r in reviews] == [(p.child, p.caf, p.tac)]
     assert reviews[0].due_date == long_ago.date() + timedelta(days=30)
     assert [(a.tac_id, a.action_id, a.due_date) for a in actions] == [
-        (p.tac, late, TODAY - timedelta(days=5))
+        (p.tac, late, date.today() - timedelta(days=5))
     ]
     assert {r.tac_id for r in both} == {p.tac, other.tac}
 
 
 def test_every_problem_of_a_review_comes_back_at_once(client: TestClient, engine: Engine) -> None:
     p = build(engine)
-    body = {"held_on": str(TODAY + timedelta(days=1)), "outcome": "reconvene", "family_has_plan": True}
+    body = {"held_on": str(date.today() + timedelta(days=1)), "outcome": "reconvene", "family_has_plan": True}
     r = client.post(f"/api/v1/tacs/{p.tac}/reviews", headers=p.h("sam"), json=body)
     assert r.status_code == 422
     assert set(r.json()["errors"]) == {"held_on", "next_review_date"}
@@ -421,7 +430,7 @@ REVIEWERS = 10
 def test_reviews_at_once_close_the_caf_exactly_once(engine: Engine) -> None:
     p = build(engine)
     barrier = threading.Barrier(REVIEWERS)
-    data = ReviewCreate(held_on=TODAY, outcome=ReviewOutcome.NEEDS_MET, family_has_plan=True)
+    data = ReviewCreate(held_on=date.today(), outcome=ReviewOutcome.NEEDS_MET, family_has_plan=True)
 
     def review(_: int) -> str:
         barrier.wait()
@@ -451,7 +460,7 @@ def test_actions_added_at_once_are_all_kept(engine: Engine) -> None:
     def add(i: int) -> None:
         barrier.wait()
         data = ActionCreate.model_validate(
-            {"title": f"Action {i}", "area": "child.learning", "owner": "family", "due_date": TODAY}
+            {"title": f"Action {i}", "area": "child.learning", "owner": "family", "due_date": date.today()}
         )
         with unit_of_work(engine) as s:
             plan.add_action(
@@ -466,9 +475,9 @@ def test_actions_added_at_once_are_all_kept(engine: Engine) -> None:
 def test_the_subject_access_export_holds_the_plan(client: TestClient, engine: Engine) -> None:
     p = build(engine)
     client.post(f"/api/v1/tacs/{p.tac}/actions", headers=p.h("sam"), json=action_body(p, owner=str(p.nia)))
-    later = str(TODAY + timedelta(days=60))
+    later = str(date.today() + timedelta(days=60))
     review = {
-        "held_on": str(TODAY),
+        "held_on": str(date.today()),
         "outcome": "reconvene",
         "next_review_date": later,
         "family_has_plan": True,
@@ -482,7 +491,7 @@ def test_the_subject_access_export_holds_the_plan(client: TestClient, engine: En
     assert activity["detail"]["description"] == "Book a hearing test"
     assert activity["detail"]["code"]["coding"][0]["code"] == "child.health"
     assert activity["detail"]["performer"][0]["display"] == "Nia Patel"  # everything held, for the SAR
-    assert activity["detail"]["scheduledPeriod"]["end"] == str(TODAY)
+    assert activity["detail"]["scheduledPeriod"]["end"] == str(date.today())
     reviews = [x for x in care_plan["extension"] if x["url"].endswith("/tac-review")]
     assert {"url": "outcome", "valueCode": "reconvene"} in reviews[0]["extension"]
     page = client.get(f"/api/v1/children/{p.child}/subject-access?format=html", headers=admin).text

@@ -5,6 +5,7 @@ lastUpdated moved by each action. Real tokens, production mode, SQLite and Postg
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -13,7 +14,7 @@ from auth.deps import AuthState
 from directory.db import unit_of_work
 from directory.models import ActionCreate, Role, utcnow
 from directory.service import plan
-from tests.directory.test_plan import TODAY, Plan, build
+from tests.directory.test_plan import Plan, build
 from tests.fixtures.builders import actor
 from tests.interop.conftest import system_headers
 from tests.interop.test_fhir_api import valid
@@ -27,7 +28,7 @@ def _person(state: AuthState, engine: Engine, subject: str, role: Role = Role.PR
 
 def _add(engine: Engine, p: Plan, owner: uuid.UUID | str) -> None:
     data = ActionCreate.model_validate(
-        {"title": "Book a hearing test", "area": "child.health", "owner": owner, "due_date": TODAY}
+        {"title": "Book a hearing test", "area": "child.health", "owner": owner, "due_date": date.today()}
     )
     with unit_of_work(engine) as s:
         plan.add_action(

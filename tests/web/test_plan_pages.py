@@ -16,7 +16,6 @@ from tests.web.test_not_yours_pages import _caf_in_progress
 from tests.web.test_pages import post_form
 from tests.web.world import World, csrf_of, page_client, sign_in
 
-TODAY = date.today()
 VALIDATOR_WORDS = ("String should", "Input should", "value_error", "validation error", "pydantic")
 
 
@@ -30,7 +29,7 @@ def _convened(browser: TestClient, world: World) -> dict[str, str]:
     r = post_form(
         browser,
         f"/children/{olivia}/tac-convene",
-        {"caf_id": ids["caf_id"], **_day("review", TODAY + timedelta(days=28))},
+        {"caf_id": ids["caf_id"], **_day("review", date.today() + timedelta(days=28))},
     )
     assert "convened" in r.text, r.text
     return ids
@@ -67,7 +66,7 @@ def test_add_an_action_every_error_in_one_round_then_the_card_shows_it(
             "title": "x" * 81,
             "area": "child.health",
             "owner": "family",
-            **_day("due", TODAY - timedelta(days=1)),
+            **_day("due", date.today() - timedelta(days=1)),
         },
     )
     assert r.status_code == 400
@@ -82,7 +81,7 @@ def test_add_an_action_every_error_in_one_round_then_the_card_shows_it(
             "title": "Book a hearing test",
             "area": "child.health",
             "owner": str(world.practitioners["dee"]),
-            **_day("due", TODAY + timedelta(days=14)),
+            **_day("due", date.today() + timedelta(days=14)),
         },
     )
     assert done.status_code == 200 and "The action is added to the plan" in done.text
@@ -110,7 +109,7 @@ def test_record_a_review_every_error_in_one_round_then_it_reconvenes(
         data={
             "csrf_token": csrf_of(page),
             **ids,
-            **_day("held", TODAY + timedelta(days=2)),
+            **_day("held", date.today() + timedelta(days=2)),
             "outcome": "reconvene",
         },
     )
@@ -122,13 +121,13 @@ def test_record_a_review_every_error_in_one_round_then_it_reconvenes(
     ):
         assert message in r.text, message
     assert not any(w in r.text for w in VALIDATOR_WORDS) and count(engine, "tac_review") == 0
-    later = TODAY + timedelta(days=56)
+    later = date.today() + timedelta(days=56)
     done = browser.post(
         url,
         data={
             "csrf_token": csrf_of(page),
             **ids,
-            **_day("held", TODAY),
+            **_day("held", date.today()),
             "outcome": "reconvene",
             **_day("next", later),
             "family": "yes",
