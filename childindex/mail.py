@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from directory.models import Child, FrontDoorNotice, Practitioner, utcnow
 from directory.models.notifications import EmailOutbox, Notice
 from interop.front_door import GONE, email_text
+from interop.notify import backoff
 
 log = logging.getLogger("childindex.mail")
 
@@ -115,10 +116,6 @@ class Sent:
     dead: int
 
 
-def _backoff(attempts: int, base_seconds: float) -> timedelta:
-    return timedelta(seconds=min(base_seconds * 2 ** (attempts - 1), 3600))
-
-
 def _claim(engine: Engine, now: datetime, batch: int, lease: timedelta) -> list[EmailOutbox]:
     """The due rows this worker takes: each moved past `now` by a conditional update, so that two
     workers never send one email twice."""
@@ -208,7 +205,7 @@ def _send_one(
             log.warning("email %s dead-lettered after %s attempts", current.id, current.attempts)
         else:
             current.last_error = error
-            current.next_attempt_at = now + _backoff(current.attempts, backoff_seconds)
+            current.next_attempt_at = now + backoff(current.attempts, backoff_seconds)
             outcome = "retried"
         session.add(current)
         session.commit()
@@ -276,7 +273,7 @@ def send_front_door_emails(
                     dead += 1
                 else:
                     row.last_error = error
-                    row.next_attempt_at = now + _backoff(row.attempts, backoff_seconds)
+                    row.next_attempt_at = now + backoff(row.attempts, backoff_seconds)
                     retried += 1
                 session.add(row)
                 session.commit()

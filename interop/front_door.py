@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from directory import repository as repo
 from directory.models import Child, FrontDoorNotice, RecordStatus, StepUp, utcnow
-from interop.notify import EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from interop.notify import EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, backoff, sign
 
 log = logging.getLogger("childindex.front_door")
 EVENT = "caf-stepped-up"
@@ -95,10 +95,6 @@ def email_text(session: Session, notice: FrontDoorNotice, base_url: str) -> tupl
     return "A CAF has been stepped up to social care", body
 
 
-def _backoff(attempts: int, base_seconds: float) -> timedelta:
-    return timedelta(seconds=min(base_seconds * 2 ** (attempts - 1), 3600))
-
-
 def deliver_due(
     engine: Engine,
     client: httpx.Client,
@@ -154,7 +150,7 @@ def deliver_due(
                 log.warning("front door notice %s dead-lettered after %s attempts", row.id, row.attempts)
             else:
                 row.last_error = error
-                row.next_attempt_at = now + _backoff(row.attempts, backoff_seconds)
+                row.next_attempt_at = now + backoff(row.attempts, backoff_seconds)
                 retried += 1
             session.add(row)
             session.commit()

@@ -161,7 +161,9 @@ class Delivered:
     dead: int
 
 
-def _backoff(attempts: int, base_seconds: float) -> timedelta:
+def backoff(attempts: int, base_seconds: float) -> timedelta:
+    """How long to wait before the next attempt of a delivery (doubling, at most an hour): the one
+    back-off of every outbox that delivers (webhooks, the front door, emails)."""
     return timedelta(seconds=min(base_seconds * 2 ** (attempts - 1), 3600))
 
 
@@ -243,7 +245,7 @@ def deliver_due(
                 log.warning("notification %s dead-lettered after %s attempts", row.id, row.attempts)
             else:
                 row.last_error = error
-                row.next_attempt_at = now + _backoff(row.attempts, backoff_seconds)
+                row.next_attempt_at = now + backoff(row.attempts, backoff_seconds)
                 retried += 1
             session.add(row)
             session.commit()
