@@ -126,6 +126,8 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     # the locality delivery team's worklist (childindex/worklist_api.py)
     "list_worklists": Policy(frozenset({"directory.search"}), frozenset({Role.LOCAL_DELIVERY_TEAM})),
     "read_worklist": Policy(frozenset({"directory.search"}), frozenset({Role.LOCAL_DELIVERY_TEAM})),
+    # a practitioner's own children and CAFs (childindex/mine_api.py)
+    "read_my_work": Policy(frozenset({"directory.search"}), PRACTICE - {Role.DIRECTORY_ADMIN, Role.SYSTEM}),
     # feed rows held for review (childindex/reviews_api.py): directory admins and data managers
     "list_match_reviews": Policy(frozenset({"directory.write"}), RECORD_KEEPERS),
     "read_match_review": Policy(frozenset({"directory.write"}), RECORD_KEEPERS),

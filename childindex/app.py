@@ -27,6 +27,7 @@ from childindex.api_records import router as lifecycle_router
 from childindex.details_api import router as details_router
 from childindex.guard import InputGuard, Refusal
 from childindex.inbox_api import router as inbox_router
+from childindex.mine_api import router as mine_router
 from childindex.openapi import install as install_openapi
 from childindex.panel_api import install_front_door
 from childindex.panel_api import router as panel_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(match_reviews_router)  # feed rows held for review (childindex/reviews_api.py)
     app.include_router(plan_router)  # a TAC's plan: actions and reviews (childindex/plan_api.py)
     app.include_router(records_router)  # merges and subject access (childindex/records_api.py)
+    app.include_router(mine_router)  # a practitioner's own children and CAFs (childindex/mine_api.py)
     app.include_router(worklist_router)  # the locality delivery team's worklist (childindex/worklist_api.py)
     app.include_router(inbox_router)  # notices to people (childindex/inbox_api.py)
     app.include_router(lifecycle_router)  # adoption, death, moving away, life-cycle dates

@@ -29,6 +29,7 @@ from directory.errors import DomainError
 from directory.http.config import practice
 from directory.http.deps import request_transaction
 from directory.models import Actor, Role
+from directory.service.mine import MINE_READERS
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -92,6 +93,8 @@ def nav_items(actor: Actor | None) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     if actor.role in FINDERS:
         items.append(("Find a child", "/search"))
+    if actor.role in MINE_READERS and actor.practitioner_id is not None:
+        items.append(("Your children and CAFs", "/mine"))
     if actor.role in PRACTICE and actor.practitioner_id is not None:
         items.append(("Your notices", "/inbox"))
     if actor.role in RECORD_OPENERS:

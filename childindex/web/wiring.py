@@ -19,6 +19,7 @@ from childindex.web import (
     card_actions,
     details_pages,
     localities,
+    mine_pages,
     notices,
     panel_pages,
     practice,
@@ -89,6 +90,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
         duplicates_pages.router,
         record_router,
         adoption_router,
+        mine_pages.router,
         worklist_pages.router,
         panel_pages.router,  # the panel, step up and step down (childindex/web/panel_pages.py)
         inbox_router,  # notices to people (childindex/web/inbox_pages.py)

@@ -8,13 +8,25 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from directory import audit
 from directory import repository as repo
 from directory.db import Prepared
 from directory.errors import InvalidInput, RuleBroken, StaleVersion
-from directory.models import Actor, AuditNote, Child, Consent, ConsentScope, Outbox, RecordStatus, utcnow
+from directory.models import (
+    Actor,
+    AuditNote,
+    Child,
+    ChildName,
+    Consent,
+    ConsentScope,
+    Outbox,
+    RecordStatus,
+    utcnow,
+)
+from directory.names import names_shown
+from directory.permissions import may_see_shielded
 from directory.reach import require_within_reach, restricts
 from directory.visibility import may_read_record, no_such_child
 
@@ -166,3 +178,19 @@ def consent_covers(consent: Consent, scope: str) -> bool:
     if consent.scope == scope:
         return True
     return scope.startswith("sensitive:") and consent.scope == ConsentScope.SENSITIVE_ALL.value
+
+
+def shown_names(session: Session, children: dict[uuid.UUID, Child], actor: Actor) -> dict[uuid.UUID, str]:
+    """Each child's name as this reader may see it (directory/names.py: a shielded child's current
+    official name only, unless they may see the shield), for lists that name many children at once."""
+    rows = session.exec(select(ChildName).where(col(ChildName.child_id).in_(list(children)))).all()
+    by_child: dict[uuid.UUID, list[ChildName]] = {}
+    for n in sorted(rows, key=lambda n: repo.name_order(n.use, n.until)):
+        by_child.setdefault(n.child_id, []).append(n)
+    out = {}
+    for child_id, child in children.items():
+        shown = names_shown(
+            by_child.get(child_id, []), shielded=child.shielded, entitled=may_see_shielded(child, actor)
+        )
+        out[child_id] = f"{shown[0].given} {shown[0].family}" if shown else "(no name recorded)"
+    return out

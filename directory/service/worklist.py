@@ -14,10 +14,10 @@ from sqlmodel import Session, col, select
 from directory import audit
 from directory import repository as repo
 from directory.errors import NotAllowed, NotFound
-from directory.models import Actor, Child, ChildName, Contact, Locality, Role
+from directory.models import Actor, Child, Contact, Locality, Role
 from directory.models.base import Output
-from directory.names import names_shown
 from directory.permissions import SENSITIVE_VIEWERS, locality_team, may_see_practitioner, may_see_shielded
+from directory.service.common import shown_names
 from directory.worklist import SECTIONS, SOURCES, Row, WorklistRules
 
 WORKLIST_READERS = frozenset({Role.LOCAL_DELIVERY_TEAM})
@@ -66,20 +66,6 @@ def worklist_localities(session: Session, actor: Actor) -> list[Locality]:
 def _require_reader(actor: Actor) -> None:
     if actor.role not in WORKLIST_READERS:
         raise NotAllowed("The worklist is the local delivery team's: ask your locality's team.")
-
-
-def _names(session: Session, children: dict[uuid.UUID, Child], actor: Actor) -> dict[uuid.UUID, str]:
-    rows = session.exec(select(ChildName).where(col(ChildName.child_id).in_(list(children)))).all()
-    by_child: dict[uuid.UUID, list[ChildName]] = {}
-    for n in sorted(rows, key=lambda n: repo.name_order(n.use, n.until)):
-        by_child.setdefault(n.child_id, []).append(n)
-    out = {}
-    for child_id, child in children.items():
-        shown = names_shown(
-            by_child.get(child_id, []), shielded=child.shielded, entitled=may_see_shielded(child, actor)
-        )
-        out[child_id] = f"{shown[0].given} {shown[0].family}" if shown else "(no name recorded)"
-    return out
 
 
 def _item(
@@ -134,7 +120,7 @@ def locality_worklist(
     found = {key: rows[: rules.max_items] for key, rows in fetched.items()}
     ids = {r.child_id for rows in found.values() for r in rows}
     children = {c.id: c for c in session.exec(select(Child).where(col(Child.id).in_(list(ids)))).all()}
-    names = _names(session, children, actor)
+    names = shown_names(session, children, actor)
     sensitive = repo.sensitive_practitioners(
         session, [r.practitioner_id for rows in found.values() for r in rows if r.practitioner_id is not None]
     )
