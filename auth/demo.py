@@ -22,7 +22,16 @@ _USERS = [
     ("demo.designated", "Dee Designated (demo)", Role.DESIGNATED_PRACTITIONER),
     ("demo.admin", "Ada Admin (demo)", Role.DIRECTORY_ADMIN),
     ("demo.locality", "Lena Locality (demo)", Role.LOCAL_DELIVERY_TEAM),
+    ("demo.auditor", "Audrey Auditor (demo)", Role.AUDITOR),
 ]
+# What each demo account is for, in words (printed beside it)
+_WHAT = {
+    "demo.practitioner": "a practitioner (a SENCO): find a child, read the card, signal a CAF",
+    "demo.designated": "a designated practitioner: also sees shielded records",
+    "demo.admin": "a directory administrator: access grants and system clients",
+    "demo.locality": "a locality manager (local delivery team): worklist, panel, locality overview",
+    "demo.auditor": "an auditor: who looked at which child, and the alerts",
+}
 # The seeded practitioner record each practice account acts as (preferred roles, first found).
 _LINKS = {
     "demo.practitioner": ("SENCO", "family support worker"),
@@ -71,8 +80,10 @@ def link_demo_practitioners(session: Session) -> list[str]:
                 continue
             user.practitioner_id = practitioner.id
             practitioner.subject = username
-            session.add_all([user, practitioner])
-            session.flush()
+        # the name shown when signed in is the practitioner's the actions are recorded under
+        user.display_name = practitioner.name
+        session.add_all([user, practitioner])
+        session.flush()
         lines.append(
             f"  {username} acts as {practitioner.name}, {practitioner.role} "
             f"({practitioner.phone}, {practitioner.email})"
@@ -109,31 +120,29 @@ def _grant(
 
 
 def create_demo_accounts(session: Session, *, issuer: str = "http://127.0.0.1:8000") -> list[str]:
-    """Create demo users (password + TOTP), grants and clients; return the lines to print."""
-    if session.exec(select(LocalUser).where(LocalUser.username == _USERS[0][0])).first():
-        return [
-            "Demo accounts already exist (their secrets were printed when they were made).",
-            *link_demo_practitioners(session),
-        ]
+    """Create the demo users (password + TOTP) that do not exist yet, their grants and, the first time,
+    the clients; return the lines to keep and print (never a one-time code: see `demo_codes`)."""
+    existing = set(session.exec(select(LocalUser.username)).all())
+    missing = [u for u in _USERS if u[0] not in existing]
+    if not missing:
+        return []
+    first_time = len(missing) == len(_USERS)
     password = secrets.token_urlsafe(12)
+    who = "every demo user" if first_time else ", ".join(u[0] for u in missing)
     lines = [
-        "Demo sign-in (demo data only; never use these accounts with real data):",
-        f"  sign-in page: {issuer}/oauth/authorize (reached from an app; see below)",
-        f"  password for every demo user: {password}",
+        "Demo sign-in (demo data only; never use these accounts with real data):" if first_time else "",
+        f"  password for {who}: {password}",
     ]
-    for username, name, role in _USERS:
+    for username, name, role in missing:
         user = create_user(
             session, username=username, password=password, display_name=name, organisation="Demoshire (demo)"
         )
         _grant(session, username, SubjectKind.USER, role)
-        lines.append(f"  {username:<18} role {role.value:<24} TOTP secret {user.totp_secret}")
-        lines.append(f"    authenticator: {provisioning_uri(user)}")
-        lines.append(
-            f"    code right now: {pyotp.TOTP(user.totp_secret).now()}"
-            "  (python -c \"import pyotp; print(pyotp.TOTP('<secret>').now())\")"
-        )
-    lines.append("Practitioner records the demo accounts act as (their contacts appear on cards):")
-    lines += link_demo_practitioners(session)
+        lines.append(f"  {username:<18} {_WHAT[username]}")
+        lines.append(f"    TOTP secret {user.totp_secret}  (authenticator: {provisioning_uri(user)})")
+    link_demo_practitioners(session)
+    if not first_time:
+        return lines
     secret = secrets.token_urlsafe(24)
     session.add(
         OAuthClient(
@@ -166,3 +175,13 @@ def create_demo_accounts(session: Session, *, issuer: str = "http://127.0.0.1:80
         f"  metadata: {issuer}/.well-known/oauth-authorization-server",
     ]
     return lines
+
+
+def demo_codes(session: Session) -> list[str]:
+    """Each demo account's authenticator code at this moment (they change every 30 seconds)."""
+    users = session.exec(
+        select(LocalUser)
+        .where(col(LocalUser.username).in_([u[0] for u in _USERS]))
+        .order_by(col(LocalUser.username))
+    ).all()
+    return [f"  {u.username:<18} {pyotp.TOTP(u.totp_secret).now()}" for u in users]

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from childindex import keys
 from childindex.cli.clients import app as clients_app
-from childindex.cli.demo_help import print_demo_accounts, print_demo_help
+from childindex.cli.demo_help import print_demo_accounts, print_demo_codes, print_demo_help
 from childindex.cli.duplicates import duplicates_app
 from childindex.cli.emails import emails_app
 from childindex.cli.grants import app as grants_app
@@ -382,6 +382,15 @@ def demo(
 
 
 DEMO_SEED = 2024
+
+
+@app.command("demo-codes")
+def demo_codes() -> None:
+    """The demo accounts' authenticator codes at this moment (each lasts 30 seconds)."""
+    settings = Settings(environment="development")
+    engine = make_engine(_database_url(settings.database_url))
+    _load_keys(settings, engine)
+    print_demo_codes(engine)
 
 
 @app.command("expire-signals")

@@ -128,7 +128,7 @@ def build_card(
     card.involvements = _involvements(actor, rows, seen)
     card.highest_level_of_need = max((i.level_of_need for i in card.involvements), default=None)
     if caf is not None:
-        _add_caf(session, card, caf, ask, seen)
+        _add_caf(session, card, caf, ask, seen, me=actor.practitioner_id)
     lead = repo.current_lead(session, child.id)
     if lead is not None and seen(lead.practitioner_id):
         card.lead_professional = LeadProfessionalRead(
@@ -233,14 +233,18 @@ def _involvements(actor: Actor, rows: Sequence[repo.InvolvementRow], seen: _Seen
     return involvements
 
 
-def _add_caf(session: Session, card: ChildCard, caf: Assessment, ask: Contact, seen: _Seen) -> None:
+def _add_caf(
+    session: Session, card: ChildCard, caf: Assessment, ask: Contact, seen: _Seen, *, me: uuid.UUID | None
+) -> None:
     """The CAF (its holder named only when the actor may see them), its hand-overs and its TAC."""
     withheld = f"withheld: ask {ask.name}"
     holder_id = caf.lead_practitioner_id or caf.initiator_id
     open_ = caf.status in {s.value for s in OPEN_CAF_STATUSES}
     holder = _contact(session, holder_id) if seen(holder_id) else None
     advice = None
-    if open_ and holder is not None:
+    if open_ and holder_id is not None and holder_id == me:
+        advice = "A CAF is open and you hold it: bring in the others working with the child through its TAC."
+    elif open_ and holder is not None:
         advice = f"A CAF is open: contact {holder.name} before starting another assessment, and join it."
     elif open_:
         # Whoever holds it works in a sensitive service: that they hold it would say so.

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from auth.demo import create_demo_accounts
+from auth.demo import create_demo_accounts, demo_codes, link_demo_practitioners
 from auth.models import LocalUser
 from childindex.cli import app as cli
 from directory.db import unit_of_work
@@ -86,7 +86,7 @@ def test_demo_accounts_sign_in(engine: Engine, api: TestClient) -> None:
         lines = create_demo_accounts(s, issuer="http://testserver")
     text = "\n".join(lines)
     password = re.search(r"password for every demo user: (\S+)", text)
-    totp = re.search(r"demo.practitioner\s+role practitioner\s+TOTP secret (\w+)", text)
+    totp = re.search(r"demo.practitioner\s+a practitioner[^\n]*\n\s+TOTP secret (\w+)", text)
     secret = re.search(r"client_secret (\S+)", text)
     assert password and totp and secret
     r = api.post(
@@ -96,9 +96,14 @@ def test_demo_accounts_sign_in(engine: Engine, api: TestClient) -> None:
     )
     assert r.status_code == 200, r.text
     assert pyotp.TOTP(totp.group(1)).now().isdigit()
+    assert "code right now" not in text  # a one-time code is never kept: it would not work tomorrow
+    assert "/oauth/authorize" not in text  # (it answers "Unknown client_id" when opened by hand)
+    for username in ("demo.practitioner", "demo.designated", "demo.admin", "demo.locality", "demo.auditor"):
+        assert username in text
     with unit_of_work(engine) as s:
-        again = create_demo_accounts(s)
-    assert "already exist" in again[0]
+        assert create_demo_accounts(s) == []  # nothing new to make, nothing to print twice
+        codes = "\n".join(demo_codes(s))
+    assert re.search(r"demo.practitioner\s+\d{6}", codes) and re.search(r"demo.auditor\s+\d{6}", codes)
 
 
 def test_demo_practice_accounts_act_as_seeded_practitioners(engine: Engine, api: TestClient) -> None:
@@ -114,8 +119,8 @@ def test_demo_practice_accounts_act_as_seeded_practitioners(engine: Engine, api:
             phone="07700 900111",
         )
         senco_id, hv_id = senco.id, hv.id
-        lines = create_demo_accounts(s, issuer="http://testserver")
-    text = "\n".join(lines)
+        create_demo_accounts(s, issuer="http://testserver")
+        text = "\n".join(link_demo_practitioners(s))
     assert "demo.practitioner acts as Sally Senco, SENCO" in text
     assert "demo.designated acts as Harriet Visitor, health visitor (07700 900111, h@nhs.example)" in text
     with Session(engine) as s:
@@ -123,9 +128,12 @@ def test_demo_practice_accounts_act_as_seeded_practitioners(engine: Engine, api:
         assert users["demo.practitioner"].practitioner_id == senco_id
         assert users["demo.designated"].practitioner_id == hv_id
         assert users["demo.admin"].practitioner_id is None
+        # signed in, you are called by the name your actions are recorded under
+        assert users["demo.practitioner"].display_name == "Sally Senco"
+        assert users["demo.admin"].display_name == "Ada Admin (demo)"
         assert s.get(Practitioner, senco_id).subject == "demo.practitioner"  # type: ignore[union-attr]
     with unit_of_work(engine) as s:  # a second run keeps the links and says so
-        again = "\n".join(create_demo_accounts(s))
+        again = "\n".join(link_demo_practitioners(s))
     assert "demo.practitioner acts as Sally Senco" in again
 
 

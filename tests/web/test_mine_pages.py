@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from directory import service
 from directory.errors import NotAllowed
@@ -18,12 +18,15 @@ from directory.models import (
     AuditEvent,
     AuditSubject,
     CafClose,
+    Child,
+    Contact,
     Involvement,
     InvolvementEnd,
     LocalityReach,
     Role,
     utcnow,
 )
+from directory.service.card import build_card
 from directory.service.mine import my_work
 from tests.fixtures.auth_builders import bearer, token_for
 from tests.fixtures.builders import actor
@@ -129,6 +132,19 @@ def test_without_a_practitioner_link_or_as_an_admin_there_is_nothing_to_list(
         assert unlinked.status_code == 403 and "not linked" in unlinked.json()["detail"]
     with Session(engine) as s:
         count = s.execute(
-            sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "mine.read")
+            sa.select(sa.func.count()).select_from(AuditEvent).where(col(AuditEvent.action) == "mine.read")
         )
         assert count.scalar_one() >= 1
+
+
+def test_the_card_does_not_tell_the_holder_to_contact_themselves(world: World, engine: Engine) -> None:
+    started_caf(engine, world, child="olivia", by="pat")
+    team = Contact(name="City locality team", role="locality team")
+    with Session(engine) as s:
+        child = s.get(Child, world.children["olivia"])
+        assert child is not None
+        for who, expected in (("pat", "you hold it"), ("hana", "contact Pat Okafor")):
+            reader = actor(practitioner_id=world.practitioners[who], subject=who)
+            card = build_card(s, actor=reader, child=child, now=utcnow(), fallback_team=team)
+            assert card.caf is not None and card.caf.advice is not None
+            assert expected in card.caf.advice
