@@ -73,6 +73,7 @@ class WebSession:
     name: str | None = None
     purpose: str | None = None
     flash: str | None = None
+    search: dict[str, Any] | None = None  # the last search's terms and reason (web/search_pages.py)
     started: float = field(default_factory=time.time)
     seen: float = field(default_factory=time.time)
 
