@@ -7,7 +7,9 @@ same kind of transaction; nothing about cards, shields or CAF rules is decided h
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -71,6 +73,14 @@ PURPOSE_HELP = {
     Purpose.AUDIT: "You are checking how the directory has been used.",
 }
 """One line of help under each reason for looking (the search form and the card's question)."""
+
+
+def printed_now() -> datetime:
+    """Now, in the authority's local time, for a printed card's footer."""
+    try:
+        return datetime.now(ZoneInfo("Europe/London"))
+    except ZoneInfoNotFoundError:  # no time zone data on this host: UTC, and say so by the offset
+        return datetime.now(UTC)
 
 
 def purposes_for(role: Role) -> list[tuple[Purpose, str]]:
@@ -153,6 +163,7 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
         may_shield=actor.role in SHIELD_ROLES and card.status == "active",
         may_override=not fixed and actor.role == Role.CHILD_PROTECTION and card.shield_notice is not None,
         purpose_label=dict(PURPOSES).get(actor.purpose, actor.purpose),
+        printed_at=printed_now(),  # the print's date and time (app.mjs sets it again when printing)
         merges=None if fixed else merges_on_card(request, actor, card),
         **card_extras(request, actor, card),
         **requests_on_card(request, actor, card),

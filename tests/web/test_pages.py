@@ -103,7 +103,9 @@ def test_consent_start_complete_tac_and_close(browser: TestClient, world: World)
     sign_in(browser, world, "pat")
     search(browser, given="Olivia", family="Smith", **DOB)
     post_form(browser, f"/children/{olivia}/caf-signal", {"not_safeguarding": "yes"})
-    caf_id = re.search(r'name="caf_id" value="([^"]+)"', browser.get(f"/children/{olivia}/caf-start").text)
+    dead_end = browser.get(f"/children/{olivia}/caf-start").text  # no consent: no form, a way to record it
+    assert f'href="/children/{olivia}/consent-new?scope=caf"' in dead_end and 'name="caf_id"' not in dead_end
+    caf_id = re.search(r'name="caf_id" value="([^"]+)"', browser.get(f"/children/{olivia}/caf-close").text)
     assert caf_id
     no_consent = post_form(browser, f"/children/{olivia}/caf-start", {"caf_id": caf_id.group(1)})
     assert no_consent.status_code == 400 and "Choose the consent" in no_consent.text

@@ -19,3 +19,9 @@ for (const link of document.querySelectorAll('a[href^="#"]')) {
     link.addEventListener('click', () => { target.open = true })
   }
 }
+window.addEventListener('beforeprint', () => {
+  const when = new Date().toLocaleString('en-GB', {
+    day: 'numeric', month: 'long', year: 'numeric', hour: '2-digit', minute: '2-digit'
+  })
+  for (const stamp of document.querySelectorAll('[data-app-printed-at]')) stamp.textContent = when
+})
