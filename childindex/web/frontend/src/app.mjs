@@ -6,18 +6,12 @@ initAll()
 // ---- Search and the card (issue #20, helper A) ---------------------------------------------
 // Results first: focus moves to the results heading so a screen reader starts there and the
 // next Tab reaches the first result. "Print this card" prints (no inline script: the CSP allows
-// none). A link to a closed <details> ("Change your search") opens it.
+// none), and the printed card's time is the time it is printed.
 const focusTarget = document.querySelector('[data-app-focus]')
 if (focusTarget) focusTarget.focus()
 for (const button of document.querySelectorAll('[data-app-print]')) {
   button.hidden = false
   button.addEventListener('click', () => window.print())
-}
-for (const link of document.querySelectorAll('a[href^="#"]')) {
-  const target = document.getElementById(link.getAttribute('href').slice(1))
-  if (target && target.tagName === 'DETAILS') {
-    link.addEventListener('click', () => { target.open = true })
-  }
 }
 window.addEventListener('beforeprint', () => {
   const when = new Date().toLocaleString('en-GB', {
