@@ -158,11 +158,20 @@ def test_the_card_prints_reflows_and_asks_for_consent(chromium: object, server: 
     expect(page.get_by_role("link", name="Start the CAF")).to_have_count(0)
     expect(page.get_by_role("link", name="Record the consent to the CAF")).to_be_visible()
     scan(page, "card-signalled")
+    card_url = page.url
     banner.get_by_role("link", name="Record the consent").click()
     expect(page.get_by_role("heading", name="Record a consent")).to_be_visible()
     page.get_by_label("A parent or carer with parental responsibility").check()
     page.get_by_label("Name of the person who gave consent").fill("Jane Smith")
     scan(page, "consent-for-caf")
+    reflows(page, "consent-for-caf")
+    page.goto(card_url + "/caf-start")  # no consent: no form to fail, a way to record it instead
+    expect(page.get_by_role("button", name="Start the CAF")).to_have_count(0)
+    scan(page, "caf-start-needs-consent")
+    reflows(page, "caf-start-needs-consent")
+    page.get_by_role("link", name="Record the consent to the CAF").click()
+    page.get_by_label("A parent or carer with parental responsibility").check()
+    page.get_by_label("Name of the person who gave consent").fill("Jane Smith")
     page.get_by_role("button", name="Record the consent").click()
     expect(page.get_by_text("The consent is recorded")).to_be_visible()
     page.get_by_role("link", name="Start the CAF").click()
@@ -174,8 +183,15 @@ def test_the_shielded_banner_tops_every_view_for_those_who_see_it(chromium: obje
     base, world, _ = server
     dee = Person(chromium, base, world, "dee")
     page = dee.page
-    dee.search("Noah", "Jones", "2", "5", "2016")
-    page.get_by_role("link", name="Noah Jones").click()
+    noah = world.children["noah"]
+    page.goto(f"/children/{noah}")  # straight to the record: the reason is asked, nothing ticked
+    expect(page.get_by_role("heading", name="Why are you looking at this record?")).to_be_visible()
+    expect(page.locator("input[name=purpose]:checked")).to_have_count(0)
+    expect(page.get_by_text("You are checking how the directory has been used.")).to_be_visible()
+    scan(page, "purpose-question")
+    reflows(page, "purpose-question")
+    page.get_by_label("I am working with the child or family now").check()
+    page.get_by_role("button", name="Continue").click()
     banner = page.locator(".app-shield-banner")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("This child's record is shielded")
@@ -184,7 +200,6 @@ def test_the_shielded_banner_tops_every_view_for_those_who_see_it(chromium: obje
     assert heading and top and top["y"] < heading["y"]  # at the top, above the child's name
     scan(page, "shielded-card-designated")
     reflows(page, "shielded-card-designated")
-    noah = world.children["noah"]
     for path, name in (
         (f"/children/{noah}/access-log", "shielded-access-log"),
         (f"/children/{noah}/history", "shielded-history"),
