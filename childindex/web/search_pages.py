@@ -234,9 +234,12 @@ def _described(values: dict[str, Any]) -> list[tuple[str, str]]:
     if name:
         out.append(("Name", name))
     for prefix, label in (("dob", "Born"), ("dob-from", "Born on or after"), ("dob-to", "Born on or before")):
-        parts = [values.get(f"{prefix}-{p}") for p in ("day", "month", "year")]
-        if all(parts):
-            out.append((label, "/".join(str(p) for p in parts)))
+        try:
+            born = date_field(values, prefix, label)
+        except FormErrors:
+            born = None
+        if born is not None:
+            out.append((label, f"{born.day} {born:%B %Y}"))
     for key, label in (
         ("sex", "Sex"),
         ("postcode", "Postcode"),
