@@ -71,6 +71,8 @@ def test_back_after_a_card_keeps_the_results_and_the_terms(chromium: object, ser
     summary = page.locator(".govuk-error-summary")
     expect(summary).to_contain_text("Select why you are looking for this child")
     expect(summary).to_contain_text("Enter an NHS number")
+    summary.get_by_role("link", name="Select why you are looking for this child").click()
+    expect(page.locator("input[name=purpose]").first).to_be_focused()  # the link lands on the reason
     scan(page, "search-errors")
     reflows(page, "search-errors")
     before = searches(engine, "pat")
