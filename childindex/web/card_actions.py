@@ -122,7 +122,7 @@ def _signal(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any]
     )
     return (
         "You have signalled that a CAF is starting. Everyone who looks at this record now sees "
-        "it and who to contact. Record the consent, then start the assessment."
+        "it and who to contact. Next, record the family's consent and then start the assessment."
     )
 
 
@@ -420,6 +420,13 @@ def _action_page(
     )
 
 
+def _next_step(action: Action, child_id: uuid.UUID) -> tuple[str, str] | None:
+    """The link a done action's message offers: after a CAF signal, recording the consent it needs."""
+    if action.slug == "caf-signal":
+        return ("Record the consent", f"/children/{child_id}/consent-new?scope=caf")
+    return None
+
+
 def _make_routes(action: Action, into: APIRouter = router) -> None:
     # A default, not an annotation: each action carries its own policy (who may shield differs).
     allowed = Depends(RequireScope("directory.write", roles=action.roles))
@@ -458,7 +465,7 @@ def _make_routes(action: Action, into: APIRouter = router) -> None:
                 errors={"form": exc.message},
                 status_code=403 if isinstance(exc, NotAllowed) else 409,
             )
-        flash(request, message)
+        flash(request, message, _next_step(action, child_id))
         return RedirectResponse(f"/children/{child_id}", status_code=303)
 
     name = "web_" + action.slug.replace("-", "_")

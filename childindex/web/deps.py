@@ -67,11 +67,13 @@ def web_session(request: Request) -> WebSession | None:
     return getattr(request.state, "web_session", None)
 
 
-def flash(request: Request, message: str) -> None:
-    """A one-time message shown on the next page (kept in the sealed session, not in the URL)."""
+def flash(request: Request, message: str, link: tuple[str, str] | None = None) -> None:
+    """A one-time message shown on the next page (kept in the sealed session, not in the URL), with
+    a link to the next step when there is one (label, path)."""
     session = web_session(request)
     if session is not None:
         session.flash = message
+        session.flash_link = list(link) if link else None
 
 
 def check_csrf(request: Request, form: dict[str, Any]) -> bool:
@@ -130,8 +132,10 @@ def render(
     """Render a page with the layout's context: who is signed in, navigation, CSRF token, flash."""
     session = web_session(request)
     message = None
+    link = None
     if session is not None and session.flash:
         message, session.flash = session.flash, None
+        link, session.flash_link = session.flash_link, None
     return templates.TemplateResponse(
         request,
         template,
@@ -142,6 +146,7 @@ def render(
             "nav": nav_items(actor),
             "path": request.url.path,
             "flash": message,
+            "flash_link": link,
             "authority": practice(request).authority_name,
             "today": date.today(),
             **context,

@@ -310,9 +310,15 @@ def web_child_history(child_id: uuid.UUID, request: Request, actor: Actor = _his
         return RedirectResponse(f"/children/{child_id}", status_code=303)
     try:
         with unit_of_work(request) as db:
-            _child, versions = service.child_history(db, actor=actor, child_id=child_id)
+            child, versions = service.child_history(db, actor=actor, child_id=child_id)
+            shielded_view = child.shielded and service.may_see_shielded(child, actor)  # the banner
     except DomainError as exc:
         return refused(request, actor, exc, 404 if isinstance(exc, NotFound) else 409)
     return render(
-        request, "details_history.html", actor=actor, child_id=child_id, versions=reversed(versions)
+        request,
+        "details_history.html",
+        actor=actor,
+        child_id=child_id,
+        versions=reversed(versions),
+        shielded_view=shielded_view,
     )

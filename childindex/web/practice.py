@@ -7,19 +7,19 @@ same kind of transaction; nothing about cards, shields or CAF rules is decided h
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from auth.deps import RequireScope, note_looks
+from auth.deps import RequireScope
 from auth.policy import PRACTICE
 from auth.purposes import allowed_purposes, check_purpose
 from childindex.web.deps import (
     CardReader,
     CardVisitor,
-    Finder,
-    FindingReader,
     LogReader,
     check_csrf,
     csrf_refused,
@@ -29,12 +29,12 @@ from childindex.web.deps import (
     unit_of_work,
     web_session,
 )
-from childindex.web.forms import FormData, FormErrors, build, date_field, text
+from childindex.web.forms import FormData, text
 from childindex.web.merge_pages import merges_on_card
 from childindex.web.plan_card import plan_on_card
 from childindex.web.record_pages import card_extras, read_only
 from childindex.web.requests_pages import requests_on_card
-from directory import notices, service
+from directory import service
 from directory.errors import DomainError, InvalidInput, NotFound
 from directory.http.config import practice
 from directory.models import (
@@ -46,7 +46,7 @@ from directory.models import (
     utcnow,
 )
 from directory.service import ACCESS_LOG_READERS, SHIELD_SETTERS
-from search.api import SearchCriteria, run_search
+from directory.service.common import load_child
 
 router = APIRouter(include_in_schema=False)
 WRITERS = PRACTICE - {Role.SYSTEM}  # the people who may record and change children from the pages
@@ -60,7 +60,27 @@ PURPOSES = [
     (Purpose.ADMINISTRATION, "Directory administration"),
     (Purpose.AUDIT, "Reviewing the use of the directory (audit)"),
 ]
-SEARCH_FIELDS = ("given", "family", "sex", "postcode", "nhs_number", "upn", "local_id")
+
+PURPOSE_HELP = {
+    Purpose.CONSIDERING_CAF: (
+        "You think the child may need early help and want to know who is involved first."
+    ),
+    Purpose.DIRECT_CARE: "You or your service are working with the child or their family at the moment.",
+    Purpose.CAF_COORDINATION: "You hold, lead or sit on this child's CAF or Team Around the Child.",
+    Purpose.SAFEGUARDING_CONCERN: "You are worried about the child's safety: follow your safeguarding "
+    "procedures as well.",
+    Purpose.ADMINISTRATION: "You are putting a record right: a merge, a feed row, a correction.",
+    Purpose.AUDIT: "You are checking how the directory has been used.",
+}
+"""One line of help under each reason for looking (the search form and the card's question)."""
+
+
+def printed_now() -> datetime:
+    """Now, in the authority's local time, for a printed card's footer."""
+    try:
+        return datetime.now(ZoneInfo("Europe/London"))
+    except ZoneInfoNotFoundError:  # no time zone data on this host: UTC, and say so by the offset
+        return datetime.now(UTC)
 
 
 def purposes_for(role: Role) -> list[tuple[Purpose, str]]:
@@ -78,108 +98,7 @@ def chosen_purpose(actor: Actor, code: str | None) -> Purpose | None:
     return purpose
 
 
-# --------------------------------------------------------------------------- search
-
-
-@router.get("/search", name="web_search_form")
-def web_search_form(request: Request, actor: Finder) -> Response:
-    """The search form: what the practitioner knows, and why they are looking."""
-    session = web_session(request)
-    with unit_of_work(request) as db:
-        unread = notices.unread(db, actor=actor)
-    return render(
-        request,
-        "search.html",
-        actor=actor,
-        purposes=purposes_for(actor.role),
-        values={},
-        purpose=session.purpose if session else None,
-        errors={},
-        may_add=actor.role in WRITERS,
-        unread_notices=unread,
-    )
-
-
-def _criteria(form: dict[str, Any]) -> dict[str, Any]:
-    data: dict[str, Any] = {k: text(form, k) for k in SEARCH_FIELDS}
-    errors: dict[str, str] = {}
-    for key, prefix, label in (
-        ("birth_date", "dob", "the date of birth"),
-        ("birth_date_from", "dob-from", "the start of the range"),
-        ("birth_date_to", "dob-to", "the end of the range"),
-    ):
-        try:
-            data[key] = date_field(form, prefix, label)
-        except FormErrors as exc:
-            errors.update(exc.errors)
-    if errors:
-        raise FormErrors(errors)
-    return {k: v for k, v in data.items() if v is not None}
-
-
-@router.post("/search", name="web_search")
-def web_search(request: Request, actor: FindingReader, form: FormData) -> Response:
-    """Run the search (the details stay in the request body, never in the URL); audited by fingerprint."""
-    if not check_csrf(request, form):
-        return csrf_refused(request, actor)
-    session = web_session(request)
-    values = {k: v for k, v in form.items() if k != "csrf_token"}
-    errors: dict[str, str] = {}
-    purpose_code = text(form, "purpose")
-    if chosen_purpose(actor, purpose_code) is None:
-        errors["purpose"] = "Select why you are looking for this child"
-    try:
-        criteria_data = _criteria(form)
-    except FormErrors as exc:
-        errors.update(exc.errors)
-        criteria_data = {}
-
-    def again(problems: dict[str, str]) -> Response:
-        """The form once more, as filled in, with what to fix."""
-        return render(
-            request,
-            "search.html",
-            actor=actor,
-            purposes=purposes_for(actor.role),
-            values=values,
-            purpose=purpose_code,
-            errors=problems,
-            status_code=400,
-        )
-
-    if errors:
-        return again(errors)
-    assert purpose_code is not None and session is not None
-    session.purpose = purpose_code
-    acting = actor.model_copy(update={"purpose": Purpose(purpose_code)})
-    try:
-        criteria = build(SearchCriteria, criteria_data)
-        with unit_of_work(request) as db:
-            result = run_search(
-                db,
-                actor=acting,
-                criteria=criteria,
-                matcher=request.app.state.search_engine,
-                fallback_team=practice(request).fallback_team.name,
-            )
-            note_looks(request, db, acting, [hit.child_id for hit in result.hits])
-    except FormErrors as exc:
-        return again(exc.errors)
-    except InvalidInput as exc:
-        field = {"birth_date": "dob", "nhs_number": "nhs_number"}.get(str(exc.data.get("field")), "given")
-        return again({field: exc.message})
-    return render(
-        request,
-        "search.html",
-        actor=actor,
-        purposes=purposes_for(actor.role),
-        values=values,
-        purpose=purpose_code,
-        errors={},
-        result=result,
-        searched=True,
-        may_add=actor.role in WRITERS,
-    )
+# The search form and its results: childindex/web/search_pages.py.
 
 
 # --------------------------------------------------------------------------- the card
@@ -205,7 +124,15 @@ def _merged_into(request: Request, actor: Actor, child_id: uuid.UUID) -> uuid.UU
 def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
     if actor.purpose is None:
         offered = purposes_for(actor.role)
-        return render(request, "purpose.html", actor=actor, child_id=child_id, purposes=offered, errors={})
+        return render(
+            request,
+            "purpose.html",
+            actor=actor,
+            child_id=child_id,
+            purposes=offered,
+            purpose_help=PURPOSE_HELP,
+            errors={},
+        )
     try:
         moved = _merged_into(request, actor, child_id)
         if moved is not None:
@@ -236,6 +163,7 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
         may_shield=actor.role in SHIELD_ROLES and card.status == "active",
         may_override=not fixed and actor.role == Role.CHILD_PROTECTION and card.shield_notice is not None,
         purpose_label=dict(PURPOSES).get(actor.purpose, actor.purpose),
+        printed_at=printed_now(),  # the print's date and time (app.mjs sets it again when printing)
         merges=None if fixed else merges_on_card(request, actor, card),
         **card_extras(request, actor, card),
         **requests_on_card(request, actor, card),
@@ -262,6 +190,7 @@ def web_card_purpose(child_id: uuid.UUID, request: Request, actor: CardVisitor, 
             actor=actor,
             child_id=child_id,
             purposes=purposes_for(actor.role),
+            purpose_help=PURPOSE_HELP,
             errors={"purpose": "Select why you are looking at this record"},
             status_code=400,
         )
@@ -297,6 +226,15 @@ def web_access_log(child_id: uuid.UUID, request: Request, actor: LogReader) -> R
     try:
         with unit_of_work(request) as db:
             entries = service.access_log(db, actor=actor, child_id=child_id)
+            child = load_child(db, child_id)
+            shielded_view = child.shielded and service.may_see_shielded(child, actor)  # the banner
     except DomainError as exc:
         return refused(request, actor, exc, 404 if isinstance(exc, NotFound) else 403)
-    return render(request, "access_log.html", actor=actor, child_id=child_id, entries=entries)
+    return render(
+        request,
+        "access_log.html",
+        actor=actor,
+        child_id=child_id,
+        entries=entries,
+        shielded_view=shielded_view,
+    )

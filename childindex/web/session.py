@@ -73,6 +73,8 @@ class WebSession:
     name: str | None = None
     purpose: str | None = None
     flash: str | None = None
+    flash_link: list[str] | None = None  # [label, path] of a link the flash offers (the next step)
+    search: dict[str, Any] | None = None  # the last search's terms and reason (web/search_pages.py)
     started: float = field(default_factory=time.time)
     seen: float = field(default_factory=time.time)
 

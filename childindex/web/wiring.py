@@ -37,6 +37,7 @@ from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.plan_pages import router as plan_router
 from childindex.web.record_pages import router as record_router
 from childindex.web.requests_pages import router as requests_router
+from childindex.web.search_pages import router as search_router
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError
 from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, status_for
@@ -78,6 +79,7 @@ def install(app: FastAPI, settings: Any) -> WebState:
     for router in (
         signin.router,
         register.router,
+        search_router,  # find a child, POST-redirect-GET (childindex/web/search_pages.py)
         practice.router,
         card_actions.router,
         details_pages.router,

@@ -32,6 +32,7 @@ PAGE_WRITES = {
     "web_card_purpose": "reads",
     "web_card_override": "reads (child protection)",
     "web_search": "reads",
+    "web_search_clear": "the signed-in person's own session (forgets the kept search terms)",
     "web_notice_read": "the notice's practitioner",
     "web_inbox_read": "the notice's practitioner (404 to anyone else)",
     "web_inbox_preference": "the signed-in practitioner's own choice",
