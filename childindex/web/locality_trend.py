@@ -19,9 +19,9 @@ from childindex.web.suppression import Figure, suppress_row
 from directory import aggregates
 
 SERIES = {
-    "signalled": "CAFs signalled",
-    "started": "CAFs started",
-    "closed": "CAFs closed",
+    "signalled": "Signalled",
+    "started": "Started",
+    "closed": "Closed",
 }
 # the chart's geometry (SVG user units; the chart scales down to the column it sits in)
 WIDTH, TOP, PLOT, BASE = 640, 40, 170, 210
