@@ -31,6 +31,7 @@ from childindex import people_notify
 from directory import service
 from directory.db import unit_of_work
 from directory.models import (
+    CafComplete,
     CafSignal,
     CafStart,
     ConsentCreate,
@@ -40,6 +41,9 @@ from directory.models import (
     TacUpdate,
     utcnow,
 )
+from directory.models.panel import PanelSend
+from directory.service.merge import merge_children
+from directory.service.panel import send_to_panel
 from tests.fixtures.auth_builders import make_grant, make_user
 from tests.fixtures.builders import actor, make_child
 from tests.notices.scene import notices_of
@@ -65,6 +69,7 @@ class Visit:
     path: str | Callable[[Scene], str]
     then: Callable[[Any], None] | None = None
     card_first: bool = False  # open the child's card first (answering why), as from a search
+    card_of: str | None = None  # the child whose card, when the path is not under /children/
 
 
 @dataclass
@@ -72,7 +77,8 @@ class Scene:
     """The ids the recipes need (built once per module on the browser server's database)."""
 
     children: dict[str, uuid.UUID] = field(default_factory=dict)
-    caf: uuid.UUID | None = None
+    caf: uuid.UUID | None = None  # Olivia's, in progress with a convened TAC
+    panel_caf: uuid.UUID | None = None  # Ruby's, completed and sent to panel
     notice: uuid.UUID | None = None
     grant: uuid.UUID | None = None
 
@@ -115,7 +121,7 @@ VISITS: dict[str, Visit] = {
     "web_child_new_form": Visit("pat", "/children/new"),
     "web_card": Visit("pat", child("olivia"), card_first=True),
     "web_access_log": Visit("dee", child("noah", "/access-log"), card_first=True),
-    "web_caf_signal_form": Visit("pat", child("noah", "/caf-signal"), card_first=True),
+    "web_caf_signal_form": Visit("pat", child("maya", "/caf-signal"), card_first=True),
     "web_caf_start_form": Visit("pat", child("amara", "/caf-start"), card_first=True),
     "web_caf_complete_form": Visit("pat", child("olivia", "/caf-complete"), card_first=True),
     "web_caf_close_form": Visit("pat", child("olivia", "/caf-close"), card_first=True),
@@ -135,7 +141,7 @@ VISITS: dict[str, Visit] = {
     "web_child_history": Visit("pat", child("olivia", "/history"), card_first=True),
     "web_panel_send_form": Visit("pat", child("olivia", "/panel-send"), card_first=True),
     "web_step_up_form": Visit("pat", child("olivia", "/step-up"), card_first=True),
-    "web_step_down_form": Visit("pat", child("olivia", "/step-down"), card_first=True),
+    "web_step_down_form": Visit("cora", child("maya", "/step-down"), card_first=True),
     "web_notices": Visit("pat", "/notices"),
     "web_inbox": Visit("hana", "/inbox"),
     "web_inbox_preference_form": Visit("hana", "/inbox/preference"),
@@ -156,13 +162,15 @@ VISITS: dict[str, Visit] = {
     "web_worklists": Visit("lena", "/worklist"),
     "web_worklist": Visit("lena", "/worklist/CITY"),
     "web_panel_queue": Visit("lena", "/panel"),
-    "web_panel_decision_form": Visit("lena", lambda scene: f"/panel/{scene.caf}"),
+    "web_panel_decision_form": Visit(
+        "lena", lambda scene: f"/panel/{scene.panel_caf}", card_first=True, card_of="ruby"
+    ),
     "web_match_reviews": Visit("dora", "/admin/match-reviews"),
     "web_duplicates": Visit("dora", "/admin/duplicates"),
     "web_merge_form": Visit(
         "dora", lambda s: f"/admin/children/{s.children['olivia']}/merge?duplicate={s.children['maya']}"
     ),
-    "web_merged_record": Visit("dora", lambda s: f"/admin/children/{s.children['maya']}/merged"),
+    "web_merged_record": Visit("dora", lambda s: f"/admin/children/{s.children['merged']}/merged"),
     "web_subject_access": Visit("dora", lambda s: f"/admin/children/{s.children['olivia']}/subject-access"),
     "web_open_record": Visit("dora", "/records"),
     "web_adoption_form": Visit("ann", child("maya", "/adoption"), card_first=True),
@@ -182,7 +190,17 @@ EXTRA_VISITS: dict[str, Visit] = {
 
 # Pages of another part of issue #20 that the sweep still finds fault with (see the report of helper D):
 # expected failures until their owners' fixes are merged. EMPTY THIS LIST AT MERGE.
-OTHERS_PAGES_THAT_FAIL_THE_SWEEP: set[str] = set()
+OTHERS_PAGES_THAT_FAIL_THE_SWEEP: set[str] = {
+    # A (the card and the child's pages): a table wider than 320 px (stack it: .app-table--stack)
+    "web_card",  # the services table: 717 px
+    "web_access_log",  # "who has looked": 767 px
+    "web_child_history",  # the changes table: 512 px
+    # C (admin grants, audit): a table wider than 320 px
+    "web_grants",  # 735 px
+    "web_clients",  # 527 px
+    "web_audit",  # the log: 878 px
+    "web_audit_alerts",  # 423 px
+}
 
 
 def page_routes(app: Any) -> set[str]:
@@ -222,9 +240,16 @@ def _scene(served: Served) -> Scene:
             user = make_user(s, username)
             make_grant(s, username, role=role)
             world.totp[username] = user.totp_secret
-        scene.children["maya"] = make_child(
-            s, names=[{"given": "Maya", "family": "Mover"}], date_of_birth="2015-06-01"
-        )
+        for key, given, family, born in (
+            ("maya", "Maya", "Mover", "2015-06-01"),
+            ("ruby", "Ruby", "Panel", "2014-01-09"),
+            ("merged", "Mia", "Mover", "2015-06-01"),
+        ):
+            scene.children[key] = make_child(
+                s, names=[{"given": given, "family": family}], date_of_birth=born
+            )
+        keeper = actor(Role.DATA_MANAGER, subject="seed")
+        merge_children(s, actor=keeper, duplicate_id=scene.children["merged"], into_id=scene.children["maya"])
         grant = s.exec(select(AccessGrant).where(AccessGrant.subject == "pat")).first()
         scene.grant = grant.id if grant else None
     people_notify.start_cursor(engine)
@@ -262,11 +287,37 @@ def _scene(served: Served) -> Scene:
             now=now,
         )
         scene.caf = caf.id
+        scene.panel_caf = _sent_to_panel(s, as_pat, scene.children["ruby"])
         s.commit()
     people_notify.fan_out(engine, email=False)
     notices = notices_of(engine, world.practitioners["hana"])
     scene.notice = notices[0].id if notices else None
     return scene
+
+
+def _sent_to_panel(s: Session, as_pat: Any, child_id: uuid.UUID) -> uuid.UUID:
+    """A CAF completed with a multi-agency outcome and sent to the locality's panel."""
+    now = utcnow()
+    caf = service.signal_caf(
+        s,
+        actor=as_pat,
+        child_id=child_id,
+        data=CafSignal(no_risk_of_significant_harm=True),
+        signal_days=14,
+        now=now,
+    )
+    consent = service.record_consent(
+        s,
+        actor=as_pat,
+        child_id=child_id,
+        data=ConsentCreate(scope="caf", given_by_kind="parent_carer", given_by_name="Jo Panel"),
+    )
+    service.start_caf(s, actor=as_pat, caf_id=caf.id, data=CafStart(consent_id=consent.id), now=now)
+    service.complete_caf(
+        s, actor=as_pat, caf_id=caf.id, data=CafComplete(outcome="multi_agency_response"), now=now
+    )
+    send_to_panel(s, actor=as_pat, caf_id=caf.id, data=PanelSend(), now=now)
+    return caf.id
 
 
 class People:
@@ -349,7 +400,7 @@ def _visit(people: People, scene: Scene, name: str, visit: Visit) -> Any:
     page = people.page(visit.user)
     path = visit.path(scene) if callable(visit.path) else visit.path
     if visit.card_first:
-        _open_card(page, path)
+        _open_card(page, child(visit.card_of)(scene) if visit.card_of else path)
     response = page.goto(path)
     assert response is not None and response.status < 500, f"{name}: {path} answered {response}"
     if visit.then is not None:
