@@ -114,11 +114,14 @@ def publish(stats: LocalityStats, threshold: int) -> PublishedStats:
     )
 
 
-def bars(values: dict[str, Figure], width: int = 420) -> list[tuple[str, str, int, int]]:
+BAR_ROW = 48  # SVG units per bar: the label on a line of its own, the bar and its value under it
+
+
+def bars(values: dict[str, Figure], width: int = 280) -> list[tuple[str, str, int, int]]:
     """(label, shown value, bar width, y) for a horizontal SVG bar chart; withheld counts get no bar."""
     top = max((f.value or 0 for f in values.values()), default=0) or 1
     return [
-        (label, str(f), max(1, round(width * f.value / top)) if f.value else 0, i * 32)
+        (label, str(f), max(1, round(width * f.value / top)) if f.value else 0, i * BAR_ROW)
         for i, (label, f) in enumerate(values.items())
     ]
 
