@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from childindex.app import create_app
 from childindex.demo.catalogue import EARLY_YEARS, GP_PRACTICE, PRIMARY, SECONDARY, SERVICE_SPECS, SPECIAL
 from childindex.web import labels
 from childindex.web.locality_trend import SERIES, last_months
-from directory.models import Assessment
+from directory.models import Assessment, Locality
 from directory.models.vocabulary import ServiceType, utcnow
 from tests.web.world import World, page_client, sign_in, web_settings
 
@@ -172,4 +172,45 @@ def test_small_monthly_counts_are_suppressed_in_table_chart_and_csv(engine: Engi
         for m in months:
             line = re.search(rf"CITY,City locality,cafs_{series}_by_month,{m.start:%Y-%m},(\d*),", csv)
             assert line and (line.group(1) == "" or int(line.group(1)) == 0 or int(line.group(1)) >= 5)
+    client.__exit__(None, None, None)
+
+
+def test_children_with_no_locality_have_a_trend_of_their_own(engine: Engine, world: World) -> None:
+    from directory.aggregates import caf_events_by_month
+    from tests.fixtures.builders import make_child
+
+    months = last_months(utcnow())
+    with Session(engine) as s:
+        nowhere = make_child(
+            s,
+            names=[{"given": "Nia", "family": "Nowhere"}],
+            date_of_birth="2018-01-01",
+            address={"line1": "1 Far Road", "town": "Elsewhere", "postcode": "SW1A 1AA"},
+        )
+        s.commit()
+    with Session(engine) as s:
+        started = months[-2].start + timedelta(days=1)
+        s.add(
+            Assessment(
+                id=uuid.uuid4(),
+                child_id=nowhere,
+                status="closed",
+                initiator_id=world.practitioners["pat"],
+                lead_practitioner_id=world.practitioners["pat"],
+                signalled_at=started,
+                started_at=started,
+                closed_at=started + timedelta(hours=2),
+            )
+        )
+        s.commit()
+    window = [(m.start, m.end) for m in months]
+    with Session(engine) as s:
+        none = caf_events_by_month(s, None, window)
+        assert none["started"][-2] == 1 and none["closed"][-2] == 1 and sum(none["signalled"]) == 1
+        city = s.exec(select(Locality).where(Locality.code == "CITY")).one()
+        assert sum(caf_events_by_month(s, city.id, window)["started"]) == 0
+    client = _client(engine, world, suppress_below=0)
+    page = client.get("/localities", params={"locality": "NONE"})
+    assert page.status_code == 200 and 'id="locality-figures">No locality recorded</h2>' in page.text
+    assert _trend_rows(page.text)[months[-2].label] == ["1", "1", "1"]
     client.__exit__(None, None, None)
