@@ -445,3 +445,20 @@ def test_the_csv_download_is_not_a_page(sweep: tuple[People, Scene]) -> None:
     page = people.page("lena")
     response = page.request.get("/localities/overview.csv")
     assert response.ok and response.headers["content-type"].startswith("text/csv")
+
+
+def test_the_scan_finds_a_page_too_wide_and_any_axe_violation(chromium: Any) -> None:  # noqa: F811
+    """The sweep's own check can fail: a wide table and an image with no text alternative."""
+    context = chromium.new_context(bypass_csp=True)
+    page = context.new_page()
+    page.set_content(
+        '<!DOCTYPE html><html lang="en"><head><title>Wide</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+        '<body><main><h1>Wide</h1><table><tr><td style="white-space: nowrap">'
+        + "a-very-long-cell " * 20
+        + '</td></tr></table><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw="></main></body></html>'
+    )
+    problems = scan(page, "self-test")
+    context.close()
+    assert any(p.startswith("320: ") and "px wide" in p for p in problems), problems
+    assert any("image-alt" in p for p in problems), problems
