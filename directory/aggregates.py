@@ -4,9 +4,9 @@ area; childindex/web/localities.py)."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import func, or_
+from sqlalchemy import and_, case, func, or_
 from sqlmodel import Session, col, select
 
 from directory.models import Assessment, Child, Involvement, Service, Tac
@@ -75,3 +75,31 @@ def involvements_by_service_per_locality(session: Session) -> list[tuple[uuid.UU
         .group_by(col(Child.locality_id), col(Service.service_type))
     ).all()
     return [(loc, str(kind), int(n)) for loc, kind, n in rows]
+
+
+def caf_events_by_month(
+    session: Session, locality_id: uuid.UUID | None, months: list[tuple[datetime, datetime]]
+) -> dict[str, list[int]]:
+    """For one locality (None: no locality recorded), per [start, end) month: CAFs signalled, CAFs
+    started and CAFs closed (a withdrawn or expired signal is not a closed CAF). Children on the
+    directory now (active or archived), counted where they live now. One query, a sum per cell."""
+    events = {
+        "signalled": (col(Assessment.signalled_at), None),
+        "started": (col(Assessment.started_at), None),
+        "closed": (col(Assessment.closed_at), col(Assessment.status) == "closed"),
+    }
+    columns = []
+    for when, only in events.values():
+        for start, end in months:
+            hit = and_(when >= start, when < end) if only is None else and_(when >= start, when < end, only)
+            columns.append(func.sum(case((hit, 1), else_=0)))
+    where = col(Child.locality_id).is_(None) if locality_id is None else col(Child.locality_id) == locality_id
+    row = session.exec(
+        select(*columns)
+        .select_from(Assessment)
+        .join(Child, col(Child.id) == col(Assessment.child_id))
+        .where(where, col(Child.status).in_(["active", "archived"]))
+    ).one()
+    values = [int(v or 0) for v in row]
+    n = len(months)
+    return {event: values[i * n : (i + 1) * n] for i, event in enumerate(events)}

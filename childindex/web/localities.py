@@ -1,4 +1,8 @@
-"""The locality overview for local delivery teams: counts, charts and a CSV per locality; no child named."""
+"""The locality overview for local delivery teams: counts, charts and a CSV per locality; no child named.
+
+One locality at a time (a chooser, ?locality=CODE: a code, never child data), with every locality's
+headline figures in one table above it, an "as at" time and the month-by-month CAF trend
+(childindex/web/locality_trend.py). Codes are shown in plain words (childindex/web/labels.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +15,15 @@ from datetime import date
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from childindex.web import labels, locality_trend
 from childindex.web.deps import LocalityTeam, render, unit_of_work
+from childindex.web.suppression import Figure, suppress_row
 from directory import aggregates, audit
 from directory import repository as repo
 from directory.http.config import practice
+from directory.models.vocabulary import utcnow
+
+__all__ = ["Figure", "LocalityStats", "publish", "router", "suppress_row"]
 
 router = APIRouter(include_in_schema=False)
 LEVELS = {1: "1: universal", 2: "2: additional", 3: "3: complex", 4: "4: acute or statutory"}
@@ -23,46 +32,6 @@ MEASURES = {
     "awaiting_tac": "CAFs awaiting a Team Around the Child",
     "tac_review_overdue": "Teams past their review date",
 }
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A count as published: the number, or None with why it is withheld."""
-
-    value: int | None
-    note: str | None = None  # "fewer than N" (a small count) or "withheld" (it would reveal one)
-
-    def __str__(self) -> str:
-        return str(self.value) if self.value is not None else (self.note or "")
-
-
-def suppress_row(values: dict[str, int], threshold: int, *, total_shown: bool) -> dict[str, Figure]:
-    """Small-number suppression of one row of counts.
-
-    Primary: a count from 1 to threshold - 1 is shown as "fewer than N" (0 is shown: it names no
-    one). Secondary, only where the row's total is published (so that total minus the shown cells
-    would give away what was withheld): the withheld cells must add up to at least the threshold
-    and be at least two, so more cells are withheld, smallest first, until they do.
-    """
-    if threshold <= 1:
-        return {k: Figure(v) for k, v in values.items()}
-    small = {k for k, v in values.items() if 0 < v < threshold}
-    withheld: set[str] = set()
-    if total_shown and small:
-        hidden = set(small)
-        for key in sorted((k for k in values if k not in small), key=lambda k: (values[k], k)):
-            if len(hidden) >= 2 and sum(values[k] for k in hidden) >= threshold:
-                break
-            hidden.add(key)
-            withheld.add(key)
-    return {
-        k: Figure(None, f"fewer than {threshold}")
-        if k in small
-        else Figure(None, "withheld")
-        if k in withheld
-        else Figure(v)
-        for k, v in values.items()
-    }
 
 
 @dataclass(frozen=True)
@@ -86,6 +55,7 @@ class LocalityStats:
     by_level: dict[int, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
     measures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MEASURES, 0))
     by_service: dict[str, int] = field(default_factory=dict)
+    locality_id: uuid.UUID | None = None  # None: the children with no locality recorded
 
     @property
     def children(self) -> int:
@@ -100,7 +70,7 @@ def overview(request: Request, today: date) -> list[LocalityStats]:
     with unit_of_work(request) as db:
         localities = {loc.id: loc for loc in repo.localities(db)}
         stats: dict[uuid.UUID | None, LocalityStats] = {
-            loc.id: LocalityStats(loc.code, loc.name)
+            loc.id: LocalityStats(loc.code, loc.name, locality_id=loc.id)
             for loc in localities.values()
             if not allowed or loc.code in allowed
         }
@@ -144,35 +114,65 @@ def publish(stats: LocalityStats, threshold: int) -> PublishedStats:
     )
 
 
-def bars(values: dict[str, Figure], width: int = 420) -> list[tuple[str, str, int, int]]:
+BAR_ROW = 48  # SVG units per bar: the label on a line of its own, the bar and its value under it
+
+
+def bars(values: dict[str, Figure], width: int = 280) -> list[tuple[str, str, int, int]]:
     """(label, shown value, bar width, y) for a horizontal SVG bar chart; withheld counts get no bar."""
     top = max((f.value or 0 for f in values.values()), default=0) or 1
     return [
-        (label, str(f), max(1, round(width * f.value / top)) if f.value else 0, i * 32)
+        (label, str(f), max(1, round(width * f.value / top)) if f.value else 0, i * BAR_ROW)
         for i, (label, f) in enumerate(values.items())
     ]
 
 
+def _chosen(stats: list[LocalityStats], code: str | None) -> LocalityStats | None:
+    """The locality asked for (one of the reader's), or the first when none is asked for."""
+    if code is None:
+        return stats[0] if stats else None
+    return next((s for s in stats if s.code == code), None)
+
+
 @router.get("/localities", name="web_localities")
-def web_localities(request: Request, actor: LocalityTeam) -> Response:
-    """Per locality: children by level of need, CAFs and TACs that need attention, involvement by service."""
+def web_localities(request: Request, actor: LocalityTeam, locality: str | None = None) -> Response:
+    """Every locality's headline figures; one chosen locality's charts, involvement and CAF trend."""
     threshold = practice(request).suppress_below
-    rows = [publish(s, threshold) for s in overview(request, date.today())]
+    now = utcnow()
+    stats = overview(request, now.date())
+    rows = [publish(s, threshold) for s in stats]
+    chosen = _chosen(stats, locality)
+    detail: dict[str, object] = {"localities": len(rows), "locality": chosen.code if chosen else None}
     with unit_of_work(request) as db:
-        audit.append(db, actor=actor, action="locality.overview", detail={"localities": len(rows)})
-    charts = {
-        s.code: {
-            "levels": bars({LEVELS[k]: v for k, v in s.by_level.items()}),
-            "services": bars(dict(sorted(s.by_service.items()))),
+        trend = locality_trend.trend(db, chosen.locality_id, now, threshold) if chosen else None
+        audit.append(db, actor=actor, action="locality.overview", detail=detail)
+    shown = publish(chosen, threshold) if chosen else None
+    unknown = locality is not None and chosen is None
+    errors = {"locality": "Choose a locality from the list"} if unknown else {}
+    charts = (
+        {
+            "levels": bars({LEVELS[k]: v for k, v in shown.by_level.items()}),
+            "services": bars(dict(sorted((labels.service_type(k), f) for k, f in shown.by_service.items()))),
         }
-        for s in rows
-    }
+        if shown
+        else None
+    )
+    columns, months = locality_trend.columns(trend) if trend else ([], [])
     return render(
         request,
         "localities.html",
         actor=actor,
+        status_code=400 if errors else 200,
+        errors=errors,
         rows=rows,
+        shown=shown,
         charts=charts,
+        trend=trend,
+        trend_columns=columns,
+        trend_months=months,
+        trend_text=locality_trend.describe(trend, shown.name) if trend and shown else "",
+        series=locality_trend.SERIES,
+        chart_size=(locality_trend.WIDTH, locality_trend.BASE + 36),
+        as_at=now,
         levels=LEVELS,
         measures=MEASURES,
         threshold=threshold,
@@ -183,7 +183,8 @@ def web_localities(request: Request, actor: LocalityTeam) -> Response:
 def web_localities_csv(request: Request, actor: LocalityTeam) -> Response:
     """The same figures as CSV: locality, measure, category, count (empty when withheld) and why. Audited."""
     threshold = practice(request).suppress_below
-    rows = [publish(s, threshold) for s in overview(request, date.today())]
+    stats = overview(request, date.today())
+    rows = [publish(s, threshold) for s in stats]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["locality_code", "locality", "measure", "category", "count", "suppressed"])
@@ -199,7 +200,14 @@ def web_localities_csv(request: Request, actor: LocalityTeam) -> Response:
             row(s, measure, "", f)
         for kind, f in sorted(s.by_service.items()):
             row(s, "involvements_by_service", kind, f)
+    now = utcnow()
     with unit_of_work(request) as db:
+        by_code = {s.code: s for s in stats}
+        for s in rows:
+            t = locality_trend.trend(db, by_code[s.code].locality_id, now, threshold)
+            for m, figures in t.rows():
+                for key, f in zip(locality_trend.SERIES, figures, strict=True):
+                    row(s, f"cafs_{key}_by_month", m.start.strftime("%Y-%m"), f)
         audit.append(db, actor=actor, action="locality.overview.export", detail={"localities": len(rows)})
     return Response(
         out.getvalue(),

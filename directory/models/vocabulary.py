@@ -126,6 +126,34 @@ class ConsentScope(enum.StrEnum):
     SENSITIVE_ALL = "sensitive:all"
 
 
+class ServiceType(enum.StrEnum):
+    """The service types of the catalogue (Service.service_type): the codes pages label in plain words.
+
+    The column stays open text (a connected system may register a type of its own); a code not
+    listed here is shown humanised (childindex/web/labels.py).
+    """
+
+    HEALTH_VISITING = "health_visiting"
+    SCHOOL_NURSING = "school_nursing"
+    MIDWIFERY = "midwifery"
+    EARLY_HELP = "early_help"
+    FAMILY_SUPPORT = "family_support"
+    YOUTH_SERVICE = "youth_service"
+    CONNEXIONS = "connexions"
+    SPEECH_LANGUAGE = "speech_language"
+    SEXUAL_HEALTH = "sexual_health"
+    POLICE_SCHOOLS = "police_schools"
+    EDUCATIONAL_PSYCHOLOGY = "educational_psychology"
+    CAMHS = "camhs"
+    SUBSTANCE_MISUSE = "substance_misuse"
+    YOUTH_OFFENDING = "youth_offending"
+    SOCIAL_CARE = "social_care"
+    POLICE_PROTECTION = "police_protection"
+    SCHOOL = "school"
+    EARLY_YEARS = "early_years"
+    GP = "gp"
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
