@@ -30,8 +30,10 @@ from childindex.web import duplicates as duplicates_pages
 from childindex.web import reviews as review_pages
 from childindex.web.adoption_pages import router as adoption_router
 from childindex.web.deps import HERE, render, web_session
+from childindex.web.enrol_pages import router as enrol_router
 from childindex.web.inbox_pages import router as inbox_router
 from childindex.web.merge_pages import router as merge_router
+from childindex.web.new_user import router as new_user_router
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.plan_pages import router as plan_router
 from childindex.web.record_pages import router as record_router
@@ -94,6 +96,8 @@ def install(app: FastAPI, settings: Any) -> WebState:
         inbox_router,  # notices to people (childindex/web/inbox_pages.py)
         requests_router,
         plan_router,  # a TAC's plan: actions and reviews (childindex/web/plan_pages.py)
+        new_user_router,  # the new user journey and enrolment (issue #20, helper C)
+        enrol_router,
     ):
         app.include_router(router)
     _page_errors(app)
