@@ -41,6 +41,7 @@ from childindex.web.requests_pages import router as requests_router
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError
 from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, status_for
+from directory.models import Actor
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,15 @@ def install(app: FastAPI, settings: Any) -> WebState:
     return state
 
 
+def _signed_in(request: Request) -> Actor | None:
+    """Who the error page is for, when they are signed in and their grant was read: their
+    navigation stays on the page (a 429 or a refusal is not a reason to lose your way)."""
+    if web_session(request) is None:
+        return None
+    actor = getattr(request.state, "actor", None) or getattr(request.state, "signed_in_as", None)
+    return actor if isinstance(actor, Actor) else None
+
+
 def _refused_page(request: Request, exc: AuthRefused) -> Response:
     if exc.status == 401:
         reason = getattr(request.state, "web_signed_out_reason", None)
@@ -118,7 +128,14 @@ def _refused_page(request: Request, exc: AuthRefused) -> Response:
     if exc.code == "purpose-not-allowed" and session is not None:
         session.purpose = None  # (say, after a change of role) asked again at the next record
     title = "Too many requests" if exc.status == 429 else "You cannot do this"
-    response = render(request, "message.html", title=title, message=exc.message, status_code=exc.status)
+    response = render(
+        request,
+        "message.html",
+        actor=_signed_in(request),
+        title=title,
+        message=exc.message,
+        status_code=exc.status,
+    )
     for key, value in exc.headers.items():
         if key.lower() == "retry-after":
             response.headers[key] = value
@@ -126,13 +143,21 @@ def _refused_page(request: Request, exc: AuthRefused) -> Response:
 
 
 def _domain_page(request: Request, exc: DomainError) -> Response:
-    return render(request, "message.html", title=exc.title, message=exc.message, status_code=status_for(exc))
+    return render(
+        request,
+        "message.html",
+        actor=_signed_in(request),
+        title=exc.title,
+        message=exc.message,
+        status_code=status_for(exc),
+    )
 
 
 def _busy_page(request: Request, exc: Exception) -> Response:
     response = render(
         request,
         "message.html",
+        actor=_signed_in(request),
         title="Sorry, the service is busy",
         message="Nothing was changed. Wait a moment, then go back and try again.",
         status_code=503,
@@ -146,6 +171,7 @@ def _not_found_page(request: Request, exc: Exception) -> Response:
     return render(
         request,
         "message.html",
+        actor=_signed_in(request),
         title="Page not found" if status_code == 404 else "Something went wrong",
         message="Check the address, or go back and use the links on the page.",
         status_code=status_code,
