@@ -8,7 +8,6 @@ import re
 from datetime import date, timedelta
 
 import pyotp
-import pytest
 from playwright.sync_api import expect
 
 from tests.fixtures.auth_builders import PASSWORD
