@@ -335,11 +335,12 @@ def note_looks(request: Request, session: Session, actor: Actor, child_ids: Iter
         )
 
 
-def _trawl_detail(alert: TrawlAlert) -> dict[str, int]:
+def _trawl_detail(alert: TrawlAlert) -> dict[str, int | str]:
     return {
         "distinct_children": alert.distinct_children,
         "looks": alert.looks,
         "window_seconds": alert.window_seconds,
+        "rule": alert.rule,
     }
 
 
