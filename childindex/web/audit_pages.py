@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from childindex.web.alert_words import alert_views, triggers
 from childindex.web.deps import Auditor, render, unit_of_work
 from childindex.web.forms import FormErrors, date_field
 from directory import audit
@@ -106,5 +107,13 @@ def web_audit_alerts(request: Request, actor: Auditor) -> Response:
     with unit_of_work(request) as db:
         events = list(repo.audit_events(db, actions=ALERTS, role=actor.role))
         notes = repo.audit_notes(db, [e.seq for e in events])
+        alerts = alert_views(db, events)
         audit.append(db, actor=actor, action="audit.alerts.read", detail={"returned": len(events)})
-    return render(request, "audit/alerts.html", actor=actor, events=events, notes=notes)
+    return render(
+        request,
+        "audit/alerts.html",
+        actor=actor,
+        alerts=alerts,
+        notes=notes,
+        triggers=triggers(request.app.state.auth.cfg),
+    )

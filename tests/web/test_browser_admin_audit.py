@@ -118,3 +118,37 @@ def test_a_new_user_journey_ends_with_the_new_person_signed_in(chromium: object,
     expect(sam.page.get_by_role("link", name="Find a child")).to_be_visible()
     assert sam.page.url.endswith("/search")
     sam.close()
+
+
+def test_a_trawl_through_the_pages_shows_on_the_alerts_page(chromium: object, server: Served) -> None:
+    from directory.db import unit_of_work
+    from tests.fixtures.builders import make_child
+
+    base, world, engine = server
+    with unit_of_work(engine) as s:
+        children = [
+            make_child(s, names=[{"given": f"Kid{i}", "family": "Browse"}], date_of_birth="2014-02-03")
+            for i in range(16)
+        ]
+    hana = Person(chromium, base, world, "hana")
+    hana.search("Kid1", "Browse", "3", "2", "2014")
+    for child in children:
+        hana.page.goto(f"/children/{child}")
+        question = hana.page.get_by_role("button", name="Continue")
+        if question.count():
+            hana.page.locator('input[name="purpose"]').first.check()
+            question.click()
+        expect(hana.page.get_by_role("heading", level=1)).to_contain_text(re.compile("Kid|Browse"))
+    hana.close()
+
+    aud = Person(chromium, base, world, "aud")
+    aud.page.goto("/audit/alerts")
+    expect(aud.page.get_by_role("heading", name="Possible trawling: Hana")).to_be_visible()
+    expect(
+        aud.page.get_by_text("Opened the records of 15 different children within 5 minutes.")
+    ).to_be_visible()
+    expect(aud.page.locator("#alert-triggers")).to_contain_text(
+        "15 or more different children within 5 minutes"
+    )
+    scan(aud.page, "56-audit-alerts")
+    aud.close()
