@@ -152,3 +152,45 @@ def test_a_trawl_through_the_pages_shows_on_the_alerts_page(chromium: object, se
     )
     scan(aud.page, "56-audit-alerts")
     aud.close()
+
+
+def test_audit_search_by_name_and_by_nhs_number(chromium: object, server: Served) -> None:
+    import sqlalchemy as sa
+
+    base, world, engine = server
+    olivia = world.children["olivia"]
+    with engine.connect() as conn:
+        nhs = conn.execute(
+            sa.text("SELECT value FROM child_identifier WHERE child_id = :c AND system = 'nhs'"),
+            {"c": olivia.hex if engine.dialect.name == "sqlite" else olivia},
+        ).scalar_one()
+    aud = Person(chromium, base, world, "aud")
+    page = aud.page
+    page.goto("/audit")
+    scan(page, "57-audit-search")
+    page.get_by_role("button", name="Search the log").click()  # nothing given: said plainly
+    expect(page.locator(".govuk-error-summary")).to_contain_text("Enter the child's details")
+    scan(page, "58-audit-search-errors")
+
+    page.get_by_label("Given name").fill("Olivia")
+    page.get_by_label("Family name").fill("Smith")
+    page.locator("#dob-day").fill("27")
+    page.locator("#dob-month").fill("3")
+    page.locator("#dob-year").fill("2017")
+    page.get_by_role("button", name="Search the log").click()
+    expect(
+        page.get_by_role("heading", name=re.compile("What happened to Olivia Smith's record"))
+    ).to_be_visible()
+    expect(page.get_by_text("Recorded an involvement").first).to_be_visible()
+    assert str(olivia) not in page.content() and page.url.removeprefix(base) == "/audit"
+    scan(page, "59-audit-by-name")
+
+    page.goto("/audit")
+    page.get_by_label("Or their NHS number").fill(f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}")
+    page.get_by_role("button", name="Search the log").click()
+    expect(
+        page.get_by_role("heading", name=re.compile("What happened to Olivia Smith's record"))
+    ).to_be_visible()
+    assert nhs not in page.url
+    scan(page, "60-audit-by-nhs-number")
+    aud.close()
