@@ -17,6 +17,7 @@ from auth.grant_admin import GrantCreate, GrantRead, GrantRenew
 from auth.grants import ROLE_SCOPES
 from auth.models import GrantStatus, SubjectKind
 from auth.users import find_user
+from childindex.web.alert_words import role_words, scope_words
 from childindex.web.deps import GrantsAdmin, check_csrf, flash, render, unit_of_work
 from childindex.web.forms import FormData, FormErrors, build, date_field, many, text
 from directory.errors import DomainError, NotFound
@@ -24,7 +25,8 @@ from directory.http.config import practice
 from directory.models import Actor, Role
 
 router = APIRouter(include_in_schema=False)
-ROLES = [(r.value, r.value.replace("_", " ")) for r in Role]
+ROLES = [(r.value, role_words(r.value)) for r in Role]
+SCOPES = [(s, scope_words(s)) for s in SUPPORTED_SCOPES]  # the grant form says what each lets them do
 STATUSES = [(s.value, s.value) for s in GrantStatus]
 
 
@@ -90,7 +92,7 @@ def web_grant_new_form(request: Request, actor: GrantsAdmin) -> Response:
         values=values,
         errors={},
         roles=ROLES,
-        scopes=SUPPORTED_SCOPES,
+        scopes=SCOPES,
         role_scopes=ROLE_SCOPES,
     )
 
@@ -151,7 +153,7 @@ def _grant_form_again(
         values=values,
         errors=errors,
         roles=ROLES,
-        scopes=SUPPORTED_SCOPES,
+        scopes=SCOPES,
         role_scopes=ROLE_SCOPES,
         status_code=status_code,
         new_user=new_user,

@@ -133,3 +133,46 @@ def alert_views(session: Session, events: list[AuditEvent]) -> list[AlertView]:
             )
         )
     return views
+
+
+_LOCAL_SCOPE_WORDS = {
+    "directory.search": "Find children and read their cards",
+    "directory.write": "Record and change what is known about children",
+    "grants.admin": "Give and end people's access",
+    "audit.read": "Read the audit log",
+    "directory.export": "Export records in bulk",
+    "openid": "Sign in",
+    "fhirUser": "Say which practitioner is signed in",
+    "offline_access": "Stay signed in between visits",
+}
+_FHIR_WORDS = {
+    "Patient": "children",
+    "EpisodeOfCare": "CAFs and involvements",
+    "Flag": "alerts on children's records",
+    "CareTeam": "Teams Around the Child",
+    "Consent": "consents",
+    "Subscription": "subscriptions to changes",
+    "RelatedPerson": "parents and carers",
+    "Practitioner": "practitioners",
+    "PractitionerRole": "practitioners' roles",
+    "Organization": "organisations",
+    "HealthcareService": "services",
+    "Location": "places",
+    "Group": "localities' lists of children",
+    "AuditEvent": "audit events",
+}
+_LETTERS = {"c": "create", "r": "read", "u": "change", "d": "delete", "s": "search"}
+
+
+def scope_words(scope: str) -> str:
+    """A scope in words (a connected system's or app's FHIR access said as what it lets them do)."""
+    if scope in _LOCAL_SCOPE_WORDS:
+        return _LOCAL_SCOPE_WORDS[scope]
+    who, _, rest = scope.partition("/")
+    kind, _, letters = rest.partition(".")
+    if not kind or not letters:
+        return scope
+    verbs = [_LETTERS[c] for c in letters if c in _LETTERS]
+    said = ", ".join(verbs[:-1]) + (" and " if len(verbs) > 1 else "") + verbs[-1] if verbs else letters
+    whose = "A connected system may" if who == "system" else "An app acting for a person may"
+    return f"{whose} {said} {_FHIR_WORDS.get(kind, kind)}"

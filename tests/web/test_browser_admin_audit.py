@@ -96,6 +96,15 @@ def test_a_new_user_journey_ends_with_the_new_person_signed_in(chromium: object,
     scan(page, "53-user-created")
     link = page.locator("#enrol-link").get_attribute("href")
     assert link and link.startswith(f"{base}/enrol/")
+    page.goto("/admin/grants/new")  # a grant for a username with no account: refused, with the way on
+    page.get_by_label("Username or system client id").fill("nobody.here")
+    page.get_by_label("Role", exact=True).select_option("practitioner")
+    _fill_date(page, "until", today + timedelta(days=30))
+    page.get_by_label("Why is access granted?").fill("test")
+    page.get_by_role("button", name="Grant access").click()
+    expect(page.locator(".govuk-error-summary")).to_contain_text("There is no account named nobody.here")
+    expect(page.get_by_role("link", name="Add a new user")).to_be_visible()
+    scan(page, "53a-grant-unknown-user")
     ada.close()
 
     newcomer = chromium.new_context(base_url=base, bypass_csp=True)  # type: ignore[attr-defined]

@@ -22,7 +22,14 @@ from tests.web.conftest import ISSUER
 from tests.web.world import World, csrf_of, page_client, sign_in
 
 NEW_PASSWORD = "correct horse battery staple"
-RAW = ("Input should", "value is not a valid", "directory_admin", "designated_practitioner", "grants.admin")
+RAW = (
+    "Input should",
+    "value is not a valid",
+    "directory_admin",
+    "designated_practitioner",
+    "grants.admin",
+    "system/Patient.rs",
+)
 
 
 def _day(prefix: str, day: date) -> dict[str, str]:
@@ -224,6 +231,8 @@ def test_granting_to_an_unknown_username_is_refused_with_a_way_to_create_it(
     sign_in(browser, world, "ada")
     today = date.today()
     page = browser.get("/admin/grants/new")
+    no_raw_text(page.text)  # roles and scopes in words, not codes
+    assert "Find children and read their cards" in page.text
     refused = browser.post(
         "/admin/grants/new",
         data={
