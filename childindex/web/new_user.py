@@ -33,7 +33,15 @@ from childindex.web.forms import FormData, FormErrors, date_field, many, text
 from directory import audit
 from directory.errors import DomainError, InvalidInput
 from directory.http.config import practice
-from directory.models import Actor, Locality, Organisation, Practitioner, PractitionerCreate, Role
+from directory.models import (
+    Actor,
+    Locality,
+    Organisation,
+    Practitioner,
+    PractitionerCreate,
+    Role,
+    utcnow,
+)
 from directory.service.practitioners import register_practitioner
 
 router = APIRouter(include_in_schema=False)
@@ -338,7 +346,7 @@ def web_user_new_check(request: Request, actor: GrantsAdmin, form: FormData, rul
         return _form_page(request, actor, values, {})
     try:
         with unit_of_work(request) as db:
-            answers = read_answers(db, form, actor, rules, date.today())
+            answers = read_answers(db, form, actor, rules, utcnow().date())
     except FormErrors as exc:
         return _form_page(request, actor, values, exc.errors, 400)
     return render(
@@ -418,7 +426,7 @@ def web_user_new(request: Request, actor: GrantsAdmin, form: FormData, rules: Ru
     values = _values(form)
     try:
         with unit_of_work(request) as db:
-            answers = read_answers(db, form, actor, rules, date.today())
+            answers = read_answers(db, form, actor, rules, utcnow().date())
             user = create_everything(db, request=request, actor=actor, answers=answers, rules=rules)
             link = enrolment_link(request, user)
     except FormErrors as exc:
