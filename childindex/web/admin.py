@@ -77,6 +77,7 @@ def web_grants(request: Request, actor: GrantsAdmin) -> Response:
         filters=filters,
         errors=errors,
         roles=ROLES,
+        role_names=dict(ROLES),
         statuses=STATUSES,
     )
 

@@ -59,6 +59,7 @@ def test_a_new_user_journey_ends_with_the_new_person_signed_in(chromium: object,
     ada = Person(chromium, base, world, "ada")
     page = ada.page
     page.goto("/admin/grants")
+    scan(page, "49-grants")
     page.get_by_role("link", name="Add a new user").click()
     expect(page.get_by_role("heading", name="Add a new user")).to_be_visible()
     scan(page, "50-user-new")
