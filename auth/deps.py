@@ -202,6 +202,9 @@ def _resolve(request: Request, state: AuthState, caller: _Caller) -> Actor:
     if info.subject_kind == SubjectKind.CLIENT:
         scopes -= PERSONS_ONLY_SCOPES  # even from a client grant made before the rule
     policy = _route_policy(request)
+    # Who is signed in, for an error page's navigation only (even when refused just below).
+    request.state.signed_in_as = Actor(subject=info.subject, role=role, practitioner_id=practitioner_id)
+    check_policy(policy, role=role, scopes=scopes)
     actor = Actor(
         subject=info.subject,
         role=role,
@@ -215,8 +218,6 @@ def _resolve(request: Request, state: AuthState, caller: _Caller) -> Actor:
         localities=tuple(grant.locality_list()),
         locality_reach=state.cfg.grant_localities,
     )
-    request.state.signed_in_as = actor  # who a refusal page is for (its navigation), even when refused
-    check_policy(policy, role=role, scopes=scopes)
     check_purpose(role, actor.purpose)
     request.state.scopes = scopes
     request.state.grant = grant
