@@ -80,6 +80,8 @@ class AuthConfig:
     search_rate_per_minute: int = 30
     trawl_window_seconds: int = 3600
     trawl_distinct_children: int = 50
+    trawl_burst_seconds: int = 300
+    trawl_burst_children: int = 15
     trusted_proxies: tuple[Network, ...] = ()
     grant_localities: LocalityReach = LocalityReach.OFF
 
@@ -114,6 +116,8 @@ class AuthConfig:
             search_rate_per_minute=settings.search_rate_per_minute,
             trawl_window_seconds=settings.trawl_window_minutes * 60,
             trawl_distinct_children=settings.trawl_distinct_children,
+            trawl_burst_seconds=settings.trawl_burst_minutes * 60,
+            trawl_burst_children=settings.trawl_burst_children,
             trusted_proxies=parse_proxies(settings.trusted_proxies),
             grant_localities=LocalityReach(settings.grant_localities),
         )

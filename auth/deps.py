@@ -202,6 +202,8 @@ def _resolve(request: Request, state: AuthState, caller: _Caller) -> Actor:
     if info.subject_kind == SubjectKind.CLIENT:
         scopes -= PERSONS_ONLY_SCOPES  # even from a client grant made before the rule
     policy = _route_policy(request)
+    # Who is signed in, for an error page's navigation only (even when refused just below).
+    request.state.signed_in_as = Actor(subject=info.subject, role=role, practitioner_id=practitioner_id)
     check_policy(policy, role=role, scopes=scopes)
     actor = Actor(
         subject=info.subject,
@@ -334,11 +336,12 @@ def note_looks(request: Request, session: Session, actor: Actor, child_ids: Iter
         )
 
 
-def _trawl_detail(alert: TrawlAlert) -> dict[str, int]:
+def _trawl_detail(alert: TrawlAlert) -> dict[str, int | str]:
     return {
         "distinct_children": alert.distinct_children,
         "looks": alert.looks,
         "window_seconds": alert.window_seconds,
+        "rule": alert.rule,
     }
 
 

@@ -103,8 +103,8 @@ class LimitStore(Protocol):
         """True for exactly one caller per subject until `until` passes."""
         ...
 
-    def sweep(self, *, slot: int, bucket: int, now: int) -> None:
-        """Forget counters no window reaches any more."""
+    def sweep(self, *, slot: int, bucket: int, now: int, burst_bucket: int | None = None) -> None:
+        """Forget counters no window reaches any more (`burst_bucket`: the short window's half now)."""
         ...
 
     def dispose(self) -> None:
@@ -141,10 +141,21 @@ _TALLY_AND_PREVIOUS = _TALLY + (
     ", (SELECT children FROM trawl_tally p WHERE p.subject = :subject AND p.bucket = :bucket - 1), "
     "(SELECT looks FROM trawl_tally p WHERE p.subject = :subject AND p.bucket = :bucket - 1)"
 )
+# The short window's counters (auth/ratelimit.py, the burst rule) are kept under "burst <subject>": a
+# subject never holds a space (auth/grant_rules.py), so they are apart from the subject's own, and
+# their buckets (numbered in the short window's halves) are swept by their own number.
+BURST_PREFIX = "burst "
+_OWN = " AND substr(subject, 1, 6) <> 'burst '"
+_BURST = " AND substr(subject, 1, 6) = 'burst '"
 _SWEEPS = (
     "DELETE FROM rate_hit WHERE slot < :slot - " + str(2 * WINDOW_SLOTS),
-    "DELETE FROM trawl_tally WHERE bucket < :bucket - 1",
+    "DELETE FROM trawl_tally WHERE bucket < :bucket - 1" + _OWN,
+    "DELETE FROM trawl_tally WHERE bucket < :burst_bucket - 1" + _BURST,
     "DELETE FROM trawl_alert WHERE until < :now",
+)
+_LOOK_SWEEPS = (  # (the bucket condition, the subjects)
+    ("bucket < :bucket - 1", _OWN),
+    ("bucket < :burst_bucket - 1", _BURST),
 )
 
 
@@ -291,21 +302,22 @@ class SqliteLimits:
                 os.close(self._turn)
                 self._turn = None
 
-    def sweep(self, *, slot: int, bucket: int, now: int) -> None:
+    def sweep(self, *, slot: int, bucket: int, now: int, burst_bucket: int | None = None) -> None:
         """Delete in small steps, so that no request waits long for the side file's lock."""
-        params = {"slot": slot, "bucket": bucket, "now": now}
+        params = {"slot": slot, "bucket": bucket, "now": now, "burst_bucket": burst_bucket or 0}
         for sql in _SWEEPS:
             with self._transaction() as conn:
                 conn.execute(sql, params)
-        while True:
-            with self._transaction() as conn:
-                gone = conn.execute(
-                    "DELETE FROM trawl_look WHERE rowid IN "
-                    "(SELECT rowid FROM trawl_look WHERE bucket < :bucket - 1 LIMIT 500)",
-                    params,
-                ).rowcount
-            if gone < 500:
-                return
+        for older, whose in _LOOK_SWEEPS:
+            while True:
+                with self._transaction() as conn:
+                    gone = conn.execute(
+                        "DELETE FROM trawl_look WHERE rowid IN "
+                        f"(SELECT rowid FROM trawl_look WHERE {older}{whose} LIMIT 500)",
+                        params,
+                    ).rowcount
+                if gone < 500:
+                    break
 
 
 def _sqlite_dialect() -> Any:
@@ -400,11 +412,12 @@ class PostgresLimits:
         """Close the pool's connections."""
         self.engine.dispose()
 
-    def sweep(self, *, slot: int, bucket: int, now: int) -> None:
+    def sweep(self, *, slot: int, bucket: int, now: int, burst_bucket: int | None = None) -> None:
         """Delete what no window reaches (each statement on its own; inserts are not held up)."""
-        params = {"slot": slot, "bucket": bucket, "now": now}
+        params = {"slot": slot, "bucket": bucket, "now": now, "burst_bucket": burst_bucket or 0}
+        looks = [f"DELETE FROM trawl_look WHERE {older}{whose}" for older, whose in _LOOK_SWEEPS]
         with self._autocommit() as cur:
-            for sql in (*_SWEEPS, "DELETE FROM trawl_look WHERE bucket < :bucket - 1"):
+            for sql in (*_SWEEPS, *looks):
                 cur.execute(_pg(sql), params)
 
 

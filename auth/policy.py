@@ -142,6 +142,8 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "web_signin_callback": PUBLIC,
     "web_signout": PUBLIC,  # checks the session's CSRF token; works even when the grant has lapsed
     "web_accessibility": PUBLIC,
+    "web_enrol_form": PUBLIC,  # a new person's one-time enrolment link: the sealed token is the key
+    "web_enrol": PUBLIC,
 }
 
 

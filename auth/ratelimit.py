@@ -8,6 +8,14 @@ window per subject.
 Trawling: many distinct children with few repeat looks. The window is kept as two halves; the
 distinct children and the looks counted are those of the current half and the one before it (so
 of the last half-window to whole window).
+
+Burst: many distinct children's records opened in a short window (`burst_window_seconds`, kept in
+halves the same way), whatever else was looked at. The long window's rule alone missed a person
+who opened 19 children's cards in a minute (issue #20): 19 is below its 50 distinct children, and
+its "few repeats" test counts every request about a child as a look, so the search hit, the
+reason-for-looking question and the card itself (three looks at one child on one visit) made
+even a real trawl "mostly repeats". A search's hits do not count here (one search for a common
+name shows many children); opening their records does.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from auth.errors import AuthRefused
-from auth.limits import WINDOW_SLOTS, LimitStore, LimitsUnavailable
+from auth.limits import BURST_PREFIX, WINDOW_SLOTS, LimitStore, LimitsUnavailable, Tally
 
 log = logging.getLogger("childindex.auth")
 SWEEP_SECONDS = 60
@@ -35,6 +43,7 @@ class TrawlAlert:
     distinct_children: int
     looks: int
     window_seconds: int
+    rule: str = "window"  # "window": the long window's rule; "burst": records opened in a short one
 
 
 def _busy(exc: LimitsUnavailable) -> AuthRefused:
@@ -68,6 +77,8 @@ class SubjectLimiter:
         per_minute: int,
         trawl_window_seconds: int,
         trawl_distinct: int,
+        burst_window_seconds: int = 300,
+        burst_distinct: int = 15,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -75,6 +86,9 @@ class SubjectLimiter:
         self.window = trawl_window_seconds
         self.half = max(1, trawl_window_seconds // 2)
         self.trawl_distinct = trawl_distinct
+        self.burst_window = burst_window_seconds
+        self.burst_half = max(1, burst_window_seconds // 2)
+        self.burst_distinct = burst_distinct
         self._clock = clock  # wall-clock seconds: every process and node must agree on the second
         self._lock = threading.Lock()
         self._quiet: dict[str, float] = {}  # subject -> no alert to try for before (this process)
@@ -104,7 +118,24 @@ class SubjectLimiter:
             )
         if child_id is None:
             return None
-        return self.look(subject, [child_id])
+        alert = self.look(subject, [child_id])
+        burst = self._burst(subject, child_id)
+        return alert or burst
+
+    def _burst(self, subject: str, child_id: object) -> TrawlAlert | None:
+        """Count one child's record opened towards the short window's rule; maybe alert."""
+        key = child_key(child_id)
+        if key is None:
+            return None
+        now = self.now()
+        counted = BURST_PREFIX + subject[:194]
+        try:
+            tally = self.store.look(counted, bucket=int(now // self.burst_half), child_ids=[key], looks=1)
+        except LimitsUnavailable as exc:
+            raise _busy(exc) from exc
+        if tally.children < self.burst_distinct:
+            return None
+        return self._claim(counted, subject, tally, now=now, window=self.burst_window, rule="burst")
 
     def look(self, subject: str, child_ids: Iterable[object]) -> TrawlAlert | None:
         """Count looks at children (a card read, a FHIR read, the children a search showed); maybe alert."""
@@ -123,11 +154,17 @@ class SubjectLimiter:
         repeats = tally.looks - tally.children
         if tally.children < self.trawl_distinct or repeats * 5 >= tally.looks:
             return None
+        return self._claim(subject, subject, tally, now=now, window=self.window, rule="window")
+
+    def _claim(
+        self, counted: str, subject: str, tally: Tally, *, now: float, window: int, rule: str
+    ) -> TrawlAlert | None:
+        """The alert, for the one caller (of any process) that claims it for this window."""
         with self._lock:
-            if self._quiet.get(subject, 0.0) > now:
+            if self._quiet.get(counted, 0.0) > now:
                 return None
         try:
-            claimed = self.store.claim_alert(subject, now=int(now), until=int(now) + self.window)
+            claimed = self.store.claim_alert(counted, now=int(now), until=int(now) + window)
         except LimitsUnavailable as exc:
             log.warning("could not raise a trawling alert for %s: %s", subject, exc)
             return None
@@ -135,10 +172,10 @@ class SubjectLimiter:
             if len(self._quiet) >= _QUIET_TRACKED:
                 self._quiet.clear()
             # Claimed: quiet for the window. Another process claimed it: ask again in a minute.
-            self._quiet[subject] = now + (self.window if claimed else SWEEP_SECONDS)
+            self._quiet[counted] = now + (window if claimed else SWEEP_SECONDS)
         if not claimed:
             return None
-        return TrawlAlert(subject, tally.children, tally.looks, self.window)
+        return TrawlAlert(subject, tally.children, tally.looks, window, rule)
 
     def _maybe_sweep(self, now: float) -> None:
         with self._lock:
@@ -150,6 +187,11 @@ class SubjectLimiter:
 
     def _sweep(self, now: float) -> None:
         try:
-            self.store.sweep(slot=int(now), bucket=int(now // self.half), now=int(now))
+            self.store.sweep(
+                slot=int(now),
+                bucket=int(now // self.half),
+                now=int(now),
+                burst_bucket=int(now // self.burst_half),
+            )
         except LimitsUnavailable as exc:
             log.warning("could not sweep the rate-limit counters: %s", exc)

@@ -89,3 +89,39 @@ def sign_in(
     session.add(user)
     session.flush()
     return user
+
+
+MIN_PASSWORD = 12  # characters: the one rule for a new password (the CLI and the enrolment page)
+
+
+def find_user(session: Session, username: str) -> LocalUser | None:
+    """The local account with exactly this username, if there is one."""
+    return session.exec(select(LocalUser).where(LocalUser.username == username)).first()
+
+
+def password_problem(password: str | None, again: str | None) -> str | None:
+    """Why a new password (typed twice) cannot be used, in words a person can act on; None when it can."""
+    if not password:
+        return "Enter a password"
+    if len(password) < MIN_PASSWORD:
+        return f"The password must be at least {MIN_PASSWORD} characters long"
+    if password != again:
+        return "The two passwords are not the same: type the same password twice"
+    return None
+
+
+def enrol(
+    session: Session, user: LocalUser, *, password: str, totp_code: str, now: datetime | None = None
+) -> bool:
+    """Finish enrolment: the code proves the authenticator app holds the secret, then the person's own
+    password replaces the unusable one the account was created with. False (nothing changed) when
+    the code is not right. The code is then used up, like a code at sign-in."""
+    now = now or utcnow()
+    step = _totp_step(user, totp_code, now)
+    if step is None or step <= user.totp_last_step:
+        return False
+    user.password_hash = hash_secret(password)
+    user.totp_last_step = step
+    session.add(user)
+    session.flush()
+    return True

@@ -37,6 +37,8 @@ def install(app: FastAPI, settings: Any, engine: Engine) -> AuthState:
             per_minute=cfg.search_rate_per_minute,
             trawl_window_seconds=cfg.trawl_window_seconds,
             trawl_distinct=cfg.trawl_distinct_children,
+            burst_window_seconds=cfg.trawl_burst_seconds,
+            burst_distinct=cfg.trawl_burst_children,
         ),
     )
     app.state.auth = state

@@ -257,6 +257,18 @@ class Settings(BaseSettings):
         description="Raise a trawling alert when one subject looks at this "
         "many distinct children in the window with few repeat looks.",
     )
+    trawl_burst_minutes: int = Field(
+        default=5,
+        ge=1,
+        description="The short trawling window: records opened are counted over its current and "
+        "previous halves.",
+    )
+    trawl_burst_children: int = Field(
+        default=15,
+        ge=2,
+        description="Raise a trawling alert when one subject opens this many distinct children's "
+        "records in the short window.",
+    )
 
     # --- interop/: the FHIR surface and outbound clients
     fhir_max_bundle_entries: int = Field(

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from auth import lockout
 from auth.grant_rules import check_subject
 from auth.models import LocalUser, RefreshToken, SubjectKind
-from auth.users import create_user, provisioning_uri
+from auth.users import MIN_PASSWORD, create_user, provisioning_uri
 from childindex.cli.grants import _database_url, _operator
 from childindex.migrations import upgrade
 from directory import audit
@@ -25,7 +25,6 @@ app = typer.Typer(
     help="Local sign-in accounts (password + TOTP); access itself comes from a grant.", no_args_is_help=True
 )
 console = Console()
-MIN_PASSWORD = 12
 
 
 def _password() -> str:

@@ -15,7 +15,9 @@ from auth.admin import Rules
 from auth.config import SUPPORTED_SCOPES
 from auth.grant_admin import GrantCreate, GrantRead, GrantRenew
 from auth.grants import ROLE_SCOPES
-from auth.models import GrantStatus
+from auth.models import GrantStatus, SubjectKind
+from auth.users import find_user
+from childindex.web.alert_words import role_words, scope_words
 from childindex.web.deps import GrantsAdmin, check_csrf, flash, render, unit_of_work
 from childindex.web.forms import FormData, FormErrors, build, date_field, many, text
 from directory.errors import DomainError, NotFound
@@ -23,7 +25,8 @@ from directory.http.config import practice
 from directory.models import Actor, Role
 
 router = APIRouter(include_in_schema=False)
-ROLES = [(r.value, r.value.replace("_", " ")) for r in Role]
+ROLES = [(r.value, role_words(r.value)) for r in Role]
+SCOPES = [(s, scope_words(s)) for s in SUPPORTED_SCOPES]  # the grant form says what each lets them do
 STATUSES = [(s.value, s.value) for s in GrantStatus]
 
 
@@ -74,6 +77,7 @@ def web_grants(request: Request, actor: GrantsAdmin) -> Response:
         filters=filters,
         errors=errors,
         roles=ROLES,
+        role_names=dict(ROLES),
         statuses=STATUSES,
     )
 
@@ -89,7 +93,7 @@ def web_grant_new_form(request: Request, actor: GrantsAdmin) -> Response:
         values=values,
         errors={},
         roles=ROLES,
-        scopes=SUPPORTED_SCOPES,
+        scopes=SCOPES,
         role_scopes=ROLE_SCOPES,
     )
 
@@ -127,8 +131,21 @@ def _grant_of(form: dict[str, Any]) -> GrantCreate:
     )
 
 
+def _no_such_account(request: Request, db: Any, data: GrantCreate) -> bool:
+    """A person's grant names a local account that does not exist (and no upstream provider signs
+    people in under other names), so whoever it is for could never sign in with it."""
+    if data.subject_kind != SubjectKind.USER or request.app.state.auth.cfg.upstream_issuer:
+        return False
+    return find_user(db, data.subject) is None
+
+
 def _grant_form_again(
-    request: Request, actor: Actor, values: dict[str, Any], errors: dict[str, str], status_code: int
+    request: Request,
+    actor: Actor,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status_code: int,
+    new_user: bool = False,
 ) -> Response:
     return render(
         request,
@@ -137,9 +154,10 @@ def _grant_form_again(
         values=values,
         errors=errors,
         roles=ROLES,
-        scopes=SUPPORTED_SCOPES,
+        scopes=SCOPES,
         role_scopes=ROLE_SCOPES,
         status_code=status_code,
+        new_user=new_user,
     )
 
 
@@ -152,6 +170,9 @@ def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData, rules: R
     try:
         data = _grant_of(form)
         with unit_of_work(request) as db:
+            if _no_such_account(request, db, data):
+                problem = f"There is no account named {data.subject}: add them as a new user first"
+                return _grant_form_again(request, actor, values, {"subject": problem}, 409, new_user=True)
             grant = grants_svc.create_grant(
                 db,
                 actor=actor,

@@ -31,8 +31,10 @@ from childindex.web import duplicates as duplicates_pages
 from childindex.web import reviews as review_pages
 from childindex.web.adoption_pages import router as adoption_router
 from childindex.web.deps import HERE, render, web_session
+from childindex.web.enrol_pages import router as enrol_router
 from childindex.web.inbox_pages import router as inbox_router
 from childindex.web.merge_pages import router as merge_router
+from childindex.web.new_user import router as new_user_router
 from childindex.web.oauth_pages import GovukSignInPages
 from childindex.web.plan_pages import router as plan_router
 from childindex.web.record_pages import router as record_router
@@ -41,6 +43,7 @@ from childindex.web.search_pages import router as search_router
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
 from directory.errors import DomainError
 from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, status_for
+from directory.models import Actor
 
 
 @dataclass(frozen=True)
@@ -98,10 +101,21 @@ def install(app: FastAPI, settings: Any) -> WebState:
         inbox_router,  # notices to people (childindex/web/inbox_pages.py)
         requests_router,
         plan_router,  # a TAC's plan: actions and reviews (childindex/web/plan_pages.py)
+        new_user_router,  # the new user journey and enrolment (issue #20, helper C)
+        enrol_router,
     ):
         app.include_router(router)
     _page_errors(app)
     return state
+
+
+def _signed_in(request: Request) -> Actor | None:
+    """Who the error page is for, when they are signed in and their grant was read: their
+    navigation stays on the page (a 429 or a refusal is not a reason to lose your way)."""
+    if web_session(request) is None:
+        return None
+    actor = getattr(request.state, "actor", None) or getattr(request.state, "signed_in_as", None)
+    return actor if isinstance(actor, Actor) else None
 
 
 def _refused_page(request: Request, exc: AuthRefused) -> Response:
@@ -118,7 +132,14 @@ def _refused_page(request: Request, exc: AuthRefused) -> Response:
     if exc.code == "purpose-not-allowed" and session is not None:
         session.purpose = None  # (say, after a change of role) asked again at the next record
     title = "Too many requests" if exc.status == 429 else "You cannot do this"
-    response = render(request, "message.html", title=title, message=exc.message, status_code=exc.status)
+    response = render(
+        request,
+        "message.html",
+        actor=_signed_in(request),
+        title=title,
+        message=exc.message,
+        status_code=exc.status,
+    )
     for key, value in exc.headers.items():
         if key.lower() == "retry-after":
             response.headers[key] = value
@@ -126,13 +147,21 @@ def _refused_page(request: Request, exc: AuthRefused) -> Response:
 
 
 def _domain_page(request: Request, exc: DomainError) -> Response:
-    return render(request, "message.html", title=exc.title, message=exc.message, status_code=status_for(exc))
+    return render(
+        request,
+        "message.html",
+        actor=_signed_in(request),
+        title=exc.title,
+        message=exc.message,
+        status_code=status_for(exc),
+    )
 
 
 def _busy_page(request: Request, exc: Exception) -> Response:
     response = render(
         request,
         "message.html",
+        actor=_signed_in(request),
         title="Sorry, the service is busy",
         message="Nothing was changed. Wait a moment, then go back and try again.",
         status_code=503,
@@ -146,6 +175,7 @@ def _not_found_page(request: Request, exc: Exception) -> Response:
     return render(
         request,
         "message.html",
+        actor=_signed_in(request),
         title="Page not found" if status_code == 404 else "Something went wrong",
         message="Check the address, or go back and use the links on the page.",
         status_code=status_code,

@@ -27,6 +27,6 @@ def test_auditors_see_the_reason_a_shield_was_lifted(
         s.commit()
     sign_in(browser, world, "aud")
     page = browser.get(f"/audit?child={noah}").text
-    assert "child.shield.clear" in page and "Reason given: the family is rehoused safely" in page
+    assert "Lifted the shield" in page and "Reason given" in page and "the family is rehoused safely" in page
     other = browser.get(f"/audit?child={world.children['olivia']}").text
     assert "Reason given" not in other

@@ -18,8 +18,10 @@ from sqlalchemy.engine import Engine
 
 from childindex.app import create_app
 from childindex.web.session import CSP
+from directory.db import unit_of_work
 from directory.models import utcnow
 from tests.conftest import count
+from tests.fixtures.auth_builders import make_user
 from tests.web.world import World, csrf_of, page_client, sign_in, web_settings
 from tests.web.world import _hidden_inputs as _hidden
 
@@ -271,7 +273,9 @@ def test_sign_out_revokes_the_session(browser: TestClient, world: World, engine:
         ).scalar()
 
 
-def test_admin_grants_and_clients(browser: TestClient, world: World) -> None:
+def test_admin_grants_and_clients(browser: TestClient, world: World, engine: Engine) -> None:
+    with unit_of_work(engine) as s:  # a grant is for an account that exists (issue #20)
+        make_user(s, "newbie")
     sign_in(browser, world, "ada")
     page = browser.get("/admin/grants")
     assert page.status_code == 200 and "pat" in page.text
@@ -328,8 +332,8 @@ def test_auditor_pages(browser: TestClient, world: World) -> None:
     olivia = world.children["olivia"]
     sign_in(browser, world, "aud")
     found = browser.get(f"/audit?child={olivia}")
-    assert found.status_code == 200 and "involvement.record" in found.text
-    assert "seed" in browser.get("/audit?user=seed").text
+    assert found.status_code == 200 and "Recorded an involvement" in found.text
+    assert "seed, Directory administrator" in browser.get("/audit?user=seed").text
     assert "The chain is intact" in browser.get("/audit/verify").text
     assert browser.get("/audit/alerts").status_code == 200
     assert browser.get("/audit?child=not-an-id").status_code == 200

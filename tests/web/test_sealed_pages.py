@@ -87,7 +87,7 @@ def test_the_audit_pages_show_nothing_about_a_sealed_record(
         about = client.get(f"/audit?child={sealed}")
         never = client.get(f"/audit?child={uuid.uuid4()}")
         assert about.status_code == never.status_code == 200
-        assert "involvement.record" not in about.text and "child.seal" not in about.text
+        assert "Recorded an involvement" not in about.text and "Sealed the record" not in about.text
         everything = client.get("/audit?action=child").text + client.get("/audit?user=ann").text
-        assert "child.seal" not in everything and sealed not in everything
-        assert "child.create" in client.get(f"/audit?child={adoptive}").text
+        assert "Sealed the record" not in everything and sealed not in everything
+        assert "Added a child" in client.get(f"/audit?child={adoptive}").text
