@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,6 +17,7 @@ from sqlmodel import Session
 
 from auth.deps import RequireScope
 from auth.policy import PRACTICE
+from childindex.web import involvement_form
 from childindex.web.deps import check_csrf, csrf_refused, flash, refused, render, unit_of_work
 from childindex.web.forms import FormData, FormErrors, M, build, date_field, many, text
 from childindex.web.practice import SHIELD_ROLES
@@ -39,7 +41,6 @@ from directory.models import (
     ConsentWithdraw,
     HandOver,
     Involvement,
-    InvolvementCreate,
     InvolvementEnd,
     Practitioner,
     Role,
@@ -80,6 +81,8 @@ class Action:
     extra: Callable[[Session, Actor, ChildCard, Request], dict[str, Any]] | None = None
     roles: frozenset[Role] = PRACTICE  # who may open and submit it (the route's policy)
     on_shielded: bool = False  # offered even when the card hides a shielded record's details
+    # the answers the form opens with: what the signed-in person most likely means (issue #20)
+    defaults: Callable[[Session, Actor, ChildCard, date], dict[str, Any]] | None = None
 
 
 def _caf_of(db: Session, child_id: uuid.UUID, form: dict[str, Any]) -> Assessment:
@@ -224,33 +227,6 @@ def _convene(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any
     return "The Team Around the Child is convened. The local delivery team is told."
 
 
-def _involvement(
-    db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request
-) -> str:
-    start = date_field(form, "start", "the start date", required=True)
-    data = build(
-        InvolvementCreate,
-        {
-            "service_id": text(form, "service_id"),
-            "practitioner_id": text(form, "practitioner_id"),
-            "role": text(form, "role"),
-            "level_of_need": text(form, "level_of_need"),
-            "start_date": start,
-            "consent_id": text(form, "consent_id"),
-            "source": "web",
-        },
-        {
-            "service_id": "the service",
-            "role": "the role",
-            "level_of_need": "the level of need",
-            "practitioner_id": "the practitioner",
-            "consent_id": "the consent",
-        },
-    )
-    service.record_involvement(db, actor=actor, child_id=child_id, data=data)
-    return "The involvement is recorded."
-
-
 def _end_involvement(
     db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request
 ) -> str:
@@ -341,10 +317,6 @@ def _people(db: Session, actor: Actor, card: ChildCard, request: Request) -> dic
     return {"practitioners": repo.practitioners(db), **_part(db, actor, card, request)}
 
 
-def _catalogue(db: Session, actor: Actor, card: ChildCard, request: Request) -> dict[str, Any]:
-    return {"services": repo.services(db), "practitioners": repo.practitioners(db)}
-
-
 ACTIONS = [
     Action("caf-signal", "Signal that you are starting a CAF", "actions/caf_signal.html", _signal),
     Action("caf-start", "Start the CAF", "actions/caf_start.html", _start, _part),
@@ -360,7 +332,12 @@ ACTIONS = [
     Action("tac", "Team Around the Child", "actions/tac.html", _tac, _people),
     Action("tac-convene", "Convene the Team Around the Child", "actions/tac_convene.html", _convene, _part),
     Action(
-        "involvement-new", "Record an involvement", "actions/involvement_new.html", _involvement, _catalogue
+        "involvement-new",
+        "Record an involvement",
+        "actions/involvement_new.html",
+        involvement_form.record,
+        involvement_form.catalogue,
+        defaults=involvement_form.defaults,  # my service, me, today (childindex/web/involvement_form.py)
     ),
     Action("involvement-end", "End an involvement", "actions/involvement_end.html", _end_involvement),
     Action("consent-new", "Record a consent", "actions/consent_new.html", _consent),
@@ -387,6 +364,7 @@ def _action_page(
     errors: dict[str, str] | None = None,
     conflict: CafAlreadyOpen | None = None,
     status_code: int = 200,
+    fresh: bool = False,
 ) -> Response:
     if actor.purpose is None:
         return RedirectResponse(f"/children/{child_id}", status_code=303)
@@ -395,6 +373,8 @@ def _action_page(
             db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=practice(request).fallback_team
         )
         extra = action.extra(db, actor, card, request) if action.extra else {}
+        if fresh and action.defaults is not None:  # a new form, not one sent back to be put right
+            values = {**action.defaults(db, actor, card, utcnow().date()), **values}
     if card.shield_notice is not None and not action.on_shielded:
         return render(
             request,
@@ -429,7 +409,7 @@ def _make_routes(action: Action, into: APIRouter = router) -> None:
     def form_page(child_id: uuid.UUID, request: Request, actor: Actor = reading) -> Response:
         values = {k: v for k, v in request.query_params.items() if k in ("item", "scope")}
         try:
-            return _action_page(request, actor, action, child_id, values=values)
+            return _action_page(request, actor, action, child_id, values=values, fresh=True)
         except DomainError as exc:
             return refused(request, actor, exc, 404 if isinstance(exc, NotFound) else 409)
 
