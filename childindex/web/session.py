@@ -68,6 +68,11 @@ CSP = (
 )
 
 
+def now() -> float:
+    """The sessions' clock (what `seen` and `started` are measured on)."""
+    return time.time()
+
+
 def is_page(path: str) -> bool:
     """True for the server-rendered pages under / (not the API, FHIR, OAuth or static files)."""
     return not path.startswith(NOT_PAGES) and not path.startswith(STATIC_PREFIX)

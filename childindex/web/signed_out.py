@@ -116,8 +116,7 @@ def web_session_left(request: Request) -> Response:
     """Seconds before this session times out (asking does not count as using it)."""
     session = web_session(request)
     idle = request.app.state.web.cookies.idle_seconds
-    now = sessions.time.time()  # the middleware's own clock (its `seen` is on it)
-    left = 0 if session is None else max(0, int(session.seen + idle - now))
+    left = 0 if session is None else max(0, int(session.seen + idle - sessions.now()))
     return JSONResponse({"seconds": left}, headers={"cache-control": "no-store"})
 
 

@@ -193,7 +193,8 @@ def test_suspended_while_signed_in_is_signed_out_and_told_why(
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "UPDATE access_grant SET status = 'suspended', status_reason = 'under review' WHERE subject = 'pat'"
+                "UPDATE access_grant SET status = 'suspended', status_reason = 'under review' "
+                "WHERE subject = 'pat'"
             )
         )
     page = client.get("/search")
