@@ -10,6 +10,7 @@ home of those messages).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -116,7 +117,7 @@ def web_session_left(request: Request) -> Response:
     """Seconds before this session times out (asking does not count as using it)."""
     session = web_session(request)
     idle = request.app.state.web.cookies.idle_seconds
-    left = 0 if session is None else max(0, int(session.seen + idle - sessions.now()))
+    left = 0 if session is None else max(0, math.ceil(session.seen + idle - sessions.now()))
     return JSONResponse({"seconds": left}, headers={"cache-control": "no-store"})
 
 

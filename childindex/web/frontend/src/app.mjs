@@ -42,15 +42,17 @@ if (timeout && typeof timeout.showModal === 'function') {
     const remaining = Math.round((deadline - Date.now()) / 1000)
     if (remaining > warn) return schedule((remaining - warn) * 1000)
     const server = await ask()
-    if (server !== null && server > warn) { // used in another tab: start again from there
+    if (server === null) return remaining <= 0 ? window.location.reload() : schedule(5000)
+    if (server > warn) { // used in another tab: start again from there
       deadline = Date.now() + server * 1000
       if (timeout.open) timeout.close()
       return schedule((server - warn) * 1000)
     }
-    if (server === 0 || remaining <= 0) return end()
-    say(server === null ? remaining : server)
+    if (server <= 0) return end() // only when the server says it has ended: a form is then held, not sent
+    deadline = Date.now() + server * 1000
+    say(server)
     if (!timeout.open) timeout.showModal()
-    schedule(Math.min(15000, Math.max(1000, remaining * 1000)))
+    schedule(Math.min(15000, server * 1000 + 500))
   }
   const schedule = (ms) => { clearTimeout(timer); timer = setTimeout(tick, ms) }
   const stay = timeout.querySelector('[data-app-timeout-stay]')
