@@ -20,7 +20,7 @@ def _to_form(person: Person, child: object) -> None:
     expect(page.get_by_role("heading", name="Record an involvement")).to_be_visible()
 
 
-def test_an_involvement_with_its_defaults_in_one_click(chromium: object, server: Served) -> None:
+def test_an_involvement_with_its_defaults_in_one_click(chromium: object, server: Served) -> None:  # noqa: F811
     base, world, _ = server
     pat = Person(chromium, base, world, "pat")
     _to_form(pat, world.children["amara"])
@@ -38,7 +38,7 @@ def test_an_involvement_with_its_defaults_in_one_click(chromium: object, server:
     pat.close()
 
 
-def test_every_problem_in_one_round_in_plain_words(chromium: object, server: Served) -> None:
+def test_every_problem_in_one_round_in_plain_words(chromium: object, server: Served) -> None:  # noqa: F811
     base, world, _ = server
     hana = Person(chromium, base, world, "hana")
     _to_form(hana, world.children["olivia"])
