@@ -366,8 +366,8 @@ def _action_page(
     status_code: int = 200,
     fresh: bool = False,
 ) -> Response:
-    if actor.purpose is None:
-        return RedirectResponse(f"/children/{child_id}", status_code=303)
+    if actor.purpose is None:  # asked first; then on to this form (after a sign-in, say)
+        return RedirectResponse(f"/children/{child_id}?then={action.slug}", status_code=303)
     with unit_of_work(request) as db:
         card = service.read_card(
             db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=practice(request).fallback_team

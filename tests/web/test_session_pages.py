@@ -152,7 +152,17 @@ def test_a_timed_out_form_is_kept_sealed_and_given_back_after_sign_in(
     assert "What you had entered on the form has been kept" in out.text
     clock.ahead = 0
     assert _sign_in_again(client, world, "pat") == form_path  # the way back, not in the URL of anything
-    _purpose(client, amara)  # a purpose is given for each look, never carried over a sign-in
+    # a purpose is given for each look, never carried over a sign-in: asked, then on to the form
+    asked = client.get(form_path, follow_redirects=False)
+    assert asked.headers["location"] == f"/children/{amara}?then=involvement-new"
+    purpose_page = client.get(asked.headers["location"])
+    assert 'name="then" value="involvement-new"' in purpose_page.text
+    given = client.post(
+        f"/children/{amara}/purpose",
+        data={"csrf_token": csrf_of(purpose_page.text), "purpose": "direct-care", "then": "involvement-new"},
+        follow_redirects=False,
+    )
+    assert given.headers["location"] == form_path
     again = client.get(form_path)
     assert 'value="Family support worker 7Q"' in again.text and "filled in again" in again.text
     assert 'value="3" checked' in again.text
@@ -221,3 +231,18 @@ def test_stay_signed_in_renews_and_asking_does_not(client: TestClient, world: Wo
     assert client.post("/session/keep", data={"csrf_token": token}).json()["seconds"] == IDLE
     clock.ahead = IDLE + 5  # more than IDLE after the page load, less after "stay signed in"
     assert client.get("/search").status_code == 200
+
+
+@pytest.mark.parametrize("then", ["//evil.example", "../../admin", "https:", "x" * 60, "a/b"])
+def test_the_form_after_the_purpose_is_only_ever_one_under_the_child(
+    client: TestClient, world: World, then: str
+) -> None:
+    sign_in(client, world, "pat")
+    amara = world.children["amara"]
+    page = client.get(f"/children/{amara}")
+    given = client.post(
+        f"/children/{amara}/purpose",
+        data={"csrf_token": csrf_of(page.text), "purpose": "direct-care", "then": then},
+        follow_redirects=False,
+    )
+    assert given.headers["location"] == f"/children/{amara}"
