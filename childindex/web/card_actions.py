@@ -17,9 +17,9 @@ from sqlmodel import Session
 
 from auth.deps import RequireScope
 from auth.policy import PRACTICE
-from childindex.web import involvement_form
+from childindex.web import form_defaults, involvement_form
 from childindex.web.deps import check_csrf, csrf_refused, flash, refused, render, unit_of_work
-from childindex.web.forms import FormData, FormErrors, M, build, date_field, many, text
+from childindex.web.forms import FormData, FormErrors, M, build, collect, date_field, many, text
 from childindex.web.practice import SHIELD_ROLES
 from directory import repository as repo
 from directory import service
@@ -148,9 +148,14 @@ def _as_non_holder(db: Session, actor: Actor, caf: Assessment, form: dict[str, A
 
 def _start(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    reason = _as_non_holder(db, actor, caf, form)
+    errors: dict[str, str] = {}  # every problem in one round (childindex/web/forms.py)
+    reason = collect(errors, _as_non_holder, db, actor, caf, form)
     data = build(
-        CafStart, {"consent_id": text(form, "consent_id"), "reason": reason}, {"consent_id": "the consent"}
+        CafStart,
+        {"consent_id": text(form, "consent_id"), "reason": reason},
+        {"consent_id": "the consent"},
+        chosen=("consent_id",),
+        errors=errors,
     )
     service.start_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The CAF is in progress."
@@ -158,9 +163,14 @@ def _start(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any],
 
 def _complete(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    reason = _as_non_holder(db, actor, caf, form)
+    errors: dict[str, str] = {}
+    reason = collect(errors, _as_non_holder, db, actor, caf, form)
     data = build(
-        CafComplete, {"outcome": text(form, "outcome"), "reason": reason}, {"outcome": "the outcome"}
+        CafComplete,
+        {"outcome": text(form, "outcome"), "reason": reason},
+        {"outcome": "the outcome"},
+        chosen=("outcome",),
+        errors=errors,
     )
     service.complete_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The CAF is completed. It stays open until it is closed."
@@ -168,19 +178,23 @@ def _complete(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, An
 
 def _close(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    _as_non_holder(db, actor, caf, form)
-    data = build(CafClose, {"reason": text(form, "reason")}, {"reason": "the reason"})
+    errors: dict[str, str] = {}
+    collect(errors, _as_non_holder, db, actor, caf, form)
+    data = build(CafClose, {"reason": text(form, "reason")}, {"reason": "the reason"}, errors=errors)
     closed = service.close_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The signal was withdrawn." if closed.status == "withdrawn" else "The CAF is closed."
 
 
 def _hand_over(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    _as_non_holder(db, actor, caf, form)
+    errors: dict[str, str] = {}
+    collect(errors, _as_non_holder, db, actor, caf, form)
     data = build(
         HandOver,
         {"to_practitioner_id": text(form, "to_practitioner_id"), "reason": text(form, "reason")},
         {"to_practitioner_id": "the new Lead Professional", "reason": "the reason for the hand-over"},
+        chosen=("to_practitioner_id",),
+        errors=errors,
     )
     outcome = service.request_hand_over(
         db, actor=actor, caf_id=caf.id, data=data, now=utcnow(), source="pages"
@@ -196,19 +210,31 @@ def _hand_over(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, A
 
 def _tac(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    reason = _as_non_holder(db, actor, caf, form)
+    errors: dict[str, str] = {}
+    reason = collect(errors, _as_non_holder, db, actor, caf, form)
     add = []
     for pid in many(form, "add"):
         practitioner = repo.get(db, Practitioner, uuid.UUID(pid)) if _is_uuid(pid) else None
         if practitioner is None:
             raise NotFound("One of the practitioners chosen is not in the directory.")
         add.append(TacMemberIn(practitioner_id=practitioner.id, role=practitioner.role))
-    data = TacUpdate(
-        add_members=add,
-        remove_practitioner_ids=[uuid.UUID(p) for p in many(form, "remove") if _is_uuid(p)],
-        next_review_date=date_field(form, "review", "the next review date"),
-        family_participating=text(form, "family") == "yes" if text(form, "family") else None,
-        reason=reason,
+    data = build(
+        TacUpdate,
+        {
+            "add_members": add,
+            "remove_practitioner_ids": [uuid.UUID(p) for p in many(form, "remove") if _is_uuid(p)],
+            "next_review_date": collect(errors, date_field, form, "review", "the next review date"),
+            "family_participating": text(form, "family") == "yes" if text(form, "family") else None,
+            "reason": reason,
+        },
+        {
+            "reason": "the reason",
+            "next_review_date": "the next review date",
+            "add_members": "the members to add",
+            "remove_practitioner_ids": "the members to remove",
+        },
+        errors=errors,
+        keys={"next_review_date": "review", "add_members": "add", "remove_practitioner_ids": "remove"},
     )
     service.update_tac(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The Team Around the Child is updated."
@@ -216,14 +242,20 @@ def _tac(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], r
 
 def _convene(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    reason = _as_non_holder(db, actor, caf, form)
     tac = repo.tac_for_caf(db, caf.id)
     if tac is None:
         raise NotFound("This CAF has no Team Around the Child yet: add its members first.")
-    review = date_field(form, "review", "the next review date", required=True)
-    service.convene_tac(
-        db, actor=actor, tac_id=tac.id, data=TacConvene(next_review_date=review, reason=reason), now=utcnow()
+    errors: dict[str, str] = {}
+    reason = collect(errors, _as_non_holder, db, actor, caf, form)
+    review = collect(errors, date_field, form, "review", "the next review date", required=True)
+    data = build(
+        TacConvene,
+        {"next_review_date": review, "reason": reason},
+        {"next_review_date": "the next review date", "reason": "the reason"},
+        errors=errors,
+        keys={"next_review_date": "review"},
     )
+    service.convene_tac(db, actor=actor, tac_id=tac.id, data=data, now=utcnow())
     return "The Team Around the Child is convened. The local delivery team is told."
 
 
@@ -231,13 +263,16 @@ def _end_involvement(
     db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request
 ) -> str:
     involvement = _item_of(db, Involvement, child_id, form)
-    end = date_field(form, "end", "the end date", required=True)
-    service.end_involvement(
-        db,
-        actor=actor,
-        involvement_id=involvement.id,
-        data=InvolvementEnd(end_date=end, reason=text(form, "reason")),
+    errors: dict[str, str] = {}
+    end = collect(errors, date_field, form, "end", "the end date", required=True)
+    data = build(
+        InvolvementEnd,
+        {"end_date": end, "reason": text(form, "reason")},
+        {"end_date": "the end date", "reason": "the reason"},
+        errors=errors,
+        keys={"end_date": "end"},
     )
+    service.end_involvement(db, actor=actor, involvement_id=involvement.id, data=data)
     return "The involvement is ended."
 
 
@@ -319,7 +354,14 @@ def _people(db: Session, actor: Actor, card: ChildCard, request: Request) -> dic
 
 ACTIONS = [
     Action("caf-signal", "Signal that you are starting a CAF", "actions/caf_signal.html", _signal),
-    Action("caf-start", "Start the CAF", "actions/caf_start.html", _start, _part),
+    Action(
+        "caf-start",
+        "Start the CAF",
+        "actions/caf_start.html",
+        _start,
+        _part,
+        defaults=form_defaults.the_only_caf_consent,
+    ),
     Action("caf-complete", "Record the CAF's outcome", "actions/caf_complete.html", _complete, _part),
     Action("caf-close", "Close the CAF", "actions/caf_close.html", _close, _part),
     Action(
@@ -339,7 +381,13 @@ ACTIONS = [
         involvement_form.catalogue,
         defaults=involvement_form.defaults,  # my service, me, today (childindex/web/involvement_form.py)
     ),
-    Action("involvement-end", "End an involvement", "actions/involvement_end.html", _end_involvement),
+    Action(
+        "involvement-end",
+        "End an involvement",
+        "actions/involvement_end.html",
+        _end_involvement,
+        defaults=form_defaults.ended_today,
+    ),
     Action("consent-new", "Record a consent", "actions/consent_new.html", _consent),
     Action("consent-withdraw", "Withdraw a consent", "actions/consent_withdraw.html", _withdraw),
     Action("shield", "Shield this record", "actions/shield.html", _shield, roles=SHIELD_ROLES),

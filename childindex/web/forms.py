@@ -98,9 +98,11 @@ def plain_message(err: dict[str, Any], label: str, *, chosen: bool = False) -> s
         return f"Choose {label}"
     if kind in _ENTER:
         return f"Enter {label}"
-    if kind in ("string_too_long", "too_long"):
-        most = ctx.get("max_length")
+    most = ctx.get("max_length")
+    if kind == "string_too_long":
         return f"{_cap(label)} must be {most} characters or fewer" if most else f"{_cap(label)} is too long"
+    if kind == "too_long":  # a list: too many chosen
+        return f"Choose no more than {most} for {label}" if most else f"Choose fewer for {label}"
     if kind in _NUMBER:
         return f"Enter {label} as a whole number, like 2"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):

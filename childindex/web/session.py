@@ -337,15 +337,11 @@ class WebSessionMiddleware:
             max_age=max(self.cookies.idle_seconds, self.cookies.max_seconds),
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_page(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        original: list[tuple[bytes, bytes]] = list(scope["headers"])
-        had_cookie = _cookie(original, self.cookies.session_name) is not None
-        session, ended = self.load_why(original)
-        state: dict[str, Any] = scope.setdefault("state", {})
-        asking = scope["path"] in QUIET_PATHS  # the time-out warning asking how long is left
+    async def _open(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]], *, asking: bool
+    ) -> tuple[WebSession | None, Ended | None]:
+        """The request's live session (its tokens refreshed when about to expire), or why it ended."""
+        session, ended = self.load_why(headers)
         if (
             session is not None
             and not asking
@@ -354,19 +350,34 @@ class WebSessionMiddleware:
         ):
             body = await self.tokens.refresh(scope["app"], session.refresh_token)
             if body is None:
-                ended = ("ended", session)
-                session = None
-            else:
-                session = session_from_tokens(body, previous=session)
-        if ended is not None:
-            state["web_signed_out"] = ended
-            state["web_signed_out_reason"] = ENDED_SAYS[ended[0]]
-            if ended[0] != "ended" and ended[1].refresh_token and not asking:  # of no use now: revoke it
-                await self.tokens.revoke(scope["app"], ended[1].refresh_token)
-            path = scope["path"]
-            if self.on_end is not None and path != "/" and not path.startswith(PASS_THROUGH):
-                await self._signed_out(scope, receive, send, ended)
-                return
+                return None, ("ended", session)
+            session = session_from_tokens(body, previous=session)
+        return session, ended
+
+    async def _ended(self, scope: Scope, receive: Receive, send: Send, ended: Ended, *, asking: bool) -> bool:
+        """Note why the session ended; True when the request was answered here (to /signed-out)."""
+        state: dict[str, Any] = scope["state"]
+        state["web_signed_out"] = ended
+        state["web_signed_out_reason"] = ENDED_SAYS[ended[0]]
+        if ended[0] != "ended" and ended[1].refresh_token and not asking:  # of no use now: revoke it
+            await self.tokens.revoke(scope["app"], ended[1].refresh_token)
+        path = scope["path"]
+        if self.on_end is None or path == "/" or path.startswith(PASS_THROUGH):
+            return False
+        await self._signed_out(scope, receive, send, ended)
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_page(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        original: list[tuple[bytes, bytes]] = list(scope["headers"])
+        had_cookie = _cookie(original, self.cookies.session_name) is not None
+        state: dict[str, Any] = scope.setdefault("state", {})
+        asking = scope["path"] in QUIET_PATHS  # the time-out warning asking how long is left
+        session, ended = await self._open(scope, original, asking=asking)
+        if ended is not None and await self._ended(scope, receive, send, ended, asking=asking):
+            return
         if session is not None and not asking:
             session.seen = time.time()
         state["web_session"] = session

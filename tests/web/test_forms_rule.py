@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from datetime import date
 from typing import Any
 
 import pytest
@@ -54,9 +55,12 @@ def _paths(app: FastAPI, ids: dict[str, str]) -> list[str]:
     return out
 
 
-def _nonsense(page: str) -> dict[str, str]:
+def _filled(page: str, value: str) -> dict[str, str]:
     names = set(re.findall(r'name="([^"]+)"', page)) - {"csrf_token", "caf_id", "item"}
-    return {n: "zz<>'\"99999999999999999999" for n in names}
+    return {n: value for n in names}
+
+
+NONSENSE = ("zz<>'\"99999999999999999999", "x" * 3000, "-1", "2024-02-31")
 
 
 @pytest.mark.parametrize("username", ["pat", "ada", "dee"])
@@ -73,8 +77,8 @@ def test_no_form_lets_validator_text_through(
     walked = 0
     for path in _paths(web_app, {"child_id": olivia}):
         form_page = browser.get(path)
-        filled = _nonsense(form_page.text) if form_page.status_code == 200 else {}
-        for data in ({}, filled):
+        ok = form_page.status_code == 200
+        for data in [{}] + ([_filled(form_page.text, v) for v in NONSENSE] if ok else []):
             answer = browser.post(path, data={"csrf_token": token, **data})
             assert answer.status_code < 500, (path, answer.status_code)
             said = html.unescape(re.sub(r"<[^>]+>", " ", answer.text))  # what the page says
@@ -174,3 +178,25 @@ def test_the_involvement_form_reports_every_problem_in_one_round(browser: TestCl
 )
 def test_plain_message(err: dict[str, Any], chosen: bool, said: str) -> None:
     assert plain_message(err, "the level of need", chosen=chosen) == said
+
+
+def test_ending_an_involvement_opens_with_today(browser: TestClient, world: World, engine: Engine) -> None:
+    sign_in(browser, world, "pat")
+    olivia = world.children["olivia"]
+    card = browser.get(f"/children/{olivia}")
+    browser.post(
+        f"/children/{olivia}/purpose", data={"csrf_token": csrf_of(card.text), "purpose": "direct-care"}
+    )
+    with Session(engine) as s:
+        item = s.exec(select(Involvement).where(Involvement.child_id == olivia)).first()
+        assert item is not None
+    form = browser.get(f"/children/{olivia}/involvement-end?item={item.id}").text
+    today = date.today()
+    for part, value in (("day", today.day), ("month", today.month), ("year", today.year)):
+        assert f'name="end-{part}" type="text" inputmode="numeric" value="{value}"' in form
+    sent_back = browser.post(
+        f"/children/{olivia}/involvement-end",
+        data={"csrf_token": csrf_of(form), "item": str(item.id), "end-day": "", "reason": "x" * 600},
+    )
+    summary, _ = _errors_in(sent_back.text)  # not today's date again over what was sent: the problems
+    assert set(summary) == {"Enter the end date", "The reason must be 500 characters or fewer"}, summary
