@@ -94,6 +94,7 @@ def test_a_timed_out_form_comes_back_after_signing_in(chromium: object, short: S
     page.get_by_label("Code from your authenticator app").fill(world.code("hana"))
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Why are you looking at this record?")).to_be_visible()
+    look(page, "b-purpose-then-form")
     page.get_by_label("I am working with the child or family now").check()
     page.get_by_role("button", name="Continue").click()
     expect(page).to_have_url(f"{base}/children/{olivia}/involvement-new")

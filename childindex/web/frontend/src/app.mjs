@@ -35,7 +35,7 @@ if (timeout && typeof timeout.showModal === 'function') {
     }
   }
   const end = () => {
-    if (typedInto) typedInto.submit() // held by the server for after sign-in (never in the URL)
+    if (typedInto) HTMLFormElement.prototype.submit.call(typedInto) // held by the server (never in a URL)
     else window.location.reload()
   }
   const tick = async () => {
