@@ -246,3 +246,27 @@ def test_the_form_after_the_purpose_is_only_ever_one_under_the_child(
         follow_redirects=False,
     )
     assert given.headers["location"] == f"/children/{amara}"
+
+
+def test_the_largest_form_kept_still_fits_a_cookie_and_a_larger_one_is_said_to_be_lost(
+    client: TestClient, world: World, clock: Clock
+) -> None:
+    sign_in(client, world, "pat")
+    amara = world.children["amara"]
+    _purpose(client, amara)
+    form_path = f"/children/{amara}/involvement-new"
+    token = csrf_of(client.get(form_path).text)
+    clock.ahead = IDLE + 5
+    biggest = {"csrf_token": token, "role": "é" * 300 + "x" * 100}  # JSON-escaped: about 1,900 bytes
+    sent = client.post(form_path, data=biggest, follow_redirects=False)
+    comeback = next(c for c in sent.headers.get_list("set-cookie") if c.startswith("childindex_comeback="))
+    print(f"comeback cookie with the largest kept form: {len(comeback)} bytes")
+    assert len(comeback) < 4096 and "has been kept" in client.get("/signed-out").text
+    clock.ahead = 0
+    sign_in(client, world, "pat")
+    _purpose(client, amara)
+    token = csrf_of(client.get(form_path).text)
+    clock.ahead = IDLE + 5
+    client.post(form_path, data={"csrf_token": token, "role": "x" * 2500}, follow_redirects=False)
+    out = client.get("/signed-out").text
+    assert "too long to keep" in out and "has been kept" not in out
