@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from auth.errors import AuthRefused
@@ -108,7 +108,7 @@ def web_signed_out(request: Request) -> Response:
     else:
         why, subject = data.get("why"), data.get("subject")
     if web_session(request) is not None:  # signed in (again): nothing to explain here
-        why = None
+        return RedirectResponse("/", status_code=303)
     return signed_out_page(request, why=why, subject=subject, data=data)
 
 
