@@ -145,6 +145,9 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     "web_enrol_form": PUBLIC,  # a new person's one-time enrolment link: the sealed token is the key
     "web_enrol": PUBLIC,
 }
+# "You were signed out because ..." and the time-out warning's calls (childindex/web/signed_out.py):
+# they read or renew only the caller's own sealed session; "stay signed in" checks the grant as a page does.
+ROUTE_POLICIES.update({"web_signed_out": PUBLIC, "web_session_left": PUBLIC, "web_session_keep": PUBLIC})
 
 
 # --- the FHIR surface (/fhir): SMART v2 scopes per resource type and interaction ---------------

@@ -242,6 +242,20 @@ class Settings(BaseSettings):
     web_session_idle_minutes: int = Field(
         default=30, ge=1, le=24 * 60, description="A page session unused this long is signed out."
     )
+    web_session_idle_seconds: int | None = Field(
+        default=None,
+        ge=20,
+        le=24 * 3600,
+        description="When set, a page session unused this many seconds is signed out (instead of "
+        "web_session_idle_minutes): for short sessions on shared computers, and for tests.",
+    )
+    web_timeout_warning_seconds: int = Field(
+        default=120,
+        ge=10,
+        le=3600,
+        description="How long before a page session times out the pages warn, with 'Stay signed in' "
+        "(the GOV.UK timeout warning; needs JavaScript, without it the session simply ends).",
+    )
     web_cookie_secure: bool | None = Field(
         default=None,
         description="Mark session cookies Secure (by default: when the issuer is https).",

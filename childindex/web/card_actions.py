@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,8 +17,9 @@ from sqlmodel import Session
 
 from auth.deps import RequireScope
 from auth.policy import PRACTICE
+from childindex.web import form_defaults, involvement_form
 from childindex.web.deps import check_csrf, csrf_refused, flash, refused, render, unit_of_work
-from childindex.web.forms import FormData, FormErrors, M, build, date_field, many, text
+from childindex.web.forms import FormData, FormErrors, M, build, collect, date_field, many, text
 from childindex.web.practice import SHIELD_ROLES
 from directory import repository as repo
 from directory import service
@@ -39,7 +41,6 @@ from directory.models import (
     ConsentWithdraw,
     HandOver,
     Involvement,
-    InvolvementCreate,
     InvolvementEnd,
     Practitioner,
     Role,
@@ -80,6 +81,8 @@ class Action:
     extra: Callable[[Session, Actor, ChildCard, Request], dict[str, Any]] | None = None
     roles: frozenset[Role] = PRACTICE  # who may open and submit it (the route's policy)
     on_shielded: bool = False  # offered even when the card hides a shielded record's details
+    # the answers the form opens with: what the signed-in person most likely means (issue #20)
+    defaults: Callable[[Session, Actor, ChildCard, date], dict[str, Any]] | None = None
 
 
 def _caf_of(db: Session, child_id: uuid.UUID, form: dict[str, Any]) -> Assessment:
@@ -145,9 +148,14 @@ def _as_non_holder(db: Session, actor: Actor, caf: Assessment, form: dict[str, A
 
 def _start(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    reason = _as_non_holder(db, actor, caf, form)
+    errors: dict[str, str] = {}  # every problem in one round (childindex/web/forms.py)
+    reason = collect(errors, _as_non_holder, db, actor, caf, form)
     data = build(
-        CafStart, {"consent_id": text(form, "consent_id"), "reason": reason}, {"consent_id": "the consent"}
+        CafStart,
+        {"consent_id": text(form, "consent_id"), "reason": reason},
+        {"consent_id": "the consent"},
+        chosen=("consent_id",),
+        errors=errors,
     )
     service.start_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The CAF is in progress."
@@ -155,9 +163,14 @@ def _start(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any],
 
 def _complete(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    reason = _as_non_holder(db, actor, caf, form)
+    errors: dict[str, str] = {}
+    reason = collect(errors, _as_non_holder, db, actor, caf, form)
     data = build(
-        CafComplete, {"outcome": text(form, "outcome"), "reason": reason}, {"outcome": "the outcome"}
+        CafComplete,
+        {"outcome": text(form, "outcome"), "reason": reason},
+        {"outcome": "the outcome"},
+        chosen=("outcome",),
+        errors=errors,
     )
     service.complete_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The CAF is completed. It stays open until it is closed."
@@ -165,19 +178,23 @@ def _complete(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, An
 
 def _close(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    _as_non_holder(db, actor, caf, form)
-    data = build(CafClose, {"reason": text(form, "reason")}, {"reason": "the reason"})
+    errors: dict[str, str] = {}
+    collect(errors, _as_non_holder, db, actor, caf, form)
+    data = build(CafClose, {"reason": text(form, "reason")}, {"reason": "the reason"}, errors=errors)
     closed = service.close_caf(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The signal was withdrawn." if closed.status == "withdrawn" else "The CAF is closed."
 
 
 def _hand_over(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    _as_non_holder(db, actor, caf, form)
+    errors: dict[str, str] = {}
+    collect(errors, _as_non_holder, db, actor, caf, form)
     data = build(
         HandOver,
         {"to_practitioner_id": text(form, "to_practitioner_id"), "reason": text(form, "reason")},
         {"to_practitioner_id": "the new Lead Professional", "reason": "the reason for the hand-over"},
+        chosen=("to_practitioner_id",),
+        errors=errors,
     )
     outcome = service.request_hand_over(
         db, actor=actor, caf_id=caf.id, data=data, now=utcnow(), source="pages"
@@ -193,19 +210,31 @@ def _hand_over(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, A
 
 def _tac(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    reason = _as_non_holder(db, actor, caf, form)
+    errors: dict[str, str] = {}
+    reason = collect(errors, _as_non_holder, db, actor, caf, form)
     add = []
     for pid in many(form, "add"):
         practitioner = repo.get(db, Practitioner, uuid.UUID(pid)) if _is_uuid(pid) else None
         if practitioner is None:
             raise NotFound("One of the practitioners chosen is not in the directory.")
         add.append(TacMemberIn(practitioner_id=practitioner.id, role=practitioner.role))
-    data = TacUpdate(
-        add_members=add,
-        remove_practitioner_ids=[uuid.UUID(p) for p in many(form, "remove") if _is_uuid(p)],
-        next_review_date=date_field(form, "review", "the next review date"),
-        family_participating=text(form, "family") == "yes" if text(form, "family") else None,
-        reason=reason,
+    data = build(
+        TacUpdate,
+        {
+            "add_members": add,
+            "remove_practitioner_ids": [uuid.UUID(p) for p in many(form, "remove") if _is_uuid(p)],
+            "next_review_date": collect(errors, date_field, form, "review", "the next review date"),
+            "family_participating": text(form, "family") == "yes" if text(form, "family") else None,
+            "reason": reason,
+        },
+        {
+            "reason": "the reason",
+            "next_review_date": "the next review date",
+            "add_members": "the members to add",
+            "remove_practitioner_ids": "the members to remove",
+        },
+        errors=errors,
+        keys={"next_review_date": "review", "add_members": "add", "remove_practitioner_ids": "remove"},
     )
     service.update_tac(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return "The Team Around the Child is updated."
@@ -213,55 +242,37 @@ def _tac(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], r
 
 def _convene(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    reason = _as_non_holder(db, actor, caf, form)
     tac = repo.tac_for_caf(db, caf.id)
     if tac is None:
         raise NotFound("This CAF has no Team Around the Child yet: add its members first.")
-    review = date_field(form, "review", "the next review date", required=True)
-    service.convene_tac(
-        db, actor=actor, tac_id=tac.id, data=TacConvene(next_review_date=review, reason=reason), now=utcnow()
-    )
-    return "The Team Around the Child is convened. The local delivery team is told."
-
-
-def _involvement(
-    db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request
-) -> str:
-    start = date_field(form, "start", "the start date", required=True)
+    errors: dict[str, str] = {}
+    reason = collect(errors, _as_non_holder, db, actor, caf, form)
+    review = collect(errors, date_field, form, "review", "the next review date", required=True)
     data = build(
-        InvolvementCreate,
-        {
-            "service_id": text(form, "service_id"),
-            "practitioner_id": text(form, "practitioner_id"),
-            "role": text(form, "role"),
-            "level_of_need": text(form, "level_of_need"),
-            "start_date": start,
-            "consent_id": text(form, "consent_id"),
-            "source": "web",
-        },
-        {
-            "service_id": "the service",
-            "role": "the role",
-            "level_of_need": "the level of need",
-            "practitioner_id": "the practitioner",
-            "consent_id": "the consent",
-        },
+        TacConvene,
+        {"next_review_date": review, "reason": reason},
+        {"next_review_date": "the next review date", "reason": "the reason"},
+        errors=errors,
+        keys={"next_review_date": "review"},
     )
-    service.record_involvement(db, actor=actor, child_id=child_id, data=data)
-    return "The involvement is recorded."
+    service.convene_tac(db, actor=actor, tac_id=tac.id, data=data, now=utcnow())
+    return "The Team Around the Child is convened. The local delivery team is told."
 
 
 def _end_involvement(
     db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request
 ) -> str:
     involvement = _item_of(db, Involvement, child_id, form)
-    end = date_field(form, "end", "the end date", required=True)
-    service.end_involvement(
-        db,
-        actor=actor,
-        involvement_id=involvement.id,
-        data=InvolvementEnd(end_date=end, reason=text(form, "reason")),
+    errors: dict[str, str] = {}
+    end = collect(errors, date_field, form, "end", "the end date", required=True)
+    data = build(
+        InvolvementEnd,
+        {"end_date": end, "reason": text(form, "reason")},
+        {"end_date": "the end date", "reason": "the reason"},
+        errors=errors,
+        keys={"end_date": "end"},
     )
+    service.end_involvement(db, actor=actor, involvement_id=involvement.id, data=data)
     return "The involvement is ended."
 
 
@@ -341,13 +352,16 @@ def _people(db: Session, actor: Actor, card: ChildCard, request: Request) -> dic
     return {"practitioners": repo.practitioners(db), **_part(db, actor, card, request)}
 
 
-def _catalogue(db: Session, actor: Actor, card: ChildCard, request: Request) -> dict[str, Any]:
-    return {"services": repo.services(db), "practitioners": repo.practitioners(db)}
-
-
 ACTIONS = [
     Action("caf-signal", "Signal that you are starting a CAF", "actions/caf_signal.html", _signal),
-    Action("caf-start", "Start the CAF", "actions/caf_start.html", _start, _part),
+    Action(
+        "caf-start",
+        "Start the CAF",
+        "actions/caf_start.html",
+        _start,
+        _part,
+        defaults=form_defaults.the_only_caf_consent,
+    ),
     Action("caf-complete", "Record the CAF's outcome", "actions/caf_complete.html", _complete, _part),
     Action("caf-close", "Close the CAF", "actions/caf_close.html", _close, _part),
     Action(
@@ -360,9 +374,20 @@ ACTIONS = [
     Action("tac", "Team Around the Child", "actions/tac.html", _tac, _people),
     Action("tac-convene", "Convene the Team Around the Child", "actions/tac_convene.html", _convene, _part),
     Action(
-        "involvement-new", "Record an involvement", "actions/involvement_new.html", _involvement, _catalogue
+        "involvement-new",
+        "Record an involvement",
+        "actions/involvement_new.html",
+        involvement_form.record,
+        involvement_form.catalogue,
+        defaults=involvement_form.defaults,  # my service, me, today (childindex/web/involvement_form.py)
     ),
-    Action("involvement-end", "End an involvement", "actions/involvement_end.html", _end_involvement),
+    Action(
+        "involvement-end",
+        "End an involvement",
+        "actions/involvement_end.html",
+        _end_involvement,
+        defaults=form_defaults.ended_today,
+    ),
     Action("consent-new", "Record a consent", "actions/consent_new.html", _consent),
     Action("consent-withdraw", "Withdraw a consent", "actions/consent_withdraw.html", _withdraw),
     Action("shield", "Shield this record", "actions/shield.html", _shield, roles=SHIELD_ROLES),
@@ -387,14 +412,17 @@ def _action_page(
     errors: dict[str, str] | None = None,
     conflict: CafAlreadyOpen | None = None,
     status_code: int = 200,
+    fresh: bool = False,
 ) -> Response:
-    if actor.purpose is None:
-        return RedirectResponse(f"/children/{child_id}", status_code=303)
+    if actor.purpose is None:  # asked first; then on to this form (after a sign-in, say)
+        return RedirectResponse(f"/children/{child_id}?then={action.slug}", status_code=303)
     with unit_of_work(request) as db:
         card = service.read_card(
             db, actor=actor, child_id=child_id, now=utcnow(), fallback_team=practice(request).fallback_team
         )
         extra = action.extra(db, actor, card, request) if action.extra else {}
+        if fresh and action.defaults is not None:  # a new form, not one sent back to be put right
+            values = {**action.defaults(db, actor, card, utcnow().date()), **values}
     if card.shield_notice is not None and not action.on_shielded:
         return render(
             request,
@@ -436,7 +464,7 @@ def _make_routes(action: Action, into: APIRouter = router) -> None:
     def form_page(child_id: uuid.UUID, request: Request, actor: Actor = reading) -> Response:
         values = {k: v for k, v in request.query_params.items() if k in ("item", "scope")}
         try:
-            return _action_page(request, actor, action, child_id, values=values)
+            return _action_page(request, actor, action, child_id, values=values, fresh=True)
         except DomainError as exc:
             return refused(request, actor, exc, 404 if isinstance(exc, NotFound) else 409)
 

@@ -136,7 +136,13 @@ def render(
     if session is not None and session.flash:
         message, session.flash = session.flash, None
         link, session.flash_link = session.flash_link, None
-    return templates.TemplateResponse(
+    comeback = getattr(getattr(request.app.state, "web", None), "comeback", None)
+    kept = None
+    if comeback is not None and session is not None and "values" in context and request.method == "GET":
+        kept = comeback.kept_for(request.url.path, request.cookies, session.subject)
+        if kept is not None:  # the form as it was when the session ended (childindex/web/comeback.py)
+            context["values"], context["kept_form"] = kept, True
+    response = templates.TemplateResponse(
         request,
         template,
         {
@@ -153,6 +159,9 @@ def render(
         },
         status_code=status_code,
     )
+    if kept is not None and comeback is not None:
+        response.headers.append("set-cookie", comeback.header(None))  # given back once
+    return response
 
 
 def refused(request: Request, actor: Actor | None, exc: DomainError, status_code: int = 409) -> Response:

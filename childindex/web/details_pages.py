@@ -17,7 +17,7 @@ from sqlmodel import Session
 from auth.deps import RequireScope
 from auth.policy import PRACTICE
 from childindex.web.deps import check_csrf, csrf_refused, flash, refused, render, unit_of_work
-from childindex.web.forms import FormData, FormErrors, date_field, text
+from childindex.web.forms import FormData, FormErrors, build, date_field, text
 from directory import repository as repo
 from directory import service
 from directory.errors import DomainError, InvalidInput, NotAllowed, NotFound, StaleVersion
@@ -149,10 +149,8 @@ def parse_change(
         labels.append("A parent or carer to add")
     if errors:
         raise FormErrors(errors)
-    try:
-        return ChildChange.model_validate(body), labels
-    except ValueError as exc:
-        raise FormErrors({"form": str(exc)}) from None
+    # the one translation of validator errors into plain words (childindex/web/forms.py)
+    return build(ChildChange, body, keys={"date_of_birth": "dob", "born_on": "born"}), labels
 
 
 def _parse_whereabouts(

@@ -17,7 +17,7 @@ from auth.policy import PANEL_READERS
 from childindex.panel_api import front_door_of
 from childindex.web.card_actions import Action, _as_non_holder, _caf_of, _make_routes, _part
 from childindex.web.deps import check_csrf, csrf_refused, flash, refused, render, unit_of_work
-from childindex.web.forms import FormData, FormErrors, build, text
+from childindex.web.forms import FormData, FormErrors, build, collect, text
 from directory import repository as repo
 from directory import service
 from directory.errors import DomainError, InvalidInput, NotAllowed, NotFound
@@ -46,8 +46,9 @@ LEVELS = [(str(n), f"Level {n}") for n in range(1, 5)]
 
 def _send(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    reason = _as_non_holder(db, actor, caf, form)
-    data = build(PanelSend, {"reason": reason}, {"reason": "the reason"})
+    errors: dict[str, str] = {}
+    reason = collect(errors, _as_non_holder, db, actor, caf, form)
+    data = build(PanelSend, {"reason": reason}, {"reason": "the reason"}, errors=errors)
     panel.send_to_panel(db, actor=actor, caf_id=caf.id, data=data, now=utcnow())
     return (
         "The CAF is sent to the locality's early intervention panel. The local delivery team sees it in "
@@ -57,13 +58,11 @@ def _send(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], 
 
 def _step_up(db: Session, actor: Actor, child_id: uuid.UUID, form: dict[str, Any], request: Request) -> str:
     caf = _caf_of(db, child_id, form)
-    reason = _as_non_holder(db, actor, caf, form)
-    errors = (
-        {} if text(form, "confirm") else {"confirm": "Confirm that the case is stepped up to social care"}
-    )
-    if errors:
-        raise FormErrors(errors)
-    data = build(StepUpIn, {"reason": reason}, {"reason": "the reason"})
+    errors: dict[str, str] = {}  # every problem in one round (childindex/web/forms.py)
+    reason = collect(errors, _as_non_holder, db, actor, caf, form)
+    if not text(form, "confirm"):
+        errors["confirm"] = "Confirm that the case is stepped up to social care"
+    data = build(StepUpIn, {"reason": reason}, {"reason": "the reason"}, errors=errors)
     door = front_door_of(request.app.state.settings)
     step_up.step_up(db, actor=actor, caf_id=caf.id, data=data, channels=door.channels, now=utcnow())
     return (

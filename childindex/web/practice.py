@@ -6,6 +6,7 @@ same kind of transaction; nothing about cards, shields or CAF rules is decided h
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -124,6 +125,7 @@ def _merged_into(request: Request, actor: Actor, child_id: uuid.UUID) -> uuid.UU
 def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
     if actor.purpose is None:
         offered = purposes_for(actor.role)
+        then = _then(request.query_params.get("then"))  # the form that asked (card_actions.py)
         return render(
             request,
             "purpose.html",
@@ -132,6 +134,7 @@ def _show_card(request: Request, actor: Actor, child_id: uuid.UUID) -> Response:
             purposes=offered,
             purpose_help=PURPOSE_HELP,
             errors={},
+            then=then,
         )
     try:
         moved = _merged_into(request, actor, child_id)
@@ -192,12 +195,22 @@ def web_card_purpose(child_id: uuid.UUID, request: Request, actor: CardVisitor, 
             purposes=purposes_for(actor.role),
             purpose_help=PURPOSE_HELP,
             errors={"purpose": "Select why you are looking at this record"},
+            then=_then(text(form, "then")),
             status_code=400,
         )
     session = web_session(request)
     assert session is not None
     session.purpose = code
-    return RedirectResponse(f"/children/{child_id}", status_code=303)
+    then = _then(text(form, "then"))
+    return RedirectResponse(f"/children/{child_id}" + (f"/{then}" if then else ""), status_code=303)
+
+
+_ACTION_SLUG = re.compile(r"[a-z][a-z-]{0,39}")
+
+
+def _then(slug: str | None) -> str | None:
+    """The action form to go on to once the purpose is given: a slug under this child, nothing else."""
+    return slug if slug and _ACTION_SLUG.fullmatch(slug) else None
 
 
 ShieldOverrider = Annotated[

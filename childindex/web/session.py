@@ -49,11 +49,28 @@ NOT_PAGES = (
 STATIC_PREFIX = "/static/"
 _DROPPED = {b"authorization", b"x-dev-actor", b"x-purpose-of-use", b"x-shield-override-reason", b"cookie"}
 REFRESH_MARGIN_SECONDS = 60
+# Page requests on a session that has just ended go to "You were signed out" (childindex/web/comeback.py),
+# except these, which say it themselves (and "/", the start page, which says it in a line).
+PASS_THROUGH = ("/signed-out", "/signin/", "/signout", "/session/", "/accessibility")
+QUIET_PATHS = ("/session/left",)  # asks how long is left without counting as use (the time-out warning)
+MAX_HELD_BODY = 16_384
+ENDED_SAYS = {
+    "timeout": "You were signed out because you had not used the service for a while.",
+    "too-long": "You were signed out because you had been signed in for the longest time a sign-in lasts.",
+    "ended": "Your sign-in has ended; please sign in again.",
+}
+OnEnd = Callable[..., str]
+Ended = tuple[str, "WebSession"]  # why a session that came with the request has ended, and that session
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+
+
+def now() -> float:
+    """The sessions' clock (what `seen` and `started` are measured on)."""
+    return time.time()
 
 
 def is_page(path: str) -> bool:
@@ -121,6 +138,7 @@ class CookieConfig:
     secure: bool
     idle_seconds: int
     max_seconds: int
+    warn_seconds: int = 120  # the time-out warning's lead time (the pages' JS, base.html)
 
     @property
     def session_name(self) -> str:
@@ -236,33 +254,120 @@ def _cookie(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
 class WebSessionMiddleware:
     """Opens the session cookie of page requests, refreshes tokens, sets the bearer and the page headers."""
 
-    def __init__(self, app: ASGIApp, *, sealer: Sealer, cookies: CookieConfig, tokens: TokenClient) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        sealer: Sealer,
+        cookies: CookieConfig,
+        tokens: TokenClient,
+        on_end: OnEnd | None = None,
+    ) -> None:
         self.app = app
         self.sealer = sealer
         self.cookies = cookies
         self.tokens = tokens
+        self.on_end = on_end
+
+    async def _signed_out(
+        self, scope: Scope, receive: Receive, send: Send, ended: tuple[str, WebSession]
+    ) -> None:
+        """A request on a session that has just ended: to "You were signed out", keeping the way back
+        (and, for the forms that may be kept, what was typed: read here, never passed on)."""
+        assert self.on_end is not None
+        body = b""
+        if scope["method"] == "POST":
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body") or len(body) > MAX_HELD_BODY:
+                    break
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        comeback = self.on_end(
+            why=ended[0],
+            session=ended[1],
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            referer=headers.get("referer"),
+            host=headers.get("host", ""),
+            body=body if len(body) <= MAX_HELD_BODY else b"",
+            content_type=headers.get("content-type", ""),
+        )
+        out = [
+            (b"location", b"/signed-out"),
+            (b"set-cookie", self.set_cookie(None)),
+            (b"set-cookie", comeback.encode("latin-1")),
+            (b"cache-control", b"no-store"),
+            (b"content-length", b"0"),
+            (b"content-security-policy", CSP.encode()),
+            (b"referrer-policy", b"same-origin"),
+        ]
+        await send({"type": "http.response.start", "status": 303, "headers": out})
+        await send({"type": "http.response.body", "body": b""})
 
     def load(self, headers: list[tuple[bytes, bytes]]) -> WebSession | None:
         """The session in the request's cookie, if sealed by us and not idle or too old."""
+        session, _ = self.load_why(headers)
+        return session
+
+    def load_why(self, headers: list[tuple[bytes, bytes]]) -> tuple[WebSession | None, Ended | None]:
+        """The live session, or None and (when the cookie held one that has run out) why, with it."""
         raw = self.sealer.open(_cookie(headers, self.cookies.session_name))
         if raw is None:
-            return None
+            return None, None
         try:
             session = WebSession.from_json(raw)
         except (TypeError, ValueError):
-            return None
+            return None, None
         now = time.time()
-        if now - session.seen > self.cookies.idle_seconds or now - session.started > self.cookies.max_seconds:
-            return None
-        return session
+        if now - session.started > self.cookies.max_seconds:
+            return None, ("too-long", session)
+        if now - session.seen > self.cookies.idle_seconds:
+            return None, ("timeout", session)
+        return session, None
 
     def set_cookie(self, session: WebSession | None) -> bytes:
         """The Set-Cookie value that stores (or, for None, clears) the session."""
         if session is None:
             return self.cookies.header(self.cookies.session_name, "", max_age=0)
+        # The cookie outlives the idle limit (the server enforces that from `seen`), so that a request
+        # after a time-out is told "you were signed out because ..." rather than met as a stranger.
         return self.cookies.header(
-            self.cookies.session_name, self.sealer.seal(session.to_json()), max_age=self.cookies.idle_seconds
+            self.cookies.session_name,
+            self.sealer.seal(session.to_json()),
+            max_age=max(self.cookies.idle_seconds, self.cookies.max_seconds),
         )
+
+    async def _open(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]], *, asking: bool
+    ) -> tuple[WebSession | None, Ended | None]:
+        """The request's live session (its tokens refreshed when about to expire), or why it ended."""
+        session, ended = self.load_why(headers)
+        if (
+            session is not None
+            and not asking
+            and session.refresh_token
+            and session.access_expires - time.time() < REFRESH_MARGIN_SECONDS
+        ):
+            body = await self.tokens.refresh(scope["app"], session.refresh_token)
+            if body is None:
+                return None, ("ended", session)
+            session = session_from_tokens(body, previous=session)
+        return session, ended
+
+    async def _ended(self, scope: Scope, receive: Receive, send: Send, ended: Ended, *, asking: bool) -> bool:
+        """Note why the session ended; True when the request was answered here (to /signed-out)."""
+        state: dict[str, Any] = scope["state"]
+        state["web_signed_out"] = ended
+        state["web_signed_out_reason"] = ENDED_SAYS[ended[0]]
+        if ended[0] != "ended" and ended[1].refresh_token and not asking:  # of no use now: revoke it
+            await self.tokens.revoke(scope["app"], ended[1].refresh_token)
+        path = scope["path"]
+        if self.on_end is None or path == "/" or path.startswith(PASS_THROUGH):
+            return False
+        await self._signed_out(scope, receive, send, ended)
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_page(scope["path"]):
@@ -270,20 +375,12 @@ class WebSessionMiddleware:
             return
         original: list[tuple[bytes, bytes]] = list(scope["headers"])
         had_cookie = _cookie(original, self.cookies.session_name) is not None
-        session = self.load(original)
         state: dict[str, Any] = scope.setdefault("state", {})
-        if (
-            session is not None
-            and session.refresh_token
-            and session.access_expires - time.time() < REFRESH_MARGIN_SECONDS
-        ):
-            body = await self.tokens.refresh(scope["app"], session.refresh_token)
-            if body is None:
-                state["web_signed_out_reason"] = "Your sign-in has ended; please sign in again."
-                session = None
-            else:
-                session = session_from_tokens(body, previous=session)
-        if session is not None:
+        asking = scope["path"] in QUIET_PATHS  # the time-out warning asking how long is left
+        session, ended = await self._open(scope, original, asking=asking)
+        if ended is not None and await self._ended(scope, receive, send, ended, asking=asking):
+            return
+        if session is not None and not asking:
             session.seen = time.time()
         state["web_session"] = session
         headers = [(k, v) for k, v in original if k not in _DROPPED]
@@ -310,7 +407,7 @@ class WebSessionMiddleware:
                 current: WebSession | None = state.get("web_session")
                 if current is not None:
                     out.append((b"set-cookie", self.set_cookie(current)))
-                elif had_cookie:
+                elif had_cookie and not asking:  # (kept for the page the warning then goes to)
                     out.append((b"set-cookie", self.set_cookie(None)))
                 out += [
                     (b"content-security-policy", CSP.encode()),

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from auth.registry import ensure_public_client
 from childindex.settings import current_settings
+from childindex.web.comeback import safe_return
 from childindex.web.deps import check_csrf, render, web_session
 from childindex.web.session import Sealer, TokenClient, session_from_tokens
 from directory.http.deps import actor_of
@@ -133,9 +134,20 @@ async def web_signin_callback(request: Request) -> Response:
     if answer.status_code != 200:
         detail = answer.json().get("error_description", "The sign-in could not be completed.")
         return _problem_page(request, "You cannot use the directory yet", detail, 403)
-    request.state.web_session = session_from_tokens(answer.json())
-    response = RedirectResponse("/", status_code=303)
+    request.state.web_session = signed_in = session_from_tokens(answer.json())
+    comeback = request.app.state.web.comeback
+    held = comeback.read(request.cookies)
+    # Back to the page asked for (a relative path on this site, checked again here), and only for the
+    # person whose session ended there (or who was not signed in at all when they asked).
+    same = held.get("subject") in (None, signed_in.subject)
+    back = safe_return(held.get("back")) if same else None
+    response = RedirectResponse(back or "/", status_code=303)
     response.headers.append("set-cookie", cookies.header(cookies.flow_name, "", max_age=0).decode())
+    if same and held.get("form"):  # the half-filled form waits for its page (childindex/web/deps.py)
+        keep = {"subject": held.get("subject"), "form": held["form"]}
+        response.headers.append("set-cookie", comeback.header(keep))
+    elif held:
+        response.headers.append("set-cookie", comeback.header(None))
     return response
 
 
@@ -158,7 +170,7 @@ async def web_signout(request: Request) -> Response:
             message="That sign-out form had expired. Use the sign-out button once more.",
             status_code=400,
         )
-    return render(request, "signed_out.html")
+    return render(request, "signed_out.html", why="self")
 
 
 @router.get("/accessibility", name="web_accessibility", response_class=HTMLResponse)

@@ -24,12 +24,14 @@ from childindex.web import (
     panel_pages,
     practice,
     register,
+    signed_out,
     signin,
     worklist_pages,
 )
 from childindex.web import duplicates as duplicates_pages
 from childindex.web import reviews as review_pages
 from childindex.web.adoption_pages import router as adoption_router
+from childindex.web.comeback import Comeback, safe_return
 from childindex.web.deps import HERE, render, web_session
 from childindex.web.enrol_pages import router as enrol_router
 from childindex.web.inbox_pages import router as inbox_router
@@ -41,9 +43,13 @@ from childindex.web.record_pages import router as record_router
 from childindex.web.requests_pages import router as requests_router
 from childindex.web.search_pages import router as search_router
 from childindex.web.session import CookieConfig, Sealer, TokenClient, WebSessionMiddleware, is_page
+from childindex.web.signed_out import signed_out_page
 from directory.errors import DomainError
 from directory.http.problems import BUSY_ERRORS, RETRY_AFTER_SECONDS, status_for
 from directory.models import Actor
+
+ENDS_SESSION = frozenset({"grant-suspended", "grant-revoked", "account-disabled"})
+"""Refusals that end a page session at once: the person may not go on, so they are signed out and told."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class WebState:
     flow_sealer: Sealer
     tokens: TokenClient
     redirect_uri: str
+    comeback: Comeback
 
 
 def install(app: FastAPI, settings: Any) -> WebState:
@@ -62,25 +69,33 @@ def install(app: FastAPI, settings: Any) -> WebState:
     secure = settings.web_cookie_secure
     cookies = CookieConfig(
         secure=cfg.issuer.startswith("https://") if secure is None else bool(secure),
-        idle_seconds=settings.web_session_idle_minutes * 60,
+        idle_seconds=settings.web_session_idle_seconds or settings.web_session_idle_minutes * 60,
         max_seconds=settings.refresh_token_hours * 3600,
+        warn_seconds=settings.web_timeout_warning_seconds,
     )
+    comeback = Comeback(Sealer(cfg.secret_key, "comeback"), cookies)  # what a sign-in carries across
     state = WebState(
         cookies=cookies,
         flow_sealer=Sealer(cfg.secret_key, "signin"),
         tokens=TokenClient(cfg.issuer, settings.web_client_id),
         redirect_uri=f"{cfg.issuer}/signin/callback",
+        comeback=comeback,
     )
     app.state.web = state
     # The authorization server's sign-in page takes the pages' layout, assets and CSP.
     app.state.auth.pages = GovukSignInPages(settings.authority_name)
     app.add_middleware(
-        WebSessionMiddleware, sealer=Sealer(cfg.secret_key, "session"), cookies=cookies, tokens=state.tokens
+        WebSessionMiddleware,
+        sealer=Sealer(cfg.secret_key, "session"),
+        cookies=cookies,
+        tokens=state.tokens,
+        on_end=comeback.on_end,  # "you were signed out because ..." (childindex/web/comeback.py)
     )
     # Built by `make web`; a missing build leaves the pages usable, only unstyled.
     app.mount("/static", StaticFiles(directory=HERE / "static", check_dir=False), name="static")
     for router in (
         signin.router,
+        signed_out.router,  # "you were signed out because ...", the time-out warning's calls
         register.router,
         search_router,  # find a child, POST-redirect-GET (childindex/web/search_pages.py)
         practice.router,
@@ -121,14 +136,23 @@ def _signed_in(request: Request) -> Actor | None:
 def _refused_page(request: Request, exc: AuthRefused) -> Response:
     if exc.status == 401:
         reason = getattr(request.state, "web_signed_out_reason", None)
-        return render(
+        response = render(
             request,
             "start.html",
             reason=reason,
             status_code=401,
             upstream=bool(request.app.state.auth.cfg.upstream_issuer),
         )
+        back = safe_return(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        if request.method == "GET" and back:  # after signing in, the page asked for (comeback.py)
+            response.headers.append("set-cookie", request.app.state.web.comeback.header({"back": back}))
+        return response
     session = web_session(request)
+    if exc.code in ENDS_SESSION and session is not None:
+        # suspended or revoked while signed in: signed out, and told why (childindex/web/signed_out.py)
+        return signed_out_page(
+            request, why="grant", subject=session.subject, data={}, said=exc.message, status_code=exc.status
+        )
     if exc.code == "purpose-not-allowed" and session is not None:
         session.purpose = None  # (say, after a change of role) asked again at the next record
     title = "Too many requests" if exc.status == 429 else "You cannot do this"
