@@ -22,6 +22,7 @@ LABELS: dict[str, str] = {
     "tac.actions.read": "Read the plan's actions",
     "tac.reviews.read": "Read the plan's reviews",
     "worklist.read": "Read the locality worklist",
+    "mine.read": "Read their own list of children and CAFs",
     "locality.overview": "Read the locality overview",
     "locality.overview.export": "Downloaded the locality overview",
     # the record itself

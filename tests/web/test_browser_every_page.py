@@ -178,7 +178,7 @@ VISITS: dict[str, Visit] = {
     "web_search_results": Visit("hana", "/search", then=_search),  # (search is POST-redirect-GET)
     "web_signed_out": Visit(None, "/signed-out"),
     "web_user_new_form": Visit("ada", "/admin/users/new"),
-    "web_enrol_form": Visit(None, "/enrol/no-such-token"),  # the refusal (a real link: test_browser_admin_audit)
+    "web_enrol_form": Visit(None, "/enrol/no-such-token"),  # refused (a real link: test_browser_admin_audit)
     "web_session_left": Visit("pat", "/session/left"),
 }
 NOT_PAGES = {

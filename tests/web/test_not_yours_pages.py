@@ -45,6 +45,8 @@ PAGE_WRITES = {
     "web_request_accept": "the practitioner named (hand-over, invitation) or the CAF's holder (ask to join)",
     "web_request_decline": "the practitioner named (hand-over, invitation) or the CAF's holder (ask to join)",
     "web_tac_join": "any practitioner who can read the record, as themselves (an ask changes nothing yet)",
+    "web_audit_search": "reads (auditors: an audit-purpose search, audited)",
+    "web_enrol": "the person the sealed one-time enrolment link names (their own password), nobody's record",
 }
 PAGE_WRITES.update(  # the panel, step up and step down (childindex/web/panel_pages.py)
     {
