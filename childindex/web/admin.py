@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, time
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,12 +14,14 @@ from auth import registry
 from auth.admin import Rules
 from auth.config import SUPPORTED_SCOPES
 from auth.grant_admin import GrantCreate, GrantRead, GrantRenew
+from auth.grant_rules import GrantRules
 from auth.grants import ROLE_SCOPES
 from auth.models import GrantStatus, SubjectKind
 from auth.users import find_user
 from childindex.web.alert_words import role_words, scope_words
 from childindex.web.deps import GrantsAdmin, check_csrf, flash, render, unit_of_work
-from childindex.web.forms import FormData, FormErrors, build, date_field, many, text
+from childindex.web.forms import FormData, FormErrors, build, collect, date_field, many, text
+from childindex.web.new_user import check_grant_dates, end_of
 from directory.errors import DomainError, NotFound
 from directory.http.config import practice
 from directory.models import Actor, Role
@@ -28,10 +30,6 @@ router = APIRouter(include_in_schema=False)
 ROLES = [(r.value, role_words(r.value)) for r in Role]
 SCOPES = [(s, scope_words(s)) for s in SUPPORTED_SCOPES]  # the grant form says what each lets them do
 STATUSES = [(s.value, s.value) for s in GrantStatus]
-
-
-def _end_of(day: Any) -> datetime:
-    return datetime.combine(day, time(23, 59), tzinfo=UTC)
 
 
 def _expired_form(request: Request, actor: Actor) -> Response:
@@ -109,9 +107,13 @@ _GRANT_LABELS = {
 }
 
 
-def _grant_of(form: dict[str, Any]) -> GrantCreate:
-    """The grant a form asks for (FormErrors names each field that is missing or wrong)."""
-    until = date_field(form, "until", "the end date", required=True)
+def _grant_of(form: dict[str, Any], rules: GrantRules, today: date) -> GrantCreate:
+    """The grant a form asks for (FormErrors names every field that is missing or wrong, at once)."""
+    errors: dict[str, str] = {}
+    until = collect(errors, date_field, form, "until", "the end date", required=True)
+    training = collect(errors, date_field, form, "training", "the training date")
+    vetting = collect(errors, date_field, form, "vetting", "the vetting date")
+    check_grant_dates(errors, rules, today, training=training, vetting=vetting)
     return build(
         GrantCreate,
         {
@@ -121,13 +123,15 @@ def _grant_of(form: dict[str, Any]) -> GrantCreate:
             "organisation": text(form, "organisation"),
             "localities": [x.strip() for x in (text(form, "localities") or "").split(",") if x.strip()],
             "scopes": many(form, "scopes") or None,
-            "training_completed_on": date_field(form, "training", "the training date"),
-            "vetting_checked_on": date_field(form, "vetting", "the vetting date"),
-            "valid_until": _end_of(until),
+            "training_completed_on": training,
+            "vetting_checked_on": vetting,
+            "valid_until": end_of(until) if until else None,
             "responsible": text(form, "responsible"),
             "reason": text(form, "reason"),
         },
         _GRANT_LABELS,
+        errors=errors,
+        keys={"training_completed_on": "training", "vetting_checked_on": "vetting", "valid_until": "until"},
     )
 
 
@@ -168,7 +172,7 @@ def web_grant_new(request: Request, actor: GrantsAdmin, form: FormData, rules: R
         return _expired_form(request, actor)
     values = {k: v for k, v in form.items() if k != "csrf_token"}
     try:
-        data = _grant_of(form)
+        data = _grant_of(form, rules, date.today())
         with unit_of_work(request) as db:
             if _no_such_account(request, db, data):
                 problem = f"There is no account named {data.subject}: add them as a new user first"
@@ -252,13 +256,16 @@ _STATUS_OF = {
 
 
 def _renewal(form: dict[str, Any], reason: str) -> GrantRenew:
-    until = date_field(form, "until", "the new end date", required=True)
+    errors: dict[str, str] = {}
+    until = collect(errors, date_field, form, "until", "the new end date", required=True)
+    training = collect(errors, date_field, form, "training", "the training date")
+    vetting = collect(errors, date_field, form, "vetting", "the vetting date")
     return build(
         GrantRenew,
         {
-            "valid_until": _end_of(until),
-            "training_completed_on": date_field(form, "training", "the training date"),
-            "vetting_checked_on": date_field(form, "vetting", "the vetting date"),
+            "valid_until": end_of(until) if until else None,
+            "training_completed_on": training,
+            "vetting_checked_on": vetting,
             "responsible": text(form, "responsible"),
             "reason": reason,
         },
@@ -268,6 +275,8 @@ def _renewal(form: dict[str, Any], reason: str) -> GrantRenew:
             "vetting_checked_on": "the vetting date",
             "responsible": "the person responsible",
         },
+        errors=errors,
+        keys={"training_completed_on": "training", "vetting_checked_on": "vetting", "valid_until": "until"},
     )
 
 

@@ -29,7 +29,7 @@ from auth.models import LocalUser, SubjectKind
 from auth.users import create_user, find_user
 from childindex.web.deps import GrantsAdmin, check_csrf, csrf_refused, render, unit_of_work
 from childindex.web.enrol_pages import enrolment_link, send_enrolment_email
-from childindex.web.forms import FormData, FormErrors, date_field, many, text
+from childindex.web.forms import FormData, FormErrors, collect, date_field, many, text
 from directory import audit
 from directory.errors import DomainError, InvalidInput
 from directory.http.config import practice
@@ -136,15 +136,6 @@ def _choices(db: Session) -> dict[str, Any]:
     }
 
 
-def _check(errors: dict[str, str], fn: Any, *args: Any, **kw: Any) -> Any:
-    """Run one check; its FormErrors join the others (every problem in one round)."""
-    try:
-        return fn(*args, **kw)
-    except FormErrors as exc:
-        errors.update(exc.errors)
-        return None
-
-
 def _required(form: dict[str, Any], key: str, message: str, limit: int) -> str:
     value = text(form, key)
     if not value:
@@ -237,12 +228,11 @@ def _localities(db: Session, form: dict[str, Any], answers: Answers) -> None:
     answers.locality_names = [known[c] for c in codes]
 
 
-def _dates(form: dict[str, Any], rules: GrantRules, today: date) -> tuple[date, date, date]:
-    """The training, vetting and end dates, each checked by the grant rules (every problem at once)."""
-    errors: dict[str, str] = {}
-    training = _check(errors, date_field, form, "training", "the training date", required=True)
-    vetting = _check(errors, date_field, form, "vetting", "the vetting date", required=True)
-    until = _check(errors, date_field, form, "until", "the date access ends", required=True)
+def check_grant_dates(
+    errors: dict[str, str], rules: GrantRules, today: date, *, training: date | None, vetting: date | None
+) -> None:
+    """The grant rules' training and vetting dates (none in the future, neither older than the
+    authority allows), each problem kept beside its own field (every problem in one round)."""
     for key, day in (("training", training), ("vetting", vetting)):
         if day is None:
             continue
@@ -253,31 +243,41 @@ def _dates(form: dict[str, Any], rules: GrantRules, today: date) -> tuple[date, 
                 today=today,
             )
         except InvalidInput as exc:
-            errors[key] = exc.message
+            errors.setdefault(key, exc.message)
+
+
+def _dates(form: dict[str, Any], rules: GrantRules, today: date) -> tuple[date, date, date]:
+    """The training, vetting and end dates, each checked by the grant rules (every problem at once)."""
+    errors: dict[str, str] = {}
+    training = collect(errors, date_field, form, "training", "the training date", required=True)
+    vetting = collect(errors, date_field, form, "vetting", "the vetting date", required=True)
+    until = collect(errors, date_field, form, "until", "the date access ends", required=True)
+    check_grant_dates(errors, rules, today, training=training, vetting=vetting)
     if until is not None:
         try:
             now = datetime.combine(today, time(12), tzinfo=UTC)
-            rules.check_period(valid_from=now, valid_until=_end_of(until), now=now)
+            rules.check_period(valid_from=now, valid_until=end_of(until), now=now)
         except InvalidInput as exc:
             errors["until"] = exc.message
-    if errors:
+    if errors or training is None or vetting is None or until is None:
         raise FormErrors(errors)
     return training, vetting, until
 
 
-def _end_of(day: date) -> datetime:
+def end_of(day: date) -> datetime:
+    """The last minute of the day access ends."""
     return datetime.combine(day, time(23, 59), tzinfo=UTC)
 
 
 def read_answers(db: Session, form: dict[str, Any], actor: Actor, rules: GrantRules, today: date) -> Answers:
     """The journey's answers, every field checked in one round (FormErrors lists every problem)."""
     errors: dict[str, str] = {}
-    name = _check(errors, _required, form, "name", "Enter their full name", 160)
-    username = _check(errors, _username, db, form, actor)
-    email = _check(errors, _email, form)
-    role = _check(errors, _role, form)
-    reason = _check(errors, _required, form, "reason", "Enter why they need access", 500)
-    dates = _check(errors, _dates, form, rules, today)
+    name = collect(errors, _required, form, "name", "Enter their full name", 160)
+    username = collect(errors, _username, db, form, actor)
+    email = collect(errors, _email, form)
+    role = collect(errors, _role, form)
+    reason = collect(errors, _required, form, "reason", "Enter why they need access", 500)
+    dates = collect(errors, _dates, form, rules, today)
     link = text(form, "link")
     if link not in dict(LINKS):
         errors["link"] = "Choose whether to link them to a practitioner record"
@@ -293,15 +293,15 @@ def read_answers(db: Session, form: dict[str, Any], actor: Actor, rules: GrantRu
         until=dates[2] if dates else date.min,
     )
     if link == "existing":
-        _check(errors, _existing, db, form, answers)
+        collect(errors, _existing, db, form, answers)
     elif link == "new":
-        _check(errors, _new_practitioner, db, form, answers)
+        collect(errors, _new_practitioner, db, form, answers)
     elif link == "none":
         organisation = text(form, "organisation")
         if organisation and len(organisation) > 200:
             errors["organisation"] = "Shorten the organisation to at most 200 characters"
         answers.organisation = organisation
-    _check(errors, _localities, db, form, answers)
+    collect(errors, _localities, db, form, answers)
     if errors:
         raise FormErrors(_in_form_order(errors))
     return answers
@@ -404,7 +404,7 @@ def create_everything(
             localities=answers.localities,
             training_completed_on=answers.training,
             vetting_checked_on=answers.vetting,
-            valid_until=_end_of(answers.until),
+            valid_until=end_of(answers.until),
             reason=answers.reason,
         ),
         default_authority=practice(request).authority_name,

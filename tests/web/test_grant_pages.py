@@ -154,3 +154,34 @@ def test_the_admin_who_registered_a_client_in_the_pages_cannot_approve_its_grant
     )
     assert mine.status_code == 409 and "You registered this client" in mine.text
     assert grant_of(engine, "lab-system").status == "pending"
+
+
+def test_the_grant_form_reports_every_problem_in_one_round(
+    browser: TestClient, world: World, engine: Engine
+) -> None:
+    sign_in(browser, world, "ada")
+    next_year = utcnow().year + 1
+    refused = post_form(
+        browser,
+        "/admin/grants/new",
+        {
+            "subject": "pat",
+            "role": "practitioner",
+            "training-day": "1",
+            "training-month": "1",
+            "training-year": str(next_year),  # in the future
+            "vetting-day": "1",
+            "vetting-month": "1",
+            "vetting-year": "2019",  # older than the vetting validity
+            "until-day": "31",
+            "until-month": "2",
+            "until-year": str(next_year),  # not a real date
+        },
+    )
+    assert refused.status_code == 400, refused.text
+    summary = refused.text.split("govuk-error-summary__list")[1].split("</ul>")[0]
+    for field in ("training", "vetting", "until", "reason"):
+        assert f'href="#{field}' in summary, (field, summary)
+    assert "Input should" not in refused.text and "value is not" not in refused.text
+    with Session(engine) as s:  # nothing written
+        assert len(s.exec(select(AccessGrant).where(AccessGrant.subject == "pat")).all()) == 1
