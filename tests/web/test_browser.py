@@ -92,8 +92,12 @@ def chromium() -> Iterator[object]:
         browser.close()
 
 
-def check_page(page: object, name: str) -> None:
-    """Scan a page with axe-core (no violation of any impact) and save a screenshot."""
+def check_page(page: object, name: str, *, narrow: bool = False, blur: bool = False) -> None:
+    """Scan a page with axe-core (no violation of any impact) and save a screenshot; with `narrow`,
+    the page at 320 px wide must not scroll sideways either (WCAG 1.4.10; a screenshot of that too).
+    `blur` first takes focus off whatever has it (a focused link's GOV.UK style is not what is judged)."""
+    if blur:
+        page.evaluate("document.activeElement && document.activeElement.blur()")  # type: ignore[attr-defined]
     page.add_script_tag(path=str(AXE))  # type: ignore[attr-defined]
     result = page.evaluate(  # type: ignore[attr-defined]
         "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
@@ -105,6 +109,16 @@ def check_page(page: object, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
     assert not bad, f"{name}: {bad}"
+    if narrow:
+        size = page.viewport_size  # type: ignore[attr-defined]
+        page.set_viewport_size({"width": 320, "height": 800})  # type: ignore[attr-defined]
+        try:
+            width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
+            page.screenshot(path=str(ARTIFACTS / f"{name}-320.png"), full_page=True)  # type: ignore[attr-defined]
+        finally:
+            if size:
+                page.set_viewport_size(size)  # type: ignore[attr-defined]
+        assert width <= 320, f"{name} is {width} px wide at a 320 px viewport"
 
 
 class Person:
@@ -124,7 +138,7 @@ class Person:
         self.page.wait_for_load_state()
 
     def check(self, name: str) -> None:
-        """Scan the page with axe-core (no serious or critical violation) and save a screenshot."""
+        """Scan the page with axe-core (no violation of any impact) and save a screenshot."""
         check_page(self.page, name)
 
     def search(self, given: str, family: str, day: str, month: str, year: str) -> None:

@@ -12,11 +12,9 @@ from playwright.sync_api import expect
 
 from tests.fixtures.auth_builders import PASSWORD
 from tests.web.test_browser import (
-    ARTIFACTS,
-    AXE,
-    AXE_TAGS,
     Person,
     Served,
+    check_page,
     chromium,
     server,
 )
@@ -27,25 +25,7 @@ __all__ = ["chromium", "server"]  # the fixtures, shared with tests/web/test_bro
 def scan(page: object, name: str) -> None:
     """axe-core finds no violation of any impact; the page does not scroll sideways at 320 px; a
     screenshot is kept in test-artifacts/."""
-    page.add_script_tag(path=str(AXE))  # type: ignore[attr-defined]
-    result = page.evaluate(  # type: ignore[attr-defined]
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
-    )
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-    ]
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
-    assert not bad, f"{name}: {bad}"
-    size = page.viewport_size  # type: ignore[attr-defined]
-    page.set_viewport_size({"width": 320, "height": 800})  # type: ignore[attr-defined]
-    try:
-        width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
-        page.screenshot(path=str(ARTIFACTS / f"{name}-320.png"), full_page=True)  # type: ignore[attr-defined]
-    finally:
-        page.set_viewport_size(size)  # type: ignore[attr-defined]
-    assert width <= 320, f"{name} is {width} px wide at a 320 px viewport"
+    check_page(page, name, narrow=True)
 
 
 def _fill_date(page: object, prefix: str, day: date) -> None:

@@ -11,10 +11,9 @@ from playwright.sync_api import Page, expect
 
 from tests.web.test_browser import (  # noqa: F401  (the fixtures)
     ARTIFACTS,
-    AXE,
-    AXE_TAGS,
     Person,
     Served,
+    check_page,
     chromium,
     server,
 )
@@ -22,16 +21,7 @@ from tests.web.test_browser import (  # noqa: F401  (the fixtures)
 
 def scan(page: Page, name: str) -> None:
     """axe-core finds no violation of any impact; a full-page screenshot is kept."""
-    page.evaluate("document.activeElement && document.activeElement.blur()")  # GOV.UK's focus style
-    page.add_script_tag(path=str(AXE))  # (no underline on a focused link) is not what is scanned
-    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-    ]
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"search-card-{name}.png"), full_page=True)
-    assert not bad, f"{name}: {bad}"
+    check_page(page, f"search-card-{name}", blur=True)
 
 
 def reflows(page: Page, name: str) -> None:
