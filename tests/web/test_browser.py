@@ -53,9 +53,10 @@ def _need(path: Path, what: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World, sa.Engine]]:
-    """The app served by uvicorn on a free port, on a seeded SQLite file."""
+def serve(
+    tmp_path_factory: pytest.TempPathFactory, **settings: object
+) -> Iterator[tuple[str, World, sa.Engine]]:
+    """The app served by uvicorn on a free port, on a seeded SQLite file (with these settings)."""
     db = tmp_path_factory.mktemp("browser") / "web.db"
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
@@ -64,7 +65,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Worl
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    app = create_app(web_settings(base, f"sqlite:///{db}"), engine=engine)
+    app = create_app(web_settings(base, f"sqlite:///{db}").model_copy(update=settings), engine=engine)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -77,6 +78,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Worl
     uv.should_exit = True
     thread.join(timeout=10)
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World, sa.Engine]]:
+    """The app served by uvicorn on a free port, on a seeded SQLite file."""
+    yield from serve(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

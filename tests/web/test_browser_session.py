@@ -5,54 +5,23 @@ told why. axe (any impact) and 320 px on each page. A server of its own with one
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from playwright.sync_api import expect
 
-from childindex.app import create_app
-from childindex.migrations import upgrade
-from directory.db import make_engine
 from tests.fixtures.auth_builders import PASSWORD
 from tests.web.browser_checks import look
-from tests.web.test_browser import Person, Served, chromium  # noqa: F401 (the fixture)
-from tests.web.world import build_world, web_settings
+from tests.web.test_browser import Person, Served, chromium, serve  # noqa: F401 (the fixture)
 
 IDLE, WARN = 60, 50  # the warning opens 10 s after a page loads; the session ends 60 s after
 
 
 @pytest.fixture(scope="module")
 def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The app with 30-second page sessions, served by uvicorn on a seeded SQLite file."""
-    db = tmp_path_factory.mktemp("browser-session") / "web.db"
-    engine = make_engine(f"sqlite:///{db}")
-    upgrade(engine)
-    world = build_world(engine)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    settings = web_settings(base, f"sqlite:///{db}").model_copy(
-        update={"web_session_idle_seconds": IDLE, "web_timeout_warning_seconds": WARN}
-    )
-    uv = uvicorn.Server(
-        uvicorn.Config(create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not uv.started:
-        assert time.time() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield base, world, engine
-    uv.should_exit = True
-    thread.join(timeout=10)
-    engine.dispose()
+    """The app with short page sessions, served by uvicorn on a seeded SQLite file."""
+    yield from serve(tmp_path_factory, web_session_idle_seconds=IDLE, web_timeout_warning_seconds=WARN)
 
 
 def test_the_time_out_warning_and_stay_signed_in(chromium: object, short: Served) -> None:  # noqa: F811
