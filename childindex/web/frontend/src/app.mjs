@@ -32,13 +32,18 @@ if (timeout && typeof timeout.showModal === 'function') {
   const warn = Math.min(Number(timeout.dataset.warnSeconds), idle)
   const left = timeout.querySelector('.app-timeout__left')
   const csrf = timeout.querySelector('input[name="csrf_token"]').value
-  let typedInto = null
   let timer = null
   let deadline = Date.now() + idle * 1000
-  document.addEventListener('input', (event) => {
-    const form = event.target.closest && event.target.closest('main form[method="post"]')
-    if (form) typedInto = form
-  })
+  // A form someone has typed into: any field whose value differs from what the page came with (read
+  // when the session ends, so typing before this script ran counts too).
+  const changed = (el) => {
+    if (['hidden', 'submit', 'button'].includes(el.type)) return false
+    if (el.type === 'checkbox' || el.type === 'radio') return el.checked !== el.defaultChecked
+    if (el.tagName === 'SELECT') return Array.from(el.options).some((o) => o.selected !== o.defaultSelected)
+    return 'defaultValue' in el && el.value !== el.defaultValue
+  }
+  const typedInto = () =>
+    Array.from(document.querySelectorAll('main form[method="post"]')).find((f) => Array.from(f.elements).some(changed))
   const say = (seconds) => {
     const minutes = Math.ceil(seconds / 60)
     left.textContent = seconds >= 60 ? `${minutes} minute${minutes === 1 ? '' : 's'}` : `${Math.max(seconds, 0)} seconds`
@@ -52,7 +57,8 @@ if (timeout && typeof timeout.showModal === 'function') {
     }
   }
   const end = () => {
-    if (typedInto) HTMLFormElement.prototype.submit.call(typedInto) // held by the server (never in a URL)
+    const form = typedInto()
+    if (form) HTMLFormElement.prototype.submit.call(form) // held by the server (never in a URL)
     else window.location.reload()
   }
   const tick = async () => {
