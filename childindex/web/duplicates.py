@@ -96,11 +96,15 @@ def web_duplicates(request: Request, actor: Reviewer, runner: Runner) -> Respons
 
 
 def _latest_done() -> SelectOfScalar[DuplicateRun]:
+    # populate_existing: the same row may already be in this session as it was while running (read by
+    # latest_run a moment before); on PostgreSQL the run can finish in between, and the row must then
+    # be read afresh, not answered from the session with no finishing time.
     return (
         select(DuplicateRun)
         .where(DuplicateRun.state == "done")
         .order_by(col(DuplicateRun.started_at).desc())
         .limit(1)
+        .execution_options(populate_existing=True)
     )
 
 

@@ -8,11 +8,13 @@ import json
 import uuid
 from datetime import date
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from childindex.duplicates import latest_run
 from directory import service
 from directory.db import unit_of_work
 from directory.models import AuditEvent, Child, ChildChange, Role
@@ -231,3 +233,26 @@ def test_a_pair_leaves_the_list_once_merged(
         )
     page = browser.get("/admin/duplicates")
     assert str(planted["amara-copy"]) not in page.text and "1 pair listed" in page.text
+
+
+def test_a_run_that_finishes_while_the_page_reads_it_is_read_afresh(engine: Engine) -> None:
+    """The page reads the latest run (still running), and then the latest finished one in the same
+    transaction; on PostgreSQL the run may finish in between, and must not come back from the session
+    as it was (no finishing time: the page answered 500)."""
+    from childindex.web.duplicates import _latest_done
+    from directory.models import DuplicateRun, utcnow
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time and a transaction keeps its snapshot: no such race")
+    with unit_of_work(engine) as s:
+        s.add(DuplicateRun(started_by="ada", total=1))
+    with Session(engine) as page:
+        running = latest_run(page)
+        assert running is not None and running.finished_at is None
+        with unit_of_work(engine) as s:  # the run finishes, in another transaction
+            run = s.get(DuplicateRun, running.id)
+            assert run is not None
+            run.state, run.finished_at = "done", utcnow()
+            s.add(run)
+        done = page.exec(_latest_done()).first()
+        assert done is not None and done.finished_at is not None
