@@ -13,7 +13,15 @@ from sqlalchemy.engine import Engine
 
 from childindex.settings import Settings
 from directory.db import unit_of_work
-from directory.models import Assessment, Child, ChildName, Involvement, Practitioner
+from directory.models import (
+    OPEN_CAF_STATUSES,
+    Assessment,
+    Child,
+    ChildName,
+    Involvement,
+    Practitioner,
+    RecordStatus,
+)
 
 console = Console()
 
@@ -117,7 +125,7 @@ def children_to_try(engine: Engine) -> list[str]:
     child = Child.__table__  # type: ignore[attr-defined]
     involvement = Involvement.__table__  # type: ignore[attr-defined]
     practitioner = Practitioner.__table__  # type: ignore[attr-defined]
-    live = child.c.status == "active"
+    live = child.c.status == RecordStatus.ACTIVE.value
     lines = []
     with engine.connect() as conn:
         open_caf = conn.execute(
@@ -142,7 +150,7 @@ def children_to_try(engine: Engine) -> list[str]:
                 "demo.designated sees the record with a shielded banner"
             )
         any_open = sa.select(caf.c.id).where(
-            caf.c.child_id == child.c.id, caf.c.status.in_(["signalled", "in_progress", "completed"])
+            caf.c.child_id == child.c.id, caf.c.status.in_([s.value for s in OPEN_CAF_STATUSES])
         )
         involved = conn.execute(
             sa.select(child.c.id)

@@ -40,6 +40,7 @@ MINE_READERS = frozenset(
     {Role.PRACTITIONER, Role.DESIGNATED_PRACTITIONER, Role.CHILD_PROTECTION, Role.LOCAL_DELIVERY_TEAM}
 )
 MAX_ROWS = 500
+OPEN = [s.value for s in OPEN_CAF_STATUSES]
 
 
 class MyInvolvementRead(Output):
@@ -113,11 +114,10 @@ def _my_involvements(session: Session, me: uuid.UUID) -> list[tuple[Involvement,
 
 
 def _my_cafs(session: Session, me: uuid.UUID) -> dict[uuid.UUID, tuple[Assessment, set[str]]]:
-    open_statuses = [s.value for s in OPEN_CAF_STATUSES]
     found: dict[uuid.UUID, tuple[Assessment, set[str]]] = {}
     held = session.exec(
         select(Assessment).where(
-            col(Assessment.status).in_(open_statuses),
+            col(Assessment.status).in_(OPEN),
             (col(Assessment.lead_practitioner_id) == me) | (col(Assessment.initiator_id) == me),
         )
     ).all()
@@ -133,7 +133,7 @@ def _my_cafs(session: Session, me: uuid.UUID) -> dict[uuid.UUID, tuple[Assessmen
         .join(TacMember, col(TacMember.tac_id) == Tac.id)
         .where(
             TacMember.practitioner_id == me,
-            col(Assessment.status).in_(open_statuses),
+            col(Assessment.status).in_(OPEN),
             Tac.status != TacStatus.CLOSED.value,
         )
     ).all()
@@ -156,7 +156,7 @@ def my_work(session: Session, *, actor: Actor) -> MyWorkRead:
         for caf in session.exec(
             select(Assessment).where(
                 col(Assessment.child_id).in_(list(children)),
-                col(Assessment.status).in_([s.value for s in OPEN_CAF_STATUSES]),
+                col(Assessment.status).in_(OPEN),
             )
         ).all()
     }
