@@ -50,6 +50,7 @@ def main() -> None:
     """Read random children's cards in-process (and over HTTP with --http)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", type=Path, default=Path("/tmp/childindex-seed-bench.db"))
+    parser.add_argument("--url", help="a database URL instead of --db (e.g. PostgreSQL)")
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--http", action="store_true", help="also through the HTTP API")
     parser.add_argument("--seed", type=int, default=11)
@@ -59,7 +60,7 @@ def main() -> None:
     from childindex.settings import Settings
 
     install_when_needed(Settings)
-    url = f"sqlite:///{args.db}"
+    url = args.url or f"sqlite:///{args.db}"
     engine = make_engine(url)
     rng = random.Random(args.seed)
     with engine.connect() as conn:
@@ -67,7 +68,7 @@ def main() -> None:
         practitioner = uuid.UUID(
             str(conn.execute(sa.text("SELECT id FROM practitioner ORDER BY id LIMIT 1")).scalar_one())
         )
-    print(f"{len(ids):,} children in {args.db}; {os.cpu_count()} cores")
+    print(f"{len(ids):,} children in {engine.url.render_as_string()}; {os.cpu_count()} cores")
     actor = Actor(
         subject="bench:card",
         role=Role.PRACTITIONER,
@@ -97,6 +98,7 @@ def main() -> None:
             database_url=url,
             search_rate_per_minute=10**9,
             trawl_distinct_children=10**9,
+            trawl_burst_children=10**9,
             indexer_interval_seconds=0,
         )
         app = create_app(settings, engine=engine)

@@ -7,6 +7,9 @@ PORT="${CHILDINDEX_TEST_PG_PORT:-55432}"
 ROOT="${CHILDINDEX_TEST_PG_DIR:-/tmp/childindex-test-pg}"
 PGBIN="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
 URL="postgresql+psycopg://postgres@127.0.0.1:${PORT}/childindex_test"
+# Server settings: the suite's throwaway cluster needs no durability (fsync off); a benchmark wants
+# the production setting (bench/databases.py passes "-c fsync=on -c shared_buffers=...").
+OPTIONS="${CHILDINDEX_TEST_PG_OPTIONS:--c fsync=off}"
 
 as_pg() {
   if [ "$(id -u)" = "0" ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -35,7 +38,7 @@ case "${1:-}" in
     if [ "$(id -u)" = "0" ]; then chown postgres: "$ROOT"; fi
     as_pg "$PGBIN/initdb" -D "$ROOT/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null
     as_pg "$PGBIN/pg_ctl" -D "$ROOT/data" -l "$ROOT/log" -w -t 60 \
-      -o "-p $PORT -k $ROOT -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+      -o "-p $PORT -k $ROOT -c listen_addresses=127.0.0.1 -c max_connections=200 $OPTIONS" start >/dev/null
     as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres childindex_test
     echo "$URL"
     ;;
