@@ -102,7 +102,7 @@ def _queries(population: list[PersonFields]) -> list[SearchQuery]:
     return queries
 
 
-def _answer(engine: MatchingEngine, q: SearchQuery) -> tuple[object, ...]:
+def _answer(engine: MatchingEngine, q: SearchQuery) -> tuple[object, list[tuple[object, ...]]]:
     try:
         result = engine.search(q)
     except CriteriaError as exc:
