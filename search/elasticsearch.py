@@ -28,7 +28,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 from search.blocking import blocking_keys
 from search.es_client import Access, make_client
 from search.normalise import normalise_identifier
-from search.port import BirthFilter, PersonFields
+from search.port import BirthFilter, PersonFields, SearchUnavailable
 
 MAPPING_VERSION = 2
 """Raised whenever the mapping or the compact record changes: an index of another version must be
@@ -60,7 +60,7 @@ def index_mapping() -> dict[str, Any]:
     }
 
 
-class IndexOutdated(RuntimeError):
+class IndexOutdated(SearchUnavailable):
     """The alias points at an index this release cannot read: `childindex reindex` builds a new one."""
 
 
@@ -292,14 +292,17 @@ class ElasticsearchBackend:
 
     def _hits(self, query: dict[str, Any], sort: list[Any], size: int) -> list[list[Any]]:
         """The compact records of the best `size` hits, in order, from one `_search`."""
-        response = self.client.search(
-            index=self.alias,
-            query=query,
-            sort=sort,
-            size=size,
-            track_total_hits=False,
-            filter_path=["hits.hits._source"],
-        )
+        try:
+            response = self.client.search(
+                index=self.alias,
+                query=query,
+                sort=sort,
+                size=size,
+                track_total_hits=False,
+                filter_path=["hits.hits._source"],
+            )
+        except (ApiError, TransportError) as exc:
+            raise SearchUnavailable(f"Elasticsearch cannot search: {describe_failure(exc)}") from exc
         hits = response.body.get("hits", {}).get("hits", [])
         try:
             return [hit["_source"]["p"] for hit in hits]
