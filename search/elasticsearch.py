@@ -275,8 +275,8 @@ class ElasticsearchBackend:
                         progress(done)
             self.client.indices.refresh(index=new_index)
             # One segment: each of a search's ~27 terms is then looked up once, not once per segment
-            # (measured at 100,000 children: mean 10.0 -> 6.2 ms a candidates call, p95 24 -> 16 ms;
-            # the index 34 -> 16 MiB). Before replicas exist, so it is done once.
+            # (measured at 100,000 children: mean 10.0 -> 6.2 ms a candidates call, p95 24 -> 16 ms).
+            # Before replicas exist, so it is done once.
             self.client.options(request_timeout=MERGE_TIMEOUT_SECONDS).indices.forcemerge(
                 index=new_index, max_num_segments=1
             )
