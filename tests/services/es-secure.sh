@@ -21,11 +21,14 @@ RUN_DIR="${TMPDIR:-/tmp}/childindex-es-secure-${PORT}"
 
 log() { printf 'es-secure.sh: %s\n' "$*" >&2; }
 
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
 ensure_nginx() {
-  if command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; then return; fi
+  if [[ -x "$NGINX" ]]; then return; fi
   log "installing nginx (apt-get)"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+  NGINX=/usr/sbin/nginx
 }
 
 make_ca() {  # make_ca NAME: a self-signed CA in NAME.pem / NAME.key
@@ -92,7 +95,7 @@ http {
 }
 CONF
   printf 'https://127.0.0.1:%s' "$PORT" > "$RUN_DIR/url"
-  nginx -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR" -e "$RUN_DIR/error.log"
+  "$NGINX" -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR" -e "$RUN_DIR/error.log"
   local i
   for i in $(seq 1 50); do
     if curl -s -o /dev/null --cacert "$RUN_DIR/ca.pem" "https://127.0.0.1:${PORT}/"; then
@@ -106,7 +109,7 @@ CONF
 
 stop() {
   if [[ -f "$RUN_DIR/nginx.pid" ]]; then
-    nginx -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR" -s quit 2>/dev/null || kill "$(cat "$RUN_DIR/nginx.pid")" || true
+    "$NGINX" -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR" -s quit 2>/dev/null || kill "$(cat "$RUN_DIR/nginx.pid")" || true
     sleep 0.5
   fi
   rm -rf "$RUN_DIR"
