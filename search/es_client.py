@@ -108,4 +108,11 @@ class Access:
 def make_client(url: str, access: Access | None = None) -> Elasticsearch:
     """A client for the cluster at `url` (several URLs: comma-separated) with `access`."""
     hosts = [u.strip() for u in url.split(",") if u.strip()]
-    return Elasticsearch(hosts, **(access or Access()).client_options())
+    access = access or Access()
+    plain = [h for h in hosts if not h.lower().startswith("https://")]
+    if plain and (access.ca_file is not None or not access.verify_certs):
+        raise AccessError(
+            f"Elasticsearch TLS settings (a CA file, or verification turned off) need https:// URLs, "
+            f"not {plain[0]}"
+        )
+    return Elasticsearch(hosts, **access.client_options())

@@ -180,3 +180,7 @@ def test_contradictory_or_unreadable_settings_are_refused_by_name(tmp_path: Path
     assert access.api_key == Secret("s3cr3t-value") and "s3cr3t" not in repr(access)
     assert access.client_options()["api_key"] == "s3cr3t-value"
     assert elasticsearch_access(Settings()).client_options().get("verify_certs", True) is True
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used")
+    with pytest.raises(AccessError, match="need https:// URLs, not http://127.0.0.1:9200"):
+        ElasticsearchBackend.from_url("http://127.0.0.1:9200", access=Access(ca_file=str(ca)))
