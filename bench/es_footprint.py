@@ -8,17 +8,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from elasticsearch import Elasticsearch
-
 from search.elasticsearch import DEFAULT_ALIAS
+from search.es_client import Access, make_client, read_secret
 
 
 def main() -> None:
     """Print one line per figure."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--url", required=True)
+    ap.add_argument("--ca-file")
+    ap.add_argument("--api-key-file")
     args = ap.parse_args()
-    es = Elasticsearch(args.url)
+    key = read_secret(args.api_key_file, "--api-key-file") if args.api_key_file else None
+    es = make_client(args.url, Access(ca_file=args.ca_file, api_key=key))
     stats = es.indices.stats(index=DEFAULT_ALIAS, metric=["docs", "store", "segments"])["_all"]["primaries"]
     node = next(iter(es.nodes.stats(metric=["jvm"])["nodes"].values()))
     pid = next(iter(es.nodes.info(metric=["process"])["nodes"].values()))["process"]["id"]

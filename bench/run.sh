@@ -43,6 +43,11 @@ python bench/search_http.py --database-url "sqlite:///$DB" --backend elasticsear
   --elasticsearch-url "$ES_URL" --duration 20 --queries 1000 --skip dev
 python bench/search_http.py --database-url "sqlite:///$DB" --backend elasticsearch \
   --elasticsearch-url "$ES_URL" --duration 20 --queries 1000 --workers 2 --skip dev
+echo "== Elasticsearch beside embedded through HTTP, node sharing the cores and pinned to one ($N children; issue #21 item 2)"
+python bench/search_es.py --children "$N" --database-url "sqlite:///$DB" --elasticsearch-url "$ES_URL" \
+  --rate 200 --duration 20 --warmup 15 --placements shared pinned --es-cpus 1 --app-cpus 0
+echo "== Elasticsearch beyond a million: ${BENCH_ES_SCALE_CHILDREN:-200000} synthetic children straight into the node"
+python bench/es_scale.py --url "$ES_URL" --children "${BENCH_ES_SCALE_CHILDREN:-200000}" --rate 100
 echo "== match quality (labelled set of 50,000 people)"
 python bench/search_quality.py --people 50000 --cases 2000
 echo "== duplicates report ($N synthetic children, 2,000 planted duplicates, resident index)"

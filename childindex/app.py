@@ -137,6 +137,7 @@ def _lifespan(
 
 def _health_routes(app: FastAPI, backend: SearchBackend) -> None:
     """/healthz (liveness) and /readyz (readiness), on the event loop."""
+    from childindex.es_access import search_unready
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -156,6 +157,9 @@ def _health_routes(app: FastAPI, backend: SearchBackend) -> None:
             response.status_code = 503
             response.headers["Retry-After"] = "5"
             return {"status": "loading the search index"}
+        if (problem := await search_unready(backend)) is not None:  # issue #21 item 2
+            response.status_code = 503
+            return {"status": problem}
         return {"status": "ready"}
 
 
@@ -291,9 +295,11 @@ def _path_regex(path: str) -> re.Pattern[str]:
 def build_search_backend(settings: Settings, engine: Engine) -> SearchBackend:
     """The configured search backend: embedded in the directory's database, or Elasticsearch."""
     if settings.search_backend == "elasticsearch":
+        from childindex.es_access import elasticsearch_access
         from search.elasticsearch import ElasticsearchBackend
 
         if not settings.elasticsearch_url:
             raise ValueError("CHILDINDEX_ELASTICSEARCH_URL is required for the elasticsearch backend")
-        return ElasticsearchBackend.from_url(settings.elasticsearch_url)
+        access = elasticsearch_access(settings)
+        return ElasticsearchBackend.from_url(settings.elasticsearch_url, access=access)
     return EmbeddedBackend(engine)

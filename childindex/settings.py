@@ -7,7 +7,7 @@ from typing import Literal, Self
 from urllib.parse import urlparse
 
 from fastapi import Request
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from directory.http.config import Practice, delivery_team
@@ -382,6 +382,23 @@ class Settings(BaseSettings):
         ge=0,
         le=730,
         description="A record is archived this many days after the child moved out of the area.",
+    )
+    # --- Elasticsearch client access (issue #21 item 2: TLS and authentication; docs/elasticsearch.md)
+    elasticsearch_ca_file: str | None = Field(
+        default=None, description="A CA certificate (PEM) to verify the cluster's https:// certificate with."
+    )
+    elasticsearch_verify_certs: bool = Field(
+        default=True, description="Verify the cluster's certificate; turn off only on a test bench."
+    )
+    elasticsearch_api_key: SecretStr | None = Field(
+        default=None, description="An API key (the encoded form Elasticsearch returns), sent as ApiKey."
+    )
+    elasticsearch_api_key_file: str | None = Field(default=None, description="A file holding the API key.")
+    elasticsearch_username: str | None = Field(default=None, description="For basic authentication.")
+    elasticsearch_password: SecretStr | None = None
+    elasticsearch_password_file: str | None = Field(default=None, description="A file holding the password.")
+    elasticsearch_connections: int = Field(
+        default=16, ge=1, le=256, description="Connections kept open to each node by each process."
     )
 
     @field_validator("external_jwks_url")

@@ -147,6 +147,13 @@ class CriteriaError(ValueError):
         self.field = field
 
 
+class SearchUnavailable(ConnectionError):
+    """The search backend cannot answer now (an Elasticsearch cluster unreachable, refusing the
+    credentials, not trusted, or holding an index this release cannot read). A ConnectionError, so
+    every surface answers 503 with Retry-After (directory.http.problems.BUSY_ERRORS), never a 500;
+    the message says why without any secret, and /readyz says it too."""
+
+
 class TooManyMatches(LookupError):
     """More children match than may be shown: the searcher must add detail."""
 

@@ -17,9 +17,11 @@ from directory.http.statuses import answer_for
 
 log = logging.getLogger("childindex.api")
 
-BUSY_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeout)
+BUSY_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeout, ConnectionError)
 """What the database raises when a request could not get a lock, a connection or its answer in
-time (see `directory.db.Limits`), or was cut off: every surface answers 503 with Retry-After."""
+time (see `directory.db.Limits`), or was cut off, and a service it needs could not be reached
+(ConnectionError: e.g. search.port.SearchUnavailable, an Elasticsearch cluster that cannot
+answer): every surface answers 503 with Retry-After."""
 RETRY_AFTER_SECONDS = 2
 """What a busy answer's Retry-After says."""
 PROBLEM = "application/problem+json"

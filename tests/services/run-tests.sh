@@ -5,6 +5,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
 
 cleanup() {
+  bash "$here/es-secure.sh" stop >/dev/null 2>&1 || true
   bash "$here/elasticsearch.sh" stop >/dev/null 2>&1 || true
   bash "$here/postgres.sh" stop || true
 }
@@ -16,6 +17,7 @@ export CHILDINDEX_TEST_POSTGRES_URL
 echo "Starting Elasticsearch (integ-test distribution from Maven Central) for the backend tests..."
 CHILDINDEX_TEST_ELASTICSEARCH_URL="$(bash "$here/elasticsearch.sh" start | tail -n 1)"
 export CHILDINDEX_TEST_ELASTICSEARCH_URL
+CHILDINDEX_TEST_ES_SECURE_DIR="$(bash "$here/es-secure.sh" start "$CHILDINDEX_TEST_ELASTICSEARCH_URL" | tail -n 1)"; export CHILDINDEX_TEST_ES_SECURE_DIR
 
 bash "$here/chromium.sh"
 
