@@ -122,6 +122,8 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     import uvicorn
 
     from childindex.app import create_app, serving_limits
+    from childindex.logs import uvicorn_log_config
+    from childindex.metrics import end_multiprocess, prepare_multiprocess
 
     engine = make_engine(settings.database_url, limits=serving_limits(settings))
 
@@ -133,6 +135,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
         # The app finds the client's address itself, believing only CHILDINDEX_TRUSTED_PROXIES
         # (auth/source.py); uvicorn would otherwise take X-Forwarded-For from any local peer.
         "proxy_headers": False,
+        "log_config": uvicorn_log_config(settings.log_format, settings.log_level),  # (docs/operations.md)
     }
     if workers <= 1:
         uvicorn.run(create_app(settings, engine=engine), **where)  # type: ignore[arg-type]
@@ -145,9 +148,11 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
     os.environ["CHILDINDEX_FRONT_DOOR_WORKER"] = "false"  # (the supervisor delivers step-ups, once)
     jobs = _background_jobs(settings, engine)
+    metrics_dir = prepare_multiprocess()  # (each worker's metrics in files there; a scrape sums them)
     try:
         uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
     finally:
+        end_multiprocess(metrics_dir)
         for job in jobs:
             job.stop()
 
