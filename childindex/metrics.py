@@ -34,7 +34,14 @@ from pathlib import Path
 import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
@@ -140,7 +147,8 @@ class DatabaseCollector(Collector):
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        from directory.models import EmailOutbox, Notification, Outbox
+        from directory.models import Notification, Outbox
+        from directory.models.notifications import EmailOutbox
 
         outbox = Outbox.__table__  # type: ignore[attr-defined]
         notes = Notification.__table__  # type: ignore[attr-defined]
@@ -149,29 +157,41 @@ class DatabaseCollector(Collector):
         with self.engine.connect() as conn:
             oldest = conn.execute(sa.select(sa.func.min(outbox.c.created_at)).where(waiting)).scalar()
             pending = conn.execute(sa.select(sa.func.count()).select_from(outbox).where(waiting)).scalar_one()
-            by_status = dict(conn.execute(sa.select(notes.c.status, sa.func.count()).group_by(notes.c.status)).all())
+            by_status = dict(
+                conn.execute(sa.select(notes.c.status, sa.func.count()).group_by(notes.c.status)).all()
+            )
             retrying = conn.execute(
                 sa.select(sa.func.count()).where(notes.c.status == "pending", notes.c.attempts > 0)
             ).scalar_one()
-            mail = dict(conn.execute(sa.select(emails.c.status, sa.func.count()).group_by(emails.c.status)).all())
+            mail = dict(
+                conn.execute(sa.select(emails.c.status, sa.func.count()).group_by(emails.c.status)).all()
+            )
         yield GaugeMetricFamily(
             "childindex_index_lag_seconds",
             "Age of the oldest change not yet applied to the search index (0: none waiting).",
             value=_age(oldest),
         )
         yield GaugeMetricFamily(
-            "childindex_index_pending_changes", "Changes (outbox rows) not yet applied to the search index.", value=pending
+            "childindex_index_pending_changes",
+            "Changes (outbox rows) not yet applied to the search index.",
+            value=pending,
         )
         queue = GaugeMetricFamily(
-            "childindex_notifications", "Notifications to subscribers by status (pending, dead).", labels=["status"]
+            "childindex_notifications",
+            "Notifications to subscribers by status (pending, dead).",
+            labels=["status"],
         )
         for status in ("pending", "dead"):
             queue.add_metric([status], by_status.get(status, 0))
         yield queue
         yield GaugeMetricFamily(
-            "childindex_notifications_retrying", "Pending notifications whose delivery failed at least once.", value=retrying
+            "childindex_notifications_retrying",
+            "Pending notifications whose delivery failed at least once.",
+            value=retrying,
         )
-        mails = GaugeMetricFamily("childindex_emails", "E-mails to people by status (pending, dead).", labels=["status"])
+        mails = GaugeMetricFamily(
+            "childindex_emails", "E-mails to people by status (pending, dead).", labels=["status"]
+        )
         for status in ("pending", "dead"):
             mails.add_metric([status], mail.get(status, 0))
         yield mails
