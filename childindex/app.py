@@ -161,7 +161,7 @@ def _health_routes(app: FastAPI, backend: SearchBackend) -> None:
     @app.get(
         "/readyz",
         tags=["health"],
-        responses={503: {"description": "Not ready: which check failed", "content": {"application/json": {}}}},
+        responses={503: {"description": "Not ready: what failed", "content": {"application/json": {}}}},
     )
     async def readyz(response: Response) -> dict[str, object]:
         """Readiness: 200 once the database answers with the code's schema and the search index is

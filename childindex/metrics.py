@@ -157,15 +157,17 @@ class DatabaseCollector(Collector):
         with self.engine.connect() as conn:
             oldest = conn.execute(sa.select(sa.func.min(outbox.c.created_at)).where(waiting)).scalar()
             pending = conn.execute(sa.select(sa.func.count()).select_from(outbox).where(waiting)).scalar_one()
-            by_status = dict(
-                conn.execute(sa.select(notes.c.status, sa.func.count()).group_by(notes.c.status)).all()
-            )
+            by_status: dict[str, int] = {
+                row[0]: row[1]
+                for row in conn.execute(sa.select(notes.c.status, sa.func.count()).group_by(notes.c.status))
+            }
             retrying = conn.execute(
                 sa.select(sa.func.count()).where(notes.c.status == "pending", notes.c.attempts > 0)
             ).scalar_one()
-            mail = dict(
-                conn.execute(sa.select(emails.c.status, sa.func.count()).group_by(emails.c.status)).all()
-            )
+            mail: dict[str, int] = {
+                row[0]: row[1]
+                for row in conn.execute(sa.select(emails.c.status, sa.func.count()).group_by(emails.c.status))
+            }
         yield GaugeMetricFamily(
             "childindex_index_lag_seconds",
             "Age of the oldest change not yet applied to the search index (0: none waiting).",
@@ -235,7 +237,7 @@ def _mark_dead_workers(folder: str) -> None:
     for path in Path(folder).glob("gauge_live*_*.db"):
         pid = int(path.stem.rsplit("_", 1)[-1])
         if not _alive(pid):
-            multiprocess.mark_process_dead(pid, folder)
+            multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
 
 
 def _alive(pid: int) -> bool:
@@ -255,7 +257,7 @@ def _exposition(engine: Engine) -> bytes:
         from prometheus_client import multiprocess
 
         _mark_dead_workers(folder)
-        multiprocess.MultiProcessCollector(registry, path=folder)
+        multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
     else:
         registry.register(_Own())
     registry.register(DatabaseCollector(engine))
@@ -349,4 +351,4 @@ def worker_stopped() -> None:
     if folder is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(os.getpid(), folder)
+        multiprocess.mark_process_dead(os.getpid(), folder)  # type: ignore[no-untyped-call]

@@ -20,7 +20,7 @@ class Observer:
         """A batch of `events` audit events made durable in `seconds` (its transaction)."""
 
     def count(self, name: str, code: str) -> None:
-        """One thing happened: e.g. ("search", "found"), ("rate_limit", "refused"), ("trawl_alert", "burst")."""
+        """One thing happened: ("search", "found"), ("rate_limit", "refused"), ("trawl_alert", "burst")..."""
 
 
 _lock = threading.Lock()

@@ -230,7 +230,9 @@ def find(
         observer().count("search", "refused")
         raise
     outcome = found.event["outcome"]
-    observer().count("search", outcome if outcome != "success" else "found" if found.event["children"] else "none")
+    if outcome == "success":
+        outcome = "found" if found.event["children"] else "none"
+    observer().count("search", outcome)
     return found
 
 

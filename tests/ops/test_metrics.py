@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from auth.limits import limit_store
-from auth.ratelimit import SubjectLimiter
 from auth.policy import SCRAPER, all_routes, declared_policy
+from auth.ratelimit import SubjectLimiter
 from childindex.app import create_app
 from childindex.settings import Settings
 from directory.db import unit_of_work
