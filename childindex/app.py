@@ -157,6 +157,7 @@ def _health_routes(app: FastAPI, backend: SearchBackend) -> None:
         resident=app.state.settings.search_resident,
         timeout=app.state.settings.readiness_timeout_seconds,
     )
+    app.state.readiness = readiness
 
     @app.get(
         "/readyz",

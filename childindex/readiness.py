@@ -23,7 +23,7 @@ from search.embedded import EmbeddedBackend
 from search.port import SearchBackend
 
 CACHE_SECONDS = 1.0
-_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="readiness")
+_EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readiness")
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,14 @@ class Readiness:
 
     async def _check(self) -> tuple[str, ...]:
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout  # (one limit for the round, not one per check)
+        jobs = [("database", loop.run_in_executor(_EXECUTOR, self._database))]
+        if getattr(self.backend, "client", None) is not None:  # (Elasticsearch)
+            jobs.append(("search", loop.run_in_executor(_EXECUTOR, self._elasticsearch)))
         problems: list[str] = []
-        database = loop.run_in_executor(_EXECUTOR, self._database)
-        search = loop.run_in_executor(_EXECUTOR, self._elasticsearch)
-        for name, job in (("database", database), ("search", search)):
+        for name, job in jobs:
             try:
-                problem = await asyncio.wait_for(asyncio.shield(job), self.timeout)
+                problem = await asyncio.wait_for(asyncio.shield(job), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 problem = f"the {name} check did not finish within {self.timeout:g} seconds"
             except Exception as exc:  # the kind of error only: its text may hold a URL or a password
