@@ -26,6 +26,8 @@ from rich.progress import (
 from sqlalchemy.engine import Engine
 
 from childindex import keys
+from childindex.cli.backup import backup as backup_command
+from childindex.cli.backup import restore as restore_command
 from childindex.cli.clients import app as clients_app
 from childindex.cli.demo_help import print_demo_accounts, print_demo_codes, print_demo_help
 from childindex.cli.duplicates import duplicates_app
@@ -60,6 +62,8 @@ app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(clients_app, name="clients")
 app.add_typer(emails_app, name="emails")
+app.command("backup")(backup_command)  # backup and restore (childindex/cli/backup.py)
+app.command("restore")(restore_command)
 console = Console()
 
 
