@@ -8,7 +8,8 @@ Never child data: the service logs ids and codes, never a name, a date of birth 
 and since an exception's text may hold what a caller sent or a statement's parameters (SQLAlchemy
 puts them in its messages), a JSON line carries an exception's type and where it was raised
 (file, line, function of each frame), never its message or locals. uvicorn's access log, whose
-lines hold the raw path and query string (a GET search's criteria), stays off.
+lines hold the raw path and query string (a GET search's criteria), stays off; so do the HTTP
+clients' INFO lines (each outbound request's URL).
 """
 
 from __future__ import annotations
@@ -77,5 +78,9 @@ def uvicorn_log_config(log_format: str, level: str) -> dict[str, Any]:
             "uvicorn": {"handlers": [], "level": level.upper(), "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level.upper(), "propagate": True},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
+            # HTTP clients log each request's URL at INFO (a webhook's address, a node's): not ours to ship
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
+            "elastic_transport": {"level": "WARNING"},
         },
     }

@@ -369,6 +369,7 @@ def demo(
 
     # The demo accepts the development actor header; it is never a production setting.
     os.environ["CHILDINDEX_ENVIRONMENT"] = "development"
+    os.environ.setdefault("CHILDINDEX_LOG_FORMAT", "text")  # (a person at a terminal, not a log shipper)
     settings = Settings(environment="development")
     engine = make_engine(_database_url(settings.database_url))
     _load_keys(settings, engine)  # (in development, key files under var/ are made on first use)
