@@ -130,14 +130,16 @@ class RequestMetrics:
             await self.app(scope, receive, send_noting_status)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"  # (never the raw path)
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            REQUEST_SECONDS.labels(template, method, f"{status // 100}xx").observe(
-                time.perf_counter() - started
-            )
+            key = (getattr(route, "path", None) or "unmatched", method, status // 100)  # (never the raw path)
+            series = _SERIES.get(key)
+            if series is None:
+                series = _SERIES[key] = REQUEST_SECONDS.labels(key[0], method, f"{key[2]}xx")
+            series.observe(time.perf_counter() - started)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_SERIES: dict[tuple[str, str, int], Histogram] = {}  # (labels() costs a lock and checks: once per series)
 
 
 class DatabaseCollector(Collector):
