@@ -88,7 +88,8 @@ def bench_timer(blocks: int, per_block: int) -> None:
     asyncio.run(run())
     pa, pb = statistics.median(a), statistics.median(b)
     print(
-        f"{'request timer':<28} without {pa:7.1f} us/request  with {pb:7.1f}  added {pb - pa:5.1f} us (median of {blocks} blocks)"
+        f"{'request timer':<28} without {pa:7.1f} us/request  with {pb:7.1f}  "
+        f"added {pb - pa:5.1f} us (median of {blocks} blocks)"
     )
 
 
@@ -134,7 +135,8 @@ def bench_scrape(url: str, children: int, scrapes: int) -> None:
     started = time.perf_counter()
     _fill_outbox(engine, children, 1000)
     print(
-        f"{'outbox filled':<28} {children:,} processed + 1,000 waiting rows in {time.perf_counter() - started:.1f} s"
+        f"{'outbox filled':<28} {children:,} processed + 1,000 waiting rows "
+        f"in {time.perf_counter() - started:.1f} s"
     )
     timed_ms(f"scrape ({children:,} rows)", scrapes, lambda: _exposition(engine))
 
@@ -160,7 +162,8 @@ def bench_readyz(url: str, probes: int) -> None:
 
     took = asyncio.run(storm())
     print(
-        f"{'readyz storm':<28} {probes:,} concurrent probes in {took * 1e3:.1f} ms, {rounds} round(s) of checks"
+        f"{'readyz storm':<28} {probes:,} concurrent probes in {took * 1e3:.1f} ms, "
+        f"{rounds} round(s) of checks"
     )
 
 
