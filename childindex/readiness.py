@@ -10,6 +10,7 @@ words, never a URL, a host or an error text (which may hold a password).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 from childindex.migrations import alembic_config
 from search.embedded import EmbeddedBackend
@@ -39,6 +41,20 @@ class Answer:
         return {"status": "not ready", "problems": list(self.problems)}
 
 
+def _probe_engine(engine: Engine, timeout: float) -> Engine:
+    """A connection of the probe's own each round (no pool): the check asks whether the database
+    answers, not whether the request threads hold every pooled connection at this moment (a busy
+    process taken out of rotation for being busy would push its load onto the others). An
+    in-memory SQLite database is only reachable through its own engine."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and (url.database in (None, "", ":memory:")):
+        return engine
+    connect_args: dict[str, object] = {}
+    if url.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = max(1, math.ceil(timeout))
+    return sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+
 def code_head(engine: Engine) -> str | None:
     """The newest migration the code knows (read once, at start-up)."""
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
@@ -55,6 +71,7 @@ class Readiness:
         self.resident = resident
         self.timeout = timeout
         self.head = code_head(engine)
+        self._own = _probe_engine(engine, timeout)
         self._last: tuple[float, tuple[str, ...]] | None = None
         self._running: asyncio.Future[tuple[str, ...]] | None = None
 
@@ -103,14 +120,14 @@ class Readiness:
 
     def _database(self) -> str | None:
         try:
-            with self.engine.connect() as conn:
+            with self._own.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
                 try:
                     found = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
                 except sa.exc.DBAPIError:
                     return "the database has no schema yet (run `childindex migrate`)"
-        except sa.exc.DBAPIError as exc:
-            return f"the database does not answer ({type(exc.orig).__name__})"
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            return f"the database does not answer ({type(getattr(exc, 'orig', None) or exc).__name__})"
         if self.head not in found:
             return "the database's schema is not the code's (run `childindex migrate`)"
         return None
