@@ -136,8 +136,12 @@ class Readiness:
         client = getattr(self.backend, "client", None)
         if client is None:  # (the embedded backend: checked in `answer`)
             return None
-        try:
-            reachable = bool(client.options(request_timeout=self.timeout).ping())
+        try:  # (the node answers, and has the index searches read: its alias)
+            there = bool(
+                client.options(request_timeout=self.timeout).indices.exists_alias(
+                    name=getattr(self.backend, "alias", "children")
+                )
+            )
         except Exception as exc:  # the kind only: a connection error's text names the node's URL
             return f"Elasticsearch does not answer ({type(exc).__name__})"
-        return None if reachable else "Elasticsearch does not answer"
+        return None if there else "the Elasticsearch index does not exist yet (run `childindex reindex`)"

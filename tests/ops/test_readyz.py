@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 
-import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from childindex.readiness import Readiness
 from directory.db import make_engine
 from search.embedded import EmbeddedBackend
+from tests.conftest import need_service
 
 SECRET = "s3cret-pw"
 
@@ -68,14 +69,24 @@ def test_elasticsearch_that_does_not_answer_is_named_without_its_url(engine: Eng
     assert SECRET not in said and "127.0.0.1" not in said and "elastic:" not in said
 
 
-def test_a_reachable_elasticsearch_is_ready(engine: Engine) -> None:
+def test_a_reachable_elasticsearch_is_ready_once_its_index_exists(engine: Engine) -> None:
     url = os.environ.get("CHILDINDEX_TEST_ELASTICSEARCH_URL")
     if not url:
-        pytest.skip("Elasticsearch is not available: set CHILDINDEX_TEST_ELASTICSEARCH_URL")
+        need_service("Elasticsearch", "CHILDINDEX_TEST_ELASTICSEARCH_URL")
     from search.elasticsearch import ElasticsearchBackend
 
-    answer = asyncio.run(Readiness(engine, ElasticsearchBackend.from_url(url), resident=False).answer())
-    assert answer.ready, answer.problems
+    backend = ElasticsearchBackend.from_url(url or "", alias=f"childindex-ready-{uuid.uuid4().hex[:8]}")
+    checks = Readiness(engine, backend, resident=False)
+    answer = asyncio.run(checks.answer())
+    assert answer.problems == ("the Elasticsearch index does not exist yet (run `childindex reindex`)",)
+    backend.ensure_ready()
+    try:
+        time.sleep(1.05)  # (past the one-second cache)
+        answer = asyncio.run(checks.answer())
+        assert answer.ready, answer.problems
+    finally:
+        for index in backend._current_indices():
+            backend.client.indices.delete(index=index, ignore_unavailable=True)
 
 
 def test_a_check_that_hangs_answers_within_the_timeout(engine: Engine) -> None:
