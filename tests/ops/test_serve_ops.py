@@ -114,6 +114,23 @@ def test_two_workers_are_ready_are_scraped_as_one_and_log_json_without_child_dat
         folder = Path(str(folders.pop()))
         written = {f.name for f in folder.iterdir()}
         assert all(any(name.endswith(f"_{p}.db") for name in written) for p in workers), written
+
+        # A worker killed outright leaves its files; the next scrape marks it dead (its live gauge
+        # files go), and the counts it made stay in the sums.
+        killed = workers[0]
+        assert (folder / f"gauge_livesum_{killed}.db").exists()
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while (folder / f"gauge_livesum_{killed}.db").exists():
+            try:
+                counted = _scrape(base)
+                assert value(counted, "childindex_searches_total", outcome="found") >= (
+                    value(before, "childindex_searches_total", outcome="found") + 1
+                )
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the killed worker's live gauge was never marked dead"
+            time.sleep(0.3)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
