@@ -33,7 +33,7 @@ from pathlib import Path
 
 import anyio.to_thread
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -273,8 +273,6 @@ class _Own(Collector):
 
 # --- the route and its access ------------------------------------------------------------------
 
-router = APIRouter()
-
 
 class ScrapeAccess:
     """Who may scrape: the token holder and/or the allowed networks (see the module's docstring)."""
@@ -328,7 +326,6 @@ def _within(source: str, networks: tuple[Network, ...]) -> bool:
     return any(address.version == net.version and address in net for net in networks)
 
 
-@router.get("/metrics", tags=["health"], include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """The Prometheus exposition, to a scraper allowed by ScrapeAccess."""
     access: ScrapeAccess = request.app.state.metrics_access
@@ -344,7 +341,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.metrics_access = ScrapeAccess(settings)
     observe.install(_Listener())
     app.add_middleware(RequestMetrics)
-    app.include_router(router)
+    # A plain route, outside the API's schema and the pages alike (its policy: auth/policy.py SCRAPER).
+    app.router.add_route("/metrics", metrics, methods=["GET"], name="metrics", include_in_schema=False)
 
 
 def worker_stopped() -> None:
