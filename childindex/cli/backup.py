@@ -209,6 +209,27 @@ def check_restored(engine: Engine) -> tuple[str, int]:
 # --- the commands ------------------------------------------------------------------------------
 
 
+def _audit(url: str, action: str, detail: dict[str, object]) -> None:
+    """Who took a copy of the directory, or restored one, is in the audit log (ids and sizes only)."""
+    import getpass
+
+    from directory import audit
+    from directory.db import make_engine
+    from directory.models import Actor, Purpose, Role
+
+    actor = Actor(
+        subject=f"cli:{getpass.getuser()}",
+        role=Role.DIRECTORY_ADMIN,
+        client_id="childindex-cli",
+        purpose=Purpose.ADMINISTRATION,
+    )
+    engine = make_engine(url)
+    try:
+        audit.append_alone(engine, actor=actor, action=action, detail=detail)
+    finally:
+        engine.dispose()
+
+
 def _fail(message: str) -> typer.Exit:
     console.print(f"[red]Stopped:[/red] {message}.", highlight=False, soft_wrap=True)
     return typer.Exit(1)
@@ -234,6 +255,12 @@ def backup(
             raise BackupError(f"no backup for {url.get_backend_name()} databases")
     except (BackupError, sqlite3.Error, OSError) as exc:
         raise _fail(str(exc)) from None
+    kind = url.get_backend_name()
+    _audit(
+        url.render_as_string(hide_password=False),
+        "database.backup",
+        {"kind": kind, "bytes": out.stat().st_size},
+    )
     console.print(f"[green]Backed up[/green] to {out} ({out.stat().st_size:,} bytes).", highlight=False)
     console.print(
         "Keep beside it, apart and as safely: the audit key file (CHILDINDEX_AUDIT_KEY_FILE) and the "
@@ -269,6 +296,7 @@ def restore(
         raise _fail(str(exc) if isinstance(exc, BackupError) else type(exc).__name__) from None
     finally:
         engine.dispose()
+    _audit(to, "database.restore", {"kind": url.get_backend_name(), "verified_events": checked})
     console.print(
         f"[green]Restored[/green] (schema {revision}; audit chain intact: {checked} events verified "
         "with the key on hand). Next: point CHILDINDEX_DATABASE_URL at it, `childindex migrate` if "

@@ -201,7 +201,14 @@ def test_backup_under_load_restore_verify_reindex_and_search(places: Places, tmp
     engine = make_engine(places.target)
     with engine.connect() as conn:
         ids = {str(i).replace("-", "") for i in conn.execute(sa.text("SELECT id FROM child")).scalars()}
+        restores = conn.execute(sa.text("SELECT count(*) FROM audit_event WHERE action = 'database.restore'"))
+        assert restores.scalar_one() == 1  # (who restored it, in the copy's own chain)
     engine.dispose()
+    source = make_engine(places.source)
+    with source.connect() as conn:  # (who took the copy: in the source's chain, after the snapshot)
+        taken = conn.execute(sa.text("SELECT count(*) FROM audit_event WHERE action = 'database.backup'"))
+        assert taken.scalar_one() == 1
+    source.dispose()
     assert {i.replace("-", "") for i in known.values()} <= ids  # everything committed before it began
     assert ids <= {i.replace("-", "") for i in made_by_end.values()}  # nothing made after it ended
 
