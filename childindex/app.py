@@ -35,6 +35,7 @@ from childindex.openapi import install as install_openapi
 from childindex.panel_api import install_front_door
 from childindex.panel_api import router as panel_router
 from childindex.plan_api import router as plan_router
+from childindex.readiness import Readiness
 from childindex.records_api import router as records_router
 from childindex.requests_api import router as requests_router
 from childindex.reviews_api import router as match_reviews_router
@@ -149,8 +150,6 @@ def _health_routes(app: FastAPI, backend: SearchBackend) -> None:
         a probe never queues behind them, so load alone does not get the process restarted)."""
         return {"status": "ok"}
 
-    from childindex.readiness import Readiness
-
     readiness = Readiness(
         app.state.engine,
         backend,
@@ -166,7 +165,7 @@ def _health_routes(app: FastAPI, backend: SearchBackend) -> None:
     )
     async def readyz(response: Response) -> dict[str, object]:
         """Readiness: 200 once the database answers with the code's schema and the search index is
-        loaded (embedded: this process's resident copy; Elasticsearch: the node answers); else 503
+        loaded (embedded: this process's resident copy; Elasticsearch: the node has its index); else 503
         naming what is wrong (childindex/readiness.py). Checked at most once a second."""
         answer = await readiness.answer()
         if not answer.ready:

@@ -10,17 +10,19 @@ words, never a URL, a host or an error text (which may hold a password).
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
-from childindex.migrations import alembic_config
+from childindex.migrations import HERE as MIGRATIONS
 from search.embedded import EmbeddedBackend
 from search.port import SearchBackend
 
@@ -55,9 +57,12 @@ def _probe_engine(engine: Engine, timeout: float) -> Engine:
     return sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
 
 
-def code_head(engine: Engine) -> str | None:
-    """The newest migration the code knows (read once, at start-up)."""
-    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+@functools.cache
+def code_head() -> str | None:
+    """The newest migration the code knows (read once a process: every app in it shares it)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 class Readiness:
@@ -70,7 +75,7 @@ class Readiness:
         self.backend = backend
         self.resident = resident
         self.timeout = timeout
-        self.head = code_head(engine)
+        self.head = code_head()
         self._own = _probe_engine(engine, timeout)
         self._last: tuple[float, tuple[str, ...]] | None = None
         self._running: asyncio.Future[tuple[str, ...]] | None = None
