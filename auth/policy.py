@@ -40,6 +40,9 @@ class Policy:
 
 
 PUBLIC = "public"
+SCRAPER = "scraper"
+"""/metrics: no person's token, but the scrape token and/or networks the route itself checks
+(childindex/metrics.py ScrapeAccess; unconfigured: 404). Not PUBLIC, and never a Policy."""
 
 ALL_ROLES = frozenset(Role)
 PRACTICE = frozenset(
@@ -66,6 +69,7 @@ ROUTE_POLICIES: dict[str, Policy | str] = {
     # public: liveness, the API docs, OAuth endpoints and metadata
     "healthz": PUBLIC,
     "readyz": PUBLIC,
+    "metrics": SCRAPER,  # the scraper's own token and/or networks (childindex/metrics.py)
     "openapi": PUBLIC,
     "swagger_ui_html": PUBLIC,
     "swagger_ui_redirect": PUBLIC,

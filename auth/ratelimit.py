@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from auth.errors import AuthRefused
 from auth.limits import BURST_PREFIX, WINDOW_SLOTS, LimitStore, LimitsUnavailable, Tally
+from directory.observe import observer
 
 log = logging.getLogger("childindex.auth")
 SWEEP_SECONDS = 60
@@ -109,6 +110,7 @@ class SubjectLimiter:
         self._maybe_sweep(now)
         if oldest is not None:
             retry = max(1, oldest + WINDOW_SLOTS - slot)  # when the oldest counted second leaves
+            observer().count("rate_limit", "refused")
             raise AuthRefused(
                 429,
                 "rate-limited",
@@ -175,6 +177,7 @@ class SubjectLimiter:
             self._quiet[counted] = now + (window if claimed else SWEEP_SECONDS)
         if not claimed:
             return None
+        observer().count("trawl_alert", rule)
         return TrawlAlert(subject, tally.children, tally.looks, window, rule)
 
     def _maybe_sweep(self, now: float) -> None:

@@ -60,5 +60,7 @@ echo "== feeds that reconcile: a 100,000-row feed of changes against 100,000 ind
 python bench/feed_reconcile.py changes --children 100000 --rows 100000 --dir var/bench-feed
 echo "== changing a child's details (2,000 changes, SQLite)"
 python bench/details_change.py --database-url "sqlite:///var/bench-details.db" --children 2000 --changes 2000
+echo "== operations: the request timer, a /metrics scrape with $N outbox rows, a /readyz probe storm"
+python bench/ops_overhead.py --children "$N" --database-url "sqlite:///var/bench-ops.db"
 echo "== merge, unmerge and subject access (300 pairs, SQLite)"
 python bench/merge.py --database-url "sqlite:///var/bench-merge.db" --pairs 300

@@ -27,11 +27,15 @@ from childindex.api_records import router as lifecycle_router
 from childindex.details_api import router as details_router
 from childindex.guard import InputGuard, Refusal
 from childindex.inbox_api import router as inbox_router
+from childindex.logs import REQUEST_ID
+from childindex.metrics import install as install_metrics
+from childindex.metrics import worker_stopped
 from childindex.mine_api import router as mine_router
 from childindex.openapi import install as install_openapi
 from childindex.panel_api import install_front_door
 from childindex.panel_api import router as panel_router
 from childindex.plan_api import router as plan_router
+from childindex.readiness import Readiness
 from childindex.records_api import router as records_router
 from childindex.requests_api import router as requests_router
 from childindex.reviews_api import router as match_reviews_router
@@ -85,6 +89,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         RequestHeaders, keepalive_requests=settings.keepalive_requests, routes=app.router.routes
     )
 
+    install_metrics(app, settings)  # /metrics, and the request timer outside everything else
     _health_routes(app, backend)
     install_auth(app, settings, engine)
     app.include_router(search_router)  # before /children/{child_id}, which would swallow /search
@@ -131,13 +136,13 @@ def _lifespan(
             if isinstance(backend, EmbeddedBackend):
                 backend.stop_resident()
             gc.unfreeze()  # (another app in this process, as in tests, may collect them now)
+            worker_stopped()  # (its live gauges stop counting in a multiprocess scrape)
 
     return lifespan
 
 
 def _health_routes(app: FastAPI, backend: SearchBackend) -> None:
     """/healthz (liveness) and /readyz (readiness), on the event loop."""
-    from childindex.es_access import search_unready
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -145,22 +150,28 @@ def _health_routes(app: FastAPI, backend: SearchBackend) -> None:
         a probe never queues behind them, so load alone does not get the process restarted)."""
         return {"status": "ok"}
 
+    readiness = Readiness(
+        app.state.engine,
+        backend,
+        resident=app.state.settings.search_resident,
+        timeout=app.state.settings.readiness_timeout_seconds,
+    )
+    app.state.readiness = readiness
+
     @app.get(
         "/readyz",
         tags=["health"],
-        responses={503: {"description": "Still loading", "content": {"application/json": {}}}},
+        responses={503: {"description": "Not ready: what failed", "content": {"application/json": {}}}},
     )
-    async def readyz(response: Response) -> dict[str, str]:
-        """Readiness: 200 once this process searches at full speed; 503 while its resident copy of
-        the search index loads (searches meanwhile are right, only slower: they read SQL)."""
-        if isinstance(backend, EmbeddedBackend) and not backend.warm:
+    async def readyz(response: Response) -> dict[str, object]:
+        """Readiness: 200 once the database answers with the code's schema and the search index is
+        loaded (embedded: this process's resident copy; Elasticsearch: the node has its index); else 503
+        naming what is wrong (childindex/readiness.py). Checked at most once a second."""
+        answer = await readiness.answer()
+        if not answer.ready:
             response.status_code = 503
             response.headers["Retry-After"] = "5"
-            return {"status": "loading the search index"}
-        if (problem := await search_unready(backend)) is not None:  # issue #21 item 2
-            response.status_code = 503
-            return {"status": problem}
-        return {"status": "ready"}
+        return answer.body()
 
 
 def serving_limits(settings: Settings) -> Limits:
@@ -258,6 +269,7 @@ class RequestHeaders:
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        REQUEST_ID.set(request_id)  # (the log lines written meanwhile carry it: childindex/logs.py)
         extra = [(b"x-request-id", request_id.encode()), *_ALWAYS]
         if self.close_chance and random.random() < self.close_chance:
             extra.append((b"connection", b"close"))

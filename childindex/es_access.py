@@ -4,7 +4,6 @@ container secrets are, in a file named by the `_FILE` setting; never both."""
 
 from __future__ import annotations
 
-import anyio
 from pydantic import SecretStr
 
 from childindex.settings import Settings
@@ -33,14 +32,3 @@ def elasticsearch_access(settings: Settings) -> Access:
         ),
         connections=settings.elasticsearch_connections,
     )
-
-
-async def search_unready(backend: object) -> str | None:
-    """For /readyz: why an Elasticsearch backend cannot search (unreachable, refused credentials,
-    untrusted certificate, an index of an older mapping: the operator is told to reindex); None
-    when it can, or when the backend is not Elasticsearch. Never holds a secret."""
-    from search.elasticsearch import ElasticsearchBackend
-
-    if not isinstance(backend, ElasticsearchBackend):
-        return None
-    return await anyio.to_thread.run_sync(backend.outdated_reason)

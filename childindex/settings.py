@@ -400,6 +400,25 @@ class Settings(BaseSettings):
     elasticsearch_connections: int = Field(
         default=16, ge=1, le=256, description="Connections kept open to each node by each process."
     )
+    # --- operations (issue #21 item 5, docs/operations.md): logs, /metrics, /readyz
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="Log lines as JSON objects (one a line, for a log shipper) or as plain text (for a "
+        "person at a terminal).",
+    )
+    metrics_token_file: str | None = Field(
+        default=None,
+        description="A file holding the bearer token a Prometheus scraper sends to /metrics (compared "
+        "in constant time). With neither this nor metrics_allow set, /metrics answers 404.",
+    )
+    metrics_allow: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (CIDR) a scrape of /metrics may come from "
+        "(the connection's address, or the client's behind CHILDINDEX_TRUSTED_PROXIES).",
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=30, description="How long /readyz waits for the database and search checks."
+    )
 
     @field_validator("external_jwks_url")
     @classmethod

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.engine import Engine
 
 from directory.db import SqliteWriter, Writable, is_sqlite_file, sqlite_transaction
+from directory.observe import observer
 
 D = TypeVar("D")
 """An event as prepared for the write (for the audit log, its row but for its place in the chain)."""
@@ -84,6 +86,7 @@ class GroupCommit(Generic[D]):
         pending.done.set_running_or_notify_cancel()
         with self._ready:
             self._queue.append(pending)
+            observer().audit_queued(len(self._queue))
             if self._running:
                 self._ready.notify()
             else:
@@ -102,6 +105,7 @@ class GroupCommit(Generic[D]):
                         self._running = False
                         return
                     batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.MAX_BATCH))]
+                    observer().audit_queued(len(self._queue))
                 engine = self._engine()
                 if engine is None:  # nobody can be waiting on an engine that is gone
                     return
@@ -112,8 +116,10 @@ class GroupCommit(Generic[D]):
     def _write(self, engine: Engine, batch: list[_Pending], own: _OwnConnection) -> None:
         try:
             prepared = [self._prepare(pending.event) for pending in batch]
+            started = time.perf_counter()
             with _writers_turn(engine), own.transaction(engine) as conn:
                 self._write_batch(conn, prepared)
+            observer().audit_committed(len(batch), time.perf_counter() - started)
         except BaseException as exc:
             own.drop()  # (a connection that failed is not trusted again)
             if len(batch) > 1:  # one bad event must not lose the others: write them one by one

@@ -25,6 +25,7 @@ from directory.glance import Contactable, Glance, at_a_glance
 from directory.http.config import practice
 from directory.http.deps import CurrentActor, audit_refusal, count_looks
 from directory.models import Actor, Child, Contact, Purpose, Role
+from directory.observe import observer
 from directory.reach import reach_filter, restricts
 from directory.service import SHIELD_VIEWERS, age_on, ask_contact, may_see_practitioner
 from search.matching import MatchingEngine, validate_criteria
@@ -221,7 +222,23 @@ def find(
     engine: Engine, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
 ) -> Found:
     """Validate, match and summarise one search; the audit event (fingerprint and returned children,
-    not the query) is the caller's to record before answering."""
+    not the query) is the caller's to record before answering. Counted by outcome (found, none,
+    too-many, refused) for the operations metrics (directory/observe.py)."""
+    try:
+        found = _find(engine, actor=actor, criteria=criteria, matcher=matcher, fallback_team=fallback_team)
+    except DomainError:
+        observer().count("search", "refused")
+        raise
+    outcome = found.event["outcome"]
+    if outcome == "success":
+        outcome = "found" if found.event["children"] else "none"
+    observer().count("search", outcome)
+    return found
+
+
+def _find(
+    engine: Engine, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
+) -> Found:
     if actor.purpose is None:
         raise InvalidInput("Say why you are searching: give a purpose of use (X-Purpose-Of-Use).")
     if actor.role in (Role.AUDITOR,) and actor.purpose != Purpose.AUDIT:

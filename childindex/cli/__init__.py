@@ -26,6 +26,8 @@ from rich.progress import (
 from sqlalchemy.engine import Engine
 
 from childindex import keys
+from childindex.cli.backup import backup as backup_command
+from childindex.cli.backup import restore as restore_command
 from childindex.cli.clients import app as clients_app
 from childindex.cli.demo_help import print_demo_accounts, print_demo_codes, print_demo_help
 from childindex.cli.duplicates import duplicates_app
@@ -60,6 +62,8 @@ app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(clients_app, name="clients")
 app.add_typer(emails_app, name="emails")
+app.command("backup")(backup_command)  # backup and restore (childindex/cli/backup.py)
+app.command("restore")(restore_command)
 console = Console()
 
 
@@ -122,6 +126,8 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     import uvicorn
 
     from childindex.app import create_app, serving_limits
+    from childindex.logs import uvicorn_log_config
+    from childindex.metrics import end_multiprocess, prepare_multiprocess
 
     engine = make_engine(settings.database_url, limits=serving_limits(settings))
 
@@ -133,6 +139,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
         # The app finds the client's address itself, believing only CHILDINDEX_TRUSTED_PROXIES
         # (auth/source.py); uvicorn would otherwise take X-Forwarded-For from any local peer.
         "proxy_headers": False,
+        "log_config": uvicorn_log_config(settings.log_format, settings.log_level),  # (docs/operations.md)
     }
     if workers <= 1:
         uvicorn.run(create_app(settings, engine=engine), **where)  # type: ignore[arg-type]
@@ -145,9 +152,11 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
     os.environ["CHILDINDEX_FRONT_DOOR_WORKER"] = "false"  # (the supervisor delivers step-ups, once)
     jobs = _background_jobs(settings, engine)
+    metrics_dir = prepare_multiprocess()  # (each worker's metrics in files there; a scrape sums them)
     try:
         uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
     finally:
+        end_multiprocess(metrics_dir)
         for job in jobs:
             job.stop()
 
@@ -360,6 +369,7 @@ def demo(
 
     # The demo accepts the development actor header; it is never a production setting.
     os.environ["CHILDINDEX_ENVIRONMENT"] = "development"
+    os.environ.setdefault("CHILDINDEX_LOG_FORMAT", "text")  # (a person at a terminal, not a log shipper)
     settings = Settings(environment="development")
     engine = make_engine(_database_url(settings.database_url))
     _load_keys(settings, engine)  # (in development, key files under var/ are made on first use)

@@ -89,6 +89,8 @@ LABELS: dict[str, str] = {
     "localities.configure": "Configured the localities",
     "lifecycle.run": "Ran archiving and purging",
     "search.reindex": "Rebuilt the search index",
+    "database.backup": "Backed up the database",  # childindex backup (childindex/cli/backup.py)
+    "database.restore": "Restored the database from a backup",
     "seed": "Loaded demonstration data",
     "bulk.export": "Started a bulk export",
     "bulk.export.read": "Downloaded a bulk export",

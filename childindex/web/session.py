@@ -45,6 +45,7 @@ NOT_PAGES = (
     "/openapi.json",
     "/healthz",
     "/readyz",
+    "/metrics",  # (the scraper's bearer token must reach it: childindex/metrics.py)
 )
 STATIC_PREFIX = "/static/"
 _DROPPED = {b"authorization", b"x-dev-actor", b"x-purpose-of-use", b"x-shield-override-reason", b"cookie"}

@@ -10,6 +10,7 @@ from auth.deps import note_looks
 from directory import audit
 from directory.bounds import DATE_RANGE, date_in_bounds
 from directory.errors import NotFound
+from directory.observe import observer
 from directory.reach import OutsideReach
 from interop import mapping as m
 from interop import params as P
@@ -26,6 +27,7 @@ def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> d
     query, only_certain = _query(body)
     result = matcher.search(query)
     if result.too_many:
+        observer().count("search", "too-many")  # (the operations metrics: childindex/metrics.py)
         audit.append(
             ctx.session,
             actor=ctx.actor,
@@ -39,6 +41,7 @@ def match_patients(ctx: Ctx, body: dict[str, Any], matcher: MatchingEngine) -> d
         )
     entries, children = _entries(ctx, result, only_certain)
     note_looks(ctx.request, ctx.session, ctx.actor, children)
+    observer().count("search", "found" if entries else "none")
     audit.append(
         ctx.session,
         actor=ctx.actor,

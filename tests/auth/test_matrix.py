@@ -259,3 +259,16 @@ def test_a_remembered_signature_still_gets_every_other_check(
     # A forged token naming the real key, sent after good ones, is still checked and refused.
     r = api.get("/api/v1/localities", headers=bearer(forged_bad_signature(state, claims_for(state, "tess"))))
     assert r.status_code == 401 and r.json()["type"].endswith("invalid-token")
+
+
+def test_metrics_is_the_scrapers_alone_and_closed_when_unconfigured(
+    api: TestClient, app: FastAPI, state: AuthState
+) -> None:
+    """/metrics is neither public nor a person's: its policy is SCRAPER (childindex/metrics.py checks
+    the scrape token and networks); with neither configured it is not there, whoever asks."""
+    from auth.policy import SCRAPER
+
+    (route,) = [r for r in all_routes(app) if r.path == "/metrics"]
+    assert declared_policy(route.original_route) == SCRAPER
+    assert api.get("/metrics").status_code == 404
+    assert api.get("/metrics", headers=bearer(token_for(state, "vera"))).status_code == 404

@@ -17,7 +17,7 @@ import pytest
 from elasticsearch import AuthenticationException
 from elasticsearch import ConnectionError as EsConnectionError
 
-from childindex.es_access import elasticsearch_access, search_unready
+from childindex.es_access import elasticsearch_access
 from childindex.settings import Settings
 from search.blocking import blocking_keys
 from search.elasticsearch import ElasticsearchBackend
@@ -137,7 +137,11 @@ def test_missing_or_wrong_credentials_fail_clearly_without_the_secret(front: Fro
     assert reason == (
         "Elasticsearch cannot be asked: 401 authentication failed: check the API key or username and password"
     )
-    assert asyncio.run(search_unready(backend)) == reason  # what /readyz answers, with a 503
+    from childindex.readiness import Readiness
+    from directory.db import make_engine
+
+    ready = asyncio.run(Readiness(make_engine("sqlite://"), backend, resident=False).answer())
+    assert reason in ready.problems  # what /readyz answers, with a 503
     with pytest.raises(SearchUnavailable, match="401 authentication failed") as raised:
         backend.candidates(["fy|x|2015"], 10)
     assert isinstance(raised.value.__cause__, AuthenticationException)

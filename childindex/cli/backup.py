@@ -1,0 +1,306 @@
+"""`childindex backup` and `childindex restore` (docs/operations.md, "Backup and restore").
+
+SQLite: SQLite's online backup API (`sqlite3.Connection.backup`) copies the database in one step
+inside one read transaction, so the copy is the database as it was at one moment, while the
+service goes on writing (in WAL mode a reader never blocks the writer); then `PRAGMA
+integrity_check` on the copy. PostgreSQL: `pg_dump -Fc` (one consistent snapshot, while the
+service writes), restored with `pg_restore`. A base backup with WAL archiving (point-in-time
+recovery) is the database administrator's, documented in docs/operations.md.
+
+Restore goes to a NEW place: a SQLite file that does not exist yet, or an empty PostgreSQL
+database; it refuses a place holding data unless --force. Then it checks what a restore is for:
+the copy's schema is one the code knows, and the audit key on hand verifies the copy's audit
+chain (the keys are not in the database: they are backed up beside it).
+
+A password in a PostgreSQL URL goes to pg_dump and pg_restore in their environment (PGPASSWORD),
+never on their command line (where any user of the machine could read it) nor in any output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from sqlalchemy.engine import URL, Engine, make_url
+
+from childindex.settings import Settings
+
+console = Console()
+
+
+class BackupError(Exception):
+    """What went wrong, in words fit for the operator (no password, no URL)."""
+
+
+# --- SQLite ------------------------------------------------------------------------------------
+
+
+def sqlite_path(url: URL) -> Path:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        raise BackupError("back up a SQLite database file (not one in memory or a URI)")
+    return Path(database)
+
+
+def backup_sqlite(source: Path, out: Path) -> None:
+    """The online backup of `source` into the new file `out`, integrity-checked."""
+    if not source.exists():
+        raise BackupError(f"no database file at {source}")
+    partial = out.with_name(out.name + ".partial")
+    partial.unlink(missing_ok=True)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    try:
+        dest = sqlite3.connect(partial)
+        try:
+            src.backup(dest)  # (all pages in one step: one read transaction, one moment's database)
+            dest.execute("PRAGMA journal_mode=DELETE")  # (one self-contained file)
+        finally:
+            dest.close()
+    finally:
+        src.close()
+    check_sqlite(partial)
+    os.replace(partial, out)
+
+
+def check_sqlite(path: Path) -> None:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        found = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+    finally:
+        conn.close()
+    if found != ["ok"]:
+        raise BackupError(f"the copy failed SQLite's integrity check: {'; '.join(found[:5])}")
+
+
+def restore_sqlite(backup: Path, target: Path, *, force: bool) -> None:
+    check_sqlite(backup)
+    if target.exists() and target.stat().st_size > 0 and not force:
+        raise BackupError(f"{target} already exists: restore into a new file, or give --force to replace it")
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+    try:
+        dest = sqlite3.connect(partial)
+        try:
+            src.backup(dest)
+        finally:
+            dest.close()
+    finally:
+        src.close()
+    for suffix in ("-wal", "-shm"):  # (a replaced database's journal must not be replayed onto it)
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    os.replace(partial, target)
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+def pg_binary(name: str) -> str:
+    """pg_dump or pg_restore: the newest under /usr/lib/postgresql (as tests/services/postgres.sh
+    finds PostgreSQL; Debian's /usr/bin wrappers pick a version by cluster), else on PATH."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    for folder in reversed(versions):
+        if (folder / name).exists():
+            return str(folder / name)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise BackupError(f"{name} was not found (install the PostgreSQL client, version 15 or newer)")
+
+
+@dataclass(frozen=True)
+class PgTarget:
+    """libpq's view of a SQLAlchemy URL: the URL without its password, and the password apart."""
+
+    dsn: str
+    env: dict[str, str]
+    name: str
+
+    @classmethod
+    def of(cls, url: URL) -> PgTarget:
+        env = dict(os.environ)
+        if url.password is not None:
+            env["PGPASSWORD"] = str(url.password)
+        plain = url.set(drivername="postgresql", password=None)
+        return cls(plain.render_as_string(hide_password=False), env, url.database or "")
+
+
+def _run(command: list[str], target: PgTarget, what: str) -> None:
+    done = subprocess.run(command, env=target.env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        detail = (done.stderr or "").strip().splitlines()
+        raise BackupError(f"{what} failed (exit {done.returncode}): {detail[-1] if detail else 'no message'}")
+
+
+def backup_postgres(url: URL, out: Path) -> None:
+    target = PgTarget.of(url)
+    partial = out.with_name(out.name + ".partial")
+    partial.unlink(missing_ok=True)
+    _run(
+        [pg_binary("pg_dump"), "-Fc", "--no-owner", "-f", str(partial), "--dbname", target.dsn],
+        target,
+        "pg_dump",
+    )
+    _run([pg_binary("pg_restore"), "--list", str(partial)], target, "reading the dump back")
+    os.replace(partial, out)
+
+
+def postgres_tables(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM information_schema.tables "
+                    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+                )
+            ).scalar_one()
+        )
+
+
+def restore_postgres(backup: Path, url: URL, engine: Engine, *, force: bool) -> None:
+    target = PgTarget.of(url)
+    if postgres_tables(engine) and not force:
+        raise BackupError(
+            f"the database {target.name} is not empty: restore into a new empty database "
+            "(createdb), or give --force to replace what it holds"
+        )
+    command = [pg_binary("pg_restore"), "--no-owner", "--exit-on-error", "--single-transaction"]
+    if force:
+        command += ["--clean", "--if-exists"]
+    _run([*command, "--dbname", target.dsn, str(backup)], target, "pg_restore")
+
+
+# --- the checks after a restore ----------------------------------------------------------------
+
+
+def check_restored(engine: Engine) -> tuple[str, int]:
+    """The copy's schema revision (one the code knows) and how many audit events the key on hand
+    verified; BackupError when either is wrong."""
+    from alembic.script import ScriptDirectory
+
+    from childindex.migrations import alembic_config
+    from directory import audit
+    from directory.db import unit_of_work
+
+    with engine.connect() as conn:
+        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    if script.get_revision(revision) is None:
+        raise BackupError(f"the copy's schema ({revision}) is newer than this version of childindex knows")
+    with unit_of_work(engine) as session:
+        result = audit.verify(session, keys=audit.chain_keys())
+    if not result.ok:
+        problems = "; ".join(result.problems[:3])
+        raise BackupError(
+            f"the audit key on hand does not verify the copy's audit chain ({problems}): restore the "
+            "audit key file(s) of the backup's time beside it (CHILDINDEX_AUDIT_KEY_FILE)"
+        )
+    return str(revision), result.checked
+
+
+# --- the commands ------------------------------------------------------------------------------
+
+
+def _audit(url: str, action: str, detail: dict[str, object]) -> None:
+    """Who took a copy of the directory, or restored one, is in the audit log (ids and sizes only)."""
+    import getpass
+
+    from directory import audit
+    from directory.db import make_engine
+    from directory.models import Actor, Purpose, Role
+
+    actor = Actor(
+        subject=f"cli:{getpass.getuser()}",
+        role=Role.DIRECTORY_ADMIN,
+        client_id="childindex-cli",
+        purpose=Purpose.ADMINISTRATION,
+    )
+    engine = make_engine(url)
+    try:
+        audit.append_alone(engine, actor=actor, action=action, detail=detail)
+    finally:
+        engine.dispose()
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]Stopped:[/red] {message}.", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def backup(
+    out: Annotated[Path, typer.Argument(help="The backup file to write (must not exist)")],
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Defaults to CHILDINDEX_DATABASE_URL")
+    ] = None,
+) -> None:
+    """Back up the database while the service runs: SQLite's online backup (integrity-checked) or
+    pg_dump -Fc. The key files are not in it: back them up beside it (docs/operations.md)."""
+    url = make_url(database_url or Settings().database_url)
+    if out.exists():
+        raise _fail(f"{out} already exists: give a new file name")
+    try:
+        if url.get_backend_name() == "sqlite":
+            backup_sqlite(sqlite_path(url), out)
+        elif url.get_backend_name() == "postgresql":
+            backup_postgres(url, out)
+        else:
+            raise BackupError(f"no backup for {url.get_backend_name()} databases")
+    except (BackupError, sqlite3.Error, OSError) as exc:
+        raise _fail(str(exc)) from None
+    kind = url.get_backend_name()
+    _audit(
+        url.render_as_string(hide_password=False),
+        "database.backup",
+        {"kind": kind, "bytes": out.stat().st_size},
+    )
+    console.print(f"[green]Backed up[/green] to {out} ({out.stat().st_size:,} bytes).", highlight=False)
+    console.print(
+        "Keep beside it, apart and as safely: the audit key file (CHILDINDEX_AUDIT_KEY_FILE) and the "
+        "secrets key file (CHILDINDEX_SECRETS_KEY_FILE); without them the copy's audit chain cannot "
+        "be verified nor its sealed secrets read.",
+        highlight=False,
+    )
+
+
+def restore(
+    backup_file: Annotated[Path, typer.Argument(help="A file written by `childindex backup`", exists=True)],
+    to: Annotated[
+        str, typer.Option("--to", help="Where: a new SQLite file's URL or an empty PostgreSQL database's")
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace what the target holds")] = False,
+) -> None:
+    """Restore a backup into a NEW place, then check its schema and that the audit key on hand
+    verifies its audit chain. Point CHILDINDEX_DATABASE_URL at it and run `childindex reindex`."""
+    from directory.db import make_engine
+
+    url = make_url(to)
+    engine = make_engine(to)
+    try:
+        if url.get_backend_name() == "sqlite":
+            restore_sqlite(backup_file, sqlite_path(url), force=force)
+        elif url.get_backend_name() == "postgresql":
+            restore_postgres(backup_file, url, engine, force=force)
+        else:
+            raise BackupError(f"no restore into {url.get_backend_name()} databases")
+        engine.dispose()  # (connections opened before the file was replaced)
+        revision, checked = check_restored(engine)
+    except (BackupError, sqlite3.Error, OSError, sa.exc.DBAPIError) as exc:
+        raise _fail(str(exc) if isinstance(exc, BackupError) else type(exc).__name__) from None
+    finally:
+        engine.dispose()
+    _audit(to, "database.restore", {"kind": url.get_backend_name(), "verified_events": checked})
+    console.print(
+        f"[green]Restored[/green] (schema {revision}; audit chain intact: {checked} events verified "
+        "with the key on hand). Next: point CHILDINDEX_DATABASE_URL at it, `childindex migrate` if "
+        "the code is newer, and `childindex reindex` (the search index is not in the backup).",
+        highlight=False,
+        soft_wrap=True,
+    )

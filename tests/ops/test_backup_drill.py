@@ -1,0 +1,256 @@
+"""The backup-restore drill, on SQLite and PostgreSQL: back up while a running server takes writes
+and searches, restore to a new place, `childindex audit verify` passes on the copy, the search index
+rebuilds (`childindex reindex`) and searches answer with the children known at backup time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from childindex.app import create_app
+from childindex.settings import Settings
+from directory import keyfile
+from directory.db import make_engine
+from tests.conftest import POSTGRES_URL, _truncate_all, need_service
+from tests.directory.test_serve import _free_port
+
+
+def _dob(n: int) -> str:
+    return (date(2012, 1, 1) + timedelta(days=n)).isoformat()
+
+
+ADMIN = {"X-Dev-Actor": "subject=admin; role=directory_admin", "X-Purpose-Of-Use": "administration"}
+READER = {"X-Dev-Actor": "subject=hv; role=practitioner", "X-Purpose-Of-Use": "considering-caf"}
+# (the copy holds the shared rate-limit counters too: the reader of the copy is another person)
+LATER = {"X-Dev-Actor": "subject=hv2; role=practitioner", "X-Purpose-Of-Use": "considering-caf"}
+CLI = [sys.executable, "-c", "from childindex.cli import main; main()"]
+
+
+def _family(n: int) -> str:
+    return "Drill" + "".join(chr(ord("a") + int(d)) for d in f"{n:04d}")  # (letters only: a name)
+
+
+def _cli(*args: str, url: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        env={**os.environ, "CHILDINDEX_DATABASE_URL": url, "COLUMNS": "200", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+class Places:
+    """The source database the server runs on, and the new place to restore into."""
+
+    def __init__(self, source: str, target: str, cleanup: list[str]) -> None:
+        self.source, self.target, self.cleanup = source, target, cleanup
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def places(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Places]:
+    if request.param == "sqlite":
+        yield Places(f"sqlite:///{tmp_path / 'live.db'}", f"sqlite:///{tmp_path / 'restored.db'}", [])
+        return
+    if not POSTGRES_URL:
+        need_service("PostgreSQL", "CHILDINDEX_TEST_POSTGRES_URL")
+    pg = request.getfixturevalue("postgres_engine")
+    _truncate_all(pg)
+    url = make_url(POSTGRES_URL or "")
+    copy = f"{url.database}_drill_copy"
+    admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{copy}"'))
+    try:
+        yield Places(POSTGRES_URL or "", url.set(database=copy).render_as_string(hide_password=False), [copy])
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CHILDINDEX_DATABASE_URL": url,
+        "CHILDINDEX_ENVIRONMENT": "development",
+        "CHILDINDEX_PORT": str(port),
+        "CHILDINDEX_INDEXER_INTERVAL_SECONDS": "0.2",
+        "CHILDINDEX_LOG_LEVEL": "warning",
+        "CHILDINDEX_SEARCH_RATE_PER_MINUTE": "100000",  # (one reader searching flat out)
+    }
+    out = log.open("wb")
+    return subprocess.Popen([*CLI, "serve"], env=env, stdout=out, stderr=out, start_new_session=True)
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "serve was not ready within 90 s"
+        time.sleep(0.3)
+
+
+def _create(base: str, client: httpx.Client, n: int) -> str:
+    body = {
+        "names": [{"given": "Rowan", "family": _family(n)}],
+        "date_of_birth": _dob(n),
+        "sex": "female",
+        "address": {"line1": "1 Drill Road", "postcode": "OX4 1AB"},
+    }
+    r = client.post(f"{base}/api/v1/children", json=body, headers=ADMIN, timeout=30)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def test_backup_under_load_restore_verify_reindex_and_search(places: Places, tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    proc = _serve(places.source, port, log)
+    created: dict[int, str] = {}
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    searches = 0
+
+    def writer() -> None:
+        with httpx.Client() as client:
+            n = len(created)
+            while not stop.is_set():
+                try:
+                    created[n] = _create(base, client, n)
+                except BaseException as exc:  # (reported below)
+                    errors.append(exc)
+                    return
+                n += 1
+
+    def searcher() -> None:
+        nonlocal searches
+        with httpx.Client() as client:
+            while not stop.is_set():
+                query = {"given": "Rowan", "family": _family(0), "birth_date": _dob(0)}
+                r = client.post(f"{base}/api/v1/children/search", json=query, headers=READER, timeout=30)
+                if r.status_code != 200:
+                    errors.append(AssertionError(r.text))
+                    return
+                searches += 1
+
+    out = tmp_path / "drill.backup"
+    try:
+        _wait_ready(base, proc, log)
+        with httpx.Client() as client:
+            for n in range(20):
+                created[n] = _create(base, client, n)
+        threads = [threading.Thread(target=writer), threading.Thread(target=searcher)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        known = dict(created)  # committed before the backup began
+        done = _cli("backup", str(out), url=places.source)
+        made_by_end = dict(created)  # every child the copy may hold was created by now
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors, errors
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "AUDIT_KEY_FILE" in done.stdout  # (says what to keep beside it)
+        assert searches > 0 and len(made_by_end) > len(known)
+        after = {n: created[n] for n in created if n not in made_by_end}
+    finally:
+        stop.set()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert after, "no child was created after the backup ended"
+    password_free = done.stdout + done.stderr
+    if make_url(places.source).password:
+        assert str(make_url(places.source).password) not in password_free
+
+    # Restore to a new place; the checks pass with the key on hand.
+    restored = _cli("restore", str(out), "--to", places.target, url=places.target)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "audit chain intact" in restored.stdout.lower()
+    again = _cli("restore", str(out), "--to", places.target, url=places.target)
+    assert again.returncode == 1 and "--force" in again.stdout  # (never over what holds data)
+
+    verified = _cli("audit", "verify", url=places.target)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    reindexed = _cli("reindex", url=places.target)
+    assert reindexed.returncode == 0, reindexed.stdout + reindexed.stderr
+
+    engine = make_engine(places.target)
+    with engine.connect() as conn:
+        ids = {str(i).replace("-", "") for i in conn.execute(sa.text("SELECT id FROM child")).scalars()}
+        restores = conn.execute(sa.text("SELECT count(*) FROM audit_event WHERE action = 'database.restore'"))
+        assert restores.scalar_one() == 1  # (who restored it, in the copy's own chain)
+    engine.dispose()
+    source = make_engine(places.source)
+    with source.connect() as conn:  # (who took the copy: in the source's chain, after the snapshot)
+        taken = conn.execute(sa.text("SELECT count(*) FROM audit_event WHERE action = 'database.backup'"))
+        assert taken.scalar_one() == 1
+    source.dispose()
+    assert {i.replace("-", "") for i in known.values()} <= ids  # everything committed before it began
+    assert ids <= {i.replace("-", "") for i in made_by_end.values()}  # nothing made after it ended
+
+    settings = Settings(environment="development", database_url="sqlite://", indexer_interval_seconds=0)
+    engine = make_engine(places.target)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        for n in (0, max(known)):
+            query = {"given": "Rowan", "family": _family(n), "birth_date": _dob(n)}
+            found = client.post("/api/v1/children/search", json=query, headers=LATER).json()
+            assert "hits" in found, found
+            assert [h["child_id"] for h in found["hits"]][:1] == [known[n]], found
+        n = min(after)
+        query = {"given": "Rowan", "family": _family(n), "birth_date": _dob(n)}
+        hits = client.post("/api/v1/children/search", json=query, headers=LATER).json()["hits"]
+        assert created[n] not in [h["child_id"] for h in hits]  # (made after the backup: not in it)
+    engine.dispose()
+
+
+def test_restore_refuses_when_the_key_on_hand_does_not_verify_the_chain(
+    places: Places, tmp_path: Path
+) -> None:
+    from childindex.migrations import upgrade
+    from directory import audit
+    from directory.db import unit_of_work
+    from directory.models import Actor, Purpose, Role
+
+    engine = make_engine(places.source)
+    upgrade(engine)
+    actor = Actor(subject="drill", role=Role.DIRECTORY_ADMIN, purpose=Purpose.ADMINISTRATION)
+    with unit_of_work(engine) as session:
+        audit.append(session, actor=actor, action="drill.event")
+    engine.dispose()
+    out = tmp_path / "keyed.backup"
+    assert _cli("backup", str(out), url=places.source).returncode == 0
+    other = keyfile.generate(tmp_path / "other-audit.key", "audit").path
+    refused = _cli(
+        "restore",
+        str(out),
+        "--to",
+        places.target,
+        url=places.target,
+        env={"CHILDINDEX_AUDIT_KEY_FILE": str(other)},
+    )
+    assert refused.returncode == 1
+    assert "audit key" in refused.stdout and "CHILDINDEX_AUDIT_KEY_FILE" in refused.stdout
