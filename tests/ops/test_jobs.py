@@ -1,0 +1,159 @@
+"""Background jobs run exactly once across nodes sharing a database, and take over (directory/jobs.py).
+
+Two `Job` objects on one database stand for two nodes: each has its own lease (its own PostgreSQL
+connection, its own open file on SQLite), exactly as two processes would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from directory import jobs
+from search.embedded import EmbeddedBackend
+from search.indexer import BackgroundIndexer, pending
+from tests.fixtures.builders import make_child
+
+
+class Counting(jobs.Job):
+    """A job that counts its rounds, and notes any moment two of its kind work at once."""
+
+    name = "test-counting"
+    working: set[int] = set()
+    overlap = False
+    guard = threading.Lock()
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, interval=0.02)
+        self.takeover_seconds = 0.1
+        self.rounds = 0
+
+    def work(self) -> None:
+        with Counting.guard:
+            if Counting.working:
+                Counting.overlap = True
+            Counting.working.add(id(self))
+        time.sleep(0.005)
+        with Counting.guard:
+            Counting.working.discard(id(self))
+        self.rounds += 1
+
+
+@pytest.fixture
+def two(engine: Engine) -> Iterator[tuple[Counting, Counting]]:
+    Counting.working, Counting.overlap = set(), False
+    a, b = Counting(engine), Counting(engine)
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def _until(check: Callable[[], bool], seconds: float = 5.0) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > seconds:
+            raise AssertionError(f"not within {seconds:.1f} s")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+def test_one_lease_at_a_time_and_released_for_the_next(engine: Engine) -> None:
+    first, second = jobs.Lease(engine, "test-lease"), jobs.Lease(engine, "test-lease")
+    other = jobs.Lease(engine, "test-other")
+    assert first.acquire()
+    assert not second.acquire()  # another node (connection or open file) holds it
+    assert other.acquire()  # each job has its own key
+    assert "test-lease" in jobs.held()
+    assert jobs.holders(engine, ("test-lease", "nobody")) == {"test-lease": True, "nobody": False}
+    first.release()
+    assert second.acquire()
+    second.release()
+    other.release()
+    assert "test-lease" not in jobs.held()
+
+
+def test_only_the_holder_works_and_the_other_takes_over_on_stop(two: tuple[Counting, Counting]) -> None:
+    a, b = two
+    a.start()
+    _until(lambda: a.rounds > 3)
+    b.start()
+    time.sleep(0.5)
+    assert a.holding and not b.holding
+    assert b.rounds == 0  # started, but never worked: A holds the lease
+    a.stop()  # a clean shutdown releases the lease ...
+    took = _until(lambda: b.rounds > 0)
+    assert took < 1.0  # ... and B's next try (every takeover_seconds) takes it
+    assert b.holding and not a.holding
+    assert not Counting.overlap
+
+
+def test_a_cron_command_does_nothing_while_another_node_runs_it(engine: Engine) -> None:
+    with jobs.exclusive(engine, "lifecycle") as mine:
+        assert mine
+        with jobs.exclusive(engine, "lifecycle") as theirs:
+            assert not theirs
+    with jobs.exclusive(engine, "lifecycle") as again:
+        assert again
+
+
+def _postgres(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the lease connection and NOTIFY are PostgreSQL's")
+
+
+def _kill_lease_connection(engine: Engine, name: str) -> None:
+    key = jobs.lease_key(name)
+    with engine.begin() as conn:
+        killed = conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND ((classid::bigint << 32) | objid::bigint) = :k AND granted"
+            ),
+            {"k": key},
+        ).all()
+    assert [tuple(r) for r in killed] == [(True,)]
+
+
+def test_a_lost_lease_connection_stops_the_work_at_once_and_one_node_takes_over(
+    engine: Engine, two: tuple[Counting, Counting]
+) -> None:
+    _postgres(engine)
+    a, b = two
+    a.start()
+    _until(lambda: a.holding and a.rounds > 0)
+    b.start()
+    time.sleep(0.3)
+    _kill_lease_connection(engine, Counting.name)  # a network blip, or the server's idle killer
+    _until(lambda: a.holding != b.holding or not (a.holding or b.holding), 1.0)
+    _until(lambda: a.holding or b.holding)  # one of them (whichever tried first) runs it again
+    holder = a if a.holding else b
+    before = holder.rounds
+    _until(lambda: holder.rounds > before)
+    time.sleep(0.3)
+    assert a.holding != b.holding
+    assert not Counting.overlap
+
+
+def test_a_write_wakes_the_indexer_holder_at_once_through_notify(engine: Engine) -> None:
+    _postgres(engine)
+    backend = EmbeddedBackend(engine)
+    backend.ensure_ready()
+    indexer = BackgroundIndexer(engine, backend, interval=30.0)  # the timer alone would take 30 s
+    indexer.start()
+    try:
+        _until(lambda: indexer.holding)
+        time.sleep(0.3)  # the first round has run; the indexer now waits on its connection
+        with Session(engine) as session:
+            make_child(session)
+            session.commit()
+        took = _until(lambda: pending(engine) == 0, 5.0)
+        assert took < 1.0
+    finally:
+        indexer.stop()
+    assert not jobs.holders(engine, ("indexer",))["indexer"]  # stop() released it
