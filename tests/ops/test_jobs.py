@@ -157,3 +157,33 @@ def test_a_write_wakes_the_indexer_holder_at_once_through_notify(engine: Engine)
     finally:
         indexer.stop()
     assert not jobs.holders(engine, ("indexer",))["indexer"]  # stop() released it
+
+
+def test_the_life_cycle_command_does_nothing_while_another_node_runs_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import date, timedelta
+
+    from typer.testing import CliRunner
+
+    from childindex.cli import app as cli
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the command is exercised on a SQLite file (the lease is the same Lease on both)")
+    monkeypatch.setenv("CHILDINDEX_DATABASE_URL", str(engine.url))
+    today = date.today()
+    with Session(engine) as s:
+        old = make_child(
+            s, date_of_birth=(today.replace(year=today.year - 18) - timedelta(days=5)).isoformat()
+        )
+        s.commit()
+    with jobs.exclusive(engine, "lifecycle") as mine:  # another node's run, still going
+        assert mine
+        out = CliRunner().invoke(cli, ["lifecycle", "run"])
+    assert out.exit_code == 0, out.output
+    assert "nothing done here" in out.output
+    with engine.connect() as conn:
+        status = conn.execute(sa.text("SELECT status FROM child WHERE id = :i"), {"i": old.hex}).scalar()
+    assert status == "active"
+    done = CliRunner().invoke(cli, ["lifecycle", "run"])
+    assert "1 record(s) archived at the end of the age range" in done.output
