@@ -295,5 +295,5 @@ def build_search_backend(settings: Settings, engine: Engine) -> SearchBackend:
 
         if not settings.elasticsearch_url:
             raise ValueError("CHILDINDEX_ELASTICSEARCH_URL is required for the elasticsearch backend")
-        return ElasticsearchBackend.from_url(settings.elasticsearch_url)
+        return ElasticsearchBackend.from_url(settings.elasticsearch_url, alias=settings.elasticsearch_alias)
     return EmbeddedBackend(engine)

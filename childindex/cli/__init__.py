@@ -136,6 +136,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     # The background jobs run here, in the supervising process, whatever the number of workers:
     # every node starts every job and only the holder of a job's lease works (directory/jobs.py),
     # so two nodes against one database never both index, notify or deliver.
+    _log_leases(settings)
     jobs = _background_jobs(settings, engine)
     serving = settings.model_copy(update=_NO_JOBS_IN_WORKERS)
     try:
@@ -197,6 +198,19 @@ def _background_jobs(settings: Settings, engine: Engine) -> list[Job]:
     for job in jobs:
         job.start()
     return jobs
+
+
+def _log_leases(settings: Settings) -> None:
+    """Which jobs this node takes and loses, at INFO on stderr ("this node now runs the indexer"; no
+    child data), unless logging is configured already."""
+    import logging
+
+    logger = logging.getLogger("childindex.jobs")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(settings.log_level.upper())
 
 
 def _visible_at_once(backend: object) -> None:

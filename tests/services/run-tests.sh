@@ -18,6 +18,7 @@ CHILDINDEX_TEST_ELASTICSEARCH_URL="$(bash "$here/elasticsearch.sh" start | tail 
 export CHILDINDEX_TEST_ELASTICSEARCH_URL
 
 bash "$here/chromium.sh"
+bash "$here/haproxy.sh"  # the reverse proxy in front of the two-node test (tests/ops/test_two_nodes.py)
 
 set +e
 python -m pytest "$@"
