@@ -57,11 +57,15 @@ def _mark(name: str, holding: bool) -> None:
         (_HELD.add if holding else _HELD.discard)(name)
 
 
-def holders(engine: Engine, names: tuple[str, ...]) -> dict[str, bool]:
-    """Whether some node holds each job's lease (PostgreSQL; on SQLite, whether this process does)."""
+JOBS = ("indexer", "fhir-notifications", "front-door", "people-notices")
+"""The jobs `serve` runs (each where its settings turn it on), by lease name."""
+
+
+def holders(engine: Engine, names: tuple[str, ...] = JOBS) -> dict[str, bool]:
+    """Whether some node or process holds each job's lease now (for /readyz, /metrics: with
+    several workers the jobs run in the supervising process, so a worker's own `held()` is empty)."""
     if engine.dialect.name != "postgresql":
-        mine = held()
-        return {n: n in mine for n in names}
+        return {n: Lease(engine, n).taken_elsewhere() for n in names}
     with engine.connect() as conn:
         taken = {
             int(r[0])
@@ -72,7 +76,7 @@ def holders(engine: Engine, names: tuple[str, ...]) -> dict[str, bool]:
                 )
             )
         }
-    return {n: (lease_key(n) & 0xFFFFFFFFFFFFFFFF) in taken for n in names}
+    return {n: lease_key(n) in taken for n in names}
 
 
 class Lease:
@@ -127,6 +131,23 @@ class Lease:
             # A database in memory lives in one process: a lock file per process is enough.
             return f"/tmp/childindex-{os.getpid()}-{id(self.engine):x}.{self.name}.lock"
         return f"{database}.{self.name}.lock"
+
+    def taken_elsewhere(self) -> bool:
+        """SQLite: whether some process holds the lease file (a shared lock is refused), or this
+        process does."""
+        if self.name in held():
+            return True
+        try:
+            fd = os.open(self._lock_path(), os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # (closing drops the shared lock, if taken)
+        return False
 
     def check(self) -> None:
         """Raise if the lease may have been lost (its connection answers no more)."""
