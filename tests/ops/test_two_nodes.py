@@ -39,6 +39,7 @@ ES_URL = os.environ.get("CHILDINDEX_TEST_ELASTICSEARCH_URL")
 LIMIT = 10  # searches and card reads one subject may make in any 60 s
 TRAWL_BURST = 4  # distinct children's records one subject may open before an alert
 ROLE_PURPOSE = {"directory_admin": "administration"}
+JOBS = ("indexer", "fhir-notifications", "people-notices")  # the jobs these settings turn on
 
 
 def who(subject: str, role: str = "practitioner") -> dict[str, str]:
@@ -177,12 +178,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "CHILDINDEX_TRAWL_BURST_CHILDREN": str(TRAWL_BURST),
         "CHILDINDEX_KEEPALIVE_REQUESTS": "0",
         "CHILDINDEX_LOG_LEVEL": "info",
+        "CHILDINDEX_NOTIFY_ENABLED": "true",  # the FHIR notification sender's lease moves too
     }
     started: list[subprocess.Popen[bytes]] = []
     try:
         a = _start_node("a", env, folder)  # first: it migrates (a no-op here) and takes the leases
         started.append(a.proc)
-        _until(lambda: a.said("this node now runs the indexer"), 10, "node a taking the indexer")
+        for job in JOBS:
+            _until(lambda j=job: a.said(f"this node now runs the {j}"), 10, f"node a taking the {job}")  # type: ignore[misc]
         b = _start_node("b", env, folder)
         started.append(b.proc)
         port = _free_port()
@@ -241,7 +244,8 @@ def test_a_child_recorded_through_one_node_is_found_through_the_other_within_a_s
     cluster: Cluster,
 ) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
-    assert not b.said("this node now runs the indexer")  # b started every job; a holds the lease
+    for job in JOBS:  # b started every job; a holds every lease
+        assert a.said(f"this node now runs the {job}") and not b.said(f"this node now runs the {job}")
     for node in (a, b):  # each node's first search opens its connections
         _found(node.base, next_nhs_number(), "warm")
     for writer, reader in ((a, b), (b, a)):  # the holder's own write, and the other node's
@@ -319,6 +323,8 @@ def test_killing_the_indexer_s_node_lets_the_other_take_over_with_nothing_lost(c
         lambda: survivor.said("this node now runs the indexer"), 10, "the survivor taking the indexer"
     )
     _until(lambda: _found(survivor.base, after_nhs, "after-kill") == [after], 5, "the new child found")
+    for job in JOBS:  # every job moved, not just the indexer
+        _until(lambda j=job: survivor.said(f"this node now runs the {j}"), 10, f"the survivor taking {job}")  # type: ignore[misc]
     assert _found(survivor.base, last_nhs, "after-kill") == [last]
     for child, nhs in cluster.recorded:
         assert _found(survivor.base, nhs, "after-kill") == [child]
