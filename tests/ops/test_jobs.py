@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -187,3 +188,39 @@ def test_the_life_cycle_command_does_nothing_while_another_node_runs_it(
     assert status == "active"
     done = CliRunner().invoke(cli, ["lifecycle", "run"])
     assert "1 record(s) archived at the end of the age range" in done.output
+
+
+def test_nodes_starting_together_migrate_once_and_both_start(engine: Engine) -> None:
+    """Each node migrates on start: two at once on an empty database both succeed (one waits)."""
+    _postgres(engine)
+    from childindex.migrations import upgrade
+    from directory.db import make_engine
+
+    schema = f"two_nodes_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = engine.url.update_query_dict({"options": f"-csearch_path={schema}"})
+    fresh = make_engine(url.render_as_string(hide_password=False))
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def node() -> None:
+        barrier.wait()
+        try:
+            upgrade(fresh)
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            failures.append(exc)
+
+    try:
+        threads = [threading.Thread(target=node) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert failures == []
+        with fresh.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+    finally:
+        fresh.dispose()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
