@@ -17,6 +17,7 @@ holds (for /readyz and /metrics), `holders(engine)` which jobs some node holds.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -125,9 +126,13 @@ class Lease:
         self._fd = fd
         return True
 
+    def _in_memory(self) -> bool:
+        database = self.engine.url.database
+        return not database or database == ":memory:" or database.startswith("file:")
+
     def _lock_path(self) -> str:
         database = self.engine.url.database
-        if not database or database == ":memory:" or database.startswith("file:"):
+        if not database or self._in_memory():
             # A database in memory lives in one process: a lock file per process is enough.
             return f"/tmp/childindex-{os.getpid()}-{id(self.engine):x}.{self.name}.lock"
         return f"{database}.{self.name}.lock"
@@ -182,6 +187,9 @@ class Lease:
             finally:
                 conn.close()
         if fd is not None:
+            if self._in_memory():  # (a file of this process's own: leave nothing behind in /tmp)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._lock_path())
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
