@@ -191,36 +191,33 @@ def test_the_life_cycle_command_does_nothing_while_another_node_runs_it(
 
 
 def test_nodes_starting_together_migrate_once_and_both_start(engine: Engine) -> None:
-    """Each node migrates on start: two at once on an empty database both succeed (one waits)."""
+    """Each node migrates on start: two at once on an empty database both succeed (one waits).
+    Two processes, as two nodes are (Alembic's context is one per process)."""
     _postgres(engine)
-    from childindex.migrations import upgrade
-    from directory.db import make_engine
+    import subprocess
+    import sys
 
     schema = f"two_nodes_{uuid.uuid4().hex[:8]}"
     with engine.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     url = engine.url.update_query_dict({"options": f"-csearch_path={schema}"})
-    fresh = make_engine(url.render_as_string(hide_password=False))
-    failures: list[BaseException] = []
-    barrier = threading.Barrier(2)
-
-    def node() -> None:
-        barrier.wait()
-        try:
-            upgrade(fresh)
-        except BaseException as exc:  # noqa: BLE001  (reported below)
-            failures.append(exc)
-
+    code = (
+        "import sys; from childindex.migrations import upgrade; from directory.db import make_engine; "
+        "upgrade(make_engine(sys.argv[1]))"
+    )
     try:
-        threads = [threading.Thread(target=node) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-        assert failures == []
-        with fresh.connect() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+        nodes = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, url.render_as_string(hide_password=False)],
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        errors = [p.communicate(timeout=300)[1].decode() for p in nodes]
+        assert [p.returncode for p in nodes] == [0, 0], errors
+        with engine.connect() as conn:
+            version = conn.exec_driver_sql(f'SELECT count(*) FROM "{schema}".alembic_version').scalar()
+        assert version == 1
     finally:
-        fresh.dispose()
         with engine.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
