@@ -39,6 +39,8 @@ trap 'CHILDINDEX_ES_PORT=$ES_PORT bash tests/services/elasticsearch.sh stop >/de
 /usr/bin/time -v env CHILDINDEX_DATABASE_URL="sqlite:///$DB" CHILDINDEX_SEARCH_BACKEND=elasticsearch \
   CHILDINDEX_ELASTICSEARCH_URL="$ES_URL" childindex reindex 2>&1 | grep -E "Indexed|Elapsed|Maximum resident"
 python bench/es_footprint.py --url "$ES_URL"
+echo "== the indexer's Elasticsearch writes made visible at once: refresh false / true / wait_for ($N children; docs/nodes.md)"
+python bench/index_refresh.py --elasticsearch-url "$ES_URL" --children "$N" --db var/bench-refresh.db
 python bench/search_http.py --database-url "sqlite:///$DB" --backend elasticsearch \
   --elasticsearch-url "$ES_URL" --duration 20 --queries 1000 --skip dev
 python bench/search_http.py --database-url "sqlite:///$DB" --backend elasticsearch \

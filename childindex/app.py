@@ -313,5 +313,7 @@ def build_search_backend(settings: Settings, engine: Engine) -> SearchBackend:
         if not settings.elasticsearch_url:
             raise ValueError("CHILDINDEX_ELASTICSEARCH_URL is required for the elasticsearch backend")
         access = elasticsearch_access(settings)
-        return ElasticsearchBackend.from_url(settings.elasticsearch_url, access=access)
+        return ElasticsearchBackend.from_url(
+            settings.elasticsearch_url, access=access, alias=settings.elasticsearch_alias
+        )
     return EmbeddedBackend(engine)

@@ -16,7 +16,6 @@ Nothing here runs inside a request.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -31,6 +30,7 @@ from auth.models import AccessGrant, GrantStatus, LocalUser, SubjectKind
 from childindex.mail import Sent, Smtp, send_due, send_front_door_emails
 from childindex.settings import Settings
 from directory import inbox
+from directory.jobs import Job
 from directory.models import (
     Actor,
     AuditEvent,
@@ -258,8 +258,11 @@ def remind(engine: Engine, *, still_involved_days: int, now: datetime | None = N
 # --------------------------------------------------------------------------- email
 
 
-class PeopleNotifier:
-    """A background thread: fan out, remind, send, every `interval_seconds`."""
+class PeopleNotifier(Job):
+    """Fan out, remind, send, every `interval_seconds`, on the one node holding the lease
+    (directory/jobs.py)."""
+
+    name = "people-notices"
 
     def __init__(
         self,
@@ -273,17 +276,14 @@ class PeopleNotifier:
         backoff_seconds: float = 30.0,
         front_door_email: str | None = None,
     ) -> None:
-        self.engine = engine
+        super().__init__(engine, interval=interval_seconds)
         self.smtp = smtp
         self.front_door_email = front_door_email  # step-ups emailed to the social care front door
-        self.interval = interval_seconds
         self.reminder_interval = reminder_interval_seconds
         self.still_involved_days = still_involved_days
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self._reminded_at = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self, now: datetime | None = None) -> Sent:
         """One round: remind (when due), fan out what is new, send what is due."""
@@ -303,27 +303,8 @@ class PeopleNotifier:
             backoff_seconds=self.backoff_seconds,
         )
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # keep the worker alive; the next round retries
-                log.exception("people's notification round failed")
-            self._stop.wait(self.interval)
-
-    def start(self) -> None:
-        """Start the thread."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="childindex-people-notify", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the thread and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+    def work(self) -> Sent:
+        return self.run_once()
 
 
 def from_settings(settings: Settings, engine: Engine) -> PeopleNotifier:

@@ -419,6 +419,13 @@ class Settings(BaseSettings):
     readiness_timeout_seconds: float = Field(
         default=2.0, gt=0, le=30, description="How long /readyz waits for the database and search checks."
     )
+    # --- several nodes (issue #21 item 1, docs/nodes.md): one database, one Elasticsearch, N app nodes
+    elasticsearch_alias: str = Field(
+        default="childindex-children",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$",
+        description="The Elasticsearch alias the children's index is served under (each deployment "
+        "or test run sharing a cluster uses its own); every node of one deployment names the same.",
+    )
 
     @field_validator("external_jwks_url")
     @classmethod

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from directory import repository as repo
+from directory.jobs import Job
 from directory.models import Child, FrontDoorNotice, RecordStatus, StepUp, utcnow
 from interop.notify import EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, backoff, sign
 
@@ -184,38 +184,28 @@ def replay(engine: Engine, notice_id: uuid.UUID) -> None:
         session.commit()
 
 
-class FrontDoorWorker:
-    """A background thread delivering the front door's webhook notices every `interval_seconds`."""
+class FrontDoorWorker(Job):
+    """Delivers the front door's webhook notices every `interval_seconds`, on the one node holding
+    the lease (directory/jobs.py)."""
+
+    name = "front-door"
 
     def __init__(
         self, engine: Engine, door: FrontDoor, *, interval_seconds: float = 5.0, max_attempts: int = 6
     ) -> None:
-        self.engine = engine
+        super().__init__(engine, interval=interval_seconds)
         self.door = door
-        self.interval = interval_seconds
         self.max_attempts = max_attempts
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._client: httpx.Client | None = None
 
-    def _loop(self) -> None:
-        with httpx.Client(timeout=5.0) as client:
-            while not self._stop.is_set():
-                try:
-                    deliver_due(self.engine, client, self.door, max_attempts=self.max_attempts)
-                except Exception:  # keep the worker alive; the next round retries
-                    log.exception("front door round failed")
-                self._stop.wait(self.interval)
-
-    def start(self) -> None:
-        """Start the thread."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="childindex-front-door", daemon=True)
-            self._thread.start()
+    def work(self) -> None:
+        if self._client is None:
+            self._client = httpx.Client(timeout=5.0)
+        deliver_due(self.engine, self._client, self.door, max_attempts=self.max_attempts)
 
     def stop(self) -> None:
-        """Stop the thread and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        """Stop the thread, wait for it, and release the lease."""
+        super().stop()
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from directory.jobs import Job
 from directory.models import AuditEvent, Child, Notification, NotificationCursor, Subscription, utcnow
 from directory.visibility import events_shown
 from interop import systems as S
@@ -280,8 +280,11 @@ def replay_all(engine: Engine) -> int:
         return len(rows)
 
 
-class NotificationWorker:
-    """A background thread: fan out, then deliver, every `interval_seconds`."""
+class NotificationWorker(Job):
+    """Fan out, then deliver, every `interval_seconds`, on the one node holding the lease
+    (directory/jobs.py)."""
+
+    name = "fhir-notifications"
 
     def __init__(
         self,
@@ -292,38 +295,25 @@ class NotificationWorker:
         timeout: float = 5.0,
         base_url: str = "",
     ) -> None:
-        self.engine = engine
+        super().__init__(engine, interval=interval_seconds)
         self.base_url = base_url  # this server's FHIR base, for the fullUrls of rest-hook Bundles
-        self.interval = interval_seconds
         self.max_attempts = max_attempts
         self.timeout = timeout
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._client: httpx.Client | None = None
 
     def run_once(self, client: httpx.Client) -> Delivered:
         """One round: queue what is new, deliver what is due."""
         fan_out(self.engine)
         return deliver_due(self.engine, client, max_attempts=self.max_attempts, base_url=self.base_url)
 
-    def _loop(self) -> None:
-        with httpx.Client(timeout=self.timeout) as client:
-            while not self._stop.is_set():
-                try:
-                    self.run_once(client)
-                except Exception:  # keep the worker alive; the next round retries
-                    log.exception("notification round failed")
-                self._stop.wait(self.interval)
-
-    def start(self) -> None:
-        """Start the thread."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="childindex-notify", daemon=True)
-            self._thread.start()
+    def work(self) -> Delivered:
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout)
+        return self.run_once(self._client)
 
     def stop(self) -> None:
-        """Stop the thread and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        """Stop the thread, wait for it, and release the lease."""
+        super().stop()
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from directory.db import READ_ONLY
+from directory.jobs import OUTBOX_CHANNEL, Job
 from directory.models import Outbox, utcnow
 from search.port import SearchBackend
 from search.projection import project
@@ -108,36 +109,26 @@ def pending(engine: Engine) -> int:
         )
 
 
-class BackgroundIndexer:
-    """Drains the outbox every `interval` seconds in a daemon thread while the app runs."""
+class BackgroundIndexer(Job):
+    """Drains the outbox while this node holds the indexer's lease (directory/jobs.py): every
+    `interval` seconds, and at once when a write's NOTIFY arrives (PostgreSQL) or on `poke()`.
+    After a drain that applied something, the backend's writes are made visible to searches
+    (`make_visible`)."""
+
+    name = "indexer"
+    channel = OUTBOX_CHANNEL
 
     def __init__(self, engine: Engine, backend: SearchBackend, *, interval: float = 0.5) -> None:
-        self.engine, self.backend, self.interval = engine, backend, interval
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(engine, interval=interval)
+        self.backend = backend
 
-    def start(self) -> None:
-        """Start the thread."""
-        self._thread = threading.Thread(target=self._run, name="childindex-indexer", daemon=True)
-        self._thread.start()
-
-    def poke(self) -> None:
-        """Ask for a drain now (after a write)."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Stop and wait for the thread."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                drain(self.engine, self.backend)
-            except Exception:  # keep going: the rows stay pending and are retried
-                log.exception("search indexer failed; will retry")
-            self._wake.wait(self.interval)
-            self._wake.clear()
+    def work(self) -> int:
+        """Drain batch by batch, stopping at once if the lease is lost between batches."""
+        applied = 0
+        while True:
+            done = drain(self.engine, self.backend, max_batches=1)
+            applied += done
+            if not done or not self.holding:
+                break
+            self._lease.check()
+        return applied

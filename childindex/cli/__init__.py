@@ -47,8 +47,7 @@ from directory.models import Actor, Purpose, Role, utcnow
 
 if TYPE_CHECKING:
     from directory.importer import ImportResult
-    from interop.notify import NotificationWorker
-    from search.indexer import BackgroundIndexer
+    from directory.jobs import Job
 
 app = typer.Typer(help="childindex: who is already working with this child?", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -141,35 +140,46 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
         "proxy_headers": False,
         "log_config": uvicorn_log_config(settings.log_format, settings.log_level),  # (docs/operations.md)
     }
-    if workers <= 1:
-        uvicorn.run(create_app(settings, engine=engine), **where)  # type: ignore[arg-type]
-        return
-    # Several processes read their settings from the environment. They must share the key that
-    # signs sessions and CSRF tokens; and the background jobs run once, here in the supervisor,
-    # so two indexers never race to project one child and no notification goes out twice.
-    os.environ.setdefault("CHILDINDEX_SECRET_KEY", secrets.token_urlsafe(32))
-    os.environ["CHILDINDEX_INDEXER_INTERVAL_SECONDS"] = "0"
-    os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
-    os.environ["CHILDINDEX_FRONT_DOOR_WORKER"] = "false"  # (the supervisor delivers step-ups, once)
+    # The background jobs run here, in the supervising process, whatever the number of workers:
+    # every node starts every job and only the holder of a job's lease works (directory/jobs.py),
+    # so two nodes against one database never both index, notify or deliver.
+    _log_leases(settings)
     jobs = _background_jobs(settings, engine)
-    metrics_dir = prepare_multiprocess()  # (each worker's metrics in files there; a scrape sums them)
+    serving = settings.model_copy(update=_NO_JOBS_IN_WORKERS)
+    metrics_dir: Path | None = None
     try:
+        if workers <= 1:
+            uvicorn.run(create_app(serving, engine=engine), **where)  # type: ignore[arg-type]
+            return
+        # Several processes read their settings from the environment. They must share the key that
+        # signs sessions and CSRF tokens.
+        os.environ.setdefault("CHILDINDEX_SECRET_KEY", secrets.token_urlsafe(32))
+        os.environ["CHILDINDEX_INDEXER_INTERVAL_SECONDS"] = "0"
+        os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
+        os.environ["CHILDINDEX_FRONT_DOOR_WORKER"] = "false"
+        metrics_dir = prepare_multiprocess()  # (each worker's metrics in files there; a scrape sums them)
         uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
     finally:
-        end_multiprocess(metrics_dir)
+        if metrics_dir is not None:
+            end_multiprocess(metrics_dir)
         for job in jobs:
             job.stop()
 
 
-def _background_jobs(settings: Settings, engine: Engine) -> list[BackgroundIndexer | NotificationWorker]:
+_NO_JOBS_IN_WORKERS = {"indexer_interval_seconds": 0, "notify_enabled": False, "front_door_worker": False}
+"""What the serving processes do not run themselves (the supervisor's jobs do it)."""
+
+
+def _background_jobs(settings: Settings, engine: Engine) -> list[Job]:
     from childindex.app import build_search_backend
     from interop.notify import NotificationWorker
     from search.indexer import BackgroundIndexer
 
-    jobs: list[BackgroundIndexer | NotificationWorker] = []
+    jobs: list[Job] = []
     if settings.indexer_interval_seconds > 0:
         backend = build_search_backend(settings, engine)
         backend.ensure_ready()
+        _visible_at_once(backend)
         jobs.append(BackgroundIndexer(engine, backend, interval=settings.indexer_interval_seconds))
     if settings.notify_enabled:
         jobs.append(
@@ -177,6 +187,7 @@ def _background_jobs(settings: Settings, engine: Engine) -> list[BackgroundIndex
                 engine,
                 interval_seconds=settings.notify_interval_seconds,
                 max_attempts=settings.notify_max_attempts,
+                base_url=str(settings.issuer).rstrip("/") + "/fhir",
             )
         )
     if settings.front_door_webhook:  # step-ups to the social care front door (interop/front_door.py)
@@ -184,7 +195,7 @@ def _background_jobs(settings: Settings, engine: Engine) -> list[BackgroundIndex
         from interop.front_door import FrontDoorWorker
 
         jobs.append(
-            FrontDoorWorker(  # type: ignore[arg-type]
+            FrontDoorWorker(
                 engine,
                 front_door_of(settings),
                 interval_seconds=settings.notify_interval_seconds,
@@ -194,10 +205,33 @@ def _background_jobs(settings: Settings, engine: Engine) -> list[BackgroundIndex
     if settings.people_notify_enabled:
         from childindex.people_notify import from_settings
 
-        jobs.append(from_settings(settings, engine))  # type: ignore[arg-type]  # start() and stop() alike
+        jobs.append(from_settings(settings, engine))
     for job in jobs:
         job.start()
     return jobs
+
+
+def _log_leases(settings: Settings) -> None:
+    """Which jobs this node takes and loses, at INFO on stderr ("this node now runs the indexer"; no
+    child data), unless logging is configured already."""
+    import logging
+
+    logger = logging.getLogger("childindex.jobs")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(settings.log_level.upper())
+
+
+def _visible_at_once(backend: object) -> None:
+    """The indexer's Elasticsearch writes refresh the index as they land (one refresh per bulk
+    request of up to 500 documents), so a child written through one node is found through any node
+    within a second instead of at the next periodic refresh (docs/nodes.md)."""
+    from search.elasticsearch import ElasticsearchBackend
+
+    if isinstance(backend, ElasticsearchBackend):
+        backend.refresh = True
 
 
 def _database_url(given: str | None) -> str:

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from childindex.settings import Settings, lifecycle_rules
 from directory.db import make_engine, unit_of_work
+from directory.jobs import exclusive
 from directory.models import Actor, Purpose, Role, utcnow
 from directory.service.lifecycle import LifecycleReport, run_lifecycle
 
@@ -34,10 +35,16 @@ def run(*, dry_run: bool) -> LifecycleReport:
     """Run the life cycle once against the configured database (and its search index); print the report."""
     settings = Settings()
     engine = make_engine(settings.database_url)
-    with unit_of_work(engine) as session:
-        report = run_lifecycle(
-            session, actor=_operator(), rules=lifecycle_rules(settings), now=utcnow(), dry_run=dry_run
-        )
+    # Cron may start the run on every node: the first takes the life cycle's lease (directory/jobs.py)
+    # and the others do nothing. (Two runs at once would be harmless anyway: each record once.)
+    with exclusive(engine, "lifecycle") as mine:
+        if not mine:
+            console.print("Another node or process is running the life cycle now: nothing done here.")
+            return LifecycleReport(dry_run=dry_run)
+        with unit_of_work(engine) as session:
+            report = run_lifecycle(
+                session, actor=_operator(), rules=lifecycle_rules(settings), now=utcnow(), dry_run=dry_run
+            )
     if not dry_run and (report.archived_aged_out or report.archived_moved_away or report.purged):
         # The records leave the search index now, not whenever a server next drains the outbox.
         from childindex.app import build_search_backend

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from directory import models  # noqa: F401  (registers the tables)
+from directory.jobs import install_outbox_notify
 
 SQLITE_RULES = [
     """CREATE TRIGGER IF NOT EXISTS audit_event_no_update BEFORE UPDATE ON audit_event
@@ -74,6 +75,7 @@ def create_schema(engine: Engine) -> None:
     with engine.begin() as conn:
         install_rules(conn)
         install_merged_record_rules(conn)
+        install_outbox_notify(conn)  # a write tells the indexer's holder at once (directory/jobs.py)
 
 
 # --- a merged record takes no new rows ---------------------------------------------------------

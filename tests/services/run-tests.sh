@@ -20,6 +20,7 @@ export CHILDINDEX_TEST_ELASTICSEARCH_URL
 CHILDINDEX_TEST_ES_SECURE_DIR="$(bash "$here/es-secure.sh" start "$CHILDINDEX_TEST_ELASTICSEARCH_URL" | tail -n 1)"; export CHILDINDEX_TEST_ES_SECURE_DIR
 
 bash "$here/chromium.sh"
+bash "$here/haproxy.sh"  # the reverse proxy in front of the two-node test (tests/ops/test_two_nodes.py)
 
 set +e
 python -m pytest "$@"

@@ -1,0 +1,114 @@
+"""deploy/ cannot rot: the compose file, the HAProxy config and the Kubernetes manifests parse, their
+probes point at routes the app has, and every CHILDINDEX_ variable they set is a setting."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+from childindex.app import create_app
+from childindex.settings import Settings
+from tests.conftest import IN_CI
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+K8S = DEPLOY / "k8s"
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _manifests() -> list[dict[str, Any]]:
+    return [d for p in sorted(K8S.glob("*.yaml")) for d in _docs(p)]
+
+
+def _routes() -> set[str]:
+    app = create_app(Settings(database_url="sqlite://", indexer_interval_seconds=0))
+    return {getattr(r, "path", "") for r in app.routes}
+
+
+def _containers(kind: str) -> list[dict[str, Any]]:
+    found = []
+    for doc in _manifests():
+        if doc["kind"] != kind:
+            continue
+        spec = doc["spec"]
+        spec = spec["jobTemplate"]["spec"] if kind == "CronJob" else spec
+        found += spec["template"]["spec"]["containers"]
+    return found
+
+
+def test_the_deployment_runs_two_replicas_probed_on_routes_the_app_has() -> None:
+    routes = _routes()
+    (deployment,) = [d for d in _manifests() if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] >= 2
+    (app,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert app["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert app["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert app[probe]["httpGet"]["path"] in routes
+    kinds = {d["kind"] for d in _manifests()}
+    assert {"Deployment", "Service", "Ingress", "Job", "Secret", "ConfigMap", "CronJob"} <= kinds
+
+
+def test_every_container_has_resource_requests_and_limits() -> None:
+    for kind in ("Deployment", "Job", "CronJob"):
+        for c in _containers(kind):
+            for side in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c["resources"][side]), (kind, c["name"], side)
+
+
+def _names_set() -> set[str]:
+    names: set[str] = set()
+    for doc in _manifests():
+        if doc["kind"] == "ConfigMap":
+            names |= set(doc["data"])
+        if doc["kind"] == "Secret":
+            names |= {k for k in doc["stringData"] if k.startswith("CHILDINDEX_")}
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for service in compose["services"].values():
+        names |= {k for k in service.get("environment", {}) if k.startswith("CHILDINDEX_")}
+    names |= set(
+        re.findall(r"^(CHILDINDEX_[A-Z0-9_]+)=", (DEPLOY / "childindex.env.example").read_text(), re.M)
+    )
+    return names
+
+
+def test_every_variable_deploy_sets_is_a_setting() -> None:
+    names = _names_set()
+    assert "CHILDINDEX_SECRET_KEY" in names and "CHILDINDEX_SEARCH_BACKEND" in names
+    fields = {f"CHILDINDEX_{name.upper()}" for name in Settings.model_fields}
+    assert names - fields == set()
+
+
+def test_the_compose_topology_is_two_nodes_behind_the_proxy_with_health_checks() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"db", "es", "migrate", "app-a", "app-b", "proxy"} <= set(services)
+    routes = _routes()
+    for node in ("app-a", "app-b"):
+        check = " ".join(services[node]["healthcheck"]["test"])
+        path = re.search(r"127\.0\.0\.1:8000(/[a-z]+)", check)
+        assert path and path.group(1) in routes
+        assert services[node]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    config = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
+    assert re.search(r"option httpchk GET (/\S+)", config).group(1) in routes  # type: ignore[union-attr]
+    assert set(re.findall(r"^\s+server (\S+) ", config, re.M)) == {"app-a", "app-b"}
+
+
+def test_the_haproxy_config_is_valid() -> None:
+    haproxy = shutil.which("haproxy") or shutil.which("/usr/sbin/haproxy")
+    if haproxy is None:
+        if IN_CI:
+            pytest.fail("haproxy is not installed (tests/services/haproxy.sh installs it)")
+        pytest.skip("haproxy is not installed")
+    checked = subprocess.run(
+        [haproxy, "-c", "-f", str(DEPLOY / "haproxy" / "haproxy.cfg")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
