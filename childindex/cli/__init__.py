@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from sqlalchemy.engine import Engine
 
-from childindex import keys
+from childindex import audit_node, keys
 from childindex.cli.clients import app as clients_app
 from childindex.cli.demo_help import print_demo_accounts, print_demo_codes, print_demo_help
 from childindex.cli.duplicates import duplicates_app
@@ -145,11 +145,13 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
     os.environ["CHILDINDEX_FRONT_DOOR_WORKER"] = "false"  # (the supervisor delivers step-ups, once)
     jobs = _background_jobs(settings, engine)
+    node_writer = audit_node.start(settings, engine)  # one audit writer for the workers (docs/audit.md)
     try:
         uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
     finally:
         for job in jobs:
             job.stop()
+        audit_node.stop(node_writer)  # after the workers: every event they sent is written first
 
 
 def _background_jobs(settings: Settings, engine: Engine) -> list[BackgroundIndexer | NotificationWorker]:

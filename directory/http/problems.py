@@ -12,14 +12,16 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from directory.audit_writer import AuditUnavailable
 from directory.errors import DomainError
 from directory.http.statuses import answer_for
 
 log = logging.getLogger("childindex.api")
 
-BUSY_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeout)
+BUSY_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeout, AuditUnavailable)
 """What the database raises when a request could not get a lock, a connection or its answer in
-time (see `directory.db.Limits`), or was cut off: every surface answers 503 with Retry-After."""
+time (see `directory.db.Limits`), or was cut off, or an audit event that could not be made durable
+now (`AuditUnavailable`): every surface answers 503 with Retry-After."""
 RETRY_AFTER_SECONDS = 2
 """What a busy answer's Retry-After says."""
 PROBLEM = "application/problem+json"
