@@ -159,8 +159,13 @@ class RemoteCommit:
     writer cannot be reached (see the module doc)."""
 
     RETRY_SECONDS = 1.0
-    MAX_IN_FLIGHT = 2000
+    MAX_IN_FLIGHT = 1000
     """Events sent and not yet acknowledged beyond which an event is refused (AuditUnavailable)."""
+    STALL_SECONDS = 15.0
+    """A writer that has confirmed nothing for this long while events wait (stopped, or starved) is
+    taken for gone: what it holds fails, as if it had died, rather than hold its searches forever."""
+    IO_TIMEOUT = 1.0
+    """A send that cannot go out in this long (the writer stopped reading) is taken for a lost writer."""
 
     def __init__(self, path: str, *, prepare: Callable[[dict[str, Any]], Any], fallback: Committer) -> None:
         self.path = path
@@ -170,7 +175,7 @@ class RemoteCommit:
         self._sock: socket.socket | None = None
         self._tried = float("-inf")
         self._ids = itertools.count(1)
-        self._waiting: dict[int, Future[None]] = {}
+        self._waiting: dict[int, tuple[Future[None], float]] = {}  # (in the order sent)
 
     @property
     def connected(self) -> bool:
@@ -196,7 +201,7 @@ class RemoteCommit:
             except OSError:  # not (wholly) sent, so not written: write it here
                 self._lost(sock)
                 return self._fallback.append(event)
-            self._waiting[ident] = done
+            self._waiting[ident] = (done, time.monotonic())
         return done
 
     def _connect(self) -> socket.socket | None:
@@ -211,6 +216,7 @@ class RemoteCommit:
         except OSError:
             sock.close()
             return None
+        sock.settimeout(self.IO_TIMEOUT)
         self._sock = sock
         threading.Thread(target=self._read, args=(sock,), name="audit-writer-client", daemon=True).start()
         return sock
@@ -219,9 +225,16 @@ class RemoteCommit:
         buffer = bytearray()
         try:
             while True:
-                for reply in _receive(sock, buffer):
+                try:
+                    replies = _receive(sock, buffer)  # (a time-out keeps what was read in `buffer`)
+                except TimeoutError:
+                    if self._stalled():
+                        log.error("the node's audit writer confirmed nothing for %.0f s", self.STALL_SECONDS)
+                        break
+                    continue
+                for reply in replies:
                     with self._lock:
-                        done = self._waiting.pop(int(reply["id"]), None)
+                        done, _ = self._waiting.pop(int(reply["id"]), (None, 0.0))
                     if done is None:
                         continue
                     if "error" in reply:
@@ -234,6 +247,11 @@ class RemoteCommit:
         with self._lock:
             self._lost(sock)
 
+    def _stalled(self) -> bool:
+        with self._lock:
+            oldest = next(iter(self._waiting.values()), None)
+        return oldest is not None and time.monotonic() - oldest[1] > self.STALL_SECONDS
+
     def _lost(self, sock: socket.socket) -> None:
         """The writer is gone (with the lock held): fail what was on its way, try again later."""
         if self._sock is sock:
@@ -244,7 +262,7 @@ class RemoteCommit:
         waiting, self._waiting = self._waiting, {}
         if waiting:
             log.warning("the node's audit writer stopped with %d event(s) unacknowledged", len(waiting))
-        for done in waiting.values():
+        for done, _ in waiting.values():
             done.set_exception(
                 AuditUnavailable("the audit writer stopped before this event was confirmed written")
             )

@@ -207,6 +207,30 @@ def test_a_writer_that_dies_fails_what_it_held_and_the_worker_carries_on(
     assert _verified(engine).ok
 
 
+def test_a_writer_that_stops_answering_is_taken_for_gone(engine: Engine, tmp_path: Path) -> None:
+    """A writer stopped (SIGSTOP: alive, holding its socket, confirming nothing) must not hold its
+    searches forever: after STALL_SECONDS what it holds fails and the worker writes on its own."""
+    path = str(tmp_path / "writer.sock")
+    writer = _writer_process(engine, path, slow=0.0)
+    client = _client(engine, path)
+    client.STALL_SECONDS = 1.0
+    try:
+        client.append(_event("before")).result(timeout=30)
+        os.kill(writer.pid, signal.SIGSTOP)
+        held = [client.append(_event(f"held-{i}")) for i in range(3)]
+        started = time.monotonic()
+        for f in held:
+            with pytest.raises(AuditUnavailable):
+                f.result(timeout=10)
+        assert time.monotonic() - started < 5
+        client.append(_event("after")).result(timeout=30)
+    finally:
+        os.killpg(writer.pid, signal.SIGKILL)
+        writer.wait()
+    assert {"before", "after"} <= set(_subjects(engine))
+    assert _verified(engine).ok
+
+
 def _blocked(
     engine: Engine, gate: threading.Event, max_queue: int, *, wire: bool = False
 ) -> GroupCommit[Any]:
