@@ -384,6 +384,13 @@ def main() -> None:
         "busy loops): the noisy-neighbour run",
     )
     ap.add_argument(
+        "--serve",
+        action="store_true",
+        help="start the apps (this one, --old-writer, --baseline) with `childindex serve --workers N`, "
+        "as production runs them, rather than uvicorn directly: the node's shared audit writer runs "
+        "only so (its supervisor starts it)",
+    )
+    ap.add_argument(
         "--old-writer",
         action="store_true",
         help="also measure this checkout with each worker committing its own audit events "
@@ -442,12 +449,17 @@ def main() -> None:
         str(args.workers),
     ]
 
+    childindex_serve = [sys.executable, "-c", "from childindex.cli import main; main()", "serve"]
+
     def run(
         name: str, app: list[str], env: dict[str, str], headers: dict[str, str], cwd: Path = ROOT
     ) -> None:
         """Serve one app, measure it, stop it."""
         port = free_port()
-        proc = serve([*uvicorn, "--port", str(port), *app], env, port, cwd=cwd)
+        command = [*uvicorn, "--port", str(port), *app]
+        if args.serve and app[0] == "--factory":  # the app (not the ceiling), as production runs it
+            command = [*childindex_serve, "--workers", str(args.workers), "--port", str(port)]
+        proc = serve(command, env, port, cwd=cwd)
         url = f"http://127.0.0.1:{port}/api/v1/children/search"
         try:
             results[name] = measure(
