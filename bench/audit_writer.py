@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.search_http import start_noise  # noqa: E402
+from bench.search_http import start_noise, stop_noise  # noqa: E402
 
 
 def _worker(url: str, socket_path: str | None, args: dict[str, Any], start: Any, out: Any, n: int) -> None:
@@ -178,8 +178,7 @@ def main() -> None:
             for mode in modes:
                 rows.append((f"{mode} #{r + 1}", run_mode(mode, url, args)))
     finally:
-        for proc in noise:
-            os.killpg(proc.pid, 9)
+        stop_noise(noise)
     loop = (
         f"{args.rate:g} events/s (open loop)" if args.rate else f"{args.concurrency} tasks each (closed loop)"
     )

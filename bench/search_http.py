@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import random
@@ -254,13 +256,25 @@ def start_noise(cpus: int) -> tuple[list[subprocess.Popen[bytes]], str]:
         return [], "none"
     if shutil.which("stress-ng"):
         cmd = ["stress-ng", "--cpu", str(cpus), "--cpu-method", "matrixprod", "--quiet", "--timeout", "0"]
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        return [proc], f"stress-ng --cpu {cpus}"
-    loop = [sys.executable, "-c", "while True: pass"]
-    procs = [subprocess.Popen(loop, start_new_session=True) for _ in range(cpus)]
-    return procs, f"{cpus} Python busy loop(s) (stress-ng not installed)"
+        quiet = subprocess.DEVNULL
+        procs = [subprocess.Popen(cmd, stdout=quiet, stderr=quiet, start_new_session=True)]
+        name = f"stress-ng --cpu {cpus}"
+    else:
+        loop = [sys.executable, "-c", "while True: pass"]
+        procs = [subprocess.Popen(loop, start_new_session=True) for _ in range(cpus)]
+        name = f"{cpus} Python busy loop(s) (stress-ng not installed)"
+    atexit.register(stop_noise, procs)  # (however the run ends)
+    return procs, name
+
+
+def stop_noise(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the neighbour (each in a session of its own)."""
+    for proc in procs:
+        if proc.poll() is not None:  # (stopped already: its group id may be another's now)
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def serve(cmd: list[str], env: dict[str, str], port: int, *, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
@@ -472,6 +486,7 @@ def main() -> None:
         finally:
             stop(proc)
 
+    noise, noise_name = start_noise(args.noise)
     if "ceiling" not in args.skip:
         run("ceiling (minimal FastAPI)", ["bench.ceiling:app"], base_env, {})
     factory = ["--factory", "childindex.app:create_app"]
@@ -514,7 +529,6 @@ def main() -> None:
                 cwd=args.baseline.resolve(),
             )
 
-    noise, noise_name = start_noise(args.noise)
     try:
         order = (
             [baseline_run, app_run, old_writer_run]
@@ -525,13 +539,12 @@ def main() -> None:
             suffix = f" #{round_ + 1}" if args.rounds > 1 else ""
             for one in order[round_ % 3 :] + order[: round_ % 3]:
                 one()
+        if "dev" not in args.skip:
+            development = {**base_env, "CHILDINDEX_ENVIRONMENT": "development"}
+            dev_actor = {"X-Dev-Actor": "subject=bench; role=practitioner", **purpose}
+            run("app without token/grant checks (dev header)", factory, development, dev_actor)
     finally:
-        for proc in noise:
-            os.killpg(proc.pid, signal.SIGKILL)
-    if "dev" not in args.skip:
-        development = {**base_env, "CHILDINDEX_ENVIRONMENT": "development"}
-        dev_actor = {"X-Dev-Actor": "subject=bench; role=practitioner", **purpose}
-        run("app without token/grant checks (dev header)", factory, development, dev_actor)
+        stop_noise(noise)  # (started before the ceiling: every server runs beside it)
 
     print(
         f"\nchildren in database: {children:,}; backend: {args.backend}; {args.connections} connections; "
