@@ -31,6 +31,13 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --warmup 15
 echo "== the same with two uvicorn workers (one per core), app and ceiling alike"
 python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --workers 2 --skip dev --rate 500 --warmup 15
+echo "== the audit wait alone: a group commit per worker against the node's shared writer (docs/audit.md)"
+python bench/audit_writer.py --workers 2 --seconds 10 --rounds 2
+command -v stress-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq stress-ng; }
+python bench/audit_writer.py --workers 2 --seconds 10 --rounds 2 --rate 500 --noise 1
+echo "== noisy neighbour: search at 500/s and flat out beside stress-ng --cpu 1, node's writer vs one per worker"
+python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --workers 2 \
+  --skip ceiling dev --rate 500 --noise 1 --serve --old-writer --rounds 2 --warmup 15
 echo "== Elasticsearch backend: index build, memory and search through HTTP ($N children)"
 ES_PORT="${BENCH_ES_PORT:-9290}"
 ES_URL="$(CHILDINDEX_ES_PORT=$ES_PORT CHILDINDEX_ES_EXTRA_JAVA_OPTS="-Xms2g -Xmx2g" \

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import random
@@ -247,6 +249,34 @@ async def _at_rate(
     }
 
 
+def start_noise(cpus: int) -> tuple[list[subprocess.Popen[bytes]], str]:
+    """A CPU-bound neighbour on `cpus` cores for the whole run: `stress-ng --cpu N` when installed
+    (apt-get install stress-ng), else N Python busy loops; and which it is."""
+    if cpus <= 0:
+        return [], "none"
+    if shutil.which("stress-ng"):
+        cmd = ["stress-ng", "--cpu", str(cpus), "--cpu-method", "matrixprod", "--quiet", "--timeout", "0"]
+        quiet = subprocess.DEVNULL
+        procs = [subprocess.Popen(cmd, stdout=quiet, stderr=quiet, start_new_session=True)]
+        name = f"stress-ng --cpu {cpus}"
+    else:
+        loop = [sys.executable, "-c", "while True: pass"]
+        procs = [subprocess.Popen(loop, start_new_session=True) for _ in range(cpus)]
+        name = f"{cpus} Python busy loop(s) (stress-ng not installed)"
+    atexit.register(stop_noise, procs)  # (however the run ends)
+    return procs, name
+
+
+def stop_noise(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the neighbour (each in a session of its own)."""
+    for proc in procs:
+        if proc.poll() is not None:  # (stopped already: its group id may be another's now)
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def serve(cmd: list[str], env: dict[str, str], port: int, *, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
     """Start a server (from the checkout at `cwd`) and wait until it answers."""
     proc = subprocess.Popen(
@@ -360,6 +390,33 @@ def main() -> None:
         help="also measure each server with searches arriving at this fixed rate a second (an open "
         "loop over the same connections, latency from each search's due time)",
     )
+    ap.add_argument(
+        "--noise",
+        type=int,
+        default=0,
+        help="run a CPU-bound neighbour on this many cores throughout (stress-ng --cpu N, else Python "
+        "busy loops): the noisy-neighbour run",
+    )
+    ap.add_argument(
+        "--serve",
+        action="store_true",
+        help="start the apps (this one, --old-writer, --baseline) with `childindex serve --workers N`, "
+        "as production runs them, rather than uvicorn directly: the node's shared audit writer runs "
+        "only so (its supervisor starts it)",
+    )
+    ap.add_argument(
+        "--old-writer",
+        action="store_true",
+        help="also measure this checkout with each worker committing its own audit events "
+        "(CHILDINDEX_AUDIT_NODE_WRITER=false), as before the node's shared writer",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure the apps (this one, --old-writer, --baseline) this many times, interleaved, "
+        "each round in a rotated order",
+    )
     args = ap.parse_args()
     # Key files from CHILDINDEX_AUDIT_KEY_FILE / _SECRETS_KEY_FILE (bench/run.sh sets them).
     from childindex.keys import install_when_needed
@@ -392,6 +449,7 @@ def main() -> None:
     )
     if args.elasticsearch_url:
         base_env["CHILDINDEX_ELASTICSEARCH_URL"] = args.elasticsearch_url
+    load_before = os.getloadavg()
     results: dict[str, dict[str, float]] = {}
     paced: dict[str, dict[str, float]] = {}
     uvicorn = [
@@ -405,12 +463,17 @@ def main() -> None:
         str(args.workers),
     ]
 
+    childindex_serve = [sys.executable, "-c", "from childindex.cli import main; main()", "serve"]
+
     def run(
         name: str, app: list[str], env: dict[str, str], headers: dict[str, str], cwd: Path = ROOT
     ) -> None:
         """Serve one app, measure it, stop it."""
         port = free_port()
-        proc = serve([*uvicorn, "--port", str(port), *app], env, port, cwd=cwd)
+        command = [*uvicorn, "--port", str(port), *app]
+        if args.serve and app[0] == "--factory":  # the app (not the ceiling), as production runs it
+            command = [*childindex_serve, "--workers", str(args.workers), "--port", str(port)]
+        proc = serve(command, env, port, cwd=cwd)
         url = f"http://127.0.0.1:{port}/api/v1/children/search"
         try:
             results[name] = measure(
@@ -423,6 +486,7 @@ def main() -> None:
         finally:
             stop(proc)
 
+    noise, noise_name = start_noise(args.noise)
     if "ceiling" not in args.skip:
         run("ceiling (minimal FastAPI)", ["bench.ceiling:app"], base_env, {})
     factory = ["--factory", "childindex.app:create_app"]
@@ -438,10 +502,18 @@ def main() -> None:
     production = {**base_env, "CHILDINDEX_ENVIRONMENT": "production"}
     purpose = {"X-Purpose-Of-Use": "considering-caf"}
 
+    suffix = ""  # " #2" and on, for the rounds after the first
+
     def app_run() -> None:
         if "app" not in args.skip:
             bearer = {"Authorization": f"Bearer {mint_token(args.database_url, production)}", **purpose}
-            run("app: search + auth + audit", factory, production, bearer)
+            run(f"app: search + auth + audit{suffix}", factory, production, bearer)
+
+    def old_writer_run() -> None:
+        if args.old_writer:
+            own = {**production, "CHILDINDEX_AUDIT_NODE_WRITER": "false"}
+            bearer = {"Authorization": f"Bearer {mint_token(args.database_url, own)}", **purpose}
+            run(f"app, a writer per worker{suffix}", factory, own, bearer)
 
     def baseline_run() -> None:
         if args.baseline is not None:
@@ -450,24 +522,35 @@ def main() -> None:
             token = mint_token(old_url, old_env, cwd=args.baseline)
             bearer = {"Authorization": f"Bearer {token}", **purpose}
             run(
-                f"baseline app ({args.baseline.name})",
+                f"baseline app ({args.baseline.name}){suffix}",
                 old_factory,
                 old_env,
                 bearer,
                 cwd=args.baseline.resolve(),
             )
 
-    for one in (baseline_run, app_run) if args.baseline_first else (app_run, baseline_run):
-        one()
-    if "dev" not in args.skip:
-        development = {**base_env, "CHILDINDEX_ENVIRONMENT": "development"}
-        dev_actor = {"X-Dev-Actor": "subject=bench; role=practitioner", **purpose}
-        run("app without token/grant checks (dev header)", factory, development, dev_actor)
+    try:
+        order = (
+            [baseline_run, app_run, old_writer_run]
+            if args.baseline_first
+            else [app_run, baseline_run, old_writer_run]
+        )
+        for round_ in range(args.rounds):
+            suffix = f" #{round_ + 1}" if args.rounds > 1 else ""
+            for one in order[round_ % 3 :] + order[: round_ % 3]:
+                one()
+        if "dev" not in args.skip:
+            development = {**base_env, "CHILDINDEX_ENVIRONMENT": "development"}
+            dev_actor = {"X-Dev-Actor": "subject=bench; role=practitioner", **purpose}
+            run("app without token/grant checks (dev header)", factory, development, dev_actor)
+    finally:
+        stop_noise(noise)  # (started before the ceiling: every server runs beside it)
 
     print(
         f"\nchildren in database: {children:,}; backend: {args.backend}; {args.connections} connections; "
         f"{args.duration}s each after {args.warmup}s warm-up; {args.workers} uvicorn worker(s); "
-        f"{os.cpu_count()} cores"
+        f"{os.cpu_count()} cores; CPU-bound neighbour: {noise_name}; load average before: "
+        f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
     )
     print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
 

@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.practice = practice_of(settings)
     app.state.engine = engine
-    audit.install_writer(engine)  # every search's and card read's audit event goes through it
+    # every search's and card read's audit event goes through it (with --workers, the node's writer)
+    audit.install_writer(engine, node_writer=settings.audit_writer_socket)
     app.state.search_backend = backend
     key = settings.audit_fingerprint_key
     app.state.search_engine = MatchingEngine(backend, fingerprint_key=key.encode() if key else None)

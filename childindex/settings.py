@@ -89,6 +89,18 @@ class Settings(BaseSettings):
         description="Processes `serve` runs behind one socket (about one per core); the indexer "
         "and the notification sender then run once, in the supervising process.",
     )
+    # --- issue #21 item 4 (headroom under noise): the node's shared audit writer
+    audit_node_writer: bool = Field(
+        default=True,
+        description="With `serve --workers N`, one audit writer in the supervising process commits "
+        "every worker's audit events (one batch, one fsync), fed through a Unix socket; false: each "
+        "worker commits its own, as before (docs/audit.md).",
+    )
+    audit_writer_socket: str | None = Field(
+        default=None,
+        description="Set by `serve` for its workers: the Unix socket of the node's audit writer.",
+    )
+    # --- end of item 4's settings
     signal_expiry_days: int = Field(default=14, ge=1, le=90)
     unmerge_days: int = Field(
         default=90, ge=1, le=3650, description="How long after a merge of two records it may be undone."

@@ -35,6 +35,7 @@ from directory.audit_keys import ChainKeys as ChainKeys
 from directory.audit_keys import chain_keys as chain_keys
 from directory.audit_keys import load_keys_with as load_keys_with
 from directory.audit_keys import use_keys as use_keys
+from directory.audit_socket import RemoteCommit, WriterServer
 from directory.db import Prepared, Writable
 from directory.models import Actor, AuditEvent, AuditHead, AuditSubject, Role, utcnow
 from directory.visibility import events_shown
@@ -238,9 +239,35 @@ def record(session: Session, **event: Any) -> None:
     submit(bind, **event).result()
 
 
-def install_writer(engine: Engine) -> None:
-    """Give the engine its group commit now (the app does, at start-up): see directory.audit_writer."""
-    audit_writer.install(engine, prepare=_draft, write=_append_rows)
+def install_writer(engine: Engine, *, node_writer: str | None = None) -> None:
+    """Give the engine its group commit now (the app does, at start-up): see directory.audit_writer.
+    With `node_writer` (a Unix socket's path: `serve --workers N`), the events go to the node's
+    shared writer instead (`serve_writer`, directory/audit_socket.py), this process committing them
+    itself only while that writer cannot be reached."""
+    if node_writer is None:
+        audit_writer.install(engine, prepare=_draft, write=_append_rows)
+        return
+    own = audit_writer.GroupCommit(engine, prepare=_draft, write=_append_rows)
+    audit_writer.install_committer(engine, RemoteCommit(node_writer, prepare=_to_wire, fallback=own))
+
+
+def serve_writer(engine: Engine, path: str) -> WriterServer:
+    """The node's shared audit writer, listening on the Unix socket `path` (see `install_writer`)."""
+    return WriterServer(path, audit_writer.GroupCommit(engine, prepare=_from_wire, write=_append_rows))
+
+
+def _to_wire(spec: dict[str, Any]) -> dict[str, Any]:
+    """An event drafted in a worker (`_draft`), as the node's writer receives it (JSON)."""
+    row, about = _draft(spec)
+    at: datetime | None = row["at"]
+    return {"row": {**row, "at": at.isoformat() if at else None}, "about": [str(c) for c in about]}
+
+
+def _from_wire(wire: dict[str, Any]) -> _Draft:
+    """A drafted event as a worker sent it (`_to_wire`)."""
+    row = dict(wire["row"])
+    row["at"] = datetime.fromisoformat(row["at"]) if row["at"] else None
+    return row, {uuid.UUID(c) for c in wire["about"]}
 
 
 def submit(engine: Engine, **event: Any) -> Future[None]:

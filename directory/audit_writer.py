@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -37,7 +37,20 @@ Prepare = Callable[[dict[str, Any]], D]
 Write = Callable[[Writable, list[D]], object]
 
 
-def install(engine: Engine, *, prepare: Prepare[D], write: Write[D]) -> GroupCommit[D]:
+class AuditUnavailable(Exception):
+    """An event could not be made durable now (the queue is full: the disk is slower than the
+    events come; or the node's shared writer stopped while the event was on its way): the caller
+    must not be answered as if it were audited. Every surface answers 503 with Retry-After."""
+
+
+class Committer(Protocol):
+    """What `submit` hands an event to: this process's group commit, or the node's shared writer
+    (directory/audit_socket.py)."""
+
+    def append(self, event: dict[str, Any]) -> Future[None]: ...
+
+
+def install(engine: Engine, *, prepare: Prepare[D], write: Write[D]) -> Committer:
     """The engine's group commit, made now if it has none: the app wires its engine's writer in at
     start-up; a command or a test that never did gets one on its first event (`submit`)."""
     with _WRITERS_LOCK:
@@ -45,6 +58,12 @@ def install(engine: Engine, *, prepare: Prepare[D], write: Write[D]) -> GroupCom
         if writer is None:
             writer = _WRITERS[engine] = GroupCommit(engine, prepare=prepare, write=write)
     return writer
+
+
+def install_committer(engine: Engine, committer: Committer) -> None:
+    """Route the engine's events to `committer` from now on (the node's shared writer)."""
+    with _WRITERS_LOCK:
+        _WRITERS[engine] = committer
 
 
 def submit(engine: Engine, event: dict[str, Any], *, prepare: Prepare[D], write: Write[D]) -> Future[None]:
@@ -69,14 +88,29 @@ class GroupCommit(Generic[D]):
 
     MAX_BATCH = 200
     IDLE_SECONDS = 1.0
+    MAX_QUEUE = 5000
+    """Events waiting beyond this are refused (AuditUnavailable, a 503) rather than queued: a disk
+    slower than the events come must push back on the callers, not grow the wait without bound
+    (5,000 is 10 s of searches at 500/s, 25 batches of MAX_BATCH)."""
 
-    def __init__(self, engine: Engine, *, prepare: Prepare[D], write: Write[D]) -> None:
+    def __init__(
+        self, engine: Engine, *, prepare: Prepare[D], write: Write[D], max_queue: int | None = None
+    ) -> None:
         self._engine = weakref.ref(engine)
         self._prepare = prepare
         self._write_batch = write
         self._queue: deque[_Pending] = deque()
-        self._ready = threading.Condition()
+        lock = threading.Lock()
+        self._ready = threading.Condition(lock)  # the writer thread waits on it for events
+        self._idle = threading.Condition(lock)  # `drain` waits on it for the writes to end
         self._running = False
+        self._outstanding = 0  # queued or being written
+        self.max_queue = max_queue or self.MAX_QUEUE
+
+    @property
+    def depth(self) -> int:
+        """Events queued or being written."""
+        return self._outstanding
 
     def append(self, event: dict[str, Any]) -> Future[None]:
         """Queue an event; the future is done once it is durable, or holds the error."""
@@ -85,6 +119,12 @@ class GroupCommit(Generic[D]):
         # gone) does not stop its event being written.
         pending.done.set_running_or_notify_cancel()
         with self._ready:
+            if len(self._queue) >= self.max_queue:
+                pending.done.set_exception(
+                    AuditUnavailable(f"the audit log is {len(self._queue)} events behind: try again shortly")
+                )
+                return pending.done
+            self._outstanding += 1
             self._queue.append(pending)
             observer().audit_queued(len(self._queue))
             if self._running:
@@ -109,9 +149,19 @@ class GroupCommit(Generic[D]):
                 engine = self._engine()
                 if engine is None:  # nobody can be waiting on an engine that is gone
                     return
-                self._write(engine, batch, own)
+                try:
+                    self._write(engine, batch, own)
+                finally:
+                    with self._ready:
+                        self._outstanding -= len(batch)
+                        self._idle.notify_all()
         finally:
             own.drop()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every event queued so far is written (or failed); False if `timeout` ran out."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._outstanding == 0, timeout)
 
     def _write(self, engine: Engine, batch: list[_Pending], own: _OwnConnection) -> None:
         try:
@@ -185,5 +235,5 @@ def _writers_turn(engine: Engine) -> Iterator[None]:
         os.close(fd)  # (closing releases the lock)
 
 
-_WRITERS: weakref.WeakKeyDictionary[Engine, GroupCommit[Any]] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakKeyDictionary[Engine, Committer] = weakref.WeakKeyDictionary()
 _WRITERS_LOCK = threading.Lock()

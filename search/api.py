@@ -338,8 +338,10 @@ async def _search(request: Request, actor: Actor, criteria: SearchCriteria) -> R
         await anyio.to_thread.run_sync(audit_refusal, request, exc)
         raise
     await count_looks(request, actor, found.event.get("children", ()))  # each hit shown is a look
-    await asyncio.wrap_future(audit.submit(engine, **found.event))
-    return Response(found.response.model_dump_json(), media_type="application/json")
+    written = audit.submit(engine, **found.event)
+    body = found.response.model_dump_json()  # while the audit is on its way to disk
+    await asyncio.wrap_future(written)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/children/search", response_model=SearchResponse)

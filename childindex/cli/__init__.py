@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from sqlalchemy.engine import Engine
 
-from childindex import keys
+from childindex import audit_node, keys
 from childindex.cli.backup import backup as backup_command
 from childindex.cli.backup import restore as restore_command
 from childindex.cli.clients import app as clients_app
@@ -147,6 +147,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     jobs = _background_jobs(settings, engine)
     serving = settings.model_copy(update=_NO_JOBS_IN_WORKERS)
     metrics_dir: Path | None = None
+    node_writer = None
     try:
         if workers <= 1:
             uvicorn.run(create_app(serving, engine=engine), **where)  # type: ignore[arg-type]
@@ -158,12 +159,14 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
         os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
         os.environ["CHILDINDEX_FRONT_DOOR_WORKER"] = "false"
         metrics_dir = prepare_multiprocess()  # (each worker's metrics in files there; a scrape sums them)
+        node_writer = audit_node.start(settings, engine)  # one audit writer for the workers (docs/audit.md)
         uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
     finally:
         if metrics_dir is not None:
             end_multiprocess(metrics_dir)
         for job in jobs:
             job.stop()
+        audit_node.stop(node_writer)  # after the workers: every event they sent is written first
 
 
 _NO_JOBS_IN_WORKERS = {"indexer_interval_seconds": 0, "notify_enabled": False, "front_door_worker": False}

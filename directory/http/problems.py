@@ -12,16 +12,18 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from directory.audit_writer import AuditUnavailable
 from directory.errors import DomainError
 from directory.http.statuses import answer_for
 
 log = logging.getLogger("childindex.api")
 
-BUSY_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeout, ConnectionError)
+BUSY_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeout, AuditUnavailable, ConnectionError)
 """What the database raises when a request could not get a lock, a connection or its answer in
-time (see `directory.db.Limits`), or was cut off, and a service it needs could not be reached
-(ConnectionError: e.g. search.port.SearchUnavailable, an Elasticsearch cluster that cannot
-answer): every surface answers 503 with Retry-After."""
+time (see `directory.db.Limits`), or was cut off; an audit event that could not be made durable
+now (`AuditUnavailable`); and a service it needs that could not be reached (ConnectionError: e.g.
+search.port.SearchUnavailable, an Elasticsearch cluster that cannot answer): every surface answers
+503 with Retry-After."""
 RETRY_AFTER_SECONDS = 2
 """What a busy answer's Retry-After says."""
 PROBLEM = "application/problem+json"
