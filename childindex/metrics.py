@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -48,11 +46,11 @@ from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.source import Network, parse_proxies, request_source
+from childindex.metrics_files import MULTIPROC_ENV
 from childindex.settings import Settings
 from directory import observe
 from directory.models import utcnow
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _OWN = CollectorRegistry(auto_describe=True)  # this process's metrics (single-process mode)
 
 REQUEST_SECONDS = Histogram(
@@ -212,20 +210,6 @@ def _age(oldest: datetime | None) -> float:
 # --- multiprocess mode -------------------------------------------------------------------------
 
 
-def prepare_multiprocess() -> Path:
-    """In the supervisor, before the workers start: a fresh, empty directory for their files,
-    named in the environment the workers inherit."""
-    folder = Path(tempfile.mkdtemp(prefix="childindex-metrics-"))
-    os.environ[MULTIPROC_ENV] = str(folder)
-    return folder
-
-
-def end_multiprocess(folder: Path) -> None:
-    """In the supervisor, once the workers are gone."""
-    shutil.rmtree(folder, ignore_errors=True)
-    os.environ.pop(MULTIPROC_ENV, None)
-
-
 def _multiprocess_dir() -> str | None:
     folder = os.environ.get(MULTIPROC_ENV)
     return folder if folder and os.path.isdir(folder) else None
@@ -339,10 +323,16 @@ async def metrics(request: Request) -> Response:
 def install(app: FastAPI, settings: Settings) -> None:
     """The /metrics route, the request timer (outermost: it times everything) and the listener."""
     app.state.metrics_access = ScrapeAccess(settings)
-    observe.install(_Listener())
+    install_listener()
     app.add_middleware(RequestMetrics)
     # A plain route, outside the API's schema and the pages alike (its policy: auth/policy.py SCRAPER).
     app.router.add_route("/metrics", metrics, methods=["GET"], name="metrics", include_in_schema=False)
+
+
+def install_listener() -> None:
+    """Count what the directory, search, auth and interop layers report (`directory.observe`): in
+    every app, and in `serve`'s supervisor, whose audit writer commits the workers' events."""
+    observe.install(_Listener())
 
 
 def worker_stopped() -> None:

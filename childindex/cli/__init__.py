@@ -122,11 +122,16 @@ def serve(
 
 
 def _serve(settings: Settings, *, host: str | None, port: int | None, workers: int = 1) -> None:
+    from childindex.metrics_files import end_multiprocess, prepare_multiprocess
+
+    # Each process's metrics in files there, summed by a scrape: made before prometheus-client is
+    # imported (below, with the app), which decides then where this process keeps its own.
+    metrics_dir = prepare_multiprocess() if workers > 1 else None
     import uvicorn
 
     from childindex.app import create_app, serving_limits
     from childindex.logs import uvicorn_log_config
-    from childindex.metrics import end_multiprocess, prepare_multiprocess
+    from childindex.metrics import install_listener
 
     engine = make_engine(settings.database_url, limits=serving_limits(settings))
 
@@ -144,9 +149,9 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     # every node starts every job and only the holder of a job's lease works (directory/jobs.py),
     # so two nodes against one database never both index, notify or deliver.
     _log_leases(settings)
+    install_listener()  # (what the jobs and the node's audit writer do here is counted too)
     jobs = _background_jobs(settings, engine)
     serving = settings.model_copy(update=_NO_JOBS_IN_WORKERS)
-    metrics_dir: Path | None = None
     node_writer = None
     try:
         if workers <= 1:
@@ -158,15 +163,14 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
         os.environ["CHILDINDEX_INDEXER_INTERVAL_SECONDS"] = "0"
         os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
         os.environ["CHILDINDEX_FRONT_DOOR_WORKER"] = "false"
-        metrics_dir = prepare_multiprocess()  # (each worker's metrics in files there; a scrape sums them)
         node_writer = audit_node.start(settings, engine)  # one audit writer for the workers (docs/audit.md)
         uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
     finally:
-        if metrics_dir is not None:
-            end_multiprocess(metrics_dir)
         for job in jobs:
             job.stop()
         audit_node.stop(node_writer)  # after the workers: every event they sent is written first
+        if metrics_dir is not None:
+            end_multiprocess(metrics_dir)
 
 
 _NO_JOBS_IN_WORKERS = {"indexer_interval_seconds": 0, "notify_enabled": False, "front_door_worker": False}
