@@ -15,6 +15,21 @@ import httpx
 from tests.fixtures.builders import child_create
 
 
+def _until_found(
+    base: str, query: dict[str, str], headers: dict[str, str], seconds: float = 20
+) -> httpx.Response:
+    """Search until the answer has a hit (the supervisor's indexer brings a new child into the
+    index); that answer. Fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = httpx.post(f"{base}/api/v1/children/search", json=query, headers=headers, timeout=10)
+        assert found.status_code == 200, found.text
+        if found.json()["hits"]:
+            return found
+        assert time.monotonic() < deadline, "the new child never reached the search index"
+        time.sleep(0.3)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,14 +88,7 @@ def test_two_workers_answer_and_one_indexer_keeps_search_current(tmp_path: Path)
 
         reader = {"X-Dev-Actor": "subject=hv; role=practitioner", "X-Purpose-Of-Use": "considering-caf"}
         query = {"given": "Peregrine", "family": "Quillfeather", "birth_date": body["date_of_birth"]}
-        deadline = time.monotonic() + 20
-        while True:  # the supervisor's indexer brings the new child into the index
-            found = httpx.post(f"{base}/api/v1/children/search", json=query, headers=reader, timeout=10)
-            assert found.status_code == 200, found.text
-            if found.json()["hits"]:
-                break
-            assert time.monotonic() < deadline, "the new child never reached the search index"
-            time.sleep(0.3)
+        found = _until_found(base, query, reader)
         assert found.json()["hits"][0]["child_id"] == created.json()["id"]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.directory.test_serve import _children_of, _free_port
+from tests.directory.test_serve import _children_of, _free_port, _until_found
 from tests.fixtures.builders import child_create
 from tests.ops.scrape import samples, value
 
@@ -78,14 +78,7 @@ def test_two_workers_are_ready_are_scraped_as_one_and_log_json_without_child_dat
         child = created.json()["id"]
         reader = {"X-Dev-Actor": "subject=hv; role=practitioner", "X-Purpose-Of-Use": "considering-caf"}
         query = {"given": given, "family": family, "birth_date": body["date_of_birth"]}
-        deadline = time.monotonic() + 20
-        while True:  # the supervisor's indexer brings the new child into the index
-            found = httpx.post(f"{base}/api/v1/children/search", json=query, headers=reader, timeout=10)
-            assert found.status_code == 200, found.text
-            if found.json()["hits"]:
-                break
-            assert time.monotonic() < deadline, "the new child never reached the search index"
-            time.sleep(0.3)
+        _until_found(base, query, reader)
         card = httpx.get(f"{base}/api/v1/children/{child}", headers=reader, timeout=10)
         assert card.status_code == 200
         bad = httpx.post(f"{base}/api/v1/children/search", json={"given": given}, headers=reader, timeout=10)
