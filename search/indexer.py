@@ -112,8 +112,8 @@ def pending(engine: Engine) -> int:
 class BackgroundIndexer(Job):
     """Drains the outbox while this node holds the indexer's lease (directory/jobs.py): every
     `interval` seconds, and at once when a write's NOTIFY arrives (PostgreSQL) or on `poke()`.
-    After a drain that applied something, the backend's writes are made visible to searches
-    (`make_visible`)."""
+    How soon its writes are searchable is the backend's: `serve` gives an Elasticsearch backend
+    `refresh=True` (childindex/cli `_visible_at_once`)."""
 
     name = "indexer"
     channel = OUTBOX_CHANNEL
