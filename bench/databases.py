@@ -87,6 +87,25 @@ def fresh_postgres_database(server: str, name: str) -> str:
     return f"{server}/{name}"
 
 
+def database_bytes(url: str) -> int:
+    """The database's size on disk: the SQLite file and its WAL, or PostgreSQL's pg_database_size."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return sum(
+            Path(f"{path}{suffix}").stat().st_size
+            for suffix in ("", "-wal")
+            if Path(f"{path}{suffix}").exists()
+        )
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def measure(label: str, url: str, seed_args: list[str], args: argparse.Namespace) -> dict[str, str]:
     """Every step on one database; the table's column for it."""
     print(f"\n=== {label}: {url}", flush=True)
@@ -97,6 +116,7 @@ def measure(label: str, url: str, seed_args: list[str], args: argparse.Namespace
     env = {**os.environ, "CHILDINDEX_DATABASE_URL": url}
     _, elapsed = run(["childindex", "reindex"], env)
     col["reindex"] = f"{elapsed:.0f} s"
+    col["size after reindex"] = f"{database_bytes(url) / 2**30:.2f} GiB"
     out, _ = run([PY, "bench/card_read.py", "--url", url, "--reads", str(args.reads), "--http"])
     reads = r": \d+ reads, p50 ([\d.]+) ms, p95 ([\d.]+) ms"
     m = grab(r"read_card \(in process, audited\)" + reads, out, "card reads")
