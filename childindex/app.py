@@ -39,6 +39,7 @@ from childindex.readiness import Readiness
 from childindex.records_api import router as records_router
 from childindex.requests_api import router as requests_router
 from childindex.reviews_api import router as match_reviews_router
+from childindex.search_route import install_lean_search
 from childindex.settings import Settings, practice_of
 from childindex.web.wiring import install as install_web
 from childindex.worklist_api import router as worklist_router
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_fhir(app, settings, engine)  # after auth: it wraps the error handlers for /fhir
     install_web(app, settings)  # the pages under / (after the API: its routes come first)
     install_openapi(app)  # every route's errors, once all are in
+    install_lean_search(app)  # POST searches ahead of every router (childindex/search_route.py)
     logging.getLogger("childindex").setLevel(settings.log_level.upper())
     return app
 

@@ -307,7 +307,7 @@ def run_search(
     return found.response
 
 
-async def _search(request: Request, actor: Actor, criteria: SearchCriteria) -> Response:
+async def answer_search(request: Request, actor: Actor, criteria: SearchCriteria) -> Response:
     """The routes' search, then the wait for its audit on the event loop.
 
     With the index in this process's memory, a search is well under a millisecond of CPU and a few
@@ -347,7 +347,7 @@ async def _search(request: Request, actor: Actor, criteria: SearchCriteria) -> R
 @router.post("/children/search", response_model=SearchResponse)
 async def search_children(criteria: SearchCriteria, request: Request, actor: CurrentActor) -> Response:
     """Find a child by what you know (preferred: keeps personal details out of URLs). Audited."""
-    return await _search(request, actor, criteria)
+    return await answer_search(request, actor, criteria)
 
 
 @router.get("/children/search", response_model=SearchResponse)
@@ -355,4 +355,4 @@ async def search_children_get(
     criteria: Annotated[SearchCriteria, Query()], request: Request, actor: CurrentActor
 ) -> Response:
     """The same search with query parameters, for simple clients. Prefer POST: URLs get logged."""
-    return await _search(request, actor, criteria)
+    return await answer_search(request, actor, criteria)
