@@ -78,7 +78,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.practice = practice_of(settings)
     app.state.engine = engine
     # every search's and card read's audit event goes through it (with --workers, the node's writer)
-    audit.install_writer(engine, node_writer=settings.audit_writer_socket)
+    audit.install_writer(
+        engine, node_writer=settings.audit_writer_socket, linger=settings.audit_commit_linger_ms / 1000
+    )
     app.state.search_backend = backend
     key = settings.audit_fingerprint_key
     app.state.search_engine = MatchingEngine(backend, fingerprint_key=key.encode() if key else None)

@@ -100,6 +100,14 @@ class Settings(BaseSettings):
         default=None,
         description="Set by `serve` for its workers: the Unix socket of the node's audit writer.",
     )
+    audit_commit_linger_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=50,
+        description="Under load (the audit batch before held more than one event), how long the next "
+        "waits for more before it is committed: fewer, larger commits, for at most this much more "
+        "latency; a lone search never waits. 0: commit at once (docs/audit.md).",
+    )
     # --- end of item 4's settings
     signal_expiry_days: int = Field(default=14, ge=1, le=90)
     unmerge_days: int = Field(

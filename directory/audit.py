@@ -239,21 +239,23 @@ def record(session: Session, **event: Any) -> None:
     submit(bind, **event).result()
 
 
-def install_writer(engine: Engine, *, node_writer: str | None = None) -> None:
+def install_writer(engine: Engine, *, node_writer: str | None = None, linger: float | None = None) -> None:
     """Give the engine its group commit now (the app does, at start-up): see directory.audit_writer.
     With `node_writer` (a Unix socket's path: `serve --workers N`), the events go to the node's
     shared writer instead (`serve_writer`, directory/audit_socket.py), this process committing them
-    itself only while that writer cannot be reached."""
+    itself only while that writer cannot be reached. `linger`: how long a batch under load waits
+    for company (`GroupCommit.LINGER_SECONDS` by default)."""
     if node_writer is None:
-        audit_writer.install(engine, prepare=_draft, write=_append_rows)
+        audit_writer.install(engine, prepare=_draft, write=_append_rows, linger=linger)
         return
-    own = audit_writer.GroupCommit(engine, prepare=_draft, write=_append_rows)
+    own = audit_writer.GroupCommit(engine, prepare=_draft, write=_append_rows, linger=linger)
     audit_writer.install_committer(engine, RemoteCommit(node_writer, prepare=_to_wire, fallback=own))
 
 
-def serve_writer(engine: Engine, path: str) -> WriterServer:
+def serve_writer(engine: Engine, path: str, *, linger: float | None = None) -> WriterServer:
     """The node's shared audit writer, listening on the Unix socket `path` (see `install_writer`)."""
-    return WriterServer(path, audit_writer.GroupCommit(engine, prepare=_from_wire, write=_append_rows))
+    group = audit_writer.GroupCommit(engine, prepare=_from_wire, write=_append_rows, linger=linger)
+    return WriterServer(path, group)
 
 
 def _to_wire(spec: dict[str, Any]) -> dict[str, Any]:

@@ -327,3 +327,63 @@ def test_an_audit_that_cannot_be_made_durable_answers_503_not_the_results(
 def test_install_writer_without_a_node_writer_keeps_the_process_own_group_commit(engine: Engine) -> None:
     audit.install_writer(engine)
     assert isinstance(audit_writer._WRITERS[engine], GroupCommit)
+
+
+def _batches(engine: Engine, *, linger: float) -> tuple[GroupCommit[Any], list[int], list[threading.Event]]:
+    """A group commit that records each batch's size and holds each write until its gate opens."""
+    sizes: list[int] = []
+    gates: list[threading.Event] = [threading.Event() for _ in range(10)]
+
+    def write(conn: Any, drafts: Any) -> object:
+        sizes.append(len(drafts))
+        gates[len(sizes) - 1].wait(30)
+        return audit._append_rows(conn, drafts)
+
+    return GroupCommit(engine, prepare=audit._draft, write=write, linger=linger), sizes, gates
+
+
+def _until(check: Any, timeout: float = 10) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.005)
+
+
+def test_under_load_a_batch_waits_for_company_and_a_lone_event_never_does(engine: Engine) -> None:
+    """After a batch of more than one event, the next waits up to `linger` for more before it is
+    written (fewer, larger commits); after a batch of one, it is written at once."""
+    group, sizes, gates = _batches(engine, linger=0.5)
+    lone = group.append(_event("lone"))
+    _until(lambda: sizes == [1])  # (the batch before held none: written at once)
+    pair = [group.append(_event(f"pair{i}")) for i in range(2)]
+    gates[0].set()
+    _until(lambda: sizes == [1, 2])  # after a batch of one: no waiting, both queued are taken
+    late = group.append(_event("late"))
+    gates[1].set()
+    time.sleep(0.1)  # the writer now holds "late", waiting for company: the batch before held two
+    assert sizes == [1, 2]
+    company = [group.append(_event(f"company{i}")) for i in range(2)]
+    gates[2].set()
+    for f in [lone, *pair, late, *company]:
+        f.result(timeout=10)
+    assert sizes == [1, 2, 3]
+    assert sorted(_subjects(engine)) == sorted(["lone", "pair0", "pair1", "late", "company0", "company1"])
+    assert _verified(engine).ok
+
+
+def test_without_linger_or_after_a_lone_event_nothing_waits(engine: Engine) -> None:
+    group, sizes, gates = _batches(engine, linger=0)
+    for gate in gates:
+        gate.set()
+    started = time.monotonic()
+    for i in range(3):
+        group.append(_event(f"e{i}")).result(timeout=10)
+    assert sizes == [1, 1, 1] and time.monotonic() - started < 0.5
+    # The default linger, one event at a time: each batch held one, so none waits.
+    group, sizes, gates = _batches(engine, linger=5.0)
+    for gate in gates:
+        gate.set()
+    started = time.monotonic()
+    for i in range(3):
+        group.append(_event(f"d{i}")).result(timeout=10)
+    assert sizes == [1, 1, 1] and time.monotonic() - started < 2.5
