@@ -70,18 +70,31 @@ def backup_sqlite(source: Path, out: Path) -> None:
     os.replace(partial, out)
 
 
-def check_sqlite(path: Path) -> None:
+def check_sqlite(path: Path, *, backup: bool = False) -> None:
+    """SQLite's integrity check of a copy; with `backup`, also that it holds a childindex database
+    (a schema version), so that a wrong file is refused before anything is written."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         found = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        versioned = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+    except sqlite3.DatabaseError:
+        raise BackupError(
+            f"{path.name} is not a SQLite database: give a file written by `childindex backup` from SQLite"
+        ) from None
     finally:
         conn.close()
     if found != ["ok"]:
         raise BackupError(f"the copy failed SQLite's integrity check: {'; '.join(found[:5])}")
+    if backup and versioned is None:
+        raise BackupError(
+            f"{path.name} holds no childindex database (no schema version): is it the right file?"
+        )
 
 
 def restore_sqlite(backup: Path, target: Path, *, force: bool) -> None:
-    check_sqlite(backup)
+    check_sqlite(backup, backup=True)
     if target.exists() and target.stat().st_size > 0 and not force:
         raise BackupError(f"{target} already exists: restore into a new file, or give --force to replace it")
     partial = target.with_name(target.name + ".partial")
@@ -271,7 +284,12 @@ def backup(
 
 
 def restore(
-    backup_file: Annotated[Path, typer.Argument(help="A file written by `childindex backup`", exists=True)],
+    backup_file: Annotated[
+        Path,
+        typer.Argument(
+            help="A file written by `childindex backup`", exists=True, dir_okay=False, readable=True
+        ),
+    ],
     to: Annotated[
         str, typer.Option("--to", help="Where: a new SQLite file's URL or an empty PostgreSQL database's")
     ],

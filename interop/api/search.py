@@ -11,9 +11,10 @@ from typing import Any
 from auth.deps import note_looks
 from auth.policy import FHIR_CHILD_TYPES
 from directory import audit, service
-from directory.errors import NotAllowed, NotFound
+from directory.errors import DomainError, NotAllowed, NotFound
 from directory.identifiers import normalise_identifier
 from directory.models import Involvement, Organisation, Role
+from directory.observe import observer
 from directory.reach import OutsideReach, reach_condition
 from directory.visibility import readable_statuses
 from interop import mapping as m
@@ -136,13 +137,20 @@ def _patient_ids(ctx: Ctx, q: P.Query) -> list[uuid.UUID]:
 
 
 def search_patients(ctx: Ctx, q: P.Query) -> Found:
-    """Patients matching the criteria, one page, with the includes asked for."""
-    require_purpose(ctx.actor)
-    if ctx.actor.role == Role.AUDITOR:
-        raise NotAllowed("Auditors review the audit log; they do not search the directory.")
-    found_ids = _patient_ids(ctx, q)
+    """Patients matching the criteria, one page, with the includes asked for; counted by outcome for
+    the operations metrics as the app API's searches and $match are (childindex/metrics.py)."""
+    try:
+        require_purpose(ctx.actor)
+        if ctx.actor.role == Role.AUDITOR:
+            raise NotAllowed("Auditors review the audit log; they do not search the directory.")
+        found_ids = _patient_ids(ctx, q)
+    except (FhirError, DomainError):  # no purpose, an auditor, too little to search on
+        observer().count("search", "refused")
+        raise
     if len(found_ids) > repo.MAX_MATCHES:
+        observer().count("search", "too-many")
         raise too_costly(f"More than {repo.MAX_MATCHES} children match: add detail to the search.")
+    observer().count("search", "found" if found_ids else "none")
     page = found_ids[q.offset : q.offset + q.count] if q.summary != "count" else []
     matches: list[dict[str, Any]] = []
     includes: list[dict[str, Any]] = []

@@ -254,3 +254,38 @@ def test_restore_refuses_when_the_key_on_hand_does_not_verify_the_chain(
     )
     assert refused.returncode == 1
     assert "audit key" in refused.stdout and "CHILDINDEX_AUDIT_KEY_FILE" in refused.stdout
+
+
+def _tables(url: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        return sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_restore_refuses_a_missing_a_wrong_or_an_empty_file_and_writes_nothing(
+    places: Places, tmp_path: Path
+) -> None:
+    """Each wrong backup file gets a message naming what is wrong, and the target is left as it was."""
+    missing = _cli("restore", str(tmp_path / "nowhere.backup"), "--to", places.target, url=places.target)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr, missing.stderr
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    directory = _cli("restore", str(folder), "--to", places.target, url=places.target)
+    assert directory.returncode == 2 and "is a directory" in directory.stderr, directory.stderr
+    garbage = tmp_path / "garbage.backup"
+    garbage.write_bytes(b"this is not a backup\n" * 200)
+    empty = tmp_path / "empty.backup"
+    empty.write_bytes(b"")
+    for wrong in (garbage, empty):
+        refused = _cli("restore", str(wrong), "--to", places.target, url=places.target)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "Stopped:" in refused.stdout and "Traceback" not in refused.stdout + refused.stderr
+        said = refused.stdout.replace("\n", " ")
+        if places.target.startswith("sqlite"):
+            assert wrong.name in said and ("not a SQLite database" in said or "no childindex" in said), said
+            assert not (tmp_path / "restored.db").exists() or _tables(places.target) == []
+        else:
+            assert "pg_restore failed" in said, said
+            assert _tables(places.target) == []

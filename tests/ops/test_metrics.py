@@ -188,3 +188,27 @@ def test_refusals_alerts_and_the_notification_queue_move(scraped: TestClient, en
     assert value(after, "childindex_notifications_retrying") == 1
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM notification")).scalar_one() == 2
+
+
+def test_fhir_patient_searches_are_counted_by_outcome_as_the_api_s_are(
+    scraped: TestClient, engine: Engine
+) -> None:
+    child = new_child(scraped)
+    born = scraped.get(f"/api/v1/children/{child}", headers=who()).json()["date_of_birth"]
+    before = scrape(scraped)
+    found = scraped.get(f"/fhir/Patient?family=Khan&birthdate={born}", headers=who("system"))
+    assert found.status_code == 200 and found.json()["total"] == 1, found.text
+    none = scraped.get("/fhir/Patient?family=Zzyzx&birthdate=2015-01-01", headers=who("system"))
+    assert none.status_code == 200 and none.json()["total"] == 0, none.text
+    too_little = scraped.get("/fhir/Patient?gender=female", headers=who("system"))
+    assert too_little.status_code == 400, too_little.text
+    no_purpose = {k: v for k, v in who("system").items() if k != "X-Purpose-Of-Use"}
+    unsaid = scraped.get(f"/fhir/Patient?family=Khan&birthdate={born}", headers=no_purpose)
+    assert unsaid.status_code in (400, 403), unsaid.text
+    after = scrape(scraped)
+    moved = {
+        outcome: value(after, "childindex_searches_total", outcome=outcome)
+        - value(before, "childindex_searches_total", outcome=outcome)
+        for outcome in ("found", "none", "refused", "too-many")
+    }
+    assert moved == {"found": 1, "none": 1, "refused": 2, "too-many": 0}
