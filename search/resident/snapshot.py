@@ -213,8 +213,7 @@ class Snapshot:
             if self.dead:
                 found = found[self.alive[found]]
             ordinals, counts = np.unique(found, return_counts=True)
-            # np.unique sorts by ordinal (= child_id order); a stable sort by count keeps that for ties.
-            order = np.argsort(-counts, kind="stable")[:limit]
+            order = _most_shared(counts, limit)
             top, top_counts = ordinals[order].tolist(), counts[order].tolist()
         delta: dict[str, int] = {}
         settled, recent = self.settled.postings, self.recent.postings
@@ -252,6 +251,18 @@ class Snapshot:
         if len(recent.children) > recent_max:
             settled, recent = settled.with_changes(recent.children, keep_deletions=False), NO_CHANGES
         return Snapshot(self.base, alive, dead, settled, recent, last)
+
+
+def _most_shared(counts: npt.NDArray[np.int64], limit: int) -> npt.NDArray[np.intp]:
+    """The positions of the `limit` highest counts, highest first, ties in position order (np.unique
+    gives ordinals in order, which is child_id order). Only the counts at or above the `limit`-th
+    highest are sorted (found by a partition): sorting all of them cost as much as np.unique itself
+    (measured on 10,000-30,000 candidates: 0.2-0.7 ms, against 0.02-0.1 ms so)."""
+    if len(counts) > limit:
+        kth = np.partition(counts, len(counts) - limit)[len(counts) - limit]
+        among = np.flatnonzero(counts >= kth)
+        return among[np.argsort(-counts[among], kind="stable")[:limit]]
+    return np.argsort(-counts, kind="stable")
 
 
 def _day(number: int) -> date | None:

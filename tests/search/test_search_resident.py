@@ -426,3 +426,18 @@ def test_the_birth_filter_changes_no_answer(writer: EmbeddedBackend, searcher: E
         assert dropped > 0  # it did leave candidates out, yet every answer is the same
         # and again with children changed since the load (their dates come from the delta)
         writer.upsert([replace(p, birth_date=rng.choice(people).birth_date) for p in rng.sample(people, 300)])
+
+
+def test_the_most_shared_are_chosen_as_a_full_stable_sort_would_choose_them() -> None:
+    """`_most_shared` sorts only the counts at or above the limit-th highest: the same positions, in
+    the same order (highest count first, ties by position, that is by child id), as sorting them all."""
+    import numpy as np
+
+    from search.resident.snapshot import _most_shared
+
+    rng = np.random.default_rng(21)
+    for size, top in ((0, 5), (3, 5), (200, 200), (201, 200), (5_000, 200), (30_000, 200), (1_000, 1)):
+        for levels in (1, 2, 4, 27):
+            counts = rng.integers(1, levels + 1, size=size).astype(np.int64)
+            expected = np.argsort(-counts, kind="stable")[:top].tolist()
+            assert _most_shared(counts, top).tolist() == expected, (size, top, levels)
