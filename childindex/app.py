@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine
     # every search's and card read's audit event goes through it (with --workers, the node's writer)
     audit.install_writer(
-        engine, node_writer=settings.audit_writer_socket, linger=settings.audit_commit_linger_ms / 1000
+        engine, node_writer=settings.audit_writer_socket, linger=settings.audit_commit_linger_seconds
     )
     app.state.search_backend = backend
     key = settings.audit_fingerprint_key

@@ -26,8 +26,8 @@ def start(settings: Settings, engine: Engine) -> WriterServer | None:
     if not settings.audit_node_writer:
         return None
     folder = tempfile.mkdtemp(prefix="childindex-audit-")  # (0700: only this user reaches the socket)
-    linger = settings.audit_commit_linger_ms / 1000
-    server = audit.serve_writer(engine, os.path.join(folder, "writer.sock"), linger=linger)
+    path = os.path.join(folder, "writer.sock")
+    server = audit.serve_writer(engine, path, linger=settings.audit_commit_linger_seconds)
     os.environ["CHILDINDEX_AUDIT_WRITER_SOCKET"] = server.path
     return server
 

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         "waits for more before it is committed: fewer, larger commits, for at most this much more "
         "latency; a lone search never waits. 0: commit at once (docs/audit.md).",
     )
+
+    @property
+    def audit_commit_linger_seconds(self) -> float:
+        """`audit_commit_linger_ms` as the group commit takes it (the app's writer and the node's)."""
+        return self.audit_commit_linger_ms / 1000
+
     # --- end of item 4's settings
     signal_expiry_days: int = Field(default=14, ge=1, le=90)
     unmerge_days: int = Field(

@@ -90,6 +90,7 @@ def _cases(tokens: dict[str, str]) -> dict[str, dict[str, Any]]:
             "content": b'{"given": "Amelia", "family": "Khan", "birth_date": "2016-05-01"}',
         },
         "a bad local id": {"headers": bearer(pat), "json": {"local_id": "mosaic12345"}},
+        "an oversized body": {"headers": bearer(pat), "json": {**CRITERIA, "given": "A" * 1_100_000}},
     }
 
 
@@ -101,6 +102,7 @@ def test_every_case_is_answered_as_the_fastapi_route_answers_it(
         slow = _answer(api, short=False, **request)
         assert short == slow, name
         assert short[0] < 500, name
+    assert _answer(api, short=True, **_cases(callers)["an oversized body"])[0] == 413
     status, kind, body = _answer(api, short=True, **_cases(callers)["a search"])
     assert (status, kind) == (200, "application/json")
     assert [h["name"] for h in body["hits"]] == ["Amelia Khan"]
