@@ -30,7 +30,6 @@ import json
 import os
 import random
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -39,11 +38,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.cores import cores_used, print_cores  # noqa: E402
+
 LUA = """
 local bodies = {}
 local i = 0
@@ -119,52 +123,10 @@ def measure(
         wrk(url, queries, headers, duration=warmup, connections=connections)
     if server is None:
         return wrk(url, queries, headers, duration=duration, connections=connections)
-    tree, machine = _tree_cpu(server), _machine_cpu()
-    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    result = wrk(url, queries, headers, duration=duration, connections=connections)
-    elapsed = time.monotonic() - started
-    after, wrk_after = _tree_cpu(server), resource.getrusage(resource.RUSAGE_CHILDREN)
-    used = sorted(((after[p] - tree.get(p, 0.0)) / elapsed for p in after), reverse=True)
-    result["cpu_server"] = sum(used)
-    result["cpu_processes"] = "+".join(f"{u:.2f}" for u in used if u >= 0.01)  # type: ignore[assignment]
-    result["cpu_wrk"] = (
-        wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime
-    ) / elapsed
-    result["cpu_machine"] = (_machine_cpu() - machine) / elapsed
+    result: dict[str, Any] = {}
+    with cores_used(server, result):
+        result.update(wrk(url, queries, headers, duration=duration, connections=connections))
     return result
-
-
-def _tree_cpu(root: int) -> dict[int, float]:
-    """CPU seconds (user and system) of a process and all its descendants, by process id."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parent: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parent[pid] = int(fields[1])
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
-    tree = {root}
-    grew = True
-    while grew:
-        grew = False
-        for pid, ppid in parent.items():
-            if ppid in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    return {pid: cpu[pid] for pid in tree if pid in cpu}
-
-
-def _machine_cpu() -> float:
-    """CPU seconds the whole machine has been busy (not idle or waiting), all cores together."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(
@@ -622,15 +584,7 @@ def main() -> None:
 
     for name, r in results.items():
         row(name, r, r["non_2xx"])
-    print(
-        "\nwhere the cores went in the flat-out runs (1.00 = one core): the server in all, and each of its "
-        "processes (workers, the node's audit writer); wrk; the whole machine (the rest: the neighbour, "
-        "if any)"
-    )
-    print(f"{'server':48} {'server':>8} {'wrk':>8} {'machine':>8}  each process")
-    for name, r in results.items():
-        cores = f"{r['cpu_server']:8.2f} {r['cpu_wrk']:8.2f} {r['cpu_machine']:8.2f}"
-        print(f"{name:48} {cores}  {r['cpu_processes']}")
+    print_cores(results)
     if paced:
         print(f"\nsearches arriving at a fixed {args.rate:g}/s over the same {args.connections} connections")
         print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>8}")
