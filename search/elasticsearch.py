@@ -4,13 +4,13 @@ The only module that imports the Elasticsearch client. The application owns the 
 and settings; no analysis plugin is needed because every key is computed in Python
 (search.blocking.blocking_keys) and stored as an exact keyword.
 
-Each document keeps, beside its keys, the record in a compact array (`p`, see `compact`) that is all
-_source holds: a search is one `_search` that returns, for the best-ranked children, that array
-and nothing else (`filter_path`), and the dates of birth in it are tested against the query
-(`keep_birth`) before any record is built, as the resident embedded index does. The mapping carries
-a version (`_meta.childindex_mapping`): an index built by an older release is detected
-(`outdated_reason`, /readyz) and searches refuse it with `IndexOutdated` until `childindex reindex`
-builds a new one.
+Each document keeps, beside its keys, the record as a compact JSON array (see `compact`) in the doc
+values of a binary field `r`: a search is one `_search` that returns, for the best-ranked children,
+that array and nothing else (no stored field is read), and the dates of birth in it are tested
+against the query (`keep_birth`) before any record is built, as the resident embedded index does.
+The mapping carries a version (`_meta.childindex_mapping`): an index built by an older release is
+detected (`outdated_reason`, /readyz) and searches refuse it with `IndexOutdated` until
+`childindex reindex` builds a new one.
 
 Reads and writes go through the alias `childindex-children`, which points at one concrete
 index `childindex-children-<UTC timestamp>`. `rebuild` fills a new index and moves the
@@ -19,6 +19,9 @@ alias in one atomic `_aliases` call, so searches never see a half-built index.
 
 from __future__ import annotations
 
+import base64
+import json
+from binascii import a2b_base64
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -30,9 +33,10 @@ from search.es_client import Access, make_client
 from search.normalise import normalise_identifier
 from search.port import BirthFilter, PersonFields, SearchUnavailable
 
-MAPPING_VERSION = 2
+MAPPING_VERSION = 3
 """Raised whenever the mapping or the compact record changes: an index of another version must be
-rebuilt (`childindex reindex`). 1 (no `_meta`): the whole record as `person` in _source."""
+rebuilt (`childindex reindex`). 1 (no `_meta`): the whole record as `person` in _source; 2: the
+compact record as `p` in _source."""
 DEFAULT_ALIAS = "childindex-children"
 CHUNK_SIZE = 1000
 """Documents per bulk request."""
@@ -49,15 +53,15 @@ def index_mapping() -> dict[str, Any]:
     return {
         "dynamic": "strict",
         "_meta": {"childindex_mapping": MAPPING_VERSION},
-        # _source holds the child id and the compact record only: the keys are searched, never read.
-        "_source": {"excludes": ["keys", "identifiers"]},
+        # _source keeps the child id only (for people looking at the index): a search never reads it.
+        "_source": {"excludes": ["keys", "identifiers", "r"]},
         "properties": {
             "child_id": {"type": "keyword"},
             # Only ever matched exactly, never sorted or aggregated: no doc values needed.
             "keys": {"type": "keyword", "doc_values": False},
             "identifiers": {"type": "keyword", "doc_values": False},
-            # Returned from _source, never searched.
-            "p": {"type": "object", "enabled": False},
+            # The compact record, returned from doc values, never searched (see `_hits`).
+            "r": {"type": "binary", "doc_values": True},
         },
     }
 
@@ -185,7 +189,7 @@ class ElasticsearchBackend:
             "child_id": rec.child_id,
             "keys": sorted(blocking_keys(stored)),
             "identifiers": _identifier_terms(stored),
-            "p": compact(stored),
+            "r": base64.b64encode(json.dumps(compact(stored), separators=(",", ":")).encode()).decode(),
         }
 
     def outdated_reason(self) -> str | None:
@@ -300,7 +304,12 @@ class ElasticsearchBackend:
     # --- reads ---------------------------------------------------------------------------
 
     def _hits(self, query: dict[str, Any], sort: list[Any], size: int) -> list[list[Any]]:
-        """The compact records of the best `size` hits, in order, from one `_search`."""
+        """The compact records of the best `size` hits, in order, from one `_search`.
+
+        Each record comes from the doc values of `r`, and no stored field is read: not `_source`,
+        not even `_id`. Stored fields are compressed in blocks of many documents, so fetching 200
+        scattered hits decompressed 200 blocks, most of the node's time (at 1,000,000 children,
+        `took` 3 ms -> 1 ms; see docs/elasticsearch.md)."""
         try:
             response = self.client.search(
                 index=self.alias,
@@ -308,13 +317,19 @@ class ElasticsearchBackend:
                 sort=sort,
                 size=size,
                 track_total_hits=False,
-                filter_path=["hits.hits._source"],
+                source=False,
+                stored_fields=["_none_"],
+                docvalue_fields=[{"field": "r"}],
+                # `_score` (null when not sorted by it) keeps a hit without `r` in the answer: an
+                # index of an older mapping then fails below rather than looking empty.
+                filter_path=["hits.hits._score", "hits.hits.fields.r"],
             )
         except (ApiError, TransportError) as exc:
             raise SearchUnavailable(f"Elasticsearch cannot search: {describe_failure(exc)}") from exc
         hits = response.body.get("hits", {}).get("hits", [])
         try:
-            return [hit["_source"]["p"] for hit in hits]
+            # One JSON array for them all: a third of the time of one `json.loads` per record.
+            return json.loads(b"[" + b",".join([a2b_base64(hit["fields"]["r"][0]) for hit in hits]) + b"]")  # type: ignore[no-any-return]
         except KeyError:
             raise IndexOutdated(self.outdated_reason() or "the index holds no compact records") from None
 

@@ -154,20 +154,35 @@ def test_compact_record_round_trips() -> None:
         assert from_compact(compact(rec)) == rec
 
 
-def test_an_index_of_the_old_mapping_is_detected_not_a_500() -> None:
+OLD_MAPPINGS = {
+    # release 1: the whole record as `person`, no _meta
+    1: ({}, {"person": {"type": "object", "enabled": False}}, lambda child: {"person": child.to_dict()}),
+    # release 2: the compact record as `p` in _source
+    2: (
+        {"_meta": {"childindex_mapping": 2}},
+        {"p": {"type": "object", "enabled": False}},
+        lambda child: {"p": compact(child)},
+    ),
+}
+
+
+@pytest.mark.parametrize("version", sorted(OLD_MAPPINGS))
+def test_an_index_of_an_old_mapping_is_detected_not_a_500(version: int) -> None:
     url = require_env(ES_URL_ENV, "Elasticsearch")
     alias = f"childindex-old-{uuid.uuid4().hex[:12]}"
     backend = ElasticsearchBackend.from_url(url, alias=alias, refresh="wait_for")
     client = backend.client
-    client.indices.create(  # as release 1 made it: the whole record as `person`, no _meta
+    meta, record_field, record = OLD_MAPPINGS[version]
+    client.indices.create(  # as that release made it
         index=f"{alias}-20250101000000000000",
         mappings={
+            **meta,
             "dynamic": "strict",
             "properties": {
                 "child_id": {"type": "keyword"},
                 "keys": {"type": "keyword", "doc_values": False},
                 "identifiers": {"type": "keyword", "doc_values": False},
-                "person": {"type": "object", "enabled": False},
+                **record_field,
             },
         },
         aliases={alias: {"is_write_index": True}},
@@ -181,12 +196,12 @@ def test_an_index_of_the_old_mapping_is_detected_not_a_500() -> None:
                 "child_id": child.child_id,
                 "keys": ["fy|x|2015"],
                 "identifiers": [],
-                "person": child.to_dict(),
+                **record(child),
             },
             refresh=True,
         )
         reason = backend.outdated_reason()
-        assert reason is not None and "childindex reindex" in reason and "version 1" in reason
+        assert reason is not None and "childindex reindex" in reason and f"version {version}" in reason
         backend.ensure_ready()  # leaves it alone
         with pytest.raises(IndexOutdated, match="childindex reindex"):
             backend.candidates(["fy|x|2015"], 10)
