@@ -7,6 +7,7 @@ the same matches, scores, grades and too-many verdicts.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from search.blocking import query_keys
-from search.elasticsearch import ElasticsearchBackend, IndexOutdated, compact, from_compact
+from search.elasticsearch import ElasticsearchBackend, IndexOutdated, compact, from_compact, tiebreak
 from search.embedded import EmbeddedBackend
 from search.matching import CANDIDATE_LIMIT, MatchingEngine
 from search.port import CriteriaError, PersonFields, SearchQuery
@@ -59,7 +60,9 @@ def es(population: list[PersonFields]) -> Iterator[ElasticsearchBackend]:
     url = require_env(ES_URL_ENV, "Elasticsearch")
     backend = ElasticsearchBackend.from_url(url, alias=f"childindex-parity-{uuid.uuid4().hex[:12]}")
     backend.ensure_ready()
-    backend.rebuild(population)
+    # Indexed in the reverse of child id order, so that the node's own order (index order) is the
+    # wrong one wherever the tie-break by child id is not applied.
+    backend.rebuild(sorted(population, key=lambda p: p.child_id, reverse=True))
     yield backend
     backend.client.indices.delete(index=f"{backend.alias}-*", ignore_unavailable=True)
     backend.client.close()
@@ -129,6 +132,34 @@ def test_elasticsearch_answers_as_embedded_does(
     assert sum(1 for _, found in sql_answers if found) > len(queries) // 2
     assert sum(1 for _, found in sql_answers if len(found) > 1) > 10
     assert max(len(embedded.candidates(query_keys(q), CANDIDATE_LIMIT)) for q in queries) == CANDIDATE_LIMIT
+
+
+def test_candidates_are_the_same_children_in_the_same_order(
+    es: ElasticsearchBackend, embedded: EmbeddedBackend, population: list[PersonFields]
+) -> None:
+    """Before scoring: the same top 200, ties at the cap broken by child id. The crowd's ids share
+    their first 8 bytes, so their tie-break number (`tiebreak`) ties too and the node is asked again."""
+    queries = _queries(population)
+    capped = 0
+    for q in queries:
+        keys = query_keys(q)
+        on_es = [c.child_id for c in es.candidates(keys, CANDIDATE_LIMIT)]
+        assert on_es == [c.child_id for c in embedded.candidates(keys, CANDIDATE_LIMIT)], q
+        capped += len(on_es) == CANDIDATE_LIMIT
+    assert capped > 10
+
+
+def test_the_tie_break_number_never_orders_ids_against_their_order() -> None:
+    rng = random.Random(5)
+    alphabet = "0123456789abcdef-xyzé中\U0001f600"
+    hex_ids = [uuid.UUID(int=rng.getrandbits(128)).hex for _ in range(2000)]
+    ids = hex_ids + ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12))) for _ in range(2000)]
+    ids += ["c" + "0" * 30 + "1", "c" + "0" * 31, "c", "c0", ""]
+    ordered = sorted(set(ids))
+    numbers = [tiebreak(i) for i in ordered]
+    assert numbers == sorted(numbers)
+    assert all(-(2**63) <= n < 2**63 for n in numbers)
+    assert len({tiebreak(i) for i in hex_ids}) > 1990  # random hex ids rarely share one
 
 
 def test_birth_filter_leaves_out_only_what_could_not_match(
