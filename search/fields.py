@@ -120,24 +120,23 @@ class NameVerdict:
         return text + " (previous name or alias)" if self.previous else text
 
 
-@dataclass(frozen=True, slots=True)
-class _BestName:
-    level: str
-    weight: float
-    previous: bool
-    detail: str = ""
-
-
 def _jw(a: str, b: str) -> float:
     return float(JaroWinkler.similarity(a, b))
 
 
 @lru_cache(maxsize=262144)
-def _compare_name(query: str, names: tuple[str, ...], given: bool) -> _BestName | None:
-    """Best agreement between a query name and a record's names (current first). Remembered: a
-    search's candidates share a few names between them (they were found by them), so most of its
-    two hundred comparisons were made already (measured at 1,000,000 children: the comparisons were
-    about a twentieth of a search's CPU). Positional arguments: a cheaper cache key."""
+def _compare_name(query: str, names: tuple[str, ...], given: bool) -> tuple[str, float, bool, str] | None:
+    """Best agreement between a query name and a record's names (current first): (level, weight,
+    previous, detail). Remembered: a search's candidates share a few names between them (they were
+    found by them), so most of its two hundred comparisons were made already (measured at 1,000,000
+    children: the comparisons were about a twentieth of a search's CPU). Positional arguments: a
+    cheaper cache key.
+
+    The answer is a plain tuple of strings, a float and a bool, never an object of a class: the
+    garbage collector stops following a plain tuple of such values once it has seen it, so the
+    cache's quarter of a million answers are not walked by every full collection. (Answers as a
+    slotted dataclass were: at 1,000,000 children on Elasticsearch, full collections of 32 ms on
+    average, every 60 searches, set the p95; see docs/performance.md.)"""
     q_forms = name_forms(query)
     if not q_forms or not names:
         return None
@@ -154,7 +153,7 @@ def _compare_name(query: str, names: tuple[str, ...], given: bool) -> _BestName 
             weight += W_PREVIOUS_NAME
         if best is None or weight > best[1]:
             best = (level, weight, previous, detail)
-    return _BestName(*best) if best is not None else None
+    return best
 
 
 @lru_cache(maxsize=262144)
@@ -213,7 +212,8 @@ def name_field(
     verdict = _compare_name(query, tuple(names), given)
     if verdict is None:
         return None
-    return NameVerdict(field_name, verdict.weight, what, verdict.level, verdict.detail, verdict.previous)
+    level, weight, previous, detail = verdict
+    return NameVerdict(field_name, weight, what, level, detail, previous)
 
 
 def dob_field(q: SearchQuery, rec: PersonFields) -> Verdict | None:
