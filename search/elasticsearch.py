@@ -19,9 +19,8 @@ alias in one atomic `_aliases` call, so searches never see a half-built index.
 
 from __future__ import annotations
 
-import base64
 import json
-from binascii import a2b_base64
+from binascii import a2b_base64, b2a_base64
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -194,11 +193,12 @@ class ElasticsearchBackend:
 
     def _doc(self, rec: PersonFields) -> dict[str, Any]:
         stored = rec.redacted()
+        record = json.dumps(compact(stored), separators=(",", ":")).encode()
         return {
             "child_id": rec.child_id,
             "keys": sorted(blocking_keys(stored)),
             "identifiers": _identifier_terms(stored),
-            "r": base64.b64encode(json.dumps(compact(stored), separators=(",", ":")).encode()).decode(),
+            "r": b2a_base64(record, newline=False).decode(),
             "t": tiebreak(rec.child_id),
         }
 

@@ -136,7 +136,7 @@ def _compare_name(query: str, names: tuple[str, ...], given: bool) -> tuple[str,
     garbage collector stops following a plain tuple of such values once it has seen it, so the
     cache's quarter of a million answers are not walked by every full collection. (Answers as a
     slotted dataclass were: at 1,000,000 children on Elasticsearch, full collections of 32 ms on
-    average, every 60 searches, set the p95; see docs/performance.md.)"""
+    average, every 60 searches, set the p95; see docs/elasticsearch.md.)"""
     q_forms = name_forms(query)
     if not q_forms or not names:
         return None
