@@ -101,7 +101,7 @@ class Settings(BaseSettings):
         description="Set by `serve` for its workers: the Unix socket of the node's audit writer.",
     )
     audit_commit_linger_ms: float = Field(
-        default=2.0,
+        default=8.0,
         ge=0,
         le=50,
         description="Under load (the audit batch before held more than one event), how long the next "

@@ -73,6 +73,44 @@ def _receive(sock: socket.socket, buffer: bytearray) -> list[dict[str, Any]]:
         buffer += chunk
 
 
+class _Replies:
+    """The acknowledgements owed on one worker's connection, sent together: one message for each
+    batch committed (`{"ok": [ids], "failed": [{"id", "error", "message"}]}`) rather than one per
+    event, a send and a wake-up of the worker's reader each (measured at 1,000,000 children, two
+    workers flat out: see docs/audit.md)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._ok: list[int] = []
+        self._failed: list[dict[str, Any]] = []
+
+    def note(self, ident: int, done: Future[None]) -> None:
+        """An event's future is done: owe its acknowledgement."""
+        error = done.exception()
+        with self._lock:
+            if error is None:
+                self._ok.append(ident)
+            else:
+                self._failed.append(
+                    {
+                        "id": ident,
+                        "error": "busy" if isinstance(error, AuditUnavailable) else "failed",
+                        "message": str(error)[:500],
+                    }
+                )
+
+    def send(self) -> None:
+        """Send what is owed, if anything (in the order owed: sends on a connection take turns)."""
+        with self._lock:
+            if not self._ok and not self._failed:
+                return
+            reply = {"ok": self._ok, "failed": self._failed}
+            self._ok, self._failed = [], []
+            with contextlib.suppress(OSError):  # (the worker is gone: nobody waits to be answered)
+                _send(self._conn, reply)
+
+
 class WriterServer:
     """The node's audit writer: listens on a Unix socket (mode 0600, in a directory only this user
     reads) and appends every worker's events through one group commit."""
@@ -90,8 +128,10 @@ class WriterServer:
             os.umask(old)
         self._listener.listen(64)
         self._connections: set[socket.socket] = set()
+        self._replies: set[_Replies] = set()
         self._lock = threading.Lock()
         self._closing = False
+        group.after_batch.append(self._send_replies)
         threading.Thread(target=self._accept, name="audit-writer-accept", daemon=True).start()
 
     def _accept(self) -> None:
@@ -108,27 +148,17 @@ class WriterServer:
             threading.Thread(target=self._serve, args=(conn,), name="audit-writer-conn", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        sending = threading.Lock()
-
-        def acknowledge(ident: int, done: Future[None]) -> None:
-            error = done.exception()
-            reply: dict[str, Any] = {"id": ident}
-            if error is not None:
-                reply["error"] = "busy" if isinstance(error, AuditUnavailable) else "failed"
-                reply["message"] = str(error)[:500]
-            try:
-                with sending:
-                    _send(conn, reply)
-            except OSError:
-                pass  # the worker is gone: nobody is waiting to be answered
-
+        replies = _Replies(conn)
+        with self._lock:
+            self._replies.add(replies)
         buffer = bytearray()
         try:
             while True:
                 for message in _receive(conn, buffer):
                     self.group.append(message["event"]).add_done_callback(
-                        partial(acknowledge, int(message["id"]))
+                        partial(replies.note, int(message["id"]))
                     )
+                replies.send()  # (events refused at once: the queue is full)
         except (OSError, EOFError, ValueError, KeyError):
             pass
         finally:
@@ -137,7 +167,17 @@ class WriterServer:
             # Written events' acknowledgements still go out on the socket until it closes: close
             # it only once nothing this worker sent is left to write.
             self.group.drain(30.0)
+            with self._lock:
+                self._replies.discard(replies)
+            replies.send()
             conn.close()
+
+    def _send_replies(self) -> None:
+        """After each batch: every connection's acknowledgements of it, one message each."""
+        with self._lock:
+            owed = list(self._replies)
+        for replies in owed:
+            replies.send()
 
     def close(self, timeout: float = 30.0) -> bool:
         """Stop taking events, write every event queued (False if `timeout` ran out first), and go."""
@@ -234,14 +274,18 @@ class RemoteCommit:
                     continue
                 for reply in replies:
                     with self._lock:
-                        done, _ = self._waiting.pop(int(reply["id"]), (None, 0.0))
-                    if done is None:
-                        continue
-                    if "error" in reply:
-                        # (busy, or the write failed: either way not audited, so not answered)
-                        done.set_exception(AuditUnavailable(str(reply.get("message", ""))))
-                    else:
-                        done.set_result(None)
+                        written = [self._waiting.pop(int(i), (None, 0.0))[0] for i in reply["ok"]]
+                        failed = [
+                            (self._waiting.pop(int(f["id"]), (None, 0.0))[0], str(f.get("message", "")))
+                            for f in reply["failed"]
+                        ]
+                    for done in written:
+                        if done is not None:
+                            done.set_result(None)
+                    for done, message in failed:
+                        if done is not None:
+                            # (busy, or the write failed: either way not audited, so not answered)
+                            done.set_exception(AuditUnavailable(message))
         except (OSError, EOFError, ValueError, KeyError):
             pass
         with self._lock:

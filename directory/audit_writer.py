@@ -14,6 +14,7 @@ the write lock is taken (`prepare`) and how to write a batch of them in the tran
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -29,6 +30,8 @@ from sqlalchemy.engine import Engine
 
 from directory.db import SqliteWriter, Writable, is_sqlite_file, sqlite_transaction
 from directory.observe import observer
+
+log = logging.getLogger("childindex.audit")
 
 D = TypeVar("D")
 """An event as prepared for the write (for the audit log, its row but for its place in the chain)."""
@@ -94,13 +97,16 @@ class GroupCommit(Generic[D]):
     """Events waiting beyond this are refused (AuditUnavailable, a 503) rather than queued: a disk
     slower than the events come must push back on the callers, not grow the wait without bound
     (5,000 is 10 s of searches at 500/s, 25 batches of MAX_BATCH)."""
-    LINGER_SECONDS = 0.002
+    LINGER_SECONDS = 0.008
     """Under load (the batch before held more than one event), how long a batch waits for more
     before it is written. A commit's cost is mostly per commit, not per event (taking the lock, the
-    chain's head, the table's last pages, the sync): at 100,000 children, two workers flat out,
-    the node's writer spent 0.29 of a core on about 3 events a commit without it, and 0.20 on more
-    events with 2 ms; searches a second rose from about 965 to 1,070 (docs/audit.md). A lone event
-    (the batch before held one) never waits."""
+    chain's head, the table's last pages, the sync), and on SQLite each commit also empties the
+    page cache of every connection that reads the file next (WAL: a reader that finds the database
+    changed starts its cache afresh), so the workers' reads cost more the more commits there are.
+    At 1,000,000 children, two workers flat out (2026-12-06, docs/audit.md): 2 ms gave 216 commits/s
+    of 3.9 events (16 clients) and 806 searches/s at 2.39 ms of CPU each (32 clients); 8 ms, 82
+    commits/s of 10.7 events and 894/s at 2.15 ms, for 4.7 ms more p95 at a fixed 500/s (20.6
+    against 15.9 ms). A lone event (the batch before held one) never waits."""
 
     def __init__(
         self,
@@ -123,6 +129,9 @@ class GroupCommit(Generic[D]):
         self._outstanding = 0  # queued or being written
         self.max_queue = max_queue or self.MAX_QUEUE
         self.linger = self.LINGER_SECONDS if linger is None else linger
+        self.after_batch: list[Callable[[], object]] = []
+        """Called in the writer thread once each batch's futures are all done, before `drain` can
+        see it written: the node's writer sends a batch's acknowledgements together from here."""
 
     @property
     def depth(self) -> int:
@@ -179,6 +188,11 @@ class GroupCommit(Generic[D]):
                     return
                 try:
                     self._write(engine, batch, own)
+                    for hook in self.after_batch:
+                        try:
+                            hook()
+                        except Exception:  # (the batch is written: a hook's failure must not stop the writer)
+                            log.exception("after an audit batch")
                 finally:
                     with self._ready:
                         self._outstanding -= len(batch)

@@ -291,6 +291,52 @@ def test_a_worker_refuses_events_beyond_its_bound_while_the_writer_is_behind(
     assert sorted(_subjects(engine)) == ["first", "s0", "s1", "s2"]
 
 
+def test_a_batch_is_acknowledged_in_one_message_and_a_refusal_in_its_own(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The writer answers each worker once per batch committed (the ids it wrote, and why any
+    failed), not once per event: 25 events queued behind one on a slow disk get one reply between
+    them, and events refused at once (the queue full) are answered without waiting for a batch."""
+    import socket
+
+    from directory import audit_socket
+
+    gate = threading.Event()
+    path = str(tmp_path / "writer.sock")
+    server = WriterServer(path, _blocked(engine, gate, max_queue=25, wire=True))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    buffer = bytearray()
+    try:
+        sock.connect(path)
+
+        def send(ident: int) -> None:
+            audit_socket._send(sock, {"id": ident, "event": audit._to_wire(_event(f"e{ident}"))})
+
+        send(1)  # the writer takes it and waits on the disk
+        time.sleep(0.3)
+        for ident in range(2, 29):  # 25 queue behind it; the last two are refused at once
+            send(ident)
+        refused: list[dict[str, Any]] = []
+        while sum(len(r["failed"]) for r in refused) < 2:
+            refused.extend(audit_socket._receive(sock, buffer))
+        assert [r["ok"] for r in refused] == [[]] * len(refused)
+        assert sorted(f["id"] for r in refused for f in r["failed"]) == [27, 28]
+        assert {f["error"] for r in refused for f in r["failed"]} == {"busy"}
+        gate.set()
+        replies: list[dict[str, Any]] = []
+        while sum(len(r["ok"]) for r in replies) < 26:
+            replies.extend(audit_socket._receive(sock, buffer))
+        assert [r["ok"] for r in replies] == [[1], list(range(2, 27))]
+        assert all(r["failed"] == [] for r in replies)
+    finally:
+        gate.set()
+        sock.close()
+        server.close()
+    assert len(_subjects(engine)) == 26
+    assert _verified(engine).ok
+
+
 def test_shutdown_drains_every_event_queued_before_the_writer_goes(engine: Engine, tmp_path: Path) -> None:
     gate = threading.Event()
     path = str(tmp_path / "writer.sock")
