@@ -100,9 +100,9 @@ class GroupCommit(Generic[D]):
     LINGER_SECONDS = 0.008
     """Under load (the batch before held more than one event), how long a batch waits for more
     before it is written. A commit's cost is mostly per commit, not per event (taking the lock, the
-    chain's head, the table's last pages, the sync), and on SQLite each commit also empties the
-    page cache of every connection that reads the file next (WAL: a reader that finds the database
-    changed starts its cache afresh), so the workers' reads cost more the more commits there are.
+    chain's head, the table's last pages, the sync), and the workers pay per commit too: one
+    acknowledgement message each, and on SQLite a reader that finds the database changed starts its
+    page cache afresh (the two not measured apart).
     At 1,000,000 children, two workers flat out (2026-12-06, docs/audit.md): 2 ms gave 216 commits/s
     of 3.9 events (16 clients) and 806 searches/s at 2.39 ms of CPU each (32 clients); 8 ms, 82
     commits/s of 10.7 events and 894/s at 2.15 ms, for 4.7 ms more p95 at a fixed 500/s (20.6
