@@ -84,6 +84,7 @@ class _Replies:
         self._lock = threading.Lock()
         self._ok: list[int] = []
         self._failed: list[dict[str, Any]] = []
+        self._broken = False
 
     def note(self, ident: int, done: Future[None]) -> None:
         """An event's future is done: owe its acknowledgement."""
@@ -103,17 +104,29 @@ class _Replies:
     def send(self) -> None:
         """Send what is owed, if anything (in the order owed: sends on a connection take turns)."""
         with self._lock:
-            if not self._ok and not self._failed:
+            if self._broken or (not self._ok and not self._failed):
                 return
             reply = {"ok": self._ok, "failed": self._failed}
             self._ok, self._failed = [], []
-            with contextlib.suppress(OSError):  # (the worker is gone: nobody waits to be answered)
+            try:
                 _send(self._conn, reply)
+            except OSError:
+                # The worker is gone, or has not read its acknowledgements for SEND_TIMEOUT (stopped,
+                # hung): part of a message may have gone, so the connection is closed. The worker
+                # then fails what it is waiting for (503s, never unaudited answers) and connects
+                # again; the writer goes on for every other worker.
+                self._broken = True
+                with contextlib.suppress(OSError):
+                    self._conn.shutdown(socket.SHUT_RDWR)
 
 
 class WriterServer:
     """The node's audit writer: listens on a Unix socket (mode 0600, in a directory only this user
     reads) and appends every worker's events through one group commit."""
+
+    SEND_TIMEOUT = 1.0
+    """How long an acknowledgement may wait for a worker to make room for it before that worker's
+    connection is taken for lost (see `_Replies.send`)."""
 
     def __init__(self, path: str, group: GroupCommit[Any]) -> None:
         self.path = path
@@ -145,6 +158,11 @@ class WriterServer:
                     conn.close()
                     return
                 self._connections.add(conn)
+            # Acknowledgements are sent from the writer's own thread: a worker that stops reading
+            # them must not hold it (the send gives up after SEND_TIMEOUT; receiving never does).
+            seconds = int(self.SEND_TIMEOUT)
+            micros = int((self.SEND_TIMEOUT - seconds) * 1_000_000)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, micros))
             threading.Thread(target=self._serve, args=(conn,), name="audit-writer-conn", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:

@@ -3,6 +3,7 @@ fed through a Unix socket; what happens when it dies, when the disk is slow, at 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -334,6 +335,51 @@ def test_a_batch_is_acknowledged_in_one_message_and_a_refusal_in_its_own(
         sock.close()
         server.close()
     assert len(_subjects(engine)) == 26
+    assert _verified(engine).ok
+
+
+def test_a_worker_that_stops_reading_its_acknowledgements_does_not_hold_the_writer(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Acknowledgements go out from the writer's own thread: a worker that stops reading them
+    (stopped, hung) would fill its socket and freeze every worker's audit. The send gives up after
+    SEND_TIMEOUT and that worker's connection is closed; the others are written and answered."""
+    import socket
+
+    from directory import audit_socket
+
+    path = str(tmp_path / "writer.sock")
+    server = WriterServer(path, GroupCommit(engine, prepare=audit._from_wire, write=audit._append_rows))
+    server.SEND_TIMEOUT = 0.5
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    healthy = _client(engine, path)
+    try:
+        stuck.connect(path)
+        stuck.settimeout(5)
+        deadline = time.monotonic() + 10
+        while not server._connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for conn in list(server._connections):  # (a few unread acknowledgements fill it)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sent = 0
+        with contextlib.suppress(OSError):  # (once the writer has closed it)
+            for ident in range(1, 400):
+                audit_socket._send(stuck, {"id": ident, "event": audit._to_wire(_event(f"stuck{ident}"))})
+                sent += 1
+                time.sleep(0.005)  # (one batch each: as many acknowledgements as events)
+        started = time.monotonic()
+        answered = [healthy.append(_event(f"healthy{i}")) for i in range(5)]
+        for done in answered:
+            done.result(timeout=10)
+        assert time.monotonic() - started < 10
+        while stuck.recv(65536):  # what was sent before it gave up, then the close
+            pass
+    finally:
+        stuck.close()
+        server.close(timeout=5)
+    subjects = _subjects(engine)
+    assert sorted(s for s in subjects if s.startswith("healthy")) == [f"healthy{i}" for i in range(5)]
+    assert 0 < len([s for s in subjects if s.startswith("stuck")]) <= sent
     assert _verified(engine).ok
 
 
