@@ -140,8 +140,7 @@ class WriterServer:
         finally:
             os.umask(old)
         self._listener.listen(64)
-        self._connections: set[socket.socket] = set()
-        self._replies: set[_Replies] = set()
+        self._connections: dict[socket.socket, _Replies] = {}  # (each worker's, and what it is owed)
         self._lock = threading.Lock()
         self._closing = False
         group.after_batch.append(self._send_replies)
@@ -157,18 +156,17 @@ class WriterServer:
                 if self._closing:
                     conn.close()
                     return
-                self._connections.add(conn)
+                replies = self._connections[conn] = _Replies(conn)
             # Acknowledgements are sent from the writer's own thread: a worker that stops reading
             # them must not hold it (the send gives up after SEND_TIMEOUT; receiving never does).
             seconds = int(self.SEND_TIMEOUT)
             micros = int((self.SEND_TIMEOUT - seconds) * 1_000_000)
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, micros))
-            threading.Thread(target=self._serve, args=(conn,), name="audit-writer-conn", daemon=True).start()
+            threading.Thread(
+                target=self._serve, args=(conn, replies), name="audit-writer-conn", daemon=True
+            ).start()
 
-    def _serve(self, conn: socket.socket) -> None:
-        replies = _Replies(conn)
-        with self._lock:
-            self._replies.add(replies)
+    def _serve(self, conn: socket.socket, replies: _Replies) -> None:
         buffer = bytearray()
         try:
             while True:
@@ -180,20 +178,18 @@ class WriterServer:
         except (OSError, EOFError, ValueError, KeyError):
             pass
         finally:
-            with self._lock:
-                self._connections.discard(conn)
             # Written events' acknowledgements still go out on the socket until it closes: close
             # it only once nothing this worker sent is left to write.
             self.group.drain(30.0)
             with self._lock:
-                self._replies.discard(replies)
+                self._connections.pop(conn, None)
             replies.send()
             conn.close()
 
     def _send_replies(self) -> None:
         """After each batch: every connection's acknowledgements of it, one message each."""
         with self._lock:
-            owed = list(self._replies)
+            owed = list(self._connections.values())
         for replies in owed:
             replies.send()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from directory import audit, audit_writer
+from directory import audit, audit_socket, audit_writer
 from directory.audit_socket import RemoteCommit, WriterServer
 from directory.audit_writer import AuditUnavailable, GroupCommit
 from tests.fixtures.builders import actor
@@ -52,13 +53,18 @@ def _event(subject: str, **more: Any) -> dict[str, Any]:
     return {"actor": actor(subject=subject), "action": "search", **more}
 
 
+def _send_raw(sock: socket.socket, ident: int, subject: str) -> None:
+    """An event as a worker sends it, on a socket the test reads (or does not read) itself."""
+    audit_socket._send(sock, {"id": ident, "event": audit._to_wire(_event(subject))})
+
+
 _WORKER = """
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from sqlmodel import Session
 from childindex import keys
 from childindex.settings import Settings
-from directory import audit, audit_writer
+from directory import audit, audit_socket, audit_writer
 from directory.db import make_engine
 from tests.fixtures.builders import actor
 
@@ -298,10 +304,6 @@ def test_a_batch_is_acknowledged_in_one_message_and_a_refusal_in_its_own(
     """The writer answers each worker once per batch committed (the ids it wrote, and why any
     failed), not once per event: 25 events queued behind one on a slow disk get one reply between
     them, and events refused at once (the queue full) are answered without waiting for a batch."""
-    import socket
-
-    from directory import audit_socket
-
     gate = threading.Event()
     path = str(tmp_path / "writer.sock")
     server = WriterServer(path, _blocked(engine, gate, max_queue=25, wire=True))
@@ -310,14 +312,10 @@ def test_a_batch_is_acknowledged_in_one_message_and_a_refusal_in_its_own(
     buffer = bytearray()
     try:
         sock.connect(path)
-
-        def send(ident: int) -> None:
-            audit_socket._send(sock, {"id": ident, "event": audit._to_wire(_event(f"e{ident}"))})
-
-        send(1)  # the writer takes it and waits on the disk
+        _send_raw(sock, 1, "e1")  # the writer takes it and waits on the disk
         time.sleep(0.3)
         for ident in range(2, 29):  # 25 queue behind it; the last two are refused at once
-            send(ident)
+            _send_raw(sock, ident, f"e{ident}")
         refused: list[dict[str, Any]] = []
         while sum(len(r["failed"]) for r in refused) < 2:
             refused.extend(audit_socket._receive(sock, buffer))
@@ -344,10 +342,6 @@ def test_a_worker_that_stops_reading_its_acknowledgements_does_not_hold_the_writ
     """Acknowledgements go out from the writer's own thread: a worker that stops reading them
     (stopped, hung) would fill its socket and freeze every worker's audit. The send gives up after
     SEND_TIMEOUT and that worker's connection is closed; the others are written and answered."""
-    import socket
-
-    from directory import audit_socket
-
     path = str(tmp_path / "writer.sock")
     server = WriterServer(path, GroupCommit(engine, prepare=audit._from_wire, write=audit._append_rows))
     server.SEND_TIMEOUT = 0.5
@@ -364,7 +358,7 @@ def test_a_worker_that_stops_reading_its_acknowledgements_does_not_hold_the_writ
         sent = 0
         with contextlib.suppress(OSError):  # (once the writer has closed it)
             for ident in range(1, 400):
-                audit_socket._send(stuck, {"id": ident, "event": audit._to_wire(_event(f"stuck{ident}"))})
+                _send_raw(stuck, ident, f"stuck{ident}")
                 sent += 1
                 time.sleep(0.005)  # (one batch each: as many acknowledgements as events)
         started = time.monotonic()
