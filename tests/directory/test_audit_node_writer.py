@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from directory import audit, audit_socket, audit_writer
+from directory import audit, audit_socket, audit_writer, observe
 from directory.audit_socket import RemoteCommit, WriterServer
 from directory.audit_writer import AuditUnavailable, GroupCommit
 from tests.fixtures.builders import actor
@@ -468,3 +468,33 @@ def test_without_linger_or_after_a_lone_event_nothing_waits(engine: Engine) -> N
         for i in range(3):
             group.append(_event(f"{linger}-{i}")).result(timeout=10)
         assert sizes == [1, 1, 1] and time.monotonic() - started < most, linger
+
+
+class _Depths(observe.Observer):
+    def __init__(self) -> None:
+        self.depths: list[int] = []
+
+    def audit_queued(self, depth: int) -> None:
+        self.depths.append(depth)
+
+
+def test_a_stuck_writers_queue_shows_on_the_gauge_as_it_grows(engine: Engine) -> None:
+    """The queue-depth gauge is not set for every event, but a queue growing behind a stuck commit
+    shows on it in steps of GAUGE_STEP, and once the writer takes the queue it reads what is left."""
+    heard = _Depths()
+    before = observe.observer()
+    observe.install(heard)
+    gate = threading.Event()
+    try:
+        group = _blocked(engine, gate, max_queue=500)
+        first = group.append(_event("first"))  # the writer takes it and waits on the disk
+        time.sleep(0.3)
+        step = GroupCommit.GAUGE_STEP
+        queued = [group.append(_event(f"q{i}")) for i in range(3 * step + 1)]
+        assert heard.depths[-3:] == [step, 2 * step, 3 * step]  # (the last event was not a step)
+        gate.set()
+        for f in [first, *queued]:
+            f.result(timeout=10)
+    finally:
+        observe.install(before)
+    assert heard.depths[-1] == 0  # the batch after took all that was left

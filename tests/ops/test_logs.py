@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from opentelemetry import _logs, trace
 from sqlalchemy.engine import Engine
 
 from childindex.app import create_app
@@ -97,3 +98,45 @@ def test_the_text_format_and_uvicorns_configuration() -> None:
     assert json.loads(JsonFormatter().format(record))["message"] == "Started x"
     assert " INFO uvicorn.error [-] Started x" in TextFormatter().format(record)
     assert Settings().log_format == "json"  # (production's default: for the log shipper)
+
+
+class _Recording(trace.TracerProvider, _logs.LoggerProvider):
+    """A process-wide OpenTelemetry provider, as an auto-instrumentation would install: it notes
+    every tracer and logger asked of it (FastAPI asks on each request it observes)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def get_tracer(self, name: str, *args: object, **kwargs: object) -> trace.Tracer:
+        self.asked.append(f"tracer {name}")
+        return trace.NoOpTracer()
+
+    def get_logger(self, name: str, *args: object, **kwargs: object) -> _logs.Logger:
+        self.asked.append(f"logger {name}")
+        return _logs.NoOpLogger(name)
+
+
+def test_fastapis_own_telemetry_is_off_even_with_a_provider_installed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI would hand each request's body and validation errors (with their input values) to a
+    provider's processors and log exceptions with their messages: with a provider installed
+    process-wide and `FASTAPI_OTEL_AUTO_CONFIGURE=true`, a search, a 422 and a 500 reach it not once."""
+    provider = _Recording()
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    monkeypatch.setattr(_logs, "get_logger_provider", lambda: provider)
+    settings = Settings(environment="development", database_url="sqlite://", indexer_interval_seconds=0)
+    app = create_app(settings, engine=engine)
+    query = {"given": GIVEN, "family": FAMILY, "birth_date": DOB}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.post("/api/v1/children/search", json=query, headers=who()).status_code == 200
+        bad = client.post("/api/v1/children/search", json={**query, "birth_date": f"{DOB}x"}, headers=who())
+        assert bad.status_code == 422
+
+        def broken(*_: object, **__: object) -> object:
+            raise RuntimeError(f"lookup failed for {GIVEN} {FAMILY} born {DOB}")
+
+        monkeypatch.setattr("search.api._find", broken)
+        assert client.post("/api/v1/children/search", json=query, headers=who()).status_code == 500
+    assert provider.asked == []
