@@ -5,9 +5,11 @@ and settings; no analysis plugin is needed because every key is computed in Pyth
 (search.blocking.blocking_keys) and stored as an exact keyword.
 
 Each document keeps, beside its keys, the record as a compact JSON array (see `compact`) in the doc
-values of a binary field `r`: a search is one `_search` that returns, for the best-ranked children,
-that array and nothing else (no stored field is read), and the dates of birth in it are tested
-against the query (`keep_birth`) before any record is built, as the resident embedded index does.
+values of a binary field `r`, and its day numbers of birth and expected delivery in two integer
+fields `b` and `d`: a search is one `_search` that returns, for the best-ranked children, those
+three and nothing else (no stored field is read); the day numbers are tested against the query
+(`keep_birth`) first, and only the records that pass are decoded, as the resident embedded index
+reads back only the candidates its day numbers keep.
 The mapping carries a version (`_meta.childindex_mapping`): an index built by an older release is
 detected (`outdated_reason`, /readyz) and searches refuse it with `IndexOutdated` until
 `childindex reindex` builds a new one.
@@ -24,6 +26,7 @@ from binascii import a2b_base64, b2a_base64
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
@@ -32,15 +35,22 @@ from search.es_client import Access, make_client
 from search.normalise import normalise_identifier
 from search.port import BirthFilter, PersonFields, SearchUnavailable
 
-MAPPING_VERSION = 3
+MAPPING_VERSION = 4
 """Raised whenever the mapping or the compact record changes: an index of another version must be
 rebuilt (`childindex reindex`). 1 (no `_meta`): the whole record as `person` in _source; 2: the
-compact record as `p` in _source; 3: the compact record in doc values (`r`) and the tie-break `t`."""
+compact record as `p` in _source; 3: the compact record in doc values (`r`) and the tie-break `t`;
+4: the day numbers `b` and `d` beside it, so a search decodes only the records they keep."""
 DEFAULT_ALIAS = "childindex-children"
 CHUNK_SIZE = 1000
 """Documents per bulk request."""
 MERGE_TIMEOUT_SECONDS = 6 * 3600
 """How long `rebuild` waits for the new index to be merged into one segment (minutes at millions)."""
+_FIELDS = frozenset({"r", "b", "d"})
+"""The doc values every hit carries (an index of an older mapping lacks some: `IndexOutdated`)."""
+_DOC_VALUES = [{"field": name} for name in sorted(_FIELDS)]
+_HITS_PARAMS = {"filter_path": "hits.hits.sort,hits.hits.fields"}
+"""Only each hit's sort values and doc values come back (no `_index`, `_id`, `_score`)."""
+_JSON = {"accept": "application/json", "content-type": "application/json"}
 
 
 def _identifier_terms(rec: PersonFields) -> list[str]:
@@ -53,7 +63,7 @@ def index_mapping() -> dict[str, Any]:
         "dynamic": "strict",
         "_meta": {"childindex_mapping": MAPPING_VERSION},
         # _source keeps the child id only (for people looking at the index): a search never reads it.
-        "_source": {"excludes": ["keys", "identifiers", "r", "t"]},
+        "_source": {"excludes": ["keys", "identifiers", "r", "t", "b", "d"]},
         "properties": {
             "child_id": {"type": "keyword"},
             # Only ever matched exactly, never sorted or aggregated: no doc values needed.
@@ -63,6 +73,10 @@ def index_mapping() -> dict[str, Any]:
             "r": {"type": "binary", "doc_values": True},
             # The tie-break a search sorts on (see `tiebreak`): doc values only.
             "t": {"type": "long", "index": False},
+            # Day numbers of birth and expected delivery (`date.toordinal`; 0: none), always present:
+            # tested before a record is decoded (`could_match`). Doc values only.
+            "b": {"type": "integer", "index": False},
+            "d": {"type": "integer", "index": False},
         },
     }
 
@@ -111,20 +125,35 @@ def from_compact(p: list[Any]) -> PersonFields:
     )
 
 
-def could_match(records: list[list[Any]], keep: BirthFilter) -> list[list[Any]]:
-    """The compact records `keep` leaves in, in order: with an exact date of birth only those born
-    near it (or of unknown birth) are asked one by one, the rest get `keep.far` (as the resident
-    embedded index does: a set lookup on the day number, no date built)."""
+Hit = tuple[list[Any], dict[str, list[Any]]]
+"""One hit as `_hits` gives it: its sort values and its doc values (`r`, `b`, `d`)."""
+
+
+def could_match(hits: list[Hit], keep: BirthFilter) -> list[Hit]:
+    """The hits `keep` leaves in, in order, tested on their day numbers (`b`, `d`; 0: none): with an
+    exact date of birth only those born near it (or of unknown birth) are asked one by one, the rest
+    get `keep.far` (as the resident embedded index does: a set lookup on the day number, no date
+    built). No record is decoded here."""
     near = keep.near_days
-    kept: list[list[Any]] = []
-    for p in records:
-        born, edd = p[3], p[4]
+    kept: list[Hit] = []
+    for hit in hits:
+        fields = hit[1]
+        born, edd = fields["b"][0], fields["d"][0]
         if near is not None and born and born not in near:
             if keep.far:
-                kept.append(p)
+                kept.append(hit)
         elif keep(date.fromordinal(born) if born else None, date.fromordinal(edd) if edd else None):
-            kept.append(p)
+            kept.append(hit)
     return kept
+
+
+def records_of(hits: list[Hit]) -> list[list[Any]]:
+    """The compact records of these hits, in order: one JSON array for them all (a third of the time
+    of one `json.loads` per record)."""
+    records: list[list[Any]] = json.loads(
+        b"[" + b",".join([a2b_base64(hit[1]["r"][0]) for hit in hits]) + b"]"
+    )
+    return records
 
 
 class ElasticsearchBackend:
@@ -200,6 +229,8 @@ class ElasticsearchBackend:
             "identifiers": _identifier_terms(stored),
             "r": b2a_base64(record, newline=False).decode(),
             "t": tiebreak(rec.child_id),
+            "b": stored.birth_date.toordinal() if stored.birth_date else 0,
+            "d": stored.expected_delivery_date.toordinal() if stored.expected_delivery_date else 0,
         }
 
     def outdated_reason(self) -> str | None:
@@ -313,25 +344,35 @@ class ElasticsearchBackend:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def _hits(self, query: dict[str, Any], sort: list[Any], size: int) -> list[tuple[list[Any], list[Any]]]:
-        """The best `size` hits of one `_search`, in order: each hit's sort values and compact record.
+    def _hits(self, query: dict[str, Any], sort: list[Any], size: int) -> list[Hit]:
+        """The best `size` hits of one `_search`, in order: each hit's sort values and doc values.
 
-        Each record comes from the doc values of `r`, and no stored field is read: not `_source`,
-        not even `_id`. Stored fields are compressed in blocks of many documents, so fetching 200
-        scattered hits decompressed 200 blocks, most of the node's time (at 1,000,000 children,
-        `took` 3 ms -> 1 ms; see docs/elasticsearch.md). An index of an older mapping fails here
-        with `IndexOutdated` (no `t` to sort on, or no `r`), never looks empty."""
+        Each record comes from the doc values of `r`, with its day numbers `b` and `d`, and no stored
+        field is read: not `_source`, not even `_id`. Stored fields are compressed in blocks of many
+        documents, so fetching 200 scattered hits decompressed 200 blocks, most of the node's time
+        (at 1,000,000 children, `took` 3 ms -> 1 ms; see docs/elasticsearch.md). The request goes
+        through the client's `perform_request` with the body serialised here once (the search API's
+        own argument handling was a sixth of the app's CPU for a request). An index of an older
+        mapping fails here with `IndexOutdated` (no `t` to sort on, or no `r`, `b` or `d`), never
+        looks empty."""
+        body = {
+            "query": query,
+            "sort": sort,
+            "size": size,
+            "track_total_hits": False,
+            "_source": False,
+            "stored_fields": "_none_",
+            "docvalue_fields": _DOC_VALUES,
+        }
         try:
-            response = self.client.search(
-                index=self.alias,
-                query=query,
-                sort=sort,
-                size=size,
-                track_total_hits=False,
-                source=False,
-                stored_fields=["_none_"],
-                docvalue_fields=[{"field": "r"}],
-                filter_path=["hits.hits.sort", "hits.hits.fields.r"],
+            response = self.client.perform_request(
+                "POST",
+                f"/{quote(self.alias, safe='')}/_search",
+                params=_HITS_PARAMS,
+                headers=_JSON,
+                body=json.dumps(body, separators=(",", ":")).encode(),
+                endpoint_id="search",
+                path_parts={"index": self.alias},
             )
         except (ApiError, TransportError) as exc:
             reason = self.outdated_reason() if isinstance(exc, ApiError) and exc.meta.status == 400 else None
@@ -340,18 +381,20 @@ class ElasticsearchBackend:
             raise SearchUnavailable(f"Elasticsearch cannot search: {describe_failure(exc)}") from exc
         hits = response.body.get("hits", {}).get("hits", [])
         try:
-            # One JSON array for them all: a third of the time of one `json.loads` per record.
-            records = json.loads(b"[" + b",".join([a2b_base64(hit["fields"]["r"][0]) for hit in hits]) + b"]")
+            found = [(hit["sort"], hit["fields"]) for hit in hits]
         except KeyError:
-            raise IndexOutdated(self.outdated_reason() or "the index holds no compact records") from None
-        return list(zip([hit["sort"] for hit in hits], records, strict=True))
+            found = []  # (no sort values, or no doc values at all: as below)
+        if hits and not (found and found[0][1].keys() >= _FIELDS):
+            # (one index behind the alias, all of one mapping: the first hit says for all)
+            raise IndexOutdated(self.outdated_reason() or "the index holds no compact records")
+        return found
 
     def candidates(
         self, keys: Sequence[str], limit: int, *, keep_birth: BirthFilter | None = None
     ) -> list[PersonFields]:
         """Children sharing the most keys, most first, ties by child id (each shared key scores
         exactly 1); of those, only the ones `keep_birth` keeps, tested on their day numbers before
-        any record is built.
+        any record is decoded.
 
         The node breaks ties by `t` (`tiebreak`), a number, not by the child id itself: sorting on
         a keyword costs the node a lookup of every hit's id (at 1,000,000 children, a round trip
@@ -369,17 +412,17 @@ class ElasticsearchBackend:
                 hits = self._hits(query, [{"_score": "desc"}, {"child_id": "asc"}], limit)
             else:
                 del hits[limit:]
-        hits.sort(key=lambda hit: (-hit[0][0], hit[1][0]))  # ties on `t` come in index order
-        found = [record for _, record in hits]
         if keep_birth is not None:
-            found = could_match(found, keep_birth)
-        return [from_compact(p) for p in found]
+            hits = could_match(hits, keep_birth)  # (in order: the sort below is the same either way)
+        scores = [hit[0][0] for hit in hits]
+        found = sorted(zip(scores, records_of(hits), strict=True), key=lambda s_p: (-s_p[0], s_p[1][0]))
+        return [from_compact(p) for _, p in found]  # (ties on `t` came in index order: now by id)
 
     def by_identifier(self, system: str, value: str) -> list[PersonFields]:
         """Children holding exactly this identifier (system and normalised value)."""
         term = f"{system}|{normalise_identifier(system, value)}"
         hits = self._hits({"bool": {"filter": [{"term": {"identifiers": term}}]}}, [{"child_id": "asc"}], 50)
-        return [from_compact(record) for _, record in hits]
+        return [from_compact(record) for record in records_of(hits)]
 
     def count(self) -> int:
         """Number of indexed children (as of the last refresh)."""

@@ -7,8 +7,10 @@ the same matches, scores, grades and too-many verdicts.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
+from base64 import b64encode
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
@@ -193,6 +195,15 @@ OLD_MAPPINGS = {
         {"_meta": {"childindex_mapping": 2}},
         {"p": {"type": "object", "enabled": False}},
         lambda child: {"p": compact(child)},
+    ),
+    # release 3: the compact record in doc values (`r`) and the tie-break `t`, no day numbers
+    3: (
+        {"_meta": {"childindex_mapping": 3}},
+        {"r": {"type": "binary", "doc_values": True}, "t": {"type": "long", "index": False}},
+        lambda child: {
+            "r": b64encode(json.dumps(compact(child)).encode()).decode(),
+            "t": tiebreak(child.child_id),
+        },
     ),
 }
 
