@@ -222,15 +222,16 @@ class ElasticsearchBackend:
 
     def _doc(self, rec: PersonFields) -> dict[str, Any]:
         stored = rec.redacted()
-        record = json.dumps(compact(stored), separators=(",", ":")).encode()
+        p = compact(stored)
+        record = json.dumps(p, separators=(",", ":")).encode()
         return {
             "child_id": rec.child_id,
             "keys": sorted(blocking_keys(stored)),
             "identifiers": _identifier_terms(stored),
             "r": b2a_base64(record, newline=False).decode(),
             "t": tiebreak(rec.child_id),
-            "b": stored.birth_date.toordinal() if stored.birth_date else 0,
-            "d": stored.expected_delivery_date.toordinal() if stored.expected_delivery_date else 0,
+            "b": p[3] or 0,  # (the record's own day numbers: the two never disagree)
+            "d": p[4] or 0,
         }
 
     def outdated_reason(self) -> str | None:
