@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import Engine
 
 from tests.fixtures.builders import child_create
 
@@ -127,3 +128,45 @@ def test_a_serving_process_keeps_its_startup_heap_out_of_the_collectors_way(tmp_
         assert client.get("/healthz").status_code == 200
         assert gc.get_freeze_count() > 10_000
     assert gc.get_freeze_count() == 0
+
+
+def test_a_serving_process_collects_cycles_rarely_and_gives_the_thresholds_back(engine: Engine) -> None:
+    """While the app serves, the cyclic collector runs only once far more objects are alive than a
+    request's (COLLECT_AFTER): 300 searches set it off not once, where Python's default collects
+    several times a search. Cycles are still collected when it does run; at shutdown the process's
+    own thresholds come back."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from childindex.app import COLLECT_AFTER, create_app
+    from childindex.settings import Settings
+    from tests.directory.test_api import who
+
+    before = gc.get_threshold()
+    assert before != COLLECT_AFTER
+    runs: list[int] = []
+
+    def counted(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            runs.append(info["generation"])
+
+    settings = Settings(
+        environment="development",
+        database_url="sqlite://",
+        indexer_interval_seconds=0,
+        search_rate_per_minute=1_000,
+    )
+    query = {"given": "Ottoline", "family": "Vanderquist", "birth_date": "2015-07-19"}
+    with TestClient(create_app(settings, engine=engine)) as client:
+        assert client.post("/api/v1/children/search", json=query, headers=who()).status_code == 200
+        gc.collect()
+        gc.callbacks.append(counted)
+        try:
+            for _ in range(300):
+                assert client.post("/api/v1/children/search", json=query, headers=who()).status_code == 200
+        finally:
+            gc.callbacks.remove(counted)
+        assert gc.get_threshold() == COLLECT_AFTER
+        assert runs == []
+    assert gc.get_threshold() == before
