@@ -8,8 +8,8 @@ import logging
 import random
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI, Request, Response
@@ -149,16 +149,13 @@ def _lifespan(
             backend.start_resident()  # loads in the background; searches use SQL until then
         if settings.indexer_interval_seconds > 0:
             indexer.start()
-        thresholds = gc.get_threshold()
-        _settle_heap()
         try:
-            yield
+            with settled_heap():
+                yield
         finally:
             indexer.stop()
             if isinstance(backend, EmbeddedBackend):
                 backend.stop_resident()
-            gc.unfreeze()  # (another app in this process, as in tests, may collect them now)
-            gc.set_threshold(*thresholds)
             worker_stopped()  # (its live gauges stop counting in a multiprocess scrape)
 
     return lifespan
@@ -258,7 +255,8 @@ still made (an exception's traceback, say) wait for the next collection: some 10
 docs/performance.md, "The cyclic collector"."""
 
 
-def _settle_heap() -> None:
+@contextmanager
+def settled_heap() -> Iterator[None]:
     """Keep the objects every request needs (modules, routes, models, mappers) out of the cyclic
     garbage collector's way once the app has started.
 
@@ -271,11 +269,23 @@ def _settle_heap() -> None:
     objects are still freed when nothing refers to them; only cycles among them wait for
     `gc.unfreeze()` at shutdown. (No collection first: it took 0.1 s per app start in the tests,
     and the little cyclic garbage of a start can wait for the unfreeze too.) Then the collector
-    runs only as often as COLLECT_AFTER says; both are undone at shutdown.
+    runs only as often as COLLECT_AFTER says. Both are undone on leaving, so that another app in
+    the process (as in tests) may collect what this one made, under the process's own thresholds.
+
+    `childindex serve --workers N` holds its supervising process (the node's audit writer and the
+    background jobs) the same way: unfrozen, a full collection there walked everything it had made
+    at startup, 165 ms during which no worker's audit event was acknowledged (measured at
+    1,000,000 children flat out).
     """
     configure_mappers()  # (lazily on the first query otherwise: thousands of objects after the freeze)
     gc.freeze()
+    thresholds = gc.get_threshold()
     gc.set_threshold(*COLLECT_AFTER)
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 _ALWAYS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))

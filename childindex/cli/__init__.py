@@ -129,7 +129,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
     metrics_dir = prepare_multiprocess() if workers > 1 else None
     import uvicorn
 
-    from childindex.app import create_app, serving_limits
+    from childindex.app import create_app, serving_limits, settled_heap
     from childindex.logs import uvicorn_log_config
     from childindex.metrics import install_listener
 
@@ -164,7 +164,8 @@ def _serve(settings: Settings, *, host: str | None, port: int | None, workers: i
         os.environ["CHILDINDEX_NOTIFY_ENABLED"] = "false"
         os.environ["CHILDINDEX_FRONT_DOOR_WORKER"] = "false"
         node_writer = audit_node.start(settings, engine)  # one audit writer for the workers (docs/audit.md)
-        uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
+        with settled_heap():  # (the workers' apps do the same in theirs)
+            uvicorn.run("childindex.app:create_app", factory=True, workers=workers, **where)  # type: ignore[arg-type]
     finally:
         for job in jobs:
             job.stop()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy.engine import Engine
 
 from tests.fixtures.builders import child_create
@@ -169,4 +170,22 @@ def test_a_serving_process_collects_cycles_rarely_and_gives_the_thresholds_back(
             gc.callbacks.remove(counted)
         assert gc.get_threshold() == COLLECT_AFTER
         assert runs == []
+    assert gc.get_threshold() == before
+
+
+def test_the_supervising_process_holds_its_heap_the_same_way() -> None:
+    """`childindex serve --workers N` runs uvicorn's supervisor (the node's audit writer, the
+    background jobs) inside `settled_heap`: frozen and collected as rarely as a worker while it
+    serves, and the process's own state back on leaving, even when serving fails."""
+    import gc
+
+    from childindex.app import COLLECT_AFTER, settled_heap
+
+    gc.unfreeze()
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), settled_heap():
+        assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold() == COLLECT_AFTER
+        raise RuntimeError("the port was taken")
+    assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == before
