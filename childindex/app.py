@@ -252,7 +252,7 @@ worker in about 35 s: 14,600 young collections (0.83 s), 1,330 middle ones (0.62
 ones (0.41 s, up to 24 ms each, the event loop stopped meanwhile), some 6% of the worker's time;
 with this threshold 2-3 young collections (0.04-0.09 s, up to 35 ms each) and no other. Cycles
 still made (an exception's traceback, say) wait for the next collection: some 100,000 objects. See
-docs/performance.md, "The cyclic collector"."""
+docs/performance.md, "Issue #21, third round: the cyclic collector"."""
 
 
 @contextmanager

@@ -134,8 +134,7 @@ def test_a_serving_process_keeps_its_startup_heap_out_of_the_collectors_way(tmp_
 def test_a_serving_process_collects_cycles_rarely_and_gives_the_thresholds_back(engine: Engine) -> None:
     """While the app serves, the cyclic collector runs only once far more objects are alive than a
     request's (COLLECT_AFTER): 300 searches set it off not once, where Python's default collects
-    several times a search. Cycles are still collected when it does run; at shutdown the process's
-    own thresholds come back."""
+    several times a search; at shutdown the process's own thresholds come back."""
     import gc
 
     from fastapi.testclient import TestClient
