@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.search_http import start_noise, stop_noise  # noqa: E402
+from bench.cores import start_noise, stop_noise  # noqa: E402
 
 
 def _worker(url: str, socket_path: str | None, args: dict[str, Any], start: Any, out: Any, n: int) -> None:

@@ -1,12 +1,19 @@
-"""Where the CPU went during a benchmark: a process tree's CPU seconds and the whole machine's,
-read from /proc (Linux), for `bench/search_http.py`'s account of the cores in a flat-out run."""
+"""The cores during a benchmark (Linux): where the CPU went (a process tree's CPU seconds and the
+whole machine's, read from /proc), a CPU-bound neighbour to run beside a server, and the server's
+CPU weight against it (a cgroup), for `bench/search_http.py` and `bench/audit_writer.py`."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import resource
+import shutil
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -77,3 +84,71 @@ def machine_cpu() -> float:
     """CPU seconds the whole machine has been busy (not idle or waiting), all cores together."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def start_noise(cpus: int) -> tuple[list[subprocess.Popen[bytes]], str]:
+    """A CPU-bound neighbour on `cpus` cores for the whole run: `stress-ng --cpu N` when installed
+    (apt-get install stress-ng), else N Python busy loops; and which it is."""
+    if cpus <= 0:
+        return [], "none"
+    if shutil.which("stress-ng"):
+        cmd = ["stress-ng", "--cpu", str(cpus), "--cpu-method", "matrixprod", "--quiet", "--timeout", "0"]
+        quiet = subprocess.DEVNULL
+        procs = [subprocess.Popen(cmd, stdout=quiet, stderr=quiet, start_new_session=True)]
+        name = f"stress-ng --cpu {cpus}"
+    else:
+        loop = [sys.executable, "-c", "while True: pass"]
+        procs = [subprocess.Popen(loop, start_new_session=True) for _ in range(cpus)]
+        name = f"{cpus} Python busy loop(s) (stress-ng not installed)"
+    atexit.register(stop_noise, procs)  # (however the run ends)
+    return procs, name
+
+
+def stop_noise(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the neighbour (each in a session of its own)."""
+    for proc in procs:
+        if proc.poll() is not None:  # (stopped already: its group id may be another's now)
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+CGROUP_V2 = Path("/sys/fs/cgroup")
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
+
+
+def weighted(command: list[str], weight: int) -> tuple[list[str], Callable[[], None]]:
+    """`command` wrapped to start in a cgroup of its own with CPU weight `weight` (systemd's
+    `CPUWeight=` scale: 1-10,000, every other process 100), and a function that removes the group
+    once the command and its children have exited. Under contention the kernel shares the cores
+    between groups in proportion to their weights, which is what deploy/systemd/childindex.service
+    sets for the server. Needs root (or a delegated cgroup) and the CPU controller (v2 or v1)."""
+    name = f"childindex-bench-{os.getpid()}-{time.monotonic_ns()}"
+    controllers = CGROUP_V2 / "cgroup.controllers"
+    if controllers.exists() and "cpu" in controllers.read_text().split():
+        group, setting, value = CGROUP_V2 / name, "cpu.weight", str(weight)
+    elif (CGROUP_V1_CPU / "cpu.shares").exists():
+        group, setting, value = CGROUP_V1_CPU / name, "cpu.shares", str(max(2, weight * 1024 // 100))
+    else:
+        sys.exit("--server-weight needs the cgroup CPU controller (v2, or v1 at /sys/fs/cgroup/cpu)")
+    try:
+        group.mkdir()
+        (group / setting).write_text(value)
+    except OSError as exc:
+        sys.exit(f"--server-weight could not make {group}: {exc} (run as root)")
+
+    def remove() -> None:
+        for _ in range(100):  # (the workers may outlive their supervisor by a moment)
+            try:
+                group.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        print(f"warning: {group} still holds processes; remove it by hand", file=sys.stderr)
+
+    atexit.register(remove)
+    join = 'echo $$ > "$0" && exec "$@"'  # (the shell joins the group, then becomes the command)
+    return ["sh", "-c", join, str(group / "cgroup.procs"), *command], remove

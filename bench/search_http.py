@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
-import contextlib
 import json
 import os
 import random
@@ -46,7 +44,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cores import cores_used, print_cores  # noqa: E402
+from bench.cores import cores_used, print_cores, start_noise, stop_noise, weighted  # noqa: E402
 
 LUA = """
 local bodies = {}
@@ -268,34 +266,6 @@ async def _at_rate(
     }
 
 
-def start_noise(cpus: int) -> tuple[list[subprocess.Popen[bytes]], str]:
-    """A CPU-bound neighbour on `cpus` cores for the whole run: `stress-ng --cpu N` when installed
-    (apt-get install stress-ng), else N Python busy loops; and which it is."""
-    if cpus <= 0:
-        return [], "none"
-    if shutil.which("stress-ng"):
-        cmd = ["stress-ng", "--cpu", str(cpus), "--cpu-method", "matrixprod", "--quiet", "--timeout", "0"]
-        quiet = subprocess.DEVNULL
-        procs = [subprocess.Popen(cmd, stdout=quiet, stderr=quiet, start_new_session=True)]
-        name = f"stress-ng --cpu {cpus}"
-    else:
-        loop = [sys.executable, "-c", "while True: pass"]
-        procs = [subprocess.Popen(loop, start_new_session=True) for _ in range(cpus)]
-        name = f"{cpus} Python busy loop(s) (stress-ng not installed)"
-    atexit.register(stop_noise, procs)  # (however the run ends)
-    return procs, name
-
-
-def stop_noise(procs: list[subprocess.Popen[bytes]]) -> None:
-    """Stop the neighbour (each in a session of its own)."""
-    for proc in procs:
-        if proc.poll() is not None:  # (stopped already: its group id may be another's now)
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def serve(cmd: list[str], env: dict[str, str], port: int, *, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
     """Start a server (from the checkout at `cwd`) and wait until it answers."""
     proc = subprocess.Popen(
@@ -417,6 +387,13 @@ def main() -> None:
         "busy loops): the noisy-neighbour run",
     )
     ap.add_argument(
+        "--server-weight",
+        type=int,
+        default=0,
+        help="start each server in a cgroup of its own with this CPU weight (systemd's CPUWeight= scale; "
+        "every other process has 100), as deploy/systemd/childindex.service runs it; needs root",
+    )
+    ap.add_argument(
         "--serve",
         action="store_true",
         help="start the apps (this one, --old-writer, --baseline) with `childindex serve --workers N`, "
@@ -492,6 +469,9 @@ def main() -> None:
         command = [*uvicorn, "--port", str(port), *app]
         if args.serve and app[0] == "--factory":  # the app (not the ceiling), as production runs it
             command = [*childindex_serve, "--workers", str(args.workers), "--port", str(port)]
+        ungroup = None
+        if args.server_weight:
+            command, ungroup = weighted(command, args.server_weight)
         proc = serve(command, env, port, cwd=cwd)
         url = f"http://127.0.0.1:{port}/api/v1/children/search"
         try:
@@ -510,6 +490,8 @@ def main() -> None:
                 )
         finally:
             stop(proc)
+            if ungroup is not None:
+                ungroup()
 
     noise, noise_name = start_noise(args.noise)
     if "ceiling" not in args.skip:
@@ -574,7 +556,8 @@ def main() -> None:
     print(
         f"\nchildren in database: {children:,}; backend: {args.backend}; {args.connections} connections; "
         f"{args.duration}s each after {args.warmup}s warm-up; {args.workers} uvicorn worker(s); "
-        f"{os.cpu_count()} cores; CPU-bound neighbour: {noise_name}; load average before: "
+        f"{os.cpu_count()} cores; CPU-bound neighbour: {noise_name}; the servers' CPU weight: "
+        f"{args.server_weight or 'as every process (100)'}; load average before: "
         f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
     )
     print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")

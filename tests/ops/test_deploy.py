@@ -112,3 +112,66 @@ def test_the_haproxy_config_is_valid() -> None:
         [haproxy, "-c", "-f", str(DEPLOY / "haproxy" / "haproxy.cfg")], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+SYSTEMD = DEPLOY / "systemd"
+
+
+def _unit(path: Path) -> dict[str, list[str]]:
+    """A unit file's settings, each key's values in order (systemd allows a key more than once)."""
+    settings: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def _commands() -> set[tuple[str, ...]]:
+    """Every command the CLI runs (not the groups), as its words: ("serve",), ("audit", "verify"), ..."""
+    import typer
+
+    from childindex.cli import app as cli
+
+    found: set[tuple[str, ...]] = set()
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        subcommands = getattr(command, "commands", None)  # (a group: Typer brings its own click)
+        if subcommands is None:
+            found.add(path)
+            return
+        for name, sub in subcommands.items():
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(cli), ())
+    return found
+
+
+def test_the_systemd_units_run_commands_the_cli_has_and_every_timer_has_its_service() -> None:
+    commands = _commands()
+    services = sorted(SYSTEMD.glob("*.service"))
+    assert len(services) >= 4
+    for service in services:
+        runs = _unit(service)["ExecStart"] + _unit(service).get("ExecStartPre", [])
+        for line in runs:
+            words = line.lstrip("-").split()
+            assert words[0] == "/opt/childindex/.venv/bin/childindex", (service.name, line)
+            assert tuple(words[1:]) in commands, (service.name, line)
+    for timer in SYSTEMD.glob("*.timer"):
+        assert timer.with_suffix(".service").exists(), timer.name
+        assert _unit(timer)["OnCalendar"], timer.name
+
+
+def test_the_service_outweighs_its_own_batch_units_for_the_cores() -> None:
+    """Beside a busy neighbour a search's latency is the cores the service keeps (docs/operations.md,
+    "A busy neighbour"): the service is weighted above every unit's default (100), and its own batch
+    work (the timers' units) below it, so a nightly verify or purge never takes a search's core."""
+    weight = int(_unit(SYSTEMD / "childindex.service")["CPUWeight"][0])
+    assert weight > 100
+    batch = [t.with_suffix(".service") for t in SYSTEMD.glob("*.timer")]
+    assert len(batch) >= 3
+    for unit in batch:
+        settings = _unit(unit)
+        assert int(settings["CPUWeight"][0]) < 100, unit.name
+        assert settings["Type"] == ["oneshot"], unit.name
