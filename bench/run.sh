@@ -41,6 +41,9 @@ python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queri
 echo "== noisy neighbour: search at 500/s and flat out beside stress-ng --cpu 1, node's writer vs one per worker"
 python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --workers 2 \
   --skip ceiling dev --rate 500 --noise 1 --serve --old-writer --rounds 2 --warmup 15
+echo "== the same neighbour, the service weighted as deploy/systemd/childindex.service weights it (CPUWeight=1000; root)"
+python bench/search_http.py --database-url "sqlite:///$DB" --duration 20 --queries 1000 --workers 2 \
+  --skip ceiling dev --rate 500 --noise 1 --serve --server-weight 1000 --rounds 2 --warmup 15
 echo "== Elasticsearch backend: index build, memory and search through HTTP ($N children)"
 ES_PORT="${BENCH_ES_PORT:-9290}"
 ES_URL="$(CHILDINDEX_ES_PORT=$ES_PORT CHILDINDEX_ES_EXTRA_JAVA_OPTS="-Xms2g -Xmx2g" \
