@@ -153,8 +153,8 @@ def test_the_systemd_units_run_commands_the_cli_has_and_every_timer_has_its_serv
     services = sorted(SYSTEMD.glob("*.service"))
     assert len(services) >= 4
     for service in services:
-        runs = _unit(service)["ExecStart"] + _unit(service).get("ExecStartPre", [])
-        for line in runs:
+        settings = _unit(service)
+        for line in settings["ExecStart"] + settings.get("ExecStartPre", []):
             words = line.lstrip("-").split()
             assert words[0] == "/opt/childindex/.venv/bin/childindex", (service.name, line)
             assert tuple(words[1:]) in commands, (service.name, line)
