@@ -23,34 +23,39 @@ from typing import Any
 def cores_used(server: int, result: dict[str, Any]) -> Iterator[None]:
     """Add to `result` where the machine's CPU went during the block, in cores (1.00 = one): the
     server's process tree (`cpu_server`, and each process using any: `cpu_processes`, e.g. the
-    workers and the node's audit writer), the children this process waited for meanwhile (wrk:
-    `cpu_wrk`) and the whole machine (`cpu_machine`)."""
+    workers and the node's audit writer), the load generator (`cpu_load`: this process and the
+    children it waited for meanwhile, wrk or its own client) and the whole machine (`cpu_machine`)."""
     tree, machine = process_tree_cpu(server), machine_cpu()
-    waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = _own_and_waited()
     started = time.monotonic()
     yield
     elapsed = time.monotonic() - started
-    after, waited_after = process_tree_cpu(server), resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = process_tree_cpu(server)
     used = sorted(((after[p] - tree.get(p, 0.0)) / elapsed for p in after), reverse=True)
     result["cpu_server"] = sum(used)
     result["cpu_processes"] = "+".join(f"{u:.2f}" for u in used if u >= 0.01)
-    result["cpu_wrk"] = (
-        waited_after.ru_utime + waited_after.ru_stime - waited.ru_utime - waited.ru_stime
-    ) / elapsed
+    result["cpu_load"] = (_own_and_waited() - load) / elapsed
     result["cpu_machine"] = (machine_cpu() - machine) / elapsed
 
 
-def print_cores(results: Mapping[str, Mapping[str, Any]]) -> None:
-    """The table of `cores_used`'s figures, one row a server."""
+def _own_and_waited() -> float:
+    """CPU seconds of this process and of the children it has waited for."""
+    own, waited = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
+
+
+def print_cores(results: Mapping[str, Mapping[str, Any]], *, runs: str = "the flat-out runs") -> None:
+    """The table of `cores_used`'s figures, one row a server, with the server's CPU per request."""
     print(
-        "\nwhere the cores went in the flat-out runs (1.00 = one core): the server in all, and each of its "
-        "processes (workers, the node's audit writer); wrk; the whole machine (the rest: the neighbour, "
-        "if any)"
+        f"\nwhere the cores went in {runs} (1.00 = one core): the server in all, and each of its "
+        "processes (workers, the node's audit writer); the load generator; the whole machine (the rest: "
+        "the neighbour, if any); the server's CPU per request answered"
     )
-    print(f"{'server':48} {'server':>8} {'wrk':>8} {'machine':>8}  each process")
+    print(f"{'server':48} {'server':>8} {'load':>8} {'machine':>8} {'ms/req':>8}  each process")
     for name, r in results.items():
         if "cpu_server" in r:
-            cores = f"{r['cpu_server']:8.2f} {r['cpu_wrk']:8.2f} {r['cpu_machine']:8.2f}"
+            per = r["cpu_server"] / r["rps"] * 1000 if r.get("rps") else float("nan")
+            cores = f"{r['cpu_server']:8.2f} {r['cpu_load']:8.2f} {r['cpu_machine']:8.2f} {per:8.2f}"
             print(f"{name:48} {cores}  {r['cpu_processes']}")
 
 

@@ -375,9 +375,11 @@ def main() -> None:
     ap.add_argument(
         "--rate",
         type=float,
-        default=0.0,
+        nargs="*",
+        default=[],
         help="also measure each server with searches arriving at this fixed rate a second (an open "
-        "loop over the same connections, latency from each search's due time)",
+        "loop over the same connections, latency from each search's due time), and the server's CPU "
+        "per search meanwhile; several rates are measured in turn on the same server",
     )
     ap.add_argument(
         "--noise",
@@ -447,7 +449,7 @@ def main() -> None:
         base_env["CHILDINDEX_ELASTICSEARCH_URL"] = args.elasticsearch_url
     load_before = os.getloadavg()
     results: dict[str, dict[str, float]] = {}
-    paced: dict[str, dict[str, float]] = {}
+    paced: dict[float, dict[str, dict[str, float]]] = {rate: {} for rate in args.rate}
     uvicorn = [
         sys.executable,
         "-m",
@@ -484,10 +486,11 @@ def main() -> None:
                 warmup=args.warmup,
                 server=proc.pid,
             )
-            if args.rate > 0:
-                paced[name] = at_rate(
-                    url, qfile, headers, rate=args.rate, duration=args.duration, connections=args.connections
-                )
+            for rate, measured in paced.items():
+                measured[name] = {}
+                with cores_used(proc.pid, measured[name]):  # (the load generator here is this process)
+                    load = {"rate": rate, "duration": args.duration, "connections": args.connections}
+                    measured[name].update(at_rate(url, qfile, headers, **load))
         finally:
             stop(proc)
             if ungroup is not None:
@@ -568,11 +571,12 @@ def main() -> None:
     for name, r in results.items():
         row(name, r, r["non_2xx"])
     print_cores(results)
-    if paced:
-        print(f"\nsearches arriving at a fixed {args.rate:g}/s over the same {args.connections} connections")
+    for rate, measured in paced.items():
+        print(f"\nsearches arriving at a fixed {rate:g}/s over the same {args.connections} connections")
         print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'failed':>8}")
-        for name, r in paced.items():
+        for name, r in measured.items():
             row(name, r, r["non_2xx"] + r["socket_errors"])
+        print_cores(measured, runs=f"the runs at {rate:g}/s")
     ceiling = results.get("ceiling (minimal FastAPI)")
     app = results.get("app: search + auth + audit")
     dev = results.get("app without token/grant checks (dev header)")
