@@ -101,12 +101,13 @@ class Settings(BaseSettings):
         description="Set by `serve` for its workers: the Unix socket of the node's audit writer.",
     )
     audit_commit_linger_ms: float = Field(
-        default=8.0,
+        default=16.0,
         ge=0,
         le=50,
-        description="Under load (the audit batch before held more than one event), how long the next "
-        "waits for more before it is committed: fewer, larger commits, for at most this much more "
-        "latency; a lone search never waits. 0: commit at once (docs/audit.md).",
+        description="Under load (the audit batch before held more than one event, and they came fast "
+        "enough for the wait to gather about four), how long the next waits for more before it is "
+        "committed: fewer, larger commits, for at most this much more latency; a lone search never "
+        "waits. 0: commit at once (docs/audit.md).",
     )
 
     @property

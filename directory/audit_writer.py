@@ -97,16 +97,21 @@ class GroupCommit(Generic[D]):
     """Events waiting beyond this are refused (AuditUnavailable, a 503) rather than queued: a disk
     slower than the events come must push back on the callers, not grow the wait without bound
     (5,000 is 10 s of searches at 500/s, 25 batches of MAX_BATCH)."""
-    LINGER_SECONDS = 0.008
-    """Under load (the batch before held more than one event), how long a batch waits for more
-    before it is written. A commit's cost is mostly per commit, not per event (taking the lock, the
-    chain's head, the table's last pages, the sync), and the workers pay per commit too: one
-    acknowledgement message each, and on SQLite a reader that finds the database changed starts its
-    page cache afresh (the two not measured apart).
+    LINGER_SECONDS = 0.016
+    """Under load, how long a batch waits for more before it is written (see COMPANY for when). A
+    commit's cost is mostly per commit, not per event (taking the lock, the chain's head, the
+    table's last pages, the sync), and the workers pay per commit too: one acknowledgement message
+    each, and on SQLite a reader that finds the database changed starts its page cache afresh.
     At 1,000,000 children, two workers flat out (2026-12-06, docs/audit.md): 2 ms gave 216 commits/s
     of 3.9 events (16 clients) and 806 searches/s at 2.39 ms of CPU each (32 clients); 8 ms, 82
-    commits/s of 10.7 events and 894/s at 2.15 ms, for 4.7 ms more p95 at a fixed 500/s (20.6
-    against 15.9 ms). A lone event (the batch before held one) never waits."""
+    commits/s of 10.7 events and 894/s at 2.15 ms. 16 ms since 2026-12-07, with COMPANY: beside a
+    CPU-bound neighbour, 8 ms could not keep 500 searches/s where a longer wait could (2.5-2.6
+    against 3.2-3.4 ms of CPU a search). A lone event (the batch before held one) never waits."""
+    COMPANY = 4
+    """A batch waits for company only when the events came fast enough, over the batch before, for
+    the wait to gather about this many (rate × LINGER_SECONDS). Without it a linger feeds itself at
+    low rates: at 100 searches/s a 16 ms wait gathers 1.6 events, so the batch after holds two and
+    waits again, and every search waited 16 ms (p50 19.5 against 5.3 ms, measured) for no saving."""
     GAUGE_STEP = 16
     """The queue-depth gauge is set when a batch is taken and, as events are queued, at every
     multiple of this: a stuck writer's queue still shows as it grows (the alert is at 1,000), and
@@ -171,7 +176,9 @@ class GroupCommit(Generic[D]):
 
     def _run(self) -> None:
         own = _OwnConnection()
-        last = 0  # events in the batch before: more than one, and the next waits `linger` for company
+        last = 0  # events in the batch before: more than one, and the next may wait `linger` for company
+        rate = 0.0  # how fast they came: events a second since the batch before it was taken
+        taken = time.monotonic()
         try:
             while True:
                 with self._ready:
@@ -180,14 +187,16 @@ class GroupCommit(Generic[D]):
                     ):
                         self._running = False
                         return
-                    if self.linger and last > 1 and len(self._queue) < self.MAX_BATCH:
+                    busy = last > 1 and rate * self.linger >= self.COMPANY
+                    if self.linger and busy and len(self._queue) < self.MAX_BATCH:
                         self._lingering = True
                         try:
                             self._ready.wait_for(lambda: len(self._queue) >= self.MAX_BATCH, self.linger)
                         finally:
                             self._lingering = False
                     batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.MAX_BATCH))]
-                    last = len(batch)
+                    last, now = len(batch), time.monotonic()
+                    rate, taken = last / max(now - taken, 1e-6), now
                     observer().audit_queued(len(self._queue))
                 engine = self._engine()
                 if engine is None:  # nobody can be waiting on an engine that is gone

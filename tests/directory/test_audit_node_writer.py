@@ -457,6 +457,30 @@ def test_under_load_a_batch_waits_for_company_and_a_lone_event_never_does(engine
     assert _verified(engine).ok
 
 
+def test_a_batch_whose_events_came_slowly_does_not_make_the_next_wait(engine: Engine) -> None:
+    """A batch of two is company only if they came fast enough for the wait to gather about
+    COMPANY events (rate × linger): two events a few tenths of a second apart make the next event
+    wait no longer than the write (else a long linger feeds itself at low rates)."""
+    linger = 0.5  # COMPANY events in 0.5 s: 8 a second at least
+    group, sizes, gates = _batches(engine, linger=linger)
+    first = group.append(_event("first"))
+    _until(lambda: sizes == [1])  # taken at once; its write waits on gates[0]
+    slow = [group.append(_event(f"slow{i}")) for i in range(2)]
+    time.sleep(0.45)  # 2 events over at least 0.45 s: under 4.5 a second, 2.2 in a linger
+    gates[0].set()
+    _until(lambda: sizes == [1, 2])
+    after = group.append(_event("after"))
+    started = time.monotonic()
+    gates[1].set()
+    gates[2].set()
+    after.result(timeout=10)
+    assert sizes == [1, 2, 1]
+    assert time.monotonic() - started < linger / 2  # written at once, not after the linger
+    for f in [first, *slow]:
+        f.result(timeout=10)
+    assert _verified(engine).ok
+
+
 def test_without_linger_or_after_a_lone_event_nothing_waits(engine: Engine) -> None:
     """With no linger, and with a long one when each event comes alone (each batch before held
     one), every event is written in a batch of its own at once."""
