@@ -52,7 +52,7 @@ from search.api import router as search_router
 from search.embedded import EmbeddedBackend
 from search.indexer import BackgroundIndexer
 from search.matching import MatchingEngine
-from search.port import SearchBackend
+from search.port import AsyncReads, SearchBackend
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9\-]{8,64}$")
 NO_OTEL: TelemetryConfig = {
@@ -156,6 +156,8 @@ def _lifespan(
             indexer.stop()
             if isinstance(backend, EmbeddedBackend):
                 backend.stop_resident()
+            if isinstance(backend, AsyncReads):
+                await backend.aclose()  # (its connections on this loop)
             worker_stopped()  # (its live gauges stop counting in a multiprocess scrape)
 
     return lifespan

@@ -29,7 +29,7 @@ from directory.observe import observer
 from directory.reach import reach_filter, restricts
 from directory.service import SHIELD_VIEWERS, age_on, ask_contact, may_see_practitioner
 from search.matching import MatchingEngine, validate_criteria
-from search.port import CriteriaError, Match, SearchQuery
+from search.port import AsyncReads, CriteriaError, Match, SearchQuery, SearchResult
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -225,10 +225,27 @@ def find(
     not the query) is the caller's to record before answering. Counted by outcome (found, none,
     too-many, refused) for the operations metrics (directory/observe.py)."""
     try:
-        found = _find(engine, actor=actor, criteria=criteria, matcher=matcher, fallback_team=fallback_team)
+        result = matcher.search(_query(actor, criteria))
+        return _counted(_answer(engine, actor=actor, result=result, fallback_team=fallback_team))
     except DomainError:
         observer().count("search", "refused")
         raise
+
+
+async def afind(
+    engine: Engine, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
+) -> Found:
+    """`find` on the event loop, awaiting the backend's reads (search.port.AsyncReads:
+    Elasticsearch): the summaries' reads run on the loop, as they do for the resident index."""
+    try:
+        result = await matcher.asearch(_query(actor, criteria))
+        return _counted(_answer(engine, actor=actor, result=result, fallback_team=fallback_team))
+    except DomainError:
+        observer().count("search", "refused")
+        raise
+
+
+def _counted(found: Found) -> Found:
     outcome = found.event["outcome"]
     if outcome == "success":
         outcome = "found" if found.event["children"] else "none"
@@ -236,9 +253,8 @@ def find(
     return found
 
 
-def _find(
-    engine: Engine, *, actor: Actor, criteria: SearchCriteria, matcher: MatchingEngine, fallback_team: str
-) -> Found:
+def _query(actor: Actor, criteria: SearchCriteria) -> SearchQuery:
+    """The query to match, once this actor may search with these criteria (else a DomainError)."""
     if actor.purpose is None:
         raise InvalidInput("Say why you are searching: give a purpose of use (X-Purpose-Of-Use).")
     if actor.role in (Role.AUDITOR,) and actor.purpose != Purpose.AUDIT:
@@ -250,7 +266,11 @@ def _find(
         validate_criteria(query)
     except CriteriaError as exc:
         raise InvalidInput(exc.message, field=exc.field) from None
-    result = matcher.search(query)
+    return query
+
+
+def _answer(engine: Engine, *, actor: Actor, result: SearchResult, fallback_team: str) -> Found:
+    """The answer to a matched query, as this actor may see it, and its audit event."""
     if result.too_many:
         return Found(
             SearchResponse(
@@ -312,8 +332,12 @@ async def answer_search(request: Request, actor: Actor, criteria: SearchCriteria
 
     With the index in this process's memory, a search is well under a millisecond of CPU and a few
     indexed reads (the hits' summaries): it runs on the event loop, since handing it to a worker
-    thread and back costs about as much again under load and buys nothing under the GIL. A search
-    that does I/O (SQL while the resident copy loads, or Elasticsearch) runs in a worker thread.
+    thread and back costs about as much again under load and buys nothing under the GIL. With
+    Elasticsearch the node's requests are awaited on the loop (search.port.AsyncReads) and the rest
+    of the search runs there too: in a worker thread, every read handed the interpreter lock to the
+    loop and waited to get it back (at 200/s, flat out 241 against 385 searches/s with the node
+    sharing the cores; docs/elasticsearch.md). A search that does blocking I/O (SQL while the resident
+    copy loads) runs in a worker thread.
     The audit goes through the group commit and the answer waits until it is durable, but nothing
     blocks meanwhile: the next search runs while earlier commits are on their way to disk.
     A search writes nothing but its audit, so it opens no unit of work; a refusal (no purpose,
@@ -324,16 +348,19 @@ async def answer_search(request: Request, actor: Actor, criteria: SearchCriteria
     state = request.app.state
     engine: Engine = state.engine
     matcher: MatchingEngine = state.search_engine
-    work = partial(
-        find,
-        engine,
-        actor=actor,
-        criteria=criteria,
-        matcher=matcher,
-        fallback_team=practice(request).fallback_team.name,
-    )
+    fallback_team = practice(request).fallback_team.name
     try:
-        found = work() if matcher.backend.in_memory else await anyio.to_thread.run_sync(work)
+        if matcher.backend.in_memory:
+            found = find(engine, actor=actor, criteria=criteria, matcher=matcher, fallback_team=fallback_team)
+        elif isinstance(matcher.backend, AsyncReads):
+            found = await afind(
+                engine, actor=actor, criteria=criteria, matcher=matcher, fallback_team=fallback_team
+            )
+        else:
+            work = partial(
+                find, engine, actor=actor, criteria=criteria, matcher=matcher, fallback_team=fallback_team
+            )
+            found = await anyio.to_thread.run_sync(work)
     except DomainError as exc:
         await anyio.to_thread.run_sync(audit_refusal, request, exc)
         raise

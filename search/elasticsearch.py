@@ -21,17 +21,20 @@ alias in one atomic `_aliases` call, so searches never see a half-built index.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from binascii import a2b_base64, b2a_base64
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
+import anyio
+from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, NotFoundError, TransportError, helpers
 
 from search.blocking import blocking_keys
-from search.es_client import Access, make_client
+from search.es_client import Access, make_async_client, make_client
 from search.normalise import normalise_identifier
 from search.port import BirthFilter, PersonFields, SearchUnavailable
 
@@ -51,6 +54,7 @@ _DOC_VALUES = [{"field": name} for name in sorted(_FIELDS)]
 _HITS_PARAMS = {"filter_path": "hits.hits.sort,hits.hits.fields"}
 """Only each hit's sort values and doc values come back (no `_index`, `_id`, `_score`)."""
 _JSON = {"accept": "application/json", "content-type": "application/json"}
+_NO_RECORDS = "the index holds no compact records"
 
 
 def _identifier_terms(rec: PersonFields) -> list[str]:
@@ -169,18 +173,23 @@ class ElasticsearchBackend:
         alias: str = DEFAULT_ALIAS,
         shards: int = 1,
         refresh: bool | str = False,
+        async_client: Callable[[], AsyncElasticsearch] | None = None,
     ) -> None:
-        """`refresh` is passed to every write: "wait_for" makes writes visible before returning."""
+        """`refresh` is passed to every write: "wait_for" makes writes visible before returning.
+        `async_client` makes the client awaited searches use, one per event loop (`from_url` gives
+        it); without it they run the plain client's in a worker thread."""
         self.client = client
         self.alias = alias
         self.shards = shards
         self.refresh = refresh
+        self._make_async = async_client
+        self._async: dict[asyncio.AbstractEventLoop, AsyncElasticsearch] = {}
 
     @classmethod
     def from_url(cls, url: str, *, access: Access | None = None, **options: Any) -> ElasticsearchBackend:
         """Build a backend with a client for `url` reached with `access` (TLS, credentials; see
         search.es_client); options go to the constructor."""
-        return cls(make_client(url, access), **options)
+        return cls(make_client(url, access), async_client=partial(make_async_client, url, access), **options)
 
     # --- index lifecycle -----------------------------------------------------------------
 
@@ -345,17 +354,15 @@ class ElasticsearchBackend:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def _hits(self, query: dict[str, Any], sort: list[Any], size: int) -> list[Hit]:
-        """The best `size` hits of one `_search`, in order: each hit's sort values and doc values.
+    def _request(self, query: dict[str, Any], sort: list[Any], size: int) -> dict[str, Any]:
+        """The arguments of one `_search` for the best `size` hits: each hit's sort values and doc values.
 
         Each record comes from the doc values of `r`, with its day numbers `b` and `d`, and no stored
         field is read: not `_source`, not even `_id`. Stored fields are compressed in blocks of many
         documents, so fetching 200 scattered hits decompressed 200 blocks, most of the node's time
         (at 1,000,000 children, `took` 3 ms -> 1 ms; see docs/elasticsearch.md). The request goes
         through the client's `perform_request` with the body serialised here once (the search API's
-        own argument handling was a sixth of the app's CPU for a request). An index of an older
-        mapping fails here with `IndexOutdated` (no `t` to sort on, or no `r`, `b` or `d`), never
-        looks empty."""
+        own argument handling was a sixth of the app's CPU for a request)."""
         body = {
             "query": query,
             "sort": sort,
@@ -365,30 +372,101 @@ class ElasticsearchBackend:
             "stored_fields": "_none_",
             "docvalue_fields": _DOC_VALUES,
         }
-        try:
-            response = self.client.perform_request(
-                "POST",
-                f"/{quote(self.alias, safe='')}/_search",
-                params=_HITS_PARAMS,
-                headers=_JSON,
-                body=json.dumps(body, separators=(",", ":")).encode(),
-                endpoint_id="search",
-                path_parts={"index": self.alias},
-            )
-        except (ApiError, TransportError) as exc:
-            reason = self.outdated_reason() if isinstance(exc, ApiError) and exc.meta.status == 400 else None
-            if reason is not None:
-                raise IndexOutdated(reason) from None
-            raise SearchUnavailable(f"Elasticsearch cannot search: {describe_failure(exc)}") from exc
-        hits = response.body.get("hits", {}).get("hits", [])
+        return {
+            "method": "POST",
+            "path": f"/{quote(self.alias, safe='')}/_search",
+            "params": _HITS_PARAMS,
+            "headers": _JSON,
+            "body": json.dumps(body, separators=(",", ":")).encode(),
+            "endpoint_id": "search",
+            "path_parts": {"index": self.alias},
+        }
+
+    @staticmethod
+    def _found(body: Any) -> list[Hit] | None:
+        """The hits of a `_search`'s answer, in order; None if they lack the doc values this mapping
+        gives (an index of an older mapping: the caller raises `IndexOutdated`, so it never looks
+        empty)."""
+        hits = body.get("hits", {}).get("hits", [])
         try:
             found = [(hit["sort"], hit["fields"]) for hit in hits]
         except KeyError:
             found = []  # (no sort values, or no doc values at all: as below)
         if hits and not (found and found[0][1].keys() >= _FIELDS):
-            # (one index behind the alias, all of one mapping: the first hit says for all)
-            raise IndexOutdated(self.outdated_reason() or "the index holds no compact records")
+            return None  # (one index behind the alias, all of one mapping: the first hit says for all)
         return found
+
+    @staticmethod
+    def _may_be_outdated(exc: ApiError | TransportError) -> bool:
+        """A 400 may be an index of an older mapping (no `t` to sort on): `outdated_reason` says."""
+        return isinstance(exc, ApiError) and exc.meta.status == 400
+
+    @staticmethod
+    def _failure(exc: ApiError | TransportError, outdated: str | None) -> SearchUnavailable:
+        if outdated is not None:
+            return IndexOutdated(outdated)
+        return SearchUnavailable(f"Elasticsearch cannot search: {describe_failure(exc)}")
+
+    def _hits(self, query: dict[str, Any], sort: list[Any], size: int) -> list[Hit]:
+        """The best `size` hits of one `_search`, in order (`_request`, `_found`)."""
+        try:
+            response = self.client.perform_request(**self._request(query, sort, size))
+        except (ApiError, TransportError) as exc:
+            raise self._failure(exc, self.outdated_reason() if self._may_be_outdated(exc) else None) from exc
+        found = self._found(response.body)
+        if found is None:
+            raise IndexOutdated(self.outdated_reason() or _NO_RECORDS)
+        return found
+
+    async def _ahits(self, query: dict[str, Any], sort: list[Any], size: int) -> list[Hit]:
+        """`_hits`, awaited on the running loop's own client. (Telling an older index from a failure
+        asks the node again, in a worker thread: only once a search has failed.)"""
+        try:
+            response = await self._async_client().perform_request(**self._request(query, sort, size))
+        except (ApiError, TransportError) as exc:
+            outdated = None
+            if self._may_be_outdated(exc):
+                outdated = await anyio.to_thread.run_sync(self.outdated_reason)
+            raise self._failure(exc, outdated) from exc
+        found = self._found(response.body)
+        if found is None:
+            raise IndexOutdated(await anyio.to_thread.run_sync(self.outdated_reason) or _NO_RECORDS)
+        return found
+
+    def _async_client(self) -> AsyncElasticsearch:
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            assert self._make_async is not None
+            client = self._async[loop] = self._make_async()
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client (the app's shutdown)."""
+        client = self._async.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+    def _candidate_steps(
+        self, keys: Sequence[str], limit: int, keep_birth: BirthFilter | None
+    ) -> Generator[tuple[dict[str, Any], list[Any], int], list[Hit], list[PersonFields]]:
+        """`candidates` as steps: each yields a `_search` (query, sort, size) and is given its hits."""
+        unique = list(dict.fromkeys(keys))
+        if not unique or limit <= 0:
+            return []
+        should = [{"constant_score": {"filter": {"term": {"keys": key}}, "boost": 1.0}} for key in unique]
+        query = {"bool": {"should": should, "minimum_should_match": 1}}
+        hits = yield query, [{"_score": "desc"}, {"t": "asc"}], limit + 1
+        if len(hits) > limit:
+            if hits[limit - 1][0] == hits[limit][0]:
+                hits = yield query, [{"_score": "desc"}, {"child_id": "asc"}], limit
+            else:
+                del hits[limit:]
+        if keep_birth is not None:
+            hits = could_match(hits, keep_birth)  # (in order: the sort below is the same either way)
+        scores = [hit[0][0] for hit in hits]
+        found = sorted(zip(scores, records_of(hits), strict=True), key=lambda s_p: (-s_p[0], s_p[1][0]))
+        return [from_compact(p) for _, p in found]  # (ties on `t` came in index order: now by id)
 
     def candidates(
         self, keys: Sequence[str], limit: int, *, keep_birth: BirthFilter | None = None
@@ -402,27 +480,45 @@ class ElasticsearchBackend:
         of 2.2 ms against 1.7). `t` never orders two children against their ids, but ids sharing
         their first 8 bytes share it: one more hit is asked for, and if the last kept and the first
         left out tie on both (score and `t`), the node is asked again sorting on the ids."""
-        unique = list(dict.fromkeys(keys))
-        if not unique or limit <= 0:
-            return []
-        should = [{"constant_score": {"filter": {"term": {"keys": key}}, "boost": 1.0}} for key in unique]
-        query = {"bool": {"should": should, "minimum_should_match": 1}}
-        hits = self._hits(query, [{"_score": "desc"}, {"t": "asc"}], limit + 1)
-        if len(hits) > limit:
-            if hits[limit - 1][0] == hits[limit][0]:
-                hits = self._hits(query, [{"_score": "desc"}, {"child_id": "asc"}], limit)
-            else:
-                del hits[limit:]
-        if keep_birth is not None:
-            hits = could_match(hits, keep_birth)  # (in order: the sort below is the same either way)
-        scores = [hit[0][0] for hit in hits]
-        found = sorted(zip(scores, records_of(hits), strict=True), key=lambda s_p: (-s_p[0], s_p[1][0]))
-        return [from_compact(p) for _, p in found]  # (ties on `t` came in index order: now by id)
+        steps = self._candidate_steps(keys, limit, keep_birth)
+        try:
+            ask = next(steps)
+            while True:
+                ask = steps.send(self._hits(*ask))
+        except StopIteration as done:
+            found: list[PersonFields] = done.value
+            return found
+
+    async def acandidates(
+        self, keys: Sequence[str], limit: int, *, keep_birth: BirthFilter | None = None
+    ) -> list[PersonFields]:
+        """`candidates`, awaited (search.port.AsyncReads)."""
+        if self._make_async is None:
+            work = partial(self.candidates, keys, limit, keep_birth=keep_birth)
+            return await anyio.to_thread.run_sync(work)
+        steps = self._candidate_steps(keys, limit, keep_birth)
+        try:
+            ask = next(steps)
+            while True:
+                ask = steps.send(await self._ahits(*ask))
+        except StopIteration as done:
+            found: list[PersonFields] = done.value
+            return found
+
+    def _identifier_query(self, system: str, value: str) -> tuple[dict[str, Any], list[Any], int]:
+        term = f"{system}|{normalise_identifier(system, value)}"
+        return {"bool": {"filter": [{"term": {"identifiers": term}}]}}, [{"child_id": "asc"}], 50
 
     def by_identifier(self, system: str, value: str) -> list[PersonFields]:
         """Children holding exactly this identifier (system and normalised value)."""
-        term = f"{system}|{normalise_identifier(system, value)}"
-        hits = self._hits({"bool": {"filter": [{"term": {"identifiers": term}}]}}, [{"child_id": "asc"}], 50)
+        hits = self._hits(*self._identifier_query(system, value))
+        return [from_compact(record) for record in records_of(hits)]
+
+    async def aby_identifier(self, system: str, value: str) -> list[PersonFields]:
+        """`by_identifier`, awaited (search.port.AsyncReads)."""
+        if self._make_async is None:
+            return await anyio.to_thread.run_sync(self.by_identifier, system, value)
+        hits = await self._ahits(*self._identifier_query(system, value))
         return [from_compact(record) for record in records_of(hits)]
 
     def count(self) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 
 REQUEST_TIMEOUT_SECONDS = 30
 DEFAULT_CONNECTIONS = 16
@@ -105,14 +105,24 @@ class Access:
         return options
 
 
-def make_client(url: str, access: Access | None = None) -> Elasticsearch:
-    """A client for the cluster at `url` (several URLs: comma-separated) with `access`."""
+def _hosts(url: str, access: Access) -> list[str]:
     hosts = [u.strip() for u in url.split(",") if u.strip()]
-    access = access or Access()
     plain = [h for h in hosts if not h.lower().startswith("https://")]
     if plain and (access.ca_file is not None or not access.verify_certs):
         raise AccessError(
             f"Elasticsearch TLS settings (a CA file, or verification turned off) need https:// URLs, "
             f"not {plain[0]}"
         )
-    return Elasticsearch(hosts, **access.client_options())
+    return hosts
+
+
+def make_client(url: str, access: Access | None = None) -> Elasticsearch:
+    """A client for the cluster at `url` (several URLs: comma-separated) with `access`."""
+    access = access or Access()
+    return Elasticsearch(_hosts(url, access), **access.client_options())
+
+
+def make_async_client(url: str, access: Access | None = None) -> AsyncElasticsearch:
+    """The same client for awaiting on an event loop (aiohttp underneath): one per loop, made on it."""
+    access = access or Access()
+    return AsyncElasticsearch(_hosts(url, access), **access.client_options())

@@ -16,7 +16,9 @@ true match agrees that way rather than a random child) and the sum is squashed i
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 from search.blocking import blocking_keys, identifier_key, query_keys
 from search.criteria import (
@@ -27,7 +29,7 @@ from search.criteria import (
     validate_criteria,
 )
 from search.normalise import fold, normalise_identifier
-from search.port import SearchBackend, SearchQuery, SearchResult
+from search.port import AsyncReads, BirthFilter, PersonFields, SearchBackend, SearchQuery, SearchResult
 from search.scoring import CERTAIN_AT, POSSIBLE_AT, PROBABLE_AT, birth_filter, rank, score
 
 CANDIDATE_LIMIT = 200
@@ -53,6 +55,25 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """One read a search asks of its backend: the method (`by_identifier` or `candidates`) and its
+    arguments. A search is written once, as steps that yield these (`_steps`), and run either
+    straight through the backend (`search`) or awaiting it on the event loop (`asearch`)."""
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+def _by_identifier(system: str, value: str) -> _Ask:
+    return _Ask("by_identifier", (system, value), {})
+
+
+def _candidates(keys: list[str], limit: int, keep_birth: BirthFilter | None) -> _Ask:
+    return _Ask("candidates", (keys, limit), {"keep_birth": keep_birth})
+
+
 @dataclass
 class MatchingEngine:
     """Searches a backend: validates the criteria, blocks, scores, grades and caps."""
@@ -63,15 +84,39 @@ class MatchingEngine:
 
     def search(self, q: SearchQuery) -> SearchResult:
         """Find the children matching a query; too_many (and no matches) if it is too loose."""
+        steps = self._steps(q)
+        try:
+            ask = next(steps)
+            while True:
+                ask = steps.send(getattr(self.backend, ask.method)(*ask.args, **ask.kwargs))
+        except StopIteration as done:
+            result: SearchResult = done.value
+            return result
+
+    async def asearch(self, q: SearchQuery) -> SearchResult:
+        """`search`, awaiting each read on the event loop: for a backend whose reads are requests to
+        another process (`AsyncReads`: Elasticsearch), so a search holds no thread while it waits."""
+        backend = self.backend
+        if not isinstance(backend, AsyncReads):
+            return self.search(q)
+        steps = self._steps(q)
+        try:
+            ask = next(steps)
+            while True:
+                ask = steps.send(await getattr(backend, "a" + ask.method)(*ask.args, **ask.kwargs))
+        except StopIteration as done:
+            result: SearchResult = done.value
+            return result
+
+    def _steps(self, q: SearchQuery) -> Generator[_Ask, list[PersonFields], SearchResult]:
+        """The search, yielding each read of the backend and given back its records."""
         validate_criteria(q)
         fingerprint = query_fingerprint(q, self.fingerprint_key)
         cap = min(q.limit, MAX_RESULTS)
         scored = 0
         if q.identifier_system and q.identifier_value:
-            found = self.backend.by_identifier(
-                q.identifier_system.strip(),
-                normalise_identifier(q.identifier_system.strip(), q.identifier_value),
-            )
+            system = q.identifier_system.strip()
+            found = yield _by_identifier(system, normalise_identifier(system, q.identifier_value))
             scored += len(found)
             matches = rank(q, found)
             has_demographics = bool(fold(q.family) or fold(q.given)) and bool(
@@ -81,7 +126,7 @@ class MatchingEngine:
             # beside it may just be mistyped, so the demographics still get their search.
             if matches or not has_demographics:
                 return SearchResult(tuple(matches[:cap]), False, fingerprint, scored)
-        candidates = self.backend.candidates(query_keys(q), self.candidate_limit, keep_birth=birth_filter(q))
+        candidates = yield _candidates(query_keys(q), self.candidate_limit, birth_filter(q))
         scored += len(candidates)
         matches = rank(q, candidates)
         if sum(1 for m in matches if m.score >= PROBABLE_AT) > cap:

@@ -217,3 +217,25 @@ class SearchBackend(Protocol):
     def count(self) -> int:
         """Return how many records are indexed."""
         ...
+
+
+@runtime_checkable
+class AsyncReads(Protocol):
+    """A backend whose reads are requests to another process (Elasticsearch) and can be awaited on
+    the event loop: a search then holds no worker thread while it waits, and its own CPU (scoring,
+    the hits' summaries) runs on the loop with no thread to hand the interpreter lock back and forth
+    to. The same answers as `candidates` and `by_identifier`."""
+
+    async def acandidates(
+        self, keys: Sequence[str], limit: int, *, keep_birth: BirthFilter | None = None
+    ) -> list[PersonFields]:
+        """`SearchBackend.candidates`, awaited."""
+        ...
+
+    async def aby_identifier(self, system: str, value: str) -> list[PersonFields]:
+        """`SearchBackend.by_identifier`, awaited."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the awaited reads opened on the running event loop (at shutdown)."""
+        ...

@@ -22,7 +22,7 @@ from childindex.settings import Settings
 from search.blocking import blocking_keys
 from search.elasticsearch import ElasticsearchBackend
 from search.es_client import Access, AccessError, Secret
-from search.port import SearchUnavailable
+from search.port import PersonFields, SearchUnavailable
 from tests.search.conftest import build_person, require_env
 
 SECURE_ENV = "CHILDINDEX_TEST_ES_SECURE_DIR"
@@ -68,11 +68,24 @@ def cleanup() -> Iterator[list[ElasticsearchBackend]]:
         backend.client.close()
 
 
+def _awaited(backend: ElasticsearchBackend, keys: list[str]) -> list[PersonFields]:
+    """The candidates as the app's search routes ask: awaited on a loop, with that loop's client."""
+
+    async def ask() -> list[PersonFields]:
+        try:
+            return await backend.acandidates(keys, 10)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(ask())
+
+
 def _round_trip(backend: ElasticsearchBackend) -> None:
     child = build_person()
     backend.ensure_ready()
     backend.upsert([child])
     assert backend.candidates(sorted(blocking_keys(child)), 10) == [child]
+    assert _awaited(backend, sorted(blocking_keys(child))) == [child]  # the same TLS and credentials
     assert backend.outdated_reason() is None
 
 
@@ -117,6 +130,9 @@ def test_a_ca_that_did_not_sign_the_certificate_fails_clearly(front: Front) -> N
     with pytest.raises(SearchUnavailable, match=f"^Elasticsearch cannot search: {untrusted}$") as raised:
         backend.candidates(["fy|x|2015"], 10)
     assert isinstance(raised.value.__cause__, EsConnectionError)
+    with pytest.raises(SearchUnavailable, match=f"^Elasticsearch cannot search: {untrusted}$") as raised:
+        _awaited(backend, ["fy|x|2015"])
+    assert isinstance(raised.value.__cause__, EsConnectionError)
     # no CA at all: the system's trust store does not know the test CA either (verify is on by default)
     assert "TLS certificate not trusted" in (
         _backend(front, Access(api_key=Secret(front.api_key))).outdated_reason() or ""
@@ -147,6 +163,11 @@ def test_missing_or_wrong_credentials_fail_clearly_without_the_secret(front: Fro
     assert isinstance(raised.value.__cause__, AuthenticationException)
     for secret in (wrong, front.password, front.api_key):
         assert secret not in str(raised.value) and secret not in reason
+    with pytest.raises(SearchUnavailable, match="401 authentication failed") as raised:
+        _awaited(backend, ["fy|x|2015"])
+    assert isinstance(raised.value.__cause__, AuthenticationException)
+    for secret in (wrong, front.password, front.api_key):
+        assert secret not in str(raised.value)
 
 
 @pytest.mark.elasticsearch

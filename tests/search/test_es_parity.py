@@ -7,6 +7,7 @@ the same matches, scores, grades and too-many verdicts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -23,7 +24,7 @@ from search.blocking import query_keys
 from search.elasticsearch import ElasticsearchBackend, IndexOutdated, compact, from_compact, tiebreak
 from search.embedded import EmbeddedBackend
 from search.matching import CANDIDATE_LIMIT, MatchingEngine
-from search.port import CriteriaError, PersonFields, SearchQuery
+from search.port import AsyncReads, CriteriaError, PersonFields, SearchQuery
 from search.quality import generate_cases, generate_population
 from tests.search.conftest import ES_URL_ENV, build_person, require_env
 
@@ -118,6 +119,31 @@ def _answer(engine: MatchingEngine, q: SearchQuery) -> tuple[object, list[tuple[
     )
 
 
+async def _awaited_answers(engine: MatchingEngine, queries: list[SearchQuery]) -> list[object]:
+    """Each query through `asearch`, the node's requests awaited on this loop (its own client)."""
+    assert isinstance(engine.backend, AsyncReads)
+    answers: list[object] = []
+    try:
+        for q in queries:
+            try:
+                result = await engine.asearch(q)
+            except CriteriaError as exc:
+                answers.append((exc.message, []))
+                continue
+            answers.append(
+                (
+                    result.too_many,
+                    [
+                        (m.child_id, round(m.score, 9), m.grade, m.agreed, m.explanation)
+                        for m in result.matches
+                    ],
+                )
+            )
+    finally:
+        await engine.backend.aclose()
+    return answers
+
+
 def test_elasticsearch_answers_as_embedded_does(
     es: ElasticsearchBackend, embedded: EmbeddedBackend, population: list[PersonFields]
 ) -> None:
@@ -130,6 +156,7 @@ def test_elasticsearch_answers_as_embedded_does(
     es_answers = [_answer(on_es, q) for q in queries]
     assert resident_answers == sql_answers
     assert es_answers == sql_answers
+    assert asyncio.run(_awaited_answers(on_es, queries)) == sql_answers  # as the app's routes ask
     # the comparison has teeth: most searches find someone, some find several, the candidate cap binds
     assert sum(1 for _, found in sql_answers if found) > len(queries) // 2
     assert sum(1 for _, found in sql_answers if len(found) > 1) > 10
@@ -149,6 +176,19 @@ def test_candidates_are_the_same_children_in_the_same_order(
         assert on_es == [c.child_id for c in embedded.candidates(keys, CANDIDATE_LIMIT)], q
         capped += len(on_es) == CANDIDATE_LIMIT
     assert capped > 10
+
+    async def awaited() -> list[list[str]]:
+        try:
+            return [
+                [c.child_id for c in await es.acandidates(query_keys(q), CANDIDATE_LIMIT)] for q in queries
+            ]
+        finally:
+            await es.aclose()
+
+    # awaited, the same (the crowd's ties too, which take the second request)
+    assert asyncio.run(awaited()) == [
+        [c.child_id for c in es.candidates(query_keys(q), CANDIDATE_LIMIT)] for q in queries
+    ]
 
 
 def test_the_tie_break_number_never_orders_ids_against_their_order() -> None:
@@ -247,6 +287,15 @@ def test_an_index_of_an_old_mapping_is_detected_not_a_500(version: int) -> None:
         backend.ensure_ready()  # leaves it alone
         with pytest.raises(IndexOutdated, match="childindex reindex"):
             backend.candidates(["fy|x|2015"], 10)
+
+        async def awaited() -> None:
+            try:
+                await backend.acandidates(["fy|x|2015"], 10)
+            finally:
+                await backend.aclose()
+
+        with pytest.raises(IndexOutdated, match="childindex reindex"):
+            asyncio.run(awaited())  # as the app's routes ask: the same refusal
         backend.rebuild([child])  # what `childindex reindex` does
         assert backend.outdated_reason() is None
         assert backend.candidates(["fy|x|2015"], 10) == []

@@ -13,7 +13,8 @@ def test_a_search_against_an_unreachable_cluster_is_a_503(client: TestClient) ->
     state = client.app.state  # type: ignore[attr-defined]
     working = state.search_engine
     # nothing listens on port 9: the connection is refused at once
-    state.search_engine = MatchingEngine(ElasticsearchBackend.from_url("http://127.0.0.1:9"))
+    unreachable = ElasticsearchBackend.from_url("http://127.0.0.1:9")
+    state.search_engine = MatchingEngine(unreachable)
     try:
         r = client.post(
             "/api/v1/children/search",
@@ -22,6 +23,7 @@ def test_a_search_against_an_unreachable_cluster_is_a_503(client: TestClient) ->
         )
     finally:
         state.search_engine = working
+        client.portal.call(unreachable.aclose)  # type: ignore[union-attr]  # (the route awaited the node)
     assert r.status_code == 503, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.headers["retry-after"]
