@@ -37,6 +37,7 @@ from search.blocking import blocking_keys
 from search.es_client import Access, make_async_client, make_client
 from search.normalise import normalise_identifier
 from search.port import BirthFilter, PersonFields, SearchUnavailable
+from search.steps import await_steps, run_steps
 
 MAPPING_VERSION = 4
 """Raised whenever the mapping or the compact record changes: an index of another version must be
@@ -480,14 +481,7 @@ class ElasticsearchBackend:
         of 2.2 ms against 1.7). `t` never orders two children against their ids, but ids sharing
         their first 8 bytes share it: one more hit is asked for, and if the last kept and the first
         left out tie on both (score and `t`), the node is asked again sorting on the ids."""
-        steps = self._candidate_steps(keys, limit, keep_birth)
-        try:
-            ask = next(steps)
-            while True:
-                ask = steps.send(self._hits(*ask))
-        except StopIteration as done:
-            found: list[PersonFields] = done.value
-            return found
+        return run_steps(self._candidate_steps(keys, limit, keep_birth), lambda ask: self._hits(*ask))
 
     async def acandidates(
         self, keys: Sequence[str], limit: int, *, keep_birth: BirthFilter | None = None
@@ -496,14 +490,9 @@ class ElasticsearchBackend:
         if self._make_async is None:
             work = partial(self.candidates, keys, limit, keep_birth=keep_birth)
             return await anyio.to_thread.run_sync(work)
-        steps = self._candidate_steps(keys, limit, keep_birth)
-        try:
-            ask = next(steps)
-            while True:
-                ask = steps.send(await self._ahits(*ask))
-        except StopIteration as done:
-            found: list[PersonFields] = done.value
-            return found
+        return await await_steps(
+            self._candidate_steps(keys, limit, keep_birth), lambda ask: self._ahits(*ask)
+        )
 
     def _identifier_query(self, system: str, value: str) -> tuple[dict[str, Any], list[Any], int]:
         term = f"{system}|{normalise_identifier(system, value)}"

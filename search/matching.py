@@ -31,6 +31,7 @@ from search.criteria import (
 from search.normalise import fold, normalise_identifier
 from search.port import AsyncReads, BirthFilter, PersonFields, SearchBackend, SearchQuery, SearchResult
 from search.scoring import CERTAIN_AT, POSSIBLE_AT, PROBABLE_AT, birth_filter, rank, score
+from search.steps import await_steps, run_steps
 
 CANDIDATE_LIMIT = 200
 """How many candidates a backend may hand to the scorer for one search."""
@@ -84,14 +85,8 @@ class MatchingEngine:
 
     def search(self, q: SearchQuery) -> SearchResult:
         """Find the children matching a query; too_many (and no matches) if it is too loose."""
-        steps = self._steps(q)
-        try:
-            ask = next(steps)
-            while True:
-                ask = steps.send(getattr(self.backend, ask.method)(*ask.args, **ask.kwargs))
-        except StopIteration as done:
-            result: SearchResult = done.value
-            return result
+        backend = self.backend
+        return run_steps(self._steps(q), lambda ask: getattr(backend, ask.method)(*ask.args, **ask.kwargs))
 
     async def asearch(self, q: SearchQuery) -> SearchResult:
         """`search`, awaiting each read on the event loop: for a backend whose reads are requests to
@@ -99,14 +94,9 @@ class MatchingEngine:
         backend = self.backend
         if not isinstance(backend, AsyncReads):
             return self.search(q)
-        steps = self._steps(q)
-        try:
-            ask = next(steps)
-            while True:
-                ask = steps.send(await getattr(backend, "a" + ask.method)(*ask.args, **ask.kwargs))
-        except StopIteration as done:
-            result: SearchResult = done.value
-            return result
+        return await await_steps(
+            self._steps(q), lambda ask: getattr(backend, "a" + ask.method)(*ask.args, **ask.kwargs)
+        )
 
     def _steps(self, q: SearchQuery) -> Generator[_Ask, list[PersonFields], SearchResult]:
         """The search, yielding each read of the backend and given back its records."""
