@@ -72,7 +72,7 @@ def test_a_realistic_session_logs_json_lines_without_child_data(
         def broken(*_: object, **__: object) -> object:
             raise RuntimeError(f"lookup failed for {GIVEN} {FAMILY} born {DOB}, NHS {nhs}, at {POSTCODE}")
 
-        monkeypatch.setattr("search.api._find", broken)
+        monkeypatch.setattr("search.api._answer", broken)
         failed = client.post(
             "/api/v1/children/search", json=query, headers={**who(), "X-Request-ID": "drill-req-0001"}
         )
@@ -137,6 +137,6 @@ def test_fastapis_own_telemetry_is_off_even_with_a_provider_installed(
         def broken(*_: object, **__: object) -> object:
             raise RuntimeError(f"lookup failed for {GIVEN} {FAMILY} born {DOB}")
 
-        monkeypatch.setattr("search.api._find", broken)
+        monkeypatch.setattr("search.api._answer", broken)
         assert client.post("/api/v1/children/search", json=query, headers=who()).status_code == 500
     assert provider.asked == []
