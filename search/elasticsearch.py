@@ -174,11 +174,11 @@ class ElasticsearchBackend:
         alias: str = DEFAULT_ALIAS,
         shards: int = 1,
         refresh: bool | str = False,
-        async_client: Callable[[], AsyncElasticsearch] | None = None,
+        async_client: Callable[[], AsyncElasticsearch],
     ) -> None:
         """`refresh` is passed to every write: "wait_for" makes writes visible before returning.
-        `async_client` makes the client awaited searches use, one per event loop (`from_url` gives
-        it); without it they run the plain client's in a worker thread."""
+        `async_client` makes the client awaited searches use, one per event loop (`from_url` makes
+        both from the same URL and access)."""
         self.client = client
         self.alias = alias
         self.shards = shards
@@ -438,7 +438,6 @@ class ElasticsearchBackend:
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
-            assert self._make_async is not None
             client = self._async[loop] = self._make_async()
         return client
 
@@ -487,9 +486,6 @@ class ElasticsearchBackend:
         self, keys: Sequence[str], limit: int, *, keep_birth: BirthFilter | None = None
     ) -> list[PersonFields]:
         """`candidates`, awaited (search.port.AsyncReads)."""
-        if self._make_async is None:
-            work = partial(self.candidates, keys, limit, keep_birth=keep_birth)
-            return await anyio.to_thread.run_sync(work)
         return await await_steps(
             self._candidate_steps(keys, limit, keep_birth), lambda ask: self._ahits(*ask)
         )
@@ -505,8 +501,6 @@ class ElasticsearchBackend:
 
     async def aby_identifier(self, system: str, value: str) -> list[PersonFields]:
         """`by_identifier`, awaited (search.port.AsyncReads)."""
-        if self._make_async is None:
-            return await anyio.to_thread.run_sync(self.by_identifier, system, value)
         hits = await self._ahits(*self._identifier_query(system, value))
         return [from_compact(record) for record in records_of(hits)]
 
