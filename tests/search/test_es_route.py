@@ -24,16 +24,15 @@ SEARCH = {"given": "Amelia", "family": "Khan", "birth_date": "2015-03-07"}
 
 
 @pytest.fixture
-def es_client(engine: Engine) -> Iterator[TestClient]:
-    settings = Settings(
-        environment="development",
-        database_url="sqlite://",
-        indexer_interval_seconds=0,
-        search_backend="elasticsearch",
-        elasticsearch_url=require_env(ES_URL_ENV, "Elasticsearch"),
-        elasticsearch_alias=f"childindex-route-{uuid.uuid4().hex[:12]}",
+def es_client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
+    on_the_node = settings.model_copy(
+        update={
+            "search_backend": "elasticsearch",
+            "elasticsearch_url": require_env(ES_URL_ENV, "Elasticsearch"),
+            "elasticsearch_alias": f"childindex-route-{uuid.uuid4().hex[:12]}",
+        }
     )
-    app = create_app(settings, engine=engine)
+    app = create_app(on_the_node, engine=engine)
     backend = app.state.search_engine.backend
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
@@ -55,20 +54,17 @@ def test_a_search_through_the_node_holds_no_worker_thread(es_client: TestClient,
     portal = es_client.portal
     assert portal is not None
     limiter = portal.call(anyio.to_thread.current_default_thread_limiter)
-    holders = [object() for _ in range(int(limiter.total_tokens))]
-    for holder in holders:  # every worker thread busy (as if each waited on a slow node)
-        portal.call(limiter.acquire_on_behalf_of, holder)
-    try:
-        with ThreadPoolExecutor(1) as pool:
+    taken: list[object] = []
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            # every worker thread busy, as if each waited on a slow node
+            for _ in range(int(limiter.total_tokens)):
+                taken.append(object())
+                portal.call(limiter.acquire_on_behalf_of, taken[-1])
             asked = pool.submit(es_client.post, "/api/v1/children/search", headers=who(), json=SEARCH)
-            try:
-                answer = asked.result(timeout=30)
-            finally:
-                for holder in holders:  # (a search that waited for a thread can finish now)
-                    portal.call(limiter.release_on_behalf_of, holder)
-                holders = []
-    finally:
-        for holder in holders:
-            portal.call(limiter.release_on_behalf_of, holder)
+            answer = asked.result(timeout=30)
+        finally:  # (before the pool waits: a search that waited for a thread can finish now)
+            for holder in taken:
+                portal.call(limiter.release_on_behalf_of, holder)
     assert answer.status_code == 200, answer.text
     assert [h["child_id"] for h in answer.json()["hits"]] == [child]
