@@ -169,15 +169,32 @@ def wrk(
 
 
 def at_rate(
-    url: str, queries: Path, headers: dict[str, str], *, rate: float, duration: float, connections: int
+    url: str,
+    queries: Path,
+    headers: dict[str, str],
+    *,
+    rate: float,
+    duration: float,
+    connections: int,
+    keep: list[float] | None = None,
 ) -> dict[str, float]:
     """Searches at a fixed `rate` a second for `duration` seconds over `connections` keep-alive
-    connections; latency from each search's due time to its whole answer (see the module doc)."""
-    return asyncio.run(_at_rate(url, queries, headers, rate=rate, duration=duration, connections=connections))
+    connections; latency from each search's due time to its whole answer (see the module doc).
+    With `keep`, each search's latency (seconds) is also added to it, to pool several runs."""
+    return asyncio.run(
+        _at_rate(url, queries, headers, rate=rate, duration=duration, connections=connections, keep=keep)
+    )
 
 
 async def _at_rate(
-    url: str, queries: Path, headers: dict[str, str], *, rate: float, duration: float, connections: int
+    url: str,
+    queries: Path,
+    headers: dict[str, str],
+    *,
+    rate: float,
+    duration: float,
+    connections: int,
+    keep: list[float] | None,
 ) -> dict[str, float]:
     parsed = httpx.URL(url)
     host, port, path = parsed.host, parsed.port or 80, parsed.raw_path.decode()
@@ -248,6 +265,8 @@ async def _at_rate(
         due.put_nowait((-1, 0.0))
     await asyncio.gather(*clients)
     elapsed = time.perf_counter() - start
+    if keep is not None:
+        keep.extend(latencies)
     latencies.sort()
 
     def pct(p: float) -> float:
