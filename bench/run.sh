@@ -60,9 +60,11 @@ python bench/search_http.py --database-url "sqlite:///$DB" --backend elasticsear
   --elasticsearch-url "$ES_URL" --duration 20 --queries 1000 --workers 2 --skip dev
 echo "== Elasticsearch beside embedded through HTTP, node sharing the cores and pinned to one ($N children; issue #21 item 2)"
 python bench/search_es.py --children "$N" --database-url "sqlite:///$DB" --elasticsearch-url "$ES_URL" \
-  --rate 200 --duration 20 --warmup 15 --placements shared pinned --es-cpus 1 --app-cpus 0
+  --rate 200 --duration 30 --slices 10 --warmup 15 --placements shared pinned --es-cpus 1 --app-cpus 0
 python bench/search_es.py --children "$N" --database-url "sqlite:///$DB" --elasticsearch-url "$ES_URL" \
-  --rate 50 --duration 20 --warmup 15 --placements pinned shared --es-cpus 1 --app-cpus 0
+  --rate 50 --duration 30 --slices 10 --warmup 15 --placements pinned shared --es-cpus 1 --app-cpus 0
+echo "== the node's round trip alone, at the same queries, node and client each on a core"
+python bench/es_round_trip.py --elasticsearch-url "$ES_URL" --database-url "sqlite:///$DB" --rates 100 200 400
 echo "== Elasticsearch beyond a million: ${BENCH_ES_SCALE_CHILDREN:-3000000} synthetic children straight into the node"
 python bench/es_scale.py --url "$ES_URL" --children "${BENCH_ES_SCALE_CHILDREN:-3000000}" --rate 100 --searches 3000
 echo "== match quality (labelled set of 50,000 people)"
