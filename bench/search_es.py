@@ -7,9 +7,9 @@
 For each placement of the Elasticsearch node and the app:
   shared - the node's java process and the app's uvicorn may both run on every core;
   pinned - the node on --es-cpus and the app on --app-cpus (`taskset`), and the load generator (wrk,
-           the fixed-rate client) on --load-cpus (default: the node's), so that the app's core is
-           its own with either backend (until 2026-12-07 the load generator floated, and the
-           scheduler could put it on the app's core);
+           the fixed-rate client) on --load-cpus (default: the app's), so that the node's core is
+           its own and the app shares its core with the same load generator whichever backend it
+           uses (until 2026-12-07 the load generator floated, wherever the scheduler put it);
 the app is served twice at once, with CHILDINDEX_SEARCH_BACKEND=embedded (its resident copy of the
 index) and with elasticsearch, on the same database, with the same token, the same queries
 (bench/search_http.py's sample: given + family + date of birth, 30% with a typo in the family
@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--placements", nargs="+", default=["shared", "pinned"], choices=["shared", "pinned"])
     ap.add_argument("--es-cpus", default="1", help="the node's cores when pinned (taskset list)")
     ap.add_argument("--app-cpus", default="0", help="the app's cores when pinned (taskset list)")
-    ap.add_argument("--load-cpus", help="the load generator's cores when pinned (default: --es-cpus)")
+    ap.add_argument("--load-cpus", help="the load generator's cores when pinned (default: --app-cpus)")
     args = ap.parse_args()
     database_url = args.database_url or f"sqlite:///var/bench-es-{args.children}.db"
     all_cpus = f"0-{(os.cpu_count() or 1) - 1}"
@@ -125,7 +125,7 @@ def main() -> None:
         "X-Purpose-Of-Use": "considering-caf",
     }
     pid = node_pid(args.elasticsearch_url)
-    load_cpus = cpu_set(args.load_cpus or args.es_cpus)
+    load_cpus = cpu_set(args.load_cpus or args.app_cpus)
     floating = os.sched_getaffinity(0)
     rows: list[tuple[str, str, dict[str, float], dict[str, float]]] = []
     try:
@@ -224,7 +224,7 @@ def report(args: argparse.Namespace, rows: list[tuple[str, str, dict[str, float]
         f"\n{args.children:,} children; {args.workers} uvicorn worker(s); {args.connections} connections; "
         f"{args.duration}s each flat out after {args.warmup}s warm-up, and at the rate in {args.slices} "
         f"turns; pinned = node on cpus {args.es_cpus}, app on {args.app_cpus}, load on "
-        f"{args.load_cpus or args.es_cpus}; {os.cpu_count()} cores; load average after: "
+        f"{args.load_cpus or args.app_cpus}; {os.cpu_count()} cores; load average after: "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print(
