@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import gc
 import os
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -36,36 +35,29 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.search_es import node_pid, pin  # noqa: E402
-from bench.search_http import sample_queries  # noqa: E402
+from bench.cores import process_tree_cpu  # noqa: E402
+from bench.search_es import cpu_set, node_pid, pin  # noqa: E402
+from bench.search_http import percentiles_ms, sample_queries  # noqa: E402
 from childindex.app import COLLECT_AFTER  # noqa: E402
 from directory.db import make_engine  # noqa: E402
-from search.elasticsearch import DEFAULT_ALIAS, ElasticsearchBackend  # noqa: E402
+from search.elasticsearch import ElasticsearchBackend  # noqa: E402
 from search.matching import CANDIDATE_LIMIT, query_keys  # noqa: E402
 from search.port import BirthFilter, SearchQuery  # noqa: E402
 from search.scoring import birth_filter  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
 
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of process `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+def node_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the node's process (and any it started) so far."""
+    return sum(process_tree_cpu(pid).values())
 
 
 async def paced(ask: Callable[[int], Awaitable[Any]], rate: float, seconds: float) -> list[float]:
-    """Latencies (ms, from each request's due time) of `rate * seconds` requests sent open loop."""
+    """Latencies (seconds, from each request's due time) of `rate * seconds` requests sent open loop."""
     latencies: list[float] = []
 
     async def one(i: int, due: float) -> None:
         await ask(i)
-        latencies.append((time.perf_counter() - due) * 1000)
+        latencies.append(time.perf_counter() - due)
 
     start = time.perf_counter()
     tasks = []
@@ -93,24 +85,22 @@ async def measure(
         await backend.acandidates(keys, CANDIDATE_LIMIT, keep_birth=keep)
 
     async def count(_i: int) -> None:
-        await client.count(index=DEFAULT_ALIAS)
+        await client.count(index=backend.alias)
 
     for i in range(min(len(asks), 500)):  # warm the node's caches and the client's connections
         await search(i)
     rows = []
     for rate in rates:
         for name, ask in (("search", search), ("_count", count)):
-            node_before, own_before = process_cpu(node), time.process_time()
+            node_before, own_before = node_cpu(node), time.process_time()
             started = time.perf_counter()
             latencies = await paced(ask, rate, seconds)
             elapsed = time.perf_counter() - started
             row: dict[str, Any] = {
                 "rate": rate,
                 "request": name,
-                "p50": percentile(latencies, 0.50),
-                "p95": percentile(latencies, 0.95),
-                "p99": percentile(latencies, 0.99),
-                "node_cores": (process_cpu(node) - node_before) / elapsed,
+                **percentiles_ms(latencies),
+                "node_cores": (node_cpu(node) - node_before) / elapsed,
                 "client_cores": (time.process_time() - own_before) / elapsed,
                 "answered": len(latencies) / elapsed,
             }
@@ -122,24 +112,16 @@ async def measure(
 
 
 async def took(backend: ElasticsearchBackend, asks: list[tuple[list[str], BirthFilter | None]]) -> str:
-    """The node's own `took` (ms) for 200 of the searches, one at a time: p50 / p95."""
+    """The node's own `took` (ms) for 200 of the searches, one at a time: p50 / p95. Each is the
+    `_search` the backend sends for them (`_candidate_steps`' first request), asked for `took` only."""
     client = backend._async_client()
     times = []
-    for keys, _keep in asks[:200]:
-        should = [{"constant_score": {"filter": {"term": {"keys": k}}}} for k in dict.fromkeys(keys)]
-        answer = await client.search(
-            index=backend.alias,
-            query={"bool": {"should": should, "minimum_should_match": 1}},
-            sort=[{"_score": "desc"}, {"t": "asc"}],
-            size=CANDIDATE_LIMIT + 1,
-            track_total_hits=False,
-            source=False,
-            stored_fields="_none_",
-            docvalue_fields=[{"field": "b"}, {"field": "d"}, {"field": "r"}],
-            filter_path="took",
-        )
-        times.append(float(answer["took"]))
-    return f"{statistics.median(times):.0f} / {percentile(times, 0.95):.0f}"
+    for keys, keep in asks[:200]:
+        request = backend._request(*next(backend._candidate_steps(keys, CANDIDATE_LIMIT, keep)))
+        answer = await client.perform_request(**{**request, "params": {"filter_path": "took"}})
+        times.append(answer.body["took"] / 1000)
+    spread = percentiles_ms(times)
+    return f"{spread['p50']:.0f} / {spread['p95']:.0f}"
 
 
 def main() -> None:
@@ -168,7 +150,7 @@ def main() -> None:
     if args.es_cpus:
         pin(node, args.es_cpus)
     if args.client_cpus:
-        os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
+        os.sched_setaffinity(0, cpu_set(args.client_cpus))
     gc.collect()
     gc.freeze()
     gc.set_threshold(*COLLECT_AFTER)

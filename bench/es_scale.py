@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.search_http import percentiles_ms  # noqa: E402
 from search.elasticsearch import ElasticsearchBackend  # noqa: E402
 from search.es_client import Access, read_secret  # noqa: E402
 from search.matching import MatchingEngine  # noqa: E402
@@ -81,12 +82,6 @@ def flat_out(engine: MatchingEngine, queries: list[SearchQuery], threads: int) -
     return len(queries) / (time.perf_counter() - started)
 
 
-def pct(values: list[float], p: float) -> float:
-    """The p-th percentile in ms."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
-
-
 def main() -> None:
     """Index, measure, print."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,8 +118,8 @@ def main() -> None:
     engine = MatchingEngine(backend)
     flat_out(engine, queries[: min(200, len(queries))], args.threads)  # warm the node's caches
     latencies = paced(engine, queries, args.rate, args.threads)
-    figures[f"search at {args.rate:g}/s p50 / p95 / p99"] = (
-        f"{pct(latencies, 0.5):.1f} / {pct(latencies, 0.95):.1f} / {pct(latencies, 0.99):.1f} ms"
+    figures[f"search at {args.rate:g}/s p50 / p95 / p99"] = "{p50:.1f} / {p95:.1f} / {p99:.1f} ms".format(
+        **percentiles_ms(latencies)
     )
     figures[f"search flat out ({args.threads} threads)"] = f"{flat_out(engine, queries, args.threads):,.0f}/s"
     figures.update({f"after searching: {k}": v for k, v in node_memory(backend).items()})

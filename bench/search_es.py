@@ -39,7 +39,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.search_http import at_rate, free_port, measure, mint_token, sample_queries, serve, stop  # noqa: E402
+from bench.search_http import (  # noqa: E402
+    at_rate,
+    free_port,
+    measure,
+    mint_token,
+    percentiles_ms,
+    sample_queries,
+    serve,
+    stop,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -209,12 +218,7 @@ def in_turns(
                 keep=kept[backend],
             )
             failed[backend] += result["non_2xx"] + result["socket_errors"]
-    paced = {}
-    for backend, latencies in kept.items():
-        latencies.sort()
-        at = [latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 for p in (0.5, 0.95, 0.99)]
-        paced[backend] = {"p50": at[0], "p95": at[1], "p99": at[2], "failed": failed[backend]}
-    return paced
+    return {backend: {**percentiles_ms(kept[backend]), "failed": failed[backend]} for backend in order}
 
 
 def report(args: argparse.Namespace, rows: list[tuple[str, str, dict[str, float], dict[str, float]]]) -> None:

@@ -267,22 +267,23 @@ async def _at_rate(
     elapsed = time.perf_counter() - start
     if keep is not None:
         keep.extend(latencies)
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
-        )
-
     return {
         "rps": len(latencies) / elapsed,
-        "p50": pct(0.50),
-        "p95": pct(0.95),
-        "p99": pct(0.99),
+        **percentiles_ms(latencies),
         "requests": len(latencies),
         "non_2xx": failures,
         "socket_errors": broken,
     }
+
+
+def percentiles_ms(latencies: list[float]) -> dict[str, float]:
+    """`p50`, `p95` and `p99` in ms of latencies in seconds (NaN when there are none)."""
+    ordered = sorted(latencies)
+
+    def at(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
 
 
 def serve(cmd: list[str], env: dict[str, str], port: int, *, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
