@@ -129,6 +129,42 @@ def weighted(command: list[str], weight: int) -> tuple[list[str], Callable[[], N
     once the command and its children have exited. Under contention the kernel shares the cores
     between groups in proportion to their weights, which is what deploy/systemd/childindex.service
     sets for the server. Needs root (or a delegated cgroup) and the CPU controller (v2 or v1)."""
+    group, remove = _cpu_group(weight, "--server-weight")
+    join = 'echo $$ > "$0" && exec "$@"'  # (the shell joins the group, then becomes the command)
+    return ["sh", "-c", join, str(group / "cgroup.procs"), *command], remove
+
+
+@contextmanager
+def weighted_here(weight: int) -> Iterator[None]:
+    """This process (the load generator: its own client, and wrk, which it starts) in a cgroup of
+    its own with CPU weight `weight` for the block, then back where it was. On a machine of two
+    cores the clients share them with the server and the neighbour; in production they are on other
+    machines, and the neighbour competes with the server alone. Processes started meanwhile (wrk)
+    start in the group; a server started by `weighted` moves to its own. Start the neighbour before
+    the block, so it stays outside."""
+    group, remove = _cpu_group(weight, "--client-weight")
+    home = _own_group()
+    (group / "cgroup.procs").write_text(str(os.getpid()))
+    try:
+        yield
+    finally:
+        (home / "cgroup.procs").write_text(str(os.getpid()))
+        remove()
+
+
+def _own_group() -> Path:
+    """The cgroup this process's CPU controller puts it in (v2, else v1's cpu hierarchy)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        number, controllers, path = line.split(":", 2)
+        if number == "0" and (CGROUP_V2 / "cgroup.controllers").exists():
+            return CGROUP_V2 / path.lstrip("/")
+        if "cpu" in controllers.split(","):
+            return CGROUP_V1_CPU / path.lstrip("/")
+    sys.exit("no CPU cgroup for this process")
+
+
+def _cpu_group(weight: int, option: str) -> tuple[Path, Callable[[], None]]:
+    """A new cgroup with CPU weight `weight`, and a function that removes it once it is empty."""
     name = f"childindex-bench-{os.getpid()}-{time.monotonic_ns()}"
     controllers = CGROUP_V2 / "cgroup.controllers"
     if controllers.exists() and "cpu" in controllers.read_text().split():
@@ -136,12 +172,12 @@ def weighted(command: list[str], weight: int) -> tuple[list[str], Callable[[], N
     elif (CGROUP_V1_CPU / "cpu.shares").exists():
         group, setting, value = CGROUP_V1_CPU / name, "cpu.shares", str(max(2, weight * 1024 // 100))
     else:
-        sys.exit("--server-weight needs the cgroup CPU controller (v2, or v1 at /sys/fs/cgroup/cpu)")
+        sys.exit(f"{option} needs the cgroup CPU controller (v2, or v1 at /sys/fs/cgroup/cpu)")
     try:
         group.mkdir()
         (group / setting).write_text(value)
     except OSError as exc:
-        sys.exit(f"--server-weight could not make {group}: {exc} (run as root)")
+        sys.exit(f"{option} could not make {group}: {exc} (run as root)")
 
     def remove() -> None:
         for _ in range(100):  # (the workers may outlive their supervisor by a moment)
@@ -155,5 +191,4 @@ def weighted(command: list[str], weight: int) -> tuple[list[str], Callable[[], N
         print(f"warning: {group} still holds processes; remove it by hand", file=sys.stderr)
 
     atexit.register(remove)
-    join = 'echo $$ > "$0" && exec "$@"'  # (the shell joins the group, then becomes the command)
-    return ["sh", "-c", join, str(group / "cgroup.procs"), *command], remove
+    return group, remove

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -44,7 +45,14 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cores import cores_used, print_cores, start_noise, stop_noise, weighted  # noqa: E402
+from bench.cores import (  # noqa: E402
+    cores_used,
+    print_cores,
+    start_noise,
+    stop_noise,
+    weighted,
+    weighted_here,
+)
 
 LUA = """
 local bodies = {}
@@ -416,6 +424,16 @@ def main() -> None:
         "every other process has 100), as deploy/systemd/childindex.service runs it; needs root",
     )
     ap.add_argument(
+        "--client-weight",
+        type=int,
+        nargs="*",
+        default=[0],
+        help="measure each app with the load generator (this process and its wrk) in a cgroup of its "
+        "own with this CPU weight (0: as every process, 100); several values are measured in turn on "
+        "the same server, labelled. Beside a neighbour, a high weight takes the clients, which in "
+        "production run on other machines, out of its contest with the server; needs root",
+    )
+    ap.add_argument(
         "--serve",
         action="store_true",
         help="start the apps (this one, --old-writer, --baseline) with `childindex serve --workers N`, "
@@ -497,20 +515,23 @@ def main() -> None:
         proc = serve(command, env, port, cwd=cwd)
         url = f"http://127.0.0.1:{port}/api/v1/children/search"
         try:
-            results[name] = measure(
-                url,
-                qfile,
-                headers,
-                duration=args.duration,
-                connections=args.connections,
-                warmup=args.warmup,
-                server=proc.pid,
-            )
-            for rate, measured in paced.items():
-                measured[name] = {}
-                with cores_used(proc.pid, measured[name]):  # (the load generator here is this process)
-                    load = {"rate": rate, "duration": args.duration, "connections": args.connections}
-                    measured[name].update(at_rate(url, qfile, headers, **load))
+            for weight in args.client_weight if app[0] == "--factory" else [0]:
+                label = f"{name}, clients at {weight}" if len(args.client_weight) > 1 else name
+                with weighted_here(weight) if weight else contextlib.nullcontext():
+                    results[label] = measure(
+                        url,
+                        qfile,
+                        headers,
+                        duration=args.duration,
+                        connections=args.connections,
+                        warmup=args.warmup,
+                        server=proc.pid,
+                    )
+                    for rate, measured in paced.items():
+                        measured[label] = {}
+                        with cores_used(proc.pid, measured[label]):  # (the load generator: this process)
+                            load = {"rate": rate, "duration": args.duration, "connections": args.connections}
+                            measured[label].update(at_rate(url, qfile, headers, **load))
         finally:
             stop(proc)
             if ungroup is not None:
@@ -580,7 +601,8 @@ def main() -> None:
         f"\nchildren in database: {children:,}; backend: {args.backend}; {args.connections} connections; "
         f"{args.duration}s each after {args.warmup}s warm-up; {args.workers} uvicorn worker(s); "
         f"{os.cpu_count()} cores; CPU-bound neighbour: {noise_name}; the servers' CPU weight: "
-        f"{args.server_weight or 'as every process (100)'}; load average before: "
+        f"{args.server_weight or 'as every process (100)'}; the load generator's: "
+        f"{', '.join(str(w or 'as every process (100)') for w in args.client_weight)}; load average before: "
         f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
     )
     print(f"{'server':48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")

@@ -6,6 +6,8 @@
 #   tests/services/elasticsearch.sh stop     # stop the node and delete its data
 #
 # Then: export CHILDINDEX_TEST_ELASTICSEARCH_URL=http://127.0.0.1:9250
+# CHILDINDEX_ES_PORT (9250), CHILDINDEX_ES_EXTRA_JAVA_OPTS (after -Xms512m -Xmx512m) and
+# CHILDINDEX_ES_PROCESSORS (node.processors; default all the machine's cores) tune the node.
 #
 # Uses the integ-test-zip distribution from Maven Central: it has no bundled JDK and no
 # X-Pack, so security is off and the machine's Java 17 runs it. Elasticsearch refuses to
@@ -114,6 +116,11 @@ action.destructive_requires_name: false
 cluster.routing.allocation.disk.threshold_enabled: false
 xpack.security.enabled: false
 YML
+  if [[ -n "${CHILDINDEX_ES_PROCESSORS:-}" ]]; then
+    # The cores the node sizes its thread pools for (default: all it sees), for a node that will be
+    # pinned to fewer (bench/search_es.py, bench/es_round_trip.py).
+    echo "node.processors: ${CHILDINDEX_ES_PROCESSORS}" >> "$RUN_DIR/config/elasticsearch.yml"
+  fi
   local -a run=(env "ES_JAVA_HOME=${java_home}" "ES_PATH_CONF=${RUN_DIR}/config"
                 "ES_JAVA_OPTS=-Xms512m -Xmx512m ${CHILDINDEX_ES_EXTRA_JAVA_OPTS:-}"
                 "${HOME_DIR}/bin/elasticsearch" -d -p "$PID_FILE")
