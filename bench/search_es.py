@@ -28,6 +28,7 @@ Needs wrk and taskset, and runs as root or as the node's user to move the node b
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -208,14 +209,16 @@ def in_turns(
     failed = dict.fromkeys(order, 0.0)
     for turn in range(args.slices):
         for backend in order if turn % 2 == 0 else order[::-1]:
-            result = at_rate(
-                urls[backend],
-                qfile,
-                headers,
-                rate=args.rate,
-                duration=args.duration / args.slices,
-                connections=args.connections,
-                keep=kept[backend],
+            result = asyncio.run(
+                at_rate(
+                    urls[backend],
+                    qfile,
+                    headers,
+                    rate=args.rate,
+                    duration=args.duration / args.slices,
+                    connections=args.connections,
+                    keep=kept[backend],
+                )
             )
             failed[backend] += result["non_2xx"] + result["socket_errors"]
     return {backend: {**percentiles_ms(kept[backend]), "failed": failed[backend]} for backend in order}

@@ -176,7 +176,7 @@ def wrk(
     }
 
 
-def at_rate(
+async def at_rate(
     url: str,
     queries: Path,
     headers: dict[str, str],
@@ -188,22 +188,8 @@ def at_rate(
 ) -> dict[str, float]:
     """Searches at a fixed `rate` a second for `duration` seconds over `connections` keep-alive
     connections; latency from each search's due time to its whole answer (see the module doc).
-    With `keep`, each search's latency (seconds) is also added to it, to pool several runs."""
-    return asyncio.run(
-        _at_rate(url, queries, headers, rate=rate, duration=duration, connections=connections, keep=keep)
-    )
-
-
-async def _at_rate(
-    url: str,
-    queries: Path,
-    headers: dict[str, str],
-    *,
-    rate: float,
-    duration: float,
-    connections: int,
-    keep: list[float] | None,
-) -> dict[str, float]:
+    With `keep`, each search's latency (seconds) is also added to it, to pool several runs.
+    (A coroutine: run it with `asyncio.run`.)"""
     parsed = httpx.URL(url)
     host, port, path = parsed.host, parsed.port or 80, parsed.raw_path.decode()
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -531,7 +517,7 @@ def main() -> None:
                         measured[label] = {}
                         with cores_used(proc.pid, measured[label]):  # (the load generator: this process)
                             load = {"rate": rate, "duration": args.duration, "connections": args.connections}
-                            measured[label].update(at_rate(url, qfile, headers, **load))
+                            measured[label].update(asyncio.run(at_rate(url, qfile, headers, **load)))
         finally:
             stop(proc)
             if ungroup is not None:
