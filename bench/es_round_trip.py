@@ -36,8 +36,9 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cores import process_tree_cpu  # noqa: E402
+from bench.paced import percentiles_ms  # noqa: E402
 from bench.search_es import cpu_set, node_pid, pin  # noqa: E402
-from bench.search_http import percentiles_ms, sample_queries  # noqa: E402
+from bench.search_http import sample_queries  # noqa: E402
 from childindex.app import COLLECT_AFTER  # noqa: E402
 from directory.db import make_engine  # noqa: E402
 from search.elasticsearch import ElasticsearchBackend  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.search_http import percentiles_ms  # noqa: E402
+from bench.paced import percentiles_ms  # noqa: E402
 from search.elasticsearch import ElasticsearchBackend  # noqa: E402
 from search.es_client import Access, read_secret  # noqa: E402
 from search.matching import MatchingEngine  # noqa: E402

@@ -40,16 +40,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.search_http import (  # noqa: E402
-    at_rate,
-    free_port,
-    measure,
-    mint_token,
-    percentiles_ms,
-    sample_queries,
-    serve,
-    stop,
-)
+from bench.paced import at_rate, percentiles_ms  # noqa: E402
+from bench.search_http import free_port, measure, mint_token, sample_queries, serve, stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
