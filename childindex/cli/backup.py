@@ -10,7 +10,15 @@ recovery) is the database administrator's, documented in docs/operations.md.
 Restore goes to a NEW place: a SQLite file that does not exist yet, or an empty PostgreSQL
 database; it refuses a place holding data unless --force. Then it checks what a restore is for:
 the copy's schema is one the code knows, and the audit key on hand verifies the copy's audit
-chain (the keys are not in the database: they are backed up beside it).
+chain (the keys are not in the database: they are backed up beside it). A copy that fails the
+checks is not left where the service could be pointed at it: on SQLite it is checked before it
+takes the target's place; on PostgreSQL what the restore made in the empty database is dropped
+again (with --force on PostgreSQL the target's earlier contents were replaced before the check:
+restore into a new database to keep them until the copy is known good).
+
+Every file written holds every child's record: the backup, a restored SQLite database and their
+partial files are created readable and writable by the user running the command alone (0600),
+whatever the umask.
 
 A password in a PostgreSQL URL goes to pg_dump and pg_restore in their environment (PGPASSWORD),
 never on their command line (where any user of the machine could read it) nor in any output.
@@ -50,12 +58,29 @@ def sqlite_path(url: URL) -> Path:
     return Path(database)
 
 
+PRIVATE = 0o600
+"""The mode of every file these commands write: a copy of every child's record is its owner's alone."""
+
+
+def _private_partial(final: Path) -> Path:
+    """A new, empty file beside `final` to write into, created 0600 (not by the umask: a backup made
+    under the usual 022 would otherwise be readable by every account on the machine)."""
+    partial = final.with_name(final.name + ".partial")
+    _remove_sqlite_files(partial)
+    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE))
+    return partial
+
+
+def _remove_sqlite_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def backup_sqlite(source: Path, out: Path) -> None:
-    """The online backup of `source` into the new file `out`, integrity-checked."""
+    """The online backup of `source` into the new file `out` (0600), integrity-checked."""
     if not source.exists():
         raise BackupError(f"no database file at {source}")
-    partial = out.with_name(out.name + ".partial")
-    partial.unlink(missing_ok=True)
+    partial = _private_partial(out)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
     try:
         dest = sqlite3.connect(partial)
@@ -66,7 +91,11 @@ def backup_sqlite(source: Path, out: Path) -> None:
             dest.close()
     finally:
         src.close()
-    check_sqlite(partial)
+    try:
+        check_sqlite(partial)
+    except BaseException:
+        _remove_sqlite_files(partial)
+        raise
     os.replace(partial, out)
 
 
@@ -93,24 +122,45 @@ def check_sqlite(path: Path, *, backup: bool = False) -> None:
         )
 
 
-def restore_sqlite(backup: Path, target: Path, *, force: bool) -> None:
+def restore_sqlite(backup: Path, target: Path, *, force: bool) -> tuple[str, int]:
+    """Copy `backup` beside `target`, check the copy (`check_restored`), and only then let it take
+    the target's place: a copy that fails leaves the target as it was. The schema revision and the
+    audit events verified."""
     check_sqlite(backup, backup=True)
     if target.exists() and target.stat().st_size > 0 and not force:
         raise BackupError(f"{target} already exists: restore into a new file, or give --force to replace it")
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
-    src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+    partial = _private_partial(target)
     try:
-        dest = sqlite3.connect(partial)
+        src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
         try:
-            src.backup(dest)
+            dest = sqlite3.connect(partial)
+            try:
+                src.backup(dest)
+            finally:
+                dest.close()
         finally:
-            dest.close()
-    finally:
-        src.close()
+            src.close()
+        checked = _checked(f"sqlite:///{partial}")
+    except BaseException:
+        _remove_sqlite_files(partial)
+        raise
     for suffix in ("-wal", "-shm"):  # (a replaced database's journal must not be replayed onto it)
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     os.replace(partial, target)
+    for suffix in ("-wal", "-shm"):  # (the check's, emptied when its last connection closed)
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+    return checked
+
+
+def _checked(url: str) -> tuple[str, int]:
+    """`check_restored` on the database at `url`, its connections closed after."""
+    from directory.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        return check_restored(engine)
+    finally:
+        engine.dispose()
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -155,14 +205,17 @@ def _run(command: list[str], target: PgTarget, what: str) -> None:
 
 def backup_postgres(url: URL, out: Path) -> None:
     target = PgTarget.of(url)
-    partial = out.with_name(out.name + ".partial")
-    partial.unlink(missing_ok=True)
-    _run(
-        [pg_binary("pg_dump"), "-Fc", "--no-owner", "-f", str(partial), "--dbname", target.dsn],
-        target,
-        "pg_dump",
-    )
-    _run([pg_binary("pg_restore"), "--list", str(partial)], target, "reading the dump back")
+    partial = _private_partial(out)  # (pg_dump writes into it: the file keeps its mode)
+    try:
+        _run(
+            [pg_binary("pg_dump"), "-Fc", "--no-owner", "-f", str(partial), "--dbname", target.dsn],
+            target,
+            "pg_dump",
+        )
+        _run([pg_binary("pg_restore"), "--list", str(partial)], target, "reading the dump back")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, out)
 
 
@@ -178,17 +231,63 @@ def postgres_tables(engine: Engine) -> int:
         )
 
 
-def restore_postgres(backup: Path, url: URL, engine: Engine, *, force: bool) -> None:
+def restore_postgres(backup: Path, url: URL, engine: Engine, *, force: bool) -> tuple[str, int]:
+    """pg_restore into the target (empty, unless `force`), then `check_restored`. A copy that fails
+    the check in a database that was empty is dropped again, leaving it empty; with `force` the
+    earlier contents were replaced already (docs/operations.md). The schema revision and the audit
+    events verified."""
     target = PgTarget.of(url)
     if postgres_tables(engine) and not force:
         raise BackupError(
             f"the database {target.name} is not empty: restore into a new empty database "
             "(createdb), or give --force to replace what it holds"
         )
+    functions_before = database_functions(engine)
     command = [pg_binary("pg_restore"), "--no-owner", "--exit-on-error", "--single-transaction"]
     if force:
         command += ["--clean", "--if-exists"]
     _run([*command, "--dbname", target.dsn, str(backup)], target, "pg_restore")
+    engine.dispose()
+    try:
+        return check_restored(engine)
+    except BackupError:
+        if not force:
+            _empty_again(engine, keep_functions=functions_before)
+        raise
+
+
+_FUNCTIONS = """SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"""
+
+
+def database_functions(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text(_FUNCTIONS)).scalars())
+
+
+def _empty_again(engine: Engine, *, keep_functions: set[str]) -> None:
+    """Drop what a refused restore made in a database that was empty (its tables, with their
+    triggers, sequences and views, and the functions it added), in one transaction."""
+    outside = "NOT IN ('pg_catalog', 'information_schema')"
+    with engine.begin() as conn:
+        tables = conn.execute(
+            sa.text(
+                "SELECT format('%I.%I', table_schema, table_name), table_type FROM information_schema.tables "
+                f"WHERE table_schema {outside}"
+            )
+        ).all()
+        for name, kind in tables:
+            conn.exec_driver_sql(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {name} CASCADE")
+        sequences = conn.execute(
+            sa.text(
+                "SELECT format('%I.%I', sequence_schema, sequence_name) FROM information_schema.sequences "
+                f"WHERE sequence_schema {outside}"
+            )
+        ).scalars()
+        for name in list(sequences):
+            conn.exec_driver_sql(f"DROP SEQUENCE IF EXISTS {name} CASCADE")
+        for function in set(conn.execute(sa.text(_FUNCTIONS)).scalars()) - keep_functions:
+            conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function} CASCADE")
 
 
 # --- the checks after a restore ----------------------------------------------------------------
@@ -300,23 +399,23 @@ def restore(
     from directory.db import make_engine
 
     url = make_url(to)
-    engine = make_engine(to)
     try:
         if url.get_backend_name() == "sqlite":
-            restore_sqlite(backup_file, sqlite_path(url), force=force)
+            revision, checked = restore_sqlite(backup_file, sqlite_path(url), force=force)
         elif url.get_backend_name() == "postgresql":
-            restore_postgres(backup_file, url, engine, force=force)
+            engine = make_engine(to)
+            try:
+                revision, checked = restore_postgres(backup_file, url, engine, force=force)
+            finally:
+                engine.dispose()
         else:
             raise BackupError(f"no restore into {url.get_backend_name()} databases")
-        engine.dispose()  # (connections opened before the file was replaced)
-        revision, checked = check_restored(engine)
     except (BackupError, sqlite3.Error, OSError, sa.exc.DBAPIError) as exc:
         raise _fail(str(exc) if isinstance(exc, BackupError) else type(exc).__name__) from None
-    finally:
-        engine.dispose()
     _audit(to, "database.restore", {"kind": url.get_backend_name(), "verified_events": checked})
     console.print(
-        f"[green]Restored[/green] (schema {revision}; audit chain intact: {checked} events verified "
+        f"[green]Restored[/green] (schema {revision}; audit chain intact: {checked} event"
+        f"{'' if checked == 1 else 's'} verified "
         "with the key on hand). Next: point CHILDINDEX_DATABASE_URL at it, `childindex migrate` if "
         "the code is newer, and `childindex reindex` (the search index is not in the backup).",
         highlight=False,

@@ -175,6 +175,7 @@ def test_backup_under_load_restore_verify_reindex_and_search(places: Places, tmp
         assert not errors, errors
         assert done.returncode == 0, done.stdout + done.stderr
         assert "AUDIT_KEY_FILE" in done.stdout  # (says what to keep beside it)
+        assert _mode(out) == 0o600  # (every child's record: its owner's alone, whatever the umask)
         assert searches > 0 and len(made_by_end) > len(known)
         after = {n: created[n] for n in created if n not in made_by_end}
     finally:
@@ -190,6 +191,8 @@ def test_backup_under_load_restore_verify_reindex_and_search(places: Places, tmp
     restored = _cli("restore", str(out), "--to", places.target, url=places.target)
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "audit chain intact" in restored.stdout.lower()
+    if places.target.startswith("sqlite"):
+        assert _mode(Path(make_url(places.target).database or "")) == 0o600
     again = _cli("restore", str(out), "--to", places.target, url=places.target)
     assert again.returncode == 1 and "--force" in again.stdout  # (never over what holds data)
 
@@ -230,6 +233,9 @@ def test_backup_under_load_restore_verify_reindex_and_search(places: Places, tmp
 def test_restore_refuses_when_the_key_on_hand_does_not_verify_the_chain(
     places: Places, tmp_path: Path
 ) -> None:
+    """The copy is refused, and not left where the service could be pointed at it: the new place
+    is as it was (no file; an empty database), and a SQLite target given with --force keeps what
+    it held."""
     from childindex.migrations import upgrade
     from directory import audit
     from directory.db import unit_of_work
@@ -243,17 +249,37 @@ def test_restore_refuses_when_the_key_on_hand_does_not_verify_the_chain(
     engine.dispose()
     out = tmp_path / "keyed.backup"
     assert _cli("backup", str(out), url=places.source).returncode == 0
-    other = keyfile.generate(tmp_path / "other-audit.key", "audit").path
-    refused = _cli(
-        "restore",
-        str(out),
-        "--to",
-        places.target,
-        url=places.target,
-        env={"CHILDINDEX_AUDIT_KEY_FILE": str(other)},
-    )
+    other = {"CHILDINDEX_AUDIT_KEY_FILE": str(keyfile.generate(tmp_path / "other-audit.key", "audit").path)}
+    refused = _cli("restore", str(out), "--to", places.target, url=places.target, env=other)
     assert refused.returncode == 1
     assert "audit key" in refused.stdout and "CHILDINDEX_AUDIT_KEY_FILE" in refused.stdout
+    if places.target.startswith("postgresql"):
+        assert _tables(places.target) == [] and _functions(places.target) == []
+    else:
+        target = Path(make_url(places.target).database or "")
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(target.name)) == []
+        # Over a database that holds data (--force): it is kept, byte for byte, when the copy fails.
+        assert _cli("restore", str(out), "--to", places.target, url=places.target).returncode == 0
+        held = target.read_bytes()
+        forced = _cli("restore", str(out), "--to", places.target, "--force", url=places.target, env=other)
+        assert forced.returncode == 1 and "audit key" in forced.stdout, forced.stdout + forced.stderr
+        assert target.read_bytes() == held
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(target.name)) == [target.name]
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def _functions(url: str) -> list[str]:
+    """The functions in a PostgreSQL database outside its catalogues (a restore adds some)."""
+    from childindex.cli.backup import database_functions as functions
+
+    engine = make_engine(url)
+    try:
+        return sorted(functions(engine))
+    finally:
+        engine.dispose()
 
 
 def _tables(url: str) -> list[str]:
