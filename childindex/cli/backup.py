@@ -64,11 +64,39 @@ PRIVATE = 0o600
 
 def _private_partial(final: Path) -> Path:
     """A new, empty file beside `final` to write into, created 0600 (not by the umask: a backup made
-    under the usual 022 would otherwise be readable by every account on the machine)."""
+    under the usual 022 would otherwise be readable by every account on the machine). Created only
+    if absent, so that two commands writing the same file at once cannot write into each other's:
+    the second is refused."""
     partial = final.with_name(final.name + ".partial")
-    _remove_sqlite_files(partial)
-    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE))
+    try:
+        os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE))
+    except FileExistsError:
+        raise BackupError(
+            f"{partial} exists: another backup or restore is writing it, or one was stopped part way "
+            "(remove it once none is running)"
+        ) from None
+    for suffix in ("-wal", "-shm", "-journal"):  # (a stopped one's journal: never replayed onto this)
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
     return partial
+
+
+def _keep_as(partial: Path, out: Path) -> None:
+    """Give the finished backup its name, never over a file that took the name meanwhile."""
+    try:
+        try:
+            os.link(partial, out)
+        except FileExistsError:
+            raise BackupError(
+                f"{out} was made by something else while the backup ran: give a new name"
+            ) from None
+        except OSError:  # (a file system without hard links: the check just before is the guard)
+            if out.exists():
+                raise BackupError(
+                    f"{out} was made by something else while the backup ran: give a new name"
+                ) from None
+            os.replace(partial, out)
+    finally:
+        _remove_sqlite_files(partial)
 
 
 def _remove_sqlite_files(path: Path) -> None:
@@ -81,22 +109,22 @@ def backup_sqlite(source: Path, out: Path) -> None:
     if not source.exists():
         raise BackupError(f"no database file at {source}")
     partial = _private_partial(out)
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
     try:
-        dest = sqlite3.connect(partial)
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
         try:
-            src.backup(dest)  # (all pages in one step: one read transaction, one moment's database)
-            dest.execute("PRAGMA journal_mode=DELETE")  # (one self-contained file)
+            dest = sqlite3.connect(partial)
+            try:
+                src.backup(dest)  # (all pages in one step: one read transaction, one moment's database)
+                dest.execute("PRAGMA journal_mode=DELETE")  # (one self-contained file)
+            finally:
+                dest.close()
         finally:
-            dest.close()
-    finally:
-        src.close()
-    try:
+            src.close()
         check_sqlite(partial)
     except BaseException:
         _remove_sqlite_files(partial)
         raise
-    os.replace(partial, out)
+    _keep_as(partial, out)
 
 
 def check_sqlite(path: Path, *, backup: bool = False) -> None:
@@ -216,7 +244,7 @@ def backup_postgres(url: URL, out: Path) -> None:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    os.replace(partial, out)
+    _keep_as(partial, out)
 
 
 def postgres_tables(engine: Engine) -> int:

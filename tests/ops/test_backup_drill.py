@@ -315,3 +315,89 @@ def test_restore_refuses_a_missing_a_wrong_or_an_empty_file_and_writes_nothing(
         else:
             assert "pg_restore failed" in said, said
             assert _tables(places.target) == []
+
+
+def test_backups_to_one_file_at_once_leave_one_good_copy_and_refuse_the_rest(
+    places: Places, tmp_path: Path
+) -> None:
+    """Six `childindex backup` of the same database to the same file, started together: one writes
+    it, each of the others is refused with a message (the file exists, or another is writing it),
+    and what is left is one good backup (0600) and no partial file. (Whether they overlap depends
+    on how fast each process starts: the test below makes them overlap.) A partial file left by a
+    stopped run refuses the next one, naming it, and is not written over."""
+    from childindex.migrations import upgrade
+
+    engine = make_engine(places.source)
+    upgrade(engine)
+    engine.dispose()
+    out = tmp_path / "once.backup"
+    env = {**os.environ, "CHILDINDEX_DATABASE_URL": places.source, "COLUMNS": "200"}
+    runs = [
+        subprocess.Popen(
+            [*CLI, "backup", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    said = [(run.wait(timeout=300), *run.communicate()) for run in runs]
+    assert sorted(code for code, _, _ in said) == [0, 1, 1, 1, 1, 1], said
+    for code, stdout, stderr in said:
+        assert "Traceback" not in stdout + stderr
+        if code == 1:
+            assert "already exists" in stdout or "another backup or restore is writing it" in stdout, stdout
+    assert _mode(out) == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(out.name)] == [out.name]
+    restored = _cli("restore", str(out), "--to", places.target, url=places.target)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+
+    stale = tmp_path / "next.backup.partial"
+    stale.write_bytes(b"left by a stopped run")
+    refused = _cli("backup", str(tmp_path / "next.backup"), url=places.source)
+    assert refused.returncode == 1 and str(stale) in refused.stdout.replace("\n", ""), refused.stdout
+    assert stale.read_bytes() == b"left by a stopped run" and not (tmp_path / "next.backup").exists()
+
+
+def test_backups_that_overlap_write_one_file_and_refuse_the_others(tmp_path: Path) -> None:
+    """Eight backups of one SQLite database into one file, released together from a barrier so that
+    they overlap: exactly one writes it, the others are refused (never two writing one partial
+    file), and the one written is a good copy."""
+    from childindex.cli.backup import BackupError, backup_sqlite, check_sqlite
+    from childindex.migrations import upgrade
+
+    source = tmp_path / "live.db"
+    engine = make_engine(f"sqlite:///{source}")
+    upgrade(engine)
+    with engine.begin() as conn:  # (some pages to copy, so that the copies take a while)
+        conn.exec_driver_sql("CREATE TABLE ballast (b BLOB)")
+        conn.exec_driver_sql(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) "
+            "INSERT INTO ballast SELECT randomblob(4096) FROM n"
+        )
+    engine.dispose()
+    out = tmp_path / "overlap.backup"
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def one() -> None:
+        barrier.wait()
+        try:
+            backup_sqlite(source, out)
+            outcomes.append("written")
+        except BackupError as exc:
+            outcomes.append(str(exc))
+        except Exception as exc:  # (anything else is a failure, named below)
+            outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(outcomes) == 8 and outcomes.count("written") == 1, outcomes
+    assert all(
+        "another backup or restore is writing it" in o or "made by something else" in o
+        for o in outcomes
+        if o != "written"
+    ), outcomes
+    check_sqlite(out, backup=True)
+    assert _mode(out) == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(out.name)] == [out.name]
