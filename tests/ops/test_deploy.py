@@ -1,5 +1,6 @@
-"""deploy/ cannot rot: the compose file, the HAProxy config and the Kubernetes manifests parse, their
-probes point at routes the app has, and every CHILDINDEX_ variable they set is a setting."""
+"""deploy/ cannot rot: the compose file, the HAProxy config and the Kubernetes manifests parse, the
+manifests are valid Kubernetes objects (each field where its kind's schema puts it), their probes
+point at routes the app has, and every CHILDINDEX_ variable they set is a setting."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml  # type: ignore[import-untyped]
 
@@ -55,6 +57,34 @@ def test_the_deployment_runs_two_replicas_probed_on_routes_the_app_has() -> None
         assert app[probe]["httpGet"]["path"] in routes
     kinds = {d["kind"] for d in _manifests()}
     assert {"Deployment", "Service", "Ingress", "Job", "Secret", "ConfigMap", "CronJob"} <= kinds
+
+
+KUBERNETES = ("1.25.0", "1.37.0")
+"""The oldest and the newest Kubernetes whose schemas kubernetes-validate holds: a field added after
+the oldest, or one the newest removed, is refused."""
+
+
+@pytest.mark.parametrize("version", KUBERNETES)
+def test_every_manifest_is_a_valid_kubernetes_object_with_no_field_out_of_place(version: str) -> None:
+    """Each manifest against the Kubernetes schema of its kind (strict: an unknown or misplaced
+    field fails, as `kubectl apply` would refuse it), where no cluster can be brought up here."""
+    for doc in _manifests():
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_the_schema_check_refuses_a_misspelt_or_misplaced_field() -> None:
+    """The check above can fail: a probe misspelt, and one put on the pod rather than its container."""
+    (deployment,) = [d for d in _manifests() if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    misspelt = pod["containers"][0]
+    misspelt["livenesProbe"] = misspelt.pop("livenessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError, match="livenesProbe"):
+        kubernetes_validate.validate(deployment, KUBERNETES[-1], strict=True)
+    (deployment,) = [d for d in _manifests() if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    pod["readinessProbe"] = pod["containers"][0].pop("readinessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError, match="readinessProbe"):
+        kubernetes_validate.validate(deployment, KUBERNETES[-1], strict=True)
 
 
 def test_every_container_has_resource_requests_and_limits() -> None:
