@@ -82,18 +82,15 @@ def _private_partial(final: Path) -> Path:
 
 def _keep_as(partial: Path, out: Path) -> None:
     """Give the finished backup its name, never over a file that took the name meanwhile."""
+    appeared = f"{out} appeared while this backup ran (another backup to the same name?): give a new name"
     try:
         try:
             os.link(partial, out)
         except FileExistsError:
-            raise BackupError(
-                f"{out} was made by something else while the backup ran: give a new name"
-            ) from None
+            raise BackupError(appeared) from None
         except OSError:  # (a file system without hard links: the check just before is the guard)
             if out.exists():
-                raise BackupError(
-                    f"{out} was made by something else while the backup ran: give a new name"
-                ) from None
+                raise BackupError(appeared) from None
             os.replace(partial, out)
     finally:
         _remove_sqlite_files(partial)
@@ -270,7 +267,7 @@ def restore_postgres(backup: Path, url: URL, engine: Engine, *, force: bool) -> 
             f"the database {target.name} is not empty: restore into a new empty database "
             "(createdb), or give --force to replace what it holds"
         )
-    functions_before = database_functions(engine)
+    before = database_objects(engine)
     command = [pg_binary("pg_restore"), "--no-owner", "--exit-on-error", "--single-transaction"]
     if force:
         command += ["--clean", "--if-exists"]
@@ -278,44 +275,43 @@ def restore_postgres(backup: Path, url: URL, engine: Engine, *, force: bool) -> 
     engine.dispose()
     try:
         return check_restored(engine)
-    except BackupError:
+    except Exception:
         if not force:
-            _empty_again(engine, keep_functions=functions_before)
+            _empty_again(engine, keep=before)
         raise
 
 
-_FUNCTIONS = """SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"""
+_OUTSIDE = "NOT IN ('pg_catalog', 'information_schema') AND {} NOT LIKE 'pg\\_%'"
+_OBJECTS = {
+    "FUNCTION": "SELECT p.oid::regprocedure::text FROM pg_proc p "
+    "JOIN pg_namespace n ON n.oid = p.pronamespace "
+    f"WHERE n.nspname {_OUTSIDE.format('n.nspname')}",
+    "SEQUENCE": "SELECT format('%I.%I', sequence_schema, sequence_name) FROM information_schema.sequences "
+    f"WHERE sequence_schema {_OUTSIDE.format('sequence_schema')}",
+    "VIEW": "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables "
+    f"WHERE table_type = 'VIEW' AND table_schema {_OUTSIDE.format('table_schema')}",
+    "TABLE": "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables "
+    f"WHERE table_type <> 'VIEW' AND table_schema {_OUTSIDE.format('table_schema')}",
+}
 
 
-def database_functions(engine: Engine) -> set[str]:
+def database_objects(engine: Engine) -> set[tuple[str, str]]:
+    """A PostgreSQL database's own tables, views, sequences and functions, as (kind, name)."""
     with engine.connect() as conn:
-        return set(conn.execute(sa.text(_FUNCTIONS)).scalars())
+        return {
+            (kind, name) for kind, sql in _OBJECTS.items() for name in conn.execute(sa.text(sql)).scalars()
+        }
 
 
-def _empty_again(engine: Engine, *, keep_functions: set[str]) -> None:
-    """Drop what a refused restore made in a database that was empty (its tables, with their
-    triggers, sequences and views, and the functions it added), in one transaction."""
-    outside = "NOT IN ('pg_catalog', 'information_schema')"
+def _empty_again(engine: Engine, *, keep: set[tuple[str, str]]) -> None:
+    """Drop what a refused restore made in a database that was empty (every table, view, sequence
+    and function not in `keep`; a table's triggers and indexes go with it), in one transaction."""
+    made = database_objects(engine) - keep
     with engine.begin() as conn:
-        tables = conn.execute(
-            sa.text(
-                "SELECT format('%I.%I', table_schema, table_name), table_type FROM information_schema.tables "
-                f"WHERE table_schema {outside}"
-            )
-        ).all()
-        for name, kind in tables:
-            conn.exec_driver_sql(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {name} CASCADE")
-        sequences = conn.execute(
-            sa.text(
-                "SELECT format('%I.%I', sequence_schema, sequence_name) FROM information_schema.sequences "
-                f"WHERE sequence_schema {outside}"
-            )
-        ).scalars()
-        for name in list(sequences):
-            conn.exec_driver_sql(f"DROP SEQUENCE IF EXISTS {name} CASCADE")
-        for function in set(conn.execute(sa.text(_FUNCTIONS)).scalars()) - keep_functions:
-            conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function} CASCADE")
+        for kind in ("VIEW", "TABLE", "SEQUENCE", "FUNCTION"):  # (views first: they use the tables)
+            for k, name in sorted(made):
+                if k == kind:
+                    conn.exec_driver_sql(f"DROP {kind} IF EXISTS {name} CASCADE")
 
 
 # --- the checks after a restore ----------------------------------------------------------------
@@ -331,7 +327,13 @@ def check_restored(engine: Engine) -> tuple[str, int]:
     from directory.db import unit_of_work
 
     with engine.connect() as conn:
-        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+        if not sa.inspect(conn).has_table("alembic_version"):
+            raise BackupError(
+                "the copy holds no childindex database (no schema version): is it the right file?"
+            )
+        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+    if revision is None:
+        raise BackupError("the copy holds no childindex database (no schema version): is it the right file?")
     script = ScriptDirectory.from_config(alembic_config(engine))
     if script.get_revision(revision) is None:
         raise BackupError(f"the copy's schema ({revision}) is newer than this version of childindex knows")
@@ -375,6 +377,44 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _holds_childindex_sqlite(path: Path) -> None:
+    """Refuse, before any copy, a SQLite file that is not a childindex database."""
+    if not path.exists():
+        raise BackupError(f"no database file at {path}")
+    check = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        versioned = check.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+    except sqlite3.DatabaseError:
+        raise BackupError(f"{path.name} is not a SQLite database") from None
+    finally:
+        check.close()
+    if versioned is None:
+        raise BackupError(
+            f"{path.name} holds no childindex database (no schema version): is it the right one?"
+        )
+
+
+def _holds_childindex_postgres(url: URL) -> None:
+    """Refuse, before any copy, a PostgreSQL database that is not a childindex database."""
+    from directory.db import make_engine
+
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            versioned = sa.inspect(conn).has_table("alembic_version")
+    except sa.exc.DBAPIError as exc:
+        raise BackupError(f"the database cannot be reached ({type(exc).__name__})") from None
+    finally:
+        engine.dispose()
+    if not versioned:
+        raise BackupError(
+            f"the database {url.database} holds no childindex database (no schema version): "
+            "is it the right one?"
+        )
+
+
 def backup(
     out: Annotated[Path, typer.Argument(help="The backup file to write (must not exist)")],
     database_url: Annotated[
@@ -388,19 +428,28 @@ def backup(
         raise _fail(f"{out} already exists: give a new file name")
     try:
         if url.get_backend_name() == "sqlite":
+            _holds_childindex_sqlite(sqlite_path(url))
             backup_sqlite(sqlite_path(url), out)
         elif url.get_backend_name() == "postgresql":
+            _holds_childindex_postgres(url)
             backup_postgres(url, out)
         else:
             raise BackupError(f"no backup for {url.get_backend_name()} databases")
     except (BackupError, sqlite3.Error, OSError) as exc:
         raise _fail(str(exc)) from None
     kind = url.get_backend_name()
-    _audit(
-        url.render_as_string(hide_password=False),
-        "database.backup",
-        {"kind": kind, "bytes": out.stat().st_size},
-    )
+    try:
+        _audit(
+            url.render_as_string(hide_password=False),
+            "database.backup",
+            {"kind": kind, "bytes": out.stat().st_size},
+        )
+    except Exception as exc:  # (no copy of every child's record that the audit log does not show)
+        out.unlink(missing_ok=True)
+        raise _fail(
+            "the backup was not kept: who took it could not be written to the audit log "
+            f"({type(exc).__name__})"
+        ) from None
     console.print(f"[green]Backed up[/green] to {out} ({out.stat().st_size:,} bytes).", highlight=False)
     console.print(
         "Keep beside it, apart and as safely: the audit key file (CHILDINDEX_AUDIT_KEY_FILE) and the "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -254,7 +255,7 @@ def test_restore_refuses_when_the_key_on_hand_does_not_verify_the_chain(
     assert refused.returncode == 1
     assert "audit key" in refused.stdout and "CHILDINDEX_AUDIT_KEY_FILE" in refused.stdout
     if places.target.startswith("postgresql"):
-        assert _tables(places.target) == [] and _functions(places.target) == []
+        assert _objects(places.target) == set()
     else:
         target = Path(make_url(places.target).database or "")
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(target.name)) == []
@@ -271,13 +272,13 @@ def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-def _functions(url: str) -> list[str]:
-    """The functions in a PostgreSQL database outside its catalogues (a restore adds some)."""
-    from childindex.cli.backup import database_functions as functions
+def _objects(url: str) -> set[tuple[str, str]]:
+    """A PostgreSQL database's own tables, views, sequences and functions."""
+    from childindex.cli.backup import database_objects
 
     engine = make_engine(url)
     try:
-        return sorted(functions(engine))
+        return database_objects(engine)
     finally:
         engine.dispose()
 
@@ -316,6 +317,111 @@ def test_restore_refuses_a_missing_a_wrong_or_an_empty_file_and_writes_nothing(
             assert "pg_restore failed" in said, said
             assert _tables(places.target) == []
 
+    # A good copy of a database that is not childindex's: refused, and nothing of it left behind.
+    foreign = _foreign_copy(places, tmp_path)
+    refused = _cli("restore", str(foreign), "--to", places.target, url=places.target)
+    assert refused.returncode == 1 and "no childindex database" in refused.stdout.replace("\n", " "), (
+        refused.stdout
+    )
+    if places.target.startswith("sqlite"):
+        assert not (tmp_path / "restored.db").exists()
+    else:
+        assert _objects(places.target) == set()
+
+
+def _foreign_copy(places: Places, tmp_path: Path) -> Path:
+    """A backup, in the format of the place's database, of a database that is not childindex's."""
+    from childindex.cli.backup import backup_postgres
+
+    if places.target.startswith("sqlite"):
+        path = tmp_path / "foreign.db"
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE invoices (n INTEGER)")
+        conn.commit()
+        conn.close()
+        return path
+    url = make_url(places.target)
+    admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
+    name = f"{url.database}_foreign"
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        other = make_engine(url.set(database=name).render_as_string(hide_password=False))
+        with other.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE invoices (n serial PRIMARY KEY)")
+            conn.exec_driver_sql("CREATE VIEW big_invoices AS SELECT n FROM invoices WHERE n > 10")
+            conn.exec_driver_sql("CREATE FUNCTION twice(i int) RETURNS int AS 'SELECT i * 2' LANGUAGE SQL")
+        other.dispose()
+        out = tmp_path / "foreign.dump"
+        backup_postgres(url.set(database=name), out)
+        return out
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_backup_refuses_a_database_that_is_not_childindexs_and_keeps_no_unaudited_copy(
+    places: Places, tmp_path: Path
+) -> None:
+    """`backup` of a database that holds no childindex schema is refused before any copy; a copy
+    whose taking cannot be written to the audit log is not kept."""
+    from childindex.migrations import upgrade
+
+    foreign = _foreign_source(places, tmp_path)
+    out = tmp_path / "wrong.backup"
+    refused = _cli("backup", str(out), url=foreign)
+    assert refused.returncode == 1 and "no childindex database" in refused.stdout.replace("\n", " "), (
+        refused.stdout + refused.stderr
+    )
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(out.name)] == []
+
+    engine = make_engine(places.source)
+    upgrade(engine)
+    with engine.begin() as conn:  # (the audit log refuses every new event)
+        if places.source.startswith("sqlite"):
+            conn.exec_driver_sql(
+                "CREATE TRIGGER no_more_audit BEFORE INSERT ON audit_event "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION no_more_audit() RETURNS trigger "
+                "AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER no_more_audit BEFORE INSERT ON audit_event "
+                "FOR EACH ROW EXECUTE FUNCTION no_more_audit()"
+            )
+    try:
+        unaudited = _cli("backup", str(out), url=places.source)
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "DROP TRIGGER no_more_audit"
+                + ("" if places.source.startswith("sqlite") else " ON audit_event")
+            )
+            if not places.source.startswith("sqlite"):
+                conn.exec_driver_sql("DROP FUNCTION no_more_audit()")
+        engine.dispose()
+    assert unaudited.returncode == 1, unaudited.stdout + unaudited.stderr
+    assert "not kept" in unaudited.stdout and "audit log" in unaudited.stdout, unaudited.stdout
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(out.name)] == []
+
+
+def _foreign_source(places: Places, tmp_path: Path) -> str:
+    """The URL of a database that is not childindex's, beside the place's source."""
+    if places.source.startswith("sqlite"):
+        path = tmp_path / "invoices.db"
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE invoices (n INTEGER)")
+        conn.commit()
+        conn.close()
+        return f"sqlite:///{path}"
+    return make_url(places.target).render_as_string(hide_password=False)  # (empty: no schema)
+
 
 def test_backups_to_one_file_at_once_leave_one_good_copy_and_refuse_the_rest(
     places: Places, tmp_path: Path
@@ -343,7 +449,11 @@ def test_backups_to_one_file_at_once_leave_one_good_copy_and_refuse_the_rest(
     for code, stdout, stderr in said:
         assert "Traceback" not in stdout + stderr
         if code == 1:
-            assert "already exists" in stdout or "another backup or restore is writing it" in stdout, stdout
+            said = stdout.replace("\n", " ")
+            assert any(
+                reason in said
+                for reason in ("already exists", "another backup or restore is writing it", "appeared while")
+            ), said
     assert _mode(out) == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(out.name)] == [out.name]
     restored = _cli("restore", str(out), "--to", places.target, url=places.target)
@@ -394,7 +504,7 @@ def test_backups_that_overlap_write_one_file_and_refuse_the_others(tmp_path: Pat
         t.join(timeout=120)
     assert len(outcomes) == 8 and outcomes.count("written") == 1, outcomes
     assert all(
-        "another backup or restore is writing it" in o or "made by something else" in o
+        "another backup or restore is writing it" in o or "appeared while" in o
         for o in outcomes
         if o != "written"
     ), outcomes
