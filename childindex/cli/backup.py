@@ -459,6 +459,27 @@ def backup(
     )
 
 
+def _refuse_if_served(to: str) -> None:
+    """Refuse to replace a database a childindex service is running on (one of its nodes holds a
+    background job's lease): its open connections would go on with the old database, or fail half
+    way through the replacement. Stop every node first."""
+    from directory.db import make_engine
+    from directory.jobs import holders
+
+    engine = make_engine(to)
+    try:
+        held = [name for name, taken in holders(engine).items() if taken]
+    except sa.exc.DBAPIError:
+        return  # (nothing answers there: nothing runs on it; the restore says what is wrong)
+    finally:
+        engine.dispose()
+    if held:
+        raise BackupError(
+            f"a childindex service is running on that database (it holds the {held[0]} job's lease): "
+            "stop every node before restoring over it"
+        )
+
+
 def restore(
     backup_file: Annotated[
         Path,
@@ -477,6 +498,8 @@ def restore(
 
     url = make_url(to)
     try:
+        if force:
+            _refuse_if_served(to)
         if url.get_backend_name() == "sqlite":
             revision, checked = restore_sqlite(backup_file, sqlite_path(url), force=force)
         elif url.get_backend_name() == "postgresql":

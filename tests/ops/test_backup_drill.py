@@ -511,3 +511,33 @@ def test_backups_that_overlap_write_one_file_and_refuse_the_others(tmp_path: Pat
     check_sqlite(out, backup=True)
     assert _mode(out) == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(out.name)] == [out.name]
+
+
+def test_restore_will_not_replace_a_database_a_service_is_running_on(places: Places, tmp_path: Path) -> None:
+    """--force over a database one of whose background job leases is held (a `childindex serve`
+    is running on it) is refused, and the database is untouched; once the lease is given up the
+    same restore goes ahead."""
+    from childindex.migrations import upgrade
+    from directory.jobs import Lease
+
+    source = make_engine(places.source)
+    upgrade(source)
+    source.dispose()
+    out = tmp_path / "over.backup"
+    assert _cli("backup", str(out), url=places.source).returncode == 0
+    assert _cli("restore", str(out), "--to", places.target, url=places.target).returncode == 0
+    target = make_engine(places.target)
+    lease = Lease(target, "indexer")  # (as a serving node holds it)
+    assert lease.acquire()
+    try:
+        refused = _cli("restore", str(out), "--to", places.target, "--force", url=places.target)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "service is running" in refused.stdout and "indexer" in refused.stdout, refused.stdout
+        with target.connect() as conn:  # (untouched: its own restore event is still the newest)
+            newest = conn.execute(sa.text("SELECT action FROM audit_event ORDER BY seq DESC LIMIT 1"))
+            assert newest.scalar_one() == "database.restore"
+    finally:
+        lease.release()
+    again = _cli("restore", str(out), "--to", places.target, "--force", url=places.target)
+    assert again.returncode == 0, again.stdout + again.stderr
+    target.dispose()
