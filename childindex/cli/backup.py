@@ -498,21 +498,27 @@ def restore(
 
     url = make_url(to)
     try:
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise BackupError(f"no restore into {url.get_backend_name()} databases")
         if force:
             _refuse_if_served(to)
         if url.get_backend_name() == "sqlite":
             revision, checked = restore_sqlite(backup_file, sqlite_path(url), force=force)
-        elif url.get_backend_name() == "postgresql":
+        else:
             engine = make_engine(to)
             try:
                 revision, checked = restore_postgres(backup_file, url, engine, force=force)
             finally:
                 engine.dispose()
-        else:
-            raise BackupError(f"no restore into {url.get_backend_name()} databases")
     except (BackupError, sqlite3.Error, OSError, sa.exc.DBAPIError) as exc:
         raise _fail(str(exc) if isinstance(exc, BackupError) else type(exc).__name__) from None
-    _audit(to, "database.restore", {"kind": url.get_backend_name(), "verified_events": checked})
+    try:
+        _audit(to, "database.restore", {"kind": url.get_backend_name(), "verified_events": checked})
+    except Exception as exc:
+        raise _fail(
+            "the copy is in place and its checks passed, but who restored it could not be written to "
+            f"its audit log ({type(exc).__name__}): find out why before the service uses it"
+        ) from None
     console.print(
         f"[green]Restored[/green] (schema {revision}; audit chain intact: {checked} event"
         f"{'' if checked == 1 else 's'} verified "
