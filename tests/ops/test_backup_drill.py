@@ -334,12 +334,7 @@ def _foreign_copy(places: Places, tmp_path: Path) -> Path:
     from childindex.cli.backup import backup_postgres
 
     if places.target.startswith("sqlite"):
-        path = tmp_path / "foreign.db"
-        conn = sqlite3.connect(path)
-        conn.execute("CREATE TABLE invoices (n INTEGER)")
-        conn.commit()
-        conn.close()
-        return path
+        return _invoices_sqlite(tmp_path / "foreign.db")
     url = make_url(places.target)
     admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
     name = f"{url.database}_foreign"
@@ -414,13 +409,17 @@ def test_backup_refuses_a_database_that_is_not_childindexs_and_keeps_no_unaudite
 def _foreign_source(places: Places, tmp_path: Path) -> str:
     """The URL of a database that is not childindex's, beside the place's source."""
     if places.source.startswith("sqlite"):
-        path = tmp_path / "invoices.db"
-        conn = sqlite3.connect(path)
-        conn.execute("CREATE TABLE invoices (n INTEGER)")
-        conn.commit()
-        conn.close()
-        return f"sqlite:///{path}"
+        return f"sqlite:///{_invoices_sqlite(tmp_path / 'invoices.db')}"
     return make_url(places.target).render_as_string(hide_password=False)  # (empty: no schema)
+
+
+def _invoices_sqlite(path: Path) -> Path:
+    """A SQLite database of someone else's (one table, no childindex schema)."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE invoices (n INTEGER)")
+    conn.commit()
+    conn.close()
+    return path
 
 
 def test_backups_to_one_file_at_once_leave_one_good_copy_and_refuse_the_rest(
