@@ -443,16 +443,16 @@ def test_backups_to_one_file_at_once_leave_one_good_copy_and_refuse_the_rest(
         )
         for _ in range(6)
     ]
-    said = [(run.wait(timeout=300), *run.communicate()) for run in runs]
-    assert sorted(code for code, _, _ in said) == [0, 1, 1, 1, 1, 1], said
-    for code, stdout, stderr in said:
+    said = [(*run.communicate(timeout=300), run.returncode) for run in runs]
+    assert sorted(code for _, _, code in said) == [0, 1, 1, 1, 1, 1], said
+    for stdout, stderr, code in said:
         assert "Traceback" not in stdout + stderr
         if code == 1:
-            said = stdout.replace("\n", " ")
+            message = stdout.replace("\n", " ")
             assert any(
-                reason in said
+                reason in message
                 for reason in ("already exists", "another backup or restore is writing it", "appeared while")
-            ), said
+            ), message
     assert _mode(out) == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(out.name)] == [out.name]
     restored = _cli("restore", str(out), "--to", places.target, url=places.target)
