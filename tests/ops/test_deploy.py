@@ -35,15 +35,20 @@ def _routes() -> set[str]:
     return {getattr(r, "path", "") for r in app.routes}
 
 
-def _containers(kind: str) -> list[dict[str, Any]]:
+def _pods(kind: str) -> list[dict[str, Any]]:
+    """The pod specs of the manifests of this kind (a Deployment's, a Job's, a CronJob's)."""
     found = []
     for doc in _manifests():
         if doc["kind"] != kind:
             continue
         spec = doc["spec"]
         spec = spec["jobTemplate"]["spec"] if kind == "CronJob" else spec
-        found += spec["template"]["spec"]["containers"]
+        found.append(spec["template"]["spec"])
     return found
+
+
+def _containers(kind: str) -> list[dict[str, Any]]:
+    return [c for pod in _pods(kind) for c in pod["containers"]]
 
 
 def test_the_deployment_runs_two_replicas_probed_on_routes_the_app_has() -> None:
@@ -85,6 +90,25 @@ def test_the_schema_check_refuses_a_misspelt_or_misplaced_field() -> None:
     pod["readinessProbe"] = pod["containers"][0].pop("readinessProbe")
     with pytest.raises(kubernetes_validate.ValidationError, match="readinessProbe"):
         kubernetes_validate.validate(deployment, KUBERNETES[-1], strict=True)
+
+
+def test_every_pod_reads_its_key_files_as_the_images_user_and_no_one_else_can() -> None:
+    """A Secret volume's files are root's. A pod that runs as the image's user (not root) reads them
+    only through its fsGroup, with group read in the volume's mode; others may not read them. (With
+    mode 0400 and no fsGroup the service could not read its own keys and would not start.)"""
+    user = re.search(r"^USER (\d+)", (DEPLOY / "Containerfile").read_text(), re.M)
+    assert user is not None
+    pods = [pod for kind in ("Deployment", "Job", "CronJob") for pod in _pods(kind)]
+    assert len(pods) == 3
+    for pod in pods:
+        context = pod.get("securityContext", {})
+        assert context.get("runAsUser") == int(user.group(1)) and context.get("runAsNonRoot") is True
+        secrets = [v["secret"] for v in pod["volumes"] if "secret" in v]
+        assert secrets, pod["containers"][0]["name"]
+        for secret in secrets:
+            mode = secret.get("defaultMode", 0o644)
+            assert context.get("fsGroup") is not None and mode & 0o040, (secret, context)
+            assert mode & 0o007 == 0, secret  # (no one outside the pod's group)
 
 
 def test_every_container_has_resource_requests_and_limits() -> None:
