@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -91,7 +92,12 @@ def install(app: FastAPI, settings: Any) -> WebState:
         tokens=state.tokens,
         on_end=comeback.on_end,  # "you were signed out because ..." (childindex/web/comeback.py)
     )
-    # Built by `make web`; a missing build leaves the pages usable, only unstyled.
+    # Built by `make web`; a missing build leaves the pages usable, only unstyled: said at start.
+    if not (HERE / "static" / "app.css").is_file():
+        logging.getLogger("childindex.web").warning(
+            "The pages' assets are not built (childindex/web/static): every page will be unstyled "
+            "and its scripts missing. Run `make web` (or build the image from deploy/Containerfile)."
+        )
     app.mount("/static", StaticFiles(directory=HERE / "static", check_dir=False), name="static")
     for router in (
         signin.router,

@@ -229,3 +229,63 @@ def test_the_service_outweighs_its_own_batch_units_for_the_cores() -> None:
         settings = _unit(unit)
         assert int(settings["CPUWeight"][0]) < 100, unit.name
         assert settings["Type"] == ["oneshot"], unit.name
+
+
+def test_the_image_builds_the_pages_assets_as_make_web_does() -> None:
+    """The pages' assets are not in the repository (`make web` builds them): the image builds them
+    in a stage of its own with the same commands and copies them where the app serves them from.
+    (No container runtime runs here to build it: this checks the file.)"""
+    containerfile = (DEPLOY / "Containerfile").read_text()
+    make_web = re.search(r"^web:.*\n\t@cd childindex/web/frontend && (.+)$", _makefile(), re.M)
+    assert make_web is not None
+    for command in make_web.group(1).split(" && "):  # npm ci ..., npm run --silent build
+        assert f"RUN {command}" in containerfile, command
+    stage = re.search(r"^FROM node:\S+ AS (\w+)$", containerfile, re.M)
+    assert stage is not None
+    assert f"COPY --from={stage.group(1)} /build/childindex/web/static childindex/web/static" in containerfile
+    assert containerfile.index("COPY --from=") > containerfile.index("FROM python:")
+
+
+def _makefile() -> str:
+    return (DEPLOY.parent / "Makefile").read_text()
+
+
+def test_the_image_leaves_out_databases_keys_and_local_environments() -> None:
+    """`COPY . .` from a working copy would take its databases (children's records), key files and
+    virtual environment into the image: .dockerignore (read by Docker, Podman and Buildah) leaves
+    them out. Checked with each pattern against the paths a working copy holds."""
+    import fnmatch
+
+    patterns = [
+        line.strip()
+        for line in (DEPLOY.parent / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def ignored(path: str) -> bool:
+        """As the builders read the file: a pattern matches a path from the root (or, after `**/`, a
+        name at any depth), and a folder matched leaves out everything in it."""
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        for pattern in patterns:
+            if pattern.startswith("**/"):
+                if any(fnmatch.fnmatchcase(part, pattern[3:]) for part in parts):
+                    return True
+            elif any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+                return True
+        return False
+
+    for path in (
+        "var/childindex.db",
+        "var/demo.db-wal",
+        "var/bulk/Patient.ndjson",  # (a Bulk Data export: children's records)
+        "var/audit.key",
+        "deploy/keys/secrets.key",
+        "elsewhere/copy.db",
+        ".venv/bin/python",
+        "childindex/web/frontend/node_modules/sass/package.json",
+        ".git/config",
+    ):
+        assert ignored(path), path
+    for path in ("childindex/app.py", "pyproject.toml", "uv.lock", "childindex/web/frontend/build.mjs"):
+        assert not ignored(path), path
