@@ -151,6 +151,10 @@ def test_the_compose_topology_is_two_nodes_behind_the_proxy_with_health_checks()
         path = re.search(r"127\.0\.0\.1:8000(/[a-z]+)", check)
         assert path and path.group(1) in routes
         assert services[node]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # The nodes run what the one-shot migration installed: the locked runtime dependencies, not the
+    # development ones (test runners, a browser driver) in a production environment.
+    assert "uv sync --frozen --no-dev" in services["migrate"]["command"]
+    assert all("uv sync" not in services[node]["command"] for node in ("app-a", "app-b"))
     config = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
     assert re.search(r"option httpchk GET (/\S+)", config).group(1) in routes  # type: ignore[union-attr]
     assert set(re.findall(r"^\s+server (\S+) ", config, re.M)) == {"app-a", "app-b"}
