@@ -160,6 +160,45 @@ def test_the_compose_topology_is_two_nodes_behind_the_proxy_with_health_checks()
     assert set(re.findall(r"^\s+server (\S+) ", config, re.M)) == {"app-a", "app-b"}
 
 
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def test_every_node_writes_bulk_data_where_every_node_reads_it() -> None:
+    """A Bulk Data export is written by the node that runs it, on its disk, and its files are
+    downloaded through any node: each topology puts CHILDINDEX_FHIR_BULK_DIR on one writable place
+    every node mounts (with the default, `var/bulk` under the working directory, the compose nodes
+    could not write at all (the checkout is mounted read-only), the systemd unit's /var/bulk is
+    read-only under ProtectSystem=strict, and each Kubernetes pod had a folder of its own)."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    sources = set()
+    for node in ("app-a", "app-b"):
+        service = compose["services"][node]
+        folder = service["environment"]["CHILDINDEX_FHIR_BULK_DIR"]
+        mounts = [v.split(":") for v in service["volumes"]]
+        (mount,) = [m for m in mounts if _under(folder, m[1])]
+        assert mount[0] in compose["volumes"] and mount[2:] != ["ro"], mount  # (a named volume, writable)
+        sources.add(mount[0])
+    assert len(sources) == 1
+
+    (config,) = [d for d in _manifests() if d["kind"] == "ConfigMap"]
+    folder = config["data"]["CHILDINDEX_FHIR_BULK_DIR"]
+    (deployment,) = [d for d in _manifests() if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if _under(folder, m["mountPath"])]
+    assert not mount.get("readOnly")
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claims = {d["metadata"]["name"]: d for d in _manifests() if d["kind"] == "PersistentVolumeClaim"}
+    assert "ReadWriteMany" in claims[volume["persistentVolumeClaim"]["claimName"]]["spec"]["accessModes"]
+
+    unit = (DEPLOY / "systemd" / "childindex.service").read_text()
+    env = (DEPLOY / "childindex.env.example").read_text()
+    folder_match = re.search(r"^CHILDINDEX_FHIR_BULK_DIR=(\S+)$", env, re.M)
+    state = re.search(r"^StateDirectory=(\S+)$", unit, re.M)
+    assert folder_match and state and _under(folder_match.group(1), f"/var/lib/{state.group(1)}")
+    assert "ProtectSystem=strict" in unit and re.search(r"^StateDirectoryMode=0700$", unit, re.M)
+
+
 def test_the_haproxy_config_is_valid() -> None:
     haproxy = shutil.which("haproxy") or shutil.which("/usr/sbin/haproxy")
     if haproxy is None:
