@@ -68,9 +68,17 @@ def _ring(settings: Settings, purpose: Purpose) -> KeyRing:
         ring = keyfile.read(path, purpose)
     except KeyFileError as exc:
         raise KeysMissing(f"{_SETTING[purpose]}: {exc}.") from None
-    if os.stat(path).st_mode & 0o077:
+    if _readable_beyond_the_service(os.stat(path)):
         log.warning("the %s key file %s can be read by others than its owner: chmod 600 it", purpose, path)
     return ring
+
+
+def _readable_beyond_the_service(found: os.stat_result) -> bool:
+    """Whether anyone outside the service may read or change the file: any account (the mode's last
+    digit), or a group the service's process is not in. A group the process is in is the service's
+    own (a Kubernetes pod's fsGroup, deploy/k8s: the Secret mounted 0440)."""
+    ours = {os.getegid(), *os.getgroups()}
+    return bool(found.st_mode & 0o007) or bool(found.st_mode & 0o070 and found.st_gid not in ours)
 
 
 def install(settings: Settings) -> None:

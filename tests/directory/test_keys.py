@@ -250,3 +250,23 @@ def test_a_key_file_others_can_read_is_warned_about(tmp_path: Path, caplog: pyte
     assert [r.getMessage() for r in caplog.records] == [
         f"the secrets key file {made['secrets'].path} can be read by others than its owner: chmod 600 it"
     ]
+
+
+def test_a_key_file_only_the_services_own_group_can_read_is_not_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """0440/0640 with the file's group one the process is in (a Kubernetes pod's fsGroup, as
+    deploy/k8s mounts the key Secret) is the service's own: no warning. Any account: warned."""
+    made = {p: keyfile.generate(tmp_path / f"{p}.key", p) for p in keyfile.PURPOSES}
+    for ring in made.values():
+        Path(ring.path).chmod(0o440)
+    settings = Settings(audit_key_file=made["audit"].path, secrets_key_file=made["secrets"].path)
+    with caplog.at_level("WARNING", logger="childindex.keys"):
+        keys.install(settings)
+    assert caplog.records == []
+    Path(made["audit"].path).chmod(0o444)
+    with caplog.at_level("WARNING", logger="childindex.keys"):
+        keys.install(settings)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the audit key file {made['audit'].path} can be read by others than its owner: chmod 600 it"
+    ]
