@@ -143,7 +143,7 @@ def check_sqlite(path: Path, *, backup: bool = False) -> None:
         raise BackupError(f"the copy failed SQLite's integrity check: {'; '.join(found[:5])}")
     if backup and versioned is None:
         raise BackupError(
-            f"{path.name} holds no childindex database (no schema version): is it the right file?"
+            f"{path.name} holds no childindex database (no schema version): check that it is the right file"
         )
 
 
@@ -329,11 +329,13 @@ def check_restored(engine: Engine) -> tuple[str, int]:
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table("alembic_version"):
             raise BackupError(
-                "the copy holds no childindex database (no schema version): is it the right file?"
+                "the copy holds no childindex database (no schema version): check that it is the right file"
             )
         revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
     if revision is None:
-        raise BackupError("the copy holds no childindex database (no schema version): is it the right file?")
+        raise BackupError(
+            "the copy holds no childindex database (no schema version): check that it is the right file"
+        )
     script = ScriptDirectory.from_config(alembic_config(engine))
     if script.get_revision(revision) is None:
         raise BackupError(f"the copy's schema ({revision}) is newer than this version of childindex knows")
@@ -392,7 +394,7 @@ def _holds_childindex_sqlite(path: Path) -> None:
         check.close()
     if versioned is None:
         raise BackupError(
-            f"{path.name} holds no childindex database (no schema version): is it the right one?"
+            f"{path.name} holds no childindex database (no schema version): check the database URL"
         )
 
 
@@ -411,7 +413,7 @@ def _holds_childindex_postgres(url: URL) -> None:
     if not versioned:
         raise BackupError(
             f"the database {url.database} holds no childindex database (no schema version): "
-            "is it the right one?"
+            "check the database URL"
         )
 
 
