@@ -75,8 +75,7 @@ def _private_partial(final: Path) -> Path:
             f"{partial} exists: another backup or restore is writing it, or one was stopped part way "
             "(remove it once none is running)"
         ) from None
-    for suffix in ("-wal", "-shm", "-journal"):  # (a stopped one's journal: never replayed onto this)
-        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+    _remove_sqlite_files(partial, journals_only=True)  # (a stopped one's: never replayed onto this)
     return partial
 
 
@@ -96,8 +95,8 @@ def _keep_as(partial: Path, out: Path) -> None:
         _remove_sqlite_files(partial)
 
 
-def _remove_sqlite_files(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+def _remove_sqlite_files(path: Path, *, journals_only: bool = False) -> None:
+    for suffix in ("-wal", "-shm", "-journal") if journals_only else ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
@@ -107,21 +106,27 @@ def backup_sqlite(source: Path, out: Path) -> None:
         raise BackupError(f"no database file at {source}")
     partial = _private_partial(out)
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
-        try:
-            dest = sqlite3.connect(partial)
-            try:
-                src.backup(dest)  # (all pages in one step: one read transaction, one moment's database)
-                dest.execute("PRAGMA journal_mode=DELETE")  # (one self-contained file)
-            finally:
-                dest.close()
-        finally:
-            src.close()
+        _copy_sqlite(source, partial, timeout=30)
         check_sqlite(partial)
     except BaseException:
         _remove_sqlite_files(partial)
         raise
     _keep_as(partial, out)
+
+
+def _copy_sqlite(source: Path, into: Path, *, timeout: float = 5.0) -> None:
+    """SQLite's online backup of `source` (opened read-only) into the file `into`: every page in one
+    step, inside one read transaction (one moment's database), left as one self-contained file."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=timeout)
+    try:
+        dest = sqlite3.connect(into)
+        try:
+            src.backup(dest)
+            dest.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dest.close()
+    finally:
+        src.close()
 
 
 def check_sqlite(path: Path, *, backup: bool = False) -> None:
@@ -156,15 +161,7 @@ def restore_sqlite(backup: Path, target: Path, *, force: bool) -> tuple[str, int
         raise BackupError(f"{target} already exists: restore into a new file, or give --force to replace it")
     partial = _private_partial(target)
     try:
-        src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
-        try:
-            dest = sqlite3.connect(partial)
-            try:
-                src.backup(dest)
-            finally:
-                dest.close()
-        finally:
-            src.close()
+        _copy_sqlite(backup, partial)
         checked = _checked(f"sqlite:///{partial}")
     except BaseException:
         _remove_sqlite_files(partial)
@@ -172,8 +169,7 @@ def restore_sqlite(backup: Path, target: Path, *, force: bool) -> tuple[str, int
     for suffix in ("-wal", "-shm"):  # (a replaced database's journal must not be replayed onto it)
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     os.replace(partial, target)
-    for suffix in ("-wal", "-shm"):  # (the check's, emptied when its last connection closed)
-        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+    _remove_sqlite_files(partial)  # (the check's journal, emptied when its last connection closed)
     return checked
 
 
@@ -306,12 +302,11 @@ def database_objects(engine: Engine) -> set[tuple[str, str]]:
 def _empty_again(engine: Engine, *, keep: set[tuple[str, str]]) -> None:
     """Drop what a refused restore made in a database that was empty (every table, view, sequence
     and function not in `keep`; a table's triggers and indexes go with it), in one transaction."""
-    made = database_objects(engine) - keep
+    order = {"VIEW": 0, "TABLE": 1, "SEQUENCE": 2, "FUNCTION": 3}  # (views first: they use the tables)
+    made = sorted(database_objects(engine) - keep, key=lambda made: (order[made[0]], made[1]))
     with engine.begin() as conn:
-        for kind in ("VIEW", "TABLE", "SEQUENCE", "FUNCTION"):  # (views first: they use the tables)
-            for k, name in sorted(made):
-                if k == kind:
-                    conn.exec_driver_sql(f"DROP {kind} IF EXISTS {name} CASCADE")
+        for kind, name in made:
+            conn.exec_driver_sql(f"DROP {kind} IF EXISTS {name} CASCADE")
 
 
 # --- the checks after a restore ----------------------------------------------------------------
@@ -327,11 +322,9 @@ def check_restored(engine: Engine) -> tuple[str, int]:
     from directory.db import unit_of_work
 
     with engine.connect() as conn:
-        if not sa.inspect(conn).has_table("alembic_version"):
-            raise BackupError(
-                "the copy holds no childindex database (no schema version): check that it is the right file"
-            )
-        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+        versioned = sa.inspect(conn).has_table("alembic_version")
+        query = sa.text("SELECT version_num FROM alembic_version")
+        revision = conn.execute(query).scalar_one_or_none() if versioned else None
     if revision is None:
         raise BackupError(
             "the copy holds no childindex database (no schema version): check that it is the right file"
@@ -379,42 +372,29 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _holds_childindex_sqlite(path: Path) -> None:
-    """Refuse, before any copy, a SQLite file that is not a childindex database."""
-    if not path.exists():
-        raise BackupError(f"no database file at {path}")
-    check = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        versioned = check.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-        ).fetchone()
-    except sqlite3.DatabaseError:
-        raise BackupError(f"{path.name} is not a SQLite database") from None
-    finally:
-        check.close()
-    if versioned is None:
-        raise BackupError(
-            f"{path.name} holds no childindex database (no schema version): check the database URL"
-        )
+def _refuse_unless_childindex(url: URL) -> None:
+    """Refuse, before any copy, a database that holds no childindex schema (the wrong URL). A SQLite
+    file is opened read-only: nothing is written to a file that may be someone else's."""
+    from sqlalchemy.pool import NullPool
 
-
-def _holds_childindex_postgres(url: URL) -> None:
-    """Refuse, before any copy, a PostgreSQL database that is not a childindex database."""
-    from directory.db import make_engine
-
-    engine = make_engine(url.render_as_string(hide_password=False))
+    if url.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if not path.exists():
+            raise BackupError(f"no database file at {path}")
+        where, unreadable = path.name, f"{path.name} is not a SQLite database"
+        engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", poolclass=NullPool)
+    else:
+        where, unreadable = f"the database {url.database}", "the database cannot be reached ({})"
+        engine = sa.create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
             versioned = sa.inspect(conn).has_table("alembic_version")
     except sa.exc.DBAPIError as exc:
-        raise BackupError(f"the database cannot be reached ({type(exc).__name__})") from None
+        raise BackupError(unreadable.format(type(exc).__name__)) from None
     finally:
         engine.dispose()
     if not versioned:
-        raise BackupError(
-            f"the database {url.database} holds no childindex database (no schema version): "
-            "check the database URL"
-        )
+        raise BackupError(f"{where} holds no childindex database (no schema version): check the database URL")
 
 
 def backup(
@@ -429,14 +409,13 @@ def backup(
     if out.exists():
         raise _fail(f"{out} already exists: give a new file name")
     try:
-        if url.get_backend_name() == "sqlite":
-            _holds_childindex_sqlite(sqlite_path(url))
-            backup_sqlite(sqlite_path(url), out)
-        elif url.get_backend_name() == "postgresql":
-            _holds_childindex_postgres(url)
-            backup_postgres(url, out)
-        else:
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise BackupError(f"no backup for {url.get_backend_name()} databases")
+        _refuse_unless_childindex(url)
+        if url.get_backend_name() == "sqlite":
+            backup_sqlite(sqlite_path(url), out)
+        else:
+            backup_postgres(url, out)
     except (BackupError, sqlite3.Error, OSError) as exc:
         raise _fail(str(exc)) from None
     kind = url.get_backend_name()
