@@ -24,6 +24,7 @@ from directory.errors import DomainError, InvalidInput, NotAllowed
 from directory.glance import Contactable, Glance, at_a_glance
 from directory.http.config import practice
 from directory.http.deps import CurrentActor, audit_refusal, count_looks
+from directory.http.lanes import in_search_lane
 from directory.models import Actor, Child, Contact, Purpose, Role
 from directory.observe import observer
 from directory.reach import reach_filter, restricts
@@ -337,7 +338,7 @@ async def answer_search(request: Request, actor: Actor, criteria: SearchCriteria
     of the search runs there too: in a worker thread, every read handed the interpreter lock to the
     loop and waited to get it back (at 200/s, flat out 241 against 385 searches/s with the node
     sharing the cores; docs/elasticsearch.md). A search that does blocking I/O (SQL while the resident
-    copy loads) runs in a worker thread.
+    copy loads) runs in a thread of the search lane (directory/http/lanes.py).
     The audit goes through the group commit and the answer waits until it is durable, but nothing
     blocks meanwhile: the next search runs while earlier commits are on their way to disk.
     A search writes nothing but its audit, so it opens no unit of work; a refusal (no purpose,
@@ -360,7 +361,7 @@ async def answer_search(request: Request, actor: Actor, criteria: SearchCriteria
             work = partial(
                 find, engine, actor=actor, criteria=criteria, matcher=matcher, fallback_team=fallback_team
             )
-            found = await anyio.to_thread.run_sync(work)
+            found = await in_search_lane(work)
     except DomainError as exc:
         await anyio.to_thread.run_sync(audit_refusal, request, exc)
         raise

@@ -18,6 +18,7 @@ from childindex.web.forms import FormData, FormErrors, date_field, text
 from directory import audit
 from directory import repository as repo
 from directory.http.config import practice
+from directory.http.lanes import in_search_lane
 from directory.models import Actor, Purpose
 from search.api import SearchCriteria, SearchHit, run_search
 
@@ -141,7 +142,13 @@ def _child_criteria(form: dict[str, Any], errors: dict[str, str]) -> SearchCrite
 
 
 @router.post("/audit", name="web_audit_search")
-def web_audit_search(request: Request, actor: Auditor, form: FormData) -> Response:
+async def web_audit_search(request: Request, actor: Auditor, form: FormData) -> Response:
+    """The log about a person or a child (found by the search engine, in the search lane:
+    directory/http/lanes.py) over a period."""
+    return await in_search_lane(_audit_search, request, actor, form)
+
+
+def _audit_search(request: Request, actor: Actor, form: dict[str, Any]) -> Response:
     """Find the child through the directory (a search for the purpose of audit, itself audited), then
     the log about them; or the log of a user or a period. The details stay out of the address."""
     if not check_csrf(request, form):

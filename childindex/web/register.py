@@ -21,6 +21,7 @@ from directory import repository as repo
 from directory import service
 from directory.errors import Conflict, DomainError, InvalidInput, RuleBroken
 from directory.http.config import practice
+from directory.http.lanes import in_search_lane
 from directory.identifiers import normalise_identifier, normalise_postcode
 from directory.models import AddressIn, ChildCreate, IdentifierIn, NameIn, Sex
 from search.api import SearchCriteria, run_search
@@ -140,7 +141,13 @@ def web_child_new_form(request: Request, actor: Writer) -> Response:
 
 
 @router.post("/children/new", name="web_child_new")
-def web_child_new(request: Request, actor: Writer, form: FormData) -> Response:
+async def web_child_new(request: Request, actor: Writer, form: FormData) -> Response:
+    """Record a child, once the search engine (in the search lane: directory/http/lanes.py) has
+    shown the likely matches already on record."""
+    return await in_search_lane(_child_new, request, actor, form)
+
+
+def _child_new(request: Request, actor: Any, form: dict[str, Any]) -> Response:
     """Check the details (and look for the child already on record), then create the record. Audited."""
     values = _values(form)
     if not check_csrf(request, form):

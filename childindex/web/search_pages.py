@@ -32,6 +32,7 @@ from childindex.web.practice import PURPOSE_HELP, WRITERS, chosen_purpose, purpo
 from directory import notices
 from directory.errors import InvalidInput
 from directory.http.config import practice
+from directory.http.lanes import in_search_lane
 from directory.models import Actor
 from search.api import SearchCriteria, run_search
 from search.matching import validate_criteria
@@ -184,8 +185,14 @@ def web_search_clear(request: Request, actor: Finder, form: FormData) -> Respons
 
 
 @router.get("/search/results", name="web_search_results")
-def web_search_results(request: Request, actor: FindingReader) -> Response:
-    """The kept search, run and audited now (each display is one audited search), results first."""
+async def web_search_results(request: Request, actor: FindingReader) -> Response:
+    """The kept search, run and audited now (each display is one audited search), results first.
+    In the search lane (directory/http/lanes.py): a node that stops answering holds none of the
+    threads the other pages need."""
+    return await in_search_lane(_results_page, request, actor)
+
+
+def _results_page(request: Request, actor: Actor) -> Response:
     kept = kept_search(request)
     session = web_session(request)
     purpose = chosen_purpose(actor, kept["purpose"]) if kept else None

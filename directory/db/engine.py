@@ -52,18 +52,21 @@ read nests in another."""
 
 
 def pool_sizes(request_threads: int) -> tuple[int, int]:
-    """An engine's (pool_size, max_overflow) for a process running `request_threads` at once.
+    """An engine's (pool_size, max_overflow) for a process running `request_threads` at once in
+    its shared pool of threads, and as many again in its search lane (directory/http/lanes.py).
 
-    A request thread holds one connection for its unit of work and at most one more for a moment
-    beside it (its sign-in check's read, or its refusal's audit once its own transaction has
-    rolled back); the background threads hold one each. So the pool keeps a connection for each
-    request thread and each background thread, and opens one more per request thread at a peak:
-    2 x request_threads + BACKGROUND_CONNECTIONS in all, which the process's own threads can never
-    exhaust. The event loop reads through a pool of its own that never waits (see `make_engine`).
-    With the defaults (4 threads) that is 12 connections, plus up to 2 for the event loop: 14 a
-    process, within PostgreSQL's default max_connections of 100 for several workers and nodes.
+    A request thread (of either) holds one connection for its unit of work and at most one more for
+    a moment beside it (its sign-in check's read, a search's own read, or its refusal's audit once
+    its own transaction has rolled back); the background threads hold one each. So the pool keeps a
+    connection for each request thread and each background thread, and opens one more per request
+    thread at a peak: 4 x request_threads + BACKGROUND_CONNECTIONS in all, which the process's own
+    threads can never exhaust. The event loop reads through a pool of its own that never waits (see
+    `make_engine`). With the defaults (4 threads) that is 20 connections, plus up to 2 for the event
+    loop: 22 a process (PostgreSQL's default max_connections of 100 holds four such processes:
+    two nodes of two workers).
     """
-    return request_threads + BACKGROUND_CONNECTIONS, request_threads
+    threads = 2 * request_threads
+    return threads + BACKGROUND_CONNECTIONS, threads
 
 
 _LOOP_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()

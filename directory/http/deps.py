@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -27,6 +27,7 @@ from directory.models import Actor, Purpose, Role
 log = logging.getLogger("childindex.api")
 DEV_ACTOR_HEADER = "X-Dev-Actor"
 PURPOSE_HEADER = "X-Purpose-Of-Use"
+T = TypeVar("T")
 
 
 def get_engine(request: Request) -> Engine:
@@ -161,13 +162,15 @@ class UnitOfWorkRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint):
-            endpoint = _ending_its_unit(endpoint)
+            endpoint = ending_its_unit(endpoint)
         super().__init__(path, endpoint, **kwargs)
 
 
-def _ending_its_unit(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+def ending_its_unit(endpoint: Callable[..., T]) -> Callable[..., T]:
+    """`endpoint`, ending the request's unit of work (if it has one) in the thread it runs in."""
+
     @functools.wraps(endpoint)
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: Any, **kwargs: Any) -> T:
         unit = _UNIT.get()
         try:
             result = endpoint(*args, **kwargs)

@@ -11,6 +11,7 @@ from auth.policy import FHIR_CATALOGUE_TYPES, FHIR_CHILD_TYPES
 from directory.errors import NotFound
 from directory.http.config import practice
 from directory.http.deps import UnitOfWorkRoute
+from directory.http.lanes import in_search_lane
 from interop import openapi as doc
 from interop.api.bundle import run_bundle
 from interop.api.child_history import add_child_history_routes
@@ -74,9 +75,10 @@ def _add_match(router: APIRouter) -> None:
         name="fhir_match_Patient",
         openapi_extra=doc.operation("Parameters", description="A searchset Bundle"),
     )
-    def patient_match(ctx: CtxDep, body: Body, request: Request) -> Response:
-        """Patient/$match: ranked candidates with scores and the match-grade extension (audited)."""
-        return fhir_json(match_patients(ctx, body, _matcher(request)))
+    async def patient_match(ctx: CtxDep, body: Body, request: Request) -> Response:
+        """Patient/$match: ranked candidates with scores and the match-grade extension (audited).
+        In the search lane: a node that stops answering holds none of the shared threads."""
+        return fhir_json(await in_search_lane(match_patients, ctx, body, _matcher(request)))
 
 
 def _add_history(router: APIRouter) -> None:
