@@ -151,13 +151,42 @@ def test_the_compose_topology_is_two_nodes_behind_the_proxy_with_health_checks()
         path = re.search(r"127\.0\.0\.1:8000(/[a-z]+)", check)
         assert path and path.group(1) in routes
         assert services[node]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    # The nodes run what the one-shot migration installed: the locked runtime dependencies, not the
-    # development ones (test runners, a browser driver) in a production environment.
-    assert "uv sync --frozen --no-dev" in services["migrate"]["command"]
-    assert all("uv sync" not in services[node]["command"] for node in ("app-a", "app-b"))
+    # Each runs a command of the CLI (the image's entrypoint), the migration once before the nodes.
+    commands = _commands()
+    for name in ("migrate", "app-a", "app-b"):
+        words = tuple(w for w in services[name]["command"] if not w.startswith("-"))
+        assert words[:1] in commands or words[:-1] in commands, (name, services[name]["command"])
     config = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
     assert re.search(r"option httpchk GET (/\S+)", config).group(1) in routes  # type: ignore[union-attr]
     assert set(re.findall(r"^\s+server (\S+) ", config, re.M)) == {"app-a", "app-b"}
+
+
+def test_the_compose_services_run_the_built_image_as_its_user_not_root() -> None:
+    """The migration and the nodes run the image the Containerfile builds (its locked runtime
+    dependencies, its pages' assets), as the image's user; nothing from the host's checkout is
+    mounted and nothing is installed at start (until 2026-12-07 they ran the checkout as root in
+    the plain Python image, installing uv and the dependencies at each start)."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    containerfile = (DEPLOY / "Containerfile").read_text()
+    user = re.search(r"^USER (\d+)", containerfile, re.M)
+    assert user is not None and int(user.group(1)) != 0
+    for name in ("migrate", "app-a", "app-b"):
+        service = compose["services"][name]
+        build = service["build"]
+        assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == (
+            DEPLOY / "Containerfile"
+        ).resolve()
+        assert service.get("user") in (None, user.group(1)), name  # (no root in its place)
+        mounted = [v.split(":")[0] for v in service.get("volumes", [])]
+        assert all(source in compose["volumes"] for source in mounted), (name, mounted)  # (named only)
+        assert not any(word in " ".join(service["command"]) for word in ("pip", "uv ", "sh -c")), name
+    # The Bulk Data volume starts as a copy of the image's folder: the service's user's, and only its.
+    folder = compose["services"]["app-a"]["environment"]["CHILDINDEX_FHIR_BULK_DIR"]
+    made = re.search(
+        rf"^RUN install -d -o (\d+) -g (\d+) -m (0\d+) {re.escape(folder)}$", containerfile, re.M
+    )
+    assert made and made.group(1) == user.group(1) and made.group(3) == "0700"
+    assert containerfile.index(made.group(0)) < containerfile.index(user.group(0))  # (made as root)
 
 
 def _under(path: str, folder: str) -> bool:
