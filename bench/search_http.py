@@ -324,6 +324,15 @@ def main() -> None:
         "only so (its supervisor starts it)",
     )
     ap.add_argument(
+        "--realtime",
+        type=int,
+        default=0,
+        metavar="PRIORITY",
+        help="also measure this checkout with its server under the real-time round-robin policy at this "
+        "priority (`chrt --rr`, as systemd's CPUSchedulingPolicy=rr with CPUSchedulingPriority=): its "
+        "workers take a core from a CPU-bound neighbour the moment they wake; needs root",
+    )
+    ap.add_argument(
         "--old-writer",
         action="store_true",
         help="also measure this checkout with each worker committing its own audit events "
@@ -385,15 +394,23 @@ def main() -> None:
     childindex_serve = [sys.executable, "-c", "from childindex.cli import main; main()", "serve"]
 
     def run(
-        name: str, app: list[str], env: dict[str, str], headers: dict[str, str], cwd: Path = ROOT
+        name: str,
+        app: list[str],
+        env: dict[str, str],
+        headers: dict[str, str],
+        cwd: Path = ROOT,
+        realtime: int = 0,
     ) -> None:
         """Serve one app, measure it, stop it."""
         port = free_port()
         command = [*uvicorn, "--port", str(port), *app]
         if args.serve and app[0] == "--factory":  # the app (not the ceiling), as production runs it
             command = [*childindex_serve, "--workers", str(args.workers), "--port", str(port)]
+        if realtime:  # (its workers and the node's writer inherit the policy)
+            command = ["chrt", "--rr", str(realtime), *command]
         ungroup = None
-        if args.server_weight:
+        if args.server_weight and not realtime:  # (a real-time task stays in the root group: the
+            # kernel gives a new group no real-time time; and it runs before every weighted task anyway)
             command, ungroup = weighted(command, args.server_weight)
         proc = serve(command, env, port, cwd=cwd)
         url = f"http://127.0.0.1:{port}/api/v1/children/search"
@@ -443,6 +460,12 @@ def main() -> None:
             bearer = {"Authorization": f"Bearer {mint_token(args.database_url, production)}", **purpose}
             run(f"app: search + auth + audit{suffix}", factory, production, bearer)
 
+    def realtime_run() -> None:
+        if args.realtime:
+            bearer = {"Authorization": f"Bearer {mint_token(args.database_url, production)}", **purpose}
+            label = f"app, real-time (SCHED_RR {args.realtime}){suffix}"
+            run(label, factory, production, bearer, realtime=args.realtime)
+
     def old_writer_run() -> None:
         if args.old_writer:
             own = {**production, "CHILDINDEX_AUDIT_NODE_WRITER": "false"}
@@ -465,13 +488,20 @@ def main() -> None:
 
     try:
         order = (
-            [baseline_run, app_run, old_writer_run]
+            [baseline_run, app_run, old_writer_run, realtime_run]
             if args.baseline_first
-            else [app_run, baseline_run, old_writer_run]
+            else [app_run, baseline_run, old_writer_run, realtime_run]
         )
+        wanted = {
+            baseline_run: args.baseline is not None,
+            old_writer_run: args.old_writer,
+            realtime_run: bool(args.realtime),
+        }
+        order = [one for one in order if wanted.get(one, True)]
         for round_ in range(args.rounds):
             suffix = f" #{round_ + 1}" if args.rounds > 1 else ""
-            for one in order[round_ % 3 :] + order[: round_ % 3]:
+            turn = round_ % len(order)
+            for one in order[turn:] + order[:turn]:
                 one()
         if "dev" not in args.skip:
             development = {**base_env, "CHILDINDEX_ENVIRONMENT": "development"}
