@@ -30,7 +30,7 @@ from sqlmodel import Session
 from auth.config import CLIENT_ASSERTION_ALGS, AuthConfig
 from auth.errors import OAuthError
 from auth.models import ClientAuthMethod, OAuthClient, SeenJti
-from auth.tokens import RemoteJwks, _b64json
+from auth.tokens import KeysUnavailable, RemoteJwks, _b64json
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 300
@@ -123,7 +123,12 @@ def _client_keys(client: OAuthClient, kid: str | None) -> Key | KeySet:
     if client.jwks_url:
         with _remote_lock:
             remote = _remote.setdefault(client.jwks_url, RemoteJwks(client.jwks_url))
-        key = remote.get(kid or "")
+        try:
+            key = remote.get(kid or "")
+        except KeysUnavailable:
+            raise _invalid_client(
+                "The client's keys (its registered jwks_uri) cannot be fetched just now."
+            ) from None
         if key is None:
             raise _invalid_client("No key with the assertion's kid in the client's JWKS.")
         return key

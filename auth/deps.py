@@ -14,6 +14,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -41,6 +42,7 @@ from directory.http.deps import (
     parse_dev_actor,
     parse_purpose,
 )
+from directory.http.lanes import upstream_lane
 from directory.models import Actor, Practitioner, Role, utcnow
 
 SHIELD_OVERRIDE_HEADER = "X-Shield-Override-Reason"
@@ -252,10 +254,18 @@ class ActorResolver:
         return actor
 
     async def aresolve(self, request: Request) -> Actor:
-        """Resolve on the event loop; audit a refusal or an alert in a worker thread."""
+        """Resolve on the event loop; audit a refusal or an alert in a worker thread. A token of the
+        external issuer whose keys must be fetched first (its first use after a start, a new key id)
+        is resolved in the upstream lane instead (directory/http/lanes.py): the fetch waits on the
+        identity provider, up to 5 s, and on the loop it held up every request of the process."""
         state, caller = auth_state(request), _Caller()
+        token = _bearer(request)
         try:
-            actor = _resolve(request, state, caller)
+            if token is not None and state.validator.would_fetch(token):
+                resolving = partial(_resolve, request, state, caller)
+                actor = await anyio.to_thread.run_sync(resolving, limiter=upstream_lane())
+            else:
+                actor = _resolve(request, state, caller)
         except AuthRefused as exc:
             await anyio.to_thread.run_sync(_refused, request, state, caller, exc)
             raise

@@ -108,32 +108,59 @@ def _b64json(segment: str) -> dict[str, Any]:
     return value
 
 
-class RemoteJwks:
-    """A JWKS fetched over HTTPS, cached, refetched on an unknown kid (at most every 30 s)."""
+class KeysUnavailable(Exception):
+    """A remote key set could not be fetched, or what came back is not a key set."""
 
-    def __init__(self, url: str, *, min_refresh_seconds: float = 30.0) -> None:
+
+class RemoteJwks:
+    """A JWKS fetched over HTTPS, cached, refetched on an unknown kid (at most every 30 s).
+
+    A fetch is a wait on another service (up to its 5 s timeout), so callers on an event loop ask
+    `needs_fetch` first and fetch off the loop (auth/deps.py). After a failed fetch none is tried
+    again for `retry_after` seconds: a burst of requests while the provider is down is refused at
+    once (KeysUnavailable) instead of each waiting out the timeout in turn.
+    """
+
+    def __init__(
+        self, url: str, *, min_refresh_seconds: float = 30.0, retry_after_seconds: float = 5.0
+    ) -> None:
         self.url = url
         self.min_refresh = min_refresh_seconds
+        self.retry_after = retry_after_seconds
         self._lock = threading.Lock()
         self._keys: KeySet | None = None
         self._fetched_at = 0.0
+        self._failed_at: float | None = None
 
     def _fetch(self) -> None:
-        response = httpx.get(self.url, timeout=5.0)
-        response.raise_for_status()
-        self._keys = KeySet.import_key_set(response.json())
-        self._fetched_at = time.monotonic()
+        if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_after:
+            raise KeysUnavailable(f"the key set at {self.url} could not be fetched moments ago")
+        try:
+            response = httpx.get(self.url, timeout=5.0)
+            response.raise_for_status()
+            keys = KeySet.import_key_set(response.json())
+        except Exception as exc:  # (unreachable, an error, or whatever the parser makes of a non-key-set)
+            self._failed_at = time.monotonic()
+            raise KeysUnavailable(f"the key set at {self.url} could not be fetched or read") from exc
+        self._keys, self._fetched_at, self._failed_at = keys, time.monotonic(), None
+
+    def _wants_fetch(self, kid: str) -> bool:
+        return self._keys is None or (
+            self._find(kid) is None and time.monotonic() - self._fetched_at >= self.min_refresh
+        )
+
+    def needs_fetch(self, kid: str) -> bool:
+        """True when `get(kid)` would go to the network (it may still refuse at once, after a failure)."""
+        with self._lock:
+            return self._wants_fetch(kid)
 
     def get(self, kid: str) -> Key | None:
-        """The key with this kid, fetching the set when missing or when the kid is new."""
+        """The key with this kid, fetching the set when missing or when the kid is new (KeysUnavailable
+        when it cannot be fetched)."""
         with self._lock:
-            if self._keys is None:
+            if self._wants_fetch(kid):
                 self._fetch()
-            found = self._find(kid)
-            if found is None and time.monotonic() - self._fetched_at >= self.min_refresh:
-                self._fetch()
-                found = self._find(kid)
-            return found
+            return self._find(kid)
 
     def _find(self, kid: str) -> Key | None:
         if self._keys is None:
@@ -187,6 +214,27 @@ class TokenValidator:
                 del self._seen[next(iter(self._seen))]  # the oldest
             self._seen[token] = (info, kid)
         return info
+
+    def would_fetch(self, token: str) -> bool:
+        """True when validating `token` would first fetch the external issuer's keys (a wait on
+        another service, up to 5 s: not for an event loop). Reads the token's header and issuer
+        unverified, only to choose where to validate it."""
+        if self.external is None:
+            return False
+        with self._lock:
+            known = self._seen.get(token)
+        if known is not None:
+            info, kid = known
+            return info.issuer == self.cfg.external_issuer and self.external.needs_fetch(kid)
+        parts = token.split(".")
+        try:
+            header, unverified = _b64json(parts[0]), _b64json(parts[1])
+        except (ValueError, UnicodeDecodeError, IndexError):
+            return False
+        named = header.get("kid")
+        if not isinstance(named, str) or not named or unverified.get("iss") != self.cfg.external_issuer:
+            return False
+        return self.external.needs_fetch(named)
 
     def _read(self, token: str) -> tuple[TokenInfo, str]:
         """A token seen for the first time: what it says and its signing key's id, once its header,
@@ -265,11 +313,12 @@ class TokenValidator:
         elif self.external is not None and issuer == self.cfg.external_issuer:
             try:
                 key = self.external.get(kid)
-            except httpx.HTTPError:
+            except KeysUnavailable:
                 raise AuthRefused(
                     503,
                     "issuer-unavailable",
                     "The identity provider's keys cannot be fetched just now; try again shortly.",
+                    headers={"Retry-After": str(max(1, round(self.external.retry_after)))},
                 ) from None
             audience = self.cfg.external_audience or self.cfg.audience
         else:

@@ -17,7 +17,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from auth.config import AuthConfig
-from auth.tokens import RemoteJwks, _b64json
+from auth.tokens import KeysUnavailable, RemoteJwks, _b64json
 
 ID_TOKEN_ALGS = ("RS256", "ES256", "PS256")
 # amr values (RFC 8176) that show more than a password was used.
@@ -112,7 +112,7 @@ class UpstreamOIDC:
             raise UpstreamError("The ID token is signed with an algorithm we do not accept.")
         try:
             key = self._jwks.get(str(header.get("kid", "")))
-        except httpx.HTTPError as exc:
+        except KeysUnavailable as exc:
             raise UpstreamError("The sign-in provider's keys cannot be fetched.") from exc
         if key is None:
             raise UpstreamError("The ID token is signed with a key the provider does not publish.")

@@ -12,12 +12,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
+from sqlmodel import Session
 
 from childindex.details_api import etag, expected_version, precondition
 from directory.errors import StaleVersion
 from directory.http.deps import CurrentActor, SessionDep, UnitOfWorkRoute
+from directory.http.lanes import in_upstream_lane
 from directory.http.problems import problem
-from directory.models import ChildRef
+from directory.models import Actor, ChildRef
 from directory.models.base import Input, Output
 from directory.service.children import child_ref
 from directory.service.common import load_child
@@ -67,12 +69,17 @@ def _unavailable(request: Request, detail: str, code: str) -> JSONResponse:
     tags=["children"],
     responses={503: {"description": "The demographics service is not available; nothing changed."}},
 )
-def pds_trace(
+async def pds_trace(
     child_id: uuid.UUID, request: Request, session: SessionDep, actor: CurrentActor
 ) -> TraceRead | JSONResponse:
     """Trace a record that holds no NHS number through the national demographics service, by its own
     current name, date of birth, postcode and sex (directory admins). Returns the candidate (its
     score; `not-confident` below `confident_score`), none or too many; never writes. Audited."""
+    # In the upstream lane (directory/http/lanes.py): a stalled service holds no shared thread.
+    return await in_upstream_lane(_trace, child_id, request, session, actor)
+
+
+def _trace(child_id: uuid.UUID, request: Request, session: Session, actor: Actor) -> TraceRead | JSONResponse:
     client = _client(request)
     if client is None:
         return _unavailable(request, "No demographics service is configured.", "not-configured")
@@ -94,7 +101,7 @@ def pds_trace(
     tags=["children"],
     responses={503: {"description": "The demographics service is not available; nothing changed."}},
 )
-def pds_trace_confirm(
+async def pds_trace_confirm(
     child_id: uuid.UUID,
     data: TraceConfirm,
     request: Request,
@@ -107,6 +114,19 @@ def pds_trace_confirm(
     added only while the service still offers it, through the record's one change rule (versioned,
     audited, source `pds`). 409 when another record holds the number (naming nothing of it). Send
     If-Match to make the change only against the version you read."""
+    # In the upstream lane (directory/http/lanes.py): a stalled service holds no shared thread.
+    return await in_upstream_lane(_confirm, child_id, data, request, session, actor, response, if_match)
+
+
+def _confirm(
+    child_id: uuid.UUID,
+    data: TraceConfirm,
+    request: Request,
+    session: Session,
+    actor: Actor,
+    response: Response,
+    if_match: str | None,
+) -> ChildRef | JSONResponse:
     client = _client(request)
     if client is None:
         return _unavailable(request, "No demographics service is configured.", "not-configured")

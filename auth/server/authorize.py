@@ -32,6 +32,7 @@ from auth.source import request_source
 from auth.state import AuthState, auth_state
 from auth.users import SignInFailed, sign_in
 from directory import audit
+from directory.http.lanes import in_upstream_lane
 
 router = APIRouter(tags=["oauth"])
 
@@ -80,8 +81,16 @@ def _login_form(
     response_class=HTMLResponse,
     openapi_extra=doc.AUTHORIZE_FORM,
 )
-def oauth_authorize_form(request: Request) -> Response:
-    """Authorization endpoint: check the request, then show the sign-in page (or go upstream)."""
+async def oauth_authorize_form(request: Request) -> Response:
+    """Authorization endpoint: check the request, then show the sign-in page (or go upstream: its
+    first use fetches the provider's discovery document, so in the upstream lane,
+    directory/http/lanes.py)."""
+    if request.query_params.get("idp") == "upstream":
+        return await in_upstream_lane(_authorize_form, request)
+    return await run_in_threadpool(_authorize_form, request)
+
+
+def _authorize_form(request: Request) -> Response:
     state = auth_state(request)
     params = {k: request.query_params.get(k, "") for k in AUTH_PARAMS}
     with Session(state.engine) as session:

@@ -22,6 +22,7 @@ from auth.server.signin import BadRequest, check_request, finish_sign_in, page
 from auth.state import AuthState, auth_state
 from auth.upstream import UpstreamError, UpstreamOIDC
 from directory import audit
+from directory.http.lanes import in_upstream_lane
 
 router = APIRouter(tags=["oauth"])
 UPSTREAM_COOKIE = "childindex_upstream"
@@ -86,8 +87,13 @@ def start_upstream(state: AuthState, params: dict[str, str]) -> Response:
     status_code=303,
     openapi_extra=doc.UPSTREAM_CALLBACK,
 )
-def oauth_upstream_callback(request: Request) -> Response:
-    """Where the upstream provider returns: validate its ID token, then finish our sign-in."""
+async def oauth_upstream_callback(request: Request) -> Response:
+    """Where the upstream provider returns: validate its ID token, then finish our sign-in. In the
+    upstream lane (directory/http/lanes.py): a stalled provider holds none of the shared threads."""
+    return await in_upstream_lane(_callback, request)
+
+
+def _callback(request: Request) -> Response:
     state = auth_state(request)
     flow = _unseal(state, request.cookies.get(UPSTREAM_COOKIE))
     if flow is None or not same(flow["state"], request.query_params.get("state", "")):

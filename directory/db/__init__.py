@@ -16,6 +16,7 @@ from directory.db.engine import (
     BACKGROUND_CONNECTIONS,
     LOOP_CONNECTIONS,
     READ_ONLY,
+    UPSTREAM_THREADS,
     Limits,
     is_postgres,
     is_sqlite_file,
@@ -32,6 +33,7 @@ from directory.db.rules import POSTGRES_RULES, SQLITE_RULES, create_schema, inst
 __all__ = [
     "BACKGROUND_CONNECTIONS",
     "LOOP_CONNECTIONS",
+    "UPSTREAM_THREADS",
     "POSTGRES_RULES",
     "READ_ONLY",
     "SQLITE_RULES",

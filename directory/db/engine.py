@@ -46,6 +46,10 @@ BACKGROUND_CONNECTIONS = 4
 """Threads of a serving process that hold a connection of their own: the audit log's group
 commit, the search indexer, the resident search index's loader, the notification sender."""
 
+UPSTREAM_THREADS = 2
+"""Threads of a serving process's upstream lane (directory/http/lanes.py): the requests that wait
+on a service outside (the identity provider, the national demographics service) take turns in it."""
+
 LOOP_CONNECTIONS = 2
 """Connections kept for the event loop (see `make_engine`): it holds one at a time, two when a
 read nests in another."""
@@ -53,19 +57,20 @@ read nests in another."""
 
 def pool_sizes(request_threads: int) -> tuple[int, int]:
     """An engine's (pool_size, max_overflow) for a process running `request_threads` at once in
-    its shared pool of threads, and as many again in its search lane (directory/http/lanes.py).
+    its shared pool of threads, as many again in its search lane and UPSTREAM_THREADS in its
+    upstream lane (directory/http/lanes.py).
 
     A request thread (of either) holds one connection for its unit of work and at most one more for
     a moment beside it (its sign-in check's read, a search's own read, or its refusal's audit once
     its own transaction has rolled back); the background threads hold one each. So the pool keeps a
     connection for each request thread and each background thread, and opens one more per request
-    thread at a peak: 4 x request_threads + BACKGROUND_CONNECTIONS in all, which the process's own
-    threads can never exhaust. The event loop reads through a pool of its own that never waits (see
-    `make_engine`). With the defaults (4 threads) that is 20 connections, plus up to 2 for the event
-    loop: 22 a process (PostgreSQL's default max_connections of 100 holds four such processes:
-    two nodes of two workers).
+    thread at a peak: 2 x (2 x request_threads + UPSTREAM_THREADS) + BACKGROUND_CONNECTIONS in all,
+    which the process's own threads can never exhaust. The event loop reads through a pool of its
+    own that never waits (see `make_engine`). With the defaults (4 threads) that is 24 connections,
+    plus up to 2 for the event loop: 26 a process (docs/access.md: PostgreSQL's max_connections
+    against workers x nodes).
     """
-    threads = 2 * request_threads
+    threads = 2 * request_threads + UPSTREAM_THREADS
     return threads + BACKGROUND_CONNECTIONS, threads
 
 

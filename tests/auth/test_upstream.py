@@ -37,7 +37,8 @@ def idp() -> Iterator[dict[str, Any]]:
     """A simulated provider: discovery, JWKS and a token endpoint that returns what we set."""
     world: dict[str, Any] = {"keys": [idp_key("idp-1")], "claims": {}}
     with respx.mock(assert_all_called=False) as mock:
-        mock.get(f"{IDP}/.well-known/openid-configuration").respond(
+        world["mock"] = mock  # (a test may hold or break a route: tests/auth/test_upstream_waits.py)
+        mock.get(f"{IDP}/.well-known/openid-configuration", name="discovery").respond(
             json={
                 "issuer": IDP,
                 "authorization_endpoint": f"{IDP}/protocol/openid-connect/auth",
@@ -45,7 +46,7 @@ def idp() -> Iterator[dict[str, Any]]:
                 "jwks_uri": f"{IDP}/protocol/openid-connect/certs",
             }
         )
-        mock.get(f"{IDP}/protocol/openid-connect/certs").mock(
+        mock.get(f"{IDP}/protocol/openid-connect/certs", name="jwks").mock(
             side_effect=lambda request: httpx.Response(
                 200, json={"keys": [k.as_dict(private=False) for k in world["keys"]]}
             )
@@ -62,7 +63,7 @@ def idp() -> Iterator[dict[str, Any]]:
                 json={"id_token": id_token, "access_token": "upstream-at", "token_type": "Bearer"},
             )
 
-        mock.post(f"{IDP}/protocol/openid-connect/token").mock(side_effect=token)
+        mock.post(f"{IDP}/protocol/openid-connect/token", name="token").mock(side_effect=token)
         yield world
 
 

@@ -204,7 +204,7 @@ def test_the_event_loop_never_waits_for_a_connection_the_request_threads_hold(en
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.portal is not None
         pool = app.state.engine.pool
-        assert pool.size() == pool_sizes(1)[0] == 6  # (1 thread and 1 in the search lane: 2 + 4 kept)
+        assert pool.size() == pool_sizes(1)[0] == 8  # (1 thread, 1 in the search lane, 2 upstream; 4 kept)
         while pool.checkedout() < sum(pool_sizes(1)):  # every connection the pool may open
             held.append(app.state.engine.raw_connection())
 
