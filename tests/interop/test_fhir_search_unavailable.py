@@ -9,24 +9,27 @@ from search.elasticsearch import ElasticsearchBackend
 from search.matching import MatchingEngine
 from tests.interop.conftest import system_headers
 
+MATCH = {
+    "resourceType": "Parameters",
+    "parameter": [
+        {
+            "name": "resource",
+            "resource": {
+                "resourceType": "Patient",
+                "name": [{"family": "Jones", "given": ["Alex"]}],
+                "birthDate": "2015-03-07",
+            },
+        }
+    ],
+}
+"""A $match the tests send to a cluster that cannot answer (tests/interop/test_search_lane.py too)."""
+
 
 def test_a_patient_match_against_an_unreachable_cluster_is_a_503_outcome(
     api: TestClient, engine: Engine, state: object
 ) -> None:
     headers = {**system_headers(state, engine), "Content-Type": "application/fhir+json"}  # type: ignore[arg-type]
-    params = {
-        "resourceType": "Parameters",
-        "parameter": [
-            {
-                "name": "resource",
-                "resource": {
-                    "resourceType": "Patient",
-                    "name": [{"family": "Jones", "given": ["Alex"]}],
-                    "birthDate": "2015-03-07",
-                },
-            }
-        ],
-    }
+    params = MATCH
     app_state = api.app.state  # type: ignore[attr-defined]
     working = app_state.search_engine
     app_state.search_engine = MatchingEngine(ElasticsearchBackend.from_url("http://127.0.0.1:9"))

@@ -12,22 +12,10 @@ from sqlalchemy.engine import Engine
 
 from tests.fixtures.stuck_node import searching_through_a_stuck_node
 from tests.interop.conftest import World, system_headers
+from tests.interop.test_fhir_search_unavailable import MATCH
 
 # More than the process's shared threads and its search lane together (4 each: request_threads).
 WAITING = 12
-MATCH = {
-    "resourceType": "Parameters",
-    "parameter": [
-        {
-            "name": "resource",
-            "resource": {
-                "resourceType": "Patient",
-                "name": [{"family": "Jones", "given": ["Alex"]}],
-                "birthDate": "2015-03-07",
-            },
-        }
-    ],
-}
 
 
 def test_matches_waiting_on_a_stuck_node_leave_the_other_routes_their_threads(
