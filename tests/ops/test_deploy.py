@@ -189,6 +189,25 @@ def test_the_compose_services_run_the_built_image_as_its_user_not_root() -> None
     assert containerfile.index(made.group(0)) < containerfile.index(user.group(0))  # (made as root)
 
 
+def test_the_compose_database_takes_every_connection_its_nodes_may_open() -> None:
+    """Each app process may open its pool's every connection and the event loop's at a peak
+    (directory.db.pool_sizes: the shared threads, the search and upstream lanes, the background
+    threads); a node is its workers and the supervisor that runs its audit writer and jobs. The
+    database must take them all and a few more (the migration, a psql), or a peak on two nodes
+    would meet "too many clients" (PostgreSQL's default is 100; four processes need 104)."""
+    from directory.db import LOOP_CONNECTIONS, pool_sizes
+
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    words = compose["services"]["db"]["command"]
+    (limit,) = [int(w.split("=", 1)[1]) for w in words if str(w).startswith("max_connections=")]
+    threads = Settings.model_fields["request_threads"].default
+    per_process = sum(pool_sizes(threads)) + LOOP_CONNECTIONS
+    processes = sum(
+        int(compose["services"][n]["environment"]["CHILDINDEX_WORKERS"]) + 1 for n in ("app-a", "app-b")
+    )
+    assert limit >= processes * per_process + 10, (limit, processes, per_process)
+
+
 def _under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
