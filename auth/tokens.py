@@ -116,9 +116,12 @@ class RemoteJwks:
     """A JWKS fetched over HTTPS, cached, refetched on an unknown kid (at most every 30 s).
 
     A fetch is a wait on another service (up to its 5 s timeout), so callers on an event loop ask
-    `needs_fetch` first and fetch off the loop (auth/deps.py). After a failed fetch none is tried
-    again for `retry_after` seconds: a burst of requests while the provider is down is refused at
-    once (KeysUnavailable) instead of each waiting out the timeout in turn.
+    `needs_fetch` first and fetch off the loop (auth/deps.py). The keys held are read under a lock
+    no fetch holds, so a lookup of a known key never waits for a fetch in progress; fetches take
+    turns under a lock of their own, and one that finds the keys fetched meanwhile asks no more.
+    After a failed fetch none is tried again for `retry_after` seconds: a burst of requests while
+    the provider is down is refused at once (KeysUnavailable) instead of each waiting out the
+    timeout in turn.
     """
 
     def __init__(
@@ -127,22 +130,19 @@ class RemoteJwks:
         self.url = url
         self.min_refresh = min_refresh_seconds
         self.retry_after = retry_after_seconds
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the keys held (never across a fetch)
+        self._fetching = threading.Lock()  # one fetch at a time
         self._keys: KeySet | None = None
         self._fetched_at = 0.0
         self._failed_at: float | None = None
 
-    def _fetch(self) -> None:
-        if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_after:
-            raise KeysUnavailable(f"the key set at {self.url} could not be fetched moments ago")
+    def _download(self) -> KeySet:
         try:
             response = httpx.get(self.url, timeout=5.0)
             response.raise_for_status()
-            keys = KeySet.import_key_set(response.json())
+            return KeySet.import_key_set(response.json())
         except Exception as exc:  # (unreachable, an error, or whatever the parser makes of a non-key-set)
-            self._failed_at = time.monotonic()
             raise KeysUnavailable(f"the key set at {self.url} could not be fetched or read") from exc
-        self._keys, self._fetched_at, self._failed_at = keys, time.monotonic(), None
 
     def _wants_fetch(self, kid: str) -> bool:
         return self._keys is None or (
@@ -158,9 +158,23 @@ class RemoteJwks:
         """The key with this kid, fetching the set when missing or when the kid is new (KeysUnavailable
         when it cannot be fetched)."""
         with self._lock:
-            if self._wants_fetch(kid):
-                self._fetch()
-            return self._find(kid)
+            if not self._wants_fetch(kid):
+                return self._find(kid)
+        with self._fetching:
+            with self._lock:
+                if not self._wants_fetch(kid):  # (fetched while this one waited its turn)
+                    return self._find(kid)
+                if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_after:
+                    raise KeysUnavailable(f"the key set at {self.url} could not be fetched moments ago")
+            try:
+                keys = self._download()
+            except KeysUnavailable:
+                with self._lock:
+                    self._failed_at = time.monotonic()
+                raise
+            with self._lock:
+                self._keys, self._fetched_at, self._failed_at = keys, time.monotonic(), None
+                return self._find(kid)
 
     def _find(self, kid: str) -> Key | None:
         if self._keys is None:

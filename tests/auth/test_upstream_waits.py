@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from auth.server.upstream import UPSTREAM_COOKIE
 from directory.db import UPSTREAM_THREADS, unit_of_work
-from tests.auth.test_upstream import IDP, id_claims, start, upstream_app
+from tests.auth.test_upstream import IDP, id_claims, idp_key, start, upstream_app
 from tests.auth.test_upstream import idp as idp  # (the simulated provider, a fixture)
 from tests.fixtures.auth_builders import bearer, make_grant, token_for
 
@@ -89,6 +89,28 @@ def test_a_token_whose_keys_must_be_fetched_leaves_the_event_loop_free(
         assert not first.done()
         go.set()
         assert first.result(timeout=20).status_code == 200
+
+
+def test_a_known_key_is_read_while_the_key_set_is_fetched_again(engine: Engine, idp: dict[str, Any]) -> None:
+    """A token naming a new key sends the set to be fetched again; meanwhile a token naming a key
+    already held is checked on the loop without waiting for that fetch (it waited, holding up the
+    loop, while the fetch held the one lock over the keys)."""
+    keys = idp["mock"].routes["jwks"]
+    with upstream_app(engine) as api:
+        known = external_token(idp)
+        assert api.get("/api/v1/localities", headers=bearer(known)).status_code == 200
+        api.app.state.auth.validator.external.min_refresh = 0  # type: ignore[attr-defined]
+        idp["keys"].append(idp_key("idp-2"))
+        rotated = external_token(idp)
+        with held(keys, keys.side_effect) as (go, waiting), ThreadPoolExecutor(2) as pool:
+            refetching = pool.submit(api.get, "/api/v1/localities", headers=bearer(rotated))
+            assert _wait_until(lambda: len(waiting) == 1), "the new key was never asked for"
+            again = pool.submit(api.get, "/api/v1/localities", headers=bearer(known)).result(timeout=5)
+            assert again.status_code == 200
+            assert not refetching.done()
+            go.set()
+            assert refetching.result(timeout=20).status_code == 200
+        assert keys.call_count == 2
 
 
 def test_while_the_keys_cannot_be_fetched_a_burst_is_refused_at_once(
