@@ -262,6 +262,8 @@ class ActorResolver:
         token = _bearer(request)
         try:
             if token is not None and state.validator.would_fetch(token):
+                # (the lane's limiter, not in_upstream_lane: that ends the request's unit of work,
+                # which a dependency must leave to the route)
                 resolving = partial(_resolve, request, state, caller)
                 actor = await anyio.to_thread.run_sync(resolving, limiter=upstream_lane())
             else:
